@@ -1,0 +1,165 @@
+/*
+ * core.h — what every module may use: error helpers, the limits, a growable
+ * byte buffer, rate-limited logging, counters, and the clock/RNG seam.
+ * This is the only header core/ exposes to the other modules.
+ */
+#ifndef BFTNET_CORE_H
+#define BFTNET_CORE_H
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "bftnet.h"
+
+/* ------------------------------------------------------------- helpers */
+
+#define BN_CONTAINER_OF(ptr, type, member)                                    \
+  ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define BN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define BN_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define BN_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Internal invariants: on in every build (STYLE rule 3). Never on peer bytes. */
+#define BN_ASSERT(cond)                                                       \
+  do {                                                                        \
+    if (!(cond)) bn_assert_fail(#cond, __FILE__, __LINE__);                   \
+  } while (0)
+_Noreturn void bn_assert_fail(const char *expr, const char *file, int line);
+
+static inline uint16_t bn_load_be16(const uint8_t *p) {
+  return (uint16_t)((p[0] << 8) | p[1]);
+}
+static inline uint32_t bn_load_be32(const uint8_t *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint64_t bn_load_be64(const uint8_t *p) {
+  return ((uint64_t)bn_load_be32(p) << 32) | bn_load_be32(p + 4);
+}
+static inline void bn_store_be16(uint8_t *p, uint16_t v) {
+  p[0] = (uint8_t)(v >> 8);
+  p[1] = (uint8_t)v;
+}
+static inline void bn_store_be32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);  p[3] = (uint8_t)v;
+}
+static inline void bn_store_be64(uint8_t *p, uint64_t v) {
+  bn_store_be32(p, (uint32_t)(v >> 32));
+  bn_store_be32(p + 4, (uint32_t)v);
+}
+
+/* -------------------------------------------------------------- limits */
+/* Every size a peer can influence is checked against one of these before
+ * anything is allocated. Relations between them are asserted statically. */
+
+#define BN_NOISE_MAX_MSG 65535u          /* Noise spec: max transport message */
+#define BN_NOISE_TAG 16u
+#define BN_NOISE_MAX_PLAINTEXT (BN_NOISE_MAX_MSG - BN_NOISE_TAG)
+#define BN_NOISE_MAX_PAYLOAD 4096u       /* handshake payload we accept */
+#define BN_MS_MAX_MSG 1024u              /* one multistream-select message */
+#define BN_MS_MAX_PROPOSALS 16u          /* proposals answered `na` per negotiation */
+#define BN_UVARINT_MAX_BYTES 9u          /* multiformats unsigned-varint: 63 bits */
+#define BN_YAMUX_HEADER 12u
+#define BN_YAMUX_INITIAL_WINDOW (256u * 1024u) /* yamux spec */
+#define BN_YAMUX_MAX_WINDOW (16u * 1024u * 1024u)
+#define BN_YAMUX_MAX_STREAMS_CAP 65536u
+#define BN_PING_SIZE 32u                 /* /ipfs/ping/1.0.0 payload */
+#define BN_PB_ARENA_MAX 8192u            /* capped protobuf-c allocator */
+#define BN_MSG_MAX_DEFAULT (4u * 1024u * 1024u)
+#define BN_MSG_MAX_CAP (64u * 1024u * 1024u)
+#define BN_MADDR_MAX_PEERID 64u          /* binary multihash of a peer ID */
+
+_Static_assert(BN_NOISE_MAX_PAYLOAD < BN_NOISE_MAX_PLAINTEXT, "payload fits a Noise message");
+_Static_assert(BN_YAMUX_INITIAL_WINDOW <= BN_YAMUX_MAX_WINDOW, "yamux windows");
+_Static_assert(BN_MS_MAX_MSG < BN_NOISE_MAX_PLAINTEXT, "multistream message fits a frame");
+_Static_assert(BN_MSG_MAX_DEFAULT <= BN_MSG_MAX_CAP, "message limits");
+
+/* -------------------------------------------------------------- errors */
+
+/* True for BFTNET_E* codes (as opposed to -errno). */
+static inline bool bn_is_bftnet_err(int err) {
+  return err <= -30001 && err > -(30001 + BFTNET_ERRIDX_COUNT);
+}
+
+/* -------------------------------------------------------------- buffer */
+/* A growable byte buffer with a read offset: data[off, len) is unread.
+ * Growth beyond `limit` (if non-zero) fails with BFTNET_ETOOBIG. */
+typedef struct bn_buf {
+  uint8_t *data;
+  size_t off;
+  size_t len;
+  size_t cap;
+} bn_buf_t;
+
+void bn_buf_init(bn_buf_t *b);
+void bn_buf_free(bn_buf_t *b);
+/* Ensures room for n more bytes after len; compacts first if that helps. */
+int bn_buf_reserve(bn_buf_t *b, size_t n) BFTNET_WUR;
+int bn_buf_append(bn_buf_t *b, const void *p, size_t n) BFTNET_WUR;
+static inline size_t bn_buf_unread(const bn_buf_t *b) { return b->len - b->off; }
+static inline uint8_t *bn_buf_head(const bn_buf_t *b) { return b->data + b->off; }
+/* Marks n unread bytes as read; resets to empty when all are. */
+void bn_buf_consume(bn_buf_t *b, size_t n);
+void bn_buf_reset(bn_buf_t *b);
+
+/* ----------------------------------------------------------------- log */
+
+enum bn_log_level { BN_LOG_ERROR = 1, BN_LOG_WARN = 2, BN_LOG_INFO = 3, BN_LOG_DEBUG = 4 };
+
+/* Process-wide level, set from the node config (highest wins). */
+void bn_log_set_level(int level);
+int bn_log_get_level(void);
+void bn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A rate limiter for one log site: at most `burst` lines per second; the
+ * number suppressed is reported with the next line that passes. */
+typedef struct bn_ratelimit {
+  uint64_t window_start_ns;
+  uint32_t count;
+  uint32_t suppressed;
+} bn_ratelimit_t;
+
+void bn_log_rl(bn_ratelimit_t *rl, uint64_t now_ns, int level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ------------------------------------------------------ clock/RNG seam */
+/* No module reads the clock or an RNG directly: they go through a seam,
+ * which tests replace with a virtual clock and a seeded RNG. */
+typedef struct bn_seam {
+  uint64_t (*now_ns)(void *ctx);                 /* monotonic nanoseconds */
+  void (*random)(void *ctx, void *buf, size_t n); /* cryptographic bytes */
+  void *ctx;
+} bn_seam_t;
+
+/* The real clock (CLOCK_MONOTONIC) and libsodium's randombytes. */
+const bn_seam_t *bn_seam_system(void);
+
+/* A deterministic seam for tests: a virtual clock advanced by hand and a
+ * ChaCha20 stream from a 64-bit seed (printed by failing tests). */
+typedef struct bn_seam_sim {
+  bn_seam_t seam;
+  uint64_t now_ns;
+  uint64_t seed;
+  uint64_t counter;
+} bn_seam_sim_t;
+
+void bn_seam_sim_init(bn_seam_sim_t *s, uint64_t seed);
+
+static inline uint64_t bn_now_ns(const bn_seam_t *s) { return s->now_ns(s->ctx); }
+static inline void bn_random(const bn_seam_t *s, void *buf, size_t n) { s->random(s->ctx, buf, n); }
+/* Uniform in [0, bound) (bound > 0), without modulo bias. */
+uint64_t bn_random_uniform(const bn_seam_t *s, uint64_t bound);
+
+/* ------------------------------------------------------------ counters */
+/* A node's counters: written by the loop thread, read from any thread. */
+typedef struct bn_counters {
+  uint64_t v[BFTNET_COUNTER_COUNT];
+} bn_counters_t;
+
+void bn_counter_add(bn_counters_t *c, bftnet_counter_id_t id, uint64_t n);
+uint64_t bn_counter_get(const bn_counters_t *c, bftnet_counter_id_t id);
+
+#endif /* BFTNET_CORE_H */

@@ -1,0 +1,253 @@
+/*
+ * bftnet — the networking module of a BFT consensus replica.
+ *
+ * This header is the whole public API. Every int-returning function returns
+ * 0 (or a non-negative count where documented) or a negative error code:
+ * BFTNET_E* below, or -errno for OS errors. bftnet_strerror() and
+ * bftnet_err_name() describe any of them. A function that returns an error
+ * never also invokes its callback.
+ *
+ * Threads: unless a function says "loop thread only", it may be called from
+ * any thread. bftnet owns one event-loop thread per node (or runs on the
+ * application's uv_loop_t); application callbacks run there only where the
+ * contract says so, and must then be fast and must not call blocking bftnet
+ * functions.
+ */
+#ifndef BFTNET_H
+#define BFTNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define BFTNET_API __attribute__((visibility("default")))
+#define BFTNET_WUR __attribute__((warn_unused_result))
+#else
+#define BFTNET_API
+#define BFTNET_WUR
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+/* One list generates the codes, bftnet_strerror() and bftnet_err_name(). */
+#define BFTNET_ERRNO_MAP(XX)                                                  \
+  XX(INVAL, "invalid argument")                                               \
+  XX(NOMEM, "out of memory")                                                  \
+  XX(TOOBIG, "size exceeds a configured limit")                               \
+  XX(PROTO, "protocol violation by the peer")                                 \
+  XX(BADADDR, "invalid or unsupported multiaddr")                             \
+  XX(BADKEY, "invalid key")                                                   \
+  XX(BADPEERID, "invalid peer ID")                                            \
+  XX(AUTH, "peer authentication failed")                                      \
+  XX(PEERMISMATCH, "authenticated peer ID differs from the one dialed")       \
+  XX(DECRYPT, "message failed authentication (decryption)")                   \
+  XX(NA, "protocol not available at the peer")                                \
+  XX(TIMEDOUT, "operation timed out")                                         \
+  XX(CLOSED, "closed")                                                        \
+  XX(RESET, "stream or connection reset")                                     \
+  XX(EOF, "end of stream")                                                    \
+  XX(NOTFOUND, "not found")                                                   \
+  XX(EXIST, "already exists")                                                 \
+  XX(STATE, "operation not valid in the current state")                       \
+  XX(LIMIT, "resource limit reached")                                         \
+  XX(AGAIN, "try again")                                                      \
+  XX(CANCELED, "operation canceled")                                          \
+  XX(UNREACHABLE, "peer unreachable")                                         \
+  XX(NOTMEMBER, "not a member")                                               \
+  XX(DUPLICATE, "duplicate entry")                                            \
+  XX(IO, "input/output error")
+
+enum bftnet_errno_index {
+#define BFTNET_XX_(name, msg) BFTNET_ERRIDX_##name,
+  BFTNET_ERRNO_MAP(BFTNET_XX_)
+#undef BFTNET_XX_
+  BFTNET_ERRIDX_COUNT
+};
+
+/* Codes sit below -30000 so they never collide with -errno values. */
+enum bftnet_errno {
+#define BFTNET_XX_(name, msg) BFTNET_E##name = -(30001 + BFTNET_ERRIDX_##name),
+  BFTNET_ERRNO_MAP(BFTNET_XX_)
+#undef BFTNET_XX_
+};
+
+/* Static strings; never NULL. Unknown codes get a generic text. */
+BFTNET_API const char *bftnet_strerror(int err);
+BFTNET_API const char *bftnet_err_name(int err);
+
+/* ------------------------------------------------- reasons and counters */
+
+/* Why a connection ended; also counted per node (see bftnet_counter). */
+#define BFTNET_REASON_MAP(XX)                                                 \
+  XX(NONE, "none")                                                            \
+  XX(LOCAL_CLOSE, "closed locally")                                           \
+  XX(CLOSED_BY_PEER, "closed by peer")                                        \
+  XX(RESET, "reset")                                                          \
+  XX(PING_TIMEOUT, "ping timeout")                                            \
+  XX(PROTOCOL_ERROR, "protocol error")                                        \
+  XX(AUTH_FAILURE, "authentication failure")                                  \
+  XX(PEER_ID_MISMATCH, "peer ID mismatch")                                    \
+  XX(HANDSHAKE_TIMEOUT, "handshake timeout")                                  \
+  XX(IO_ERROR, "I/O error")                                                   \
+  XX(LIMIT, "resource limit")                                                 \
+  XX(DUPLICATE, "duplicate connection")
+
+typedef enum bftnet_reason {
+#define BFTNET_XX_(name, msg) BFTNET_REASON_##name,
+  BFTNET_REASON_MAP(BFTNET_XX_)
+#undef BFTNET_XX_
+  BFTNET_REASON_COUNT
+} bftnet_reason_t;
+
+BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason);
+
+/*
+ * Named counters. Every rejection of bad input bumps exactly one of the
+ * "bad_*" counters (the precise reason) besides closing the connection.
+ */
+#define BFTNET_COUNTER_MAP(XX)                                                \
+  XX(CONN_INBOUND, "conn_inbound")                                            \
+  XX(CONN_OUTBOUND, "conn_outbound")                                          \
+  XX(CONN_ESTABLISHED, "conn_established")                                    \
+  XX(CONN_CLOSED, "conn_closed")                                              \
+  XX(DIAL_FAILED, "dial_failed")                                              \
+  XX(HANDSHAKE_TIMEOUT, "handshake_timeout")                                  \
+  XX(PING_TIMEOUT, "ping_timeout")                                            \
+  XX(PINGS_SENT, "pings_sent")                                                \
+  XX(PINGS_ANSWERED, "pings_answered")                                        \
+  XX(STREAMS_OPENED, "streams_opened")                                        \
+  XX(STREAMS_ACCEPTED, "streams_accepted")                                    \
+  XX(STREAMS_REFUSED, "streams_refused")                                      \
+  XX(PROTO_NA, "protocol_na_sent")                                            \
+  XX(BYTES_IN, "bytes_in")                                                    \
+  XX(BYTES_OUT, "bytes_out")                                                  \
+  XX(BAD_MULTISTREAM, "bad_multistream")                                      \
+  XX(BAD_NOISE_FRAME, "bad_noise_frame")                                      \
+  XX(BAD_NOISE_HANDSHAKE, "bad_noise_handshake")                              \
+  XX(BAD_NOISE_DECRYPT, "bad_noise_decrypt")                                  \
+  XX(BAD_PAYLOAD, "bad_handshake_payload")                                    \
+  XX(BAD_SIGNATURE, "bad_signature")                                          \
+  XX(PEER_ID_MISMATCH, "peer_id_mismatch")                                    \
+  XX(BAD_YAMUX, "bad_yamux")                                                  \
+  XX(YAMUX_WINDOW_VIOLATION, "yamux_window_violation")                        \
+  XX(BAD_PING, "bad_ping")                                                    \
+  XX(BAD_MESSAGE, "bad_message")                                              \
+  XX(IO_ERRORS, "io_errors")                                                  \
+  XX(CONN_LIMIT, "conn_limit")
+
+typedef enum bftnet_counter_id {
+#define BFTNET_XX_(name, str) BFTNET_COUNTER_##name,
+  BFTNET_COUNTER_MAP(BFTNET_XX_)
+#undef BFTNET_XX_
+  BFTNET_COUNTER_COUNT
+} bftnet_counter_id_t;
+
+/* ------------------------------------------------------------ keys, IDs */
+
+/* A libp2p peer ID in base58btc is at most this long, NUL included. */
+#define BFTNET_PEER_ID_MAX 64
+/* A textual multiaddr we produce is at most this long, NUL included. */
+#define BFTNET_ADDR_MAX 160
+
+/* An Ed25519 identity key. The secret lives in guarded (sodium_malloc) memory. */
+typedef struct bftnet_key bftnet_key_t;
+
+/* Generates a fresh key. *out is owned by the caller (bftnet_key_free). */
+BFTNET_API int bftnet_key_generate(bftnet_key_t **out) BFTNET_WUR;
+/* Loads a key from a file holding a libp2p protobuf PrivateKey (Ed25519). */
+BFTNET_API int bftnet_key_load(const char *path, bftnet_key_t **out) BFTNET_WUR;
+/* Parses a libp2p protobuf PrivateKey from memory. */
+BFTNET_API int bftnet_key_from_protobuf(const uint8_t *buf, size_t len,
+                                        bftnet_key_t **out) BFTNET_WUR;
+/* Writes the key to a new file, mode 0600 (fails with -EEXIST if present). */
+BFTNET_API int bftnet_key_save(const bftnet_key_t *key, const char *path) BFTNET_WUR;
+/* Writes the base58btc peer ID (NUL-terminated) into buf. */
+BFTNET_API int bftnet_key_peer_id(const bftnet_key_t *key, char *buf, size_t cap);
+BFTNET_API void bftnet_key_free(bftnet_key_t *key);
+
+/* ---------------------------------------------------------------- events */
+
+typedef enum bftnet_event_type {
+  BFTNET_EV_CONNECTED = 1,   /* a secure, multiplexed connection is up */
+  BFTNET_EV_DISCONNECTED = 2 /* it ended; reason says why */
+} bftnet_event_type_t;
+
+typedef struct bftnet_event {
+  bftnet_event_type_t type;
+  const char *peer_id;     /* authenticated remote peer ID ("" if none yet) */
+  const char *remote_addr; /* remote multiaddr */
+  int outbound;            /* 1 if we dialed, 0 if accepted */
+  bftnet_reason_t reason;  /* DISCONNECTED only */
+  int error;               /* DISCONNECTED only: the underlying error code */
+} bftnet_event_t;
+
+/* Runs on the loop thread: must be fast, must not block or call
+ * blocking bftnet functions. Strings are valid during the call only. */
+typedef void (*bftnet_event_cb)(const bftnet_event_t *ev, void *user);
+
+/* ---------------------------------------------------------------- config */
+
+struct uv_loop_s;
+
+typedef struct bftnet_config {
+  const bftnet_key_t *key;      /* identity; required; borrowed until free */
+  struct uv_loop_s *loop;       /* NULL: bftnet runs its own loop thread */
+  uint32_t ping_interval_ms;    /* keepalive period (default 5000) */
+  uint32_t ping_timeout_ms;     /* missed pong => connection dead (default 10000) */
+  uint32_t handshake_timeout_ms;/* TCP connect to muxer ready (default 10000) */
+  uint32_t yamux_window;        /* per-stream receive window (default 1 MiB) */
+  uint32_t yamux_max_streams;   /* inbound streams per connection (default 256) */
+  uint32_t max_connections;     /* all connections, any state (default 1024) */
+  uint32_t max_pending_handshakes; /* unauthenticated at once (default 64) */
+  bftnet_event_cb on_event;     /* optional */
+  void *user;
+  int log_level;                /* 0 quiet, 1 errors, 2 warnings (default), 3 info, 4 debug */
+} bftnet_config_t;
+
+/* Fills in every default. Call before setting fields. */
+BFTNET_API void bftnet_config_init(bftnet_config_t *cfg);
+
+/* --------------------------------------------------------------- lifecycle */
+
+typedef struct bftnet bftnet_t;
+
+/* Creates a node; starts its loop thread unless cfg->loop is set (then all
+ * calls must come from that loop's thread). */
+BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) BFTNET_WUR;
+/* Closes every connection and listener, joins the loop thread. Idempotent. */
+BFTNET_API int bftnet_stop(bftnet_t *net);
+/* Stops if needed and frees. net may be NULL. */
+BFTNET_API void bftnet_free(bftnet_t *net);
+
+/* Listens on a multiaddr (/ip4|ip6/ADDR/tcp/PORT, port 0 = any). Writes the
+ * bound address, ending in /p2p/<own peer ID>, into bound (may be NULL). */
+BFTNET_API int bftnet_listen(bftnet_t *net, const char *maddr, char *bound,
+                             size_t cap) BFTNET_WUR;
+/* The node's own peer ID. */
+BFTNET_API int bftnet_peer_id(const bftnet_t *net, char *buf, size_t cap);
+
+/* Dials maddr and waits until the connection is authenticated and
+ * multiplexed, or fails. If maddr ends in /p2p/<id>, a different
+ * authenticated ID fails with BFTNET_EPEERMISMATCH. The remote peer ID is
+ * written to peer_out (may be NULL). Reuses an existing connection to the
+ * same peer ID. Blocking: not from the loop thread. */
+BFTNET_API int bftnet_dial(bftnet_t *net, const char *maddr, uint32_t timeout_ms,
+                           char *peer_out, size_t cap) BFTNET_WUR;
+
+/* One /ipfs/ping/1.0.0 round trip to the peer dialed at maddr (dialing it
+ * first if needed). Writes the round-trip time in ns. Blocking. */
+BFTNET_API int bftnet_ping(bftnet_t *net, const char *maddr, uint32_t timeout_ms,
+                           uint64_t *rtt_ns, char *peer_out, size_t cap) BFTNET_WUR;
+
+/* Counter values (atomic snapshot of one counter). */
+BFTNET_API uint64_t bftnet_counter(const bftnet_t *net, bftnet_counter_id_t id);
+BFTNET_API const char *bftnet_counter_name(bftnet_counter_id_t id);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BFTNET_H */
