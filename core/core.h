@@ -153,6 +153,9 @@ static inline void bn_random(const bn_seam_t *s, void *buf, size_t n) { s->rando
 /* Uniform in [0, bound) (bound > 0), without modulo bias. */
 uint64_t bn_random_uniform(const bn_seam_t *s, uint64_t bound);
 
+/* Wipes secrets (sodium_memzero: not optimized away). */
+void bn_wipe(void *p, size_t n);
+
 /* ------------------------------------------------------------ counters */
 /* A node's counters: written by the loop thread, read from any thread. */
 typedef struct bn_counters {

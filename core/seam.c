@@ -61,3 +61,5 @@ uint64_t bn_counter_get(const bn_counters_t *c, bftnet_counter_id_t id) {
   BN_ASSERT((unsigned)id < BFTNET_COUNTER_COUNT);
   return ck_pr_load_64((uint64_t *)&c->v[id]);
 }
+
+void bn_wipe(void *p, size_t n) { sodium_memzero(p, n); }

@@ -1,0 +1,180 @@
+/*
+ * net.h — secure, multiplexed libp2p connections. The only header net/
+ * exposes to the layers above (migration, dispatcher, receiver, facade).
+ *
+ * Per connection: TCP -> multistream-select /noise -> Noise XX (libp2p
+ * payload) -> multistream-select /yamux/1.0.0 -> yamux streams, each opened
+ * with multistream-select of its protocol. /ipfs/ping/1.0.0 is served and
+ * used as the keepalive.
+ *
+ * Threads: everything here runs on the loop thread only.
+ * Memory: net owns connections and streams. Handles passed to callbacks are
+ * valid during the callback, and afterwards until their close/free callback.
+ */
+#ifndef BFTNET_NET_H
+#define BFTNET_NET_H
+
+#include "core.h"
+#include "proto.h"
+
+/* ------------------------------------------------------ transport seam */
+/* Everything above the socket reaches sockets, timers, the clock and
+ * randomness through this table; libuv TCP is the first implementation
+ * (net_transport_uv_new), an in-memory one can replace it in tests. */
+
+typedef struct bn_transport bn_transport_t;
+typedef struct bn_tsock bn_tsock_t;
+typedef struct bn_tlistener bn_tlistener_t;
+typedef struct bn_ttimer bn_ttimer_t;
+
+typedef struct bn_tsock_cbs {
+  void (*on_connect)(void *ud, int status);               /* dial result, once */
+  /* p is the transport's scratch buffer: valid (and writable, for in-place
+   * decryption) during the call only. */
+  void (*on_read)(void *ud, uint8_t *p, size_t n);
+  void (*on_eof)(void *ud, int err);   /* 0 = orderly EOF, < 0 error; reads end */
+  void (*on_drain)(void *ud);          /* write queue went below the low mark */
+  void (*on_close)(void *ud);          /* after close: last callback */
+} bn_tsock_cbs_t;
+
+typedef void (*bn_accept_cb)(void *ud, bn_tsock_t *s);
+typedef void (*bn_timer_cb)(void *ud);
+typedef void (*bn_defer_cb)(void *ud);
+
+typedef struct bn_transport_ops {
+  int (*listen)(bn_transport_t *t, const struct sockaddr *sa, bn_accept_cb cb, void *ud,
+                bn_tlistener_t **out);
+  int (*listener_addr)(bn_tlistener_t *l, struct sockaddr_storage *out);
+  void (*listener_close)(bn_tlistener_t *l);
+  /* Starts a connect; on_connect reports the result (never synchronously). */
+  int (*dial)(bn_transport_t *t, const struct sockaddr *sa, bn_tsock_t **out);
+  void (*sock_set_cbs)(bn_tsock_t *s, const bn_tsock_cbs_t *cbs, void *ud);
+  int (*read_start)(bn_tsock_t *s);
+  /* Writes n bytes; what the kernel does not take at once is copied and
+   * queued (on_drain when the queue falls below the low mark). */
+  int (*write)(bn_tsock_t *s, const uint8_t *p, size_t n);
+  size_t (*write_queued)(const bn_tsock_t *s);
+  int (*peer_addr)(const bn_tsock_t *s, struct sockaddr_storage *out);
+  /* Closes; graceful waits for queued writes (bounded). on_close follows. */
+  void (*close)(bn_tsock_t *s, bool graceful);
+  int (*timer_new)(bn_transport_t *t, bn_timer_cb cb, void *ud, bn_ttimer_t **out);
+  void (*timer_start)(bn_ttimer_t *tm, uint64_t timeout_ms, uint64_t repeat_ms);
+  void (*timer_stop)(bn_ttimer_t *tm);
+  void (*timer_free)(bn_ttimer_t *tm); /* stops; memory goes once safe */
+  /* Runs cb once, later on the loop thread, before it next blocks. */
+  void (*defer)(bn_transport_t *t, bn_defer_cb cb, void *ud);
+} bn_transport_ops_t;
+
+struct bn_transport {
+  const bn_transport_ops_t *ops;
+  const bn_seam_t *seam; /* the clock and the RNG */
+};
+
+struct uv_loop_s;
+/* libuv TCP transport on loop. Freed with net_transport_uv_free once every
+ * socket, listener and timer has closed (after the loop drained them). */
+int net_transport_uv_new(struct uv_loop_s *loop, const bn_seam_t *seam, bn_transport_t **out);
+void net_transport_uv_free(bn_transport_t *t);
+/* Write-queue bytes above which a socket counts as congested. */
+#define NET_WRITE_HIGH_MARK (4u * 1024u * 1024u)
+#define NET_WRITE_LOW_MARK (1u * 1024u * 1024u)
+
+/* ------------------------------------------------------------- the node */
+
+typedef struct net net_t;
+typedef struct net_conn net_conn_t;
+typedef struct net_stream net_stream_t;
+
+typedef struct net_config {
+  uint32_t ping_interval_ms;
+  uint32_t ping_timeout_ms;
+  uint32_t handshake_timeout_ms;
+  uint32_t yamux_window;
+  uint32_t yamux_max_streams;
+  uint32_t max_connections;
+  uint32_t max_pending_handshakes;
+} net_config_t;
+
+typedef struct net_cbs {
+  /* A connection finished its upgrade (authenticated, multiplexed). */
+  void (*on_conn_up)(void *ud, net_conn_t *c);
+  /* A connection that was up ended. It is freed after the callback. */
+  void (*on_conn_down)(void *ud, net_conn_t *c, bftnet_reason_t reason, int err);
+} net_cbs_t;
+
+struct bftnet_key;
+int net_new(net_t **out, bn_transport_t *t, const struct bftnet_key *key, const net_config_t *cfg,
+            const net_cbs_t *cbs, void *ud, bn_counters_t *counters) BFTNET_WUR;
+/* Closes every listener and connection (events for those that were up).
+ * done runs once everything has closed; then net_free. */
+void net_close(net_t *n, void (*done)(void *ud), void *ud);
+void net_free(net_t *n);
+const peerid_t *net_local_id(const net_t *n);
+bn_transport_t *net_transport(net_t *n);
+
+/* Listens; writes the bound address (with /p2p/<own id>) into bound. */
+int net_listen(net_t *n, const maddr_t *addr, char *bound, size_t cap) BFTNET_WUR;
+
+/* Dials. cb runs exactly once (never synchronously) with the connection up,
+ * or NULL and an error (BFTNET_EPEERMISMATCH, BFTNET_ETIMEDOUT, BFTNET_EAUTH,
+ * BFTNET_EPROTO, BFTNET_EUNREACHABLE, -errno). If addr has /p2p/ID and a
+ * connection to ID is up, it is reused. Returns an error only for bad
+ * arguments / limits, and then cb does not run. */
+typedef void (*net_dial_cb)(void *ud, net_conn_t *c, int err);
+int net_dial(net_t *n, const maddr_t *addr, net_dial_cb cb, void *ud) BFTNET_WUR;
+
+/* A connection up to peer (the most recently established), or NULL. */
+net_conn_t *net_find_conn(net_t *n, const peerid_t *peer);
+
+const peerid_t *net_conn_peer(const net_conn_t *c);
+bool net_conn_outbound(const net_conn_t *c);
+void net_conn_remote_addr(const net_conn_t *c, char *out, size_t cap);
+void net_conn_set_user(net_conn_t *c, void *user);
+void *net_conn_get_user(const net_conn_t *c);
+/* Closes the connection (reason LOCAL_CLOSE unless given). */
+void net_conn_close(net_conn_t *c, bftnet_reason_t reason, int err);
+
+/* One ping round trip on the connection; cb once with rtt or error. */
+typedef void (*net_ping_cb)(void *ud, uint64_t rtt_ns, int err);
+int net_conn_ping(net_conn_t *c, net_ping_cb cb, void *ud) BFTNET_WUR;
+
+/* ------------------------------------------------------------- streams */
+
+typedef struct net_stream_cbs {
+  /* The protocol was agreed (outbound: the peer echoed it). Optional. */
+  void (*on_ready)(void *ud, net_stream_t *s);
+  /* Data; the handler must call net_stream_consume() for it eventually. */
+  void (*on_data)(void *ud, net_stream_t *s, const uint8_t *p, size_t n);
+  void (*on_fin)(void *ud, net_stream_t *s);          /* peer half-closed */
+  /* The stream ended abnormally: err is BFTNET_ERESET (peer RST),
+   * BFTNET_ENA (protocol refused), BFTNET_ECLOSED (connection gone). */
+  void (*on_error)(void *ud, net_stream_t *s, int err);
+  void (*on_writable)(void *ud, net_stream_t *s);
+  void (*on_free)(void *ud, net_stream_t *s);         /* last callback */
+} net_stream_cbs_t;
+
+/* A protocol handler for inbound streams: on_open sets the stream's
+ * callbacks (net_stream_set_cbs) and returns 0, or < 0 to reset it. */
+typedef int (*net_proto_open_cb)(void *ud, net_conn_t *c, net_stream_t *s);
+int net_handle(net_t *n, const char *proto, net_proto_open_cb cb, void *ud) BFTNET_WUR;
+
+/* Opens an outbound stream proposing proto (pipelined: data written right
+ * away follows the proposal). */
+int net_stream_open(net_conn_t *c, const char *proto, const net_stream_cbs_t *cbs, void *ud,
+                    net_stream_t **out) BFTNET_WUR;
+void net_stream_set_cbs(net_stream_t *s, const net_stream_cbs_t *cbs, void *ud);
+/* Bytes taken (bounded by yamux credit and connection congestion; 0 means
+ * wait for on_writable) or BFTNET_ESTATE / BFTNET_ECLOSED. */
+int net_stream_write(net_stream_t *s, const uint8_t *p, size_t n);
+int net_stream_close(net_stream_t *s); /* FIN */
+void net_stream_reset(net_stream_t *s);
+void net_stream_consume(net_stream_t *s, size_t n);
+net_conn_t *net_stream_conn(const net_stream_t *s);
+const char *net_stream_protocol(const net_stream_t *s);
+
+/* The protocol IDs bftnet speaks. */
+#define NET_PROTO_NOISE "/noise"
+#define NET_PROTO_YAMUX "/yamux/1.0.0"
+#define NET_PROTO_PING "/ipfs/ping/1.0.0"
+
+#endif /* BFTNET_NET_H */

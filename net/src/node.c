@@ -1,0 +1,222 @@
+/*
+ * node.c — the net_t object: listeners, accepting under limits, dialing,
+ * finding connections, and closing everything.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "net_internal.h"
+
+int net_new(net_t **out, bn_transport_t *t, const struct bftnet_key *key, const net_config_t *cfg,
+            const net_cbs_t *cbs, void *ud, bn_counters_t *counters) {
+  if (!out || !t || !key || !cfg || !counters) return BFTNET_EINVAL;
+  if (cfg->yamux_window < BN_YAMUX_INITIAL_WINDOW || cfg->yamux_window > BN_YAMUX_MAX_WINDOW ||
+      cfg->yamux_max_streams == 0 || cfg->yamux_max_streams > BN_YAMUX_MAX_STREAMS_CAP ||
+      cfg->ping_interval_ms == 0 || cfg->ping_timeout_ms == 0 || cfg->handshake_timeout_ms == 0 ||
+      cfg->max_connections == 0 || cfg->max_pending_handshakes == 0)
+    return BFTNET_EINVAL;
+  net_t *n = calloc(1, sizeof *n);
+  if (!n) return BFTNET_ENOMEM;
+  n->t = t;
+  n->key = key;
+  n->cfg = *cfg;
+  if (cbs) n->cbs = *cbs;
+  n->ud = ud;
+  n->ctr = counters;
+  /* One static Noise key per node: the signature over it is made once. */
+  bn_random(t->seam, n->static_priv, sizeof n->static_priv);
+  noise_dh_pub(n->static_priv, n->static_pub);
+  int rc = noise_libp2p_payload_build(key->sk, key->pk, n->static_pub, n->payload, sizeof n->payload);
+  if (rc >= 0) {
+    n->payload_len = (size_t)rc;
+    rc = ping_register(n);
+  }
+  if (rc < 0) {
+    net_free(n);
+    return rc;
+  }
+  *out = n;
+  return 0;
+}
+
+void net_free(net_t *n) {
+  if (!n) return;
+  bn_wipe(n->static_priv, sizeof n->static_priv);
+  free(n);
+}
+
+const peerid_t *net_local_id(const net_t *n) { return &n->key->id; }
+bn_transport_t *net_transport(net_t *n) { return n->t; }
+
+int net_handle(net_t *n, const char *proto, net_proto_open_cb cb, void *ud) {
+  if (!n || !proto || !cb) return BFTNET_EINVAL;
+  size_t len = strlen(proto);
+  if (len == 0 || len >= BN_MS_MAX_MSG) return BFTNET_EINVAL;
+  for (unsigned i = 0; i < n->nhandlers; i++)
+    if (strcmp(n->handlers[i].proto, proto) == 0) return BFTNET_EEXIST;
+  if (n->nhandlers == NET_MAX_HANDLERS) return BFTNET_ELIMIT;
+  net_handler_t *h = &n->handlers[n->nhandlers++];
+  memcpy(h->proto, proto, len + 1);
+  h->cb = cb;
+  h->ud = ud;
+  return 0;
+}
+
+/* ----------------------------------------------------------- listening */
+
+static void on_accept(void *ud, bn_tsock_t *sock) {
+  net_t *n = ud;
+  if (n->closing || n->nconns >= n->cfg.max_connections ||
+      n->npending >= n->cfg.max_pending_handshakes) {
+    bn_counter_add(n->ctr, BFTNET_COUNTER_CONN_LIMIT, 1);
+    n->t->ops->close(sock, false);
+    return;
+  }
+  net_conn_t *c = conn_new(n, sock, false);
+  if (!c) {
+    n->t->ops->close(sock, false);
+    return;
+  }
+  c->counted_pending = true;
+  n->npending++;
+  bn_counter_add(n->ctr, BFTNET_COUNTER_CONN_INBOUND, 1);
+  conn_start_inbound(c);
+}
+
+int net_listen(net_t *n, const maddr_t *addr, char *bound, size_t cap) {
+  if (!n || !addr) return BFTNET_EINVAL;
+  if (n->closing) return BFTNET_ECLOSED;
+  if (n->nlisteners == NET_MAX_LISTENERS) return BFTNET_ELIMIT;
+  bn_tlistener_t *l;
+  int rc = n->t->ops->listen(n->t, (const struct sockaddr *)&addr->sa, on_accept, n, &l);
+  if (rc < 0) return rc;
+  n->listeners[n->nlisteners++] = l;
+  if (bound && cap) {
+    struct sockaddr_storage ss;
+    rc = n->t->ops->listener_addr(l, &ss);
+    if (rc == 0) rc = maddr_format_sa((struct sockaddr *)&ss, &n->key->id, bound, cap);
+    if (rc < 0) return rc;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------- dialing */
+
+static bool conn_is_live(const net_t *n, const net_conn_t *c) {
+  for (const net_conn_t *x = n->conns; x; x = x->next)
+    if (x == c) return x->state == CONN_READY;
+  return false;
+}
+
+static void net_run_done(void *ud) {
+  net_t *n = ud;
+  while (n->ndone > 0) {
+    pending_done_t d = n->done[0];
+    memmove(&n->done[0], &n->done[1], (n->ndone - 1) * sizeof d);
+    n->ndone--;
+    if (d.conn && !conn_is_live(n, d.conn)) {
+      d.conn = NULL;
+      d.err = BFTNET_ECLOSED;
+    }
+    d.cb(d.ud, d.conn, d.err);
+  }
+}
+
+void net_complete_later(net_t *n, net_dial_cb cb, void *ud, net_conn_t *c, int err) {
+  BN_ASSERT(n->ndone < NET_MAX_PENDING_DIALS);
+  n->done[n->ndone++] = (pending_done_t){cb, ud, c, err};
+  n->t->ops->defer(n->t, net_run_done, n);
+}
+
+net_conn_t *net_find_conn(net_t *n, const peerid_t *peer) {
+  for (net_conn_t *c = n->conns; c; c = c->next)
+    if (c->state == CONN_READY && peerid_equal(&c->peer, peer)) return c;
+  return NULL;
+}
+
+int net_dial(net_t *n, const maddr_t *addr, net_dial_cb cb, void *ud) {
+  if (!n || !addr || !cb) return BFTNET_EINVAL;
+  if (n->closing) return BFTNET_ECLOSED;
+  if (addr->has_peer && peerid_equal(&addr->peer, &n->key->id)) return BFTNET_EINVAL;
+  if (addr->has_peer) {
+    net_conn_t *c = net_find_conn(n, &addr->peer);
+    if (c) {
+      if (n->ndone == NET_MAX_PENDING_DIALS) return BFTNET_EAGAIN;
+      net_complete_later(n, cb, ud, c, 0);
+      return 0;
+    }
+  }
+  if (n->nconns >= n->cfg.max_connections) {
+    bn_counter_add(n->ctr, BFTNET_COUNTER_CONN_LIMIT, 1);
+    return BFTNET_ELIMIT;
+  }
+  bn_tsock_t *sock;
+  int rc = n->t->ops->dial(n->t, (const struct sockaddr *)&addr->sa, &sock);
+  if (rc < 0) return rc;
+  net_conn_t *c = conn_new(n, sock, true);
+  if (!c) {
+    n->t->ops->close(sock, false);
+    return BFTNET_ENOMEM;
+  }
+  c->remote_sa = addr->sa;
+  c->expect_peer = addr->has_peer;
+  if (addr->has_peer) c->expected = addr->peer;
+  c->dial_cb = cb;
+  c->dial_ud = ud;
+  bn_counter_add(n->ctr, BFTNET_COUNTER_CONN_OUTBOUND, 1);
+  return 0;
+}
+
+/* --------------------------------------------------------- connections */
+
+void net_conn_unlink(net_conn_t *c) {
+  net_t *n = c->net;
+  if (c->prev) c->prev->next = c->next;
+  else if (n->conns == c) n->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+  n->nconns--;
+  if (c->counted_pending) {
+    c->counted_pending = false;
+    n->npending--;
+  }
+}
+
+void net_sock_closed(net_t *n) {
+  BN_ASSERT(n->live_socks > 0);
+  n->live_socks--;
+  if (n->closing && n->live_socks == 0 && n->close_done) {
+    void (*done)(void *) = n->close_done;
+    n->close_done = NULL;
+    done(n->close_ud);
+  }
+}
+
+void net_close(net_t *n, void (*done)(void *ud), void *ud) {
+  n->closing = true;
+  n->close_done = done;
+  n->close_ud = ud;
+  for (unsigned i = 0; i < n->nlisteners; i++) n->t->ops->listener_close(n->listeners[i]);
+  n->nlisteners = 0;
+  for (net_conn_t *c = n->conns, *next; c; c = next) {
+    next = c->next;
+    BN_ASSERT(c->in_feed == 0); /* net_close is never called from a net callback */
+    conn_fail(c, BFTNET_REASON_LOCAL_CLOSE, 0, BFTNET_COUNTER_COUNT);
+  }
+  net_run_done(n);
+  if (n->live_socks == 0 && n->close_done) {
+    n->close_done = NULL;
+    done(ud);
+  }
+}
+
+const peerid_t *net_conn_peer(const net_conn_t *c) { return &c->peer; }
+bool net_conn_outbound(const net_conn_t *c) { return c->outbound; }
+void net_conn_set_user(net_conn_t *c, void *user) { c->user = user; }
+void *net_conn_get_user(const net_conn_t *c) { return c->user; }
+
+void net_conn_remote_addr(const net_conn_t *c, char *out, size_t cap) {
+  if (maddr_format_sa((const struct sockaddr *)&c->remote_sa, c->peer.len ? &c->peer : NULL, out,
+                      cap) < 0 && cap)
+    out[0] = '\0';
+}

@@ -1,0 +1,360 @@
+/*
+ * tcp_uv.c — the libuv implementation of the transport seam (net.h).
+ * Objects embed their uv handles and are freed only in the close callback
+ * (libuv's rule). Writes try uv_try_write first; only what the kernel does
+ * not take is copied into a per-socket queue and written with uv_write.
+ */
+#include <stdlib.h>
+
+#include <uv.h>
+
+#include "net.h"
+
+typedef struct uvt {
+  bn_transport_t base;
+  uv_loop_t *loop;
+  uv_check_t check; /* runs deferred work after I/O */
+  uv_idle_t idle;   /* keeps poll from blocking while work is deferred */
+  bn_defer_cb defer_cb[16];
+  void *defer_ud[16];
+  int ndefer;
+  /* One read buffer for all sockets: libuv delivers one read at a time and
+   * on_read consumers must not keep the pointer. */
+  uint8_t rbuf[64 * 1024];
+} uvt_t;
+
+struct bn_tlistener {
+  uv_tcp_t tcp;
+  uvt_t *t;
+  bn_accept_cb cb;
+  void *ud;
+};
+
+typedef struct wreq {
+  uv_write_t req;
+  struct bn_tsock *s;
+  size_t len;
+  uint8_t data[];
+} wreq_t;
+
+struct bn_tsock {
+  uv_tcp_t tcp;
+  uv_connect_t conn_req;
+  uv_shutdown_t shut_req;
+  uvt_t *t;
+  bn_tsock_cbs_t cbs;
+  void *ud;
+  size_t queued;  /* bytes in uv_write requests not yet completed */
+  bool closing;
+  bool reading;
+  bool congested;
+};
+
+struct bn_ttimer {
+  uv_timer_t timer;
+  bn_timer_cb cb;
+  void *ud;
+};
+
+/* ------------------------------------------------------------ deferral */
+
+static void on_check(uv_check_t *h) {
+  uvt_t *t = h->data;
+  /* Callbacks may defer again: run a snapshot. */
+  int n = t->ndefer;
+  bn_defer_cb cbs[16];
+  void *uds[16];
+  memcpy(cbs, t->defer_cb, sizeof cbs);
+  memcpy(uds, t->defer_ud, sizeof uds);
+  t->ndefer = 0;
+  for (int i = 0; i < n; i++) cbs[i](uds[i]);
+  if (t->ndefer == 0) {
+    uv_idle_stop(&t->idle);
+    uv_check_stop(&t->check);
+  }
+}
+
+static void on_idle(uv_idle_t *h) { (void)h; }
+
+static void uvt_defer(bn_transport_t *bt, bn_defer_cb cb, void *ud) {
+  uvt_t *t = (uvt_t *)bt;
+  for (int i = 0; i < t->ndefer; i++)
+    if (t->defer_cb[i] == cb && t->defer_ud[i] == ud) return;
+  BN_ASSERT(t->ndefer < 16); /* a few fixed deferral sites per node */
+  t->defer_cb[t->ndefer] = cb;
+  t->defer_ud[t->ndefer] = ud;
+  t->ndefer++;
+  uv_check_start(&t->check, on_check);
+  uv_idle_start(&t->idle, on_idle);
+}
+
+/* ------------------------------------------------------------- sockets */
+
+static bn_tsock_t *sock_new(uvt_t *t) {
+  bn_tsock_t *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->t = t;
+  if (uv_tcp_init(t->loop, &s->tcp) != 0) {
+    free(s);
+    return NULL;
+  }
+  s->tcp.data = s;
+  uv_tcp_nodelay(&s->tcp, 1); /* we batch ourselves: Nagle only adds latency */
+  return s;
+}
+
+static void sock_set_cbs(bn_tsock_t *s, const bn_tsock_cbs_t *cbs, void *ud) {
+  s->cbs = *cbs;
+  s->ud = ud;
+}
+
+static void on_sock_closed(uv_handle_t *h) {
+  bn_tsock_t *s = h->data;
+  if (s->cbs.on_close) s->cbs.on_close(s->ud);
+  free(s);
+}
+
+static void sock_close(bn_tsock_t *s, bool graceful);
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  bn_tsock_t *s = req->data;
+  if (!uv_is_closing((uv_handle_t *)&s->tcp)) uv_close((uv_handle_t *)&s->tcp, on_sock_closed);
+}
+
+static void sock_close(bn_tsock_t *s, bool graceful) {
+  if (s->closing) return;
+  s->closing = true;
+  if (s->reading) uv_read_stop((uv_stream_t *)&s->tcp);
+  if (graceful && uv_is_writable((uv_stream_t *)&s->tcp)) {
+    s->shut_req.data = s;
+    if (uv_shutdown(&s->shut_req, (uv_stream_t *)&s->tcp, on_shutdown) == 0) return;
+  }
+  uv_close((uv_handle_t *)&s->tcp, on_sock_closed);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)hint;
+  bn_tsock_t *s = h->data;
+  buf->base = (char *)s->t->rbuf;
+  buf->len = sizeof s->t->rbuf;
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  bn_tsock_t *s = st->data;
+  if (s->closing) return;
+  if (nread > 0) {
+    s->cbs.on_read(s->ud, s->t->rbuf, (size_t)nread);
+  } else if (nread < 0) {
+    uv_read_stop(st);
+    s->reading = false;
+    s->cbs.on_eof(s->ud, nread == UV_EOF ? 0 : (int)nread);
+  }
+}
+
+static int sock_read_start(bn_tsock_t *s) {
+  if (s->closing) return BFTNET_ECLOSED;
+  int rc = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+  if (rc == 0) s->reading = true;
+  return rc;
+}
+
+static void on_write(uv_write_t *req, int status) {
+  wreq_t *w = BN_CONTAINER_OF(req, wreq_t, req);
+  bn_tsock_t *s = w->s;
+  s->queued -= w->len;
+  free(w);
+  if (status < 0 || s->closing) return; /* a failed write surfaces as a read error */
+  if (s->congested && s->queued <= NET_WRITE_LOW_MARK) {
+    s->congested = false;
+    if (s->cbs.on_drain) s->cbs.on_drain(s->ud);
+  }
+}
+
+static int sock_write(bn_tsock_t *s, const uint8_t *p, size_t n) {
+  if (s->closing) return BFTNET_ECLOSED;
+  if (n == 0) return 0;
+  size_t done = 0;
+  if (s->queued == 0) {
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    int rc = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+    if (rc >= 0) done = (size_t)rc;
+    else if (rc != UV_EAGAIN) return rc;
+    if (done == n) return 0;
+  }
+  size_t rest = n - done;
+  wreq_t *w = malloc(sizeof *w + rest);
+  if (!w) return BFTNET_ENOMEM;
+  memcpy(w->data, p + done, rest);
+  w->s = s;
+  w->len = rest;
+  uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)rest);
+  int rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, on_write);
+  if (rc != 0) {
+    free(w);
+    return rc;
+  }
+  s->queued += rest;
+  if (s->queued > NET_WRITE_HIGH_MARK) s->congested = true;
+  return 0;
+}
+
+static size_t sock_write_queued(const bn_tsock_t *s) { return s->queued; }
+
+static int sock_peer_addr(const bn_tsock_t *s, struct sockaddr_storage *out) {
+  int len = sizeof *out;
+  return uv_tcp_getpeername(&s->tcp, (struct sockaddr *)out, &len);
+}
+
+static void on_connect(uv_connect_t *req, int status) {
+  bn_tsock_t *s = req->data;
+  if (s->closing) return;
+  s->cbs.on_connect(s->ud, status);
+}
+
+static int uvt_dial(bn_transport_t *bt, const struct sockaddr *sa, bn_tsock_t **out) {
+  uvt_t *t = (uvt_t *)bt;
+  bn_tsock_t *s = sock_new(t);
+  if (!s) return BFTNET_ENOMEM;
+  s->conn_req.data = s;
+  int rc = uv_tcp_connect(&s->conn_req, &s->tcp, sa, on_connect);
+  if (rc != 0) {
+    s->closing = true;
+    uv_close((uv_handle_t *)&s->tcp, on_sock_closed); /* no cbs set: frees only */
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+/* ----------------------------------------------------------- listeners */
+
+static void on_connection(uv_stream_t *server, int status) {
+  bn_tlistener_t *l = server->data;
+  if (status < 0) return;
+  bn_tsock_t *s = sock_new(l->t);
+  if (!s) return;
+  if (uv_accept(server, (uv_stream_t *)&s->tcp) != 0) {
+    s->closing = true;
+    uv_close((uv_handle_t *)&s->tcp, on_sock_closed);
+    return;
+  }
+  l->cb(l->ud, s);
+}
+
+static void on_listener_closed(uv_handle_t *h) { free(h->data); }
+
+static int uvt_listen(bn_transport_t *bt, const struct sockaddr *sa, bn_accept_cb cb, void *ud,
+                      bn_tlistener_t **out) {
+  uvt_t *t = (uvt_t *)bt;
+  bn_tlistener_t *l = calloc(1, sizeof *l);
+  if (!l) return BFTNET_ENOMEM;
+  l->t = t;
+  l->cb = cb;
+  l->ud = ud;
+  int rc = uv_tcp_init(t->loop, &l->tcp);
+  if (rc != 0) {
+    free(l);
+    return rc;
+  }
+  l->tcp.data = l;
+  unsigned flags = sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
+  rc = uv_tcp_bind(&l->tcp, sa, flags);
+  if (rc == 0) rc = uv_listen((uv_stream_t *)&l->tcp, 128, on_connection);
+  if (rc != 0) {
+    uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+    return rc;
+  }
+  *out = l;
+  return 0;
+}
+
+static int uvt_listener_addr(bn_tlistener_t *l, struct sockaddr_storage *out) {
+  int len = sizeof *out;
+  return uv_tcp_getsockname(&l->tcp, (struct sockaddr *)out, &len);
+}
+
+static void uvt_listener_close(bn_tlistener_t *l) {
+  uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+}
+
+/* -------------------------------------------------------------- timers */
+
+static void on_timer(uv_timer_t *h) {
+  bn_ttimer_t *tm = h->data;
+  tm->cb(tm->ud);
+}
+
+static int uvt_timer_new(bn_transport_t *bt, bn_timer_cb cb, void *ud, bn_ttimer_t **out) {
+  uvt_t *t = (uvt_t *)bt;
+  bn_ttimer_t *tm = calloc(1, sizeof *tm);
+  if (!tm) return BFTNET_ENOMEM;
+  uv_timer_init(t->loop, &tm->timer);
+  tm->timer.data = tm;
+  tm->cb = cb;
+  tm->ud = ud;
+  *out = tm;
+  return 0;
+}
+
+static void uvt_timer_start(bn_ttimer_t *tm, uint64_t timeout_ms, uint64_t repeat_ms) {
+  uv_timer_start(&tm->timer, on_timer, timeout_ms, repeat_ms);
+}
+
+static void uvt_timer_stop(bn_ttimer_t *tm) { uv_timer_stop(&tm->timer); }
+
+static void on_timer_closed(uv_handle_t *h) { free(h->data); }
+
+static void uvt_timer_free(bn_ttimer_t *tm) {
+  if (!tm) return;
+  uv_timer_stop(&tm->timer);
+  uv_close((uv_handle_t *)&tm->timer, on_timer_closed);
+}
+
+/* ---------------------------------------------------------------- glue */
+
+static const bn_transport_ops_t uvt_ops = {
+    .listen = uvt_listen,
+    .listener_addr = uvt_listener_addr,
+    .listener_close = uvt_listener_close,
+    .dial = uvt_dial,
+    .sock_set_cbs = sock_set_cbs,
+    .read_start = sock_read_start,
+    .write = sock_write,
+    .write_queued = sock_write_queued,
+    .peer_addr = sock_peer_addr,
+    .close = sock_close,
+    .timer_new = uvt_timer_new,
+    .timer_start = uvt_timer_start,
+    .timer_stop = uvt_timer_stop,
+    .timer_free = uvt_timer_free,
+    .defer = uvt_defer,
+};
+
+int net_transport_uv_new(struct uv_loop_s *loop, const bn_seam_t *seam, bn_transport_t **out) {
+  uvt_t *t = calloc(1, sizeof *t);
+  if (!t) return BFTNET_ENOMEM;
+  t->base.ops = &uvt_ops;
+  t->base.seam = seam;
+  t->loop = loop;
+  uv_check_init(loop, &t->check);
+  uv_idle_init(loop, &t->idle);
+  t->check.data = t;
+  t->idle.data = t;
+  uv_unref((uv_handle_t *)&t->check);
+  uv_unref((uv_handle_t *)&t->idle);
+  *out = &t->base;
+  return 0;
+}
+
+static void on_uvt_handle_closed(uv_handle_t *h) {
+  uvt_t *t = h->data;
+  if (h == (uv_handle_t *)&t->idle) free(t); /* closed second */
+}
+
+void net_transport_uv_free(bn_transport_t *bt) {
+  uvt_t *t = (uvt_t *)bt;
+  uv_close((uv_handle_t *)&t->check, on_uvt_handle_closed);
+  uv_close((uv_handle_t *)&t->idle, on_uvt_handle_closed);
+}
