@@ -240,7 +240,10 @@ static void conn_flush(net_conn_t *c) {
   bn_counter_add(n->ctr, BFTNET_COUNTER_BYTES_OUT, len);
   bn_buf_reset(&c->out);
   if (c->out.cap > 4 * BN_NOISE_MAX_MSG) bn_buf_free(&c->out); /* don't pin a burst's memory */
-  if (rc < 0) conn_fail(c, BFTNET_REASON_IO_ERROR, rc, BFTNET_COUNTER_IO_ERRORS);
+  if (rc < 0) return conn_fail(c, BFTNET_REASON_IO_ERROR, rc, BFTNET_COUNTER_IO_ERRORS);
+  /* Streams that stopped on our own buffer's high mark go on now, unless
+   * the socket itself is backed up (then its drain event wakes them). */
+  if (c->congested_head && !conn_congested(c)) conn_writable_all(c);
 }
 
 void net_flush_all(void *ud) {
