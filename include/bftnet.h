@@ -172,12 +172,17 @@ BFTNET_API void bftnet_key_free(bftnet_key_t *key);
 /* ---------------------------------------------------------------- events */
 
 typedef enum bftnet_event_type {
-  BFTNET_EV_CONNECTED = 1,   /* a secure, multiplexed connection is up */
-  BFTNET_EV_DISCONNECTED = 2 /* it ended; reason says why */
+  BFTNET_EV_CONNECTED = 1,     /* a secure, multiplexed connection is up */
+  BFTNET_EV_DISCONNECTED = 2,  /* it ended; reason says why */
+  BFTNET_EV_MEMBER_ADDED = 3,  /* bftnet_connect added node_id */
+  BFTNET_EV_MEMBER_REMOVED = 4,/* bftnet_connect removed node_id */
+  BFTNET_EV_MEMBER_UP = 5,     /* node_id's outbound stream is open */
+  BFTNET_EV_MEMBER_DOWN = 6    /* node_id's outbound stream broke; reason says why */
 } bftnet_event_type_t;
 
 typedef struct bftnet_event {
   bftnet_event_type_t type;
+  const char *node_id;     /* MEMBER_* events (and connections of members), else "" */
   const char *peer_id;     /* authenticated remote peer ID ("" if none yet) */
   const char *remote_addr; /* remote multiaddr */
   int outbound;            /* 1 if we dialed, 0 if accepted */
@@ -206,6 +211,20 @@ typedef struct bftnet_config {
   bftnet_event_cb on_event;     /* optional */
   void *user;
   int log_level;                /* 0 quiet, 1 errors, 2 warnings (default), 3 info, 4 debug */
+
+  /* Messaging (see bftnet_connect / bftnet_send / bftnet_recv). */
+  uint32_t ring_capacity;       /* per-member send ring, power of 2 (default 4096) */
+  uint32_t max_message_size;    /* checked on send and receive (default 4 MiB) */
+  uint32_t inbound_max_msgs;    /* per-member inbound queue, power of 2 (default 4096) */
+  uint32_t inbound_max_bytes;   /* per-member inbound queue bytes (default 64 MiB) */
+  uint32_t tentative_max;       /* TentativeReceivers at once (default 16) */
+  uint32_t tentative_max_msgs;  /* kept per TentativeReceiver, newest (default 1024) */
+  uint32_t tentative_max_bytes; /* kept per TentativeReceiver (default 1 MiB) */
+  uint32_t dial_backoff_min_ms; /* first redial delay (default 100) */
+  uint32_t dial_backoff_max_ms; /* cap (default 5000); full jitter in between */
+  /* Opt-in: deliver messages on the loop thread instead of bftnet_recv.
+   * Must be fast; data is valid during the call only. */
+  void (*on_message)(const char *from, const uint8_t *data, size_t len, void *user);
 } bftnet_config_t;
 
 /* Fills in every default. Call before setting fields. */
@@ -242,6 +261,76 @@ BFTNET_API int bftnet_dial(bftnet_t *net, const char *maddr, uint32_t timeout_ms
  * first if needed). Writes the round-trip time in ns. Blocking. */
 BFTNET_API int bftnet_ping(bftnet_t *net, const char *maddr, uint32_t timeout_ms,
                            uint64_t *rtt_ns, char *peer_out, size_t cap) BFTNET_WUR;
+
+/* ------------------------------------------------------------ membership */
+
+#define BFTNET_NODE_ID_MAX 64 /* node IDs are 1..63 bytes, NUL included here */
+#define BFTNET_MAX_ADDRS 8
+
+typedef struct bftnet_member {
+  const char *node_id;      /* the application's name for it, e.g. "r3" */
+  const char *const *addrs; /* multiaddrs ending in /p2p/<peer ID>, most preferred first */
+  size_t naddrs;            /* 1..BFTNET_MAX_ADDRS, all with the same peer ID */
+} bftnet_member_t;
+
+/* Replaces the membership (Mir's Connect). Everything is validated first: a
+ * bad address, a duplicate node ID, or two node IDs with one peer ID reject
+ * the whole call, nothing changes, and errbuf (may be NULL) names the
+ * offending entry. The entry whose peer ID is ours is this node itself: it
+ * gets no Dispatcher. Added members get a Dispatcher (dialing starts) and
+ * their TentativeReceiver, if any, is promoted; removed members lose theirs,
+ * queued messages are released and counted, connections are closed. */
+BFTNET_API int bftnet_connect(bftnet_t *net, const bftnet_member_t *members, size_t n,
+                              char *errbuf, size_t errcap) BFTNET_WUR;
+/* The same from a membership file: {"members":[{"id":"r1","addrs":["/ip4/…/p2p/…"]},…]}. */
+BFTNET_API int bftnet_connect_file(bftnet_t *net, const char *path, char *errbuf,
+                                   size_t errcap) BFTNET_WUR;
+
+/* ------------------------------------------------------------- messaging */
+
+/* Queues one message for node_id. Never blocks; copies the payload once.
+ * When the member's ring is full the oldest queued message is dropped and
+ * counted. BFTNET_ENOTFOUND for an unknown node ID, BFTNET_EINVAL for
+ * ourselves, BFTNET_ETOOBIG above max_message_size. Any thread. */
+BFTNET_API int bftnet_send(bftnet_t *net, const char *node_id, const void *data,
+                           size_t len) BFTNET_WUR;
+/* Queues one message for every member but ourselves, sharing one buffer.
+ * Returns the number of members it was queued for. Any thread. */
+BFTNET_API int bftnet_broadcast(bftnet_t *net, const void *data, size_t len) BFTNET_WUR;
+
+typedef struct bftnet_msg {
+  const char *from;    /* sender's node ID */
+  const uint8_t *data;
+  size_t len;
+  void *priv;          /* bftnet's: pass the message to bftnet_msg_release */
+} bftnet_msg_t;
+
+/* Takes the next message, round-robin across members. timeout_ms: 0 = do
+ * not wait (BFTNET_EAGAIN if none), < 0 = wait forever, else wait up to it
+ * (BFTNET_ETIMEDOUT). BFTNET_ECLOSED after bftnet_stop. Any thread. */
+BFTNET_API int bftnet_recv(bftnet_t *net, bftnet_msg_t *msg, int timeout_ms) BFTNET_WUR;
+/* Up to max messages at once; returns how many (>= 1) or an error as above. */
+BFTNET_API int bftnet_recv_batch(bftnet_t *net, bftnet_msg_t *msgs, int max,
+                                 int timeout_ms) BFTNET_WUR;
+BFTNET_API void bftnet_msg_release(bftnet_msg_t *msg);
+/* A file descriptor that polls readable when messages may be waiting. */
+BFTNET_API int bftnet_recv_fd(bftnet_t *net);
+
+typedef struct bftnet_peer_stats {
+  uint64_t enqueued;          /* accepted by bftnet_send/broadcast */
+  uint64_t sent;              /* written to the member's stream */
+  uint64_t delivered;         /* received from the member and handed to the app */
+  uint64_t dropped_overflow;  /* dropped from a full ring (oldest first) */
+  uint64_t dropped_removed;   /* released when the member was removed */
+  uint64_t bytes_out, bytes_in;
+  uint64_t reconnects;        /* outbound stream re-established */
+  uint64_t tentative_evicted; /* messages a TentativeReceiver dropped before promotion */
+  uint32_t ring_depth;
+  uint32_t inbound_depth;
+  int connected;              /* 1 if the outbound stream is up */
+} bftnet_peer_stats_t;
+
+BFTNET_API int bftnet_peer_stats(bftnet_t *net, const char *node_id, bftnet_peer_stats_t *out);
 
 /* Counter values (atomic snapshot of one counter). */
 BFTNET_API uint64_t bftnet_counter(const bftnet_t *net, bftnet_counter_id_t id);

@@ -1,0 +1,91 @@
+/*
+ * dispatcher.h — the send side's building blocks (seed 003's Dispatcher):
+ * reference-counted message buffers, the per-member drop-oldest ring, the
+ * framer that turns queued messages into a /bftnet/msg/1.0.0 byte stream
+ * across partial writes, and the redial backoff. The only header
+ * dispatcher/ exposes. Thread contracts are in the names (ck style).
+ */
+#ifndef BFTNET_DISPATCHER_H
+#define BFTNET_DISPATCHER_H
+
+#include <ck_ring.h>
+
+#include "net.h"
+
+/* ------------------------------------------------------------ messages */
+/* One allocation per bftnet_send (the only copy of the payload). A
+ * broadcast creates it with refs = number of rings it goes into. */
+typedef struct disp_msg {
+  uint32_t refs; /* atomic */
+  uint32_t len;
+  uint8_t data[];
+} disp_msg_t;
+
+/* NULL on ENOMEM. refs >= 1. */
+disp_msg_t *disp_msg_new(const void *data, size_t len, uint32_t refs);
+/* Drops one reference (any thread); frees at zero. */
+void disp_msg_release(disp_msg_t *m);
+
+/* ---------------------------------------------------------------- ring */
+/* A ck_ring of disp_msg_t pointers, multi-producer (any thread) and
+ * consumed by the loop thread. Never blocks: a push into a full ring
+ * dequeues the oldest message, releases it and counts it as dropped, then
+ * retries. Capacity is a power of two (ck_ring keeps one slot free, so
+ * cap - 1 messages fit). */
+typedef struct disp_ring {
+  ck_ring_t ring;
+  ck_ring_buffer_t *buf;
+  uint32_t cap;
+  uint64_t enqueued; /* atomic counters */
+  uint64_t dropped;
+} disp_ring_t;
+
+int disp_ring_init(disp_ring_t *r, uint32_t cap) BFTNET_WUR; /* BFTNET_EINVAL unless 4 <= cap <= 2^24, power of 2 */
+/* Releases every message still queued; returns how many. No concurrent use. */
+size_t disp_ring_destroy(disp_ring_t *r);
+/* Any thread. Takes the caller's reference to m. Returns true if an older
+ * message was dropped to make room. */
+bool disp_ring_push_mpmc(disp_ring_t *r, disp_msg_t *m);
+/* Loop thread (concurrent with pushes): up to max oldest messages into out;
+ * the caller owns their references. Returns the count. */
+unsigned disp_ring_pop_batch_mpmc(disp_ring_t *r, disp_msg_t **out, unsigned max);
+uint32_t disp_ring_depth(disp_ring_t *r); /* approximate under concurrency */
+
+/* -------------------------------------------------------------- framer */
+/* Loop thread. Turns messages into uvarint(len) || bytes on a stream
+ * whose writes may be partial. It holds at most one partly written
+ * message; everything else stays in the ring (so overload lands in the
+ * ring's drop-oldest, never here). */
+typedef int (*disp_write_fn)(void *ctx, const uint8_t *p, size_t n); /* bytes taken, 0 = blocked, < 0 error */
+
+typedef struct disp_framer {
+  disp_msg_t *cur;  /* message being written, or NULL */
+  uint8_t hdr[BN_UVARINT_MAX_BYTES];
+  uint8_t hdr_len;
+  size_t off;       /* bytes of hdr+data of cur already written */
+  uint64_t msgs_written, bytes_written;
+} disp_framer_t;
+
+void disp_framer_init(disp_framer_t *f);
+/* Writes as much as the writer takes, pulling from the ring in batches.
+ * Returns the number of messages completed (>= 0) or the writer's error.
+ * A completed message's reference is released. */
+int disp_framer_drain(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, void *ctx);
+/* Drops the partly written message (the stream broke): releases it and
+ * returns 1 if there was one, so the caller can count it. */
+int disp_framer_abort(disp_framer_t *f);
+
+/* ------------------------------------------------------------- backoff */
+/* Exponential backoff with full jitter (AWS architecture blog's "full
+ * jitter"): attempt k waits uniform[0, min(max, min * 2^k)], never below
+ * min/2 so a flapping peer is not hammered. Randomness from the seam. */
+typedef struct disp_backoff {
+  uint32_t min_ms, max_ms;
+  uint32_t attempt;
+} disp_backoff_t;
+
+void disp_backoff_init(disp_backoff_t *b, uint32_t min_ms, uint32_t max_ms);
+uint64_t disp_backoff_next_ms(disp_backoff_t *b, const bn_seam_t *seam);
+void disp_backoff_reset(disp_backoff_t *b);
+
+#endif
