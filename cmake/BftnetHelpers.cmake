@@ -79,7 +79,7 @@ function(bftnet_fuzz name)
   target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
   target_link_libraries(${name} PRIVATE ${F_LIBS})
   target_include_directories(${name} PRIVATE ${F_PRIVATE_INC})
-  set(corpus ${CMAKE_CURRENT_SOURCE_DIR}/corpus/${name})
+  set(corpus ${CMAKE_CURRENT_LIST_DIR}/corpus/${name})
   set(work ${CMAKE_CURRENT_BINARY_DIR}/corpus-${name})
   add_test(NAME ${name}
     COMMAND ${CMAKE_COMMAND} -E env ${CMAKE_SOURCE_DIR}/tests/fuzz/run_fuzz.sh

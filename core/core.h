@@ -100,7 +100,9 @@ void bn_buf_free(bn_buf_t *b);
 int bn_buf_reserve(bn_buf_t *b, size_t n) BFTNET_WUR;
 int bn_buf_append(bn_buf_t *b, const void *p, size_t n) BFTNET_WUR;
 static inline size_t bn_buf_unread(const bn_buf_t *b) { return b->len - b->off; }
-static inline uint8_t *bn_buf_head(const bn_buf_t *b) { return b->data + b->off; }
+static inline uint8_t *bn_buf_head(const bn_buf_t *b) {
+  return b->data ? b->data + b->off : NULL; /* NULL + 0 is UB */
+}
 /* Marks n unread bytes as read; resets to empty when all are. */
 void bn_buf_consume(bn_buf_t *b, size_t n);
 void bn_buf_reset(bn_buf_t *b);

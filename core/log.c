@@ -10,7 +10,8 @@ static int g_level = BN_LOG_WARN;
 void bn_log_set_level(int level) { ck_pr_store_int(&g_level, level); }
 int bn_log_get_level(void) { return ck_pr_load_int(&g_level); }
 
-static void vlog(int level, uint32_t suppressed, const char *fmt, va_list ap) {
+__attribute__((format(printf, 3, 0))) static void vlog(int level, uint32_t suppressed,
+                                                       const char *fmt, va_list ap) {
   static const char *names[] = {"", "error", "warn", "info", "debug"};
   char line[512];
   vsnprintf(line, sizeof line, fmt, ap);

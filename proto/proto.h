@@ -28,7 +28,7 @@ size_t uvarint_size(uint64_t v);
 /* ---------------------------------------------------- length-prefixed */
 /* uvarint length then bytes (libp2p's length-prefixed messages). */
 
-/* > 0: total bytes used, *msg/*len point into p; 0: need more;
+/* > 0: total bytes used, *msg and *len point into p; 0: need more;
  * BFTNET_ETOOBIG if the announced length exceeds max (checked before waiting
  * for the body); BFTNET_EPROTO on a bad varint. */
 int lp_next(const uint8_t *p, size_t n, size_t max, const uint8_t **msg, size_t *len);
@@ -43,7 +43,7 @@ int lp_append(bn_buf_t *out, const void *data, size_t len) BFTNET_WUR;
 
 /* Appends one message (text without the newline) to out. */
 int ms_append(bn_buf_t *out, const char *text) BFTNET_WUR;
-/* > 0: bytes used, *text/*len = message without '\n' (not NUL-terminated);
+/* > 0: bytes used, *text and *len = message without '\n' (not NUL-terminated);
  * 0: need more; BFTNET_EPROTO: empty, missing '\n', bad varint, or non-printable;
  * BFTNET_ETOOBIG: longer than BN_MS_MAX_MSG. */
 int ms_next(const uint8_t *p, size_t n, const char **text, size_t *len);

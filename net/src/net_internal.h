@@ -91,6 +91,7 @@ struct net_conn {
   size_t pong_len;
 
   net_stream_t *congested_head; /* streams to wake when the socket drains */
+  net_stream_t *waking_head;    /* the list being woken right now */
   void *user;
   bn_ratelimit_t rl;
 };

@@ -9,7 +9,8 @@
  *
  * Each step checks the state, computes into locals and commits at the end;
  * secrets are wiped at one exit label. A failed step leaves the state
- * NOISE_HS_FAILED (sticky) and the output zeroed.
+ * NOISE_HS_FAILED (sticky, every secret wiped) and the output zeroed. A call
+ * out of turn returns BFTNET_ESTATE and changes nothing.
  */
 #ifndef BFTNET_NOISE_H
 #define BFTNET_NOISE_H
@@ -58,15 +59,21 @@ typedef struct noise_hs {
 int noise_hs_init(noise_hs_t *hs, bool initiator, const uint8_t *prologue, size_t plen,
                   const uint8_t s_priv[NOISE_DHLEN], const uint8_t e_priv[NOISE_DHLEN]);
 
-/* Writes our next handshake message carrying payload into out.
- * Returns the message length (> 0), BFTNET_ESTATE if it is not our turn,
- * BFTNET_ETOOBIG if cap is too small or the message would exceed 65535. */
+/* Writes our next handshake message carrying payload into out (payload
+ * must not overlap out). Returns the message length (> 0), BFTNET_ESTATE if
+ * it is not our turn, BFTNET_ETOOBIG if cap is too small or the message
+ * would exceed 65535, BFTNET_EAUTH if a DH gives the all-zero secret (the
+ * responder's message 2 after a low-order ephemeral in message 1). */
 int noise_hs_write(noise_hs_t *hs, const uint8_t *payload, size_t plen, uint8_t *out, size_t cap);
 
 /* Reads the peer's next handshake message; decrypts its payload into out.
  * Returns the payload length (>= 0), BFTNET_ESTATE if not our turn,
  * BFTNET_EPROTO if too short, BFTNET_EDECRYPT if authentication fails,
- * BFTNET_ETOOBIG if cap is too small. */
+ * BFTNET_EAUTH if a DH gives the all-zero secret (low-order key),
+ * BFTNET_ETOOBIG if cap is too small or len > 65535.
+ * Once the message carrying the peer's s is read (message 2 for the
+ * initiator, 3 for the responder), hs->rs is the authenticated remote static
+ * key to pass to noise_libp2p_payload_verify. */
 int noise_hs_read(noise_hs_t *hs, const uint8_t *msg, size_t len, uint8_t *out, size_t cap);
 
 /* After NOISE_HS_DONE: the transport ciphers for our role (send, recv), the
@@ -75,7 +82,8 @@ int noise_hs_read(noise_hs_t *hs, const uint8_t *msg, size_t len, uint8_t *out, 
 int noise_hs_split(noise_hs_t *hs, noise_cipher_t *send, noise_cipher_t *recv,
                    uint8_t hash_out[NOISE_HASHLEN], uint8_t remote_static[NOISE_DHLEN]);
 
-/* Zeroes every secret in hs. */
+/* Zeroes every secret in hs and leaves it NOISE_HS_FAILED (the all-zero
+ * state would otherwise be a fresh initiator). */
 void noise_hs_wipe(noise_hs_t *hs);
 
 /* X25519 public key of a private key. */
@@ -83,11 +91,15 @@ void noise_dh_pub(const uint8_t priv[NOISE_DHLEN], uint8_t pub[NOISE_DHLEN]);
 
 /* Transport messages, in place: encrypt len bytes at buf and append the
  * 16-byte tag at buf+len (the caller reserves it). Empty associated data.
- * Returns len + 16, or BFTNET_ELIMIT when the nonce is exhausted. */
+ * Returns len + 16, BFTNET_ELIMIT when the nonce is exhausted,
+ * BFTNET_ETOOBIG if len > BN_NOISE_MAX_PLAINTEXT, BFTNET_ESTATE if c has
+ * no key. */
 int noise_encrypt(noise_cipher_t *c, uint8_t *buf, size_t len);
 /* Decrypts len bytes (ciphertext || tag) at buf in place. Returns the
  * plaintext length, or BFTNET_EDECRYPT (buf contents then unspecified and
- * the nonce unchanged), BFTNET_EPROTO if len < 16. */
+ * the nonce unchanged), BFTNET_EPROTO if len < 16, BFTNET_ETOOBIG if
+ * len > BN_NOISE_MAX_MSG, BFTNET_ELIMIT when the nonce is exhausted,
+ * BFTNET_ESTATE if c has no key. */
 int noise_decrypt(noise_cipher_t *c, uint8_t *buf, size_t len);
 
 void noise_cipher_wipe(noise_cipher_t *c);
@@ -103,9 +115,10 @@ int noise_libp2p_payload_build(const uint8_t ed_sk[64], const uint8_t ed_pk[32],
 
 /* Verifies a peer's payload against its Noise static key (which the
  * handshake has authenticated). Extensions are parsed and ignored.
- * Returns 0 and the peer ID; BFTNET_EPROTO if the protobuf is malformed or
- * a field is missing, BFTNET_EBADKEY if the key is not a canonical Ed25519
- * PublicKey, BFTNET_EAUTH if the signature does not verify. */
+ * Returns 0 and the peer ID; BFTNET_EPROTO if the protobuf is malformed, a
+ * field is missing or n > BN_NOISE_MAX_PAYLOAD, BFTNET_EBADKEY if the key is
+ * not a canonical Ed25519 PublicKey, BFTNET_EAUTH if the signature does not
+ * verify. */
 int noise_libp2p_payload_verify(const uint8_t *payload, size_t n,
                                 const uint8_t remote_static[NOISE_DHLEN], peerid_t *out);
 

@@ -211,12 +211,15 @@ void stream_on_free(void *ud, yamux_stream_t *ys) {
   net_stream_t *s = yamux_stream_get_user(ys);
   if (!s) return;
   yamux_stream_set_user(ys, NULL);
-  if (s->congested) {
-    for (net_stream_t **pp = &c->congested_head; *pp; pp = &(*pp)->congested_next)
-      if (*pp == s) {
-        *pp = s->congested_next;
-        break;
-      }
+  if (s->congested) { /* parked, or on the list being woken right now */
+    net_stream_t **lists[2] = {&c->congested_head, &c->waking_head};
+    for (int i = 0; i < 2; i++)
+      for (net_stream_t **pp = lists[i]; *pp; pp = &(*pp)->congested_next)
+        if (*pp == s) {
+          *pp = s->congested_next;
+          i = 2;
+          break;
+        }
   }
   if (s->state != NS_DEAD) {
     /* Closed cleanly both ways, or the session is going away. */
@@ -235,13 +238,17 @@ static bool notify_writable(net_stream_t *s) {
 }
 
 void conn_writable_all(net_conn_t *c) {
-  /* yamux keeps the stream table; streams that wrote short re-arm through
-   * on_writable. Here we only cover connection congestion, which yamux does
-   * not see: poke the streams that registered interest. */
-  for (net_stream_t **pp = &c->congested_head; *pp;) {
-    net_stream_t *s = *pp;
-    *pp = s->congested_next;
+  /* Only connection congestion parks streams here (yamux's own credit wakes
+   * them through on_writable). Detach the list first: a woken stream that
+   * congests the connection again parks itself on a fresh list, to be woken
+   * by the next flush or drain rather than spinning here. */
+  c->waking_head = c->congested_head;
+  c->congested_head = NULL;
+  while (c->waking_head) {
+    net_stream_t *s = c->waking_head;
+    c->waking_head = s->congested_next;
     s->congested = false;
+    s->congested_next = NULL;
     if (notify_writable(s)) s->cbs.on_writable(s->ud, s);
   }
 }

@@ -1,0 +1,4 @@
+# Noise XX, the libp2p handshake payload, and the identity key (net/src/noise.c, identity.c).
+bftnet_test(noise_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/noise_test.c LIBS bftnet_net_codec PkgConfig::SODIUM PRIVATE_INC ${CMAKE_SOURCE_DIR}/net/src)
+bftnet_test(noise_libp2p_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/noise_libp2p_test.c LIBS bftnet_net_codec PkgConfig::SODIUM PRIVATE_INC ${CMAKE_SOURCE_DIR}/net/src)
+bftnet_test(identity_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/identity_test.c LIBS bftnet_net_codec PkgConfig::SODIUM PRIVATE_INC ${CMAKE_SOURCE_DIR}/net/src)
