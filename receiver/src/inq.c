@@ -1,0 +1,146 @@
+/*
+ * inq.c — a member's bounded inbound queue: a ck_ring (single producer, the
+ * loop thread; many consumers, the application threads) plus a loop-side
+ * overflow list for the at most one yamux window that arrives after the loop
+ * stopped crediting the stream.
+ *
+ * Order: a message enters the ring only when the overflow list is empty, so
+ * the ring always holds older messages than the list; the list moves into
+ * the ring from its head.
+ *
+ * Accounting: count and bytes (message data bytes) rise on push, before the
+ * message is published, and fall on pop, after it is taken, so they never
+ * underflow and return to zero once the queue is drained.
+ *
+ * ThreadSanitizer: ck_pr is inline assembly, which TSan cannot see, so the
+ * ring's release (producer's p_tail store) / acquire (consumer's p_tail
+ * load) pair is invisible to it. We state it with annotations: a release on
+ * the ring before each enqueue, an acquire after each successful dequeue.
+ * The consumer's slot read inside ck_ring_dequeue_spmc happens before that
+ * acquire (and mc consumers may read a slot speculatively, retrying when
+ * their CAS loses), so reads inside the dequeue are not tracked.
+ */
+#include <stdlib.h>
+
+#include <ck_pr.h>
+
+#include "receiver.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define RX_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RX_TSAN 1
+#endif
+#endif
+
+#ifdef RX_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+void AnnotateIgnoreReadsBegin(const char *file, int line);
+void AnnotateIgnoreReadsEnd(const char *file, int line);
+#define RX_TSAN_RELEASE(a)           __tsan_release(a)
+#define RX_TSAN_ACQUIRE(a)           __tsan_acquire(a)
+#define RX_TSAN_IGNORE_READS_BEGIN() AnnotateIgnoreReadsBegin(__FILE__, __LINE__)
+#define RX_TSAN_IGNORE_READS_END()   AnnotateIgnoreReadsEnd(__FILE__, __LINE__)
+#else
+#define RX_TSAN_RELEASE(a)           ((void)(a))
+#define RX_TSAN_ACQUIRE(a)           ((void)(a))
+#define RX_TSAN_IGNORE_READS_BEGIN() ((void)0)
+#define RX_TSAN_IGNORE_READS_END()   ((void)0)
+#endif
+
+int rx_inq_init(rx_inq_t *q, uint32_t cap, uint64_t max_bytes) {
+  memset(q, 0, sizeof(*q));
+  /* ck_ring: a power of two, one slot always free. */
+  if (cap < 2 || (cap & (cap - 1)) != 0) return BFTNET_EINVAL;
+  q->buf = calloc(cap, sizeof(*q->buf));
+  if (q->buf == NULL) return BFTNET_ENOMEM;
+  ck_ring_init(&q->ring, cap);
+  q->cap = cap;
+  q->max_bytes = max_bytes;
+  return 0;
+}
+
+/* Loop thread: publishes m to the consumers; false when the ring is full. */
+static bool rx_inq_ring_put(rx_inq_t *q, rx_msg_t *m) {
+  m->next = NULL;
+  RX_TSAN_RELEASE(&q->ring);
+  return ck_ring_enqueue_spmc(&q->ring, q->buf, m);
+}
+
+static void rx_inq_ovf_append(rx_inq_t *q, rx_msg_t *m) {
+  m->next = NULL;
+  if (q->ovf_tail != NULL)
+    q->ovf_tail->next = m;
+  else
+    q->ovf_head = m;
+  q->ovf_tail = m;
+}
+
+void rx_inq_push_spmc(rx_inq_t *q, rx_msg_t *m) {
+  BN_ASSERT(m != NULL);
+  ck_pr_add_32(&q->count, 1);
+  ck_pr_add_64(&q->bytes, m->len);
+  if (q->ovf_head != NULL) {
+    /* Behind the overflow, never ahead of it. */
+    rx_inq_ovf_append(q, m);
+    rx_inq_refill_spmc(q);
+    return;
+  }
+  if (!rx_inq_ring_put(q, m)) rx_inq_ovf_append(q, m);
+}
+
+void rx_inq_refill_spmc(rx_inq_t *q) {
+  while (q->ovf_head != NULL) {
+    rx_msg_t *m = q->ovf_head;
+    rx_msg_t *next = m->next; /* read before publishing: a consumer may free m */
+    if (!rx_inq_ring_put(q, m)) {
+      m->next = next; /* still ours: the ring was full */
+      return;
+    }
+    q->ovf_head = next;
+    if (next == NULL) q->ovf_tail = NULL;
+  }
+}
+
+rx_msg_t *rx_inq_pop_spmc(rx_inq_t *q) {
+  rx_msg_t *m = NULL;
+  RX_TSAN_IGNORE_READS_BEGIN();
+  bool ok = ck_ring_dequeue_spmc(&q->ring, q->buf, &m);
+  RX_TSAN_IGNORE_READS_END();
+  if (!ok) return NULL;
+  RX_TSAN_ACQUIRE(&q->ring);
+  ck_pr_sub_64(&q->bytes, m->len);
+  ck_pr_sub_32(&q->count, 1);
+  ck_pr_inc_64(&q->delivered);
+  return m;
+}
+
+bool rx_inq_over(rx_inq_t *q) {
+  return ck_pr_load_32(&q->count) >= q->cap - 1 || ck_pr_load_64(&q->bytes) >= q->max_bytes;
+}
+
+uint32_t rx_inq_depth(rx_inq_t *q) {
+  return ck_pr_load_32(&q->count);
+}
+
+size_t rx_inq_destroy(rx_inq_t *q) {
+  size_t n = 0;
+  if (q->buf != NULL) {
+    rx_msg_t *m;
+    while (ck_ring_dequeue_spmc(&q->ring, q->buf, &m)) {
+      rx_msg_free(m);
+      n++;
+    }
+  }
+  while (q->ovf_head != NULL) {
+    rx_msg_t *m = q->ovf_head;
+    q->ovf_head = m->next;
+    rx_msg_free(m);
+    n++;
+  }
+  free(q->buf);
+  memset(q, 0, sizeof(*q));
+  return n;
+}

@@ -1,0 +1,61 @@
+/*
+ * msg.c — received-message buffers: one allocation holding the header, the
+ * data and the sender's NUL-terminated node ID right after the data, so a
+ * message outlives the membership entry that named its sender.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "receiver.h"
+
+/* sizeof(header) + len + idlen + 1, or 0 if that overflows size_t. */
+static size_t rx_msg_alloc_size(size_t len, size_t idlen) {
+  size_t hdr = sizeof(rx_msg_t);
+  if (len > SIZE_MAX - hdr) return 0;
+  if (idlen > SIZE_MAX - hdr - len - 1) return 0;
+  return hdr + len + idlen + 1;
+}
+
+rx_msg_t *rx_msg_new(const uint8_t *data, size_t len, const char *from) {
+  if (from == NULL) from = "";
+  /* len travels as uint32_t; the deframer's max (<= BN_MSG_MAX_CAP) keeps
+   * peer-announced lengths far below this. */
+  if ((uint64_t)len > UINT32_MAX) return NULL;
+  size_t idlen = strlen(from);
+  size_t size = rx_msg_alloc_size(len, idlen);
+  if (size == 0) return NULL;
+  rx_msg_t *m = malloc(size);
+  if (m == NULL) return NULL;
+  m->next = NULL;
+  m->len = (uint32_t)len;
+  if (len > 0) memcpy(m->data, data, len);
+  char *id = (char *)m->data + len;
+  memcpy(id, from, idlen + 1);
+  m->from = id;
+  return m;
+}
+
+/* NULL on ENOMEM, and then m is untouched (still owned by the caller).
+ * On success the message may have moved: relink it wherever it was. */
+rx_msg_t *rx_msg_set_from(rx_msg_t *m, const char *from) {
+  BN_ASSERT(m != NULL);
+  if (from == NULL) from = "";
+  size_t idlen = strlen(from);
+  size_t oldlen = strlen(m->from);
+  if (idlen > oldlen) {
+    size_t size = rx_msg_alloc_size(m->len, idlen);
+    if (size == 0) return NULL;
+    rx_msg_t *n = realloc(m, size);
+    if (n == NULL) return NULL;
+    m = n;
+  }
+  char *id = (char *)m->data + m->len; /* recomputed: the block may have moved */
+  memmove(id, from, idlen + 1);
+  m->from = id;
+  return m;
+}
+
+void rx_msg_free(rx_msg_t *m) {
+  free(m);
+}
