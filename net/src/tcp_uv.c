@@ -18,6 +18,7 @@ typedef struct uvt {
   bn_defer_cb defer_cb[16];
   void *defer_ud[16];
   int ndefer;
+  int closing; /* handles still closing in net_transport_uv_free */
   /* One read buffer for all sockets: libuv delivers one read at a time and
    * on_read consumers must not keep the pointer. */
   uint8_t rbuf[64 * 1024];
@@ -350,11 +351,13 @@ int net_transport_uv_new(struct uv_loop_s *loop, const bn_seam_t *seam, bn_trans
 
 static void on_uvt_handle_closed(uv_handle_t *h) {
   uvt_t *t = h->data;
-  if (h == (uv_handle_t *)&t->idle) free(t); /* closed second */
+  /* libuv runs close callbacks in no promised order: free after both. */
+  if (--t->closing == 0) free(t);
 }
 
 void net_transport_uv_free(bn_transport_t *bt) {
   uvt_t *t = (uvt_t *)bt;
+  t->closing = 2;
   uv_close((uv_handle_t *)&t->check, on_uvt_handle_closed);
   uv_close((uv_handle_t *)&t->idle, on_uvt_handle_closed);
 }

@@ -81,8 +81,8 @@ static int maddr_value(maddr_cursor_t *c, const char *proto, const char **tok, s
 }
 
 static int maddr_parse_ip(maddr_cursor_t *c, const char *proto, struct sockaddr_storage *sa) {
-  const char *tok;
-  size_t len;
+  const char *tok = NULL;
+  size_t len = 0;
   int rc = maddr_value(c, proto, &tok, &len);
   if (rc) return rc;
   bool v4 = proto[2] == '4';
@@ -104,8 +104,8 @@ static int maddr_parse_ip(maddr_cursor_t *c, const char *proto, struct sockaddr_
 
 /* Decimal 0..65535, no sign, no leading zeros (one spelling per port). */
 static int maddr_parse_port(maddr_cursor_t *c, struct sockaddr_storage *sa) {
-  const char *tok;
-  size_t len;
+  const char *tok = NULL;
+  size_t len = 0;
   int rc = maddr_value(c, "tcp", &tok, &len);
   if (rc) return rc;
   uint32_t port = 0;
@@ -125,8 +125,8 @@ static int maddr_parse_port(maddr_cursor_t *c, struct sockaddr_storage *sa) {
 }
 
 static int maddr_parse_peer(maddr_cursor_t *c, peerid_t *peer) {
-  const char *tok;
-  size_t len;
+  const char *tok = NULL;
+  size_t len = 0;
   int rc = maddr_value(c, "p2p", &tok, &len);
   if (rc) return rc;
   char show[MADDR_SHOW_MAX + 4];
@@ -137,8 +137,8 @@ static int maddr_parse_peer(maddr_cursor_t *c, peerid_t *peer) {
 
 /* /ip4/A or /ip6/A: the first component. */
 static int maddr_parse_host(maddr_cursor_t *c, struct sockaddr_storage *sa) {
-  const char *tok;
-  size_t len;
+  const char *tok = NULL;
+  size_t len = 0;
   int rc = maddr_next(c, &tok, &len);
   if (rc == 0) return maddr_fail(c, "empty multiaddr");
   if (rc < 0) return rc;
@@ -149,8 +149,8 @@ static int maddr_parse_host(maddr_cursor_t *c, struct sockaddr_storage *sa) {
 
 /* /tcp/P, then optionally /p2p/ID, then the end. */
 static int maddr_parse_tail(maddr_cursor_t *c, maddr_t *m) {
-  const char *tok;
-  size_t len;
+  const char *tok = NULL;
+  size_t len = 0;
   int rc = maddr_next(c, &tok, &len);
   if (rc == 0) return maddr_fail(c, "missing '/tcp'");
   if (rc < 0) return rc;

@@ -25,8 +25,8 @@ endfunction()
 bftnet_interop_test(js-self)
 
 # The C peer: pings, serves /ipfs/ping/1.0.0 and /bftnet/echo/1.0.0 (listen),
-# or pings and runs the echo protocol against js (dial). It may use internal
-# module headers, hence bftnet_static (whose modules carry their include dirs).
+# or pings and runs the echo protocol against js (dial). It is built on the
+# test harness's network helpers (bftnet_th_net, tests/lib).
 if(EXISTS ${_interop_dir}/interop_peer.c)
   add_executable(interop_peer ${_interop_dir}/interop_peer.c)
   target_link_libraries(interop_peer PRIVATE bftnet_th_net)

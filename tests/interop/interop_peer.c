@@ -16,17 +16,19 @@ static uv_loop_t loop;
 static bn_transport_t *transport;
 static th_node_t node;
 
+static uv_signal_t sig_term, sig_int;
+
 static void on_signal(uv_signal_t *h, int sig) {
+  (void)h;
   (void)sig;
-  uv_signal_stop(h);
-  uv_close((uv_handle_t *)h, NULL);
+  uv_close((uv_handle_t *)&sig_term, NULL); /* both, or the other keeps the loop alive */
+  uv_close((uv_handle_t *)&sig_int, NULL);
   th_node_close(&node);
 }
 
 static int do_listen(void) {
   printf("%s\n", node.addr);
   fflush(stdout);
-  uv_signal_t sig_term, sig_int;
   uv_signal_init(&loop, &sig_term);
   uv_signal_init(&loop, &sig_int);
   uv_signal_start(&sig_term, on_signal, SIGTERM);
