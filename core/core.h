@@ -19,6 +19,7 @@
 #define BN_CONTAINER_OF(ptr, type, member)                                    \
   ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 #define BN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+/* Arguments are evaluated twice: pass no side effects. */
 #define BN_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define BN_MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -40,12 +40,24 @@ typedef enum yamux_violation {
   YAMUX_WINDOW_EXCEEDED,    /* data beyond the granted receive window */
   YAMUX_WINDOW_OVERFLOW,    /* window update makes the send window exceed 2^32-1 */
   YAMUX_DATA_AFTER_FIN,     /* data or FIN after the peer's FIN */
-  YAMUX_FRAME_TOO_LARGE,    /* length beyond BN_YAMUX_MAX_WINDOW */
+  YAMUX_FRAME_TOO_LARGE,    /* data frame length beyond BN_YAMUX_MAX_WINDOW */
   YAMUX_INTERNAL            /* out of memory etc. (not the peer's fault) */
 } yamux_violation_t;
 
 typedef struct yamux_session yamux_session_t;
 typedef struct yamux_stream yamux_stream_t;
+
+/* A stream's state (for logs and tests). SYN_RECEIVED exists only inside
+ * on_accept; CLOSED and RESET only until on_free. */
+typedef enum yamux_stream_state {
+  YAMUX_SYN_SENT,      /* we opened it; the peer's ACK has not arrived */
+  YAMUX_SYN_RECEIVED,  /* the peer opened it; our ACK is not out yet */
+  YAMUX_ESTABLISHED,   /* both directions open */
+  YAMUX_LOCAL_CLOSED,  /* we sent FIN; the peer may still send */
+  YAMUX_REMOTE_CLOSED, /* the peer sent FIN; we may still send */
+  YAMUX_CLOSED,        /* both FINs: about to be freed */
+  YAMUX_RESET          /* RST sent or received: about to be freed */
+} yamux_stream_state_t;
 
 typedef struct yamux_config {
   uint32_t window;      /* receive window we grant per stream (>= 256 KiB, <= BN_YAMUX_MAX_WINDOW) */
@@ -82,7 +94,9 @@ int yamux_session_new(yamux_session_t **out, bool is_client, const yamux_config_
 void yamux_session_free(yamux_session_t *s);
 
 /* Feeds received bytes (any split). Returns 0 or a sticky negative code:
- * BFTNET_EPROTO (see yamux_session_error), BFTNET_ENOMEM. */
+ * BFTNET_EPROTO (see yamux_session_error), BFTNET_ENOMEM. After such an
+ * error, open/write/close/ping return it too. Not reentrant: from inside a
+ * callback of the same session it returns BFTNET_ESTATE. */
 int yamux_session_feed(yamux_session_t *s, const uint8_t *p, size_t n);
 yamux_violation_t yamux_session_error(const yamux_session_t *s);
 const char *yamux_violation_str(yamux_violation_t v);
@@ -116,5 +130,7 @@ void *yamux_stream_get_user(const yamux_stream_t *st);
 void yamux_stream_set_user(yamux_stream_t *st, void *user);
 bool yamux_stream_remote_closed(const yamux_stream_t *st);
 bool yamux_stream_local_closed(const yamux_stream_t *st);
+yamux_stream_state_t yamux_stream_state(const yamux_stream_t *st);
+const char *yamux_stream_state_str(yamux_stream_state_t state);
 
 #endif /* BFTNET_YAMUX_H */
