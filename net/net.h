@@ -123,7 +123,12 @@ int net_listen(net_t *n, const maddr_t *addr, char *bound, size_t cap) BFTNET_WU
 typedef void (*net_dial_cb)(void *ud, net_conn_t *c, int err);
 int net_dial(net_t *n, const maddr_t *addr, net_dial_cb cb, void *ud) BFTNET_WUR;
 
-/* A connection up to peer (the most recently established), or NULL. */
+/* Closes every connection to peer, in any state (membership removal). */
+void net_close_peer(net_t *n, const peerid_t *peer, bftnet_reason_t reason);
+/* Counts connections to peer that are up. */
+unsigned net_count_conns(net_t *n, const peerid_t *peer);
+
+/* A connection up to peer (the most recently created of those up), or NULL. */
 net_conn_t *net_find_conn(net_t *n, const peerid_t *peer);
 
 const peerid_t *net_conn_peer(const net_conn_t *c);

@@ -20,6 +20,11 @@
 #define NOISE_FRAME_HDR 2u
 #define MAX_UNFRAMED (NOISE_FRAME_HDR + BN_NOISE_MAX_MSG)
 #define CONN_OUT_HIGH_MARK (4u * 1024u * 1024u)
+/* Data stops at the high marks; only control frames (yamux window updates,
+ * ping answers, resets) and our own pings pass them. A peer that makes us
+ * queue past this hard cap (say, flooding yamux pings while never reading)
+ * loses the connection. */
+#define CONN_QUEUE_HARD_CAP (4u * NET_WRITE_HIGH_MARK)
 
 static void conn_on_connect(void *ud, int status);
 static void conn_on_read(void *ud, uint8_t *p, size_t n);
@@ -236,6 +241,10 @@ static void conn_flush(net_conn_t *c) {
   if (c->tx.has_k) frame_seal(c);
   size_t len = bn_buf_unread(&c->out);
   if (len == 0) return;
+  if (n->t->ops->write_queued(c->sock) > CONN_QUEUE_HARD_CAP) {
+    bn_buf_reset(&c->out);
+    return conn_fail(c, BFTNET_REASON_LIMIT, BFTNET_ELIMIT, BFTNET_COUNTER_CONN_LIMIT);
+  }
   int rc = n->t->ops->write(c->sock, bn_buf_head(&c->out), len);
   bn_counter_add(n->ctr, BFTNET_COUNTER_BYTES_OUT, len);
   bn_buf_reset(&c->out);
@@ -487,6 +496,12 @@ static void conn_ready(net_conn_t *c) {
 static void conn_yamux_feed(net_conn_t *c, const uint8_t *p, size_t n) {
   if (n == 0 || c->state != CONN_READY) return;
   int rc = yamux_session_feed(c->ymx, p, n);
+  /* Streams yamux refused at the stream-count limit are counted per node. */
+  uint64_t refused = yamux_session_stats(c->ymx)->streams_refused;
+  if (refused != c->ymx_refused) {
+    bn_counter_add(c->net->ctr, BFTNET_COUNTER_STREAMS_REFUSED, refused - c->ymx_refused);
+    c->ymx_refused = refused;
+  }
   if (rc < 0) {
     yamux_violation_t v = yamux_session_error(c->ymx);
     bftnet_counter_id_t ctr = v == YAMUX_WINDOW_EXCEEDED ? BFTNET_COUNTER_YAMUX_WINDOW_VIOLATION
@@ -494,7 +509,9 @@ static void conn_yamux_feed(net_conn_t *c, const uint8_t *p, size_t n) {
                                                          : BFTNET_COUNTER_BAD_YAMUX;
     bn_log_rl(&c->rl, bn_now_ns(c->net->t->seam), BN_LOG_INFO, "yamux from %s: %s", c->peer_str,
               yamux_violation_str(v));
-    conn_fail(c, BFTNET_REASON_PROTOCOL_ERROR, rc, ctr);
+    conn_fail(c, v == YAMUX_INTERNAL ? BFTNET_REASON_IO_ERROR : BFTNET_REASON_PROTOCOL_ERROR, rc,
+              ctr);
+    return;
   }
 }
 

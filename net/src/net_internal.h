@@ -77,6 +77,7 @@ struct net_conn {
   net_conn_t *flush_next;
 
   yamux_session_t *ymx;
+  uint64_t ymx_refused; /* yamux's refused-stream count already added to counters */
   int in_feed;        /* > 0 while inside yamux_session_feed */
   bool teardown_pending;
 
@@ -161,6 +162,8 @@ void stream_on_reset(void *ud, yamux_stream_t *ys);
 void stream_on_writable(void *ud, yamux_stream_t *ys);
 void stream_on_free(void *ud, yamux_stream_t *ys);
 void conn_writable_all(net_conn_t *c);
+/* A write that ignores connection congestion (pings only). */
+int stream_write_uncongested(net_stream_t *s, const uint8_t *p, size_t n);
 /* ping.c */
 int ping_register(net_t *n);
 void ping_conn_ready(net_conn_t *c);

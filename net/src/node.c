@@ -134,6 +134,22 @@ net_conn_t *net_find_conn(net_t *n, const peerid_t *peer) {
   return NULL;
 }
 
+void net_close_peer(net_t *n, const peerid_t *peer, bftnet_reason_t reason) {
+  for (net_conn_t *c = n->conns, *next; c; c = next) {
+    next = c->next;
+    bool match = (c->peer.len && peerid_equal(&c->peer, peer)) ||
+                 (c->expect_peer && peerid_equal(&c->expected, peer));
+    if (match) conn_fail(c, reason, BFTNET_ECLOSED, BFTNET_COUNTER_COUNT);
+  }
+}
+
+unsigned net_count_conns(net_t *n, const peerid_t *peer) {
+  unsigned k = 0;
+  for (net_conn_t *c = n->conns; c; c = c->next)
+    if (c->state == CONN_READY && peerid_equal(&c->peer, peer)) k++;
+  return k;
+}
+
 int net_dial(net_t *n, const maddr_t *addr, net_dial_cb cb, void *ud) {
   if (!n || !addr || !cb) return BFTNET_EINVAL;
   if (n->closing) return BFTNET_ECLOSED;

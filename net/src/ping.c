@@ -139,7 +139,10 @@ static int ping_send(net_conn_t *c, net_ping_cb cb, void *ud) {
   }
   ping_slot_t *slot = &c->pings[(c->ping_head + c->ping_count) % NET_MAX_PINGS];
   bn_random(n->t->seam, slot->payload, BN_PING_SIZE);
-  int w = net_stream_write(c->ping_stream, slot->payload, BN_PING_SIZE);
+  /* Pings skip the connection's congestion check (32 bytes, at most
+   * NET_MAX_PINGS in flight): a busy path that goes dark must still time
+   * out, and a queue that never drains is exactly what a ping detects. */
+  int w = stream_write_uncongested(c->ping_stream, slot->payload, BN_PING_SIZE);
   if (w < 0) return w;
   if (w != (int)BN_PING_SIZE) {
     /* Partial write on a congested connection: the stream is now out of

@@ -187,6 +187,7 @@ void stream_on_fin(void *ud, yamux_stream_t *ys) {
   if (!s || s->state == NS_DEAD) return;
   if (s->state != NS_READY) {
     /* Closed before agreeing on a protocol. */
+    bn_counter_add(s->conn->net->ctr, BFTNET_COUNTER_STREAMS_REFUSED, 1);
     stream_die(s, s->state == NS_PROPOSING ? BFTNET_ENA : BFTNET_EEOF);
     yamux_stream_reset(ys);
     return;
@@ -265,6 +266,11 @@ int net_stream_write(net_stream_t *s, const uint8_t *p, size_t n) {
     }
     return 0;
   }
+  return yamux_stream_write(s->ys, p, n);
+}
+
+int stream_write_uncongested(net_stream_t *s, const uint8_t *p, size_t n) {
+  if (s->state == NS_DEAD || s->conn->state != CONN_READY) return BFTNET_ECLOSED;
   return yamux_stream_write(s->ys, p, n);
 }
 
