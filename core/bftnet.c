@@ -7,43 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <unistd.h>
+
+#include <ck_pr.h>
 #include <uv.h>
 
-#include "net.h"
-
-typedef struct cmd cmd_t;
-typedef void (*cmd_fn)(bftnet_t *b, cmd_t *c);
-
-struct cmd {
-  cmd_fn run;
-  cmd_t *next;
-  bool done;
-  int rc;
-  /* arguments and results */
-  maddr_t addr;
-  char *out;
-  size_t cap;
-  uint32_t timeout_ms;
-  uint64_t rtt_ns;
-  char peer[BFTNET_PEER_ID_MAX];
-};
-
-struct bftnet {
-  bftnet_config_t cfg;
-  uv_loop_t own_loop;
-  uv_loop_t *loop;
-  bool own_thread;
-  uv_thread_t thread;
-  uv_async_t async;
-  uv_mutex_t mu;
-  uv_cond_t cv;
-  cmd_t *queue_head, *queue_tail;
-  bn_transport_t *t;
-  net_t *net;
-  bn_counters_t counters;
-  bool stopped;
-  bool loop_done;
-};
+#include "bftnet_internal.h"
 
 /* A dial or ping in flight, owned by the loop: it outlives a caller that
  * gave up (timeout) and is freed when the operation completes. */
@@ -65,11 +34,37 @@ BFTNET_API void bftnet_config_init(bftnet_config_t *cfg) {
   cfg->max_connections = 1024;
   cfg->max_pending_handshakes = 64;
   cfg->log_level = BN_LOG_WARN;
+  cfg->ring_capacity = 4096;
+  cfg->max_message_size = BN_MSG_MAX_DEFAULT;
+  cfg->inbound_max_msgs = 4096;
+  cfg->inbound_max_bytes = 64u * 1024 * 1024;
+  cfg->tentative_max = 16;
+  cfg->tentative_max_msgs = 1024;
+  cfg->tentative_max_bytes = 1024 * 1024;
+  cfg->tentative_rate = 256 * 1024;
+  cfg->dial_backoff_min_ms = 100;
+  cfg->dial_backoff_max_ms = 5000;
+}
+
+static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
+
+static int config_check(const bftnet_config_t *c) {
+  if (!c->key) return BFTNET_EINVAL;
+  if (!is_pow2(c->ring_capacity) || c->ring_capacity < 4 || c->ring_capacity > (1u << 24))
+    return BFTNET_EINVAL;
+  if (!is_pow2(c->inbound_max_msgs) || c->inbound_max_msgs < 4 || c->inbound_max_msgs > (1u << 24))
+    return BFTNET_EINVAL;
+  if (c->max_message_size == 0 || c->max_message_size > BN_MSG_MAX_CAP) return BFTNET_EINVAL;
+  if (c->dial_backoff_min_ms == 0 || c->dial_backoff_max_ms < c->dial_backoff_min_ms)
+    return BFTNET_EINVAL;
+  if (c->tentative_max > 4096 || c->inbound_max_bytes == 0) return BFTNET_EINVAL;
+  if (c->tentative_max && c->tentative_rate == 0) return BFTNET_EINVAL;
+  return 0;
 }
 
 /* ------------------------------------------------------------ commands */
 
-static void cmd_complete(bftnet_t *b, cmd_t *c, int rc) {
+void cmd_complete(bftnet_t *b, cmd_t *c, int rc) {
   uv_mutex_lock(&b->mu);
   c->rc = rc;
   c->done = true;
@@ -93,7 +88,7 @@ static void on_async(uv_async_t *h) {
 }
 
 /* Runs c on the loop thread and waits for it to complete. */
-static int call(bftnet_t *b, cmd_t *c) {
+int call(bftnet_t *b, cmd_t *c) {
   c->done = false;
   c->next = NULL;
   if (!b->own_thread) {
@@ -104,7 +99,7 @@ static int call(bftnet_t *b, cmd_t *c) {
     return c->rc;
   }
   uv_mutex_lock(&b->mu);
-  if (b->stopped && c->run != NULL && b->loop_done) {
+  if (b->loop_done) {
     uv_mutex_unlock(&b->mu);
     return BFTNET_ECLOSED;
   }
@@ -121,27 +116,12 @@ static int call(bftnet_t *b, cmd_t *c) {
 
 /* -------------------------------------------------------------- events */
 
-static void emit(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type, bftnet_reason_t reason,
-                 int err) {
-  if (!b->cfg.on_event) return;
-  char peer[BFTNET_PEER_ID_MAX] = "", addr[BFTNET_ADDR_MAX] = "";
-  if (net_conn_peer(c)->len) peerid_to_string(net_conn_peer(c), peer, sizeof peer);
-  net_conn_remote_addr(c, addr, sizeof addr);
-  bftnet_event_t ev = {.type = type,
-                       .peer_id = peer,
-                       .remote_addr = addr,
-                       .outbound = net_conn_outbound(c),
-                       .reason = reason,
-                       .error = err};
-  b->cfg.on_event(&ev, b->cfg.user);
-}
-
 static void on_conn_up(void *ud, net_conn_t *c) {
-  emit(ud, c, BFTNET_EV_CONNECTED, BFTNET_REASON_NONE, 0);
+  members_conn_event(ud, c, BFTNET_EV_CONNECTED, BFTNET_REASON_NONE, 0);
 }
 
 static void on_conn_down(void *ud, net_conn_t *c, bftnet_reason_t reason, int err) {
-  emit(ud, c, BFTNET_EV_DISCONNECTED, reason, err);
+  members_conn_event(ud, c, BFTNET_EV_DISCONNECTED, reason, err);
 }
 
 /* ----------------------------------------------------------- lifecycle */
@@ -152,13 +132,14 @@ static void loop_thread(void *arg) {
 }
 
 BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
-  if (!out || !cfg || !cfg->key) return BFTNET_EINVAL;
+  if (!out || !cfg) return BFTNET_EINVAL;
   *out = NULL;
+  int rc = config_check(cfg);
+  if (rc < 0) return rc;
   bftnet_t *b = calloc(1, sizeof *b);
   if (!b) return BFTNET_ENOMEM;
   b->cfg = *cfg;
   if (cfg->log_level > bn_log_get_level()) bn_log_set_level(cfg->log_level);
-  int rc = 0;
   if (cfg->loop) {
     b->loop = cfg->loop;
   } else {
@@ -182,10 +163,15 @@ BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
   };
   net_cbs_t cbs = {.on_conn_up = on_conn_up, .on_conn_down = on_conn_down};
   if ((rc = net_new(&b->net, b->t, cfg->key, &ncfg, &cbs, b, &b->counters)) != 0) goto err_transport;
-  if (b->own_thread && (rc = uv_thread_create(&b->thread, loop_thread, b)) != 0) goto err_net;
+  if ((rc = members_init(b)) != 0) goto err_net;
+  if (b->own_thread && (rc = uv_thread_create(&b->thread, loop_thread, b)) != 0) goto err_members;
   *out = b;
   return 0;
 
+err_members:
+  members_stop(b);
+  uv_run(b->loop, UV_RUN_NOWAIT);
+  members_destroy(b);
 err_net:
   net_free(b->net);
 err_transport:
@@ -207,23 +193,29 @@ static void stop_closed(void *ud) {
   bftnet_t *b = (bftnet_t *)(void *)c->out;
   net_transport_uv_free(b->t);
   uv_close((uv_handle_t *)&b->async, NULL);
+  uv_close((uv_handle_t *)&b->wake, NULL);
   cmd_complete(b, c, 0);
 }
 
 static void run_stop(bftnet_t *b, cmd_t *c) {
   c->out = (char *)(void *)b;
+  members_stop(b); /* Dispatchers and Receivers first, then the connections */
   net_close(b->net, stop_closed, c);
 }
 
 BFTNET_API int bftnet_stop(bftnet_t *b) {
   if (!b) return BFTNET_EINVAL;
-  if (b->stopped) return 0;
+  if (ck_pr_load_int(&b->stopped)) return 0;
   cmd_t c = {.run = run_stop};
+  ck_pr_store_int(&b->stopped, 1);
   int rc = call(b, &c);
-  b->stopped = true;
+  uint64_t one = 1;
+  (void)!write(b->efd, &one, sizeof one); /* wake threads blocked in bftnet_recv */
   if (b->own_thread) {
     uv_thread_join(&b->thread); /* the loop returns once every handle closed */
+    uv_mutex_lock(&b->mu);
     b->loop_done = true;
+    uv_mutex_unlock(&b->mu);
   } else {
     /* Give the application's loop a turn to run our close callbacks. */
     uv_run(b->loop, UV_RUN_NOWAIT);
@@ -239,6 +231,7 @@ BFTNET_API void bftnet_free(bftnet_t *b) {
     uv_run(&b->own_loop, UV_RUN_DEFAULT);
     uv_loop_close(&b->own_loop);
   }
+  members_destroy(b);
   uv_cond_destroy(&b->cv);
   uv_mutex_destroy(&b->mu);
   free(b);
@@ -259,7 +252,7 @@ static int parse_addr(const char *s, maddr_t *m) {
 
 BFTNET_API int bftnet_listen(bftnet_t *b, const char *maddr, char *bound, size_t cap) {
   if (!b || !maddr || (bound && cap == 0)) return BFTNET_EINVAL;
-  if (b->stopped) return BFTNET_ECLOSED;
+  if (ck_pr_load_int(&b->stopped)) return BFTNET_ECLOSED;
   cmd_t c = {.run = run_listen, .out = bound, .cap = bound ? cap : 0};
   int rc = parse_addr(maddr, &c.addr);
   if (rc < 0) return rc;
@@ -339,7 +332,7 @@ static void run_dial_ping(bftnet_t *b, cmd_t *c) { run_dial(b, c, true); }
 static int dial_common(bftnet_t *b, const char *maddr, uint32_t timeout_ms, char *peer_out,
                        size_t cap, cmd_fn fn, uint64_t *rtt) {
   if (!b || !maddr || (peer_out && cap == 0)) return BFTNET_EINVAL;
-  if (b->stopped) return BFTNET_ECLOSED;
+  if (ck_pr_load_int(&b->stopped)) return BFTNET_ECLOSED;
   cmd_t c = {.run = fn, .timeout_ms = timeout_ms};
   int rc = parse_addr(maddr, &c.addr);
   if (rc < 0) return rc;

@@ -156,6 +156,26 @@ static inline void bn_random(const bn_seam_t *s, void *buf, size_t n) { s->rando
 /* Uniform in [0, bound) (bound > 0), without modulo bias. */
 uint64_t bn_random_uniform(const bn_seam_t *s, uint64_t bound);
 
+/* ThreadSanitizer cannot see Concurrency Kit's inline-assembly atomics:
+ * where a ck protocol orders memory (ring hand-offs, epoch grace periods),
+ * these annotations tell it so. They compile to nothing otherwise. */
+#if defined(__SANITIZE_THREAD__)
+#define BN_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define BN_TSAN 1
+#endif
+#endif
+#ifdef BN_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define BN_TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#define BN_TSAN_RELEASE(p) __tsan_release((void *)(p))
+#else
+#define BN_TSAN_ACQUIRE(p) ((void)0)
+#define BN_TSAN_RELEASE(p) ((void)0)
+#endif
+
 /* Wipes secrets (sodium_memzero: not optimized away). */
 void bn_wipe(void *p, size_t n);
 

@@ -8,6 +8,8 @@
 #ifndef BFTNET_DISPATCHER_H
 #define BFTNET_DISPATCHER_H
 
+#include <pthread.h>
+
 #include <ck_ring.h>
 
 #include "net.h"
@@ -28,16 +30,22 @@ void disp_msg_release(disp_msg_t *m);
 
 /* ---------------------------------------------------------------- ring */
 /* A ck_ring of disp_msg_t pointers, multi-producer (any thread) and
- * consumed by the loop thread. Never blocks: a push into a full ring
- * dequeues the oldest message, releases it and counts it as dropped, then
- * retries. Capacity is a power of two (ck_ring keeps one slot free, so
- * cap - 1 messages fit). */
+ * consumed by the loop thread. Never waits for the consumer: a push into a
+ * full ring dequeues the oldest message, releases it and counts it as
+ * dropped, then retries. Capacity is a power of two (ck_ring keeps one slot
+ * free, so cap - 1 messages fit).
+ * Producers take push_lock around their enqueue (at most two enqueue
+ * attempts and one dequeue): ck's MP enqueue commits in ticket order, so a
+ * producer preempted between reserve and commit makes every other producer
+ * spin, which convoys as soon as producers outnumber cores (ring.c). The
+ * consumer never takes the lock. */
 typedef struct disp_ring {
   ck_ring_t ring;
   ck_ring_buffer_t *buf;
   uint32_t cap;
-  uint64_t enqueued; /* atomic counters */
+  uint64_t enqueued; /* atomic counters (ck_pr) */
   uint64_t dropped;
+  pthread_mutex_t push_lock;
 } disp_ring_t;
 
 int disp_ring_init(disp_ring_t *r, uint32_t cap) BFTNET_WUR; /* BFTNET_EINVAL unless 4 <= cap <= 2^24, power of 2 */
@@ -54,25 +62,35 @@ uint32_t disp_ring_depth(disp_ring_t *r); /* approximate under concurrency */
 /* -------------------------------------------------------------- framer */
 /* Loop thread. Turns messages into uvarint(len) || bytes on a stream
  * whose writes may be partial. It holds at most one partly written
- * message; everything else stays in the ring (so overload lands in the
- * ring's drop-oldest, never here). */
+ * message, plus at most DISP_FRAMER_HELD popped ones not yet started:
+ * small messages are coalesced into one write, and when the writer takes
+ * only part of it the whole messages behind the cut stay here (there is no
+ * way back into the ring). Everything else stays in the ring, so overload
+ * lands in the ring's drop-oldest. The writer copies what it takes (p is
+ * valid during the call only) and must not re-enter this framer. */
 typedef int (*disp_write_fn)(void *ctx, const uint8_t *p, size_t n); /* bytes taken, 0 = blocked, < 0 error */
 
+#define DISP_FRAMER_HELD 256u /* messages per coalesced write, at most */
+
 typedef struct disp_framer {
-  disp_msg_t *cur;  /* message being written, or NULL */
+  disp_msg_t *cur;  /* message being written (off may be 0), or NULL */
   uint8_t hdr[BN_UVARINT_MAX_BYTES];
   uint8_t hdr_len;
   size_t off;       /* bytes of hdr+data of cur already written */
   uint64_t msgs_written, bytes_written;
+  uint32_t held_head, held_len; /* held[held_head, +held_len): popped, FIFO, after cur */
+  disp_msg_t *held[DISP_FRAMER_HELD];
 } disp_framer_t;
 
 void disp_framer_init(disp_framer_t *f);
 /* Writes as much as the writer takes, pulling from the ring in batches.
- * Returns the number of messages completed (>= 0) or the writer's error.
+ * Returns the number of messages completed (>= 0) or the writer's error
+ * (messages completed before the error still count in msgs_written).
  * A completed message's reference is released. */
 int disp_framer_drain(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, void *ctx);
-/* Drops the partly written message (the stream broke): releases it and
- * returns 1 if there was one, so the caller can count it. */
+/* The stream broke: releases the partly written message and the held
+ * ones, and returns how many it released, so the caller can count them.
+ * The next drain starts at a message boundary. */
 int disp_framer_abort(disp_framer_t *f);
 
 /* ------------------------------------------------------------- backoff */

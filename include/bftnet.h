@@ -137,7 +137,12 @@ BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason);
   XX(BAD_PING, "bad_ping")                                                    \
   XX(BAD_MESSAGE, "bad_message")                                              \
   XX(IO_ERRORS, "io_errors")                                                  \
-  XX(CONN_LIMIT, "conn_limit")
+  XX(CONN_LIMIT, "conn_limit")                                                \
+  XX(TENTATIVE_CREATED, "tentative_created")                                  \
+  XX(TENTATIVE_DESTROYED, "tentative_destroyed")                              \
+  XX(TENTATIVE_PROMOTED, "tentative_promoted")                                \
+  XX(TENTATIVE_BYTES, "tentative_bytes") /* gauge: bytes buffered now */      \
+  XX(TENTATIVE_EVICTED, "tentative_evicted")
 
 typedef enum bftnet_counter_id {
 #define BFTNET_XX_(name, str) BFTNET_COUNTER_##name,
@@ -220,6 +225,9 @@ typedef struct bftnet_config {
   uint32_t tentative_max;       /* TentativeReceivers at once (default 16) */
   uint32_t tentative_max_msgs;  /* kept per TentativeReceiver, newest (default 1024) */
   uint32_t tentative_max_bytes; /* kept per TentativeReceiver (default 1 MiB) */
+  uint32_t tentative_rate;      /* bytes/s a non-member may send us (default 256 KiB/s):
+                                   beyond it, its stream's credit waits, so a flood
+                                   from outside the membership cannot starve members */
   uint32_t dial_backoff_min_ms; /* first redial delay (default 100) */
   uint32_t dial_backoff_max_ms; /* cap (default 5000); full jitter in between */
   /* Opt-in: deliver messages on the loop thread instead of bftnet_recv.
@@ -307,13 +315,16 @@ typedef struct bftnet_msg {
 
 /* Takes the next message, round-robin across members. timeout_ms: 0 = do
  * not wait (BFTNET_EAGAIN if none), < 0 = wait forever, else wait up to it
- * (BFTNET_ETIMEDOUT). BFTNET_ECLOSED after bftnet_stop. Any thread. */
+ * (BFTNET_ETIMEDOUT). After bftnet_stop, messages already received are
+ * still returned, then BFTNET_ECLOSED. Any thread. */
 BFTNET_API int bftnet_recv(bftnet_t *net, bftnet_msg_t *msg, int timeout_ms) BFTNET_WUR;
 /* Up to max messages at once; returns how many (>= 1) or an error as above. */
 BFTNET_API int bftnet_recv_batch(bftnet_t *net, bftnet_msg_t *msgs, int max,
                                  int timeout_ms) BFTNET_WUR;
 BFTNET_API void bftnet_msg_release(bftnet_msg_t *msg);
-/* A file descriptor that polls readable when messages may be waiting. */
+/* A file descriptor that polls readable when messages may be waiting.
+ * It is cleared only by a bftnet_recv call that finds nothing: drain with
+ * bftnet_recv until BFTNET_EAGAIN before polling again. */
 BFTNET_API int bftnet_recv_fd(bftnet_t *net);
 
 typedef struct bftnet_peer_stats {
@@ -322,6 +333,8 @@ typedef struct bftnet_peer_stats {
   uint64_t delivered;         /* received from the member and handed to the app */
   uint64_t dropped_overflow;  /* dropped from a full ring (oldest first) */
   uint64_t dropped_removed;   /* released when the member was removed */
+  uint64_t aborted;           /* lost with a broken stream (partly written or
+                                 not yet written from the framer's batch) */
   uint64_t bytes_out, bytes_in;
   uint64_t reconnects;        /* outbound stream re-established */
   uint64_t tentative_evicted; /* messages a TentativeReceiver dropped before promotion */

@@ -96,8 +96,10 @@ void conn_fail(net_conn_t *c, bftnet_reason_t reason, int err, bftnet_counter_id
   if (c->state == CONN_CLOSING) return;
   net_t *n = c->net;
   if ((unsigned)counter < BFTNET_COUNTER_COUNT) bn_counter_add(n->ctr, counter, 1);
+  /* A peer that is down is routine (dials retry): info. Bad input: warn. */
+  int lvl = (reason == BFTNET_REASON_IO_ERROR && c->state == CONN_DIALING) ? BN_LOG_INFO : BN_LOG_WARN;
   if (reason != BFTNET_REASON_LOCAL_CLOSE && reason != BFTNET_REASON_CLOSED_BY_PEER)
-    bn_log_rl(&n->rl, bn_now_ns(n->t->seam), BN_LOG_WARN, "connection %s%s: %s (%s)",
+    bn_log_rl(&n->rl, bn_now_ns(n->t->seam), lvl, "connection %s%s: %s (%s)",
               c->peer_str[0] ? "to " : "", c->peer_str, bftnet_reason_str(reason),
               bftnet_strerror(err));
   c->down_reason = reason;

@@ -5,3 +5,7 @@ target_link_libraries(bftnet_th_net PUBLIC bftnet_net bftnet_testlib)
 
 bftnet_test(net_loopback_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/net_loopback_test.c
   LIBS bftnet_th_net TIMEOUT 120)
+
+# Messaging through the public API: nodes on their own loop threads.
+bftnet_test(messaging_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/messaging_test.c
+  LIBS bftnet_static Threads::Threads TIMEOUT 180 LABELS threads)

@@ -1,0 +1,138 @@
+/*
+ * bftnet_internal.h — the facade's structures, shared by core/bftnet.c
+ * (lifecycle, commands, dial/ping) and core/members.c (membership,
+ * Dispatchers, Receivers, TentativeReceivers, send/recv).
+ *
+ * Threads: application threads touch only the member snapshot (read under
+ * an epoch section), the members' send rings and inbound queues, and the
+ * uv_async handles. Everything else belongs to the loop thread.
+ */
+#ifndef BFTNET_INTERNAL_H
+#define BFTNET_INTERNAL_H
+
+#include <ck_epoch.h>
+#include <uv.h>
+
+#include "dispatcher.h"
+#include "membership.h"
+#include "net.h"
+#include "receiver.h"
+
+#define BN_MSG_PROTO "/bftnet/msg/1.0.0"
+
+typedef struct cmd cmd_t;
+typedef void (*cmd_fn)(bftnet_t *b, cmd_t *c);
+
+struct cmd {
+  cmd_fn run;
+  cmd_t *next;
+  bool done;
+  int rc;
+  maddr_t addr;
+  char *out;
+  size_t cap;
+  uint32_t timeout_ms;
+  uint64_t rtt_ns;
+  char peer[BFTNET_PEER_ID_MAX];
+  mb_table_t table; /* bftnet_connect: the new membership, validated */
+};
+
+/* An epoch record for application threads; all are kept on a list so
+ * bftnet_free can release them (ck_epoch recycles them between calls). */
+typedef struct epoch_rec {
+  ck_epoch_record_t rec; /* first: ck hands back the ck_epoch_record_t */
+  struct epoch_rec *next;
+} epoch_rec_t;
+
+/* One member (not ourselves): its Dispatcher and its Receiver. */
+typedef struct mbr {
+  /* Written at creation, then read-only: application threads read them. */
+  char node_id[BFTNET_NODE_ID_MAX];
+  peerid_t peer;
+  disp_ring_t ring; /* bftnet_send pushes (any thread) */
+  rx_inq_t inq;     /* bftnet_recv pops (any thread) */
+  /* Atomic counters (written by the loop, read by bftnet_peer_stats). */
+  uint64_t sent, bytes_out, bytes_in, reconnects, tentative_evicted, dropped_removed, aborted;
+  int connected;
+  int throttled;    /* the loop stopped crediting: a pop must wake it */
+
+  /* Loop thread only. */
+  bftnet_t *b;
+  mb_member_t info;
+  disp_framer_t framer;
+  disp_backoff_t backoff;
+  bn_ttimer_t *redial;
+  unsigned addr_idx;
+  bool dialing, removed, ever_up;
+  bool reclaimable;  /* removed and past the epoch grace period */
+  net_stream_t *out; /* our outbound /bftnet/msg stream to it */
+  bool out_ready;
+  net_stream_t *in;  /* its outbound stream to us: our Receiver */
+  rx_deframer_t rxd;
+  size_t uncredited; /* bytes received but not yet credited (backpressure) */
+} mbr_t;
+
+/* An immutable view of the membership, published atomically. */
+typedef struct msnap {
+  size_t n;
+  mbr_t **m; /* sorted by node_id */
+  char self_id[BFTNET_NODE_ID_MAX];
+} msnap_t;
+
+/* A TentativeReceiver: an authenticated peer that is not (yet) a member. */
+typedef struct tent {
+  struct tent *prev, *next; /* creation order, oldest first */
+  peerid_t peer;
+  bftnet_t *b;
+  net_stream_t *s;          /* NULL once its stream ended (the buffer stays) */
+  rx_deframer_t rxd;
+  rx_tentative_buf_t buf;
+  size_t uncredited;        /* received, credit held back by the rate limit */
+  uint64_t tokens;          /* token bucket: bytes it may still be credited */
+  uint64_t refill_ns;       /* when tokens were last refilled */
+} tent_t;
+
+struct bftnet {
+  bftnet_config_t cfg;
+  uv_loop_t own_loop;
+  uv_loop_t *loop;
+  bool own_thread;
+  uv_thread_t thread;
+  uv_async_t async; /* commands */
+  uv_async_t wake;  /* sends and pops */
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  cmd_t *queue_head, *queue_tail;
+  bn_transport_t *t;
+  net_t *net;
+  bn_counters_t counters;
+  int stopped;      /* atomic */
+  bool loop_done;
+
+  /* Members. */
+  ck_epoch_t epoch;
+  ck_epoch_record_t loop_rec;
+  epoch_rec_t *recs; /* atomic push-only list of every record allocated */
+  msnap_t *snap;    /* atomic pointer */
+  mb_table_t table; /* loop: the membership last applied */
+  tent_t *tent_head, *tent_tail;
+  unsigned ntent;
+  bn_ttimer_t *tent_timer;  /* re-credits rate-limited TentativeReceivers */
+  int efd;          /* eventfd: readable when messages may be waiting */
+  bool notify_queued;
+  uint32_t rr;      /* atomic: round-robin cursor for bftnet_recv */
+};
+
+/* members.c */
+int members_init(bftnet_t *b);
+void members_stop(bftnet_t *b);      /* loop thread: before net_close */
+void members_destroy(bftnet_t *b);   /* after the loop ended */
+void members_on_wake(uv_async_t *h);
+void members_conn_event(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type,
+                        bftnet_reason_t reason, int err);
+void run_connect(bftnet_t *b, cmd_t *c);
+int call(bftnet_t *b, cmd_t *c);
+/* Completes a command: sets its result and wakes the caller (once). */
+void cmd_complete(bftnet_t *b, cmd_t *c, int rc);
+
+#endif

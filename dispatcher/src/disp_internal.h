@@ -1,0 +1,45 @@
+/*
+ * disp_internal.h — dispatcher/ private helpers: ThreadSanitizer
+ * annotations for ck.
+ *
+ * ck_pr is inline assembly on x86-64, so TSan sees neither ck_ring's index
+ * updates nor the refcount decrements, and reports every handoff through a
+ * ring as a race. Under TSan we therefore (1) hide the accesses ck_ring
+ * makes to its own slots (they are ordered by ck, which TSan cannot see) and
+ * (2) state the happens-before edges ck provides, keyed by the message:
+ * a producer releases m before publishing it, whoever dequeues it acquires
+ * m; every reference drop releases m and the last one acquires it before
+ * free (what libstdc++ does for shared_ptr). Everything else — the
+ * messages' bytes, the framer, the tests' own data — stays checked.
+ * Outside TSan these are no-ops.
+ */
+#ifndef BFTNET_DISP_INTERNAL_H
+#define BFTNET_DISP_INTERNAL_H
+
+#if defined(__SANITIZE_THREAD__)
+#define DISP_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define DISP_TSAN 1
+#endif
+#endif
+
+#ifdef DISP_TSAN
+/* The TSan runtime's interface (sanitizer/tsan_interface.h and its
+ * ignore API); declared here so gcc and clang builds agree. */
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+void __tsan_ignore_thread_begin(void);
+void __tsan_ignore_thread_end(void);
+#define DISP_TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#define DISP_TSAN_RELEASE(p) __tsan_release((void *)(p))
+#define DISP_TSAN_IGNORE_BEGIN() __tsan_ignore_thread_begin()
+#define DISP_TSAN_IGNORE_END() __tsan_ignore_thread_end()
+#else
+#define DISP_TSAN_ACQUIRE(p) ((void)(p))
+#define DISP_TSAN_RELEASE(p) ((void)(p))
+#define DISP_TSAN_IGNORE_BEGIN() ((void)0)
+#define DISP_TSAN_IGNORE_END() ((void)0)
+#endif
+
+#endif

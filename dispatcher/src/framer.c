@@ -1,0 +1,196 @@
+/*
+ * framer.c — queued messages to a /bftnet/msg/1.0.0 byte stream:
+ * uvarint(len) || bytes per message, resumable at any byte across partial
+ * writes.
+ *
+ * The writer's cost is per call, so small messages are coalesced: the next
+ * bytes of the stream (the rest of the current message, then whole
+ * messages) are copied into a 64 KiB scratch buffer and written at once.
+ * A large message is written straight from its buffer once its header is
+ * out (no copy).
+ *
+ * What the framer holds (the choice the header documents): a coalesced
+ * write covers several messages, and a writer may take only part of it.
+ * ck_ring has no way to put a message back at the head, so the whole
+ * messages behind the cut must stay here: `held`, at most DISP_FRAMER_HELD
+ * of them, FIFO behind `cur`. Only `cur` is ever partly written. Messages
+ * are popped only while the write being built has room for them (the pop
+ * batch is sized from the last message's size), so held stays near empty
+ * unless the writer pushes back; disp_framer_abort releases cur and held
+ * and returns how many, for the caller's count.
+ *
+ * The scratch buffer is per thread (only the loop thread drains), not per
+ * framer: nothing in it survives a drain call, since the framer's state
+ * (cur, off, held) says where the stream stands. A drain re-entered from
+ * inside a writer on the same thread finds it busy and writes without it.
+ */
+#include <limits.h>
+
+#include "disp_internal.h"
+#include "dispatcher.h"
+
+#define DISP_SCRATCH_SIZE (64u * 1024u)
+#define DISP_DIRECT_MIN (16u * 1024u) /* write a body this large in place */
+#define DISP_POP_MAX 64u              /* messages per pop from the ring */
+#define DISP_WRITE_MAX (1u << 30)     /* bytes per write call (the writer returns int) */
+/* A call completes at most DISP_FRAMER_HELD + 1 messages per write. */
+#define DISP_DRAIN_MAX (INT_MAX - (int)DISP_FRAMER_HELD - 1)
+
+_Static_assert(DISP_DIRECT_MIN <= DISP_SCRATCH_SIZE, "direct writes are for bodies a scratch could not hold");
+_Static_assert(DISP_POP_MAX <= DISP_FRAMER_HELD, "a pop fits the held queue");
+_Static_assert(DISP_FRAMER_HELD < (1u << 16), "held indices");
+
+static _Thread_local uint8_t g_scratch[DISP_SCRATCH_SIZE];
+static _Thread_local bool g_scratch_busy;
+
+static size_t framer_cur_total(const disp_framer_t *f) { return (size_t)f->hdr_len + f->cur->len; }
+
+/* Makes the oldest held message current, at offset 0. */
+static void framer_next(disp_framer_t *f) {
+  BN_ASSERT(f->cur == NULL);
+  if (f->held_len == 0) return;
+  disp_msg_t *m = f->held[f->held_head];
+  f->held[f->held_head] = NULL;
+  f->held_head++;
+  f->held_len--;
+  if (f->held_len == 0) f->held_head = 0;
+  f->cur = m;
+  f->off = 0;
+  f->hdr_len = (uint8_t)uvarint_encode(f->hdr, m->len);
+}
+
+/* Pops up to n messages from the ring behind the held ones. */
+static unsigned framer_pull(disp_framer_t *f, disp_ring_t *r, unsigned n) {
+  if (f->held_head + f->held_len + n > DISP_FRAMER_HELD && f->held_head > 0) {
+    memmove(f->held, f->held + f->held_head, f->held_len * sizeof(f->held[0]));
+    f->held_head = 0;
+  }
+  unsigned room = DISP_FRAMER_HELD - f->held_head - f->held_len;
+  n = BN_MIN(n, room);
+  if (n == 0) return 0;
+  unsigned got = disp_ring_pop_batch_mpmc(r, &f->held[f->held_head + f->held_len], n);
+  f->held_len += got;
+  return got;
+}
+
+/* Copies the next stream bytes into s[0, cap): the rest of cur (a prefix
+ * of it if it is larger), then whole held messages, popping more while
+ * they fit. Returns the byte count. Changes no stream position. */
+static size_t framer_build(disp_framer_t *f, disp_ring_t *r, uint8_t *s, size_t cap) {
+  size_t n = 0, off = f->off;
+  if (off < f->hdr_len) {
+    n = f->hdr_len - off;
+    memcpy(s, f->hdr + off, n);
+    off = f->hdr_len;
+  }
+  size_t doff = off - f->hdr_len, d = BN_MIN((size_t)f->cur->len - doff, cap - n);
+  memcpy(s + n, f->cur->data + doff, d);
+  n += d;
+  if (doff + d < f->cur->len) return n; /* the scratch is full */
+
+  size_t last = framer_cur_total(f); /* size estimate for the next pop */
+  for (unsigned j = 0; n < cap; j++) {
+    if (j == f->held_len) {
+      size_t want = BN_MAX((cap - n) / BN_MAX(last, 1), 1);
+      if (framer_pull(f, r, (unsigned)BN_MIN(want, DISP_POP_MAX)) == 0) break;
+    }
+    const disp_msg_t *m = f->held[f->held_head + j];
+    uint8_t hdr[BN_UVARINT_MAX_BYTES];
+    size_t h = uvarint_encode(hdr, m->len);
+    last = h + m->len;
+    if (last > cap - n) break;
+    memcpy(s + n, hdr, h);
+    memcpy(s + n + h, m->data, m->len);
+    n += last;
+  }
+  return n;
+}
+
+/* Moves the stream k bytes forward; returns the messages completed. */
+static int framer_advance(disp_framer_t *f, size_t k) {
+  int done = 0;
+  f->bytes_written += k;
+  while (k > 0) {
+    BN_ASSERT(f->cur != NULL);
+    size_t rem = framer_cur_total(f) - f->off;
+    if (k < rem) {
+      f->off += k;
+      break;
+    }
+    k -= rem;
+    disp_msg_release(f->cur);
+    f->cur = NULL;
+    f->off = 0;
+    f->msgs_written++;
+    done++;
+    framer_next(f);
+  }
+  return done;
+}
+
+void disp_framer_init(disp_framer_t *f) { memset(f, 0, sizeof(*f)); }
+
+int disp_framer_drain(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, void *ctx) {
+  bool scratch = !g_scratch_busy;
+  size_t s_off = 0, s_len = 0; /* scratch bytes built and not yet taken */
+  int done = 0, err = 0;
+  if (scratch) g_scratch_busy = true;
+  while (done < DISP_DRAIN_MAX) {
+    const uint8_t *p;
+    size_t n;
+    bool built = s_off < s_len;
+    if (!built) {
+      if (f->cur == NULL) framer_next(f);
+      if (f->cur == NULL && framer_pull(f, r, 1) == 1) framer_next(f);
+      if (f->cur == NULL) break; /* all written */
+      bool hdr_done = f->off >= f->hdr_len;
+      size_t doff = hdr_done ? f->off - f->hdr_len : 0;
+      if (hdr_done && (!scratch || f->cur->len - doff >= DISP_DIRECT_MIN)) {
+        p = f->cur->data + doff; /* the body, in place */
+        n = BN_MIN((size_t)f->cur->len - doff, DISP_WRITE_MAX);
+      } else if (!scratch) {
+        p = f->hdr + f->off;
+        n = f->hdr_len - f->off;
+      } else {
+        s_off = 0;
+        s_len = framer_build(f, r, g_scratch, sizeof(g_scratch));
+        built = true;
+      }
+    }
+    if (built) {
+      p = g_scratch + s_off;
+      n = s_len - s_off;
+    }
+    BN_ASSERT(n > 0);
+    int k = write(ctx, p, n);
+    if (k < 0) {
+      err = k;
+      break;
+    }
+    BN_ASSERT((size_t)k <= n);
+    if (k == 0) break; /* blocked */
+    if (built) s_off += (size_t)k;
+    done += framer_advance(f, (size_t)k);
+  }
+  if (scratch) g_scratch_busy = false;
+  return err < 0 ? err : done;
+}
+
+int disp_framer_abort(disp_framer_t *f) {
+  int n = 0;
+  if (f->cur != NULL) {
+    disp_msg_release(f->cur);
+    n++;
+  }
+  for (uint32_t i = 0; i < f->held_len; i++) {
+    disp_msg_release(f->held[f->held_head + i]);
+    f->held[f->held_head + i] = NULL;
+    n++;
+  }
+  f->cur = NULL;
+  f->off = 0;
+  f->hdr_len = 0;
+  f->held_head = 0;
+  f->held_len = 0;
+  return n;
+}

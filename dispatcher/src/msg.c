@@ -1,0 +1,37 @@
+/* msg.c — reference-counted message buffers: one allocation (header and
+ * payload), shared by every ring a broadcast puts it in. */
+#include <stdlib.h>
+
+#include <ck_pr.h>
+
+#include "disp_internal.h"
+#include "dispatcher.h"
+
+disp_msg_t *disp_msg_new(const void *data, size_t len, uint32_t refs) {
+  BN_ASSERT(refs >= 1);
+  BN_ASSERT(data != NULL || len == 0);
+  /* The length travels as a uint32_t; the facade enforces msg_max
+   * (<= BN_MSG_MAX_CAP) before this, so larger is an allocation we refuse. */
+  if (len > UINT32_MAX - sizeof(disp_msg_t)) return NULL;
+  disp_msg_t *m = malloc(sizeof(*m) + len);
+  if (m == NULL) return NULL;
+  m->refs = refs;
+  m->len = (uint32_t)len;
+  if (len > 0) memcpy(m->data, data, len);
+  return m;
+}
+
+void disp_msg_release(disp_msg_t *m) {
+  /* Every drop publishes this thread's use of m; the last one, which
+   * frees, must see all of them (TSan only: ck_pr is opaque to it). */
+  DISP_TSAN_RELEASE(m);
+  ck_pr_fence_release();
+  /* fetch-and-add of -1 (ck_pr_dec_32_zero, but the old value also
+   * catches a release of a message that has no reference left) */
+  uint32_t old = ck_pr_faa_32(&m->refs, UINT32_MAX);
+  BN_ASSERT(old >= 1);
+  if (old != 1) return;
+  ck_pr_fence_acquire();
+  DISP_TSAN_ACQUIRE(m);
+  free(m);
+}
