@@ -423,7 +423,6 @@ typedef struct sender_arg {
   const char *to;
   uint64_t n, sent;
   int pace_every;
-  volatile int *stop;
   int last_err;
 } sender_arg_t;
 
@@ -432,7 +431,6 @@ static void *sender_thread(void *p) {
   sender_arg_t *a = p;
   uint8_t buf[64];
   for (uint64_t s = 1; s <= a->n; s++) {
-    if (a->stop && *a->stop) break;
     put_seq(buf, s, sizeof buf);
     if (a->thread >= 0) buf[8] = (uint8_t)a->thread; /* tagged: checked per thread */
     int rc = bftnet_send(nodes[a->from].net, a->to, buf, sizeof buf);
@@ -462,7 +460,7 @@ static void test_four_sender_threads(void **state) {
   uint64_t last[T] = {0}, got = 0;
   bftnet_msg_t msgs[64];
   while (got < (uint64_t)T * N) {
-    int n = bftnet_recv_batch(nodes[1].net, msgs, 64, 3000);
+    int n = bftnet_recv_batch(nodes[1].net, msgs, 64, 20000); /* generous: TSan is slow */
     if (n == BFTNET_ETIMEDOUT) break;
     assert_true(n > 0);
     for (int k = 0; k < n; k++) {
@@ -572,14 +570,14 @@ static void test_member_that_never_reads_slows_no_one(void **state) {
 
 typedef struct flood_arg {
   int from;
-  volatile int stop;
+  int stop; /* atomic */
   uint64_t sent;
 } flood_arg_t;
 
 static void *flood_thread(void *p) {
   flood_arg_t *f = p;
   uint8_t buf[4096] = {0};
-  while (!f->stop) {
+  while (!__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE)) {
     if (bftnet_send(nodes[f->from].net, "r1", buf, sizeof buf) == 0) f->sent++;
     if (f->sent % 64 == 0) usleep(100);
   }
@@ -612,7 +610,7 @@ static void test_nonmember_flood(void **state) {
     if (b > peak) peak = b;
     usleep(10000);
   }
-  f.stop = 1;
+  __atomic_store_n(&f.stop, 1, __ATOMIC_RELEASE);
   pthread_join(th, NULL);
   uint64_t evicted = bftnet_counter(nodes[1].net, BFTNET_COUNTER_TENTATIVE_EVICTED);
   print_message("r0->r1 20000 x 1 KiB: %.3f s alone, %.3f s under a non-member flood "
