@@ -70,11 +70,43 @@ static void bench_ring_single(void) {
 
 /* ---------------------------------------------- producers and consumer */
 
+enum { KIND_RING = 0, KIND_CK = 1, KIND_MUTEX = 2 };
+enum { MUTEX_CAP = 4096 };
+
+/* The baseline the issue asks for: a plain circular buffer behind one
+ * pthread mutex for producers and consumer alike, same drop-oldest rule. */
+typedef struct mutex_ring {
+  pthread_mutex_t mu;
+  void *slot[MUTEX_CAP];
+  unsigned head, count;
+} mutex_ring_t;
+
+static void mutex_push(mutex_ring_t *r, void *p) {
+  pthread_mutex_lock(&r->mu);
+  if (r->count == MUTEX_CAP) { /* full: drop the oldest */
+    r->head = (r->head + 1) % MUTEX_CAP;
+    r->count--;
+  }
+  r->slot[(r->head + r->count) % MUTEX_CAP] = p;
+  r->count++;
+  pthread_mutex_unlock(&r->mu);
+}
+
+static unsigned mutex_pop_batch(mutex_ring_t *r, unsigned max) {
+  pthread_mutex_lock(&r->mu);
+  unsigned n = r->count < max ? r->count : max;
+  r->head = (r->head + n) % MUTEX_CAP;
+  r->count -= n;
+  pthread_mutex_unlock(&r->mu);
+  return n;
+}
+
 typedef struct mt {
-  disp_ring_t ring;      /* disp_ring (raw = false) */
-  ck_ring_t ck;          /* bare ck_ring (raw = true) */
+  disp_ring_t ring;      /* KIND_RING: the Dispatcher's ring */
+  ck_ring_t ck;          /* KIND_CK: bare ck_ring */
   ck_ring_buffer_t *ck_buf;
-  bool raw;
+  mutex_ring_t mx;       /* KIND_MUTEX: the baseline */
+  int raw;
   disp_msg_t *m;
   atomic_bool stop;
   atomic_uint_fast64_t pushed;
@@ -85,8 +117,10 @@ static void *producer(void *arg) {
   uint64_t n = 0;
   while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
     for (int k = 0; k < 16; k++) {
-      if (!b->raw) {
+      if (b->raw == KIND_RING) {
         disp_ring_push_mpmc(&b->ring, b->m);
+      } else if (b->raw == KIND_MUTEX) {
+        mutex_push(&b->mx, b->m);
       } else {
         while (!ck_ring_enqueue_mpmc(&b->ck, b->ck_buf, b->m)) { /* full: drop the oldest */
           void *old;
@@ -100,13 +134,15 @@ static void *producer(void *arg) {
   return NULL;
 }
 
-static void bench_ring_mt(int producers, bool raw, double seconds) {
+/* Returns ns per push. */
+static double bench_ring_mt(int producers, int raw, double seconds) {
   enum { CAP = 4096, BATCH = 64 };
   static mt_t b;
   memset(&b, 0, sizeof(b));
   atomic_init(&b.stop, false);
   atomic_init(&b.pushed, 0);
   b.raw = raw;
+  pthread_mutex_init(&b.mx.mu, NULL);
   b.m = msg_forever(64);
   ring_init_or_die(&b.ring, CAP);
   ck_ring_init(&b.ck, CAP);
@@ -119,8 +155,10 @@ static void bench_ring_mt(int producers, bool raw, double seconds) {
   disp_msg_t *out[BATCH];
   while (now_ns() < end) {
     for (int k = 0; k < 64; k++) {
-      if (!raw) {
+      if (raw == KIND_RING) {
         popped += disp_ring_pop_batch_mpmc(&b.ring, out, BATCH);
+      } else if (raw == KIND_MUTEX) {
+        popped += mutex_pop_batch(&b.mx, BATCH);
       } else {
         void *p;
         for (int j = 0; j < BATCH && ck_ring_dequeue_mpmc(&b.ck, b.ck_buf, &p); j++)
@@ -133,10 +171,13 @@ static void bench_ring_mt(int producers, bool raw, double seconds) {
     pthread_join(t[i], NULL);
   uint64_t el = now_ns() - t0, pushed = atomic_load(&b.pushed);
   printf("%s, %d producers + 1 consumer: %6.1f ns/push (%5.1f Mpush/s), %5.1f%% consumed, rest dropped\n",
-         raw ? "ck_ring raw (no lock)" : "ring", producers, (double)el / (double)pushed,
+         raw == KIND_CK ? "ck_ring raw (no lock)" : raw == KIND_MUTEX ? "mutex ring (baseline)" : "ring",
+         producers, (double)el / (double)pushed,
          (double)pushed / ((double)el / 1e9) / 1e6, 100.0 * (double)popped / (double)pushed);
   disp_ring_destroy(&b.ring);
   free(b.ck_buf);
+  pthread_mutex_destroy(&b.mx.mu);
+  return (double)el / (double)pushed;
 }
 
 /* --------------------------------------------------------------- framer */
@@ -181,11 +222,14 @@ int main(int argc, char **argv) {
   double seconds = argc > 1 ? atof(argv[1]) : 1.0;
   if (seconds <= 0) seconds = 1.0;
   bench_ring_single();
-  bench_ring_mt(2, false, seconds);
-  bench_ring_mt(4, false, seconds);
-  bench_ring_mt(2, true, seconds);
-  bench_ring_mt(4, true, seconds);
+  double r2 = bench_ring_mt(2, KIND_RING, seconds), m2 = bench_ring_mt(2, KIND_MUTEX, seconds);
+  double r4 = bench_ring_mt(4, KIND_RING, seconds), m4 = bench_ring_mt(4, KIND_MUTEX, seconds);
+  bench_ring_mt(2, KIND_CK, seconds);
+  bench_ring_mt(4, KIND_CK, seconds);
   bench_framer(64);
   bench_framer(1024);
+  /* One line for scripts: ns per push, ours against the mutex ring, same run. */
+  printf("ring_bench p2_ring_ns=%.1f p2_mutex_ns=%.1f p2_ratio=%.3f p4_ring_ns=%.1f p4_mutex_ns=%.1f "
+         "p4_ratio=%.3f\n", r2, m2, m2 / r2, r4, m4, m4 / r4);
   return 0;
 }
