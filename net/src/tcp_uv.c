@@ -42,6 +42,9 @@ struct bn_tsock {
   uv_tcp_t tcp;
   uv_connect_t conn_req;
   uv_shutdown_t shut_req;
+  uv_timer_t linger;   /* bounds a graceful close: a peer that never reads
+                          must not keep our queued writes (and us) forever */
+  int open_handles;    /* tcp, plus linger once started */
   uvt_t *t;
   bn_tsock_cbs_t cbs;
   void *ud;
@@ -100,6 +103,7 @@ static bn_tsock_t *sock_new(uvt_t *t) {
     return NULL;
   }
   s->tcp.data = s;
+  s->open_handles = 1;
   uv_tcp_nodelay(&s->tcp, 1); /* we batch ourselves: Nagle only adds latency */
   return s;
 }
@@ -111,8 +115,19 @@ static void sock_set_cbs(bn_tsock_t *s, const bn_tsock_cbs_t *cbs, void *ud) {
 
 static void on_sock_closed(uv_handle_t *h) {
   bn_tsock_t *s = h->data;
+  if (--s->open_handles > 0) return;
   if (s->cbs.on_close) s->cbs.on_close(s->ud);
   free(s);
+}
+
+#define LINGER_MS 2000
+
+static void on_linger(uv_timer_t *t) {
+  bn_tsock_t *s = t->data;
+  uv_close((uv_handle_t *)&s->linger, on_sock_closed);
+  /* The queued writes did not drain in time: close without them (this
+   * cancels the shutdown request, whose callback then does nothing). */
+  if (!uv_is_closing((uv_handle_t *)&s->tcp)) uv_close((uv_handle_t *)&s->tcp, on_sock_closed);
 }
 
 static void sock_close(bn_tsock_t *s, bool graceful);
@@ -120,6 +135,10 @@ static void sock_close(bn_tsock_t *s, bool graceful);
 static void on_shutdown(uv_shutdown_t *req, int status) {
   (void)status;
   bn_tsock_t *s = req->data;
+  if (!uv_is_closing((uv_handle_t *)&s->linger)) {
+    uv_timer_stop(&s->linger);
+    uv_close((uv_handle_t *)&s->linger, on_sock_closed);
+  }
   if (!uv_is_closing((uv_handle_t *)&s->tcp)) uv_close((uv_handle_t *)&s->tcp, on_sock_closed);
 }
 
@@ -129,7 +148,13 @@ static void sock_close(bn_tsock_t *s, bool graceful) {
   if (s->reading) uv_read_stop((uv_stream_t *)&s->tcp);
   if (graceful && uv_is_writable((uv_stream_t *)&s->tcp)) {
     s->shut_req.data = s;
-    if (uv_shutdown(&s->shut_req, (uv_stream_t *)&s->tcp, on_shutdown) == 0) return;
+    if (uv_shutdown(&s->shut_req, (uv_stream_t *)&s->tcp, on_shutdown) == 0) {
+      uv_timer_init(s->t->loop, &s->linger);
+      s->linger.data = s;
+      s->open_handles++;
+      uv_timer_start(&s->linger, on_linger, LINGER_MS, 0);
+      return;
+    }
   }
   uv_close((uv_handle_t *)&s->tcp, on_sock_closed);
 }
