@@ -9,3 +9,9 @@ bftnet_test(net_loopback_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/ne
 # Messaging through the public API: nodes on their own loop threads.
 bftnet_test(messaging_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/messaging_test.c
   LIBS bftnet_static Threads::Threads TIMEOUT 180 LABELS threads)
+
+# Secure links through the fault-injecting proxy (tools/lib/fault_proxy).
+if(TARGET bftnet_toolkit)
+  bftnet_test(net_faults_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/net_faults_test.c
+    LIBS bftnet_th_net bftnet_toolkit TIMEOUT 120)
+endif()
