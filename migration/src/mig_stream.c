@@ -1,0 +1,636 @@
+/* mig_stream.c — logical streams and the per-peer registry (PROTOCOL.md
+ * §11.5–§11.10). Pure state machines: every event checks the state, validates
+ * into locals, then commits and appends actions. */
+#include <stdlib.h>
+
+#include "migration.h"
+
+/* ---------------------------------------------------------- strings */
+
+const char *mig_reason_str(mig_reason_t r) {
+  static const char *const names[] = {
+#define MIG_XX_(name, str) str,
+      MIG_REASON_MAP(MIG_XX_)
+#undef MIG_XX_
+  };
+  return (unsigned)r < MIG_R_COUNT ? names[r] : "unknown";
+}
+
+const char *mig_state_str(mig_state_t s) {
+  static const char *const names[] = {"LABELING", "OPEN", "MIGRATING", "DETACHED", "CLOSED", "ABORTED"};
+  return (unsigned)s < MIG_S_COUNT ? names[s] : "?";
+}
+
+const char *mig_xstate_str(mig_xstate_t x) {
+  static const char *const names[] = {"IDLE", "I_WAIT_ACK", "I_DRAIN", "R_DRAIN"};
+  return (unsigned)x < MIG_X_COUNT ? names[x] : "?";
+}
+
+mig_xstate_t mig_stream_xstate(const mig_stream_t *s) {
+  if (s->pend.h) return MIG_X_I_WAIT_ACK;
+  if (s->old.h) return s->old.fin_out && !s->old.fin_in ? MIG_X_I_DRAIN : MIG_X_R_DRAIN;
+  return MIG_X_IDLE;
+}
+
+/* ---------------------------------------------------------- helpers */
+
+static bool mig_final(const mig_stream_t *s) {
+  return s->state == MIG_S_CLOSED || s->state == MIG_S_ABORTED;
+}
+
+static mig_action_t *mig_act(mig_actions_t *acts, mig_act_type_t t, const mig_stream_t *s, uint64_t h) {
+  BN_ASSERT(acts->n < MIG_MAX_ACTIONS);
+  mig_action_t *a = &acts->a[acts->n++];
+  memset(a, 0, sizeof(*a));
+  a->type = t;
+  a->stream = s ? s->id : 0;
+  a->carrier = h;
+  return a;
+}
+
+static void mig_send_ack(const mig_peer_t *p, const mig_stream_t *s, uint64_t h, bool deny,
+                         mig_actions_t *acts) {
+  mig_action_t *a = mig_act(acts, MIG_ACT_SEND_MSG, s, h);
+  a->msg.type = MIG_MSG_ACK;
+  a->msg.deny = deny;
+  a->msg.has_incarnation = true;
+  a->msg.incarnation = p->cfg.incarnation;
+  if (!deny && s) {
+    a->msg.has_read_offset = true;
+    a->msg.read_offset = s->r_delivered;
+  }
+}
+
+static mig_carrier_t *mig_slot(mig_stream_t *s, uint64_t h) {
+  if (s->cur.h == h) return &s->cur;
+  if (s->pend.h == h) return &s->pend;
+  if (s->old.h == h) return &s->old;
+  return NULL;
+}
+
+static bool mig_has_id(const mig_stream_t *s, uint64_t id) {
+  if (s->id == id || (s->pend.h && s->pend_id == id)) return true;
+  if (s->n_alias && s->pinned == id) return true;
+  size_t n = BN_MIN(s->n_alias, (size_t)MIG_MAX_ALIASES);
+  for (size_t i = 0; i < n; i++)
+    if (s->aliases[i] == id) return true;
+  return false;
+}
+
+static void mig_alias_add(mig_stream_t *s, uint64_t id) {
+  s->aliases[s->n_alias % MIG_MAX_ALIASES] = id;
+  s->n_alias++;
+}
+
+/* Releases retransmit bytes that are confirmed and no longer needed to keep
+ * the current carrier's byte sequence contiguous. */
+static void mig_release(mig_stream_t *s) {
+  uint64_t target = s->w_confirmed;
+  if (s->cur.h) target = BN_MIN(target, s->cur.out_start + s->cur.out_sent);
+  if (target <= s->w_base) return;
+  bn_buf_consume(&s->buf, (size_t)(target - s->w_base));
+  s->w_base = target;
+}
+
+static void mig_unfreeze(mig_stream_t *s, mig_carrier_t *c, mig_actions_t *acts) {
+  if (!c->h || !c->frozen) return;
+  c->frozen = false;
+  if (c->owed) mig_act(acts, MIG_ACT_CREDIT, s, c->h)->n = (size_t)c->owed;
+  c->owed = 0;
+}
+
+static void mig_abort(mig_peer_t *p, mig_stream_t *s, mig_reason_t why, uint64_t cause,
+                      mig_actions_t *acts) {
+  mig_carrier_t *slots[] = {&s->cur, &s->pend, &s->old};
+  for (size_t i = 0; i < BN_ARRAY_LEN(slots); i++)
+    if (slots[i]->h && slots[i]->h != cause) mig_act(acts, MIG_ACT_RST, s, slots[i]->h);
+  mig_action_t *a = mig_act(acts, MIG_ACT_ABORTED, s, cause);
+  a->reason = why;
+  a->lost = s->w_written - s->w_confirmed;
+  p->counts[why]++;
+  memset(&s->cur, 0, sizeof(s->cur));
+  memset(&s->pend, 0, sizeof(s->pend));
+  memset(&s->old, 0, sizeof(s->old));
+  bn_buf_free(&s->buf);
+  s->w_base = s->w_written;
+  s->reason = why;
+  s->state = MIG_S_ABORTED;
+}
+
+static void mig_maybe_closed(mig_stream_t *s, mig_actions_t *acts) {
+  if (mig_final(s) || !s->cur.h || s->pend.h || s->old.h || s->uncertain) return;
+  if (!(s->w_closed && s->cur.fin_out && s->cur.fin_in && s->r_eof)) return;
+  if (s->w_confirmed != s->w_written) return;
+  mig_act(acts, MIG_ACT_CLOSED, s, s->cur.h);
+  memset(&s->cur, 0, sizeof(s->cur));
+  bn_buf_free(&s->buf);
+  s->state = MIG_S_CLOSED;
+}
+
+/* Recomputes the state from the carrier slots after a commit. */
+static void mig_settle(mig_peer_t *p, mig_stream_t *s, uint64_t now, mig_actions_t *acts) {
+  if (mig_final(s)) return;
+  mig_state_t ns;
+  if (!s->cur.h && !s->pend.h) ns = MIG_S_DETACHED;
+  else if (s->pend.h || s->old.h) ns = MIG_S_MIGRATING;
+  else ns = s->state == MIG_S_LABELING ? MIG_S_LABELING : MIG_S_OPEN;
+  (void)p;
+  (void)now; /* deadlines are set where the carrier is lost (mig_peer_on_lost) */
+  if (ns == MIG_S_DETACHED && s->state != MIG_S_DETACHED) mig_act(acts, MIG_ACT_DETACHED, s, 0);
+  s->state = ns;
+  mig_release(s);
+  mig_maybe_closed(s, acts);
+}
+
+/* L's incoming direction ends at `end` (FIN on the current carrier). */
+static int mig_apply_eof(mig_peer_t *p, mig_stream_t *s, uint64_t h, uint64_t end, mig_actions_t *acts) {
+  if ((s->r_eof && end != s->r_final) || end != s->r_delivered) {
+    mig_act(acts, MIG_ACT_CLOSE_CONN, s, h);
+    mig_abort(p, s, MIG_R_DATA_AFTER_CLOSE, h, acts);
+    return BFTNET_EPROTO;
+  }
+  if (!s->r_eof) mig_act(acts, MIG_ACT_READ_EOF, s, h);
+  s->r_eof = true;
+  s->r_final = end;
+  return 0;
+}
+
+/* After an exchange ended without acceptance: a FIN read on cur meanwhile
+ * was the peer's close of L (§11.5, "FIN while unsettled"). */
+static int mig_resolve_fin(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts) {
+  if (s->uncertain || s->pend.h || !s->cur.h || !s->cur.fin_in) return 0;
+  return mig_apply_eof(p, s, s->cur.h, s->cur.in_start + s->cur.in_recv, acts);
+}
+
+/* ---------------------------------------------------------- registry */
+
+int mig_peer_init(mig_peer_t *p, const mig_config_t *cfg) {
+  if (!cfg || peerid_equal(&cfg->self, &cfg->peer) || !cfg->window_max) return BFTNET_EINVAL;
+  memset(p, 0, sizeof(*p));
+  p->cfg = *cfg;
+  p->lower = mig_self_is_lower(&cfg->self, &cfg->peer);
+  p->leader = mig_self_is_leader(&cfg->self, &cfg->peer);
+  return 0;
+}
+
+void mig_peer_free(mig_peer_t *p) {
+  for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
+    if (!p->streams[i]) continue;
+    bn_buf_free(&p->streams[i]->buf);
+    free(p->streams[i]);
+    p->streams[i] = NULL;
+  }
+}
+
+uint64_t mig_peer_next_id(mig_peer_t *p) {
+  uint64_t k = p->next_k++;
+  BN_ASSERT(k < (UINT64_C(1) << 62));
+  return 2 * k + (p->lower ? 0 : 1);
+}
+
+mig_stream_t *mig_peer_find(const mig_peer_t *p, uint64_t id) {
+  for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
+    mig_stream_t *s = p->streams[i];
+    if (s && !mig_final(s) && mig_has_id(s, id)) return s;
+  }
+  return NULL;
+}
+
+mig_stream_t *mig_peer_find_carrier(const mig_peer_t *p, uint64_t h) {
+  if (!h) return NULL;
+  for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
+    mig_stream_t *s = p->streams[i];
+    if (s && mig_slot(s, h)) return s;
+  }
+  return NULL;
+}
+
+int mig_peer_stream_free(mig_peer_t *p, mig_stream_t *s) {
+  if (!mig_final(s)) return BFTNET_ESTATE;
+  for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
+    if (p->streams[i] != s) continue;
+    p->streams[i] = NULL;
+    bn_buf_free(&s->buf);
+    free(s);
+    return 0;
+  }
+  return BFTNET_ENOTFOUND;
+}
+
+static int mig_new_stream(mig_peer_t *p, uint64_t id, uint64_t h, mig_stream_t **out) {
+  for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
+    if (p->streams[i]) continue;
+    mig_stream_t *s = calloc(1, sizeof(*s));
+    if (!s) return BFTNET_ENOMEM;
+    bn_buf_init(&s->buf);
+    s->id = id;
+    s->cur.h = h;
+    p->streams[i] = s;
+    *out = s;
+    return 0;
+  }
+  return BFTNET_ELIMIT;
+}
+
+int mig_peer_open(mig_peer_t *p, uint64_t h, mig_actions_t *acts, mig_stream_t **out) {
+  if (!h || mig_peer_find_carrier(p, h)) return BFTNET_EINVAL;
+  mig_stream_t *s;
+  int rc = mig_new_stream(p, 0, h, &s);
+  if (rc < 0) return rc;
+  s->id = mig_peer_next_id(p);
+  s->state = MIG_S_LABELING;
+  s->we_opened = true;
+  mig_action_t *a = mig_act(acts, MIG_ACT_SEND_MSG, s, h);
+  a->msg.type = MIG_MSG_LABEL;
+  a->msg.id = s->id;
+  a->msg.has_incarnation = true;
+  a->msg.incarnation = p->cfg.incarnation;
+  *out = s;
+  return 0;
+}
+
+int mig_stream_on_echo(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts) {
+  if (s->state != MIG_S_LABELING) return BFTNET_ESTATE;
+  s->state = MIG_S_OPEN;
+  mig_settle(p, s, 0, acts);
+  return 0;
+}
+
+int mig_stream_on_na(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts) {
+  if (s->state != MIG_S_LABELING) return BFTNET_ESTATE;
+  mig_abort(p, s, MIG_R_NA, 0, acts);
+  return 0;
+}
+
+/* --------------------------------------------------- peer incarnation */
+
+static void mig_restart(mig_peer_t *p, uint64_t inc, mig_actions_t *acts) {
+  for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
+    mig_stream_t *s = p->streams[i];
+    if (s && !mig_final(s)) mig_abort(p, s, MIG_R_PEER_RESTARTED, 0, acts);
+  }
+  mig_act(acts, MIG_ACT_PEER_RESTARTED, NULL, 0)->id = inc;
+  p->peer_inc = inc;
+}
+
+int mig_peer_on_incarnation(mig_peer_t *p, uint64_t inc, mig_actions_t *acts) {
+  if (p->peer_inc_known && p->peer_inc != inc) mig_restart(p, inc, acts);
+  p->peer_inc_known = true;
+  p->peer_inc = inc;
+  return 0;
+}
+
+/* ----------------------------------------------------- inbound messages */
+
+static int mig_violation(mig_peer_t *p, mig_reason_t why, uint64_t rst, mig_actions_t *acts) {
+  p->counts[why]++;
+  if (rst) mig_act(acts, MIG_ACT_RST, NULL, rst);
+  return BFTNET_EPROTO;
+}
+
+static int mig_on_label(mig_peer_t *p, uint64_t h, const mig_msg_t *m, mig_actions_t *acts,
+                        mig_stream_t **out) {
+  if (!mig_id_parity_ok(m->id, !p->lower)) return mig_violation(p, MIG_R_BAD_PARITY, h, acts);
+  if (mig_peer_find(p, m->id)) return mig_violation(p, MIG_R_ID_IN_USE, h, acts);
+  mig_stream_t *s;
+  int rc = mig_new_stream(p, m->id, h, &s);
+  if (rc == BFTNET_ELIMIT) return mig_violation(p, MIG_R_LIMIT, h, acts);
+  if (rc < 0) return rc;
+  s->state = MIG_S_OPEN;
+  if (out) *out = s;
+  return 0;
+}
+
+/* Responder side of an exchange (§11.9 "— (responder)" rows). */
+static int mig_on_migrate(mig_peer_t *p, uint64_t h, const mig_msg_t *m, uint64_t now,
+                          mig_actions_t *acts, mig_stream_t **out) {
+  if (p->leader) {
+    mig_send_ack(p, NULL, h, true, acts);
+    return mig_violation(p, MIG_R_NOT_LEADER, 0, acts);
+  }
+  if (!mig_id_parity_ok(m->id, !p->lower)) return mig_violation(p, MIG_R_BAD_PARITY, h, acts);
+  if (mig_peer_find(p, m->id)) return mig_violation(p, MIG_R_REPLAY, h, acts);
+  mig_stream_t *s = mig_peer_find(p, m->from);
+  if (!s) {
+    mig_send_ack(p, NULL, h, true, acts);
+    return mig_violation(p, MIG_R_UNKNOWN_FROM, 0, acts);
+  }
+  if (out) *out = s;
+  if (!m->has_read_offset) {
+    mig_send_ack(p, NULL, h, true, acts);
+    return mig_violation(p, MIG_R_NO_OFFSET, 0, acts);
+  }
+  uint64_t r = m->read_offset;
+  if (r < s->w_confirmed || r > s->w_sent_max) {
+    mig_act(acts, MIG_ACT_RST, s, h);
+    mig_abort(p, s, MIG_R_BAD_OFFSET, 0, acts);
+    return BFTNET_EPROTO;
+  }
+  /* Commit: the old current carrier drains, h carries L from now on. */
+  mig_alias_add(s, s->id);
+  s->pinned = m->from;
+  s->id = m->id;
+  s->w_confirmed = r;
+  if (s->cur.h) {
+    if (s->old.h) mig_act(acts, MIG_ACT_RELEASE, s, s->old.h);
+    s->old = s->cur;
+    s->old.frozen = true;
+    if (s->old.fin_in && !s->old.fin_out) {
+      mig_act(acts, MIG_ACT_FIN, s, s->old.h); /* EOF already read: step 4 at once */
+      s->old.fin_out = true;
+    }
+    if (s->old.fin_in && s->old.fin_out) {
+      mig_act(acts, MIG_ACT_RELEASE, s, s->old.h);
+      memset(&s->old, 0, sizeof(s->old));
+    }
+  }
+  memset(&s->cur, 0, sizeof(s->cur));
+  s->cur.h = h;
+  s->cur.in_start = s->r_delivered;
+  s->cur.out_start = r;
+  mig_send_ack(p, s, h, false, acts);
+  mig_act(acts, MIG_ACT_MIGRATED, s, h)->id = s->id;
+  if (s->state == MIG_S_LABELING) s->state = MIG_S_OPEN; /* the echo is implied */
+  mig_settle(p, s, now, acts);
+  return 0;
+}
+
+/* Initiator: the AckMigrate on the pending carrier. */
+static int mig_on_ack(mig_peer_t *p, mig_stream_t *s, const mig_msg_t *m, uint64_t now,
+                      mig_actions_t *acts) {
+  if (m->deny) {
+    if (s->uncertain || !s->cur.h) {
+      mig_abort(p, s, MIG_R_DENIED, 0, acts);
+      return 0;
+    }
+    mig_act(acts, MIG_ACT_FIN, s, s->pend.h);
+    mig_act(acts, MIG_ACT_RELEASE, s, s->pend.h);
+    memset(&s->pend, 0, sizeof(s->pend));
+    s->no_migrate = true;
+    mig_unfreeze(s, &s->cur, acts);
+    int rc = mig_resolve_fin(p, s, acts);
+    mig_settle(p, s, now, acts);
+    return rc;
+  }
+  if (!m->has_read_offset) {
+    mig_abort(p, s, MIG_R_NO_OFFSET, 0, acts);
+    return BFTNET_EPROTO;
+  }
+  uint64_t r = m->read_offset;
+  if (r < s->w_confirmed || r > s->w_sent_max) {
+    mig_abort(p, s, MIG_R_BAD_OFFSET, 0, acts);
+    return BFTNET_EPROTO;
+  }
+  /* Commit (§11.9 I_WAIT_ACK, accepted): FIN the old carrier, continue on pend. */
+  s->w_confirmed = r;
+  if (s->old.h) mig_act(acts, MIG_ACT_RELEASE, s, s->old.h);
+  memset(&s->old, 0, sizeof(s->old));
+  if (s->cur.h) {
+    s->old = s->cur;
+    if (!s->old.fin_out) mig_act(acts, MIG_ACT_FIN, s, s->old.h);
+    s->old.fin_out = true;
+    if (s->old.fin_in) {
+      mig_act(acts, MIG_ACT_RELEASE, s, s->old.h);
+      memset(&s->old, 0, sizeof(s->old));
+    }
+  }
+  s->cur = s->pend;
+  s->cur.out_start = r;
+  s->cur.out_sent = 0;
+  memset(&s->pend, 0, sizeof(s->pend));
+  mig_alias_add(s, s->id);
+  s->id = s->pend_id;
+  s->uncertain = false;
+  mig_act(acts, MIG_ACT_MIGRATED, s, s->cur.h)->id = s->id;
+  mig_settle(p, s, now, acts);
+  return 0;
+}
+
+int mig_peer_on_msg(mig_peer_t *p, uint64_t h, const mig_msg_t *m, uint64_t now,
+                    mig_actions_t *acts, mig_stream_t **out) {
+  if (out) *out = NULL;
+  if (!h) return BFTNET_EINVAL;
+  mig_stream_t *s = mig_peer_find_carrier(p, h);
+  if (s && (s->pend.h != h || m->type != MIG_MSG_ACK))
+    return mig_violation(p, MIG_R_BAD_MSG, 0, acts); /* a second message on a carrier */
+  if (!s && m->type == MIG_MSG_ACK) return mig_violation(p, MIG_R_UNEXPECTED_ACK, h, acts);
+  if (m->has_incarnation) {
+    if (p->peer_inc_known && p->peer_inc != m->incarnation) {
+      mig_restart(p, m->incarnation, acts);
+      if (s) { /* the exchange was aborted with the old incarnation */
+        if (out) *out = s;
+        return 0;
+      }
+    }
+    p->peer_inc_known = true;
+    p->peer_inc = m->incarnation;
+  }
+  switch (m->type) {
+  case MIG_MSG_LABEL:
+    return mig_on_label(p, h, m, acts, out);
+  case MIG_MSG_MIGRATE:
+    return mig_on_migrate(p, h, m, now, acts, out);
+  case MIG_MSG_ACK:
+    if (out) *out = s;
+    return mig_on_ack(p, s, m, now, acts);
+  }
+  return mig_violation(p, MIG_R_BAD_MSG, h, acts);
+}
+
+/* ------------------------------------------------------ carrier events */
+
+int mig_peer_on_data(mig_peer_t *p, uint64_t h, size_t n, mig_actions_t *acts) {
+  mig_stream_t *s = mig_peer_find_carrier(p, h);
+  if (!s) return BFTNET_ENOTFOUND;
+  mig_carrier_t *c = mig_slot(s, h);
+  if (s->state == MIG_S_LABELING) return BFTNET_ESTATE; /* the echo comes first */
+  if (c == &s->pend) {
+    mig_abort(p, s, MIG_R_DATA_BEFORE_ACK, 0, acts);
+    return BFTNET_EPROTO;
+  }
+  uint64_t start = c->in_start + c->in_recv;
+  if (c->fin_in || (s->r_eof && start + n > s->r_final)) {
+    mig_act(acts, MIG_ACT_CLOSE_CONN, s, h);
+    mig_abort(p, s, MIG_R_DATA_AFTER_CLOSE, h, acts);
+    return BFTNET_EPROTO;
+  }
+  if (start > s->r_delivered) {
+    mig_abort(p, s, MIG_R_GAP, 0, acts);
+    return BFTNET_EPROTO;
+  }
+  uint64_t dup = s->r_delivered - start;
+  size_t skip = dup < n ? (size_t)dup : n;
+  /* Commit. */
+  c->in_recv += n;
+  s->r_delivered += n - skip;
+  mig_action_t *a = mig_act(acts, MIG_ACT_DELIVER, s, h);
+  a->n = n;
+  a->skip = skip;
+  a->len = n - skip;
+  if (n) {
+    if (c->frozen) c->owed += n;
+    else mig_act(acts, MIG_ACT_CREDIT, s, h)->n = n;
+  }
+  return 0;
+}
+
+int mig_peer_on_fin(mig_peer_t *p, uint64_t h, mig_actions_t *acts) {
+  mig_stream_t *s = mig_peer_find_carrier(p, h);
+  if (!s) return BFTNET_ENOTFOUND;
+  mig_carrier_t *c = mig_slot(s, h);
+  if (c->fin_in || s->state == MIG_S_LABELING) return BFTNET_ESTATE;
+  if (c == &s->pend) {
+    mig_abort(p, s, MIG_R_DATA_BEFORE_ACK, 0, acts);
+    return BFTNET_EPROTO;
+  }
+  if (c == &s->old) { /* the handover (§11.5 steps 3–4) */
+    c->fin_in = true;
+    if (!c->fin_out) mig_act(acts, MIG_ACT_FIN, s, h);
+    c->fin_out = true;
+    mig_act(acts, MIG_ACT_RELEASE, s, h);
+    memset(&s->old, 0, sizeof(s->old));
+    mig_settle(p, s, 0, acts);
+    return 0;
+  }
+  /* On the initiator a FIN on cur is L's EOF only once settled. */
+  c->fin_in = true;
+  int rc = 0;
+  if (!(p->leader && (s->pend.h || s->uncertain)))
+    rc = mig_apply_eof(p, s, h, c->in_start + c->in_recv, acts);
+  if (rc == 0) mig_settle(p, s, 0, acts);
+  return rc;
+}
+
+int mig_peer_on_rst(mig_peer_t *p, uint64_t h, mig_actions_t *acts) {
+  mig_stream_t *s = mig_peer_find_carrier(p, h);
+  if (!s) return BFTNET_ENOTFOUND;
+  if (s->pend.h == h) { /* before AckMigrate: "try again later" (spec) */
+    memset(&s->pend, 0, sizeof(s->pend));
+    mig_unfreeze(s, &s->cur, acts);
+    int rc = mig_resolve_fin(p, s, acts);
+    mig_settle(p, s, 0, acts);
+    return rc;
+  }
+  mig_abort(p, s, MIG_R_RESET, h, acts);
+  return 0;
+}
+
+int mig_peer_on_lost(mig_peer_t *p, uint64_t h, uint64_t now, mig_actions_t *acts) {
+  mig_stream_t *s = mig_peer_find_carrier(p, h);
+  if (!s) return BFTNET_ENOTFOUND;
+  mig_carrier_t *c = mig_slot(s, h);
+  if (c == &s->pend) {
+    /* The Migrate may have been accepted: unsettled until an Ack. */
+    s->uncertain = true;
+    memset(&s->pend, 0, sizeof(s->pend));
+    mig_unfreeze(s, &s->cur, acts);
+  } else if (c == &s->old) {
+    memset(&s->old, 0, sizeof(s->old));
+  } else {
+    memset(&s->cur, 0, sizeof(s->cur));
+    s->deadline = now + p->cfg.detach_timeout;
+  }
+  mig_settle(p, s, now, acts);
+  return 0;
+}
+
+int mig_peer_on_credit(mig_peer_t *p, uint64_t h, uint64_t n, mig_actions_t *acts) {
+  mig_stream_t *s = mig_peer_find_carrier(p, h);
+  if (!s) return BFTNET_ENOTFOUND;
+  mig_carrier_t *c = mig_slot(s, h);
+  uint64_t credited = c->credited + n;
+  if (credited < c->credited || credited > c->out_sent || c == &s->pend) {
+    mig_abort(p, s, MIG_R_BAD_CREDIT, 0, acts);
+    return BFTNET_EPROTO;
+  }
+  c->credited = credited;
+  uint64_t conf = c->out_start + credited;
+  if (conf > s->w_confirmed) s->w_confirmed = conf;
+  mig_release(s);
+  mig_maybe_closed(s, acts);
+  return 0;
+}
+
+int mig_peer_tick(mig_peer_t *p, uint64_t now, mig_actions_t *acts) {
+  for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
+    mig_stream_t *s = p->streams[i];
+    if (!s || mig_final(s) || s->cur.h || now < s->deadline) continue;
+    mig_abort(p, s, MIG_R_DETACH_TIMEOUT, 0, acts);
+  }
+  return 0;
+}
+
+/* -------------------------------------------------------- local events */
+
+int mig_stream_migrate(mig_peer_t *p, mig_stream_t *s, uint64_t h, mig_actions_t *acts) {
+  if (!p->leader) return BFTNET_ESTATE;
+  if (s->state != MIG_S_OPEN && s->state != MIG_S_MIGRATING && s->state != MIG_S_DETACHED)
+    return BFTNET_ESTATE;
+  if (s->pend.h || (s->no_migrate && s->cur.h)) return BFTNET_ESTATE;
+  if (!h || mig_peer_find_carrier(p, h)) return BFTNET_EINVAL;
+  uint64_t id = mig_peer_next_id(p);
+  memset(&s->pend, 0, sizeof(s->pend));
+  s->pend.h = h;
+  s->pend.in_start = s->r_delivered;
+  s->pend_id = id;
+  if (s->cur.h) s->cur.frozen = true; /* §11.5: no credit after reporting our offset */
+  mig_action_t *a = mig_act(acts, MIG_ACT_SEND_MSG, s, h);
+  a->msg.type = MIG_MSG_MIGRATE;
+  a->msg.id = id;
+  a->msg.from = s->id;
+  a->msg.has_incarnation = true;
+  a->msg.incarnation = p->cfg.incarnation;
+  a->msg.has_read_offset = true;
+  a->msg.read_offset = s->r_delivered;
+  mig_settle(p, s, 0, acts);
+  return 0;
+}
+
+uint64_t mig_stream_room(const mig_peer_t *p, const mig_stream_t *s) {
+  uint64_t held = s->w_written - s->w_base;
+  return held >= p->cfg.window_max ? 0 : p->cfg.window_max - held;
+}
+
+int mig_stream_write(mig_peer_t *p, mig_stream_t *s, const void *data, size_t n) {
+  if (mig_final(s) || s->w_closed) return BFTNET_ESTATE;
+  if (n > mig_stream_room(p, s)) return BFTNET_EAGAIN;
+  int rc = bn_buf_append(&s->buf, data, n);
+  if (rc < 0) return rc;
+  s->w_written += n;
+  return 0;
+}
+
+int mig_stream_close(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts) {
+  (void)p;
+  if (mig_final(s)) return BFTNET_ESTATE;
+  s->w_closed = true;
+  mig_maybe_closed(s, acts);
+  return 0;
+}
+
+int mig_stream_abort(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts) {
+  if (mig_final(s)) return BFTNET_ESTATE;
+  mig_abort(p, s, MIG_R_LOCAL, 0, acts);
+  return 0;
+}
+
+int mig_stream_pull(mig_peer_t *p, mig_stream_t *s, size_t max, mig_chunk_t *c, mig_actions_t *acts) {
+  (void)p;
+  if (mig_final(s) || !s->cur.h || s->cur.fin_out) return 0;
+  mig_carrier_t *cur = &s->cur;
+  uint64_t pos = cur->out_start + cur->out_sent;
+  BN_ASSERT(pos >= s->w_base && pos <= s->w_written);
+  uint64_t avail = s->w_written - pos;
+  size_t n = avail < max ? (size_t)avail : max;
+  bool fin = n == avail && s->w_closed && !s->pend.h && !s->uncertain;
+  if (n == 0 && !fin) return 0;
+  c->carrier = cur->h;
+  c->p = n ? bn_buf_head(&s->buf) + (pos - s->w_base) : NULL;
+  c->n = n;
+  c->fin = fin;
+  cur->out_sent += n;
+  if (pos + n > s->w_sent_max) s->w_sent_max = pos + n;
+  cur->fin_out = fin;
+  mig_maybe_closed(s, acts);
+  return 1;
+}
