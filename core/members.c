@@ -73,6 +73,8 @@ static mbr_t *find_by_peer(bftnet_t *b, const peerid_t *peer) {
   return NULL;
 }
 
+static void mbr_dial(mbr_t *m);
+
 /* -------------------------------------------------------------- events */
 
 static void emit_member(bftnet_t *b, bftnet_event_type_t type, const mbr_t *m,
@@ -87,6 +89,15 @@ static void emit_member(bftnet_t *b, bftnet_event_type_t type, const mbr_t *m,
 
 void members_conn_event(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type,
                         bftnet_reason_t reason, int err) {
+  /* A member that reached us while our Dispatcher waits out its backoff:
+   * use that connection now rather than at the next redial. */
+  if (type == BFTNET_EV_CONNECTED && net_conn_peer(c)->len) {
+    mbr_t *m = find_by_peer(b, net_conn_peer(c));
+    if (m && !m->out && !m->dialing && !m->removed) {
+      b->t->ops->timer_stop(m->redial);
+      mbr_dial(m); /* net_dial reuses the connection that is up */
+    }
+  }
   if (!b->cfg.on_event) return;
   char peer[BFTNET_PEER_ID_MAX] = "", addr[BFTNET_ADDR_MAX] = "";
   if (net_conn_peer(c)->len) peerid_to_string(net_conn_peer(c), peer, sizeof peer);
@@ -115,7 +126,6 @@ static void notify_later(bftnet_t *b) {
 
 /* ---------------------------------------------------------- Dispatcher */
 
-static void mbr_dial(mbr_t *m);
 static void mbr_drain(mbr_t *m);
 
 static void mbr_redial_tick(void *ud) { mbr_dial(ud); }

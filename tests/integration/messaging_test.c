@@ -58,7 +58,7 @@ static void node_start_as(int i, const bftnet_config_t *over, bool keep) {
   cfg.key = n->key;
   assert_ok(bftnet_new(&n->net, &cfg));
   snprintf(n->id, sizeof n->id, "r%d", i);
-  char listen[BFTNET_ADDR_MAX];
+  char listen[2 * BFTNET_ADDR_MAX];
   snprintf(listen, sizeof listen, "%.*s", keep ? (int)(strstr(n->addr, "/p2p/") - n->addr) : 20,
            keep ? n->addr : "/ip4/127.0.0.1/tcp/0");
   assert_ok(bftnet_listen(n->net, listen, n->addr, sizeof n->addr));

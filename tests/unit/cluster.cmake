@@ -1,0 +1,18 @@
+# bftnet-cluster (tools/bftnet-cluster.c, tools/lib/cluster_*): the pure
+# helpers, then three real runs of about 10 s each (ctest -L cluster).
+if(TARGET bftnet_toolkit)
+  bftnet_test(cluster_stats_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/cluster_stats_test.c
+    LIBS bftnet_toolkit bftnet_core LABELS cluster)
+  bftnet_test(cluster_plan_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/cluster_plan_test.c
+    LIBS bftnet_toolkit bftnet_core LABELS cluster)
+endif()
+if(TARGET bftnet-cluster AND TARGET bftnet-replica)
+  # report.json checker (jq may be missing; jansson is a build dependency).
+  add_executable(cluster_check ${CMAKE_CURRENT_SOURCE_DIR}/unit/cluster_check.c)
+  target_link_libraries(cluster_check PRIVATE PkgConfig::JANSSON)
+  foreach(mode clean faults members)
+    add_test(NAME cluster_${mode} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/unit/cluster_run.sh
+      ${mode} $<TARGET_FILE:bftnet-cluster> $<TARGET_FILE:cluster_check>)
+    set_tests_properties(cluster_${mode} PROPERTIES TIMEOUT 120 LABELS cluster)
+  endforeach()
+endif()

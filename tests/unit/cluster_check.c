@@ -1,0 +1,366 @@
+/*
+ * cluster_check MODE REPORT [ARGS] — checks a bftnet-cluster report.json
+ * (tests/unit/cluster_run.sh runs the cluster, then this). jq may be
+ * missing on a fresh machine; jansson is a build dependency anyway.
+ *
+ *   shape    the documented shape (README.md, "Running a cluster")
+ *   clean    + integrity ok, every pair exact, no fault events
+ *   faults   + every fault event reported (cuts, a kill and its restart),
+ *            every pair consistent (delivered <= expected, no duplicate or
+ *            reorder held against bftnet), FAILED only for in-flight loss
+ *   members ADDED REMOVED
+ *            + the added replica ran and is a member, the removed one is
+ *            not; pairs without the removed replica are ok; loss only on
+ *            the removed replica's pairs and only at the tail of their
+ *            streams (no gap: what was in flight when the connections
+ *            closed at the removal). BFTNET_CLUSTER_STRICT=1: integrity ok.
+ *
+ * Prints "FAIL: ..." lines and exits 1 on the first broken rule per check.
+ */
+#include <regex.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+static int failures;
+
+__attribute__((format(printf, 1, 2))) static void fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("FAIL: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  failures++;
+}
+
+static json_t *need(json_t *o, const char *key, json_type type, const char *where) {
+  json_t *v = json_object_get(o, key);
+  if (!v) {
+    fail("%s: no \"%s\"", where, key);
+    return NULL;
+  }
+  if (json_typeof(v) != type && !(type == JSON_REAL && json_is_integer(v)) &&
+      !(type == JSON_TRUE && json_is_boolean(v))) {
+    fail("%s: \"%s\" has the wrong type", where, key);
+    return NULL;
+  }
+  return v;
+}
+
+static long long num(json_t *o, const char *key) {
+  json_t *v = json_object_get(o, key);
+  return json_is_integer(v) ? json_integer_value(v) : (long long)json_number_value(v);
+}
+
+static const char *str(json_t *o, const char *key) {
+  const char *s = json_string_value(json_object_get(o, key));
+  return s ? s : "";
+}
+
+static bool matches(const char *s, const char *re) {
+  regex_t r;
+  if (regcomp(&r, re, REG_EXTENDED | REG_NOSUB) != 0) return false;
+  bool m = regexec(&r, s, 0, NULL, 0) == 0;
+  regfree(&r);
+  return m;
+}
+
+#define INFLIGHT_RE                                                                                \
+  "^integrity: FAILED \\([0-9]+ messages? lost in flight, expected until migration lands\\)$"
+
+/* ---------------------------------------------------------------- shape */
+
+static const char *const pair_ints[] = {"sent",
+                                        "dropped",
+                                        "aborted",
+                                        "delivered",
+                                        "delivered_current",
+                                        "rx_evicted",
+                                        "expected",
+                                        "lost",
+                                        "gaps",
+                                        "duplicates",
+                                        "reorders",
+                                        "reconnects",
+                                        "extra",
+                                        "restart_artifacts",
+                                        "max_seq"};
+
+static void shape_pair(json_t *p, size_t i) {
+  char where[64];
+  snprintf(where, sizeof where, "pairs[%zu]", i);
+  need(p, "sender", JSON_STRING, where);
+  need(p, "receiver", JSON_STRING, where);
+  for (size_t k = 0; k < sizeof pair_ints / sizeof *pair_ints; k++)
+    need(p, pair_ints[k], JSON_INTEGER, where);
+  json_t *lat = need(p, "latency_us", JSON_OBJECT, where);
+  const char *lk[] = {"n", "p50", "p90", "p99", "max"};
+  for (size_t k = 0; lat && k < 5; k++)
+    if (!json_object_get(lat, lk[k])) fail("%s.latency_us: no \"%s\"", where, lk[k]);
+  json_t *lb = need(p, "lost_breakdown", JSON_OBJECT, where);
+  const char *bk[] = {"in_flight", "unwritten", "queued", "died_with_receiver"};
+  for (size_t k = 0; lb && k < 4; k++)
+    need(lb, bk[k], JSON_INTEGER, where);
+  json_t *v = need(p, "violations", JSON_OBJECT, where);
+  if (v) {
+    need(v, "duplicates", JSON_INTEGER, where);
+    need(v, "reorders", JSON_INTEGER, where);
+    need(v, "extra", JSON_INTEGER, where);
+  }
+  need(p, "link_broken_by_faults", JSON_TRUE, where);
+  need(p, "sender_restarted", JSON_TRUE, where);
+  need(p, "receiver_killed", JSON_TRUE, where);
+  need(p, "note", JSON_STRING, where);
+  const char *verdict = str(p, "verdict");
+  if (!matches(verdict, "^(ok|lost|unverifiable|violated)$"))
+    fail("%s: verdict \"%s\"", where, verdict);
+  if (num(p, "expected") != num(p, "sent") - num(p, "dropped") - num(p, "aborted") &&
+      strcmp(verdict, "unverifiable") != 0)
+    fail("%s: expected != sent - dropped - aborted", where);
+}
+
+static void shape(json_t *doc) {
+  if (strcmp(str(doc, "schema"), "bftnet-cluster-report/1") != 0) fail("schema");
+  json_t *cfg = need(doc, "config", JSON_OBJECT, "top");
+  const char *ck[] = {"replicas", "slots", "size", "seed", "paths", "stats_ms", "drain_ms"};
+  for (size_t k = 0; cfg && k < sizeof ck / sizeof *ck; k++)
+    need(cfg, ck[k], JSON_INTEGER, "config");
+  if (cfg) {
+    need(cfg, "duration_s", JSON_REAL, "config");
+    need(cfg, "rate", JSON_REAL, "config");
+    need(cfg, "faults", JSON_STRING, "config");
+    need(cfg, "faults_parsed", JSON_ARRAY, "config");
+  }
+  json_t *reps = need(doc, "replicas", JSON_OBJECT, "top");
+  const char *name;
+  json_t *r;
+  json_object_foreach(reps, name, r) {
+    need(r, "peer_id", JSON_STRING, name);
+    need(r, "ports", JSON_ARRAY, name);
+    need(r, "incarnations", JSON_INTEGER, name);
+    need(r, "kills", JSON_INTEGER, name);
+    need(r, "restarts", JSON_INTEGER, name);
+    need(r, "exits", JSON_ARRAY, name);
+    need(r, "started", JSON_TRUE, name);
+    need(r, "member_at_end", JSON_TRUE, name);
+    json_t *rep = json_object_get(r, "report");
+    if (!rep) fail("%s: no \"report\"", name);
+    if (json_is_true(json_object_get(r, "started")) &&
+        strcmp(str(rep, "schema"), "bftnet-replica-report/1") != 0)
+      fail("%s: no replica report (schema bftnet-replica-report/1)", name);
+  }
+  json_t *pairs = need(doc, "pairs", JSON_ARRAY, "top");
+  size_t i;
+  json_t *p;
+  json_array_foreach(pairs, i, p) shape_pair(p, i);
+  json_t *events = need(doc, "events", JSON_ARRAY, "top");
+  json_array_foreach(events, i, p) {
+    need(p, "kind", JSON_STRING, "event");
+    need(p, "t_ms", JSON_REAL, "event");
+    need(p, "action", JSON_STRING, "event");
+    need(p, "detail", JSON_STRING, "event");
+    if (strcmp(str(p, "kind"), "fault") == 0) {
+      need(p, "fault", JSON_STRING, "fault event");
+      need(p, "item", JSON_INTEGER, "fault event");
+      need(p, "target", JSON_STRING, "fault event");
+    }
+  }
+  json_t *sum = need(doc, "summary", JSON_OBJECT, "top");
+  const char *sk[] = {"pairs",
+                      "ok",
+                      "lost_pairs",
+                      "violated",
+                      "unverifiable",
+                      "lost_in_flight",
+                      "lost_unexplained",
+                      "duplicates",
+                      "reorders",
+                      "delivered"};
+  for (size_t k = 0; sum && k < sizeof sk / sizeof *sk; k++)
+    need(sum, sk[k], JSON_INTEGER, "summary");
+  const char *sl[] = {"msgs_per_s", "p50_us", "p90_us", "p99_us", "max_us"};
+  for (size_t k = 0; sum && k < sizeof sl / sizeof *sl; k++)
+    if (!json_object_get(sum, sl[k])) fail("summary: no \"%s\"", sl[k]);
+  json_t *files = need(doc, "files", JSON_OBJECT, "top");
+  if (files) {
+    need(files, "report", JSON_STRING, "files");
+    need(files, "timeseries", JSON_STRING, "files");
+    if (!json_object_get(files, "plot")) fail("files: no \"plot\"");
+  }
+  const char *integ = str(doc, "integrity"), *verdict = str(doc, "verdict");
+  if (!matches(integ, "^(ok|FAILED)$")) fail("integrity \"%s\"", integ);
+  if ((strcmp(integ, "ok") == 0) != (strcmp(verdict, "integrity: ok") == 0))
+    fail("integrity \"%s\" vs verdict \"%s\"", integ, verdict);
+  if (!matches(verdict, "^integrity: (ok|FAILED \\(.*\\))$")) fail("verdict \"%s\"", verdict);
+  if (json_array_size(pairs) != (size_t)num(sum, "pairs")) fail("summary.pairs");
+}
+
+/* ------------------------------------------------------------- scenarios */
+
+static size_t count_events(json_t *doc, const char *kind, const char *action) {
+  size_t i, n = 0;
+  json_t *e;
+  json_array_foreach(json_object_get(doc, "events"), i, e) {
+    if (strcmp(str(e, "kind"), kind) == 0 && (!action || strcmp(str(e, "action"), action) == 0))
+      n++;
+  }
+  return n;
+}
+
+/* Consistent pair: nothing held against bftnet, nothing more than sent. */
+static void consistent(json_t *p, const char *where) {
+  json_t *v = json_object_get(p, "violations");
+  if (num(v, "duplicates") || num(v, "reorders") || num(v, "extra"))
+    fail("%s: violations (dups %lld, reorders %lld, extra %lld): %s", where, num(v, "duplicates"),
+         num(v, "reorders"), num(v, "extra"), str(p, "note"));
+  long long got = num(p, "delivered_current") + num(p, "rx_evicted");
+  if (got > num(p, "expected"))
+    fail("%s: delivered %lld > expected %lld", where, got, num(p, "expected"));
+  long long died = num(json_object_get(p, "lost_breakdown"), "died_with_receiver");
+  if (num(p, "lost") != num(p, "expected") - got - died)
+    fail("%s: lost %lld != expected - delivered - died", where, num(p, "lost"));
+  if (!matches(str(p, "verdict"), "^(ok|lost)$"))
+    fail("%s: verdict %s (%s)", where, str(p, "verdict"), str(p, "note"));
+}
+
+static void pair_name(json_t *p, char *buf, size_t len) {
+  snprintf(buf, len, "%s->%s", str(p, "sender"), str(p, "receiver"));
+}
+
+static void clean(json_t *doc) {
+  if (strcmp(str(doc, "verdict"), "integrity: ok") != 0) fail("verdict: %s", str(doc, "verdict"));
+  long long n = num(json_object_get(doc, "config"), "replicas");
+  json_t *pairs = json_object_get(doc, "pairs");
+  if ((long long)json_array_size(pairs) != n * (n - 1))
+    fail("%zu pairs for %lld replicas", json_array_size(pairs), n);
+  size_t i;
+  json_t *p;
+  json_array_foreach(pairs, i, p) {
+    char w[32];
+    pair_name(p, w, sizeof w);
+    if (strcmp(str(p, "verdict"), "ok") != 0)
+      fail("%s: %s (%s)", w, str(p, "verdict"), str(p, "note"));
+    if (num(p, "sent") <= 0) fail("%s: nothing sent", w);
+    if (num(p, "delivered") != num(p, "sent") - num(p, "dropped")) fail("%s: not exact", w);
+  }
+  if (count_events(doc, "fault", NULL)) fail("fault events in a clean run");
+  if (json_number_value(json_object_get(json_object_get(doc, "summary"), "msgs_per_s")) <= 0)
+    fail("summary.msgs_per_s");
+  const char *name;
+  json_t *r;
+  json_object_foreach(json_object_get(doc, "replicas"), name, r) {
+    json_t *rep = json_object_get(r, "report");
+    if (strcmp(str(rep, "integrity"), "ok") != 0) fail("%s: report integrity", name);
+    if (!json_is_true(json_object_get(json_object_get(rep, "drain"), "complete")))
+      fail("%s: drain incomplete", name);
+  }
+}
+
+static void verdict_inflight_only(json_t *doc) {
+  const char *v = str(doc, "verdict");
+  if (strcmp(v, "integrity: ok") != 0 && !matches(v, INFLIGHT_RE))
+    fail("the verdict may fail only for in-flight loss: %s", v);
+  json_t *sum = json_object_get(doc, "summary");
+  if (num(sum, "lost_unexplained")) fail("loss on links no fault broke");
+  long long lost = 0;
+  size_t i;
+  json_t *p;
+  json_array_foreach(json_object_get(doc, "pairs"), i, p) lost += num(p, "lost");
+  if (lost != num(sum, "lost_in_flight"))
+    fail("summary.lost_in_flight %lld != %lld", num(sum, "lost_in_flight"), lost);
+}
+
+static void faults(json_t *doc) {
+  if (count_events(doc, "fault", "cut") < 1) fail("no cut event");
+  if (count_events(doc, "fault", "kill") != 1) fail("want one kill event");
+  if (count_events(doc, "fault", "restart") != 1) fail("want one restart event");
+  if (count_events(doc, "replica", "restart") != 1) fail("the killed replica did not restart");
+  size_t i;
+  json_t *p;
+  json_array_foreach(json_object_get(doc, "pairs"), i, p) {
+    char w[32];
+    pair_name(p, w, sizeof w);
+    consistent(p, w);
+  }
+  verdict_inflight_only(doc);
+  const char *name;
+  json_t *r;
+  int killed = 0;
+  json_object_foreach(json_object_get(doc, "replicas"), name, r) {
+    if (num(r, "kills") == 1 && num(r, "restarts") == 1 && num(r, "incarnations") == 2) killed++;
+  }
+  if (killed != 1) fail("want one replica killed once and restarted (incarnation 2)");
+}
+
+static void members(json_t *doc, const char *added, const char *removed) {
+  if (count_events(doc, "fault", "members") < 1) fail("no members event");
+  json_t *reps = json_object_get(doc, "replicas");
+  json_t *a = json_object_get(reps, added), *rm = json_object_get(reps, removed);
+  if (!json_is_true(json_object_get(a, "started")) ||
+      !json_is_true(json_object_get(a, "member_at_end")))
+    fail("%s was not added", added);
+  if (!rm || json_is_true(json_object_get(rm, "member_at_end")))
+    fail("%s was not removed", removed);
+  /* The removed replica's report: every peer a non-member now. */
+  const char *name;
+  json_t *row;
+  json_object_foreach(json_object_get(json_object_get(rm, "report"), "peers"), name, row) {
+    if (json_is_true(json_object_get(row, "member")))
+      fail("%s still has %s as member", removed, name);
+  }
+  size_t i;
+  json_t *p;
+  bool strict =
+      getenv("BFTNET_CLUSTER_STRICT") && strcmp(getenv("BFTNET_CLUSTER_STRICT"), "1") == 0;
+  json_array_foreach(json_object_get(doc, "pairs"), i, p) {
+    char w[32];
+    pair_name(p, w, sizeof w);
+    consistent(p, w);
+    bool touches =
+        strcmp(str(p, "sender"), removed) == 0 || strcmp(str(p, "receiver"), removed) == 0;
+    if (!touches && strcmp(str(p, "verdict"), "ok") != 0)
+      fail("%s: %s (%s)", w, str(p, "verdict"), str(p, "note"));
+    /* Lost at the removal = the stream's tail: nothing missing below the
+     * last message delivered, everything missing above it. */
+    if (touches && num(p, "lost") &&
+        (num(p, "gaps") || num(p, "max_seq") + num(p, "lost") > num(p, "sent")))
+      fail("%s: %lld lost, not only at the tail (gaps %lld, max_seq %lld, sent %lld)", w,
+           num(p, "lost"), num(p, "gaps"), num(p, "max_seq"), num(p, "sent"));
+  }
+  if (strict && strcmp(str(doc, "verdict"), "integrity: ok") != 0)
+    fail("BFTNET_CLUSTER_STRICT: %s", str(doc, "verdict"));
+  verdict_inflight_only(doc);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: cluster_check shape|clean|faults|members REPORT [ADDED REMOVED]\n");
+    return 2;
+  }
+  json_error_t je;
+  json_t *doc = json_load_file(argv[2], JSON_REJECT_DUPLICATES, &je);
+  if (!doc) {
+    fprintf(stderr, "FAIL: %s: line %d: %s\n", argv[2], je.line, je.text);
+    return 1;
+  }
+  shape(doc);
+  if (strcmp(argv[1], "clean") == 0)
+    clean(doc);
+  else if (strcmp(argv[1], "faults") == 0)
+    faults(doc);
+  else if (strcmp(argv[1], "members") == 0 && argc == 5)
+    members(doc, argv[3], argv[4]);
+  else if (strcmp(argv[1], "shape") != 0) {
+    fprintf(stderr, "cluster_check: unknown mode %s\n", argv[1]);
+    return 2;
+  }
+  json_decref(doc);
+  if (failures) return 1;
+  printf("cluster_check %s: ok\n", argv[1]);
+  return 0;
+}

@@ -1,0 +1,155 @@
+/*
+ * cluster_stats.h — the pure arithmetic of bftnet-cluster: aggregate
+ * percentiles from per-replica percentiles, the per-pair cross-check of two
+ * replica reports (docs/REPORT.md) with its loss classification, the
+ * overall verdict line, and the CSV/number formatting of its outputs.
+ *
+ * No I/O, no clock, no allocation; every function works on caller memory.
+ */
+#ifndef BFTNET_TOOLS_CLUSTER_STATS_H
+#define BFTNET_TOOLS_CLUSTER_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------ aggregate percentiles */
+
+/*
+ * A replica's stats line (or a pair's report row) gives percentiles of its
+ * own latency samples, not the samples: the cluster-wide percentile cannot
+ * be computed exactly, so it is estimated. Each part's distribution is
+ * approximated by the piecewise-linear CDF through (0 µs, 0) and its known
+ * (value, level) points — e.g. (p50, 0.5), (p99, 0.99), (max, 1) — extended
+ * past the last point with the last segment's slope; the parts are mixed
+ * weighted by their sample counts; the mixture's q-quantile is the
+ * smallest value where the mixed CDF reaches q (found by bisection).
+ *
+ * Properties the tests check: identical parts give back their own
+ * percentiles; a weight-0 part changes nothing; and for a level that every
+ * part has as a point, the result lies between the smallest and the
+ * largest of the parts' values there (a sound bound whatever the true
+ * distributions).
+ */
+#define CLUSTER_QPOINTS_MAX 6
+
+typedef struct cluster_qpart {
+  double weight;                     /* samples (messages) in the part; <= 0: ignored */
+  size_t n;                          /* points, 0 .. CLUSTER_QPOINTS_MAX */
+  double level[CLUSTER_QPOINTS_MAX]; /* increasing, in (0, 1] */
+  double value[CLUSTER_QPOINTS_MAX]; /* non-decreasing, >= 0 */
+} cluster_qpart_t;
+
+/* Adds one (level, value) point; ignored when full, when value is NaN or
+ * negative, or when it would break the ordering. */
+void cluster_qpart_point(cluster_qpart_t *p, double level, double value);
+
+/* The estimated q-quantile (0 < q <= 1) of the mixture of parts[0..n);
+ * NaN when no part has a weight and a point. */
+double cluster_quantile_mix(const cluster_qpart_t *parts, size_t n, double q);
+
+/* ---------------------------------------------------- pair cross-check */
+
+typedef enum cluster_pair_verdict {
+  CLUSTER_PAIR_OK = 0,       /* delivered + rx_evicted == sent - dropped - aborted, in order */
+  CLUSTER_PAIR_LOST,         /* fewer delivered, nobody counted the rest: lost in flight */
+  CLUSTER_PAIR_UNVERIFIABLE, /* a report is missing, or incarnations cannot be told apart */
+  CLUSTER_PAIR_VIOLATED      /* a duplicate, a reorder, or more delivered than sent */
+} cluster_pair_verdict_t;
+
+/* "ok", "lost", "unverifiable", "violated". */
+const char *cluster_pair_verdict_name(cluster_pair_verdict_t v);
+
+/* One ordered pair (sender S, receiver R), from the two final reports. */
+typedef struct cluster_pair_in {
+  int have_sender;   /* S's report exists and lists R */
+  int have_receiver; /* R's report exists and lists S */
+  /* S's report, peers[R] */
+  uint64_t sent, dropped, aborted, unconfirmed, ring_depth;
+  /* R's report, peers[S] */
+  uint64_t delivered, rx_evicted, duplicates, reorders;
+  /* S was killed and restarted: its final report counts its last
+   * incarnation only (sequence numbers restart at 1), while R's counts
+   * span every incarnation. base_* are R's counts for S at S's last
+   * restart (R's last stats line before it); base_exact says that line
+   * came after the kill, so nothing of the old incarnation arrived later. */
+  int sender_restarted, base_exact;
+  uint64_t base_delivered, base_duplicates, base_reorders;
+  /* R was killed (and restarted): its final report counts its last
+   * incarnation only. died_min is what its killed incarnations had
+   * received from S by their last stats lines (a lower bound). */
+  int receiver_killed;
+  uint64_t died_min;
+} cluster_pair_in_t;
+
+typedef struct cluster_pair_out {
+  cluster_pair_verdict_t verdict;
+  uint64_t expected;             /* sent - dropped - aborted */
+  uint64_t delivered;            /* R's, from S's current incarnation */
+  uint64_t got;                  /* delivered + rx_evicted */
+  uint64_t lost;                 /* expected - got - died, when positive: never delivered,
+                                    never counted (an upper bound when receiver_killed) */
+  uint64_t extra;                /* got - expected, when positive */
+  uint64_t died;                 /* reached a killed incarnation of R (lower bound) */
+  uint64_t duplicates, reorders; /* held against bftnet */
+  uint64_t restart_artifacts;    /* duplicates + reorders explained by S's restart */
+  uint64_t queued;               /* of lost: still in S's send ring at the end */
+  uint64_t unwritten;            /* of lost: never written, not queued (lost in S's framer) */
+  uint64_t in_flight;            /* of lost: written to a connection, never delivered */
+} cluster_pair_out_t;
+
+/*
+ * The cross-check of docs/REPORT.md (stats_verdict_pair), extended to say
+ * *why* a pair fails:
+ * - no report on either side: UNVERIFIABLE;
+ * - duplicates or reorders: VIOLATED. After a restart of S, R's
+ *   duplicates/reorders since the restart are sequence-restart artifacts
+ *   (S numbers from 1 again) as long as they do not exceed what R
+ *   received since; beyond that they are violations;
+ * - more received than sent: VIOLATED (UNVERIFIABLE when S restarted and
+ *   the incarnations could not be split exactly);
+ * - fewer: LOST, split into queued / unwritten / in flight.
+ */
+void cluster_pair_check(const cluster_pair_in_t *in, cluster_pair_out_t *out);
+
+/* -------------------------------------------------------- the verdict */
+
+typedef struct cluster_summary {
+  uint64_t pairs, ok, lost_pairs, violated, unverifiable;
+  uint64_t lost_expected;   /* lost on links a fault broke: until migration lands */
+  uint64_t lost_unexpected; /* lost on links no fault broke */
+  uint64_t duplicates, reorders, extra;
+} cluster_summary_t;
+
+/* Adds one pair's outcome; link_broken: cluster_plan_breaks_link() for it. */
+void cluster_summary_add(cluster_summary_t *s, const cluster_pair_out_t *o, int link_broken);
+
+/*
+ * Writes the verdict line:
+ *   integrity: ok
+ *   integrity: FAILED (N messages lost in flight, expected until migration lands)
+ *   integrity: FAILED (2 duplicates, 1 reorder in 1 pair; 5 messages lost without
+ *                      being counted on links no fault broke; ...)
+ * Parts, in this order and joined by "; ": violations, unexpected loss,
+ * expected loss, unverifiable pairs; "integrity: ok" only when every pair
+ * is ok (and there is at least one). Returns 1 for ok, 0 for FAILED.
+ */
+int cluster_verdict_format(const cluster_summary_t *s, char *buf, size_t len);
+
+/* ------------------------------------------------------------- formats */
+
+/* The time series CSV (one row per replica stats line, plus "all" rows). */
+#define CLUSTER_CSV_HEADER "t_s,replica,msgs_per_s,p50_us,p99_us,drops,reconnects,migrations"
+
+/* One CSV row (no newline): t in seconds with 3 decimals, rates and
+ * latencies with 1 decimal, an empty field for NaN latencies and for
+ * migrations < 0 (unknown); the replica name is quoted (RFC 4180) if it
+ * holds a comma, quote or line break. Returns snprintf's full length. */
+int cluster_csv_row(char *buf, size_t len, int64_t t_ms, const char *replica, double msgs_per_s,
+                    double p50_us, double p99_us, uint64_t drops, uint64_t reconnects,
+                    int64_t migrations);
+
+/* A latency for humans: "142.3us" below 1 ms, "1.52ms" below 1 s, "3.10s",
+ * "-" for NaN or negative. */
+void cluster_fmt_us(double us, char *buf, size_t len);
+
+#endif
