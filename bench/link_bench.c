@@ -201,18 +201,6 @@ static void snd_error(void *ud, net_stream_t *s, int err) {
 static const net_stream_cbs_t snd_cbs = {.on_fin = snd_fin, .on_error = snd_error,
                                          .on_writable = snd_writable};
 
-typedef struct ping_wait {
-  bool done;
-  int err;
-  uint64_t rtt;
-} ping_wait_t;
-static void ping_cb(void *ud, uint64_t rtt, int err) {
-  ping_wait_t *w = ud;
-  w->rtt = rtt;
-  w->err = err;
-  w->done = true;
-}
-
 int main(int argc, char **argv) {
   long mib = 512, rounds = 3, dials = 50, pings = 1000;
   const char *json = NULL;
@@ -273,9 +261,9 @@ int main(int argc, char **argv) {
   double *rtt_us = calloc((size_t)pings, sizeof(double));
   double *raw_rtt_us = calloc((size_t)pings, sizeof(double));
   for (long i = 0; i < pings; i++) {
-    ping_wait_t w = {0};
-    if (net_conn_ping(c, ping_cb, &w) || !th_run_until(&loop, &w.done, 5000) || w.err) return 1;
-    rtt_us[i] = (double)w.rtt / 1e3;
+    uint64_t rtt;
+    if (th_ping(&loop, c, &rtt, 5000) != 0) return 1;
+    rtt_us[i] = (double)rtt / 1e3;
   }
   raw_pingpong((int)pings, raw_rtt_us);
   kill(srv, SIGKILL);

@@ -304,22 +304,7 @@ static void test_rst_aborts_both_sides(void **state) {
 
 /* ---------------------------------------------------- protocols and IDs */
 
-typedef struct pw {
-  bool done;
-  int err;
-} pw_t;
-static void pw_cb(void *ud, uint64_t rtt, int err) {
-  (void)rtt;
-  pw_t *p = ud;
-  p->err = err;
-  p->done = true;
-}
-static void ping_ok(fx_t *f, net_conn_t *c) {
-  pw_t p = {0};
-  assert_ok(net_conn_ping(c, pw_cb, &p));
-  assert_true(th_run_until(&f->loop, &p.done, 5000));
-  assert_ok(p.err);
-}
+static void ping_ok(fx_t *f, net_conn_t *c) { assert_ok(th_ping(&f->loop, c, NULL, 5000)); }
 
 static void test_unknown_protocol_gets_na(void **state) {
   fx_t *f = *state;

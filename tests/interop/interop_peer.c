@@ -37,26 +37,11 @@ static int do_listen(void) {
   return 0;
 }
 
-typedef struct ping_wait {
-  bool done;
-  int err;
-  uint64_t rtt;
-} ping_wait_t;
-
-static void ping_cb(void *ud, uint64_t rtt, int err) {
-  ping_wait_t *w = ud;
-  w->rtt = rtt;
-  w->err = err;
-  w->done = true;
-}
-
 static int ping_once(net_conn_t *c, double *ms) {
-  ping_wait_t w = {0};
-  int rc = net_conn_ping(c, ping_cb, &w);
-  if (rc < 0) return rc;
-  if (!th_run_until(&loop, &w.done, 10000)) return BFTNET_ETIMEDOUT;
-  *ms = (double)w.rtt / 1e6;
-  return w.err;
+  uint64_t rtt = 0;
+  int rc = th_ping(&loop, c, &rtt, 20000); /* > the connection ping timeout (15 s) */
+  *ms = (double)rtt / 1e6;
+  return rc;
 }
 
 typedef struct na_wait {

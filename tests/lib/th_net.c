@@ -265,3 +265,29 @@ net_conn_t *th_dial(uv_loop_t *loop, net_t *n, const char *addr, int *err, uint6
   *err = w.err;
   return w.c;
 }
+
+/* ------------------------------------------------------------------ ping */
+
+typedef struct ping_wait {
+  bool done;
+  int err;
+  uint64_t rtt;
+} ping_wait_t;
+
+static void ping_cb(void *ud, uint64_t rtt, int err) {
+  ping_wait_t *w = ud;
+  w->rtt = rtt;
+  w->err = err;
+  w->done = true;
+}
+
+int th_ping(uv_loop_t *loop, net_conn_t *c, uint64_t *rtt_ns, uint64_t timeout_ms) {
+  ping_wait_t w = {0};
+  int rc = net_conn_ping(c, ping_cb, &w);
+  if (rc < 0) return rc;
+  /* The wait lives on this stack: a ping outliving it would write into
+   * freed memory, so the connection's ping timeout must be shorter. */
+  if (!th_run_until(loop, &w.done, timeout_ms)) return BFTNET_ETIMEDOUT;
+  if (rtt_ns) *rtt_ns = w.rtt;
+  return w.err;
+}

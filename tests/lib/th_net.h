@@ -44,6 +44,10 @@ int th_loop_finish(uv_loop_t *loop);
 /* Dials addr, runs the loop until done; returns the conn or NULL (*err). */
 net_conn_t *th_dial(uv_loop_t *loop, net_t *n, const char *addr, int *err, uint64_t timeout_ms);
 
+/* One ping round trip on c, running the loop until it completes or
+ * timeout_ms passes (BFTNET_ETIMEDOUT). Writes the round trip in ns. */
+int th_ping(uv_loop_t *loop, net_conn_t *c, uint64_t *rtt_ns, uint64_t timeout_ms);
+
 /* An echo client: writes len bytes (respecting flow control), FINs, reads
  * the echo until the peer's FIN and compares. */
 typedef struct th_echo_client {
