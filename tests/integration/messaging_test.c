@@ -479,7 +479,11 @@ static void test_four_sender_threads(void **state) {
   assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &st));
   assert_int_equal(st.enqueued, (uint64_t)T * N);
   assert_int_equal(got + st.dropped_overflow, (uint64_t)T * N);
-  for (int t = 0; t < T; t++) assert_int_equal(last[t], N);
+  /* Drop-oldest on a ring shared by the threads may take an early
+   * finisher's tail; only without drops must every thread's last arrive. */
+  for (int t = 0; t < T; t++)
+    if (st.dropped_overflow == 0) assert_int_equal(last[t], N);
+    else assert_true(last[t] <= N);
   print_message("4 threads: %llu delivered, %llu dropped\n", (unsigned long long)got,
                 (unsigned long long)st.dropped_overflow);
   node_stop(0);
