@@ -8,7 +8,7 @@ bftnet_test(net_loopback_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/ne
 
 # Messaging through the public API: nodes on their own loop threads.
 bftnet_test(messaging_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/messaging_test.c
-  LIBS bftnet_static Threads::Threads TIMEOUT 180 LABELS threads)
+  LIBS bftnet_static Threads::Threads PkgConfig::UV TIMEOUT 180 LABELS threads)
 
 # Secure links through the fault-injecting proxy (tools/lib/fault_proxy).
 if(TARGET bftnet_toolkit)

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 #include "harness.h"
 
 #define MAXN 5
@@ -660,6 +662,104 @@ static void test_peer_restart_reconnects(void **state) {
   node_stop(1);
 }
 
+/* ------------------------------------------ callback mode, app's own loop */
+
+typedef struct cb_state {
+  uint64_t got, last;
+  int order_errors;
+  int added, up;
+} cb_state_t;
+
+static void on_msg(const char *from, const uint8_t *data, size_t len, void *user) {
+  cb_state_t *c = user;
+  if (strcmp(from, "r0") != 0 || len < 8) return;
+  uint64_t seq = get_seq(data);
+  if (seq <= c->last) c->order_errors++;
+  c->last = seq;
+  __atomic_add_fetch(&c->got, 1, __ATOMIC_RELEASE);
+}
+
+static void on_ev(const bftnet_event_t *ev, void *user) {
+  cb_state_t *c = user;
+  if (ev->type == BFTNET_EV_MEMBER_ADDED) __atomic_add_fetch(&c->added, 1, __ATOMIC_RELEASE);
+  if (ev->type == BFTNET_EV_MEMBER_UP) __atomic_add_fetch(&c->up, 1, __ATOMIC_RELEASE);
+}
+
+static void test_callback_mode_and_events(void **state) {
+  (void)state;
+  static cb_state_t cs;
+  memset(&cs, 0, sizeof cs);
+  bftnet_config_t cfg;
+  cfg_defaults(&cfg, NULL);
+  cfg.on_message = on_msg; /* delivered on r1's loop thread */
+  cfg.on_event = on_ev;
+  cfg.user = &cs;
+  node_start(0, NULL);
+  node_start(1, &cfg);
+  connect_all(2);
+  wait_connected(0, "r1");
+  uint8_t buf[32];
+  for (uint64_t s = 1; s <= 5000; s++) {
+    put_seq(buf, s, sizeof buf);
+    assert_ok(bftnet_send(nodes[0].net, "r1", buf, sizeof buf));
+    if (s % 1000 == 0) usleep(10000);
+  }
+  for (int i = 0; i < 500 && __atomic_load_n(&cs.got, __ATOMIC_ACQUIRE) < 5000; i++) usleep(10000);
+  assert_int_equal(__atomic_load_n(&cs.got, __ATOMIC_ACQUIRE), 5000);
+  assert_int_equal(cs.order_errors, 0);
+  assert_int_equal(__atomic_load_n(&cs.added, __ATOMIC_ACQUIRE), 1); /* r0 (not itself) */
+  for (int i = 0; i < 200 && __atomic_load_n(&cs.up, __ATOMIC_ACQUIRE) < 1; i++) usleep(10000);
+  assert_int_equal(__atomic_load_n(&cs.up, __ATOMIC_ACQUIRE), 1);
+  bftnet_msg_t m; /* nothing is queued for bftnet_recv in callback mode */
+  assert_err(bftnet_recv(nodes[1].net, &m, 0), BFTNET_EAGAIN);
+  bftnet_peer_stats_t st;
+  assert_ok(bftnet_peer_stats(nodes[1].net, "r0", &st));
+  assert_int_equal(st.delivered, 5000);
+  node_stop(0);
+  node_stop(1);
+}
+
+/* The application runs bftnet on its own uv_loop_t, from its own thread:
+ * bftnet starts no thread; blocking calls turn the loop themselves. */
+static void test_on_application_loop(void **state) {
+  (void)state;
+  uv_loop_t app;
+  uv_loop_init(&app);
+  bftnet_config_t cfg;
+  cfg_defaults(&cfg, NULL);
+  cfg.loop = &app;
+  node_start(0, NULL);
+  node_start(1, &cfg); /* r1 lives on `app` */
+  connect_all(2);
+  uint8_t buf[16];
+  for (uint64_t s = 1; s <= 1000; s++) {
+    put_seq(buf, s, sizeof buf);
+    assert_ok(bftnet_send(nodes[0].net, "r1", buf, sizeof buf));
+  }
+  uint64_t got = 0, last = 0;
+  for (int i = 0; i < 5000 && got < 1000; i++) {
+    uv_run(&app, UV_RUN_NOWAIT); /* the application's loop iteration */
+    bftnet_msg_t msgs[64];
+    int n = bftnet_recv_batch(nodes[1].net, msgs, 64, 0);
+    for (int k = 0; k < n; k++) {
+      uint64_t seq = get_seq(msgs[k].data);
+      assert_true(seq > last);
+      last = seq;
+      bftnet_msg_release(&msgs[k]);
+      got++;
+    }
+    if (n <= 0) usleep(1000);
+  }
+  bftnet_peer_stats_t st;
+  assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &st));
+  assert_int_equal(got + st.dropped_overflow, 1000);
+  assert_true(got > 0);
+  node_stop(1); /* closes its handles on `app` */
+  node_stop(0);
+  for (int i = 0; i < 20; i++) uv_run(&app, UV_RUN_NOWAIT);
+  assert_int_equal(uv_loop_close(&app), 0); /* bftnet left nothing on the app's loop */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_pair_exchange_in_order),
@@ -675,6 +775,8 @@ int main(void) {
       cmocka_unit_test(test_member_that_never_reads_slows_no_one),
       cmocka_unit_test(test_nonmember_flood),
       cmocka_unit_test(test_peer_restart_reconnects),
+      cmocka_unit_test(test_callback_mode_and_events),
+      cmocka_unit_test(test_on_application_loop),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
