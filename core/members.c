@@ -669,7 +669,9 @@ void run_connect(bftnet_t *b, cmd_t *c) {
   int prc = snap_publish(b, live, nlive, self_id);
   if (prc < 0) rc = prc;
   for (size_t i = 0; i < ngone; i++) {
-    ck_pr_add_64(&gone[i]->dropped_removed, disp_ring_depth(&gone[i]->ring));
+    /* Its stats die with it: the node keeps the count of what it released. */
+    bn_counter_add(&b->counters, BFTNET_COUNTER_DROPPED_REMOVED, disp_ring_depth(&gone[i]->ring));
+    bn_counter_add(&b->counters, BFTNET_COUNTER_ABORTED_REMOVED, ck_pr_load_64(&gone[i]->aborted));
     mbr_free(gone[i]);
   }
   /* Dial the new members (after publishing, so sends are already queued). */

@@ -142,7 +142,9 @@ BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason);
   XX(TENTATIVE_DESTROYED, "tentative_destroyed")                              \
   XX(TENTATIVE_PROMOTED, "tentative_promoted")                                \
   XX(TENTATIVE_BYTES, "tentative_bytes") /* gauge: bytes buffered now */      \
-  XX(TENTATIVE_EVICTED, "tentative_evicted")
+  XX(TENTATIVE_EVICTED, "tentative_evicted")                                  \
+  XX(DROPPED_REMOVED, "dropped_removed") /* queued for members removed */      \
+  XX(ABORTED_REMOVED, "aborted_removed") /* mid-write when members removed */
 
 typedef enum bftnet_counter_id {
 #define BFTNET_XX_(name, str) BFTNET_COUNTER_##name,

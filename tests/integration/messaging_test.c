@@ -387,11 +387,21 @@ static void test_removed_member(void **state) {
   node_start(1, NULL);
   connect_all(2);
   wait_connected(0, "r1");
-  int only0[] = {0};
-  connect_to(0, only0, 1);
-  uint8_t x[8] = {0};
-  assert_err(bftnet_send(nodes[0].net, "r1", x, 8), BFTNET_ENOTFOUND);
+  node_crash(1); /* r1 goes away: what r0 queues for it now stays in its ring */
   bftnet_peer_stats_t st;
+  for (int i = 0; i < 500; i++) {
+    assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &st));
+    if (!st.connected) break;
+    usleep(10000);
+  }
+  assert_int_equal(st.connected, 0);
+  uint8_t x[8] = {0};
+  for (int k = 0; k < 100; k++) assert_ok(bftnet_send(nodes[0].net, "r1", x, 8));
+  int only0[] = {0};
+  connect_to(0, only0, 1); /* removal releases them, and counts them */
+  assert_int_equal(bftnet_counter(nodes[0].net, BFTNET_COUNTER_DROPPED_REMOVED), 100);
+  assert_int_equal(bftnet_counter(nodes[0].net, BFTNET_COUNTER_ABORTED_REMOVED), 0);
+  assert_err(bftnet_send(nodes[0].net, "r1", x, 8), BFTNET_ENOTFOUND);
   assert_err(bftnet_peer_stats(nodes[0].net, "r1", &st), BFTNET_ENOTFOUND);
   node_stop(0);
   node_stop(1);
