@@ -189,18 +189,17 @@ err_free:
 }
 
 static void stop_closed(void *ud) {
-  cmd_t *c = ud;
-  bftnet_t *b = (bftnet_t *)(void *)c->out;
+  bftnet_t *b = ud;
   net_transport_uv_free(b->t);
   uv_close((uv_handle_t *)&b->async, NULL);
   uv_close((uv_handle_t *)&b->wake, NULL);
-  cmd_complete(b, c, 0);
+  cmd_complete(b, b->stop_cmd, 0);
 }
 
 static void run_stop(bftnet_t *b, cmd_t *c) {
-  c->out = (char *)(void *)b;
+  b->stop_cmd = c;
   members_stop(b); /* Dispatchers and Receivers first, then the connections */
-  net_close(b->net, stop_closed, c);
+  net_close(b->net, stop_closed, b);
 }
 
 BFTNET_API int bftnet_stop(bftnet_t *b) {

@@ -103,6 +103,7 @@ struct bftnet {
   uv_mutex_t mu;
   uv_cond_t cv;
   cmd_t *queue_head, *queue_tail;
+  cmd_t *stop_cmd;  /* completed once every handle has closed */
   bn_transport_t *t;
   net_t *net;
   bn_counters_t counters;

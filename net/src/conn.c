@@ -282,18 +282,17 @@ static void conn_on_drain(void *ud) {
 
 /* One multistream message, in the clear or encrypted per the state. */
 static void conn_send_ms(net_conn_t *c, const char *text) {
-  uint8_t tmp[BN_MS_MAX_MSG + BN_UVARINT_MAX_BYTES + 1];
   bn_buf_t b;
   bn_buf_init(&b);
-  if (ms_append(&b, text) != 0) return conn_oom(c);
-  BN_ASSERT(b.len <= sizeof tmp);
-  memcpy(tmp, b.data, b.len);
-  size_t len = b.len;
-  bn_buf_free(&b);
+  if (ms_append(&b, text) != 0) {
+    bn_buf_free(&b);
+    return conn_oom(c);
+  }
   if (c->tx.has_k)
-    conn_out_secure(c, tmp, len, NULL, 0);
+    conn_out_secure(c, b.data, b.len, NULL, 0);
   else
-    conn_out_raw(c, tmp, len);
+    conn_out_raw(c, b.data, b.len);
+  bn_buf_free(&b);
 }
 
 /* --------------------------------------------------------------- reads */
