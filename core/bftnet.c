@@ -44,6 +44,8 @@ BFTNET_API void bftnet_config_init(bftnet_config_t *cfg) {
   cfg->tentative_rate = 256 * 1024;
   cfg->dial_backoff_min_ms = 100;
   cfg->dial_backoff_max_ms = 5000;
+  cfg->detach_timeout_ms = 30000;
+  cfg->failback_ms = 2000;
 }
 
 static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
@@ -59,6 +61,7 @@ static int config_check(const bftnet_config_t *c) {
     return BFTNET_EINVAL;
   if (c->tentative_max > 4096 || c->inbound_max_bytes == 0) return BFTNET_EINVAL;
   if (c->tentative_max && c->tentative_rate == 0) return BFTNET_EINVAL;
+  if (c->detach_timeout_ms == 0 || c->failback_ms == 0) return BFTNET_EINVAL;
   return 0;
 }
 

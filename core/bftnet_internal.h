@@ -54,6 +54,8 @@ typedef struct mbr {
   /* Atomic counters (written by the loop, read by bftnet_peer_stats). */
   uint64_t sent, bytes_out, bytes_in, reconnects, tentative_evicted, dropped_removed, aborted;
   int connected;
+  uint64_t unconfirmed; /* atomic: bytes of our stream not yet confirmed read */
+  int framer_busy;      /* atomic: the framer holds messages not yet written */
   int throttled;    /* the loop stopped crediting: a pop must wake it */
 
   /* Loop thread only. */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ck_pr.h>
@@ -229,6 +230,7 @@ static void mbr_drain(mbr_t *m) {
   int done = disp_framer_drain(&m->framer, &m->ring, out_write, m);
   if (done > 0) ck_pr_add_64(&m->sent, (uint64_t)done);
   ck_pr_add_64(&m->bytes_out, m->framer.bytes_written - bytes0);
+  ck_pr_store_int(&m->framer_busy, m->framer.cur || m->framer.held_len);
   if (done < 0) {
     net_stream_t *s = m->out;
     mbr_out_lost(m, done);
@@ -908,4 +910,36 @@ BFTNET_API int bftnet_peer_stats(bftnet_t *b, const char *node_id, bftnet_peer_s
   }
   epoch_exit(b, r, &sec);
   return m ? 0 : BFTNET_ENOTFOUND;
+}
+
+/* ------------------------------------------------------- public: flush */
+
+/* Loop-free check from the caller's thread: every ring empty, nothing held
+ * by a framer and every byte written confirmed read (unconfirmed == 0). */
+static bool flush_done(bftnet_t *b) {
+  ck_epoch_section_t sec;
+  ck_epoch_record_t *r = epoch_enter(b, &sec);
+  if (!r) return false;
+  msnap_t *s = snap_load(b);
+  bool done = true;
+  for (size_t i = 0; i < s->n && done; i++) {
+    mbr_t *m = s->m[i];
+    if (disp_ring_depth(&m->ring) || ck_pr_load_64(&m->unconfirmed) || ck_pr_load_int(&m->framer_busy))
+      done = false;
+  }
+  epoch_exit(b, r, &sec);
+  return done;
+}
+
+BFTNET_API int bftnet_flush(bftnet_t *b, int timeout_ms) {
+  if (!b || timeout_ms < 0) return BFTNET_EINVAL;
+  if (ck_pr_load_int(&b->stopped)) return BFTNET_ECLOSED;
+  uint64_t deadline = bn_now_ns(bn_seam_system()) + (uint64_t)timeout_ms * 1000000ull;
+  for (unsigned i = 0;; i++) {
+    if (flush_done(b)) return 0;
+    if (bn_now_ns(bn_seam_system()) >= deadline) return BFTNET_ETIMEDOUT;
+    uv_async_send(&b->wake);
+    struct timespec ts = {0, (i < 20 ? 1 : 10) * 1000000L};
+    nanosleep(&ts, NULL);
+  }
 }

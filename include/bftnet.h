@@ -144,7 +144,38 @@ BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason);
   XX(TENTATIVE_BYTES, "tentative_bytes") /* gauge: bytes buffered now */      \
   XX(TENTATIVE_EVICTED, "tentative_evicted")                                  \
   XX(DROPPED_REMOVED, "dropped_removed") /* queued for members removed */      \
-  XX(ABORTED_REMOVED, "aborted_removed") /* mid-write when members removed */
+  XX(ABORTED_REMOVED, "aborted_removed") /* mid-write when members removed */ \
+  /* Stream migration (docs/PROTOCOL.md section 11): events ...           */ \
+  XX(MIG_MIGRATED, "mig_migrated")      /* exchanges completed (incl. resumes) */ \
+  XX(MIG_DETACHED, "mig_detached")      /* logical streams that lost their carrier */ \
+  XX(MIG_RESUMED, "mig_resumed")        /* detached streams resumed */          \
+  XX(MIG_ABORTED, "mig_aborted")        /* logical streams aborted (any reason) */ \
+  XX(MIG_ABORTED_MSGS, "mig_aborted_msgs") /* messages lost with them */        \
+  XX(MIG_DENIED, "mig_denied")          /* our Migrate was denied */            \
+  XX(MIG_PEER_RESTARTED, "mig_peer_restarted") /* new incarnations seen */     \
+  XX(MIG_RETRANSMITTED, "mig_retransmitted_bytes")                             \
+  XX(MIG_PLAIN, "mig_plain_streams")    /* peer answered na: plain stream */    \
+  XX(MIG_CONN_CLOSED_EMPTY, "mig_conn_closed_empty") /* duplicates converged */ \
+  /* ... and the rejected inputs, one counter per reason */                    \
+  XX(MIG_BAD_MESSAGE, "mig_bad_message")                                       \
+  XX(MIG_UNEXPECTED_ACK, "mig_unexpected_ack")                                 \
+  XX(MIG_BAD_PARITY, "mig_bad_parity")                                         \
+  XX(MIG_ID_IN_USE, "mig_id_in_use")                                           \
+  XX(MIG_REPLAY, "mig_replayed_migrate")                                       \
+  XX(MIG_NOT_LEADER, "mig_migrate_from_follower")                              \
+  XX(MIG_UNKNOWN_FROM, "mig_unknown_from")                                     \
+  XX(MIG_NO_OFFSET, "mig_no_read_offset")                                      \
+  XX(MIG_BAD_OFFSET, "mig_bad_read_offset")                                    \
+  XX(MIG_BAD_CREDIT, "mig_bad_credit")                                         \
+  XX(MIG_GAP, "mig_offset_gap")                                                \
+  XX(MIG_DATA_AFTER_CLOSE, "mig_data_after_close")                             \
+  XX(MIG_DATA_BEFORE_ACK, "mig_data_before_ack")                               \
+  XX(MIG_STREAM_LIMIT, "mig_stream_limit")                                     \
+  XX(MIG_ABORT_RESET, "mig_abort_reset")                                       \
+  XX(MIG_ABORT_DENIED, "mig_abort_denied")                                     \
+  XX(MIG_ABORT_DETACH_TIMEOUT, "mig_abort_detach_timeout")                     \
+  XX(MIG_ABORT_PEER_RESTARTED, "mig_abort_peer_restarted")                     \
+  XX(MIG_ABORT_LOCAL, "mig_abort_local")
 
 typedef enum bftnet_counter_id {
 #define BFTNET_XX_(name, str) BFTNET_COUNTER_##name,
@@ -184,8 +215,28 @@ typedef enum bftnet_event_type {
   BFTNET_EV_MEMBER_ADDED = 3,  /* bftnet_connect added node_id */
   BFTNET_EV_MEMBER_REMOVED = 4,/* bftnet_connect removed node_id */
   BFTNET_EV_MEMBER_UP = 5,     /* node_id's outbound stream is open */
-  BFTNET_EV_MEMBER_DOWN = 6    /* node_id's outbound stream broke; reason says why */
+  BFTNET_EV_MEMBER_DOWN = 6,   /* node_id's outbound stream broke; reason says why */
+  /* Migratable streams (docs/PROTOCOL.md section 11). `stream_id` is the
+   * logical stream's current ID, `outbound` 1 for the stream we send on. */
+  BFTNET_EV_MIGRATED = 7,      /* moved from prev_addr's to remote_addr's connection;
+                                  mig_reason says why */
+  BFTNET_EV_DETACHED = 8,      /* lost its connection; resumable until detach_timeout */
+  BFTNET_EV_RESUMED = 9,       /* detached stream resumed: detached_ns, retransmitted */
+  BFTNET_EV_ABORTED = 10,      /* ended abnormally: mig_abort says why, lost = messages
+                                  (outbound) that were never confirmed read */
+  BFTNET_EV_DENIED = 11,       /* the peer denied our Migrate */
+  BFTNET_EV_PEER_RESTARTED = 12/* the member runs a new process (new incarnation):
+                                  reset per-peer protocol state; old streams aborted */
 } bftnet_event_type_t;
+
+/* Why a stream migrated (BFTNET_EV_MIGRATED). */
+typedef enum bftnet_mig_reason {
+  BFTNET_MIG_RESUME = 1,       /* a detached stream found a connection again */
+  BFTNET_MIG_DUPLICATE = 2,    /* duplicate connections converge to one */
+  BFTNET_MIG_FAILBACK = 3,     /* a more preferred address answers again */
+  BFTNET_MIG_ADDR_CHANGE = 4,  /* bftnet_connect changed the member's addresses */
+  BFTNET_MIG_PEER = 5          /* the peer (the leader of the pair) moved it */
+} bftnet_mig_reason_t;
 
 typedef struct bftnet_event {
   bftnet_event_type_t type;
@@ -195,6 +246,14 @@ typedef struct bftnet_event {
   int outbound;            /* 1 if we dialed, 0 if accepted */
   bftnet_reason_t reason;  /* DISCONNECTED only */
   int error;               /* DISCONNECTED only: the underlying error code */
+  /* Migration events only. */
+  uint64_t stream_id;
+  const char *prev_addr;   /* MIGRATED: the connection it left ("" if detached) */
+  bftnet_mig_reason_t mig_reason; /* MIGRATED */
+  const char *mig_abort;   /* ABORTED: "reset", "denied", "detach_timeout", "peer_restarted", ... */
+  uint64_t lost;           /* ABORTED: messages (our stream) lost unconfirmed */
+  uint64_t detached_ns;    /* RESUMED: time from detach to resume */
+  uint64_t retransmitted;  /* RESUMED: bytes sent again */
 } bftnet_event_t;
 
 /* Runs on the loop thread: must be fast, must not block or call
@@ -232,6 +291,13 @@ typedef struct bftnet_config {
                                    from outside the membership cannot starve members */
   uint32_t dial_backoff_min_ms; /* first redial delay (default 100) */
   uint32_t dial_backoff_max_ms; /* cap (default 5000); full jitter in between */
+  /* Migratable streams. A stream whose connection dies is detached and
+   * resumed on the next connection; one not resumed within detach_timeout_ms
+   * is aborted and its unconfirmed messages counted lost (default 30000). */
+  uint32_t detach_timeout_ms;
+  uint32_t failback_ms;         /* the leader of a pair re-tries a more preferred
+                                   address this often (default 2000) */
+  int disable_migration;        /* 1: open plain /bftnet/msg streams (benchmarks) */
   /* Opt-in: deliver messages on the loop thread instead of bftnet_recv.
    * Must be fast; data is valid during the call only. */
   void (*on_message)(const char *from, const uint8_t *data, size_t len, void *user);
@@ -343,7 +409,21 @@ typedef struct bftnet_peer_stats {
   uint32_t ring_depth;
   uint32_t inbound_depth;
   int connected;              /* 1 if the outbound stream is up */
+  /* Migratable streams (both of the member's streams unless said). */
+  uint64_t migrations;        /* exchanges completed, resumes included */
+  uint64_t detached;          /* times a stream lost its connection */
+  uint64_t resumed;           /* times a detached stream resumed */
+  uint64_t retransmitted;     /* bytes of our stream sent again after a resume */
+  uint64_t detach_ns_last, detach_ns_max; /* detach -> resume, last and worst */
+  uint64_t peer_restarts;     /* new incarnations of the member seen */
+  uint64_t unconfirmed;       /* bytes of our stream written, not yet confirmed read */
 } bftnet_peer_stats_t;
+
+/* Waits until every member's ring is empty and every byte written to it is
+ * confirmed read by the member (its Receiver took it), or timeout_ms passes:
+ * 0 or BFTNET_ETIMEDOUT. A replica that must not lose its last messages calls
+ * it before bftnet_stop. Not from the loop thread. */
+BFTNET_API int bftnet_flush(bftnet_t *net, int timeout_ms) BFTNET_WUR;
 
 BFTNET_API int bftnet_peer_stats(bftnet_t *net, const char *node_id, bftnet_peer_stats_t *out);
 
