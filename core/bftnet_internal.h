@@ -15,6 +15,7 @@
 
 #include "dispatcher.h"
 #include "membership.h"
+#include "mig_net.h"
 #include "net.h"
 #include "receiver.h"
 
@@ -58,18 +59,22 @@ typedef struct mbr {
   int framer_busy;      /* atomic: the framer holds messages not yet written */
   int throttled;    /* the loop stopped crediting: a pop must wake it */
 
+  ml_peer_stats_t pub; /* atomic copies of the pair's migration stats */
+
   /* Loop thread only. */
   bftnet_t *b;
   mb_member_t info;
   disp_framer_t framer;
+  disp_ends_t ends;   /* end offsets of messages written, not yet confirmed */
   disp_backoff_t backoff;
   bn_ttimer_t *redial;
   unsigned addr_idx;
-  bool dialing, removed, ever_up;
+  bool dialing, redial_pending, removed, ever_up, ever_conn;
   bool reclaimable;  /* removed and past the epoch grace period */
-  net_stream_t *out; /* our outbound /bftnet/msg stream to it */
-  bool out_ready;
-  net_stream_t *in;  /* its outbound stream to us: our Receiver */
+  ml_peer_t *lp;     /* the pair's migration state (NULL once removed) */
+  ml_stream_t *out;  /* our logical /bftnet/msg stream to it */
+  uint64_t out_base; /* framer.bytes_written when `out` was opened */
+  ml_stream_t *in;   /* its stream to us: our Receiver */
   rx_deframer_t rxd;
   size_t uncredited; /* bytes received but not yet credited (backpressure) */
 } mbr_t;
@@ -86,7 +91,8 @@ typedef struct tent {
   struct tent *prev, *next; /* creation order, oldest first */
   peerid_t peer;
   bftnet_t *b;
-  net_stream_t *s;          /* NULL once its stream ended (the buffer stays) */
+  ml_peer_t *lp;            /* the peer's migration state (owned) */
+  ml_stream_t *s;           /* NULL once its stream ended (the buffer stays) */
   rx_deframer_t rxd;
   rx_tentative_buf_t buf;
   size_t uncredited;        /* received, credit held back by the rate limit */
@@ -108,6 +114,7 @@ struct bftnet {
   cmd_t *stop_cmd;  /* completed once every handle has closed */
   bn_transport_t *t;
   net_t *net;
+  ml_node_t *ml;    /* logical streams (migration) */
   bn_counters_t counters;
   int stopped;      /* atomic */
   bool loop_done;

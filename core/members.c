@@ -74,9 +74,16 @@ static mbr_t *find_by_peer(bftnet_t *b, const peerid_t *peer) {
   return NULL;
 }
 
-static void mbr_dial(mbr_t *m);
+static void mbr_ensure_conn(mbr_t *m);
+static void mbr_open_out(mbr_t *m);
+static void mbr_drain(mbr_t *m);
+static void mbr_free(mbr_t *m);
 
 /* -------------------------------------------------------------- events */
+
+static void emit_full(bftnet_t *b, const bftnet_event_t *ev) {
+  if (b->cfg.on_event) b->cfg.on_event(ev, b->cfg.user);
+}
 
 static void emit_member(bftnet_t *b, bftnet_event_type_t type, const mbr_t *m,
                         bftnet_reason_t reason, int err) {
@@ -84,30 +91,76 @@ static void emit_member(bftnet_t *b, bftnet_event_type_t type, const mbr_t *m,
   char peer[BFTNET_PEER_ID_MAX] = "";
   peerid_to_string(&m->peer, peer, sizeof peer);
   bftnet_event_t ev = {.type = type, .node_id = m->node_id, .peer_id = peer,
-                       .remote_addr = "", .reason = reason, .error = err};
-  b->cfg.on_event(&ev, b->cfg.user);
+                       .remote_addr = "", .prev_addr = "", .mig_abort = "",
+                       .reason = reason, .error = err};
+  emit_full(b, &ev);
 }
 
 void members_conn_event(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type,
                         bftnet_reason_t reason, int err) {
-  /* A member that reached us while our Dispatcher waits out its backoff:
-   * use that connection now rather than at the next redial. */
-  if (type == BFTNET_EV_CONNECTED && net_conn_peer(c)->len) {
-    mbr_t *m = find_by_peer(b, net_conn_peer(c));
-    if (m && !m->out && !m->dialing && !m->removed) {
-      b->t->ops->timer_stop(m->redial);
-      mbr_dial(m); /* net_dial reuses the connection that is up */
-    }
+  mbr_t *m = net_conn_peer(c)->len ? find_by_peer(b, net_conn_peer(c)) : NULL;
+  if (type == BFTNET_EV_CONNECTED) {
+    ml_node_conn_up(b->ml, c);
+    /* A member that reached us while our Dispatcher waits out its backoff:
+     * its stream can start now. */
+    if (m && !m->removed && !m->out) mbr_open_out(m);
+  } else {
+    ml_node_conn_down(b->ml, c);
+    if (m && !m->removed) mbr_ensure_conn(m);
   }
   if (!b->cfg.on_event) return;
   char peer[BFTNET_PEER_ID_MAX] = "", addr[BFTNET_ADDR_MAX] = "";
   if (net_conn_peer(c)->len) peerid_to_string(net_conn_peer(c), peer, sizeof peer);
   net_conn_remote_addr(c, addr, sizeof addr);
-  const mbr_t *m = net_conn_peer(c)->len ? find_by_peer(b, net_conn_peer(c)) : NULL;
   bftnet_event_t ev = {.type = type, .node_id = m ? m->node_id : "", .peer_id = peer,
-                       .remote_addr = addr, .outbound = net_conn_outbound(c),
-                       .reason = reason, .error = err};
-  b->cfg.on_event(&ev, b->cfg.user);
+                       .remote_addr = addr, .prev_addr = "", .mig_abort = "",
+                       .outbound = net_conn_outbound(c), .reason = reason, .error = err};
+  emit_full(b, &ev);
+}
+
+/* Copies the pair's migration statistics where bftnet_peer_stats reads them. */
+static void mbr_publish_stats(mbr_t *m) {
+  if (!m->lp) return;
+  const ml_peer_stats_t *st = ml_peer_stats(m->lp);
+  ck_pr_store_64(&m->pub.migrations, st->migrations);
+  ck_pr_store_64(&m->pub.detached, st->detached);
+  ck_pr_store_64(&m->pub.resumed, st->resumed);
+  ck_pr_store_64(&m->pub.retransmitted, st->retransmitted);
+  ck_pr_store_64(&m->pub.detach_ns_last, st->detach_ns_last);
+  ck_pr_store_64(&m->pub.detach_ns_max, st->detach_ns_max);
+  ck_pr_store_64(&m->pub.restarts, st->restarts);
+}
+
+/* A migration event of one of the member's two streams, for the app. */
+static void emit_stream(mbr_t *m, ml_stream_t *ls, const ml_event_t *e, bool outbound, uint64_t lost) {
+  bftnet_t *b = m->b;
+  mbr_publish_stats(m);
+  if (!b->cfg.on_event) return;
+  static const bftnet_event_type_t map[] = {
+      [ML_EV_MIGRATED] = BFTNET_EV_MIGRATED, [ML_EV_DETACHED] = BFTNET_EV_DETACHED,
+      [ML_EV_RESUMED] = BFTNET_EV_RESUMED,   [ML_EV_DENIED] = BFTNET_EV_DENIED,
+      [ML_EV_ABORTED] = BFTNET_EV_ABORTED,   [ML_EV_CLOSED] = 0, [ML_EV_READ_EOF] = 0};
+  if ((size_t)e->type >= BN_ARRAY_LEN(map) || !map[e->type]) return;
+  char peer[BFTNET_PEER_ID_MAX] = "", from[BFTNET_ADDR_MAX] = "", to[BFTNET_ADDR_MAX] = "";
+  peerid_to_string(&m->peer, peer, sizeof peer);
+  if (e->from) net_conn_remote_addr(e->from, from, sizeof from);
+  net_conn_t *tc = e->to ? e->to : ml_stream_conn(ls);
+  if (tc) net_conn_remote_addr(tc, to, sizeof to);
+  bftnet_event_t ev = {.type = map[e->type], .node_id = m->node_id, .peer_id = peer,
+                       .remote_addr = to, .prev_addr = from, .outbound = outbound,
+                       .stream_id = e->stream_id, .mig_reason = e->why,
+                       .mig_abort = e->reason ? e->reason : "", .lost = lost,
+                       .detached_ns = e->detached_ns, .retransmitted = e->retransmitted};
+  emit_full(b, &ev);
+}
+
+static void mbr_restarted(void *ud, ml_peer_t *p, uint64_t inc) {
+  (void)inc;
+  bftnet_t *b = ud;
+  mbr_t *m = ml_peer_owner(p);
+  if (!m || find_by_peer(b, ml_peer_id(p)) != m) return;
+  mbr_publish_stats(m);
+  emit_member(b, BFTNET_EV_PEER_RESTARTED, m, BFTNET_REASON_NONE, 0);
 }
 
 /* ------------------------------------------------ delivery to the app */
@@ -127,69 +180,109 @@ static void notify_later(bftnet_t *b) {
 
 /* ---------------------------------------------------------- Dispatcher */
 
-static void mbr_drain(mbr_t *m);
-
-static void mbr_redial_tick(void *ud) { mbr_dial(ud); }
+static void mbr_dial(mbr_t *m);
+static void mbr_redial_tick(void *ud) {
+  mbr_t *m = ud;
+  m->redial_pending = false;
+  mbr_dial(m);
+}
 
 static void mbr_schedule_redial(mbr_t *m) {
   bftnet_t *b = m->b;
-  if (m->removed || !m->redial) return;
+  if (m->removed || !m->redial || m->redial_pending) return;
   uint64_t ms = disp_backoff_next_ms(&m->backoff, b->t->seam);
+  m->redial_pending = true;
   b->t->ops->timer_start(m->redial, ms, 0);
 }
 
-static void mbr_out_lost(mbr_t *m, int err) {
-  bftnet_t *b = m->b;
-  bool was_ready = m->out_ready;
-  m->out = NULL;
-  m->out_ready = false;
-  ck_pr_store_int(&m->connected, 0);
-  ck_pr_add_64(&m->aborted, (uint64_t)disp_framer_abort(&m->framer));
-  if (was_ready) emit_member(b, BFTNET_EV_MEMBER_DOWN, m, BFTNET_REASON_RESET, err);
-  mbr_schedule_redial(m);
+/* Both sides of a pair dial while they have no connection to each other;
+ * the leader of the pair then keeps one (mig_net.h). */
+static void mbr_ensure_conn(mbr_t *m) {
+  if (m->removed || m->dialing || m->redial_pending) return;
+  if (net_count_conns(m->b->net, &m->peer) > 0) return;
+  if (m->ever_conn) mbr_schedule_redial(m); /* after a loss: with backoff */
+  else mbr_dial(m);
 }
 
-static void out_ready(void *ud, net_stream_t *s) {
-  (void)s;
-  mbr_t *m = ud;
-  m->out_ready = true;
-  ck_pr_store_int(&m->connected, 1);
-  if (m->ever_up) ck_pr_inc_64(&m->reconnects);
-  m->ever_up = true;
-  disp_backoff_reset(&m->backoff);
-  emit_member(m->b, BFTNET_EV_MEMBER_UP, m, BFTNET_REASON_NONE, 0);
-  mbr_drain(m);
+/* Counts what the member's stream lost: the messages written but not
+ * confirmed read, plus those the framer had in hand. */
+static uint64_t mbr_out_lost_msgs(mbr_t *m) {
+  uint64_t confirmed = m->out ? m->out_base + ml_stream_app_confirmed(m->out) : m->framer.bytes_written;
+  disp_ends_trim(&m->ends, confirmed);
+  uint64_t lost = disp_ends_count(&m->ends);
+  disp_ends_free(&m->ends);
+  return lost + (uint64_t)disp_framer_abort(&m->framer);
 }
 
-static void out_writable(void *ud, net_stream_t *s) {
-  (void)s;
+static void out_writable(void *ud, ml_stream_t *ls) {
+  (void)ls;
   mbr_drain(ud);
 }
 
-static void out_data(void *ud, net_stream_t *s, const uint8_t *p, size_t n) {
-  (void)ud;
-  (void)p;
-  /* The opener controls the stream (seed 002): the peer writes nothing here. */
-  net_stream_consume(s, n);
-}
-
-static void out_error(void *ud, net_stream_t *s, int err) {
+static void out_event(void *ud, ml_stream_t *ls, const ml_event_t *e) {
   mbr_t *m = ud;
-  if (m->out == s) mbr_out_lost(m, err);
+  bftnet_t *b = m->b;
+  if (ls != m->out) return;
+  switch (e->type) {
+  case ML_EV_DETACHED:
+    ck_pr_store_int(&m->connected, 0);
+    emit_stream(m, ls, e, true, 0);
+    emit_member(b, BFTNET_EV_MEMBER_DOWN, m, BFTNET_REASON_RESET, BFTNET_ECLOSED);
+    mbr_ensure_conn(m);
+    break;
+  case ML_EV_RESUMED:
+    ck_pr_store_int(&m->connected, 1);
+    ck_pr_inc_64(&m->reconnects);
+    emit_stream(m, ls, e, true, 0);
+    emit_member(b, BFTNET_EV_MEMBER_UP, m, BFTNET_REASON_NONE, 0);
+    mbr_drain(m);
+    break;
+  case ML_EV_MIGRATED:
+  case ML_EV_DENIED:
+    emit_stream(m, ls, e, true, 0);
+    mbr_drain(m);
+    break;
+  case ML_EV_ABORTED:
+  case ML_EV_CLOSED: {
+    uint64_t lost = mbr_out_lost_msgs(m);
+    ck_pr_add_64(&m->aborted, lost);
+    bn_counter_add(&b->counters, BFTNET_COUNTER_MIG_ABORTED_MSGS, lost);
+    m->out = NULL;
+    ck_pr_store_int(&m->connected, 0);
+    ck_pr_store_64(&m->unconfirmed, 0);
+    emit_stream(m, ls, e, true, lost);
+    ml_stream_release(ls);
+    emit_member(b, BFTNET_EV_MEMBER_DOWN, m, BFTNET_REASON_RESET, BFTNET_ERESET);
+    if (!m->removed) mbr_open_out(m); /* a new stream (the ring kept the rest) */
+    break;
+  }
+  case ML_EV_READ_EOF:
+    break;
+  }
 }
 
-static void out_free(void *ud, net_stream_t *s) {
-  mbr_t *m = ud;
-  if (m->out == s) mbr_out_lost(m, BFTNET_ECLOSED);
+static const ml_stream_cbs_t out_cbs = {.on_writable = out_writable, .on_event = out_event};
+
+/* Opens our stream to the member on the pair's connection, if one is up. */
+static void mbr_open_out(mbr_t *m) {
+  bftnet_t *b = m->b;
+  if (m->removed || m->out || !m->lp) return;
+  net_conn_t *c = ml_peer_conn(m->lp);
+  if (!c) return mbr_ensure_conn(m);
+  int rc = ml_stream_open(m->lp, c, &out_cbs, m, &m->out);
+  if (rc < 0) {
+    m->out = NULL;
+    bn_log(BN_LOG_INFO, "member %s: cannot open its stream: %s", m->node_id, bftnet_strerror(rc));
+    return mbr_schedule_redial(m);
+  }
+  m->out_base = m->framer.bytes_written;
+  m->framer.ends = &m->ends;
+  ck_pr_store_int(&m->connected, 1);
+  if (m->ever_up) ck_pr_inc_64(&m->reconnects);
+  m->ever_up = true;
+  emit_member(b, BFTNET_EV_MEMBER_UP, m, BFTNET_REASON_NONE, 0);
+  mbr_drain(m);
 }
-
-static const net_stream_cbs_t out_cbs = {.on_ready = out_ready,
-                                         .on_data = out_data,
-                                         .on_error = out_error,
-                                         .on_writable = out_writable,
-                                         .on_free = out_free};
-
-static void mbr_free(mbr_t *m);
 
 static void mbr_dial_done(void *ud, net_conn_t *c, int err) {
   mbr_t *m = ud;
@@ -202,15 +295,18 @@ static void mbr_dial_done(void *ud, net_conn_t *c, int err) {
     m->addr_idx = (m->addr_idx + 1) % m->info.naddrs; /* fail over to the next address */
     return mbr_schedule_redial(m);
   }
-  int rc = net_stream_open(c, BN_MSG_PROTO, &out_cbs, m, &m->out);
-  if (rc < 0) {
-    m->out = NULL;
-    mbr_schedule_redial(m);
-  }
+  (void)c;
+  m->ever_conn = true;
+  disp_backoff_reset(&m->backoff);
+  if (!m->out) mbr_open_out(m);
 }
 
 static void mbr_dial(mbr_t *m) {
-  if (m->removed || m->dialing || m->out) return;
+  if (m->removed || m->dialing) return;
+  if (net_count_conns(m->b->net, &m->peer) > 0) {
+    if (!m->out) mbr_open_out(m);
+    return;
+  }
   m->dialing = true;
   int rc = net_dial(m->b->net, &m->info.addrs[m->addr_idx % m->info.naddrs], mbr_dial_done, m);
   if (rc < 0) {
@@ -221,20 +317,26 @@ static void mbr_dial(mbr_t *m) {
 
 static int out_write(void *ctx, const uint8_t *p, size_t n) {
   mbr_t *m = ctx;
-  return net_stream_write(m->out, p, n);
+  return ml_stream_write(m->out, p, n);
+}
+
+static void mbr_account(mbr_t *m) {
+  if (!m->out) return;
+  uint64_t w = ml_stream_app_written(m->out), c = ml_stream_app_confirmed(m->out);
+  disp_ends_trim(&m->ends, m->out_base + c);
+  ck_pr_store_64(&m->unconfirmed, ml_stream_migratable(m->out) ? w - c : 0);
+  ck_pr_store_int(&m->framer_busy, m->framer.cur || m->framer.held_len);
 }
 
 static void mbr_drain(mbr_t *m) {
-  if (!m->out || !m->out_ready || m->removed) return;
+  if (!m->out || m->removed) return;
   uint64_t bytes0 = m->framer.bytes_written;
   int done = disp_framer_drain(&m->framer, &m->ring, out_write, m);
   if (done > 0) ck_pr_add_64(&m->sent, (uint64_t)done);
   ck_pr_add_64(&m->bytes_out, m->framer.bytes_written - bytes0);
-  ck_pr_store_int(&m->framer_busy, m->framer.cur || m->framer.held_len);
-  if (done < 0) {
-    net_stream_t *s = m->out;
-    mbr_out_lost(m, done);
-    net_stream_reset(s);
+  mbr_account(m);
+  if (done < 0) { /* the stream ended under us: its ABORTED event follows or came */
+    bn_log(BN_LOG_INFO, "member %s: write failed: %s", m->node_id, bftnet_strerror(done));
   }
 }
 
@@ -258,11 +360,10 @@ static void in_emit(void *ud, const uint8_t *p, size_t n) {
   notify_later(b);
 }
 
-static void in_gone(mbr_t *m, net_stream_t *s);
-
 /* Credits what the member sent unless its inbound queue is over its limit:
  * then the credit waits for the application (yamux credit stops, so the
- * pressure lands in the sender's ring, where drop-oldest applies). */
+ * pressure lands in the sender's ring, where drop-oldest applies). Credit is
+ * also the confirmation the sender's retransmit window waits for. */
 static void mbr_credit(mbr_t *m) {
   if (!m->in || m->uncredited == 0) return;
   if (!m->b->cfg.on_message && rx_inq_over(&m->inq)) {
@@ -270,13 +371,24 @@ static void mbr_credit(mbr_t *m) {
     return;
   }
   ck_pr_store_int(&m->throttled, 0);
-  net_stream_consume(m->in, m->uncredited);
+  size_t k = m->uncredited;
   m->uncredited = 0;
+  ml_stream_consume(m->in, k);
 }
 
-static void in_data(void *ud, net_stream_t *s, const uint8_t *p, size_t n) {
+static void in_gone(mbr_t *m, ml_stream_t *ls) {
+  if (m->in != ls) return;
+  m->in = NULL;
+  m->uncredited = 0;
+  rx_deframer_free(&m->rxd);
+  rx_deframer_init(&m->rxd, m->b->cfg.max_message_size);
+  ml_stream_release(ls);
+}
+
+static void in_data(void *ud, ml_stream_t *ls, const uint8_t *p, size_t n) {
   mbr_t *m = ud;
   bftnet_t *b = m->b;
+  if (ls != m->in) return ml_stream_consume(ls, n);
   ck_pr_add_64(&m->bytes_in, n);
   int rc = rx_deframer_feed(&m->rxd, p, n, in_emit, m);
   if (rc < 0) {
@@ -284,49 +396,44 @@ static void in_data(void *ud, net_stream_t *s, const uint8_t *p, size_t n) {
     bn_counter_add(&b->counters, BFTNET_COUNTER_BAD_MESSAGE, 1);
     bn_log(BN_LOG_WARN, "member %s sent a bad message frame: %s; connection closed", m->node_id,
            bftnet_strerror(rc));
-    in_gone(m, s);
-    net_conn_close(net_stream_conn(s), BFTNET_REASON_PROTOCOL_ERROR, rc);
+    net_conn_t *c = ml_stream_conn(ls);
+    in_gone(m, ls);
+    if (c) net_conn_close(c, BFTNET_REASON_PROTOCOL_ERROR, rc);
     return;
   }
   m->uncredited += n;
   mbr_credit(m);
 }
 
-static void in_gone(mbr_t *m, net_stream_t *s) {
-  if (m->in != s) return;
-  m->in = NULL;
-  m->uncredited = 0;
-  rx_deframer_free(&m->rxd);
-  rx_deframer_init(&m->rxd, m->b->cfg.max_message_size);
+static void in_event(void *ud, ml_stream_t *ls, const ml_event_t *e) {
+  mbr_t *m = ud;
+  if (ls != m->in) return;
+  switch (e->type) {
+  case ML_EV_ABORTED:
+  case ML_EV_CLOSED:
+    emit_stream(m, ls, e, false, 0);
+    in_gone(m, ls);
+    break;
+  case ML_EV_READ_EOF:
+    break;
+  default:
+    emit_stream(m, ls, e, false, 0);
+    break;
+  }
 }
 
-static void in_fin(void *ud, net_stream_t *s) {
-  in_gone(ud, s);
-  net_stream_close(s);
-}
-static void in_error(void *ud, net_stream_t *s, int err) {
-  (void)err;
-  in_gone(ud, s);
-}
-static void in_free(void *ud, net_stream_t *s) { in_gone(ud, s); }
-
-static const net_stream_cbs_t in_cbs = {
-    .on_data = in_data, .on_fin = in_fin, .on_error = in_error, .on_free = in_free};
+static const ml_stream_cbs_t in_cbs = {.on_data = in_data, .on_event = in_event};
 
 /* The member's newest stream is its Receiver's; an older one is reset. */
-static void mbr_set_in(mbr_t *m, net_stream_t *s, rx_deframer_t *carry) {
-  if (m->in && m->in != s) {
-    net_stream_t *old = m->in;
-    in_gone(m, old);
-    net_stream_reset(old);
-  }
-  m->in = s;
+static void mbr_set_in(mbr_t *m, ml_stream_t *ls, rx_deframer_t *carry) {
+  if (m->in && m->in != ls) in_gone(m, m->in);
+  m->in = ls;
   m->uncredited = 0;
   if (carry) {
     rx_deframer_free(&m->rxd);
     m->rxd = *carry; /* a partly received message carries over on promotion */
   }
-  net_stream_set_cbs(s, &in_cbs, m);
+  ml_stream_set_cbs(ls, &in_cbs, m);
 }
 
 /* --------------------------------------------------- TentativeReceiver */
@@ -345,19 +452,21 @@ static void tent_unlink(bftnet_t *b, tent_t *t) {
   b->ntent--;
 }
 
-static const net_stream_cbs_t tent_cbs;
-
 static void tent_free(bftnet_t *b, tent_t *t, bool close_conn) {
   tent_unlink(b, t);
   bn_counter_add(&b->counters, BFTNET_COUNTER_TENTATIVE_BYTES, 0 - t->buf.bytes);
   bn_counter_add(&b->counters, BFTNET_COUNTER_TENTATIVE_DESTROYED, 1);
+  net_conn_t *c = t->s ? ml_stream_conn(t->s) : NULL;
   if (t->s) {
-    net_stream_t *s = t->s;
+    ml_stream_t *s = t->s;
     t->s = NULL;
-    net_stream_set_cbs(s, &(net_stream_cbs_t){0}, NULL);
-    if (close_conn) net_conn_close(net_stream_conn(s), BFTNET_REASON_LIMIT, BFTNET_ELIMIT);
-    else net_stream_reset(s);
+    ml_stream_release(s);
   }
+  if (t->lp) {
+    ml_peer_release(t->lp);
+    t->lp = NULL;
+  }
+  if (close_conn && c) net_conn_close(c, BFTNET_REASON_LIMIT, BFTNET_ELIMIT);
   rx_deframer_free(&t->rxd);
   rx_tentative_free(&t->buf);
   free(t);
@@ -383,9 +492,9 @@ static void tent_credit(bftnet_t *b, tent_t *t) {
   }
   size_t grant = (size_t)BN_MIN((uint64_t)t->uncredited, t->tokens);
   if (grant) {
-    net_stream_consume(t->s, grant);
     t->uncredited -= grant;
     t->tokens -= grant;
+    ml_stream_consume(t->s, grant);
   }
   if (t->uncredited) b->t->ops->timer_start(b->tent_timer, 50, 0);
 }
@@ -395,8 +504,9 @@ static void tent_tick(void *ud) {
   for (tent_t *t = b->tent_head; t; t = t->next) tent_credit(b, t);
 }
 
-static void tent_data(void *ud, net_stream_t *s, const uint8_t *p, size_t n) {
+static void tent_data(void *ud, ml_stream_t *s, const uint8_t *p, size_t n) {
   tent_t *t = ud;
+  if (s != t->s) return ml_stream_consume(s, n);
   uint64_t bytes0 = t->buf.bytes, evicted0 = t->buf.evicted;
   int rc = rx_deframer_feed(&t->rxd, p, n, tent_emit, t);
   tent_account(t->b, t, bytes0, evicted0);
@@ -406,30 +516,23 @@ static void tent_data(void *ud, net_stream_t *s, const uint8_t *p, size_t n) {
   }
   if (rc < 0) {
     bn_counter_add(&t->b->counters, BFTNET_COUNTER_BAD_MESSAGE, 1);
+    net_conn_t *c = ml_stream_conn(s);
     t->s = NULL;
-    net_stream_set_cbs(s, &(net_stream_cbs_t){0}, NULL);
-    net_conn_close(net_stream_conn(s), BFTNET_REASON_PROTOCOL_ERROR, rc);
-  }
-}
-
-static void tent_end(void *ud, net_stream_t *s) {
-  tent_t *t = ud;
-  if (t->s == s) {
-    t->s = NULL; /* its buffer stays until promotion or eviction */
     t->uncredited = 0;
+    ml_stream_release(s);
+    if (c) net_conn_close(c, BFTNET_REASON_PROTOCOL_ERROR, rc);
   }
 }
-static void tent_fin(void *ud, net_stream_t *s) {
-  tent_end(ud, s);
-  net_stream_close(s); /* close our side too, so the stream is released */
-}
-static void tent_error(void *ud, net_stream_t *s, int err) {
-  (void)err;
-  tent_end(ud, s);
+
+static void tent_event(void *ud, ml_stream_t *s, const ml_event_t *e) {
+  tent_t *t = ud;
+  if (t->s != s || (e->type != ML_EV_ABORTED && e->type != ML_EV_CLOSED)) return;
+  t->s = NULL; /* its buffer stays until promotion or eviction */
+  t->uncredited = 0;
+  ml_stream_release(s);
 }
 
-static const net_stream_cbs_t tent_cbs = {
-    .on_data = tent_data, .on_fin = tent_fin, .on_error = tent_error, .on_free = tent_end};
+static const ml_stream_cbs_t tent_cbs = {.on_data = tent_data, .on_event = tent_event};
 
 static tent_t *tent_find(bftnet_t *b, const peerid_t *peer) {
   for (tent_t *t = b->tent_head; t; t = t->next)
@@ -437,15 +540,14 @@ static tent_t *tent_find(bftnet_t *b, const peerid_t *peer) {
   return NULL;
 }
 
-static int tent_open(bftnet_t *b, net_conn_t *c, net_stream_t *s) {
+static int tent_open(bftnet_t *b, ml_peer_t *lp, ml_stream_t *s) {
   if (b->cfg.tentative_max == 0) return BFTNET_ENOTMEMBER;
-  tent_t *t = tent_find(b, net_conn_peer(c));
+  tent_t *t = tent_find(b, ml_peer_id(lp));
   if (t) {
     if (t->s) { /* a newer stream from the same peer replaces the old */
-      net_stream_t *old = t->s;
+      ml_stream_t *old = t->s;
       t->s = NULL;
-      net_stream_set_cbs(old, &(net_stream_cbs_t){0}, NULL);
-      net_stream_reset(old);
+      ml_stream_release(old);
     }
     rx_deframer_free(&t->rxd);
     rx_deframer_init(&t->rxd, b->cfg.max_message_size);
@@ -454,7 +556,7 @@ static int tent_open(bftnet_t *b, net_conn_t *c, net_stream_t *s) {
     if (b->ntent >= b->cfg.tentative_max) tent_free(b, b->tent_head, true); /* least recently created */
     t = calloc(1, sizeof *t);
     if (!t) return BFTNET_ENOMEM;
-    t->peer = *net_conn_peer(c);
+    t->peer = *ml_peer_id(lp);
     t->b = b;
     t->tokens = b->cfg.tentative_max_bytes;
     t->refill_ns = bn_now_ns(b->t->seam);
@@ -467,8 +569,10 @@ static int tent_open(bftnet_t *b, net_conn_t *c, net_stream_t *s) {
     b->tent_tail = t;
     b->ntent++;
   }
+  t->lp = lp;
+  ml_peer_set_owner(lp, t);
   t->s = s;
-  net_stream_set_cbs(s, &tent_cbs, t);
+  ml_stream_set_cbs(s, &tent_cbs, t);
   return 0;
 }
 
@@ -495,8 +599,9 @@ static void tent_promote(bftnet_t *b, tent_t *t, mbr_t *m) {
   }
   ck_pr_add_64(&m->tentative_evicted, t->buf.evicted);
   notify_later(b);
+  t->lp = NULL; /* the member owns the peer's state now (mbr_new took it) */
   if (t->s) {
-    net_stream_t *s = t->s;
+    ml_stream_t *s = t->s;
     size_t held = t->uncredited; /* credit the member's Receiver now owes */
     t->s = NULL;
     rx_deframer_t carry = t->rxd;
@@ -508,12 +613,14 @@ static void tent_promote(bftnet_t *b, tent_t *t, mbr_t *m) {
   tent_free(b, t, false);
 }
 
-/* Inbound /bftnet/msg/1.0.0: a member's Receiver or a TentativeReceiver. */
-static int msg_open(void *ud, net_conn_t *c, net_stream_t *s) {
+/* The peer opened a /bftnet/msg/1.0.0 stream (labelled or plain): a
+ * member's Receiver or a TentativeReceiver. */
+static int on_stream(void *ud, ml_peer_t *lp, ml_stream_t *ls) {
   bftnet_t *b = ud;
-  mbr_t *m = find_by_peer(b, net_conn_peer(c));
-  if (!m) return tent_open(b, c, s);
-  mbr_set_in(m, s, NULL);
+  mbr_t *m = find_by_peer(b, ml_peer_id(lp));
+  if (!m || m->removed) return tent_open(b, lp, ls);
+  ml_peer_set_owner(lp, m);
+  mbr_set_in(m, ls, NULL);
   return 0;
 }
 
@@ -529,10 +636,16 @@ static mbr_t *mbr_new(bftnet_t *b, const mb_member_t *info) {
   if (disp_ring_init(&m->ring, b->cfg.ring_capacity) != 0) goto err_free;
   if (rx_inq_init(&m->inq, b->cfg.inbound_max_msgs, b->cfg.inbound_max_bytes) != 0) goto err_ring;
   if (b->t->ops->timer_new(b->t, mbr_redial_tick, m, &m->redial) != 0) goto err_inq;
+  m->lp = ml_peer_get(b->ml, &m->peer);
+  if (!m->lp) goto err_timer;
+  ml_peer_set_owner(m->lp, m);
+  ml_peer_set_addrs(m->lp, info->addrs, info->naddrs, false);
   disp_framer_init(&m->framer);
   disp_backoff_init(&m->backoff, b->cfg.dial_backoff_min_ms, b->cfg.dial_backoff_max_ms);
   rx_deframer_init(&m->rxd, b->cfg.max_message_size);
   return m;
+err_timer:
+  b->t->ops->timer_free(m->redial);
 err_inq:
   rx_inq_destroy(&m->inq);
 err_ring:
@@ -551,17 +664,15 @@ static void mbr_remove(mbr_t *m) {
     m->redial = NULL;
   }
   if (m->out) {
-    net_stream_t *s = m->out;
+    ck_pr_add_64(&m->aborted, mbr_out_lost_msgs(m));
     m->out = NULL;
+  } else {
     ck_pr_add_64(&m->aborted, (uint64_t)disp_framer_abort(&m->framer));
-    net_stream_set_cbs(s, &(net_stream_cbs_t){0}, NULL);
-    net_stream_reset(s);
   }
-  if (m->in) {
-    net_stream_t *s = m->in;
-    m->in = NULL;
-    net_stream_set_cbs(s, &(net_stream_cbs_t){0}, NULL);
-    net_stream_reset(s);
+  m->in = NULL;
+  if (m->lp) {
+    ml_peer_release(m->lp); /* resets both streams, no events */
+    m->lp = NULL;
   }
   /* A copy: closing may complete m's dial, and callbacks must not see m
    * half torn down through this pointer. */
@@ -578,6 +689,7 @@ static void mbr_free(mbr_t *m) {
   size_t dropped = disp_ring_destroy(&m->ring);
   if (dropped) bn_log(BN_LOG_INFO, "member %s removed: %zu queued messages released", m->node_id, dropped);
   disp_framer_abort(&m->framer);
+  disp_ends_free(&m->ends);
   rx_inq_destroy(&m->inq);
   rx_deframer_free(&m->rxd);
   free(m);
@@ -627,14 +739,16 @@ void run_connect(bftnet_t *b, cmd_t *c) {
   size_t cap = cur->n + c->table.n;
   mbr_t **live = malloc((cap ? cap : 1) * sizeof *live);
   mbr_t **gone = malloc((cap ? cap : 1) * sizeof *gone);
-  if (!live || !gone) {
+  mbr_t **fresh = malloc((cap ? cap : 1) * sizeof *fresh);
+  if (!live || !gone || !fresh) {
     free(live);
     free(gone);
+    free(fresh);
     free(ch);
     mb_table_free(&c->table);
     return cmd_complete(b, c, BFTNET_ENOMEM);
   }
-  size_t nlive = 0, ngone = 0;
+  size_t nlive = 0, ngone = 0, nfresh = 0;
   for (size_t i = 0; i < cur->n; i++) live[nlive++] = cur->m[i];
   const char *self_id = "";
   for (size_t i = 0; i < nch; i++) {
@@ -660,30 +774,37 @@ void run_connect(bftnet_t *b, cmd_t *c) {
         continue;
       }
       live[nlive++] = m;
-      emit_member(b, BFTNET_EV_MEMBER_ADDED, m, BFTNET_REASON_NONE, 0);
-      tent_t *t = tent_find(b, &m->peer);
-      if (t) tent_promote(b, t, m);
+      fresh[nfresh++] = m;
     } else if (x->kind == MB_ADDRS_CHANGED && m) {
       m->info = *x->new_m; /* the next dial uses the new preference order */
       m->addr_idx = 0;
+      ml_peer_set_addrs(m->lp, m->info.addrs, m->info.naddrs, true);
     }
   }
   int prc = snap_publish(b, live, nlive, self_id);
   if (prc < 0) rc = prc;
+  /* Added members: promoted after publishing, so that find_by_peer sees them. */
+  for (size_t i = 0; i < nfresh; i++) {
+    mbr_t *m = fresh[i];
+    emit_member(b, BFTNET_EV_MEMBER_ADDED, m, BFTNET_REASON_NONE, 0);
+    tent_t *t = tent_find(b, &m->peer);
+    if (t) tent_promote(b, t, m);
+  }
   for (size_t i = 0; i < ngone; i++) {
     /* Its stats die with it: the node keeps the count of what it released. */
     bn_counter_add(&b->counters, BFTNET_COUNTER_DROPPED_REMOVED, disp_ring_depth(&gone[i]->ring));
     bn_counter_add(&b->counters, BFTNET_COUNTER_ABORTED_REMOVED, ck_pr_load_64(&gone[i]->aborted));
     mbr_free(gone[i]);
   }
-  /* Dial the new members (after publishing, so sends are already queued). */
+  /* Connect the new members (after publishing, so sends are already queued). */
   for (size_t i = 0; i < nlive; i++)
-    if (!live[i]->dialing && !live[i]->out && !live[i]->removed) mbr_dial(live[i]);
+    if (!live[i]->removed && !live[i]->out) mbr_dial(live[i]);
   mb_table_free(&b->table);
   b->table = c->table;
   c->table = (mb_table_t){0};
   free(live);
   free(gone);
+  free(fresh);
   free(ch);
   cmd_complete(b, c, rc);
 }
@@ -694,7 +815,8 @@ void members_on_wake(uv_async_t *h) {
   msnap_t *s = b->snap;
   for (size_t i = 0; i < s->n; i++) {
     mbr_t *m = s->m[i];
-    if (disp_ring_depth(&m->ring)) mbr_drain(m);
+    if (disp_ring_depth(&m->ring) || m->framer.cur || m->framer.held_len) mbr_drain(m);
+    else mbr_account(m);
     if (ck_pr_load_int(&m->throttled)) {
       rx_inq_refill_spmc(&m->inq);
       mbr_credit(m);
@@ -714,7 +836,12 @@ int members_init(bftnet_t *b) {
   b->wake.data = b;
   rc = b->t->ops->timer_new(b->t, tent_tick, b, &b->tent_timer);
   if (rc) return rc;
-  return net_handle(b->net, BN_MSG_PROTO, msg_open, b);
+  ml_config_t mc = {.detach_timeout_ns = (uint64_t)b->cfg.detach_timeout_ms * 1000000ull,
+                    .failback_ns = (uint64_t)b->cfg.failback_ms * 1000000ull,
+                    .window_max = b->cfg.yamux_window,
+                    .plain = b->cfg.disable_migration != 0};
+  ml_node_cbs_t cbs = {.on_stream = on_stream, .on_peer_restarted = mbr_restarted};
+  return ml_node_new(&b->ml, b->net, &mc, &cbs, b, &b->counters);
 }
 
 void members_stop(bftnet_t *b) {
@@ -725,6 +852,7 @@ void members_stop(bftnet_t *b) {
     b->t->ops->timer_free(b->tent_timer);
     b->tent_timer = NULL;
   }
+  ml_node_stop(b->ml);
 }
 
 void members_destroy(bftnet_t *b) {
@@ -738,6 +866,8 @@ void members_destroy(bftnet_t *b) {
     free(s);
     b->snap = NULL;
   }
+  ml_node_free(b->ml);
+  b->ml = NULL;
   mb_table_free(&b->table);
   /* No application thread may be inside a bftnet call now (bftnet_free). */
   for (epoch_rec_t *e = b->recs, *next; e; e = next) {
@@ -906,6 +1036,14 @@ BFTNET_API int bftnet_peer_stats(bftnet_t *b, const char *node_id, bftnet_peer_s
         .ring_depth = disp_ring_depth(&m->ring),
         .inbound_depth = rx_inq_depth(&m->inq),
         .connected = ck_pr_load_int(&m->connected),
+        .migrations = ck_pr_load_64(&m->pub.migrations),
+        .detached = ck_pr_load_64(&m->pub.detached),
+        .resumed = ck_pr_load_64(&m->pub.resumed),
+        .retransmitted = ck_pr_load_64(&m->pub.retransmitted),
+        .detach_ns_last = ck_pr_load_64(&m->pub.detach_ns_last),
+        .detach_ns_max = ck_pr_load_64(&m->pub.detach_ns_max),
+        .peer_restarts = ck_pr_load_64(&m->pub.restarts),
+        .unconfirmed = ck_pr_load_64(&m->unconfirmed),
     };
   }
   epoch_exit(b, r, &sec);

@@ -72,6 +72,21 @@ typedef int (*disp_write_fn)(void *ctx, const uint8_t *p, size_t n); /* bytes ta
 
 #define DISP_FRAMER_HELD 256u /* messages per coalesced write, at most */
 
+/* The stream offsets (bytes_written) at which completed messages end, for a
+ * stream whose bytes are confirmed later (a migratable stream): when it is
+ * aborted, the ends above the confirmed offset are the messages it lost.
+ * A FIFO that grows as needed; bounded by the stream's retransmit window
+ * (each message is at least one byte). */
+typedef struct disp_ends {
+  uint64_t *v;
+  size_t head, len, cap; /* v[(head + i) % cap], i < len */
+  bool oom;              /* a push failed: counts from here are a lower bound */
+} disp_ends_t;
+void disp_ends_free(disp_ends_t *e);
+/* Drops the ends at or below confirmed; returns how many. */
+size_t disp_ends_trim(disp_ends_t *e, uint64_t confirmed);
+static inline size_t disp_ends_count(const disp_ends_t *e) { return e->len; }
+
 typedef struct disp_framer {
   disp_msg_t *cur;  /* message being written (off may be 0), or NULL */
   uint8_t hdr[BN_UVARINT_MAX_BYTES];
@@ -80,6 +95,7 @@ typedef struct disp_framer {
   uint64_t msgs_written, bytes_written;
   uint32_t held_head, held_len; /* held[held_head, +held_len): popped, FIFO, after cur */
   disp_msg_t *held[DISP_FRAMER_HELD];
+  disp_ends_t *ends; /* optional: completed messages' end offsets are pushed here */
 } disp_framer_t;
 
 void disp_framer_init(disp_framer_t *f);

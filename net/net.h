@@ -122,17 +122,27 @@ int net_listen(net_t *n, const maddr_t *addr, char *bound, size_t cap) BFTNET_WU
  * arguments / limits, and then cb does not run. */
 typedef void (*net_dial_cb)(void *ud, net_conn_t *c, int err);
 int net_dial(net_t *n, const maddr_t *addr, net_dial_cb cb, void *ud) BFTNET_WUR;
+/* Same, but always a new connection (failback probes, path changes). */
+int net_dial_fresh(net_t *n, const maddr_t *addr, net_dial_cb cb, void *ud) BFTNET_WUR;
 
 /* Closes every connection to peer, in any state (membership removal). */
 void net_close_peer(net_t *n, const peerid_t *peer, bftnet_reason_t reason);
 /* Counts connections to peer that are up. */
 unsigned net_count_conns(net_t *n, const peerid_t *peer);
 
+/* The connections up to peer, one after the other: prev NULL for the first;
+ * NULL after the last. */
+net_conn_t *net_conn_iter(net_t *n, const peerid_t *peer, net_conn_t *prev);
 /* A connection up to peer (the most recently created of those up), or NULL. */
 net_conn_t *net_find_conn(net_t *n, const peerid_t *peer);
 
 const peerid_t *net_conn_peer(const net_conn_t *c);
 bool net_conn_outbound(const net_conn_t *c);
+/* The address dialed (outbound) or the remote's (inbound). */
+const struct sockaddr_storage *net_conn_sa(const net_conn_t *c);
+/* Creation order of connections (oldest = smallest). */
+uint64_t net_conn_seq(const net_conn_t *c);
+bool net_conn_ready(const net_conn_t *c);
 void net_conn_remote_addr(const net_conn_t *c, char *out, size_t cap);
 void net_conn_set_user(net_conn_t *c, void *user);
 void *net_conn_get_user(const net_conn_t *c);
@@ -156,6 +166,9 @@ typedef struct net_stream_cbs {
   void (*on_error)(void *ud, net_stream_t *s, int err);
   void (*on_writable)(void *ud, net_stream_t *s);
   void (*on_free)(void *ud, net_stream_t *s);         /* last callback */
+  /* Optional: the peer consumed n more bytes we wrote (yamux window
+   * updates, not the SYN/ACK grant). */
+  void (*on_credit)(void *ud, net_stream_t *s, uint32_t n);
 } net_stream_cbs_t;
 
 /* A protocol handler for inbound streams: on_open sets the stream's
@@ -174,6 +187,15 @@ int net_stream_write(net_stream_t *s, const uint8_t *p, size_t n);
 int net_stream_close(net_stream_t *s); /* FIN */
 void net_stream_reset(net_stream_t *s);
 void net_stream_consume(net_stream_t *s, size_t n);
+/* Same; flush sends the window update now instead of at half the window. */
+void net_stream_credit(net_stream_t *s, size_t n, bool flush);
+/* Writes all n bytes ignoring connection congestion (small control
+ * messages): 0, BFTNET_EAGAIN if yamux credit is short, or an error. */
+int net_stream_write_ctl(net_stream_t *s, const uint8_t *p, size_t n);
+/* Bytes net_stream_write would take now (yamux credit; 0 if congested). */
+size_t net_stream_send_room(const net_stream_t *s);
+/* After send_room returned 0 for congestion: on_writable once it clears. */
+void net_stream_want_writable(net_stream_t *s);
 net_conn_t *net_stream_conn(const net_stream_t *s);
 const char *net_stream_protocol(const net_stream_t *s);
 

@@ -72,6 +72,7 @@ extern char **environ;
 #define CL_SERIES_MAX       100000 /* plot points per replica */
 #define CL_RETRY_MAX        5      /* restart attempts when the port is taken */
 #define CL_RETRY_MS         200
+#define CL_MAX_INCS         64     /* incarnations per replica whose start time is kept */
 
 /* ---------------------------------------------------------------- types */
 
@@ -121,6 +122,12 @@ struct cl_replica {
   cl_inc_t *inc; /* current incarnation, until its handles closed */
   int incarnations, kills, restarts, retries;
   bool ever_started;
+  /* When each incarnation that loaded its membership (and so sent) did,
+   * ms since time zero (negative: before it); n_loaded of them. */
+  double loaded_ms[CL_MAX_INCS];
+  int n_loaded;
+  uint64_t path_bytes_mark; /* failover: bytes through path 1 when it began */
+  uint64_t path_bytes[CL_PATHS_MAX]; /* through the proxies to each address, at the end */
   uv_timer_t retry;
   FILE *lines; /* raw stdout lines */
   json_t *last_stats;
@@ -185,6 +192,8 @@ static struct cl {
   cl_span_t spans[FAULT_SPEC_FAULTS_MAX * 2];
   size_t nspans;
   FILE *csv;
+  bool quiet;         /* event(): record only, do not print */
+  int stop_aborts;    /* stream aborts without loss reported while stopping */
   char replica_bin[CL_PATH];
   char out[CL_PATH];
 } cl = {.m_wait = -1};
@@ -317,7 +326,7 @@ __attribute__((format(printf, 4, 5))) static void event(const char *kind, int fa
     fault_text((size_t)fault, spec, sizeof spec);
     say("[%7.2fs] fault %u %s %s: %s   (%s)", t / 1e3, cl.faults[fault].item, action, target,
         detail, spec);
-  } else {
+  } else if (!cl.quiet) {
     say("[%7.2fs] %s", t / 1e3, detail);
   }
   json_t *e = json_pack("{s:s, s:o, s:s, s:s}", "kind", kind, "t_ms", json_real(round(t)), "action",
@@ -609,7 +618,35 @@ static int proxies_create(void) {
   return 0;
 }
 
+/* Bytes (both directions) that crossed the proxies to replica a's address
+ * number p, since the start. */
+static uint64_t path_bytes(int a, int p) {
+  uint64_t n = 0;
+  for (unsigned j = 0; j < cl.nslots; j++) {
+    if ((int)j == a || !proxy_at((int)j, a, p)->px) continue;
+    fault_proxy_stats_t st;
+    fault_proxy_stats(proxy_at((int)j, a, p)->px, &st);
+    n += st.bytes_to_target + st.bytes_to_client;
+  }
+  return n;
+}
+
+/* Bytes through every second-path proxy touching replica a, both ways. */
+static uint64_t path2_bytes(int a) {
+  uint64_t n = path_bytes(a, 1);
+  for (unsigned j = 0; j < cl.nslots; j++) {
+    if ((int)j == a || !proxy_at(a, (int)j, 1)->px) continue;
+    fault_proxy_stats_t st;
+    fault_proxy_stats(proxy_at(a, (int)j, 1)->px, &st);
+    n += st.bytes_to_target + st.bytes_to_client;
+  }
+  return n;
+}
+
 static void proxies_close(void) {
+  for (unsigned i = 0; i < cl.nslots; i++)
+    for (unsigned p = 0; p < cl.npaths; p++)
+      cl.rep[i].path_bytes[p] = path_bytes((int)i, (int)p);
   for (size_t k = 0; k < cl.npx; k++)
     if (cl.px[k].px) {
       fault_proxy_close(cl.px[k].px, on_proxy_closed, NULL);
@@ -789,6 +826,8 @@ static void on_membership_line(cl_inc_t *inc, json_t *j) {
   }
   if (!inc->loaded) {
     inc->loaded = true;
+    if (r->n_loaded < CL_MAX_INCS) r->loaded_ms[r->n_loaded] = cl.t0_set ? now_ms() : -1;
+    r->n_loaded++;
     if (cl.phase == PH_STARTING) {
       maybe_time_zero();
       return;
@@ -820,6 +859,33 @@ static void on_listen_line(cl_inc_t *inc, json_t *j) {
           json_array_size(json_object_get(j, "addrs")), cl.npaths);
 }
 
+/* A replica's "event" line (bftnet-replica prints the rare migration
+ * events: a peer restarted, a stream aborted, a migration denied). */
+static void on_event_line(cl_inc_t *inc, json_t *j) {
+  cl_replica_t *r = inc->r;
+  const char *ev = json_string_value(json_object_get(j, "event"));
+  const char *peer = json_string_value(json_object_get(j, "peer"));
+  if (!ev) return;
+  if (!peer || !peer[0]) peer = "an unknown peer";
+  if (strcmp(ev, "peer_restarted") == 0) {
+    event("replica", -1, ev, "%s: %s runs a new process (bftnet: peer restarted)", r->name, peer);
+  } else if (strcmp(ev, "aborted") == 0) {
+    const char *why = json_string_value(json_object_get(j, "why"));
+    if (!why || !why[0]) why = "?";
+    /* The replicas stopping close their streams: recorded, summed up once. */
+    cl.quiet = cl.phase >= PH_STOPPING && ju(j, "lost") == 0;
+    cl.stop_aborts += cl.quiet;
+    if (json_is_true(json_object_get(j, "outbound")))
+      event("replica", -1, ev, "%s: its stream to %s aborted (%s): %" PRIu64 " messages lost",
+            r->name, peer, why, ju(j, "lost"));
+    else
+      event("replica", -1, ev, "%s: the stream from %s aborted (%s)", r->name, peer, why);
+    cl.quiet = false;
+  } else {
+    event("replica", -1, ev, "%s: %s %s", r->name, peer, ev);
+  }
+}
+
 static void inc_line(cl_inc_t *inc, const char *line, size_t len) {
   cl_replica_t *r = inc->r;
   if (r->lines) {
@@ -837,6 +903,8 @@ static void inc_line(cl_inc_t *inc, const char *line, size_t len) {
     on_membership_line(inc, j);
   } else if (strcmp(type, "listen") == 0) {
     on_listen_line(inc, j);
+  } else if (strcmp(type, "event") == 0) {
+    on_event_line(inc, j);
   } /* other types: skipped, as docs/REPORT.md asks */
   json_decref(j);
 }
@@ -1106,11 +1174,19 @@ static void span_close(size_t fi) {
     }
 }
 
-/* Failover: the proxies to replica a's preferred address (path 0). */
+/* Failover: replica a's preferred path (path 0) goes down, as if the
+ * network behind its first address failed: the proxies to its preferred
+ * address (P(j->a, 0)) and those it reaches the others' preferred
+ * addresses by (P(a->j, 0)). Otherwise a pair would just keep the
+ * connection `a` dialed and never try a second address. */
 static int failover_each(int a, void (*fn)(cl_proxy_t *, void *), void *arg) {
   int n = 0;
   for (unsigned j = 0; j < cl.nslots; j++)
-    if ((int)j != a) fn(proxy_at((int)j, a, 0), arg), n++;
+    if ((int)j != a) {
+      fn(proxy_at((int)j, a, 0), arg);
+      fn(proxy_at(a, (int)j, 0), arg);
+      n += 2;
+    }
   return n;
 }
 
@@ -1307,16 +1383,21 @@ static void act_run(const cluster_act_t *a) {
     members_next();
     break;
   case CLUSTER_ACT_FAILOVER_DOWN:
+    cl.rep[f->scope.a].path_bytes_mark = path2_bytes(f->scope.a);
     n = failover_each(f->scope.a, do_refuse_on_cut, &cut);
     span_open(fi);
     event("fault", (int)fi, name,
-          "%d proxies to r%d's preferred address refuse; reset %d connections", n, f->scope.a, cut);
+          "r%d's preferred path is down: %d proxies (to its preferred address and from it to "
+          "the others') refuse; reset %d connections",
+          f->scope.a, n, cut);
     break;
   case CLUSTER_ACT_FAILOVER_UP:
     n = failover_each(f->scope.a, do_refuse_off, NULL);
     span_close(fi);
-    event("fault", (int)fi, name, "r%d's preferred address accepts again (%d proxies)", f->scope.a,
-          n);
+    event("fault", (int)fi, name,
+          "r%d's preferred path is up again (%d proxies); %" PRIu64
+          " bytes crossed its second path while it was down",
+          f->scope.a, n, path2_bytes(f->scope.a) - cl.rep[f->scope.a].path_bytes_mark);
     break;
   }
 }
@@ -1466,6 +1547,10 @@ static void maybe_finish(void) {
   for (unsigned i = 0; i < cl.nslots; i++)
     if (cl.rep[i].inc) return;
   cl.phase = PH_DONE;
+  if (cl.stop_aborts)
+    say("[%7.2fs] %d stream aborts without loss reported while the replicas stopped "
+        "(report.json: events)",
+        now_ms() / 1e3, cl.stop_aborts);
   if (cl.t0_set) on_tick(&cl.tick_timer); /* the last stats lines */
   proxies_close();
   uv_close((uv_handle_t *)&cl.start_timer, NULL);
@@ -1527,6 +1612,10 @@ typedef struct cl_pair {
   cluster_pair_in_t in;
   cluster_pair_out_t out;
   uint64_t gaps, max_seq, reconnects, lat_n;
+  /* the sender's migration counts toward the receiver */
+  uint64_t migrations, detached, resumed, retransmitted, detach_ns_max, ev_aborted;
+  bool have_migr;
+  uint64_t rx_incarnations; /* the receiver's, of the sender */
   double p50, p90, p99, max;
   char note[512];
 } cl_pair_t;
@@ -1552,6 +1641,19 @@ static void reports_load(void) {
   }
 }
 
+/* How many times S started again (and sent) after R's last incarnation had
+ * loaded its membership: the new incarnations of S that R's report can
+ * have seen. -1 when the cluster lost count (too many incarnations). */
+static int restarts_seen_by(const cl_replica_t *s, const cl_replica_t *r) {
+  if (s->n_loaded > CL_MAX_INCS || r->n_loaded > CL_MAX_INCS) return -1;
+  if (r->n_loaded == 0) return 0;
+  double since = r->loaded_ms[r->n_loaded - 1];
+  int n = 0;
+  for (int k = 1; k < s->n_loaded; k++)
+    if (s->loaded_ms[k] > since) n++;
+  return n;
+}
+
 static void pair_fill(cl_pair_t *pr, const json_t *srow, const json_t *rrow) {
   cl_replica_t *s = &cl.rep[pr->s], *r = &cl.rep[pr->r];
   cluster_pair_in_t *in = &pr->in;
@@ -1564,6 +1666,13 @@ static void pair_fill(cl_pair_t *pr, const json_t *srow, const json_t *rrow) {
     in->unconfirmed = ju(srow, "unconfirmed");
     in->ring_depth = ju(srow, "ring_depth");
     pr->reconnects = ju(srow, "reconnects");
+    pr->have_migr = json_object_get(srow, "migrations") != NULL;
+    pr->migrations = ju(srow, "migrations");
+    pr->detached = ju(srow, "detached");
+    pr->resumed = ju(srow, "resumed");
+    pr->retransmitted = ju(srow, "retransmitted");
+    pr->detach_ns_max = ju(srow, "detach_ns_max");
+    pr->ev_aborted = ju(json_object_get(srow, "events"), "aborted");
   }
   if (rrow) {
     in->delivered = ju(rrow, "delivered");
@@ -1578,6 +1687,15 @@ static void pair_fill(cl_pair_t *pr, const json_t *srow, const json_t *rrow) {
     pr->p90 = jd(lat, "p90");
     pr->p99 = jd(lat, "p99");
     pr->max = jd(lat, "max");
+    json_t *sw = json_object_get(rrow, "incarnation_switches");
+    int seen = restarts_seen_by(s, r);
+    pr->rx_incarnations = ju(rrow, "incarnations");
+    if (json_is_object(sw) && seen >= 0) {
+      in->rx_split = 1;
+      in->rx_switches = ju(sw, "by_event") + ju(sw, "by_seq");
+      in->sender_restarts = (uint64_t)seen;
+      in->delivered_current = ju(rrow, "delivered_current");
+    }
   } else {
     pr->p50 = pr->p90 = pr->p99 = pr->max = NAN;
   }
@@ -1591,6 +1709,7 @@ static void pair_fill(cl_pair_t *pr, const json_t *srow, const json_t *rrow) {
   if (r->kills > 0) {
     in->receiver_killed = 1;
     in->died_min = r->died_min[pr->s];
+    in->rx_first_seq = rrow ? ju(rrow, "first_seq") : 0;
   }
 }
 
@@ -1622,6 +1741,14 @@ static void pair_note(cl_pair_t *pr) {
                  ? " (the incarnations could not be split: no stats line of the receiver "
                    "between the kill and the restart)"
                  : "");
+  if (o->false_restarts)
+    note_add(pr,
+             "VIOLATED: %s saw %" PRIu64 " new incarnation(s) of %s that never started "
+             "(message 1 delivered again?)",
+             r->name, o->false_restarts, s->name);
+  if (o->split_used && pr->in.sender_restarts)
+    note_add(pr, "%s restarted %" PRIu64 " time(s); %s told its incarnations apart itself (exact)",
+             s->name, pr->in.sender_restarts, r->name);
   if (o->restart_artifacts)
     note_add(pr,
              "%s restarted (sequence numbers from 1 again): %" PRIu64
@@ -1629,9 +1756,10 @@ static void pair_note(cl_pair_t *pr) {
              s->name, o->restart_artifacts, r->name);
   if (o->died)
     note_add(pr,
-             "%s was killed: at least %" PRIu64 " of the missing reached its killed "
-             "incarnation (its last stats line)",
-             r->name, o->died);
+             "%s was killed: %" PRIu64 " of the missing went to its killed process (numbered "
+             "below the first its last process got, %" PRIu64 "; its last stats line had %" PRIu64
+             ")",
+             r->name, o->died, pr->in.rx_first_seq, pr->in.died_min);
   if (o->lost)
     note_add(pr,
              "lost in flight: %" PRIu64 "%s (written to a connection %" PRIu64
@@ -1667,30 +1795,31 @@ static cl_pair_t *pairs_build(size_t *np, cluster_summary_t *sum) {
 }
 
 static void table_print(const cl_pair_t *pairs, size_t n) {
-  say("\n%-9s %9s %7s %7s %9s %7s %6s %6s %6s %9s %9s %9s %6s %s", "pair", "sent", "dropped",
+  say("\n%-9s %9s %7s %7s %9s %7s %6s %6s %6s %9s %9s %9s %6s %6s %s", "pair", "sent", "dropped",
       "aborted", "delivered", "lost", "gaps", "dups", "reord", "p50", "p99", "max", "recon",
-      "verdict");
+      "migr", "verdict");
   for (size_t k = 0; k < n; k++) {
     const cl_pair_t *pr = &pairs[k];
-    char name[24], s50[24], s99[24], smax[24];
+    char name[24], s50[24], s99[24], smax[24], migr[24] = "-";
+    if (pr->have_migr) snprintf(migr, sizeof migr, "%" PRIu64, pr->migrations);
     snprintf(name, sizeof name, "%s->%s%s", cl.rep[pr->s].name, cl.rep[pr->r].name,
              pr->in.sender_restarted ? "*" : "");
     cluster_fmt_us(pr->p50, s50, sizeof s50);
     cluster_fmt_us(pr->p99, s99, sizeof s99);
     cluster_fmt_us(pr->max, smax, sizeof smax);
     say("%-9s %9" PRIu64 " %7" PRIu64 " %7" PRIu64 " %9" PRIu64 " %7" PRIu64 " %6" PRIu64
-        " %6" PRIu64 " %6" PRIu64 " %9s %9s %9s %6" PRIu64 " %s",
+        " %6" PRIu64 " %6" PRIu64 " %9s %9s %9s %6" PRIu64 " %6s %s",
         name, pr->in.sent, pr->in.dropped, pr->in.aborted,
         pr->in.sender_restarted ? pr->out.delivered : pr->in.delivered, pr->out.lost, pr->gaps,
-        pr->in.duplicates, pr->in.reorders, s50, s99, smax, pr->reconnects,
+        pr->in.duplicates, pr->in.reorders, s50, s99, smax, pr->reconnects, migr,
         cluster_pair_verdict_name(pr->out.verdict));
   }
   bool any = false, star = false;
   for (size_t k = 0; k < n; k++)
     star |= pairs[k].in.sender_restarted != 0;
   if (star)
-    say("* the sender was restarted: \"delivered\" counts what its last incarnation sent "
-        "(dups/reord are the receiver's raw counts)");
+    say("* the sender was restarted: \"delivered\" counts what the receiver got from its last "
+        "incarnation (dups/reord: every incarnation, as the receiver counted them)");
   for (size_t k = 0; k < n; k++)
     if (pairs[k].note[0]) {
       if (!any) say("notes:");
@@ -1727,6 +1856,18 @@ static json_t *pairs_json(const cl_pair_t *pairs, size_t n) {
                         json_pack("{s:o, s:o, s:o}", "duplicates", j_u64(o->duplicates), "reorders",
                                   j_u64(o->reorders), "extra", j_u64(o->extra)));
     json_object_set_new(e, "link_broken_by_faults", json_boolean(pr->broken));
+    json_object_set_new(
+        e, "migration",
+        json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "migrations", j_u64(pr->migrations), "detached",
+                  j_u64(pr->detached), "resumed", j_u64(pr->resumed), "retransmitted_bytes",
+                  j_u64(pr->retransmitted), "detach_ms_max", j_num((double)pr->detach_ns_max / 1e6),
+                  "aborted_events", j_u64(pr->ev_aborted)));
+    json_object_set_new(
+        e, "incarnations",
+        json_pack("{s:o, s:o, s:o, s:b, s:o}", "seen_by_receiver", j_u64(pr->rx_incarnations),
+                  "switches", j_u64(pr->in.rx_switches), "sender_restarts",
+                  j_u64(pr->in.sender_restarts), "split_used", o->split_used != 0,
+                  "false_restarts", j_u64(o->false_restarts)));
     json_object_set_new(e, "verdict", json_string(cluster_pair_verdict_name(o->verdict)));
     json_object_set_new(e, "note", json_string(pr->note));
     json_array_append_new(arr, e);
@@ -1793,6 +1934,10 @@ static json_t *replicas_json(void) {
                   "ports", ports, "started", r->ever_started, "member_at_end", cl.member[i],
                   "incarnations", r->incarnations, "kills", r->kills, "restarts", r->restarts,
                   "exits", r->exits, "log", r->log_path, "report_file", r->report_path);
+    json_t *pb = json_array();
+    for (unsigned p = 0; p < cl.npaths; p++)
+      json_array_append_new(pb, j_u64(r->path_bytes[p]));
+    json_object_set_new(e, "path_bytes", pb);
     json_object_set(e, "report", r->report ? r->report : json_null());
     json_object_set_new(o, r->name, e);
   }
@@ -1990,6 +2135,18 @@ static int report_finish(void) {
       j_u64(sum.duplicates), "reorders", j_u64(sum.reorders), "delivered", j_u64(tot.delivered),
       "msgs_per_s", j_num(tot.msgs_per_s), "p50_us", j_num(tot.p50), "p90_us", j_num(tot.p90),
       "p99_us", j_num(tot.p99), "max_us", j_num(tot.max));
+  uint64_t migr = 0, detached = 0, resumed = 0, aborted = 0;
+  for (size_t k = 0; k < np; k++) {
+    migr += pairs[k].migrations;
+    detached += pairs[k].detached;
+    resumed += pairs[k].resumed;
+    aborted += pairs[k].in.aborted;
+  }
+  json_object_set_new(summary, "false_restarts", j_u64(sum.false_restarts));
+  json_object_set_new(summary, "aborted", j_u64(aborted));
+  json_object_set_new(summary, "migrations", j_u64(migr));
+  json_object_set_new(summary, "detached", j_u64(detached));
+  json_object_set_new(summary, "resumed", j_u64(resumed));
   json_t *files = json_pack("{s:s, s:s, s:o}", "report", rep, "timeseries", csv, "plot",
                             plot ? json_string(plot) : json_null());
   json_t *doc =

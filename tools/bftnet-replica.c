@@ -9,14 +9,19 @@
  * It sends every other member --rate messages/s (0: as fast as the rings
  * take them) of --size bytes, each carrying a per-destination sequence
  * number and its CLOCK_MONOTONIC send time; it checks what it receives for
- * gaps, duplicates and reorders and measures latency. stdout carries one
- * JSON object per line ("type": "listen", "membership", "stats"); logs go
- * to stderr. When --duration ends or on SIGTERM/SIGINT it stops sending,
- * drains (see docs/REPORT.md), and writes the report (--report FILE, else
- * a "report" line on stdout). SIGHUP reloads the membership file.
+ * gaps, duplicates and reorders — per incarnation of the sender, so that a
+ * restarted peer numbering from 1 again is a new incarnation, not a fault —
+ * and measures latency. It counts bftnet's migration events per peer.
+ * stdout carries one JSON object per line ("type": "listen", "membership",
+ * "stats", "event"); logs go to stderr. When --duration ends or on
+ * SIGTERM/SIGINT it stops sending, drains (bftnet_flush: until the peers
+ * confirmed everything, or --drain-ms; see docs/REPORT.md), and writes the
+ * report (--report FILE, else a "report" line on stdout). SIGHUP reloads
+ * the membership file (bftnet_connect_file).
  *
  * Threads: main (signals via sigtimedwait, stats lines, membership, drain,
- * report), one sender, one receiver, and bftnet's loop thread. Every signal
+ * report), one sender, one receiver, and bftnet's loop thread (the event
+ * callback: atomic counters and rare "event" lines). Every signal
  * is blocked in all of them; only main takes them, synchronously.
  *
  * Exit codes: 0 done (whatever the integrity verdict: read the report),
@@ -70,9 +75,21 @@ typedef struct rp_opts {
 /* bftnet's per-member counters, summed over the member's incarnations (a
  * member removed and added again starts from zero inside bftnet). */
 typedef struct rp_lib {
-  uint64_t enqueued, sent, delivered, dropped_overflow, dropped_removed;
+  uint64_t enqueued, sent, delivered, dropped_overflow, dropped_removed, aborted;
   uint64_t bytes_out, bytes_in, reconnects, tentative_evicted;
+  uint64_t migrations, detached, resumed, retransmitted, peer_restarts;
+  uint64_t detach_ns_last, detach_ns_max;
 } rp_lib_t;
+
+/* The migration events we count (BFTNET_EV_MIGRATED .. PEER_RESTARTED),
+ * per peer, by the loop thread's event callback. */
+#define RP_EV_FIRST BFTNET_EV_MIGRATED
+#define RP_EV_LAST  BFTNET_EV_PEER_RESTARTED
+#define RP_EV_N     (RP_EV_LAST - RP_EV_FIRST + 1)
+#define RP_EV_LINES_PER_S 20 /* "event" lines on stdout, at most */
+static const char *const ev_names[RP_EV_N] = {"migrated", "detached", "resumed",
+                                              "aborted",  "denied",   "peer_restarted"};
+_Static_assert(BFTNET_EV_PEER_RESTARTED - BFTNET_EV_MIGRATED == 5, "event numbering");
 
 typedef struct rp_peer {
   char id[BFTNET_NODE_ID_MAX];
@@ -83,6 +100,9 @@ typedef struct rp_peer {
   /* written by the sender, read by anyone */
   atomic_uint_fast64_t sent; /* = the last sequence number handed to bftnet_send */
   atomic_uint_fast64_t send_errors, lagged;
+  /* written by the loop thread's event callback, read by anyone */
+  atomic_uint_fast64_t ev[RP_EV_N];
+  atomic_uint_fast64_t ev_aborted_lost; /* sum of BFTNET_EV_ABORTED's lost */
   /* main thread only */
   bool member;                 /* in the current membership */
   bool lib_live;               /* lib_cur is the current incarnation's snapshot */
@@ -90,25 +110,27 @@ typedef struct rp_peer {
   bftnet_peer_stats_t lib_cur; /* current incarnation, last snapshot */
   uint64_t tick_sent, tick_delivered;
   /* receiver thread, under rp.rx_mu */
-  stats_seq_t seq;
+  stats_rx_t rx; /* sequence numbers, per incarnation of the peer */
   uint64_t delivered, foreign;
   stats_lat_t lat_run, lat_tick;
 } rp_peer_t;
 
 /* One report/stats row: everything known about a peer, or a total (the
  * sum of the peers' rows). The X-macro lists the summed counters. */
-#define RP_ROW_FIELDS(X)                                                                           \
-  X(sent)                                                                                          \
-  X(enqueued)                                                                                      \
-  X(written)                                                                                       \
-  X(dropped_overflow) X(dropped_removed) X(aborted) X(unconfirmed) X(send_errors) X(lagged)        \
-      X(delivered) X(max_seq) X(gaps) X(duplicates) X(reorders) X(stale) X(foreign) X(rx_evicted)  \
-          X(reconnects) X(migrations) X(bytes_out) X(bytes_in) X(ring_depth) X(connected)
+#define RP_ROW_FIELDS(X)                                                                         \
+  X(sent) X(enqueued) X(written) X(dropped_overflow) X(dropped_removed) X(aborted) X(unconfirmed) \
+  X(unconfirmed_bytes) X(send_errors) X(lagged) X(delivered) X(delivered_current) X(max_seq)      \
+  X(first_seq) X(gaps) X(duplicates) X(reorders) X(stale) X(foreign) X(rx_evicted)                \
+  X(incarnations) X(inc_by_event) X(inc_by_seq) X(inc_seq_unexplained) X(reconnects)             \
+  X(migrations) X(detached) X(resumed) X(retransmitted) X(peer_restarts) X(bytes_out) X(bytes_in) \
+  X(ring_depth) X(connected)
 
 typedef struct rp_row {
 #define RP_X_(f) uint64_t f;
   RP_ROW_FIELDS(RP_X_)
 #undef RP_X_
+  uint64_t detach_ns_last, detach_ns_max; /* not summed: the total has the largest */
+  uint64_t ev[RP_EV_N], ev_aborted_lost;
   stats_verdict_t verdict;
 } rp_row_t;
 
@@ -117,6 +139,8 @@ typedef struct rp_drain {
   bool complete;
   const char *reason; /* "confirmed", "timeout", "signal" */
   uint64_t ns;
+  bool flushed; /* the last bftnet_flush returned 0 */
+  int flush_rc; /* ... what it returned */
 } rp_drain_t;
 
 static struct rp {
@@ -136,6 +160,8 @@ static struct rp {
   atomic_bool stop_sending, stop_recv;
   atomic_uint_fast64_t last_rx_ns;
   atomic_uint_fast64_t rx_unknown; /* from node IDs we never knew (should stay 0) */
+  atomic_uint_fast64_t ev_unattributed[RP_EV_N]; /* events naming no known node ID */
+  atomic_uint_fast64_t ev_lines_suppressed; /* over RP_EV_LINES_PER_S */
   bool loaded;                     /* a membership was applied */
   const char *phase;
   uint64_t send_end_ns, last_tick_ns;
@@ -168,17 +194,22 @@ __attribute__((format(printf, 1, 2))) static void logf_(const char *fmt, ...) {
 }
 
 static uint64_t ms_since_start(void) {
-  return (now_ns() - rp.t0) / NS_PER_MS;
+  uint64_t now = now_ns();
+  return rp.t0 && now > rp.t0 ? (now - rp.t0) / NS_PER_MS : 0;
 }
 
-/* One JSON object per stdout line, flushed: the cluster reads a pipe. */
+/* One JSON object per stdout line, flushed: the cluster reads a pipe. The
+ * main thread and the loop thread (event lines) both print: the lock keeps
+ * lines whole. */
 static void emit_line(json_t *obj) {
   char *s = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(12));
   json_decref(obj);
   if (!s) return;
+  flockfile(stdout);
   fputs(s, stdout);
   fputc('\n', stdout);
   fflush(stdout);
+  funlockfile(stdout);
   free(s);
 }
 
@@ -210,7 +241,7 @@ static rp_peer_t *peer_get(const char *id) {
   p = calloc(1, sizeof *p);
   if (!p) return NULL;
   snprintf(p->id, sizeof p->id, "%s", id);
-  stats_seq_init(&p->seq);
+  stats_rx_init(&p->rx);
   stats_lat_reset(&p->lat_run);
   stats_lat_reset(&p->lat_tick);
   uint32_t i = id_hash(id);
@@ -309,6 +340,56 @@ static void *sender_main(void *arg) {
   return NULL;
 }
 
+/* ------------------------------------------------------------- events */
+
+static json_t *j_u64(uint64_t v);
+
+/* Loop thread. An "event" line for the rare events (aborted, denied, peer
+ * restarted), at most RP_EV_LINES_PER_S per second (the rest counted). */
+static void event_line(const bftnet_event_t *ev, const char *name) {
+  static uint64_t window_ns, in_window; /* loop thread only */
+  uint64_t now = now_ns();
+  if (now - window_ns >= NS_PER_S) window_ns = now, in_window = 0;
+  if (++in_window > RP_EV_LINES_PER_S) {
+    atomic_fetch_add(&rp.ev_lines_suppressed, 1);
+    return;
+  }
+  const char *peer = ev->node_id ? ev->node_id : "";
+  json_t *o = json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:o, s:b}", "type", "event", "id", rp.o.id,
+                        "t_ms", j_u64(ms_since_start()), "event", name, "peer", peer, "peer_id",
+                        ev->peer_id ? ev->peer_id : "", "stream_id", j_u64(ev->stream_id),
+                        "outbound", ev->outbound != 0);
+  if (ev->type == BFTNET_EV_ABORTED) {
+    json_object_set_new(o, "why", json_string(ev->mig_abort ? ev->mig_abort : ""));
+    json_object_set_new(o, "lost", j_u64(ev->lost));
+  }
+  logf_("event: %s from %s%s%s%s", name, peer[0] ? peer : "(unknown node ID)",
+        ev->type == BFTNET_EV_ABORTED ? " (" : "",
+        ev->type == BFTNET_EV_ABORTED && ev->mig_abort ? ev->mig_abort : "",
+        ev->type == BFTNET_EV_ABORTED ? ")" : "");
+  emit_line(o);
+}
+
+/* bftnet's event callback (loop thread): counts the migration events per
+ * peer, lock-free. A PEER_RESTARTED count is what arms the receiver's switch
+ * to the peer's new incarnation (stats_rx_observe). Fast: no lock, one line
+ * for the rare kinds. */
+static void on_event(const bftnet_event_t *ev, void *user) {
+  (void)user;
+  if (ev->type < RP_EV_FIRST || ev->type > RP_EV_LAST) return;
+  int k = (int)ev->type - RP_EV_FIRST;
+  rp_peer_t *p = ev->node_id && ev->node_id[0] ? peer_find(ev->node_id) : NULL;
+  if (p) {
+    if (ev->type == BFTNET_EV_ABORTED) atomic_fetch_add(&p->ev_aborted_lost, ev->lost);
+    atomic_fetch_add(&p->ev[k], 1);
+  } else {
+    atomic_fetch_add(&rp.ev_unattributed[k], 1);
+  }
+  if (ev->type == BFTNET_EV_ABORTED || ev->type == BFTNET_EV_DENIED ||
+      ev->type == BFTNET_EV_PEER_RESTARTED)
+    event_line(ev, ev_names[k]);
+}
+
 /* ----------------------------------------------------------- receiver */
 
 /* Under rx_mu. */
@@ -319,8 +400,9 @@ static void rx_account(const bftnet_msg_t *m, uint64_t now) {
     return;
   }
   uint64_t seq, sent_ns;
+  uint64_t restarts = atomic_load(&p->ev[BFTNET_EV_PEER_RESTARTED - RP_EV_FIRST]);
   if (stats_payload_decode(m->data, m->len, &seq, &sent_ns) != 0 ||
-      stats_seq_observe(&p->seq, seq) == STATS_SEQ_INVALID) {
+      stats_rx_observe(&p->rx, seq, restarts) == STATS_SEQ_INVALID) {
     p->foreign++;
     return;
   }
@@ -383,6 +465,14 @@ static void lib_retire(rp_peer_t *p) {
   b->delivered += c->delivered;
   b->dropped_overflow += c->dropped_overflow;
   b->dropped_removed += c->dropped_removed + c->ring_depth;
+  b->aborted += c->aborted;
+  b->migrations += c->migrations;
+  b->detached += c->detached;
+  b->resumed += c->resumed;
+  b->retransmitted += c->retransmitted;
+  b->peer_restarts += c->peer_restarts;
+  if (c->detached) b->detach_ns_last = c->detach_ns_last;
+  if (c->detach_ns_max > b->detach_ns_max) b->detach_ns_max = c->detach_ns_max;
   b->bytes_out += c->bytes_out;
   b->bytes_in += c->bytes_in;
   b->reconnects += c->reconnects;
@@ -395,37 +485,63 @@ static void lib_retire(rp_peer_t *p) {
 static void peer_row(rp_peer_t *p, rp_row_t *r) {
   const rp_lib_t *b = &p->lib_base;
   const bftnet_peer_stats_t *c = &p->lib_cur; /* zero when not live */
+  stats_inc_t tot, cur;
+  stats_rx_total(&p->rx, &tot);
+  stats_rx_current(&p->rx, &cur);
   *r = (rp_row_t){
       .sent = atomic_load(&p->sent),
       .enqueued = b->enqueued + c->enqueued,
       .written = b->sent + c->sent,
       .dropped_overflow = b->dropped_overflow + c->dropped_overflow,
       .dropped_removed = b->dropped_removed + c->dropped_removed,
+      .aborted = b->aborted + c->aborted,
+      .unconfirmed_bytes = p->lib_live ? c->unconfirmed : 0,
       .send_errors = atomic_load(&p->send_errors),
       .lagged = atomic_load(&p->lagged),
       .delivered = p->delivered,
-      .max_seq = p->seq.max_seq,
-      .gaps = stats_seq_gaps(&p->seq),
-      .duplicates = p->seq.duplicates,
-      .reorders = p->seq.reorders,
-      .stale = p->seq.stale,
+      .delivered_current = cur.received,
+      .max_seq = cur.max_seq,
+      .first_seq = cur.first_seq,
+      .gaps = tot.gaps,
+      .duplicates = tot.duplicates,
+      .reorders = tot.reorders,
+      .stale = tot.stale,
       .foreign = p->foreign,
       .rx_evicted = b->tentative_evicted + c->tentative_evicted,
+      .incarnations = p->rx.incarnations,
+      .inc_by_event = p->rx.by_event,
+      .inc_by_seq = p->rx.by_seq,
+      .inc_seq_unexplained = p->rx.seq_unexplained,
       .reconnects = b->reconnects + c->reconnects,
+      .migrations = b->migrations + c->migrations,
+      .detached = b->detached + c->detached,
+      .resumed = b->resumed + c->resumed,
+      .retransmitted = b->retransmitted + c->retransmitted,
+      .peer_restarts = b->peer_restarts + c->peer_restarts,
       .bytes_out = b->bytes_out + c->bytes_out,
       .bytes_in = b->bytes_in + c->bytes_in,
       .ring_depth = p->lib_live ? c->ring_depth : 0,
       .connected = p->lib_live ? (uint64_t)(c->connected != 0) : 0,
+      .detach_ns_last = c->detached ? c->detach_ns_last : b->detach_ns_last,
+      .detach_ns_max = c->detach_ns_max > b->detach_ns_max ? c->detach_ns_max : b->detach_ns_max,
+      .ev_aborted_lost = atomic_load(&p->ev_aborted_lost),
   };
+  for (int k = 0; k < RP_EV_N; k++)
+    r->ev[k] = atomic_load(&p->ev[k]);
   uint64_t gone = r->written + r->dropped_overflow + r->dropped_removed + r->aborted;
   r->unconfirmed = r->sent > gone ? r->sent - gone : 0;
-  r->verdict = stats_verdict_local(&p->seq, r->rx_evicted);
+  r->verdict = stats_rx_verdict(&p->rx, r->rx_evicted);
 }
 
 static void row_add(rp_row_t *t, const rp_row_t *r) {
 #define RP_X_(f) t->f += r->f;
   RP_ROW_FIELDS(RP_X_)
 #undef RP_X_
+  if (r->detach_ns_last > t->detach_ns_last) t->detach_ns_last = r->detach_ns_last;
+  if (r->detach_ns_max > t->detach_ns_max) t->detach_ns_max = r->detach_ns_max;
+  for (int k = 0; k < RP_EV_N; k++)
+    t->ev[k] += r->ev[k];
+  t->ev_aborted_lost += r->ev_aborted_lost;
   t->verdict = stats_verdict_worst(t->verdict, r->verdict);
 }
 
@@ -475,6 +591,15 @@ static json_t *j_counters(bool all) {
   return o;
 }
 
+/* The event counters of a row: {"migrated": n, ..., "aborted_lost": n}. */
+static json_t *j_events(const uint64_t ev[RP_EV_N], uint64_t aborted_lost) {
+  json_t *o = json_object();
+  for (int k = 0; k < RP_EV_N; k++)
+    json_object_set_new(o, ev_names[k], j_u64(ev[k]));
+  json_object_set_new(o, "aborted_lost", j_u64(aborted_lost));
+  return o;
+}
+
 /* ---------------------------------------------------------- stats line */
 
 /* Adds named fields in order: put_u64s(o, "a", x, "b", y, (const char *)NULL);
@@ -498,7 +623,9 @@ static json_t *line_row(const rp_row_t *r, uint64_t d_sent, uint64_t d_deliv, ui
   json_object_set_new(o, "p99_us", j_pct(tick, 99));
   put_u64s(o, "reconnects", r->reconnects, "ring_depth", r->ring_depth, "connected", r->connected,
            "gaps", r->gaps, "duplicates", r->duplicates, "reorders", r->reorders, "foreign",
-           r->foreign, (const char *)NULL);
+           r->foreign, "aborted", r->aborted, "migrations", r->migrations, "detached", r->detached,
+           "resumed", r->resumed, "peer_restarts", r->peer_restarts, "incarnations",
+           r->incarnations, "unconfirmed_bytes", r->unconfirmed_bytes, (const char *)NULL);
   return o;
 }
 
@@ -602,9 +729,11 @@ static const rp_member_t *member_lookup(const rp_member_t *m, size_t n, const ch
   return NULL;
 }
 
-/* Stops sending to the peers in `going` and gives their rings up to
- * RP_REMOVE_WAIT_NS to drain, so that removal releases (and loses) as
- * little as possible; then snapshots their counters. */
+/* Stops sending to the peers in `going` and gives them up to
+ * RP_REMOVE_WAIT_NS to settle — our ring to them empty, every byte we wrote
+ * confirmed read (bftnet's `unconfirmed`), what they sent us taken from the
+ * inbound queue — so that removal releases (and loses) as little as
+ * possible; then snapshots their counters. */
 static void members_quiesce(rp_peer_t **going, size_t n) {
   if (n == 0) return;
   for (size_t i = 0; i < n; i++)
@@ -616,7 +745,9 @@ static void members_quiesce(rp_peer_t **going, size_t n) {
     bool drained = true;
     for (size_t i = 0; i < n; i++) {
       lib_refresh(going[i]);
-      if (going[i]->lib_live && going[i]->lib_cur.ring_depth) drained = false;
+      const bftnet_peer_stats_t *c = &going[i]->lib_cur;
+      if (going[i]->lib_live && (c->ring_depth || c->unconfirmed || c->inbound_depth))
+        drained = false;
     }
     if (drained || now_ns() >= until) return;
     sleep_until(now_ns() + 5 * NS_PER_MS);
@@ -710,19 +841,12 @@ static int members_apply(void) {
 
 /* --------------------------------------------------------------- drain */
 
-/* Everything we handed bftnet is written (bftnet_flush will say "confirmed
- * read by the peer" once it exists). */
-static bool sends_settled(void) {
-  size_t n = atomic_load(&rp.npeers);
-  for (size_t i = 0; i < n; i++) {
-    rp_peer_t *p = rp.peers[i];
-    if (!p->member) continue;
-    lib_refresh(p);
-    const bftnet_peer_stats_t *c = &p->lib_cur;
-    if (!p->lib_live || c->ring_depth != 0 || c->sent + c->dropped_overflow != c->enqueued)
-      return false;
-  }
-  return true;
+/* Everything we handed bftnet is confirmed: bftnet_flush (every member's
+ * ring empty, every byte written confirmed read by the member), waiting up
+ * to wait_ms. Returns bftnet_flush's code. */
+static int sends_flushed(int wait_ms) {
+  int rc = bftnet_flush(rp.net, wait_ms);
+  return rc == BFTNET_ECLOSED ? 0 : rc;
 }
 
 /* ---------------------------------------------------------------- report */
@@ -733,16 +857,50 @@ static json_t *report_row(const rp_row_t *r, const stats_lat_t *lat, uint64_t un
   json_t *o = json_object();
   put_u64s(o, "sent", r->sent, "enqueued", r->enqueued, "written", r->written, "dropped", dropped,
            "dropped_by_us", dropped, "dropped_overflow", r->dropped_overflow, "dropped_removed",
-           r->dropped_removed, "aborted", r->aborted, "unconfirmed", r->unconfirmed, "send_errors",
-           r->send_errors, "lagged", r->lagged, "delivered", r->delivered, (const char *)NULL);
-  if (per_peer) put_u64s(o, "max_seq", r->max_seq, (const char *)NULL);
+           r->dropped_removed, "aborted", r->aborted, "unconfirmed", r->unconfirmed,
+           "unconfirmed_bytes", r->unconfirmed_bytes, "send_errors", r->send_errors, "lagged",
+           r->lagged, "delivered", r->delivered, (const char *)NULL);
+  if (per_peer)
+    put_u64s(o, "delivered_current", r->delivered_current, "max_seq", r->max_seq, "first_seq",
+             r->first_seq, (const char *)NULL);
   put_u64s(o, "gaps", r->gaps, "duplicates", r->duplicates, "reorders", r->reorders, "stale",
            r->stale, "foreign", r->foreign, "rx_evicted", r->rx_evicted, "unexplained_gaps",
-           unexplained, (const char *)NULL);
+           unexplained, "incarnations", r->incarnations, (const char *)NULL);
+  json_object_set_new(o, "incarnation_switches",
+                      json_pack("{s:o, s:o, s:o}", "by_event", j_u64(r->inc_by_event), "by_seq",
+                                j_u64(r->inc_by_seq), "seq_unexplained",
+                                j_u64(r->inc_seq_unexplained)));
   json_object_set_new(o, "latency_us", j_latency(lat));
-  put_u64s(o, "reconnects", r->reconnects, "migrations", r->migrations, "bytes_out", r->bytes_out,
-           "bytes_in", r->bytes_in, "ring_depth", r->ring_depth, (const char *)NULL);
+  put_u64s(o, "reconnects", r->reconnects, "migrations", r->migrations, "detached", r->detached,
+           "resumed", r->resumed, "retransmitted", r->retransmitted, "detach_ns_last",
+           r->detach_ns_last, "detach_ns_max", r->detach_ns_max, "peer_restarts", r->peer_restarts,
+           "bytes_out", r->bytes_out, "bytes_in", r->bytes_in, "ring_depth", r->ring_depth,
+           (const char *)NULL);
+  json_object_set_new(o, "events", j_events(r->ev, r->ev_aborted_lost));
   json_object_set_new(o, "integrity", json_string(stats_verdict_name(r->verdict)));
+  return o;
+}
+
+/* The peer's incarnations as this replica saw them, keyed by their ordinal
+ * ("1" the first seen): the finished ones it still remembers
+ * (STATS_RX_HISTORY), then the current one. An object, not an array, so
+ * that every report value has a path of keys. Under rx_mu. */
+static json_t *j_incarnations(const stats_rx_t *rx) {
+  json_t *o = json_object();
+  stats_inc_t cur;
+  stats_rx_current(rx, &cur);
+  uint64_t first = rx->incarnations > rx->nhist ? rx->incarnations - rx->nhist : 1;
+  for (size_t i = 0; i <= rx->nhist && rx->incarnations; i++) {
+    const stats_inc_t *x = i < rx->nhist ? &rx->hist[i] : &cur;
+    char key[24];
+    snprintf(key, sizeof key, "%" PRIu64, first + i);
+    json_object_set_new(
+        o, key,
+        json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "start", stats_inc_start_name(x->start),
+                  "first_seq", j_u64(x->first_seq), "max_seq", j_u64(x->max_seq), "delivered",
+                  j_u64(x->received), "gaps", j_u64(x->gaps), "duplicates", j_u64(x->duplicates),
+                  "reorders", j_u64(x->reorders)));
+  }
   return o;
 }
 
@@ -759,6 +917,7 @@ static json_t *report_build(const rp_drain_t *d) {
     peer_row(p, &r);
     uint64_t unexplained = r.gaps > r.rx_evicted ? r.gaps - r.rx_evicted : 0;
     json_t *o = report_row(&r, &p->lat_run, unexplained, true);
+    json_object_set_new(o, "rx_incarnations", j_incarnations(&p->rx));
     json_object_set_new(o, "member", json_boolean(p->member));
     json_object_set_new(o, "peer_id", json_string(p->peer_id));
     json_object_set_new(peers, p->id, o);
@@ -775,15 +934,22 @@ static json_t *report_build(const rp_drain_t *d) {
       json_pack("{s:f, s:o, s:f, s:o, s:o, s:o}", "rate", rp.o.rate, "size", j_u64(rp.o.size),
                 "duration_s", rp.o.duration_s, "stats_ms", j_u64(rp.o.stats_ms), "drain_ms",
                 j_u64(rp.o.drain_ms), "ring_capacity", j_u64(rp.ring_cap));
-  json_t *drain = json_pack("{s:o, s:b, s:s}", "ms", j_u64(d->ns / NS_PER_MS), "complete",
-                            d->complete, "reason", d->reason);
-  return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o}", "schema",
-                   "bftnet-replica-report/1", "id", rp.o.id, "peer_id", rp.self_peer, "listen",
-                   listen, "config", cfg, "elapsed_ms", j_u64(ms_since_start()), "send_ms",
-                   j_u64((rp.send_end_ns - rp.t0) / NS_PER_MS), "drain", drain, "integrity",
-                   stats_verdict_name(tot.verdict), "unknown_sender",
-                   j_u64(atomic_load(&rp.rx_unknown)), "peers", peers, "total", total, "counters",
-                   j_counters(true));
+  json_t *drain = json_pack("{s:o, s:b, s:s, s:b, s:s}", "ms", j_u64(d->ns / NS_PER_MS),
+                            "complete", d->complete, "reason", d->reason, "flushed", d->flushed,
+                            "flush", d->flush_rc == 0 ? "ok" : bftnet_err_name(d->flush_rc));
+  uint64_t unattributed[RP_EV_N];
+  for (int k = 0; k < RP_EV_N; k++)
+    unattributed[k] = atomic_load(&rp.ev_unattributed[k]);
+  json_t *rep = json_pack(
+      "{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o}", "schema",
+      "bftnet-replica-report/1", "id", rp.o.id, "peer_id", rp.self_peer, "listen", listen, "config",
+      cfg, "elapsed_ms", j_u64(ms_since_start()), "send_ms",
+      j_u64((rp.send_end_ns - rp.t0) / NS_PER_MS), "drain", drain, "integrity",
+      stats_verdict_name(tot.verdict), "unknown_sender", j_u64(atomic_load(&rp.rx_unknown)),
+      "events_unattributed", j_events(unattributed, 0), "peers", peers, "total", total, "counters",
+      j_counters(true));
+  json_object_set_new(rep, "event_lines_suppressed", j_u64(atomic_load(&rp.ev_lines_suppressed)));
+  return rep;
 }
 
 static int report_write(json_t *rep) {
@@ -849,20 +1015,26 @@ static void run_sending(const sigset_t *set, uint64_t *tick) {
     if (control_step(set, *tick < end ? *tick : end, tick)) return;
 }
 
-/* After sending stopped: until our sends are settled and nothing arrived
- * for RP_QUIET_NS, or --drain-ms, or another SIGTERM/SIGINT. */
-static const char *run_drain(const sigset_t *set, uint64_t *tick, bool *complete) {
+/* After sending stopped: until bftnet_flush says our peers confirmed
+ * everything we sent and nothing arrived for RP_QUIET_NS (our peers have
+ * stopped too), or --drain-ms, or another SIGTERM/SIGINT. */
+static const char *run_drain(const sigset_t *set, uint64_t *tick, rp_drain_t *d) {
   uint64_t start = now_ns(), deadline = start + rp.o.drain_ms * NS_PER_MS;
-  *complete = false;
+  d->complete = d->flushed = false;
+  d->flush_rc = BFTNET_ETIMEDOUT;
   for (;;) {
     uint64_t now = now_ns(), last = atomic_load(&rp.last_rx_ns);
     if (last < start) last = start;
-    if (now - last >= RP_QUIET_NS && sends_settled()) {
-      *complete = true;
+    uint64_t left_ms = deadline > now ? (deadline - now) / NS_PER_MS : 0;
+    d->flush_rc = sends_flushed(left_ms < 5 ? (int)left_ms : 5);
+    d->flushed = d->flush_rc == 0;
+    if (d->flushed && now_ns() - last >= RP_QUIET_NS) {
+      d->complete = true;
       return "confirmed";
     }
+    now = now_ns();
     if (now >= deadline) return "timeout";
-    uint64_t until = now + 10 * NS_PER_MS;
+    uint64_t until = now + 5 * NS_PER_MS;
     if (until > deadline) until = deadline;
     if (until > *tick) until = *tick;
     if (control_step(set, until, tick)) return "signal";
@@ -959,6 +1131,7 @@ static int node_start(bftnet_key_t **key) {
   bftnet_config_t cfg;
   bftnet_config_init(&cfg);
   cfg.key = *key;
+  cfg.on_event = on_event;
   if (rp.o.size > cfg.max_message_size)
     return logf_("--size %zu above the message limit %u", rp.o.size, cfg.max_message_size), -1;
   rp.ring_cap = cfg.ring_capacity;
@@ -988,9 +1161,10 @@ static rp_drain_t finish(const sigset_t *set, uint64_t *tick, pthread_t tx) {
   pthread_join(tx, NULL);
   rp.phase = "draining";
   rp_drain_t d;
-  d.reason = run_drain(set, tick, &d.complete);
+  d.reason = run_drain(set, tick, &d);
   d.ns = now_ns() - rp.send_end_ns;
-  logf_("drain: %s after %" PRIu64 " ms", d.reason, d.ns / NS_PER_MS);
+  logf_("drain: %s after %" PRIu64 " ms (bftnet_flush: %s)", d.reason, d.ns / NS_PER_MS,
+        d.flush_rc == 0 ? "everything confirmed" : bftnet_err_name(d.flush_rc));
   rp.phase = "done";
   atomic_store(&rp.stop_recv, true);
   return d;

@@ -25,6 +25,7 @@
  * inside a writer on the same thread finds it busy and writes without it.
  */
 #include <limits.h>
+#include <stdlib.h>
 
 #include "disp_internal.h"
 #include "dispatcher.h"
@@ -106,9 +107,46 @@ static size_t framer_build(disp_framer_t *f, disp_ring_t *r, uint8_t *s, size_t 
   return n;
 }
 
+/* ------------------------------------------------------------- ends */
+
+static void ends_push(disp_ends_t *e, uint64_t end) {
+  if (e->len == e->cap) {
+    size_t ncap = e->cap ? e->cap * 2 : 64;
+    uint64_t *nv = malloc(ncap * sizeof *nv);
+    if (!nv) {
+      e->oom = true;
+      return;
+    }
+    for (size_t i = 0; i < e->len; i++) nv[i] = e->v[(e->head + i) % e->cap];
+    free(e->v);
+    e->v = nv;
+    e->cap = ncap;
+    e->head = 0;
+  }
+  e->v[(e->head + e->len) % e->cap] = end;
+  e->len++;
+}
+
+void disp_ends_free(disp_ends_t *e) {
+  free(e->v);
+  memset(e, 0, sizeof *e);
+}
+
+size_t disp_ends_trim(disp_ends_t *e, uint64_t confirmed) {
+  size_t k = 0;
+  while (e->len && e->v[e->head] <= confirmed) {
+    e->head = (e->head + 1) % e->cap;
+    e->len--;
+    k++;
+  }
+  if (e->len == 0) e->head = 0;
+  return k;
+}
+
 /* Moves the stream k bytes forward; returns the messages completed. */
 static int framer_advance(disp_framer_t *f, size_t k) {
   int done = 0;
+  uint64_t pos = f->bytes_written;
   f->bytes_written += k;
   while (k > 0) {
     BN_ASSERT(f->cur != NULL);
@@ -118,6 +156,8 @@ static int framer_advance(disp_framer_t *f, size_t k) {
       break;
     }
     k -= rem;
+    pos += rem;
+    if (f->ends) ends_push(f->ends, pos);
     disp_msg_release(f->cur);
     f->cur = NULL;
     f->off = 0;
@@ -136,8 +176,8 @@ int disp_framer_drain(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, voi
   int done = 0, err = 0;
   if (scratch) g_scratch_busy = true;
   while (done < DISP_DRAIN_MAX) {
-    const uint8_t *p;
-    size_t n;
+    const uint8_t *p = NULL;
+    size_t n = 0;
     bool built = s_off < s_len;
     if (!built) {
       if (f->cur == NULL) framer_next(f);

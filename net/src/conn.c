@@ -55,6 +55,7 @@ net_conn_t *conn_new(net_t *n, bn_tsock_t *sock, bool outbound) {
   c->net = n;
   c->sock = sock;
   c->outbound = outbound;
+  c->seq = ++n->conn_seq;
   c->state = outbound ? CONN_DIALING : CONN_MS_SEC;
   bn_buf_init(&c->in);
   bn_buf_init(&c->ms_in);
@@ -97,7 +98,10 @@ void conn_fail(net_conn_t *c, bftnet_reason_t reason, int err, bftnet_counter_id
   net_t *n = c->net;
   if ((unsigned)counter < BFTNET_COUNTER_COUNT) bn_counter_add(n->ctr, counter, 1);
   /* A peer that is down is routine (dials retry): info. Bad input: warn. */
-  int lvl = (reason == BFTNET_REASON_IO_ERROR && c->state == CONN_DIALING) ? BN_LOG_INFO : BN_LOG_WARN;
+  /* A failed dial and a duplicate the pair's leader retired are routine. */
+  int lvl = (reason == BFTNET_REASON_IO_ERROR && c->state == CONN_DIALING) || reason == BFTNET_REASON_DUPLICATE
+                ? BN_LOG_INFO
+                : BN_LOG_WARN;
   if (reason != BFTNET_REASON_LOCAL_CLOSE && reason != BFTNET_REASON_CLOSED_BY_PEER)
     bn_log_rl(&n->rl, bn_now_ns(n->t->seam), lvl, "connection %s%s: %s (%s)",
               c->peer_str[0] ? "to " : "", c->peer_str, bftnet_reason_str(reason),
@@ -469,6 +473,7 @@ static const yamux_cbs_t conn_ymx_cbs = {
     .on_writable = stream_on_writable,
     .on_free = stream_on_free,
     .on_goaway = ymx_goaway,
+    .on_credit = stream_on_credit,
 };
 
 static void conn_ready(net_conn_t *c) {

@@ -47,6 +47,7 @@ struct net_conn {
   net_conn_t *prev, *next;
   conn_state_t state;
   bool outbound;
+  uint64_t seq;
   bool counted_pending; /* counts against max_pending_handshakes */
   bn_tsock_t *sock;
   struct sockaddr_storage remote_sa;
@@ -130,6 +131,7 @@ struct net {
   uint8_t static_pub[NOISE_DHLEN];
   uint8_t payload[512]; /* our libp2p handshake payload (signed once) */
   size_t payload_len;
+  uint64_t conn_seq;   /* creation counter (net_conn_seq) */
   net_handler_t handlers[NET_MAX_HANDLERS];
   unsigned nhandlers;
   bn_tlistener_t *listeners[NET_MAX_LISTENERS];
@@ -161,6 +163,7 @@ void stream_on_fin(void *ud, yamux_stream_t *ys);
 void stream_on_reset(void *ud, yamux_stream_t *ys);
 void stream_on_writable(void *ud, yamux_stream_t *ys);
 void stream_on_free(void *ud, yamux_stream_t *ys);
+void stream_on_credit(void *ud, yamux_stream_t *ys, uint32_t delta);
 void conn_writable_all(net_conn_t *c);
 /* A write that ignores connection congestion (pings only). */
 int stream_write_uncongested(net_stream_t *s, const uint8_t *p, size_t n);

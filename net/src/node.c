@@ -143,6 +143,12 @@ void net_close_peer(net_t *n, const peerid_t *peer, bftnet_reason_t reason) {
   }
 }
 
+net_conn_t *net_conn_iter(net_t *n, const peerid_t *peer, net_conn_t *prev) {
+  for (net_conn_t *c = prev ? prev->next : n->conns; c; c = c->next)
+    if (c->state == CONN_READY && peerid_equal(&c->peer, peer)) return c;
+  return NULL;
+}
+
 unsigned net_count_conns(net_t *n, const peerid_t *peer) {
   unsigned k = 0;
   for (net_conn_t *c = n->conns; c; c = c->next)
@@ -150,11 +156,11 @@ unsigned net_count_conns(net_t *n, const peerid_t *peer) {
   return k;
 }
 
-int net_dial(net_t *n, const maddr_t *addr, net_dial_cb cb, void *ud) {
+static int net_dial_ex(net_t *n, const maddr_t *addr, bool fresh, net_dial_cb cb, void *ud) {
   if (!n || !addr || !cb) return BFTNET_EINVAL;
   if (n->closing) return BFTNET_ECLOSED;
   if (addr->has_peer && peerid_equal(&addr->peer, &n->key->id)) return BFTNET_EINVAL;
-  if (addr->has_peer) {
+  if (addr->has_peer && !fresh) {
     net_conn_t *c = net_find_conn(n, &addr->peer);
     if (c) {
       if (n->ndone == NET_MAX_PENDING_DIALS) return BFTNET_EAGAIN;
@@ -181,6 +187,14 @@ int net_dial(net_t *n, const maddr_t *addr, net_dial_cb cb, void *ud) {
   c->dial_ud = ud;
   bn_counter_add(n->ctr, BFTNET_COUNTER_CONN_OUTBOUND, 1);
   return 0;
+}
+
+int net_dial(net_t *n, const maddr_t *addr, net_dial_cb cb, void *ud) {
+  return net_dial_ex(n, addr, false, cb, ud);
+}
+
+int net_dial_fresh(net_t *n, const maddr_t *addr, net_dial_cb cb, void *ud) {
+  return net_dial_ex(n, addr, true, cb, ud);
 }
 
 /* --------------------------------------------------------- connections */
@@ -228,6 +242,9 @@ void net_close(net_t *n, void (*done)(void *ud), void *ud) {
 
 const peerid_t *net_conn_peer(const net_conn_t *c) { return &c->peer; }
 bool net_conn_outbound(const net_conn_t *c) { return c->outbound; }
+const struct sockaddr_storage *net_conn_sa(const net_conn_t *c) { return &c->remote_sa; }
+uint64_t net_conn_seq(const net_conn_t *c) { return c->seq; }
+bool net_conn_ready(const net_conn_t *c) { return c->state == CONN_READY; }
 void net_conn_set_user(net_conn_t *c, void *user) { c->user = user; }
 void *net_conn_get_user(const net_conn_t *c) { return c->user; }
 

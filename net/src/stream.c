@@ -201,6 +201,12 @@ void stream_on_reset(void *ud, yamux_stream_t *ys) {
   if (s) stream_die(s, BFTNET_ERESET);
 }
 
+void stream_on_credit(void *ud, yamux_stream_t *ys, uint32_t delta) {
+  (void)ud;
+  net_stream_t *s = yamux_stream_get_user(ys);
+  if (s && s->state != NS_DEAD && s->cbs.on_credit) s->cbs.on_credit(s->ud, s, delta);
+}
+
 void stream_on_writable(void *ud, yamux_stream_t *ys) {
   (void)ud;
   net_stream_t *s = yamux_stream_get_user(ys);
@@ -288,6 +294,30 @@ void net_stream_reset(net_stream_t *s) {
 
 void net_stream_consume(net_stream_t *s, size_t n) {
   if (s && s->ys && n) yamux_stream_consume(s->ys, n, false);
+}
+
+void net_stream_credit(net_stream_t *s, size_t n, bool flush) {
+  if (s && s->ys && (n || flush)) yamux_stream_consume(s->ys, n, flush);
+}
+
+int net_stream_write_ctl(net_stream_t *s, const uint8_t *p, size_t n) {
+  if (!s || (!p && n)) return BFTNET_EINVAL;
+  int rc = stream_write_uncongested(s, p, n);
+  if (rc < 0) return rc;
+  return (size_t)rc == n ? 0 : BFTNET_EAGAIN;
+}
+
+size_t net_stream_send_room(const net_stream_t *s) {
+  if (!s || s->state == NS_DEAD || s->conn->state != CONN_READY) return 0;
+  if (conn_congested(s->conn)) return 0;
+  return yamux_stream_send_window(s->ys);
+}
+
+void net_stream_want_writable(net_stream_t *s) {
+  if (!s || s->state == NS_DEAD || s->congested || !conn_congested(s->conn)) return;
+  s->congested = true;
+  s->congested_next = s->conn->congested_head;
+  s->conn->congested_head = s;
 }
 
 net_conn_t *net_stream_conn(const net_stream_t *s) { return s->conn; }

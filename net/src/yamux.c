@@ -389,7 +389,12 @@ static void rx_stream_frame(yamux_session_t *s, uint8_t type, uint16_t flags, ui
     }
     if ((flags & YAMUX_FLAG_ACK) && st->state == YAMUX_SYN_SENT) st->state = YAMUX_ESTABLISHED;
   }
-  if (delta) stream_on_window(st, delta);
+  if (delta) {
+    stream_on_window(st, delta);
+    if (type == YAMUX_TYPE_WINDOW && !(flags & (YAMUX_FLAG_SYN | YAMUX_FLAG_ACK)) && st->in_table &&
+        s->cbs.on_credit)
+      s->cbs.on_credit(s->ud, st, delta);
+  }
   if (!st->in_table) return; /* a callback reset it: skip body and FIN */
   if (body > 0) {
     st->recv_window -= body;

@@ -79,6 +79,10 @@ typedef struct yamux_cbs {
   void (*on_free)(void *ud, yamux_stream_t *s);     /* last callback for s */
   void (*on_goaway)(void *ud, uint32_t code);       /* optional */
   void (*on_pong)(void *ud, uint32_t opaque);       /* optional: ACK of our ping */
+  /* Optional: the peer consumed bytes of s: a WINDOW_UPDATE without SYN or
+   * ACK (those carry the grant beyond the initial window, not consumption).
+   * Stream migration confirms delivery with it (PROTOCOL.md 11.6). */
+  void (*on_credit)(void *ud, yamux_stream_t *s, uint32_t delta);
 } yamux_cbs_t;
 
 typedef struct yamux_stats {

@@ -3,17 +3,28 @@
  * (tests/unit/cluster_run.sh runs the cluster, then this). jq may be
  * missing on a fresh machine; jansson is a build dependency anyway.
  *
- *   shape    the documented shape (README.md, "Running a cluster")
+ *   shape    the documented shape (README.md, "Running a cluster"; the
+ *            replicas' reports: docs/REPORT.md), and in every mode: no
+ *            duplicate, no reorder anywhere (the receivers' raw counts:
+ *            they tell a restarted sender's incarnations apart), no
+ *            restart that did not happen
  *   clean    + integrity ok, every pair exact, no fault events
  *   faults   + every fault event reported (cuts, a kill and its restart),
- *            every pair consistent (delivered <= expected, no duplicate or
- *            reorder held against bftnet), FAILED only for in-flight loss
+ *            every pair consistent (delivered <= expected), the restarted
+ *            sender's pairs split exactly by the receivers; FAILED only for
+ *            in-flight loss
  *   members ADDED REMOVED
  *            + the added replica ran and is a member, the removed one is
  *            not; pairs without the removed replica are ok; loss only on
  *            the removed replica's pairs and only at the tail of their
  *            streams (no gap: what was in flight when the connections
- *            closed at the removal). BFTNET_CLUSTER_STRICT=1: integrity ok.
+ *            closed at the removal)
+ *   failover REPLICA
+ *            + REPLICA's preferred address went down and came back, and
+ *            its second address carried traffic meanwhile; every pair
+ *            consistent; FAILED only for in-flight loss
+ * BFTNET_CLUSTER_STRICT=1: every fault mode demands "integrity: ok" too
+ * (for when migratable streams are wired in).
  *
  * Prints "FAIL: ..." lines and exits 1 on the first broken rule per check.
  */
@@ -113,6 +124,22 @@ static void shape_pair(json_t *p, size_t i) {
     need(v, "extra", JSON_INTEGER, where);
   }
   need(p, "link_broken_by_faults", JSON_TRUE, where);
+  json_t *m = need(p, "migration", JSON_OBJECT, where);
+  const char *mk[] = {"migrations", "detached", "resumed", "retransmitted_bytes", "aborted_events"};
+  for (size_t k = 0; m && k < sizeof mk / sizeof *mk; k++)
+    need(m, mk[k], JSON_INTEGER, where);
+  json_t *inc = need(p, "incarnations", JSON_OBJECT, where);
+  if (inc) {
+    need(inc, "switches", JSON_INTEGER, where);
+    need(inc, "sender_restarts", JSON_INTEGER, where);
+    need(inc, "split_used", JSON_TRUE, where);
+    if (num(inc, "false_restarts"))
+      fail("%s: %lld restarts of the sender that did not happen", where,
+           num(inc, "false_restarts"));
+  }
+  if (num(p, "duplicates") || num(p, "reorders"))
+    fail("%s: %lld duplicates, %lld reorders at the receiver", where, num(p, "duplicates"),
+         num(p, "reorders"));
   need(p, "sender_restarted", JSON_TRUE, where);
   need(p, "receiver_killed", JSON_TRUE, where);
   need(p, "note", JSON_STRING, where);
@@ -122,6 +149,50 @@ static void shape_pair(json_t *p, size_t i) {
   if (num(p, "expected") != num(p, "sent") - num(p, "dropped") - num(p, "aborted") &&
       strcmp(verdict, "unverifiable") != 0)
     fail("%s: expected != sent - dropped - aborted", where);
+}
+
+/* A replica report's peer row: the fields docs/REPORT.md promises,
+ * bftnet's migration counters and the per-incarnation accounting. */
+static const char *const rep_ints[] = {
+    "sent",          "dropped",        "aborted",       "unconfirmed",    "unconfirmed_bytes",
+    "delivered",     "delivered_current", "max_seq",    "first_seq",      "gaps",
+    "duplicates",    "reorders",       "foreign",       "incarnations",   "reconnects",
+    "migrations",    "detached",       "resumed",       "retransmitted",  "detach_ns_last",
+    "detach_ns_max", "peer_restarts"};
+static const char *const rep_events[] = {"migrated", "detached",       "resumed",     "aborted",
+                                         "denied",   "peer_restarted", "aborted_lost"};
+
+static void shape_replica_report(json_t *rep, const char *name) {
+  json_t *peers = need(rep, "peers", JSON_OBJECT, name);
+  need(rep, "drain", JSON_OBJECT, name);
+  need(rep, "events_unattributed", JSON_OBJECT, name);
+  const char *pn;
+  json_t *row;
+  json_object_foreach(peers, pn, row) {
+    char where[96];
+    snprintf(where, sizeof where, "%s.peers.%s", name, pn);
+    for (size_t k = 0; k < sizeof rep_ints / sizeof *rep_ints; k++)
+      need(row, rep_ints[k], JSON_INTEGER, where);
+    json_t *lat = need(row, "latency_us", JSON_OBJECT, where);
+    const char *lk[] = {"p50", "p90", "p99", "max"};
+    for (size_t k = 0; lat && k < 4; k++)
+      if (!json_object_get(lat, lk[k])) fail("%s.latency_us: no \"%s\"", where, lk[k]);
+    json_t *ev = need(row, "events", JSON_OBJECT, where);
+    for (size_t k = 0; ev && k < sizeof rep_events / sizeof *rep_events; k++)
+      need(ev, rep_events[k], JSON_INTEGER, where);
+    json_t *sw = need(row, "incarnation_switches", JSON_OBJECT, where);
+    if (sw) {
+      need(sw, "by_event", JSON_INTEGER, where);
+      need(sw, "by_seq", JSON_INTEGER, where);
+    }
+    json_t *incs = need(row, "rx_incarnations", JSON_OBJECT, where);
+    if (incs && (long long)json_object_size(incs) > num(row, "incarnations"))
+      fail("%s: more rx_incarnations than incarnations", where);
+    /* No duplicate, no reorder: the receiver's raw counts. */
+    if (num(row, "duplicates") || num(row, "reorders"))
+      fail("%s: %lld duplicates, %lld reorders", where, num(row, "duplicates"),
+           num(row, "reorders"));
+  }
 }
 
 static void shape(json_t *doc) {
@@ -148,11 +219,14 @@ static void shape(json_t *doc) {
     need(r, "exits", JSON_ARRAY, name);
     need(r, "started", JSON_TRUE, name);
     need(r, "member_at_end", JSON_TRUE, name);
+    need(r, "path_bytes", JSON_ARRAY, name);
     json_t *rep = json_object_get(r, "report");
     if (!rep) fail("%s: no \"report\"", name);
     if (json_is_true(json_object_get(r, "started")) &&
         strcmp(str(rep, "schema"), "bftnet-replica-report/1") != 0)
       fail("%s: no replica report (schema bftnet-replica-report/1)", name);
+    else if (json_is_true(json_object_get(r, "started")))
+      shape_replica_report(rep, name);
   }
   json_t *pairs = need(doc, "pairs", JSON_ARRAY, "top");
   size_t i;
@@ -171,16 +245,9 @@ static void shape(json_t *doc) {
     }
   }
   json_t *sum = need(doc, "summary", JSON_OBJECT, "top");
-  const char *sk[] = {"pairs",
-                      "ok",
-                      "lost_pairs",
-                      "violated",
-                      "unverifiable",
-                      "lost_in_flight",
-                      "lost_unexplained",
-                      "duplicates",
-                      "reorders",
-                      "delivered"};
+  const char *sk[] = {"pairs",      "ok",         "lost_pairs", "violated",   "unverifiable",
+                      "lost_in_flight", "lost_unexplained", "duplicates", "reorders",
+                      "delivered",  "aborted",    "migrations", "false_restarts"};
   for (size_t k = 0; sum && k < sizeof sk / sizeof *sk; k++)
     need(sum, sk[k], JSON_INTEGER, "summary");
   const char *sl[] = {"msgs_per_s", "p50_us", "p90_us", "p99_us", "max_us"};
@@ -261,7 +328,14 @@ static void clean(json_t *doc) {
   }
 }
 
+static bool strict_mode(void) {
+  const char *e = getenv("BFTNET_CLUSTER_STRICT");
+  return e && strcmp(e, "1") == 0;
+}
+
 static void verdict_inflight_only(json_t *doc) {
+  if (strict_mode() && strcmp(str(doc, "verdict"), "integrity: ok") != 0)
+    fail("BFTNET_CLUSTER_STRICT=1 and: %s", str(doc, "verdict"));
   const char *v = str(doc, "verdict");
   if (strcmp(v, "integrity: ok") != 0 && !matches(v, INFLIGHT_RE))
     fail("the verdict may fail only for in-flight loss: %s", v);
@@ -286,6 +360,9 @@ static void faults(json_t *doc) {
     char w[32];
     pair_name(p, w, sizeof w);
     consistent(p, w);
+    if (json_is_true(json_object_get(p, "sender_restarted")) &&
+        !json_is_true(json_object_get(json_object_get(p, "incarnations"), "split_used")))
+      fail("%s: the receiver did not tell the sender's incarnations apart (%s)", w, str(p, "note"));
   }
   verdict_inflight_only(doc);
   const char *name;
@@ -315,8 +392,6 @@ static void members(json_t *doc, const char *added, const char *removed) {
   }
   size_t i;
   json_t *p;
-  bool strict =
-      getenv("BFTNET_CLUSTER_STRICT") && strcmp(getenv("BFTNET_CLUSTER_STRICT"), "1") == 0;
   json_array_foreach(json_object_get(doc, "pairs"), i, p) {
     char w[32];
     pair_name(p, w, sizeof w);
@@ -332,14 +407,40 @@ static void members(json_t *doc, const char *added, const char *removed) {
       fail("%s: %lld lost, not only at the tail (gaps %lld, max_seq %lld, sent %lld)", w,
            num(p, "lost"), num(p, "gaps"), num(p, "max_seq"), num(p, "sent"));
   }
-  if (strict && strcmp(str(doc, "verdict"), "integrity: ok") != 0)
-    fail("BFTNET_CLUSTER_STRICT: %s", str(doc, "verdict"));
+  verdict_inflight_only(doc);
+}
+
+static void failover(json_t *doc, const char *who) {
+  size_t downs = 0, ups = 0, i;
+  json_t *e;
+  long long second = -1;
+  json_array_foreach(json_object_get(doc, "events"), i, e) {
+    if (strcmp(str(e, "kind"), "fault") != 0 || strcmp(str(e, "target"), who) != 0) continue;
+    if (strcmp(str(e, "action"), "failover down") == 0) downs++;
+    if (strcmp(str(e, "action"), "failover up") == 0) {
+      ups++;
+      const char *d = strstr(str(e, "detail"), "); ");
+      if (d) second = atoll(d + 3);
+    }
+  }
+  if (downs != 1 || ups != 1) fail("want one failover down and one up of %s", who);
+  if (second <= 0) fail("%s's second address carried nothing while the first was down", who);
+  json_t *r = json_object_get(json_object_get(doc, "replicas"), who);
+  json_t *pb = json_object_get(r, "path_bytes");
+  if (json_array_size(pb) != 2) fail("%s: want 2 paths, path_bytes has %zu", who, json_array_size(pb));
+  json_t *p;
+  json_array_foreach(json_object_get(doc, "pairs"), i, p) {
+    char w[32];
+    pair_name(p, w, sizeof w);
+    consistent(p, w);
+  }
   verdict_inflight_only(doc);
 }
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: cluster_check shape|clean|faults|members REPORT [ADDED REMOVED]\n");
+    fprintf(stderr, "usage: cluster_check shape|clean|faults|members|failover REPORT "
+                    "[ADDED REMOVED | REPLICA]\n");
     return 2;
   }
   json_error_t je;
@@ -355,6 +456,8 @@ int main(int argc, char **argv) {
     faults(doc);
   else if (strcmp(argv[1], "members") == 0 && argc == 5)
     members(doc, argv[3], argv[4]);
+  else if (strcmp(argv[1], "failover") == 0 && argc == 4)
+    failover(doc, argv[3]);
   else if (strcmp(argv[1], "shape") != 0) {
     fprintf(stderr, "cluster_check: unknown mode %s\n", argv[1]);
     return 2;

@@ -224,6 +224,96 @@ static void test_pair_restarts(void **state) {
   in.died_min = 9999; /* never more than what is missing */
   cluster_pair_check(&in, &o);
   assert_int_equal(o.died, 3010);
+  /* R's last process got S's messages from 4016 on, all 2995 of them; S
+   * aborted 1005 (unconfirmed when R restarted): 4015 - 1005 = 3010 went
+   * to the dead process although its last stats line said only 3000. */
+  in = clean(7010);
+  in.aborted = 1005;
+  in.delivered = 2995;
+  in.receiver_killed = 1;
+  in.died_min = 3000;
+  in.rx_first_seq = 4016;
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.verdict, CLUSTER_PAIR_OK);
+  assert_int_equal(o.died, 3010);
+  assert_int_equal(o.lost, 0);
+  /* A hole in the last process's range is loss whatever went before. */
+  in.delivered = 2990;
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.verdict, CLUSTER_PAIR_LOST);
+  assert_int_equal(o.lost, 5);
+  assert_int_equal(o.died, 3010);
+  /* The stats line's lower bound still counts when it is larger. */
+  in.delivered = 2995;
+  in.rx_first_seq = 3500;
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.died, 3000);
+  assert_int_equal(o.lost, 10);
+}
+
+/* R split S's incarnations itself (bftnet-replica >= per-incarnation
+ * accounting): exact when it saw as many restarts as S had. */
+static void test_pair_rx_split(void **state) {
+  cluster_pair_out_t o;
+  cluster_pair_in_t in = clean(2994);
+  in.delivered = 5993; /* 3000 from incarnation 1, 2993 from incarnation 2 */
+  in.sender_restarted = 1;
+  in.rx_split = 1;
+  in.rx_switches = 1;
+  in.sender_restarts = 1;
+  in.delivered_current = 2993;
+  in.base_delivered = 2000; /* a stale estimate: not used */
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.split_used, 1);
+  assert_int_equal(o.verdict, CLUSTER_PAIR_LOST);
+  assert_int_equal(o.delivered, 2993);
+  assert_int_equal(o.lost, 1);
+  assert_int_equal(o.restart_artifacts, 0);
+  in.delivered_current = 2994;
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.verdict, CLUSTER_PAIR_OK);
+  /* With the split, a duplicate is a duplicate, restart or not. */
+  in.duplicates = 1;
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.verdict, CLUSTER_PAIR_VIOLATED);
+  assert_int_equal(o.duplicates, 1);
+  assert_int_equal(o.restart_artifacts, 0);
+  /* More than sent, with an exact split: violated, not unverifiable. */
+  in.duplicates = 0;
+  in.delivered_current = 2995;
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.verdict, CLUSTER_PAIR_VIOLATED);
+  assert_int_equal(o.extra, 1);
+  /* R missed the restart: back to the base estimate. */
+  in.rx_switches = 0;
+  in.delivered_current = 5993;
+  in.duplicates = 2993;
+  in.base_exact = 1;
+  in.base_delivered = 3000;
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.split_used, 0);
+  assert_int_equal(o.delivered, 2993);
+  assert_int_equal(o.restart_artifacts, 2993);
+  /* A restart R saw that S never had (message 1 twice): violated. */
+  in = clean(5000);
+  in.rx_split = 1;
+  in.rx_switches = 1;
+  in.delivered_current = 4000;
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.verdict, CLUSTER_PAIR_VIOLATED);
+  assert_int_equal(o.false_restarts, 1);
+  cluster_summary_t s = {0};
+  cluster_summary_add(&s, &o, 0);
+  char buf[256];
+  assert_int_equal(cluster_verdict_format(&s, buf, sizeof buf), 0);
+  assert_string_equal(buf, "integrity: FAILED (1 sender restart that did not happen in 1 pair)");
+  /* No restart anywhere, split present: exact as before. */
+  in = clean(5000);
+  in.rx_split = 1;
+  in.delivered_current = 5000;
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.verdict, CLUSTER_PAIR_OK);
+  assert_int_equal(o.split_used, 1);
 }
 
 /* -------------------------------------------------------- the verdict */
@@ -326,6 +416,7 @@ int main(void) {
       cmocka_unit_test(test_pair_violated),
       cmocka_unit_test(test_pair_unverifiable),
       cmocka_unit_test(test_pair_restarts),
+      cmocka_unit_test(test_pair_rx_split),
       cmocka_unit_test(test_verdict),
       cmocka_unit_test(test_csv),
       cmocka_unit_test(test_fmt_us),

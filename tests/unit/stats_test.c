@@ -305,6 +305,107 @@ static void test_verdicts(void **st) {
   assert_string_equal(stats_verdict_name(STATS_VIOLATED), "violated");
 }
 
+/* ------------------------------------------- per-sender incarnations */
+
+/* Feeds seqs [a, b] with the given restart-event count. */
+static void rx_feed(stats_rx_t *rx, uint64_t a, uint64_t b, uint64_t events) {
+  for (uint64_t s = a; s <= b; s++)
+    stats_rx_observe(rx, s, events);
+}
+
+/* A restart announced by the event while old messages are still queued:
+ * the old ones after the event stay with the old incarnation, the drop
+ * back starts the new one; nothing is a duplicate or a reorder. */
+static void test_rx_restart_event(void **st) {
+  (void)st;
+  stats_rx_t rx;
+  stats_rx_init(&rx);
+  rx_feed(&rx, 1, 100, 0);
+  rx_feed(&rx, 101, 120, 1); /* event seen; old incarnation's tail still arrives */
+  assert_int_equal(rx.incarnations, 1);
+  assert_int_equal(stats_rx_observe(&rx, 3, 1), STATS_SEQ_AHEAD); /* 1, 2 lost */
+  rx_feed(&rx, 4, 50, 1);
+  assert_int_equal(rx.incarnations, 2);
+  assert_int_equal(rx.by_event, 1);
+  assert_int_equal(rx.by_seq, 0);
+  stats_inc_t cur, tot;
+  stats_rx_current(&rx, &cur);
+  stats_rx_total(&rx, &tot);
+  assert_int_equal(cur.start, STATS_INC_EVENT);
+  assert_int_equal(cur.first_seq, 3);
+  assert_int_equal(cur.max_seq, 50);
+  assert_int_equal(cur.received, 48);
+  assert_int_equal(cur.gaps, 2);
+  assert_int_equal(tot.received, 168);
+  assert_int_equal(tot.gaps, 2);
+  assert_int_equal(tot.duplicates + tot.reorders, 0);
+  assert_int_equal(rx.nhist, 1);
+  assert_int_equal(rx.hist[0].max_seq, 120);
+  assert_int_equal(rx.hist[0].first_seq, 1);
+  assert_int_equal(stats_rx_verdict(&rx, 0), STATS_UNVERIFIED); /* the sender explains 2 */
+  assert_int_equal(stats_rx_verdict(&rx, 2), STATS_OK);
+  /* A real reorder inside the new incarnation is still one (the event is used). */
+  rx_feed(&rx, 52, 52, 1);
+  assert_int_equal(stats_rx_observe(&rx, 51, 1), STATS_SEQ_REORDER);
+  assert_int_equal(rx.incarnations, 2);
+  assert_int_equal(stats_rx_verdict(&rx, 10), STATS_VIOLATED);
+}
+
+/* No event: only a drop to exactly 1 is a new incarnation; an event that
+ * arrives afterwards explains it (and does not arm a later switch). */
+static void test_rx_restart_seq(void **st) {
+  (void)st;
+  stats_rx_t rx;
+  stats_rx_init(&rx);
+  rx_feed(&rx, 1, 10, 0);
+  assert_int_equal(stats_rx_observe(&rx, 5, 0), STATS_SEQ_DUPLICATE); /* not 1: a duplicate */
+  assert_int_equal(stats_rx_observe(&rx, 1, 0), STATS_SEQ_NEXT);      /* 1: new incarnation */
+  assert_int_equal(rx.incarnations, 2);
+  assert_int_equal(rx.by_seq, 1);
+  assert_int_equal(rx.seq_unexplained, 1);
+  rx_feed(&rx, 2, 5, 1); /* the event, late */
+  assert_int_equal(rx.seq_unexplained, 0);
+  assert_int_equal(rx.events_used, 1);
+  assert_int_equal(stats_rx_observe(&rx, 3, 1), STATS_SEQ_DUPLICATE); /* not armed any more */
+  assert_int_equal(rx.incarnations, 2);
+  stats_inc_t tot;
+  stats_rx_total(&rx, &tot);
+  assert_int_equal(tot.duplicates, 2);
+  assert_int_equal(stats_rx_verdict(&rx, 0), STATS_VIOLATED);
+}
+
+/* An event for a sender we never heard from is consumed by its first 1;
+ * many restarts keep the last STATS_RX_HISTORY incarnations one by one. */
+static void test_rx_many(void **st) {
+  (void)st;
+  stats_rx_t rx;
+  stats_rx_init(&rx);
+  rx_feed(&rx, 1, 5, 1);
+  assert_int_equal(rx.events_used, 1);
+  assert_int_equal(rx.incarnations, 1);
+  assert_int_equal(rx.by_event + rx.by_seq, 0);
+  for (uint64_t k = 2; k <= 20; k++) {
+    rx_feed(&rx, 1, 5 + k, k); /* each restart announced */
+    assert_int_equal(rx.incarnations, k);
+  }
+  assert_int_equal(rx.by_event, 19);
+  assert_int_equal(rx.nhist, STATS_RX_HISTORY);
+  assert_int_equal(rx.hist[STATS_RX_HISTORY - 1].max_seq, 5 + 19);
+  stats_inc_t tot;
+  stats_rx_total(&rx, &tot);
+  uint64_t want = 0;
+  for (uint64_t k = 1; k <= 20; k++)
+    want += 5 + (k == 1 ? 0 : k);
+  assert_int_equal(tot.received, want);
+  assert_int_equal(tot.gaps + tot.duplicates + tot.reorders, 0);
+  assert_int_equal(stats_rx_observe(&rx, 0, 20), STATS_SEQ_INVALID);
+  stats_rx_total(&rx, &tot);
+  assert_int_equal(tot.invalid, 1);
+  assert_string_equal(stats_inc_start_name(STATS_INC_SEQ), "seq");
+  assert_string_equal(stats_inc_start_name(STATS_INC_EVENT), "event");
+  assert_string_equal(stats_inc_start_name(STATS_INC_FIRST), "first");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_lat_1_to_1000),      cmocka_unit_test(test_lat_constant),
@@ -312,7 +413,8 @@ int main(void) {
       cmocka_unit_test(test_lat_clamp),          cmocka_unit_test(test_lat_random_vs_exact),
       cmocka_unit_test(test_seq_table),          cmocka_unit_test(test_seq_long_run),
       cmocka_unit_test(test_payload_round_trip), cmocka_unit_test(test_payload_foreign),
-      cmocka_unit_test(test_verdicts),
+      cmocka_unit_test(test_verdicts),           cmocka_unit_test(test_rx_restart_event),
+      cmocka_unit_test(test_rx_restart_seq),     cmocka_unit_test(test_rx_many),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

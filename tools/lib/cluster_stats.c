@@ -116,6 +116,13 @@ static void pair_current(const cluster_pair_in_t *in, cluster_pair_out_t *o) {
   o->delivered = in->delivered;
   o->duplicates = in->duplicates;
   o->reorders = in->reorders;
+  if (in->rx_split && in->rx_switches > in->sender_restarts)
+    o->false_restarts = in->rx_switches - in->sender_restarts;
+  if (in->rx_split && in->rx_switches == in->sender_restarts) {
+    if (in->sender_restarts) o->delivered = in->delivered_current;
+    o->split_used = 1;
+    return;
+  }
   if (!in->sender_restarted) return;
   o->delivered = sub0(in->delivered, in->base_delivered);
   o->duplicates = sub0(in->duplicates, in->base_duplicates);
@@ -147,14 +154,22 @@ void cluster_pair_check(const cluster_pair_in_t *in, cluster_pair_out_t *o) {
   pair_current(in, o);
   o->got = o->delivered + in->rx_evicted;
   cluster_pair_verdict_t v = CLUSTER_PAIR_OK;
-  if (o->duplicates || o->reorders) v = CLUSTER_PAIR_VIOLATED;
+  if (o->duplicates || o->reorders || o->false_restarts) v = CLUSTER_PAIR_VIOLATED;
   if (o->got > o->expected) {
     o->extra = o->got - o->expected;
-    bool approx = in->sender_restarted && !in->base_exact;
+    bool approx = in->sender_restarted && !in->base_exact && !o->split_used;
     v = worst(v, approx ? CLUSTER_PAIR_UNVERIFIABLE : CLUSTER_PAIR_VIOLATED);
   } else if (o->got < o->expected) {
     uint64_t missing = o->expected - o->got;
     o->died = in->receiver_killed ? min64(in->died_min, missing) : 0;
+    if (in->receiver_killed && in->rx_first_seq) {
+      /* Missing from rx_first_seq on: lost, at most (some may be S's
+       * drops/aborts after it); the rest went to the dead processes. */
+      uint64_t range = in->sent >= in->rx_first_seq ? in->sent - in->rx_first_seq + 1 : 0;
+      uint64_t lost_max = sub0(range, o->got);
+      uint64_t died = missing - min64(missing, lost_max);
+      if (died > o->died) o->died = died;
+    }
     o->lost = missing - o->died;
     pair_split_loss(in, o);
     if (o->lost) v = worst(v, CLUSTER_PAIR_LOST);
@@ -184,6 +199,7 @@ void cluster_summary_add(cluster_summary_t *s, const cluster_pair_out_t *o, int 
     s->duplicates += o->duplicates;
     s->reorders += o->reorders;
     s->extra += o->extra;
+    s->false_restarts += o->false_restarts;
   }
   if (link_broken)
     s->lost_expected += o->lost;
@@ -228,6 +244,10 @@ static void vb_violations(vbuf_t *b, const cluster_summary_t *s) {
   if (s->extra)
     vb_add(b, "%s%" PRIu64 " %s than sent", k++ ? ", " : "", s->extra,
            plural(s->extra, "message delivered more", "messages delivered more"));
+  if (s->false_restarts)
+    vb_add(b, "%s%" PRIu64 " %s", k++ ? ", " : "", s->false_restarts,
+           plural(s->false_restarts, "sender restart that did not happen",
+                  "sender restarts that did not happen"));
   if (!k) vb_add(b, "inconsistent counts");
   vb_add(b, " in %" PRIu64 " %s", s->violated, plural(s->violated, "pair", "pairs"));
 }

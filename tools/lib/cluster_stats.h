@@ -74,11 +74,29 @@ typedef struct cluster_pair_in {
    * came after the kill, so nothing of the old incarnation arrived later. */
   int sender_restarted, base_exact;
   uint64_t base_delivered, base_duplicates, base_reorders;
+  /* R's own split of S's incarnations (bftnet-replica's per-incarnation
+   * accounting, docs/REPORT.md): rx_split says R's report has it;
+   * rx_switches is how many new incarnations of S R saw (by_event +
+   * by_seq), delivered_current what R got from the last one, and
+   * sender_restarts how many times S really started again (and sent).
+   * When rx_split and rx_switches == sender_restarts, R's split is used
+   * (exact: no restart artifacts, every duplicate/reorder held against
+   * bftnet) instead of the base_* estimate. rx_switches > sender_restarts
+   * is a violation (R saw a restart that did not happen: e.g. message 1
+   * delivered twice). */
+  int rx_split;
+  uint64_t rx_switches, sender_restarts, delivered_current;
   /* R was killed (and restarted): its final report counts its last
    * incarnation only. died_min is what its killed incarnations had
-   * received from S by their last stats lines (a lower bound). */
+   * received from S by their last stats lines (a lower bound).
+   * rx_first_seq (0: unknown) is the first number R's last process got
+   * from S: what S numbered below it and did not count (dropped,
+   * aborted) went to R's dead processes — read by them, or on their
+   * connections when they died (with migratable streams S counts the
+   * latter as aborted) — so only what is missing from rx_first_seq on is
+   * held as lost. */
   int receiver_killed;
-  uint64_t died_min;
+  uint64_t died_min, rx_first_seq;
 } cluster_pair_in_t;
 
 typedef struct cluster_pair_out {
@@ -89,9 +107,12 @@ typedef struct cluster_pair_out {
   uint64_t lost;                 /* expected - got - died, when positive: never delivered,
                                     never counted (an upper bound when receiver_killed) */
   uint64_t extra;                /* got - expected, when positive */
-  uint64_t died;                 /* reached a killed incarnation of R (lower bound) */
+  uint64_t died;                 /* went to a killed incarnation of R: numbered below
+                                    rx_first_seq and not counted by S (at least died_min) */
   uint64_t duplicates, reorders; /* held against bftnet */
   uint64_t restart_artifacts;    /* duplicates + reorders explained by S's restart */
+  uint64_t false_restarts;       /* new incarnations R saw that S never had (violation) */
+  int split_used;                /* R's own incarnation split was used (exact) */
   uint64_t queued;               /* of lost: still in S's send ring at the end */
   uint64_t unwritten;            /* of lost: never written, not queued (lost in S's framer) */
   uint64_t in_flight;            /* of lost: written to a connection, never delivered */
@@ -101,13 +122,17 @@ typedef struct cluster_pair_out {
  * The cross-check of docs/REPORT.md (stats_verdict_pair), extended to say
  * *why* a pair fails:
  * - no report on either side: UNVERIFIABLE;
- * - duplicates or reorders: VIOLATED. After a restart of S, R's
- *   duplicates/reorders since the restart are sequence-restart artifacts
- *   (S numbers from 1 again) as long as they do not exceed what R
- *   received since; beyond that they are violations;
+ * - duplicates or reorders: VIOLATED. After a restart of S, when R split
+ *   S's incarnations itself and saw as many restarts as S had, R's counts
+ *   are exact (delivered_current; every duplicate/reorder is a real one).
+ *   Otherwise R's duplicates/reorders since the restart are taken as
+ *   sequence-restart artifacts (S numbers from 1 again) as long as they do
+ *   not exceed what R received since; beyond that they are violations;
+ * - R saw more restarts of S than S had: VIOLATED (false_restarts);
  * - more received than sent: VIOLATED (UNVERIFIABLE when S restarted and
  *   the incarnations could not be split exactly);
- * - fewer: LOST, split into queued / unwritten / in flight.
+ * - fewer: what went to R's killed processes is not loss (died); the
+ *   rest is LOST, split into queued / unwritten / in flight.
  */
 void cluster_pair_check(const cluster_pair_in_t *in, cluster_pair_out_t *out);
 
@@ -117,7 +142,7 @@ typedef struct cluster_summary {
   uint64_t pairs, ok, lost_pairs, violated, unverifiable;
   uint64_t lost_expected;   /* lost on links a fault broke: until migration lands */
   uint64_t lost_unexpected; /* lost on links no fault broke */
-  uint64_t duplicates, reorders, extra;
+  uint64_t duplicates, reorders, extra, false_restarts;
 } cluster_summary_t;
 
 /* Adds one pair's outcome; link_broken: cluster_plan_breaks_link() for it. */

@@ -5,6 +5,7 @@
 #include "stats.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "bftnet.h"
@@ -222,4 +223,107 @@ stats_verdict_t stats_verdict_pair(uint64_t sent, uint64_t dropped, uint64_t abo
 
 stats_verdict_t stats_verdict_worst(stats_verdict_t a, stats_verdict_t b) {
   return a > b ? a : b;
+}
+
+/* --------------------------------------- per-sender incarnations (restarts) */
+
+const char *stats_inc_start_name(stats_inc_start_t s) {
+  switch (s) {
+  case STATS_INC_FIRST:
+    return "first";
+  case STATS_INC_EVENT:
+    return "event";
+  case STATS_INC_SEQ:
+    return "seq";
+  }
+  return "first";
+}
+
+void stats_rx_init(stats_rx_t *rx) {
+  memset(rx, 0, sizeof *rx);
+  stats_seq_init(&rx->cur);
+}
+
+void stats_rx_current(const stats_rx_t *rx, stats_inc_t *out) {
+  const stats_seq_t *t = &rx->cur;
+  *out = (stats_inc_t){.start = rx->cur_start,
+                       .first_seq = rx->cur_first_seq,
+                       .max_seq = t->max_seq,
+                       .received = t->received,
+                       .unique = t->unique,
+                       .gaps = stats_seq_gaps(t),
+                       .duplicates = t->duplicates,
+                       .reorders = t->reorders,
+                       .stale = t->stale,
+                       .invalid = t->invalid};
+}
+
+static void inc_add(stats_inc_t *sum, const stats_inc_t *x) {
+  sum->start = x->start;
+  sum->first_seq = x->first_seq;
+  sum->max_seq = x->max_seq;
+  sum->received += x->received;
+  sum->unique += x->unique;
+  sum->gaps += x->gaps;
+  sum->duplicates += x->duplicates;
+  sum->reorders += x->reorders;
+  sum->stale += x->stale;
+  sum->invalid += x->invalid;
+}
+
+void stats_rx_total(const stats_rx_t *rx, stats_inc_t *out) {
+  stats_inc_t cur;
+  stats_rx_current(rx, &cur);
+  *out = rx->done;
+  inc_add(out, &cur);
+}
+
+/* The current incarnation ends; a new one, started by `how`, begins. */
+static void rx_switch(stats_rx_t *rx, stats_inc_start_t how) {
+  stats_inc_t cur;
+  stats_rx_current(rx, &cur);
+  inc_add(&rx->done, &cur);
+  if (rx->nhist == STATS_RX_HISTORY) {
+    memmove(rx->hist, rx->hist + 1, (STATS_RX_HISTORY - 1) * sizeof *rx->hist);
+    rx->nhist--;
+  }
+  rx->hist[rx->nhist++] = cur;
+  stats_seq_init(&rx->cur);
+  rx->cur_start = how;
+  rx->cur_first_seq = 0;
+  if (how == STATS_INC_EVENT)
+    rx->by_event++;
+  else
+    rx->by_seq++;
+}
+
+stats_seq_result_t stats_rx_observe(stats_rx_t *rx, uint64_t seq, uint64_t restart_events) {
+  if (seq == 0) return stats_seq_observe(&rx->cur, seq);
+  /* An event that came after the seq switch it explains. */
+  while (rx->seq_unexplained && restart_events > rx->events_used) {
+    rx->seq_unexplained--;
+    rx->events_used++;
+  }
+  bool armed = restart_events > rx->events_used;
+  if (rx->cur.received == 0) {
+    if (armed && seq == 1) rx->events_used++; /* restarted before we heard from it */
+  } else if (armed && seq <= rx->cur.max_seq) {
+    rx->events_used++;
+    rx_switch(rx, STATS_INC_EVENT);
+  } else if (!armed && seq == 1) {
+    rx->seq_unexplained++;
+    rx_switch(rx, STATS_INC_SEQ);
+  }
+  if (rx->cur.received == 0) {
+    rx->cur_first_seq = seq;
+    rx->incarnations++;
+  }
+  return stats_seq_observe(&rx->cur, seq);
+}
+
+stats_verdict_t stats_rx_verdict(const stats_rx_t *rx, uint64_t explained) {
+  stats_inc_t t;
+  stats_rx_total(rx, &t);
+  if (t.duplicates || t.reorders) return STATS_VIOLATED;
+  return t.gaps <= explained ? STATS_OK : STATS_UNVERIFIED;
 }

@@ -154,4 +154,69 @@ stats_verdict_t stats_verdict_pair(uint64_t sent, uint64_t dropped, uint64_t abo
 /* Combines verdicts: the worst wins (VIOLATED > UNVERIFIED > OK). */
 stats_verdict_t stats_verdict_worst(stats_verdict_t a, stats_verdict_t b);
 
+/* --------------------------------------- per-sender incarnations (restarts) */
+
+/*
+ * A sender that is killed and started again (a new process: a new
+ * incarnation) numbers its messages from 1 again. stats_rx_t wraps one
+ * stats_seq_t per incarnation so that the restart is not counted as
+ * duplicates and reorders, and keeps every count per incarnation.
+ *
+ * When does a new incarnation start? bftnet tells the receiver with a
+ * BFTNET_EV_PEER_RESTARTED event (on its loop thread) when the member's new
+ * process opens its stream; messages of the old process may still be queued
+ * for bftnet_recv then, so the event only *arms* the switch: the first
+ * number at or below the current incarnation's highest (or 1) after it
+ * starts the new incarnation. Without an event, a drop back to exactly 1
+ * does (a "seq" switch). Events and switches are paired whatever their
+ * order: an event that arrives after a seq switch explains it
+ * (seq_unexplained counts the switches no event explained: a duplicate of
+ * message 1 would be one, so a cross-check should compare the switches with
+ * the sender's real restarts). The caller passes the number of restart
+ * events seen so far for this sender (a monotonic counter another thread
+ * may bump); the tracker remembers how many it has used.
+ */
+#define STATS_RX_HISTORY 8 /* finished incarnations kept one by one */
+
+typedef enum stats_inc_start {
+  STATS_INC_FIRST = 0, /* the first one seen */
+  STATS_INC_EVENT,     /* armed by a peer-restarted event */
+  STATS_INC_SEQ        /* a drop back to 1, no event (yet) */
+} stats_inc_start_t;
+
+/* One incarnation's counts (or a sum of several: then first_seq and
+ * max_seq are those of the last one, start that of the last one). */
+typedef struct stats_inc {
+  stats_inc_start_t start;
+  uint64_t first_seq; /* first valid number seen (0: none yet) */
+  uint64_t max_seq, received, unique, gaps, duplicates, reorders, stale, invalid;
+} stats_inc_t;
+
+typedef struct stats_rx {
+  stats_seq_t cur; /* the current incarnation */
+  stats_inc_start_t cur_start;
+  uint64_t cur_first_seq;
+  uint64_t incarnations; /* seen so far: 0 before the first valid number */
+  uint64_t by_event, by_seq; /* switches, by what started them */
+  uint64_t seq_unexplained;  /* seq switches no event has explained (yet) */
+  uint64_t events_used;      /* restart events paired with a switch or consumed */
+  stats_inc_t done;          /* every finished incarnation, summed */
+  stats_inc_t hist[STATS_RX_HISTORY]; /* the most recent finished, oldest first */
+  size_t nhist;
+} stats_rx_t;
+
+void stats_rx_init(stats_rx_t *rx);
+/* Observes one sequence number; restart_events: restart events seen for
+ * this sender so far (monotonic). Returns the result in the incarnation the
+ * number was counted in (after a switch: the new one). */
+stats_seq_result_t stats_rx_observe(stats_rx_t *rx, uint64_t seq, uint64_t restart_events);
+/* The current incarnation's counts. */
+void stats_rx_current(const stats_rx_t *rx, stats_inc_t *out);
+/* Every incarnation's counts summed (first_seq/max_seq/start: the current). */
+void stats_rx_total(const stats_rx_t *rx, stats_inc_t *out);
+/* The local verdict over every incarnation (as stats_verdict_local). */
+stats_verdict_t stats_rx_verdict(const stats_rx_t *rx, uint64_t explained);
+/* "first", "event", "seq". */
+const char *stats_inc_start_name(stats_inc_start_t s);
+
 #endif

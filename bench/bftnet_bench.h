@@ -1,0 +1,211 @@
+/*
+ * bftnet_bench.h — the parts of bftnet-bench shared by its files:
+ * the process harness (fork, a shared-memory control block, phases), the
+ * clocks and statistics, and the per-system entry points.
+ *
+ * Shape of every experiment: the parent (single-threaded, owns nothing
+ * networked) forks one child per role, every child publishes its address in
+ * the shared block and says "ready"; the parent then walks the phases on its
+ * own clock (GO = start sending, M0/E0 = start/end of the measurement
+ * window, ...) and every child, when it next looks, records a snapshot of
+ * its own counters, clock and getrusage(RUSAGE_SELF). Rates and CPU come
+ * from each child's own snapshots; nothing is timed across processes except
+ * the all-to-all latencies (CLOCK_MONOTONIC is machine-wide).
+ */
+#ifndef BFTNET_BENCH_H
+#define BFTNET_BENCH_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "bftnet.h"
+
+#define BB_MAX_NODES 8            /* processes / bftnet nodes in one experiment */
+#define BB_MAX_SAMPLES (1u << 17) /* round-trip samples kept per experiment */
+#define BB_HIST_SUBBITS 5         /* latency histogram: 32 buckets per octave (<= 3.1 %) */
+#define BB_HIST_SUB (1u << BB_HIST_SUBBITS)
+#define BB_HIST_BUCKETS (2 * BB_HIST_SUB + (64 - BB_HIST_SUBBITS - 1) * BB_HIST_SUB)
+#define BB_ADDR_MAX BFTNET_ADDR_MAX
+#define BB_RESULTS 16
+
+/* Phases, set by the parent, observed by the children. */
+enum bb_phase {
+  BB_PH_INIT = 0, /* setting up */
+  BB_PH_GO,       /* start the load (warm-up) */
+  BB_PH_M0,       /* window 0 starts: snapshot */
+  BB_PH_E0,       /* window 0 ends: snapshot */
+  BB_PH_PAUSE,    /* senders idle (between the two all-to-all runs) */
+  BB_PH_GO1,      /* start the second load (bb_shm->rate) */
+  BB_PH_M1,       /* window 1 starts */
+  BB_PH_E1,       /* window 1 ends */
+  BB_PH_STOP      /* everyone winds down and exits */
+};
+
+enum bb_state { BB_ST_STARTING = 0, BB_ST_READY = 2, BB_ST_DONE = 3, BB_ST_FAILED = -1 };
+
+typedef struct bb_counts {
+  uint64_t msgs, bytes, drops, enq, bad;
+} bb_counts_t;
+
+typedef struct bb_snap {
+  double t, cpu; /* CLOCK_MONOTONIC seconds; user+sys seconds of the whole process */
+  bb_counts_t c;
+  int valid;
+} bb_snap_t;
+
+typedef struct bb_side {
+  _Atomic int state;
+  char err[200];
+  bb_snap_t snap[2][2]; /* [window][start, end] */
+  double res[BB_RESULTS];
+} bb_side_t;
+
+typedef struct bb_shm {
+  _Atomic int phase;
+  double rate; /* all-to-all: broadcasts/s per node in the paced run */
+  _Atomic int addr_set[BB_MAX_NODES];
+  char addr[BB_MAX_NODES][BB_ADDR_MAX];
+  bb_side_t side[BB_MAX_NODES];
+  uint64_t hist[BB_MAX_NODES][2][BB_HIST_BUCKETS]; /* one-way latency, ns */
+  _Atomic uint32_t nsamples;
+  uint64_t samples[BB_MAX_SAMPLES]; /* round trips, ns */
+} bb_shm_t;
+
+extern bb_shm_t *bb_shm;
+
+/* What a child needs to know; copied into it by fork. */
+typedef struct bb_job {
+  int sys;
+  int round; /* 0-based; lets an experiment alternate its order */
+  size_t size;
+  double warm, window;
+  double deadline;        /* seconds after the child starts: it gives up */
+  int flood;              /* bftnet senders: no pacing on ring depth */
+  int disable_migration;  /* bftnet: cfg.disable_migration */
+  int nnodes;             /* all-to-all / broadcast: bftnet nodes in all */
+  uint32_t ring_capacity; /* bftnet: send ring per member */
+  uint32_t rtt_samples, rtt_warm;
+  double soak_seconds;
+  unsigned char aead_key[32];
+  char zsrv_pub[41], zsrv_sec[41], zcli_pub[41], zcli_sec[41];
+} bb_job_t;
+
+/* Systems measured for throughput (and round trips where they have one). */
+enum bb_sys { BB_BFTNET, BB_BFTNET_PLAIN, BB_ZMQ_CURVE, BB_ZMQ, BB_TCP_AEAD, BB_TCP, BB_NSYS };
+
+/* ------------------------------------------------------ clocks, stats */
+double bb_now(void);       /* CLOCK_MONOTONIC, seconds */
+uint64_t bb_now_ns(void);  /* CLOCK_MONOTONIC, ns */
+double bb_cpu_self(void);  /* getrusage(RUSAGE_SELF): user + sys seconds */
+double bb_cpu_thread(void);/* CLOCK_THREAD_CPUTIME_ID, seconds */
+void bb_sleep(double s);
+long bb_rss_bytes(void);   /* /proc/self/statm resident pages * page size, -1 if unknown */
+int bb_cmp_double(const void *a, const void *b);
+double bb_median(const double *v, int n); /* NaN-free values; n >= 1; does not reorder v */
+double bb_pct_sorted(const double *v, size_t n, double p); /* nearest rank on sorted v */
+void bb_hist_add(uint64_t *h, uint64_t v);
+uint64_t bb_hist_count(const uint64_t *h);
+double bb_hist_pct(const uint64_t *h, double p); /* bucket middle, ns; NaN if empty */
+size_t bb_put_uvarint(uint8_t *p, uint64_t v);
+/* Decodes one uvarint from p[0, n): bytes used, 0 if incomplete, -1 if too long. */
+int bb_get_uvarint(const uint8_t *p, size_t n, uint64_t *v);
+
+/* --------------------------------------------------- child-side harness */
+typedef struct bb_child bb_child_t;
+typedef void (*bb_refresh_fn)(bb_child_t *ch, bb_counts_t *c);
+struct bb_child {
+  int idx; /* side index */
+  int last_phase;
+  double t_start, deadline; /* absolute, bb_now() */
+  bb_counts_t c;            /* the child's live counters */
+  bb_refresh_fn refresh;    /* optional: completes c before a snapshot */
+  void *ud;
+};
+
+void bb_child_init(bb_child_t *ch, int idx, const bb_job_t *job);
+/* Looks at the phase; on a change, snapshots every window edge passed
+ * since the last look. Returns the phase (BB_PH_STOP also once the
+ * child's deadline has passed). Cheap: one atomic load without a change. */
+int bb_tick(bb_child_t *ch);
+/* Waits (1 ms polls) until the phase is >= target or the deadline; returns it. */
+int bb_wait_phase(bb_child_t *ch, int target);
+bool bb_past_deadline(const bb_child_t *ch);
+void bb_ready(int idx);
+void bb_done(int idx);
+/* Records the error on side idx and exits the child (status 1). */
+_Noreturn void bb_fail(int idx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void bb_publish_addr(int node, const char *addr);
+/* The address node published, waiting up to the child's deadline. */
+const char *bb_wait_addr(bb_child_t *ch, int node);
+
+/* --------------------------------------------------- parent-side harness */
+typedef void (*bb_role_fn)(int idx, const bb_job_t *job);
+typedef double (*bb_rate_fn)(const bb_job_t *job);
+typedef enum bb_plan { BB_PLAN_WINDOW, BB_PLAN_TWO_WINDOWS, BB_PLAN_UNTIL_DONE } bb_plan_t;
+
+/* Forks roles[i] as side i (i < n), waits for them to be ready, walks the
+ * plan, stops them and reaps them (SIGKILL past the deadline). For
+ * BB_PLAN_TWO_WINDOWS, rate() sets bb_shm->rate between the windows.
+ * Returns 0, or -1 with the reason in errbuf. */
+int bb_run(const bb_role_fn *roles, int n, const bb_job_t *job, bb_plan_t plan, bb_rate_fn rate,
+           char *errbuf, size_t errcap);
+
+/* Rates over window w of side i (from its own snapshots). */
+double bb_win_dt(int side, int w);
+double bb_win_rate(int side, int w, size_t field_off);
+double bb_win_cpu_rate(int side, int w); /* CPU seconds per second */
+#define BB_FIELD(f) offsetof(bb_counts_t, f)
+
+/* ------------------------------------------------------- the systems */
+/* Two-process throughput, side 0 sends, side 1 receives. */
+void bb_bftnet_sender(int idx, const bb_job_t *job);
+void bb_bftnet_receiver(int idx, const bb_job_t *job);
+void bb_zmq_sender(int idx, const bb_job_t *job);
+void bb_zmq_receiver(int idx, const bb_job_t *job);
+void bb_tcp_sender(int idx, const bb_job_t *job);   /* job->sys: BB_TCP or BB_TCP_AEAD */
+void bb_tcp_receiver(int idx, const bb_job_t *job);
+/* Round trips, side 0 pings (samples into bb_shm), side 1 echoes. */
+void bb_bftnet_pinger(int idx, const bb_job_t *job);
+void bb_bftnet_echo(int idx, const bb_job_t *job);
+void bb_zmq_req(int idx, const bb_job_t *job);
+void bb_zmq_rep(int idx, const bb_job_t *job);
+void bb_tcp_pinger(int idx, const bb_job_t *job);
+void bb_tcp_echo(int idx, const bb_job_t *job);
+/* Broadcast: side 0 is node 0 (sender), side 1 hosts nodes 1..nnodes-1. */
+void bb_bcast_sender(int idx, const bb_job_t *job);
+void bb_bcast_sinks(int idx, const bb_job_t *job);
+/* All-to-all: side i is node i. */
+void bb_a2a_node(int idx, const bb_job_t *job);
+/* Memory soak: one node sending to a member that never started. */
+void bb_soak_node(int idx, const bb_job_t *job);
+
+/* Result slots (bb_side_t.res) of the experiments that report more than
+ * snapshots. */
+enum {
+  BB_RES_BC_SEND_THREAD_NS = 0, /* caller CPU per bftnet_send, ns */
+  BB_RES_BC_BCAST_THREAD_NS,    /* caller CPU per bftnet_broadcast, ns */
+  BB_RES_BC_SEND_PROC_NS,       /* sender process CPU per call, until flushed */
+  BB_RES_BC_BCAST_PROC_NS,
+  BB_RES_BC_SEND_CALLS,
+  BB_RES_BC_BCAST_CALLS,
+  BB_RES_BC_DROPS,
+  BB_RES_BC_FANOUT
+};
+enum {
+  BB_RES_SOAK_RSS_START = 0, /* before bftnet_new */
+  BB_RES_SOAK_RSS_SETUP,     /* node up, membership set, nothing sent */
+  BB_RES_SOAK_FIRST,
+  BB_RES_SOAK_LAST,
+  BB_RES_SOAK_MAX,
+  BB_RES_SOAK_SAMPLES,
+  BB_RES_SOAK_SENT,
+  BB_RES_SOAK_DROPS,
+  BB_RES_SOAK_RING
+};
+enum { BB_RES_A2A_MISSED = 0, BB_RES_A2A_OFFERED };
+enum { BB_RES_RTT_BAD = 0 };
+
+#endif
