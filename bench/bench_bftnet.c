@@ -33,9 +33,12 @@ typedef struct bnode {
   uint32_t ring_capacity;
 } bnode_t;
 
-static void node_id(int i, char *buf, size_t cap) { snprintf(buf, cap, "r%d", (i + 1) & 0xffff); }
+static void node_id(int i, char *buf, size_t cap) {
+  snprintf(buf, cap, "r%d", (i + 1) & 0xffff);
+}
 
-static void node_start(bb_child_t *ch, bnode_t *n, int node, const bb_job_t *job, uint32_t ring_capacity) {
+static void node_start(bb_child_t *ch, bnode_t *n, int node, const bb_job_t *job,
+                       uint32_t ring_capacity) {
   bftnet_config_t cfg;
   bftnet_config_init(&cfg);
   int rc = bftnet_key_generate(&n->key);
@@ -46,7 +49,8 @@ static void node_start(bb_child_t *ch, bnode_t *n, int node, const bb_job_t *job
   cfg.inbound_max_msgs = 1u << 16;
   cfg.disable_migration = job->disable_migration;
   n->ring_capacity = ring_capacity;
-  if ((rc = bftnet_new(&n->net, &cfg)) != 0) bb_fail(ch->idx, "bftnet_new: %s", bftnet_strerror(rc));
+  if ((rc = bftnet_new(&n->net, &cfg)) != 0)
+    bb_fail(ch->idx, "bftnet_new: %s", bftnet_strerror(rc));
   if ((rc = bftnet_listen(n->net, "/ip4/127.0.0.1/tcp/0", n->addr, sizeof n->addr)) != 0)
     bb_fail(ch->idx, "bftnet_listen: %s", bftnet_strerror(rc));
   if (node >= 0) bb_publish_addr(node, n->addr);
@@ -220,7 +224,8 @@ void bb_bftnet_pinger(int idx, const bb_job_t *job) {
     rc = bftnet_recv(n.net, &m, 2000);
     if (rc) bb_fail(idx, "bftnet_recv after %u round trips: %s", i, bftnet_strerror(rc));
     uint64_t t1 = bb_now_ns();
-    if (m.len != job->size || memcmp(m.data, out, job->size)) bb_shm->side[idx].res[BB_RES_RTT_BAD]++;
+    if (m.len != job->size || memcmp(m.data, out, job->size))
+      bb_shm->side[idx].res[BB_RES_RTT_BAD]++;
     bftnet_msg_release(&m);
     uint32_t k = atomic_load(&bb_shm->nsamples);
     if (i >= job->rtt_warm && k < BB_MAX_SAMPLES) {
@@ -262,7 +267,8 @@ void bb_bftnet_echo(int idx, const bb_job_t *job) {
 /* One measured run of `calls` (bounded by job->window) bftnet_send to r2
  * (bcast = 0) or bftnet_broadcast (bcast = 1): caller-thread CPU and
  * sender-process CPU until bftnet_flush says everything went out. */
-static void bcast_measure(bb_child_t *ch, bnode_t *n, const bb_job_t *job, int bcast, uint8_t *msg) {
+static void bcast_measure(bb_child_t *ch, bnode_t *n, const bb_job_t *job, int bcast,
+                          uint8_t *msg) {
   const int nn = job->nnodes;
   const uint32_t high = n->ring_capacity / 2;
   double thr = 0, cpu0 = bb_cpu_self(), t_end = bb_now() + job->window;
@@ -277,9 +283,12 @@ static void bcast_measure(bb_child_t *ch, bnode_t *n, const bb_job_t *job, int b
     for (int k = 0; k < SEND_BURST; k++) {
       seq++;
       memcpy(msg, &seq, job->size >= 8 ? 8 : job->size);
-      int rc = bcast ? bftnet_broadcast(n->net, msg, job->size) : bftnet_send(n->net, "r2", msg, job->size);
-      if (rc < 0) bb_fail(ch->idx, "%s: %s", bcast ? "bftnet_broadcast" : "bftnet_send", bftnet_strerror(rc));
-      if (bcast && rc != nn - 1) bb_fail(ch->idx, "bftnet_broadcast queued for %d members, not %d", rc, nn - 1);
+      int rc = bcast ? bftnet_broadcast(n->net, msg, job->size)
+                     : bftnet_send(n->net, "r2", msg, job->size);
+      if (rc < 0)
+        bb_fail(ch->idx, "%s: %s", bcast ? "bftnet_broadcast" : "bftnet_send", bftnet_strerror(rc));
+      if (bcast && rc != nn - 1)
+        bb_fail(ch->idx, "bftnet_broadcast queued for %d members, not %d", rc, nn - 1);
     }
     thr += bb_cpu_thread() - t0;
     calls += SEND_BURST;
@@ -321,8 +330,10 @@ void bb_bcast_sinks(int idx, const bb_job_t *job) {
   bb_child_t ch;
   bnode_t n[BB_MAX_NODES];
   bb_child_init(&ch, idx, job);
-  for (int i = 1; i < job->nnodes; i++) node_start(&ch, &n[i], i, job, job->ring_capacity);
-  for (int i = 1; i < job->nnodes; i++) node_join(&ch, &n[i], job->nnodes);
+  for (int i = 1; i < job->nnodes; i++)
+    node_start(&ch, &n[i], i, job, job->ring_capacity);
+  for (int i = 1; i < job->nnodes; i++)
+    node_join(&ch, &n[i], job->nnodes);
   bb_ready(idx);
   bftnet_msg_t msgs[RECV_BATCH];
   uint64_t last[BB_MAX_NODES] = {0};
@@ -340,7 +351,8 @@ void bb_bcast_sinks(int idx, const bb_job_t *job) {
     }
     if (!any) bb_sleep(50e-6);
   }
-  for (int i = 1; i < job->nnodes; i++) node_free(&n[i]);
+  for (int i = 1; i < job->nnodes; i++)
+    node_free(&n[i]);
 }
 
 /* ---------------------------------------------------------- all-to-all */
@@ -413,7 +425,8 @@ static void a2a_flat_out(a2a_t *a, uint8_t *msg, uint64_t *seq) {
       bb_sleep(20e-6);
       continue;
     }
-    for (int k = 0; k < 64; k++) a2a_bcast(a, msg, seq);
+    for (int k = 0; k < 64; k++)
+      a2a_bcast(a, msg, seq);
   }
 }
 
@@ -434,7 +447,8 @@ static void a2a_paced(a2a_t *a, uint8_t *msg, uint64_t *seq) {
     }
     if (due > sent) {
       uint64_t k = due - sent < 32 ? due - sent : 32;
-      for (uint64_t i = 0; i < k; i++) a2a_bcast(a, msg, seq);
+      for (uint64_t i = 0; i < k; i++)
+        a2a_bcast(a, msg, seq);
       sent += k;
     } else {
       double next = t0 + (double)(sent + 1) / rate - now;
@@ -459,9 +473,11 @@ void bb_a2a_node(int idx, const bb_job_t *job) {
   if (pthread_create(&th, NULL, a2a_recv_thread, a)) bb_fail(idx, "pthread_create");
   bb_ready(idx);
   uint64_t seq = 0;
-  while (a2a_phase(a) < BB_PH_GO) bb_sleep(0.001);
+  while (a2a_phase(a) < BB_PH_GO)
+    bb_sleep(0.001);
   a2a_flat_out(a, msg, &seq);
-  while (a2a_phase(a) < BB_PH_GO1) bb_sleep(0.001);
+  while (a2a_phase(a) < BB_PH_GO1)
+    bb_sleep(0.001);
   a2a_paced(a, msg, &seq);
   pthread_join(th, NULL);
   bb_shm->side[idx].res[BB_RES_A2A_MISSED] = (double)atomic_load(&a->missed);
@@ -477,7 +493,8 @@ static unsigned dead_port(int idx) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t len = sizeof sa;
-  if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) || getsockname(fd, (struct sockaddr *)&sa, &len))
+  if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) ||
+      getsockname(fd, (struct sockaddr *)&sa, &len))
     bb_fail(idx, "dead port: %s", strerror(errno));
   close(fd);
   return ntohs(sa.sin_port);
@@ -525,7 +542,8 @@ void bb_soak_node(int idx, const bb_job_t *job) {
     for (int i = 0; i < 1024; i++) {
       seq++;
       memcpy(msg, &seq, job->size >= 8 ? 8 : job->size);
-      if ((rc = bftnet_send(n.net, "r2", msg, job->size)) != 0) bb_fail(idx, "bftnet_send: %s", bftnet_strerror(rc));
+      if ((rc = bftnet_send(n.net, "r2", msg, job->size)) != 0)
+        bb_fail(idx, "bftnet_send: %s", bftnet_strerror(rc));
     }
     if (bb_now() >= next) {
       soak_sample(res, &k);
@@ -534,7 +552,8 @@ void bb_soak_node(int idx, const bb_job_t *job) {
   }
   soak_sample(res, &k);
   bftnet_peer_stats_t st;
-  if (bftnet_peer_stats(n.net, "r2", &st) == 0) res[BB_RES_SOAK_DROPS] = (double)st.dropped_overflow;
+  if (bftnet_peer_stats(n.net, "r2", &st) == 0)
+    res[BB_RES_SOAK_DROPS] = (double)st.dropped_overflow;
   res[BB_RES_SOAK_SENT] = (double)seq;
   res[BB_RES_SOAK_SAMPLES] = k;
   bb_done(idx);

@@ -36,8 +36,8 @@ uint64_t bb_now_ns(void) {
 double bb_cpu_self(void) {
   struct rusage ru;
   if (getrusage(RUSAGE_SELF, &ru)) return 0;
-  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-         (double)ru.ru_stime.tv_usec / 1e6;
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 double bb_cpu_thread(void) {
@@ -86,7 +86,9 @@ double bb_pct_sorted(const double *v, size_t n, double p) {
   return v[i];
 }
 
-static unsigned msb64(uint64_t v) { return 63u - (unsigned)__builtin_clzll(v); }
+static unsigned msb64(uint64_t v) {
+  return 63u - (unsigned)__builtin_clzll(v);
+}
 
 void bb_hist_add(uint64_t *h, uint64_t v) {
   size_t idx;
@@ -102,7 +104,8 @@ void bb_hist_add(uint64_t *h, uint64_t v) {
 
 uint64_t bb_hist_count(const uint64_t *h) {
   uint64_t n = 0;
-  for (size_t i = 0; i < BB_HIST_BUCKETS; i++) n += h[i];
+  for (size_t i = 0; i < BB_HIST_BUCKETS; i++)
+    n += h[i];
   return n;
 }
 
@@ -160,7 +163,9 @@ void bb_child_init(bb_child_t *ch, int idx, const bb_job_t *job) {
   ch->deadline = ch->t_start + job->deadline;
 }
 
-bool bb_past_deadline(const bb_child_t *ch) { return bb_now() > ch->deadline; }
+bool bb_past_deadline(const bb_child_t *ch) {
+  return bb_now() > ch->deadline;
+}
 
 static void snapshot(bb_child_t *ch, int w, int edge) {
   bb_snap_t *s = &bb_shm->side[ch->idx].snap[w][edge];
@@ -169,7 +174,7 @@ static void snapshot(bb_child_t *ch, int w, int edge) {
   s->t = bb_now();
   s->cpu = bb_cpu_self();
   s->c = c;
-  s->valid = 1;
+  atomic_store_explicit(&s->valid, 1, memory_order_release);
 }
 
 int bb_tick(bb_child_t *ch) {
@@ -195,8 +200,12 @@ int bb_wait_phase(bb_child_t *ch, int target) {
   }
 }
 
-void bb_ready(int idx) { atomic_store(&bb_shm->side[idx].state, BB_ST_READY); }
-void bb_done(int idx) { atomic_store(&bb_shm->side[idx].state, BB_ST_DONE); }
+void bb_ready(int idx) {
+  atomic_store(&bb_shm->side[idx].state, BB_ST_READY);
+}
+void bb_done(int idx) {
+  atomic_store(&bb_shm->side[idx].state, BB_ST_DONE);
+}
 
 _Noreturn void bb_fail(int idx, const char *fmt, ...) {
   va_list ap;
@@ -243,7 +252,9 @@ static int watch(double s, int n, char *errbuf, size_t errcap) {
   }
 }
 
-static void set_phase(int p) { atomic_store_explicit(&bb_shm->phase, p, memory_order_release); }
+static void set_phase(int p) {
+  atomic_store_explicit(&bb_shm->phase, p, memory_order_release);
+}
 
 /* Waits until sides [0, nwait) reach state; any of [0, n) failing ends it. */
 static int wait_states(int n, int nwait, int state, double timeout, char *errbuf, size_t errcap) {
@@ -251,7 +262,8 @@ static int wait_states(int n, int nwait, int state, double timeout, char *errbuf
   for (;;) {
     if (check_failed(n, errbuf, errcap)) return -1;
     int ok = 1;
-    for (int i = 0; i < nwait; i++) ok &= atomic_load(&bb_shm->side[i].state) >= state;
+    for (int i = 0; i < nwait; i++)
+      ok &= atomic_load(&bb_shm->side[i].state) >= state;
     if (ok) return 0;
     if (bb_now() > end) {
       snprintf(errbuf, errcap, "timed out after %.0f s waiting for %s", timeout,
@@ -286,7 +298,8 @@ static int reap(pid_t *pids, int n, double timeout, char *errbuf, size_t errcap,
     if (bb_now() > end) {
       for (int i = 0; i < n; i++)
         if (pids[i] > 0) kill(pids[i], SIGKILL);
-      if (!bad && !had_err) snprintf(errbuf, errcap, "children did not exit in %.0f s (killed)", timeout);
+      if (!bad && !had_err)
+        snprintf(errbuf, errcap, "children did not exit in %.0f s (killed)", timeout);
       bad = 1;
       end = bb_now() + 5; /* SIGKILL cannot be ignored: bounded */
     }
@@ -310,14 +323,32 @@ static void shm_reset(void) {
   atomic_store(&bb_shm->nsamples, 0);
 }
 
-static int walk(int n, const bb_job_t *job, bb_plan_t plan, bb_rate_fn rate, char *errbuf, size_t errcap) {
+/* Waits (up to 2 s) until every side has snapshotted the end of window w:
+ * a child blocked in a read must see the end before STOP makes its peer
+ * hang up, or its window would have no end. */
+static int wait_snap(int n, int w, char *errbuf, size_t errcap) {
+  double end = bb_now() + 2;
+  for (;;) {
+    if (check_failed(n, errbuf, errcap)) return -1;
+    int ok = 1;
+    for (int i = 0; i < n; i++)
+      ok &= bb_shm->side[i].snap[w][1].valid;
+    if (ok || bb_now() > end) return 0;
+    bb_sleep(0.0005);
+  }
+}
+
+static int walk(int n, const bb_job_t *job, bb_plan_t plan, bb_rate_fn rate, char *errbuf,
+                size_t errcap) {
   if (wait_states(n, n, BB_ST_READY, 20, errbuf, errcap)) return -1;
   set_phase(BB_PH_GO);
-  if (plan == BB_PLAN_UNTIL_DONE) return wait_states(n, 1, BB_ST_DONE, job->deadline, errbuf, errcap);
+  if (plan == BB_PLAN_UNTIL_DONE)
+    return wait_states(n, 1, BB_ST_DONE, job->deadline, errbuf, errcap);
   if (watch(job->warm, n, errbuf, errcap)) return -1;
   set_phase(BB_PH_M0);
   if (watch(job->window, n, errbuf, errcap)) return -1;
   set_phase(BB_PH_E0);
+  if (wait_snap(n, 0, errbuf, errcap)) return -1;
   if (plan == BB_PLAN_WINDOW) return 0;
   set_phase(BB_PH_PAUSE);
   if (watch(0.3, n, errbuf, errcap)) return -1; /* backlogs drain */
@@ -327,7 +358,7 @@ static int walk(int n, const bb_job_t *job, bb_plan_t plan, bb_rate_fn rate, cha
   set_phase(BB_PH_M1);
   if (watch(job->window, n, errbuf, errcap)) return -1;
   set_phase(BB_PH_E1);
-  return 0;
+  return wait_snap(n, 1, errbuf, errcap);
 }
 
 int bb_run(const bb_role_fn *roles, int n, const bb_job_t *job, bb_plan_t plan, bb_rate_fn rate,

@@ -26,9 +26,9 @@
 
 #include "bftnet_bench.h"
 
-#define BATCH (64 * 1024)
+#define BATCH     (64 * 1024)
 #define RECORD_PT (16 * 1024)
-#define TAG crypto_aead_chacha20poly1305_ietf_ABYTES
+#define TAG       crypto_aead_chacha20poly1305_ietf_ABYTES
 
 static void set_timeouts(int fd, int ms) {
   struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -65,9 +65,11 @@ static int tcp_accept(bb_child_t *ch, int lfd) {
 static int tcp_connect(bb_child_t *ch, int node, int nodelay) {
   const char *port = bb_wait_addr(ch, node);
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port)),
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)atoi(port)),
                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa)) bb_fail(ch->idx, "connect: %s", strerror(errno));
+  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa))
+    bb_fail(ch->idx, "connect: %s", strerror(errno));
   if (nodelay) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -96,7 +98,8 @@ static int write_all(bb_child_t *ch, int fd, const uint8_t *p, size_t n) {
 
 static void nonce_of(uint8_t nonce[12], uint64_t ctr) {
   memset(nonce, 0, 12);
-  for (int i = 0; i < 8; i++) nonce[4 + i] = (uint8_t)(ctr >> (8 * i));
+  for (int i = 0; i < 8; i++)
+    nonce[4 + i] = (uint8_t)(ctr >> (8 * i));
 }
 
 static void put_seq(uint8_t *msg, size_t size, uint64_t seq) {
@@ -124,7 +127,8 @@ static size_t aead_record(uint8_t *out, uint8_t *msg, size_t size, uint64_t *seq
   }
   uint8_t nonce[12];
   nonce_of(nonce, (*rec_ctr)++);
-  crypto_aead_chacha20poly1305_ietf_encrypt_detached(pt, pt + pt_len, NULL, pt, pt_len, NULL, 0, NULL, nonce, key);
+  crypto_aead_chacha20poly1305_ietf_encrypt_detached(pt, pt + pt_len, NULL, pt, pt_len, NULL, 0,
+                                                     NULL, nonce, key);
   uint32_t clen = (uint32_t)(pt_len + TAG);
   out[0] = (uint8_t)(clen >> 24), out[1] = (uint8_t)(clen >> 16), out[2] = (uint8_t)(clen >> 8),
   out[3] = (uint8_t)clen;
@@ -201,13 +205,15 @@ static size_t parse_records(bb_child_t *ch, uint8_t *p, size_t n, uint64_t *rec,
                             const uint8_t *key, size_t max_rec) {
   size_t off = 0;
   while (n - off >= 4) {
-    uint32_t clen = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 | (uint32_t)p[off + 2] << 8 | p[off + 3];
+    uint32_t clen = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 |
+                    (uint32_t)p[off + 2] << 8 | p[off + 3];
     if (clen < TAG || clen > max_rec) bb_fail(ch->idx, "bad record length %u", clen);
     if (n - off - 4 < clen) break;
     uint8_t *c = p + off + 4, nonce[12];
     size_t pt_len = clen - TAG;
     nonce_of(nonce, (*rec)++);
-    if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(c, NULL, c, pt_len, c + pt_len, NULL, 0, nonce, key))
+    if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(c, NULL, c, pt_len, c + pt_len, NULL, 0,
+                                                           nonce, key))
       bb_fail(ch->idx, "record %llu failed authentication", (unsigned long long)(*rec - 1));
     parse_msgs(ch, c, pt_len, last, 1);
     off += 4 + clen;
@@ -233,7 +239,7 @@ void bb_tcp_receiver(int idx, const bb_job_t *job) {
   while (bb_tick(&ch) < BB_PH_STOP) {
     ssize_t r = read(fd, buf + have, cap - have);
     if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-    if (r <= 0) break; /* the sender stopped */
+    if (r <= 0) break; /* the sender stopped (after the parent saw our last snapshot) */
     have += (size_t)r;
     size_t used = aead ? parse_records(&ch, buf, have, &rec, &last, job->aead_key, max_rec)
                        : parse_msgs(&ch, buf, have, &last, 0);

@@ -23,14 +23,18 @@
 #define HWM 1000
 
 static void setopt_int(int idx, void *s, int opt, int v) {
-  if (zmq_setsockopt(s, opt, &v, sizeof v)) bb_fail(idx, "zmq_setsockopt %d: %s", opt, zmq_strerror(zmq_errno()));
+  if (zmq_setsockopt(s, opt, &v, sizeof v))
+    bb_fail(idx, "zmq_setsockopt %d: %s", opt, zmq_strerror(zmq_errno()));
 }
 
 static void setopt_str(int idx, void *s, int opt, const char *v) {
-  if (zmq_setsockopt(s, opt, v, strlen(v))) bb_fail(idx, "zmq_setsockopt %d: %s", opt, zmq_strerror(zmq_errno()));
+  if (zmq_setsockopt(s, opt, v, strlen(v)))
+    bb_fail(idx, "zmq_setsockopt %d: %s", opt, zmq_strerror(zmq_errno()));
 }
 
-static int curve_of(const bb_job_t *job) { return job->sys == BB_ZMQ_CURVE; }
+static int curve_of(const bb_job_t *job) {
+  return job->sys == BB_ZMQ_CURVE;
+}
 
 /* A bound socket (server side); publishes its endpoint as node 1's address. */
 static void *zsock_bind(int idx, void *ctx, int type, const bb_job_t *job) {
@@ -168,7 +172,8 @@ void bb_zmq_req(int idx, const bb_job_t *job) {
     int r = zmq_recv(s, in, job->size, 0);
     if (r < 0) bb_fail(idx, "zmq_recv after %u round trips: %s", i, zmq_strerror(zmq_errno()));
     uint64_t t1 = bb_now_ns();
-    if ((size_t)r != job->size || memcmp(in, out, job->size)) bb_shm->side[idx].res[BB_RES_RTT_BAD]++;
+    if ((size_t)r != job->size || memcmp(in, out, job->size))
+      bb_shm->side[idx].res[BB_RES_RTT_BAD]++;
     uint32_t k = atomic_load(&bb_shm->nsamples);
     if (i >= job->rtt_warm && k < BB_MAX_SAMPLES) {
       bb_shm->samples[k] = t1 - t0;

@@ -9,7 +9,7 @@
 
 if(CMAKE_SCRIPT_MODE_FILE)
   execute_process(COMMAND ${BENCH} --quick --sizes 128 --rounds 1 --json ${JSON}
-    RESULT_VARIABLE rc TIMEOUT 120)
+    RESULT_VARIABLE rc TIMEOUT 50)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "bftnet-bench exited with ${rc}")
   endif()

@@ -23,13 +23,13 @@
 
 #include "bftnet.h"
 
-#define BB_MAX_NODES 8            /* processes / bftnet nodes in one experiment */
-#define BB_MAX_SAMPLES (1u << 17) /* round-trip samples kept per experiment */
-#define BB_HIST_SUBBITS 5         /* latency histogram: 32 buckets per octave (<= 3.1 %) */
-#define BB_HIST_SUB (1u << BB_HIST_SUBBITS)
+#define BB_MAX_NODES    8          /* processes / bftnet nodes in one experiment */
+#define BB_MAX_SAMPLES  (1u << 17) /* round-trip samples kept per experiment */
+#define BB_HIST_SUBBITS 5          /* latency histogram: 32 buckets per octave (<= 3.1 %) */
+#define BB_HIST_SUB     (1u << BB_HIST_SUBBITS)
 #define BB_HIST_BUCKETS (2 * BB_HIST_SUB + (64 - BB_HIST_SUBBITS - 1) * BB_HIST_SUB)
-#define BB_ADDR_MAX BFTNET_ADDR_MAX
-#define BB_RESULTS 16
+#define BB_ADDR_MAX     BFTNET_ADDR_MAX
+#define BB_RESULTS      16
 
 /* Phases, set by the parent, observed by the children. */
 enum bb_phase {
@@ -53,7 +53,7 @@ typedef struct bb_counts {
 typedef struct bb_snap {
   double t, cpu; /* CLOCK_MONOTONIC seconds; user+sys seconds of the whole process */
   bb_counts_t c;
-  int valid;
+  _Atomic int valid; /* set last (release): the parent reads the rest after it */
 } bb_snap_t;
 
 typedef struct bb_side {
@@ -97,12 +97,12 @@ typedef struct bb_job {
 enum bb_sys { BB_BFTNET, BB_BFTNET_PLAIN, BB_ZMQ_CURVE, BB_ZMQ, BB_TCP_AEAD, BB_TCP, BB_NSYS };
 
 /* ------------------------------------------------------ clocks, stats */
-double bb_now(void);       /* CLOCK_MONOTONIC, seconds */
-uint64_t bb_now_ns(void);  /* CLOCK_MONOTONIC, ns */
-double bb_cpu_self(void);  /* getrusage(RUSAGE_SELF): user + sys seconds */
-double bb_cpu_thread(void);/* CLOCK_THREAD_CPUTIME_ID, seconds */
+double bb_now(void);        /* CLOCK_MONOTONIC, seconds */
+uint64_t bb_now_ns(void);   /* CLOCK_MONOTONIC, ns */
+double bb_cpu_self(void);   /* getrusage(RUSAGE_SELF): user + sys seconds */
+double bb_cpu_thread(void); /* CLOCK_THREAD_CPUTIME_ID, seconds */
 void bb_sleep(double s);
-long bb_rss_bytes(void);   /* /proc/self/statm resident pages * page size, -1 if unknown */
+long bb_rss_bytes(void); /* /proc/self/statm resident pages * page size, -1 if unknown */
 int bb_cmp_double(const void *a, const void *b);
 double bb_median(const double *v, int n); /* NaN-free values; n >= 1; does not reorder v */
 double bb_pct_sorted(const double *v, size_t n, double p); /* nearest rank on sorted v */
@@ -165,7 +165,7 @@ void bb_bftnet_sender(int idx, const bb_job_t *job);
 void bb_bftnet_receiver(int idx, const bb_job_t *job);
 void bb_zmq_sender(int idx, const bb_job_t *job);
 void bb_zmq_receiver(int idx, const bb_job_t *job);
-void bb_tcp_sender(int idx, const bb_job_t *job);   /* job->sys: BB_TCP or BB_TCP_AEAD */
+void bb_tcp_sender(int idx, const bb_job_t *job); /* job->sys: BB_TCP or BB_TCP_AEAD */
 void bb_tcp_receiver(int idx, const bb_job_t *job);
 /* Round trips, side 0 pings (samples into bb_shm), side 1 echoes. */
 void bb_bftnet_pinger(int idx, const bb_job_t *job);

@@ -690,6 +690,11 @@ static void mbr_free(mbr_t *m) {
   if (dropped) bn_log(BN_LOG_INFO, "member %s removed: %zu queued messages released", m->node_id, dropped);
   disp_framer_abort(&m->framer);
   disp_ends_free(&m->ends);
+  uint32_t unread = rx_inq_depth(&m->inq);
+  if (unread) {
+    bn_counter_add(&m->b->counters, BFTNET_COUNTER_INBOUND_DISCARDED_REMOVED, unread);
+    bn_log(BN_LOG_INFO, "member %s removed: %u received messages discarded unread", m->node_id, unread);
+  }
   rx_inq_destroy(&m->inq);
   rx_deframer_free(&m->rxd);
   free(m);

@@ -145,6 +145,8 @@ BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason);
   XX(TENTATIVE_EVICTED, "tentative_evicted")                                  \
   XX(DROPPED_REMOVED, "dropped_removed") /* queued for members removed */      \
   XX(ABORTED_REMOVED, "aborted_removed") /* mid-write when members removed */ \
+  XX(INBOUND_DISCARDED_REMOVED, "inbound_discarded_removed") /* received from \
+     members removed, never taken by bftnet_recv */                           \
   /* Stream migration (docs/PROTOCOL.md section 11): events ...           */ \
   XX(MIG_MIGRATED, "mig_migrated")      /* exchanges completed (incl. resumes) */ \
   XX(MIG_DETACHED, "mig_detached")      /* logical streams that lost their carrier */ \
@@ -401,8 +403,12 @@ typedef struct bftnet_peer_stats {
   uint64_t delivered;         /* received from the member and handed to the app */
   uint64_t dropped_overflow;  /* dropped from a full ring (oldest first) */
   uint64_t dropped_removed;   /* released when the member was removed */
-  uint64_t aborted;           /* lost with a broken stream (partly written or
-                                 not yet written from the framer's batch) */
+  uint64_t aborted;           /* lost with a stream that was aborted (reset,
+                                 detach timeout, peer restart, removal): the
+                                 messages written but not confirmed read. An
+                                 upper bound: a message the peer took just
+                                 before the abort, whose confirmation was
+                                 still on its way, is counted too. */
   uint64_t bytes_out, bytes_in;
   uint64_t reconnects;        /* outbound stream re-established */
   uint64_t tentative_evicted; /* messages a TentativeReceiver dropped before promotion */

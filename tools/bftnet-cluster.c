@@ -22,8 +22,14 @@
  * (docs/REPORT.md); the cluster reads them, cross-checks every pair and
  * writes DIR/report.json, DIR/timeseries.csv and DIR/plot.png.
  *
+ * --netns (Linux, root): each replica runs in a network namespace of its
+ * own, on a bridge in the cluster's namespace where the proxies listen
+ * (tools/lib/cluster_netns.h); partitions and failovers take the
+ * replica's links down instead of making proxies refuse.
+ *
  * Exit status: 0 integrity ok, 1 integrity FAILED, 2 usage or SPEC error,
- * 3 runtime error (replicas did not start, files could not be written).
+ * 3 runtime error (replicas did not start, files could not be written),
+ * 4 --netns cannot run here (not root, no `ip`, no namespaces).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,6 +57,7 @@
 #include <uv.h>
 
 #include "bftnet.h"
+#include "cluster_netns.h"
 #include "cluster_plan.h"
 #include "cluster_stats.h"
 #include "fault_proxy.h"
@@ -72,7 +79,8 @@ extern char **environ;
 #define CL_SERIES_MAX       100000 /* plot points per replica */
 #define CL_RETRY_MAX        5      /* restart attempts when the port is taken */
 #define CL_RETRY_MS         200
-#define CL_MAX_INCS         64     /* incarnations per replica whose start time is kept */
+#define CL_MAX_INCS         64   /* incarnations per replica whose start time is kept */
+#define CL_NETNS_PORT       9000 /* --netns: replicas listen on 10.77.p.x:9000+p */
 
 /* ---------------------------------------------------------------- types */
 
@@ -82,7 +90,7 @@ typedef struct cl_opts {
   unsigned size, stats_ms, drain_ms;
   const char *faults, *out, *bin_dir;
   uint64_t seed;
-  bool seed_set, two_paths, no_plot;
+  bool seed_set, two_paths, no_plot, netns;
 } cl_opts_t;
 
 typedef struct cl_replica cl_replica_t;
@@ -126,7 +134,7 @@ struct cl_replica {
    * ms since time zero (negative: before it); n_loaded of them. */
   double loaded_ms[CL_MAX_INCS];
   int n_loaded;
-  uint64_t path_bytes_mark; /* failover: bytes through path 1 when it began */
+  uint64_t path_bytes_mark;          /* failover: bytes through path 1 when it began */
   uint64_t path_bytes[CL_PATHS_MAX]; /* through the proxies to each address, at the end */
   uv_timer_t retry;
   FILE *lines; /* raw stdout lines */
@@ -192,6 +200,7 @@ static struct cl {
   cl_span_t spans[FAULT_SPEC_FAULTS_MAX * 2];
   size_t nspans;
   FILE *csv;
+  cluster_netns_t ns; /* --netns */
   bool quiet;         /* event(): record only, do not print */
   int stop_aborts;    /* stream aborts without loss reported while stopping */
   char replica_bin[CL_PATH];
@@ -346,6 +355,7 @@ static void usage(void) {
           "usage: bftnet-cluster --replicas N [--duration S] [--rate R] [--size B]\n"
           "                      [--faults SPEC] [--out DIR] [--seed N] [--bin-dir DIR]\n"
           "                      [--stats-ms MS] [--drain-ms MS] [--two-paths] [--no-plot]\n"
+          "                      [--netns]\n"
           "  --replicas  replicas started at time zero, 1..%d (named r0, r1, ...)\n"
           "  --duration  seconds from time zero to the stop (default 10)\n"
           "  --rate      messages/s each replica sends to each other member (default 1000;\n"
@@ -360,7 +370,10 @@ static void usage(void) {
           "  --drain-ms  the replicas' longest drain after SIGTERM (default 3000)\n"
           "  --two-paths every replica listens on two addresses (implied by a failover fault)\n"
           "  --no-plot   skip the gnuplot PNG\n"
-          "Exit status: 0 integrity ok, 1 integrity FAILED, 2 usage, 3 runtime error.\n"
+          "  --netns     Linux, as root: every replica in its own network namespace on a\n"
+          "              bridge; partitions and failovers take links down (ip link)\n"
+          "Exit status: 0 integrity ok, 1 integrity FAILED, 2 usage, 3 runtime error,\n"
+          "4 --netns cannot run here (not root, no ip, no namespaces).\n"
           "See README.md (Running a cluster), docs/REPORT.md and docs/FAULTS.md.\n",
           CL_MAX_REPLICAS);
   exit(2);
@@ -378,14 +391,21 @@ static double parse_num(const char *flag, const char *s, double lo, double hi) {
 }
 
 static void parse_opts(int argc, char **argv, cl_opts_t *o) {
-  static const struct option lo[] = {
-      {"replicas", required_argument, 0, 'n'}, {"duration", required_argument, 0, 'd'},
-      {"rate", required_argument, 0, 'r'},     {"size", required_argument, 0, 's'},
-      {"faults", required_argument, 0, 'f'},   {"out", required_argument, 0, 'o'},
-      {"seed", required_argument, 0, 'S'},     {"bin-dir", required_argument, 0, 'b'},
-      {"stats-ms", required_argument, 0, 'i'}, {"drain-ms", required_argument, 0, 'D'},
-      {"two-paths", no_argument, 0, 'T'},      {"no-plot", no_argument, 0, 'P'},
-      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+  static const struct option lo[] = {{"replicas", required_argument, 0, 'n'},
+                                     {"duration", required_argument, 0, 'd'},
+                                     {"rate", required_argument, 0, 'r'},
+                                     {"size", required_argument, 0, 's'},
+                                     {"faults", required_argument, 0, 'f'},
+                                     {"out", required_argument, 0, 'o'},
+                                     {"seed", required_argument, 0, 'S'},
+                                     {"bin-dir", required_argument, 0, 'b'},
+                                     {"stats-ms", required_argument, 0, 'i'},
+                                     {"drain-ms", required_argument, 0, 'D'},
+                                     {"two-paths", no_argument, 0, 'T'},
+                                     {"no-plot", no_argument, 0, 'P'},
+                                     {"netns", no_argument, 0, 'N'},
+                                     {"help", no_argument, 0, 'h'},
+                                     {0, 0, 0, 0}};
   *o = (cl_opts_t){.duration_s = 10,
                    .rate = 1000,
                    .size = 64,
@@ -429,6 +449,9 @@ static void parse_opts(int argc, char **argv, cl_opts_t *o) {
       break;
     case 'T':
       o->two_paths = true;
+      break;
+    case 'N':
+      o->netns = true;
       break;
     case 'P':
       o->no_plot = true;
@@ -596,19 +619,40 @@ static void on_proxy_closed(fault_proxy_t *px, void *arg) {
   cl.px_open--;
 }
 
+/* Where replica j listens on path p, and where the proxies listen: 127.0.0.1,
+ * or with --netns the replica's address in its namespace and the bridge's
+ * address in the cluster's (cluster_netns.h). */
+static void replica_ip(unsigned j, unsigned p, char *buf, size_t len) {
+  if (cl.o.netns)
+    cluster_netns_replica_ip(j, p, buf, len);
+  else
+    snprintf(buf, len, "127.0.0.1");
+}
+
+static void proxy_ip(unsigned p, char *buf, size_t len) {
+  if (cl.o.netns)
+    cluster_netns_hub_ip(p, buf, len);
+  else
+    snprintf(buf, len, "127.0.0.1");
+}
+
 /* One proxy per ordered pair and path, to the target's reserved port. */
 static int proxies_create(void) {
   cl.npx = (size_t)cl.nslots * cl.nslots * cl.npaths;
   cl.px = calloc(cl.npx, sizeof *cl.px);
   if (!cl.px) return -ENOMEM;
-  struct sockaddr_in lis = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   for (unsigned i = 0; i < cl.nslots; i++)
     for (unsigned j = 0; j < cl.nslots; j++)
       for (unsigned p = 0; i != j && p < cl.npaths; p++) {
-        struct sockaddr_in tgt = lis;
-        tgt.sin_port = htons(cl.rep[j].port[p]);
+        char lip[CLUSTER_NETNS_ADDR_MAX], tip[CLUSTER_NETNS_ADDR_MAX];
+        proxy_ip(p, lip, sizeof lip);
+        replica_ip(j, p, tip, sizeof tip);
+        struct sockaddr_in lis, tgt;
+        uv_ip4_addr(lip, 0, &lis);
+        uv_ip4_addr(tip, cl.rep[j].port[p], &tgt);
         cl_proxy_t *x = proxy_at((int)i, (int)j, (int)p);
-        fault_proxy_opts_t po = {.seed = cl.o.seed * 1000003u + (uint64_t)(x - cl.px) + 1};
+        fault_proxy_opts_t po = {.seed = cl.o.seed * 1000003u + (uint64_t)(x - cl.px) + 1,
+                                 .private_ok = cl.o.netns};
         x->lat_owner = -1;
         int rc = fault_proxy_create(&cl.loop, (struct sockaddr *)&lis, (struct sockaddr *)&tgt, &po,
                                     &x->px);
@@ -674,8 +718,12 @@ static json_t *member_entry(const cl_replica_t *self, const cl_replica_t *m) {
   json_t *addrs = json_array();
   for (unsigned p = 0; p < cl.npaths; p++) {
     int port = self == m ? m->port[p] : fault_proxy_port(proxy_at(self->idx, m->idx, (int)p)->px);
-    char a[BFTNET_ADDR_MAX];
-    snprintf(a, sizeof a, "/ip4/127.0.0.1/tcp/%d/p2p/%s", port, m->peer_id);
+    char a[BFTNET_ADDR_MAX], ip[CLUSTER_NETNS_ADDR_MAX];
+    if (self == m)
+      replica_ip((unsigned)m->idx, p, ip, sizeof ip);
+    else
+      proxy_ip(p, ip, sizeof ip);
+    snprintf(a, sizeof a, "/ip4/%s/tcp/%d/p2p/%s", ip, port, m->peer_id);
     json_array_append_new(addrs, json_string(a));
   }
   return json_pack("{s:s, s:o}", "id", m->name, "addrs", addrs);
@@ -881,8 +929,10 @@ static void on_event_line(cl_inc_t *inc, json_t *j) {
     else
       event("replica", -1, ev, "%s: the stream from %s aborted (%s)", r->name, peer, why);
     cl.quiet = false;
+  } else if (strcmp(ev, "denied") == 0) {
+    event("replica", -1, ev, "%s: %s denied its Migrate", r->name, peer);
   } else {
-    event("replica", -1, ev, "%s: %s %s", r->name, peer, ev);
+    event("replica", -1, ev, "%s: %s: %s", r->name, peer, ev);
   }
 }
 
@@ -1002,13 +1052,19 @@ static int replica_spawn(cl_replica_t *r) {
   snprintf(stats, sizeof stats, "%u", cl.o.stats_ms);
   snprintf(drain, sizeof drain, "%u", cl.o.drain_ms);
   snprintf(dur, sizeof dur, "%.3f", (left > 0 ? left : 0) + CL_SAFETY_S);
-  char *argv[40];
+  char *argv[44], nsname[CLUSTER_NETNS_NAME_MAX + 8];
   int a = 0;
+  if (cl.o.netns) { /* ip execs the replica in its namespace: same PID */
+    cluster_netns_name(&cl.ns, (unsigned)r->idx, nsname, sizeof nsname);
+    argv[a++] = "ip", argv[a++] = "netns", argv[a++] = "exec", argv[a++] = nsname;
+  }
   argv[a++] = cl.replica_bin;
   argv[a++] = "--id", argv[a++] = r->name;
   argv[a++] = "--key", argv[a++] = r->key_path;
   for (unsigned p = 0; p < cl.npaths; p++) {
-    snprintf(lis[p], sizeof lis[p], "/ip4/127.0.0.1/tcp/%u", r->port[p]);
+    char ip[CLUSTER_NETNS_ADDR_MAX];
+    replica_ip((unsigned)r->idx, p, ip, sizeof ip);
+    snprintf(lis[p], sizeof lis[p], "/ip4/%s/tcp/%u", ip, r->port[p]);
     argv[a++] = "--listen", argv[a++] = lis[p];
   }
   argv[a++] = "--members", argv[a++] = r->members_path;
@@ -1041,7 +1097,7 @@ static int replica_spawn(cl_replica_t *r) {
   /* Detached: its own process group, so a Ctrl-C reaches only the cluster,
    * which then stops the replicas in order. */
   uv_process_options_t po = {.exit_cb = on_exit_cb,
-                             .file = cl.replica_bin,
+                             .file = argv[0],
                              .args = argv,
                              .stdio_count = 3,
                              .stdio = stdio,
@@ -1187,6 +1243,21 @@ static int failover_each(int a, void (*fn)(cl_proxy_t *, void *), void *arg) {
       fn(proxy_at(a, (int)j, 0), arg);
       n += 2;
     }
+  return n;
+}
+
+/* --netns: replica a's links (path p, or every path with p < 0) down
+ * (delta +1) or up (-1), counted per link (cluster_netns_link). Returns
+ * how many links were asked. */
+static int netns_links(int a, int p, int delta) {
+  int n = 0;
+  for (unsigned q = 0; q < cl.npaths; q++) {
+    if (p >= 0 && (unsigned)p != q) continue;
+    if (cluster_netns_link(&cl.ns, (unsigned)a, q, delta) < 0)
+      warn_("ip link set v%dp%u %s failed (see %s/netns.log)", a, q, delta > 0 ? "down" : "up",
+            cl.out);
+    n++;
+  }
   return n;
 }
 
@@ -1349,11 +1420,24 @@ static void act_run(const cluster_act_t *a) {
     event("fault", (int)fi, name, "%d proxies forward again", n);
     break;
   case CLUSTER_ACT_PARTITION_ON:
+    if (cl.o.netns) {
+      n = netns_links(f->scope.a, -1, +1);
+      span_open(fi);
+      event("fault", (int)fi, name, "r%d's %d link(s) to the bridge down (ip link set down)",
+            f->scope.a, n);
+      break;
+    }
     n = scope_each(&f->scope, do_refuse_on_cut, &cut);
     span_open(fi);
     event("fault", (int)fi, name, "%d proxies refuse; reset %d connections", n, cut);
     break;
   case CLUSTER_ACT_PARTITION_OFF:
+    if (cl.o.netns) {
+      n = netns_links(f->scope.a, -1, -1);
+      span_close(fi);
+      event("fault", (int)fi, name, "r%d's %d link(s) up again", f->scope.a, n);
+      break;
+    }
     n = scope_each(&f->scope, do_refuse_off, NULL);
     span_close(fi);
     event("fault", (int)fi, name, "%d proxies accept again", n);
@@ -1384,6 +1468,15 @@ static void act_run(const cluster_act_t *a) {
     break;
   case CLUSTER_ACT_FAILOVER_DOWN:
     cl.rep[f->scope.a].path_bytes_mark = path2_bytes(f->scope.a);
+    if (cl.o.netns) {
+      netns_links(f->scope.a, 0, +1);
+      span_open(fi);
+      event("fault", (int)fi, name,
+            "r%d's preferred path is down: its link eth0 to the bridge "
+            "(ip link set down)",
+            f->scope.a);
+      break;
+    }
     n = failover_each(f->scope.a, do_refuse_on_cut, &cut);
     span_open(fi);
     event("fault", (int)fi, name,
@@ -1392,12 +1485,16 @@ static void act_run(const cluster_act_t *a) {
           f->scope.a, n, cut);
     break;
   case CLUSTER_ACT_FAILOVER_UP:
-    n = failover_each(f->scope.a, do_refuse_off, NULL);
+    if (cl.o.netns)
+      n = netns_links(f->scope.a, 0, -1);
+    else
+      n = failover_each(f->scope.a, do_refuse_off, NULL);
     span_close(fi);
     event("fault", (int)fi, name,
-          "r%d's preferred path is up again (%d proxies); %" PRIu64
+          "r%d's preferred path is up again (%d %s); %" PRIu64
           " bytes crossed its second path while it was down",
-          f->scope.a, n, path2_bytes(f->scope.a) - cl.rep[f->scope.a].path_bytes_mark);
+          f->scope.a, n, cl.o.netns ? "link" : "proxies",
+          path2_bytes(f->scope.a) - cl.rep[f->scope.a].path_bytes_mark);
     break;
   }
 }
@@ -1492,6 +1589,12 @@ static void run_stop(const char *why) {
     if (x->bh) lifted++, x->bh = 0, fault_proxy_blackhole(x->px, 0);
     if (x->refuse) lifted++, x->refuse = 0, fault_proxy_refuse(x->px, 0);
   }
+  if (cl.o.netns) {
+    for (unsigned i = 0; i < cl.nslots; i++)
+      for (unsigned p = 0; p < cl.npaths; p++)
+        lifted += cl.ns.down[i][p] > 0;
+    cluster_netns_all_up(&cl.ns);
+  }
   int n = 0;
   for (unsigned i = 0; i < cl.nslots; i++) {
     cl_inc_t *inc = cl.rep[i].inc;
@@ -1503,7 +1606,7 @@ static void run_stop(const char *why) {
   }
   if (started)
     event("cluster", -1, "stop", "%s: SIGTERM to %d replicas%s", why, n,
-          lifted ? "; blackholes/refusals lifted for the drain" : "");
+          lifted ? "; blackholes/refusals/link-downs lifted for the drain" : "");
   uv_timer_start(&cl.stop_timer, on_stop_timeout, cl.o.drain_ms + CL_EXIT_GRACE_MS, 0);
   maybe_finish();
 }
@@ -1588,7 +1691,10 @@ static int cluster_start(void) {
   int fds[CL_MAX_SLOTS * CL_PATHS_MAX], nfd = 0, rc = 0;
   for (unsigned i = 0; i < cl.nslots && rc == 0; i++)
     for (unsigned p = 0; p < cl.npaths && rc == 0; p++)
-      if ((rc = port_reserve(&fds[nfd], &cl.rep[i].port[p])) == 0) nfd++;
+      if (cl.o.netns) /* an address of its own: any fixed port */
+        cl.rep[i].port[p] = (uint16_t)(CL_NETNS_PORT + p);
+      else if ((rc = port_reserve(&fds[nfd], &cl.rep[i].port[p])) == 0)
+        nfd++;
   if (rc == 0) rc = proxies_create();
   while (nfd > 0)
     close(fds[--nfd]);
@@ -1741,6 +1847,11 @@ static void pair_note(cl_pair_t *pr) {
                  ? " (the incarnations could not be split: no stats line of the receiver "
                    "between the kill and the restart)"
                  : "");
+  if (o->aborted_arrived)
+    note_add(pr,
+             "%" PRIu64 " of the %" PRIu64 " messages %s counted as aborted (not confirmed read "
+             "when a stream broke) arrived anyway",
+             o->aborted_arrived, pr->in.aborted, s->name);
   if (o->false_restarts)
     note_add(pr,
              "VIOLATED: %s saw %" PRIu64 " new incarnation(s) of %s that never started "
@@ -1796,8 +1907,8 @@ static cl_pair_t *pairs_build(size_t *np, cluster_summary_t *sum) {
 
 static void table_print(const cl_pair_t *pairs, size_t n) {
   say("\n%-9s %9s %7s %7s %9s %7s %6s %6s %6s %9s %9s %9s %6s %6s %s", "pair", "sent", "dropped",
-      "aborted", "delivered", "lost", "gaps", "dups", "reord", "p50", "p99", "max", "recon",
-      "migr", "verdict");
+      "aborted", "delivered", "lost", "gaps", "dups", "reord", "p50", "p99", "max", "recon", "migr",
+      "verdict");
   for (size_t k = 0; k < n; k++) {
     const cl_pair_t *pr = &pairs[k];
     char name[24], s50[24], s99[24], smax[24], migr[24] = "-";
@@ -1849,6 +1960,7 @@ static json_t *pairs_json(const cl_pair_t *pairs, size_t n) {
                   j_u64(o->died)),
         "restart_artifacts", j_u64(o->restart_artifacts), "extra", j_u64(o->extra));
     json_object_set_new(e, "delivered_current", j_u64(o->delivered));
+    json_object_set_new(e, "aborted_arrived", j_u64(o->aborted_arrived));
     json_object_set_new(e, "max_seq", j_u64(pr->max_seq));
     json_object_set_new(e, "sender_restarted", json_boolean(pr->in.sender_restarted));
     json_object_set_new(e, "receiver_killed", json_boolean(pr->in.receiver_killed));
@@ -1862,12 +1974,11 @@ static json_t *pairs_json(const cl_pair_t *pairs, size_t n) {
                   j_u64(pr->detached), "resumed", j_u64(pr->resumed), "retransmitted_bytes",
                   j_u64(pr->retransmitted), "detach_ms_max", j_num((double)pr->detach_ns_max / 1e6),
                   "aborted_events", j_u64(pr->ev_aborted)));
-    json_object_set_new(
-        e, "incarnations",
-        json_pack("{s:o, s:o, s:o, s:b, s:o}", "seen_by_receiver", j_u64(pr->rx_incarnations),
-                  "switches", j_u64(pr->in.rx_switches), "sender_restarts",
-                  j_u64(pr->in.sender_restarts), "split_used", o->split_used != 0,
-                  "false_restarts", j_u64(o->false_restarts)));
+    json_object_set_new(e, "incarnations",
+                        json_pack("{s:o, s:o, s:o, s:b, s:o}", "seen_by_receiver",
+                                  j_u64(pr->rx_incarnations), "switches", j_u64(pr->in.rx_switches),
+                                  "sender_restarts", j_u64(pr->in.sender_restarts), "split_used",
+                                  o->split_used != 0, "false_restarts", j_u64(o->false_restarts)));
     json_object_set_new(e, "verdict", json_string(cluster_pair_verdict_name(o->verdict)));
     json_object_set_new(e, "note", json_string(pr->note));
     json_array_append_new(arr, e);
@@ -1914,12 +2025,15 @@ static json_t *config_json(void) {
     fault_text(i, buf, sizeof buf);
     json_array_append_new(faults, json_string(buf));
   }
-  return json_pack("{s:i, s:i, s:f, s:f, s:i, s:s, s:o, s:I, s:i, s:i, s:i, s:s, s:s}", "replicas",
-                   (int)cl.ninit, "slots", (int)cl.nslots, "duration_s", cl.o.duration_s, "rate",
-                   cl.o.rate, "size", (int)cl.o.size, "faults", cl.o.faults, "faults_parsed",
-                   faults, "seed", (json_int_t)cl.o.seed, "paths", (int)cl.npaths, "stats_ms",
-                   (int)cl.o.stats_ms, "drain_ms", (int)cl.o.drain_ms, "replica_bin",
-                   cl.replica_bin, "out", cl.out);
+  json_t *c = json_pack("{s:i, s:i, s:f, s:f, s:i, s:s, s:o, s:I, s:i, s:i, s:i, s:s, s:s}",
+                        "replicas", (int)cl.ninit, "slots", (int)cl.nslots, "duration_s",
+                        cl.o.duration_s, "rate", cl.o.rate, "size", (int)cl.o.size, "faults",
+                        cl.o.faults, "faults_parsed", faults, "seed", (json_int_t)cl.o.seed,
+                        "paths", (int)cl.npaths, "stats_ms", (int)cl.o.stats_ms, "drain_ms",
+                        (int)cl.o.drain_ms, "replica_bin", cl.replica_bin, "out", cl.out);
+  json_object_set_new(c, "netns", json_boolean(cl.o.netns));
+  if (cl.o.netns) json_object_set_new(c, "netns_prefix", json_string(cl.ns.prefix));
+  return c;
 }
 
 static json_t *replicas_json(void) {
@@ -2190,6 +2304,51 @@ static void print_header(void) {
   say("output: %s", cl.out);
 }
 
+/* ------------------------------------------------------------ --netns */
+
+static void netns_stop(void) {
+  cluster_netns_leave(&cl.ns);
+  if (cl.ns.hub || cl.ns.made) {
+    cluster_netns_teardown(&cl.ns);
+    say("netns: namespaces %s-* deleted", cl.ns.prefix);
+  }
+}
+
+/* Whatever way the process ends (an exit on an error path too), no
+ * namespace is left behind; a cluster killed with SIGKILL leaves its
+ * namespaces to the next --netns run's sweep. */
+static void netns_atexit(void) {
+  if (cl.ns.hub || cl.ns.made) cluster_netns_teardown(&cl.ns);
+}
+
+/* Checks, sweeps stale namespaces, builds ours and enters the hub. Before
+ * any socket and any thread. Returns 0, 4 (cannot run here) or 3. */
+static int netns_start(void) {
+  char why[256], log[CL_PATH];
+  if (cluster_netns_usable(why, sizeof why) != 0) {
+    say("bftnet-cluster --netns: %s: not run (exit 4; without --netns everything runs on "
+        "loopback)",
+        why);
+    return 4;
+  }
+  path_fmt(log, sizeof log, "%s/netns.log", cl.out);
+  unlink(log);
+  int swept = cluster_netns_sweep(log);
+  if (swept) say("netns: deleted %d namespaces left by clusters that are gone", swept);
+  atexit(netns_atexit);
+  if (cluster_netns_setup(&cl.ns, cl.nslots, cl.npaths, log, why, sizeof why) != 0 ||
+      cluster_netns_enter(&cl.ns, why, sizeof why) != 0) {
+    warn_("--netns: %s", why);
+    netns_stop();
+    return 3;
+  }
+  say("netns: %u namespaces %s-r0.. on bridge%s 10.77.0.0/24%s in %s-hub; partitions and "
+      "failovers take links down; latency from the proxies (kernel netem: %s)",
+      cl.nslots, cl.ns.prefix, cl.npaths > 1 ? "s" : "", cl.npaths > 1 ? ", 10.77.1.0/24" : "",
+      cl.ns.prefix, cl.ns.netem ? "available" : "not available");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   parse_opts(argc, argv, &cl.o);
   cl.ninit = cl.o.replicas;
@@ -2200,6 +2359,10 @@ int main(int argc, char **argv) {
   cl.t0_ns = uv_hrtime();
   cl.events = json_array();
   if (find_replica_bin(argv[0]) || setup_paths() || keys_generate()) return 3;
+  if (cl.o.netns) {
+    int rc = netns_start();
+    if (rc) return rc;
+  }
   char csv[CL_PATH];
   path_fmt(csv, sizeof csv, "%s/timeseries.csv", cl.out);
   cl.csv = fopen(csv, "w");
@@ -2211,6 +2374,7 @@ int main(int argc, char **argv) {
   if (cluster_start() != 0) run_abort("could not start the cluster");
   uv_run(&cl.loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&cl.loop) != 0) warn_("the event loop still had handles at the end");
+  if (cl.o.netns) netns_stop();
   fclose(cl.csv);
   cl.csv = NULL;
   for (unsigned i = 0; i < cl.nslots; i++)

@@ -83,9 +83,9 @@ typedef struct rp_lib {
 
 /* The migration events we count (BFTNET_EV_MIGRATED .. PEER_RESTARTED),
  * per peer, by the loop thread's event callback. */
-#define RP_EV_FIRST BFTNET_EV_MIGRATED
-#define RP_EV_LAST  BFTNET_EV_PEER_RESTARTED
-#define RP_EV_N     (RP_EV_LAST - RP_EV_FIRST + 1)
+#define RP_EV_FIRST       BFTNET_EV_MIGRATED
+#define RP_EV_LAST        BFTNET_EV_PEER_RESTARTED
+#define RP_EV_N           (RP_EV_LAST - RP_EV_FIRST + 1)
 #define RP_EV_LINES_PER_S 20 /* "event" lines on stdout, at most */
 static const char *const ev_names[RP_EV_N] = {"migrated", "detached", "resumed",
                                               "aborted",  "denied",   "peer_restarted"};
@@ -117,13 +117,15 @@ typedef struct rp_peer {
 
 /* One report/stats row: everything known about a peer, or a total (the
  * sum of the peers' rows). The X-macro lists the summed counters. */
-#define RP_ROW_FIELDS(X)                                                                         \
-  X(sent) X(enqueued) X(written) X(dropped_overflow) X(dropped_removed) X(aborted) X(unconfirmed) \
-  X(unconfirmed_bytes) X(send_errors) X(lagged) X(delivered) X(delivered_current) X(max_seq)      \
-  X(first_seq) X(gaps) X(duplicates) X(reorders) X(stale) X(foreign) X(rx_evicted)                \
-  X(incarnations) X(inc_by_event) X(inc_by_seq) X(inc_seq_unexplained) X(reconnects)             \
-  X(migrations) X(detached) X(resumed) X(retransmitted) X(peer_restarts) X(bytes_out) X(bytes_in) \
-  X(ring_depth) X(connected)
+// clang-format off
+#define RP_ROW_FIELDS(X)                                                                          \
+  X(sent) X(enqueued) X(written) X(dropped_overflow) X(dropped_removed) X(aborted)               \
+  X(unconfirmed) X(unconfirmed_bytes) X(send_errors) X(lagged) X(delivered) X(delivered_current) \
+  X(max_seq) X(first_seq) X(gaps) X(duplicates) X(reorders) X(stale) X(foreign) X(rx_evicted)    \
+  X(incarnations) X(inc_by_event) X(inc_by_seq) X(inc_seq_unexplained) X(reconnects)            \
+  X(migrations) X(detached) X(resumed) X(retransmitted) X(peer_restarts) X(bytes_out)           \
+  X(bytes_in) X(ring_depth) X(connected)
+// clang-format on
 
 typedef struct rp_row {
 #define RP_X_(f) uint64_t f;
@@ -149,7 +151,8 @@ static struct rp {
   char self_peer[BFTNET_PEER_ID_MAX];
   char bound[RP_MAX_LISTEN][BFTNET_ADDR_MAX];
   uint32_t ring_cap;
-  uint64_t t0;
+  uint64_t t0; /* main thread; t0_pub: the same for any thread */
+  atomic_uint_fast64_t t0_pub;
 
   rp_peer_t *peers[RP_MAX_PEERS]; /* append-only; slots[] indexes them */
   atomic_size_t npeers;
@@ -159,10 +162,10 @@ static struct rp {
   pthread_mutex_t rx_mu;   /* receive-side stats */
   atomic_bool stop_sending, stop_recv;
   atomic_uint_fast64_t last_rx_ns;
-  atomic_uint_fast64_t rx_unknown; /* from node IDs we never knew (should stay 0) */
+  atomic_uint_fast64_t rx_unknown;               /* from node IDs we never knew (should stay 0) */
   atomic_uint_fast64_t ev_unattributed[RP_EV_N]; /* events naming no known node ID */
-  atomic_uint_fast64_t ev_lines_suppressed; /* over RP_EV_LINES_PER_S */
-  bool loaded;                     /* a membership was applied */
+  atomic_uint_fast64_t ev_lines_suppressed;      /* over RP_EV_LINES_PER_S */
+  bool loaded;                                   /* a membership was applied */
   const char *phase;
   uint64_t send_end_ns, last_tick_ns;
 } rp = {
@@ -195,7 +198,8 @@ __attribute__((format(printf, 1, 2))) static void logf_(const char *fmt, ...) {
 
 static uint64_t ms_since_start(void) {
   uint64_t now = now_ns();
-  return rp.t0 && now > rp.t0 ? (now - rp.t0) / NS_PER_MS : 0;
+  uint64_t t0 = atomic_load(&rp.t0_pub); /* the loop thread calls this too */
+  return t0 && now > t0 ? (now - t0) / NS_PER_MS : 0;
 }
 
 /* One JSON object per stdout line, flushed: the cluster reads a pipe. The
@@ -363,10 +367,12 @@ static void event_line(const bftnet_event_t *ev, const char *name) {
     json_object_set_new(o, "why", json_string(ev->mig_abort ? ev->mig_abort : ""));
     json_object_set_new(o, "lost", j_u64(ev->lost));
   }
-  logf_("event: %s from %s%s%s%s", name, peer[0] ? peer : "(unknown node ID)",
-        ev->type == BFTNET_EV_ABORTED ? " (" : "",
-        ev->type == BFTNET_EV_ABORTED && ev->mig_abort ? ev->mig_abort : "",
-        ev->type == BFTNET_EV_ABORTED ? ")" : "");
+  if (ev->type == BFTNET_EV_ABORTED)
+    logf_("event: %s %s stream %s (%s), %" PRIu64 " messages unconfirmed", name,
+          ev->outbound ? "our" : "the", peer[0] ? peer : "(unknown node ID)",
+          ev->mig_abort ? ev->mig_abort : "?", ev->lost);
+  else
+    logf_("event: %s, %s", name, peer[0] ? peer : "(unknown node ID)");
   emit_line(o);
 }
 
@@ -894,12 +900,12 @@ static json_t *j_incarnations(const stats_rx_t *rx) {
     const stats_inc_t *x = i < rx->nhist ? &rx->hist[i] : &cur;
     char key[24];
     snprintf(key, sizeof key, "%" PRIu64, first + i);
-    json_object_set_new(
-        o, key,
-        json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "start", stats_inc_start_name(x->start),
-                  "first_seq", j_u64(x->first_seq), "max_seq", j_u64(x->max_seq), "delivered",
-                  j_u64(x->received), "gaps", j_u64(x->gaps), "duplicates", j_u64(x->duplicates),
-                  "reorders", j_u64(x->reorders)));
+    json_object_set_new(o, key,
+                        json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "start",
+                                  stats_inc_start_name(x->start), "first_seq", j_u64(x->first_seq),
+                                  "max_seq", j_u64(x->max_seq), "delivered", j_u64(x->received),
+                                  "gaps", j_u64(x->gaps), "duplicates", j_u64(x->duplicates),
+                                  "reorders", j_u64(x->reorders)));
   }
   return o;
 }
@@ -934,9 +940,9 @@ static json_t *report_build(const rp_drain_t *d) {
       json_pack("{s:f, s:o, s:f, s:o, s:o, s:o}", "rate", rp.o.rate, "size", j_u64(rp.o.size),
                 "duration_s", rp.o.duration_s, "stats_ms", j_u64(rp.o.stats_ms), "drain_ms",
                 j_u64(rp.o.drain_ms), "ring_capacity", j_u64(rp.ring_cap));
-  json_t *drain = json_pack("{s:o, s:b, s:s, s:b, s:s}", "ms", j_u64(d->ns / NS_PER_MS),
-                            "complete", d->complete, "reason", d->reason, "flushed", d->flushed,
-                            "flush", d->flush_rc == 0 ? "ok" : bftnet_err_name(d->flush_rc));
+  json_t *drain = json_pack("{s:o, s:b, s:s, s:b, s:s}", "ms", j_u64(d->ns / NS_PER_MS), "complete",
+                            d->complete, "reason", d->reason, "flushed", d->flushed, "flush",
+                            d->flush_rc == 0 ? "ok" : bftnet_err_name(d->flush_rc));
   uint64_t unattributed[RP_EV_N];
   for (int k = 0; k < RP_EV_N; k++)
     unattributed[k] = atomic_load(&rp.ev_unattributed[k]);
@@ -1023,11 +1029,12 @@ static const char *run_drain(const sigset_t *set, uint64_t *tick, rp_drain_t *d)
   d->complete = d->flushed = false;
   d->flush_rc = BFTNET_ETIMEDOUT;
   for (;;) {
-    uint64_t now = now_ns(), last = atomic_load(&rp.last_rx_ns);
-    if (last < start) last = start;
+    uint64_t now = now_ns();
     uint64_t left_ms = deadline > now ? (deadline - now) / NS_PER_MS : 0;
     d->flush_rc = sends_flushed(left_ms < 5 ? (int)left_ms : 5);
     d->flushed = d->flush_rc == 0;
+    uint64_t last = atomic_load(&rp.last_rx_ns);
+    if (last < start) last = start;
     if (d->flushed && now_ns() - last >= RP_QUIET_NS) {
       d->complete = true;
       return "confirmed";
@@ -1055,7 +1062,8 @@ static void usage(void) {
           "  --duration  seconds of sending (default: until SIGTERM/SIGINT)\n"
           "  --stats-ms  a JSON stats line on stdout this often (default 1000; 0 = none)\n"
           "  --report    the final report (JSON; default: a \"report\" line on stdout)\n"
-          "  --drain-ms  longest wait for peers to settle after sending (default 5000)\n"
+          "  --drain-ms  after sending, longest wait for the peers to confirm everything\n"
+          "              we sent (bftnet_flush) and to stop sending (default 5000)\n"
           "SIGHUP reloads --members. See docs/REPORT.md.\n");
   exit(2);
 }
@@ -1188,6 +1196,7 @@ int main(int argc, char **argv) {
   bool rx_started = false, tx_started = false;
   if (node_start(&key) != 0) goto out;
   rp.t0 = rp.last_tick_ns = now_ns();
+  atomic_store(&rp.t0_pub, rp.t0);
   if (pthread_create(&rx, NULL, receiver_main, NULL) != 0) goto out;
   rx_started = true;
   if (members_apply() != 0) goto out_threads;

@@ -30,6 +30,7 @@ typedef struct ml_carrier {
   bool released;         /* the core forgot it: discard its bytes, never credit */
   bool label;            /* we opened it with a Label */
   bool flush_queued;
+  bool gone;             /* net freed it: unlinked and freed by reap() */
 } ml_carrier_t;
 
 struct ml_stream {
@@ -124,10 +125,21 @@ static bool peer_reapable(const ml_peer_t *p) {
   return (p->released || !p->owner) && !p->streams && !p->carriers && !p->probing;
 }
 
+static void car_destroy(ml_carrier_t *car);
+
 static void reap(ml_node_t *n) {
   n->reap_needed = false;
   for (ml_peer_t **pp = &n->peers; *pp;) {
     ml_peer_t *p = *pp;
+    for (ml_carrier_t **cp = &p->carriers; *cp;) {
+      ml_carrier_t *car = *cp;
+      if (!car->gone) {
+        cp = &car->next;
+        continue;
+      }
+      *cp = car->next;
+      car_destroy(car);
+    }
     for (ml_stream_t **sp = &p->streams; *sp;) {
       ml_stream_t *ls = *sp;
       if (!ls->released) {
@@ -203,7 +215,7 @@ static void peer_sync_counts(ml_peer_t *p) {
 static ml_carrier_t *car_find(const ml_peer_t *p, uint64_t h) {
   if (!h) return NULL;
   for (ml_carrier_t *c = p->carriers; c; c = c->next)
-    if (c->h == h) return c;
+    if (c->h == h && !c->gone) return c;
   return NULL;
 }
 
@@ -242,14 +254,17 @@ static ml_carrier_t *car_new(ml_peer_t *p, net_conn_t *conn) {
   return car;
 }
 
+/* Net is done with car: it leaves the lists at the next reap, so a loop
+ * over p->carriers never sees one vanish under it. */
 static void car_unlink(ml_carrier_t *car) {
-  ml_peer_t *p = car->p;
-  ml_node_t *n = p->n;
-  for (ml_carrier_t **pp = &p->carriers; *pp; pp = &(*pp)->next)
-    if (*pp == car) {
-      *pp = car->next;
-      break;
-    }
+  car->gone = true;
+  car->dead = true;
+  car->ns = NULL;
+  car->p->n->reap_needed = true;
+}
+
+static void car_destroy(ml_carrier_t *car) {
+  ml_node_t *n = car->p->n;
   if (car->flush_queued)
     for (ml_carrier_t **pp = &n->flush_head; *pp; pp = &(*pp)->flush_next)
       if (*pp == car) {
@@ -258,7 +273,6 @@ static void car_unlink(ml_carrier_t *car) {
       }
   free(car->rd);
   free(car);
-  n->reap_needed = true;
 }
 
 static void car_reset(ml_carrier_t *car) {

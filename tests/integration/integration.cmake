@@ -15,3 +15,17 @@ if(TARGET bftnet_toolkit)
   bftnet_test(net_faults_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/net_faults_test.c
     LIBS bftnet_th_net bftnet_toolkit TIMEOUT 120)
 endif()
+
+# Migratable streams end to end through the fault proxy: cuts, blackholes,
+# dial storms, failover/failback, address change, every exchange offset,
+# restart, detach timeout (issue 4).
+if(TARGET bftnet_toolkit)
+  bftnet_test(migration_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/migration_test.c
+    LIBS bftnet_static bftnet_toolkit Threads::Threads PkgConfig::UV TIMEOUT 300 LABELS threads)
+endif()
+
+# Stream migration against a real node (public API, own loop thread), driven
+# by a hand-made peer on net_t that sends well-formed and Byzantine
+# StreamMigration input (PROTOCOL.md section 11.10).
+bftnet_test(migration_byz_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/migration_byz_test.c
+  LIBS bftnet_static bftnet_th_net Threads::Threads PkgConfig::UV TIMEOUT 120 LABELS threads)

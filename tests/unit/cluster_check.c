@@ -23,6 +23,10 @@
  *            + REPLICA's preferred address went down and came back, and
  *            its second address carried traffic meanwhile; every pair
  *            consistent; FAILED only for in-flight loss
+ *   netns REPLICA
+ *            + a --netns run: REPLICA partitioned by taking its link down
+ *            and up again; every pair consistent; FAILED only for
+ *            in-flight loss
  * BFTNET_CLUSTER_STRICT=1: every fault mode demands "integrity: ok" too
  * (for when migratable streams are wired in).
  *
@@ -99,6 +103,7 @@ static const char *const pair_ints[] = {"sent",
                                         "reorders",
                                         "reconnects",
                                         "extra",
+                                        "aborted_arrived",
                                         "restart_artifacts",
                                         "max_seq"};
 
@@ -154,10 +159,10 @@ static void shape_pair(json_t *p, size_t i) {
 /* A replica report's peer row: the fields docs/REPORT.md promises,
  * bftnet's migration counters and the per-incarnation accounting. */
 static const char *const rep_ints[] = {
-    "sent",          "dropped",        "aborted",       "unconfirmed",    "unconfirmed_bytes",
-    "delivered",     "delivered_current", "max_seq",    "first_seq",      "gaps",
-    "duplicates",    "reorders",       "foreign",       "incarnations",   "reconnects",
-    "migrations",    "detached",       "resumed",       "retransmitted",  "detach_ns_last",
+    "sent",          "dropped",           "aborted", "unconfirmed",   "unconfirmed_bytes",
+    "delivered",     "delivered_current", "max_seq", "first_seq",     "gaps",
+    "duplicates",    "reorders",          "foreign", "incarnations",  "reconnects",
+    "migrations",    "detached",          "resumed", "retransmitted", "detach_ns_last",
     "detach_ns_max", "peer_restarts"};
 static const char *const rep_events[] = {"migrated", "detached",       "resumed",     "aborted",
                                          "denied",   "peer_restarted", "aborted_lost"};
@@ -245,9 +250,19 @@ static void shape(json_t *doc) {
     }
   }
   json_t *sum = need(doc, "summary", JSON_OBJECT, "top");
-  const char *sk[] = {"pairs",      "ok",         "lost_pairs", "violated",   "unverifiable",
-                      "lost_in_flight", "lost_unexplained", "duplicates", "reorders",
-                      "delivered",  "aborted",    "migrations", "false_restarts"};
+  const char *sk[] = {"pairs",
+                      "ok",
+                      "lost_pairs",
+                      "violated",
+                      "unverifiable",
+                      "lost_in_flight",
+                      "lost_unexplained",
+                      "duplicates",
+                      "reorders",
+                      "delivered",
+                      "aborted",
+                      "migrations",
+                      "false_restarts"};
   for (size_t k = 0; sum && k < sizeof sk / sizeof *sk; k++)
     need(sum, sk[k], JSON_INTEGER, "summary");
   const char *sl[] = {"msgs_per_s", "p50_us", "p90_us", "p99_us", "max_us"};
@@ -286,10 +301,14 @@ static void consistent(json_t *p, const char *where) {
     fail("%s: violations (dups %lld, reorders %lld, extra %lld): %s", where, num(v, "duplicates"),
          num(v, "reorders"), num(v, "extra"), str(p, "note"));
   long long got = num(p, "delivered_current") + num(p, "rx_evicted");
-  if (got > num(p, "expected"))
-    fail("%s: delivered %lld > expected %lld", where, got, num(p, "expected"));
+  if (got > num(p, "expected") + num(p, "aborted"))
+    fail("%s: delivered %lld > sent - dropped %lld", where, got,
+         num(p, "expected") + num(p, "aborted"));
+  if (got > num(p, "expected") && num(p, "aborted_arrived") != got - num(p, "expected"))
+    fail("%s: aborted_arrived %lld != delivered - expected", where, num(p, "aborted_arrived"));
   long long died = num(json_object_get(p, "lost_breakdown"), "died_with_receiver");
-  if (num(p, "lost") != num(p, "expected") - got - died)
+  long long want = num(p, "expected") - got - died;
+  if (num(p, "lost") != (want > 0 ? want : 0))
     fail("%s: lost %lld != expected - delivered - died", where, num(p, "lost"));
   if (!matches(str(p, "verdict"), "^(ok|lost)$"))
     fail("%s: verdict %s (%s)", where, str(p, "verdict"), str(p, "note"));
@@ -427,7 +446,29 @@ static void failover(json_t *doc, const char *who) {
   if (second <= 0) fail("%s's second address carried nothing while the first was down", who);
   json_t *r = json_object_get(json_object_get(doc, "replicas"), who);
   json_t *pb = json_object_get(r, "path_bytes");
-  if (json_array_size(pb) != 2) fail("%s: want 2 paths, path_bytes has %zu", who, json_array_size(pb));
+  if (json_array_size(pb) != 2)
+    fail("%s: want 2 paths, path_bytes has %zu", who, json_array_size(pb));
+  json_t *p;
+  json_array_foreach(json_object_get(doc, "pairs"), i, p) {
+    char w[32];
+    pair_name(p, w, sizeof w);
+    consistent(p, w);
+  }
+  verdict_inflight_only(doc);
+}
+
+static void netns(json_t *doc, const char *who) {
+  if (!json_is_true(json_object_get(json_object_get(doc, "config"), "netns")))
+    fail("config.netns is not true");
+  size_t on = 0, off = 0, i;
+  json_t *e;
+  json_array_foreach(json_object_get(doc, "events"), i, e) {
+    if (strcmp(str(e, "kind"), "fault") != 0 || strcmp(str(e, "target"), who) != 0) continue;
+    if (strcmp(str(e, "action"), "partition on") == 0 && strstr(str(e, "detail"), "link(s)")) on++;
+    if (strcmp(str(e, "action"), "partition off") == 0 && strstr(str(e, "detail"), "link(s)"))
+      off++;
+  }
+  if (on != 1 || off != 1) fail("want %s's links down once and up once", who);
   json_t *p;
   json_array_foreach(json_object_get(doc, "pairs"), i, p) {
     char w[32];
@@ -458,6 +499,8 @@ int main(int argc, char **argv) {
     members(doc, argv[3], argv[4]);
   else if (strcmp(argv[1], "failover") == 0 && argc == 4)
     failover(doc, argv[3]);
+  else if (strcmp(argv[1], "netns") == 0 && argc == 4)
+    netns(doc, argv[3]);
   else if (strcmp(argv[1], "shape") != 0) {
     fprintf(stderr, "cluster_check: unknown mode %s\n", argv[1]);
     return 2;

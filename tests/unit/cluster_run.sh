@@ -8,9 +8,13 @@
 #   members  3 replicas, at 3 s r3 is added and r1 removed (SIGHUP): the
 #            added replica's pairs are exact, nothing else is lost; loss
 #            only at the tail of the removed replica's streams.
-#   failover 3 replicas on two addresses each, r1's preferred address
-#            refused from 2 s to 5 s: its peers reach it by its second
-#            address meanwhile.
+#   failover 3 replicas on two addresses each, r1's preferred path
+#            refused from 2 s to 5 s: it and its peers use the second
+#            addresses meanwhile.
+#   netns    --netns (Linux, root): 3 replicas in network namespaces, r2's
+#            link down from 2 s to 4 s, r1 killed at 4 s and restarted;
+#            no namespace left afterwards. Exit 77 (skipped) when not root
+#            or `ip netns` is unavailable.
 # The fault modes accept "integrity: ok" or, until migratable streams are
 # wired in, "integrity: FAILED (N messages lost in flight, expected until
 # migration lands)" — and nothing else; BFTNET_CLUSTER_STRICT=1 demands
@@ -18,7 +22,7 @@
 # no reorder anywhere (cluster_check.c), the CSV, the live lines, the table
 # and, when gnuplot is installed, the PNG.
 set -u
-MODE=${1:?usage: cluster_run.sh clean|faults|members|failover CLUSTER CHECK}
+MODE=${1:?usage: cluster_run.sh clean|faults|members|failover|netns CLUSTER CHECK}
 CLUSTER=${2:?usage: cluster_run.sh MODE CLUSTER CHECK}
 CHECK=${3:?usage: cluster_run.sh MODE CLUSTER CHECK}
 
@@ -47,6 +51,14 @@ case $MODE in
     --faults 'cut:every=2s,kill:at=3s;replica=r2;restart=1s') ;;
   members) args=(--replicas 3 --duration 6 --faults 'members:at=3s;add=r3;remove=r1') ;;
   failover) args=(--replicas 3 --duration 7 --faults 'failover:at=2s;replica=r1;back=5s') ;;
+  netns)
+    if [ "$(id -u)" != 0 ]; then echo "SKIP: --netns needs root"; exit 77; fi
+    if ! command -v ip >/dev/null 2>&1; then echo "SKIP: no iproute2 ip"; exit 77; fi
+    probe=bftc$$-probe
+    if ! ip netns add "$probe" >/dev/null 2>&1; then echo "SKIP: ip netns add fails here"; exit 77; fi
+    ip netns del "$probe" >/dev/null 2>&1
+    args=(--netns --replicas 3 --duration 7 --stats-ms 500
+      --faults 'partition:at=2s;for=2s;replica=r2,kill:at=4s;replica=r1;restart=1s') ;;
   *) echo "unknown mode $MODE" >&2; exit 2 ;;
 esac
 
@@ -55,6 +67,8 @@ out=$work/out
 cpid=$!
 wait "$cpid"
 rc=$?
+[ "$MODE" = netns ] && [ "$rc" = 4 ] && { echo "SKIP: $(head -n 1 "$work/stdout")"; exit 77; }
+nspid=$cpid
 cpid=
 verdict=$(tail -n 1 "$work/stdout")
 echo "bftnet-cluster $MODE: exit $rc, $verdict"
@@ -65,7 +79,7 @@ case $MODE in
     [ "$rc" = 0 ] || fail "exit status $rc, want 0"
     [ "$verdict" = "integrity: ok" ] || fail "last line \"$verdict\", want \"integrity: ok\""
     ;;
-  faults | members | failover)
+  faults | members | failover | netns)
     if [ "$verdict" = "integrity: ok" ]; then
       [ "$rc" = 0 ] || fail "integrity ok but exit $rc"
     else
@@ -109,7 +123,12 @@ done
 case $MODE in
   members) "$CHECK" members "$out/report.json" r3 r1 >"$work/check" 2>&1 ;;
   failover) "$CHECK" failover "$out/report.json" r1 >"$work/check" 2>&1 ;;
+  netns) "$CHECK" netns "$out/report.json" r2 >"$work/check" 2>&1 ;;
   *) "$CHECK" "$MODE" "$out/report.json" >"$work/check" 2>&1 ;;
 esac || { cat "$work/check" >&2; fail "report.json check"; }
 cat "$work/check"
+if [ "$MODE" = netns ]; then
+  left=$(ip netns list 2>/dev/null | grep -c "^bftc$nspid-" || true)
+  [ "$left" = 0 ] || fail "$left namespaces bftc$nspid-* left behind"
+fi
 echo "cluster_$MODE: ok"

@@ -307,6 +307,22 @@ static void test_pair_rx_split(void **state) {
   char buf[256];
   assert_int_equal(cluster_verdict_format(&s, buf, sizeof buf), 0);
   assert_string_equal(buf, "integrity: FAILED (1 sender restart that did not happen in 1 pair)");
+  /* Counted aborted (not confirmed read), delivered anyway: fine, up to
+   * the aborted count; beyond it, more than sent. */
+  in = clean(2000);
+  in.aborted = 2;
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.verdict, CLUSTER_PAIR_OK);
+  assert_int_equal(o.aborted_arrived, 2);
+  assert_int_equal(o.extra, 0);
+  in.delivered = 2001;
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.verdict, CLUSTER_PAIR_VIOLATED);
+  assert_int_equal(o.extra, 1);
+  in.delivered = 1999;
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.verdict, CLUSTER_PAIR_OK);
+  assert_int_equal(o.aborted_arrived, 1);
   /* No restart anywhere, split present: exact as before. */
   in = clean(5000);
   in.rx_split = 1;

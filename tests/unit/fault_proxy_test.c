@@ -739,6 +739,24 @@ static void test_loopback_only(void **state) {
   assert_err(fault_proxy_create(&loop, (struct sockaddr *)&any, (struct sockaddr *)&lo, NULL, &p),
              -EPERM);
   assert_null(p);
+  /* private_ok (bftnet-cluster --netns): private targets, still never 0.0.0.0. */
+  fault_proxy_opts_t priv = {.private_ok = 1};
+  assert_err(fault_proxy_create(&loop, (struct sockaddr *)&any, (struct sockaddr *)&lo, &priv, &p),
+             -EPERM);
+  assert_true(fault_proxy_addr_is_private((struct sockaddr *)&other));
+  assert_true(fault_proxy_addr_is_private((struct sockaddr *)&v6));
+  assert_false(fault_proxy_addr_is_private((struct sockaddr *)&lo));
+  assert_false(fault_proxy_addr_is_private((struct sockaddr *)&any));
+  struct sockaddr_storage pub;
+  assert_ok(fault_proxy_addr_parse("172.32.0.1:80", &pub));
+  assert_false(fault_proxy_addr_is_private((struct sockaddr *)&pub));
+  assert_err(fault_proxy_create(&loop, (struct sockaddr *)&lo, (struct sockaddr *)&pub, &priv, &p),
+             -EPERM);
+  assert_ok(
+      fault_proxy_create(&loop, (struct sockaddr *)&lo, (struct sockaddr *)&other, &priv, &p));
+  assert_ok(fault_proxy_close(p, NULL, NULL));
+  p = NULL;
+  assert_ok(uv_run(&loop, UV_RUN_DEFAULT));
   fault_proxy_opts_t bad = {.slice_max = FAULT_PROXY_SLICE_MAX + 1};
   assert_err(fault_proxy_create(&loop, (struct sockaddr *)&lo, (struct sockaddr *)&lo, &bad, &p),
              -EINVAL);

@@ -296,6 +296,10 @@ static void test_verdicts(void **st) {
   assert_int_equal(stats_verdict_pair(5, 6, 0, 0, 0, 0, 0), STATS_VIOLATED);
   assert_int_equal(stats_verdict_pair(5, 3, 3, 0, 0, 0, 0), STATS_VIOLATED);
   assert_int_equal(stats_verdict_pair(0, 0, 0, 0, 0, 0, 0), STATS_OK);
+  /* Aborted = not confirmed read: some may have arrived, never more. */
+  assert_int_equal(stats_verdict_pair(100, 7, 3, 92, 0, 0, 0), STATS_OK);
+  assert_int_equal(stats_verdict_pair(100, 7, 3, 93, 0, 0, 0), STATS_OK);
+  assert_int_equal(stats_verdict_pair(100, 7, 3, 94, 0, 0, 0), STATS_VIOLATED);
 
   assert_int_equal(stats_verdict_worst(STATS_OK, STATS_UNVERIFIED), STATS_UNVERIFIED);
   assert_int_equal(stats_verdict_worst(STATS_VIOLATED, STATS_UNVERIFIED), STATS_VIOLATED);

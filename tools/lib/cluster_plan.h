@@ -43,7 +43,8 @@ typedef enum cluster_act_kind {
   CLUSTER_ACT_KILL,          /* SIGKILL the replica */
   CLUSTER_ACT_RESTART,       /* start it again: a new incarnation */
   CLUSTER_ACT_MEMBERS,       /* add/remove, files rewritten, SIGHUP */
-  CLUSTER_ACT_FAILOVER_DOWN, /* the replica's preferred address: refuse + cut */
+  CLUSTER_ACT_FAILOVER_DOWN, /* the replica's preferred path, both ways: refuse + cut (or link down)
+                              */
   CLUSTER_ACT_FAILOVER_UP    /* ... accepts again */
 } cluster_act_kind_t;
 

@@ -155,8 +155,10 @@ void cluster_pair_check(const cluster_pair_in_t *in, cluster_pair_out_t *o) {
   o->got = o->delivered + in->rx_evicted;
   cluster_pair_verdict_t v = CLUSTER_PAIR_OK;
   if (o->duplicates || o->reorders || o->false_restarts) v = CLUSTER_PAIR_VIOLATED;
-  if (o->got > o->expected) {
-    o->extra = o->got - o->expected;
+  if (o->got > o->expected && o->got - o->expected <= in->aborted) {
+    o->aborted_arrived = o->got - o->expected;
+  } else if (o->got > o->expected) {
+    o->extra = o->got - o->expected - in->aborted;
     bool approx = in->sender_restarted && !in->base_exact && !o->split_used;
     v = worst(v, approx ? CLUSTER_PAIR_UNVERIFIABLE : CLUSTER_PAIR_VIOLATED);
   } else if (o->got < o->expected) {

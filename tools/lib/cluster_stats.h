@@ -102,11 +102,13 @@ typedef struct cluster_pair_in {
 typedef struct cluster_pair_out {
   cluster_pair_verdict_t verdict;
   uint64_t expected;             /* sent - dropped - aborted */
+  uint64_t aborted_arrived;      /* got - expected, when positive and <= aborted: counted
+                                    aborted (not confirmed read) yet delivered: fine */
   uint64_t delivered;            /* R's, from S's current incarnation */
   uint64_t got;                  /* delivered + rx_evicted */
   uint64_t lost;                 /* expected - got - died, when positive: never delivered,
                                     never counted (an upper bound when receiver_killed) */
-  uint64_t extra;                /* got - expected, when positive */
+  uint64_t extra;                /* got - (sent - dropped), when positive */
   uint64_t died;                 /* went to a killed incarnation of R: numbered below
                                     rx_first_seq and not counted by S (at least died_min) */
   uint64_t duplicates, reorders; /* held against bftnet */
@@ -129,8 +131,10 @@ typedef struct cluster_pair_out {
  *   sequence-restart artifacts (S numbers from 1 again) as long as they do
  *   not exceed what R received since; beyond that they are violations;
  * - R saw more restarts of S than S had: VIOLATED (false_restarts);
- * - more received than sent: VIOLATED (UNVERIFIABLE when S restarted and
- *   the incarnations could not be split exactly);
+ * - more received than sent - dropped: VIOLATED (UNVERIFIABLE when S
+ *   restarted and the incarnations could not be split exactly); between
+ *   expected and that: fine, some of what S counted as aborted (not
+ *   confirmed read when its stream broke) arrived anyway (aborted_arrived);
  * - fewer: what went to R's killed processes is not loss (died); the
  *   rest is LOST, split into queued / unwritten / in flight.
  */

@@ -61,6 +61,8 @@ typedef struct fp_link {
   uv_tcp_t client, target;
   uv_connect_t creq;
   fp_dir_t c2t, t2c;
+  uint64_t budget;    /* cut_at armed at accept: reset after this many bytes */
+  uint64_t forwarded; /* bytes written, both directions */
 } fp_link_t;
 
 struct fault_proxy_s {
@@ -69,6 +71,7 @@ struct fault_proxy_s {
   struct sockaddr_storage target;
   fp_link_t *links; /* every link not yet freed, CLOSING ones included */
   uint32_t latency_ms, jitter_ms, slice_max, max_conns;
+  uint64_t cut_at;
   size_t queue_max;
   uint64_t rng;
   bool blackhole, refuse, closing, listener_closed;
@@ -187,6 +190,21 @@ int fault_proxy_addr_is_loopback(const struct sockaddr *sa) {
     return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
   }
   return 0;
+}
+
+int fault_proxy_addr_is_private(const struct sockaddr *sa) {
+  if (!sa) return 0;
+  if (sa->sa_family == AF_INET) {
+    const uint8_t *b = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+    return b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168);
+  }
+  if (sa->sa_family == AF_INET6)
+    return (((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr[0] & 0xfe) == 0xfc;
+  return 0;
+}
+
+static int addr_allowed(const struct sockaddr *sa, int private_ok) {
+  return fault_proxy_addr_is_loopback(sa) || (private_ok && fault_proxy_addr_is_private(sa));
 }
 
 static size_t addr_len(const struct sockaddr *sa) {
@@ -382,6 +400,12 @@ static void on_write(uv_write_t *req, int status) {
     p->st.bytes_to_target += d->wlen;
   else
     p->st.bytes_to_client += d->wlen;
+  l->forwarded += d->wlen;
+  if (l->budget && l->forwarded >= l->budget) { /* cut_at: exactly here */
+    p->st.conns_cut++;
+    link_close(l, true);
+    return;
+  }
   if (c->off == c->len) chunk_pop(d);
   dir_update_read(d);
   if (l->state == FP_OPEN) dir_pump(d);
@@ -412,6 +436,7 @@ static void dir_pump(fp_dir_t *d) {
     return;
   }
   size_t n = c->len - c->off;
+  if (l->budget && n > l->budget - l->forwarded) n = (size_t)(l->budget - l->forwarded);
   if (p->slice_max) {
     size_t seg = 1 + (size_t)fp_uniform(p, p->slice_max);
     if (seg < n) n = seg;
@@ -493,6 +518,7 @@ static void accept_link(fault_proxy_t *p) {
     return;
   }
   l->proxy = p;
+  l->budget = p->cut_at;
   l->state = FP_CONNECTING;
   l->open_handles = 4;
   uv_tcp_init(p->loop, &l->client);
@@ -555,7 +581,7 @@ int fault_proxy_create(uv_loop_t *loop, const struct sockaddr *listen_addr,
   if ((listen_addr->sa_family != AF_INET && listen_addr->sa_family != AF_INET6) ||
       (target->sa_family != AF_INET && target->sa_family != AF_INET6))
     return -EINVAL;
-  if (!fault_proxy_addr_is_loopback(listen_addr) || !fault_proxy_addr_is_loopback(target))
+  if (!addr_allowed(listen_addr, o.private_ok) || !addr_allowed(target, o.private_ok))
     return -EPERM;
   int rc = check_opts(&o);
   if (rc) return rc;
@@ -638,6 +664,12 @@ int fault_proxy_latency(fault_proxy_t *proxy, uint32_t ms, uint32_t jitter_ms) {
   if (ms > FAULT_PROXY_LATENCY_MAX || jitter_ms > FAULT_PROXY_LATENCY_MAX) return -EINVAL;
   proxy->latency_ms = ms;
   proxy->jitter_ms = jitter_ms;
+  return 0;
+}
+
+int fault_proxy_cut_at(fault_proxy_t *proxy, uint64_t bytes) {
+  if (!proxy || proxy->closing) return -EINVAL;
+  proxy->cut_at = bytes;
   return 0;
 }
 

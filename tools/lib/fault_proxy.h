@@ -28,6 +28,8 @@
  * - Loopback only: the listen and the target address must be in
  *   127.0.0.0/8 or ::1 (IPv4-mapped 127/8 too). Any other address fails
  *   with -EPERM, so the proxy can never be turned into an open relay.
+ *   opts.private_ok widens this to private addresses, for callers that
+ *   run the proxy inside a network namespace of their own.
  *
  * Memory is bounded. Each connection has two directions; each direction
  * queues at most opts.queue_max bytes (in at most FAULT_PROXY_CHUNKS_MAX
@@ -82,6 +84,9 @@ typedef struct fault_proxy_opts {
   uint64_t seed;       /* RNG seed for slice sizes and jitter; 0 = 1 */
   size_t queue_max;    /* bytes queued per direction; 0 = default */
   uint32_t max_conns;  /* concurrent connections; 0 = default */
+  int private_ok;      /* also accept private addresses (10/8, 172.16/12, 192.168/16,
+                          fc00::/7): for a bridge inside network namespaces the
+                          caller created (bftnet-cluster --netns); never 0.0.0.0 */
 } fault_proxy_opts_t;
 
 typedef struct fault_proxy_stats {
@@ -112,6 +117,8 @@ int fault_proxy_addr_format(const struct sockaddr *sa, char *buf, size_t len);
 
 /* 1 if sa is a loopback address (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104). */
 int fault_proxy_addr_is_loopback(const struct sockaddr *sa);
+/* 1 if sa is a private address (10/8, 172.16/12, 192.168/16, fc00::/7). */
+int fault_proxy_addr_is_private(const struct sockaddr *sa);
 
 /* Creates a proxy on loop listening on listen_addr (port 0 = any free port)
  * and forwarding to target. opts may be NULL (defaults). On success *out is
@@ -151,6 +158,10 @@ int fault_proxy_refuse(fault_proxy_t *proxy, int on);
  * -EINVAL if out of range. */
 int fault_proxy_latency(fault_proxy_t *proxy, uint32_t ms, uint32_t jitter_ms);
 
+/* Connections accepted from now on are reset (both sides) once they have
+ * forwarded exactly `bytes` bytes, both directions together; 0 = off. For
+ * cutting a fresh connection at every byte offset of an exchange. */
+int fault_proxy_cut_at(fault_proxy_t *proxy, uint64_t bytes);
 /* Sets slicing: 0 = off, else every write is 1..max bytes (uniform), max <=
  * FAULT_PROXY_SLICE_MAX. -EINVAL if out of range. */
 int fault_proxy_slice(fault_proxy_t *proxy, uint32_t max);

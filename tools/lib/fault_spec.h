@@ -51,7 +51,7 @@ typedef enum {
   FAULT_LATENCY,   /* add delay (+/- jitter) on the scope's links */
   FAULT_KILL,      /* SIGKILL a replica, maybe restart it */
   FAULT_MEMBERS,   /* membership change (add/remove), delivered by SIGHUP */
-  FAULT_FAILOVER   /* a replica's preferred address goes down (and back) */
+  FAULT_FAILOVER   /* a replica's preferred path goes down (and back) */
 } fault_kind_t;
 
 typedef enum {

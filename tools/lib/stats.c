@@ -218,7 +218,8 @@ stats_verdict_t stats_verdict_pair(uint64_t sent, uint64_t dropped, uint64_t abo
   if (dropped > sent || aborted > sent - dropped) return STATS_VIOLATED;
   uint64_t expect = sent - dropped - aborted;
   if (delivered > UINT64_MAX - rx_explained) return STATS_VIOLATED;
-  return delivered + rx_explained == expect ? STATS_OK : STATS_VIOLATED;
+  uint64_t got = delivered + rx_explained;
+  return got >= expect && got <= sent - dropped ? STATS_OK : STATS_VIOLATED;
 }
 
 stats_verdict_t stats_verdict_worst(stats_verdict_t a, stats_verdict_t b) {

@@ -143,9 +143,12 @@ stats_verdict_t stats_verdict_local(const stats_seq_t *t, uint64_t explained);
  * The cross-check across two reports, for one (sender, receiver) pair:
  * sender side: sent, dropped (dropped_by_us), aborted toward the receiver;
  * receiver side: delivered, duplicates, reorders from the sender, and
- * rx_explained (its tentative_evicted for the sender). OK iff there is no
- * duplicate or reorder and delivered + rx_explained == sent - dropped -
- * aborted; anything else is VIOLATED (never UNVERIFIED).
+ * rx_explained (its tentative_evicted for the sender). With got =
+ * delivered + rx_explained: OK iff there is no duplicate or reorder and
+ *   sent - dropped - aborted <= got <= sent - dropped
+ * (bftnet counts as aborted the messages of a broken stream that were not
+ * *confirmed* read: some of them may have arrived). Anything else is
+ * VIOLATED (never UNVERIFIED).
  */
 stats_verdict_t stats_verdict_pair(uint64_t sent, uint64_t dropped, uint64_t aborted,
                                    uint64_t delivered, uint64_t duplicates, uint64_t reorders,
@@ -196,11 +199,11 @@ typedef struct stats_rx {
   stats_seq_t cur; /* the current incarnation */
   stats_inc_start_t cur_start;
   uint64_t cur_first_seq;
-  uint64_t incarnations; /* seen so far: 0 before the first valid number */
-  uint64_t by_event, by_seq; /* switches, by what started them */
-  uint64_t seq_unexplained;  /* seq switches no event has explained (yet) */
-  uint64_t events_used;      /* restart events paired with a switch or consumed */
-  stats_inc_t done;          /* every finished incarnation, summed */
+  uint64_t incarnations;              /* seen so far: 0 before the first valid number */
+  uint64_t by_event, by_seq;          /* switches, by what started them */
+  uint64_t seq_unexplained;           /* seq switches no event has explained (yet) */
+  uint64_t events_used;               /* restart events paired with a switch or consumed */
+  stats_inc_t done;                   /* every finished incarnation, summed */
   stats_inc_t hist[STATS_RX_HISTORY]; /* the most recent finished, oldest first */
   size_t nhist;
 } stats_rx_t;

@@ -1,0 +1,723 @@
+/*
+ * migration_test.c — migratable streams end to end: real bftnet nodes (each
+ * on its own loop thread) exchanging sequence-numbered messages all-to-all,
+ * every link through the fault-injecting proxy (tools/lib/fault_proxy, on a
+ * loop thread of the test's own), while the proxies cut, blackhole and
+ * refuse connections. With rings sized so that nothing overflows, every run
+ * must show DESIGN.md invariants 1 and 2 exactly: per sender, messages
+ * arrive in order, none twice, and none is missing (nothing was counted
+ * dropped or aborted either).
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "fault_proxy.h"
+#include "harness.h"
+
+#define MAXN 4
+#define MSG_SIZE 64
+
+/* --------------------------------------------------- the proxy thread */
+
+typedef struct px_call {
+  void (*fn)(void *arg);
+  void *arg;
+  bool done;
+} px_call_t;
+
+static struct {
+  uv_loop_t loop;
+  uv_async_t async;
+  uv_thread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  px_call_t *pending;
+} px;
+
+static void px_quit(void *arg) { (void)arg; }
+
+static void px_on_async(uv_async_t *h) {
+  (void)h;
+  pthread_mutex_lock(&px.mu);
+  px_call_t *c = px.pending;
+  px.pending = NULL;
+  pthread_mutex_unlock(&px.mu);
+  if (c) {
+    c->fn(c->arg);
+    bool quit = c->fn == px_quit; /* read before done: c's frame may go away */
+    pthread_mutex_lock(&px.mu);
+    c->done = true;
+    pthread_cond_broadcast(&px.cv);
+    pthread_mutex_unlock(&px.mu);
+    if (quit) uv_close((uv_handle_t *)&px.async, NULL);
+  }
+}
+
+static void px_main(void *arg) {
+  (void)arg;
+  uv_run(&px.loop, UV_RUN_DEFAULT);
+}
+
+/* Runs fn(arg) on the proxy loop and waits for it. */
+static void px_run(void (*fn)(void *), void *arg) {
+  px_call_t c = {.fn = fn, .arg = arg, .done = false};
+  pthread_mutex_lock(&px.mu);
+  while (px.pending) pthread_cond_wait(&px.cv, &px.mu);
+  px.pending = &c;
+  uv_async_send(&px.async);
+  while (!c.done) pthread_cond_wait(&px.cv, &px.mu);
+  pthread_mutex_unlock(&px.mu);
+}
+
+static void px_start(void) {
+  memset(&px, 0, sizeof px);
+  assert_int_equal(uv_loop_init(&px.loop), 0);
+  assert_int_equal(uv_async_init(&px.loop, &px.async, px_on_async), 0);
+  pthread_mutex_init(&px.mu, NULL);
+  pthread_cond_init(&px.cv, NULL);
+  assert_int_equal(uv_thread_create(&px.thread, px_main, NULL), 0);
+}
+
+static void px_stop(void) {
+  px_run(px_quit, NULL);
+  uv_thread_join(&px.thread);
+  uv_run(&px.loop, UV_RUN_DEFAULT); /* closes what the proxies left */
+  assert_int_equal(uv_loop_close(&px.loop), 0);
+  pthread_mutex_destroy(&px.mu);
+  pthread_cond_destroy(&px.cv);
+}
+
+/* ------------------------------------------------------------- nodes */
+
+typedef struct node {
+  bftnet_key_t *key;
+  bftnet_t *net;
+  char id[8];
+  char peer_id[BFTNET_PEER_ID_MAX];
+  int naddr;
+  char real[2][BFTNET_ADDR_MAX]; /* where it listens */
+  char via[2][BFTNET_ADDR_MAX];  /* its proxies, with /p2p/ID: what others dial */
+  fault_proxy_t *px[2];
+  /* Events (loop thread writes, test reads). */
+  atomic_int conns, migrated[8], resumed, detached, aborted, denied, restarted;
+  /* Load. */
+  pthread_t sender, receiver;
+  atomic_bool stop_send, stop_recv;
+  uint64_t sent[MAXN];          /* by destination */
+  uint64_t last[MAXN];          /* last sequence number received, by source */
+  uint64_t got[MAXN], gaps, dups, foreign;
+  uint32_t rate;                /* messages/s per destination */
+} node_t;
+
+static node_t nodes[MAXN];
+static int nn;
+
+static void on_event(const bftnet_event_t *ev, void *user) {
+  node_t *n = user;
+  switch (ev->type) {
+  case BFTNET_EV_CONNECTED: atomic_fetch_add(&n->conns, 1); break;
+  case BFTNET_EV_DISCONNECTED: atomic_fetch_sub(&n->conns, 1); break;
+  case BFTNET_EV_MIGRATED:
+    if ((unsigned)ev->mig_reason < 8) atomic_fetch_add(&n->migrated[ev->mig_reason], 1);
+    break;
+  case BFTNET_EV_RESUMED: atomic_fetch_add(&n->resumed, 1); break;
+  case BFTNET_EV_DETACHED: atomic_fetch_add(&n->detached, 1); break;
+  case BFTNET_EV_ABORTED:
+    atomic_fetch_add(&n->aborted, 1);
+    print_message("%s: stream to/from %s aborted: %s (lost %llu)\n", n->id, ev->node_id, ev->mig_abort,
+                  (unsigned long long)ev->lost);
+    break;
+  case BFTNET_EV_DENIED: atomic_fetch_add(&n->denied, 1); break;
+  case BFTNET_EV_PEER_RESTARTED: atomic_fetch_add(&n->restarted, 1); break;
+  default: break;
+  }
+}
+
+static void cfg_fast(bftnet_config_t *cfg) {
+  bftnet_config_init(cfg);
+  cfg->ping_interval_ms = 200;
+  cfg->ping_timeout_ms = 600;
+  cfg->dial_backoff_min_ms = 20;
+  cfg->dial_backoff_max_ms = 300;
+  cfg->failback_ms = 300;
+  cfg->detach_timeout_ms = 30000;
+  cfg->ring_capacity = 1u << 17; /* nothing overflows in these tests */
+  cfg->handshake_timeout_ms = 2000;
+  cfg->log_level = 1;
+}
+
+typedef struct px_new_arg {
+  node_t *n;
+  int k;
+} px_new_arg_t;
+
+static void px_new(void *arg) {
+  px_new_arg_t *a = arg;
+  node_t *n = a->n;
+  struct sockaddr_storage lis, tgt, bound;
+  assert_int_equal(fault_proxy_addr_parse("127.0.0.1:0", &lis), 0);
+  assert_int_equal(fault_proxy_addr_parse(n->real[a->k], &tgt), 0);
+  fault_proxy_opts_t o = {.seed = th_seed(), .queue_max = 4u << 20};
+  assert_int_equal(fault_proxy_create(&px.loop, (struct sockaddr *)&lis, (struct sockaddr *)&tgt, &o,
+                                      &n->px[a->k]), 0);
+  assert_int_equal(fault_proxy_bound_addr(n->px[a->k], &bound), 0);
+  char hp[FAULT_PROXY_ADDRSTRLEN];
+  fault_proxy_addr_format((struct sockaddr *)&bound, hp, sizeof hp);
+  char *colon = strrchr(hp, ':');
+  *colon = '\0';
+  snprintf(n->via[a->k], sizeof n->via[a->k], "/ip4/%s/tcp/%s/p2p/%s", hp, colon + 1, n->peer_id);
+}
+
+static void node_start(int i, int naddr, const bftnet_config_t *over, bool keep_key) {
+  node_t *n = &nodes[i];
+  if (!keep_key) {
+    memset(n, 0, sizeof *n);
+    assert_ok(bftnet_key_generate(&n->key));
+  }
+  bftnet_config_t cfg;
+  if (over) cfg = *over;
+  else cfg_fast(&cfg);
+  cfg.key = n->key;
+  cfg.on_event = on_event;
+  cfg.user = n;
+  assert_ok(bftnet_new(&n->net, &cfg));
+  snprintf(n->id, sizeof n->id, "r%d", i & 7);
+  assert_ok(bftnet_peer_id(n->net, n->peer_id, sizeof n->peer_id));
+  n->naddr = naddr;
+  for (int k = 0; k < naddr; k++) {
+    char want[BFTNET_ADDR_MAX] = "/ip4/127.0.0.1/tcp/0";
+    if (keep_key) { /* the same port again: strip /p2p/... */
+      snprintf(want, sizeof want, "%s", n->real[k]);
+      char *p2p = strstr(want, "/p2p/");
+      if (p2p) *p2p = '\0';
+    }
+    char bound[BFTNET_ADDR_MAX];
+    assert_ok(bftnet_listen(n->net, want, bound, sizeof bound));
+    /* real[k] as "127.0.0.1:port" for the proxy */
+    unsigned port = 0;
+    const char *tcp = strstr(bound, "/tcp/");
+    assert_non_null(tcp);
+    port = (unsigned)strtoul(tcp + 5, NULL, 10);
+    if (!keep_key) snprintf(n->real[k], sizeof n->real[k], "/ip4/127.0.0.1/tcp/%u", port);
+    if (!keep_key) {
+      px_new_arg_t a = {n, k};
+      px_run(px_new, &a);
+    }
+  }
+}
+
+/* Membership: everyone, each by its proxies (order = preference). */
+static void connect_all_addrs(int i, int first_addr, int naddrs) {
+  bftnet_member_t mem[MAXN];
+  const char *addrs[MAXN][2];
+  for (int j = 0; j < nn; j++) {
+    for (int k = 0; k < naddrs; k++) addrs[j][k] = nodes[j].via[first_addr + k];
+    mem[j] = (bftnet_member_t){.node_id = nodes[j].id, .addrs = addrs[j], .naddrs = (size_t)naddrs};
+  }
+  char err[256] = "";
+  int rc = bftnet_connect(nodes[i].net, mem, (size_t)nn, err, sizeof err);
+  if (rc < 0) fail_msg("connect: %s: %s", bftnet_strerror(rc), err);
+}
+
+/* ------------------------------------------------------------- load */
+
+static uint64_t get_be64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+  return v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v) {
+  for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
+}
+
+static void *sender_main(void *arg) {
+  node_t *n = arg;
+  int me = (int)(n - nodes);
+  uint8_t buf[MSG_SIZE];
+  memset(buf, 0xab, sizeof buf);
+  const long period_ns = 1000000000L / (long)n->rate;
+  struct timespec next;
+  clock_gettime(CLOCK_MONOTONIC, &next);
+  for (uint64_t round = 0; !atomic_load(&n->stop_send) && round < 10000000; round++) {
+    for (int j = 0; j < nn; j++) {
+      if (j == me) continue;
+      put_be64(buf, n->sent[j] + 1);
+      int rc = bftnet_send(n->net, nodes[j].id, buf, sizeof buf);
+      if (rc == 0) n->sent[j]++;
+    }
+    next.tv_nsec += period_ns;
+    while (next.tv_nsec >= 1000000000L) next.tv_nsec -= 1000000000L, next.tv_sec++;
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+  }
+  return NULL;
+}
+
+static int node_index(const char *id) {
+  for (int j = 0; j < nn; j++)
+    if (strcmp(nodes[j].id, id) == 0) return j;
+  return -1;
+}
+
+static void *receiver_main(void *arg) {
+  node_t *n = arg;
+  bftnet_msg_t msgs[64];
+  while (!atomic_load(&n->stop_recv)) {
+    int k = bftnet_recv_batch(n->net, msgs, 64, 50);
+    if (k <= 0) continue;
+    for (int i = 0; i < k; i++) {
+      int j = node_index(msgs[i].from);
+      if (j < 0 || msgs[i].len != MSG_SIZE) {
+        n->foreign++;
+      } else {
+        uint64_t seq = get_be64(msgs[i].data);
+        if (seq <= n->last[j]) n->dups++;
+        else {
+          if (seq != n->last[j] + 1) n->gaps += seq - n->last[j] - 1;
+          n->last[j] = seq;
+          n->got[j]++;
+        }
+      }
+      bftnet_msg_release(&msgs[i]);
+    }
+  }
+  return NULL;
+}
+
+static void load_start(uint32_t rate) {
+  for (int i = 0; i < nn; i++) {
+    nodes[i].rate = rate;
+    atomic_store(&nodes[i].stop_send, false);
+    atomic_store(&nodes[i].stop_recv, false);
+    pthread_create(&nodes[i].receiver, NULL, receiver_main, &nodes[i]);
+  }
+  for (int i = 0; i < nn; i++) pthread_create(&nodes[i].sender, NULL, sender_main, &nodes[i]);
+}
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Stops the senders, flushes, waits for every message, then checks the
+ * invariants: nothing lost, duplicated or reordered; nothing dropped or
+ * aborted either. */
+static void load_stop_and_check(const char *what) {
+  for (int i = 0; i < nn; i++) atomic_store(&nodes[i].stop_send, true);
+  for (int i = 0; i < nn; i++) pthread_join(nodes[i].sender, NULL);
+  for (int i = 0; i < nn; i++) {
+    int rc = bftnet_flush(nodes[i].net, 20000);
+    if (rc < 0) print_message("%s: flush of %s: %s\n", what, nodes[i].id, bftnet_strerror(rc));
+  }
+  uint64_t deadline = now_ms() + 20000;
+  for (bool all = false; !all && now_ms() < deadline;) {
+    all = true;
+    for (int i = 0; i < nn; i++)
+      for (int j = 0; j < nn; j++)
+        if (i != j && nodes[j].last[i] < nodes[i].sent[j]) all = false;
+    if (!all) usleep(20000);
+  }
+  for (int i = 0; i < nn; i++) atomic_store(&nodes[i].stop_recv, true);
+  for (int i = 0; i < nn; i++) pthread_join(nodes[i].receiver, NULL);
+  uint64_t total = 0;
+  for (int i = 0; i < nn; i++) {
+    for (int j = 0; j < nn; j++) {
+      if (i == j) continue;
+      bftnet_peer_stats_t st;
+      assert_ok(bftnet_peer_stats(nodes[i].net, nodes[j].id, &st));
+      if (nodes[j].last[i] != nodes[i].sent[j] || st.dropped_overflow || st.aborted)
+        print_message("%s: %s->%s sent %llu, received up to %llu (%llu msgs), dropped %llu, aborted %llu, "
+                      "unconfirmed %llu, migrations %llu\n",
+                      what, nodes[i].id, nodes[j].id, (unsigned long long)nodes[i].sent[j],
+                      (unsigned long long)nodes[j].last[i], (unsigned long long)nodes[j].got[i],
+                      (unsigned long long)st.dropped_overflow, (unsigned long long)st.aborted,
+                      (unsigned long long)st.unconfirmed, (unsigned long long)st.migrations);
+      assert_int_equal(st.dropped_overflow, 0);
+      assert_int_equal(st.aborted, 0);
+      assert_int_equal(nodes[j].last[i], nodes[i].sent[j]); /* none missing (invariant 2) */
+      assert_int_equal(nodes[j].got[i], nodes[i].sent[j]);  /* each exactly once */
+      total += nodes[i].sent[j];
+    }
+    assert_int_equal(nodes[i].gaps, 0);
+    assert_int_equal(nodes[i].dups, 0); /* no duplicate, no reorder (invariant 1) */
+    assert_int_equal(nodes[i].foreign, 0);
+  }
+  int mig = 0, res = 0, det = 0;
+  for (int i = 0; i < nn; i++) {
+    for (int r = 0; r < 8; r++) mig += atomic_load(&nodes[i].migrated[r]);
+    res += atomic_load(&nodes[i].resumed);
+    det += atomic_load(&nodes[i].detached);
+  }
+  print_message("%s: %llu messages, 0 lost, 0 duplicated, 0 reordered; %d migrations, %d detached, %d resumed\n",
+                what, (unsigned long long)total, mig, det, res);
+}
+
+static void do_close(void *arg) { fault_proxy_close(arg, NULL, NULL); }
+
+static void all_stop(void) {
+  for (int i = 0; i < nn; i++) {
+    bftnet_free(nodes[i].net);
+    nodes[i].net = NULL;
+  }
+  for (int i = 0; i < nn; i++)
+    for (int k = 0; k < nodes[i].naddr; k++)
+      if (nodes[i].px[k]) {
+        fault_proxy_t *p = nodes[i].px[k];
+        nodes[i].px[k] = NULL;
+        px_run(do_close, p);
+      }
+  for (int i = 0; i < nn; i++) bftnet_key_free(nodes[i].key);
+  px_stop();
+}
+
+static void wait_all_up(int timeout_ms) {
+  uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+  for (;;) {
+    bool all = true;
+    for (int i = 0; i < nn && all; i++)
+      for (int j = 0; j < nn && all; j++) {
+        if (i == j) continue;
+        bftnet_peer_stats_t st;
+        if (bftnet_peer_stats(nodes[i].net, nodes[j].id, &st) < 0 || !st.connected) all = false;
+      }
+    if (all) return;
+    if (now_ms() > deadline) fail_msg("the cluster did not connect");
+    usleep(10000);
+  }
+}
+
+static void setup(int n, int naddr, const bftnet_config_t *cfg) {
+  px_start();
+  nn = n;
+  for (int i = 0; i < n; i++) node_start(i, naddr, cfg, false);
+  for (int i = 0; i < n; i++) connect_all_addrs(i, 0, naddr);
+  wait_all_up(10000);
+}
+
+/* ---------------------------------------------------------- faults */
+
+typedef struct fault_arg {
+  fault_proxy_t *p;
+  int on;
+  uint64_t v;
+  int rc;
+  fault_proxy_stats_t st;
+} fault_arg_t;
+
+static void do_cut(void *arg) {
+  fault_arg_t *a = arg;
+  a->rc = fault_proxy_cut(a->p);
+}
+static void do_blackhole(void *arg) {
+  fault_arg_t *a = arg;
+  a->rc = fault_proxy_blackhole(a->p, a->on);
+}
+static void do_refuse(void *arg) {
+  fault_arg_t *a = arg;
+  a->rc = fault_proxy_refuse(a->p, a->on);
+}
+static void do_cut_at(void *arg) {
+  fault_arg_t *a = arg;
+  a->rc = fault_proxy_cut_at(a->p, a->v);
+}
+static void do_stats(void *arg) {
+  fault_arg_t *a = arg;
+  fault_proxy_stats(a->p, &a->st);
+}
+
+static int px_cut(fault_proxy_t *p) {
+  fault_arg_t a = {.p = p};
+  px_run(do_cut, &a);
+  return a.rc;
+}
+static void px_blackhole(fault_proxy_t *p, int on) {
+  fault_arg_t a = {.p = p, .on = on};
+  px_run(do_blackhole, &a);
+  assert_int_equal(a.rc, 0);
+}
+static void px_refuse(fault_proxy_t *p, int on) {
+  fault_arg_t a = {.p = p, .on = on};
+  px_run(do_refuse, &a);
+  assert_int_equal(a.rc, 0);
+}
+static void px_cut_at(fault_proxy_t *p, uint64_t v) {
+  fault_arg_t a = {.p = p, .v = v};
+  px_run(do_cut_at, &a);
+  assert_int_equal(a.rc, 0);
+}
+static fault_proxy_stats_t px_stats(fault_proxy_t *p) {
+  fault_arg_t a = {.p = p};
+  px_run(do_stats, &a);
+  return a.st;
+}
+
+/* ------------------------------------------------------------- tests */
+
+/* >= 100 abrupt cuts at random moments, four nodes all-to-all. */
+static void test_random_cuts(void **state) {
+  (void)state;
+  setup(4, 1, NULL);
+  load_start(500);
+  srand((unsigned)th_seed());
+  int cuts = 0;
+  for (int k = 0; k < 120; k++) {
+    usleep(20000 + (useconds_t)(rand() % 40000));
+    if (px_cut(nodes[rand() % nn].px[0]) > 0) cuts++;
+  }
+  usleep(500000);
+  print_message("random cuts: %d cuts that hit a connection\n", cuts);
+  assert_true(cuts >= 100);
+  load_stop_and_check("random cuts");
+  int res = 0;
+  for (int i = 0; i < nn; i++) res += atomic_load(&nodes[i].resumed);
+  assert_true(res > 0);
+  all_stop();
+}
+
+/* A blackholed path: no error, no FIN; the keepalive notices (ping
+ * timeout), the streams detach and resume once the path is back. */
+static void test_blackhole(void **state) {
+  (void)state;
+  setup(3, 1, NULL);
+  load_start(500);
+  for (int round = 0; round < 2; round++) {
+    usleep(300000);
+    px_blackhole(nodes[round].px[0], 1);
+    usleep(1500000); /* > ping_timeout: the connections through it die */
+    px_blackhole(nodes[round].px[0], 0);
+  }
+  usleep(1000000);
+  load_stop_and_check("blackholes");
+  int det = 0, res = 0;
+  for (int i = 0; i < nn; i++) det += atomic_load(&nodes[i].detached), res += atomic_load(&nodes[i].resumed);
+  assert_true(det > 0);
+  assert_true(res > 0);
+  all_stop();
+}
+
+/* Storms of simultaneous dials: every connection cut at once, everyone
+ * redials everyone; the pairs converge on one connection each. */
+static void test_dial_storm(void **state) {
+  (void)state;
+  setup(4, 1, NULL);
+  load_start(300);
+  for (int round = 0; round < 15; round++) {
+    for (int i = 0; i < nn; i++) px_cut(nodes[i].px[0]);
+    usleep(120000);
+  }
+  usleep(1500000);
+  load_stop_and_check("dial storms");
+  /* One connection per pair: each node keeps exactly nn - 1. */
+  uint64_t deadline = now_ms() + 5000;
+  bool ok = false;
+  while (!ok && now_ms() < deadline) {
+    ok = true;
+    for (int i = 0; i < nn; i++) ok = ok && atomic_load(&nodes[i].conns) == nn - 1;
+    if (!ok) usleep(50000);
+  }
+  for (int i = 0; i < nn; i++) print_message("%s: %d connections\n", nodes[i].id, atomic_load(&nodes[i].conns));
+  assert_true(ok);
+  uint64_t closed = 0;
+  for (int i = 0; i < nn; i++) closed += bftnet_counter(nodes[i].net, BFTNET_COUNTER_MIG_CONN_CLOSED_EMPTY);
+  print_message("duplicate connections retired: %llu\n", (unsigned long long)closed);
+  all_stop();
+}
+
+/* Two addresses per node: the preferred path fails (refused, cut), the
+ * streams resume on the second; when it answers again the leader fails
+ * back gracefully. */
+static void test_failover_failback(void **state) {
+  (void)state;
+  setup(2, 2, NULL);
+  load_start(1000);
+  for (int round = 0; round < 3; round++) {
+    usleep(300000);
+    for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 1);
+    for (int i = 0; i < nn; i++) px_cut(nodes[i].px[0]);
+    usleep(800000); /* on the second address now */
+    for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 0);
+    usleep(1200000); /* failback_ms = 300: back on the first */
+  }
+  load_stop_and_check("failover/failback");
+  int fb = 0;
+  for (int i = 0; i < nn; i++) fb += atomic_load(&nodes[i].migrated[BFTNET_MIG_FAILBACK]);
+  print_message("failbacks: %d\n", fb);
+  assert_true(fb >= 3);
+  /* Everything moved back: the second path carries no connection. */
+  uint64_t deadline = now_ms() + 3000;
+  uint64_t active = 1;
+  while (active && now_ms() < deadline) {
+    active = 0;
+    for (int i = 0; i < nn; i++) active += px_stats(nodes[i].px[1]).active;
+    if (active) usleep(50000);
+  }
+  assert_int_equal(active, 0);
+  all_stop();
+}
+
+/* A membership update that changes a member's addresses moves its
+ * streams; the old path then dies without loss. */
+static void test_address_change(void **state) {
+  (void)state;
+  px_start();
+  nn = 2;
+  for (int i = 0; i < nn; i++) node_start(i, 2, NULL, false);
+  for (int i = 0; i < nn; i++) connect_all_addrs(i, 0, 1); /* first addresses only */
+  wait_all_up(10000);
+  load_start(1000);
+  usleep(500000);
+  for (int i = 0; i < nn; i++) connect_all_addrs(i, 1, 1); /* now the second only */
+  usleep(1500000);
+  for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 1); /* the old path dies */
+  for (int i = 0; i < nn; i++) px_cut(nodes[i].px[0]);
+  usleep(1000000);
+  load_stop_and_check("address change");
+  uint64_t active = 0;
+  for (int i = 0; i < nn; i++) active += px_stats(nodes[i].px[0]).active;
+  assert_int_equal(active, 0);
+  int moved = 0;
+  for (int i = 0; i < nn; i++)
+    moved += atomic_load(&nodes[i].migrated[BFTNET_MIG_ADDR_CHANGE]) + atomic_load(&nodes[i].resumed);
+  assert_true(moved > 0);
+  all_stop();
+}
+
+/* The preferred path comes back and the leader migrates onto a fresh
+ * connection: that connection is cut after exactly k bytes, for every k
+ * from its first byte through the Migrate/AckMigrate exchange and beyond.
+ * Whatever state the exchange was in, nothing may be lost. */
+static void test_cut_every_exchange_offset(void **state) {
+  (void)state;
+  bftnet_config_t cfg;
+  cfg_fast(&cfg);
+  cfg.failback_ms = 20; /* a probe in every round below */
+  setup(2, 2, &cfg);
+  load_start(200);
+  /* Calibrate: bytes a fresh failback connection forwards before the
+   * exchange completes. */
+  for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 1), px_cut(nodes[i].px[0]);
+  usleep(600000);
+  uint64_t b0 = px_stats(nodes[0].px[0]).bytes_to_target + px_stats(nodes[0].px[0]).bytes_to_client +
+                px_stats(nodes[1].px[0]).bytes_to_target + px_stats(nodes[1].px[0]).bytes_to_client;
+  int fb0 = atomic_load(&nodes[0].migrated[BFTNET_MIG_FAILBACK]) + atomic_load(&nodes[1].migrated[BFTNET_MIG_FAILBACK]);
+  for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 0);
+  uint64_t deadline = now_ms() + 5000, used = 0;
+  while (now_ms() < deadline) {
+    int fb = atomic_load(&nodes[0].migrated[BFTNET_MIG_FAILBACK]) + atomic_load(&nodes[1].migrated[BFTNET_MIG_FAILBACK]);
+    if (fb >= fb0 + 2) {
+      used = px_stats(nodes[0].px[0]).bytes_to_target + px_stats(nodes[0].px[0]).bytes_to_client +
+             px_stats(nodes[1].px[0]).bytes_to_target + px_stats(nodes[1].px[0]).bytes_to_client - b0;
+      break;
+    }
+    usleep(1000);
+  }
+  assert_true(used > 0);
+  /* The handshake comes first (its cuts are plain dial failures); the two
+   * Migrate/AckMigrate exchanges (one per stream) take the last ~450 bytes
+   * of `used`. Every offset from a little before them to a little after. */
+  uint64_t k0 = used > 600 ? used - 600 : 1, k1 = used + 64;
+  print_message("exchange calibration: a failback connection forwards ~%llu bytes through its exchanges; "
+                "cutting at every offset %llu..%llu\n",
+                (unsigned long long)used, (unsigned long long)k0, (unsigned long long)k1);
+  for (uint64_t k = k0; k <= k1; k++) {
+    for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 1), px_cut(nodes[i].px[0]);
+    for (int i = 0; i < nn; i++) px_cut_at(nodes[i].px[0], k);
+    usleep(k % 20 ? 25000 : 250000); /* streams back on the second path */
+    for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 0);
+    /* the leader probes within failback_ms, the fresh connection dies at k */
+    usleep(k % 20 ? 25000 : 350000);
+  }
+  for (int i = 0; i < nn; i++) px_cut_at(nodes[i].px[0], 0);
+  usleep(1500000);
+  load_stop_and_check("cut at every exchange offset");
+  all_stop();
+}
+
+/* The peer restarts (a new process on the same address): the old streams
+ * are aborted at once and counted, a "peer restarted" event tells the
+ * application, and new streams flow. */
+static void test_peer_restart(void **state) {
+  (void)state;
+  setup(2, 1, NULL);
+  uint8_t buf[MSG_SIZE] = {0};
+  for (uint64_t s = 1; s <= 50; s++) {
+    put_be64(buf, s);
+    assert_ok(bftnet_send(nodes[0].net, "r1", buf, sizeof buf));
+  }
+  bftnet_msg_t m;
+  for (int got = 0; got < 50;) {
+    assert_ok(bftnet_recv(nodes[1].net, &m, 5000));
+    bftnet_msg_release(&m);
+    got++;
+  }
+  bftnet_free(nodes[1].net); /* r1 goes away abruptly */
+  nodes[1].net = NULL;
+  node_start(1, 1, NULL, true); /* and comes back: same key, same address */
+  connect_all_addrs(1, 0, 1);
+  uint64_t deadline = now_ms() + 10000;
+  while (atomic_load(&nodes[0].restarted) == 0 && now_ms() < deadline) usleep(10000);
+  assert_int_equal(atomic_load(&nodes[0].restarted), 1);
+  assert_true(bftnet_counter(nodes[0].net, BFTNET_COUNTER_MIG_ABORT_PEER_RESTARTED) >= 1);
+  /* New streams flow both ways. */
+  for (int dir = 0; dir < 2; dir++) {
+    put_be64(buf, 1000 + (uint64_t)dir);
+    assert_ok(bftnet_send(nodes[dir].net, nodes[1 - dir].id, buf, sizeof buf));
+    assert_ok(bftnet_recv(nodes[1 - dir].net, &m, 10000));
+    assert_int_equal(get_be64(m.data), 1000 + (uint64_t)dir);
+    bftnet_msg_release(&m);
+  }
+  all_stop();
+}
+
+/* Detached and never resumed: after detach_timeout the stream is aborted
+ * and its unconfirmed messages are counted, exactly. */
+static void test_detach_timeout(void **state) {
+  (void)state;
+  bftnet_config_t cfg;
+  cfg_fast(&cfg);
+  cfg.detach_timeout_ms = 500;
+  setup(2, 1, &cfg);
+  for (int i = 0; i < nn; i++) px_blackhole(nodes[i].px[0], 1);
+  uint8_t buf[MSG_SIZE] = {0};
+  for (uint64_t s = 1; s <= 100; s++) {
+    put_be64(buf, s);
+    assert_ok(bftnet_send(nodes[0].net, "r1", buf, sizeof buf));
+  }
+  usleep(200000);
+  for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 1);
+  uint64_t deadline = now_ms() + 8000;
+  bftnet_peer_stats_t st = {0};
+  while (now_ms() < deadline) {
+    assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &st));
+    if (st.aborted) break;
+    usleep(20000);
+  }
+  assert_true(bftnet_counter(nodes[0].net, BFTNET_COUNTER_MIG_ABORT_DETACH_TIMEOUT) >= 1);
+  /* Not one of the 100 reached r1 (blackholed from the start): all counted. */
+  assert_int_equal(st.aborted, 100);
+  assert_int_equal(st.dropped_overflow, 0);
+  all_stop();
+}
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_random_cuts),
+      cmocka_unit_test(test_blackhole),
+      cmocka_unit_test(test_dial_storm),
+      cmocka_unit_test(test_failover_failback),
+      cmocka_unit_test(test_address_change),
+      cmocka_unit_test(test_cut_every_exchange_offset),
+      cmocka_unit_test(test_peer_restart),
+      cmocka_unit_test(test_detach_timeout),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
