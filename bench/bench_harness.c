@@ -287,8 +287,11 @@ static int reap(pid_t *pids, int n, double timeout, char *errbuf, size_t errcap,
       if (r == pids[i] || (r < 0 && errno == ECHILD)) {
         if (r == pids[i] && !(WIFEXITED(st) && WEXITSTATUS(st) == 0) && !bad && !had_err) {
           bad = 1;
-          if (check_failed(n, errbuf, errcap) == 0)
-            snprintf(errbuf, errcap, "side %d exited with status 0x%x", i, (unsigned)st);
+          if (check_failed(n, errbuf, errcap) == 0 && WIFSIGNALED(st))
+            snprintf(errbuf, errcap, "side %d killed by signal %d (%s)", i, WTERMSIG(st),
+                     strsignal(WTERMSIG(st)));
+          else if (check_failed(n, errbuf, errcap) == 0)
+            snprintf(errbuf, errcap, "side %d exited with status %d", i, WEXITSTATUS(st));
         }
         pids[i] = 0;
         left--;

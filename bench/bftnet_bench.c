@@ -862,6 +862,68 @@ static json_t *json_header(const opts_t *o, const char *date) {
       "memory_soak_seconds", o->soak);
 }
 
+/* Every section, round by round (interleaved, so that slow minutes of the
+ * VM hit every system alike). */
+static void measure_all(const opts_t *o) {
+  for (int r = 0; r < o->rounds; r++) {
+    if (o->sections & SEC_TPUT) {
+      fprintf(stderr, "throughput, round %d/%d\n", r + 1, o->rounds);
+      /* Each round starts one system further on, so no system always runs
+       * first (right after the previous size) or right after the same one. */
+      for (int s = 0; s < o->nsizes; s++)
+        for (int i = 0; i < BB_NSYS; i++) {
+          int y = (i + r) % BB_NSYS;
+          if (o->sys_mask & (1u << y)) run_tput(o, s, y, r);
+        }
+    }
+    if (o->sections & SEC_RTT) {
+      fprintf(stderr, "round trips, round %d/%d\n", r + 1, o->rounds);
+      for (int i = 0; i < RTT_NSYS; i++) {
+        int k = (i + r) % RTT_NSYS;
+        if (o->sys_mask & (1u << RTT_SYS[k])) run_rtt(o, k, r);
+      }
+    }
+    if ((o->sections & SEC_BCAST) && (o->sys_mask & (1u << BB_BFTNET))) {
+      fprintf(stderr, "broadcast, round %d/%d\n", r + 1, o->rounds);
+      run_bcast(o, r);
+    }
+    for (int ai = 0; ai < o->na2a; ai++) {
+      fprintf(stderr, "all-to-all %d, round %d/%d\n", o->a2a[ai], r + 1, o->rounds);
+      run_a2a(o, ai, r);
+    }
+  }
+  if (o->sections & SEC_MEM) {
+    fprintf(stderr, "memory%s\n", o->soak > 0 ? " soak" : " (fixed overhead)");
+    run_soak(o);
+  }
+}
+
+/* The tables on stdout, the same into root. */
+static void report_all(const opts_t *o, json_t *root) {
+  if (o->sections & SEC_TPUT) {
+    report_tput(o, root);
+    report_ratios(o, root);
+  } else {
+    json_object_set_new(root, "throughput", json_array());
+    json_object_set_new(root, "ratios", json_array());
+    json_object_set_new(root, "migration", json_array());
+  }
+  if (o->sections & SEC_RTT)
+    report_rtt(o, root);
+  else
+    json_object_set_new(root, "rtt", json_array());
+  if (o->sections & SEC_BCAST)
+    report_bcast(o, root);
+  else
+    json_object_set_new(root, "broadcast", json_null());
+  report_a2a(o, root);
+  if (o->sections & SEC_MEM)
+    report_memory(o, root);
+  else
+    json_object_set_new(root, "memory", json_null());
+  report_verdicts(root);
+}
+
 int main(int argc, char **argv) {
   opts_t o;
   if (parse_opts(argc, argv, &o)) {
@@ -888,61 +950,9 @@ int main(int argc, char **argv) {
     printf(" %zu", o.sizes[i]);
   printf("%s\n", o.flood ? "  (--flood)" : "");
 
-  for (int r = 0; r < o.rounds; r++) {
-    if (o.sections & SEC_TPUT) {
-      fprintf(stderr, "throughput, round %d/%d\n", r + 1, o.rounds);
-      /* Each round starts one system further on, so no system always runs
-       * first (right after the previous size) or right after the same one. */
-      for (int s = 0; s < o.nsizes; s++)
-        for (int i = 0; i < BB_NSYS; i++) {
-          int y = (i + r) % BB_NSYS;
-          if (o.sys_mask & (1u << y)) run_tput(&o, s, y, r);
-        }
-    }
-    if (o.sections & SEC_RTT) {
-      fprintf(stderr, "round trips, round %d/%d\n", r + 1, o.rounds);
-      for (int i = 0; i < RTT_NSYS; i++) {
-        int k = (i + r) % RTT_NSYS;
-        if (o.sys_mask & (1u << RTT_SYS[k])) run_rtt(&o, k, r);
-      }
-    }
-    if ((o.sections & SEC_BCAST) && (o.sys_mask & (1u << BB_BFTNET))) {
-      fprintf(stderr, "broadcast, round %d/%d\n", r + 1, o.rounds);
-      run_bcast(&o, r);
-    }
-    for (int ai = 0; ai < o.na2a; ai++) {
-      fprintf(stderr, "all-to-all %d, round %d/%d\n", o.a2a[ai], r + 1, o.rounds);
-      run_a2a(&o, ai, r);
-    }
-  }
-  if (o.sections & SEC_MEM) {
-    fprintf(stderr, "memory%s\n", o.soak > 0 ? " soak" : " (fixed overhead)");
-    run_soak(&o);
-  }
-
+  measure_all(&o);
   json_t *root = json_header(&o, date);
-  if (o.sections & SEC_TPUT) report_tput(&o, root);
-  if (o.sections & SEC_TPUT)
-    report_ratios(&o, root);
-  else {
-    json_object_set_new(root, "throughput", json_array());
-    json_object_set_new(root, "ratios", json_array());
-    json_object_set_new(root, "migration", json_array());
-  }
-  if (o.sections & SEC_RTT)
-    report_rtt(&o, root);
-  else
-    json_object_set_new(root, "rtt", json_array());
-  if (o.sections & SEC_BCAST)
-    report_bcast(&o, root);
-  else
-    json_object_set_new(root, "broadcast", json_null());
-  report_a2a(&o, root);
-  if (o.sections & SEC_MEM)
-    report_memory(&o, root);
-  else
-    json_object_set_new(root, "memory", json_null());
-  report_verdicts(root);
+  report_all(&o, root);
   double elapsed = bb_now() - t_start;
   printf("\n%d measurement(s) failed; %.0f s in all.\n", failures, elapsed);
   json_object_set_new(root, "failures", FAIL_LIST);

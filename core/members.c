@@ -200,7 +200,9 @@ static void mbr_schedule_redial(mbr_t *m) {
 static void mbr_ensure_conn(mbr_t *m) {
   if (m->removed || m->dialing || m->redial_pending) return;
   if (net_count_conns(m->b->net, &m->peer) > 0) return;
-  if (m->ever_conn) mbr_schedule_redial(m); /* after a loss: with backoff */
+  /* The first redial after a working connection broke goes at once (the
+   * streams wait detached); failures after that back off. */
+  if (m->ever_conn && m->backoff.attempt > 0) mbr_schedule_redial(m);
   else mbr_dial(m);
 }
 

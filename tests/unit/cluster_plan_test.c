@@ -1,6 +1,6 @@
 /* cluster_plan: the fault timeline bftnet-cluster executes — instants per
  * kind, the end cut-off, ordering and ties, limits, and which links a SPEC
- * can break (for the "expected until migration lands" verdict). */
+ * can break (for the in-flight loss part of the verdict). */
 #include <errno.h>
 
 #include "cluster_plan.h"

@@ -352,13 +352,13 @@ static void test_verdict(void **state) {
   cluster_summary_add(&s, &lost, 1);
   assert_string_equal(
       verdict(&s, 0),
-      "integrity: FAILED (6 messages lost in flight, expected until migration lands)");
+      "integrity: FAILED (6 messages lost in flight on links a fault broke, not counted)");
   cluster_summary_t one = {0};
   lost.lost = 1;
   cluster_summary_add(&one, &lost, 1);
   assert_string_equal(
       verdict(&one, 0),
-      "integrity: FAILED (1 message lost in flight, expected until migration lands)");
+      "integrity: FAILED (1 message lost in flight on links a fault broke, not counted)");
 
   cluster_summary_add(&s, &lost, 0);
   cluster_pair_out_t bad = {.verdict = CLUSTER_PAIR_VIOLATED, .duplicates = 2, .reorders = 1};
@@ -367,8 +367,8 @@ static void test_verdict(void **state) {
   cluster_summary_add(&s, &unv, 0);
   assert_string_equal(verdict(&s, 0),
                       "integrity: FAILED (2 duplicates, 1 reorder in 1 pair; 1 message lost "
-                      "without being counted on links no fault broke; 6 messages lost in flight, "
-                      "expected until migration lands; 1 pair unverifiable)");
+                      "without being counted on links no fault broke; 6 messages lost in flight "
+                      "on links a fault broke, not counted; 1 pair unverifiable)");
   assert_int_equal(s.pairs, 7);
   assert_int_equal(s.ok, 2);
   assert_int_equal(s.lost_pairs, 3);

@@ -272,7 +272,7 @@ int cluster_verdict_format(const cluster_summary_t *s, char *buf, size_t len) {
   }
   if (s->lost_expected) {
     vb_part(&b);
-    vb_add(&b, "%" PRIu64 " %s in flight, expected until migration lands", s->lost_expected,
+    vb_add(&b, "%" PRIu64 " %s in flight on links a fault broke, not counted", s->lost_expected,
            plural(s->lost_expected, "message lost", "messages lost"));
   }
   if (s->unverifiable) {

@@ -144,7 +144,7 @@ void cluster_pair_check(const cluster_pair_in_t *in, cluster_pair_out_t *out);
 
 typedef struct cluster_summary {
   uint64_t pairs, ok, lost_pairs, violated, unverifiable;
-  uint64_t lost_expected;   /* lost on links a fault broke: until migration lands */
+  uint64_t lost_expected;   /* lost uncounted on links a fault broke */
   uint64_t lost_unexpected; /* lost on links no fault broke */
   uint64_t duplicates, reorders, extra, false_restarts;
 } cluster_summary_t;
