@@ -142,7 +142,7 @@ BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
   bftnet_t *b = calloc(1, sizeof *b);
   if (!b) return BFTNET_ENOMEM;
   b->cfg = *cfg;
-  if (cfg->log_level > bn_log_get_level()) bn_log_set_level(cfg->log_level);
+  bn_log_set_level(cfg->log_level); /* process-wide: the last node created sets it */
   if (cfg->loop) {
     b->loop = cfg->loop;
   } else {

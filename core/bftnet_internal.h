@@ -69,7 +69,8 @@ typedef struct mbr {
   disp_backoff_t backoff;
   bn_ttimer_t *redial;
   unsigned addr_idx;
-  bool dialing, redial_pending, removed, ever_up, ever_conn;
+  bool dialing, redial_pending, removed, ever_up, ever_conn, draining;
+  uint64_t up_since; /* when our last dial succeeded (loop clock) */
   bool reclaimable;  /* removed and past the epoch grace period */
   ml_peer_t *lp;     /* the pair's migration state (NULL once removed) */
   ml_stream_t *out;  /* our logical /bftnet/msg stream to it */

@@ -202,7 +202,9 @@ static void mbr_ensure_conn(mbr_t *m) {
   if (net_count_conns(m->b->net, &m->peer) > 0) return;
   /* The first redial after a working connection broke goes at once (the
    * streams wait detached); failures after that back off. */
-  if (m->ever_conn && m->backoff.attempt > 0) mbr_schedule_redial(m);
+  uint64_t now = bn_now_ns(m->b->t->seam);
+  bool lasted = m->up_since && now - m->up_since > 1000000000ull; /* not a flapping peer */
+  if (m->ever_conn && !(m->backoff.attempt == 0 && lasted)) mbr_schedule_redial(m);
   else mbr_dial(m);
 }
 
@@ -299,6 +301,7 @@ static void mbr_dial_done(void *ud, net_conn_t *c, int err) {
   }
   (void)c;
   m->ever_conn = true;
+  m->up_since = bn_now_ns(m->b->t->seam);
   disp_backoff_reset(&m->backoff);
   if (!m->out) mbr_open_out(m);
 }
@@ -331,12 +334,16 @@ static void mbr_account(mbr_t *m) {
 }
 
 static void mbr_drain(mbr_t *m) {
-  if (!m->out || m->removed) return;
+  /* The framer must not be re-entered from inside its writer (a stream's
+   * writable callback can fire while ml_stream_write pumps). */
+  if (!m->out || m->removed || m->draining) return;
+  m->draining = true;
   uint64_t bytes0 = m->framer.bytes_written;
   int done = disp_framer_drain(&m->framer, &m->ring, out_write, m);
   if (done > 0) ck_pr_add_64(&m->sent, (uint64_t)done);
   ck_pr_add_64(&m->bytes_out, m->framer.bytes_written - bytes0);
   mbr_account(m);
+  m->draining = false;
   if (done < 0) { /* the stream ended under us: its ABORTED event follows or came */
     bn_log(BN_LOG_INFO, "member %s: write failed: %s", m->node_id, bftnet_strerror(done));
   }

@@ -53,6 +53,7 @@ struct ml_stream {
   bn_buf_t carry;        /* plain fallback: bytes to write before new ones */
   uint64_t debt;         /* bytes given to on_data, not yet consumed */
   bool want_writable;
+  bool in_write;         /* inside ml_stream_write: no writable callback */
   uint64_t detached_at;  /* 0 while attached */
   net_conn_t *cur_conn;
   bftnet_mig_reason_t why; /* the reason of the exchange we started */
@@ -536,7 +537,7 @@ static void ml_apply(ml_peer_t *p, mig_actions_t *acts, const uint8_t *data) {
 /* ------------------------------------------------------------ pumping */
 
 static void ls_notify_writable(ml_stream_t *ls) {
-  if (!ls->want_writable || ls->final || ls->released) return;
+  if (!ls->want_writable || ls->final || ls->released || ls->in_write) return;
   if (ls->m && mig_stream_room(&ls->p->mig, ls->m) == 0) return;
   if (ls->plain && bn_buf_unread(&ls->carry)) return;
   ls->want_writable = false;
@@ -1342,7 +1343,9 @@ int ml_stream_write(ml_stream_t *ls, const uint8_t *d, size_t n) {
       int rc = mig_stream_write(&ls->p->mig, ls->m, d, k);
       took = rc < 0 ? rc : (int)k;
     }
+    ls->in_write = true;
     if (took > 0) ls_pump(ls);
+    ls->in_write = false;
   }
   if (took > 0) ls->app_written += (uint64_t)took;
   if (took >= 0 && (size_t)took < n) ls->want_writable = true;
