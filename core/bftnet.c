@@ -5,6 +5,8 @@
  * the loop thread (uv_async), and the caller waits for its completion.
  */
 #include <stdio.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include <unistd.h>
@@ -131,6 +133,14 @@ static void on_conn_down(void *ud, net_conn_t *c, bftnet_reason_t reason, int er
 
 static void loop_thread(void *arg) {
   bftnet_t *b = arg;
+  /* A write to a socket the peer reset raises SIGPIPE in the writing
+   * thread; blocked here, write() returns EPIPE instead and the process's
+   * own disposition stays the application's business. (With the
+   * application's loop, cfg.loop, the application must ignore SIGPIPE.) */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
   uv_run(b->loop, UV_RUN_DEFAULT);
 }
 

@@ -143,7 +143,7 @@ static void emit_stream(mbr_t *m, ml_stream_t *ls, const ml_event_t *e, bool out
   if ((size_t)e->type >= BN_ARRAY_LEN(map) || !map[e->type]) return;
   char peer[BFTNET_PEER_ID_MAX] = "", from[BFTNET_ADDR_MAX] = "", to[BFTNET_ADDR_MAX] = "";
   peerid_to_string(&m->peer, peer, sizeof peer);
-  if (e->from) net_conn_remote_addr(e->from, from, sizeof from);
+  if (e->from_addr) snprintf(from, sizeof from, "%s", e->from_addr);
   net_conn_t *tc = e->to ? e->to : ml_stream_conn(ls);
   if (tc) net_conn_remote_addr(tc, to, sizeof to);
   bftnet_event_t ev = {.type = map[e->type], .node_id = m->node_id, .peer_id = peer,

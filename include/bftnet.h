@@ -268,7 +268,8 @@ struct uv_loop_s;
 
 typedef struct bftnet_config {
   const bftnet_key_t *key;      /* identity; required; borrowed until free */
-  struct uv_loop_s *loop;       /* NULL: bftnet runs its own loop thread */
+  struct uv_loop_s *loop;       /* NULL: bftnet runs its own loop thread (which blocks
+                                   SIGPIPE); set: the application must ignore SIGPIPE */
   uint32_t ping_interval_ms;    /* keepalive period (default 5000) */
   uint32_t ping_timeout_ms;     /* missed pong => connection dead (default 10000) */
   uint32_t handshake_timeout_ms;/* TCP connect to muxer ready (default 10000) */

@@ -56,7 +56,8 @@ typedef enum ml_ev_type {
 typedef struct ml_event {
   ml_ev_type_t type;
   uint64_t stream_id;
-  net_conn_t *from, *to;   /* MIGRATED: from may be NULL (was detached) */
+  const char *from_addr;   /* MIGRATED: the connection it left ("" if detached) */
+  net_conn_t *to;          /* MIGRATED, RESUMED: the connection it rides now */
   bftnet_mig_reason_t why; /* MIGRATED */
   const char *reason;      /* ABORTED: mig_reason_str() or "closed" */
   uint64_t detached_ns, retransmitted; /* RESUMED */

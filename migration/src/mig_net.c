@@ -55,7 +55,8 @@ struct ml_stream {
   bool want_writable;
   bool in_write;         /* inside ml_stream_write: no writable callback */
   uint64_t detached_at;  /* 0 while attached */
-  net_conn_t *cur_conn;
+  char cur_addr[BFTNET_ADDR_MAX]; /* the connection it rides (for events): a copy,
+                                   the connection may be gone by then */
   bftnet_mig_reason_t why; /* the reason of the exchange we started */
   uint64_t next_try;
 };
@@ -324,6 +325,11 @@ static void ls_release_held(ml_stream_t *ls) {
 
 /* ------------------------------------------------------------ events */
 
+static void ls_set_conn(ml_stream_t *ls, net_conn_t *c) {
+  ls->cur_addr[0] = '\0';
+  if (c) net_conn_remote_addr(c, ls->cur_addr, sizeof ls->cur_addr);
+}
+
 static void ls_emit(ml_stream_t *ls, const ml_event_t *ev) {
   if (!ls->released && ls->cbs.on_event) ls->cbs.on_event(ls->ud, ls, ev);
 }
@@ -433,10 +439,12 @@ static void on_migrated(ml_peer_t *p, const mig_action_t *a) {
   if (!ls) return;
   mig_stream_t *m = ls->m;
   uint64_t retrans = m->w_sent_max > m->cur.out_start ? m->w_sent_max - m->cur.out_start : 0;
-  ml_event_t ev = {.type = ML_EV_MIGRATED, .stream_id = m->id, .from = ls->cur_conn,
+  char from[BFTNET_ADDR_MAX];
+  snprintf(from, sizeof from, "%s", ls->cur_addr);
+  ml_event_t ev = {.type = ML_EV_MIGRATED, .stream_id = m->id, .from_addr = from,
                    .to = car ? car->conn : NULL,
                    .why = ls->detached_at ? BFTNET_MIG_RESUME : (p->mig.leader ? ls->why : BFTNET_MIG_PEER)};
-  ls->cur_conn = ev.to;
+  ls_set_conn(ls, ev.to);
   ls->why = 0;
   ls->next_try = 0;
   ls_emit(ls, &ev);
@@ -506,7 +514,7 @@ static void ml_apply(ml_peer_t *p, mig_actions_t *acts, const uint8_t *data) {
       count(p->n, BFTNET_COUNTER_MIG_DETACHED, 1);
       if (!ls) break;
       if (!ls->detached_at) ls->detached_at = now_ns(p->n);
-      ls->cur_conn = NULL;
+      ls_set_conn(ls, NULL);
       ls_emit(ls, &(ml_event_t){.type = ML_EV_DETACHED, .stream_id = a->stream});
       break;
     }
@@ -622,7 +630,7 @@ static void car_on_msg(ml_carrier_t *car, const mig_msg_t *msg) {
       (void)mig_stream_abort(&p->mig, m, &acts);
     } else {
       fresh->m = m;
-      fresh->cur_conn = car->conn;
+      ls_set_conn(fresh, car->conn);
     }
   }
   ml_apply(p, &acts, NULL);
@@ -889,7 +897,7 @@ static int plain_open(ml_stream_t *ls, net_conn_t *conn) {
   }
   ls->plain = true;
   ls->pc = car;
-  ls->cur_conn = conn;
+  ls_set_conn(ls, conn);
   return 0;
 }
 
@@ -955,7 +963,7 @@ static int on_inbound_plain(void *ud, net_conn_t *c, net_stream_t *s) {
     ls->plain = true;
     ls->pc = car;
     ls->neg_done = true;
-    ls->cur_conn = c;
+    ls_set_conn(ls, c);
     net_stream_set_cbs(s, &plain_cbs, car);
     rc = n->cbs.on_stream ? n->cbs.on_stream(n->ud, p, ls) : BFTNET_ENOTMEMBER;
     if (rc < 0) {
@@ -1274,7 +1282,7 @@ int ml_stream_open(ml_peer_t *p, net_conn_t *c, const ml_stream_cbs_t *cbs, void
   if (!ls) goto out;
   ls->cbs = *cbs;
   ls->ud = ud;
-  ls->cur_conn = c;
+  ls_set_conn(ls, c);
   if (n->cfg.plain || p->plain_only) {
     ls->neg_done = true;
     rc = plain_open(ls, c);
@@ -1405,4 +1413,9 @@ uint64_t ml_stream_app_confirmed(const ml_stream_t *ls) {
   return c > ls->app_base ? BN_MIN(c - ls->app_base, ls->app_written) : 0;
 }
 
-net_conn_t *ml_stream_conn(const ml_stream_t *ls) { return ls->final ? NULL : ls->cur_conn; }
+net_conn_t *ml_stream_conn(const ml_stream_t *ls) {
+  if (ls->final) return NULL;
+  if (ls->plain) return ls->pc && !ls->pc->dead ? ls->pc->conn : NULL;
+  ml_carrier_t *car = ls->m ? car_find(ls->p, ls->m->cur.h) : NULL;
+  return car && !car->dead ? car->conn : NULL;
+}
