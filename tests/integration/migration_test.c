@@ -119,6 +119,12 @@ typedef struct node {
 static node_t nodes[MAXN];
 static int nn;
 
+/* BFTNET_TEST_QUICK=1 (test.sh under TSan): fewer rounds of each fault. */
+static bool quick(void) {
+  const char *e = getenv("BFTNET_TEST_QUICK");
+  return e && *e == '1';
+}
+
 static void on_event(const bftnet_event_t *ev, void *user) {
   node_t *n = user;
   switch (ev->type) {
@@ -468,13 +474,14 @@ static void test_random_cuts(void **state) {
   load_start(500);
   srand((unsigned)th_seed());
   int cuts = 0;
-  for (int k = 0; k < 120; k++) {
+  int rounds = quick() ? 30 : 120;
+  for (int k = 0; k < rounds; k++) {
     usleep(20000 + (useconds_t)(rand() % 40000));
     if (px_cut(nodes[rand() % nn].px[0]) > 0) cuts++;
   }
   usleep(500000);
   print_message("random cuts: %d cuts that hit a connection\n", cuts);
-  assert_true(cuts >= 100);
+  assert_true(cuts >= (quick() ? 20 : 100));
   load_stop_and_check("random cuts");
   int res = 0;
   for (int i = 0; i < nn; i++) res += atomic_load(&nodes[i].resumed);
@@ -509,7 +516,7 @@ static void test_dial_storm(void **state) {
   (void)state;
   setup(4, 1, NULL);
   load_start(300);
-  for (int round = 0; round < 15; round++) {
+  for (int round = 0; round < (quick() ? 5 : 15); round++) {
     for (int i = 0; i < nn; i++) px_cut(nodes[i].px[0]);
     usleep(120000);
   }
@@ -627,7 +634,8 @@ static void test_cut_every_exchange_offset(void **state) {
   print_message("exchange calibration: a failback connection forwards ~%llu bytes through its exchanges; "
                 "cutting at every offset %llu..%llu\n",
                 (unsigned long long)used, (unsigned long long)k0, (unsigned long long)k1);
-  for (uint64_t k = k0; k <= k1; k++) {
+  uint64_t step = quick() ? 23 : 1;
+  for (uint64_t k = k0; k <= k1; k += step) {
     for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 1), px_cut(nodes[i].px[0]);
     for (int i = 0; i < nn; i++) px_cut_at(nodes[i].px[0], k);
     usleep(k % 20 ? 25000 : 250000); /* streams back on the second path */
