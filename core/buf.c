@@ -14,8 +14,10 @@ void bn_buf_reset(bn_buf_t *b) { b->off = b->len = 0; }
 int bn_buf_reserve(bn_buf_t *b, size_t n) {
   if (b->cap - b->len >= n) return 0;
   size_t unread = b->len - b->off;
-  if (b->off > 0 && b->cap - unread >= n && b->off >= unread) {
-    /* Compact only when the move is cheap relative to what it frees. */
+  if (b->off > 0 && b->cap - unread >= n) {
+    /* Compact in place: moving the unread bytes costs no more than the copy
+     * into a new block would, and a new block of 128 KiB or more is a fresh
+     * mmap (page faults, zeroing) each time. */
     memmove(b->data, b->data + b->off, unread);
     b->off = 0;
     b->len = unread;

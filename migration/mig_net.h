@@ -35,6 +35,7 @@
 #include "net.h"
 
 #define ML_TICK_MS 100u
+#define ML_CREDIT_FLUSH_MS 2u  /* owed credit (confirmation) waits at most this long */
 #define ML_IDLE_TICKS 3u       /* an unused duplicate connection lives this many ticks */
 #define ML_RETRY_NS (200u * 1000000ull) /* between two attempts to move one stream */
 #define ML_MSG_PROTO "/bftnet/msg/1.0.0"

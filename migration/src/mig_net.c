@@ -97,6 +97,7 @@ struct ml_node {
   uint64_t next_h;
   ml_peer_t *peers;
   bn_ttimer_t *timer;
+  bn_ttimer_t *flush_timer;
   int nest;
   bool reap_needed;
   bool stopping;
@@ -295,9 +296,12 @@ static void flush_run(void *ud) {
   }
 }
 
-/* Credit for bytes L took; the window update goes out once per loop
- * iteration (flush_run), so an idle stream's writer learns promptly that
- * its bytes were read, without one update per read. */
+/* Credit for bytes L took. yamux sends the window update by itself once
+ * half the window is owed (the steady state under load); what is left is
+ * flushed ML_CREDIT_FLUSH_MS later, so an idle stream's writer still learns
+ * promptly that its bytes were read. A flush per loop iteration instead
+ * cost a write, a Noise frame and a wakeup of the writer per read: -20%
+ * throughput at small messages. */
 static void car_credit(ml_carrier_t *car, uint64_t k) {
   if (car->dead || car->released || !car->ns || !k) return;
   net_stream_credit(car->ns, (size_t)k, false);
@@ -307,9 +311,9 @@ static void car_credit(ml_carrier_t *car, uint64_t k) {
     car->flush_next = n->flush_head;
     n->flush_head = car;
   }
-  if (!n->flush_scheduled && !n->stopping) {
+  if (!n->flush_scheduled && !n->stopping && n->flush_timer) {
     n->flush_scheduled = true;
-    n->t->ops->defer(n->t, flush_run, n);
+    n->t->ops->timer_start(n->flush_timer, ML_CREDIT_FLUSH_MS, 0);
   }
 }
 
@@ -1142,10 +1146,12 @@ int ml_node_new(ml_node_t **out, net_t *net, const ml_config_t *cfg, const ml_no
   }
   n->pre_label = (size_t)(a + b);
   int rc = n->t->ops->timer_new(n->t, tick, n, &n->timer);
+  if (rc == 0) rc = n->t->ops->timer_new(n->t, flush_run, n, &n->flush_timer);
   if (rc == 0) rc = net_handle(net, MIG_PROTO_ID, on_inbound_mig, n);
   if (rc == 0) rc = net_handle(net, ML_MSG_PROTO, on_inbound_plain, n);
   if (rc < 0) {
     if (n->timer) n->t->ops->timer_free(n->timer);
+    if (n->flush_timer) n->t->ops->timer_free(n->flush_timer);
     free(n);
     return rc;
   }
@@ -1164,6 +1170,10 @@ void ml_node_stop(ml_node_t *n) {
   if (n->timer) {
     n->t->ops->timer_free(n->timer);
     n->timer = NULL;
+  }
+  if (n->flush_timer) {
+    n->t->ops->timer_free(n->flush_timer);
+    n->flush_timer = NULL;
   }
   leave(n);
 }

@@ -670,7 +670,9 @@ static void test_peer_restart_reconnects(void **state) {
    * taken but the application never read died with it. */
   assert_true(st.peer_restarts >= 1);
   uint64_t lost = a.n - got - st.dropped_overflow;
-  assert_true(lost >= st.aborted);
+  /* Not comparable exactly: `aborted` also counts messages the old process
+   * took whose confirmation was still on its way (an upper bound), and
+   * `lost` includes what the old process took but never handed over. */
   print_message("restart: sent %llu, delivered %llu, dropped %llu, missing %llu of which aborted "
                 "(counted) %llu, the rest died with the old process; reconnects %llu\n",
                 (unsigned long long)a.n, (unsigned long long)got,
