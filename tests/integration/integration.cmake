@@ -29,3 +29,7 @@ endif()
 # StreamMigration input (PROTOCOL.md section 11.10).
 bftnet_test(migration_byz_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/migration_byz_test.c
   LIBS bftnet_static bftnet_th_net Threads::Threads PkgConfig::UV TIMEOUT 120 LABELS threads)
+
+# A member that answers na to /libp2p/stream-migration gets plain streams.
+bftnet_test(migration_na_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/migration_na_test.c
+  LIBS bftnet_static bftnet_th_net Threads::Threads PkgConfig::UV TIMEOUT 60 LABELS threads)
