@@ -86,6 +86,15 @@ static void node_wait_up(bb_child_t *ch, bnode_t *n, int self, int nnodes) {
   }
 }
 
+/* node_start, node_join and node_wait_up: node `node` of nodes 0..nnodes-1,
+ * its streams to all the others up. */
+static void node_up(bb_child_t *ch, bnode_t *n, int node, const bb_job_t *job,
+                    uint32_t ring_capacity, int nnodes) {
+  node_start(ch, n, node, job, ring_capacity);
+  node_join(ch, n, nnodes);
+  node_wait_up(ch, n, node, nnodes);
+}
+
 static void node_free(bnode_t *n) {
   bftnet_free(n->net);
   bftnet_key_free(n->key);
@@ -123,19 +132,6 @@ static uint64_t total_drops(bnode_t *n, int self, int nnodes) {
   return d;
 }
 
-/* Counts a received message; payload byte 0..7 is the sender's sequence
- * number (reorders and duplicates count as bad). */
-static void count_msg(bb_counts_t *c, const bftnet_msg_t *m, uint64_t *last) {
-  c->msgs++;
-  c->bytes += m->len;
-  if (m->len >= 8) {
-    uint64_t s;
-    memcpy(&s, m->data, 8);
-    if (s <= *last) c->bad++;
-    *last = s;
-  }
-}
-
 /* ---------------------------------------------------- pair throughput */
 
 static void sender_refresh(bb_child_t *ch, bb_counts_t *c) {
@@ -147,9 +143,7 @@ void bb_bftnet_sender(int idx, const bb_job_t *job) {
   bb_child_t ch;
   bnode_t n;
   bb_child_init(&ch, idx, job);
-  node_start(&ch, &n, 0, job, job->ring_capacity);
-  node_join(&ch, &n, 2);
-  node_wait_up(&ch, &n, 0, 2);
+  node_up(&ch, &n, 0, job, job->ring_capacity, 2);
   ch.ud = &n;
   ch.refresh = sender_refresh;
   uint8_t *msg = calloc(1, job->size + 8);
@@ -164,8 +158,7 @@ void bb_bftnet_sender(int idx, const bb_job_t *job) {
       continue;
     }
     for (int k = 0; k < SEND_BURST; k++) {
-      seq++;
-      if (job->size >= 8) memcpy(msg, &seq, 8);
+      bb_put_seq(msg, job->size, ++seq);
       int rc = bftnet_send(n.net, "r2", msg, job->size);
       if (rc) bb_fail(idx, "bftnet_send: %s", bftnet_strerror(rc));
     }
@@ -191,7 +184,7 @@ void bb_bftnet_receiver(int idx, const bb_job_t *job) {
     if (r == BFTNET_ETIMEDOUT || r == BFTNET_EAGAIN) continue;
     if (r < 0) bb_fail(idx, "bftnet_recv_batch: %s", bftnet_strerror(r));
     for (int i = 0; i < r; i++) {
-      count_msg(&ch.c, &msgs[i], &last);
+      bb_count_msg(&ch.c, msgs[i].data, msgs[i].len, &last);
       bftnet_msg_release(&msgs[i]);
     }
   }
@@ -200,43 +193,28 @@ void bb_bftnet_receiver(int idx, const bb_job_t *job) {
 
 /* ---------------------------------------------------------- round trip */
 
+/* bb_rtt_fn: one round trip to r2 (ud: the bnode_t). */
+static bool ping_once(bb_child_t *ch, void *ud, uint32_t i, const uint8_t *out, size_t size,
+                      uint64_t *ns) {
+  bnode_t *n = ud;
+  uint64_t t0 = bb_now_ns();
+  int rc = bftnet_send(n->net, "r2", out, size);
+  if (rc) bb_fail(ch->idx, "bftnet_send: %s", bftnet_strerror(rc));
+  bftnet_msg_t m;
+  rc = bftnet_recv(n->net, &m, 2000);
+  if (rc) bb_fail(ch->idx, "bftnet_recv after %u round trips: %s", i, bftnet_strerror(rc));
+  *ns = bb_now_ns() - t0;
+  bool same = m.len == size && memcmp(m.data, out, size) == 0;
+  bftnet_msg_release(&m);
+  return same;
+}
+
 void bb_bftnet_pinger(int idx, const bb_job_t *job) {
   bb_child_t ch;
   bnode_t n;
   bb_child_init(&ch, idx, job);
-  node_start(&ch, &n, 0, job, 4096);
-  node_join(&ch, &n, 2);
-  node_wait_up(&ch, &n, 0, 2);
-  uint8_t *out = calloc(1, job->size + 8);
-  if (!out) bb_fail(idx, "out of memory");
-  bb_ready(idx);
-  bb_wait_phase(&ch, BB_PH_GO);
-  uint32_t total = job->rtt_warm + job->rtt_samples;
-  double t_end = bb_now() + job->window;
-  for (uint32_t i = 0; i < total; i++) {
-    if (i >= job->rtt_warm && bb_now() > t_end) break;
-    uint64_t sq = i + 1;
-    if (job->size >= 8) memcpy(out, &sq, 8);
-    uint64_t t0 = bb_now_ns();
-    int rc = bftnet_send(n.net, "r2", out, job->size);
-    if (rc) bb_fail(idx, "bftnet_send: %s", bftnet_strerror(rc));
-    bftnet_msg_t m;
-    rc = bftnet_recv(n.net, &m, 2000);
-    if (rc) bb_fail(idx, "bftnet_recv after %u round trips: %s", i, bftnet_strerror(rc));
-    uint64_t t1 = bb_now_ns();
-    if (m.len != job->size || memcmp(m.data, out, job->size))
-      bb_shm->side[idx].res[BB_RES_RTT_BAD]++;
-    bftnet_msg_release(&m);
-    uint32_t k = atomic_load(&bb_shm->nsamples);
-    if (i >= job->rtt_warm && k < BB_MAX_SAMPLES) {
-      bb_shm->samples[k] = t1 - t0;
-      atomic_store(&bb_shm->nsamples, k + 1);
-    }
-    if (bb_past_deadline(&ch)) bb_fail(idx, "deadline");
-  }
-  bb_done(idx);
-  bb_wait_phase(&ch, BB_PH_STOP);
-  free(out);
+  node_up(&ch, &n, 0, job, 4096, 2);
+  bb_rtt_pinger(&ch, job, ping_once, &n, true);
   node_free(&n);
 }
 
@@ -244,9 +222,7 @@ void bb_bftnet_echo(int idx, const bb_job_t *job) {
   bb_child_t ch;
   bnode_t n;
   bb_child_init(&ch, idx, job);
-  node_start(&ch, &n, 1, job, 4096);
-  node_join(&ch, &n, 2);
-  node_wait_up(&ch, &n, 1, 2);
+  node_up(&ch, &n, 1, job, 4096, 2);
   bb_ready(idx);
   bftnet_msg_t msgs[RECV_BATCH];
   while (bb_tick(&ch) < BB_PH_STOP) {
@@ -307,9 +283,7 @@ void bb_bcast_sender(int idx, const bb_job_t *job) {
   bb_child_t ch;
   bnode_t n;
   bb_child_init(&ch, idx, job);
-  node_start(&ch, &n, 0, job, job->ring_capacity);
-  node_join(&ch, &n, job->nnodes);
-  node_wait_up(&ch, &n, 0, job->nnodes);
+  node_up(&ch, &n, 0, job, job->ring_capacity, job->nnodes);
   uint8_t *msg = calloc(1, job->size + 8);
   if (!msg) bb_fail(idx, "out of memory");
   bb_ready(idx);
@@ -345,7 +319,7 @@ void bb_bcast_sinks(int idx, const bb_job_t *job) {
       if (r < 0) bb_fail(idx, "bftnet_recv_batch: %s", bftnet_strerror(r));
       any = 1;
       for (int k = 0; k < r; k++) {
-        count_msg(&ch.c, &msgs[k], &last[i]);
+        bb_count_msg(&ch.c, msgs[k].data, msgs[k].len, &last[i]);
         bftnet_msg_release(&msgs[k]);
       }
     }
@@ -464,9 +438,7 @@ void bb_a2a_node(int idx, const bb_job_t *job) {
   a->job = job;
   a->self = idx;
   bb_child_init(&a->ch, idx, job);
-  node_start(&a->ch, &a->n, idx, job, job->ring_capacity);
-  node_join(&a->ch, &a->n, job->nnodes);
-  node_wait_up(&a->ch, &a->n, idx, job->nnodes);
+  node_up(&a->ch, &a->n, idx, job, job->ring_capacity, job->nnodes);
   a->ch.ud = a;
   a->ch.refresh = a2a_refresh;
   pthread_t th;

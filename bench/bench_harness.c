@@ -229,6 +229,49 @@ const char *bb_wait_addr(bb_child_t *ch, int node) {
   return bb_shm->addr[node];
 }
 
+/* ------------------------------------------- payloads and round trips */
+
+void bb_put_seq(uint8_t *msg, size_t size, uint64_t seq) {
+  if (size >= 8) memcpy(msg, &seq, 8);
+}
+
+void bb_count_msg(bb_counts_t *c, const uint8_t *data, size_t len, uint64_t *last) {
+  c->msgs++;
+  c->bytes += len;
+  if (len >= 8) {
+    uint64_t s;
+    memcpy(&s, data, 8);
+    if (s <= *last) c->bad++;
+    *last = s;
+  }
+}
+
+void bb_rtt_pinger(bb_child_t *ch, const bb_job_t *job, bb_rtt_fn rtt, void *ud,
+                   bool check_deadline) {
+  const int idx = ch->idx;
+  uint8_t *out = calloc(1, job->size + 8);
+  if (!out) bb_fail(idx, "out of memory");
+  bb_ready(idx);
+  bb_wait_phase(ch, BB_PH_GO);
+  uint32_t total = job->rtt_warm + job->rtt_samples;
+  double t_end = bb_now() + job->window;
+  for (uint32_t i = 0; i < total; i++) {
+    if (i >= job->rtt_warm && bb_now() > t_end) break;
+    bb_put_seq(out, job->size, i + 1);
+    uint64_t ns;
+    if (!rtt(ch, ud, i, out, job->size, &ns)) bb_shm->side[idx].res[BB_RES_RTT_BAD]++;
+    uint32_t k = atomic_load(&bb_shm->nsamples);
+    if (i >= job->rtt_warm && k < BB_MAX_SAMPLES) {
+      bb_shm->samples[k] = ns;
+      atomic_store(&bb_shm->nsamples, k + 1);
+    }
+    if (check_deadline && bb_past_deadline(ch)) bb_fail(idx, "deadline");
+  }
+  bb_done(idx);
+  bb_wait_phase(ch, BB_PH_STOP);
+  free(out);
+}
+
 /* ------------------------------------------------------ parent side */
 
 static int check_failed(int n, char *errbuf, size_t errcap) {

@@ -102,10 +102,6 @@ static void nonce_of(uint8_t nonce[12], uint64_t ctr) {
     nonce[4 + i] = (uint8_t)(ctr >> (8 * i));
 }
 
-static void put_seq(uint8_t *msg, size_t size, uint64_t seq) {
-  if (size >= 8) memcpy(msg, &seq, 8);
-}
-
 /* ------------------------------------------------------------- sender */
 
 /* Appends one framed message (uvarint length + bytes) at p. */
@@ -122,7 +118,7 @@ static size_t aead_record(uint8_t *out, uint8_t *msg, size_t size, uint64_t *seq
   uint8_t *pt = out + 4;
   size_t pt_len = 0;
   while (pt_len == 0 || pt_len + 10 + size <= RECORD_PT) {
-    put_seq(msg, size, ++*seq);
+    bb_put_seq(msg, size, ++*seq);
     pt_len += frame(pt + pt_len, msg, size);
   }
   uint8_t nonce[12];
@@ -155,7 +151,7 @@ void bb_tcp_sender(int idx, const bb_job_t *job) {
       if (aead) {
         off += aead_record(buf + off, msg, job->size, &seq, &rec, job->aead_key);
       } else {
-        put_seq(msg, job->size, ++seq);
+        bb_put_seq(msg, job->size, ++seq);
         off += frame(buf + off, msg, job->size);
       }
     }
@@ -172,17 +168,6 @@ void bb_tcp_sender(int idx, const bb_job_t *job) {
 
 /* ----------------------------------------------------------- receiver */
 
-static void count_msg(bb_child_t *ch, const uint8_t *p, size_t len, uint64_t *last) {
-  ch->c.msgs++;
-  ch->c.bytes += len;
-  if (len >= 8) {
-    uint64_t s;
-    memcpy(&s, p, 8);
-    if (s <= *last) ch->c.bad++;
-    *last = s;
-  }
-}
-
 /* Parses framed messages in p[0, n); returns the bytes consumed. */
 static size_t parse_msgs(bb_child_t *ch, const uint8_t *p, size_t n, uint64_t *last, int whole) {
   size_t off = 0;
@@ -194,7 +179,7 @@ static size_t parse_msgs(bb_child_t *ch, const uint8_t *p, size_t n, uint64_t *l
       if (whole) bb_fail(ch->idx, "record ends inside a message");
       break;
     }
-    count_msg(ch, p + off + (size_t)h, (size_t)len, last);
+    bb_count_msg(&ch->c, p + off + (size_t)h, (size_t)len, last);
     off += (size_t)h + (size_t)len;
   }
   return off;
@@ -267,36 +252,32 @@ static int read_exact(bb_child_t *ch, int fd, uint8_t *p, size_t n) {
   return 0;
 }
 
+typedef struct tping {
+  int fd;
+  uint8_t *in;
+} tping_t;
+
+/* bb_rtt_fn: one blocking write / read round trip (ud: a tping_t). */
+static bool ping_once(bb_child_t *ch, void *ud, uint32_t i, const uint8_t *out, size_t size,
+                      uint64_t *ns) {
+  tping_t *t = ud;
+  uint64_t t0 = bb_now_ns();
+  if (write_all(ch, t->fd, out, size) || read_exact(ch, t->fd, t->in, size))
+    bb_fail(ch->idx, "ping-pong broke after %u round trips", i);
+  *ns = bb_now_ns() - t0;
+  return memcmp(t->in, out, size) == 0;
+}
+
 void bb_tcp_pinger(int idx, const bb_job_t *job) {
   bb_child_t ch;
   bb_child_init(&ch, idx, job);
-  int fd = tcp_connect(&ch, 1, 1);
-  set_timeouts(fd, 100);
-  uint8_t *out = calloc(1, job->size + 8), *in = calloc(1, job->size + 8);
-  if (!out || !in) bb_fail(idx, "out of memory");
-  bb_ready(idx);
-  bb_wait_phase(&ch, BB_PH_GO);
-  uint32_t total = job->rtt_warm + job->rtt_samples;
-  double t_end = bb_now() + job->window;
-  for (uint32_t i = 0; i < total; i++) {
-    if (i >= job->rtt_warm && bb_now() > t_end) break;
-    put_seq(out, job->size, i + 1);
-    uint64_t t0 = bb_now_ns();
-    if (write_all(&ch, fd, out, job->size) || read_exact(&ch, fd, in, job->size))
-      bb_fail(idx, "ping-pong broke after %u round trips", i);
-    uint64_t t1 = bb_now_ns();
-    if (memcmp(in, out, job->size)) bb_shm->side[idx].res[BB_RES_RTT_BAD]++;
-    uint32_t k = atomic_load(&bb_shm->nsamples);
-    if (i >= job->rtt_warm && k < BB_MAX_SAMPLES) {
-      bb_shm->samples[k] = t1 - t0;
-      atomic_store(&bb_shm->nsamples, k + 1);
-    }
-  }
-  bb_done(idx);
-  bb_wait_phase(&ch, BB_PH_STOP);
-  close(fd);
-  free(out);
-  free(in);
+  tping_t t = {.fd = tcp_connect(&ch, 1, 1)};
+  set_timeouts(t.fd, 100);
+  if (!(t.in = calloc(1, job->size + 8))) bb_fail(idx, "out of memory");
+  /* no deadline check of its own: write_all / read_exact see it (bb_tick) when they wait */
+  bb_rtt_pinger(&ch, job, ping_once, &t, false);
+  close(t.fd);
+  free(t.in);
 }
 
 void bb_tcp_echo(int idx, const bb_job_t *job) {

@@ -36,8 +36,9 @@ static int curve_of(const bb_job_t *job) {
   return job->sys == BB_ZMQ_CURVE;
 }
 
-/* A bound socket (server side); publishes its endpoint as node 1's address. */
-static void *zsock_bind(int idx, void *ctx, int type, const bb_job_t *job) {
+/* A socket with the options both sides share: no linger, HWM, 100 ms
+ * send and receive timeouts. */
+static void *zsock_new(int idx, void *ctx, int type) {
   void *s = zmq_socket(ctx, type);
   if (!s) bb_fail(idx, "zmq_socket: %s", zmq_strerror(zmq_errno()));
   setopt_int(idx, s, ZMQ_LINGER, 0);
@@ -45,6 +46,12 @@ static void *zsock_bind(int idx, void *ctx, int type, const bb_job_t *job) {
   setopt_int(idx, s, ZMQ_SNDHWM, HWM);
   setopt_int(idx, s, ZMQ_RCVTIMEO, 100);
   setopt_int(idx, s, ZMQ_SNDTIMEO, 100);
+  return s;
+}
+
+/* A bound socket (server side); publishes its endpoint as node 1's address. */
+static void *zsock_bind(int idx, void *ctx, int type, const bb_job_t *job) {
+  void *s = zsock_new(idx, ctx, type);
   if (curve_of(job)) {
     setopt_int(idx, s, ZMQ_CURVE_SERVER, 1);
     setopt_str(idx, s, ZMQ_CURVE_SECRETKEY, job->zsrv_sec);
@@ -58,13 +65,7 @@ static void *zsock_bind(int idx, void *ctx, int type, const bb_job_t *job) {
 }
 
 static void *zsock_connect(bb_child_t *ch, void *ctx, int type, const bb_job_t *job) {
-  void *s = zmq_socket(ctx, type);
-  if (!s) bb_fail(ch->idx, "zmq_socket: %s", zmq_strerror(zmq_errno()));
-  setopt_int(ch->idx, s, ZMQ_LINGER, 0);
-  setopt_int(ch->idx, s, ZMQ_RCVHWM, HWM);
-  setopt_int(ch->idx, s, ZMQ_SNDHWM, HWM);
-  setopt_int(ch->idx, s, ZMQ_RCVTIMEO, 100);
-  setopt_int(ch->idx, s, ZMQ_SNDTIMEO, 100);
+  void *s = zsock_new(ch->idx, ctx, type);
   if (curve_of(job)) {
     setopt_str(ch->idx, s, ZMQ_CURVE_SERVERKEY, job->zsrv_pub);
     setopt_str(ch->idx, s, ZMQ_CURVE_PUBLICKEY, job->zcli_pub);
@@ -86,6 +87,14 @@ static void finish(void *s, void *ctx) {
   zmq_ctx_term(ctx);
 }
 
+/* zmq_msg_recv into m: true with a message, false when it timed out or was
+ * interrupted; fails the child on other errors. */
+static bool msg_recv(int idx, zmq_msg_t *m, void *s) {
+  if (zmq_msg_recv(m, s, 0) >= 0) return true;
+  if (zmq_errno() == EAGAIN || zmq_errno() == EINTR) return false;
+  bb_fail(idx, "zmq_msg_recv: %s", zmq_strerror(zmq_errno()));
+}
+
 /* ------------------------------------------------------- PUSH / PULL */
 
 void bb_zmq_sender(int idx, const bb_job_t *job) {
@@ -100,10 +109,7 @@ void bb_zmq_sender(int idx, const bb_job_t *job) {
   uint64_t seq = 0;
   while (ph < BB_PH_STOP) {
     for (int k = 0; k < 256; k++) {
-      if (job->size >= 8) {
-        uint64_t next = seq + 1;
-        memcpy(msg, &next, 8);
-      }
+      bb_put_seq(msg, job->size, seq + 1);
       if (zmq_send(s, msg, job->size, 0) < 0) {
         if (zmq_errno() == EAGAIN || zmq_errno() == EINTR) break; /* at the HWM for 100 ms */
         bb_fail(idx, "zmq_send: %s", zmq_strerror(zmq_errno()));
@@ -128,19 +134,7 @@ void bb_zmq_receiver(int idx, const bb_job_t *job) {
   zmq_msg_t m;
   zmq_msg_init(&m);
   while (bb_tick(&ch) < BB_PH_STOP) {
-    if (zmq_msg_recv(&m, s, 0) < 0) {
-      if (zmq_errno() == EAGAIN || zmq_errno() == EINTR) continue;
-      bb_fail(idx, "zmq_msg_recv: %s", zmq_strerror(zmq_errno()));
-    }
-    size_t len = zmq_msg_size(&m);
-    ch.c.msgs++;
-    ch.c.bytes += len;
-    if (len >= 8) {
-      uint64_t sq;
-      memcpy(&sq, zmq_msg_data(&m), 8);
-      if (sq <= last) ch.c.bad++;
-      last = sq;
-    }
+    if (msg_recv(idx, &m, s)) bb_count_msg(&ch.c, zmq_msg_data(&m), zmq_msg_size(&m), &last);
   }
   zmq_msg_close(&m);
   finish(s, ctx);
@@ -148,44 +142,34 @@ void bb_zmq_receiver(int idx, const bb_job_t *job) {
 
 /* ---------------------------------------------------------- REQ / REP */
 
+typedef struct zping {
+  void *s;
+  uint8_t *in;
+} zping_t;
+
+/* bb_rtt_fn: one REQ/REP round trip (ud: a zping_t). */
+static bool req_once(bb_child_t *ch, void *ud, uint32_t i, const uint8_t *out, size_t size,
+                     uint64_t *ns) {
+  zping_t *z = ud;
+  uint64_t t0 = bb_now_ns();
+  if (zmq_send(z->s, out, size, 0) < 0) bb_fail(ch->idx, "zmq_send: %s", zmq_strerror(zmq_errno()));
+  int r = zmq_recv(z->s, z->in, size, 0);
+  if (r < 0) bb_fail(ch->idx, "zmq_recv after %u round trips: %s", i, zmq_strerror(zmq_errno()));
+  *ns = bb_now_ns() - t0;
+  return (size_t)r == size && memcmp(z->in, out, size) == 0;
+}
+
 void bb_zmq_req(int idx, const bb_job_t *job) {
   bb_child_t ch;
   bb_child_init(&ch, idx, job);
   void *ctx = ctx_new(idx);
-  void *s = zsock_connect(&ch, ctx, ZMQ_REQ, job);
-  setopt_int(idx, s, ZMQ_RCVTIMEO, 2000);
-  setopt_int(idx, s, ZMQ_SNDTIMEO, 2000);
-  uint8_t *out = calloc(1, job->size + 8), *in = calloc(1, job->size + 8);
-  if (!out || !in) bb_fail(idx, "out of memory");
-  bb_ready(idx);
-  bb_wait_phase(&ch, BB_PH_GO);
-  uint32_t total = job->rtt_warm + job->rtt_samples;
-  double t_end = bb_now() + job->window;
-  for (uint32_t i = 0; i < total; i++) {
-    if (i >= job->rtt_warm && bb_now() > t_end) break;
-    if (job->size >= 8) {
-      uint64_t sq = i + 1;
-      memcpy(out, &sq, 8);
-    }
-    uint64_t t0 = bb_now_ns();
-    if (zmq_send(s, out, job->size, 0) < 0) bb_fail(idx, "zmq_send: %s", zmq_strerror(zmq_errno()));
-    int r = zmq_recv(s, in, job->size, 0);
-    if (r < 0) bb_fail(idx, "zmq_recv after %u round trips: %s", i, zmq_strerror(zmq_errno()));
-    uint64_t t1 = bb_now_ns();
-    if ((size_t)r != job->size || memcmp(in, out, job->size))
-      bb_shm->side[idx].res[BB_RES_RTT_BAD]++;
-    uint32_t k = atomic_load(&bb_shm->nsamples);
-    if (i >= job->rtt_warm && k < BB_MAX_SAMPLES) {
-      bb_shm->samples[k] = t1 - t0;
-      atomic_store(&bb_shm->nsamples, k + 1);
-    }
-    if (bb_past_deadline(&ch)) bb_fail(idx, "deadline");
-  }
-  bb_done(idx);
-  bb_wait_phase(&ch, BB_PH_STOP);
-  free(out);
-  free(in);
-  finish(s, ctx);
+  zping_t z = {.s = zsock_connect(&ch, ctx, ZMQ_REQ, job)};
+  setopt_int(idx, z.s, ZMQ_RCVTIMEO, 2000);
+  setopt_int(idx, z.s, ZMQ_SNDTIMEO, 2000);
+  if (!(z.in = calloc(1, job->size + 8))) bb_fail(idx, "out of memory");
+  bb_rtt_pinger(&ch, job, req_once, &z, true);
+  free(z.in);
+  finish(z.s, ctx);
 }
 
 void bb_zmq_rep(int idx, const bb_job_t *job) {
@@ -197,10 +181,7 @@ void bb_zmq_rep(int idx, const bb_job_t *job) {
   zmq_msg_t m;
   zmq_msg_init(&m);
   while (bb_tick(&ch) < BB_PH_STOP) {
-    if (zmq_msg_recv(&m, s, 0) < 0) {
-      if (zmq_errno() == EAGAIN || zmq_errno() == EINTR) continue;
-      bb_fail(idx, "zmq_msg_recv: %s", zmq_strerror(zmq_errno()));
-    }
+    if (!msg_recv(idx, &m, s)) continue;
     if (zmq_msg_send(&m, s, 0) < 0) bb_fail(idx, "zmq_msg_send: %s", zmq_strerror(zmq_errno()));
     /* zmq_msg_send took the content; m is empty again */
   }

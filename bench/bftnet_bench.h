@@ -141,6 +141,30 @@ void bb_publish_addr(int node, const char *addr);
 /* The address node published, waiting up to the child's deadline. */
 const char *bb_wait_addr(bb_child_t *ch, int node);
 
+/* ------------------------------------------- payloads and round trips */
+/* Sequence-numbered payloads: bytes 0..7 of a message of size >= 8 are the
+ * sender's sequence number (smaller messages carry none). */
+void bb_put_seq(uint8_t *msg, size_t size, uint64_t seq);
+/* Counts one received message into c (msgs, bytes); a sequence number not
+ * above *last (a reorder or a duplicate) counts as bad. */
+void bb_count_msg(bb_counts_t *c, const uint8_t *data, size_t len, uint64_t *last);
+
+/* One round trip of a pinger: sends out[0, size) to the echo side and waits
+ * for it to come back (i round trips done before this one). Sets *ns to the
+ * bb_now_ns() time from just before the send to just after the echo was in
+ * and returns whether the echo equals out; fails the child when the round
+ * trip breaks. */
+typedef bool (*bb_rtt_fn)(bb_child_t *ch, void *ud, uint32_t i, const uint8_t *out, size_t size,
+                          uint64_t *ns);
+/* The pinger's side of a round-trip experiment, around rtt: says ready,
+ * waits for GO, runs job->rtt_warm unmeasured round trips and then up to
+ * job->rtt_samples measured ones (into bb_shm->samples; echoes that differ
+ * count in res[BB_RES_RTT_BAD]) until job->window has passed since GO, says
+ * done and waits for STOP. With check_deadline, fails the child once its
+ * deadline has passed after a round trip. */
+void bb_rtt_pinger(bb_child_t *ch, const bb_job_t *job, bb_rtt_fn rtt, void *ud,
+                   bool check_deadline);
+
 /* --------------------------------------------------- parent-side harness */
 typedef void (*bb_role_fn)(int idx, const bb_job_t *job);
 typedef double (*bb_rate_fn)(const bb_job_t *job);

@@ -67,6 +67,22 @@ static json_t *need(json_t *o, const char *key, json_type type, const char *wher
   return v;
 }
 
+#define NKEYS(a) (sizeof(a) / sizeof *(a))
+
+/* need(o, keys[k], type, where) for every key; nothing when o is NULL (its
+ * own need() has reported it). */
+static void need_each(json_t *o, const char *const *keys, size_t n, json_type type,
+                      const char *where) {
+  for (size_t k = 0; o && k < n; k++)
+    need(o, keys[k], type, where);
+}
+
+/* A latency_us object (where.latency_us) has every key, of any type. */
+static void latency_keys(json_t *lat, const char *const *keys, size_t n, const char *where) {
+  for (size_t k = 0; lat && k < n; k++)
+    if (!json_object_get(lat, keys[k])) fail("%s.latency_us: no \"%s\"", where, keys[k]);
+}
+
 static long long num(json_t *o, const char *key) {
   json_t *v = json_object_get(o, key);
   return json_is_integer(v) ? json_integer_value(v) : (long long)json_number_value(v);
@@ -112,27 +128,20 @@ static void shape_pair(json_t *p, size_t i) {
   snprintf(where, sizeof where, "pairs[%zu]", i);
   need(p, "sender", JSON_STRING, where);
   need(p, "receiver", JSON_STRING, where);
-  for (size_t k = 0; k < sizeof pair_ints / sizeof *pair_ints; k++)
-    need(p, pair_ints[k], JSON_INTEGER, where);
+  need_each(p, pair_ints, NKEYS(pair_ints), JSON_INTEGER, where);
   json_t *lat = need(p, "latency_us", JSON_OBJECT, where);
   const char *lk[] = {"n", "p50", "p90", "p99", "max"};
-  for (size_t k = 0; lat && k < 5; k++)
-    if (!json_object_get(lat, lk[k])) fail("%s.latency_us: no \"%s\"", where, lk[k]);
+  latency_keys(lat, lk, NKEYS(lk), where);
   json_t *lb = need(p, "lost_breakdown", JSON_OBJECT, where);
   const char *bk[] = {"in_flight", "unwritten", "queued", "died_with_receiver"};
-  for (size_t k = 0; lb && k < 4; k++)
-    need(lb, bk[k], JSON_INTEGER, where);
+  need_each(lb, bk, NKEYS(bk), JSON_INTEGER, where);
   json_t *v = need(p, "violations", JSON_OBJECT, where);
-  if (v) {
-    need(v, "duplicates", JSON_INTEGER, where);
-    need(v, "reorders", JSON_INTEGER, where);
-    need(v, "extra", JSON_INTEGER, where);
-  }
+  const char *vk[] = {"duplicates", "reorders", "extra"};
+  need_each(v, vk, NKEYS(vk), JSON_INTEGER, where);
   need(p, "link_broken_by_faults", JSON_TRUE, where);
   json_t *m = need(p, "migration", JSON_OBJECT, where);
   const char *mk[] = {"migrations", "detached", "resumed", "retransmitted_bytes", "aborted_events"};
-  for (size_t k = 0; m && k < sizeof mk / sizeof *mk; k++)
-    need(m, mk[k], JSON_INTEGER, where);
+  need_each(m, mk, NKEYS(mk), JSON_INTEGER, where);
   json_t *inc = need(p, "incarnations", JSON_OBJECT, where);
   if (inc) {
     need(inc, "switches", JSON_INTEGER, where);
@@ -176,15 +185,12 @@ static void shape_replica_report(json_t *rep, const char *name) {
   json_object_foreach(peers, pn, row) {
     char where[96];
     snprintf(where, sizeof where, "%s.peers.%s", name, pn);
-    for (size_t k = 0; k < sizeof rep_ints / sizeof *rep_ints; k++)
-      need(row, rep_ints[k], JSON_INTEGER, where);
+    need_each(row, rep_ints, NKEYS(rep_ints), JSON_INTEGER, where);
     json_t *lat = need(row, "latency_us", JSON_OBJECT, where);
     const char *lk[] = {"p50", "p90", "p99", "max"};
-    for (size_t k = 0; lat && k < 4; k++)
-      if (!json_object_get(lat, lk[k])) fail("%s.latency_us: no \"%s\"", where, lk[k]);
+    latency_keys(lat, lk, NKEYS(lk), where);
     json_t *ev = need(row, "events", JSON_OBJECT, where);
-    for (size_t k = 0; ev && k < sizeof rep_events / sizeof *rep_events; k++)
-      need(ev, rep_events[k], JSON_INTEGER, where);
+    need_each(ev, rep_events, NKEYS(rep_events), JSON_INTEGER, where);
     json_t *sw = need(row, "incarnation_switches", JSON_OBJECT, where);
     if (sw) {
       need(sw, "by_event", JSON_INTEGER, where);
@@ -204,8 +210,7 @@ static void shape(json_t *doc) {
   if (strcmp(str(doc, "schema"), "bftnet-cluster-report/1") != 0) fail("schema");
   json_t *cfg = need(doc, "config", JSON_OBJECT, "top");
   const char *ck[] = {"replicas", "slots", "size", "seed", "paths", "stats_ms", "drain_ms"};
-  for (size_t k = 0; cfg && k < sizeof ck / sizeof *ck; k++)
-    need(cfg, ck[k], JSON_INTEGER, "config");
+  need_each(cfg, ck, NKEYS(ck), JSON_INTEGER, "config");
   if (cfg) {
     need(cfg, "duration_s", JSON_REAL, "config");
     need(cfg, "rate", JSON_REAL, "config");
@@ -263,10 +268,9 @@ static void shape(json_t *doc) {
                       "aborted",
                       "migrations",
                       "false_restarts"};
-  for (size_t k = 0; sum && k < sizeof sk / sizeof *sk; k++)
-    need(sum, sk[k], JSON_INTEGER, "summary");
+  need_each(sum, sk, NKEYS(sk), JSON_INTEGER, "summary");
   const char *sl[] = {"msgs_per_s", "p50_us", "p90_us", "p99_us", "max_us"};
-  for (size_t k = 0; sum && k < sizeof sl / sizeof *sl; k++)
+  for (size_t k = 0; sum && k < NKEYS(sl); k++)
     if (!json_object_get(sum, sl[k])) fail("summary: no \"%s\"", sl[k]);
   json_t *files = need(doc, "files", JSON_OBJECT, "top");
   if (files) {
@@ -368,22 +372,48 @@ static void verdict_inflight_only(json_t *doc) {
     fail("summary.lost_in_flight %lld != %lld", num(sum, "lost_in_flight"), lost);
 }
 
-static void faults(json_t *doc) {
-  if (count_events(doc, "fault", "cut") < 1) fail("no cut event");
-  if (count_events(doc, "fault", "kill") != 1) fail("want one kill event");
-  if (count_events(doc, "fault", "restart") != 1) fail("want one restart event");
-  if (count_events(doc, "replica", "restart") != 1) fail("the killed replica did not restart");
+/* Every pair consistent, each followed by also(p, its name, arg) when
+ * given; then the verdict FAILED only for in-flight loss. */
+typedef void (*pair_check_fn)(json_t *p, const char *w, const char *arg);
+static void all_consistent(json_t *doc, pair_check_fn also, const char *arg) {
   size_t i;
   json_t *p;
   json_array_foreach(json_object_get(doc, "pairs"), i, p) {
     char w[32];
     pair_name(p, w, sizeof w);
     consistent(p, w);
-    if (json_is_true(json_object_get(p, "sender_restarted")) &&
-        !json_is_true(json_object_get(json_object_get(p, "incarnations"), "split_used")))
-      fail("%s: the receiver did not tell the sender's incarnations apart (%s)", w, str(p, "note"));
+    if (also) also(p, w, arg);
   }
   verdict_inflight_only(doc);
+}
+
+/* faults: the restarted sender's pairs split by the receivers. */
+static void split_used(json_t *p, const char *w, const char *arg) {
+  (void)arg;
+  if (json_is_true(json_object_get(p, "sender_restarted")) &&
+      !json_is_true(json_object_get(json_object_get(p, "incarnations"), "split_used")))
+    fail("%s: the receiver did not tell the sender's incarnations apart (%s)", w, str(p, "note"));
+}
+
+/* members: pairs without the removed replica ok; its own lost only at the tail. */
+static void removed_tail(json_t *p, const char *w, const char *removed) {
+  bool touches = strcmp(str(p, "sender"), removed) == 0 || strcmp(str(p, "receiver"), removed) == 0;
+  if (!touches && strcmp(str(p, "verdict"), "ok") != 0)
+    fail("%s: %s (%s)", w, str(p, "verdict"), str(p, "note"));
+  /* Lost at the removal = the stream's tail: nothing missing below the
+   * last message delivered, everything missing above it. */
+  if (touches && num(p, "lost") &&
+      (num(p, "gaps") || num(p, "max_seq") + num(p, "lost") > num(p, "sent")))
+    fail("%s: %lld lost, not only at the tail (gaps %lld, max_seq %lld, sent %lld)", w,
+         num(p, "lost"), num(p, "gaps"), num(p, "max_seq"), num(p, "sent"));
+}
+
+static void faults(json_t *doc) {
+  if (count_events(doc, "fault", "cut") < 1) fail("no cut event");
+  if (count_events(doc, "fault", "kill") != 1) fail("want one kill event");
+  if (count_events(doc, "fault", "restart") != 1) fail("want one restart event");
+  if (count_events(doc, "replica", "restart") != 1) fail("the killed replica did not restart");
+  all_consistent(doc, split_used, NULL);
   const char *name;
   json_t *r;
   int killed = 0;
@@ -409,24 +439,7 @@ static void members(json_t *doc, const char *added, const char *removed) {
     if (json_is_true(json_object_get(row, "member")))
       fail("%s still has %s as member", removed, name);
   }
-  size_t i;
-  json_t *p;
-  json_array_foreach(json_object_get(doc, "pairs"), i, p) {
-    char w[32];
-    pair_name(p, w, sizeof w);
-    consistent(p, w);
-    bool touches =
-        strcmp(str(p, "sender"), removed) == 0 || strcmp(str(p, "receiver"), removed) == 0;
-    if (!touches && strcmp(str(p, "verdict"), "ok") != 0)
-      fail("%s: %s (%s)", w, str(p, "verdict"), str(p, "note"));
-    /* Lost at the removal = the stream's tail: nothing missing below the
-     * last message delivered, everything missing above it. */
-    if (touches && num(p, "lost") &&
-        (num(p, "gaps") || num(p, "max_seq") + num(p, "lost") > num(p, "sent")))
-      fail("%s: %lld lost, not only at the tail (gaps %lld, max_seq %lld, sent %lld)", w,
-           num(p, "lost"), num(p, "gaps"), num(p, "max_seq"), num(p, "sent"));
-  }
-  verdict_inflight_only(doc);
+  all_consistent(doc, removed_tail, removed);
 }
 
 static void failover(json_t *doc, const char *who) {
@@ -448,13 +461,7 @@ static void failover(json_t *doc, const char *who) {
   json_t *pb = json_object_get(r, "path_bytes");
   if (json_array_size(pb) != 2)
     fail("%s: want 2 paths, path_bytes has %zu", who, json_array_size(pb));
-  json_t *p;
-  json_array_foreach(json_object_get(doc, "pairs"), i, p) {
-    char w[32];
-    pair_name(p, w, sizeof w);
-    consistent(p, w);
-  }
-  verdict_inflight_only(doc);
+  all_consistent(doc, NULL, NULL);
 }
 
 static void netns(json_t *doc, const char *who) {
@@ -469,13 +476,7 @@ static void netns(json_t *doc, const char *who) {
       off++;
   }
   if (on != 1 || off != 1) fail("want %s's links down once and up once", who);
-  json_t *p;
-  json_array_foreach(json_object_get(doc, "pairs"), i, p) {
-    char w[32];
-    pair_name(p, w, sizeof w);
-    consistent(p, w);
-  }
-  verdict_inflight_only(doc);
+  all_consistent(doc, NULL, NULL);
 }
 
 int main(int argc, char **argv) {

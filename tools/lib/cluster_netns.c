@@ -18,6 +18,20 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Names and addresses: the same on every platform. */
+
+void cluster_netns_name(const cluster_netns_t *ns, unsigned slot, char *buf, size_t len) {
+  snprintf(buf, len, "%s-r%hhu", ns->prefix, (unsigned char)slot);
+}
+
+void cluster_netns_replica_ip(unsigned slot, unsigned path, char *buf, size_t len) {
+  snprintf(buf, len, "10.77.%hhu.%hhu", (unsigned char)path, (unsigned char)(slot + 2));
+}
+
+void cluster_netns_hub_ip(unsigned path, char *buf, size_t len) {
+  snprintf(buf, len, "10.77.%hhu.1", (unsigned char)path);
+}
+
 #ifdef __linux__
 #include <sched.h>
 #include <spawn.h>
@@ -131,18 +145,6 @@ int cluster_netns_sweep(const char *log) {
   for (size_t i = 0; i < k; i++)
     if (run(log, "ip netns del %s", names[i]) == 0) n++;
   return n;
-}
-
-void cluster_netns_name(const cluster_netns_t *ns, unsigned slot, char *buf, size_t len) {
-  snprintf(buf, len, "%s-r%hhu", ns->prefix, (unsigned char)slot);
-}
-
-void cluster_netns_replica_ip(unsigned slot, unsigned path, char *buf, size_t len) {
-  snprintf(buf, len, "10.77.%hhu.%hhu", (unsigned char)path, (unsigned char)(slot + 2));
-}
-
-void cluster_netns_hub_ip(unsigned path, char *buf, size_t len) {
-  snprintf(buf, len, "10.77.%hhu.1", (unsigned char)path);
 }
 
 static int setup_hub(cluster_netns_t *ns, char *err, size_t len) {
@@ -282,15 +284,6 @@ void cluster_netns_leave(cluster_netns_t *ns) {
 }
 void cluster_netns_teardown(cluster_netns_t *ns) {
   (void)ns;
-}
-void cluster_netns_name(const cluster_netns_t *ns, unsigned slot, char *buf, size_t len) {
-  snprintf(buf, len, "%s-r%hhu", ns->prefix, (unsigned char)slot);
-}
-void cluster_netns_replica_ip(unsigned slot, unsigned path, char *buf, size_t len) {
-  snprintf(buf, len, "10.77.%hhu.%hhu", (unsigned char)path, (unsigned char)(slot + 2));
-}
-void cluster_netns_hub_ip(unsigned path, char *buf, size_t len) {
-  snprintf(buf, len, "10.77.%hhu.1", (unsigned char)path);
 }
 int cluster_netns_link(cluster_netns_t *ns, unsigned slot, unsigned path, int delta) {
   (void)ns, (void)slot, (void)path, (void)delta;
