@@ -77,6 +77,7 @@ typedef struct mbr {
   uint64_t out_base; /* framer.bytes_written when `out` was opened */
   ml_stream_t *in;   /* its stream to us: our Receiver */
   rx_deframer_t rxd;
+  rx_carver_t carver; /* small received messages share blocks */
   size_t uncredited; /* bytes received but not yet credited (backpressure) */
 } mbr_t;
 

@@ -359,7 +359,7 @@ static void in_emit(void *ud, const uint8_t *p, size_t n) {
     ck_pr_inc_64(&m->inq.delivered);
     return;
   }
-  rx_msg_t *msg = rx_msg_new(p, n, m->node_id);
+  rx_msg_t *msg = rx_msg_carve(&m->carver, p, n, m->node_id);
   if (!msg) { /* the message is lost: say so, loudly and counted */
     bn_counter_add(&b->counters, BFTNET_COUNTER_IO_ERRORS, 1);
     bn_log(BN_LOG_ERROR, "out of memory: a message from %s was lost", m->node_id);
@@ -705,6 +705,7 @@ static void mbr_free(mbr_t *m) {
     bn_log(BN_LOG_INFO, "member %s removed: %u received messages discarded unread", m->node_id, unread);
   }
   rx_inq_destroy(&m->inq);
+  rx_carver_release(&m->carver);
   rx_deframer_free(&m->rxd);
   free(m);
 }

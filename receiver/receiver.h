@@ -14,9 +14,11 @@
 /* ------------------------------------------------------------ messages */
 /* A received message; `from` (the sender's node ID, or "" while tentative)
  * is stored inline after the data, so it outlives membership changes. */
+struct rx_block;
 typedef struct rx_msg {
   struct rx_msg *next; /* intrusive link for loop-side lists */
   const char *from;
+  struct rx_block *block; /* carved from a shared block, or NULL (own malloc) */
   uint32_t len;
   uint8_t data[];      /* len bytes, then the NUL-terminated node ID */
 } rx_msg_t;
@@ -24,7 +26,25 @@ typedef struct rx_msg {
 rx_msg_t *rx_msg_new(const uint8_t *data, size_t len, const char *from); /* NULL on ENOMEM */
 /* Re-labels a tentative message with its node ID on promotion (may realloc). */
 rx_msg_t *rx_msg_set_from(rx_msg_t *m, const char *from);
+/* Any thread. */
 void rx_msg_free(rx_msg_t *m);
+
+/* Small messages carved from shared blocks: one malloc per RX_BLOCK_SIZE
+ * bytes instead of one per message. The loop thread allocates and an
+ * application thread frees (bftnet_msg_release), which sends every
+ * per-message malloc through the allocator's slow, locked cross-thread path;
+ * a block is freed when its last message is (an atomic count). Cost: a
+ * message the application keeps pins its block, so the memory a member's
+ * queued messages hold is at most RX_BLOCK_SIZE per queued message. The
+ * carver belongs to the loop thread. */
+#define RX_BLOCK_SIZE (16u * 1024u)
+#define RX_CARVE_MAX 1024u /* larger messages get their own allocation */
+typedef struct rx_carver {
+  struct rx_block *cur;
+} rx_carver_t;
+rx_msg_t *rx_msg_carve(rx_carver_t *c, const uint8_t *data, size_t len, const char *from); /* NULL on ENOMEM */
+/* Drops the carver's hold on its current block. */
+void rx_carver_release(rx_carver_t *c);
 
 /* ----------------------------------------------------------- deframer */
 /* uvarint(len) || bytes, fed in any split. The announced length is checked

@@ -3,6 +3,7 @@
  * data and the sender's NUL-terminated node ID right after the data, so a
  * message outlives the membership entry that named its sender.
  */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ rx_msg_t *rx_msg_new(const uint8_t *data, size_t len, const char *from) {
   rx_msg_t *m = malloc(size);
   if (m == NULL) return NULL;
   m->next = NULL;
+  m->block = NULL;
   m->len = (uint32_t)len;
   if (len > 0) memcpy(m->data, data, len);
   char *id = (char *)m->data + len;
@@ -41,6 +43,11 @@ rx_msg_t *rx_msg_new(const uint8_t *data, size_t len, const char *from) {
 rx_msg_t *rx_msg_set_from(rx_msg_t *m, const char *from) {
   BN_ASSERT(m != NULL);
   if (from == NULL) from = "";
+  if (m->block) { /* carved: cannot grow in place; move it out */
+    rx_msg_t *n = rx_msg_new(m->data, m->len, from);
+    if (n) rx_msg_free(m);
+    return n;
+  }
   size_t idlen = strlen(from);
   size_t oldlen = strlen(m->from);
   if (idlen > oldlen) {
@@ -56,6 +63,54 @@ rx_msg_t *rx_msg_set_from(rx_msg_t *m, const char *from) {
   return m;
 }
 
+/* ------------------------------------------------------------ blocks */
+
+struct rx_block {
+  _Atomic uint32_t refs; /* carved messages not yet freed, + 1 while current */
+  size_t used;
+  _Alignas(16) uint8_t mem[RX_BLOCK_SIZE];
+};
+
+static void block_put(struct rx_block *b) {
+  /* acq_rel: every use of the block's messages happens before the free. */
+  if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) free(b);
+}
+
 void rx_msg_free(rx_msg_t *m) {
-  free(m);
+  if (!m) return;
+  if (m->block) block_put(m->block);
+  else free(m);
+}
+
+rx_msg_t *rx_msg_carve(rx_carver_t *c, const uint8_t *data, size_t len, const char *from) {
+  if (from == NULL) from = "";
+  size_t idlen = strlen(from);
+  size_t size = rx_msg_alloc_size(len, idlen);
+  if (len > RX_CARVE_MAX || size == 0 || size > RX_BLOCK_SIZE) return rx_msg_new(data, len, from);
+  size = (size + 15u) & ~(size_t)15u;
+  struct rx_block *b = c->cur;
+  if (!b || RX_BLOCK_SIZE - b->used < size) {
+    struct rx_block *nb = malloc(sizeof *nb);
+    if (!nb) return NULL;
+    atomic_init(&nb->refs, 1); /* the carver's */
+    nb->used = 0;
+    if (b) block_put(b);
+    c->cur = b = nb;
+  }
+  rx_msg_t *m = (rx_msg_t *)(void *)(b->mem + b->used);
+  b->used += size;
+  atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+  m->next = NULL;
+  m->block = b;
+  m->len = (uint32_t)len;
+  if (len > 0) memcpy(m->data, data, len);
+  char *id = (char *)m->data + len;
+  memcpy(id, from, idlen + 1);
+  m->from = id;
+  return m;
+}
+
+void rx_carver_release(rx_carver_t *c) {
+  if (c->cur) block_put(c->cur);
+  c->cur = NULL;
 }
