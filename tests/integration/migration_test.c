@@ -493,7 +493,7 @@ static void test_random_cuts(void **state) {
  * timeout), the streams detach and resume once the path is back. */
 static void test_blackhole(void **state) {
   (void)state;
-  setup(3, 1, NULL);
+  setup(4, 1, NULL);
   load_start(500);
   for (int round = 0; round < 2; round++) {
     usleep(300000);
@@ -543,8 +543,8 @@ static void test_dial_storm(void **state) {
  * back gracefully. */
 static void test_failover_failback(void **state) {
   (void)state;
-  setup(2, 2, NULL);
-  load_start(1000);
+  setup(4, 2, NULL);
+  load_start(500);
   for (int round = 0; round < 3; round++) {
     usleep(300000);
     for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 1);
@@ -575,7 +575,7 @@ static void test_failover_failback(void **state) {
 static void test_address_change(void **state) {
   (void)state;
   px_start();
-  nn = 2;
+  nn = 4;
   for (int i = 0; i < nn; i++) node_start(i, 2, NULL, false);
   for (int i = 0; i < nn; i++) connect_all_addrs(i, 0, 1); /* first addresses only */
   wait_all_up(10000);
@@ -606,22 +606,35 @@ static void test_cut_every_exchange_offset(void **state) {
   bftnet_config_t cfg;
   cfg_fast(&cfg);
   cfg.failback_ms = 20; /* a probe in every round below */
-  setup(2, 2, &cfg);
+  setup(4, 2, &cfg);
   load_start(200);
-  /* Calibrate: bytes a fresh failback connection forwards before the
-   * exchange completes. */
+  /* Calibrate: bytes one fresh failback connection forwards until its
+   * exchanges (one per stream of the pair) complete: all first paths down,
+   * then up again; every pair's leader fails back on a new connection. */
   for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 1), px_cut(nodes[i].px[0]);
   usleep(600000);
-  uint64_t b0 = px_stats(nodes[0].px[0]).bytes_to_target + px_stats(nodes[0].px[0]).bytes_to_client +
-                px_stats(nodes[1].px[0]).bytes_to_target + px_stats(nodes[1].px[0]).bytes_to_client;
-  int fb0 = atomic_load(&nodes[0].migrated[BFTNET_MIG_FAILBACK]) + atomic_load(&nodes[1].migrated[BFTNET_MIG_FAILBACK]);
+  uint64_t b0 = 0, a0 = 0;
+  int fb0 = 0;
+  for (int i = 0; i < nn; i++) {
+    fault_proxy_stats_t st = px_stats(nodes[i].px[0]);
+    b0 += st.bytes_to_target + st.bytes_to_client;
+    a0 += st.accepted - st.refused;
+    fb0 += atomic_load(&nodes[i].migrated[BFTNET_MIG_FAILBACK]);
+  }
   for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 0);
+  const int pairs = nn * (nn - 1) / 2;
   uint64_t deadline = now_ms() + 5000, used = 0;
   while (now_ms() < deadline) {
-    int fb = atomic_load(&nodes[0].migrated[BFTNET_MIG_FAILBACK]) + atomic_load(&nodes[1].migrated[BFTNET_MIG_FAILBACK]);
-    if (fb >= fb0 + 2) {
-      used = px_stats(nodes[0].px[0]).bytes_to_target + px_stats(nodes[0].px[0]).bytes_to_client +
-             px_stats(nodes[1].px[0]).bytes_to_target + px_stats(nodes[1].px[0]).bytes_to_client - b0;
+    int fb = 0;
+    for (int i = 0; i < nn; i++) fb += atomic_load(&nodes[i].migrated[BFTNET_MIG_FAILBACK]);
+    if (fb >= fb0 + 2 * pairs) {
+      uint64_t b = 0, a = 0;
+      for (int i = 0; i < nn; i++) {
+        fault_proxy_stats_t st = px_stats(nodes[i].px[0]);
+        b += st.bytes_to_target + st.bytes_to_client;
+        a += st.accepted - st.refused;
+      }
+      if (a > a0) used = (b - b0) / (a - a0); /* per connection */
       break;
     }
     usleep(1000);
