@@ -42,9 +42,12 @@ _Static_assert(sizeof(ck_ring_buffer_t) == sizeof(disp_msg_t *), "one pointer pe
 
 /* ck_ring's own slot accesses are ordered by ck_pr, which TSan cannot see;
  * the edges that matter are stated on the message (disp_internal.h). */
+/* Producers hold push_lock, so at most one enqueues at a time: ck's
+ * single-producer enqueue (no CAS on p_head) is enough; the consumer and a
+ * dropping producer dequeue with the multi-consumer form (c_head CAS). */
 static bool ring_enqueue(disp_ring_t *r, disp_msg_t *m) {
   DISP_TSAN_IGNORE_BEGIN();
-  bool ok = ck_ring_enqueue_mpmc(&r->ring, r->buf, m);
+  bool ok = ck_ring_enqueue_spmc(&r->ring, r->buf, m);
   DISP_TSAN_IGNORE_END();
   return ok;
 }
@@ -100,13 +103,13 @@ bool disp_ring_push_mpmc(disp_ring_t *r, disp_msg_t *m) {
   BN_ASSERT(rc == 0);
   /* Counted before m is visible: enqueued >= consumed + dropped + depth
    * holds for any reader at any time. */
-  ck_pr_inc_64(&r->enqueued);
+  ck_pr_store_64(&r->enqueued, r->enqueued + 1); /* only lock holders write it */
   for (unsigned tries = 1;; tries++) {
     BN_ASSERT(tries <= DISP_RING_PUSH_TRIES);
     if (ring_enqueue(r, m)) break;
     BN_ASSERT(old == NULL);
     old = ring_dequeue(r); /* NULL: the loop thread emptied it meanwhile */
-    if (old != NULL) ck_pr_inc_64(&r->dropped);
+    if (old != NULL) ck_pr_store_64(&r->dropped, r->dropped + 1);
   }
   rc = pthread_mutex_unlock(&r->push_lock);
   BN_ASSERT(rc == 0);
