@@ -322,6 +322,7 @@ static void load_stop_and_check(const char *what) {
   for (int i = 0; i < nn; i++) {
     int rc = bftnet_flush(nodes[i].net, 20000);
     if (rc < 0) print_message("%s: flush of %s: %s\n", what, nodes[i].id, bftnet_strerror(rc));
+    assert_int_equal(rc, 0); /* every ring empty, every byte confirmed read */
   }
   uint64_t deadline = now_ms() + 20000;
   for (bool all = false; !all && now_ms() < deadline;) {
@@ -713,6 +714,11 @@ static void test_detach_timeout(void **state) {
     assert_ok(bftnet_send(nodes[0].net, "r1", buf, sizeof buf));
   }
   usleep(200000);
+  /* Nothing can be confirmed through a blackhole: flush says so. */
+  assert_err(bftnet_flush(nodes[0].net, 100), BFTNET_ETIMEDOUT);
+  bftnet_peer_stats_t st0;
+  assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &st0));
+  assert_true(st0.unconfirmed > 0);
   for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 1);
   uint64_t deadline = now_ms() + 8000;
   bftnet_peer_stats_t st = {0};
