@@ -18,6 +18,19 @@ static size_t rx_msg_alloc_size(size_t len, size_t idlen) {
   return hdr + len + idlen + 1;
 }
 
+/* Fills a message laid out as rx_msg_alloc_size(len, idlen) says. */
+static rx_msg_t *rx_msg_fill(rx_msg_t *m, struct rx_block *block, const uint8_t *data, size_t len,
+                             const char *from, size_t idlen) {
+  m->next = NULL;
+  m->block = block;
+  m->len = (uint32_t)len;
+  if (len > 0) memcpy(m->data, data, len);
+  char *id = (char *)m->data + len;
+  memcpy(id, from, idlen + 1);
+  m->from = id;
+  return m;
+}
+
 rx_msg_t *rx_msg_new(const uint8_t *data, size_t len, const char *from) {
   if (from == NULL) from = "";
   /* len travels as uint32_t; the deframer's max (<= BN_MSG_MAX_CAP) keeps
@@ -28,14 +41,7 @@ rx_msg_t *rx_msg_new(const uint8_t *data, size_t len, const char *from) {
   if (size == 0) return NULL;
   rx_msg_t *m = malloc(size);
   if (m == NULL) return NULL;
-  m->next = NULL;
-  m->block = NULL;
-  m->len = (uint32_t)len;
-  if (len > 0) memcpy(m->data, data, len);
-  char *id = (char *)m->data + len;
-  memcpy(id, from, idlen + 1);
-  m->from = id;
-  return m;
+  return rx_msg_fill(m, NULL, data, len, from, idlen);
 }
 
 /* NULL on ENOMEM, and then m is untouched (still owned by the caller).
@@ -100,14 +106,7 @@ rx_msg_t *rx_msg_carve(rx_carver_t *c, const uint8_t *data, size_t len, const ch
   rx_msg_t *m = (rx_msg_t *)(void *)(b->mem + b->used);
   b->used += size;
   atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
-  m->next = NULL;
-  m->block = b;
-  m->len = (uint32_t)len;
-  if (len > 0) memcpy(m->data, data, len);
-  char *id = (char *)m->data + len;
-  memcpy(id, from, idlen + 1);
-  m->from = id;
-  return m;
+  return rx_msg_fill(m, b, data, len, from, idlen);
 }
 
 void rx_carver_release(rx_carver_t *c) {
