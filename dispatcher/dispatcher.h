@@ -11,6 +11,7 @@
 #include <pthread.h>
 
 #include <ck_ring.h>
+#include <ck_spinlock.h>
 
 #include "net.h"
 
@@ -45,7 +46,7 @@ typedef struct disp_ring {
   uint32_t cap;
   uint64_t enqueued; /* atomic counters (ck_pr) */
   uint64_t dropped;
-  pthread_mutex_t push_lock;
+  ck_spinlock_fas_t push_lock; /* spin briefly, then yield (ring.c) */
 } disp_ring_t;
 
 int disp_ring_init(disp_ring_t *r, uint32_t cap) BFTNET_WUR; /* BFTNET_EINVAL unless 4 <= cap <= 2^24, power of 2 */

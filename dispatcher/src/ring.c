@@ -14,10 +14,14 @@
  * cores the spinners eat the time slices the stalled one needs and the
  * ring convoys: on the 2-core build box, 4 threads pushing 800,000 messages
  * into a ck_ring took over 60 s (never finished) lock-free and 0.04-0.07 s
- * with this mutex. The MP enqueue was never lock-free (a stalled producer
- * already blocks the others), so the mutex costs no progress guarantee; it
- * only makes waiters sleep. The consumer never takes it, so the loop thread
- * is never blocked by a producer.
+ * with a mutex. The MP enqueue was never lock-free (a stalled producer
+ * already blocks the others), so the lock costs no progress guarantee; what
+ * matters is that waiters give their time slice away: push_lock spins 64
+ * times, then yields (sched_yield) until it gets the lock. Against the
+ * mutex it replaced it saves an atomic per push (a broadcast pushes once
+ * per member: 1.35x -> 1.26x a send) and is faster contended too (ring_bench,
+ * 2 and 4 producers: 97-109 vs 116-132 ns per push). The consumer never
+ * takes it, so the loop thread is never blocked by a producer.
  *
  * The retry bound, by reasoning: under push_lock we are the only producer,
  * so p_head moves only by our enqueue. (1) The enqueue fails only if the
@@ -26,9 +30,11 @@
  * c_head has advanced and no other producer can refill it. (3) So the
  * second enqueue succeeds. At most two attempts and one drop, asserted.
  */
+#include <sched.h>
 #include <stdlib.h>
 
 #include <ck_pr.h>
+#include <ck_spinlock.h>
 
 #include "disp_internal.h"
 #include "dispatcher.h"
@@ -42,6 +48,17 @@ _Static_assert(sizeof(ck_ring_buffer_t) == sizeof(disp_msg_t *), "one pointer pe
 
 /* ck_ring's own slot accesses are ordered by ck_pr, which TSan cannot see;
  * the edges that matter are stated on the message (disp_internal.h). */
+/* The critical section is a few stores (~20 ns). Spinning briefly is
+ * cheaper than a mutex (whose unlock is another atomic); a waiter that
+ * spins long (the holder was preempted) yields its time slice instead, so
+ * producers outnumbering cores do not convoy (the reason for the lock). */
+static void push_lock(disp_ring_t *r) {
+  for (unsigned spins = 0; !ck_spinlock_fas_trylock(&r->push_lock); spins++) {
+    if (spins < 64) ck_pr_stall();
+    else sched_yield();
+  }
+}
+
 /* Producers hold push_lock, so at most one enqueues at a time: ck's
  * single-producer enqueue (no CAS on p_head) is enough; the consumer and a
  * dropping producer dequeue with the multi-consumer form (c_head CAS). */
@@ -67,11 +84,7 @@ int disp_ring_init(disp_ring_t *r, uint32_t cap) {
     return BFTNET_EINVAL;
   ck_ring_buffer_t *buf = calloc(cap, sizeof(*buf));
   if (buf == NULL) return BFTNET_ENOMEM;
-  int err = pthread_mutex_init(&r->push_lock, NULL);
-  if (err != 0) {
-    free(buf);
-    return -err;
-  }
+  ck_spinlock_fas_init(&r->push_lock);
   ck_ring_init(&r->ring, cap);
   r->buf = buf;
   r->cap = cap;
@@ -89,8 +102,6 @@ size_t disp_ring_destroy(disp_ring_t *r) {
   }
   free(r->buf);
   r->buf = NULL;
-  int rc = pthread_mutex_destroy(&r->push_lock);
-  BN_ASSERT(rc == 0);
   return n;
 }
 
@@ -99,8 +110,7 @@ bool disp_ring_push_mpmc(disp_ring_t *r, disp_msg_t *m) {
   disp_msg_t *old = NULL;
   /* Publishes the message's bytes to whoever dequeues it (TSan only). */
   DISP_TSAN_RELEASE(m);
-  int rc = pthread_mutex_lock(&r->push_lock);
-  BN_ASSERT(rc == 0);
+  push_lock(r);
   /* Counted before m is visible: enqueued >= consumed + dropped + depth
    * holds for any reader at any time. */
   ck_pr_store_64(&r->enqueued, r->enqueued + 1); /* only lock holders write it */
@@ -111,8 +121,7 @@ bool disp_ring_push_mpmc(disp_ring_t *r, disp_msg_t *m) {
     old = ring_dequeue(r); /* NULL: the loop thread emptied it meanwhile */
     if (old != NULL) ck_pr_store_64(&r->dropped, r->dropped + 1);
   }
-  rc = pthread_mutex_unlock(&r->push_lock);
-  BN_ASSERT(rc == 0);
+  ck_spinlock_fas_unlock(&r->push_lock);
   if (old == NULL) return false;
   disp_msg_release(old); /* outside the lock: it may free */
   return true;
