@@ -672,12 +672,8 @@ static void mbr_remove(mbr_t *m) {
     b->t->ops->timer_free(m->redial);
     m->redial = NULL;
   }
-  if (m->out) {
-    ck_pr_add_64(&m->aborted, mbr_out_lost_msgs(m));
-    m->out = NULL;
-  } else {
-    ck_pr_add_64(&m->aborted, (uint64_t)disp_framer_abort(&m->framer));
-  }
+  ck_pr_add_64(&m->aborted, mbr_out_lost_msgs(m)); /* without a stream: the framer's only */
+  m->out = NULL;
   m->in = NULL;
   if (m->lp) {
     ml_peer_release(m->lp); /* resets both streams, no events */

@@ -204,10 +204,10 @@ static void peer_sync_counts(ml_peer_t *p) {
     if (!d) continue;
     p->counts_seen[r] = p->mig.counts[r];
     count(p->n, reason_counter[r], d);
-    if (r == MIG_R_NOT_LEADER || r == MIG_R_UNKNOWN_FROM || r == MIG_R_REPLAY || r == MIG_R_BAD_PARITY ||
-        r == MIG_R_ID_IN_USE || r == MIG_R_BAD_OFFSET || r == MIG_R_BAD_CREDIT || r == MIG_R_GAP ||
-        r == MIG_R_BAD_MSG || r == MIG_R_UNEXPECTED_ACK || r == MIG_R_DATA_AFTER_CLOSE ||
-        r == MIG_R_DATA_BEFORE_ACK || r == MIG_R_NO_OFFSET || r == MIG_R_LIMIT)
+    /* Every reason but the pure aborts (A in MIG_REASON_MAP) is a rejected input. */
+    bool abort_only = r == MIG_R_RESET || r == MIG_R_DENIED || r == MIG_R_DETACH_TIMEOUT ||
+                      r == MIG_R_PEER_RESTARTED || r == MIG_R_NA || r == MIG_R_LOCAL;
+    if (!abort_only)
       bn_log(BN_LOG_INFO, "stream migration: peer %s: rejected input (%s)", p->id_str,
              mig_reason_str((mig_reason_t)r));
   }
@@ -276,6 +276,30 @@ static void car_destroy(ml_carrier_t *car) {
       }
   free(car->rd);
   free(car);
+}
+
+/* A carrier on conn for p: with a reader for the first StreamMigration
+ * message if `reader`, and, when proto is set, an outbound stream proposing
+ * it (net writes the multistream header and proposal: pre_left). On
+ * failure nothing is left behind. */
+static int car_open(ml_peer_t *p, net_conn_t *conn, const char *proto, const net_stream_cbs_t *cbs,
+                    bool reader, ml_carrier_t **out) {
+  ml_carrier_t *car = car_new(p, conn);
+  if (!car) return BFTNET_ENOMEM;
+  int rc = 0;
+  if (reader) {
+    car->rd = malloc(sizeof *car->rd);
+    if (car->rd) mig_reader_init(car->rd);
+    else rc = BFTNET_ENOMEM;
+  }
+  if (rc == 0 && proto) rc = net_stream_open(conn, proto, cbs, car, &car->ns);
+  if (rc < 0) {
+    car_unlink(car); /* marks it dead; the next reap frees it */
+    return rc;
+  }
+  car->pre_left = p->n->pre_label;
+  *out = car;
+  return 0;
 }
 
 static void car_reset(ml_carrier_t *car) {
@@ -887,18 +911,10 @@ static const net_stream_cbs_t plain_cbs = {.on_data = plain_data,
                                            .on_free = plain_free};
 
 static int plain_open(ml_stream_t *ls, net_conn_t *conn) {
-  ml_peer_t *p = ls->p;
-  ml_carrier_t *car = car_new(p, conn);
-  if (!car) return BFTNET_ENOMEM;
+  ml_carrier_t *car;
+  int rc = car_open(ls->p, conn, ML_MSG_PROTO, &plain_cbs, false, &car);
+  if (rc < 0) return rc;
   car->plain_ls = ls;
-  int rc = net_stream_open(conn, ML_MSG_PROTO, &plain_cbs, car, &car->ns);
-  if (rc < 0) {
-    car->ns = NULL;
-    car->dead = true;
-    car->plain_ls = NULL;
-    car_unlink(car);
-    return rc;
-  }
   ls->plain = true;
   ls->pc = car;
   ls_set_conn(ls, conn);
@@ -938,16 +954,10 @@ static int on_inbound_mig(void *ud, net_conn_t *c, net_stream_t *s) {
   if (n->stopping) return BFTNET_ECLOSED;
   ml_peer_t *p = ml_peer_get(n, net_conn_peer(c));
   if (!p) return BFTNET_ENOMEM;
-  ml_carrier_t *car = car_new(p, c);
-  if (!car) return BFTNET_ENOMEM;
-  car->rd = malloc(sizeof *car->rd);
-  if (!car->rd) {
-    car_unlink(car);
-    return BFTNET_ENOMEM;
-  }
-  mig_reader_init(car->rd);
+  ml_carrier_t *car;
+  int rc = car_open(p, c, NULL, NULL, true, &car); /* pre_left: net answered header + echo */
+  if (rc < 0) return rc;
   car->ns = s;
-  car->pre_left = n->pre_label; /* net answered header + echo */
   net_stream_set_cbs(s, &car_cbs, car);
   return 0;
 }
@@ -1056,18 +1066,8 @@ static void peer_policy(ml_peer_t *p, uint64_t now, bool tick) {
       if (cur && m->no_migrate && !m->uncertain) continue;
       if (now < ls->next_try) continue;
       ls->next_try = now + ML_RETRY_NS;
-      ml_carrier_t *car = car_new(p, best);
-      if (!car) break;
-      car->rd = malloc(sizeof *car->rd);
-      int rc = car->rd ? net_stream_open(best, MIG_PROTO_ID, &car_cbs, car, &car->ns) : BFTNET_ENOMEM;
-      if (rc < 0) {
-        car->ns = NULL;
-        car->dead = true;
-        car_unlink(car);
-        break;
-      }
-      mig_reader_init(car->rd);
-      car->pre_left = n->pre_label;
+      ml_carrier_t *car;
+      if (car_open(p, best, MIG_PROTO_ID, &car_cbs, true, &car) < 0) break;
       if (!cur) ls->why = BFTNET_MIG_RESUME;
       else if (p->addr_changed && conn_rank(p, cur->conn) == BFTNET_MAX_ADDRS && net_conn_outbound(cur->conn))
         ls->why = BFTNET_MIG_ADDR_CHANGE;
@@ -1075,7 +1075,7 @@ static void peer_policy(ml_peer_t *p, uint64_t now, bool tick) {
       else ls->why = BFTNET_MIG_DUPLICATE;
       mig_actions_t acts;
       mig_actions_clear(&acts);
-      rc = mig_stream_migrate(&p->mig, m, car->h, &acts);
+      int rc = mig_stream_migrate(&p->mig, m, car->h, &acts);
       ml_apply(p, &acts, NULL);
       if (rc < 0) {
         car->released = true;
@@ -1297,17 +1297,10 @@ int ml_stream_open(ml_peer_t *p, net_conn_t *c, const ml_stream_cbs_t *cbs, void
     ls->neg_done = true;
     rc = plain_open(ls, c);
   } else {
-    ml_carrier_t *car = car_new(p, c);
-    if (!car) goto fail;
+    ml_carrier_t *car;
+    rc = car_open(p, c, MIG_PROTO_ID, &car_cbs, false, &car);
+    if (rc < 0) goto fail;
     car->label = true;
-    rc = net_stream_open(c, MIG_PROTO_ID, &car_cbs, car, &car->ns);
-    if (rc < 0) {
-      car->ns = NULL;
-      car->dead = true;
-      car_unlink(car);
-      goto fail;
-    }
-    car->pre_left = n->pre_label;
     mig_actions_t acts;
     mig_actions_clear(&acts);
     rc = mig_peer_open(&p->mig, car->h, &acts, &ls->m);
