@@ -28,7 +28,7 @@ static uint64_t now_ns(void) {
 
 static disp_msg_t *msg_forever(size_t len) {
   uint8_t *tmp = calloc(1, len ? len : 1);
-  disp_msg_t *m = tmp ? disp_msg_new(tmp, len, REFS_FOREVER) : NULL;
+  disp_msg_t *m = tmp ? disp_msg_new(NULL, tmp, len, REFS_FOREVER) : NULL;
   free(tmp);
   if (m == NULL) {
     fprintf(stderr, "ring_bench: out of memory\n");

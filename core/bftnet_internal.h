@@ -118,6 +118,7 @@ struct bftnet {
   net_t *net;
   ml_node_t *ml;    /* logical streams (migration) */
   bn_counters_t counters;
+  bn_pool_t *pool;  /* message buffers of 1..64 KiB, both directions */
   int stopped;      /* atomic */
   bool loop_done;
 
@@ -134,6 +135,10 @@ struct bftnet {
   bool notify_queued;
   uint32_t rr;      /* atomic: round-robin cursor for bftnet_recv */
 };
+
+/* Bytes of freed message buffers a node keeps for reuse (pool.h): part of
+ * its fixed memory, not of any member's. */
+#define BFTNET_POOL_CACHE (4u * 1024u * 1024u)
 
 /* members.c */
 int members_init(bftnet_t *b);

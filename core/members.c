@@ -391,6 +391,7 @@ static void in_gone(mbr_t *m, ml_stream_t *ls) {
   m->uncredited = 0;
   rx_deframer_free(&m->rxd);
   rx_deframer_init(&m->rxd, m->b->cfg.max_message_size);
+  m->rxd.pool = m->b->pool;
   ml_stream_release(ls);
 }
 
@@ -652,6 +653,8 @@ static mbr_t *mbr_new(bftnet_t *b, const mb_member_t *info) {
   disp_framer_init(&m->framer);
   disp_backoff_init(&m->backoff, b->cfg.dial_backoff_min_ms, b->cfg.dial_backoff_max_ms);
   rx_deframer_init(&m->rxd, b->cfg.max_message_size);
+  m->rxd.pool = b->pool;
+  m->carver.pool = b->pool;
   return m;
 err_timer:
   b->t->ops->timer_free(m->redial);
@@ -840,6 +843,8 @@ int members_init(bftnet_t *b) {
   ck_epoch_register(&b->epoch, &b->loop_rec, NULL);
   b->snap = calloc(1, sizeof *b->snap);
   if (!b->snap) return BFTNET_ENOMEM;
+  b->pool = bn_pool_new(BFTNET_POOL_CACHE);
+  if (!b->pool) return BFTNET_ENOMEM;
   b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (b->efd < 0) return -errno;
   int rc = uv_async_init(b->loop, &b->wake, members_on_wake);
@@ -888,6 +893,8 @@ void members_destroy(bftnet_t *b) {
   b->recs = NULL;
   if (b->efd >= 0) close(b->efd);
   b->efd = -1;
+  bn_pool_close(b->pool); /* lives on while the application holds messages */
+  b->pool = NULL;
 }
 
 /* ------------------------------------------------------- public: connect */
@@ -926,7 +933,7 @@ BFTNET_API int bftnet_send(bftnet_t *b, const char *node_id, const void *data, s
   if (!m) {
     rc = strcmp(node_id, s->self_id) == 0 ? BFTNET_EINVAL : BFTNET_ENOTFOUND;
   } else {
-    disp_msg_t *msg = disp_msg_new(data, len, 1);
+    disp_msg_t *msg = disp_msg_new(b->pool, data, len, 1);
     if (!msg) rc = BFTNET_ENOMEM;
     else disp_ring_push_mpmc(&m->ring, msg);
   }
@@ -945,7 +952,7 @@ BFTNET_API int bftnet_broadcast(bftnet_t *b, const void *data, size_t len) {
   msnap_t *s = snap_load(b);
   int rc = (int)s->n;
   if (s->n) {
-    disp_msg_t *msg = disp_msg_new(data, len, (uint32_t)s->n); /* one buffer, shared */
+    disp_msg_t *msg = disp_msg_new(b->pool, data, len, (uint32_t)s->n); /* one buffer, shared */
     if (!msg) rc = BFTNET_ENOMEM;
     else
       for (size_t i = 0; i < s->n; i++) disp_ring_push_mpmc(&s->m[i]->ring, msg);

@@ -14,6 +14,7 @@
 #include <ck_spinlock.h>
 
 #include "net.h"
+#include "pool.h"
 
 /* ------------------------------------------------------------ messages */
 /* One allocation per bftnet_send (the only copy of the payload). A
@@ -24,8 +25,8 @@ typedef struct disp_msg {
   uint8_t data[];
 } disp_msg_t;
 
-/* NULL on ENOMEM. refs >= 1. */
-disp_msg_t *disp_msg_new(const void *data, size_t len, uint32_t refs);
+/* NULL on ENOMEM. refs >= 1. pool may be NULL (malloc). */
+disp_msg_t *disp_msg_new(bn_pool_t *pool, const void *data, size_t len, uint32_t refs);
 /* Drops one reference (any thread); frees at zero. */
 void disp_msg_release(disp_msg_t *m);
 

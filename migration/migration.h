@@ -208,7 +208,12 @@ typedef struct mig_stream {
   uint64_t w_confirmed;   /* bytes the peer confirmed read */
   uint64_t w_sent_max;    /* highest offset ever put on a carrier */
   bool w_closed;          /* application closed its direction */
-  bn_buf_t buf;           /* [w_base, w_written) */
+  /* [w_base, w_written): byte x at ring[x & (ring_cap - 1)]. A ring, not a
+   * buffer compacted on the fly: compaction moved the unconfirmed bytes
+   * (up to a window) every time the tail reached the end — 3 bytes moved per
+   * byte written in the steady state, -20 % throughput at 1 KiB messages. */
+  uint8_t *ring;
+  size_t ring_cap;        /* 0 or a power of two; grows, never shrinks */
   /* reader */
   uint64_t r_delivered;   /* read offset: bytes taken into L's reader state */
   bool r_eof;             /* L's incoming direction ended at r_final */
@@ -303,7 +308,12 @@ typedef struct mig_chunk {
   bool fin;
 } mig_chunk_t;
 /* 1 with *c filled, 0 nothing to write now. FIN is deferred while an
- * exchange is unsettled (§11.5). May emit CLOSED. */
+ * exchange is unsettled (§11.5). May emit CLOSED. A chunk stops at the end
+ * of the ring: call again for the rest. */
 int mig_stream_pull(mig_peer_t *p, mig_stream_t *s, size_t max, mig_chunk_t *c, mig_actions_t *acts);
+/* The retransmit window's bytes from offset `from` (w_base <= from <=
+ * w_written) on: *out points at the first, the return value is how many are
+ * contiguous there (0 at w_written). */
+size_t mig_stream_span(const mig_stream_t *s, uint64_t from, const uint8_t **out);
 
 #endif /* BFTNET_MIGRATION_H */

@@ -33,7 +33,7 @@ typedef struct bn_tsock_cbs {
    * decryption) during the call only. */
   void (*on_read)(void *ud, uint8_t *p, size_t n);
   void (*on_eof)(void *ud, int err);   /* 0 = orderly EOF, < 0 error; reads end */
-  void (*on_drain)(void *ud);          /* write queue went below the low mark */
+  void (*on_drain)(void *ud);          /* a write completed: write again */
   void (*on_close)(void *ud);          /* after close: last callback */
 } bn_tsock_cbs_t;
 
@@ -50,9 +50,13 @@ typedef struct bn_transport_ops {
   int (*dial)(bn_transport_t *t, const struct sockaddr *sa, bn_tsock_t **out);
   void (*sock_set_cbs)(bn_tsock_t *s, const bn_tsock_cbs_t *cbs, void *ud);
   int (*read_start)(bn_tsock_t *s);
-  /* Writes n bytes; what the kernel does not take at once is copied and
-   * queued (on_drain when the queue falls below the low mark). */
-  int (*write)(bn_tsock_t *s, const uint8_t *p, size_t n);
+  /* Takes bytes from b, never copying them: what the kernel takes at once,
+   * then, unless a write is still in flight, the rest, by swapping b's
+   * storage for the socket's idle buffer (b comes back empty, with that
+   * buffer's capacity). While a write is in flight it takes nothing more
+   * (the caller keeps its bytes and writes again on on_drain) unless `all`
+   * (a last write before a graceful close: it is queued behind). */
+  int (*write)(bn_tsock_t *s, bn_buf_t *b, bool all);
   size_t (*write_queued)(const bn_tsock_t *s);
   int (*peer_addr)(const bn_tsock_t *s, struct sockaddr_storage *out);
   /* Closes; graceful waits for queued writes (bounded). on_close follows. */
@@ -77,7 +81,8 @@ int net_transport_uv_new(struct uv_loop_s *loop, const bn_seam_t *seam, bn_trans
 void net_transport_uv_free(bn_transport_t *t);
 /* Write-queue bytes above which a socket counts as congested. */
 #define NET_WRITE_HIGH_MARK (4u * 1024u * 1024u)
-#define NET_WRITE_LOW_MARK (1u * 1024u * 1024u)
+/* A drained write buffer larger than this is freed, not kept for reuse. */
+#define NET_WRITE_RETAIN (2u * 1024u * 1024u)
 
 /* ------------------------------------------------------------- the node */
 

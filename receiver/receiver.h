@@ -10,6 +10,7 @@
 #include <ck_ring.h>
 
 #include "net.h"
+#include "pool.h"
 
 /* ------------------------------------------------------------ messages */
 /* A received message; `from` (the sender's node ID, or "" while tentative)
@@ -24,7 +25,9 @@ typedef struct rx_msg {
 } rx_msg_t;
 
 rx_msg_t *rx_msg_new(const uint8_t *data, size_t len, const char *from); /* NULL on ENOMEM */
-/* Re-labels a tentative message with its node ID on promotion (may realloc). */
+/* The same from a buffer pool (pool may be NULL). */
+rx_msg_t *rx_msg_new_pool(bn_pool_t *pool, const uint8_t *data, size_t len, const char *from);
+/* Re-labels a tentative message with its node ID on promotion (may move it). */
 rx_msg_t *rx_msg_set_from(rx_msg_t *m, const char *from);
 /* Any thread. */
 void rx_msg_free(rx_msg_t *m);
@@ -38,9 +41,10 @@ void rx_msg_free(rx_msg_t *m);
  * queued messages hold is at most RX_BLOCK_SIZE per queued message. The
  * carver belongs to the loop thread. */
 #define RX_BLOCK_SIZE (16u * 1024u)
-#define RX_CARVE_MAX 1024u /* larger messages get their own allocation */
+#define RX_CARVE_MAX 1024u /* larger messages get their own buffer, from pool */
 typedef struct rx_carver {
   struct rx_block *cur;
+  bn_pool_t *pool; /* the owner's (may be NULL: malloc) */
 } rx_carver_t;
 rx_msg_t *rx_msg_carve(rx_carver_t *c, const uint8_t *data, size_t len, const char *from); /* NULL on ENOMEM */
 /* Drops the carver's hold on its current block. */
@@ -57,6 +61,7 @@ typedef struct rx_deframer {
   uint8_t hdr[BN_UVARINT_MAX_BYTES];
   uint8_t hdr_len;
   uint8_t *body;  /* allocated once the length is known and checked */
+  bn_pool_t *pool; /* where body comes from (NULL: malloc); set after init */
   size_t have;
   int err;        /* sticky */
 } rx_deframer_t;

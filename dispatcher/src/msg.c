@@ -7,13 +7,13 @@
 #include "disp_internal.h"
 #include "dispatcher.h"
 
-disp_msg_t *disp_msg_new(const void *data, size_t len, uint32_t refs) {
+disp_msg_t *disp_msg_new(bn_pool_t *pool, const void *data, size_t len, uint32_t refs) {
   BN_ASSERT(refs >= 1);
   BN_ASSERT(data != NULL || len == 0);
   /* The length travels as a uint32_t; the facade enforces msg_max
    * (<= BN_MSG_MAX_CAP) before this, so larger is an allocation we refuse. */
   if (len > UINT32_MAX - sizeof(disp_msg_t)) return NULL;
-  disp_msg_t *m = malloc(sizeof(*m) + len);
+  disp_msg_t *m = bn_pool_alloc(pool, sizeof(*m) + len);
   if (m == NULL) return NULL;
   m->refs = refs;
   m->len = (uint32_t)len;
@@ -33,5 +33,5 @@ void disp_msg_release(disp_msg_t *m) {
   if (old != 1) return;
   ck_pr_fence_acquire();
   DISP_TSAN_ACQUIRE(m);
-  free(m);
+  bn_pool_free(m);
 }

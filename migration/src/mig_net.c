@@ -928,10 +928,15 @@ static void ls_fallback_plain(ml_stream_t *ls, net_conn_t *conn) {
   count(p->n, BFTNET_COUNTER_MIG_PLAIN, 1);
   bn_log(BN_LOG_INFO, "peer %s does not speak %s: plain stream", p->id_str, MIG_PROTO_ID);
   /* Nothing was read by the peer: every application byte goes again. */
-  uint64_t from = BN_MAX(ls->app_base, m->w_base);
-  if (from < m->w_written &&
-      bn_buf_append(&ls->carry, bn_buf_head(&m->buf) + (from - m->w_base), (size_t)(m->w_written - from)) != 0)
-    bn_log(BN_LOG_ERROR, "out of memory: bytes for %s lost in the plain fallback", p->id_str);
+  for (uint64_t from = BN_MAX(ls->app_base, m->w_base); from < m->w_written;) {
+    const uint8_t *at;
+    size_t k = mig_stream_span(m, from, &at);
+    if (bn_buf_append(&ls->carry, at, k) != 0) {
+      bn_log(BN_LOG_ERROR, "out of memory: bytes for %s lost in the plain fallback", p->id_str);
+      break;
+    }
+    from += k;
+  }
   ls->na_fallback = true;
   mig_actions_t acts;
   mig_actions_clear(&acts);

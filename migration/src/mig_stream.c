@@ -88,8 +88,54 @@ static void mig_release(mig_stream_t *s) {
   uint64_t target = s->w_confirmed;
   if (s->cur.h) target = BN_MIN(target, s->cur.out_start + s->cur.out_sent);
   if (target <= s->w_base) return;
-  bn_buf_consume(&s->buf, (size_t)(target - s->w_base));
   s->w_base = target;
+}
+
+/* ------------------------------------------------- the retransmit ring */
+
+#define MIG_RING_MIN (16u * 1024u)
+
+static void ring_free(mig_stream_t *s) {
+  free(s->ring);
+  s->ring = NULL;
+  s->ring_cap = 0;
+}
+
+static void ring_put(uint8_t *ring, size_t cap, uint64_t off, const uint8_t *src, size_t n) {
+  size_t at = (size_t)(off & (cap - 1));
+  size_t first = BN_MIN(n, cap - at);
+  memcpy(ring + at, src, first);
+  if (n > first) memcpy(ring, src + first, n - first);
+}
+
+size_t mig_stream_span(const mig_stream_t *s, uint64_t from, const uint8_t **out) {
+  BN_ASSERT(from >= s->w_base && from <= s->w_written);
+  *out = NULL;
+  if (from == s->w_written) return 0;
+  size_t at = (size_t)(from & (s->ring_cap - 1));
+  *out = s->ring + at;
+  return (size_t)BN_MIN(s->w_written - from, (uint64_t)(s->ring_cap - at));
+}
+
+/* Room for n more bytes: grows (doubling, moving what is held once). */
+static int ring_reserve(mig_stream_t *s, size_t n) {
+  uint64_t need = s->w_written - s->w_base + n;
+  if (need <= s->ring_cap) return 0;
+  if (need > SIZE_MAX / 4) return BFTNET_ENOMEM;
+  size_t ncap = s->ring_cap ? s->ring_cap : MIG_RING_MIN;
+  while (ncap < need) ncap *= 2;
+  uint8_t *r = malloc(ncap);
+  if (!r) return BFTNET_ENOMEM;
+  for (uint64_t x = s->w_base; x < s->w_written;) {
+    const uint8_t *p;
+    size_t k = mig_stream_span(s, x, &p);
+    ring_put(r, ncap, x, p, k);
+    x += k;
+  }
+  free(s->ring);
+  s->ring = r;
+  s->ring_cap = ncap;
+  return 0;
 }
 
 static void mig_unfreeze(mig_stream_t *s, mig_carrier_t *c, mig_actions_t *acts) {
@@ -111,7 +157,7 @@ static void mig_abort(mig_peer_t *p, mig_stream_t *s, mig_reason_t why, uint64_t
   memset(&s->cur, 0, sizeof(s->cur));
   memset(&s->pend, 0, sizeof(s->pend));
   memset(&s->old, 0, sizeof(s->old));
-  bn_buf_free(&s->buf);
+  ring_free(s);
   s->w_base = s->w_written;
   s->reason = why;
   s->state = MIG_S_ABORTED;
@@ -123,7 +169,7 @@ static void mig_maybe_closed(mig_stream_t *s, mig_actions_t *acts) {
   if (s->w_confirmed != s->w_written) return;
   mig_act(acts, MIG_ACT_CLOSED, s, s->cur.h);
   memset(&s->cur, 0, sizeof(s->cur));
-  bn_buf_free(&s->buf);
+  ring_free(s);
   s->state = MIG_S_CLOSED;
 }
 
@@ -176,7 +222,7 @@ int mig_peer_init(mig_peer_t *p, const mig_config_t *cfg) {
 void mig_peer_free(mig_peer_t *p) {
   for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
     if (!p->streams[i]) continue;
-    bn_buf_free(&p->streams[i]->buf);
+    ring_free(p->streams[i]);
     free(p->streams[i]);
     p->streams[i] = NULL;
   }
@@ -210,7 +256,7 @@ int mig_peer_stream_free(mig_peer_t *p, mig_stream_t *s) {
   for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
     if (p->streams[i] != s) continue;
     p->streams[i] = NULL;
-    bn_buf_free(&s->buf);
+    ring_free(s);
     free(s);
     return 0;
   }
@@ -222,7 +268,6 @@ static int mig_new_stream(mig_peer_t *p, uint64_t id, uint64_t h, mig_stream_t *
     if (p->streams[i]) continue;
     mig_stream_t *s = calloc(1, sizeof(*s));
     if (!s) return BFTNET_ENOMEM;
-    bn_buf_init(&s->buf);
     s->id = id;
     s->cur.h = h;
     p->streams[i] = s;
@@ -594,8 +639,9 @@ uint64_t mig_stream_room(const mig_peer_t *p, const mig_stream_t *s) {
 int mig_stream_write(mig_peer_t *p, mig_stream_t *s, const void *data, size_t n) {
   if (mig_final(s) || s->w_closed) return BFTNET_ESTATE;
   if (n > mig_stream_room(p, s)) return BFTNET_EAGAIN;
-  int rc = bn_buf_append(&s->buf, data, n);
+  int rc = ring_reserve(s, n);
   if (rc < 0) return rc;
+  if (n) ring_put(s->ring, s->ring_cap, s->w_written, data, n);
   s->w_written += n;
   return 0;
 }
@@ -621,11 +667,12 @@ int mig_stream_pull(mig_peer_t *p, mig_stream_t *s, size_t max, mig_chunk_t *c, 
   uint64_t pos = cur->out_start + cur->out_sent;
   BN_ASSERT(pos >= s->w_base && pos <= s->w_written);
   uint64_t avail = s->w_written - pos;
-  size_t n = avail < max ? (size_t)avail : max;
+  const uint8_t *at;
+  size_t n = BN_MIN(mig_stream_span(s, pos, &at), max);
   bool fin = n == avail && s->w_closed && !s->pend.h && !s->uncertain;
   if (n == 0 && !fin) return 0;
   c->carrier = cur->h;
-  c->p = n ? bn_buf_head(&s->buf) + (pos - s->w_base) : NULL;
+  c->p = at;
   c->n = n;
   c->fin = fin;
   cur->out_sent += n;

@@ -19,7 +19,10 @@
 
 #define NOISE_FRAME_HDR 2u
 #define MAX_UNFRAMED (NOISE_FRAME_HDR + BN_NOISE_MAX_MSG)
-#define CONN_OUT_HIGH_MARK (4u * 1024u * 1024u)
+/* Bytes encrypted and waiting while the socket's previous write is in
+ * flight (the kernel's buffer is full then: more here would only add
+ * latency and memory). */
+#define CONN_OUT_HIGH_MARK (1u * 1024u * 1024u)
 /* Data stops at the high marks; only control frames (yamux window updates,
  * ping answers, resets) and our own pings pass them. A peer that makes us
  * queue past this hard cap (say, flooding yamux pings while never reading)
@@ -128,7 +131,7 @@ static void flush_list_remove(net_conn_t *c) {
   c->flush_queued = false;
 }
 
-static void conn_flush(net_conn_t *c);
+static void conn_flush(net_conn_t *c, bool all);
 
 static void conn_teardown(net_conn_t *c) {
   net_t *n = c->net;
@@ -140,7 +143,7 @@ static void conn_teardown(net_conn_t *c) {
   bool graceful = c->down_reason == BFTNET_REASON_LOCAL_CLOSE;
   if (graceful && c->ymx) {
     yamux_session_goaway(c->ymx, YAMUX_GOAWAY_NORMAL);
-    conn_flush(c);
+    conn_flush(c, true);
   }
   if (c->ymx) {
     yamux_session_free(c->ymx); /* streams get on_error(ECLOSED) + on_free */
@@ -213,7 +216,7 @@ static void frame_seal(net_conn_t *c) {
 }
 
 static int out_secure_append(net_conn_t *c, const uint8_t *p, size_t n) {
-  BN_ASSERT(c->out.off == 0); /* flush always drains the whole buffer */
+  BN_ASSERT(c->out.off == 0); /* a flush takes all of it or nothing */
   while (n > 0) {
     if (!c->frame_open) {
       if (bn_buf_reserve(&c->out, NOISE_FRAME_HDR + BN_NOISE_TAG + n) != 0) return BFTNET_ENOMEM;
@@ -242,20 +245,27 @@ void conn_out_secure(net_conn_t *c, const uint8_t *a, size_t alen, const uint8_t
   conn_want_flush(c);
 }
 
-static void conn_flush(net_conn_t *c) {
+/* Hands c->out to the socket (see the transport's write: no copy). While
+ * the socket's previous write is in flight the bytes stay in c->out and
+ * more are appended; its completion (conn_on_drain) flushes again. */
+static void conn_flush(net_conn_t *c, bool all) {
   net_t *n = c->net;
-  if (c->tx.has_k) frame_seal(c);
-  size_t len = bn_buf_unread(&c->out);
-  if (len == 0) return;
-  if (n->t->ops->write_queued(c->sock) > CONN_QUEUE_HARD_CAP) {
+  size_t queued = n->t->ops->write_queued(c->sock);
+  if (bn_buf_unread(&c->out) + queued > CONN_QUEUE_HARD_CAP) {
     bn_buf_reset(&c->out);
     return conn_fail(c, BFTNET_REASON_LIMIT, BFTNET_ELIMIT, BFTNET_COUNTER_CONN_LIMIT);
   }
-  int rc = n->t->ops->write(c->sock, bn_buf_head(&c->out), len);
-  bn_counter_add(n->ctr, BFTNET_COUNTER_BYTES_OUT, len);
-  bn_buf_reset(&c->out);
-  if (c->out.cap > 4 * BN_NOISE_MAX_MSG) bn_buf_free(&c->out); /* don't pin a burst's memory */
-  if (rc < 0) return conn_fail(c, BFTNET_REASON_IO_ERROR, rc, BFTNET_COUNTER_IO_ERRORS);
+  /* In flight: the open Noise frame keeps filling (fewer, fuller frames). */
+  if (queued > 0 && !all) return;
+  if (c->tx.has_k) frame_seal(c);
+  size_t len = bn_buf_unread(&c->out);
+  if (len == 0) return;
+  int rc = n->t->ops->write(c->sock, &c->out, all);
+  bn_counter_add(n->ctr, BFTNET_COUNTER_BYTES_OUT, len - bn_buf_unread(&c->out));
+  if (rc < 0) {
+    bn_buf_reset(&c->out);
+    return conn_fail(c, BFTNET_REASON_IO_ERROR, rc, BFTNET_COUNTER_IO_ERRORS);
+  }
   /* Streams that stopped on our own buffer's high mark go on now, unless
    * the socket itself is backed up (then its drain event wakes them). */
   if (c->congested_head && !conn_congested(c)) conn_writable_all(c);
@@ -268,7 +278,7 @@ void net_flush_all(void *ud) {
     n->flush_list = c->flush_next;
     c->flush_queued = false;
     if (c->state != CONN_CLOSING)
-      conn_flush(c);
+      conn_flush(c, false);
     else if (c->teardown_pending && c->in_feed == 0)
       conn_teardown(c);
   }
@@ -281,7 +291,9 @@ bool conn_congested(const net_conn_t *c) {
 
 static void conn_on_drain(void *ud) {
   net_conn_t *c = ud;
-  if (c->state == CONN_READY) conn_writable_all(c);
+  if (c->state == CONN_CLOSING) return;
+  if (bn_buf_unread(&c->out)) conn_flush(c, false); /* wakes the streams if it can */
+  else if (c->state == CONN_READY && c->congested_head && !conn_congested(c)) conn_writable_all(c);
 }
 
 /* One multistream message, in the clear or encrypted per the state. */

@@ -1,8 +1,9 @@
 /*
  * tcp_uv.c — the libuv implementation of the transport seam (net.h).
  * Objects embed their uv handles and are freed only in the close callback
- * (libuv's rule). Writes try uv_try_write first; only what the kernel does
- * not take is copied into a per-socket queue and written with uv_write.
+ * (libuv's rule). Writes try uv_try_write first; what the kernel does not
+ * take is handed to uv_write in the caller's own buffer, swapped for the
+ * socket's idle one: no copy and no allocation per write.
  */
 #include <stdlib.h>
 
@@ -31,13 +32,6 @@ struct bn_tlistener {
   void *ud;
 };
 
-typedef struct wreq {
-  uv_write_t req;
-  struct bn_tsock *s;
-  size_t len;
-  uint8_t data[];
-} wreq_t;
-
 struct bn_tsock {
   uv_tcp_t tcp;
   uv_connect_t conn_req;
@@ -48,10 +42,12 @@ struct bn_tsock {
   uvt_t *t;
   bn_tsock_cbs_t cbs;
   void *ud;
+  uv_write_t wreq[2]; /* [1] only for the last write before a graceful close */
+  bn_buf_t wbuf[2];   /* the bytes each request writes */
+  bool busy[2];
   size_t queued;  /* bytes in uv_write requests not yet completed */
   bool closing;
   bool reading;
-  bool congested;
 };
 
 struct bn_ttimer {
@@ -117,6 +113,8 @@ static void on_sock_closed(uv_handle_t *h) {
   bn_tsock_t *s = h->data;
   if (--s->open_handles > 0) return;
   if (s->cbs.on_close) s->cbs.on_close(s->ud);
+  bn_buf_free(&s->wbuf[0]);
+  bn_buf_free(&s->wbuf[1]);
   free(s);
 }
 
@@ -187,42 +185,48 @@ static int sock_read_start(bn_tsock_t *s) {
 }
 
 static void on_write(uv_write_t *req, int status) {
-  wreq_t *w = BN_CONTAINER_OF(req, wreq_t, req);
-  bn_tsock_t *s = w->s;
-  s->queued -= w->len;
-  free(w);
+  bn_tsock_t *s = req->data;
+  int i = req == &s->wreq[0] ? 0 : 1;
+  s->queued -= bn_buf_unread(&s->wbuf[i]);
+  s->busy[i] = false;
+  bn_buf_reset(&s->wbuf[i]);
+  if (s->wbuf[i].cap > NET_WRITE_RETAIN) bn_buf_free(&s->wbuf[i]); /* don't pin a burst */
   if (status < 0 || s->closing) return; /* a failed write surfaces as a read error */
-  if (s->congested && s->queued <= NET_WRITE_LOW_MARK) {
-    s->congested = false;
-    if (s->cbs.on_drain) s->cbs.on_drain(s->ud);
-  }
+  if (s->cbs.on_drain) s->cbs.on_drain(s->ud);
 }
 
-static int sock_write(bn_tsock_t *s, const uint8_t *p, size_t n) {
+static int sock_write(bn_tsock_t *s, bn_buf_t *b, bool all) {
   if (s->closing) return BFTNET_ECLOSED;
+  size_t n = bn_buf_unread(b);
   if (n == 0) return 0;
-  size_t done = 0;
-  if (s->queued == 0) {
-    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-    int rc = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
-    if (rc >= 0) done = (size_t)rc;
-    else if (rc != UV_EAGAIN) return rc;
-    if (done == n) return 0;
+  if (!s->busy[0] && !s->busy[1]) {
+    uv_buf_t ub = uv_buf_init((char *)bn_buf_head(b), (unsigned)n);
+    int rc = uv_try_write((uv_stream_t *)&s->tcp, &ub, 1);
+    if (rc < 0 && rc != UV_EAGAIN) return rc;
+    size_t done = rc > 0 ? (size_t)rc : 0;
+    if (done == n) {
+      bn_buf_reset(b);
+      return 0;
+    }
+    bn_buf_consume(b, done);
+  } else if (!all || (s->busy[0] && s->busy[1])) {
+    return 0;
   }
-  size_t rest = n - done;
-  wreq_t *w = malloc(sizeof *w + rest);
-  if (!w) return BFTNET_ENOMEM;
-  memcpy(w->data, p + done, rest);
-  w->s = s;
-  w->len = rest;
-  uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)rest);
-  int rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, on_write);
+  int i = s->busy[0] ? 1 : 0;
+  bn_buf_t idle = s->wbuf[i];
+  s->wbuf[i] = *b;
+  *b = idle;
+  bn_buf_reset(b);
+  size_t len = bn_buf_unread(&s->wbuf[i]);
+  uv_buf_t ub = uv_buf_init((char *)bn_buf_head(&s->wbuf[i]), (unsigned)len);
+  s->wreq[i].data = s;
+  int rc = uv_write(&s->wreq[i], (uv_stream_t *)&s->tcp, &ub, 1, on_write);
   if (rc != 0) {
-    free(w);
+    bn_buf_reset(&s->wbuf[i]);
     return rc;
   }
-  s->queued += rest;
-  if (s->queued > NET_WRITE_HIGH_MARK) s->congested = true;
+  s->busy[i] = true;
+  s->queued += len;
   return 0;
 }
 

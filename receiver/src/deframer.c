@@ -18,7 +18,7 @@ void rx_deframer_init(rx_deframer_t *d, size_t max) {
 }
 
 void rx_deframer_free(rx_deframer_t *d) {
-  free(d->body);
+  bn_pool_free(d->body);
   d->body = NULL;
   d->in_body = false;
   d->have = 0;
@@ -79,7 +79,7 @@ static void rx_deframer_emit_body(rx_deframer_t *d, rx_emit_fn cb, void *ud) {
   d->have = 0;
   d->need = 0;
   cb(ud, body, len);
-  free(body);
+  bn_pool_free(body);
 }
 
 int rx_deframer_feed(rx_deframer_t *d, const uint8_t *p, size_t n, rx_emit_fn cb, void *ud) {
@@ -110,7 +110,7 @@ int rx_deframer_feed(rx_deframer_t *d, const uint8_t *p, size_t n, rx_emit_fn cb
       n -= (size_t)len;
       continue;
     }
-    uint8_t *body = malloc((size_t)len); /* len > n >= 0, so len > 0 */
+    uint8_t *body = bn_pool_alloc(d->pool, (size_t)len); /* len > n >= 0, so len > 0 */
     if (body == NULL) return rx_deframer_fail(d, BFTNET_ENOMEM);
     memcpy(body, p, n);
     d->body = body;

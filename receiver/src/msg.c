@@ -32,6 +32,10 @@ static rx_msg_t *rx_msg_fill(rx_msg_t *m, struct rx_block *block, const uint8_t 
 }
 
 rx_msg_t *rx_msg_new(const uint8_t *data, size_t len, const char *from) {
+  return rx_msg_new_pool(NULL, data, len, from);
+}
+
+rx_msg_t *rx_msg_new_pool(bn_pool_t *pool, const uint8_t *data, size_t len, const char *from) {
   if (from == NULL) from = "";
   /* len travels as uint32_t; the deframer's max (<= BN_MSG_MAX_CAP) keeps
    * peer-announced lengths far below this. */
@@ -39,7 +43,7 @@ rx_msg_t *rx_msg_new(const uint8_t *data, size_t len, const char *from) {
   size_t idlen = strlen(from);
   size_t size = rx_msg_alloc_size(len, idlen);
   if (size == 0) return NULL;
-  rx_msg_t *m = malloc(size);
+  rx_msg_t *m = bn_pool_alloc(pool, size);
   if (m == NULL) return NULL;
   return rx_msg_fill(m, NULL, data, len, from, idlen);
 }
@@ -49,21 +53,13 @@ rx_msg_t *rx_msg_new(const uint8_t *data, size_t len, const char *from) {
 rx_msg_t *rx_msg_set_from(rx_msg_t *m, const char *from) {
   BN_ASSERT(m != NULL);
   if (from == NULL) from = "";
-  if (m->block) { /* carved: cannot grow in place; move it out */
+  size_t idlen = strlen(from);
+  if (m->block || idlen > strlen(m->from)) { /* carved, or too short: move it */
     rx_msg_t *n = rx_msg_new(m->data, m->len, from);
     if (n) rx_msg_free(m);
     return n;
   }
-  size_t idlen = strlen(from);
-  size_t oldlen = strlen(m->from);
-  if (idlen > oldlen) {
-    size_t size = rx_msg_alloc_size(m->len, idlen);
-    if (size == 0) return NULL;
-    rx_msg_t *n = realloc(m, size);
-    if (n == NULL) return NULL;
-    m = n;
-  }
-  char *id = (char *)m->data + m->len; /* recomputed: the block may have moved */
+  char *id = (char *)m->data + m->len;
   memmove(id, from, idlen + 1);
   m->from = id;
   return m;
@@ -85,14 +81,15 @@ static void block_put(struct rx_block *b) {
 void rx_msg_free(rx_msg_t *m) {
   if (!m) return;
   if (m->block) block_put(m->block);
-  else free(m);
+  else bn_pool_free(m);
 }
 
 rx_msg_t *rx_msg_carve(rx_carver_t *c, const uint8_t *data, size_t len, const char *from) {
   if (from == NULL) from = "";
   size_t idlen = strlen(from);
   size_t size = rx_msg_alloc_size(len, idlen);
-  if (len > RX_CARVE_MAX || size == 0 || size > RX_BLOCK_SIZE) return rx_msg_new(data, len, from);
+  if (len > RX_CARVE_MAX || size == 0 || size > RX_BLOCK_SIZE)
+    return rx_msg_new_pool(c->pool, data, len, from);
   size = (size + 15u) & ~(size_t)15u;
   struct rx_block *b = c->cur;
   if (!b || RX_BLOCK_SIZE - b->used < size) {

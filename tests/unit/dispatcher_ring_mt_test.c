@@ -76,7 +76,7 @@ static disp_msg_t *msg_seq(uint32_t producer, uint32_t seq, uint32_t refs) {
   bn_store_be32(b + 4, seq);
   bn_store_be32(b + 8, producer ^ seq ^ 0xA5A5A5A5u); /* a check word */
   bn_store_be32(b + 12, ~seq);
-  disp_msg_t *m = disp_msg_new(b, sizeof(b), refs);
+  disp_msg_t *m = disp_msg_new(NULL, b, sizeof(b), refs);
   if (m == NULL) abort();
   return m;
 }

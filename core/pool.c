@@ -1,0 +1,169 @@
+/*
+ * pool.c — see pool.h for why this exists.
+ *
+ * Each size class has two free lists. Frees (any thread) push onto `freed`
+ * with one CAS (ck_stack_push_upmc: a push never reads another entry, so
+ * it is safe against concurrent pops). Allocations take from `local` under
+ * the consumer lock and, when it is empty, take the whole of `freed` at once
+ * with an atomic exchange (ck_stack_batch_pop_upmc). No thread ever reads
+ * the `next` of an entry another thread may pop and free meanwhile — the
+ * use-after-free a plain lock-free pop has.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <ck_pr.h>
+#include <ck_spinlock.h>
+#include <ck_stack.h>
+
+#include "core.h"
+#include "pool.h"
+
+#define POOL_CLASSES 25 /* 1 KiB .. 64 KiB, four per doubling */
+
+/* In front of every buffer: 16 bytes, so the buffer stays 16-aligned. */
+typedef struct pool_hdr {
+  bn_pool_t *pool; /* NULL: a plain malloc */
+  uint32_t cls;
+  uint32_t pad;
+} pool_hdr_t;
+_Static_assert(sizeof(pool_hdr_t) == BN_POOL_HDR, "header keeps malloc's alignment");
+
+struct pool_class {
+  ck_stack_t freed; /* pushed by any thread */
+  ck_stack_entry_t *local; /* under the pool's lock */
+} CK_CC_CACHELINE;
+
+struct bn_pool {
+  struct pool_class cls[POOL_CLASSES];
+  ck_spinlock_fas_t lock; /* allocations */
+  size_t cache_max;
+  uint64_t cached; /* bytes on the free lists */
+  uint32_t refs;   /* the owner's + one per buffer out */
+  int closed;
+};
+
+/* The class of a buffer of total size s (header included), or -1 beyond
+ * BN_POOL_MAX; *size is the class's size. */
+static int pool_class(size_t s, size_t *size) {
+  if (s <= BN_POOL_MIN / 2) return -1; /* small: malloc's own caches do well */
+  if (s < BN_POOL_MIN) s = BN_POOL_MIN;
+  if (s > BN_POOL_MAX) return -1;
+  unsigned e = 63u - (unsigned)__builtin_clzll((unsigned long long)(s - 1)); /* 2^e < s <= 2^(e+1) */
+  size_t base = (size_t)1 << e, step = base >> 2;
+  size_t k = (s - base + step - 1) / step; /* 1..4 */
+  *size = base + k * step;
+  return (int)((e - 9) * 4 + k - 4);
+}
+
+/* The inverse: c + 3 = (e - 9) * 4 + (k - 1). */
+static size_t class_size(uint32_t c) {
+  size_t e = 9 + (c + 3) / 4, k = (c + 3) % 4 + 1;
+  size_t b = (size_t)1 << e;
+  return b + k * (b >> 2);
+}
+
+bn_pool_t *bn_pool_new(size_t cache_max) {
+  bn_pool_t *p = aligned_alloc(CK_MD_CACHELINE, (sizeof *p + CK_MD_CACHELINE - 1) / CK_MD_CACHELINE *
+                                                     CK_MD_CACHELINE);
+  if (!p) return NULL;
+  memset(p, 0, sizeof *p);
+  for (int i = 0; i < POOL_CLASSES; i++) ck_stack_init(&p->cls[i].freed);
+  ck_spinlock_fas_init(&p->lock);
+  p->cache_max = cache_max;
+  p->refs = 1;
+  return p;
+}
+
+static void free_chain(ck_stack_entry_t *e) {
+  while (e) {
+    BN_TSAN_ACQUIRE(e);
+    ck_stack_entry_t *next = e->next;
+    free((pool_hdr_t *)(void *)e - 1);
+    e = next;
+  }
+}
+
+static void pool_put(bn_pool_t *p) {
+  /* acq_rel: every buffer's last use happens before the pool is freed */
+  ck_pr_fence_release();
+  BN_TSAN_RELEASE(p);
+  if (ck_pr_faa_32(&p->refs, UINT32_MAX) != 1) return;
+  ck_pr_fence_acquire();
+  BN_TSAN_ACQUIRE(p);
+  for (int i = 0; i < POOL_CLASSES; i++) {
+    free_chain(p->cls[i].local);
+    free_chain(ck_stack_batch_pop_upmc(&p->cls[i].freed));
+  }
+  free(p);
+}
+
+void bn_pool_close(bn_pool_t *p) {
+  if (!p) return;
+  ck_pr_store_int(&p->closed, 1);
+  pool_put(p);
+}
+
+void *bn_pool_alloc(bn_pool_t *p, size_t n) {
+  if (n > SIZE_MAX - sizeof(pool_hdr_t) - BN_POOL_MAX) return NULL;
+  size_t size = 0;
+  int c = p ? pool_class(sizeof(pool_hdr_t) + n, &size) : -1;
+  pool_hdr_t *h;
+  if (c < 0) {
+    h = malloc(sizeof *h + n);
+    if (!h) return NULL;
+    h->pool = NULL;
+    h->cls = 0;
+    return h + 1;
+  }
+  struct pool_class *pc = &p->cls[c];
+  ck_spinlock_fas_lock(&p->lock);
+  ck_stack_entry_t *e = pc->local;
+  if (!e && ck_pr_load_ptr(&pc->freed.head) != NULL) e = ck_stack_batch_pop_upmc(&pc->freed);
+  if (e) {
+    BN_TSAN_ACQUIRE(e); /* its free's release: the push wrote e->next */
+    pc->local = e->next;
+  }
+  ck_spinlock_fas_unlock(&p->lock);
+  if (e) {
+    ck_pr_sub_64(&p->cached, size);
+    h = (pool_hdr_t *)(void *)e - 1;
+    BN_ASSERT(h->pool == p && h->cls == (uint32_t)c);
+  } else {
+    h = malloc(size);
+    if (!h) return NULL;
+    h->pool = p;
+    h->cls = (uint32_t)c;
+  }
+  ck_pr_inc_32(&p->refs);
+  return h + 1;
+}
+
+void bn_pool_free(void *mem) {
+  if (!mem) return;
+  pool_hdr_t *h = (pool_hdr_t *)mem - 1;
+  bn_pool_t *p = h->pool;
+  if (!p) {
+    free(h);
+    return;
+  }
+  size_t size = class_size(h->cls);
+  bool keep = false;
+  if (!ck_pr_load_int(&p->closed)) {
+    uint64_t old = ck_pr_faa_64(&p->cached, size);
+    keep = old + size <= p->cache_max;
+    if (!keep) ck_pr_sub_64(&p->cached, size);
+  }
+  if (keep) {
+    ck_stack_entry_t *e = mem;
+    BN_TSAN_RELEASE(e);
+    ck_stack_push_upmc(&p->cls[h->cls].freed, e);
+  } else {
+    free(h);
+  }
+  pool_put(p);
+}
+
+size_t bn_pool_cached(const bn_pool_t *p) {
+  return p ? (size_t)ck_pr_load_64((uint64_t *)(uintptr_t)&p->cached) : 0;
+}
