@@ -40,7 +40,9 @@ void rx_msg_free(rx_msg_t *m);
  * message the application keeps pins its block, so the memory a member's
  * queued messages hold is at most RX_BLOCK_SIZE per queued message. The
  * carver belongs to the loop thread. */
-#define RX_BLOCK_SIZE (16u * 1024u)
+/* Blocks come from the node's pool (pool.h): with their header and the
+ * pool's they fill exactly one 16 KiB class. */
+#define RX_BLOCK_SIZE (16u * 1024u - 64u)
 #define RX_CARVE_MAX 1024u /* larger messages get their own buffer, from pool */
 typedef struct rx_carver {
   struct rx_block *cur;

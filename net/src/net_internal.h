@@ -75,6 +75,8 @@ struct net_conn {
   size_t frame_start;
   bool frame_open;
   bool flush_queued;
+  bool urgent;        /* a window update or ping answer waits in out: flush
+                          after this read, not after the loop's whole turn */
   net_conn_t *flush_next;
 
   yamux_session_t *ymx;

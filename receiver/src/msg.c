@@ -72,10 +72,11 @@ struct rx_block {
   size_t used;
   _Alignas(16) uint8_t mem[RX_BLOCK_SIZE];
 };
+_Static_assert(sizeof(struct rx_block) + BN_POOL_HDR <= 16u * 1024u, "one 16 KiB pool class");
 
 static void block_put(struct rx_block *b) {
   /* acq_rel: every use of the block's messages happens before the free. */
-  if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) free(b);
+  if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) bn_pool_free(b);
 }
 
 void rx_msg_free(rx_msg_t *m) {
@@ -93,7 +94,7 @@ rx_msg_t *rx_msg_carve(rx_carver_t *c, const uint8_t *data, size_t len, const ch
   size = (size + 15u) & ~(size_t)15u;
   struct rx_block *b = c->cur;
   if (!b || RX_BLOCK_SIZE - b->used < size) {
-    struct rx_block *nb = malloc(sizeof *nb);
+    struct rx_block *nb = bn_pool_alloc(c->pool, sizeof *nb);
     if (!nb) return NULL;
     atomic_init(&nb->refs, 1); /* the carver's */
     nb->used = 0;
