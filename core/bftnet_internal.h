@@ -119,6 +119,7 @@ struct bftnet {
   ml_node_t *ml;    /* logical streams (migration) */
   bn_counters_t counters;
   bn_pool_t *pool;  /* message buffers of 1..64 KiB, both directions */
+  uint64_t serial;  /* this node's unique number (epoch record caches) */
   int stopped;      /* atomic */
   bool loop_done;
 
