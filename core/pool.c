@@ -29,10 +29,10 @@
 void __tsan_ignore_thread_begin(void);
 void __tsan_ignore_thread_end(void);
 #define POOL_TSAN_IGNORE_BEGIN() __tsan_ignore_thread_begin()
-#define POOL_TSAN_IGNORE_END() __tsan_ignore_thread_end()
+#define POOL_TSAN_IGNORE_END()   __tsan_ignore_thread_end()
 #else
 #define POOL_TSAN_IGNORE_BEGIN() ((void)0)
-#define POOL_TSAN_IGNORE_END() ((void)0)
+#define POOL_TSAN_IGNORE_END()   ((void)0)
 #endif
 
 /* In front of every buffer: 16 bytes, so the buffer stays 16-aligned. */
@@ -136,7 +136,7 @@ void *bn_pool_alloc(bn_pool_t *p, size_t n) {
   ck_stack_entry_t *e = pc->local;
   if (!e && ck_pr_load_ptr(&pc->freed.head) != NULL) e = ck_stack_batch_pop_upmc(&pc->freed);
   if (e) {
-    BN_TSAN_ACQUIRE(e); /* its free's release: the push wrote e->next */
+    BN_TSAN_ACQUIRE(e); /* its free's release (the push's write of e->next is hidden) */
     pc->local = e->next;
   }
   BN_TSAN_RELEASE(&p->lock);

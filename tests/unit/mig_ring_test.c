@@ -19,9 +19,11 @@
 #include "migration.h"
 
 #define RING_MIN (16u * 1024u)
-#define WIN_MAX (256u * 1024u)
+#define WIN_MAX  (256u * 1024u)
 
-static uint8_t seq(uint64_t x) { return (uint8_t)((x * 0x9E3779B97F4A7C15ull) >> 56); }
+static uint8_t seq(uint64_t x) {
+  return (uint8_t)((x * 0x9E3779B97F4A7C15ull) >> 56);
+}
 
 typedef struct rt {
   mig_peer_t lead;
@@ -30,13 +32,13 @@ typedef struct rt {
   uint64_t rng;
   uint64_t next_h;
   /* the model */
-  uint64_t h;          /* current carrier (0: detached) */
-  uint64_t written;    /* bytes written */
-  uint64_t pos;        /* next offset to be pulled on h */
-  uint64_t out_start;  /* offset of h's first byte */
-  uint64_t credited;   /* bytes the peer credited on h */
-  uint64_t confirmed;  /* bytes the peer confirmed */
-  uint64_t sent_max;   /* highest offset ever pulled */
+  uint64_t h;         /* current carrier (0: detached) */
+  uint64_t written;   /* bytes written */
+  uint64_t pos;       /* next offset to be pulled on h */
+  uint64_t out_start; /* offset of h's first byte */
+  uint64_t credited;  /* bytes the peer credited on h */
+  uint64_t confirmed; /* bytes the peer confirmed */
+  uint64_t sent_max;  /* highest offset ever pulled */
   /* what was exercised */
   uint64_t pulls, chunks_at_end, spans_wrapped, grew_wrapped, resumes, graceful, resent;
   uint8_t buf[WIN_MAX + 1];
@@ -50,7 +52,9 @@ static uint64_t rnd(void) { /* xorshift64* */
   R->rng ^= R->rng >> 27;
   return R->rng * 0x2545F4914F6CDD1Dull;
 }
-static uint64_t below(uint64_t n) { return n ? rnd() % n : 0; }
+static uint64_t below(uint64_t n) {
+  return n ? rnd() % n : 0;
+}
 /* Uniform in [0, n], often small. */
 static uint64_t upto(uint64_t n) {
   if (rnd() % 4 == 0) return below(BN_MIN(n, (uint64_t)64) + 1);
@@ -60,8 +64,11 @@ static uint64_t upto(uint64_t n) {
 static void rt_open(uint64_t window_max, uint64_t salt) {
   peerid_t a = {.len = 4, .bytes = {1, 2, 3, 4}}, b = {.len = 4, .bytes = {1, 2, 3, 5}};
   bool a_leads = mig_self_is_leader(&a, &b);
-  mig_config_t cfg = {.self = a_leads ? a : b, .peer = a_leads ? b : a, .incarnation = 11,
-                      .detach_timeout = 1000, .window_max = window_max};
+  mig_config_t cfg = {.self = a_leads ? a : b,
+                      .peer = a_leads ? b : a,
+                      .incarnation = 11,
+                      .detach_timeout = 1000,
+                      .window_max = window_max};
   uint64_t seed = th_seed();
   R = calloc(1, sizeof(*R));
   assert_non_null(R);
@@ -117,8 +124,9 @@ static void rt_check_window(void) {
     size_t at = (size_t)(x & (cap - 1));
     assert_int_equal(n, BN_MIN(R->written - x, (uint64_t)(cap - at)));
     for (size_t i = 0; i < n; i++)
-      if (p[i] != seq(x + i)) fail_msg("span from %llu: byte %llu is %u, want %u", (unsigned long long)x,
-                                       (unsigned long long)(x + i), p[i], seq(x + i));
+      if (p[i] != seq(x + i))
+        fail_msg("span from %llu: byte %llu is %u, want %u", (unsigned long long)x,
+                 (unsigned long long)(x + i), p[i], seq(x + i));
     x += n;
   }
   assert_true(pieces == 1 || pieces == 2);
@@ -126,14 +134,16 @@ static void rt_check_window(void) {
   uint64_t from = R->confirmed + below(R->written - R->confirmed + 1);
   size_t n = mig_stream_span(s, from, &p);
   assert_int_equal(n, BN_MIN(R->written - from, (uint64_t)(cap - (size_t)(from & (cap - 1)))));
-  for (size_t i = 0; i < n; i++) assert_int_equal(p[i], seq(from + i));
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(p[i], seq(from + i));
 }
 
 /* Writes k bytes of the sequence (k <= room). */
 static void rt_write_n(uint64_t k) {
   mig_stream_t *s = R->s;
   assert_true(k <= mig_stream_room(&R->lead, s));
-  for (uint64_t i = 0; i < k; i++) R->buf[i] = seq(R->written + i);
+  for (uint64_t i = 0; i < k; i++)
+    R->buf[i] = seq(R->written + i);
   size_t cap0 = s->ring_cap;
   uint64_t held0 = R->written - R->confirmed;
   bool wrapped0 = cap0 && held0 && (R->confirmed & (cap0 - 1)) + held0 > cap0;
@@ -168,7 +178,8 @@ static void rt_write(uint64_t hold_max) {
 static void rt_pull(void) {
   mig_stream_t *s = R->s;
   size_t cap = s->ring_cap;
-  size_t max = rnd() % 3 == 0 ? (size_t)below(100) : (size_t)below(2 * (uint64_t)(cap ? cap : RING_MIN));
+  size_t max =
+      rnd() % 3 == 0 ? (size_t)below(100) : (size_t)below(2 * (uint64_t)(cap ? cap : RING_MIN));
   mig_chunk_t c;
   memset(&c, 0, sizeof(c));
   int rc = mig_stream_pull(&R->lead, s, max, &c, &R->acts);
@@ -208,8 +219,11 @@ static void rt_confirm(void) {
 
 /* The Ack of the pending Migrate on h2, with read offset r. */
 static void rt_ack(uint64_t h2, uint64_t r) {
-  mig_msg_t m = {.type = MIG_MSG_ACK, .has_incarnation = true, .incarnation = 22,
-                 .has_read_offset = true, .read_offset = r};
+  mig_msg_t m = {.type = MIG_MSG_ACK,
+                 .has_incarnation = true,
+                 .incarnation = 22,
+                 .has_read_offset = true,
+                 .read_offset = r};
   assert_ok(mig_peer_on_msg(&R->lead, h2, &m, 0, &R->acts, NULL));
   assert_int_equal(R->s->cur.h, h2);
   R->h = h2;
@@ -261,12 +275,18 @@ static void rt_migrate(uint64_t hold_max) {
 /* One random step; hold_max bounds the bytes held (to keep the ring size). */
 static void rt_step(uint64_t hold_max, bool migrations) {
   unsigned r = (unsigned)(rnd() % 100);
-  if (r < 35) rt_write(hold_max);
-  else if (r < 70) rt_pull();
-  else if (r < 92) rt_confirm();
-  else if (r < 97 || !migrations) rt_check_window();
-  else if (r < 99) rt_resume(hold_max);
-  else rt_migrate(hold_max);
+  if (r < 35)
+    rt_write(hold_max);
+  else if (r < 70)
+    rt_pull();
+  else if (r < 92)
+    rt_confirm();
+  else if (r < 97 || !migrations)
+    rt_check_window();
+  else if (r < 99)
+    rt_resume(hold_max);
+  else
+    rt_migrate(hold_max);
   mig_actions_clear(&R->acts);
 }
 
@@ -277,7 +297,8 @@ static void rt_finish(void) {
   mig_chunk_t c;
   for (;;) {
     assert_int_equal(mig_stream_pull(&R->lead, s, SIZE_MAX, &c, &R->acts), 1);
-    for (size_t i = 0; i < c.n; i++) assert_int_equal(c.p[i], seq(R->pos + i));
+    for (size_t i = 0; i < c.n; i++)
+      assert_int_equal(c.p[i], seq(R->pos + i));
     R->pos += c.n;
     if (c.fin) break;
   }
@@ -299,8 +320,9 @@ static void test_ring_wrap_and_growth(void **state) {
   for (uint64_t i = 0; R->written < 64u * RING_MIN || R->chunks_at_end < 20; i++) {
     assert_true(i < 10000000);
     rt_step(12u * 1024u, false);
-    assert_int_equal(R->s->ring_cap, RING_MIN);
+    assert_true(R->s->ring_cap == 0 || R->s->ring_cap == RING_MIN); /* 0 until the first write */
   }
+  assert_int_equal(R->s->ring_cap, RING_MIN);
   assert_true(R->spans_wrapped > 0);
 
   /* 2. Growth while the held bytes straddle the end of the ring: bring the
@@ -319,14 +341,16 @@ static void test_ring_wrap_and_growth(void **state) {
     rt_write_n(cap - held + 1 + below(cap - 1)); /* one doubling */
     assert_int_equal(R->s->ring_cap, 2 * cap);
     assert_int_equal(R->grew_wrapped, g0 + 1);
-    for (int i = 0; i < 2000; i++) rt_step(2 * cap, false); /* go on in the larger ring */
+    for (int i = 0; i < 2000; i++)
+      rt_step(2 * cap, false); /* go on in the larger ring */
   }
   assert_int_equal(R->s->ring_cap, WIN_MAX);
 
   /* 3. The full window, with resumes and graceful migrations resending
    * from older offsets, for 16 times the ring. */
   uint64_t start = R->written;
-  for (uint64_t i = 0; R->written - start < 16u * WIN_MAX || R->resumes < 20 || R->graceful < 10; i++) {
+  for (uint64_t i = 0; R->written - start < 16u * WIN_MAX || R->resumes < 20 || R->graceful < 10;
+       i++) {
     assert_true(i < 20000000);
     rt_step(WIN_MAX, true);
   }
@@ -334,10 +358,12 @@ static void test_ring_wrap_and_growth(void **state) {
   assert_true(R->resent > 0);
   fprintf(stderr,
           "ring: %llu bytes written, %llu pulls (%llu stopped at the ring's end), %llu wrapped "
-          "windows read, %llu growths while wrapped, %llu resumes + %llu migrations resent %llu bytes\n",
-          (unsigned long long)R->written, (unsigned long long)R->pulls, (unsigned long long)R->chunks_at_end,
-          (unsigned long long)R->spans_wrapped, (unsigned long long)R->grew_wrapped,
-          (unsigned long long)R->resumes, (unsigned long long)R->graceful, (unsigned long long)R->resent);
+          "windows read, %llu growths while wrapped, %llu resumes + %llu migrations resent %llu "
+          "bytes\n",
+          (unsigned long long)R->written, (unsigned long long)R->pulls,
+          (unsigned long long)R->chunks_at_end, (unsigned long long)R->spans_wrapped,
+          (unsigned long long)R->grew_wrapped, (unsigned long long)R->resumes,
+          (unsigned long long)R->graceful, (unsigned long long)R->resent);
   rt_finish();
   rt_close();
 }
@@ -350,7 +376,8 @@ static void test_ring_multi_doubling(void **state) {
     rt_open(WIN_MAX, 1000 + (uint64_t)round);
     rt_write_n(10000);
     rt_pull();
-    while (R->pos < R->written) rt_pull();
+    while (R->pos < R->written)
+      rt_pull();
     rt_confirm();
     /* wrapped: offsets (10000 .. 10000 + 12000] straddle 16384 */
     uint64_t skip = 10000 - R->confirmed;
@@ -358,13 +385,15 @@ static void test_ring_multi_doubling(void **state) {
     R->credited += skip;
     R->confirmed = 10000;
     rt_write_n(12000);
-    while (R->pos < R->written) rt_pull();
+    while (R->pos < R->written)
+      rt_pull();
     assert_int_equal(R->s->ring_cap, RING_MIN);
     rt_check_window();
     uint64_t big = 60000 + below(WIN_MAX - 12000 - 60000 + 1);
     rt_write_n(big); /* 16 KiB -> 128 or 256 KiB at once */
     uint64_t need = 12000 + big, want = RING_MIN;
-    while (want < need) want *= 2;
+    while (want < need)
+      want *= 2;
     assert_int_equal(R->s->ring_cap, want);
     assert_int_equal(R->grew_wrapped, 1);
     /* The peer read only part of what was sent before the growth. */
@@ -374,7 +403,8 @@ static void test_ring_multi_doubling(void **state) {
     assert_ok(mig_stream_migrate(&R->lead, R->s, h2, &R->acts));
     rt_ack(h2, 10000 + below(12000 + 1));
     uint64_t resend_from = R->pos;
-    while (R->pos < R->written) rt_pull();
+    while (R->pos < R->written)
+      rt_pull();
     assert_true(R->pos - resend_from >= big);
     rt_finish();
     rt_close();

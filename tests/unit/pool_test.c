@@ -41,9 +41,9 @@ void *__wrap_realloc(void *p, size_t n);
 void *__wrap_aligned_alloc(size_t a, size_t n);
 void __wrap_free(void *p);
 
-static atomic_long g_live;      /* blocks allocated and not freed */
-static atomic_long g_mallocs;   /* malloc calls that returned a block */
-static atomic_size_t g_last_n;  /* the size of the last malloc call */
+static atomic_long g_live;        /* blocks allocated and not freed */
+static atomic_long g_mallocs;     /* malloc calls that returned a block */
+static atomic_size_t g_last_n;    /* the size of the last malloc call */
 static atomic_int g_fail_in = -1; /* fail the allocation this many from now (0 = next) */
 
 static bool alloc_should_fail(void) {
@@ -88,8 +88,12 @@ void __wrap_free(void *p) {
   __real_free(p);
 }
 
-static long live(void) { return atomic_load(&g_live); }
-static long mallocs(void) { return atomic_load(&g_mallocs); }
+static long live(void) {
+  return atomic_load(&g_live);
+}
+static long mallocs(void) {
+  return atomic_load(&g_mallocs);
+}
 
 /* -------------------------------------------------------------- helpers */
 
@@ -108,7 +112,8 @@ static size_t want_class(size_t n) {
 }
 
 static void fill(uint8_t *p, size_t n, uint8_t tag) {
-  for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(tag + i * 7u + (i >> 8));
+  for (size_t i = 0; i < n; i++)
+    p[i] = (uint8_t)(tag + i * 7u + (i >> 8));
 }
 
 static void check_fill(const uint8_t *p, size_t n, uint8_t tag) {
@@ -131,12 +136,14 @@ static void assert_aligned(const void *p) {
 static bool *sweep_set(void) {
   bool *on = calloc(SWEEP_MAX + 1, 1);
   assert_non_null(on);
-  for (size_t n = 0; n <= SWEEP_MAX; n++) on[n] = n <= 2048 || n % 37 == 0;
+  for (size_t n = 0; n <= SWEEP_MAX; n++)
+    on[n] = n <= 2048 || n % 37 == 0;
   size_t edges[64], ne = 0;
   edges[ne++] = 512;
   edges[ne++] = 1024;
   for (size_t b = 1024; b < BN_POOL_MAX; b *= 2)
-    for (size_t k = 1; k <= 4; k++) edges[ne++] = b + k * (b / 4);
+    for (size_t k = 1; k <= 4; k++)
+      edges[ne++] = b + k * (b / 4);
   for (size_t i = 0; i < ne; i++)
     for (size_t d = 0; d <= 80; d++) {
       size_t total = edges[i] + d - 40;
@@ -217,7 +224,8 @@ static void test_size_classes(void **state) {
   assert_int_equal(n_classes, 25);
   assert_int_equal(classes_seen[0], 1024);
   assert_int_equal(classes_seen[24], BN_POOL_MAX);
-  for (size_t i = 0; i < n_classes; i++) assert_int_equal(classes_seen[i], want_class(classes_seen[i] - BN_POOL_HDR));
+  for (size_t i = 0; i < n_classes; i++)
+    assert_int_equal(classes_seen[i], want_class(classes_seen[i] - BN_POOL_HDR));
   fprintf(stderr, "size classes: %zu sizes swept, 25 classes\n", swept);
   free(on);
   bn_pool_close(p); /* frees what is cached, and the pool */
@@ -277,7 +285,8 @@ static void test_cache_cap(void **state) {
   assert_non_null(p);
   assert_int_equal(live(), live0 + 1);
   void *b[50];
-  for (int i = 0; i < 50; i++) assert_non_null(b[i] = bn_pool_alloc(p, 2000));
+  for (int i = 0; i < 50; i++)
+    assert_non_null(b[i] = bn_pool_alloc(p, 2000));
   assert_int_equal(live(), live0 + 1 + 50);
   for (int i = 0; i < 50; i++) {
     bn_pool_free(b[i]);
@@ -286,10 +295,12 @@ static void test_cache_cap(void **state) {
   assert_int_equal(bn_pool_cached(p), 4 * 2048);
   assert_int_equal(live(), live0 + 1 + 4); /* the other 46 were really freed */
   long m0 = mallocs();
-  for (int i = 0; i < 5; i++) assert_non_null(b[i] = bn_pool_alloc(p, 2000));
+  for (int i = 0; i < 5; i++)
+    assert_non_null(b[i] = bn_pool_alloc(p, 2000));
   assert_int_equal(mallocs(), m0 + 1); /* four from the cache, then malloc */
   assert_int_equal(bn_pool_cached(p), 0);
-  for (int i = 0; i < 5; i++) bn_pool_free(b[i]);
+  for (int i = 0; i < 5; i++)
+    bn_pool_free(b[i]);
   bn_pool_close(p);
   assert_int_equal(live(), live0);
 
@@ -311,8 +322,10 @@ static void test_cache_cap(void **state) {
   /* cache_max 0: nothing is ever cached. */
   p = bn_pool_new(0);
   assert_non_null(p);
-  for (int i = 0; i < 10; i++) assert_non_null(b[i] = bn_pool_alloc(p, 1000 + 3000u * (unsigned)i));
-  for (int i = 0; i < 10; i++) bn_pool_free(b[i]);
+  for (int i = 0; i < 10; i++)
+    assert_non_null(b[i] = bn_pool_alloc(p, 1000 + 3000u * (unsigned)i));
+  for (int i = 0; i < 10; i++)
+    bn_pool_free(b[i]);
   assert_int_equal(bn_pool_cached(p), 0);
   assert_int_equal(live(), live0 + 1);
   bn_pool_close(p);
@@ -353,7 +366,8 @@ static void test_cache_cap(void **state) {
       }
       assert_int_equal(live(), live0 + 1 + n_out + n_cached);
     }
-    for (int i = 0; i < OUT; i++) bn_pool_free(out[i]);
+    for (int i = 0; i < OUT; i++)
+      bn_pool_free(out[i]);
     bn_pool_close(p);
     assert_int_equal(live(), live0);
   }
@@ -378,7 +392,8 @@ static void test_lifetime(void **state) {
 
   /* Closed with buffers out: they stay usable, each later free is a plain
    * free, and the last one frees the cache and the pool. */
-  static const size_t sizes[] = {600, 1500, 4000, 4000, 30000, BN_POOL_MAX - BN_POOL_HDR, 100, 70000};
+  static const size_t sizes[] = {600, 1500, 4000, 4000, 30000, BN_POOL_MAX - BN_POOL_HDR,
+                                 100, 70000};
   enum { NB = BN_ARRAY_LEN(sizes) };
   p = bn_pool_new(1u << 20);
   assert_non_null(p);
@@ -446,7 +461,8 @@ static void test_alloc_failure(void **state) {
 
   bn_pool_t *p = bn_pool_new(1u << 20);
   assert_non_null(p);
-  static const size_t sizes[] = {0, 100, 496, 497, 3000, 40000, BN_POOL_MAX - BN_POOL_HDR, BN_POOL_MAX, 100000};
+  static const size_t sizes[] = {
+      0, 100, 496, 497, 3000, 40000, BN_POOL_MAX - BN_POOL_HDR, BN_POOL_MAX, 100000};
   for (size_t i = 0; i < BN_ARRAY_LEN(sizes); i++) {
     atomic_store(&g_fail_in, 0);
     assert_null(bn_pool_alloc(p, sizes[i]));
@@ -489,10 +505,10 @@ static void test_alloc_failure(void **state) {
 void __tsan_ignore_thread_begin(void);
 void __tsan_ignore_thread_end(void);
 #define MT_IGNORE_BEGIN() __tsan_ignore_thread_begin()
-#define MT_IGNORE_END() __tsan_ignore_thread_end()
+#define MT_IGNORE_END()   __tsan_ignore_thread_end()
 #else
 #define MT_IGNORE_BEGIN() ((void)0)
-#define MT_IGNORE_END() ((void)0)
+#define MT_IGNORE_END()   ((void)0)
 #endif
 
 enum { MT_RING = 256, MT_KEEP = 32 };
@@ -554,7 +570,9 @@ static size_t mt_size(mt_thread_t *t) {
  * last MT_EDGE bytes patterned again. Every byte is written and checked. */
 #define MT_EDGE 256u
 
-static uint8_t mt_byte(uint64_t tag, size_t i) { return (uint8_t)((tag >> (8 * (i & 7))) ^ i); }
+static uint8_t mt_byte(uint64_t tag, size_t i) {
+  return (uint8_t)((tag >> (8 * (i & 7))) ^ i);
+}
 
 static void mt_span(size_t n, size_t *mid0, size_t *mid1) {
   *mid0 = BN_MIN(n, (size_t)MT_EDGE);
@@ -566,9 +584,11 @@ static void mt_fill(uint8_t *p, size_t n, uint64_t tag) {
   mt_span(n, &mid0, &mid1);
   memcpy(p, &n, 8);
   memcpy(p + 8, &tag, 8);
-  for (size_t i = 16; i < mid0; i++) p[i] = mt_byte(tag, i);
+  for (size_t i = 16; i < mid0; i++)
+    p[i] = mt_byte(tag, i);
   memset(p + mid0, (uint8_t)(tag >> 13), mid1 - mid0);
-  for (size_t i = mid1; i < n; i++) p[i] = mt_byte(tag, i);
+  for (size_t i = mid1; i < n; i++)
+    p[i] = mt_byte(tag, i);
 }
 
 static bool mt_bad(mt_thread_t *t, const char *what, size_t i, size_t n) {
@@ -585,7 +605,8 @@ static bool mt_check(mt_thread_t *t, const uint8_t *p) {
   mt_span(n, &mid0, &mid1);
   for (size_t i = 16; i < mid0; i++)
     if (p[i] != mt_byte(tag, i)) return mt_bad(t, "byte", i, n);
-  if (mid1 > mid0 && (p[mid0] != (uint8_t)(tag >> 13) || memcmp(p + mid0, p + mid0 + 1, mid1 - mid0 - 1) != 0))
+  if (mid1 > mid0 &&
+      (p[mid0] != (uint8_t)(tag >> 13) || memcmp(p + mid0, p + mid0 + 1, mid1 - mid0 - 1) != 0))
     return mt_bad(t, "middle", mid0, n);
   for (size_t i = mid1; i < n; i++)
     if (p[i] != mt_byte(tag, i)) return mt_bad(t, "byte", i, n);
@@ -631,7 +652,8 @@ static void *mt_main(void *arg) {
         size_t n = mt_size(t);
         pending = bn_pool_alloc(sh->pool, n);
         if (pending == NULL || (uintptr_t)pending % 16 != 0) {
-          snprintf(t->why, sizeof(t->why), "thread %d: alloc(%zu) gave %p", t->id, n, (void *)pending);
+          snprintf(t->why, sizeof(t->why), "thread %d: alloc(%zu) gave %p", t->id, n,
+                   (void *)pending);
           t->bad++;
           producing = false;
           atomic_store_explicit(&t->done_producing, true, memory_order_release);
@@ -665,7 +687,8 @@ static void *mt_main(void *arg) {
   /* The owner closes the pool once both threads stopped producing; the
    * kept buffers are freed after that (some while the other thread still
    * frees its own): the last free releases the pool. */
-  while (!atomic_load_explicit(&sh->closed, memory_order_acquire)) sched_yield();
+  while (!atomic_load_explicit(&sh->closed, memory_order_acquire))
+    sched_yield();
   for (size_t k = 0; k < MT_KEEP; k++) {
     if (!keep[k]) continue;
     if (!mt_check(t, keep[k])) t->bad++;
@@ -699,25 +722,30 @@ static void test_pool_mt(void **state) {
     t->in = &sh->link[1 - i];
     atomic_init(&t->done_producing, false);
   }
-  for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&tid[i], NULL, mt_main, &sh->th[i]), 0);
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_create(&tid[i], NULL, mt_main, &sh->th[i]), 0);
   while (!atomic_load_explicit(&sh->th[0].done_producing, memory_order_acquire) ||
          !atomic_load_explicit(&sh->th[1].done_producing, memory_order_acquire))
-    nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL); /* 2 cores: leave them to the workers */
+    nanosleep(&(struct timespec){.tv_nsec = 1000000},
+              NULL); /* 2 cores: leave them to the workers */
   size_t cached = bn_pool_cached(sh->pool);
   bn_pool_close(sh->pool); /* while the threads still drain and free */
   atomic_store_explicit(&sh->closed, true, memory_order_release);
-  for (int i = 0; i < 2; i++) assert_int_equal(pthread_join(tid[i], NULL), 0);
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_join(tid[i], NULL), 0);
 
   for (int i = 0; i < 2; i++) {
     mt_thread_t *t = &sh->th[i];
     if (t->bad) fail_msg("%llu bad messages; first: %s", (unsigned long long)t->bad, t->why);
     assert_int_equal(t->consumed, sh->th[1 - i].produced);
   }
-  fprintf(stderr, "pool mt: %llu + %llu messages (%.1f + %.1f MB), %llu + %llu freed after close, %zu B cached at close\n",
+  fprintf(stderr,
+          "pool mt: %llu + %llu messages (%.1f + %.1f MB), %llu + %llu freed after close, %zu B "
+          "cached at close\n",
           (unsigned long long)sh->th[0].produced, (unsigned long long)sh->th[1].produced,
           (double)sh->th[1].bytes / 1e6, (double)sh->th[0].bytes / 1e6,
-          (unsigned long long)sh->th[0].kept_after_close, (unsigned long long)sh->th[1].kept_after_close,
-          cached);
+          (unsigned long long)sh->th[0].kept_after_close,
+          (unsigned long long)sh->th[1].kept_after_close, cached);
   assert_true(sh->th[0].produced > 1000 && sh->th[1].produced > 1000);
   free(sh);
   assert_int_equal(live(), live0); /* every buffer, the cache and the pool freed */
@@ -725,12 +753,9 @@ static void test_pool_mt(void **state) {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_size_classes),
-      cmocka_unit_test(test_reuse_lifo),
-      cmocka_unit_test(test_cache_cap),
-      cmocka_unit_test(test_lifetime),
-      cmocka_unit_test(test_null_pool),
-      cmocka_unit_test(test_alloc_failure),
+      cmocka_unit_test(test_size_classes), cmocka_unit_test(test_reuse_lifo),
+      cmocka_unit_test(test_cache_cap),    cmocka_unit_test(test_lifetime),
+      cmocka_unit_test(test_null_pool),    cmocka_unit_test(test_alloc_failure),
   };
   const struct CMUnitTest mt_tests[] = {
       cmocka_unit_test(test_pool_mt),
