@@ -21,8 +21,11 @@ typedef struct uvt {
   int ndefer;
   int closing; /* handles still closing in net_transport_uv_free */
   /* One read buffer for all sockets: libuv delivers one read at a time and
-   * on_read consumers must not keep the pointer. */
-  uint8_t rbuf[64 * 1024];
+   * on_read consumers must not keep the pointer. Several Noise frames (64
+   * KiB each at most) long: a frame cut by the end of a read is copied
+   * aside to be completed, and with a 64 KiB buffer that was nearly every
+   * frame of a stream. */
+  uint8_t rbuf[256 * 1024];
 } uvt_t;
 
 struct bn_tlistener {
