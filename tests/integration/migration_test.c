@@ -287,7 +287,7 @@ static void *receiver_main(void *arg) {
         if (seq <= n->last[j]) n->dups++;
         else {
           if (seq != n->last[j] + 1) n->gaps += seq - n->last[j] - 1;
-          n->last[j] = seq;
+          __atomic_store_n(&n->last[j], seq, __ATOMIC_RELEASE); /* the main thread polls it */
           n->got[j]++;
         }
       }
@@ -329,7 +329,7 @@ static void load_stop_and_check(const char *what) {
     all = true;
     for (int i = 0; i < nn; i++)
       for (int j = 0; j < nn; j++)
-        if (i != j && nodes[j].last[i] < nodes[i].sent[j]) all = false;
+        if (i != j && __atomic_load_n(&nodes[j].last[i], __ATOMIC_ACQUIRE) < nodes[i].sent[j]) all = false;
     if (!all) usleep(20000);
   }
   for (int i = 0; i < nn; i++) atomic_store(&nodes[i].stop_recv, true);
