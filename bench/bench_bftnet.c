@@ -48,7 +48,7 @@ static void node_start(bb_child_t *ch, bnode_t *n, int node, const bb_job_t *job
   cfg.ring_capacity = ring_capacity;
   cfg.inbound_max_msgs = 1u << 16;
   cfg.disable_migration = job->disable_migration;
-  if (getenv("BB_WINDOW")) cfg.yamux_window = (uint32_t)atoi(getenv("BB_WINDOW"));
+  cfg.busy_poll_us = job->busy_poll_us;
   n->ring_capacity = ring_capacity;
   if ((rc = bftnet_new(&n->net, &cfg)) != 0)
     bb_fail(ch->idx, "bftnet_new: %s", bftnet_strerror(rc));

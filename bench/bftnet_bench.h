@@ -85,6 +85,7 @@ typedef struct bb_job {
   double deadline;        /* seconds after the child starts: it gives up */
   int flood;              /* bftnet senders: no pacing on ring depth */
   int disable_migration;  /* bftnet: cfg.disable_migration */
+  uint32_t busy_poll_us;  /* bftnet: cfg.busy_poll_us */
   int nnodes;             /* all-to-all / broadcast: bftnet nodes in all */
   uint32_t ring_capacity; /* bftnet: send ring per member */
   uint32_t rtt_samples, rtt_warm;
@@ -231,5 +232,9 @@ enum {
 };
 enum { BB_RES_A2A_MISSED = 0, BB_RES_A2A_OFFERED };
 enum { BB_RES_RTT_BAD = 0 };
+
+/* The round-trip section's bftnet-busy system: cfg.busy_poll_us. */
+#define BB_BUSY_POLL_US 100
+#define BB_BUSY_POLL_STR "100"
 
 #endif

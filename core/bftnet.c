@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 
@@ -64,6 +65,7 @@ static int config_check(const bftnet_config_t *c) {
   if (c->tentative_max > 4096 || c->inbound_max_bytes == 0) return BFTNET_EINVAL;
   if (c->tentative_max && c->tentative_rate == 0) return BFTNET_EINVAL;
   if (c->detach_timeout_ms == 0 || c->failback_ms == 0) return BFTNET_EINVAL;
+  if (c->busy_poll_us > 1000000) return BFTNET_EINVAL;
   return 0;
 }
 
@@ -141,7 +143,29 @@ static void loop_thread(void *arg) {
   sigemptyset(&set);
   sigaddset(&set, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
-  uv_run(b->loop, UV_RUN_DEFAULT);
+  if (b->cfg.busy_poll_us == 0) {
+    uv_run(b->loop, UV_RUN_DEFAULT);
+    return;
+  }
+  /* Busy polling: after a turn that had work, poll without sleeping
+   * (yielding to any runnable thread) until busy_poll_us pass idle. */
+  const bn_seam_t *seam = bn_seam_system();
+  uint64_t spin_ns = (uint64_t)b->cfg.busy_poll_us * 1000u;
+  for (int alive = 1; alive;) {
+    alive = uv_run(b->loop, UV_RUN_ONCE);
+    uint64_t last = bn_now_ns(seam), seen = ck_pr_load_64(&b->activity);
+    while (alive) {
+      alive = uv_run(b->loop, UV_RUN_NOWAIT);
+      uint64_t now = bn_now_ns(seam), a = ck_pr_load_64(&b->activity);
+      if (a != seen) {
+        seen = a;
+        last = now;
+      } else if (now - last >= spin_ns) {
+        break;
+      }
+      sched_yield();
+    }
+  }
 }
 
 BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {

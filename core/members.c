@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -516,6 +517,7 @@ static void in_gone(mbr_t *m, ml_stream_t *ls) {
 static void in_data(void *ud, ml_stream_t *ls, const uint8_t *p, size_t n) {
   mbr_t *m = ud;
   bftnet_t *b = m->b;
+  ck_pr_store_64(&b->activity, b->activity + 1);
   if (ls != m->in) return ml_stream_consume(ls, n);
   ck_pr_add_64(&m->bytes_in, n);
   int rc = rx_deframer_feed(&m->rxd, p, n, in_emit, m);
@@ -944,6 +946,7 @@ void run_connect(bftnet_t *b, cmd_t *c) {
 /* uv_async: sends queued messages, pops freed queue room. */
 void members_on_wake(uv_async_t *h) {
   bftnet_t *b = h->data;
+  ck_pr_store_64(&b->activity, b->activity + 1);
   msnap_t *s = b->snap;
   for (size_t i = 0; i < s->n; i++) {
     mbr_t *m = s->m[i];
@@ -1129,6 +1132,17 @@ BFTNET_API int bftnet_recv_batch(bftnet_t *b, bftnet_msg_t *msgs, int max, int t
     if (got != 0) return got;
     if (ck_pr_load_int(&b->stopped)) return BFTNET_ECLOSED;
     if (timeout_ms == 0) return BFTNET_EAGAIN;
+    if (b->cfg.busy_poll_us) { /* poll the queues before sleeping */
+      const bn_seam_t *seam = bn_seam_system();
+      uint64_t until = bn_now_ns(seam) + (uint64_t)b->cfg.busy_poll_us * 1000u;
+      if (timeout_ms > 0 && deadline < until) until = deadline;
+      while (got == 0 && bn_now_ns(seam) < until && !ck_pr_load_int(&b->stopped)) {
+        sched_yield();
+        got = recv_scan(b, msgs, max, &wake);
+      }
+      if (wake) uv_async_send(&b->wake);
+      if (got != 0) return got;
+    }
     int wait_ms = -1;
     if (timeout_ms > 0) {
       uint64_t now = bn_now_ns(bn_seam_system());
