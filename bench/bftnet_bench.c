@@ -46,7 +46,26 @@
 #define BCAST_NODES  7 /* the sender and 6 peers */
 #define A2A_SIZE     128
 #define SOAK_SIZE    1024
-#define MSG_OVERHEAD 40 /* per queued message: 8 B header, malloc chunk and rounding, ring slot */
+#define POOL_CACHE   (4.0 * 1024 * 1024) /* BFTNET_POOL_CACHE: freed buffers a node keeps */
+#define MSG_OVERHEAD 56 /* per small queued message: 8 B header, the pool's 16 B header,
+                           malloc's chunk and rounding, the ring slot */
+
+/* What one queued message of `size` bytes costs at most: its 8 B header and
+ * the buffer pool's 16 B one, rounded up to the pool's size class (core/
+ * pool.h: 1 KiB, then eight per doubling up to 64 KiB) or, outside that
+ * range, malloc's chunk and rounding; plus the ring slot. */
+static double msg_footprint(size_t size) {
+  size_t total = size + 8 + 16;
+  if (total <= 512 || total > 64 * 1024) return (double)(size + MSG_OVERHEAD);
+  size_t cls = 1024;
+  if (total > 1024) {
+    size_t b = 1024;
+    while (2 * b < total) b *= 2;
+    size_t step = b / 8;
+    cls = b + (total - b + step - 1) / step * step;
+  }
+  return (double)(cls + 8);
+}
 #define MIB          (1024.0 * 1024.0)
 
 static const char *const SYS_NAME[BB_NSYS] = {"bftnet", "bftnet-plain", "zmq-curve",
@@ -606,8 +625,9 @@ static void report_memory(const opts_t *o, json_t *root) {
   bftnet_config_init(&cfg);
   double fixed = SOAK.ok ? SOAK.rss_setup - SOAK.rss_start : NAN;
   json_t *bounds = json_array();
-  printf("\nMemory for a dead peer: ring_capacity x (size + %d B) + retransmit window "
-         "(yamux_window) + fixed.\n",
+  printf("\nMemory for a dead peer: ring_capacity x message footprint (size + %d B below 512 B;\n"
+         "1 KiB..64 KiB: the buffer pool's size class, <= 12.5 %% over) + retransmit window (yamux_window)\n"
+         "+ fixed + the node's buffer cache (4 MiB, once per node).\n",
          MSG_OVERHEAD);
   printf("Defaults: ring_capacity %u, yamux_window %.1f MiB; fixed (one node, measured: RSS after "
          "bftnet_new,\n"
@@ -620,8 +640,8 @@ static void report_memory(const opts_t *o, json_t *root) {
     sizes[n++] = o->sizes[i];
   if (size_index(o, SOAK_SIZE) < 0) sizes[n++] = SOAK_SIZE;
   for (int i = 0; i < n; i++) {
-    double ring = (double)cfg.ring_capacity * (double)(sizes[i] + MSG_OVERHEAD);
-    double bound = ring + cfg.yamux_window + (isnan(fixed) ? 0 : fixed);
+    double ring = (double)cfg.ring_capacity * msg_footprint(sizes[i]);
+    double bound = ring + cfg.yamux_window + (isnan(fixed) ? 0 : fixed) + POOL_CACHE;
     printf("%7zu %12.2f %12.2f %12.2f\n", sizes[i], ring / MIB, cfg.yamux_window / MIB,
            bound / MIB);
     json_array_append_new(bounds, json_pack("{s:I, s:o, s:o, s:o}", "size", (json_int_t)sizes[i],
@@ -633,7 +653,7 @@ static void report_memory(const opts_t *o, json_t *root) {
                 "yamux_window", (json_int_t)cfg.yamux_window, "per_message_overhead",
                 (json_int_t)MSG_OVERHEAD, "fixed_bytes", jnum(fixed), "bounds", bounds);
   if (o->soak > 0 && SOAK.ok) {
-    double bound = SOAK.rss_setup + SOAK.ring * (SOAK_SIZE + MSG_OVERHEAD) + cfg.yamux_window;
+    double bound = SOAK.rss_setup + SOAK.ring * msg_footprint(SOAK_SIZE) + cfg.yamux_window + POOL_CACHE;
     double slack = fmax(MIB, 0.02 * SOAK.first);
     int flat = SOAK.last - SOAK.first <= slack;
     int within = SOAK.max <= bound;

@@ -19,7 +19,8 @@
 #include "core.h"
 #include "pool.h"
 
-#define POOL_CLASSES 25 /* 1 KiB .. 64 KiB, four per doubling */
+#define POOL_STEPS 8 /* classes per doubling above 1 KiB: at most 12.5 % wasted */
+#define POOL_CLASSES (1 + 6 * POOL_STEPS) /* 1 KiB, then up to 64 KiB */
 
 /* ck_pr is inline assembly on x86-64: TSan sees neither the spinlock nor
  * the CAS that publishes a pushed entry. The lock is annotated as one, and
@@ -61,20 +62,24 @@ struct bn_pool {
  * BN_POOL_MAX; *size is the class's size. */
 static int pool_class(size_t s, size_t *size) {
   if (s <= BN_POOL_MIN / 2) return -1; /* small: malloc's own caches do well */
-  if (s < BN_POOL_MIN) s = BN_POOL_MIN;
   if (s > BN_POOL_MAX) return -1;
+  if (s <= BN_POOL_MIN) {
+    *size = BN_POOL_MIN;
+    return 0;
+  }
   unsigned e = 63u - (unsigned)__builtin_clzll((unsigned long long)(s - 1)); /* 2^e < s <= 2^(e+1) */
-  size_t base = (size_t)1 << e, step = base >> 2;
-  size_t k = (s - base + step - 1) / step; /* 1..4 */
+  size_t base = (size_t)1 << e, step = base / POOL_STEPS;
+  size_t k = (s - base + step - 1) / step; /* 1..POOL_STEPS */
   *size = base + k * step;
-  return (int)((e - 9) * 4 + k - 4);
+  return (int)((e - 10) * POOL_STEPS + k);
 }
 
 /* The inverse: c + 3 = (e - 9) * 4 + (k - 1). */
 static size_t class_size(uint32_t c) {
-  size_t e = 9 + (c + 3) / 4, k = (c + 3) % 4 + 1;
+  if (c == 0) return BN_POOL_MIN;
+  size_t q = c - 1, e = 10 + q / POOL_STEPS, k = q % POOL_STEPS + 1;
   size_t b = (size_t)1 << e;
-  return b + k * (b >> 2);
+  return b + k * (b / POOL_STEPS);
 }
 
 bn_pool_t *bn_pool_new(size_t cache_max) {

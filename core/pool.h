@@ -9,9 +9,9 @@
  * allocation, which cost 10-13 % of a 16 KiB stream's CPU in page faults and
  * zeroing; tuning it (mallopt) is the application's call, not a library's.
  *
- * Buffers over 512 B up to 64 KiB (BN_POOL_MAX), header included, come in 25
- * size classes from 1 KiB (four per doubling, so at most 25 % is wasted
- * above 1 KiB); other sizes are plain malloc.
+ * Buffers over 512 B up to 64 KiB (BN_POOL_MAX), header included, come in 49
+ * size classes: 1 KiB, then eight per doubling (so at most 12.5 % is wasted
+ * above 1 KiB: a 16 KiB message takes 18 KiB); other sizes are plain malloc.
  * A freed buffer goes back on its class's lock-free stack (ck_stack, the
  * ABA-safe MPMC form) while the pool caches at most cache_max bytes; beyond
  * that it is freed. Any thread may allocate and free.

@@ -98,15 +98,15 @@ static long mallocs(void) {
 /* -------------------------------------------------------------- helpers */
 
 /* The class a buffer of n bytes should get, from pool.h's description
- * alone: header included, sizes over 512 B up to 64 KiB come in 25 classes
- * from 1 KiB, four per doubling; 0 for plain malloc. */
+ * alone: header included, sizes over 512 B up to 64 KiB come in 49 classes:
+ * 1 KiB, then eight per doubling; 0 for plain malloc. */
 static size_t want_class(size_t n) {
   size_t total = n + BN_POOL_HDR;
   if (total <= 512 || total > BN_POOL_MAX) return 0;
   if (total <= 1024) return 1024;
   for (size_t b = 1024; b < BN_POOL_MAX; b *= 2)
-    for (size_t k = 1; k <= 4; k++)
-      if (b + k * (b / 4) >= total) return b + k * (b / 4);
+    for (size_t k = 1; k <= 8; k++)
+      if (b + k * (b / 8) >= total) return b + k * (b / 8);
   fail_msg("no class for %zu", n);
   return 0;
 }
@@ -142,8 +142,8 @@ static bool *sweep_set(void) {
   edges[ne++] = 512;
   edges[ne++] = 1024;
   for (size_t b = 1024; b < BN_POOL_MAX; b *= 2)
-    for (size_t k = 1; k <= 4; k++)
-      edges[ne++] = b + k * (b / 4);
+    for (size_t k = 1; k <= 8; k++)
+      edges[ne++] = b + k * (b / 8);
   for (size_t i = 0; i < ne; i++)
     for (size_t d = 0; d <= 80; d++) {
       size_t total = edges[i] + d - 40;
@@ -158,7 +158,7 @@ static void test_size_classes(void **state) {
   bn_pool_t *p = bn_pool_new(64u << 20); /* caches everything */
   assert_non_null(p);
   bool *on = sweep_set();
-  size_t classes_seen[32] = {0}, n_classes = 0, prev_class = 0, swept = 0;
+  size_t classes_seen[64] = {0}, n_classes = 0, prev_class = 0, swept = 0;
   for (size_t n = 0; n <= SWEEP_MAX; n++) {
     if (!on[n]) continue;
     swept++;
@@ -187,8 +187,8 @@ static void test_size_classes(void **state) {
     if (cls != want)
       fail_msg("n=%zu (total %zu): class %zu, want %zu", n, n + BN_POOL_HDR, cls, want);
     assert_true(cls >= n + BN_POOL_HDR);
-    if (n + BN_POOL_HDR > 1024 && cls * 4 > (n + BN_POOL_HDR) * 5)
-      fail_msg("n=%zu: class %zu wastes over 25 %%", n, cls);
+    if (n + BN_POOL_HDR > 1024 && cls * 8 > (n + BN_POOL_HDR) * 9)
+      fail_msg("n=%zu: class %zu wastes over 12.5 %%", n, cls);
     assert_true(cls >= prev_class); /* classes grow with n */
     if (cls != prev_class) {
       assert_true(n_classes < BN_ARRAY_LEN(classes_seen));
@@ -220,13 +220,13 @@ static void test_size_classes(void **state) {
       bn_pool_free(c);
     }
   }
-  /* 1 KiB plus four per doubling up to 64 KiB, each seen. */
-  assert_int_equal(n_classes, 25);
+  /* 1 KiB plus eight per doubling up to 64 KiB, each seen. */
+  assert_int_equal(n_classes, 49);
   assert_int_equal(classes_seen[0], 1024);
-  assert_int_equal(classes_seen[24], BN_POOL_MAX);
+  assert_int_equal(classes_seen[48], BN_POOL_MAX);
   for (size_t i = 0; i < n_classes; i++)
     assert_int_equal(classes_seen[i], want_class(classes_seen[i] - BN_POOL_HDR));
-  fprintf(stderr, "size classes: %zu sizes swept, 25 classes\n", swept);
+  fprintf(stderr, "size classes: %zu sizes swept, 49 classes\n", swept);
   free(on);
   bn_pool_close(p); /* frees what is cached, and the pool */
   assert_int_equal(live(), live0);
