@@ -216,6 +216,13 @@ typedef struct mig_stream {
   size_t ring_cap;        /* 0 or a power of two; grows, never shrinks */
   /* reader */
   uint64_t r_delivered;   /* read offset: bytes taken into L's reader state */
+  /* Of those, the last r_held the embedder has not released yet (its
+   * reader is over its limit and withholds their credit). The offset a
+   * Migrate or AckMigrate reports is r_delivered - r_held: the writer takes
+   * it as confirmation, and reporting held bytes let one more window in on
+   * every migration (a never-reading member grew without bound). They come
+   * again on the new carrier and are skipped as duplicates. */
+  uint64_t r_held;
   bool r_eof;             /* L's incoming direction ended at r_final */
   uint64_t r_final;
   /* exchange */

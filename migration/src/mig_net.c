@@ -410,6 +410,7 @@ static void ls_app_data(ml_stream_t *ls, const uint8_t *p, size_t n) {
   if (!n || ls->final) return;
   if (ls->we_opened || ls->released || !ls->cbs.on_data) return; /* nothing flows back to the opener */
   ls->debt += n;
+  if (ls->m) ls->m->r_held = ls->debt; /* not reported read until released */
   ls->cbs.on_data(ls->ud, ls, p, n);
 }
 
@@ -1376,6 +1377,7 @@ void ml_stream_consume(ml_stream_t *ls, size_t n) {
     return;
   }
   ls->debt -= BN_MIN((uint64_t)n, ls->debt);
+  if (ls->m) ls->m->r_held = ls->debt;
   if (ls->debt == 0) {
     enter(ls->p->n);
     ls_release_held(ls);

@@ -48,6 +48,11 @@ static mig_action_t *mig_act(mig_actions_t *acts, mig_act_type_t t, const mig_st
   return a;
 }
 
+/* The read offset reported to the writer (see r_held). */
+static uint64_t mig_read_offset(const mig_stream_t *s) {
+  return s->r_delivered - BN_MIN(s->r_held, s->r_delivered);
+}
+
 static void mig_send_ack(const mig_peer_t *p, const mig_stream_t *s, uint64_t h, bool deny,
                          mig_actions_t *acts) {
   mig_action_t *a = mig_act(acts, MIG_ACT_SEND_MSG, s, h);
@@ -57,7 +62,7 @@ static void mig_send_ack(const mig_peer_t *p, const mig_stream_t *s, uint64_t h,
   a->msg.incarnation = p->cfg.incarnation;
   if (!deny && s) {
     a->msg.has_read_offset = true;
-    a->msg.read_offset = s->r_delivered;
+    a->msg.read_offset = mig_read_offset(s);
   }
 }
 
@@ -391,7 +396,7 @@ static int mig_on_migrate(mig_peer_t *p, uint64_t h, const mig_msg_t *m, uint64_
   }
   memset(&s->cur, 0, sizeof(s->cur));
   s->cur.h = h;
-  s->cur.in_start = s->r_delivered;
+  s->cur.in_start = mig_read_offset(s); /* what the Ack reports */
   s->cur.out_start = r;
   mig_send_ack(p, s, h, false, acts);
   mig_act(acts, MIG_ACT_MIGRATED, s, h)->id = s->id;
@@ -616,7 +621,7 @@ int mig_stream_migrate(mig_peer_t *p, mig_stream_t *s, uint64_t h, mig_actions_t
   uint64_t id = mig_peer_next_id(p);
   memset(&s->pend, 0, sizeof(s->pend));
   s->pend.h = h;
-  s->pend.in_start = s->r_delivered;
+  s->pend.in_start = mig_read_offset(s); /* what the Migrate reports */
   s->pend_id = id;
   if (s->cur.h) s->cur.frozen = true; /* §11.5: no credit after reporting our offset */
   mig_action_t *a = mig_act(acts, MIG_ACT_SEND_MSG, s, h);
@@ -626,7 +631,7 @@ int mig_stream_migrate(mig_peer_t *p, mig_stream_t *s, uint64_t h, mig_actions_t
   a->msg.has_incarnation = true;
   a->msg.incarnation = p->cfg.incarnation;
   a->msg.has_read_offset = true;
-  a->msg.read_offset = s->r_delivered;
+  a->msg.read_offset = mig_read_offset(s);
   mig_settle(p, s, 0, acts);
   return 0;
 }

@@ -296,8 +296,14 @@ static void test_member_that_never_reads_costs_bounded_memory(void **state) {
   assert_ok(bftnet_peer_stats(nodes[1].net, "r0", &b));
   /* The sender's ring is full and dropping; the receiver holds at most its
    * queue plus one window of overshoot; nothing else grows. */
+  print_message("never reads: sender ring %llu, dropped %llu; receiver queue %llu (bound %d), migrations %llu\n",
+                (unsigned long long)a.ring_depth, (unsigned long long)a.dropped_overflow,
+                (unsigned long long)b.inbound_depth, 64 + (256 * 1024) / 1024 + 1,
+                (unsigned long long)a.migrations);
   assert_true(a.ring_depth <= 63);
   assert_true(a.dropped_overflow > 0);
+  /* The queue plus one window of overshoot, even across migrations (a
+   * duplicate connection retired meanwhile must not let another in). */
   assert_true(b.inbound_depth <= 64 + (256 * 1024) / 1024 + 1);
   uint64_t last[MAXN] = {0};
   uint64_t got = recv_ordered(1, N, last, 1000);
