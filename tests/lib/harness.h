@@ -41,4 +41,14 @@ uint8_t *th_hex(const char *hex, size_t *len);
 /* The seed for randomized tests: $BFTNET_SEED or the time; printed once. */
 uint64_t th_seed(void);
 
+/* xorshift64*: the tests' reproducible generator. *s must not be 0
+ * (th_rng_init gives a good start from a seed). */
+static inline uint64_t th_rnd(uint64_t *s) {
+  *s ^= *s >> 12;
+  *s ^= *s << 25;
+  *s ^= *s >> 27;
+  return *s * 0x2545F4914F6CDD1Dull;
+}
+static inline uint64_t th_rng_init(uint64_t seed) { return seed * 0x9E3779B97F4A7C15ull | 1; }
+
 #endif

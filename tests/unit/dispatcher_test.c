@@ -61,16 +61,11 @@ void __wrap_free(void *p) {
 
 static uint64_t g_rng;
 
-static uint64_t rnd(void) { /* xorshift64* */
-  g_rng ^= g_rng >> 12;
-  g_rng ^= g_rng << 25;
-  g_rng ^= g_rng >> 27;
-  return g_rng * 0x2545F4914F6CDD1Dull;
-}
+static uint64_t rnd(void) { return th_rnd(&g_rng); }
 
 static int setup_rng(void **state) {
   (void)state;
-  g_rng = th_seed() * 0x9E3779B97F4A7C15ull | 1;
+  g_rng = th_rng_init(th_seed());
   return 0;
 }
 

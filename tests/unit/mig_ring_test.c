@@ -46,12 +46,7 @@ typedef struct rt {
 
 static rt_t *R;
 
-static uint64_t rnd(void) { /* xorshift64* */
-  R->rng ^= R->rng >> 12;
-  R->rng ^= R->rng << 25;
-  R->rng ^= R->rng >> 27;
-  return R->rng * 0x2545F4914F6CDD1Dull;
-}
+static uint64_t rnd(void) { return th_rnd(&R->rng); }
 static uint64_t below(uint64_t n) {
   return n ? rnd() % n : 0;
 }
@@ -72,7 +67,7 @@ static void rt_open(uint64_t window_max, uint64_t salt) {
   uint64_t seed = th_seed();
   R = calloc(1, sizeof(*R));
   assert_non_null(R);
-  R->rng = (seed + salt) * 0x9E3779B97F4A7C15ull | 1;
+  R->rng = th_rng_init(seed + salt);
   assert_ok(mig_peer_init(&R->lead, &cfg));
   assert_true(R->lead.leader);
   R->h = 1;

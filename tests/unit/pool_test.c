@@ -264,16 +264,11 @@ static void test_reuse_lifo(void **state) {
 
 static uint64_t g_rng;
 
-static uint64_t rnd(void) { /* xorshift64* */
-  g_rng ^= g_rng >> 12;
-  g_rng ^= g_rng << 25;
-  g_rng ^= g_rng >> 27;
-  return g_rng * 0x2545F4914F6CDD1Dull;
-}
+static uint64_t rnd(void) { return th_rnd(&g_rng); }
 
 static int setup_rng(void **state) {
   (void)state;
-  g_rng = th_seed() * 0x9E3779B97F4A7C15ull | 1;
+  g_rng = th_rng_init(th_seed());
   return 0;
 }
 
@@ -544,10 +539,7 @@ static uint64_t now_ns(void) {
 }
 
 static uint64_t mt_rnd(mt_thread_t *t) {
-  t->rng ^= t->rng >> 12;
-  t->rng ^= t->rng << 25;
-  t->rng ^= t->rng >> 27;
-  return t->rng * 0x2545F4914F6CDD1Dull;
+  return th_rnd(&t->rng);
 }
 
 /* Sizes: mostly pooled (half of them up to 4 KiB, the rest log-uniform
@@ -717,7 +709,7 @@ static void test_pool_mt(void **state) {
     mt_thread_t *t = &sh->th[i];
     t->sh = sh;
     t->id = i;
-    t->rng = (seed + (uint64_t)i + 1) * 0x9E3779B97F4A7C15ull | 1;
+    t->rng = th_rng_init(seed + (uint64_t)i + 1);
     t->out = &sh->link[i];
     t->in = &sh->link[1 - i];
     atomic_init(&t->done_producing, false);
