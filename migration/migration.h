@@ -200,6 +200,7 @@ typedef struct mig_stream {
   uint64_t aliases[MIG_MAX_ALIASES]; /* older IDs, ring; 0-filled slots unused */
   size_t n_alias;
   uint64_t pinned;        /* responder: the last `from` named (always findable) */
+  bool has_pinned;        /* pinned is set (0 is a real ID: the lower peer's first) */
   bool we_opened;
   mig_carrier_t cur, old, pend;
   /* writer */

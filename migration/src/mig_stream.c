@@ -75,7 +75,7 @@ static mig_carrier_t *mig_slot(mig_stream_t *s, uint64_t h) {
 
 static bool mig_has_id(const mig_stream_t *s, uint64_t id) {
   if (s->id == id || (s->pend.h && s->pend_id == id)) return true;
-  if (s->n_alias && s->pinned == id) return true;
+  if (s->has_pinned && s->pinned == id) return true;
   size_t n = BN_MIN(s->n_alias, (size_t)MIG_MAX_ALIASES);
   for (size_t i = 0; i < n; i++)
     if (s->aliases[i] == id) return true;
@@ -379,6 +379,7 @@ static int mig_on_migrate(mig_peer_t *p, uint64_t h, const mig_msg_t *m, uint64_
   /* Commit: the old current carrier drains, h carries L from now on. */
   mig_alias_add(s, s->id);
   s->pinned = m->from;
+  s->has_pinned = true;
   s->id = m->id;
   s->w_confirmed = r;
   if (s->cur.h) {

@@ -734,6 +734,187 @@ static void test_detach_timeout(void **state) {
   all_stop();
 }
 
+/* A member whose application never calls bftnet_recv costs at most its
+ * inbound queue plus one yamux window of overshoot (the Receiver stops
+ * granting credit once the queue is over its limit) — across migrations
+ * too. Each resume carries the reader's read offset in Migrate/AckMigrate;
+ * the writer takes it as confirmation, so an offset that counted the bytes
+ * sitting over the limit let one more window in on every migration, and
+ * the queue of a never-reading member grew without bound with repeated
+ * cuts. Then the member reads: in order, no duplicate, and every message
+ * sent is either received or counted dropped (invariants 1 and 2). */
+#define NR_MSG_SIZE 1024
+#define NR_INBOUND_MAX 64u
+#define NR_WINDOW (256u * 1024) /* the smallest yamux window (its initial one) */
+
+typedef struct nr_sender {
+  bftnet_t *net;
+  atomic_bool stop;
+  uint64_t sent; /* accepted by bftnet_send; read after the join */
+} nr_sender_t;
+
+/* Keeps r1's ring full: bursts of 32 messages a millisecond (~32 MB/s,
+ * far more than a never-reading r1 takes), bounded by count and time. */
+static void *nr_sender_main(void *arg) {
+  nr_sender_t *s = arg;
+  uint8_t buf[NR_MSG_SIZE];
+  memset(buf, 0xcd, sizeof buf);
+  uint64_t deadline = now_ms() + 120000;
+  while (!atomic_load(&s->stop) && s->sent < 20000000 && now_ms() < deadline) {
+    for (int k = 0; k < 32; k++) {
+      put_be64(buf, s->sent + 1);
+      if (bftnet_send(s->net, "r1", buf, sizeof buf) == 0) s->sent++;
+    }
+    usleep(1000);
+  }
+  return NULL;
+}
+
+static bftnet_peer_stats_t nr_stats(int i, const char *peer) {
+  bftnet_peer_stats_t st;
+  assert_ok(bftnet_peer_stats(nodes[i].net, peer, &st));
+  return st;
+}
+
+/* Polls r1's inbound depth from r0 until it has not changed for 300 ms
+ * (the writer has pushed all it may), at most 3 s; returns the largest
+ * depth seen. */
+static uint32_t nr_settle_depth(void) {
+  uint32_t max = 0, last = UINT32_MAX;
+  uint64_t deadline = now_ms() + 3000, stable_since = now_ms();
+  while (now_ms() < deadline) {
+    uint32_t d = nr_stats(1, "r0").inbound_depth;
+    if (d > max) max = d;
+    if (d != last) last = d, stable_since = now_ms();
+    else if (now_ms() - stable_since >= 300) break;
+    usleep(10000);
+  }
+  return max;
+}
+
+/* Cuts every r0<->r1 connection (both proxies), then waits until r0's
+ * outbound stream (the one under test) resumed on a new connection: its
+ * RESUMED event bumps `reconnects` and sets `connected` again. Returns
+ * whether the cut hit a connection. */
+static bool nr_cut_and_wait_resumed(int round) {
+  bftnet_peer_stats_t a0 = nr_stats(0, "r1"), a;
+  int hit = 0;
+  for (int i = 0; i < nn; i++) hit += px_cut(nodes[i].px[0]) > 0;
+  uint64_t deadline = now_ms() + 10000;
+  for (;;) {
+    a = nr_stats(0, "r1");
+    if (a.reconnects > a0.reconnects && a.connected) return hit > 0;
+    if (now_ms() > deadline) {
+      bftnet_peer_stats_t b = nr_stats(1, "r0");
+      fail_msg("round %d: r0's stream to r1 did not resume (r0: reconnects %llu -> %llu, detached %llu -> %llu, "
+               "resumed %llu -> %llu, connected %d; r1: detached %llu, resumed %llu)",
+               round, (unsigned long long)a0.reconnects, (unsigned long long)a.reconnects,
+               (unsigned long long)a0.detached, (unsigned long long)a.detached, (unsigned long long)a0.resumed,
+               (unsigned long long)a.resumed, a.connected, (unsigned long long)b.detached,
+               (unsigned long long)b.resumed);
+    }
+    usleep(5000);
+  }
+}
+
+/* r1 reads until every message r0 sent is received or counted dropped (at
+ * most 30 s), then r0's flush must complete; checks invariants 1 and 2. */
+static void nr_read_all_and_check(uint64_t sent) {
+  uint64_t got = 0, last = 0, dups = 0, foreign = 0;
+  bftnet_msg_t msgs[64];
+  uint64_t deadline = now_ms() + 30000;
+  for (bool done = false; !done && now_ms() < deadline;) {
+    int k = bftnet_recv_batch(nodes[1].net, msgs, 64, 50);
+    for (int i = 0; i < k; i++) {
+      if (strcmp(msgs[i].from, "r0") != 0 || msgs[i].len != NR_MSG_SIZE) {
+        foreign++;
+      } else {
+        uint64_t seq = get_be64(msgs[i].data);
+        if (seq <= last) dups++; /* a duplicate or a reorder */
+        else last = seq, got++;
+      }
+      bftnet_msg_release(&msgs[i]);
+    }
+    done = got + nr_stats(0, "r1").dropped_overflow >= sent;
+  }
+  int rc = bftnet_flush(nodes[0].net, 20000);
+  if (rc < 0) print_message("never-reading member: flush of r0: %s\n", bftnet_strerror(rc));
+  assert_int_equal(rc, 0); /* r0's ring empty, every byte confirmed read */
+  int k = bftnet_recv_batch(nodes[1].net, msgs, 64, 200); /* nothing more may come */
+  for (int i = 0; i < k; i++) {
+    foreign++;
+    bftnet_msg_release(&msgs[i]);
+  }
+  bftnet_peer_stats_t a = nr_stats(0, "r1");
+  print_message("never-reading member: sent %llu, received %llu, dropped (ring overflow) %llu, aborted %llu, "
+                "duplicates %llu, last %llu\n",
+                (unsigned long long)sent, (unsigned long long)got, (unsigned long long)a.dropped_overflow,
+                (unsigned long long)a.aborted, (unsigned long long)dups, (unsigned long long)last);
+  assert_int_equal(dups, 0); /* invariant 1 */
+  assert_int_equal(foreign, 0);
+  assert_int_equal(a.aborted, 0);
+  assert_int_equal(got + a.dropped_overflow, sent); /* invariant 2 */
+  assert_int_equal(last, sent);                     /* drop-oldest: the newest always arrives */
+  assert_int_equal(nr_stats(1, "r0").inbound_depth, 0);
+}
+
+static void test_never_reading_member_bounded_across_cuts(void **state) {
+  (void)state;
+  bftnet_config_t cfg;
+  cfg_fast(&cfg);
+  cfg.inbound_max_msgs = NR_INBOUND_MAX;
+  cfg.yamux_window = NR_WINDOW;
+  cfg.ring_capacity = 4096; /* r0's writer always has more to push */
+  setup(2, 1, &cfg);
+  /* One window of overshoot, in messages: each message on the wire is a
+   * 2-byte uvarint header (1024 < 2^14) plus its 1024 bytes, so a window
+   * holds NR_WINDOW / 1026 = 255 of them; +2 for the partial messages at
+   * either end of a window. */
+  const uint32_t bound = NR_INBOUND_MAX + NR_WINDOW / (NR_MSG_SIZE + 2) + 2;
+
+  /* Static: a failed assertion leaves this frame with the thread running. */
+  static nr_sender_t snd;
+  snd.net = nodes[0].net;
+  snd.sent = 0;
+  atomic_store(&snd.stop, false);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, nr_sender_main, &snd), 0);
+
+  /* Phase 1: r1 never reads. First its queue goes over the limit. */
+  uint64_t deadline = now_ms() + 10000;
+  while (nr_stats(1, "r0").inbound_depth < NR_INBOUND_MAX - 1 && now_ms() < deadline) usleep(10000);
+  uint32_t depth = nr_settle_depth(), max_depth = depth;
+  print_message("never-reading member: over its limit, inbound_depth %u (bound %u)\n", depth, bound);
+  assert_true(depth >= NR_INBOUND_MAX - 1);
+  assert_true(depth <= bound);
+  /* Then 20 cuts, each resumed (and, the leader converging, duplicate
+   * connections retired) while r1 is over its limit. */
+  const int rounds = 20;
+  int cuts = 0;
+  for (int round = 0; round < rounds; round++) {
+    cuts += nr_cut_and_wait_resumed(round);
+    depth = nr_settle_depth();
+    if (depth > max_depth) max_depth = depth;
+    if (depth > bound)
+      fail_msg("round %d: r1's inbound queue from r0 holds %u messages after the resume, more than its limit "
+               "plus one window (%u): each migration let one more window in",
+               round, depth, bound);
+  }
+  bftnet_peer_stats_t a = nr_stats(0, "r1"), b = nr_stats(1, "r0");
+  print_message("never-reading member: %d cuts, r0 reconnects %llu, detached %llu, resumed %llu, migrations %llu; "
+                "r1 resumed %llu; max inbound_depth %u (bound %u = %u + %u / %u + 2)\n",
+                cuts, (unsigned long long)a.reconnects, (unsigned long long)a.detached, (unsigned long long)a.resumed,
+                (unsigned long long)a.migrations, (unsigned long long)b.resumed, max_depth, bound,
+                NR_INBOUND_MAX, NR_WINDOW, NR_MSG_SIZE + 2);
+  assert_int_equal(cuts, rounds);
+
+  /* Phase 2: the sender stops, r1 reads everything. */
+  atomic_store(&snd.stop, true);
+  pthread_join(th, NULL);
+  nr_read_all_and_check(snd.sent);
+  all_stop();
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
@@ -745,6 +926,7 @@ int main(void) {
       cmocka_unit_test(test_cut_every_exchange_offset),
       cmocka_unit_test(test_peer_restart),
       cmocka_unit_test(test_detach_timeout),
+      cmocka_unit_test(test_never_reading_member_bounded_across_cuts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -406,10 +406,44 @@ static void test_ring_multi_doubling(void **state) {
   }
 }
 
+/* After migrations the stream answers to its current ID and its aliases,
+ * and to nothing else: the initiator side once also matched ID 0 (the
+ * responder-only `pinned` field, unset, compared equal to it), and 0 is a
+ * real ID (the lower peer's first), so another stream's events landed on
+ * this one. */
+static void test_find_after_migration(void **state) {
+  (void)state;
+  rt_open(64 * 1024, 3);
+  /* The stream under test must not own the leader's first ID: that one goes
+   * to a stream opened first and gone since, so that no stream has it. */
+  mig_stream_t *first = R->s;
+  uint64_t first_id = first->id;
+  R->h = R->next_h++;
+  assert_ok(mig_peer_open(&R->lead, R->h, &R->acts, &R->s));
+  assert_ok(mig_stream_on_echo(&R->lead, R->s, &R->acts));
+  assert_ok(mig_stream_abort(&R->lead, first, &R->acts));
+  assert_ok(mig_peer_stream_free(&R->lead, first));
+  mig_actions_clear(&R->acts);
+  assert_null(mig_peer_find(&R->lead, first_id));
+  for (int k = 0; k < 3; k++) {
+    rt_migrate(8 * 1024);
+    for (uint64_t id = 0; id < 64; id++) {
+      bool mine = id == R->s->id;
+      for (size_t i = 0; i < BN_MIN(R->s->n_alias, (size_t)MIG_MAX_ALIASES); i++)
+        if (R->s->aliases[i] == id) mine = true;
+      if (mine) assert_ptr_equal(mig_peer_find(&R->lead, id), R->s);
+      else if (mig_peer_find(&R->lead, id) == R->s)
+        fail_msg("after %d migration(s), ID %llu (not the stream's) finds it", k + 1, (unsigned long long)id);
+    }
+  }
+  rt_finish();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ring_wrap_and_growth),
       cmocka_unit_test(test_ring_multi_doubling),
+      cmocka_unit_test(test_find_after_migration),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
