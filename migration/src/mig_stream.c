@@ -97,6 +97,8 @@ static void mig_release(mig_stream_t *s) {
 }
 
 /* ------------------------------------------------- the retransmit ring */
+/* Hand-written: ck_ring holds pointers, and no packaged library has a
+ * growable byte ring addressed by absolute stream offsets. */
 
 #define MIG_RING_MIN (16u * 1024u)
 
