@@ -153,10 +153,10 @@ static void loop_thread(void *arg) {
   uint64_t spin_ns = (uint64_t)b->cfg.busy_poll_us * 1000u;
   for (int alive = 1; alive;) {
     alive = uv_run(b->loop, UV_RUN_ONCE);
-    uint64_t last = bn_now_ns(seam), seen = ck_pr_load_64(&b->activity);
+    uint64_t last = bn_now_ns(seam), seen = b->activity;
     while (alive) {
       alive = uv_run(b->loop, UV_RUN_NOWAIT);
-      uint64_t now = bn_now_ns(seam), a = ck_pr_load_64(&b->activity);
+      uint64_t now = bn_now_ns(seam), a = b->activity;
       if (a != seen) {
         seen = a;
         last = now;

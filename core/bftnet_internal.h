@@ -120,7 +120,7 @@ struct bftnet {
   bn_counters_t counters;
   bn_pool_t *pool;  /* message buffers of 1..64 KiB, both directions */
   uint64_t serial;  /* this node's unique number (epoch record caches) */
-  uint64_t activity; /* loop: counts wakes and reads (busy polling) */
+  uint64_t activity; /* loop thread only: counts wakes and reads (busy polling) */
   int stopped;      /* atomic */
   bool loop_done;
 

@@ -504,20 +504,25 @@ static void mbr_credit(mbr_t *m) {
   ml_stream_consume(m->in, k);
 }
 
+/* A member's deframer, its partial bodies from the node's pool. */
+static void mbr_rxd_init(mbr_t *m) {
+  rx_deframer_init(&m->rxd, m->b->cfg.max_message_size);
+  m->rxd.pool = m->b->pool;
+}
+
 static void in_gone(mbr_t *m, ml_stream_t *ls) {
   if (m->in != ls) return;
   m->in = NULL;
   m->uncredited = 0;
   rx_deframer_free(&m->rxd);
-  rx_deframer_init(&m->rxd, m->b->cfg.max_message_size);
-  m->rxd.pool = m->b->pool;
+  mbr_rxd_init(m);
   ml_stream_release(ls);
 }
 
 static void in_data(void *ud, ml_stream_t *ls, const uint8_t *p, size_t n) {
   mbr_t *m = ud;
   bftnet_t *b = m->b;
-  ck_pr_store_64(&b->activity, b->activity + 1);
+  b->activity++;
   if (ls != m->in) return ml_stream_consume(ls, n);
   ck_pr_add_64(&m->bytes_in, n);
   int rc = rx_deframer_feed(&m->rxd, p, n, in_emit, m);
@@ -772,8 +777,7 @@ static mbr_t *mbr_new(bftnet_t *b, const mb_member_t *info) {
   ml_peer_set_addrs(m->lp, info->addrs, info->naddrs, false);
   disp_framer_init(&m->framer);
   disp_backoff_init(&m->backoff, b->cfg.dial_backoff_min_ms, b->cfg.dial_backoff_max_ms);
-  rx_deframer_init(&m->rxd, b->cfg.max_message_size);
-  m->rxd.pool = b->pool;
+  mbr_rxd_init(m);
   m->carver.pool = b->pool;
   return m;
 err_timer:
@@ -946,7 +950,7 @@ void run_connect(bftnet_t *b, cmd_t *c) {
 /* uv_async: sends queued messages, pops freed queue room. */
 void members_on_wake(uv_async_t *h) {
   bftnet_t *b = h->data;
-  ck_pr_store_64(&b->activity, b->activity + 1);
+  b->activity++;
   msnap_t *s = b->snap;
   for (size_t i = 0; i < s->n; i++) {
     mbr_t *m = s->m[i];

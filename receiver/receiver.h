@@ -32,16 +32,15 @@ rx_msg_t *rx_msg_set_from(rx_msg_t *m, const char *from);
 /* Any thread. */
 void rx_msg_free(rx_msg_t *m);
 
-/* Small messages carved from shared blocks: one malloc per RX_BLOCK_SIZE
- * bytes instead of one per message. The loop thread allocates and an
- * application thread frees (bftnet_msg_release), which sends every
+/* Small messages carved from shared blocks: one allocation per
+ * RX_BLOCK_SIZE bytes instead of one per message. The loop thread allocates
+ * and an application thread frees (bftnet_msg_release), which sent every
  * per-message malloc through the allocator's slow, locked cross-thread path;
- * a block is freed when its last message is (an atomic count). Cost: a
- * message the application keeps pins its block, so the memory a member's
- * queued messages hold is at most RX_BLOCK_SIZE per queued message. The
- * carver belongs to the loop thread. */
-/* Blocks come from the node's pool (pool.h): with their header and the
- * pool's they fill exactly one 16 KiB class. */
+ * a block is freed when its last message is (an atomic count). Blocks come
+ * from the node's pool (pool.h): with their header and the pool's they fill
+ * exactly one 16 KiB class. Cost: a message the application keeps pins its
+ * block, so the memory a member's queued messages hold is at most
+ * RX_BLOCK_SIZE per queued message. The carver belongs to the loop thread. */
 #define RX_BLOCK_SIZE (16u * 1024u - 64u)
 #define RX_CARVE_MAX 1024u /* larger messages get their own buffer, from pool */
 typedef struct rx_carver {

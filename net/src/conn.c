@@ -293,11 +293,11 @@ bool conn_congested(const net_conn_t *c) {
   return c->out.len > CONN_OUT_HIGH_MARK || n->t->ops->write_queued(c->sock) > NET_WRITE_HIGH_MARK;
 }
 
+/* A write completed: what accumulated meanwhile goes out, parked streams
+ * go on if they can. */
 static void conn_on_drain(void *ud) {
   net_conn_t *c = ud;
-  if (c->state == CONN_CLOSING) return;
-  if (bn_buf_unread(&c->out)) conn_flush(c, false); /* wakes the streams if it can */
-  else if (c->state == CONN_READY && c->congested_head && !conn_congested(c)) conn_writable_all(c);
+  if (c->state != CONN_CLOSING) conn_flush(c, false);
 }
 
 /* One multistream message, in the clear or encrypted per the state. */
@@ -472,7 +472,7 @@ static void ymx_output(void *ud, const uint8_t hdr[BN_YAMUX_HEADER], const uint8
   net_conn_t *c = ud;
   c->in_feed++; /* inside a yamux call: a failure must not free the session */
   conn_out_secure(c, hdr, BN_YAMUX_HEADER, body, blen);
-  /* Credit goes back at once: libuv reads up to 32 x 64 KiB per turn, and a
+  /* Credit goes back at once: libuv reads up to 32 times per turn, and a
    * window update held until the turn ends came back only after the whole
    * socket buffer was read — the sender stalled on every window (-30 %). */
   if (hdr[1] == YAMUX_TYPE_WINDOW || hdr[1] == YAMUX_TYPE_PING) c->urgent = true;

@@ -46,9 +46,7 @@ struct bn_tsock {
   bn_tsock_cbs_t cbs;
   void *ud;
   uv_write_t wreq[2]; /* [1] only for the last write before a graceful close */
-  bn_buf_t wbuf[2];   /* the bytes each request writes */
-  bool busy[2];
-  size_t queued;  /* bytes in uv_write requests not yet completed */
+  bn_buf_t wbuf[2];   /* what each request writes; unread bytes = in flight */
   bool closing;
   bool reading;
 };
@@ -187,11 +185,13 @@ static int sock_read_start(bn_tsock_t *s) {
   return rc;
 }
 
+/* A request is in flight while its buffer holds bytes (never empty when
+ * handed to uv_write; reset when it completes or fails). */
+static bool wbusy(const bn_tsock_t *s, int i) { return bn_buf_unread(&s->wbuf[i]) > 0; }
+
 static void on_write(uv_write_t *req, int status) {
   bn_tsock_t *s = req->data;
   int i = req == &s->wreq[0] ? 0 : 1;
-  s->queued -= bn_buf_unread(&s->wbuf[i]);
-  s->busy[i] = false;
   bn_buf_reset(&s->wbuf[i]);
   if (s->wbuf[i].cap > NET_WRITE_RETAIN) bn_buf_free(&s->wbuf[i]); /* don't pin a burst */
   if (status < 0 || s->closing) return; /* a failed write surfaces as a read error */
@@ -202,7 +202,7 @@ static int sock_write(bn_tsock_t *s, bn_buf_t *b, bool all) {
   if (s->closing) return BFTNET_ECLOSED;
   size_t n = bn_buf_unread(b);
   if (n == 0) return 0;
-  if (!s->busy[0] && !s->busy[1]) {
+  if (!wbusy(s, 0) && !wbusy(s, 1)) {
     uv_buf_t ub = uv_buf_init((char *)bn_buf_head(b), (unsigned)n);
     int rc = uv_try_write((uv_stream_t *)&s->tcp, &ub, 1);
     if (rc < 0 && rc != UV_EAGAIN) return rc;
@@ -212,10 +212,10 @@ static int sock_write(bn_tsock_t *s, bn_buf_t *b, bool all) {
       return 0;
     }
     bn_buf_consume(b, done);
-  } else if (!all || (s->busy[0] && s->busy[1])) {
+  } else if (!all || (wbusy(s, 0) && wbusy(s, 1))) {
     return 0;
   }
-  int i = s->busy[0] ? 1 : 0;
+  int i = wbusy(s, 0) ? 1 : 0;
   bn_buf_t idle = s->wbuf[i];
   s->wbuf[i] = *b;
   *b = idle;
@@ -228,12 +228,12 @@ static int sock_write(bn_tsock_t *s, bn_buf_t *b, bool all) {
     bn_buf_reset(&s->wbuf[i]);
     return rc;
   }
-  s->busy[i] = true;
-  s->queued += len;
   return 0;
 }
 
-static size_t sock_write_queued(const bn_tsock_t *s) { return s->queued; }
+static size_t sock_write_queued(const bn_tsock_t *s) {
+  return bn_buf_unread(&s->wbuf[0]) + bn_buf_unread(&s->wbuf[1]);
+}
 
 static int sock_peer_addr(const bn_tsock_t *s, struct sockaddr_storage *out) {
   int len = sizeof *out;
