@@ -4,10 +4,12 @@
  *   BB_TCP       messages framed as bftnet frames them (uvarint length +
  *                bytes), written in 64 KiB batches: no crypto, no muxer.
  *   BB_TCP_AEAD  "the crypto limit": the same messages packed into ~16 KiB
- *                records, one ChaCha20-Poly1305 (IETF, libsodium) per record,
- *                encrypted in place, records written in ~64 KiB batches:
+ *                records, one ChaCha20-Poly1305 (IETF) per record, with the
+ *                cipher code bftnet itself uses (net/src/aead.c, compiled
+ *                in), encrypted in place, records written in ~64 KiB batches:
  *                [u32 BE length][ciphertext][16-byte tag]. Nonce = record
  *                counter. The receiver decrypts and parses every record.
+ *   BB_TCP_AEAD_SODIUM  the same with libsodium's cipher code.
  *   ping-pong    64 B blocking write / read, TCP_NODELAY.
  */
 #include <arpa/inet.h>
@@ -24,11 +26,16 @@
 
 #include <sodium.h>
 
+#include "aead.h"
 #include "bftnet_bench.h"
 
 #define BATCH     (64 * 1024)
 #define RECORD_PT (16 * 1024)
-#define TAG       crypto_aead_chacha20poly1305_ietf_ABYTES
+#define TAG       BN_AEAD_TAGBYTES
+
+static const bn_aead_t *aead_of(const bb_job_t *job) {
+  return job->sys == BB_TCP_AEAD_SODIUM ? &bn_aead_sodium : &bn_aead_best;
+}
 
 static void set_timeouts(int fd, int ms) {
   struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -96,12 +103,6 @@ static int write_all(bb_child_t *ch, int fd, const uint8_t *p, size_t n) {
   return 0;
 }
 
-static void nonce_of(uint8_t nonce[12], uint64_t ctr) {
-  memset(nonce, 0, 12);
-  for (int i = 0; i < 8; i++)
-    nonce[4 + i] = (uint8_t)(ctr >> (8 * i));
-}
-
 /* ------------------------------------------------------------- sender */
 
 /* Appends one framed message (uvarint length + bytes) at p. */
@@ -113,18 +114,15 @@ static size_t frame(uint8_t *p, const uint8_t *msg, size_t size) {
 
 /* Fills one ~16 KiB record at out and encrypts it in place; returns its
  * wire length and advances *seq by the messages it holds. */
-static size_t aead_record(uint8_t *out, uint8_t *msg, size_t size, uint64_t *seq, uint64_t *rec_ctr,
-                          const uint8_t *key) {
+static size_t aead_record(const bn_aead_t *a, uint8_t *out, uint8_t *msg, size_t size,
+                          uint64_t *seq, uint64_t *rec_ctr, const uint8_t *key) {
   uint8_t *pt = out + 4;
   size_t pt_len = 0;
   while (pt_len == 0 || pt_len + 10 + size <= RECORD_PT) {
     bb_put_seq(msg, size, ++*seq);
     pt_len += frame(pt + pt_len, msg, size);
   }
-  uint8_t nonce[12];
-  nonce_of(nonce, (*rec_ctr)++);
-  crypto_aead_chacha20poly1305_ietf_encrypt_detached(pt, pt + pt_len, NULL, pt, pt_len, NULL, 0,
-                                                     NULL, nonce, key);
+  a->seal(key, (*rec_ctr)++, NULL, 0, pt, pt_len, pt, pt + pt_len);
   uint32_t clen = (uint32_t)(pt_len + TAG);
   out[0] = (uint8_t)(clen >> 24), out[1] = (uint8_t)(clen >> 16), out[2] = (uint8_t)(clen >> 8),
   out[3] = (uint8_t)clen;
@@ -135,7 +133,7 @@ void bb_tcp_sender(int idx, const bb_job_t *job) {
   bb_child_t ch;
   bb_child_init(&ch, idx, job);
   if (sodium_init() < 0) bb_fail(idx, "sodium_init");
-  int aead = job->sys == BB_TCP_AEAD;
+  int aead = job->sys == BB_TCP_AEAD || job->sys == BB_TCP_AEAD_SODIUM;
   int fd = tcp_connect(&ch, 1, 0);
   set_timeouts(fd, 100);
   size_t max_rec = 4 + (RECORD_PT > job->size + 10 ? RECORD_PT : job->size + 10) + TAG;
@@ -149,7 +147,7 @@ void bb_tcp_sender(int idx, const bb_job_t *job) {
     uint64_t seq0 = seq;
     while (off < BATCH) {
       if (aead) {
-        off += aead_record(buf + off, msg, job->size, &seq, &rec, job->aead_key);
+        off += aead_record(aead_of(job), buf + off, msg, job->size, &seq, &rec, job->aead_key);
       } else {
         bb_put_seq(msg, job->size, ++seq);
         off += frame(buf + off, msg, job->size);
@@ -186,7 +184,8 @@ static size_t parse_msgs(bb_child_t *ch, const uint8_t *p, size_t n, uint64_t *l
 }
 
 /* Decrypts and parses whole records in p[0, n); returns bytes consumed. */
-static size_t parse_records(bb_child_t *ch, uint8_t *p, size_t n, uint64_t *rec, uint64_t *last,
+static size_t parse_records(const bn_aead_t *a, bb_child_t *ch, uint8_t *p, size_t n, uint64_t *rec,
+                            uint64_t *last,
                             const uint8_t *key, size_t max_rec) {
   size_t off = 0;
   while (n - off >= 4) {
@@ -194,11 +193,9 @@ static size_t parse_records(bb_child_t *ch, uint8_t *p, size_t n, uint64_t *rec,
                     (uint32_t)p[off + 2] << 8 | p[off + 3];
     if (clen < TAG || clen > max_rec) bb_fail(ch->idx, "bad record length %u", clen);
     if (n - off - 4 < clen) break;
-    uint8_t *c = p + off + 4, nonce[12];
+    uint8_t *c = p + off + 4;
     size_t pt_len = clen - TAG;
-    nonce_of(nonce, (*rec)++);
-    if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(c, NULL, c, pt_len, c + pt_len, NULL, 0,
-                                                           nonce, key))
+    if (a->open(key, (*rec)++, NULL, 0, c, pt_len, c + pt_len, c))
       bb_fail(ch->idx, "record %llu failed authentication", (unsigned long long)(*rec - 1));
     parse_msgs(ch, c, pt_len, last, 1);
     off += 4 + clen;
@@ -210,7 +207,7 @@ void bb_tcp_receiver(int idx, const bb_job_t *job) {
   bb_child_t ch;
   bb_child_init(&ch, idx, job);
   if (sodium_init() < 0) bb_fail(idx, "sodium_init");
-  int aead = job->sys == BB_TCP_AEAD;
+  int aead = job->sys == BB_TCP_AEAD || job->sys == BB_TCP_AEAD_SODIUM;
   int lfd = tcp_listen(&ch, 1);
   bb_ready(idx);
   int fd = tcp_accept(&ch, lfd);
@@ -226,7 +223,7 @@ void bb_tcp_receiver(int idx, const bb_job_t *job) {
     if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
     if (r <= 0) break; /* the sender stopped (after the parent saw our last snapshot) */
     have += (size_t)r;
-    size_t used = aead ? parse_records(&ch, buf, have, &rec, &last, job->aead_key, max_rec)
+    size_t used = aead ? parse_records(aead_of(job), &ch, buf, have, &rec, &last, job->aead_key, max_rec)
                        : parse_msgs(&ch, buf, have, &last, 0);
     memmove(buf, buf + used, have - used);
     have -= used;

@@ -29,7 +29,7 @@ PACKAGES=(
   # build
   cmake make pkg-config gcc libc6-dev clang "libclang-rt-${CLANG_MAJOR}-dev" "llvm-${CLANG_MAJOR}"
   # libraries
-  libuv1-dev libprotobuf-c-dev protobuf-c-compiler libsodium-dev libck-dev
+  libuv1-dev libprotobuf-c-dev protobuf-c-compiler libsodium-dev libck-dev libssl-dev
   libcmocka-dev libjansson-dev libzmq3-dev
   # benchmarks' plots, network-namespace tests
   gnuplot-nox iproute2

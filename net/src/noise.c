@@ -1,6 +1,7 @@
 /*
  * noise.c — Noise_XX_25519_ChaChaPoly_SHA256 (The Noise Protocol Framework,
- * revision 34) on libsodium, and the libp2p handshake payload
+ * revision 34) on libsodium (ChaChaPoly in aead.c: OpenSSL when built with
+ * it), and the libp2p handshake payload
  * (libp2p/specs noise/README.md).
  *
  * Section numbers in comments refer to the Noise spec:
@@ -17,13 +18,14 @@
  */
 #include <sodium.h>
 
+#include "aead.h"
 #include "noise.h"
 
 _Static_assert(sizeof(NOISE_PROTOCOL_NAME) - 1 == NOISE_HASHLEN,
                "the protocol name is exactly HASHLEN bytes, so h = name (§5.2)");
 _Static_assert(NOISE_DHLEN == crypto_scalarmult_BYTES, "X25519 sizes");
-_Static_assert(NOISE_KEYLEN == crypto_aead_chacha20poly1305_ietf_KEYBYTES, "AEAD key");
-_Static_assert(BN_NOISE_TAG == crypto_aead_chacha20poly1305_ietf_ABYTES, "AEAD tag");
+_Static_assert(NOISE_KEYLEN == BN_AEAD_KEYBYTES, "AEAD key");
+_Static_assert(BN_NOISE_TAG == BN_AEAD_TAGBYTES, "AEAD tag");
 _Static_assert(NOISE_HASHLEN == crypto_auth_hmacsha256_KEYBYTES,
                "HMAC keys are chaining keys (HASHLEN bytes)");
 _Static_assert(NOISE_HASHLEN == crypto_hash_sha256_BYTES, "HASH = SHA-256");
@@ -75,20 +77,13 @@ static void noise_cipher_init_key(noise_cipher_t *c, const uint8_t k[NOISE_KEYLE
   c->has_k = true;
 }
 
-/* §4.2 ChaChaPoly nonce: 32 bits of zeros || little-endian 64-bit n. */
-static void noise_nonce(uint8_t npub[crypto_aead_chacha20poly1305_ietf_NPUBBYTES], uint64_t n) {
-  memset(npub, 0, 4);
-  for (unsigned i = 0; i < 8; i++)
-    npub[4 + i] = (uint8_t)(n >> (8 * i));
-}
-
 /* EncryptWithAd(ad, plaintext): out receives len (+16 with a key) bytes.
  * Without a key the plaintext is returned unchanged (§5.1). out may alias in
- * exactly. Returns the output length or BFTNET_ELIMIT (nonce 2^64-1). */
+ * exactly. Returns the output length or BFTNET_ELIMIT (nonce 2^64-1).
+ * ENCRYPT(k, n, ad, plaintext) is ChaChaPoly with Noise's nonce (§4.2),
+ * computed by aead.c. */
 static int noise_cipher_encrypt_ad(noise_cipher_t *c, const uint8_t *ad, size_t adlen,
                                    const uint8_t *in, size_t len, uint8_t *out) {
-  uint8_t npub[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
-
   if (!in) in = noise_empty;
   if (!c->has_k) {
     if (len) memmove(out, in, len);
@@ -96,9 +91,7 @@ static int noise_cipher_encrypt_ad(noise_cipher_t *c, const uint8_t *ad, size_t 
   }
   /* 2^64-1 is reserved for rekey (§5.1): refuse instead of wrapping. */
   if (c->n == UINT64_MAX) return BFTNET_ELIMIT;
-  noise_nonce(npub, c->n);
-  crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-      out, out + len, NULL, in, len, ad ? ad : noise_empty, adlen, NULL, npub, c->k);
+  bn_aead_seal(c->k, c->n, ad, adlen, in, len, out, out + len);
   c->n++;
   return (int)(len + BN_NOISE_TAG);
 }
@@ -109,7 +102,6 @@ static int noise_cipher_encrypt_ad(noise_cipher_t *c, const uint8_t *ad, size_t 
  * or BFTNET_ELIMIT. */
 static int noise_cipher_decrypt_ad(noise_cipher_t *c, const uint8_t *ad, size_t adlen,
                                    const uint8_t *in, size_t len, uint8_t *out) {
-  uint8_t npub[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
   size_t mlen;
 
   if (!c->has_k) {
@@ -119,12 +111,8 @@ static int noise_cipher_decrypt_ad(noise_cipher_t *c, const uint8_t *ad, size_t 
   if (len < BN_NOISE_TAG) return BFTNET_EPROTO;
   if (c->n == UINT64_MAX) return BFTNET_ELIMIT;
   mlen = len - BN_NOISE_TAG;
-  noise_nonce(npub, c->n);
-  if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-          out, NULL, in, mlen, in + mlen, ad ? ad : noise_empty, adlen, npub, c->k) != 0) {
-    if (mlen) sodium_memzero(out, mlen);
+  if (bn_aead_open(c->k, c->n, ad, adlen, in, mlen, in + mlen, out) != 0)
     return BFTNET_EDECRYPT;
-  }
   c->n++;
   return (int)mlen;
 }
