@@ -1091,8 +1091,11 @@ BFTNET_API int bftnet_broadcast(bftnet_t *b, const void *data, size_t len) {
   return rc;
 }
 
-/* One round-robin pass: at most one message per member per round, so a
- * chatty member cannot starve the others. */
+/* Round-robin passes over the members, starting one further each call:
+ * in a pass each member gives at most an equal share of what is still
+ * wanted (at least one), so a chatty member cannot starve the others, and a
+ * share is taken as one batch (the queue's counters move once). */
+#define RECV_SCAN_CHUNK 64
 static int recv_scan(bftnet_t *b, bftnet_msg_t *out, int max, bool *wake_loop) {
   ck_epoch_section_t sec;
   ck_epoch_record_t *r = epoch_enter(b, &sec);
@@ -1102,15 +1105,22 @@ static int recv_scan(bftnet_t *b, bftnet_msg_t *out, int max, bool *wake_loop) {
   if (s->n) {
     uint32_t start = ck_pr_faa_32(&b->rr, 1);
     bool progress = true;
+    rx_msg_t *batch[RECV_SCAN_CHUNK];
     while (got < max && progress) {
       progress = false;
+      size_t share = (size_t)(max - got) / s->n;
+      if (share < 1) share = 1;
+      if (share > RECV_SCAN_CHUNK) share = RECV_SCAN_CHUNK;
       for (size_t i = 0; i < s->n && got < max; i++) {
         mbr_t *m = s->m[(start + i) % s->n];
-        rx_msg_t *msg = rx_inq_pop_spmc(&m->inq);
-        if (!msg) continue;
+        size_t want = (size_t)(max - got) < share ? (size_t)(max - got) : share;
+        unsigned k = rx_inq_pop_batch_spmc(&m->inq, batch, (unsigned)want);
+        if (!k) continue;
         progress = true;
         if (ck_pr_load_int(&m->throttled)) *wake_loop = true;
-        out[got++] = (bftnet_msg_t){.from = msg->from, .data = msg->data, .len = msg->len, .priv = msg};
+        for (unsigned j = 0; j < k; j++)
+          out[got++] = (bftnet_msg_t){
+              .from = batch[j]->from, .data = batch[j]->data, .len = batch[j]->len, .priv = batch[j]};
       }
     }
   }

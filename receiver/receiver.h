@@ -88,10 +88,16 @@ typedef struct rx_inq {
   ck_ring_buffer_t *buf;
   uint32_t cap;            /* power of 2 */
   uint64_t max_bytes;
-  uint64_t bytes;          /* atomic: bytes in ring + overflow */
-  uint32_t count;          /* atomic: messages in ring + overflow */
   rx_msg_t *ovf_head, *ovf_tail; /* loop thread only */
-  uint64_t delivered;      /* atomic: popped by the application */
+  /* The depth is pushed - taken, in messages and in data bytes. Each side
+   * writes only its own counters, on its own cache line, so a message costs
+   * no shared read-modify-write; the consumers add a whole batch at once. */
+  char pad0[64];
+  uint64_t in_msgs, in_bytes; /* loop thread writes (atomic stores): all pushed */
+  char pad1[64];
+  uint64_t out_msgs, out_bytes; /* atomic adds by consumers: all taken */
+  uint64_t delivered;           /* atomic: taken, or handed to on_message */
+  char pad2[64];
 } rx_inq_t;
 
 int rx_inq_init(rx_inq_t *q, uint32_t cap, uint64_t max_bytes) BFTNET_WUR;
@@ -104,9 +110,13 @@ void rx_inq_push_spmc(rx_inq_t *q, rx_msg_t *m);
 void rx_inq_refill_spmc(rx_inq_t *q);
 /* Any application thread: the oldest message in the ring, or NULL. */
 rx_msg_t *rx_inq_pop_spmc(rx_inq_t *q);
+/* Any application thread: up to max oldest messages into out, in order;
+ * returns how many. The counters move once for the batch. */
+unsigned rx_inq_pop_batch_spmc(rx_inq_t *q, rx_msg_t **out, unsigned max);
 /* True while count >= cap - 1 or bytes >= max_bytes (stop crediting). */
 bool rx_inq_over(rx_inq_t *q);
-uint32_t rx_inq_depth(rx_inq_t *q);
+uint32_t rx_inq_depth(rx_inq_t *q);  /* messages in ring + overflow */
+uint64_t rx_inq_bytes(rx_inq_t *q);  /* their data bytes */
 
 /* ---------------------------------------------------- tentative buffer */
 /* A TentativeReceiver's memory: only the newest messages, bounded by count

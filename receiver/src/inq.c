@@ -8,9 +8,12 @@
  * the ring always holds older messages than the list; the list moves into
  * the ring from its head.
  *
- * Accounting: count and bytes (message data bytes) rise on push, before the
- * message is published, and fall on pop, after it is taken, so they never
- * underflow and return to zero once the queue is drained.
+ * Accounting: the loop counts messages and data bytes pushed (in_*) before
+ * it publishes them, consumers count what they took (out_*) after taking
+ * it; a reader loads out_* before in_*, so the depth in - out never
+ * underflows, and it returns to zero once the queue is drained. Each side
+ * writes only its own line (no shared read-modify-write per message: those
+ * were 10 % of a 128 B stream's CPU).
  *
  * ThreadSanitizer: ck_pr is inline assembly, which TSan cannot see, so the
  * ring's release (producer's p_tail store) / acquire (consumer's p_tail
@@ -80,8 +83,8 @@ static void rx_inq_ovf_append(rx_inq_t *q, rx_msg_t *m) {
 
 void rx_inq_push_spmc(rx_inq_t *q, rx_msg_t *m) {
   BN_ASSERT(m != NULL);
-  ck_pr_add_32(&q->count, 1);
-  ck_pr_add_64(&q->bytes, m->len);
+  ck_pr_store_64(&q->in_msgs, q->in_msgs + 1); /* only the loop writes them */
+  ck_pr_store_64(&q->in_bytes, q->in_bytes + m->len);
   if (q->ovf_head != NULL) {
     /* Behind the overflow, never ahead of it. */
     rx_inq_ovf_append(q, m);
@@ -104,25 +107,49 @@ void rx_inq_refill_spmc(rx_inq_t *q) {
   }
 }
 
+unsigned rx_inq_pop_batch_spmc(rx_inq_t *q, rx_msg_t **out, unsigned max) {
+  unsigned n = 0;
+  uint64_t bytes = 0;
+  while (n < max) {
+    rx_msg_t *m = NULL;
+    RX_TSAN_IGNORE_READS_BEGIN();
+    bool ok = ck_ring_dequeue_spmc(&q->ring, q->buf, &m);
+    RX_TSAN_IGNORE_READS_END();
+    if (!ok) break;
+    RX_TSAN_ACQUIRE(&q->ring);
+    bytes += m->len;
+    out[n++] = m;
+  }
+  if (n) {
+    ck_pr_add_64(&q->out_bytes, bytes);
+    ck_pr_add_64(&q->out_msgs, n);
+    ck_pr_add_64(&q->delivered, n);
+  }
+  return n;
+}
+
 rx_msg_t *rx_inq_pop_spmc(rx_inq_t *q) {
   rx_msg_t *m = NULL;
-  RX_TSAN_IGNORE_READS_BEGIN();
-  bool ok = ck_ring_dequeue_spmc(&q->ring, q->buf, &m);
-  RX_TSAN_IGNORE_READS_END();
-  if (!ok) return NULL;
-  RX_TSAN_ACQUIRE(&q->ring);
-  ck_pr_sub_64(&q->bytes, m->len);
-  ck_pr_sub_32(&q->count, 1);
-  ck_pr_inc_64(&q->delivered);
-  return m;
+  return rx_inq_pop_batch_spmc(q, &m, 1) ? m : NULL;
 }
 
 bool rx_inq_over(rx_inq_t *q) {
-  return ck_pr_load_32(&q->count) >= q->cap - 1 || ck_pr_load_64(&q->bytes) >= q->max_bytes;
+  uint64_t out_m = ck_pr_load_64(&q->out_msgs), out_b = ck_pr_load_64(&q->out_bytes);
+  ck_pr_fence_load();
+  return ck_pr_load_64(&q->in_msgs) - out_m >= q->cap - 1 ||
+         ck_pr_load_64(&q->in_bytes) - out_b >= q->max_bytes;
 }
 
 uint32_t rx_inq_depth(rx_inq_t *q) {
-  return ck_pr_load_32(&q->count);
+  uint64_t out_m = ck_pr_load_64(&q->out_msgs);
+  ck_pr_fence_load();
+  return (uint32_t)(ck_pr_load_64(&q->in_msgs) - out_m);
+}
+
+uint64_t rx_inq_bytes(rx_inq_t *q) {
+  uint64_t out_b = ck_pr_load_64(&q->out_bytes);
+  ck_pr_fence_load();
+  return ck_pr_load_64(&q->in_bytes) - out_b;
 }
 
 size_t rx_inq_destroy(rx_inq_t *q) {

@@ -1,8 +1,10 @@
 /* receiver_inq_mt_test.c — the inbound queue across threads: one loop-side
  * producer pushes N sequence-numbered messages (stopping at rx_inq_over
  * after one more "window", then refilling, as the Receiver does), three
- * application threads pop. Every message is seen exactly once, each
- * consumer sees strictly increasing sequence numbers, and the accounting
+ * application threads pop, one at a time or in batches of 1..8. Every
+ * message is seen exactly once, each consumer sees strictly increasing
+ * sequence numbers, the depth a consumer reads never underflows (it is
+ * pushed - taken, each side counting on its own), and the accounting
  * returns to zero. Runs under ThreadSanitizer (label "threads"). */
 #include <pthread.h>
 #include <sched.h>
@@ -27,20 +29,39 @@ typedef struct consumer {
   uint64_t bytes;
   int bad_order;
   uint32_t first_bad, prev_bad;
+  uint32_t max_depth; /* the largest depth this consumer read */
+  uint64_t batches;
 } consumer_t;
 
 static void *consumer_main(void *arg) {
   consumer_t *c = arg;
   shared_t *sh = c->sh;
   uint32_t prev = 0;
+  uint64_t rng = th_rng_init((uint64_t)(uintptr_t)c);
+  rx_msg_t *batch[8];
+  unsigned k = 0, at = 0;
   for (;;) {
-    bool done = atomic_load_explicit(&sh->done, memory_order_acquire);
-    rx_msg_t *m = rx_inq_pop_spmc(&sh->q);
-    if (m == NULL) {
-      if (done) break; /* done was set after the last push: the ring is empty for good */
-      sched_yield();
-      continue;
+    if (at == k) {
+      bool done = atomic_load_explicit(&sh->done, memory_order_acquire);
+      unsigned want = (unsigned)(th_rnd(&rng) % 9); /* 0: the single pop */
+      if (want == 0) {
+        batch[0] = rx_inq_pop_spmc(&sh->q);
+        k = batch[0] != NULL;
+      } else {
+        k = rx_inq_pop_batch_spmc(&sh->q, batch, want);
+        if (k > want) c->bad_order = 3;
+      }
+      at = 0;
+      uint32_t d = rx_inq_depth(&sh->q);
+      if (d > c->max_depth) c->max_depth = d;
+      if (k == 0) {
+        if (done) break; /* done was set after the last push: the ring is empty for good */
+        sched_yield();
+        continue;
+      }
+      c->batches++;
     }
+    rx_msg_t *m = batch[at++];
     uint32_t seq = bn_load_be32(m->data);
     if (seq <= prev && !c->bad_order) {
       c->bad_order = 1;
@@ -114,6 +135,11 @@ static void run(uint32_t n, uint32_t cap, uint64_t max_bytes, bool expect_overfl
   uint64_t popped = 0, bytes = 0;
   for (int i = 0; i < N_CONSUMERS; i++) {
     if (cons[i].bad_order == 2) fail_msg("consumer %d: wrong sender ID", i);
+    if (cons[i].bad_order == 3) fail_msg("consumer %d: a batch larger than asked", i);
+    /* cap - 1 in the ring, WINDOW + 1 more before the loop waits: an
+     * underflow would read as about 4e9 */
+    if (cons[i].max_depth > cap + WINDOW + 1)
+      fail_msg("consumer %d read a depth of %u (cap %u)", i, cons[i].max_depth, cap);
     if (cons[i].bad_order)
       fail_msg("consumer %d: seq %u after %u", i, cons[i].first_bad, cons[i].prev_bad);
     popped += cons[i].popped;
@@ -125,15 +151,17 @@ static void run(uint32_t n, uint32_t cap, uint64_t max_bytes, bool expect_overfl
   assert_int_equal(popped, n);
   assert_int_equal(bytes, pushed_bytes);
   assert_int_equal(rx_inq_depth(&sh.q), 0);
-  assert_int_equal(sh.q.count, 0);
-  assert_int_equal(sh.q.bytes, 0);
+  assert_int_equal(rx_inq_bytes(&sh.q), 0);
+  assert_int_equal(sh.q.out_msgs, n);
+  assert_int_equal(sh.q.out_bytes, pushed_bytes);
   assert_int_equal(sh.q.delivered, n);
   assert_null(sh.q.ovf_head);
   if (expect_overflow) assert_true(overflowed > 0); /* the overflow path was exercised */
   fprintf(stderr, "n=%u cap=%u: %llu pushes went to the overflow; per consumer:", n, cap,
           (unsigned long long)overflowed);
   for (int i = 0; i < N_CONSUMERS; i++)
-    fprintf(stderr, " %llu", (unsigned long long)cons[i].popped);
+    fprintf(stderr, " %llu in %llu takes", (unsigned long long)cons[i].popped,
+            (unsigned long long)cons[i].batches);
   fprintf(stderr, "\n");
   assert_int_equal(rx_inq_destroy(&sh.q), 0);
   free(sh.seen);

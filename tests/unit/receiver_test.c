@@ -347,6 +347,45 @@ static void test_inq_init_args(void **state) {
   assert_int_equal(rx_inq_destroy(&q), 0);
 }
 
+/* Batch takes: oldest first, never more than asked or than the ring holds
+ * (the overflow waits for a refill), and the counters move by the batch. */
+static void test_inq_batch_pop(void **state) {
+  (void)state;
+  rx_inq_t q;
+  rx_msg_t *out[16];
+  assert_ok(rx_inq_init(&q, 8, 1u << 20)); /* 7 ring slots */
+  assert_int_equal(rx_inq_pop_batch_spmc(&q, out, 16), 0);
+  for (uint32_t i = 1; i <= 10; i++)
+    rx_inq_push_spmc(&q, seq_msg(i, 4 + i));
+  assert_int_equal(rx_inq_depth(&q), 10);
+  assert_int_equal(rx_inq_bytes(&q), 10 * 4 + 55);
+  assert_int_equal(rx_inq_pop_batch_spmc(&q, out, 3), 3);
+  for (uint32_t i = 0; i < 3; i++) {
+    assert_int_equal(bn_load_be32(out[i]->data), i + 1);
+    rx_msg_free(out[i]);
+  }
+  assert_int_equal(rx_inq_depth(&q), 7);
+  assert_int_equal(rx_inq_bytes(&q), 10 * 4 + 55 - (5 + 6 + 7));
+  assert_int_equal(q.delivered, 3);
+  /* 4..7 in the ring, 8..10 in the overflow until a refill. */
+  assert_int_equal(rx_inq_pop_batch_spmc(&q, out, 16), 4);
+  for (uint32_t i = 0; i < 4; i++) {
+    assert_int_equal(bn_load_be32(out[i]->data), i + 4);
+    rx_msg_free(out[i]);
+  }
+  assert_int_equal(rx_inq_pop_batch_spmc(&q, out, 16), 0);
+  rx_inq_refill_spmc(&q);
+  assert_int_equal(rx_inq_pop_batch_spmc(&q, out, 16), 3);
+  for (uint32_t i = 0; i < 3; i++) {
+    assert_int_equal(bn_load_be32(out[i]->data), i + 8);
+    rx_msg_free(out[i]);
+  }
+  assert_int_equal(rx_inq_depth(&q), 0);
+  assert_int_equal(rx_inq_bytes(&q), 0);
+  assert_int_equal(q.delivered, 10);
+  assert_int_equal(rx_inq_destroy(&q), 0);
+}
+
 static void test_inq_fifo_across_overflow(void **state) {
   (void)state;
   rx_inq_t q;
@@ -372,7 +411,7 @@ static void test_inq_fifo_across_overflow(void **state) {
     assert_int_equal(pop_seq(&q), i);
   assert_null(rx_inq_pop_spmc(&q));
   assert_int_equal(rx_inq_depth(&q), 0);
-  assert_int_equal(q.bytes, 0);
+  assert_int_equal(rx_inq_bytes(&q), 0);
   assert_int_equal(q.delivered, 7);
 
   /* A long interleaving against a model: pushes, pops and refills at random. */
@@ -405,7 +444,7 @@ static void test_inq_fifo_across_overflow(void **state) {
   }
   assert_int_equal(next_pop, next_push);
   assert_int_equal(rx_inq_depth(&q), 0);
-  assert_int_equal(q.bytes, 0);
+  assert_int_equal(rx_inq_bytes(&q), 0);
   assert_int_equal(rx_inq_destroy(&q), 0);
 }
 
@@ -441,16 +480,16 @@ static void test_inq_over_by_bytes(void **state) {
   rx_inq_push_spmc(&q, seq_msg(1, 60));
   assert_false(rx_inq_over(&q));
   rx_inq_push_spmc(&q, seq_msg(2, 39));
-  assert_int_equal(q.bytes, 99);
+  assert_int_equal(rx_inq_bytes(&q), 99);
   assert_false(rx_inq_over(&q));
   rx_inq_push_spmc(&q, seq_msg(3, 4));
-  assert_int_equal(q.bytes, 103);
+  assert_int_equal(rx_inq_bytes(&q), 103);
   assert_true(rx_inq_over(&q));
   assert_int_equal(pop_seq(&q), 1);
-  assert_int_equal(q.bytes, 43);
+  assert_int_equal(rx_inq_bytes(&q), 43);
   assert_false(rx_inq_over(&q));
   rx_inq_push_spmc(&q, seq_msg(4, 57));
-  assert_int_equal(q.bytes, 100);
+  assert_int_equal(rx_inq_bytes(&q), 100);
   assert_true(rx_inq_over(&q)); /* bytes >= max_bytes */
   assert_int_equal(rx_inq_destroy(&q), 3);
 }
@@ -585,6 +624,7 @@ int main(void) {
       cmocka_unit_test(test_deframer_free_partial),
       cmocka_unit_test(test_inq_init_args),
       cmocka_unit_test(test_inq_fifo_across_overflow),
+      cmocka_unit_test(test_inq_batch_pop),
       cmocka_unit_test(test_inq_over_by_count),
       cmocka_unit_test(test_inq_over_by_bytes),
       cmocka_unit_test(test_inq_destroy_frees_all),
