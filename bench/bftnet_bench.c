@@ -48,17 +48,17 @@
 #define A2A_SIZE     128
 #define SOAK_SIZE    1024
 #define POOL_CACHE   (4.0 * 1024 * 1024) /* BFTNET_POOL_CACHE: freed buffers a node keeps */
-#define MSG_OVERHEAD 56 /* per small queued message: 8 B header, the pool's 16 B header,
-                           malloc's chunk and rounding, the ring slot */
+#define MSG_OVERHEAD 56 /* per queued message over 64 KiB: 8 B header, the pool's 16 B
+                           header, malloc's chunk and rounding, the ring slot */
 
 /* What one queued message of `size` bytes costs at most: its 8 B header and
  * the buffer pool's 16 B one, rounded up to the pool's size class (core/
- * pool.h: 1 KiB, then eight per doubling up to 64 KiB) or, outside that
- * range, malloc's chunk and rounding; plus the ring slot. */
+ * pool.h: 64 B steps up to 1 KiB, then eight per doubling up to 64 KiB) or,
+ * beyond that, malloc's chunk and rounding; plus the ring slot. */
 static double msg_footprint(size_t size) {
   size_t total = size + 8 + 16;
-  if (total <= 512 || total > 64 * 1024) return (double)(size + MSG_OVERHEAD);
-  size_t cls = 1024;
+  if (total > 64 * 1024) return (double)(size + MSG_OVERHEAD);
+  size_t cls = (total + 63) / 64 * 64;
   if (total > 1024) {
     size_t b = 1024;
     while (2 * b < total) b *= 2;
@@ -635,9 +635,10 @@ static void report_memory(const opts_t *o, json_t *root) {
   bftnet_config_init(&cfg);
   double fixed = SOAK.ok ? SOAK.rss_setup - SOAK.rss_start : NAN;
   json_t *bounds = json_array();
-  printf("\nMemory for a dead peer: ring_capacity x message footprint (size + %d B below 512 B;\n"
-         "1 KiB..64 KiB: the buffer pool's size class, <= 12.5 %% over) + retransmit window (yamux_window)\n"
-         "+ fixed + the node's buffer cache (4 MiB, once per node).\n",
+  printf("\nMemory for a dead peer: ring_capacity x message footprint (up to 64 KiB: the buffer\n"
+         "pool's size class, 64 B steps to 1 KiB then <= 12.5 %% over, + the 8 B ring slot; size + %d B\n"
+         "above) + retransmit window (yamux_window) + fixed + the node's buffer cache (4 MiB, once per\n"
+         "node).\n",
          MSG_OVERHEAD);
   printf("Defaults: ring_capacity %u, yamux_window %.1f MiB; fixed (one node, measured: RSS after "
          "bftnet_new,\n"

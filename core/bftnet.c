@@ -143,8 +143,12 @@ static void loop_thread(void *arg) {
   sigemptyset(&set);
   sigaddset(&set, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
+  /* This thread frees every sent message: batch those frees (pool.h). If
+   * that fails, frees are simply not batched. */
+  (void)bn_pool_defer_begin(b->pool);
   if (b->cfg.busy_poll_us == 0) {
     uv_run(b->loop, UV_RUN_DEFAULT);
+    bn_pool_defer_end();
     return;
   }
   /* Busy polling: after a turn that had work, poll without sleeping
@@ -166,6 +170,7 @@ static void loop_thread(void *arg) {
       sched_yield();
     }
   }
+  bn_pool_defer_end();
 }
 
 BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {

@@ -20,7 +20,9 @@
 #include "pool.h"
 
 #define POOL_STEPS 8 /* classes per doubling above 1 KiB: at most 12.5 % wasted */
-#define POOL_CLASSES (1 + 6 * POOL_STEPS) /* 1 KiB, then up to 64 KiB */
+#define POOL_SMALL 16 /* 64 B steps up to 1 KiB */
+#define POOL_CLASSES (POOL_SMALL + 6 * POOL_STEPS) /* 64 B .. 1 KiB, then up to 64 KiB */
+#define POOL_DEFER_MAX 64 /* buffers a thread holds back before it gives them back */
 
 /* ck_pr is inline assembly on x86-64: TSan sees neither the spinlock nor
  * the CAS that publishes a pushed entry. The lock is annotated as one, and
@@ -61,26 +63,36 @@ struct bn_pool {
 /* The class of a buffer of total size s (header included), or -1 beyond
  * BN_POOL_MAX; *size is the class's size. */
 static int pool_class(size_t s, size_t *size) {
-  if (s <= BN_POOL_MIN / 2) return -1; /* small: malloc's own caches do well */
   if (s > BN_POOL_MAX) return -1;
   if (s <= BN_POOL_MIN) {
-    *size = BN_POOL_MIN;
-    return 0;
+    size_t k = (s + 63) / 64; /* 1..16 */
+    if (k == 0) k = 1;
+    *size = k * 64;
+    return (int)k - 1;
   }
   unsigned e = 63u - (unsigned)__builtin_clzll((unsigned long long)(s - 1)); /* 2^e < s <= 2^(e+1) */
   size_t base = (size_t)1 << e, step = base / POOL_STEPS;
   size_t k = (s - base + step - 1) / step; /* 1..POOL_STEPS */
   *size = base + k * step;
-  return (int)((e - 10) * POOL_STEPS + k);
+  return (int)(POOL_SMALL - 1 + (e - 10) * POOL_STEPS + k);
 }
 
-/* The inverse: c + 3 = (e - 9) * 4 + (k - 1). */
 static size_t class_size(uint32_t c) {
-  if (c == 0) return BN_POOL_MIN;
-  size_t q = c - 1, e = 10 + q / POOL_STEPS, k = q % POOL_STEPS + 1;
+  if (c < POOL_SMALL) return (size_t)(c + 1) * 64;
+  size_t q = c - POOL_SMALL, e = 10 + q / POOL_STEPS, k = q % POOL_STEPS + 1;
   size_t b = (size_t)1 << e;
   return b + k * (b / POOL_STEPS);
 }
+
+/* A thread's held-back frees (bn_pool_defer_begin): per class a chain,
+ * given back with one CAS per class and one update of each counter. */
+typedef struct pool_defer {
+  bn_pool_t *pool;
+  ck_stack_entry_t *head[POOL_CLASSES], *tail[POOL_CLASSES];
+  uint64_t bytes;
+  uint32_t count;
+} pool_defer_t;
+static _Thread_local pool_defer_t *tl_defer;
 
 bn_pool_t *bn_pool_new(size_t cache_max) {
   bn_pool_t *p = aligned_alloc(CK_MD_CACHELINE, (sizeof *p + CK_MD_CACHELINE - 1) / CK_MD_CACHELINE *
@@ -103,11 +115,12 @@ static void free_chain(ck_stack_entry_t *e) {
   }
 }
 
-static void pool_put(bn_pool_t *p) {
+/* Drops n references. */
+static void pool_put_n(bn_pool_t *p, uint32_t n) {
   /* acq_rel: every buffer's last use happens before the pool is freed */
   ck_pr_fence_release();
   BN_TSAN_RELEASE(p);
-  if (ck_pr_faa_32(&p->refs, UINT32_MAX) != 1) return;
+  if (ck_pr_faa_32(&p->refs, (uint32_t)0 - n) != n) return;
   ck_pr_fence_acquire();
   BN_TSAN_ACQUIRE(p);
   for (int i = 0; i < POOL_CLASSES; i++) {
@@ -115,6 +128,10 @@ static void pool_put(bn_pool_t *p) {
     free_chain(ck_stack_batch_pop_upmc(&p->cls[i].freed));
   }
   free(p);
+}
+
+static void pool_put(bn_pool_t *p) {
+  pool_put_n(p, 1);
 }
 
 void bn_pool_close(bn_pool_t *p) {
@@ -160,6 +177,67 @@ void *bn_pool_alloc(bn_pool_t *p, size_t n) {
   return h + 1;
 }
 
+/* ck_stack_push_upmc for a chain first..last (same protocol: the chain's
+ * links are written before the CAS publishes it). */
+static void stack_push_chain(ck_stack_t *s, ck_stack_entry_t *first, ck_stack_entry_t *last) {
+  ck_stack_entry_t *head = ck_pr_load_ptr(&s->head);
+  last->next = head;
+  ck_pr_fence_store();
+  while (!ck_pr_cas_ptr_value(&s->head, head, first, &head)) {
+    last->next = head;
+    ck_pr_fence_store();
+  }
+}
+
+static void defer_flush(pool_defer_t *d) {
+  bn_pool_t *p = d->pool;
+  if (!d->count) return;
+  bool keep = false;
+  if (!ck_pr_load_int(&p->closed)) {
+    uint64_t old = ck_pr_faa_64(&p->cached, d->bytes);
+    keep = old + d->bytes <= p->cache_max;
+    if (!keep) ck_pr_sub_64(&p->cached, d->bytes);
+  }
+  for (int c = 0; c < POOL_CLASSES; c++) {
+    if (!d->head[c]) continue;
+    if (keep) {
+      POOL_TSAN_IGNORE_BEGIN();
+      stack_push_chain(&p->cls[c].freed, d->head[c], d->tail[c]);
+      POOL_TSAN_IGNORE_END();
+    } else {
+      free_chain(d->head[c]);
+    }
+    d->head[c] = d->tail[c] = NULL;
+  }
+  uint32_t n = d->count;
+  d->count = 0;
+  d->bytes = 0;
+  pool_put_n(p, n);
+}
+
+int bn_pool_defer_begin(bn_pool_t *p) {
+  if (!p || tl_defer) return BFTNET_EINVAL;
+  pool_defer_t *d = calloc(1, sizeof *d);
+  if (!d) return BFTNET_ENOMEM;
+  ck_pr_inc_32(&p->refs); /* the pool outlives d->pool */
+  d->pool = p;
+  tl_defer = d;
+  return 0;
+}
+
+void bn_pool_defer_flush(void) {
+  if (tl_defer) defer_flush(tl_defer);
+}
+
+void bn_pool_defer_end(void) {
+  pool_defer_t *d = tl_defer;
+  if (!d) return;
+  tl_defer = NULL;
+  defer_flush(d);
+  pool_put(d->pool);
+  free(d);
+}
+
 void bn_pool_free(void *mem) {
   if (!mem) return;
   pool_hdr_t *h = (pool_hdr_t *)mem - 1;
@@ -169,6 +247,17 @@ void bn_pool_free(void *mem) {
     return;
   }
   size_t size = class_size(h->cls);
+  pool_defer_t *d = tl_defer;
+  if (d && d->pool == p) {
+    ck_stack_entry_t *e = mem, *next = d->head[h->cls];
+    e->next = next;
+    if (!next) d->tail[h->cls] = e;
+    d->head[h->cls] = e;
+    BN_TSAN_RELEASE(e); /* after this thread's last touch of e (its link) */
+    d->bytes += size;
+    if (++d->count >= POOL_DEFER_MAX) defer_flush(d);
+    return;
+  }
   bool keep = false;
   if (!ck_pr_load_int(&p->closed)) {
     uint64_t old = ck_pr_faa_64(&p->cached, size);

@@ -9,9 +9,12 @@
  * allocation, which cost 10-13 % of a 16 KiB stream's CPU in page faults and
  * zeroing; tuning it (mallopt) is the application's call, not a library's.
  *
- * Buffers over 512 B up to 64 KiB (BN_POOL_MAX), header included, come in 49
- * size classes: 1 KiB, then eight per doubling (so at most 12.5 % is wasted
- * above 1 KiB: a 16 KiB message takes 18 KiB); other sizes are plain malloc.
+ * Buffers up to 64 KiB (BN_POOL_MAX), header included, come in 64 size
+ * classes: 64 B steps up to 1 KiB, then eight per doubling (so at most
+ * 12.5 % is wasted above 1 KiB: a 16 KiB message takes 18 KiB); larger ones
+ * are plain malloc. Small buffers are pooled too: freed on the loop thread
+ * and malloc'd on the application's, they kept glibc's arena lock contended
+ * (futex waits were 7 % of a 128 B stream's CPU).
  * A freed buffer goes back on its class's lock-free stack (ck_stack, the
  * ABA-safe MPMC form) while the pool caches at most cache_max bytes; beyond
  * that it is freed. Any thread may allocate and free.
@@ -41,6 +44,18 @@ void bn_pool_close(bn_pool_t *p);
 void *bn_pool_alloc(bn_pool_t *p, size_t n);
 /* mem from bn_pool_alloc (any pool, any thread), or NULL. */
 void bn_pool_free(void *mem);
+/* The calling thread holds back its frees of p's buffers and gives them
+ * back POOL_DEFER_MAX (64) at a time: one CAS per size class and one update
+ * of each counter instead of three atomic operations per buffer. For the
+ * thread that frees most of a pool's buffers (the loop thread frees every
+ * sent message). At most one pool per thread; BFTNET_EINVAL if the thread
+ * already defers, BFTNET_ENOMEM. */
+int bn_pool_defer_begin(bn_pool_t *p);
+/* Gives back what the calling thread holds (nothing if it does not defer). */
+void bn_pool_defer_flush(void);
+/* Gives back what it holds and stops deferring; call before the thread
+ * exits. A no-op if the thread does not defer. */
+void bn_pool_defer_end(void);
 /* Bytes cached now (approximate while other threads use the pool). */
 size_t bn_pool_cached(const bn_pool_t *p);
 

@@ -115,7 +115,9 @@ rx_msg_t *rx_inq_pop_spmc(rx_inq_t *q);
 unsigned rx_inq_pop_batch_spmc(rx_inq_t *q, rx_msg_t **out, unsigned max);
 /* True while count >= cap - 1 or bytes >= max_bytes (stop crediting). */
 bool rx_inq_over(rx_inq_t *q);
-uint32_t rx_inq_depth(rx_inq_t *q);  /* messages in ring + overflow */
+/* Messages in ring + overflow. Exact on the loop thread; elsewhere it may
+ * overestimate (pushes and takes between its two loads), never underflow. */
+uint32_t rx_inq_depth(rx_inq_t *q);
 uint64_t rx_inq_bytes(rx_inq_t *q);  /* their data bytes */
 
 /* ---------------------------------------------------- tentative buffer */

@@ -98,12 +98,12 @@ static long mallocs(void) {
 /* -------------------------------------------------------------- helpers */
 
 /* The class a buffer of n bytes should get, from pool.h's description
- * alone: header included, sizes over 512 B up to 64 KiB come in 49 classes:
- * 1 KiB, then eight per doubling; 0 for plain malloc. */
+ * alone: header included, sizes up to 64 KiB come in 64 classes: 64 B steps
+ * up to 1 KiB, then eight per doubling; 0 for plain malloc. */
 static size_t want_class(size_t n) {
   size_t total = n + BN_POOL_HDR;
-  if (total <= 512 || total > BN_POOL_MAX) return 0;
-  if (total <= 1024) return 1024;
+  if (total > BN_POOL_MAX) return 0;
+  if (total <= 1024) return (total + 63) / 64 * 64;
   for (size_t b = 1024; b < BN_POOL_MAX; b *= 2)
     for (size_t k = 1; k <= 8; k++)
       if (b + k * (b / 8) >= total) return b + k * (b / 8);
@@ -131,16 +131,16 @@ static void assert_aligned(const void *p) {
 #define SWEEP_MAX (BN_POOL_MAX + 100u)
 
 /* The n swept: every n up to 2 KiB, every n within 40 of each class
- * boundary (and of 512 and BN_POOL_MAX, header included), every 37th
+ * boundary (64 B steps up to 1 KiB, and BN_POOL_MAX, header included), every 37th
  * elsewhere. */
 static bool *sweep_set(void) {
   bool *on = calloc(SWEEP_MAX + 1, 1);
   assert_non_null(on);
   for (size_t n = 0; n <= SWEEP_MAX; n++)
     on[n] = n <= 2048 || n % 37 == 0;
-  size_t edges[64], ne = 0;
-  edges[ne++] = 512;
-  edges[ne++] = 1024;
+  size_t edges[80], ne = 0;
+  for (size_t k = 1; k <= 16; k++)
+    edges[ne++] = 64 * k;
   for (size_t b = 1024; b < BN_POOL_MAX; b *= 2)
     for (size_t k = 1; k <= 8; k++)
       edges[ne++] = b + k * (b / 8);
@@ -220,13 +220,14 @@ static void test_size_classes(void **state) {
       bn_pool_free(c);
     }
   }
-  /* 1 KiB plus eight per doubling up to 64 KiB, each seen. */
-  assert_int_equal(n_classes, 49);
-  assert_int_equal(classes_seen[0], 1024);
-  assert_int_equal(classes_seen[48], BN_POOL_MAX);
+  /* 64 B steps up to 1 KiB plus eight per doubling up to 64 KiB, each seen. */
+  assert_int_equal(n_classes, 64);
+  assert_int_equal(classes_seen[0], 64);
+  assert_int_equal(classes_seen[15], 1024);
+  assert_int_equal(classes_seen[63], BN_POOL_MAX);
   for (size_t i = 0; i < n_classes; i++)
     assert_int_equal(classes_seen[i], want_class(classes_seen[i] - BN_POOL_HDR));
-  fprintf(stderr, "size classes: %zu sizes swept, 49 classes\n", swept);
+  fprintf(stderr, "size classes: %zu sizes swept, 64 classes\n", swept);
   free(on);
   bn_pool_close(p); /* frees what is cached, and the pool */
   assert_int_equal(live(), live0);
@@ -304,7 +305,7 @@ static void test_cache_cap(void **state) {
   assert_non_null(p);
   b[0] = bn_pool_alloc(p, 2000);
   b[1] = bn_pool_alloc(p, 2000);
-  b[2] = bn_pool_alloc(p, 100); /* plain: never counts */
+  b[2] = bn_pool_alloc(p, BN_POOL_MAX); /* plain (over the largest class): never counts */
   bn_pool_free(b[2]);
   bn_pool_free(b[0]);
   assert_int_equal(bn_pool_cached(p), 2048);
@@ -424,6 +425,75 @@ static void test_lifetime(void **state) {
   assert_int_equal(bn_pool_cached(p1), want_class(5000));
   bn_pool_close(p1);
   bn_pool_free(y);
+  assert_int_equal(live(), live0);
+}
+
+/* A thread that defers its frees: they reach the cache only in batches of
+ * 64 or on a flush, other pools' buffers are not held back, the cap still
+ * holds, and the pool outlives its close while a thread holds its buffers. */
+static void test_defer(void **state) {
+  (void)state;
+  long live0 = live();
+  enum { N = 64 }; /* POOL_DEFER_MAX */
+  bn_pool_t *p = bn_pool_new(1u << 20), *q = bn_pool_new(1u << 20);
+  assert_non_null(p);
+  assert_non_null(q);
+  assert_err(bn_pool_defer_begin(NULL), BFTNET_EINVAL);
+  bn_pool_defer_flush(); /* not deferring: nothing happens */
+  bn_pool_defer_end();
+  assert_ok(bn_pool_defer_begin(p));
+  assert_err(bn_pool_defer_begin(q), BFTNET_EINVAL); /* one pool per thread */
+
+  void *b[N + 1];
+  for (int i = 0; i <= N; i++)
+    b[i] = bn_pool_alloc(p, i % 2 ? 100 : 3000); /* two classes: 128 and 3072 */
+  for (int i = 0; i < N - 1; i++)
+    bn_pool_free(b[i]);
+  assert_int_equal(bn_pool_cached(p), 0); /* held back */
+  void *other = bn_pool_alloc(q, 100);
+  bn_pool_free(other); /* another pool: at once */
+  assert_int_equal(bn_pool_cached(q), want_class(100));
+  bn_pool_free(b[N - 1]); /* the 64th: the batch goes back */
+  size_t all = (size_t)(N / 2) * (want_class(100) + want_class(3000));
+  assert_int_equal(bn_pool_cached(p), all);
+  /* They are reused, newest first within a class, without malloc. */
+  long m0 = mallocs();
+  void *r = bn_pool_alloc(p, 100);
+  assert_true(r == b[N - 1] || r == b[N - 3]);
+  assert_int_equal(mallocs(), m0);
+  bn_pool_free(r);
+  bn_pool_defer_flush();
+  assert_int_equal(bn_pool_cached(p), all);
+  bn_pool_free(b[N]);
+  bn_pool_defer_flush();
+  assert_int_equal(bn_pool_cached(p), all + want_class(3000));
+
+  /* Closed while this thread holds buffers: it lives until they are given
+   * back, and then everything is freed. */
+  void *x = bn_pool_alloc(p, 5000), *y = bn_pool_alloc(p, 5000);
+  bn_pool_free(x);
+  bn_pool_close(p);
+  assert_true(live() > live0);
+  bn_pool_free(y);
+  bn_pool_defer_end();
+  bn_pool_defer_end(); /* again: a no-op */
+  bn_pool_close(q);
+  assert_int_equal(live(), live0);
+
+  /* Over the cap: the flush frees the batch instead of caching it. */
+  p = bn_pool_new(4096);
+  assert_non_null(p);
+  assert_ok(bn_pool_defer_begin(p));
+  void *c[3];
+  for (int i = 0; i < 3; i++)
+    c[i] = bn_pool_alloc(p, 2000);
+  for (int i = 0; i < 3; i++)
+    bn_pool_free(c[i]);
+  bn_pool_defer_flush();
+  assert_int_equal(bn_pool_cached(p), 0); /* 3 x 2048 > 4096 */
+  assert_int_equal(live(), live0 + 2); /* just the pool and this thread's defer record */
+  bn_pool_defer_end();
+  bn_pool_close(p);
   assert_int_equal(live(), live0);
 }
 
@@ -635,6 +705,11 @@ static void *mt_main(void *arg) {
   uint8_t *keep[MT_KEEP] = {0};
   uint8_t *pending = NULL;
   bool producing = true;
+  /* Thread 0 holds back its frees, as the loop thread does. */
+  if (t->id == 0 && bn_pool_defer_begin(sh->pool) != 0) {
+    snprintf(t->why, sizeof(t->why), "thread 0: bn_pool_defer_begin failed");
+    t->bad++;
+  }
   for (uint64_t iter = 0;; iter++) {
     if (producing && pending == NULL) {
       if (t->produced >= MT_MSGS_PER_THREAD || ((iter & 63) == 0 && now_ns() >= sh->deadline_ns)) {
@@ -687,6 +762,7 @@ static void *mt_main(void *arg) {
     bn_pool_free(keep[k]);
     t->kept_after_close++;
   }
+  bn_pool_defer_end(); /* thread 0: gives back (frees: closed) what it held */
   return NULL;
 }
 
@@ -747,6 +823,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_size_classes), cmocka_unit_test(test_reuse_lifo),
       cmocka_unit_test(test_cache_cap),    cmocka_unit_test(test_lifetime),
+      cmocka_unit_test(test_defer),
       cmocka_unit_test(test_null_pool),    cmocka_unit_test(test_alloc_failure),
   };
   const struct CMUnitTest mt_tests[] = {
