@@ -582,7 +582,8 @@ static void report_bcast(const opts_t *o, json_t *root) {
          pr = MED(BC, o->rounds, proc_ratio);
   printf("\nBroadcast, 128 B, one node and 6 peers (default ring 4096), CPU per call:\n\n");
   printf(
-      "  calling thread:  bftnet_send %.0f ns   bftnet_broadcast (6 peers) %.0f ns   ratio %.2f\n",
+      "  calling thread:  bftnet_send %.0f ns   bftnet_broadcast (6 peers) %.0f ns   ratio %.2f (the median of\n"
+      "                   each round's ratio)\n",
       s, b, ratio);
   printf("  sender process, until flushed (framing, Noise, writes for every copy):\n"
          "                   bftnet_send %.0f ns   bftnet_broadcast (6 peers) %.0f ns   ratio %.2f "

@@ -85,6 +85,7 @@ typedef struct mbr {
 typedef struct msnap {
   size_t n;
   mbr_t **m; /* sorted by node_id */
+  uint64_t ver; /* 1, 2, ...: broadcasts carry it (the log skips them for later members) */
   char self_id[BFTNET_NODE_ID_MAX];
 } msnap_t;
 
@@ -118,7 +119,9 @@ struct bftnet {
   net_t *net;
   ml_node_t *ml;    /* logical streams (migration) */
   bn_counters_t counters;
-  bn_pool_t *pool;  /* message buffers of 1..64 KiB, both directions */
+  bn_pool_t *pool;  /* message buffers up to 64 KiB, both directions */
+  disp_blog_t blog; /* bftnet_broadcast's messages, once for every member */
+  uint64_t snap_ver; /* loop: the last snapshot's version */
   uint64_t serial;  /* this node's unique number (epoch record caches) */
   uint64_t activity; /* loop thread only: counts wakes and reads (busy polling) */
   int stopped;      /* atomic */

@@ -851,6 +851,7 @@ static int snap_publish(bftnet_t *b, mbr_t **live, size_t n, const char *self_id
   s->n = n;
   if (n) qsort(s->m, n, sizeof *s->m, mbr_ptr_cmp);
   snprintf(s->self_id, sizeof s->self_id, "%s", self_id);
+  s->ver = ++b->snap_ver; /* run_connect gave members new in it this version */
   msnap_t *old = b->snap;
   BN_TSAN_RELEASE(s);
   ck_pr_fence_store();
@@ -911,6 +912,9 @@ void run_connect(bftnet_t *b, cmd_t *c) {
         rc = BFTNET_ENOMEM;
         continue;
       }
+      /* Broadcasts from here on that were addressed to the snapshot about
+       * to be published (the next version) or a later one are its. */
+      disp_framer_attach_blog(&m->framer, &b->blog, disp_blog_head(&b->blog), b->snap_ver + 1);
       live[nlive++] = m;
       fresh[nfresh++] = m;
     } else if (x->kind == MB_ADDRS_CHANGED && m) {
@@ -930,7 +934,8 @@ void run_connect(bftnet_t *b, cmd_t *c) {
   }
   for (size_t i = 0; i < ngone; i++) {
     /* Its stats die with it: the node keeps the count of what it released. */
-    bn_counter_add(&b->counters, BFTNET_COUNTER_DROPPED_REMOVED, disp_ring_depth(&gone[i]->ring));
+    bn_counter_add(&b->counters, BFTNET_COUNTER_DROPPED_REMOVED,
+                   disp_ring_depth(&gone[i]->ring) + disp_framer_backlog(&gone[i]->framer));
     bn_counter_add(&b->counters, BFTNET_COUNTER_ABORTED_REMOVED, ck_pr_load_64(&gone[i]->aborted));
     mbr_free(gone[i]);
   }
@@ -947,6 +952,29 @@ void run_connect(bftnet_t *b, cmd_t *c) {
   cmd_complete(b, c, rc);
 }
 
+/* Loop thread: frees the broadcast log's entries every member has passed.
+ * When the log is seven-eighths full, members more than ring_capacity
+ * behind (never connected, never reading) are moved on: they lose their
+ * oldest broadcasts, counted as dropped, as a full ring drops its oldest.
+ * Until then a full log makes bftnet_broadcast fall back to the rings. */
+static void blog_advance(bftnet_t *b) {
+  msnap_t *s = b->snap;
+  disp_blog_t *l = &b->blog;
+  uint64_t h = disp_blog_head(l), lo = h;
+  for (size_t i = 0; i < s->n; i++) {
+    disp_framer_blog_skip_foreign(&s->m[i]->framer);
+    lo = BN_MIN(lo, s->m[i]->framer.bcur);
+  }
+  if (h - lo > l->cap - l->cap / 8) {
+    lo = h;
+    for (size_t i = 0; i < s->n; i++) {
+      disp_framer_blog_trim(&s->m[i]->framer, b->cfg.ring_capacity);
+      lo = BN_MIN(lo, s->m[i]->framer.bcur);
+    }
+  }
+  disp_blog_release_to(l, lo);
+}
+
 /* uv_async: sends queued messages, pops freed queue room. */
 void members_on_wake(uv_async_t *h) {
   bftnet_t *b = h->data;
@@ -954,13 +982,17 @@ void members_on_wake(uv_async_t *h) {
   msnap_t *s = b->snap;
   for (size_t i = 0; i < s->n; i++) {
     mbr_t *m = s->m[i];
-    if (disp_ring_depth(&m->ring) || m->framer.cur || m->framer.held_len) mbr_drain(m);
-    else mbr_account(m);
+    if (disp_ring_depth(&m->ring) || m->framer.cur || m->framer.held_len ||
+        disp_framer_backlog(&m->framer))
+      mbr_drain(m);
+    else
+      mbr_account(m);
     if (ck_pr_load_int(&m->throttled)) {
       rx_inq_refill_spmc(&m->inq);
       mbr_credit(m);
     }
   }
+  blog_advance(b);
 }
 
 int members_init(bftnet_t *b) {
@@ -970,6 +1002,11 @@ int members_init(bftnet_t *b) {
   if (!b->snap) return BFTNET_ENOMEM;
   b->pool = bn_pool_new(BFTNET_POOL_CACHE);
   if (!b->pool) return BFTNET_ENOMEM;
+  /* Twice a member's ring: a member that falls behind keeps the newest
+   * ring_capacity broadcasts, as its ring keeps the newest sends. */
+  uint32_t bcap = b->cfg.ring_capacity <= (1u << 23) ? 2 * b->cfg.ring_capacity : (1u << 24);
+  int brc = disp_blog_init(&b->blog, bcap);
+  if (brc) return brc;
   int src = node_serial_add(b);
   if (src) return src;
   b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -1022,6 +1059,7 @@ void members_destroy(bftnet_t *b) {
   b->recs = NULL;
   if (b->efd >= 0) close(b->efd);
   b->efd = -1;
+  disp_blog_destroy(&b->blog); /* after every framer let go of its entries */
   bn_pool_close(b->pool); /* lives on while the application holds messages */
   b->pool = NULL;
 }
@@ -1063,8 +1101,12 @@ BFTNET_API int bftnet_send(bftnet_t *b, const char *node_id, const void *data, s
     rc = strcmp(node_id, s->self_id) == 0 ? BFTNET_EINVAL : BFTNET_ENOTFOUND;
   } else {
     disp_msg_t *msg = disp_msg_new(b->pool, data, len, 1);
-    if (!msg) rc = BFTNET_ENOMEM;
-    else disp_ring_push_mpmc(&m->ring, msg);
+    if (!msg) {
+      rc = BFTNET_ENOMEM;
+    } else {
+      msg->bseq = disp_blog_head(&b->blog); /* broadcasts before this one go first */
+      disp_ring_push_mpmc(&m->ring, msg);
+    }
   }
   epoch_exit(b, r, &sec);
   if (rc == 0) uv_async_send(&b->wake);
@@ -1081,10 +1123,16 @@ BFTNET_API int bftnet_broadcast(bftnet_t *b, const void *data, size_t len) {
   msnap_t *s = snap_load(b);
   int rc = (int)s->n;
   if (s->n) {
-    disp_msg_t *msg = disp_msg_new(b->pool, data, len, (uint32_t)s->n); /* one buffer, shared */
-    if (!msg) rc = BFTNET_ENOMEM;
-    else
+    disp_msg_t *msg = disp_msg_new(b->pool, data, len, 1); /* one buffer, shared */
+    if (!msg) {
+      rc = BFTNET_ENOMEM;
+    } else if (!disp_blog_push(&b->blog, msg, s->ver)) {
+      /* The log is full (the loop has not caught up): into every ring, in
+       * order behind the log's entries. Nobody else holds msg yet. */
+      msg->refs = (uint32_t)s->n;
+      msg->bseq = disp_blog_head(&b->blog);
       for (size_t i = 0; i < s->n; i++) disp_ring_push_mpmc(&s->m[i]->ring, msg);
+    }
   }
   epoch_exit(b, r, &sec);
   if (rc > 0) uv_async_send(&b->wake);
@@ -1191,17 +1239,19 @@ BFTNET_API int bftnet_peer_stats(bftnet_t *b, const char *node_id, bftnet_peer_s
   mbr_t *m = snap_find(snap_load(b), node_id);
   if (m) {
     *out = (bftnet_peer_stats_t){
-        .enqueued = ck_pr_load_64(&m->ring.enqueued),
+        .enqueued = ck_pr_load_64(&m->ring.enqueued) + ck_pr_load_64(&m->framer.btaken) +
+                    ck_pr_load_64(&m->framer.bdropped) + disp_framer_backlog(&m->framer) -
+                    (ck_pr_load_ptr(&m->framer.uni) ? 1 : 0),
         .sent = ck_pr_load_64(&m->sent),
         .delivered = ck_pr_load_64(&m->inq.delivered),
-        .dropped_overflow = ck_pr_load_64(&m->ring.dropped),
+        .dropped_overflow = ck_pr_load_64(&m->ring.dropped) + ck_pr_load_64(&m->framer.bdropped),
         .dropped_removed = ck_pr_load_64(&m->dropped_removed),
         .bytes_out = ck_pr_load_64(&m->bytes_out),
         .bytes_in = ck_pr_load_64(&m->bytes_in),
         .reconnects = ck_pr_load_64(&m->reconnects),
         .tentative_evicted = ck_pr_load_64(&m->tentative_evicted),
         .aborted = ck_pr_load_64(&m->aborted),
-        .ring_depth = disp_ring_depth(&m->ring),
+        .ring_depth = disp_ring_depth(&m->ring) + (uint32_t)disp_framer_backlog(&m->framer),
         .inbound_depth = rx_inq_depth(&m->inq),
         .connected = ck_pr_load_int(&m->connected),
         .migrations = ck_pr_load_64(&m->pub.migrations),
@@ -1230,7 +1280,8 @@ static bool flush_done(bftnet_t *b) {
   bool done = true;
   for (size_t i = 0; i < s->n && done; i++) {
     mbr_t *m = s->m[i];
-    if (disp_ring_depth(&m->ring) || ck_pr_load_64(&m->unconfirmed) || ck_pr_load_int(&m->framer_busy))
+    if (disp_ring_depth(&m->ring) || disp_framer_backlog(&m->framer) ||
+        ck_pr_load_64(&m->unconfirmed) || ck_pr_load_int(&m->framer_busy))
       done = false;
   }
   epoch_exit(b, r, &sec);

@@ -17,16 +17,20 @@
 #include "pool.h"
 
 /* ------------------------------------------------------------ messages */
-/* One allocation per bftnet_send (the only copy of the payload). A
- * broadcast creates it with refs = number of rings it goes into. */
+/* One allocation per bftnet_send or bftnet_broadcast (the only copy of the
+ * payload). A broadcast's is held by the broadcast log and by each framer
+ * that took it (or, when the log is full, by every ring it went into). */
 typedef struct disp_msg {
   uint32_t refs; /* atomic */
   uint32_t len;
+  uint64_t bseq; /* a ring message: the broadcast log's head when it was queued */
   uint8_t data[];
 } disp_msg_t;
 
 /* NULL on ENOMEM. refs >= 1. pool may be NULL (malloc). */
 disp_msg_t *disp_msg_new(bn_pool_t *pool, const void *data, size_t len, uint32_t refs);
+/* Adds one reference (any thread holding one). */
+void disp_msg_ref(disp_msg_t *m);
 /* Drops one reference (any thread); frees at zero. */
 void disp_msg_release(disp_msg_t *m);
 
@@ -43,11 +47,16 @@ void disp_msg_release(disp_msg_t *m);
  * consumer never takes the lock. */
 typedef struct disp_ring {
   ck_ring_t ring;
-  ck_ring_buffer_t *buf;
+  ck_ring_buffer_t *buf; /* read by both sides, written once */
   uint32_t cap;
-  uint64_t enqueued; /* atomic counters (ck_pr) */
-  uint64_t dropped;
+  /* What producers write on every push lives on its own cache line: beside
+   * ck_ring's size and mask, which the consumer reads on every dequeue, the
+   * lock's line bounced between the cores (5 % of a 128 B stream's CPU). */
+  char pad0[64];
   ck_spinlock_fas_t push_lock; /* spin briefly, then yield (ring.c) */
+  uint64_t enqueued;           /* atomic counters (ck_pr) */
+  uint64_t dropped;
+  char pad1[64]; /* nor shares it with whatever follows the ring */
 } disp_ring_t;
 
 int disp_ring_init(disp_ring_t *r, uint32_t cap) BFTNET_WUR; /* BFTNET_EINVAL unless 4 <= cap <= 2^24, power of 2 */
@@ -60,6 +69,44 @@ bool disp_ring_push_mpmc(disp_ring_t *r, disp_msg_t *m);
  * the caller owns their references. Returns the count. */
 unsigned disp_ring_pop_batch_mpmc(disp_ring_t *r, disp_msg_t **out, unsigned max);
 uint32_t disp_ring_depth(disp_ring_t *r); /* approximate under concurrency */
+
+/* ------------------------------------------------------- broadcast log */
+/* The node's broadcasts, each once, read by every member's framer with its
+ * own cursor: a broadcast costs its caller one push whatever the number of
+ * members (one shared buffer, one queue operation). Producers: any thread,
+ * under `lock`. The loop thread reads entries [tail, head) and releases
+ * them once every member's cursor has passed (disp_blog_release_to); a
+ * member that falls too far behind is moved on, its skipped entries
+ * counted as dropped (disp_framer_blog_trim) — the log's drop-oldest.
+ * Order with unicast messages: a ring message carries `bseq`, the log's
+ * head when it was queued, and a framer writes the log entries below it
+ * before it (framer.c has the argument). */
+typedef struct disp_blog_slot {
+  disp_msg_t *msg;
+  uint64_t ver; /* the membership version the broadcast was addressed to */
+} disp_blog_slot_t;
+
+typedef struct disp_blog {
+  disp_blog_slot_t *slots;
+  uint64_t cap; /* power of 2 */
+  char pad0[64];
+  ck_spinlock_fas_t lock;
+  uint64_t head; /* atomic: next sequence number; stored after its slot */
+  char pad1[64];
+  uint64_t tail; /* atomic, loop thread writes: entries below it are released */
+  char pad2[64];
+} disp_blog_t;
+
+int disp_blog_init(disp_blog_t *l, uint32_t cap) BFTNET_WUR; /* BFTNET_EINVAL unless 4 <= cap <= 2^24, power of 2 */
+/* Releases every entry still held; returns how many. No concurrent use. */
+size_t disp_blog_destroy(disp_blog_t *l);
+/* Any thread. Takes the caller's reference to m on success; false when the
+ * log is full (the caller still owns m). */
+bool disp_blog_push(disp_blog_t *l, disp_msg_t *m, uint64_t ver);
+/* Any thread: the next sequence number. Entries below it are readable. */
+uint64_t disp_blog_head(const disp_blog_t *l);
+/* Loop thread: releases the entries below `to` (every cursor is at or past it). */
+void disp_blog_release_to(disp_blog_t *l, uint64_t to);
 
 /* -------------------------------------------------------------- framer */
 /* Loop thread. Turns messages into uvarint(len) || bytes on a stream
@@ -98,9 +145,30 @@ typedef struct disp_framer {
   uint32_t held_head, held_len; /* held[held_head, +held_len): popped, FIFO, after cur */
   disp_msg_t *held[DISP_FRAMER_HELD];
   disp_ends_t *ends; /* optional: completed messages' end offsets are pushed here */
+  /* The broadcast log, when attached: */
+  const disp_blog_t *blog;
+  uint64_t bcur;       /* atomic (loop writes): the next log entry to look at */
+  uint64_t bver;       /* entries addressed to an older membership are not ours */
+  disp_msg_t *uni;     /* popped from the ring, waiting for the log entries before it */
+  uint64_t bdropped;   /* atomic (loop writes): log entries skipped by disp_framer_blog_trim */
+  uint64_t btaken;     /* atomic (loop writes): log entries taken for this stream */
 } disp_framer_t;
 
 void disp_framer_init(disp_framer_t *f);
+/* Reads broadcasts from l from entry `start` on, skipping entries whose
+ * version is below `ver` (queued before this member joined). */
+void disp_framer_attach_blog(disp_framer_t *f, const disp_blog_t *l, uint64_t start, uint64_t ver);
+/* Messages queued for this stream outside the ring and not yet pulled:
+ * log entries from the cursor on (some may turn out not ours) and the
+ * ring message waiting for them. Any thread (approximate). */
+uint64_t disp_framer_backlog(const disp_framer_t *f);
+/* Loop thread: moves the cursor past entries at its head that are not ours
+ * (addressed to an older membership), so they never count as backlog. */
+void disp_framer_blog_skip_foreign(disp_framer_t *f);
+/* Loop thread: if the cursor is more than `keep` entries behind the log's
+ * head, moves it to head - keep and counts the skipped entries as dropped.
+ * Returns how many were skipped. */
+uint64_t disp_framer_blog_trim(disp_framer_t *f, uint64_t keep);
 /* Writes as much as the writer takes, pulling from the ring in batches.
  * Returns the number of messages completed (>= 0) or the writer's error
  * (messages completed before the error still count in msgs_written).

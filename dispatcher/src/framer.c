@@ -19,6 +19,17 @@
  * unless the writer pushes back; disp_framer_abort releases cur and held
  * and returns how many, for the caller's count.
  *
+ * Broadcasts (the node's broadcast log, when attached) are merged with the
+ * ring in queueing order: a ring message u carries u.bseq, the log's head
+ * when u was queued, and the log entries below u.bseq are written before u.
+ * For one application thread that queues u and then broadcasts B, B's
+ * sequence number is at least u.bseq, so B comes after u; if it broadcasts
+ * B and then queues u, u.bseq > B's, so B comes first. The cursor only
+ * passes an entry B on the way to a ring message queued after B was
+ * published (and the ring is FIFO), or when the ring was empty after the
+ * log's head was read (so every message queued before B was already
+ * popped). Between threads any interleaving is a valid order.
+ *
  * The scratch buffer is per thread (only the loop thread drains), not per
  * framer: nothing in it survives a drain call, since the framer's state
  * (cur, off, held) says where the stream stands. A drain re-entered from
@@ -26,6 +37,8 @@
  */
 #include <limits.h>
 #include <stdlib.h>
+
+#include <ck_pr.h>
 
 #include "disp_internal.h"
 #include "dispatcher.h"
@@ -60,7 +73,38 @@ static void framer_next(disp_framer_t *f) {
   f->hdr_len = (uint8_t)uvarint_encode(f->hdr, m->len);
 }
 
-/* Pops up to n messages from the ring behind the held ones. */
+/* Up to n next messages of the stream into out: ring messages, and the
+ * log entries due before each (see the top of the file). */
+static unsigned framer_merge(disp_framer_t *f, disp_ring_t *r, disp_msg_t **out, unsigned n) {
+  const disp_blog_t *l = f->blog;
+  uint64_t h = disp_blog_head(l); /* before any pop: see the top */
+  unsigned got = 0;
+  while (got < n) {
+    if (!f->uni) {
+      disp_msg_t *u = NULL;
+      if (disp_ring_pop_batch_mpmc(r, &u, 1)) ck_pr_store_ptr(&f->uni, u); /* stats read it */
+    }
+    uint64_t limit = f->uni ? f->uni->bseq : h;
+    uint64_t c = f->bcur; /* (a trimmed cursor may be past a ring message's bseq) */
+    if (c < limit) {
+      BN_ASSERT(limit - c <= l->cap); /* the log's tail never passes a cursor */
+      const disp_blog_slot_t *s = &l->slots[c & (l->cap - 1)];
+      ck_pr_store_64(&f->bcur, c + 1);
+      if (s->ver < f->bver) continue; /* addressed before this member joined */
+      DISP_TSAN_ACQUIRE(s->msg);
+      disp_msg_ref(s->msg);
+      out[got++] = s->msg;
+      ck_pr_store_64(&f->btaken, f->btaken + 1);
+      continue;
+    }
+    if (!f->uni) break;
+    out[got++] = f->uni;
+    ck_pr_store_ptr(&f->uni, NULL);
+  }
+  return got;
+}
+
+/* Pops up to n messages from the ring (and the log) behind the held ones. */
 static unsigned framer_pull(disp_framer_t *f, disp_ring_t *r, unsigned n) {
   if (f->held_head + f->held_len + n > DISP_FRAMER_HELD && f->held_head > 0) {
     memmove(f->held, f->held + f->held_head, f->held_len * sizeof(f->held[0]));
@@ -69,9 +113,42 @@ static unsigned framer_pull(disp_framer_t *f, disp_ring_t *r, unsigned n) {
   unsigned room = DISP_FRAMER_HELD - f->held_head - f->held_len;
   n = BN_MIN(n, room);
   if (n == 0) return 0;
-  unsigned got = disp_ring_pop_batch_mpmc(r, &f->held[f->held_head + f->held_len], n);
+  disp_msg_t **out = &f->held[f->held_head + f->held_len];
+  unsigned got = f->blog ? framer_merge(f, r, out, n) : disp_ring_pop_batch_mpmc(r, out, n);
   f->held_len += got;
   return got;
+}
+
+void disp_framer_attach_blog(disp_framer_t *f, const disp_blog_t *l, uint64_t start, uint64_t ver) {
+  f->blog = l;
+  ck_pr_store_64(&f->bcur, start);
+  f->bver = ver;
+}
+
+uint64_t disp_framer_backlog(const disp_framer_t *f) {
+  if (!f->blog) return 0;
+  uint64_t c = ck_pr_load_64((uint64_t *)(uintptr_t)&f->bcur);
+  uint64_t h = ck_pr_load_64((uint64_t *)(uintptr_t)&f->blog->head);
+  return (h > c ? h - c : 0) + (ck_pr_load_ptr((void **)(uintptr_t)&f->uni) ? 1 : 0);
+}
+
+void disp_framer_blog_skip_foreign(disp_framer_t *f) {
+  if (!f->blog) return;
+  uint64_t h = disp_blog_head(f->blog), c = f->bcur;
+  while (c < h && f->blog->slots[c & (f->blog->cap - 1)].ver < f->bver) c++;
+  if (c != f->bcur) ck_pr_store_64(&f->bcur, c);
+}
+
+uint64_t disp_framer_blog_trim(disp_framer_t *f, uint64_t keep) {
+  if (!f->blog) return 0;
+  uint64_t h = disp_blog_head(f->blog), c = f->bcur;
+  if (h - c <= keep) return 0;
+  uint64_t skipped = 0;
+  for (uint64_t s = c; s < h - keep; s++) /* only entries addressed to us count */
+    if (f->blog->slots[s & (f->blog->cap - 1)].ver >= f->bver) skipped++;
+  ck_pr_store_64(&f->bcur, h - keep);
+  ck_pr_store_64(&f->bdropped, f->bdropped + skipped);
+  return skipped;
 }
 
 /* Copies the next stream bytes into s[0, cap): the rest of cur (a prefix
@@ -220,6 +297,11 @@ int disp_framer_abort(disp_framer_t *f) {
   int n = 0;
   if (f->cur != NULL) {
     disp_msg_release(f->cur);
+    n++;
+  }
+  if (f->uni != NULL) { /* popped, not yet ordered: lost with the rest */
+    disp_msg_release(f->uni);
+    ck_pr_store_ptr(&f->uni, NULL);
     n++;
   }
   for (uint32_t i = 0; i < f->held_len; i++) {

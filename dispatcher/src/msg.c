@@ -17,8 +17,14 @@ disp_msg_t *disp_msg_new(bn_pool_t *pool, const void *data, size_t len, uint32_t
   if (m == NULL) return NULL;
   m->refs = refs;
   m->len = (uint32_t)len;
+  m->bseq = 0;
   if (len > 0) memcpy(m->data, data, len);
   return m;
+}
+
+void disp_msg_ref(disp_msg_t *m) {
+  uint32_t old = ck_pr_faa_32(&m->refs, 1);
+  BN_ASSERT(old >= 1 && old < UINT32_MAX);
 }
 
 void disp_msg_release(disp_msg_t *m) {

@@ -240,6 +240,46 @@ static void test_broadcast_all_to_all(void **state) {
   for (int i = 0; i < 4; i++) node_stop(i);
 }
 
+
+/* One thread interleaves sends to either peer with broadcasts, numbered in
+ * the order it queued them: each peer gets its sends and every broadcast
+ * in that order (broadcasts go through the node's shared log, sends through
+ * the member's ring; the framer merges them), and, paced, all of them. */
+static void test_send_broadcast_interleaved(void **state) {
+  (void)state;
+  for (int i = 0; i < 3; i++) node_start(i, NULL);
+  connect_all(3);
+  wait_connected(0, "r1");
+  wait_connected(0, "r2");
+  enum { N = 30000 };
+  uint8_t buf[100];
+  uint64_t want[3] = {0, 0, 0}, rng = th_rng_init(th_seed());
+  for (uint64_t s = 1; s <= N; s++) {
+    size_t len = 8 + (size_t)(s % 90);
+    put_seq(buf, s, len);
+    unsigned kind = (unsigned)(th_rnd(&rng) % 3);
+    if (kind == 2) {
+      assert_int_equal(bftnet_broadcast(nodes[0].net, buf, len), 2);
+      want[1]++, want[2]++;
+    } else {
+      assert_ok(bftnet_send(nodes[0].net, kind == 0 ? "r1" : "r2", buf, len));
+      want[kind + 1]++;
+    }
+    if (s % 1000 == 0) usleep(10000);
+  }
+  for (int i = 1; i < 3; i++) {
+    uint64_t last[MAXN] = {0};
+    uint64_t got = recv_ordered(i, want[i], last, 5000); /* fails on any reorder */
+    bftnet_peer_stats_t st;
+    assert_ok(bftnet_peer_stats(nodes[0].net, nodes[i].id, &st));
+    assert_int_equal(st.dropped_overflow, 0);
+    assert_int_equal(got, want[i]);
+    assert_int_equal(st.enqueued, want[i]);
+  }
+  assert_ok(bftnet_flush(nodes[0].net, 5000));
+  for (int i = 0; i < 3; i++) node_stop(i);
+}
+
 static void test_bad_arguments_and_membership(void **state) {
   (void)state;
   node_start(0, NULL);
@@ -836,6 +876,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_pair_exchange_in_order),
       cmocka_unit_test(test_broadcast_all_to_all),
+      cmocka_unit_test(test_send_broadcast_interleaved),
       cmocka_unit_test(test_bad_arguments_and_membership),
       cmocka_unit_test(test_member_that_never_reads_costs_bounded_memory),
       cmocka_unit_test(test_tentative_then_promoted),

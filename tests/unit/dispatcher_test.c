@@ -608,6 +608,182 @@ static void test_framer_nested(void **state) {
   bn_buf_free(&sb.out);
 }
 
+
+/* -------------------------------------------------------- broadcast log */
+
+/* Parses a member's stream of 4-byte messages into values. */
+static size_t stream_values(const sink_t *s, uint32_t *out, size_t cap) {
+  const uint8_t *p = bn_buf_head(&s->out);
+  size_t n = bn_buf_unread(&s->out), k = 0, off = 0;
+  while (off < n) {
+    assert_true(k < cap);
+    assert_int_equal(p[off], 4); /* uvarint(4) */
+    assert_true(off + 5 <= n);
+    out[k++] = bn_load_be32(p + off + 1);
+    off += 5;
+  }
+  return k;
+}
+
+static bool blog_idle(const disp_framer_t *f, disp_ring_t *r) {
+  return framer_idle(f, r) && disp_framer_backlog(f) == 0;
+}
+
+/* The loop's part after draining (core/members.c's blog_advance, without
+ * the trim): entries every framer passed are freed. */
+static void blog_advance2(disp_blog_t *l, disp_framer_t *f) {
+  disp_framer_blog_skip_foreign(&f[0]);
+  disp_framer_blog_skip_foreign(&f[1]);
+  disp_blog_release_to(l, BN_MIN(f[0].bcur, f[1].bcur));
+}
+
+/* Sends to either member and broadcasts, interleaved at random, with
+ * drains (partial writes) between them: each member's stream is exactly
+ * its sends and every broadcast, in the order they were queued. A small
+ * log makes broadcasts fall back to the rings (and back) many times. */
+static void test_blog_merge_order(void **state) {
+  (void)state;
+  enum { OPS = 3000, LOGCAP = 8 };
+  long live = g_live;
+  disp_blog_t l;
+  disp_ring_t r[2];
+  disp_framer_t f[2];
+  sink_t s[2];
+  assert_ok(disp_blog_init(&l, LOGCAP));
+  static uint32_t want[2][OPS], got[2][OPS];
+  size_t nwant[2] = {0, 0};
+  unsigned fallbacks = 0, logged = 0;
+  for (int i = 0; i < 2; i++) {
+    assert_ok(disp_ring_init(&r[i], 4096));
+    disp_framer_init(&f[i]);
+    disp_framer_attach_blog(&f[i], &l, disp_blog_head(&l), 1);
+    sink_init(&s[i], SINK_RANDOM);
+  }
+  for (uint32_t op = 0; op < OPS; op++) {
+    unsigned kind = (unsigned)(rnd() % 3); /* 0, 1: send to that member; 2: broadcast */
+    if (kind < 2) {
+      disp_msg_t *m = msg_u32(op, 1);
+      m->bseq = disp_blog_head(&l);
+      assert_false(disp_ring_push_mpmc(&r[kind], m));
+      want[kind][nwant[kind]++] = op;
+    } else {
+      disp_msg_t *m = msg_u32(op, 1);
+      if (disp_blog_push(&l, m, 1)) {
+        logged++;
+      } else { /* full: into both rings, as bftnet_broadcast does */
+        fallbacks++;
+        m->refs = 2;
+        m->bseq = disp_blog_head(&l);
+        assert_false(disp_ring_push_mpmc(&r[0], m));
+        assert_false(disp_ring_push_mpmc(&r[1], m));
+      }
+      want[0][nwant[0]++] = op;
+      want[1][nwant[1]++] = op;
+    }
+    if (rnd() % 4 == 0) {
+      int k = (int)(rnd() % 2);
+      assert_true(disp_framer_drain(&f[k], &r[k], sink_write, &s[k]) >= 0);
+      blog_advance2(&l, f);
+    }
+  }
+  for (int i = 0; i < 2; i++) {
+    for (int guard = 0; !blog_idle(&f[i], &r[i]); guard++) {
+      assert_true(guard < 1000000);
+      assert_true(disp_framer_drain(&f[i], &r[i], sink_write, &s[i]) >= 0);
+    }
+  }
+  blog_advance2(&l, f);
+  for (int i = 0; i < 2; i++) {
+    size_t n = stream_values(&s[i], got[i], OPS);
+    assert_int_equal(n, nwant[i]);
+    for (size_t k = 0; k < n; k++)
+      if (got[i][k] != want[i][k])
+        fail_msg("member %d, message %zu: %u, want %u", i, k, got[i][k], want[i][k]);
+    assert_int_equal(f[i].bdropped, 0);
+    assert_int_equal(ck_pr_load_64(&r[i].dropped), 0);
+  }
+  assert_true(fallbacks > 0 && logged > 0); /* both paths ran */
+  assert_int_equal(f[0].btaken, logged);
+  assert_int_equal(disp_blog_destroy(&l), 0); /* everything was released */
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(disp_ring_destroy(&r[i]), 0);
+    bn_buf_free(&s[i].out);
+  }
+  assert_int_equal(g_live, live);
+  fprintf(stderr, "blog merge: %u broadcasts through the log, %u through the rings\n", logged,
+          fallbacks);
+}
+
+/* Entries addressed to an older membership are skipped (not delivered,
+ * not counted); the log refuses a push when full; a lagging cursor is
+ * trimmed, counting only its own entries as dropped; abort releases the
+ * ring message waiting behind log entries; destroy releases the rest. */
+static void test_blog_versions_full_trim_abort(void **state) {
+  (void)state;
+  long live = g_live;
+  disp_blog_t l;
+  disp_ring_t r;
+  disp_framer_t f;
+  sink_t s;
+  assert_err(disp_blog_init(&l, 3), BFTNET_EINVAL);
+  assert_err(disp_blog_init(&l, 2), BFTNET_EINVAL);
+  assert_ok(disp_blog_init(&l, 8));
+  assert_ok(disp_ring_init(&r, 16));
+  disp_framer_init(&f);
+  disp_framer_attach_blog(&f, &l, 0, 2); /* joined at version 2 */
+  sink_init(&s, SINK_ALL);
+  /* 0 (v1), 1 (v2), 2 (v1), 3 (v2): this member gets 1 and 3. */
+  for (uint32_t i = 0; i < 4; i++)
+    assert_true(disp_blog_push(&l, msg_u32(i, 1), i % 2 ? 2 : 1));
+  assert_int_equal(disp_blog_head(&l), 4);
+  assert_int_equal(disp_framer_backlog(&f), 4);
+  disp_framer_blog_skip_foreign(&f); /* past entry 0 only */
+  assert_int_equal(f.bcur, 1);
+  for (int guard = 0; !blog_idle(&f, &r); guard++) {
+    assert_true(guard < 100);
+    assert_true(disp_framer_drain(&f, &r, sink_write, &s) >= 0);
+  }
+  uint32_t v[8];
+  assert_int_equal(stream_values(&s, v, 8), 2);
+  assert_int_equal(v[0], 1);
+  assert_int_equal(v[1], 3);
+  assert_int_equal(f.btaken, 2);
+  disp_blog_release_to(&l, 4);
+
+  /* Full at 8 entries past the tail. */
+  for (uint32_t i = 0; i < 8; i++)
+    assert_true(disp_blog_push(&l, msg_u32(100 + i, 1), i < 2 ? 1 : 2));
+  disp_msg_t *extra = msg_u32(999, 1);
+  assert_false(disp_blog_push(&l, extra, 2));
+  /* Trim to the newest 3: entries 4..8 skipped, of which 6, 7, 8 are ours. */
+  assert_int_equal(disp_framer_blog_trim(&f, 20), 0); /* within keep: nothing */
+  assert_int_equal(disp_framer_blog_trim(&f, 3), 3);
+  assert_int_equal(f.bcur, 9);
+  assert_int_equal(f.bdropped, 3);
+  disp_blog_release_to(&l, 9);
+  assert_true(disp_blog_push(&l, extra, 2)); /* room again */
+
+  /* A ring message queued after entry 12 waits behind the log entries
+   * 9..12; the writer is blocked, so abort finds one current and it. */
+  disp_msg_t *u = msg_u32(7777, 1);
+  u->bseq = disp_blog_head(&l);
+  assert_false(disp_ring_push_mpmc(&r, u));
+  sink_t blocked;
+  sink_init(&blocked, SINK_BUDGET); /* budget 0: takes nothing */
+  assert_int_equal(disp_framer_drain(&f, &r, sink_write, &blocked), 0);
+  assert_non_null(f.cur);
+  int held = (int)f.held_len + 1 + (f.uni ? 1 : 0);
+  assert_int_equal(disp_framer_abort(&f), held);
+  assert_null(f.uni);
+  assert_true(held >= 2);
+  /* Destroy releases what the log still holds (9..12: 4 entries). */
+  assert_int_equal(disp_blog_destroy(&l), 4);
+  assert_int_equal(disp_ring_destroy(&r), 0);
+  bn_buf_free(&s.out);
+  bn_buf_free(&blocked.out);
+  assert_int_equal(g_live, live);
+}
+
 /* -------------------------------------------------------------- backoff */
 
 static void test_backoff_bounds(void **state) {
@@ -679,6 +855,8 @@ int main(void) {
       cmocka_unit_test(test_framer_coalesce),
       cmocka_unit_test(test_framer_writer_error),
       cmocka_unit_test(test_framer_nested),
+      cmocka_unit_test(test_blog_merge_order),
+      cmocka_unit_test(test_blog_versions_full_trim_abort),
       cmocka_unit_test(test_backoff_bounds),
       cmocka_unit_test(test_backoff_deterministic),
   };

@@ -1,0 +1,106 @@
+/*
+ * blog.c — the broadcast log (dispatcher.h): a bounded array of broadcast
+ * messages indexed by a 64-bit sequence number, written by any thread under
+ * a lock, read in place by the loop thread's framers.
+ *
+ * Hand-written: ck_ring removes what it hands out, and here every member's
+ * framer reads the same entry with its own cursor; only the slowest cursor
+ * frees it. The protocol is the usual single-writer-at-a-time array:
+ *   producer (lock held): h = head; full if h - tail >= cap; slot[h % cap]
+ *     = entry; head = h + 1 (a release: the slot is written before).
+ *   loop thread: reads slots in [tail, head) after an acquiring load of
+ *     head; releases [tail, to) and then stores tail = to (a release: a
+ *     producer that sees the new tail may reuse those slots).
+ * ThreadSanitizer cannot see ck_pr's ordering; the two edges are stated on
+ * head and tail (disp_internal.h).
+ */
+#include <sched.h>
+#include <stdlib.h>
+
+#include <ck_pr.h>
+#include <ck_spinlock.h>
+
+#include "disp_internal.h"
+#include "dispatcher.h"
+
+#define DISP_BLOG_CAP_MIN 4u
+#define DISP_BLOG_CAP_MAX (1u << 24)
+
+int disp_blog_init(disp_blog_t *l, uint32_t cap) {
+  memset(l, 0, sizeof *l);
+  if (cap < DISP_BLOG_CAP_MIN || cap > DISP_BLOG_CAP_MAX || (cap & (cap - 1)) != 0)
+    return BFTNET_EINVAL;
+  l->slots = calloc(cap, sizeof *l->slots);
+  if (!l->slots) return BFTNET_ENOMEM;
+  l->cap = cap;
+  ck_spinlock_fas_init(&l->lock);
+  return 0;
+}
+
+size_t disp_blog_destroy(disp_blog_t *l) {
+  size_t n = 0;
+  if (l->slots) {
+    for (uint64_t s = l->tail; s != l->head; s++) {
+      disp_msg_release(l->slots[s & (l->cap - 1)].msg);
+      n++;
+    }
+  }
+  free(l->slots);
+  memset(l, 0, sizeof *l);
+  return n;
+}
+
+/* As the ring's push lock (ring.c): spin briefly, then yield. */
+static void blog_lock(disp_blog_t *l) {
+  for (unsigned spins = 0; !ck_spinlock_fas_trylock(&l->lock); spins++) {
+    if (spins < 64) ck_pr_stall();
+    else sched_yield();
+  }
+  DISP_TSAN_ACQUIRE(&l->lock);
+}
+
+static void blog_unlock(disp_blog_t *l) {
+  DISP_TSAN_RELEASE(&l->lock);
+  ck_spinlock_fas_unlock(&l->lock);
+}
+
+bool disp_blog_push(disp_blog_t *l, disp_msg_t *m, uint64_t ver) {
+  BN_ASSERT(m != NULL);
+  blog_lock(l);
+  uint64_t h = l->head, t = ck_pr_load_64(&l->tail);
+  DISP_TSAN_ACQUIRE(&l->tail); /* the loop released the slots below t */
+  if (h - t >= l->cap) {
+    blog_unlock(l);
+    return false;
+  }
+  disp_blog_slot_t *s = &l->slots[h & (l->cap - 1)];
+  s->msg = m;
+  s->ver = ver;
+  DISP_TSAN_RELEASE(m);       /* the message's bytes, to whoever takes it */
+  DISP_TSAN_RELEASE(&l->head); /* the slot, to whoever reads head */
+  ck_pr_fence_store();
+  ck_pr_store_64(&l->head, h + 1);
+  blog_unlock(l);
+  return true;
+}
+
+uint64_t disp_blog_head(const disp_blog_t *l) {
+  uint64_t h = ck_pr_load_64((uint64_t *)(uintptr_t)&l->head);
+  ck_pr_fence_load();
+  DISP_TSAN_ACQUIRE(&l->head);
+  return h;
+}
+
+void disp_blog_release_to(disp_blog_t *l, uint64_t to) {
+  uint64_t t = l->tail;
+  BN_ASSERT(to - t <= l->cap);
+  if (to == t) return;
+  for (; t != to; t++) {
+    disp_blog_slot_t *s = &l->slots[t & (l->cap - 1)];
+    disp_msg_release(s->msg);
+    s->msg = NULL;
+  }
+  DISP_TSAN_RELEASE(&l->tail);
+  ck_pr_fence_store();
+  ck_pr_store_64(&l->tail, to);
+}
