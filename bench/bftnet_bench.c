@@ -48,15 +48,15 @@
 #define A2A_SIZE     128
 #define SOAK_SIZE    1024
 #define POOL_CACHE   (4.0 * 1024 * 1024) /* BFTNET_POOL_CACHE: freed buffers a node keeps */
-#define MSG_OVERHEAD 56 /* per queued message over 64 KiB: 8 B header, the pool's 16 B
+#define MSG_OVERHEAD 64 /* per queued message over 64 KiB: 16 B header, the pool's 16 B
                            header, malloc's chunk and rounding, the ring slot */
 
-/* What one queued message of `size` bytes costs at most: its 8 B header and
+/* What one queued message of `size` bytes costs at most: its 16 B header and
  * the buffer pool's 16 B one, rounded up to the pool's size class (core/
  * pool.h: 64 B steps up to 1 KiB, then eight per doubling up to 64 KiB) or,
  * beyond that, malloc's chunk and rounding; plus the ring slot. */
 static double msg_footprint(size_t size) {
-  size_t total = size + 8 + 16;
+  size_t total = size + 16 + 16;
   if (total > 64 * 1024) return (double)(size + MSG_OVERHEAD);
   size_t cls = (total + 63) / 64 * 64;
   if (total > 1024) {

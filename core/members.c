@@ -968,7 +968,8 @@ static void blog_advance(bftnet_t *b) {
   if (h - lo > l->cap - l->cap / 8) {
     lo = h;
     for (size_t i = 0; i < s->n; i++) {
-      disp_framer_blog_trim(&s->m[i]->framer, b->cfg.ring_capacity);
+      /* (half the log when ring_capacity is at its 2^24 cap and so is the log) */
+      disp_framer_blog_trim(&s->m[i]->framer, BN_MIN((uint64_t)b->cfg.ring_capacity, l->cap / 2));
       lo = BN_MIN(lo, s->m[i]->framer.bcur);
     }
   }

@@ -5,3 +5,5 @@ bftnet_test(dispatcher_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/dispatcher_
 target_link_options(dispatcher_test PRIVATE -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free)
 bftnet_test(dispatcher_ring_mt_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/dispatcher_ring_mt_test.c LIBS bftnet_dispatcher Threads::Threads LABELS threads TIMEOUT 120)
 target_link_options(dispatcher_ring_mt_test PRIVATE -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free)
+bftnet_test(dispatcher_blog_mt_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/dispatcher_blog_mt_test.c LIBS bftnet_dispatcher Threads::Threads LABELS threads TIMEOUT 120)
+target_link_options(dispatcher_blog_mt_test PRIVATE -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free)
