@@ -37,10 +37,14 @@ static void node_id(int i, char *buf, size_t cap) {
   snprintf(buf, cap, "r%d", (i + 1) & 0xffff);
 }
 
-static void node_start(bb_child_t *ch, bnode_t *n, int node, const bb_job_t *job,
-                       uint32_t ring_capacity) {
+typedef void (*on_message_fn)(const char *from, const uint8_t *data, size_t len, void *user);
+
+static void node_start_cb(bb_child_t *ch, bnode_t *n, int node, const bb_job_t *job,
+                          uint32_t ring_capacity, on_message_fn on_message, void *user) {
   bftnet_config_t cfg;
   bftnet_config_init(&cfg);
+  cfg.on_message = on_message;
+  cfg.user = user;
   int rc = bftnet_key_generate(&n->key);
   if (rc) bb_fail(ch->idx, "bftnet_key_generate: %s", bftnet_strerror(rc));
   cfg.key = n->key;
@@ -55,6 +59,11 @@ static void node_start(bb_child_t *ch, bnode_t *n, int node, const bb_job_t *job
   if ((rc = bftnet_listen(n->net, "/ip4/127.0.0.1/tcp/0", n->addr, sizeof n->addr)) != 0)
     bb_fail(ch->idx, "bftnet_listen: %s", bftnet_strerror(rc));
   if (node >= 0) bb_publish_addr(node, n->addr);
+}
+
+static void node_start(bb_child_t *ch, bnode_t *n, int node, const bb_job_t *job,
+                       uint32_t ring_capacity) {
+  node_start_cb(ch, n, node, job, ring_capacity, NULL, NULL);
 }
 
 /* bftnet_connect with nodes 0..nnodes-1 at their published addresses. */
@@ -236,6 +245,98 @@ void bb_bftnet_echo(int idx, const bb_job_t *job) {
       bftnet_msg_release(&msgs[i]);
     }
   }
+  node_free(&n);
+}
+
+/* Event-driven round trips: the protocol runs on bftnet's loop thread, as
+ * a consensus engine driven by on_message does; no application thread is
+ * woken on the way. The pinger's callback records the round trip and sends
+ * the next ping; the main thread only starts the first and waits. */
+typedef struct cbping {
+  bnode_t n;
+  const bb_job_t *job;
+  uint8_t *out;
+  uint32_t i, total;
+  uint64_t t0;
+  double t_end;
+  _Atomic int done;
+  _Atomic uint64_t bad;
+  char err[120];
+} cbping_t;
+
+static void cb_ping_send(cbping_t *p) {
+  bb_put_seq(p->out, p->job->size, p->i + 1);
+  p->t0 = bb_now_ns();
+  int rc = bftnet_send(p->n.net, "r2", p->out, p->job->size);
+  if (rc) {
+    snprintf(p->err, sizeof p->err, "bftnet_send: %s", bftnet_strerror(rc));
+    atomic_store(&p->done, -1);
+  }
+}
+
+static void cb_pong(const char *from, const uint8_t *data, size_t len, void *user) {
+  (void)from;
+  cbping_t *p = user;
+  uint64_t ns = bb_now_ns() - p->t0;
+  if (atomic_load(&p->done)) return;
+  if (len != p->job->size || memcmp(data, p->out, len) != 0) atomic_fetch_add(&p->bad, 1);
+  uint32_t k = atomic_load(&bb_shm->nsamples);
+  if (p->i >= p->job->rtt_warm && k < BB_MAX_SAMPLES) {
+    bb_shm->samples[k] = ns;
+    atomic_store(&bb_shm->nsamples, k + 1);
+  }
+  p->i++;
+  if (p->i >= p->total || (p->i >= p->job->rtt_warm && bb_now() > p->t_end)) {
+    atomic_store(&p->done, 1);
+    return;
+  }
+  cb_ping_send(p);
+}
+
+void bb_bftnet_cb_pinger(int idx, const bb_job_t *job) {
+  bb_child_t ch;
+  cbping_t *p = calloc(1, sizeof *p);
+  if (!p) bb_fail(idx, "out of memory");
+  bb_child_init(&ch, idx, job);
+  p->job = job;
+  p->out = calloc(1, job->size + 8);
+  if (!p->out) bb_fail(idx, "out of memory");
+  p->total = job->rtt_warm + job->rtt_samples;
+  node_start_cb(&ch, &p->n, 0, job, 4096, cb_pong, p);
+  node_join(&ch, &p->n, 2);
+  node_wait_up(&ch, &p->n, 0, 2);
+  bb_ready(idx);
+  bb_wait_phase(&ch, BB_PH_GO);
+  p->t_end = bb_now() + job->window;
+  cb_ping_send(p); /* from here on the loop thread drives it */
+  while (!atomic_load(&p->done)) {
+    if (bb_past_deadline(&ch)) bb_fail(idx, "deadline after %u round trips", p->i);
+    bb_sleep(0.001);
+  }
+  if (atomic_load(&p->done) < 0) bb_fail(idx, "%s", p->err);
+  bb_shm->side[idx].res[BB_RES_RTT_BAD] = (double)atomic_load(&p->bad);
+  bb_done(idx);
+  bb_wait_phase(&ch, BB_PH_STOP);
+  node_free(&p->n);
+  free(p->out);
+  free(p);
+}
+
+static void cb_echo(const char *from, const uint8_t *data, size_t len, void *user) {
+  bnode_t *n = user;
+  (void)!bftnet_send(n->net, from, data, len); /* a failure shows as the pinger's deadline */
+}
+
+void bb_bftnet_cb_echo(int idx, const bb_job_t *job) {
+  bb_child_t ch;
+  bnode_t n;
+  bb_child_init(&ch, idx, job);
+  node_start_cb(&ch, &n, 1, job, 4096, cb_echo, &n);
+  node_join(&ch, &n, 2);
+  node_wait_up(&ch, &n, 1, 2);
+  bb_ready(idx);
+  while (bb_tick(&ch) < BB_PH_STOP)
+    bb_sleep(0.005);
   node_free(&n);
 }
 

@@ -81,14 +81,25 @@ static const char *const SYS_DESC[BB_NSYS] = {"bftnet, migratable streams (defau
                                               "raw TCP + ChaChaPoly per 16 KiB record "
                                               "(libsodium's cipher code)"};
 
-enum { RTT_BFTNET, RTT_BFTNET_PLAIN, RTT_BFTNET_BUSY, RTT_TCP, RTT_ZMQ_CURVE, RTT_ZMQ, RTT_NSYS };
-static const char *const RTT_NAME[RTT_NSYS] = {"bftnet", "bftnet-plain", "bftnet-busy", "tcp",
-                                               "zmq-curve", "zmq"};
+enum {
+  RTT_BFTNET,
+  RTT_BFTNET_PLAIN,
+  RTT_BFTNET_BUSY,
+  RTT_TCP,
+  RTT_ZMQ_CURVE,
+  RTT_ZMQ,
+  RTT_BFTNET_CB,
+  RTT_NSYS
+};
+static const char *const RTT_NAME[RTT_NSYS] = {"bftnet",    "bftnet-plain", "bftnet-busy", "tcp",
+                                               "zmq-curve", "zmq",          "bftnet-cb"};
 static const char *const RTT_DESC[RTT_NSYS] = {
     "bftnet send + recv, echoed by the peer", "the same, plain streams",
     "the same, busy_poll_us = " BB_BUSY_POLL_STR " (both nodes)", "raw TCP blocking ping-pong",
-    "ZeroMQ REQ/REP, CURVE", "ZeroMQ REQ/REP, no security"};
-static const int RTT_SYS[RTT_NSYS] = {BB_BFTNET, BB_BFTNET_PLAIN, BB_BFTNET, BB_TCP, BB_ZMQ_CURVE, BB_ZMQ};
+    "ZeroMQ REQ/REP, CURVE", "ZeroMQ REQ/REP, no security",
+    "event-driven: on_message replies (echo) and sends the next ping (pinger), on the loop thread"};
+static const int RTT_SYS[RTT_NSYS] = {BB_BFTNET,    BB_BFTNET_PLAIN, BB_BFTNET, BB_TCP,
+                                      BB_ZMQ_CURVE, BB_ZMQ,          BB_BFTNET};
 
 enum { SEC_TPUT = 1, SEC_RTT = 2, SEC_BCAST = 4, SEC_A2A = 8, SEC_MEM = 16, SEC_ALL = 31 };
 
@@ -264,7 +275,8 @@ static void run_rtt(const opts_t *o, int k, int round) {
                                                 {bb_bftnet_pinger, bb_bftnet_echo},
                                                 {bb_tcp_pinger, bb_tcp_echo},
                                                 {bb_zmq_req, bb_zmq_rep},
-                                                {bb_zmq_req, bb_zmq_rep}};
+                                                {bb_zmq_req, bb_zmq_rep},
+                                                {bb_bftnet_cb_pinger, bb_bftnet_cb_echo}};
   bb_job_t job = job_for(o, RTT_SYS[k], 64, round);
   if (k == RTT_BFTNET_BUSY) job.busy_poll_us = BB_BUSY_POLL_US;
   char err[300] = "";
@@ -571,6 +583,8 @@ static void report_rtt(const opts_t *o, json_t *root) {
   add_verdict("64 B RTT p50 bftnet / raw TCP", p50[RTT_BFTNET] / p50[RTT_TCP], 1.2, 1);
   add_verdict("64 B RTT p99 bftnet / ZeroMQ CURVE", p99[RTT_BFTNET] / p99[RTT_ZMQ_CURVE], 1.0, 1);
   add_verdict("64 B RTT p50 bftnet-busy / raw TCP", p50[RTT_BFTNET_BUSY] / p50[RTT_TCP], 1.2, 1);
+  add_verdict("64 B RTT p50 bftnet-cb / raw TCP", p50[RTT_BFTNET_CB] / p50[RTT_TCP], 1.2, 1);
+  add_verdict("64 B RTT p99 bftnet-cb / ZeroMQ CURVE", p99[RTT_BFTNET_CB] / p99[RTT_ZMQ_CURVE], 1.0, 1);
   add_verdict("64 B RTT p99 bftnet-busy / ZeroMQ CURVE", p99[RTT_BFTNET_BUSY] / p99[RTT_ZMQ_CURVE], 1.0, 1);
   json_object_set_new(root, "rtt", arr);
 }

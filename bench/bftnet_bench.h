@@ -207,6 +207,10 @@ void bb_tcp_receiver(int idx, const bb_job_t *job);
 /* Round trips, side 0 pings (samples into bb_shm), side 1 echoes. */
 void bb_bftnet_pinger(int idx, const bb_job_t *job);
 void bb_bftnet_echo(int idx, const bb_job_t *job);
+/* The same, event-driven: cfg.on_message echoes (echo) or records the
+ * round trip and sends the next ping (pinger), on the loop thread. */
+void bb_bftnet_cb_pinger(int idx, const bb_job_t *job);
+void bb_bftnet_cb_echo(int idx, const bb_job_t *job);
 void bb_zmq_req(int idx, const bb_job_t *job);
 void bb_zmq_rep(int idx, const bb_job_t *job);
 void bb_tcp_pinger(int idx, const bb_job_t *job);

@@ -143,6 +143,7 @@ static void loop_thread(void *arg) {
   sigemptyset(&set);
   sigaddset(&set, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
+  bn_tl_loop_node = b;
   /* This thread frees every sent message: batch those frees (pool.h). If
    * that fails, frees are simply not batched. */
   (void)bn_pool_defer_begin(b->pool);

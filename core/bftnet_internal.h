@@ -157,4 +157,7 @@ int call(bftnet_t *b, cmd_t *c);
 /* Completes a command: sets its result and wakes the caller (once). */
 void cmd_complete(bftnet_t *b, cmd_t *c, int rc);
 
+/* The node whose own loop thread this is (core/members.c). */
+extern _Thread_local bftnet_t *bn_tl_loop_node;
+
 #endif

@@ -976,9 +976,9 @@ static void blog_advance(bftnet_t *b) {
   disp_blog_release_to(l, lo);
 }
 
-/* uv_async: sends queued messages, pops freed queue room. */
-void members_on_wake(uv_async_t *h) {
-  bftnet_t *b = h->data;
+/* Sends queued messages, pops freed queue room (the loop thread's answer
+ * to a wake or a kick). */
+static void members_wake(bftnet_t *b) {
   b->activity++;
   msnap_t *s = b->snap;
   for (size_t i = 0; i < s->n; i++) {
@@ -994,6 +994,26 @@ void members_on_wake(uv_async_t *h) {
     }
   }
   blog_advance(b);
+}
+
+static void members_kick(void *ud) { members_wake(ud); }
+
+/* uv_async: an application thread queued something or freed queue room. */
+void members_on_wake(uv_async_t *h) { members_wake(h->data); }
+
+/* The node's own loop thread (set by loop_thread; NULL elsewhere, and on
+ * an application's loop, cfg.loop). */
+_Thread_local bftnet_t *bn_tl_loop_node;
+
+/* After queueing: wakes the loop thread. Called on the loop thread itself
+ * (an on_message callback that replies), it defers the drain to the end of
+ * this loop turn instead: no eventfd write and read, no extra wake-up
+ * (about 2 us of a 64 B round trip's 66 us per hop). */
+static void kick_loop(bftnet_t *b) {
+  if (bn_tl_loop_node == b)
+    b->t->ops->defer(b->t, members_kick, b);
+  else
+    uv_async_send(&b->wake);
 }
 
 int members_init(bftnet_t *b) {
@@ -1110,7 +1130,7 @@ BFTNET_API int bftnet_send(bftnet_t *b, const char *node_id, const void *data, s
     }
   }
   epoch_exit(b, r, &sec);
-  if (rc == 0) uv_async_send(&b->wake);
+  if (rc == 0) kick_loop(b);
   return rc;
 }
 
@@ -1136,7 +1156,7 @@ BFTNET_API int bftnet_broadcast(bftnet_t *b, const void *data, size_t len) {
     }
   }
   epoch_exit(b, r, &sec);
-  if (rc > 0) uv_async_send(&b->wake);
+  if (rc > 0) kick_loop(b);
   return rc;
 }
 

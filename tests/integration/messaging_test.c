@@ -785,6 +785,75 @@ static void test_callback_mode_and_events(void **state) {
   node_stop(1);
 }
 
+
+/* A ping-pong run entirely on the two loop threads: r0's on_message sends
+ * the next ping, r1's replies (bftnet_send for even numbers,
+ * bftnet_broadcast for odd ones) from inside the callback. Sends from the
+ * loop thread are drained at the end of the turn (no wake of its own): if
+ * that drain were lost, the exchange would stall. */
+typedef struct pp_state {
+  bftnet_t **net;
+  uint64_t next, got, bad;
+  uint64_t n;
+} pp_state_t;
+
+static void pp_ping(const char *from, const uint8_t *data, size_t len, void *user) {
+  pp_state_t *p = user;
+  if (strcmp(from, "r1") != 0 || len != 16 || get_seq(data) != p->next) {
+    __atomic_add_fetch(&p->bad, 1, __ATOMIC_RELAXED);
+    return;
+  }
+  __atomic_add_fetch(&p->got, 1, __ATOMIC_RELEASE);
+  if (p->next == p->n) return;
+  uint8_t buf[16];
+  put_seq(buf, ++p->next, sizeof buf);
+  if (bftnet_send(*p->net, "r1", buf, sizeof buf) != 0) __atomic_add_fetch(&p->bad, 1, __ATOMIC_RELAXED);
+}
+
+static void pp_pong(const char *from, const uint8_t *data, size_t len, void *user) {
+  pp_state_t *p = user;
+  if (strcmp(from, "r0") != 0 || len != 16) {
+    __atomic_add_fetch(&p->bad, 1, __ATOMIC_RELAXED);
+    return;
+  }
+  int rc = get_seq(data) % 2 ? bftnet_broadcast(*p->net, data, len) - 1 /* 1 member */
+                             : bftnet_send(*p->net, from, data, len);
+  if (rc != 0) __atomic_add_fetch(&p->bad, 1, __ATOMIC_RELAXED);
+}
+
+static void test_callback_replies_on_loop_thread(void **state) {
+  (void)state;
+  static pp_state_t ping, pong;
+  memset(&ping, 0, sizeof ping);
+  memset(&pong, 0, sizeof pong);
+  ping.net = &nodes[0].net, ping.n = 3000, ping.next = 1;
+  pong.net = &nodes[1].net;
+  bftnet_config_t c0, c1;
+  cfg_defaults(&c0, NULL);
+  cfg_defaults(&c1, NULL);
+  c0.on_message = pp_ping, c0.user = &ping;
+  c1.on_message = pp_pong, c1.user = &pong;
+  node_start(0, &c0);
+  node_start(1, &c1);
+  connect_all(2);
+  wait_connected(0, "r1");
+  wait_connected(1, "r0");
+  uint8_t buf[16];
+  put_seq(buf, 1, sizeof buf);
+  double t0 = now_s();
+  assert_ok(bftnet_send(nodes[0].net, "r1", buf, sizeof buf)); /* the first, from this thread */
+  for (int i = 0; i < 1000 && __atomic_load_n(&ping.got, __ATOMIC_ACQUIRE) < ping.n; i++)
+    usleep(10000);
+  double dt = now_s() - t0;
+  assert_int_equal(__atomic_load_n(&ping.got, __ATOMIC_ACQUIRE), ping.n);
+  assert_int_equal(ping.bad, 0);
+  assert_int_equal(pong.bad, 0);
+  print_message("loop-thread ping-pong: %llu round trips in %.3f s (%.1f us each)\n",
+                (unsigned long long)ping.n, dt, dt / (double)ping.n * 1e6);
+  node_stop(0);
+  node_stop(1);
+}
+
 /* The application runs bftnet on its own uv_loop_t, from its own thread:
  * bftnet starts no thread; blocking calls turn the loop themselves. */
 /* busy_poll_us: validated; a ping-pong with busy polling on both nodes
@@ -877,6 +946,7 @@ int main(void) {
       cmocka_unit_test(test_pair_exchange_in_order),
       cmocka_unit_test(test_broadcast_all_to_all),
       cmocka_unit_test(test_send_broadcast_interleaved),
+      cmocka_unit_test(test_callback_replies_on_loop_thread),
       cmocka_unit_test(test_bad_arguments_and_membership),
       cmocka_unit_test(test_member_that_never_reads_costs_bounded_memory),
       cmocka_unit_test(test_tentative_then_promoted),
