@@ -41,6 +41,7 @@
 #include <time.h>
 
 #include "dispatcher.h"
+#include "count_alloc.h"
 #include "harness.h"
 
 enum {
@@ -56,43 +57,6 @@ enum { K_SEND0 = 0, K_SEND1 = 1, K_BCAST = 2 };
 #define RUN_NS (4000000000ull)
 #define RUN_NS_QUICK (2000000000ull)
 #define DRAIN_NS (30000000000ull)
-
-/* ------------------------------------------------- counting allocator */
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t k, size_t n);
-void *__real_realloc(void *p, size_t n);
-void __real_free(void *p);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t k, size_t n);
-void *__wrap_realloc(void *p, size_t n);
-void __wrap_free(void *p);
-
-static atomic_long g_live; /* blocks allocated and not freed */
-
-void *__wrap_malloc(size_t n) {
-  void *p = __real_malloc(n);
-  if (p) atomic_fetch_add(&g_live, 1);
-  return p;
-}
-
-void *__wrap_calloc(size_t k, size_t n) {
-  void *p = __real_calloc(k, n);
-  if (p) atomic_fetch_add(&g_live, 1);
-  return p;
-}
-
-void *__wrap_realloc(void *p, size_t n) {
-  void *q = __real_realloc(p, n);
-  if (p == NULL && q != NULL) atomic_fetch_add(&g_live, 1);
-  return q;
-}
-
-void __wrap_free(void *p) {
-  if (p == NULL) return;
-  atomic_fetch_sub(&g_live, 1);
-  __real_free(p);
-}
 
 /* -------------------------------------------------------------- helpers */
 
@@ -422,7 +386,7 @@ typedef struct blog_result {
 } blog_result_t;
 
 static blog_result_t run_case(const blog_case_t *cfg) {
-  long live0 = atomic_load(&g_live);
+  long live0 = th_live_blocks();
   uint64_t seed = th_seed();
   run_t *run = calloc(1, sizeof(*run));
   assert_non_null(run);
@@ -453,7 +417,7 @@ static blog_result_t run_case(const blog_case_t *cfg) {
     assert_non_null(p[i].kinds);
     assert_non_null(p[i].kept);
   }
-  long live_base = atomic_load(&g_live); /* everything but messages is allocated */
+  long live_base = th_live_blocks(); /* everything but messages is allocated */
 
   uint64_t t0 = now_ns();
   run->deadline = t0 + run_budget_ns();
@@ -537,7 +501,7 @@ static blog_result_t run_case(const blog_case_t *cfg) {
     /* The consumer is done: every reference but the producers' kept ones
      * was dropped, before any destroy. */
     assert_int_equal(ck_pr_load_64(&l->tail), head);
-    assert_int_equal(atomic_load(&g_live), live_base + (long)kept);
+    assert_int_equal(th_live_blocks(), live_base + (long)kept);
     for (int m = 0; m < MEMBERS; m++) {
       assert_int_equal(disp_framer_abort(&run->framers[m]), 0);
       assert_int_equal(disp_ring_destroy(&run->rings[m]), 0);
@@ -600,7 +564,7 @@ static blog_result_t run_case(const blog_case_t *cfg) {
   for (int m = 0; m < MEMBERS; m++)
     for (int i = 0; i < PRODUCERS; i++) free(run->rx[m].seen[i]);
   free(run);
-  assert_int_equal(atomic_load(&g_live), live0); /* every message freed */
+  assert_int_equal(th_live_blocks(), live0); /* every message freed */
   return (blog_result_t){log_pushes, fallbacks};
 }
 

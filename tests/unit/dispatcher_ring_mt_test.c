@@ -19,48 +19,12 @@
 #include <time.h>
 
 #include "dispatcher.h"
+#include "count_alloc.h"
 #include "harness.h"
 
 enum { PRODUCERS = 4, RING_CAP = 64, POP_BATCH = 32, BURST = 48, SAMPLE = 16 };
 #define PER_PRODUCER_MAX (1u << 22)
 #define RUN_NS (2000000000ull)
-
-/* ------------------------------------------------- counting allocator */
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t k, size_t n);
-void *__real_realloc(void *p, size_t n);
-void __real_free(void *p);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t k, size_t n);
-void *__wrap_realloc(void *p, size_t n);
-void __wrap_free(void *p);
-
-static atomic_long g_live; /* blocks allocated and not freed */
-
-void *__wrap_malloc(size_t n) {
-  void *p = __real_malloc(n);
-  if (p) atomic_fetch_add(&g_live, 1);
-  return p;
-}
-
-void *__wrap_calloc(size_t k, size_t n) {
-  void *p = __real_calloc(k, n);
-  if (p) atomic_fetch_add(&g_live, 1);
-  return p;
-}
-
-void *__wrap_realloc(void *p, size_t n) {
-  void *q = __real_realloc(p, n);
-  if (p == NULL && q != NULL) atomic_fetch_add(&g_live, 1);
-  return q;
-}
-
-void __wrap_free(void *p) {
-  if (p == NULL) return;
-  atomic_fetch_sub(&g_live, 1);
-  __real_free(p);
-}
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -184,7 +148,7 @@ static void *joiner_thread(void *arg) {
 
 static void test_ring_mt_producers_overflow(void **state) {
   (void)state;
-  long live = atomic_load(&g_live);
+  long live = th_live_blocks();
   disp_ring_t ring;
   assert_ok(disp_ring_init(&ring, RING_CAP));
   atomic_int done = 0;
@@ -244,7 +208,7 @@ static void test_ring_mt_producers_overflow(void **state) {
   }
   assert_int_equal(seen, c.consumed);
   assert_int_equal(disp_ring_destroy(&ring), 0);
-  assert_int_equal(atomic_load(&g_live), live); /* every message freed */
+  assert_int_equal(th_live_blocks(), live); /* every message freed */
 }
 
 /* ------------------------------------------- broadcast: 1 into 3 rings */
@@ -283,7 +247,7 @@ static void *bc_consumer_thread(void *arg) {
 
 static void test_broadcast_mt(void **state) {
   (void)state;
-  long live = atomic_load(&g_live);
+  long live = th_live_blocks();
   disp_ring_t rings[BC_RINGS];
   bc_consumer_t c[BC_RINGS];
   atomic_bool producer_done = false;
@@ -324,7 +288,7 @@ static void test_broadcast_mt(void **state) {
     disp_msg_release(msgs[i]);
   }
   free(msgs);
-  assert_int_equal(atomic_load(&g_live), live);
+  assert_int_equal(th_live_blocks(), live);
 }
 
 int main(void) {
