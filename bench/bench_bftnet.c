@@ -201,6 +201,27 @@ void bb_bftnet_receiver(int idx, const bb_job_t *job) {
   node_free(&n);
 }
 
+static void cb_count(const char *from, const uint8_t *data, size_t len, void *user) {
+  (void)from;
+  bb_child_t *ch = user;
+  static uint64_t last; /* the loop thread's only */
+  bb_count_msg(&ch->c, data, len, &last);
+}
+
+void bb_bftnet_cb_receiver(int idx, const bb_job_t *job) {
+  bb_child_t ch;
+  bnode_t n;
+  bb_child_init(&ch, idx, job);
+  /* The counts are the loop thread's; this thread snapshots them at phase
+   * changes (within a millisecond: 0.1 % of a window). */
+  node_start_cb(&ch, &n, 1, job, job->ring_capacity, cb_count, &ch);
+  node_join(&ch, &n, 2);
+  bb_ready(idx);
+  while (bb_tick(&ch) < BB_PH_STOP)
+    bb_sleep(0.001);
+  node_free(&n);
+}
+
 /* ---------------------------------------------------------- round trip */
 
 /* bb_rtt_fn: one round trip to r2 (ud: the bnode_t). */

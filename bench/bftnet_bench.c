@@ -69,8 +69,9 @@ static double msg_footprint(size_t size) {
 }
 #define MIB          (1024.0 * 1024.0)
 
-static const char *const SYS_NAME[BB_NSYS] = {"bftnet", "bftnet-plain", "zmq-curve", "zmq",
-                                              "tcp-aead", "tcp",          "tcp-aead-sod"};
+static const char *const SYS_NAME[BB_NSYS] = {"bftnet",   "bftnet-plain", "zmq-curve",
+                                              "zmq",      "tcp-aead",     "tcp",
+                                              "tcp-aead-sod", "bftnet-cb"};
 static const char *const SYS_DESC[BB_NSYS] = {"bftnet, migratable streams (default)",
                                               "bftnet, plain streams (disable_migration=1)",
                                               "ZeroMQ PUSH/PULL, CURVE",
@@ -79,7 +80,9 @@ static const char *const SYS_DESC[BB_NSYS] = {"bftnet, migratable streams (defau
                                               "(the cipher code bftnet uses)",
                                               "raw TCP, batched, no crypto",
                                               "raw TCP + ChaChaPoly per 16 KiB record "
-                                              "(libsodium's cipher code)"};
+                                              "(libsodium's cipher code)",
+                                              "bftnet, the receiver takes messages in "
+                                              "cfg.on_message (event-driven)"};
 
 enum {
   RTT_BFTNET,
@@ -227,7 +230,7 @@ static void run_tput(const opts_t *o, int s, int sys, int round) {
       {bb_bftnet_sender, bb_bftnet_receiver}, {bb_bftnet_sender, bb_bftnet_receiver},
       {bb_zmq_sender, bb_zmq_receiver},       {bb_zmq_sender, bb_zmq_receiver},
       {bb_tcp_sender, bb_tcp_receiver},       {bb_tcp_sender, bb_tcp_receiver},
-      {bb_tcp_sender, bb_tcp_receiver}};
+      {bb_tcp_sender, bb_tcp_receiver},       {bb_bftnet_sender, bb_bftnet_cb_receiver}};
   bb_job_t job = job_for(o, sys, o->sizes[s], round);
   char err[300] = "";
   tput_t *t = &T[s][sys][round];
@@ -555,6 +558,10 @@ static void report_ratios(const opts_t *o, json_t *root) {
              : targets[i].base == BB_ZMQ     ? "ZeroMQ plain"
                                              : "crypto limit");
     add_verdict(name, tmed(o, s, BB_BFTNET) / tmed(o, s, targets[i].base), targets[i].target, 0);
+    if (targets[i].base == BB_TCP_AEAD && (o->sys_mask & (1u << BB_BFTNET_CB))) {
+      snprintf(name, sizeof name, "%zu B bftnet-cb / crypto limit", targets[i].size);
+      add_verdict(name, tmed(o, s, BB_BFTNET_CB) / tmed(o, s, BB_TCP_AEAD), targets[i].target, 0);
+    }
   }
   json_object_set_new(root, "ratios", arr);
   json_object_set_new(root, "migration", mig);
@@ -751,7 +758,7 @@ static void usage(FILE *f) {
           "  --memory-soak S    send flat out to a dead member for S seconds, sampling RSS "
           "(default off)\n"
           "  --flood            bftnet senders do not nap on a half-full ring (drops instead)\n"
-          "  --systems LIST     bftnet,bftnet-plain,zmq-curve,zmq,tcp-aead,tcp,tcp-aead-sod (default all)\n"
+          "  --systems LIST     bftnet,bftnet-plain,zmq-curve,zmq,tcp-aead,tcp,tcp-aead-sod,bftnet-cb (default all)\n"
           "  --sections LIST    throughput,rtt,broadcast,all-to-all,memory (default all)\n",
           MAX_ROUNDS);
 }

@@ -106,6 +106,7 @@ enum bb_sys {
   BB_TCP_AEAD,
   BB_TCP,
   BB_TCP_AEAD_SODIUM,
+  BB_BFTNET_CB, /* bftnet, the receiver takes messages in cfg.on_message */
   BB_NSYS
 };
 
@@ -209,6 +210,9 @@ void bb_bftnet_pinger(int idx, const bb_job_t *job);
 void bb_bftnet_echo(int idx, const bb_job_t *job);
 /* The same, event-driven: cfg.on_message echoes (echo) or records the
  * round trip and sends the next ping (pinger), on the loop thread. */
+/* A throughput receiver that takes messages in cfg.on_message, on the loop
+ * thread (the event-driven deployment). */
+void bb_bftnet_cb_receiver(int idx, const bb_job_t *job);
 void bb_bftnet_cb_pinger(int idx, const bb_job_t *job);
 void bb_bftnet_cb_echo(int idx, const bb_job_t *job);
 void bb_zmq_req(int idx, const bb_job_t *job);
