@@ -633,6 +633,53 @@ static void test_member_that_never_reads_slows_no_one(void **state) {
   for (int i = 0; i < 3; i++) node_stop(i);
 }
 
+
+/* Broadcasts flat out while one member is dead (its node stopped): the
+ * live member gets every broadcast in order; the dead one's share is either
+ * still queued (its ring and its place in the broadcast log) or counted
+ * dropped, exactly; the log does not grow past its bound (the dead member
+ * is moved on), so memory stays flat. */
+static void test_broadcast_with_a_dead_member(void **state) {
+  (void)state;
+  for (int i = 0; i < 3; i++) node_start(i, NULL);
+  node_stop(2); /* r2 keeps its address in the membership, nobody answers */
+  const int all[] = {0, 1, 2};
+  connect_to(0, all, 3);
+  connect_to(1, all, 3);
+  wait_connected(0, "r1");
+  enum { N = 60000 };
+  uint8_t buf[256];
+  uint64_t last[MAXN] = {0}, got = 0;
+  long rss_half = 0;
+  for (uint64_t s = 1; s <= N; s++) {
+    put_seq(buf, s, sizeof buf);
+    assert_int_equal(bftnet_broadcast(nodes[0].net, buf, sizeof buf), 2);
+    if (s % 512 == 0) got += recv_ordered(1, s - got, last, 2000); /* paced for r1 */
+    if (s == N / 2) rss_half = rss_kib();
+  }
+  got += recv_ordered(1, N - got, last, 3000);
+  long rss_end = rss_kib();
+  bftnet_peer_stats_t live, dead;
+  assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &live));
+  assert_ok(bftnet_peer_stats(nodes[0].net, "r2", &dead));
+  print_message("broadcast with a dead member: r1 got %llu; r2 dropped %llu, queued %u; "
+                "RSS %ld -> %ld KiB\n",
+                (unsigned long long)got, (unsigned long long)dead.dropped_overflow,
+                dead.ring_depth, rss_half, rss_end);
+  assert_int_equal(got, N); /* in order: recv_ordered checks */
+  assert_int_equal(live.dropped_overflow, 0);
+  assert_int_equal(dead.sent, 0);
+  assert_int_equal(dead.enqueued, N);
+  assert_int_equal(dead.dropped_overflow + dead.ring_depth, N); /* all accounted for */
+  assert_true(dead.dropped_overflow > 0);
+  assert_true(dead.ring_depth <= 4095 + 2 * 4096); /* its ring + the log */
+#ifndef TH_ASAN
+  assert_true(rss_end - rss_half < 4 * 1024); /* the second half added nothing */
+#endif
+  node_stop(0);
+  node_stop(1);
+}
+
 typedef struct flood_arg {
   int from;
   int stop; /* atomic */
@@ -946,6 +993,7 @@ int main(void) {
       cmocka_unit_test(test_pair_exchange_in_order),
       cmocka_unit_test(test_broadcast_all_to_all),
       cmocka_unit_test(test_send_broadcast_interleaved),
+      cmocka_unit_test(test_broadcast_with_a_dead_member),
       cmocka_unit_test(test_callback_replies_on_loop_thread),
       cmocka_unit_test(test_bad_arguments_and_membership),
       cmocka_unit_test(test_member_that_never_reads_costs_bounded_memory),
