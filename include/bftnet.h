@@ -381,8 +381,10 @@ BFTNET_API int bftnet_connect_file(bftnet_t *net, const char *path, char *errbuf
  * ourselves, BFTNET_ETOOBIG above max_message_size. Any thread. */
 BFTNET_API int bftnet_send(bftnet_t *net, const char *node_id, const void *data,
                            size_t len) BFTNET_WUR;
-/* Queues one message for every member but ourselves, sharing one buffer.
- * Returns the number of members it was queued for. Any thread. */
+/* Queues one message for every member but ourselves, sharing one buffer
+ * (one queue operation whatever their number). A member receives a thread's
+ * sends and broadcasts in the order that thread queued them. Returns the
+ * number of members it was queued for. Any thread. */
 BFTNET_API int bftnet_broadcast(bftnet_t *net, const void *data, size_t len) BFTNET_WUR;
 
 typedef struct bftnet_msg {
@@ -410,7 +412,8 @@ typedef struct bftnet_peer_stats {
   uint64_t enqueued;          /* accepted by bftnet_send/broadcast */
   uint64_t sent;              /* written to the member's stream */
   uint64_t delivered;         /* received from the member and handed to the app */
-  uint64_t dropped_overflow;  /* dropped from a full ring (oldest first) */
+  uint64_t dropped_overflow;  /* dropped from a full ring, or broadcasts skipped
+                                 by a member ring_capacity behind (oldest first) */
   uint64_t dropped_removed;   /* released when the member was removed */
   uint64_t aborted;           /* lost with a stream that was aborted (reset,
                                  detach timeout, peer restart, removal): the
@@ -421,7 +424,8 @@ typedef struct bftnet_peer_stats {
   uint64_t bytes_out, bytes_in;
   uint64_t reconnects;        /* outbound stream re-established */
   uint64_t tentative_evicted; /* messages a TentativeReceiver dropped before promotion */
-  uint32_t ring_depth;
+  uint32_t ring_depth;        /* queued, not yet written: its ring and the
+                                 broadcasts it has still to take */
   uint32_t inbound_depth;
   int connected;              /* 1 if the outbound stream is up */
   /* Migratable streams (both of the member's streams unless said). */
