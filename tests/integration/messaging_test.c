@@ -59,7 +59,7 @@ static void node_start_as(int i, const bftnet_config_t *over, bool keep) {
   else cfg_defaults(&cfg, NULL);
   cfg.key = n->key;
   assert_ok(bftnet_new(&n->net, &cfg));
-  snprintf(n->id, sizeof n->id, "r%d", i);
+  snprintf(n->id, sizeof n->id, "r%u", (unsigned)i & 0xffu); /* i < MAXN */
   char listen[2 * BFTNET_ADDR_MAX];
   snprintf(listen, sizeof listen, "%.*s", keep ? (int)(strstr(n->addr, "/p2p/") - n->addr) : 20,
            keep ? n->addr : "/ip4/127.0.0.1/tcp/0");
@@ -164,6 +164,13 @@ static void wait_connected(int at, const char *to) {
   fail_msg("%s never connected to %s", nodes[at].id, to);
 }
 
+/* Starts nodes 0..n-1 as one membership and waits for r0's streams to the others. */
+static void start_connected(int n) {
+  for (int i = 0; i < n; i++) node_start(i, NULL);
+  connect_all(n);
+  for (int i = 1; i < n; i++) wait_connected(0, nodes[i].id);
+}
+
 /* ----------------------------------------------------------------- tests */
 
 static void test_pair_exchange_in_order(void **state) {
@@ -247,10 +254,7 @@ static void test_broadcast_all_to_all(void **state) {
  * the member's ring; the framer merges them), and, paced, all of them. */
 static void test_send_broadcast_interleaved(void **state) {
   (void)state;
-  for (int i = 0; i < 3; i++) node_start(i, NULL);
-  connect_all(3);
-  wait_connected(0, "r1");
-  wait_connected(0, "r2");
+  start_connected(3);
   enum { N = 30000 };
   uint8_t buf[100];
   uint64_t want[3] = {0, 0, 0}, rng = th_rng_init(th_seed());
@@ -593,10 +597,7 @@ static double timed_delivery(int from, int to, uint64_t base, uint64_t n, uint64
 
 static void test_member_that_never_reads_slows_no_one(void **state) {
   (void)state;
-  for (int i = 0; i < 3; i++) node_start(i, NULL);
-  connect_all(3);
-  wait_connected(0, "r1");
-  wait_connected(0, "r2");
+  start_connected(3);
   uint64_t last[MAXN] = {0};
   double base = timed_delivery(0, 1, 0, 20000, last);
   /* r2 never reads: flood it while measuring r0 -> r1 again. */
