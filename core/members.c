@@ -1262,7 +1262,7 @@ BFTNET_API int bftnet_peer_stats(bftnet_t *b, const char *node_id, bftnet_peer_s
     *out = (bftnet_peer_stats_t){
         .enqueued = ck_pr_load_64(&m->ring.enqueued) + ck_pr_load_64(&m->framer.btaken) +
                     ck_pr_load_64(&m->framer.bdropped) + disp_framer_backlog(&m->framer) -
-                    (ck_pr_load_ptr(&m->framer.uni) ? 1 : 0),
+                    ck_pr_load_32(&m->framer.uni_len),
         .sent = ck_pr_load_64(&m->sent),
         .delivered = ck_pr_load_64(&m->inq.delivered),
         .dropped_overflow = ck_pr_load_64(&m->ring.dropped) + ck_pr_load_64(&m->framer.bdropped),

@@ -120,6 +120,7 @@ void disp_blog_release_to(disp_blog_t *l, uint64_t to);
 typedef int (*disp_write_fn)(void *ctx, const uint8_t *p, size_t n); /* bytes taken, 0 = blocked, < 0 error */
 
 #define DISP_FRAMER_HELD 256u /* messages per coalesced write, at most */
+#define DISP_FRAMER_UNIQ 64u  /* ring messages popped ahead while merging broadcasts */
 
 /* The stream offsets (bytes_written) at which completed messages end, for a
  * stream whose bytes are confirmed later (a migratable stream): when it is
@@ -149,7 +150,10 @@ typedef struct disp_framer {
   const disp_blog_t *blog;
   uint64_t bcur;       /* atomic (loop writes): the next log entry to look at */
   uint64_t bver;       /* entries addressed to an older membership are not ours */
-  disp_msg_t *uni;     /* popped from the ring, waiting for the log entries before it */
+  /* popped from the ring (in batches), waiting for the log entries before
+   * them: uniq[uni_head, +uni_len), FIFO; uni_len is read by stats */
+  disp_msg_t *uniq[DISP_FRAMER_UNIQ];
+  uint32_t uni_head, uni_len;
   uint64_t bdropped;   /* atomic (loop writes): log entries skipped by disp_framer_blog_trim */
   uint64_t btaken;     /* atomic (loop writes): log entries taken for this stream */
 } disp_framer_t;

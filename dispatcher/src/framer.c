@@ -80,11 +80,15 @@ static unsigned framer_merge(disp_framer_t *f, disp_ring_t *r, disp_msg_t **out,
   uint64_t h = disp_blog_head(l); /* before any pop: see the top */
   unsigned got = 0;
   while (got < n) {
-    if (!f->uni) {
-      disp_msg_t *u = NULL;
-      if (disp_ring_pop_batch_mpmc(r, &u, 1)) ck_pr_store_ptr(&f->uni, u); /* stats read it */
+    if (f->uni_len == 0) { /* after h was read: see the top */
+      f->uni_head = 0;
+      /* no more than this call can place: the rest stays in the ring,
+       * where drop-oldest applies */
+      ck_pr_store_32(&f->uni_len,
+                     disp_ring_pop_batch_mpmc(r, f->uniq, BN_MIN(DISP_FRAMER_UNIQ, n - got)));
     }
-    uint64_t limit = f->uni ? f->uni->bseq : h;
+    disp_msg_t *u = f->uni_len ? f->uniq[f->uni_head] : NULL;
+    uint64_t limit = u ? u->bseq : h;
     uint64_t c = f->bcur; /* (a trimmed cursor may be past a ring message's bseq) */
     if (c < limit) {
       BN_ASSERT(limit - c <= l->cap); /* the log's tail never passes a cursor */
@@ -97,9 +101,10 @@ static unsigned framer_merge(disp_framer_t *f, disp_ring_t *r, disp_msg_t **out,
       ck_pr_store_64(&f->btaken, f->btaken + 1);
       continue;
     }
-    if (!f->uni) break;
-    out[got++] = f->uni;
-    ck_pr_store_ptr(&f->uni, NULL);
+    if (!u) break;
+    out[got++] = u;
+    f->uniq[f->uni_head++] = NULL;
+    ck_pr_store_32(&f->uni_len, f->uni_len - 1);
   }
   return got;
 }
@@ -129,7 +134,7 @@ uint64_t disp_framer_backlog(const disp_framer_t *f) {
   if (!f->blog) return 0;
   uint64_t c = ck_pr_load_64((uint64_t *)(uintptr_t)&f->bcur);
   uint64_t h = ck_pr_load_64((uint64_t *)(uintptr_t)&f->blog->head);
-  return (h > c ? h - c : 0) + (ck_pr_load_ptr((void **)(uintptr_t)&f->uni) ? 1 : 0);
+  return (h > c ? h - c : 0) + ck_pr_load_32((uint32_t *)(uintptr_t)&f->uni_len);
 }
 
 void disp_framer_blog_skip_foreign(disp_framer_t *f) {
@@ -299,11 +304,13 @@ int disp_framer_abort(disp_framer_t *f) {
     disp_msg_release(f->cur);
     n++;
   }
-  if (f->uni != NULL) { /* popped, not yet ordered: lost with the rest */
-    disp_msg_release(f->uni);
-    ck_pr_store_ptr(&f->uni, NULL);
+  for (uint32_t i = 0; i < f->uni_len; i++) { /* popped, not yet ordered: lost with the rest */
+    disp_msg_release(f->uniq[f->uni_head + i]);
+    f->uniq[f->uni_head + i] = NULL;
     n++;
   }
+  f->uni_head = 0;
+  ck_pr_store_32(&f->uni_len, 0);
   for (uint32_t i = 0; i < f->held_len; i++) {
     disp_msg_release(f->held[f->held_head + i]);
     f->held[f->held_head + i] = NULL;

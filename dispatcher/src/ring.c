@@ -128,15 +128,32 @@ bool disp_ring_push_mpmc(disp_ring_t *r, disp_msg_t *m) {
 }
 
 unsigned disp_ring_pop_batch_mpmc(disp_ring_t *r, disp_msg_t **out, unsigned max) {
-  /* ck 0.7.1 has no batch dequeue: its _size forms are enqueue-only (they
-   * report the depth). A batch is a loop of MPMC dequeues; each costs one
-   * CAS on c_head, which only a dropping producer contends. */
-  unsigned n = 0;
-  while (n < max) {
-    disp_msg_t *m = ring_dequeue(r);
-    if (m == NULL) break;
-    out[n++] = m;
-  }
+  /* ck 0.7.1 has no batch dequeue (its _size forms are enqueue-only), and a
+   * loop of its MPMC dequeues costs one CAS per message (4 % of a 128 B
+   * stream's CPU). This is ck's multi-consumer dequeue (_ck_ring_dequeue_mc)
+   * for up to max slots at once: read the slots between c_head and p_tail,
+   * then claim them all with one CAS on c_head; if a dropping producer
+   * moved c_head meanwhile, what was read is discarded and read again. */
+  ck_ring_t *ring = &r->ring;
+  const unsigned mask = ring->mask;
+  unsigned consumer, n;
+  if (max == 0) return 0;
+  DISP_TSAN_IGNORE_BEGIN();
+  consumer = ck_pr_load_uint(&ring->c_head);
+  do {
+    ck_pr_fence_load();
+    unsigned producer = ck_pr_load_uint(&ring->p_tail);
+    n = producer - consumer;
+    if (n == 0) break;
+    if (n > max) n = max;
+    ck_pr_fence_load();
+    for (unsigned i = 0; i < n; i++)
+      out[i] = r->buf[(consumer + i) & mask].value;
+    ck_pr_fence_store_atomic();
+  } while (!ck_pr_cas_uint_value(&ring->c_head, consumer, consumer + n, &consumer));
+  DISP_TSAN_IGNORE_END();
+  for (unsigned i = 0; i < n; i++)
+    DISP_TSAN_ACQUIRE(out[i]);
   return n;
 }
 

@@ -350,7 +350,7 @@ static void blog_advance(run_t *run) {
 static bool member_idle(run_t *run, int m) {
   disp_framer_t *f = &run->framers[m];
   return disp_ring_depth(&run->rings[m]) == 0 && f->cur == NULL && f->held_len == 0 &&
-         f->uni == NULL && disp_framer_backlog(f) == 0;
+         f->uni_len == 0 && disp_framer_backlog(f) == 0;
 }
 
 static void *consumer_thread(void *arg) {
@@ -484,7 +484,7 @@ static blog_result_t run_case(const blog_case_t *cfg) {
     assert_int_equal(ck_pr_load_64(&f->bcur), head);
     assert_int_equal(disp_ring_depth(ring), 0);
     assert_null(f->cur);
-    assert_null(f->uni);
+    assert_int_equal(f->uni_len, 0);
     assert_int_equal(f->held_len, 0);
     for (int i = 0; i < PRODUCERS; i++) {
       for (uint32_t c = 0; c < p[i].ops; c++) {
