@@ -133,27 +133,9 @@ static void on_conn_down(void *ud, net_conn_t *c, bftnet_reason_t reason, int er
 
 /* ----------------------------------------------------------- lifecycle */
 
-static void loop_thread(void *arg) {
-  bftnet_t *b = arg;
-  /* A write to a socket the peer reset raises SIGPIPE in the writing
-   * thread; blocked here, write() returns EPIPE instead and the process's
-   * own disposition stays the application's business. (With the
-   * application's loop, cfg.loop, the application must ignore SIGPIPE.) */
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
-  bn_tl_loop_node = b;
-  /* This thread frees every sent message: batch those frees (pool.h). If
-   * that fails, frees are simply not batched. */
-  (void)bn_pool_defer_begin(b->pool);
-  if (b->cfg.busy_poll_us == 0) {
-    uv_run(b->loop, UV_RUN_DEFAULT);
-    bn_pool_defer_end();
-    return;
-  }
-  /* Busy polling: after a turn that had work, poll without sleeping
-   * (yielding to any runnable thread) until busy_poll_us pass idle. */
+/* Busy polling: after a turn that had work, poll without sleeping
+ * (yielding to any runnable thread) until busy_poll_us pass idle. */
+static void loop_busy_poll(bftnet_t *b) {
   const bn_seam_t *seam = bn_seam_system();
   uint64_t spin_ns = (uint64_t)b->cfg.busy_poll_us * 1000u;
   for (int alive = 1; alive;) {
@@ -171,6 +153,26 @@ static void loop_thread(void *arg) {
       sched_yield();
     }
   }
+}
+
+static void loop_thread(void *arg) {
+  bftnet_t *b = arg;
+  /* A write to a socket the peer reset raises SIGPIPE in the writing
+   * thread; blocked here, write() returns EPIPE instead and the process's
+   * own disposition stays the application's business. (With the
+   * application's loop, cfg.loop, the application must ignore SIGPIPE.) */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  bn_tl_loop_node = b;
+  /* This thread frees every sent message: batch those frees (pool.h). If
+   * that fails, frees are simply not batched. */
+  (void)bn_pool_defer_begin(b->pool);
+  if (b->cfg.busy_poll_us == 0)
+    uv_run(b->loop, UV_RUN_DEFAULT);
+  else
+    loop_busy_poll(b);
   bn_pool_defer_end();
 }
 

@@ -961,6 +961,7 @@ static void blog_advance(bftnet_t *b) {
   msnap_t *s = b->snap;
   disp_blog_t *l = &b->blog;
   uint64_t h = disp_blog_head(l), lo = h;
+  if (h == l->tail) return; /* empty: every cursor is at the head */
   for (size_t i = 0; i < s->n; i++) {
     disp_framer_blog_skip_foreign(&s->m[i]->framer);
     lo = BN_MIN(lo, s->m[i]->framer.bcur);
@@ -1261,8 +1262,7 @@ BFTNET_API int bftnet_peer_stats(bftnet_t *b, const char *node_id, bftnet_peer_s
   if (m) {
     *out = (bftnet_peer_stats_t){
         .enqueued = ck_pr_load_64(&m->ring.enqueued) + ck_pr_load_64(&m->framer.btaken) +
-                    ck_pr_load_64(&m->framer.bdropped) + disp_framer_backlog(&m->framer) -
-                    ck_pr_load_32(&m->framer.uni_len),
+                    ck_pr_load_64(&m->framer.bdropped) + disp_framer_blog_pending(&m->framer),
         .sent = ck_pr_load_64(&m->sent),
         .delivered = ck_pr_load_64(&m->inq.delivered),
         .dropped_overflow = ck_pr_load_64(&m->ring.dropped) + ck_pr_load_64(&m->framer.bdropped),

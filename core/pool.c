@@ -65,8 +65,7 @@ struct bn_pool {
 static int pool_class(size_t s, size_t *size) {
   if (s > BN_POOL_MAX) return -1;
   if (s <= BN_POOL_MIN) {
-    size_t k = (s + 63) / 64; /* 1..16 */
-    if (k == 0) k = 1;
+    size_t k = (s + 63) / 64; /* 1..16: s includes the 16-byte header */
     *size = k * 64;
     return (int)k - 1;
   }
@@ -177,6 +176,16 @@ void *bn_pool_alloc(bn_pool_t *p, size_t n) {
   return h + 1;
 }
 
+/* Counts `bytes` more as cached if the cap allows (false: free them
+ * instead). A closed pool caches nothing. */
+static bool pool_cache_take(bn_pool_t *p, uint64_t bytes) {
+  if (ck_pr_load_int(&p->closed)) return false;
+  uint64_t old = ck_pr_faa_64(&p->cached, bytes);
+  if (old + bytes <= p->cache_max) return true;
+  ck_pr_sub_64(&p->cached, bytes);
+  return false;
+}
+
 /* ck_stack_push_upmc for a chain first..last (same protocol: the chain's
  * links are written before the CAS publishes it). */
 static void stack_push_chain(ck_stack_t *s, ck_stack_entry_t *first, ck_stack_entry_t *last) {
@@ -192,12 +201,7 @@ static void stack_push_chain(ck_stack_t *s, ck_stack_entry_t *first, ck_stack_en
 static void defer_flush(pool_defer_t *d) {
   bn_pool_t *p = d->pool;
   if (!d->count) return;
-  bool keep = false;
-  if (!ck_pr_load_int(&p->closed)) {
-    uint64_t old = ck_pr_faa_64(&p->cached, d->bytes);
-    keep = old + d->bytes <= p->cache_max;
-    if (!keep) ck_pr_sub_64(&p->cached, d->bytes);
-  }
+  bool keep = pool_cache_take(p, d->bytes);
   for (int c = 0; c < POOL_CLASSES; c++) {
     if (!d->head[c]) continue;
     if (keep) {
@@ -258,12 +262,7 @@ void bn_pool_free(void *mem) {
     if (++d->count >= POOL_DEFER_MAX) defer_flush(d);
     return;
   }
-  bool keep = false;
-  if (!ck_pr_load_int(&p->closed)) {
-    uint64_t old = ck_pr_faa_64(&p->cached, size);
-    keep = old + size <= p->cache_max;
-    if (!keep) ck_pr_sub_64(&p->cached, size);
-  }
+  bool keep = pool_cache_take(p, size);
   if (keep) {
     ck_stack_entry_t *e = mem;
     BN_TSAN_RELEASE(e);

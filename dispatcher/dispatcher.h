@@ -107,6 +107,10 @@ bool disp_blog_push(disp_blog_t *l, disp_msg_t *m, uint64_t ver);
 uint64_t disp_blog_head(const disp_blog_t *l);
 /* Loop thread: releases the entries below `to` (every cursor is at or past it). */
 void disp_blog_release_to(disp_blog_t *l, uint64_t to);
+/* The slot of entry `seq`. */
+static inline disp_blog_slot_t *disp_blog_slot(const disp_blog_t *l, uint64_t seq) {
+  return &l->slots[seq & (l->cap - 1)];
+}
 
 /* -------------------------------------------------------------- framer */
 /* Loop thread. Turns messages into uvarint(len) || bytes on a stream
@@ -162,9 +166,12 @@ void disp_framer_init(disp_framer_t *f);
 /* Reads broadcasts from l from entry `start` on, skipping entries whose
  * version is below `ver` (queued before this member joined). */
 void disp_framer_attach_blog(disp_framer_t *f, const disp_blog_t *l, uint64_t start, uint64_t ver);
+/* Log entries from the cursor on, not yet looked at (some may turn out
+ * not ours). Any thread (approximate). */
+uint64_t disp_framer_blog_pending(const disp_framer_t *f);
 /* Messages queued for this stream outside the ring and not yet pulled:
- * log entries from the cursor on (some may turn out not ours) and the
- * ring message waiting for them. Any thread (approximate). */
+ * the pending log entries and the ring messages waiting for them. Any
+ * thread (approximate). */
 uint64_t disp_framer_backlog(const disp_framer_t *f);
 /* Loop thread: moves the cursor past entries at its head that are not ours
  * (addressed to an older membership), so they never count as backlog. */

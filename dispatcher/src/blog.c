@@ -14,7 +14,6 @@
  * ThreadSanitizer cannot see ck_pr's ordering; the two edges are stated on
  * head and tail (disp_internal.h).
  */
-#include <sched.h>
 #include <stdlib.h>
 
 #include <ck_pr.h>
@@ -41,7 +40,7 @@ size_t disp_blog_destroy(disp_blog_t *l) {
   size_t n = 0;
   if (l->slots) {
     for (uint64_t s = l->tail; s != l->head; s++) {
-      disp_msg_release(l->slots[s & (l->cap - 1)].msg);
+      disp_msg_release(disp_blog_slot(l, s)->msg);
       n++;
     }
   }
@@ -50,37 +49,23 @@ size_t disp_blog_destroy(disp_blog_t *l) {
   return n;
 }
 
-/* As the ring's push lock (ring.c): spin briefly, then yield. */
-static void blog_lock(disp_blog_t *l) {
-  for (unsigned spins = 0; !ck_spinlock_fas_trylock(&l->lock); spins++) {
-    if (spins < 64) ck_pr_stall();
-    else sched_yield();
-  }
-  DISP_TSAN_ACQUIRE(&l->lock);
-}
-
-static void blog_unlock(disp_blog_t *l) {
-  DISP_TSAN_RELEASE(&l->lock);
-  ck_spinlock_fas_unlock(&l->lock);
-}
-
 bool disp_blog_push(disp_blog_t *l, disp_msg_t *m, uint64_t ver) {
   BN_ASSERT(m != NULL);
-  blog_lock(l);
+  disp_spin_lock(&l->lock);
   uint64_t h = l->head, t = ck_pr_load_64(&l->tail);
   DISP_TSAN_ACQUIRE(&l->tail); /* the loop released the slots below t */
   if (h - t >= l->cap) {
-    blog_unlock(l);
+    disp_spin_unlock(&l->lock);
     return false;
   }
-  disp_blog_slot_t *s = &l->slots[h & (l->cap - 1)];
+  disp_blog_slot_t *s = disp_blog_slot(l, h);
   s->msg = m;
   s->ver = ver;
   DISP_TSAN_RELEASE(m);       /* the message's bytes, to whoever takes it */
   DISP_TSAN_RELEASE(&l->head); /* the slot, to whoever reads head */
   ck_pr_fence_store();
   ck_pr_store_64(&l->head, h + 1);
-  blog_unlock(l);
+  disp_spin_unlock(&l->lock);
   return true;
 }
 
@@ -96,7 +81,7 @@ void disp_blog_release_to(disp_blog_t *l, uint64_t to) {
   BN_ASSERT(to - t <= l->cap);
   if (to == t) return;
   for (; t != to; t++) {
-    disp_blog_slot_t *s = &l->slots[t & (l->cap - 1)];
+    disp_blog_slot_t *s = disp_blog_slot(l, t);
     disp_msg_release(s->msg);
     s->msg = NULL;
   }

@@ -16,6 +16,11 @@
 #ifndef BFTNET_DISP_INTERNAL_H
 #define BFTNET_DISP_INTERNAL_H
 
+#include <sched.h>
+
+#include <ck_pr.h>
+#include <ck_spinlock.h>
+
 #if defined(__SANITIZE_THREAD__)
 #define DISP_TSAN 1
 #elif defined(__has_feature)
@@ -41,5 +46,23 @@ void __tsan_ignore_thread_end(void);
 #define DISP_TSAN_IGNORE_BEGIN() ((void)0)
 #define DISP_TSAN_IGNORE_END() ((void)0)
 #endif
+
+/* The producers' lock of a ring and of the broadcast log. The critical
+ * section is a few stores (~20 ns). Spinning briefly is cheaper than a
+ * mutex (whose unlock is another atomic); a waiter that spins long (the
+ * holder was preempted) yields its time slice instead, so producers
+ * outnumbering cores do not convoy. */
+static inline void disp_spin_lock(ck_spinlock_fas_t *l) {
+  for (unsigned spins = 0; !ck_spinlock_fas_trylock(l); spins++) {
+    if (spins < 64) ck_pr_stall();
+    else sched_yield();
+  }
+  DISP_TSAN_ACQUIRE(l);
+}
+
+static inline void disp_spin_unlock(ck_spinlock_fas_t *l) {
+  DISP_TSAN_RELEASE(l);
+  ck_spinlock_fas_unlock(l);
+}
 
 #endif

@@ -92,7 +92,7 @@ static unsigned framer_merge(disp_framer_t *f, disp_ring_t *r, disp_msg_t **out,
     uint64_t c = f->bcur; /* (a trimmed cursor may be past a ring message's bseq) */
     if (c < limit) {
       BN_ASSERT(limit - c <= l->cap); /* the log's tail never passes a cursor */
-      const disp_blog_slot_t *s = &l->slots[c & (l->cap - 1)];
+      const disp_blog_slot_t *s = disp_blog_slot(l, c);
       ck_pr_store_64(&f->bcur, c + 1);
       if (s->ver < f->bver) continue; /* addressed before this member joined */
       DISP_TSAN_ACQUIRE(s->msg);
@@ -130,17 +130,21 @@ void disp_framer_attach_blog(disp_framer_t *f, const disp_blog_t *l, uint64_t st
   f->bver = ver;
 }
 
-uint64_t disp_framer_backlog(const disp_framer_t *f) {
+uint64_t disp_framer_blog_pending(const disp_framer_t *f) {
   if (!f->blog) return 0;
   uint64_t c = ck_pr_load_64((uint64_t *)(uintptr_t)&f->bcur);
   uint64_t h = ck_pr_load_64((uint64_t *)(uintptr_t)&f->blog->head);
-  return (h > c ? h - c : 0) + ck_pr_load_32((uint32_t *)(uintptr_t)&f->uni_len);
+  return h > c ? h - c : 0;
+}
+
+uint64_t disp_framer_backlog(const disp_framer_t *f) {
+  return disp_framer_blog_pending(f) + ck_pr_load_32((uint32_t *)(uintptr_t)&f->uni_len);
 }
 
 void disp_framer_blog_skip_foreign(disp_framer_t *f) {
   if (!f->blog) return;
   uint64_t h = disp_blog_head(f->blog), c = f->bcur;
-  while (c < h && f->blog->slots[c & (f->blog->cap - 1)].ver < f->bver) c++;
+  while (c < h && disp_blog_slot(f->blog, c)->ver < f->bver) c++;
   if (c != f->bcur) ck_pr_store_64(&f->bcur, c);
 }
 
@@ -150,7 +154,7 @@ uint64_t disp_framer_blog_trim(disp_framer_t *f, uint64_t keep) {
   if (h - c <= keep) return 0;
   uint64_t skipped = 0;
   for (uint64_t s = c; s < h - keep; s++) /* only entries addressed to us count */
-    if (f->blog->slots[s & (f->blog->cap - 1)].ver >= f->bver) skipped++;
+    if (disp_blog_slot(f->blog, s)->ver >= f->bver) skipped++;
   ck_pr_store_64(&f->bcur, h - keep);
   ck_pr_store_64(&f->bdropped, f->bdropped + skipped);
   return skipped;

@@ -16,7 +16,8 @@
  * into a ck_ring took over 60 s (never finished) lock-free and 0.04-0.07 s
  * with a mutex. The MP enqueue was never lock-free (a stalled producer
  * already blocks the others), so the lock costs no progress guarantee; what
- * matters is that waiters give their time slice away: push_lock spins 64
+ * matters is that waiters give their time slice away: push_lock
+ * (disp_spin_lock, disp_internal.h, which the broadcast log shares) spins 64
  * times, then yields (sched_yield) until it gets the lock. Against the
  * mutex it replaced it saves an atomic per push (a broadcast pushes once
  * per member: 1.35x -> 1.26x a send) and is faster contended too (ring_bench,
@@ -30,7 +31,6 @@
  * c_head has advanced and no other producer can refill it. (3) So the
  * second enqueue succeeds. At most two attempts and one drop, asserted.
  */
-#include <sched.h>
 #include <stdlib.h>
 
 #include <ck_pr.h>
@@ -48,17 +48,6 @@ _Static_assert(sizeof(ck_ring_buffer_t) == sizeof(disp_msg_t *), "one pointer pe
 
 /* ck_ring's own slot accesses are ordered by ck_pr, which TSan cannot see;
  * the edges that matter are stated on the message (disp_internal.h). */
-/* The critical section is a few stores (~20 ns). Spinning briefly is
- * cheaper than a mutex (whose unlock is another atomic); a waiter that
- * spins long (the holder was preempted) yields its time slice instead, so
- * producers outnumbering cores do not convoy (the reason for the lock). */
-static void push_lock(disp_ring_t *r) {
-  for (unsigned spins = 0; !ck_spinlock_fas_trylock(&r->push_lock); spins++) {
-    if (spins < 64) ck_pr_stall();
-    else sched_yield();
-  }
-}
-
 /* Producers hold push_lock, so at most one enqueues at a time: ck's
  * single-producer enqueue (no CAS on p_head) is enough; the consumer and a
  * dropping producer dequeue with the multi-consumer form (c_head CAS). */
@@ -110,7 +99,7 @@ bool disp_ring_push_mpmc(disp_ring_t *r, disp_msg_t *m) {
   disp_msg_t *old = NULL;
   /* Publishes the message's bytes to whoever dequeues it (TSan only). */
   DISP_TSAN_RELEASE(m);
-  push_lock(r);
+  disp_spin_lock(&r->push_lock);
   /* Counted before m is visible: enqueued >= consumed + dropped + depth
    * holds for any reader at any time. */
   ck_pr_store_64(&r->enqueued, r->enqueued + 1); /* only lock holders write it */
@@ -121,7 +110,7 @@ bool disp_ring_push_mpmc(disp_ring_t *r, disp_msg_t *m) {
     old = ring_dequeue(r); /* NULL: the loop thread emptied it meanwhile */
     if (old != NULL) ck_pr_store_64(&r->dropped, r->dropped + 1);
   }
-  ck_spinlock_fas_unlock(&r->push_lock);
+  disp_spin_unlock(&r->push_lock);
   if (old == NULL) return false;
   disp_msg_release(old); /* outside the lock: it may free */
   return true;

@@ -133,13 +133,6 @@ rx_msg_t *rx_inq_pop_spmc(rx_inq_t *q) {
   return rx_inq_pop_batch_spmc(q, &m, 1) ? m : NULL;
 }
 
-bool rx_inq_over(rx_inq_t *q) {
-  uint64_t out_m = ck_pr_load_64(&q->out_msgs), out_b = ck_pr_load_64(&q->out_bytes);
-  ck_pr_fence_load();
-  return ck_pr_load_64(&q->in_msgs) - out_m >= q->cap - 1 ||
-         ck_pr_load_64(&q->in_bytes) - out_b >= q->max_bytes;
-}
-
 uint32_t rx_inq_depth(rx_inq_t *q) {
   uint64_t out_m = ck_pr_load_64(&q->out_msgs);
   ck_pr_fence_load();
@@ -150,6 +143,10 @@ uint64_t rx_inq_bytes(rx_inq_t *q) {
   uint64_t out_b = ck_pr_load_64(&q->out_bytes);
   ck_pr_fence_load();
   return ck_pr_load_64(&q->in_bytes) - out_b;
+}
+
+bool rx_inq_over(rx_inq_t *q) {
+  return rx_inq_depth(q) >= q->cap - 1 || rx_inq_bytes(q) >= q->max_bytes;
 }
 
 size_t rx_inq_destroy(rx_inq_t *q) {
