@@ -301,11 +301,7 @@ static void cb_pong(const char *from, const uint8_t *data, size_t len, void *use
   uint64_t ns = bb_now_ns() - p->t0;
   if (atomic_load(&p->done)) return;
   if (len != p->job->size || memcmp(data, p->out, len) != 0) atomic_fetch_add(&p->bad, 1);
-  uint32_t k = atomic_load(&bb_shm->nsamples);
-  if (p->i >= p->job->rtt_warm && k < BB_MAX_SAMPLES) {
-    bb_shm->samples[k] = ns;
-    atomic_store(&bb_shm->nsamples, k + 1);
-  }
+  bb_rtt_record(p->job, p->i, ns);
   p->i++;
   if (p->i >= p->total || (p->i >= p->job->rtt_warm && bb_now() > p->t_end)) {
     atomic_store(&p->done, 1);

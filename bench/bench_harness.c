@@ -246,6 +246,14 @@ void bb_count_msg(bb_counts_t *c, const uint8_t *data, size_t len, uint64_t *las
   }
 }
 
+void bb_rtt_record(const bb_job_t *job, uint32_t i, uint64_t ns) {
+  uint32_t k = atomic_load(&bb_shm->nsamples);
+  if (i >= job->rtt_warm && k < BB_MAX_SAMPLES) {
+    bb_shm->samples[k] = ns;
+    atomic_store(&bb_shm->nsamples, k + 1);
+  }
+}
+
 void bb_rtt_pinger(bb_child_t *ch, const bb_job_t *job, bb_rtt_fn rtt, void *ud,
                    bool check_deadline) {
   const int idx = ch->idx;
@@ -260,11 +268,7 @@ void bb_rtt_pinger(bb_child_t *ch, const bb_job_t *job, bb_rtt_fn rtt, void *ud,
     bb_put_seq(out, job->size, i + 1);
     uint64_t ns;
     if (!rtt(ch, ud, i, out, job->size, &ns)) bb_shm->side[idx].res[BB_RES_RTT_BAD]++;
-    uint32_t k = atomic_load(&bb_shm->nsamples);
-    if (i >= job->rtt_warm && k < BB_MAX_SAMPLES) {
-      bb_shm->samples[k] = ns;
-      atomic_store(&bb_shm->nsamples, k + 1);
-    }
+    bb_rtt_record(job, i, ns);
     if (check_deadline && bb_past_deadline(ch)) bb_fail(idx, "deadline");
   }
   bb_done(idx);

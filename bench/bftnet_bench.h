@@ -176,6 +176,8 @@ typedef bool (*bb_rtt_fn)(bb_child_t *ch, void *ud, uint32_t i, const uint8_t *o
  * count in res[BB_RES_RTT_BAD]) until job->window has passed since GO, says
  * done and waits for STOP. With check_deadline, fails the child once its
  * deadline has passed after a round trip. */
+/* Round trip i took ns: kept as a sample once past the warm-up. */
+void bb_rtt_record(const bb_job_t *job, uint32_t i, uint64_t ns);
 void bb_rtt_pinger(bb_child_t *ch, const bb_job_t *job, bb_rtt_fn rtt, void *ud,
                    bool check_deadline);
 
