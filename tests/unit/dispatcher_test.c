@@ -3,59 +3,11 @@
  * a broadcast freed exactly once, the framer against writers that take
  * a few bytes at a time, abort, coalescing, and the redial backoff.
  *
- * Linked with -Wl,--wrap=malloc,calloc,realloc,free (tests/unit/
- * dispatcher.cmake): the wrappers count live blocks, count frees of one
- * watched pointer, and inject allocation failures. */
+ * Linked with the counting allocator (tests/lib/count_alloc.h): live
+ * blocks, frees of one watched pointer, injected allocation failures. */
+#include "count_alloc.h"
 #include "dispatcher.h"
 #include "harness.h"
-
-/* ------------------------------------------------- counting allocator */
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t k, size_t n);
-void *__real_realloc(void *p, size_t n);
-void __real_free(void *p);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t k, size_t n);
-void *__wrap_realloc(void *p, size_t n);
-void __wrap_free(void *p);
-
-static long g_live;          /* blocks allocated and not freed */
-static int g_fail_in = -1;   /* fail the allocation this many from now (0 = next) */
-static const void *g_watch;  /* a pointer whose frees are counted */
-static int g_watch_frees;
-
-static bool alloc_should_fail(void) {
-  if (g_fail_in < 0) return false;
-  return g_fail_in-- == 0;
-}
-
-void *__wrap_malloc(size_t n) {
-  if (alloc_should_fail()) return NULL;
-  void *p = __real_malloc(n);
-  if (p) g_live++;
-  return p;
-}
-
-void *__wrap_calloc(size_t k, size_t n) {
-  if (alloc_should_fail()) return NULL;
-  void *p = __real_calloc(k, n);
-  if (p) g_live++;
-  return p;
-}
-
-void *__wrap_realloc(void *p, size_t n) {
-  void *q = __real_realloc(p, n);
-  if (p == NULL && q != NULL) g_live++;
-  return q;
-}
-
-void __wrap_free(void *p) {
-  if (p == NULL) return;
-  if (p == g_watch) g_watch_frees++;
-  g_live--;
-  __real_free(p);
-}
 
 /* -------------------------------------------------------------- helpers */
 
@@ -100,32 +52,31 @@ static uint32_t msg_u32_value(const disp_msg_t *m) {
 
 static void test_msg_new_release(void **state) {
   (void)state;
-  long live = g_live;
+  long live = th_live_blocks();
   disp_msg_t *m = disp_msg_new(NULL, "hello", 5, 3);
   assert_non_null(m);
   assert_int_equal(m->len, 5);
   assert_memory_equal(m->data, "hello", 5);
   assert_int_equal(refs_of(m), 3);
-  assert_int_equal(g_live, live + 1);
-  g_watch = (uint8_t *)m - BN_POOL_HDR; /* the allocation starts at the pool header */
-  g_watch_frees = 0;
+  assert_int_equal(th_live_blocks(), live + 1);
+  th_watch_free((uint8_t *)m - BN_POOL_HDR); /* the allocation starts at the pool header */
   disp_msg_release(m);
   disp_msg_release(m);
   assert_int_equal(refs_of(m), 1);
-  assert_int_equal(g_watch_frees, 0);
+  assert_int_equal(th_watched_frees(), 0);
   disp_msg_release(m);
-  assert_int_equal(g_watch_frees, 1);
-  assert_int_equal(g_live, live);
-  g_watch = NULL;
+  assert_int_equal(th_watched_frees(), 1);
+  assert_int_equal(th_live_blocks(), live);
+  th_watch_free(NULL);
 
   disp_msg_t *empty = disp_msg_new(NULL, NULL, 0, 1);
   assert_non_null(empty);
   assert_int_equal(empty->len, 0);
   disp_msg_release(empty);
 
-  g_fail_in = 0;
+  th_fail_alloc_in(0);
   assert_null(disp_msg_new(NULL, "x", 1, 1));
-  assert_int_equal(g_live, live);
+  assert_int_equal(th_live_blocks(), live);
 }
 
 /* ----------------------------------------------------------------- ring */
@@ -136,15 +87,15 @@ static void test_ring_init_args(void **state) {
   const uint32_t bad[] = {0, 1, 2, 3, 5, 6, 12, 100, (1u << 24) + 1, 1u << 25, UINT32_MAX};
   for (size_t i = 0; i < BN_ARRAY_LEN(bad); i++)
     assert_err(disp_ring_init(&r, bad[i]), BFTNET_EINVAL);
-  long live = g_live;
-  g_fail_in = 0;
+  long live = th_live_blocks();
+  th_fail_alloc_in(0);
   assert_err(disp_ring_init(&r, 8), BFTNET_ENOMEM);
-  assert_int_equal(g_live, live);
+  assert_int_equal(th_live_blocks(), live);
   assert_ok(disp_ring_init(&r, 4));
   assert_int_equal(r.cap, 4);
   assert_int_equal(disp_ring_depth(&r), 0);
   assert_int_equal(disp_ring_destroy(&r), 0);
-  assert_int_equal(g_live, live);
+  assert_int_equal(th_live_blocks(), live);
 }
 
 static void test_ring_fifo_capacity(void **state) {
@@ -179,7 +130,7 @@ static void test_ring_drop_oldest(void **state) {
   enum { N = 100, CAP = 4 };
   disp_ring_t r;
   disp_msg_t *m[N];
-  long live = g_live;
+  long live = th_live_blocks();
   assert_ok(disp_ring_init(&r, CAP));
   for (uint32_t i = 0; i < N; i++) {
     m[i] = msg_u32(i, 2); /* the test keeps one reference */
@@ -202,7 +153,7 @@ static void test_ring_drop_oldest(void **state) {
     disp_msg_release(m[i]);
   }
   assert_int_equal(disp_ring_destroy(&r), 0);
-  assert_int_equal(g_live, live);
+  assert_int_equal(th_live_blocks(), live);
 }
 
 static void test_ring_destroy_releases(void **state) {
@@ -210,7 +161,7 @@ static void test_ring_destroy_releases(void **state) {
   enum { N = 20 };
   disp_ring_t r;
   disp_msg_t *m[N];
-  long live = g_live;
+  long live = th_live_blocks();
   assert_ok(disp_ring_init(&r, 32));
   for (uint32_t i = 0; i < N; i++) {
     m[i] = msg_u32(i, 2);
@@ -225,7 +176,7 @@ static void test_ring_destroy_releases(void **state) {
     assert_int_equal(refs_of(m[i]), 1);
     disp_msg_release(m[i]);
   }
-  assert_int_equal(g_live, live);
+  assert_int_equal(th_live_blocks(), live);
 }
 
 /* One buffer, refs = 6, in 6 rings: consumed from two, dropped by overflow
@@ -234,12 +185,11 @@ static void test_broadcast_freed_once(void **state) {
   (void)state;
   enum { RINGS = 6, CAP = 4 };
   disp_ring_t r[RINGS];
-  long live = g_live;
+  long live = th_live_blocks();
   for (int i = 0; i < RINGS; i++)
     assert_ok(disp_ring_init(&r[i], CAP));
   disp_msg_t *m = msg_make(42, 1000, RINGS);
-  g_watch = (uint8_t *)m - BN_POOL_HDR;
-  g_watch_frees = 0;
+  th_watch_free((uint8_t *)m - BN_POOL_HDR);
   for (int i = 0; i < RINGS; i++)
     assert_false(disp_ring_push_mpmc(&r[i], m));
   assert_int_equal(refs_of(m), RINGS);
@@ -257,16 +207,16 @@ static void test_broadcast_freed_once(void **state) {
     assert_int_equal(ck_pr_load_64(&r[i].dropped), 1);
   }
   assert_int_equal(refs_of(m), RINGS - 4);
-  assert_int_equal(g_watch_frees, 0);
+  assert_int_equal(th_watched_frees(), 0);
   assert_int_equal(disp_ring_destroy(&r[4]), 1);
-  assert_int_equal(g_watch_frees, 0);
+  assert_int_equal(th_watched_frees(), 0);
   assert_int_equal(disp_ring_destroy(&r[5]), 1); /* the last reference */
-  assert_int_equal(g_watch_frees, 1);
+  assert_int_equal(th_watched_frees(), 1);
   for (int i = 0; i < 4; i++)
     disp_ring_destroy(&r[i]);
-  assert_int_equal(g_watch_frees, 1);
-  assert_int_equal(g_live, live);
-  g_watch = NULL;
+  assert_int_equal(th_watched_frees(), 1);
+  assert_int_equal(th_live_blocks(), live);
+  th_watch_free(NULL);
 }
 
 /* --------------------------------------------------------------- framer */
@@ -644,7 +594,7 @@ static void blog_advance2(disp_blog_t *l, disp_framer_t *f) {
 static void test_blog_merge_order(void **state) {
   (void)state;
   enum { OPS = 3000, LOGCAP = 8 };
-  long live = g_live;
+  long live = th_live_blocks();
   disp_blog_t l;
   disp_ring_t r[2];
   disp_framer_t f[2];
@@ -709,7 +659,7 @@ static void test_blog_merge_order(void **state) {
     assert_int_equal(disp_ring_destroy(&r[i]), 0);
     bn_buf_free(&s[i].out);
   }
-  assert_int_equal(g_live, live);
+  assert_int_equal(th_live_blocks(), live);
   fprintf(stderr, "blog merge: %u broadcasts through the log, %u through the rings\n", logged,
           fallbacks);
 }
@@ -720,7 +670,7 @@ static void test_blog_merge_order(void **state) {
  * ring message waiting behind log entries; destroy releases the rest. */
 static void test_blog_versions_full_trim_abort(void **state) {
   (void)state;
-  long live = g_live;
+  long live = th_live_blocks();
   disp_blog_t l;
   disp_ring_t r;
   disp_framer_t f;
@@ -781,7 +731,7 @@ static void test_blog_versions_full_trim_abort(void **state) {
   assert_int_equal(disp_ring_destroy(&r), 0);
   bn_buf_free(&s.out);
   bn_buf_free(&blocked.out);
-  assert_int_equal(g_live, live);
+  assert_int_equal(th_live_blocks(), live);
 }
 
 /* -------------------------------------------------------------- backoff */

@@ -14,9 +14,8 @@
  * and the other way round). Some received buffers are kept and freed only
  * after the owner closed the pool, concurrently with the last frees.
  *
- * Linked with -Wl,--wrap=malloc,calloc,realloc,aligned_alloc,free
- * (tests/unit/pool.cmake): the wrappers count live blocks and malloc calls,
- * record the size last asked for, and inject allocation failures. */
+ * Linked with the counting allocator (tests/lib/count_alloc.h): live
+ * blocks and malloc calls, the size last asked for, injected failures. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -25,75 +24,11 @@
 #include <ck_ring.h>
 
 #include "core.h"
+#include "count_alloc.h"
 #include "harness.h"
 #include "pool.h"
 
 /* ------------------------------------------------- counting allocator */
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t k, size_t n);
-void *__real_realloc(void *p, size_t n);
-void *__real_aligned_alloc(size_t a, size_t n);
-void __real_free(void *p);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t k, size_t n);
-void *__wrap_realloc(void *p, size_t n);
-void *__wrap_aligned_alloc(size_t a, size_t n);
-void __wrap_free(void *p);
-
-static atomic_long g_live;        /* blocks allocated and not freed */
-static atomic_long g_mallocs;     /* malloc calls that returned a block */
-static atomic_size_t g_last_n;    /* the size of the last malloc call */
-static atomic_int g_fail_in = -1; /* fail the allocation this many from now (0 = next) */
-
-static bool alloc_should_fail(void) {
-  if (atomic_load(&g_fail_in) < 0) return false;
-  return atomic_fetch_sub(&g_fail_in, 1) == 0;
-}
-
-void *__wrap_malloc(size_t n) {
-  atomic_store(&g_last_n, n);
-  if (alloc_should_fail()) return NULL;
-  void *p = __real_malloc(n);
-  if (p) {
-    atomic_fetch_add(&g_live, 1);
-    atomic_fetch_add(&g_mallocs, 1);
-  }
-  return p;
-}
-
-void *__wrap_calloc(size_t k, size_t n) {
-  if (alloc_should_fail()) return NULL;
-  void *p = __real_calloc(k, n);
-  if (p) atomic_fetch_add(&g_live, 1);
-  return p;
-}
-
-void *__wrap_realloc(void *p, size_t n) {
-  void *q = __real_realloc(p, n);
-  if (p == NULL && q != NULL) atomic_fetch_add(&g_live, 1);
-  return q;
-}
-
-void *__wrap_aligned_alloc(size_t a, size_t n) {
-  if (alloc_should_fail()) return NULL;
-  void *p = __real_aligned_alloc(a, n);
-  if (p) atomic_fetch_add(&g_live, 1);
-  return p;
-}
-
-void __wrap_free(void *p) {
-  if (p == NULL) return;
-  atomic_fetch_sub(&g_live, 1);
-  __real_free(p);
-}
-
-static long live(void) {
-  return atomic_load(&g_live);
-}
-static long mallocs(void) {
-  return atomic_load(&g_mallocs);
-}
 
 /* -------------------------------------------------------------- helpers */
 
@@ -154,7 +89,7 @@ static bool *sweep_set(void) {
 
 static void test_size_classes(void **state) {
   (void)state;
-  long live0 = live();
+  long live0 = th_live_blocks();
   bn_pool_t *p = bn_pool_new(64u << 20); /* caches everything */
   assert_non_null(p);
   bool *on = sweep_set();
@@ -163,27 +98,27 @@ static void test_size_classes(void **state) {
     if (!on[n]) continue;
     swept++;
     size_t want = want_class(n);
-    long m0 = mallocs(), l0 = live();
+    long m0 = th_mallocs(), l0 = th_live_blocks();
     uint8_t *a = bn_pool_alloc(p, n);
     assert_non_null(a);
     assert_aligned(a);
     fill(a, n, (uint8_t)n); /* ASan: all n bytes are the caller's */
     check_fill(a, n, (uint8_t)n);
-    bool fresh = mallocs() != m0;
+    bool fresh = th_mallocs() != m0;
     size_t c_held = bn_pool_cached(p);
     bn_pool_free(a);
     size_t c_freed = bn_pool_cached(p);
     if (want == 0) {
       /* Plain malloc: one block for exactly this buffer, freed by free. */
       assert_true(fresh);
-      assert_int_equal(atomic_load(&g_last_n), n + BN_POOL_HDR);
+      assert_int_equal(th_last_malloc_size(), n + BN_POOL_HDR);
       assert_int_equal(c_freed, c_held);
-      assert_int_equal(live(), l0);
+      assert_int_equal(th_live_blocks(), l0);
       continue;
     }
     /* Pooled: the free cached it; its class is what the cache grew by. */
     size_t cls = c_freed - c_held;
-    if (fresh) assert_int_equal(atomic_load(&g_last_n), cls);
+    if (fresh) assert_int_equal(th_last_malloc_size(), cls);
     if (cls != want)
       fail_msg("n=%zu (total %zu): class %zu, want %zu", n, n + BN_POOL_HDR, cls, want);
     assert_true(cls >= n + BN_POOL_HDR);
@@ -195,12 +130,12 @@ static void test_size_classes(void **state) {
       classes_seen[n_classes++] = cls;
     }
     prev_class = cls;
-    assert_int_equal(live(), l0 + (fresh ? 1 : 0)); /* cached, not freed */
+    assert_int_equal(th_live_blocks(), l0 + (fresh ? 1 : 0)); /* cached, not freed */
     /* LIFO reuse: the same n gets the same buffer back, without malloc. */
-    m0 = mallocs();
+    m0 = th_mallocs();
     uint8_t *b = bn_pool_alloc(p, n);
     assert_ptr_equal(b, a);
-    assert_int_equal(mallocs(), m0);
+    assert_int_equal(th_mallocs(), m0);
     assert_int_equal(bn_pool_cached(p), c_held);
     fill(b, n, (uint8_t)~n);
     bn_pool_free(b);
@@ -230,13 +165,13 @@ static void test_size_classes(void **state) {
   fprintf(stderr, "size classes: %zu sizes swept, 64 classes\n", swept);
   free(on);
   bn_pool_close(p); /* frees what is cached, and the pool */
-  assert_int_equal(live(), live0);
+  assert_int_equal(th_live_blocks(), live0);
 }
 
 /* The cache is LIFO per class, and classes do not mix. */
 static void test_reuse_lifo(void **state) {
   (void)state;
-  long live0 = live();
+  long live0 = th_live_blocks();
   bn_pool_t *p = bn_pool_new(1u << 20);
   assert_non_null(p);
   void *a = bn_pool_alloc(p, 3000), *b = bn_pool_alloc(p, 3000), *c = bn_pool_alloc(p, 5000);
@@ -245,20 +180,20 @@ static void test_reuse_lifo(void **state) {
   bn_pool_free(b);
   bn_pool_free(c);
   assert_int_equal(bn_pool_cached(p), 2 * want_class(3000) + want_class(5000));
-  long m0 = mallocs();
+  long m0 = th_mallocs();
   assert_ptr_equal(bn_pool_alloc(p, 2900), b); /* the same class (3072), newest first */
   assert_ptr_equal(bn_pool_alloc(p, 3056), a);
   assert_ptr_equal(bn_pool_alloc(p, 5000), c);
-  assert_int_equal(mallocs(), m0);
+  assert_int_equal(th_mallocs(), m0);
   assert_int_equal(bn_pool_cached(p), 0);
   void *d = bn_pool_alloc(p, 3000); /* the class is empty: a new block */
-  assert_int_equal(mallocs(), m0 + 1);
+  assert_int_equal(th_mallocs(), m0 + 1);
   bn_pool_free(a);
   bn_pool_free(b);
   bn_pool_free(c);
   bn_pool_free(d);
   bn_pool_close(p);
-  assert_int_equal(live(), live0);
+  assert_int_equal(th_live_blocks(), live0);
 }
 
 /* ---------------------------------------------------------- cache cap */
@@ -275,30 +210,30 @@ static int setup_rng(void **state) {
 
 static void test_cache_cap(void **state) {
   (void)state;
-  long live0 = live();
+  long live0 = th_live_blocks();
   /* 50 buffers of one class (2048) under a cap of 10000: 4 stay cached. */
   bn_pool_t *p = bn_pool_new(10000);
   assert_non_null(p);
-  assert_int_equal(live(), live0 + 1);
+  assert_int_equal(th_live_blocks(), live0 + 1);
   void *b[50];
   for (int i = 0; i < 50; i++)
     assert_non_null(b[i] = bn_pool_alloc(p, 2000));
-  assert_int_equal(live(), live0 + 1 + 50);
+  assert_int_equal(th_live_blocks(), live0 + 1 + 50);
   for (int i = 0; i < 50; i++) {
     bn_pool_free(b[i]);
     assert_true(bn_pool_cached(p) <= 10000);
   }
   assert_int_equal(bn_pool_cached(p), 4 * 2048);
-  assert_int_equal(live(), live0 + 1 + 4); /* the other 46 were really freed */
-  long m0 = mallocs();
+  assert_int_equal(th_live_blocks(), live0 + 1 + 4); /* the other 46 were really freed */
+  long m0 = th_mallocs();
   for (int i = 0; i < 5; i++)
     assert_non_null(b[i] = bn_pool_alloc(p, 2000));
-  assert_int_equal(mallocs(), m0 + 1); /* four from the cache, then malloc */
+  assert_int_equal(th_mallocs(), m0 + 1); /* four from the cache, then malloc */
   assert_int_equal(bn_pool_cached(p), 0);
   for (int i = 0; i < 5; i++)
     bn_pool_free(b[i]);
   bn_pool_close(p);
-  assert_int_equal(live(), live0);
+  assert_int_equal(th_live_blocks(), live0);
 
   /* A cap of exactly one class: kept (the cap is inclusive), the next freed. */
   p = bn_pool_new(2048);
@@ -311,9 +246,9 @@ static void test_cache_cap(void **state) {
   assert_int_equal(bn_pool_cached(p), 2048);
   bn_pool_free(b[1]);
   assert_int_equal(bn_pool_cached(p), 2048);
-  assert_int_equal(live(), live0 + 2);
+  assert_int_equal(th_live_blocks(), live0 + 2);
   bn_pool_close(p);
-  assert_int_equal(live(), live0);
+  assert_int_equal(th_live_blocks(), live0);
 
   /* cache_max 0: nothing is ever cached. */
   p = bn_pool_new(0);
@@ -323,9 +258,9 @@ static void test_cache_cap(void **state) {
   for (int i = 0; i < 10; i++)
     bn_pool_free(b[i]);
   assert_int_equal(bn_pool_cached(p), 0);
-  assert_int_equal(live(), live0 + 1);
+  assert_int_equal(th_live_blocks(), live0 + 1);
   bn_pool_close(p);
-  assert_int_equal(live(), live0);
+  assert_int_equal(th_live_blocks(), live0);
 
   /* Random sizes and orders under a cap: after every free the cache is
    * within the cap, a free keeps the buffer exactly when it fits, and the
@@ -360,12 +295,12 @@ static void test_cache_cap(void **state) {
         assert_int_equal(after, before + (keep ? cls[i] : 0));
         if (keep) n_cached++;
       }
-      assert_int_equal(live(), live0 + 1 + n_out + n_cached);
+      assert_int_equal(th_live_blocks(), live0 + 1 + n_out + n_cached);
     }
     for (int i = 0; i < OUT; i++)
       bn_pool_free(out[i]);
     bn_pool_close(p);
-    assert_int_equal(live(), live0);
+    assert_int_equal(th_live_blocks(), live0);
   }
 }
 
@@ -373,7 +308,7 @@ static void test_cache_cap(void **state) {
 
 static void test_lifetime(void **state) {
   (void)state;
-  long live0 = live();
+  long live0 = th_live_blocks();
   bn_pool_close(NULL);
 
   /* Closed with nothing out: the pool and its cache go at once. */
@@ -382,9 +317,9 @@ static void test_lifetime(void **state) {
   void *x = bn_pool_alloc(p, 4000), *y = bn_pool_alloc(p, 9000);
   bn_pool_free(x);
   bn_pool_free(y);
-  assert_int_equal(live(), live0 + 3);
+  assert_int_equal(th_live_blocks(), live0 + 3);
   bn_pool_close(p);
-  assert_int_equal(live(), live0);
+  assert_int_equal(th_live_blocks(), live0);
 
   /* Closed with buffers out: they stay usable, each later free is a plain
    * free, and the last one frees the cache and the pool. */
@@ -401,19 +336,19 @@ static void test_lifetime(void **state) {
   bn_pool_free(b[3]); /* cached: 4096 */
   bn_pool_free(b[1]); /* cached: 1536 */
   assert_int_equal(bn_pool_cached(p), 4096 + 1536);
-  assert_int_equal(live(), live0 + 1 + NB);
+  assert_int_equal(th_live_blocks(), live0 + 1 + NB);
   bn_pool_close(p);
-  assert_int_equal(live(), live0 + 1 + NB); /* the buffers out hold the pool */
+  assert_int_equal(th_live_blocks(), live0 + 1 + NB); /* the buffers out hold the pool */
   static const size_t order[] = {7, 0, 5, 6, 2, 4};
   for (size_t k = 0; k < BN_ARRAY_LEN(order); k++) {
     size_t i = order[k];
     check_fill(b[i], sizes[i], (uint8_t)i); /* ASan: still ours */
     fill(b[i], sizes[i], 0xee);
-    long l = live();
+    long l = th_live_blocks();
     bn_pool_free(b[i]);
-    if (k + 1 < BN_ARRAY_LEN(order)) assert_int_equal(live(), l - 1); /* straight to free() */
+    if (k + 1 < BN_ARRAY_LEN(order)) assert_int_equal(th_live_blocks(), l - 1); /* straight to free() */
   }
-  assert_int_equal(live(), live0); /* the last free took the cache and the pool */
+  assert_int_equal(th_live_blocks(), live0); /* the last free took the cache and the pool */
 
   /* A buffer of one pool freed after another pool was made and closed. */
   bn_pool_t *p1 = bn_pool_new(1u << 20), *p2 = bn_pool_new(1u << 20);
@@ -425,7 +360,7 @@ static void test_lifetime(void **state) {
   assert_int_equal(bn_pool_cached(p1), want_class(5000));
   bn_pool_close(p1);
   bn_pool_free(y);
-  assert_int_equal(live(), live0);
+  assert_int_equal(th_live_blocks(), live0);
 }
 
 /* A thread that defers its frees: they reach the cache only in batches of
@@ -433,7 +368,7 @@ static void test_lifetime(void **state) {
  * holds, and the pool outlives its close while a thread holds its buffers. */
 static void test_defer(void **state) {
   (void)state;
-  long live0 = live();
+  long live0 = th_live_blocks();
   enum { N = 64 }; /* POOL_DEFER_MAX */
   bn_pool_t *p = bn_pool_new(1u << 20), *q = bn_pool_new(1u << 20);
   assert_non_null(p);
@@ -457,10 +392,10 @@ static void test_defer(void **state) {
   size_t all = (size_t)(N / 2) * (want_class(100) + want_class(3000));
   assert_int_equal(bn_pool_cached(p), all);
   /* They are reused, newest first within a class, without malloc. */
-  long m0 = mallocs();
+  long m0 = th_mallocs();
   void *r = bn_pool_alloc(p, 100);
   assert_true(r == b[N - 1] || r == b[N - 3]);
-  assert_int_equal(mallocs(), m0);
+  assert_int_equal(th_mallocs(), m0);
   bn_pool_free(r);
   bn_pool_defer_flush();
   assert_int_equal(bn_pool_cached(p), all);
@@ -473,12 +408,12 @@ static void test_defer(void **state) {
   void *x = bn_pool_alloc(p, 5000), *y = bn_pool_alloc(p, 5000);
   bn_pool_free(x);
   bn_pool_close(p);
-  assert_true(live() > live0);
+  assert_true(th_live_blocks() > live0);
   bn_pool_free(y);
   bn_pool_defer_end();
   bn_pool_defer_end(); /* again: a no-op */
   bn_pool_close(q);
-  assert_int_equal(live(), live0);
+  assert_int_equal(th_live_blocks(), live0);
 
   /* Over the cap: the flush frees the batch instead of caching it. */
   p = bn_pool_new(4096);
@@ -491,15 +426,15 @@ static void test_defer(void **state) {
     bn_pool_free(c[i]);
   bn_pool_defer_flush();
   assert_int_equal(bn_pool_cached(p), 0); /* 3 x 2048 > 4096 */
-  assert_int_equal(live(), live0 + 2); /* just the pool and this thread's defer record */
+  assert_int_equal(th_live_blocks(), live0 + 2); /* just the pool and this thread's defer record */
   bn_pool_defer_end();
   bn_pool_close(p);
-  assert_int_equal(live(), live0);
+  assert_int_equal(th_live_blocks(), live0);
 }
 
 static void test_null_pool(void **state) {
   (void)state;
-  long live0 = live();
+  long live0 = th_live_blocks();
   bn_pool_free(NULL);
   assert_int_equal(bn_pool_cached(NULL), 0);
   static const size_t sizes[] = {0, 1, 496, 497, 1008, 5000, BN_POOL_MAX, BN_POOL_MAX + 100};
@@ -507,11 +442,11 @@ static void test_null_pool(void **state) {
     uint8_t *a = bn_pool_alloc(NULL, sizes[i]);
     assert_non_null(a);
     assert_aligned(a);
-    assert_int_equal(atomic_load(&g_last_n), sizes[i] + BN_POOL_HDR); /* plain malloc */
+    assert_int_equal(th_last_malloc_size(), sizes[i] + BN_POOL_HDR); /* plain malloc */
     fill(a, sizes[i], 9);
-    assert_int_equal(live(), live0 + 1);
+    assert_int_equal(th_live_blocks(), live0 + 1);
     bn_pool_free(a);
-    assert_int_equal(live(), live0);
+    assert_int_equal(th_live_blocks(), live0);
   }
 }
 
@@ -519,46 +454,46 @@ static void test_null_pool(void **state) {
 
 static void test_alloc_failure(void **state) {
   (void)state;
-  long live0 = live();
-  atomic_store(&g_fail_in, 0);
+  long live0 = th_live_blocks();
+  th_fail_alloc_in(0);
   assert_null(bn_pool_new(1000));
-  assert_int_equal(live(), live0);
+  assert_int_equal(th_live_blocks(), live0);
 
   bn_pool_t *p = bn_pool_new(1u << 20);
   assert_non_null(p);
   static const size_t sizes[] = {
       0, 100, 496, 497, 3000, 40000, BN_POOL_MAX - BN_POOL_HDR, BN_POOL_MAX, 100000};
   for (size_t i = 0; i < BN_ARRAY_LEN(sizes); i++) {
-    atomic_store(&g_fail_in, 0);
+    th_fail_alloc_in(0);
     assert_null(bn_pool_alloc(p, sizes[i]));
-    assert_int_equal(atomic_load(&g_fail_in), -1); /* malloc was asked */
-    assert_int_equal(live(), live0 + 1);
-    atomic_store(&g_fail_in, 0);
+    assert_int_equal(th_fail_alloc_pending(), -1); /* malloc was asked */
+    assert_int_equal(th_live_blocks(), live0 + 1);
+    th_fail_alloc_in(0);
     assert_null(bn_pool_alloc(NULL, sizes[i]));
-    assert_int_equal(live(), live0 + 1);
+    assert_int_equal(th_live_blocks(), live0 + 1);
   }
   assert_int_equal(bn_pool_cached(p), 0);
 
   /* A cached buffer needs no malloc. */
   void *a = bn_pool_alloc(p, 3000);
   bn_pool_free(a);
-  atomic_store(&g_fail_in, 0);
+  th_fail_alloc_in(0);
   assert_ptr_equal(bn_pool_alloc(p, 3000), a);
-  assert_int_equal(atomic_load(&g_fail_in), 0);
-  atomic_store(&g_fail_in, -1);
+  assert_int_equal(th_fail_alloc_pending(), 0);
+  th_fail_alloc_in(-1);
   bn_pool_free(a);
 
   /* Sizes whose total would overflow: refused before malloc. */
-  long m0 = mallocs();
+  long m0 = th_mallocs();
   assert_null(bn_pool_alloc(p, SIZE_MAX));
   assert_null(bn_pool_alloc(p, SIZE_MAX - BN_POOL_HDR - BN_POOL_MAX + 1));
   assert_null(bn_pool_alloc(NULL, SIZE_MAX - BN_POOL_HDR + 1));
-  assert_int_equal(mallocs(), m0);
-  assert_int_equal(live(), live0 + 2); /* the pool and the cached buffer */
+  assert_int_equal(th_mallocs(), m0);
+  assert_int_equal(th_live_blocks(), live0 + 2); /* the pool and the cached buffer */
 
   /* No reference was taken by a failed allocation: close frees it all. */
   bn_pool_close(p);
-  assert_int_equal(live(), live0);
+  assert_int_equal(th_live_blocks(), live0);
 }
 
 /* ---------------------------------------------------------- threaded */
@@ -771,7 +706,7 @@ static void test_pool_mt(void **state) {
   double seconds = getenv("BFTNET_TEST_QUICK") ? 3.0 : 5.0;
   const char *e = getenv("BFTNET_POOL_MT_SECONDS");
   if (e) seconds = strtod(e, NULL);
-  long live0 = live();
+  long live0 = th_live_blocks();
   mt_shared_t *sh = calloc(1, sizeof(*sh));
   assert_non_null(sh);
   sh->pool = bn_pool_new(512u * 1024u); /* below the working set: some frees really free */
@@ -816,7 +751,7 @@ static void test_pool_mt(void **state) {
           (unsigned long long)sh->th[1].kept_after_close, cached);
   assert_true(sh->th[0].produced > 1000 && sh->th[1].produced > 1000);
   free(sh);
-  assert_int_equal(live(), live0); /* every buffer, the cache and the pool freed */
+  assert_int_equal(th_live_blocks(), live0); /* every buffer, the cache and the pool freed */
 }
 
 int main(int argc, char **argv) {
