@@ -1,4 +1,4 @@
-/* net_internal.h — the structures shared by node.c, conn.c, stream.c, ping.c. */
+/* net_internal.h — the structures shared by net.c, conn.c, stream.c, ping.c. */
 #ifndef BFTNET_NET_INTERNAL_H
 #define BFTNET_NET_INTERNAL_H
 
@@ -173,7 +173,7 @@ int stream_write_uncongested(net_stream_t *s, const uint8_t *p, size_t n);
 int ping_register(net_t *n);
 void ping_conn_ready(net_conn_t *c);
 void ping_conn_down(net_conn_t *c, int err);
-/* node.c */
+/* net.c */
 void net_complete_later(net_t *n, net_dial_cb cb, void *ud, net_conn_t *c, int err);
 void net_conn_unlink(net_conn_t *c);
 void net_sock_closed(net_t *n);

@@ -1,5 +1,5 @@
 /*
- * node.c — the net_t object: listeners, accepting under limits, dialing,
+ * net.c — the net_t object: listeners, accepting under limits, dialing,
  * finding connections, and closing everything.
  */
 #include <stdio.h>
