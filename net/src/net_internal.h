@@ -36,7 +36,8 @@ typedef struct net_handler {
   void *ud;
 } net_handler_t;
 
-/* Connection upgrade state machine (one enum; events in conn_upgrade.c). */
+/* Connection state machine (one enum): the upgrade's events are in
+ * conn_upgrade.c, DIALING's end in conn_in.c, CLOSING in conn.c. */
 typedef enum conn_state {
   CONN_DIALING = 0, /* TCP connect in flight */
   CONN_MS_SEC,      /* multistream-select of /noise, in the clear */
@@ -140,9 +141,9 @@ struct net_stream {
   net_stream_t *congested_next;
 };
 
-/* How conn*.c reaches the files above it: the higher files fill these in
- * net_new (net__conn_register, net__stream_register, net__ping_register),
- * and conn*.c calls them through the pointers, never by name. */
+/* How conn*.c reaches the files above it. Filled in net_new by the files
+ * that handle each event (net__conn_register, net__stream_register,
+ * net__ping_register); conn*.c calls them through these pointers only. */
 typedef struct net_hooks {
   /* Copied into every yamux session: conn.c's output and stream.c's
    * stream events (one indirect call per yamux event, as any callback). */
