@@ -5,7 +5,7 @@
  *                bytes), written in 64 KiB batches: no crypto, no muxer.
  *   BB_TCP_AEAD  "the crypto limit": the same messages packed into ~16 KiB
  *                records, one ChaCha20-Poly1305 (IETF) per record, with the
- *                cipher code bftnet itself uses (net/src/aead.c, compiled
+ *                cipher code bftnet itself uses (net/codec/aead.c, compiled
  *                in), encrypted in place, records written in ~64 KiB batches:
  *                [u32 BE length][ciphertext][16-byte tag]. Nonce = record
  *                counter. The receiver decrypts and parses every record.

@@ -53,8 +53,8 @@ add_executable(bftnet-bench
   ${CMAKE_CURRENT_SOURCE_DIR}/bench_bftnet.c
   ${CMAKE_CURRENT_SOURCE_DIR}/bench_zmq.c
   ${CMAKE_CURRENT_SOURCE_DIR}/bench_tcp.c
-  ${CMAKE_SOURCE_DIR}/net/src/aead.c) # the crypto limit uses bftnet's own cipher code
-target_include_directories(bftnet-bench PRIVATE ${CMAKE_SOURCE_DIR}/net/src)
+  ${CMAKE_SOURCE_DIR}/net/codec/aead.c) # the crypto limit uses bftnet's own cipher code
+target_include_directories(bftnet-bench PRIVATE ${CMAKE_SOURCE_DIR}/net/codec)
 target_link_libraries(bftnet-bench PRIVATE bftnet PkgConfig::ZMQ PkgConfig::SODIUM PkgConfig::UV
   PkgConfig::JANSSON Threads::Threads m)
 if(LIBCRYPTO_FOUND)

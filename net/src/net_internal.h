@@ -1,4 +1,21 @@
-/* net_internal.h — the structures shared by node.c, conn.c, stream.c, ping.c. */
+/*
+ * net_internal.h — the structures and functions the files of net/src share.
+ *
+ * The files call each other in one direction only (a DAG), top to bottom:
+ *
+ *   net.c          the net_t object: listeners, dialing, the connection list
+ *   ping.c         /ipfs/ping/1.0.0: responder and keepalive
+ *   stream.c       yamux streams with multistream-select; protocol handlers
+ *   conn_in.c      a connection's socket events and its input framing
+ *   conn_upgrade.c multistream-select, the Noise handshake, muxer selection
+ *   conn.c         a connection's lifecycle and its output
+ *
+ * (tcp_uv.c, the libuv seam, is reached through bn_transport_t only.)
+ * Where a lower file must reach a higher one (a connection is up or torn
+ * down, a yamux stream event), it calls a hook in net_t.hooks, which the
+ * higher files fill in net_new. Functions shared between files are named
+ * net__<file>_<verb> and declared below, grouped by the file defining them.
+ */
 #ifndef BFTNET_NET_INTERNAL_H
 #define BFTNET_NET_INTERNAL_H
 
@@ -11,6 +28,7 @@
 #define NET_MAX_LISTENERS 8
 #define NET_MAX_PINGS 16     /* outstanding pings per connection */
 #define NET_MAX_PENDING_DIALS 64
+#define NET_NOISE_FRAME_HDR 2u /* a Noise frame's big-endian length prefix */
 
 typedef struct net_handler {
   char proto[BN_MS_MAX_MSG];
@@ -18,7 +36,8 @@ typedef struct net_handler {
   void *ud;
 } net_handler_t;
 
-/* Connection upgrade state machine (one enum, events in conn.c). */
+/* Connection state machine (one enum): the upgrade's events are in
+ * conn_upgrade.c, DIALING's end in conn_in.c, CLOSING in conn.c. */
 typedef enum conn_state {
   CONN_DIALING = 0, /* TCP connect in flight */
   CONN_MS_SEC,      /* multistream-select of /noise, in the clear */
@@ -94,8 +113,8 @@ struct net_conn {
   uint8_t pong_buf[BN_PING_SIZE];
   size_t pong_len;
 
-  net_stream_t *congested_head; /* streams to wake when the socket drains */
-  net_stream_t *waking_head;    /* the list being woken right now */
+  net_stream_t *congested_head; /* streams parked until the output drains */
+  net_stream_t *waking_head;    /* the parked list being woken right now */
   void *user;
   bn_ratelimit_t rl;
 };
@@ -122,6 +141,20 @@ struct net_stream {
   net_stream_t *congested_next;
 };
 
+/* How conn*.c reaches the files above it. Filled in net_new by the files
+ * that handle each event (net__conn_register, net__stream_register,
+ * net__ping_register); conn*.c calls them through these pointers only. */
+typedef struct net_hooks {
+  /* Copied into every yamux session: conn.c's output and stream.c's
+   * stream events (one indirect call per yamux event, as any callback). */
+  yamux_cbs_t ymx;
+  /* ping.c: the upgrade completed; start the keepalive. */
+  void (*conn_ready)(net_conn_t *c);
+  /* ping.c: the connection is being torn down; stop the keepalive and
+   * fail the pings in flight with err. */
+  void (*conn_down)(net_conn_t *c, int err);
+} net_hooks_t;
+
 struct net {
   bn_transport_t *t;
   const struct bftnet_key *key;
@@ -134,6 +167,7 @@ struct net {
   uint8_t payload[512]; /* our libp2p handshake payload (signed once) */
   size_t payload_len;
   uint64_t conn_seq;   /* creation counter (net_conn_seq) */
+  net_hooks_t hooks;
   net_handler_t handlers[NET_MAX_HANDLERS];
   unsigned nhandlers;
   bn_tlistener_t *listeners[NET_MAX_LISTENERS];
@@ -151,31 +185,58 @@ struct net {
   bn_ratelimit_t rl;
 };
 
-/* conn.c */
-net_conn_t *conn_new(net_t *n, bn_tsock_t *sock, bool outbound);
-void conn_start_inbound(net_conn_t *c);
-void conn_fail(net_conn_t *c, bftnet_reason_t reason, int err, bftnet_counter_id_t counter);
-void conn_out_secure(net_conn_t *c, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
-bool conn_congested(const net_conn_t *c);
-void net_flush_all(void *ud);
+/* conn.c: lifecycle and output */
+/* Allocates a connection on sock, links it into n->conns and starts the
+ * handshake timer. The socket's callbacks are set by net__conn_in_start. */
+net_conn_t *net__conn_new(net_t *n, bn_tsock_t *sock, bool outbound);
+/* Ends the connection (once; later calls do nothing): counts counter
+ * (BFTNET_COUNTER_COUNT for none), logs, and tears it down now or, while
+ * a yamux call is on the stack (c->in_feed > 0), from the flush pass. */
+void net__conn_fail(net_conn_t *c, bftnet_reason_t reason, int err, bftnet_counter_id_t counter);
+void net__conn_oom(net_conn_t *c);
+/* The teardown net__conn_fail deferred (c->teardown_pending). */
+void net__conn_teardown(net_conn_t *c);
+/* Fills conn.c's part of n->hooks.ymx (the frames a session sends). */
+void net__conn_register(net_t *n);
+/* Cleartext bytes (before Noise is established), flushed at the loop's turn. */
+void net__conn_out_raw(net_conn_t *c, const void *p, size_t n);
+/* a then b appended to the open Noise frame, flushed at the loop's turn. */
+void net__conn_out_secure(net_conn_t *c, const uint8_t *a, size_t alen, const uint8_t *b,
+                          size_t blen);
+/* Writes the output now; all: even while the previous write is in flight. */
+void net__conn_flush(net_conn_t *c, bool all);
+bool net__conn_congested(const net_conn_t *c);
+/* Parks s until the connection's output drains (then s's on_writable),
+ * once; unpark takes it off again (s is being freed). */
+void net__conn_park(net_conn_t *c, net_stream_t *s);
+void net__conn_unpark(net_conn_t *c, net_stream_t *s);
+/* Socket events handled here (conn_in.c's table names them). */
+void net__conn_on_drain(void *ud);
+void net__conn_on_close(void *ud);
+
+/* conn_upgrade.c: multistream-select, Noise XX, muxer selection */
+/* Outbound, TCP connected: header and /noise proposal, pipelined. */
+void net__conn_upgrade_begin(net_conn_t *c);
+/* One multistream message in CONN_MS_SEC. Returns < 0 after failing c. */
+int net__conn_upgrade_sec_msg(net_conn_t *c, const char *text, size_t len);
+/* One Noise handshake message in CONN_NOISE (msg writable, len <= 65535). */
+void net__conn_upgrade_noise_msg(net_conn_t *c, uint8_t *msg, size_t len);
+/* Plaintext in CONN_MS_MUX. Once the muxer is agreed (state READY), bytes
+ * pipelined behind the selection wait in c->ms_in for the caller. */
+void net__conn_upgrade_mux_plain(net_conn_t *c, const uint8_t *p, size_t n);
+
+/* conn_in.c: socket events and input */
+/* Gives c's socket its callbacks; an inbound connection starts reading. */
+void net__conn_in_start(net_conn_t *c);
+
 /* stream.c */
-int stream_on_accept(void *ud, yamux_stream_t *ys);
-void stream_on_data(void *ud, yamux_stream_t *ys, const uint8_t *p, size_t n);
-void stream_on_fin(void *ud, yamux_stream_t *ys);
-void stream_on_reset(void *ud, yamux_stream_t *ys);
-void stream_on_writable(void *ud, yamux_stream_t *ys);
-void stream_on_free(void *ud, yamux_stream_t *ys);
-void stream_on_credit(void *ud, yamux_stream_t *ys, uint32_t delta);
-void conn_writable_all(net_conn_t *c);
+/* Fills stream.c's part of n->hooks.ymx (the stream events). */
+void net__stream_register(net_t *n);
 /* A write that ignores connection congestion (pings only). */
-int stream_write_uncongested(net_stream_t *s, const uint8_t *p, size_t n);
+int net__stream_write_uncongested(net_stream_t *s, const uint8_t *p, size_t n);
+
 /* ping.c */
-int ping_register(net_t *n);
-void ping_conn_ready(net_conn_t *c);
-void ping_conn_down(net_conn_t *c, int err);
-/* node.c */
-void net_complete_later(net_t *n, net_dial_cb cb, void *ud, net_conn_t *c, int err);
-void net_conn_unlink(net_conn_t *c);
-void net_sock_closed(net_t *n);
+/* Serves /ipfs/ping/1.0.0 and fills n->hooks.conn_ready / conn_down. */
+int net__ping_register(net_t *n);
 
 #endif

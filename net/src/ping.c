@@ -4,6 +4,9 @@
  * ping_interval a connection with no ping in flight sends one; a ping
  * unanswered after ping_timeout marks the connection dead (this catches
  * half-open TCP and blackholed paths, which TCP alone reports very late).
+ * A connection's keepalive starts when its upgrade completes and stops at
+ * its teardown: conn*.c calls n->hooks.conn_ready / conn_down, which
+ * net__ping_register fills.
  */
 #include <stdlib.h>
 
@@ -63,8 +66,6 @@ static int ping_on_open(void *ud, net_conn_t *c, net_stream_t *s) {
   return 0;
 }
 
-int ping_register(net_t *n) { return net_handle(n, NET_PROTO_PING, ping_on_open, NULL); }
-
 /* ----------------------------------------------------------- initiator */
 
 static void ping_pop(net_conn_t *c, uint64_t rtt, int err) {
@@ -92,7 +93,7 @@ static void pinger_on_data(void *ud, net_stream_t *s, const uint8_t *p, size_t n
     if (c->pong_len < BN_PING_SIZE) break;
     c->pong_len = 0;
     if (c->ping_count == 0 || memcmp(c->pong_buf, c->pings[c->ping_head].payload, BN_PING_SIZE)) {
-      conn_fail(c, BFTNET_REASON_PROTOCOL_ERROR, BFTNET_EPROTO, BFTNET_COUNTER_BAD_PING);
+      net__conn_fail(c, BFTNET_REASON_PROTOCOL_ERROR, BFTNET_EPROTO, BFTNET_COUNTER_BAD_PING);
       return;
     }
     bn_counter_add(net->ctr, BFTNET_COUNTER_PINGS_ANSWERED, 1);
@@ -142,7 +143,7 @@ static int ping_send(net_conn_t *c, net_ping_cb cb, void *ud) {
   /* Pings skip the connection's congestion check (32 bytes, at most
    * NET_MAX_PINGS in flight): a busy path that goes dark must still time
    * out, and a queue that never drains is exactly what a ping detects. */
-  int w = stream_write_uncongested(c->ping_stream, slot->payload, BN_PING_SIZE);
+  int w = net__stream_write_uncongested(c->ping_stream, slot->payload, BN_PING_SIZE);
   if (w < 0) return w;
   if (w != (int)BN_PING_SIZE) {
     /* Partial write on a congested connection: the stream is now out of
@@ -172,7 +173,7 @@ static void ping_tick(void *ud) {
   if (c->ping_count > 0) {
     uint64_t age = now - c->pings[c->ping_head].sent_ns;
     if (age >= (uint64_t)n->cfg.ping_timeout_ms * 1000000ull)
-      conn_fail(c, BFTNET_REASON_PING_TIMEOUT, BFTNET_ETIMEDOUT, BFTNET_COUNTER_PING_TIMEOUT);
+      net__conn_fail(c, BFTNET_REASON_PING_TIMEOUT, BFTNET_ETIMEDOUT, BFTNET_COUNTER_PING_TIMEOUT);
     return;
   }
   if (now - c->last_ping_ns < (uint64_t)n->cfg.ping_interval_ms * 1000000ull) return;
@@ -180,7 +181,7 @@ static void ping_tick(void *ud) {
   (void)ping_send(c, NULL, NULL); /* a failure here shows up as a timeout later */
 }
 
-void ping_conn_ready(net_conn_t *c) {
+static void ping_conn_ready(net_conn_t *c) {
   net_t *n = c->net;
   if (n->t->ops->timer_new(n->t, ping_tick, c, &c->ping_timer) != 0) return;
   /* Tick at half the smaller period so a timeout is seen within 1.5x. */
@@ -190,7 +191,7 @@ void ping_conn_ready(net_conn_t *c) {
   n->t->ops->timer_start(c->ping_timer, tick, tick);
 }
 
-void ping_conn_down(net_conn_t *c, int err) {
+static void ping_conn_down(net_conn_t *c, int err) {
   net_t *n = c->net;
   if (c->ping_timer) {
     n->t->ops->timer_free(c->ping_timer);
@@ -198,4 +199,10 @@ void ping_conn_down(net_conn_t *c, int err) {
   }
   c->ping_stream = NULL;
   fail_all(c, err);
+}
+
+int net__ping_register(net_t *n) {
+  n->hooks.conn_ready = ping_conn_ready;
+  n->hooks.conn_down = ping_conn_down;
+  return net_handle(n, NET_PROTO_PING, ping_on_open, NULL);
 }

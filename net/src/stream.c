@@ -8,6 +8,10 @@
  * handler for (at most BN_MS_MAX_PROPOSALS, then reset), and the echo to the
  * first we have; the handler then takes over, starting with any bytes that
  * were pipelined behind the proposal.
+ *
+ * The yamux session's stream events arrive here through n->hooks.ymx
+ * (net__stream_register). A stream that finds the connection congested
+ * parks on it (conn.c) and is woken when it drains.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,7 +81,23 @@ void net_stream_set_cbs(net_stream_t *s, const net_stream_cbs_t *cbs, void *ud) 
   s->ud = ud;
 }
 
-int stream_on_accept(void *ud, yamux_stream_t *ys) {
+int net_handle(net_t *n, const char *proto, net_proto_open_cb cb, void *ud) {
+  if (!n || !proto || !cb) return BFTNET_EINVAL;
+  size_t len = strlen(proto);
+  if (len == 0 || len >= BN_MS_MAX_MSG) return BFTNET_EINVAL;
+  for (unsigned i = 0; i < n->nhandlers; i++)
+    if (strcmp(n->handlers[i].proto, proto) == 0) return BFTNET_EEXIST;
+  if (n->nhandlers == NET_MAX_HANDLERS) return BFTNET_ELIMIT;
+  net_handler_t *h = &n->handlers[n->nhandlers++];
+  memcpy(h->proto, proto, len + 1);
+  h->cb = cb;
+  h->ud = ud;
+  return 0;
+}
+
+/* ------------------------------------------------ yamux stream events */
+
+static int stream_on_accept(void *ud, yamux_stream_t *ys) {
   net_conn_t *c = ud;
   if (c->state != CONN_READY) return BFTNET_ECLOSED;
   net_stream_t *s = stream_alloc(c, ys, NS_LISTENING);
@@ -137,7 +157,7 @@ static int stream_ms_msg(net_stream_t *s, const char *text, size_t len) {
   return rc < 0 ? BFTNET_ECANCELED : 0;
 }
 
-void stream_on_data(void *ud, yamux_stream_t *ys, const uint8_t *p, size_t n) {
+static void stream_on_data(void *ud, yamux_stream_t *ys, const uint8_t *p, size_t n) {
   (void)ud;
   net_stream_t *s = yamux_stream_get_user(ys);
   if (!s || s->state == NS_DEAD) {
@@ -181,7 +201,7 @@ void stream_on_data(void *ud, yamux_stream_t *ys, const uint8_t *p, size_t n) {
   if (s->state == NS_READY) stream_deliver_pre(s);
 }
 
-void stream_on_fin(void *ud, yamux_stream_t *ys) {
+static void stream_on_fin(void *ud, yamux_stream_t *ys) {
   (void)ud;
   net_stream_t *s = yamux_stream_get_user(ys);
   if (!s || s->state == NS_DEAD) return;
@@ -195,39 +215,30 @@ void stream_on_fin(void *ud, yamux_stream_t *ys) {
   if (s->cbs.on_fin) s->cbs.on_fin(s->ud, s);
 }
 
-void stream_on_reset(void *ud, yamux_stream_t *ys) {
+static void stream_on_reset(void *ud, yamux_stream_t *ys) {
   (void)ud;
   net_stream_t *s = yamux_stream_get_user(ys);
   if (s) stream_die(s, BFTNET_ERESET);
 }
 
-void stream_on_credit(void *ud, yamux_stream_t *ys, uint32_t delta) {
+static void stream_on_credit(void *ud, yamux_stream_t *ys, uint32_t delta) {
   (void)ud;
   net_stream_t *s = yamux_stream_get_user(ys);
   if (s && s->state != NS_DEAD && s->cbs.on_credit) s->cbs.on_credit(s->ud, s, delta);
 }
 
-void stream_on_writable(void *ud, yamux_stream_t *ys) {
+static void stream_on_writable(void *ud, yamux_stream_t *ys) {
   (void)ud;
   net_stream_t *s = yamux_stream_get_user(ys);
   if (s && s->state != NS_DEAD && s->cbs.on_writable) s->cbs.on_writable(s->ud, s);
 }
 
-void stream_on_free(void *ud, yamux_stream_t *ys) {
+static void stream_on_free(void *ud, yamux_stream_t *ys) {
   net_conn_t *c = ud;
   net_stream_t *s = yamux_stream_get_user(ys);
   if (!s) return;
   yamux_stream_set_user(ys, NULL);
-  if (s->congested) { /* parked, or on the list being woken right now */
-    net_stream_t **lists[2] = {&c->congested_head, &c->waking_head};
-    for (int i = 0; i < 2; i++)
-      for (net_stream_t **pp = lists[i]; *pp; pp = &(*pp)->congested_next)
-        if (*pp == s) {
-          *pp = s->congested_next;
-          i = 2;
-          break;
-        }
-  }
+  if (s->congested) net__conn_unpark(c, s);
   if (s->state != NS_DEAD) {
     /* Closed cleanly both ways, or the session is going away. */
     bool clean = yamux_stream_local_closed(ys) && yamux_stream_remote_closed(ys) &&
@@ -239,43 +250,30 @@ void stream_on_free(void *ud, yamux_stream_t *ys) {
   free(s);
 }
 
-/* The connection drained: every live stream may write again. */
-static bool notify_writable(net_stream_t *s) {
-  return s && s->state != NS_DEAD && s->cbs.on_writable;
+void net__stream_register(net_t *n) {
+  n->hooks.ymx.on_accept = stream_on_accept;
+  n->hooks.ymx.on_data = stream_on_data;
+  n->hooks.ymx.on_fin = stream_on_fin;
+  n->hooks.ymx.on_reset = stream_on_reset;
+  n->hooks.ymx.on_writable = stream_on_writable;
+  n->hooks.ymx.on_free = stream_on_free;
+  n->hooks.ymx.on_credit = stream_on_credit;
 }
 
-void conn_writable_all(net_conn_t *c) {
-  /* Only connection congestion parks streams here (yamux's own credit wakes
-   * them through on_writable). Detach the list first: a woken stream that
-   * congests the connection again parks itself on a fresh list, to be woken
-   * by the next flush or drain rather than spinning here. */
-  c->waking_head = c->congested_head;
-  c->congested_head = NULL;
-  while (c->waking_head) {
-    net_stream_t *s = c->waking_head;
-    c->waking_head = s->congested_next;
-    s->congested = false;
-    s->congested_next = NULL;
-    if (notify_writable(s)) s->cbs.on_writable(s->ud, s);
-  }
-}
+/* ------------------------------------------------------------- writing */
 
 int net_stream_write(net_stream_t *s, const uint8_t *p, size_t n) {
   if (!s || (!p && n)) return BFTNET_EINVAL;
   if (s->state == NS_DEAD) return BFTNET_ECLOSED;
   if (s->conn->state != CONN_READY) return BFTNET_ECLOSED;
-  if (conn_congested(s->conn)) {
-    if (!s->congested) {
-      s->congested = true;
-      s->congested_next = s->conn->congested_head;
-      s->conn->congested_head = s;
-    }
+  if (net__conn_congested(s->conn)) {
+    net__conn_park(s->conn, s);
     return 0;
   }
   return yamux_stream_write(s->ys, p, n);
 }
 
-int stream_write_uncongested(net_stream_t *s, const uint8_t *p, size_t n) {
+int net__stream_write_uncongested(net_stream_t *s, const uint8_t *p, size_t n) {
   if (s->state == NS_DEAD || s->conn->state != CONN_READY) return BFTNET_ECLOSED;
   return yamux_stream_write(s->ys, p, n);
 }
@@ -302,22 +300,20 @@ void net_stream_credit(net_stream_t *s, size_t n, bool flush) {
 
 int net_stream_write_ctl(net_stream_t *s, const uint8_t *p, size_t n) {
   if (!s || (!p && n)) return BFTNET_EINVAL;
-  int rc = stream_write_uncongested(s, p, n);
+  int rc = net__stream_write_uncongested(s, p, n);
   if (rc < 0) return rc;
   return (size_t)rc == n ? 0 : BFTNET_EAGAIN;
 }
 
 size_t net_stream_send_room(const net_stream_t *s) {
   if (!s || s->state == NS_DEAD || s->conn->state != CONN_READY) return 0;
-  if (conn_congested(s->conn)) return 0;
+  if (net__conn_congested(s->conn)) return 0;
   return yamux_stream_send_window(s->ys);
 }
 
 void net_stream_want_writable(net_stream_t *s) {
-  if (!s || s->state == NS_DEAD || s->congested || !conn_congested(s->conn)) return;
-  s->congested = true;
-  s->congested_next = s->conn->congested_head;
-  s->conn->congested_head = s;
+  if (!s || s->state == NS_DEAD || s->congested || !net__conn_congested(s->conn)) return;
+  net__conn_park(s->conn, s);
 }
 
 net_conn_t *net_stream_conn(const net_stream_t *s) { return s->conn; }

@@ -1,6 +1,7 @@
 # Integration tests: real nodes on loopback, driven on one libuv loop.
 add_library(bftnet_th_net STATIC ${CMAKE_CURRENT_SOURCE_DIR}/lib/th_net.c)
-target_include_directories(bftnet_th_net PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/lib ${CMAKE_SOURCE_DIR}/net/src)
+target_include_directories(bftnet_th_net PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/lib
+  ${CMAKE_SOURCE_DIR}/net/src ${CMAKE_SOURCE_DIR}/net/codec)
 target_link_libraries(bftnet_th_net PUBLIC bftnet_net bftnet_testlib)
 
 bftnet_test(net_loopback_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/net_loopback_test.c

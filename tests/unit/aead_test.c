@@ -1,5 +1,5 @@
 /*
- * aead_test.c — ChaCha20-Poly1305 as Noise uses it (net/src/aead.c).
+ * aead_test.c — ChaCha20-Poly1305 as Noise uses it (net/codec/aead.c).
  *
  * The implementation bftnet uses (OpenSSL's when built with it) must compute
  * exactly libsodium's bytes — the wire format may not depend on the build —

@@ -1,6 +1,7 @@
 /*
- * node.c — the net_t object: listeners, accepting under limits, dialing,
- * finding connections, and closing everything.
+ * net.c — the net_t object: listeners, accepting under limits, dialing,
+ * finding connections, and closing everything. net_new wires the files
+ * below together: each fills its part of n->hooks (net_internal.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,9 @@ int net_new(net_t **out, bn_transport_t *t, const struct bftnet_key *key, const 
   int rc = noise_libp2p_payload_build(key->sk, key->pk, n->static_pub, n->payload, sizeof n->payload);
   if (rc >= 0) {
     n->payload_len = (size_t)rc;
-    rc = ping_register(n);
+    net__conn_register(n);
+    net__stream_register(n);
+    rc = net__ping_register(n);
   }
   if (rc < 0) {
     net_free(n);
@@ -48,20 +51,6 @@ void net_free(net_t *n) {
 const peerid_t *net_local_id(const net_t *n) { return &n->key->id; }
 bn_transport_t *net_transport(net_t *n) { return n->t; }
 
-int net_handle(net_t *n, const char *proto, net_proto_open_cb cb, void *ud) {
-  if (!n || !proto || !cb) return BFTNET_EINVAL;
-  size_t len = strlen(proto);
-  if (len == 0 || len >= BN_MS_MAX_MSG) return BFTNET_EINVAL;
-  for (unsigned i = 0; i < n->nhandlers; i++)
-    if (strcmp(n->handlers[i].proto, proto) == 0) return BFTNET_EEXIST;
-  if (n->nhandlers == NET_MAX_HANDLERS) return BFTNET_ELIMIT;
-  net_handler_t *h = &n->handlers[n->nhandlers++];
-  memcpy(h->proto, proto, len + 1);
-  h->cb = cb;
-  h->ud = ud;
-  return 0;
-}
-
 /* ----------------------------------------------------------- listening */
 
 static void on_accept(void *ud, bn_tsock_t *sock) {
@@ -72,7 +61,7 @@ static void on_accept(void *ud, bn_tsock_t *sock) {
     n->t->ops->close(sock, false);
     return;
   }
-  net_conn_t *c = conn_new(n, sock, false);
+  net_conn_t *c = net__conn_new(n, sock, false);
   if (!c) {
     n->t->ops->close(sock, false);
     return;
@@ -80,7 +69,7 @@ static void on_accept(void *ud, bn_tsock_t *sock) {
   c->counted_pending = true;
   n->npending++;
   bn_counter_add(n->ctr, BFTNET_COUNTER_CONN_INBOUND, 1);
-  conn_start_inbound(c);
+  net__conn_in_start(c);
 }
 
 int net_listen(net_t *n, const maddr_t *addr, char *bound, size_t cap) {
@@ -122,7 +111,7 @@ static void net_run_done(void *ud) {
   }
 }
 
-void net_complete_later(net_t *n, net_dial_cb cb, void *ud, net_conn_t *c, int err) {
+static void complete_later(net_t *n, net_dial_cb cb, void *ud, net_conn_t *c, int err) {
   BN_ASSERT(n->ndone < NET_MAX_PENDING_DIALS);
   n->done[n->ndone++] = (pending_done_t){cb, ud, c, err};
   n->t->ops->defer(n->t, net_run_done, n);
@@ -139,7 +128,7 @@ void net_close_peer(net_t *n, const peerid_t *peer, bftnet_reason_t reason) {
     next = c->next;
     bool match = (c->peer.len && peerid_equal(&c->peer, peer)) ||
                  (c->expect_peer && peerid_equal(&c->expected, peer));
-    if (match) conn_fail(c, reason, BFTNET_ECLOSED, BFTNET_COUNTER_COUNT);
+    if (match) net__conn_fail(c, reason, BFTNET_ECLOSED, BFTNET_COUNTER_COUNT);
   }
 }
 
@@ -164,7 +153,7 @@ static int net_dial_ex(net_t *n, const maddr_t *addr, bool fresh, net_dial_cb cb
     net_conn_t *c = net_find_conn(n, &addr->peer);
     if (c) {
       if (n->ndone == NET_MAX_PENDING_DIALS) return BFTNET_EAGAIN;
-      net_complete_later(n, cb, ud, c, 0);
+      complete_later(n, cb, ud, c, 0);
       return 0;
     }
   }
@@ -175,7 +164,7 @@ static int net_dial_ex(net_t *n, const maddr_t *addr, bool fresh, net_dial_cb cb
   bn_tsock_t *sock;
   int rc = n->t->ops->dial(n->t, (const struct sockaddr *)&addr->sa, &sock);
   if (rc < 0) return rc;
-  net_conn_t *c = conn_new(n, sock, true);
+  net_conn_t *c = net__conn_new(n, sock, true);
   if (!c) {
     n->t->ops->close(sock, false);
     return BFTNET_ENOMEM;
@@ -186,6 +175,7 @@ static int net_dial_ex(net_t *n, const maddr_t *addr, bool fresh, net_dial_cb cb
   c->dial_cb = cb;
   c->dial_ud = ud;
   bn_counter_add(n->ctr, BFTNET_COUNTER_CONN_OUTBOUND, 1);
+  net__conn_in_start(c);
   return 0;
 }
 
@@ -199,29 +189,6 @@ int net_dial_fresh(net_t *n, const maddr_t *addr, net_dial_cb cb, void *ud) {
 
 /* --------------------------------------------------------- connections */
 
-void net_conn_unlink(net_conn_t *c) {
-  net_t *n = c->net;
-  if (c->prev) c->prev->next = c->next;
-  else if (n->conns == c) n->conns = c->next;
-  if (c->next) c->next->prev = c->prev;
-  c->prev = c->next = NULL;
-  n->nconns--;
-  if (c->counted_pending) {
-    c->counted_pending = false;
-    n->npending--;
-  }
-}
-
-void net_sock_closed(net_t *n) {
-  BN_ASSERT(n->live_socks > 0);
-  n->live_socks--;
-  if (n->closing && n->live_socks == 0 && n->close_done) {
-    void (*done)(void *) = n->close_done;
-    n->close_done = NULL;
-    done(n->close_ud);
-  }
-}
-
 void net_close(net_t *n, void (*done)(void *ud), void *ud) {
   n->closing = true;
   n->close_done = done;
@@ -231,7 +198,7 @@ void net_close(net_t *n, void (*done)(void *ud), void *ud) {
   for (net_conn_t *c = n->conns, *next; c; c = next) {
     next = c->next;
     BN_ASSERT(c->in_feed == 0); /* net_close is never called from a net callback */
-    conn_fail(c, BFTNET_REASON_LOCAL_CLOSE, 0, BFTNET_COUNTER_COUNT);
+    net__conn_fail(c, BFTNET_REASON_LOCAL_CLOSE, 0, BFTNET_COUNTER_COUNT);
   }
   net_run_done(n);
   if (n->live_socks == 0 && n->close_done) {

@@ -4,9 +4,9 @@
  *
  * Two implementations of the same function, chosen at build time:
  *   - OpenSSL's libcrypto (BFTNET_HAVE_OPENSSL), whose AVX2/AVX-512 code is
- *     2.3-2.9x faster than libsodium 1.0.18's on 1-64 KiB records on the
- *     development machine (4.3 vs 1.5 GB/s at 16 KiB): the cipher is most of
- *     the CPU a node spends on large messages;
+ *     several times faster than libsodium 1.0.18's on large records (the
+ *     figures are in docs/BENCHMARKS.md): the cipher is most of the CPU a
+ *     node spends on large messages;
  *   - libsodium, always built (the fallback, and the reference the tests
  *     compare the other against byte for byte).
  * Both are the same algorithm: the bytes on the wire do not depend on the
