@@ -101,38 +101,39 @@ static json_t *line_row(const rp_row_t *r, uint64_t d_sent, uint64_t d_deliv, ui
   return o;
 }
 
+/* What a stats line gathers from the peers' rows. */
+typedef struct tick {
+  uint64_t dt, sent, delivered; /* the interval; what it sent and delivered */
+  json_t *peers;
+} tick_t;
+
+static void tick_peer(rp_peer_t *p, const rp_row_t *r, void *ud) {
+  tick_t *t = ud;
+  uint64_t ds = r->sent - p->tick_sent, dd = r->delivered - p->tick_delivered;
+  p->tick_sent = r->sent;
+  p->tick_delivered = r->delivered;
+  json_t *o = line_row(r, ds, dd, t->dt, &p->lat_tick);
+  json_object_set_new(o, "member", json_boolean(p->member));
+  json_object_set_new(t->peers, p->id, o);
+  t->sent += ds;
+  t->delivered += dd;
+  stats_lat_merge(&rp.totals_lat, &p->lat_tick);
+  stats_lat_reset(&p->lat_tick);
+}
+
 void lines_stats(void) {
-  uint64_t now = rp_now_ns(), dt = now - rp.last_tick_ns;
+  uint64_t now = rp_now_ns();
+  tick_t t = {.dt = now - rp.last_tick_ns, .peers = json_object()};
   rp.last_tick_ns = now;
   peers_refresh_all();
-  json_t *peers = json_object();
-  rp_row_t tot = {0};
-  uint64_t tot_ds = 0, tot_dd = 0;
+  rp_row_t tot;
   stats_lat_reset(&rp.totals_lat);
-  size_t n = atomic_load(&rp.npeers);
-  pthread_mutex_lock(&rp.rx_mu);
-  for (size_t i = 0; i < n; i++) {
-    rp_peer_t *p = rp.peers[i];
-    rp_row_t r;
-    peers_row(p, &r);
-    uint64_t ds = r.sent - p->tick_sent, dd = r.delivered - p->tick_delivered;
-    p->tick_sent = r.sent;
-    p->tick_delivered = r.delivered;
-    json_t *o = line_row(&r, ds, dd, dt, &p->lat_tick);
-    json_object_set_new(o, "member", json_boolean(p->member));
-    json_object_set_new(peers, p->id, o);
-    peers_row_add(&tot, &r);
-    tot_ds += ds;
-    tot_dd += dd;
-    stats_lat_merge(&rp.totals_lat, &p->lat_tick);
-    stats_lat_reset(&p->lat_tick);
-  }
-  pthread_mutex_unlock(&rp.rx_mu);
+  peers_rows(tick_peer, &t, &tot);
   json_t *line = json_pack("{s:s, s:s, s:o, s:s, s:o}", "type", "stats", "id", rp.o.id, "t_ms",
                            jsonx_u64(rp_ms_since_start()), "phase", rp.phase, "interval_ms",
-                           jsonx_u64(dt / NS_PER_MS));
-  json_object_set_new(line, "total", line_row(&tot, tot_ds, tot_dd, dt, &rp.totals_lat));
-  json_object_set_new(line, "peers", peers);
+                           jsonx_u64(t.dt / NS_PER_MS));
+  json_object_set_new(line, "total", line_row(&tot, t.sent, t.delivered, t.dt, &rp.totals_lat));
+  json_object_set_new(line, "peers", t.peers);
   json_object_set_new(line, "counters", lines_counters(false));
   lines_emit(line);
 }

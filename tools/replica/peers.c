@@ -154,3 +154,17 @@ void peers_row_add(rp_row_t *t, const rp_row_t *r) {
   t->ev_aborted_lost += r->ev_aborted_lost;
   t->verdict = stats_verdict_worst(t->verdict, r->verdict);
 }
+
+void peers_rows(peers_row_fn fn, void *ud, rp_row_t *tot) {
+  *tot = (rp_row_t){0};
+  size_t n = atomic_load(&rp.npeers);
+  pthread_mutex_lock(&rp.rx_mu);
+  for (size_t i = 0; i < n; i++) {
+    rp_peer_t *p = rp.peers[i];
+    rp_row_t r;
+    peers_row(p, &r);
+    fn(p, &r, ud);
+    peers_row_add(tot, &r);
+  }
+  pthread_mutex_unlock(&rp.rx_mu);
+}

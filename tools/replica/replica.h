@@ -179,6 +179,10 @@ void peers_retire(rp_peer_t *p);
 /* Main thread, under rx_mu: everything known about p; and a total. */
 void peers_row(rp_peer_t *p, rp_row_t *r);
 void peers_row_add(rp_row_t *t, const rp_row_t *r);
+/* Main thread: under rx_mu, fn(p, p's row, ud) for every peer, and *tot
+ * the sum of the rows. */
+typedef void (*peers_row_fn)(rp_peer_t *p, const rp_row_t *r, void *ud);
+void peers_rows(peers_row_fn fn, void *ud, rp_row_t *tot);
 
 /* -------------------------------------------------------------- lines.c */
 

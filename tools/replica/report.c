@@ -60,29 +60,30 @@ static json_t *j_incarnations(const stats_rx_t *rx) {
   return o;
 }
 
+/* What the report gathers from the peers' rows. */
+typedef struct gather {
+  uint64_t unexplained; /* gaps that no eviction explains */
+  json_t *peers;
+} gather_t;
+
+static void report_peer(rp_peer_t *p, const rp_row_t *r, void *ud) {
+  gather_t *g = ud;
+  uint64_t unexplained = r->gaps > r->rx_evicted ? r->gaps - r->rx_evicted : 0;
+  json_t *o = report_row(r, &p->lat_run, unexplained, true);
+  json_object_set_new(o, "rx_incarnations", j_incarnations(&p->rx));
+  json_object_set_new(o, "member", json_boolean(p->member));
+  json_object_set_new(o, "peer_id", json_string(p->peer_id));
+  json_object_set_new(g->peers, p->id, o);
+  g->unexplained += unexplained;
+  stats_lat_merge(&rp.totals_lat, &p->lat_run);
+}
+
 json_t *report_build(const rp_drain_t *d) {
-  json_t *peers = json_object();
-  rp_row_t tot = {0};
-  uint64_t tot_unexplained = 0;
+  gather_t g = {.peers = json_object()};
+  rp_row_t tot;
   stats_lat_reset(&rp.totals_lat);
-  size_t n = atomic_load(&rp.npeers);
-  pthread_mutex_lock(&rp.rx_mu);
-  for (size_t i = 0; i < n; i++) {
-    rp_peer_t *p = rp.peers[i];
-    rp_row_t r;
-    peers_row(p, &r);
-    uint64_t unexplained = r.gaps > r.rx_evicted ? r.gaps - r.rx_evicted : 0;
-    json_t *o = report_row(&r, &p->lat_run, unexplained, true);
-    json_object_set_new(o, "rx_incarnations", j_incarnations(&p->rx));
-    json_object_set_new(o, "member", json_boolean(p->member));
-    json_object_set_new(o, "peer_id", json_string(p->peer_id));
-    json_object_set_new(peers, p->id, o);
-    peers_row_add(&tot, &r);
-    tot_unexplained += unexplained;
-    stats_lat_merge(&rp.totals_lat, &p->lat_run);
-  }
-  pthread_mutex_unlock(&rp.rx_mu);
-  json_t *total = report_row(&tot, &rp.totals_lat, tot_unexplained, false);
+  peers_rows(report_peer, &g, &tot);
+  json_t *total = report_row(&tot, &rp.totals_lat, g.unexplained, false);
   json_t *listen = json_array();
   for (int i = 0; i < rp.o.nlisten; i++)
     json_array_append_new(listen, json_string(rp.bound[i]));
@@ -102,7 +103,7 @@ json_t *report_build(const rp_drain_t *d) {
       cfg, "elapsed_ms", jsonx_u64(rp_ms_since_start()), "send_ms",
       jsonx_u64((rp.send_end_ns - rp.t0) / NS_PER_MS), "drain", drain, "integrity",
       stats_verdict_name(tot.verdict), "unknown_sender", jsonx_u64(atomic_load(&rp.rx_unknown)),
-      "events_unattributed", lines_events(unattributed, 0), "peers", peers, "total", total,
+      "events_unattributed", lines_events(unattributed, 0), "peers", g.peers, "total", total,
       "counters", lines_counters(true));
   json_object_set_new(rep, "event_lines_suppressed",
                       jsonx_u64(atomic_load(&rp.ev_lines_suppressed)));
