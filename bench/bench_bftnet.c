@@ -156,10 +156,8 @@ void bb_bftnet_sender(int idx, const bb_job_t *job) {
   node_up(&ch, &n, 0, job, job->ring_capacity, 2);
   ch.ud = &n;
   ch.refresh = sender_refresh;
-  uint8_t *msg = calloc(1, job->size + 8);
-  if (!msg) bb_fail(idx, "out of memory");
-  bb_ready(idx);
-  int ph = bb_wait_phase(&ch, BB_PH_GO);
+  uint8_t *msg = bb_msg_alloc(idx, job);
+  int ph = bb_ready_go(&ch);
   uint64_t seq = 0;
   while (ph < BB_PH_STOP) {
     if (!job->flood && ring_depth(&n, "r2") > n.ring_capacity / 2) {
@@ -316,14 +314,12 @@ void bb_bftnet_cb_pinger(int idx, const bb_job_t *job) {
   if (!p) bb_fail(idx, "out of memory");
   bb_child_init(&ch, idx, job);
   p->job = job;
-  p->out = calloc(1, job->size + 8);
-  if (!p->out) bb_fail(idx, "out of memory");
+  p->out = bb_msg_alloc(idx, job);
   p->total = job->rtt_warm + job->rtt_samples;
   node_start_cb(&ch, &p->n, 0, job, 4096, cb_pong, p);
   node_join(&ch, &p->n, 2);
   node_wait_up(&ch, &p->n, 0, 2);
-  bb_ready(idx);
-  bb_wait_phase(&ch, BB_PH_GO);
+  bb_ready_go(&ch);
   p->t_end = bb_now() + job->window;
   cb_ping_send(p); /* from here on the loop thread drives it */
   while (!atomic_load(&p->done)) {
@@ -403,10 +399,8 @@ void bb_bcast_sender(int idx, const bb_job_t *job) {
   bnode_t n;
   bb_child_init(&ch, idx, job);
   node_up(&ch, &n, 0, job, job->ring_capacity, job->nnodes);
-  uint8_t *msg = calloc(1, job->size + 8);
-  if (!msg) bb_fail(idx, "out of memory");
-  bb_ready(idx);
-  bb_wait_phase(&ch, BB_PH_GO);
+  uint8_t *msg = bb_msg_alloc(idx, job);
+  bb_ready_go(&ch);
   int first = job->round & 1; /* alternate the order between rounds */
   bcast_measure(&ch, &n, job, first, msg);
   bb_sleep(0.05);
@@ -620,12 +614,10 @@ void bb_soak_node(int idx, const bb_job_t *job) {
   char err[256] = "";
   int rc = bftnet_connect(n.net, m, 2, err, sizeof err);
   if (rc) bb_fail(idx, "bftnet_connect: %s (%s)", bftnet_strerror(rc), err);
-  uint8_t *msg = calloc(1, job->size + 8);
-  if (!msg) bb_fail(idx, "out of memory");
+  uint8_t *msg = bb_msg_alloc(idx, job);
   res[BB_RES_SOAK_RSS_SETUP] = (double)bb_rss_bytes();
   res[BB_RES_SOAK_RING] = n.ring_capacity;
-  bb_ready(idx);
-  bb_wait_phase(&ch, BB_PH_GO);
+  bb_ready_go(&ch);
   double t0 = bb_now(), next = t0 + 1;
   uint32_t k = 0;
   uint64_t seq = 0;

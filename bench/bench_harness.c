@@ -216,6 +216,17 @@ _Noreturn void bb_fail(int idx, const char *fmt, ...) {
   _exit(1);
 }
 
+int bb_ready_go(bb_child_t *ch) {
+  bb_ready(ch->idx);
+  return bb_wait_phase(ch, BB_PH_GO);
+}
+
+uint8_t *bb_msg_alloc(int idx, const bb_job_t *job) {
+  uint8_t *m = calloc(1, job->size + 8);
+  if (!m) bb_fail(idx, "out of memory");
+  return m;
+}
+
 void bb_publish_addr(int node, const char *addr) {
   snprintf(bb_shm->addr[node], BB_ADDR_MAX, "%s", addr);
   atomic_store_explicit(&bb_shm->addr_set[node], 1, memory_order_release);
@@ -257,10 +268,8 @@ void bb_rtt_record(const bb_job_t *job, uint32_t i, uint64_t ns) {
 void bb_rtt_pinger(bb_child_t *ch, const bb_job_t *job, bb_rtt_fn rtt, void *ud,
                    bool check_deadline) {
   const int idx = ch->idx;
-  uint8_t *out = calloc(1, job->size + 8);
-  if (!out) bb_fail(idx, "out of memory");
-  bb_ready(idx);
-  bb_wait_phase(ch, BB_PH_GO);
+  uint8_t *out = bb_msg_alloc(idx, job);
+  bb_ready_go(ch);
   uint32_t total = job->rtt_warm + job->rtt_samples;
   double t_end = bb_now() + job->window;
   for (uint32_t i = 0; i < total; i++) {

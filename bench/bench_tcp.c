@@ -5,8 +5,9 @@
  *                bytes), written in 64 KiB batches: no crypto, no muxer.
  *   BB_TCP_AEAD  "the crypto limit": the same messages packed into ~16 KiB
  *                records, one ChaCha20-Poly1305 (IETF) per record, with the
- *                cipher code bftnet itself uses (net/codec/aead.c, compiled
- *                in), encrypted in place, records written in ~64 KiB batches:
+ *                cipher code bftnet itself uses (aead.h, linked from the
+ *                library target that holds it), encrypted in place, records
+ *                written in ~64 KiB batches:
  *                [u32 BE length][ciphertext][16-byte tag]. Nonce = record
  *                counter. The receiver decrypts and parses every record.
  *   BB_TCP_AEAD_SODIUM  the same with libsodium's cipher code.
@@ -137,11 +138,10 @@ void bb_tcp_sender(int idx, const bb_job_t *job) {
   int fd = tcp_connect(&ch, 1, 0);
   set_timeouts(fd, 100);
   size_t max_rec = 4 + (RECORD_PT > job->size + 10 ? RECORD_PT : job->size + 10) + TAG;
-  uint8_t *buf = malloc(BATCH + max_rec), *msg = calloc(1, job->size + 8);
-  if (!buf || !msg) bb_fail(idx, "out of memory");
-  bb_ready(idx);
+  uint8_t *buf = malloc(BATCH + max_rec), *msg = bb_msg_alloc(idx, job);
+  if (!buf) bb_fail(idx, "out of memory");
   uint64_t seq = 0, rec = 0;
-  int ph = bb_wait_phase(&ch, BB_PH_GO);
+  int ph = bb_ready_go(&ch);
   while (ph < BB_PH_STOP) {
     size_t off = 0;
     uint64_t seq0 = seq;
@@ -270,7 +270,7 @@ void bb_tcp_pinger(int idx, const bb_job_t *job) {
   bb_child_init(&ch, idx, job);
   tping_t t = {.fd = tcp_connect(&ch, 1, 1)};
   set_timeouts(t.fd, 100);
-  if (!(t.in = calloc(1, job->size + 8))) bb_fail(idx, "out of memory");
+  t.in = bb_msg_alloc(idx, job);
   /* no deadline check of its own: write_all / read_exact see it (bb_tick) when they wait */
   bb_rtt_pinger(&ch, job, ping_once, &t, false);
   close(t.fd);

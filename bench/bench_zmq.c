@@ -102,10 +102,8 @@ void bb_zmq_sender(int idx, const bb_job_t *job) {
   bb_child_init(&ch, idx, job);
   void *ctx = ctx_new(idx);
   void *s = zsock_connect(&ch, ctx, ZMQ_PUSH, job);
-  uint8_t *msg = calloc(1, job->size + 8);
-  if (!msg) bb_fail(idx, "out of memory");
-  bb_ready(idx);
-  int ph = bb_wait_phase(&ch, BB_PH_GO);
+  uint8_t *msg = bb_msg_alloc(idx, job);
+  int ph = bb_ready_go(&ch);
   uint64_t seq = 0;
   while (ph < BB_PH_STOP) {
     for (int k = 0; k < 256; k++) {
@@ -166,7 +164,7 @@ void bb_zmq_req(int idx, const bb_job_t *job) {
   zping_t z = {.s = zsock_connect(&ch, ctx, ZMQ_REQ, job)};
   setopt_int(idx, z.s, ZMQ_RCVTIMEO, 2000);
   setopt_int(idx, z.s, ZMQ_SNDTIMEO, 2000);
-  if (!(z.in = calloc(1, job->size + 8))) bb_fail(idx, "out of memory");
+  z.in = bb_msg_alloc(idx, job);
   bb_rtt_pinger(&ch, job, req_once, &z, true);
   free(z.in);
   finish(z.s, ctx);

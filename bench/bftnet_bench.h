@@ -21,13 +21,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "bench_harness.h"
 #include "bftnet.h"
 
 #define BB_MAX_NODES    8          /* processes / bftnet nodes in one experiment */
 #define BB_MAX_SAMPLES  (1u << 17) /* round-trip samples kept per experiment */
-#define BB_HIST_SUBBITS 5          /* latency histogram: 32 buckets per octave (<= 3.1 %) */
-#define BB_HIST_SUB     (1u << BB_HIST_SUBBITS)
-#define BB_HIST_BUCKETS (2 * BB_HIST_SUB + (64 - BB_HIST_SUBBITS - 1) * BB_HIST_SUB)
 #define BB_ADDR_MAX     BFTNET_ADDR_MAX
 #define BB_RESULTS      16
 
@@ -96,8 +94,8 @@ typedef struct bb_job {
 
 /* Systems measured for throughput (and round trips where they have one). */
 /* BB_TCP_AEAD is the crypto limit with the cipher code bftnet uses (aead.h's
- * bn_aead_best); BB_TCP_AEAD_SODIUM the same with libsodium's, the limit as
- * the issue's reference figures measured it. */
+ * bn_aead_best); BB_TCP_AEAD_SODIUM the same with libsodium's (the limit on
+ * a build without OpenSSL). */
 enum bb_sys {
   BB_BFTNET,
   BB_BFTNET_PLAIN,
@@ -109,23 +107,6 @@ enum bb_sys {
   BB_BFTNET_CB, /* bftnet, the receiver takes messages in cfg.on_message */
   BB_NSYS
 };
-
-/* ------------------------------------------------------ clocks, stats */
-double bb_now(void);        /* CLOCK_MONOTONIC, seconds */
-uint64_t bb_now_ns(void);   /* CLOCK_MONOTONIC, ns */
-double bb_cpu_self(void);   /* getrusage(RUSAGE_SELF): user + sys seconds */
-double bb_cpu_thread(void); /* CLOCK_THREAD_CPUTIME_ID, seconds */
-void bb_sleep(double s);
-long bb_rss_bytes(void); /* /proc/self/statm resident pages * page size, -1 if unknown */
-int bb_cmp_double(const void *a, const void *b);
-double bb_median(const double *v, int n); /* NaN-free values; n >= 1; does not reorder v */
-double bb_pct_sorted(const double *v, size_t n, double p); /* nearest rank on sorted v */
-void bb_hist_add(uint64_t *h, uint64_t v);
-uint64_t bb_hist_count(const uint64_t *h);
-double bb_hist_pct(const uint64_t *h, double p); /* bucket middle, ns; NaN if empty */
-size_t bb_put_uvarint(uint8_t *p, uint64_t v);
-/* Decodes one uvarint from p[0, n): bytes used, 0 if incomplete, -1 if too long. */
-int bb_get_uvarint(const uint8_t *p, size_t n, uint64_t *v);
 
 /* --------------------------------------------------- child-side harness */
 typedef struct bb_child bb_child_t;
@@ -148,6 +129,12 @@ int bb_tick(bb_child_t *ch);
 int bb_wait_phase(bb_child_t *ch, int target);
 bool bb_past_deadline(const bb_child_t *ch);
 void bb_ready(int idx);
+/* bb_ready, then waits for GO (bb_wait_phase): returns the phase. */
+int bb_ready_go(bb_child_t *ch);
+/* A zeroed buffer for one message: job->size bytes and 8 more (a short
+ * message still has room for its sequence number). Fails the child (exits)
+ * when out of memory. */
+uint8_t *bb_msg_alloc(int idx, const bb_job_t *job);
 void bb_done(int idx);
 /* Records the error on side idx and exits the child (status 1). */
 _Noreturn void bb_fail(int idx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -258,5 +245,96 @@ enum { BB_RES_RTT_BAD = 0 };
 /* The round-trip section's bftnet-busy system: cfg.busy_poll_us. */
 #define BB_BUSY_POLL_US 100
 #define BB_BUSY_POLL_STR "100"
+
+/* ------------------------------------------- bftnet-bench's experiments */
+/* What bftnet_bench.c measures and bench_report.c reports. */
+#define BB_MAX_SIZES   8
+#define BB_MAX_ROUNDS  15
+#define BB_MAX_A2A     4
+#define BB_BCAST_NODES 7 /* the sender and 6 peers */
+#define BB_A2A_SIZE    128
+#define BB_SOAK_SIZE   1024
+#define BB_MIB         (1024.0 * 1024.0)
+
+/* The round-trip experiments (each runs one of enum bb_sys). */
+enum bb_rtt_sys {
+  BB_RTT_BFTNET,
+  BB_RTT_BFTNET_PLAIN,
+  BB_RTT_BFTNET_BUSY,
+  BB_RTT_TCP,
+  BB_RTT_ZMQ_CURVE,
+  BB_RTT_ZMQ,
+  BB_RTT_BFTNET_CB,
+  BB_RTT_NSYS
+};
+/* --sections */
+enum {
+  BB_SEC_TPUT = 1,
+  BB_SEC_RTT = 2,
+  BB_SEC_BCAST = 4,
+  BB_SEC_A2A = 8,
+  BB_SEC_MEM = 16,
+  BB_SEC_ALL = 31
+};
+
+typedef struct bb_opts {
+  int quick, rounds, nsizes, flood, na2a, sections, json_only;
+  size_t sizes[BB_MAX_SIZES];
+  int a2a[BB_MAX_A2A];
+  double seconds, warm, soak;
+  const char *json;
+  unsigned sys_mask;
+} bb_opts_t;
+
+typedef struct bb_tput {
+  int ok;
+  double mps, mbps, cpu_m, drops, drop_frac, enq_mps, bad;
+} bb_tput_t;
+
+typedef struct bb_rtt {
+  int ok;
+  double p50, p99, n, bad;
+} bb_rtt_t;
+
+typedef struct bb_bcast {
+  int ok;
+  double send_ns, bcast_ns, ratio, send_proc, bcast_proc, proc_ratio, drops;
+} bb_bcast_t;
+
+typedef struct bb_a2a {
+  int ok;
+  double max_mps, max_cpu_m, max_p50, max_p99, rate, offered, achieved, p50, p99, pmax, drops0,
+      drops1, bad, missed;
+} bb_a2a_t;
+
+typedef struct bb_soak {
+  int ok;
+  double rss_start, rss_setup, first, last, max, samples, sent, drops, ring;
+} bb_soak_t;
+
+/* Every round's figures, and the memory run's. */
+typedef struct bb_results {
+  bb_tput_t tput[BB_MAX_SIZES][BB_NSYS][BB_MAX_ROUNDS];
+  bb_rtt_t rtt[BB_RTT_NSYS][BB_MAX_ROUNDS];
+  bb_bcast_t bcast[BB_MAX_ROUNDS];
+  bb_a2a_t a2a[BB_MAX_A2A][BB_MAX_ROUNDS];
+  bb_soak_t soak;
+} bb_results_t;
+
+extern bb_results_t bb_res; /* bftnet_bench.c */
+
+/* The systems' names and descriptions in the report (bench_report.c). */
+extern const char *const bb_sys_name[BB_NSYS];
+extern const char *const bb_sys_desc[BB_NSYS];
+extern const char *const bb_rtt_name[BB_RTT_NSYS];
+extern const char *const bb_rtt_desc[BB_RTT_NSYS];
+extern const int bb_rtt_sys[BB_RTT_NSYS]; /* the enum bb_sys each one runs */
+
+/* A rate for humans: "1.234 M", "56.7 k", "890", "-" for NaN. */
+const char *bb_human(double v, char *buf, size_t cap);
+
+/* The tables on stdout, the same figures into root (a JSON object). */
+struct json_t;
+void bb_report_all(const bb_opts_t *o, struct json_t *root);
 
 #endif

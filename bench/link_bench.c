@@ -15,26 +15,10 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench_harness.h"
 #include "th_net.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-static double pct(double *v, int n, double p) {
-  qsort(v, (size_t)n, sizeof *v, cmp_d);
-  int i = (int)(p * (n - 1) + 0.5);
-  return v[i];
-}
 
 /* ------------------------------------------------------------ raw TCP */
 
@@ -75,7 +59,7 @@ static double raw_bulk(size_t total) {
   int fd = raw_connect(port);
   static char buf[256 * 1024];
   memset(buf, 0xab, sizeof buf);
-  double t0 = now_s();
+  double t0 = bb_now();
   for (size_t sent = 0; sent < total;) {
     ssize_t n = write(fd, buf, BN_MIN(sizeof buf, total - sent));
     if (n <= 0) exit(1);
@@ -84,7 +68,7 @@ static double raw_bulk(size_t total) {
   shutdown(fd, SHUT_WR);
   char k;
   (void)!read(fd, &k, 1);
-  double dt = now_s() - t0;
+  double dt = bb_now() - t0;
   close(fd);
   waitpid(pid, NULL, 0);
   return (double)total / dt / 1e6;
@@ -107,10 +91,10 @@ static void raw_pingpong(int n, double *rtts_us) {
   int fd = raw_connect(port);
   char b[32] = {0};
   for (int i = 0; i < n; i++) {
-    double t0 = now_s();
+    double t0 = bb_now();
     (void)!write(fd, b, 32);
     if (read(fd, b, 32) != 32) exit(1);
-    rtts_us[i] = (now_s() - t0) * 1e6;
+    rtts_us[i] = (bb_now() - t0) * 1e6;
   }
   close(fd);
   waitpid(pid, NULL, 0);
@@ -137,6 +121,19 @@ static int sink_open(void *ud, net_conn_t *c, net_stream_t *s) {
   return 0;
 }
 
+/* A node on its own loop, with the window bulk transfer wants; listening
+ * (the server, which takes many dials) or not. */
+static int node_up(uv_loop_t *loop, th_node_t *node, bool listen) {
+  uv_loop_init(loop);
+  bn_transport_t *t;
+  net_transport_uv_new(loop, bn_seam_system(), &t);
+  net_config_t cfg;
+  th_net_config(&cfg);
+  cfg.yamux_window = 16u * 1024 * 1024;
+  if (listen) cfg.max_pending_handshakes = 256;
+  return th_node_init(node, t, &cfg, listen);
+}
+
 /* The server process: a node with the sink protocol; prints its address
  * into the pipe and runs until killed. */
 static pid_t spawn_server(char *addr, size_t cap) {
@@ -146,15 +143,8 @@ static pid_t spawn_server(char *addr, size_t cap) {
   if (pid == 0) {
     close(p[0]);
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    bn_transport_t *t;
-    net_transport_uv_new(&loop, bn_seam_system(), &t);
-    net_config_t cfg;
-    th_net_config(&cfg);
-    cfg.yamux_window = 16u * 1024 * 1024;
-    cfg.max_pending_handshakes = 256;
     th_node_t node;
-    if (th_node_init(&node, t, &cfg, true) || net_handle(node.net, "/bench/sink", sink_open, NULL))
+    if (node_up(&loop, &node, true) || net_handle(node.net, "/bench/sink", sink_open, NULL))
       _exit(1);
     (void)!write(p[1], node.addr, strlen(node.addr) + 1);
     close(p[1]);
@@ -201,6 +191,52 @@ static void snd_error(void *ud, net_stream_t *s, int err) {
 static const net_stream_cbs_t snd_cbs = {.on_fin = snd_fin, .on_error = snd_error,
                                          .on_writable = snd_writable};
 
+/* One run: its settings and its samples. */
+typedef struct run {
+  long mib, rounds, dials, pings;
+  const char *json;
+  double *raw_mb, *bft_mb;     /* bulk MB/s, per round */
+  double *hs_ms;               /* handshake, per dial */
+  double *rtt_us, *raw_rtt_us; /* round trip, per ping */
+} run_t;
+
+/* Prints the figures (and writes them to --json). Sorts the samples. */
+static void report(const run_t *x) {
+  long mib = x->mib, rounds = x->rounds, dials = x->dials;
+  const char *json = x->json;
+  double raw_med = bb_median(x->raw_mb, (int)rounds), bft_med = bb_median(x->bft_mb, (int)rounds);
+  qsort(x->hs_ms, (size_t)dials, sizeof *x->hs_ms, bb_cmp_double);
+  qsort(x->rtt_us, (size_t)x->pings, sizeof *x->rtt_us, bb_cmp_double);
+  qsort(x->raw_rtt_us, (size_t)x->pings, sizeof *x->raw_rtt_us, bb_cmp_double);
+  double hs50 = bb_pct_sorted(x->hs_ms, (size_t)dials, 0.5);
+  double hs99 = bb_pct_sorted(x->hs_ms, (size_t)dials, 0.99);
+  double p50 = bb_pct_sorted(x->rtt_us, (size_t)x->pings, 0.5);
+  double p99 = bb_pct_sorted(x->rtt_us, (size_t)x->pings, 0.99);
+  double r50 = bb_pct_sorted(x->raw_rtt_us, (size_t)x->pings, 0.5);
+  double r99 = bb_pct_sorted(x->raw_rtt_us, (size_t)x->pings, 0.99);
+  printf("link_bench: %ld MiB x %ld rounds, medians, loopback, 2 processes\n", mib, rounds);
+  printf("  bulk   raw TCP          %9.1f MB/s\n", raw_med);
+  printf("  bulk   yamux over Noise %9.1f MB/s   ratio %.3f of raw TCP\n", bft_med,
+         bft_med / raw_med);
+  printf("  handshake (TCP+ms+Noise XX+ms)  p50 %.3f ms  p99 %.3f ms  (%ld dials)\n", hs50, hs99,
+         dials);
+  printf(
+      "  ping rtt  bftnet  p50 %.1f us  p99 %.1f us   raw TCP ping-pong p50 %.1f us  p99 %.1f us\n",
+      p50, p99, r50, r99);
+  if (json) {
+    FILE *f = fopen(json, "w");
+    if (f) {
+      fprintf(f,
+              "{\"mib\":%ld,\"rounds\":%ld,\"raw_tcp_mbps\":%.1f,\"noise_yamux_mbps\":%.1f,"
+              "\"ratio\":%.4f,\"handshake_ms_p50\":%.3f,\"handshake_ms_p99\":%.3f,"
+              "\"ping_us_p50\":%.1f,\"ping_us_p99\":%.1f,\"raw_ping_us_p50\":%.1f,"
+              "\"raw_ping_us_p99\":%.1f}\n",
+              mib, rounds, raw_med, bft_med, bft_med / raw_med, hs50, hs99, p50, p99, r50, r99);
+      fclose(f);
+    }
+  }
+}
+
 int main(int argc, char **argv) {
   long mib = 512, rounds = 3, dials = 50, pings = 1000;
   const char *json = NULL;
@@ -223,14 +259,8 @@ int main(int argc, char **argv) {
   snprintf(bare, sizeof bare, "%.*s", (int)(strstr(addr, "/p2p/") - addr), addr);
 
   uv_loop_t loop;
-  uv_loop_init(&loop);
-  bn_transport_t *t;
-  net_transport_uv_new(&loop, bn_seam_system(), &t);
-  net_config_t cfg;
-  th_net_config(&cfg);
-  cfg.yamux_window = 16u * 1024 * 1024;
   th_node_t node;
-  if (th_node_init(&node, t, &cfg, false)) return 1;
+  if (node_up(&loop, &node, false)) return 1;
 
   double *raw_mb = calloc((size_t)rounds, sizeof(double));
   double *bft_mb = calloc((size_t)rounds, sizeof(double));
@@ -244,18 +274,18 @@ int main(int argc, char **argv) {
     raw_mb[r] = raw_bulk(total);
     sender_t x = {.total = total};
     if (net_stream_open(c, "/bench/sink", &snd_cbs, &x, &x.s)) return 1;
-    double t0 = now_s();
+    double t0 = bb_now();
     snd_pump(&x);
     if (!th_run_until(&loop, &x.done, 120000)) return 1;
-    bft_mb[r] = (double)total / (now_s() - t0) / 1e6;
+    bft_mb[r] = (double)total / (bb_now() - t0) / 1e6;
   }
 
   double *hs_ms = calloc((size_t)dials, sizeof(double));
   for (long i = 0; i < dials; i++) {
-    double t0 = now_s();
+    double t0 = bb_now();
     net_conn_t *d = th_dial(&loop, node.net, bare, &err, 10000);
     if (!d) return 1;
-    hs_ms[i] = (now_s() - t0) * 1e3;
+    hs_ms[i] = (bb_now() - t0) * 1e3;
     net_conn_close(d, BFTNET_REASON_LOCAL_CLOSE, 0);
   }
   double *rtt_us = calloc((size_t)pings, sizeof(double));
@@ -269,29 +299,6 @@ int main(int argc, char **argv) {
   kill(srv, SIGKILL);
   waitpid(srv, NULL, 0);
 
-  double raw_med = pct(raw_mb, (int)rounds, 0.5), bft_med = pct(bft_mb, (int)rounds, 0.5);
-  double hs50 = pct(hs_ms, (int)dials, 0.5), hs99 = pct(hs_ms, (int)dials, 0.99);
-  double p50 = pct(rtt_us, (int)pings, 0.5), p99 = pct(rtt_us, (int)pings, 0.99);
-  double r50 = pct(raw_rtt_us, (int)pings, 0.5), r99 = pct(raw_rtt_us, (int)pings, 0.99);
-  printf("link_bench: %ld MiB x %ld rounds, medians, loopback, 2 processes\n", mib, rounds);
-  printf("  bulk   raw TCP          %9.1f MB/s\n", raw_med);
-  printf("  bulk   yamux over Noise %9.1f MB/s   ratio %.3f of raw TCP\n", bft_med,
-         bft_med / raw_med);
-  printf("  handshake (TCP+ms+Noise XX+ms)  p50 %.3f ms  p99 %.3f ms  (%ld dials)\n", hs50, hs99,
-         dials);
-  printf("  ping rtt  bftnet  p50 %.1f us  p99 %.1f us   raw TCP ping-pong p50 %.1f us  p99 %.1f us\n",
-         p50, p99, r50, r99);
-  if (json) {
-    FILE *f = fopen(json, "w");
-    if (f) {
-      fprintf(f,
-              "{\"mib\":%ld,\"rounds\":%ld,\"raw_tcp_mbps\":%.1f,\"noise_yamux_mbps\":%.1f,"
-              "\"ratio\":%.4f,\"handshake_ms_p50\":%.3f,\"handshake_ms_p99\":%.3f,"
-              "\"ping_us_p50\":%.1f,\"ping_us_p99\":%.1f,\"raw_ping_us_p50\":%.1f,"
-              "\"raw_ping_us_p99\":%.1f}\n",
-              mib, rounds, raw_med, bft_med, bft_med / raw_med, hs50, hs99, p50, p99, r50, r99);
-      fclose(f);
-    }
-  }
+  report(&(run_t){mib, rounds, dials, pings, json, raw_mb, bft_mb, hs_ms, rtt_us, raw_rtt_us});
   return 0;
 }

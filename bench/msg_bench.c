@@ -16,31 +16,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench_harness.h"
 #include "bftnet.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static size_t put_uvarint(uint8_t *p, uint64_t v) {
-  size_t n = 0;
-  while (v >= 0x80) {
-    p[n++] = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  p[n++] = (uint8_t)v;
-  return n;
-}
 
 /* ------------------------------------------------------------ raw TCP */
 
@@ -62,7 +41,7 @@ static double raw_round(size_t size, long count) {
     while (got < count) {
       ssize_t n = read(fd, buf + have, sizeof buf - have);
       if (n <= 0) _exit(1);
-      if (t0 == 0) t0 = now_s();
+      if (t0 == 0) t0 = bb_now();
       have += (size_t)n;
       size_t off = 0;
       for (;;) {
@@ -80,7 +59,7 @@ static double raw_round(size_t size, long count) {
       memmove(buf, buf + off, have - off);
       have -= off;
     }
-    double dt = now_s() - t0;
+    double dt = bb_now() - t0;
     (void)!write(p[1], &dt, sizeof dt);
     _exit(0);
   }
@@ -91,7 +70,7 @@ static double raw_round(size_t size, long count) {
   uint8_t *msg = calloc(1, size);
   size_t bl = 0;
   for (long i = 0; i < count; i++) {
-    bl += put_uvarint(batch + bl, size);
+    bl += bb_put_uvarint(batch + bl, size);
     memcpy(batch + bl, msg, size);
     bl += size;
     if (bl >= 64 * 1024 || i == count - 1) {
@@ -155,11 +134,11 @@ static double bftnet_round(size_t size, long count) {
     while (got < count) {
       int r = bftnet_recv_batch(n, msgs, 256, 10000);
       if (r < 0) _exit(1);
-      if (t0 == 0) t0 = now_s();
+      if (t0 == 0) t0 = bb_now();
       for (int i = 0; i < r; i++) bftnet_msg_release(&msgs[i]);
       got += r;
     }
-    double dt = now_s() - t0;
+    double dt = bb_now() - t0;
     (void)!write(to_parent[1], &dt, sizeof dt);
     bftnet_free(n);
     bftnet_key_free(k);
@@ -223,9 +202,7 @@ int main(int argc, char **argv) {
       r[i] = raw_round(sizes[s], count);
       b[i] = bftnet_round(sizes[s], count);
     }
-    qsort(b, (size_t)rounds, sizeof *b, cmp_d);
-    qsort(r, (size_t)rounds, sizeof *r, cmp_d);
-    double bm = b[rounds / 2], rm = r[rounds / 2];
+    double bm = bb_median(b, (int)rounds), rm = bb_median(r, (int)rounds);
     printf("%-8zu %14.0f %14.0f %8.3f\n", sizes[s], bm, rm, bm / rm);
     printf("msg_bench size=%zu bftnet_mps=%.0f raw_mps=%.0f ratio=%.4f rounds=%ld count=%ld\n",
            sizes[s], bm, rm, bm / rm, rounds, count);

@@ -1,5 +1,5 @@
 /*
- * resume_bench.c — time from an abrupt cut to resumed delivery (issue 4).
+ * resume_bench.c — time from an abrupt cut to resumed delivery.
  *
  * Two bftnet nodes on loopback, each reached through a fault proxy
  * (tools/lib/fault_proxy) on a thread of its own. r0 sends r1 a
@@ -24,14 +24,9 @@
 
 #include <uv.h>
 
+#include "bench_harness.h"
 #include "bftnet.h"
 #include "fault_proxy.h"
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void die(const char *what, int rc) {
   fprintf(stderr, "resume_bench: %s: %s\n", what, rc < 0 && rc > -4096 ? uv_strerror(rc) : bftnet_strerror(rc));
@@ -92,7 +87,7 @@ static void *sender_main(void *arg) {
   uint8_t buf[64] = {0};
   for (uint64_t i = 0; !atomic_load(&s->stop) && i < 100000000; i++) {
     put64(buf, s->sent + 1);
-    put64(buf + 8, now_ns());
+    put64(buf + 8, bb_now_ns());
     if (bftnet_send(s->net, "r1", buf, sizeof buf) == 0) s->sent++;
     usleep(500);
   }
@@ -103,7 +98,7 @@ static void *sender_main(void *arg) {
 static _Atomic uint64_t cut_at[MAXCUTS];
 static atomic_int ncuts;
 static uint64_t resume_ns[MAXCUTS];
-static uint64_t lat_ns[200000];
+static double lat_ns[200000];
 static size_t nlat;
 
 typedef struct {
@@ -118,7 +113,7 @@ static void *receiver_main(void *arg) {
   bftnet_msg_t m[64];
   while (!atomic_load(&r->stop)) {
     int k = bftnet_recv_batch(r->net, m, 64, 20);
-    uint64_t t = now_ns();
+    uint64_t t = bb_now_ns();
     for (int i = 0; i < k; i++) {
       uint64_t seq = get64(m[i].data), sent = get64(m[i].data + 8);
       if (seq <= r->last) r->dups++;
@@ -133,7 +128,7 @@ static void *receiver_main(void *arg) {
         seen++;
       } else if (seen == n && nlat < sizeof lat_ns / sizeof lat_ns[0] && n > 0 &&
                  sent > atomic_load(&cut_at[n - 1]) + 100000000ull) {
-        lat_ns[nlat++] = t - sent; /* steady state: 100 ms after the last cut */
+        lat_ns[nlat++] = (double)(t - sent); /* steady state: 100 ms after the last cut */
       }
       bftnet_msg_release(&m[i]);
     }
@@ -141,36 +136,15 @@ static void *receiver_main(void *arg) {
   return NULL;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
+/* Percentile p of n sorted samples (ns) in ms; 0 when there is none. */
+static double ms_at(const double *v, size_t n, double p) {
+  return n ? bb_pct_sorted(v, n, p) / 1e6 : 0;
 }
 
-static double pct(uint64_t *v, size_t n, double p) {
-  if (!n) return 0;
-  size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-  return (double)v[i] / 1e6;
-}
-
-int main(int argc, char **argv) {
-  int cuts = 50, every_ms = 300;
-  const char *json = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--cuts") && i + 1 < argc) cuts = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--every-ms") && i + 1 < argc) every_ms = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
-    else {
-      fprintf(stderr, "usage: %s [--cuts N] [--every-ms MS] [--json FILE]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (cuts < 1 || cuts > MAXCUTS || every_ms < 20) die("bad arguments", BFTNET_EINVAL);
-
-  bftnet_t *n[2];
-  bftnet_key_t *k[2];
+/* Two nodes, r0 and r1, each reached through its own fault proxy: every
+ * byte between them crosses a proxy this process can cut. */
+static void nodes_up(bftnet_t *n[2], bftnet_key_t *k[2]) {
   char bound[2][BFTNET_ADDR_MAX], pid[2][BFTNET_PEER_ID_MAX], via[2][BFTNET_ADDR_MAX];
-  uv_loop_init(&px_loop);
-  uv_async_init(&px_loop, &px_async, px_on_async);
   for (int i = 0; i < 2; i++) {
     bftnet_config_t cfg;
     bftnet_config_init(&cfg);
@@ -191,8 +165,6 @@ int main(int argc, char **argv) {
     fault_proxy_bound_addr(px[i], &b);
     snprintf(via[i], sizeof via[i], "/ip4/127.0.0.1/tcp/%d/p2p/%s", fault_proxy_port(px[i]), pid[i]);
   }
-  uv_thread_t pth;
-  uv_thread_create(&pth, px_main, NULL);
   const char *a0[] = {via[0]}, *a1[] = {via[1]};
   bftnet_member_t mem[] = {{"r0", a0, 1}, {"r1", a1, 1}};
   char err[256];
@@ -200,6 +172,66 @@ int main(int argc, char **argv) {
     int rc = bftnet_connect(n[i], mem, 2, err, sizeof err);
     if (rc) die(err, rc);
   }
+}
+
+/* Prints the figures (and writes them to json). */
+static void report(int cuts, int every_ms, const char *json, const sender_t *s, const receiver_t *r,
+                   const bftnet_peer_stats_t *ps, int frc) {
+  int measured = 0;
+  double v[MAXCUTS];
+  for (int c = 0; c < cuts; c++)
+    if (resume_ns[c]) v[measured++] = (double)resume_ns[c];
+  qsort(v, (size_t)measured, sizeof v[0], bb_cmp_double);
+  qsort(lat_ns, nlat, sizeof lat_ns[0], bb_cmp_double);
+  double p50 = ms_at(v, (size_t)measured, 0.5), p90 = ms_at(v, (size_t)measured, 0.9);
+  double p99 = ms_at(v, (size_t)measured, 0.99), max = ms_at(v, (size_t)measured, 1.0);
+  double b50 = ms_at(lat_ns, nlat, 0.5), b99 = ms_at(lat_ns, nlat, 0.99);
+  printf("resume_bench: %d cuts every %d ms, r0 -> r1 at 2000 msgs/s, 64 B\n", cuts, every_ms);
+  printf("  cut -> resumed delivery: p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms  (%d "
+         "measured)\n",
+         p50, p90, p99, max, measured);
+  printf("  baseline delivery latency (no cuts): p50 %.3f ms  p99 %.3f ms\n", b50, b99);
+  printf("  sent %" PRIu64 ", delivered %" PRIu64 ", gaps %" PRIu64 ", duplicates/reorders %" PRIu64
+         ", dropped %" PRIu64 ", aborted %" PRIu64 ", resumed %" PRIu64 ", retransmitted %" PRIu64
+         " B, flush %s\n",
+         s->sent, r->got, r->gaps, r->dups, ps->dropped_overflow, ps->aborted, ps->resumed,
+         ps->retransmitted, frc == 0 ? "ok" : bftnet_strerror(frc));
+  FILE *f = json ? fopen(json, "w") : NULL;
+  if (f) {
+    fprintf(f,
+            "{\"cuts\":%d,\"measured\":%d,\"resume_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
+            "\"max\":%.3f},"
+            "\"baseline_ms\":{\"p50\":%.4f,\"p99\":%.4f},\"sent\":%" PRIu64
+            ",\"delivered\":%" PRIu64 ",\"gaps\":%" PRIu64 ",\"duplicates\":%" PRIu64 "}\n",
+            cuts, measured, p50, p90, p99, max, b50, b99, s->sent, r->got, r->gaps, r->dups);
+    fclose(f);
+  }
+}
+
+int main(int argc, char **argv) {
+  int cuts = 50, every_ms = 300;
+  const char *json = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--cuts") && i + 1 < argc)
+      cuts = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--every-ms") && i + 1 < argc)
+      every_ms = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--json") && i + 1 < argc)
+      json = argv[++i];
+    else {
+      fprintf(stderr, "usage: %s [--cuts N] [--every-ms MS] [--json FILE]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (cuts < 1 || cuts > MAXCUTS || every_ms < 20) die("bad arguments", BFTNET_EINVAL);
+
+  bftnet_t *n[2];
+  bftnet_key_t *k[2];
+  uv_loop_init(&px_loop);
+  uv_async_init(&px_loop, &px_async, px_on_async);
+  nodes_up(n, k);
+  uv_thread_t pth;
+  uv_thread_create(&pth, px_main, NULL);
   sender_t s = {.net = n[0]};
   receiver_t r = {.net = n[1]};
   pthread_t st, rt;
@@ -207,7 +239,7 @@ int main(int argc, char **argv) {
   pthread_create(&st, NULL, sender_main, &s);
   usleep(500000);
   for (int c = 0; c < cuts; c++) {
-    uint64_t t = now_ns();
+    uint64_t t = bb_now_ns();
     atomic_store(&cut_at[c], t);
     atomic_store(&ncuts, c + 1);
     px_send(1);
@@ -222,37 +254,7 @@ int main(int argc, char **argv) {
   pthread_join(rt, NULL);
   bftnet_peer_stats_t ps;
   bftnet_peer_stats(n[0], "r1", &ps);
-
-  int measured = 0;
-  uint64_t v[MAXCUTS];
-  for (int c = 0; c < cuts; c++)
-    if (resume_ns[c]) v[measured++] = resume_ns[c];
-  qsort(v, (size_t)measured, sizeof v[0], cmp_u64);
-  qsort(lat_ns, nlat, sizeof lat_ns[0], cmp_u64);
-  printf("resume_bench: %d cuts every %d ms, r0 -> r1 at 2000 msgs/s, 64 B\n", cuts, every_ms);
-  printf("  cut -> resumed delivery: p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms  (%d measured)\n",
-         pct(v, (size_t)measured, 0.5), pct(v, (size_t)measured, 0.9), pct(v, (size_t)measured, 0.99),
-         measured ? (double)v[measured - 1] / 1e6 : 0, measured);
-  printf("  baseline delivery latency (no cuts): p50 %.3f ms  p99 %.3f ms\n", pct(lat_ns, nlat, 0.5),
-         pct(lat_ns, nlat, 0.99));
-  printf("  sent %" PRIu64 ", delivered %" PRIu64 ", gaps %" PRIu64 ", duplicates/reorders %" PRIu64
-         ", dropped %" PRIu64 ", aborted %" PRIu64 ", resumed %" PRIu64 ", retransmitted %" PRIu64
-         " B, flush %s\n",
-         s.sent, r.got, r.gaps, r.dups, ps.dropped_overflow, ps.aborted, ps.resumed, ps.retransmitted,
-         frc == 0 ? "ok" : bftnet_strerror(frc));
-  if (json) {
-    FILE *f = fopen(json, "w");
-    if (f) {
-      fprintf(f,
-              "{\"cuts\":%d,\"measured\":%d,\"resume_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
-              "\"baseline_ms\":{\"p50\":%.4f,\"p99\":%.4f},\"sent\":%" PRIu64 ",\"delivered\":%" PRIu64
-              ",\"gaps\":%" PRIu64 ",\"duplicates\":%" PRIu64 "}\n",
-              cuts, measured, pct(v, (size_t)measured, 0.5), pct(v, (size_t)measured, 0.9),
-              pct(v, (size_t)measured, 0.99), measured ? (double)v[measured - 1] / 1e6 : 0,
-              pct(lat_ns, nlat, 0.5), pct(lat_ns, nlat, 0.99), s.sent, r.got, r.gaps, r.dups);
-      fclose(f);
-    }
-  }
+  report(cuts, every_ms, json, &s, &r, &ps, frc);
   for (int i = 0; i < 2; i++) bftnet_free(n[i]), bftnet_key_free(k[i]);
   px_send(2);
   uv_thread_join(&pth);

@@ -14,17 +14,11 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "bench_harness.h"
 #include "dispatcher.h"
 
 #define REFS_FOREVER (UINT32_MAX / 2)
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static disp_msg_t *msg_forever(size_t len) {
   uint8_t *tmp = calloc(1, len ? len : 1);
@@ -51,18 +45,18 @@ static void bench_ring_single(void) {
   disp_ring_t r;
   ring_init_or_die(&r, 1024);
   disp_msg_t *m = msg_forever(64), *out[BATCH];
-  uint64_t t0 = now_ns();
+  uint64_t t0 = bb_now_ns();
   for (int i = 0; i < N; i++) {
     disp_ring_push_mpmc(&r, m);
     if (disp_ring_pop_batch_mpmc(&r, out, 1) != 1) abort();
   }
-  uint64_t t1 = now_ns();
+  uint64_t t1 = bb_now_ns();
   for (int i = 0; i < N; i += BATCH) {
     for (int k = 0; k < BATCH; k++)
       disp_ring_push_mpmc(&r, m);
     if (disp_ring_pop_batch_mpmc(&r, out, BATCH) != BATCH) abort();
   }
-  uint64_t t2 = now_ns();
+  uint64_t t2 = bb_now_ns();
   printf("ring, 1 thread:        push+pop %6.1f ns/op   (batches of %d: %6.1f ns/op)\n",
          (double)(t1 - t0) / N, BATCH, (double)(t2 - t1) / N);
   disp_ring_destroy(&r);
@@ -73,7 +67,7 @@ static void bench_ring_single(void) {
 enum { KIND_RING = 0, KIND_CK = 1, KIND_MUTEX = 2 };
 enum { MUTEX_CAP = 4096 };
 
-/* The baseline the issue asks for: a plain circular buffer behind one
+/* The simplest baseline: a plain circular buffer behind one
  * pthread mutex for producers and consumer alike, same drop-oldest rule. */
 typedef struct mutex_ring {
   pthread_mutex_t mu;
@@ -149,11 +143,11 @@ static double bench_ring_mt(int producers, int raw, double seconds) {
   b.ck_buf = calloc(CAP, sizeof(*b.ck_buf));
   if (b.ck_buf == NULL) abort();
   pthread_t t[8];
-  uint64_t t0 = now_ns(), end = t0 + (uint64_t)(seconds * 1e9), popped = 0;
+  uint64_t t0 = bb_now_ns(), end = t0 + (uint64_t)(seconds * 1e9), popped = 0;
   for (int i = 0; i < producers; i++)
     if (pthread_create(&t[i], NULL, producer, &b) != 0) abort();
   disp_msg_t *out[BATCH];
-  while (now_ns() < end) {
+  while (bb_now_ns() < end) {
     for (int k = 0; k < 64; k++) {
       if (raw == KIND_RING) {
         popped += disp_ring_pop_batch_mpmc(&b.ring, out, BATCH);
@@ -169,7 +163,7 @@ static double bench_ring_mt(int producers, int raw, double seconds) {
   atomic_store(&b.stop, true);
   for (int i = 0; i < producers; i++)
     pthread_join(t[i], NULL);
-  uint64_t el = now_ns() - t0, pushed = atomic_load(&b.pushed);
+  uint64_t el = bb_now_ns() - t0, pushed = atomic_load(&b.pushed);
   printf("%s, %d producers + 1 consumer: %6.1f ns/push (%5.1f Mpush/s), %5.1f%% consumed, rest dropped\n",
          raw == KIND_CK ? "ck_ring raw (no lock)" : raw == KIND_MUTEX ? "mutex ring (baseline)" : "ring",
          producers, (double)el / (double)pushed,
@@ -202,15 +196,15 @@ static void bench_framer(size_t len) {
   disp_framer_init(&f);
   disp_msg_t *m = msg_forever(len);
   sink_t s = {0};
-  uint64_t drain_ns = 0, t0 = now_ns();
+  uint64_t drain_ns = 0, t0 = bb_now_ns();
   for (uint64_t done = 0; done < total; done += BURST) {
     for (int k = 0; k < BURST; k++)
       disp_ring_push_mpmc(&r, m);
-    uint64_t d0 = now_ns();
+    uint64_t d0 = bb_now_ns();
     if (disp_framer_drain(&f, &r, sink_write, &s) != BURST) abort();
-    drain_ns += now_ns() - d0;
+    drain_ns += bb_now_ns() - d0;
   }
-  uint64_t el = now_ns() - t0;
+  uint64_t el = bb_now_ns() - t0;
   printf("framer, %4zu B messages: %6.2f M msgs/s push+drain, %6.2f M msgs/s drain only (%7.1f MB/s), "
          "%.1f msgs per write\n",
          len, (double)total / ((double)el / 1e9) / 1e6, (double)total / ((double)drain_ns / 1e9) / 1e6,

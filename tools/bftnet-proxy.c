@@ -28,7 +28,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +36,7 @@
 #include <uv.h>
 
 #include "fault_proxy.h"
+#include "text.h"
 
 #define LINE_MAX_ 256
 
@@ -76,16 +76,6 @@ static bool parse_u64(const char *s, uint64_t max, uint64_t *out) {
   return true;
 }
 
-static void reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void reply(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vprintf(fmt, ap);
-  va_end(ap);
-  putchar('\n');
-  fflush(stdout);
-}
-
 static void on_proxy_closed(fault_proxy_t *proxy, void *arg) {
   app_t *a = arg;
   a->proxy = NULL;
@@ -116,15 +106,15 @@ static int on_off(const char *arg) {
 static void cmd_stats(app_t *a) {
   fault_proxy_stats_t st;
   fault_proxy_stats(a->proxy, &st);
-  reply("ok accepted=%" PRIu64 " refused=%" PRIu64 " over_limit=%" PRIu64 " connect_failed=%" PRIu64
-        " cuts=%" PRIu64 " conns_cut=%" PRIu64 " conns_reset=%" PRIu64 " active=%" PRIu64
-        " bytes_to_target=%" PRIu64 " bytes_to_client=%" PRIu64 " writes=%" PRIu64
-        " queued=%zu queued_peak=%zu"
-        " queue_max=%zu blackhole=%d refuse=%d",
-        st.accepted, st.refused, st.over_limit, st.connect_failed, st.cuts, st.conns_cut,
-        st.conns_reset, st.active, st.bytes_to_target, st.bytes_to_client, st.writes, st.queued,
-        st.queued_peak, st.queue_max, fault_proxy_is_blackholed(a->proxy),
-        fault_proxy_is_refusing(a->proxy));
+  text_say("ok accepted=%" PRIu64 " refused=%" PRIu64 " over_limit=%" PRIu64
+           " connect_failed=%" PRIu64 " cuts=%" PRIu64 " conns_cut=%" PRIu64 " conns_reset=%" PRIu64
+           " active=%" PRIu64 " bytes_to_target=%" PRIu64 " bytes_to_client=%" PRIu64
+           " writes=%" PRIu64 " queued=%zu queued_peak=%zu"
+           " queue_max=%zu blackhole=%d refuse=%d",
+           st.accepted, st.refused, st.over_limit, st.connect_failed, st.cuts, st.conns_cut,
+           st.conns_reset, st.active, st.bytes_to_target, st.bytes_to_client, st.writes, st.queued,
+           st.queued_peak, st.queue_max, fault_proxy_is_blackholed(a->proxy),
+           fault_proxy_is_refusing(a->proxy));
 }
 
 /* Runs one command line (already NUL-terminated, without its newline). */
@@ -138,40 +128,40 @@ static void run_command(app_t *a, char *line) {
   int rc;
   if (!cmd) return; /* blank line */
   if (a->stopping || !a->proxy) {
-    reply("error: stopping");
+    text_say("error: stopping");
   } else if (strcmp(cmd, "cut") == 0 && !arg1) {
-    reply("ok cut=%d", fault_proxy_cut(a->proxy));
+    text_say("ok cut=%d", fault_proxy_cut(a->proxy));
   } else if (strcmp(cmd, "blackhole") == 0 && on_off(arg1) >= 0 && !arg2) {
     fault_proxy_blackhole(a->proxy, on_off(arg1));
-    reply("ok");
+    text_say("ok");
   } else if (strcmp(cmd, "refuse") == 0 && on_off(arg1) >= 0 && !arg2) {
     fault_proxy_refuse(a->proxy, on_off(arg1));
-    reply("ok");
+    text_say("ok");
   } else if (strcmp(cmd, "latency") == 0 && parse_u64(arg1, UINT32_MAX, &v1) &&
              (!arg2 || parse_u64(arg2, UINT32_MAX, &v2)) && !extra) {
     rc = fault_proxy_latency(a->proxy, (uint32_t)v1, (uint32_t)v2);
     if (rc)
-      reply("error: latency and jitter must be at most %u ms", FAULT_PROXY_LATENCY_MAX);
+      text_say("error: latency and jitter must be at most %u ms", FAULT_PROXY_LATENCY_MAX);
     else
-      reply("ok");
+      text_say("ok");
   } else if (strcmp(cmd, "slice") == 0 && parse_u64(arg1, UINT32_MAX, &v1) && !arg2) {
     rc = fault_proxy_slice(a->proxy, (uint32_t)v1);
     if (rc)
-      reply("error: slice must be at most %u", FAULT_PROXY_SLICE_MAX);
+      text_say("error: slice must be at most %u", FAULT_PROXY_SLICE_MAX);
     else
-      reply("ok");
+      text_say("ok");
   } else if (strcmp(cmd, "seed") == 0 && parse_u64(arg1, UINT64_MAX, &v1) && !arg2) {
     fault_proxy_seed(a->proxy, v1);
-    reply("ok");
+    text_say("ok");
   } else if (strcmp(cmd, "stats") == 0 && !arg1) {
     cmd_stats(a);
   } else if (strcmp(cmd, "quit") == 0 && !arg1) {
-    reply("ok");
+    text_say("ok");
     stop(a);
   } else {
-    reply("error: bad command \"%s\" (want cut, blackhole on|off, refuse on|off, "
-          "latency MS [JITTER], slice N, seed N, stats, quit)",
-          cmd);
+    text_say("error: bad command \"%s\" (want cut, blackhole on|off, refuse on|off, "
+             "latency MS [JITTER], slice N, seed N, stats, quit)",
+             cmd);
   }
 }
 
@@ -190,7 +180,7 @@ static void feed_byte(app_t *a, char c) {
   }
   a->line[a->line_len] = '\0';
   if (a->line_overflow)
-    reply("error: line longer than %d bytes", LINE_MAX_ - 1);
+    text_say("error: line longer than %d bytes", LINE_MAX_ - 1);
   else
     run_command(a, a->line);
   a->line_len = 0;

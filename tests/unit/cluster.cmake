@@ -1,4 +1,4 @@
-# bftnet-cluster (tools/bftnet-cluster.c, tools/lib/cluster_*): the pure
+# bftnet-cluster (tools/cluster/, tools/lib/cluster_*): the pure
 # helpers, then real runs of about 10 s each (ctest -L cluster): clean,
 # cuts + kill -9/restart, membership change, path failover, and (as root)
 # the same in network namespaces with a real link-down.

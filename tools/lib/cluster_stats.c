@@ -1,12 +1,12 @@
 /* cluster_stats.c — see cluster_stats.h. */
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cluster_stats.h"
+#include "text.h"
 
 /* ------------------------------------------------ aggregate percentiles */
 
@@ -209,78 +209,58 @@ void cluster_summary_add(cluster_summary_t *s, const cluster_pair_out_t *o, int 
     s->lost_unexpected += o->lost;
 }
 
-typedef struct vbuf {
-  char *p;
-  size_t len, used;
-  int parts;
-} vbuf_t;
-
-__attribute__((format(printf, 2, 3))) static void vb_add(vbuf_t *b, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *dst = b->used < b->len ? b->p + b->used : NULL;
-  size_t room = b->used < b->len ? b->len - b->used : 0;
-  int k = vsnprintf(dst, room, fmt, ap);
-  va_end(ap);
-  if (k > 0) b->used += (size_t)k;
-}
-
-static void vb_part(vbuf_t *b) {
-  if (b->parts++) vb_add(b, "; ");
-}
-
 static const char *plural(uint64_t n, const char *one, const char *many) {
   return n == 1 ? one : many;
 }
 
-static void vb_violations(vbuf_t *b, const cluster_summary_t *s) {
+static void add_violations(text_buf_t *b, const cluster_summary_t *s) {
   if (!s->violated) return;
-  vb_part(b);
+  text_sep(b, "; ");
   int k = 0;
   if (s->duplicates)
-    vb_add(b, "%" PRIu64 " %s", s->duplicates, plural(s->duplicates, "duplicate", "duplicates")),
+    text_addf(b, "%" PRIu64 " %s", s->duplicates, plural(s->duplicates, "duplicate", "duplicates")),
         k++;
   if (s->reorders)
-    vb_add(b, "%s%" PRIu64 " %s", k++ ? ", " : "", s->reorders,
-           plural(s->reorders, "reorder", "reorders"));
+    text_addf(b, "%s%" PRIu64 " %s", k++ ? ", " : "", s->reorders,
+              plural(s->reorders, "reorder", "reorders"));
   if (s->extra)
-    vb_add(b, "%s%" PRIu64 " %s than sent", k++ ? ", " : "", s->extra,
-           plural(s->extra, "message delivered more", "messages delivered more"));
+    text_addf(b, "%s%" PRIu64 " %s than sent", k++ ? ", " : "", s->extra,
+              plural(s->extra, "message delivered more", "messages delivered more"));
   if (s->false_restarts)
-    vb_add(b, "%s%" PRIu64 " %s", k++ ? ", " : "", s->false_restarts,
-           plural(s->false_restarts, "sender restart that did not happen",
-                  "sender restarts that did not happen"));
-  if (!k) vb_add(b, "inconsistent counts");
-  vb_add(b, " in %" PRIu64 " %s", s->violated, plural(s->violated, "pair", "pairs"));
+    text_addf(b, "%s%" PRIu64 " %s", k++ ? ", " : "", s->false_restarts,
+              plural(s->false_restarts, "sender restart that did not happen",
+                     "sender restarts that did not happen"));
+  if (!k) text_addf(b, "inconsistent counts");
+  text_addf(b, " in %" PRIu64 " %s", s->violated, plural(s->violated, "pair", "pairs"));
 }
 
 int cluster_verdict_format(const cluster_summary_t *s, char *buf, size_t len) {
-  vbuf_t b = {.p = buf, .len = len};
-  if (len) buf[0] = '\0';
+  text_buf_t b;
+  text_buf_init(&b, buf, len);
   bool ok = s->pairs > 0 && s->ok == s->pairs;
   if (ok) {
-    vb_add(&b, "integrity: ok");
+    text_addf(&b, "integrity: ok");
     return 1;
   }
-  vb_add(&b, "integrity: FAILED (");
-  if (s->pairs == 0) vb_part(&b), vb_add(&b, "no pair to check");
-  vb_violations(&b, s);
+  text_addf(&b, "integrity: FAILED (");
+  if (s->pairs == 0) text_sep(&b, "; "), text_addf(&b, "no pair to check");
+  add_violations(&b, s);
   if (s->lost_unexpected) {
-    vb_part(&b);
-    vb_add(&b, "%" PRIu64 " %s without being counted on links no fault broke", s->lost_unexpected,
-           plural(s->lost_unexpected, "message lost", "messages lost"));
+    text_sep(&b, "; ");
+    text_addf(&b, "%" PRIu64 " %s without being counted on links no fault broke",
+              s->lost_unexpected, plural(s->lost_unexpected, "message lost", "messages lost"));
   }
   if (s->lost_expected) {
-    vb_part(&b);
-    vb_add(&b, "%" PRIu64 " %s in flight on links a fault broke, not counted", s->lost_expected,
-           plural(s->lost_expected, "message lost", "messages lost"));
+    text_sep(&b, "; ");
+    text_addf(&b, "%" PRIu64 " %s in flight on links a fault broke, not counted", s->lost_expected,
+              plural(s->lost_expected, "message lost", "messages lost"));
   }
   if (s->unverifiable) {
-    vb_part(&b);
-    vb_add(&b, "%" PRIu64 " %s unverifiable", s->unverifiable,
-           plural(s->unverifiable, "pair", "pairs"));
+    text_sep(&b, "; ");
+    text_addf(&b, "%" PRIu64 " %s unverifiable", s->unverifiable,
+              plural(s->unverifiable, "pair", "pairs"));
   }
-  vb_add(&b, ")");
+  text_addf(&b, ")");
   return 0;
 }
 

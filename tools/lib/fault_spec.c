@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "fault_spec.h"
+#include "text.h"
 
 typedef struct span {
   const char *p;
@@ -451,55 +452,39 @@ const char *fault_kind_name(fault_kind_t kind) {
 
 /* --- fault_format -------------------------------------------------------- */
 
-typedef struct sbuf {
-  char *p;
-  size_t len, used; /* used may pass len: snprintf's full length */
-  bool params;      /* a parameter was written: the next needs a ';' */
-} sbuf_t;
-
-__attribute__((format(printf, 2, 3))) static void sb_add(sbuf_t *b, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *dst = b->used < b->len ? b->p + b->used : NULL;
-  size_t room = b->used < b->len ? b->len - b->used : 0;
-  int k = vsnprintf(dst, room, fmt, ap);
-  va_end(ap);
-  if (k > 0) b->used += (size_t)k;
-}
-
 /* Starts the next key=value: the separator, then the key. */
-static void sb_key(sbuf_t *b, const char *key) {
-  sb_add(b, "%s%s=", b->params ? ";" : "", key);
-  b->params = true;
+static void sb_key(text_buf_t *b, const char *key) {
+  text_sep(b, ";");
+  text_addf(b, "%s=", key);
 }
 
 /* key=DUR with the shortest exact unit. */
-static void sb_dur(sbuf_t *b, const char *key, uint64_t ms) {
+static void sb_dur(text_buf_t *b, const char *key, uint64_t ms) {
   sb_key(b, key);
   if (ms % 1000 == 0)
-    sb_add(b, "%" PRIu64 "s", ms / 1000);
+    text_addf(b, "%" PRIu64 "s", ms / 1000);
   else
-    sb_add(b, "%" PRIu64 "ms", ms);
+    text_addf(b, "%" PRIu64 "ms", ms);
 }
 
-static void sb_replica(sbuf_t *b, const char *key, int r) {
+static void sb_replica(text_buf_t *b, const char *key, int r) {
   sb_key(b, key);
-  sb_add(b, "r%d", r);
+  text_addf(b, "r%d", r);
 }
 
-static void sb_scope(sbuf_t *b, const fault_scope_t *s) {
+static void sb_scope(text_buf_t *b, const fault_scope_t *s) {
   if (s->kind == FAULT_SCOPE_LINK) {
     sb_key(b, "link");
-    sb_add(b, "r%d-r%d", s->a, s->b);
+    text_addf(b, "r%d-r%d", s->a, s->b);
   } else if (s->kind == FAULT_SCOPE_REPLICA) {
     sb_replica(b, "replica", s->a);
   }
 }
 
 int fault_format(const fault_t *f, char *buf, size_t len) {
-  sbuf_t b = {buf, len, 0, false};
-  if (buf && len) buf[0] = '\0';
-  sb_add(&b, "%s:", fault_kind_name(f->kind));
+  text_buf_t b;
+  text_buf_init(&b, buf, len);
+  text_addf(&b, "%s:", fault_kind_name(f->kind));
   switch (f->kind) {
   case FAULT_CUT:
     if (f->every_ms) sb_dur(&b, "every", f->every_ms);
@@ -515,10 +500,10 @@ int fault_format(const fault_t *f, char *buf, size_t len) {
     break;
   case FAULT_LATENCY:
     sb_key(&b, "ms");
-    sb_add(&b, "%" PRIu32, f->latency_ms);
+    text_addf(&b, "%" PRIu32, f->latency_ms);
     if (f->jitter_ms) {
       sb_key(&b, "jitter");
-      sb_add(&b, "%" PRIu32, f->jitter_ms);
+      text_addf(&b, "%" PRIu32, f->jitter_ms);
     }
     sb_scope(&b, &f->scope);
     if (f->at_ms) sb_dur(&b, "at", f->at_ms);

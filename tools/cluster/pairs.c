@@ -1,0 +1,192 @@
+/* pairs.c — the cross-check of every ordered pair of replicas from their
+ * reports (cluster_pair_check) and what the cluster saw of them. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+
+static json_t *peer_row(const cl_replica_t *r, const cl_replica_t *peer) {
+  return r->report ? json_object_get(json_object_get(r->report, "peers"), peer->name) : NULL;
+}
+
+static void reports_load(void) {
+  for (unsigned i = 0; i < cl.nslots; i++) {
+    cl_replica_t *r = &cl.rep[i];
+    if (!r->ever_started) continue;
+    json_error_t je;
+    r->report = json_load_file(r->report_path, 0, &je);
+    const char *schema = json_string_value(json_object_get(r->report, "schema"));
+    if (r->report && (!schema || strcmp(schema, "bftnet-replica-report/1") != 0)) {
+      cl_warn("%s: unknown schema %s: ignored", r->report_path, schema ? schema : "(none)");
+      json_decref(r->report);
+      r->report = NULL;
+    } else if (!r->report) {
+      cl_warn("%s: no report (%s)", r->name, je.text);
+    }
+  }
+}
+
+/* How many times S started again (and sent) after R's last incarnation had
+ * loaded its membership: the new incarnations of S that R's report can
+ * have seen. -1 when the cluster lost count (too many incarnations). */
+static int restarts_seen_by(const cl_replica_t *s, const cl_replica_t *r) {
+  if (s->n_loaded > CL_MAX_INCS || r->n_loaded > CL_MAX_INCS) return -1;
+  if (r->n_loaded == 0) return 0;
+  double since = r->loaded_ms[r->n_loaded - 1];
+  int n = 0;
+  for (int k = 1; k < s->n_loaded; k++)
+    if (s->loaded_ms[k] > since) n++;
+  return n;
+}
+
+static void pair_fill(cl_pair_t *pr, const json_t *srow, const json_t *rrow) {
+  cl_replica_t *s = &cl.rep[pr->s], *r = &cl.rep[pr->r];
+  cluster_pair_in_t *in = &pr->in;
+  in->have_sender = srow != NULL;
+  in->have_receiver = rrow != NULL;
+  if (srow) {
+    in->sent = cl_ju(srow, "sent");
+    in->dropped = cl_ju(srow, "dropped_by_us");
+    in->aborted = cl_ju(srow, "aborted");
+    in->unconfirmed = cl_ju(srow, "unconfirmed");
+    in->ring_depth = cl_ju(srow, "ring_depth");
+    pr->reconnects = cl_ju(srow, "reconnects");
+    pr->have_migr = json_object_get(srow, "migrations") != NULL;
+    pr->migrations = cl_ju(srow, "migrations");
+    pr->detached = cl_ju(srow, "detached");
+    pr->resumed = cl_ju(srow, "resumed");
+    pr->retransmitted = cl_ju(srow, "retransmitted");
+    pr->detach_ns_max = cl_ju(srow, "detach_ns_max");
+    pr->ev_aborted = cl_ju(json_object_get(srow, "events"), "aborted");
+  }
+  if (rrow) {
+    in->delivered = cl_ju(rrow, "delivered");
+    in->rx_evicted = cl_ju(rrow, "rx_evicted");
+    in->duplicates = cl_ju(rrow, "duplicates");
+    in->reorders = cl_ju(rrow, "reorders");
+    pr->gaps = cl_ju(rrow, "gaps");
+    pr->max_seq = cl_ju(rrow, "max_seq");
+    json_t *lat = json_object_get(rrow, "latency_us");
+    pr->lat_n = cl_ju(lat, "n");
+    pr->p50 = cl_jd(lat, "p50");
+    pr->p90 = cl_jd(lat, "p90");
+    pr->p99 = cl_jd(lat, "p99");
+    pr->max = cl_jd(lat, "max");
+    json_t *sw = json_object_get(rrow, "incarnation_switches");
+    int seen = restarts_seen_by(s, r);
+    pr->rx_incarnations = cl_ju(rrow, "incarnations");
+    if (json_is_object(sw) && seen >= 0) {
+      in->rx_split = 1;
+      in->rx_switches = cl_ju(sw, "by_event") + cl_ju(sw, "by_seq");
+      in->sender_restarts = (uint64_t)seen;
+      in->delivered_current = cl_ju(rrow, "delivered_current");
+    }
+  } else {
+    pr->p50 = pr->p90 = pr->p99 = pr->max = NAN;
+  }
+  if (s->restarts > 0 && s->base[pr->r].valid) {
+    in->sender_restarted = 1;
+    in->base_exact = s->base[pr->r].exact;
+    in->base_delivered = s->base[pr->r].delivered;
+    in->base_duplicates = s->base[pr->r].duplicates;
+    in->base_reorders = s->base[pr->r].reorders;
+  }
+  if (r->kills > 0) {
+    in->receiver_killed = 1;
+    in->died_min = r->died_min[pr->s];
+    in->rx_first_seq = rrow ? cl_ju(rrow, "first_seq") : 0;
+  }
+}
+
+/* Adds a part to a pair's note ("; " between parts) while there is room. */
+__attribute__((format(printf, 2, 3))) static void note_add(text_buf_t *b, const char *fmt, ...) {
+  if (b->used >= b->cap - 3) return;
+  text_sep(b, "; ");
+  va_list ap;
+  va_start(ap, fmt);
+  text_vaddf(b, fmt, ap);
+  va_end(ap);
+}
+
+static void pair_note(cl_pair_t *pr) {
+  text_buf_t note;
+  text_buf_init(&note, pr->note, sizeof pr->note);
+  const cluster_pair_out_t *o = &pr->out;
+  const cl_replica_t *s = &cl.rep[pr->s], *r = &cl.rep[pr->r];
+  if (!pr->in.have_sender)
+    note_add(&note, "no report from %s%s", s->name, s->kills ? " (killed)" : "");
+  if (!pr->in.have_receiver)
+    note_add(&note, "no report from %s%s", r->name, r->kills ? " (killed)" : "");
+  if (!pr->in.have_sender || !pr->in.have_receiver) return;
+  if (o->duplicates || o->reorders)
+    note_add(&note, "VIOLATED: %" PRIu64 " duplicates, %" PRIu64 " reorders", o->duplicates,
+             o->reorders);
+  if (o->extra)
+    note_add(&note, "%s: %" PRIu64 " more delivered than sent%s",
+             o->verdict == CLUSTER_PAIR_UNVERIFIABLE ? "unverifiable" : "VIOLATED", o->extra,
+             o->verdict == CLUSTER_PAIR_UNVERIFIABLE
+                 ? " (the incarnations could not be split: no stats line of the receiver "
+                   "between the kill and the restart)"
+                 : "");
+  if (o->aborted_arrived)
+    note_add(&note,
+             "%" PRIu64 " of the %" PRIu64 " messages %s counted as aborted (not confirmed read "
+             "when a stream broke) arrived anyway",
+             o->aborted_arrived, pr->in.aborted, s->name);
+  if (o->false_restarts)
+    note_add(&note,
+             "VIOLATED: %s saw %" PRIu64 " new incarnation(s) of %s that never started "
+             "(message 1 delivered again?)",
+             r->name, o->false_restarts, s->name);
+  if (o->split_used && pr->in.sender_restarts)
+    note_add(&note,
+             "%s restarted %" PRIu64 " time(s); %s told its incarnations apart itself (exact)",
+             s->name, pr->in.sender_restarts, r->name);
+  if (o->restart_artifacts)
+    note_add(&note,
+             "%s restarted (sequence numbers from 1 again): %" PRIu64
+             " duplicates/reorders at %s are that restart, not bftnet",
+             s->name, o->restart_artifacts, r->name);
+  if (o->died)
+    note_add(&note,
+             "%s was killed: %" PRIu64 " of the missing went to its killed process (numbered "
+             "below the first its last process got, %" PRIu64 "; its last stats line had %" PRIu64
+             ")",
+             r->name, o->died, pr->in.rx_first_seq, pr->in.died_min);
+  if (o->lost)
+    note_add(&note,
+             "lost in flight: %" PRIu64 "%s (written to a connection %" PRIu64
+             ", lost in the sender's framer %" PRIu64 ", still queued %" PRIu64 ")%s",
+             o->lost, pr->in.receiver_killed ? " at most" : "", o->in_flight, o->unwritten,
+             o->queued, pr->broken ? "" : " ON A LINK NO FAULT BROKE");
+}
+
+cl_pair_t *pairs_build(size_t *np, cluster_summary_t *sum) {
+  reports_load();
+  cl_pair_t *pairs = calloc((size_t)cl.nslots * cl.nslots, sizeof *pairs);
+  size_t n = 0;
+  uint64_t end = (uint64_t)llround(cl.o.duration_s * 1000);
+  for (unsigned s = 0; pairs && s < cl.nslots; s++)
+    for (unsigned r = 0; r < cl.nslots; r++) {
+      if (s == r || !cl.rep[s].ever_started || !cl.rep[r].ever_started) continue;
+      const json_t *srow = peer_row(&cl.rep[s], &cl.rep[r]);
+      const json_t *rrow = peer_row(&cl.rep[r], &cl.rep[s]);
+      /* Never members of each other (both reports exist, neither lists the
+       * other): no pair. A missing report makes every pair unverifiable. */
+      if (!srow && !rrow && cl.rep[s].report && cl.rep[r].report) continue;
+      cl_pair_t *pr = &pairs[n++];
+      pr->s = (int)s;
+      pr->r = (int)r;
+      pr->broken =
+          cluster_plan_breaks_link(cl.faults, cl.nfaults, end, (int)s, (int)r, CL_PING_TIMEOUT_MS);
+      pair_fill(pr, srow, rrow);
+      cluster_pair_check(&pr->in, &pr->out);
+      pair_note(pr);
+      cluster_summary_add(sum, &pr->out, pr->broken);
+    }
+  *np = n;
+  return pairs;
+}

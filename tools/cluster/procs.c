@@ -1,0 +1,218 @@
+/* procs.c — replica processes: spawning an incarnation, reading its
+ * stdout, restarting it, reaping it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster.h"
+
+bool procs_alive(const cl_inc_t *inc) {
+  return inc && !inc->exited;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  static char slab[64 * 1024];
+  (void)h;
+  (void)suggested;
+  buf->base = slab;
+  buf->len = sizeof slab;
+}
+
+/* The incarnation's counters join the finished ones; a killed one's last
+ * stats line says what it had received (died_min). */
+static void inc_retire(cl_inc_t *inc) {
+  cl_replica_t *r = inc->r;
+  if (r->last_stats && r->last_stats_inc == inc->id) {
+    if (inc->killed) {
+      json_t *peers = json_object_get(r->last_stats, "peers");
+      for (unsigned j = 0; j < cl.nslots; j++) {
+        json_t *row = json_object_get(peers, cl.rep[j].name);
+        if (row) r->died_min[j] += cl_ju(row, "delivered");
+      }
+    }
+    r->old_drops += r->cur_drops;
+    r->old_reconnects += r->cur_reconnects;
+    if (r->cur_migrations >= 0)
+      r->old_migrations = (r->old_migrations < 0 ? 0 : r->old_migrations) + r->cur_migrations;
+  }
+  r->cur_drops = r->cur_reconnects = 0;
+  r->cur_migrations = -1;
+}
+
+static void on_inc_closed(uv_handle_t *h) {
+  cl_inc_t *inc = h->data;
+  if (--inc->handles > 0) return;
+  cl_replica_t *r = inc->r;
+  inc_retire(inc);
+  if (r->inc == inc) r->inc = NULL;
+  free(inc->buf);
+  free(inc);
+  cl.hooks.gone();
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  cl_inc_t *inc = s->data;
+  if (nread > 0) {
+    lines_feed(inc, buf->base, (size_t)nread);
+    return;
+  }
+  if (nread == 0) return;
+  lines_flush(inc);
+  uv_close((uv_handle_t *)s, on_inc_closed);
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
+  cl_inc_t *inc = p->data;
+  cl_replica_t *r = inc->r;
+  inc->exited = true;
+  inc->exit_status = status;
+  inc->term_signal = sig;
+  json_array_append_new(r->exits,
+                        json_pack("{s:i, s:I, s:i, s:b, s:b}", "incarnation", inc->id, "status",
+                                  (json_int_t)status, "signal", sig, "killed_by_fault", inc->killed,
+                                  "stopped", inc->stop_sent));
+  uv_close((uv_handle_t *)p, on_inc_closed);
+  if (inc->killed || inc->stop_sent) {
+    if (inc->stop_sent && (status != 0 || sig))
+      cl_event("replica", -1, "exit", "%s exited with status %" PRId64 "%s%s after SIGTERM",
+               r->name, status, sig ? ", signal " : "", sig ? strsignal(sig) : "");
+    return;
+  }
+  cl.hooks.exited(inc);
+}
+
+/* The command line of one incarnation, and the strings it points to. */
+typedef struct spawn_args {
+  char *argv[44];
+  char lis[CL_PATHS_MAX][64], rate[32], size[16], stats[16], drain[16], dur[32];
+  char nsname[CLUSTER_NETNS_NAME_MAX + 8];
+} spawn_args_t;
+
+/* r's command line. Its --duration is a safety net only (the run's end
+ * plus CL_SAFETY_S): the cluster stops it with SIGTERM. */
+static void spawn_args(cl_replica_t *r, spawn_args_t *s) {
+  double left = cl.o.duration_s - (cl.t0_set ? cl_now_ms() / 1e3 : 0);
+  snprintf(s->rate, sizeof s->rate, "%.15g", cl.o.rate);
+  snprintf(s->size, sizeof s->size, "%u", cl.o.size);
+  snprintf(s->stats, sizeof s->stats, "%u", cl.o.stats_ms);
+  snprintf(s->drain, sizeof s->drain, "%u", cl.o.drain_ms);
+  snprintf(s->dur, sizeof s->dur, "%.3f", (left > 0 ? left : 0) + CL_SAFETY_S);
+  char **argv = s->argv;
+  int a = 0;
+  if (cl.o.netns) { /* ip execs the replica in its namespace: same PID */
+    cluster_netns_name(&cl.ns, (unsigned)r->idx, s->nsname, sizeof s->nsname);
+    argv[a++] = "ip", argv[a++] = "netns", argv[a++] = "exec", argv[a++] = s->nsname;
+  }
+  argv[a++] = cl.replica_bin;
+  argv[a++] = "--id", argv[a++] = r->name;
+  argv[a++] = "--key", argv[a++] = r->key_path;
+  for (unsigned p = 0; p < cl.npaths; p++) {
+    char ip[CLUSTER_NETNS_ADDR_MAX];
+    proxies_replica_ip((unsigned)r->idx, p, ip, sizeof ip);
+    snprintf(s->lis[p], sizeof s->lis[p], "/ip4/%s/tcp/%u", ip, r->port[p]);
+    argv[a++] = "--listen", argv[a++] = s->lis[p];
+  }
+  argv[a++] = "--members", argv[a++] = r->members_path;
+  argv[a++] = "--rate", argv[a++] = s->rate;
+  argv[a++] = "--size", argv[a++] = s->size;
+  argv[a++] = "--stats-ms", argv[a++] = s->stats;
+  argv[a++] = "--drain-ms", argv[a++] = s->drain;
+  argv[a++] = "--duration", argv[a++] = s->dur;
+  argv[a++] = "--report", argv[a++] = r->report_path;
+  argv[a] = NULL;
+}
+
+int procs_spawn(cl_replica_t *r) {
+  spawn_args_t args;
+  spawn_args(r, &args);
+  char **argv = args.argv;
+  cl_inc_t *inc = calloc(1, sizeof *inc);
+  if (!inc) return -ENOMEM;
+  inc->r = r;
+  inc->id = r->incarnations + 1;
+  int logfd = open(r->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (logfd < 0) {
+    int e = -errno;
+    free(inc);
+    return cl_warn("%s: %s", r->log_path, strerror(-e)), e;
+  }
+  dprintf(logfd, "---- bftnet-cluster: %s incarnation %d\n", r->name, inc->id);
+  uv_pipe_init(&cl.loop, &inc->out, 0);
+  inc->out.data = inc;
+  inc->proc.data = inc;
+  uv_stdio_container_t stdio[3] = {
+      {.flags = UV_IGNORE},
+      {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&inc->out},
+      {.flags = UV_INHERIT_FD, .data.fd = logfd}};
+  /* Detached: its own process group, so a Ctrl-C reaches only the cluster,
+   * which then stops the replicas in order. */
+  uv_process_options_t po = {.exit_cb = on_exit_cb,
+                             .file = argv[0],
+                             .args = argv,
+                             .stdio_count = 3,
+                             .stdio = stdio,
+                             .flags = UV_PROCESS_DETACHED};
+  int rc = uv_spawn(&cl.loop, &inc->proc, &po);
+  close(logfd);
+  inc->handles = 2;
+  if (rc != 0) {
+    inc->exited = true;
+    uv_close((uv_handle_t *)&inc->proc, on_inc_closed);
+    uv_close((uv_handle_t *)&inc->out, on_inc_closed);
+    return cl_warn("%s: spawn %s: %s", r->name, cl.replica_bin, uv_strerror(rc)), rc;
+  }
+  uv_read_start((uv_stream_t *)&inc->out, on_alloc, on_read);
+  r->inc = inc;
+  r->incarnations = inc->id;
+  r->ever_started = true;
+  if (!r->lines) r->lines = fopen(r->lines_path, "a");
+  return 0;
+}
+
+/* Snapshot of every other replica's counts for r as a sender, taken when r
+ * restarts (see cluster_pair_in_t.base_*). */
+static void restart_snapshot(cl_replica_t *r) {
+  for (unsigned j = 0; j < cl.nslots; j++) {
+    cl_replica_t *x = &cl.rep[j];
+    cl_base_t *b = &r->base[j];
+    *b = (cl_base_t){.valid = true};
+    json_t *row =
+        x->last_stats ? json_object_get(json_object_get(x->last_stats, "peers"), r->name) : NULL;
+    if (!row) continue;
+    b->delivered = cl_ju(row, "delivered");
+    b->duplicates = cl_ju(row, "duplicates");
+    b->reorders = cl_ju(row, "reorders");
+    b->exact = r->kills > 0 && x->last_stats_ms > r->kill_ms;
+  }
+}
+
+/* uv_timer_cb for the retry timer: its data is the replica. */
+static void on_retry(uv_timer_t *t) {
+  procs_restart(t->data);
+}
+
+void procs_restart(cl_replica_t *r) {
+  if (cl.phase != PH_RUNNING) return;
+  if (r->inc) { /* the old incarnation is still being reaped */
+    uv_timer_start(&r->retry, on_retry, 10, 0);
+    return;
+  }
+  restart_snapshot(r);
+  int rc = procs_spawn(r);
+  if (rc == 0) {
+    r->restarts++;
+    cl_event("replica", -1, "restart", "%s started again: incarnation %d, same key and addresses",
+             r->name, r->incarnations);
+  } else {
+    cl_event("replica", -1, "restart", "%s could not be started again: %s", r->name,
+             uv_strerror(rc));
+  }
+}
+
+void procs_restart_later(cl_replica_t *r, uint64_t delay_ms) {
+  uv_timer_start(&r->retry, on_retry, delay_ms, 0);
+}

@@ -1,0 +1,295 @@
+/*
+ * bftnet-replica — a load-test replica driven by a membership file.
+ *
+ *   bftnet-replica --id NODE_ID --key FILE --listen MULTIADDR [--listen ...]
+ *                  --members FILE [--rate MSGS_PER_S_PER_PEER] [--size BYTES]
+ *                  [--duration SECONDS] [--stats-ms MS] [--report FILE]
+ *                  [--drain-ms MS]
+ *
+ * It sends every other member --rate messages/s (0: as fast as the rings
+ * take them) of --size bytes, each carrying a per-destination sequence
+ * number and its CLOCK_MONOTONIC send time; it checks what it receives for
+ * gaps, duplicates and reorders — per incarnation of the sender, so that a
+ * restarted peer numbering from 1 again is a new incarnation, not a fault —
+ * and measures latency. It counts bftnet's migration events per peer.
+ * stdout carries one JSON object per line ("type": "listen", "membership",
+ * "stats", "event"); logs go to stderr. When --duration ends or on
+ * SIGTERM/SIGINT it stops sending, drains (bftnet_flush: until the peers
+ * confirmed everything, or --drain-ms; see docs/REPORT.md), and writes the
+ * report (--report FILE, else a "report" line on stdout). SIGHUP reloads
+ * the membership file (bftnet_connect_file).
+ *
+ * Threads: main (signals via sigtimedwait, stats lines, membership, drain,
+ * report), one sender, one receiver, and bftnet's loop thread (the event
+ * callback: atomic counters and rare "event" lines). Every signal
+ * is blocked in all of them; only main takes them, synchronously.
+ *
+ * Exit codes: 0 done (whatever the integrity verdict: read the report),
+ * 1 runtime error, 2 usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "replica.h"
+
+/* --------------------------------------------------------------- drain */
+
+/* Everything we handed bftnet is confirmed: bftnet_flush (every member's
+ * ring empty, every byte written confirmed read by the member), waiting up
+ * to wait_ms. Returns bftnet_flush's code. */
+static int sends_flushed(int wait_ms) {
+  int rc = bftnet_flush(rp.net, wait_ms);
+  return rc == BFTNET_ECLOSED ? 0 : rc;
+}
+
+/* ------------------------------------------------------------- control */
+
+typedef enum rp_ev { RP_EV_TIMEOUT, RP_EV_HUP, RP_EV_STOP } rp_ev_t;
+
+/* Main thread: waits for a signal until `until` (CLOCK_MONOTONIC ns). */
+static rp_ev_t wait_signal(const sigset_t *set, uint64_t until) {
+  uint64_t now = rp_now_ns(), d = until > now ? until - now : 0;
+  struct timespec ts = {.tv_sec = (time_t)(d / NS_PER_S), .tv_nsec = (long)(d % NS_PER_S)};
+  int sig = sigtimedwait(set, NULL, &ts);
+  if (sig == SIGHUP) return RP_EV_HUP;
+  if (sig == SIGINT || sig == SIGTERM) return RP_EV_STOP;
+  return RP_EV_TIMEOUT; /* EAGAIN or EINTR */
+}
+
+static uint64_t tick_after(uint64_t t) {
+  if (rp.o.stats_ms == 0) return UINT64_MAX;
+  uint64_t next = t + rp.o.stats_ms * NS_PER_MS, now = rp_now_ns();
+  return next > now ? next : now + rp.o.stats_ms * NS_PER_MS; /* fell behind: skip */
+}
+
+/* Waits until `until` for a signal and handles it, prints a stats line
+ * when one is due. Returns true on SIGTERM/SIGINT. */
+static bool control_step(const sigset_t *set, uint64_t until, uint64_t *tick) {
+  rp_ev_t ev = wait_signal(set, until);
+  if (ev == RP_EV_STOP) {
+    rp_log("signal: %s", rp.send_end_ns ? "draining cut short" : "stopping");
+    return true;
+  }
+  if (ev == RP_EV_HUP) {
+    rp_log("SIGHUP: reloading %s", rp.o.members);
+    members_apply();
+  }
+  if (rp_now_ns() >= *tick) {
+    lines_stats();
+    *tick = tick_after(*tick);
+  }
+  return false;
+}
+
+static void run_sending(const sigset_t *set, uint64_t *tick) {
+  uint64_t end = rp.o.duration_s > 0 ? rp.t0 + (uint64_t)(rp.o.duration_s * 1e9) : UINT64_MAX;
+  while (rp_now_ns() < end)
+    if (control_step(set, *tick < end ? *tick : end, tick)) return;
+}
+
+/* After sending stopped: until bftnet_flush says our peers confirmed
+ * everything we sent and nothing arrived for RP_QUIET_NS (our peers have
+ * stopped too), or --drain-ms, or another SIGTERM/SIGINT. */
+static const char *run_drain(const sigset_t *set, uint64_t *tick, rp_drain_t *d) {
+  uint64_t start = rp_now_ns(), deadline = start + rp.o.drain_ms * NS_PER_MS;
+  d->complete = d->flushed = false;
+  d->flush_rc = BFTNET_ETIMEDOUT;
+  for (;;) {
+    uint64_t now = rp_now_ns();
+    uint64_t left_ms = deadline > now ? (deadline - now) / NS_PER_MS : 0;
+    d->flush_rc = sends_flushed(left_ms < 5 ? (int)left_ms : 5);
+    d->flushed = d->flush_rc == 0;
+    uint64_t last = atomic_load(&rp.last_rx_ns);
+    if (last < start) last = start;
+    if (d->flushed && rp_now_ns() - last >= RP_QUIET_NS) {
+      d->complete = true;
+      return "confirmed";
+    }
+    now = rp_now_ns();
+    if (now >= deadline) return "timeout";
+    uint64_t until = now + 5 * NS_PER_MS;
+    if (until > deadline) until = deadline;
+    if (until > *tick) until = *tick;
+    if (control_step(set, until, tick)) return "signal";
+  }
+}
+
+/* --------------------------------------------------------------- options */
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: bftnet-replica --id NODE_ID --key FILE --listen MULTIADDR [--listen ...]\n"
+          "                      --members FILE [--rate MSGS_PER_S_PER_PEER] [--size BYTES]\n"
+          "                      [--duration SECONDS] [--stats-ms MS] [--report FILE]\n"
+          "                      [--drain-ms MS]\n"
+          "  --rate      messages/s to each other member (default 1000; 0 = as fast as\n"
+          "              the send rings take them)\n"
+          "  --size      bytes per message, >= 16 (default 64)\n"
+          "  --duration  seconds of sending (default: until SIGTERM/SIGINT)\n"
+          "  --stats-ms  a JSON stats line on stdout this often (default 1000; 0 = none)\n"
+          "  --report    the final report (JSON; default: a \"report\" line on stdout)\n"
+          "  --drain-ms  after sending, longest wait for the peers to confirm everything\n"
+          "              we sent (bftnet_flush) and to stop sending (default 5000)\n"
+          "SIGHUP reloads --members. See docs/REPORT.md.\n");
+  exit(2);
+}
+
+static double parse_num(const char *s, double lo, double hi) {
+  double v;
+  if (!text_parse_num(s, lo, hi, &v)) {
+    fprintf(stderr, "bftnet-replica: bad number '%s' (want %.15g..%.15g)\n", s, lo, hi);
+    usage();
+  }
+  return v;
+}
+
+static void parse_opts(int argc, char **argv, rp_opts_t *o) {
+  static const struct option lo[] = {
+      {"id", required_argument, 0, 'i'},       {"key", required_argument, 0, 'k'},
+      {"listen", required_argument, 0, 'l'},   {"members", required_argument, 0, 'm'},
+      {"rate", required_argument, 0, 'r'},     {"size", required_argument, 0, 's'},
+      {"duration", required_argument, 0, 'd'}, {"stats-ms", required_argument, 0, 'S'},
+      {"report", required_argument, 0, 'R'},   {"drain-ms", required_argument, 0, 'D'},
+      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+  *o = (rp_opts_t){.rate = 1000, .size = 64, .stats_ms = 1000, .drain_ms = 5000};
+  int c;
+  while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    switch (c) {
+    case 'i':
+      o->id = optarg;
+      break;
+    case 'k':
+      o->key = optarg;
+      break;
+    case 'm':
+      o->members = optarg;
+      break;
+    case 'R':
+      o->report = optarg;
+      break;
+    case 'l':
+      if (o->nlisten == RP_MAX_LISTEN) usage();
+      o->listen[o->nlisten++] = optarg;
+      break;
+    case 'r':
+      o->rate = parse_num(optarg, 0, 1e9);
+      break;
+    case 's':
+      o->size = (size_t)parse_num(optarg, STATS_PAYLOAD_HDR, 1u << 30);
+      break;
+    case 'd':
+      o->duration_s = parse_num(optarg, 0.001, 1e9);
+      break;
+    case 'S':
+      o->stats_ms = (uint32_t)parse_num(optarg, 0, 86400000);
+      break;
+    case 'D':
+      o->drain_ms = (uint32_t)parse_num(optarg, 0, 86400000);
+      break;
+    default:
+      usage();
+    }
+  }
+  if (optind != argc || !o->id || !o->key || !o->members || o->nlisten == 0) usage();
+  if (strlen(o->id) >= BFTNET_NODE_ID_MAX) usage();
+}
+
+/* ------------------------------------------------------------------ main */
+
+/* Key, node, listeners. Returns 0 or logs and returns an error. */
+static int node_start(bftnet_key_t **key) {
+  int rc = bftnet_key_load(rp.o.key, key);
+  if (rc != 0) return rp_log("key %s: %s", rp.o.key, bftnet_strerror(rc)), rc;
+  bftnet_config_t cfg;
+  bftnet_config_init(&cfg);
+  cfg.key = *key;
+  cfg.on_event = events_on_event;
+  if (rp.o.size > cfg.max_message_size)
+    return rp_log("--size %zu above the message limit %u", rp.o.size, cfg.max_message_size), -1;
+  rp.ring_cap = cfg.ring_capacity;
+  rc = bftnet_new(&rp.net, &cfg);
+  if (rc != 0) return rp_log("start: %s", bftnet_strerror(rc)), rc;
+  bftnet_peer_id(rp.net, rp.self_peer, sizeof rp.self_peer);
+  json_t *addrs = json_array();
+  for (int i = 0; i < rp.o.nlisten; i++) {
+    rc = bftnet_listen(rp.net, rp.o.listen[i], rp.bound[i], sizeof rp.bound[i]);
+    if (rc != 0) {
+      json_decref(addrs);
+      return rp_log("listen %s: %s", rp.o.listen[i], bftnet_strerror(rc)), rc;
+    }
+    json_array_append_new(addrs, json_string(rp.bound[i]));
+  }
+  rp_log("peer ID %s, listening on %s%s", rp.self_peer, rp.bound[0],
+         rp.o.nlisten > 1 ? ", ..." : "");
+  lines_emit(json_pack("{s:s, s:s, s:s, s:o}", "type", "listen", "id", rp.o.id, "peer_id",
+                       rp.self_peer, "addrs", addrs));
+  return 0;
+}
+
+/* Stops sending (joins the sender), drains, tells the receiver to stop. */
+static rp_drain_t finish(const sigset_t *set, uint64_t *tick, pthread_t tx) {
+  rp.send_end_ns = rp_now_ns();
+  atomic_store(&rp.stop_sending, true);
+  pthread_join(tx, NULL);
+  rp.phase = "draining";
+  rp_drain_t d;
+  d.reason = run_drain(set, tick, &d);
+  d.ns = rp_now_ns() - rp.send_end_ns;
+  rp_log("drain: %s after %" PRIu64 " ms (bftnet_flush: %s)", d.reason, d.ns / NS_PER_MS,
+         d.flush_rc == 0 ? "everything confirmed" : bftnet_err_name(d.flush_rc));
+  rp.phase = "done";
+  atomic_store(&rp.stop_recv, true);
+  return d;
+}
+
+int main(int argc, char **argv) {
+  parse_opts(argc, argv, &rp.o);
+  /* Before any thread exists: every thread inherits the mask, and only the
+   * main thread takes these signals, with sigtimedwait. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  bftnet_key_t *key = NULL;
+  int code = 1;
+  pthread_t tx, rx;
+  bool rx_started = false, tx_started = false;
+  if (node_start(&key) != 0) goto out;
+  rp.t0 = rp.last_tick_ns = rp_now_ns();
+  atomic_store(&rp.t0_pub, rp.t0);
+  if (pthread_create(&rx, NULL, check_main, NULL) != 0) goto out;
+  rx_started = true;
+  if (members_apply() != 0) goto out_threads;
+  if (pthread_create(&tx, NULL, load_main, NULL) != 0) goto out_threads;
+  tx_started = true;
+  uint64_t tick = tick_after(rp.t0);
+  run_sending(&set, &tick);
+  tx_started = false;
+  rp_drain_t d = finish(&set, &tick, tx);
+  pthread_join(rx, NULL);
+  rx_started = false;
+  peers_refresh_all();
+  if (rp.o.stats_ms) lines_stats();
+  code = report_write(report_build(&d)) == 0 ? 0 : 1;
+out_threads:
+  atomic_store(&rp.stop_sending, true);
+  atomic_store(&rp.stop_recv, true);
+  if (tx_started) pthread_join(tx, NULL);
+  if (rx_started) pthread_join(rx, NULL);
+out:
+  bftnet_free(rp.net);
+  if (key) bftnet_key_free(key);
+  for (size_t i = 0; i < atomic_load(&rp.npeers); i++)
+    free(rp.peers[i]);
+  return code;
+}

@@ -1,0 +1,228 @@
+/*
+ * replica.h — bftnet-replica's own header: its limits, its types, the one
+ * state its threads share (`rp`) and the functions its files share.
+ *
+ * Files, bottom to top (a file calls only those below it by name):
+ *   replica.c  the state, the clock, the log
+ *   peers.c    the peer table, bftnet's counters per peer, the report rows
+ *   lines.c    the JSON lines on stdout and the stats line
+ *   events.c   bftnet's event callback (loop thread)
+ *   load.c     the sender thread
+ *   check.c    the receiver thread: integrity and latency
+ *   members.c  the membership file (start, SIGHUP)
+ *   report.c   the final report
+ *   main.c     options, the node, the main thread's control loop, main()
+ */
+#ifndef BFTNET_TOOLS_REPLICA_H
+#define BFTNET_TOOLS_REPLICA_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "bftnet.h"
+#include "jsonx.h"
+#include "stats.h"
+#include "text.h"
+
+#define RP_MAX_PEERS      4096               /* node IDs ever seen (members are at most 1024) */
+#define RP_SLOTS          (2 * RP_MAX_PEERS) /* open-addressing table, power of two */
+#define RP_MAX_LISTEN     16
+#define RP_RECV_BATCH     256
+#define RP_QUIET_NS       (500 * NS_PER_MS) /* drain: no delivery for this long */
+#define RP_REMOVE_WAIT_NS (500 * NS_PER_MS) /* SIGHUP: let a removed peer's ring drain */
+#define RP_MIN_SLEEP_NS   (250 * NS_PER_US) /* sender: never wakes more often */
+#define RP_MAX_SLEEP_NS   (10 * NS_PER_MS)
+#define NS_PER_US         UINT64_C(1000)
+#define NS_PER_MS         UINT64_C(1000000)
+#define NS_PER_S          UINT64_C(1000000000)
+
+_Static_assert((RP_SLOTS & (RP_SLOTS - 1)) == 0, "slot table is a power of two");
+
+typedef struct rp_opts {
+  const char *id, *key, *members, *report;
+  const char *listen[RP_MAX_LISTEN];
+  int nlisten;
+  double rate;       /* messages/s per peer; 0 = keep the rings near full */
+  size_t size;       /* bytes per message, >= STATS_PAYLOAD_HDR */
+  double duration_s; /* 0 = until signalled */
+  uint32_t stats_ms; /* 0 = no stats lines */
+  uint32_t drain_ms;
+} rp_opts_t;
+
+/* bftnet's per-member counters, summed over the member's incarnations (a
+ * member removed and added again starts from zero inside bftnet). */
+typedef struct rp_lib {
+  uint64_t enqueued, sent, delivered, dropped_overflow, dropped_removed, aborted;
+  uint64_t bytes_out, bytes_in, reconnects, tentative_evicted;
+  uint64_t migrations, detached, resumed, retransmitted, peer_restarts;
+  uint64_t detach_ns_last, detach_ns_max;
+} rp_lib_t;
+
+/* The migration events we count (BFTNET_EV_MIGRATED .. PEER_RESTARTED),
+ * per peer, by the loop thread's event callback. */
+#define RP_EV_FIRST       BFTNET_EV_MIGRATED
+#define RP_EV_LAST        BFTNET_EV_PEER_RESTARTED
+#define RP_EV_N           (RP_EV_LAST - RP_EV_FIRST + 1)
+#define RP_EV_LINES_PER_S 20                   /* "event" lines on stdout, at most */
+extern const char *const rp_ev_names[RP_EV_N]; /* "migrated", ..., "peer_restarted" */
+_Static_assert(BFTNET_EV_PEER_RESTARTED - BFTNET_EV_MIGRATED == 5, "event numbering");
+
+typedef struct rp_peer {
+  char id[BFTNET_NODE_ID_MAX];
+  char peer_id[BFTNET_PEER_ID_MAX]; /* main thread */
+  atomic_int active;                /* the sender sends to it */
+  /* sender thread only */
+  uint64_t pace_base_ns, pace_issued;
+  /* written by the sender, read by anyone */
+  atomic_uint_fast64_t sent; /* = the last sequence number handed to bftnet_send */
+  atomic_uint_fast64_t send_errors, lagged;
+  /* written by the loop thread's event callback, read by anyone */
+  atomic_uint_fast64_t ev[RP_EV_N];
+  atomic_uint_fast64_t ev_aborted_lost; /* sum of BFTNET_EV_ABORTED's lost */
+  /* main thread only */
+  bool member;                 /* in the current membership */
+  bool lib_live;               /* lib_cur is the current incarnation's snapshot */
+  rp_lib_t lib_base;           /* finished incarnations */
+  bftnet_peer_stats_t lib_cur; /* current incarnation, last snapshot */
+  uint64_t tick_sent, tick_delivered;
+  /* receiver thread, under rp.rx_mu */
+  stats_rx_t rx; /* sequence numbers, per incarnation of the peer */
+  uint64_t delivered, foreign;
+  stats_lat_t lat_run, lat_tick;
+} rp_peer_t;
+
+/* One report/stats row: everything known about a peer, or a total (the
+ * sum of the peers' rows). The X-macro lists the summed counters. */
+// clang-format off
+#define RP_ROW_FIELDS(X)                                                                          \
+  X(sent) X(enqueued) X(written) X(dropped_overflow) X(dropped_removed) X(aborted)               \
+  X(unconfirmed) X(unconfirmed_bytes) X(send_errors) X(lagged) X(delivered) X(delivered_current) \
+  X(max_seq) X(first_seq) X(gaps) X(duplicates) X(reorders) X(stale) X(foreign) X(rx_evicted)    \
+  X(incarnations) X(inc_by_event) X(inc_by_seq) X(inc_seq_unexplained) X(reconnects)            \
+  X(migrations) X(detached) X(resumed) X(retransmitted) X(peer_restarts) X(bytes_out)           \
+  X(bytes_in) X(ring_depth) X(connected)
+// clang-format on
+
+typedef struct rp_row {
+#define RP_X_(f) uint64_t f;
+  RP_ROW_FIELDS(RP_X_)
+#undef RP_X_
+  uint64_t detach_ns_last, detach_ns_max; /* not summed: the total has the largest */
+  uint64_t ev[RP_EV_N], ev_aborted_lost;
+  stats_verdict_t verdict;
+} rp_row_t;
+
+/* How the drain after sending ended. */
+typedef struct rp_drain {
+  bool complete;
+  const char *reason; /* "confirmed", "timeout", "signal" */
+  uint64_t ns;
+  bool flushed; /* the last bftnet_flush returned 0 */
+  int flush_rc; /* ... what it returned */
+} rp_drain_t;
+
+/* The whole replica: one instance, `rp`, defined in replica.c. */
+struct rp {
+  rp_opts_t o;
+  bftnet_t *net;
+  char self_peer[BFTNET_PEER_ID_MAX];
+  char bound[RP_MAX_LISTEN][BFTNET_ADDR_MAX];
+  uint32_t ring_cap;
+  uint64_t t0; /* main thread; t0_pub: the same for any thread */
+  atomic_uint_fast64_t t0_pub;
+
+  rp_peer_t *peers[RP_MAX_PEERS]; /* append-only; slots[] indexes them */
+  atomic_size_t npeers;
+  _Atomic(rp_peer_t *) slots[RP_SLOTS];
+
+  pthread_mutex_t send_mu; /* held by the sender for each round */
+  pthread_mutex_t rx_mu;   /* receive-side stats */
+  atomic_bool stop_sending, stop_recv;
+  atomic_uint_fast64_t last_rx_ns;
+  atomic_uint_fast64_t rx_unknown;               /* from node IDs we never knew (should stay 0) */
+  atomic_uint_fast64_t ev_unattributed[RP_EV_N]; /* events naming no known node ID */
+  atomic_uint_fast64_t ev_lines_suppressed;      /* over RP_EV_LINES_PER_S */
+  bool loaded;                                   /* a membership was applied */
+  const char *phase;
+  uint64_t send_end_ns, last_tick_ns;
+  stats_lat_t totals_lat; /* main thread: the totals' latency, per line or report */
+};
+
+extern struct rp rp;
+
+/* ------------------------------------------------------------ replica.c */
+
+uint64_t rp_now_ns(void); /* CLOCK_MONOTONIC */
+void rp_sleep_until(uint64_t t);
+/* A line on stderr: "bftnet-replica ID: ..." */
+void rp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* ms since the node started (any thread). */
+uint64_t rp_ms_since_start(void);
+
+/* -------------------------------------------------------------- peers.c */
+
+/* Any thread. NULL when the node ID was never seen. */
+rp_peer_t *peers_find(const char *id);
+/* Main thread only (the single writer): finds or adds. NULL when the
+ * table is full. */
+rp_peer_t *peers_get(const char *id);
+/* Main thread: bftnet's counters of a member (of every member). */
+void peers_refresh(rp_peer_t *p);
+void peers_refresh_all(void);
+/* The member left bftnet: its counters go into the finished ones. */
+void peers_retire(rp_peer_t *p);
+/* Main thread, under rx_mu: everything known about p; and a total. */
+void peers_row(rp_peer_t *p, rp_row_t *r);
+void peers_row_add(rp_row_t *t, const rp_row_t *r);
+/* Main thread: under rx_mu, fn(p, p's row, ud) for every peer, and *tot
+ * the sum of the rows. */
+typedef void (*peers_row_fn)(rp_peer_t *p, const rp_row_t *r, void *ud);
+void peers_rows(peers_row_fn fn, void *ud, rp_row_t *tot);
+
+/* -------------------------------------------------------------- lines.c */
+
+/* Prints obj as one line on stdout, whole, and takes its reference. Any
+ * thread. */
+void lines_emit(json_t *obj);
+/* Adds named counters in order: lines_put_u64s(o, "a", x, "b", y,
+ * (const char *)NULL); every value must be a uint64_t. */
+void lines_put_u64s(json_t *o, ...);
+json_t *lines_latency(const stats_lat_t *l);
+/* bftnet's node counters: all of them, or those a stats line carries. */
+json_t *lines_counters(bool all);
+json_t *lines_events(const uint64_t ev[RP_EV_N], uint64_t aborted_lost);
+/* The stats line (main thread). */
+void lines_stats(void);
+
+/* ------------------------------------------------------------- events.c */
+
+/* bftnet's event callback (bftnet_config_t.on_event). */
+void events_on_event(const bftnet_event_t *ev, void *user);
+
+/* --------------------------------------------------------------- load.c */
+
+void *load_main(void *arg);
+
+/* -------------------------------------------------------------- check.c */
+
+void *check_main(void *arg);
+
+/* ------------------------------------------------------------ members.c */
+
+/* Loads the membership file into bftnet and the peer table, and prints a
+ * "membership" line. On error nothing changes. Main thread. */
+int members_apply(void);
+
+/* ------------------------------------------------------------- report.c */
+
+/* The report; writes --report (or prints a "report" line) and takes rep's
+ * reference. 0 or -1 (said). */
+json_t *report_build(const rp_drain_t *d);
+int report_write(json_t *rep);
+
+#endif
