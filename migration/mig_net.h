@@ -1,6 +1,6 @@
 /*
  * mig_net.h — logical streams on real connections: the wiring of the pure
- * core (migration.h) onto net/ yamux streams, and the connection policy of a
+ * core (src/mig_core.h) onto net/ yamux streams, and the connection policy of a
  * pair (PROTOCOL.md §11.4, §11.6). The facade (core/members.c) sees a
  * logical stream as an ordered byte pipe that survives connection loss,
  * duplicate connections and path changes.
@@ -31,7 +31,7 @@
 #ifndef BFTNET_MIG_NET_H
 #define BFTNET_MIG_NET_H
 
-#include "migration.h"
+#include "core.h"
 #include "net.h"
 
 #define ML_TICK_MS 100u

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "mig_core.h"
 #include "mig_net.h"
 
 /* ------------------------------------------------------------ structs */
@@ -36,7 +37,7 @@ typedef struct ml_carrier {
 struct ml_stream {
   ml_stream_t *next;
   ml_peer_t *p;
-  mig_stream_t *m;       /* labelled; NULL when plain */
+  mig_sm_t *m;       /* labelled; NULL when plain */
   ml_carrier_t *pc;      /* plain: its carrier */
   bool plain;
   ml_stream_cbs_t cbs;
@@ -66,7 +67,7 @@ struct ml_peer {
   ml_node_t *n;
   peerid_t id;
   char id_str[BFTNET_PEER_ID_MAX];
-  mig_peer_t mig;
+  mig_reg_t mig;
   uint64_t counts_seen[MIG_R_COUNT];
   void *owner;
   bool released;
@@ -150,12 +151,12 @@ static void reap(ml_node_t *n) {
         continue;
       }
       *sp = ls->next;
-      if (ls->m) (void)mig_peer_stream_free(&p->mig, ls->m);
+      if (ls->m) (void)mig_reg_sm_free(&p->mig, ls->m);
       ls_free(ls);
     }
     if (peer_reapable(p)) {
       *pp = p->next;
-      mig_peer_free(&p->mig);
+      mig_reg_free(&p->mig);
       free(p);
       continue;
     }
@@ -222,7 +223,7 @@ static ml_carrier_t *car_find(const ml_peer_t *p, uint64_t h) {
   return NULL;
 }
 
-static ml_stream_t *ls_of(const ml_peer_t *p, const mig_stream_t *m) {
+static ml_stream_t *ls_of(const ml_peer_t *p, const mig_sm_t *m) {
   if (!m) return NULL;
   for (ml_stream_t *ls = p->streams; ls; ls = ls->next)
     if (ls->m == m) return ls;
@@ -232,7 +233,7 @@ static ml_stream_t *ls_of(const ml_peer_t *p, const mig_stream_t *m) {
 /* A final stream (aborted or closed) by its last ID: the core no longer
  * finds it by ID. */
 static ml_stream_t *ls_by_id_any(const ml_peer_t *p, uint64_t id) {
-  mig_stream_t *m = mig_peer_find(&p->mig, id);
+  mig_sm_t *m = mig_reg_find(&p->mig, id);
   if (m) return ls_of(p, m);
   for (ml_stream_t *ls = p->streams; ls; ls = ls->next)
     if (ls->m && ls->m->id == id && !ls->final) return ls;
@@ -241,7 +242,7 @@ static ml_stream_t *ls_by_id_any(const ml_peer_t *p, uint64_t id) {
 
 static ml_stream_t *ls_of_carrier(const ml_peer_t *p, const ml_carrier_t *car) {
   if (car->plain_ls) return car->plain_ls;
-  return ls_of(p, mig_peer_find_carrier(&p->mig, car->h));
+  return ls_of(p, mig_reg_find_carrier(&p->mig, car->h));
 }
 
 /* ----------------------------------------------------------- carriers */
@@ -344,7 +345,7 @@ static void car_credit(ml_carrier_t *car, uint64_t k) {
 static void ls_release_held(ml_stream_t *ls) {
   if (ls->debt || !ls->m) return;
   for (ml_carrier_t *car = ls->p->carriers; car; car = car->next) {
-    if (!car->held || mig_peer_find_carrier(&ls->p->mig, car->h) != ls->m) continue;
+    if (!car->held || mig_reg_find_carrier(&ls->p->mig, car->h) != ls->m) continue;
     uint64_t k = car->held;
     car->held = 0;
     car_credit(car, k);
@@ -392,7 +393,7 @@ static int ls_write_neg(ml_stream_t *ls) {
   bn_buf_init(&b);
   int rc = ms_append(&b, MS_PROTO_ID);
   if (rc == 0) rc = ms_append(&b, ML_MSG_PROTO);
-  if (rc == 0) rc = mig_stream_write(&ls->p->mig, ls->m, b.data, b.len);
+  if (rc == 0) rc = mig_sm_write(&ls->p->mig, ls->m, b.data, b.len);
   if (rc == 0) ls->app_base = ls->m->w_written;
   bn_buf_free(&b);
   return rc;
@@ -403,7 +404,7 @@ static void ls_abort_local(ml_stream_t *ls, const char *why) {
   bn_log(BN_LOG_INFO, "stream with %s: %s", ls->p->id_str, why);
   mig_actions_t acts;
   mig_actions_clear(&acts);
-  if (mig_stream_abort(&ls->p->mig, ls->m, &acts) == 0) ml_apply(ls->p, &acts, NULL);
+  if (mig_sm_abort(&ls->p->mig, ls->m, &acts) == 0) ml_apply(ls->p, &acts, NULL);
 }
 
 static void ls_app_data(ml_stream_t *ls, const uint8_t *p, size_t n) {
@@ -466,7 +467,7 @@ static void on_migrated(ml_peer_t *p, const mig_action_t *a) {
   p->st.migrations++;
   count(p->n, BFTNET_COUNTER_MIG_MIGRATED, 1);
   if (!ls) return;
-  mig_stream_t *m = ls->m;
+  mig_sm_t *m = ls->m;
   uint64_t retrans = m->w_sent_max > m->cur.out_start ? m->w_sent_max - m->cur.out_start : 0;
   char from[BFTNET_ADDR_MAX];
   snprintf(from, sizeof from, "%s", ls->cur_addr);
@@ -575,7 +576,7 @@ static void ml_apply(ml_peer_t *p, mig_actions_t *acts, const uint8_t *data) {
 
 static void ls_notify_writable(ml_stream_t *ls) {
   if (!ls->want_writable || ls->final || ls->released || ls->in_write) return;
-  if (ls->m && mig_stream_room(&ls->p->mig, ls->m) == 0) return;
+  if (ls->m && mig_sm_room(&ls->p->mig, ls->m) == 0) return;
   if (ls->plain && bn_buf_unread(&ls->carry)) return;
   ls->want_writable = false;
   if (ls->cbs.on_writable) ls->cbs.on_writable(ls->ud, ls);
@@ -598,7 +599,7 @@ static void ls_pump(ml_stream_t *ls) {
   if (ls->plain) return plain_pump(ls);
   ml_peer_t *p = ls->p;
   for (unsigned rounds = 0; rounds < 1024 && ls->m && !ls->final; rounds++) {
-    mig_stream_t *m = ls->m;
+    mig_sm_t *m = ls->m;
     ml_carrier_t *car = car_find(p, m->cur.h);
     if (!car || car->dead || !car->ns) break;
     size_t room = net_stream_send_room(car->ns);
@@ -609,7 +610,7 @@ static void ls_pump(ml_stream_t *ls) {
     mig_actions_t acts;
     mig_actions_clear(&acts);
     mig_chunk_t ch;
-    int r = mig_stream_pull(&p->mig, m, room, &ch, &acts);
+    int r = mig_sm_pull(&p->mig, m, room, &ch, &acts);
     if (r == 1) {
       if (ch.n) {
         int k = net_stream_write(car->ns, ch.p, ch.n);
@@ -645,8 +646,8 @@ static void car_on_msg(ml_carrier_t *car, const mig_msg_t *msg) {
   ml_node_t *n = p->n;
   mig_actions_t acts;
   mig_actions_clear(&acts);
-  mig_stream_t *m = NULL;
-  int rc = mig_peer_on_msg(&p->mig, car->h, msg, now_ns(n), &acts, &m);
+  mig_sm_t *m = NULL;
+  int rc = mig_reg_on_msg(&p->mig, car->h, msg, now_ns(n), &acts, &m);
   if (msg->type == MIG_MSG_ACK && msg->deny && m && rc == 0) {
     count(n, BFTNET_COUNTER_MIG_DENIED, 1);
     ml_stream_t *ls = ls_of(p, m);
@@ -656,7 +657,7 @@ static void car_on_msg(ml_carrier_t *car, const mig_msg_t *msg) {
   if (msg->type == MIG_MSG_LABEL && rc == 0 && m) {
     fresh = ls_new(p, false);
     if (!fresh) {
-      (void)mig_stream_abort(&p->mig, m, &acts);
+      (void)mig_sm_abort(&p->mig, m, &acts);
     } else {
       fresh->m = m;
       ls_set_conn(fresh, car->conn);
@@ -665,7 +666,7 @@ static void car_on_msg(ml_carrier_t *car, const mig_msg_t *msg) {
   ml_apply(p, &acts, NULL);
   /* A carrier the core did not take (a denied or rejected Migrate): close
    * our side too; its bytes are discarded. */
-  if (!mig_peer_find_carrier(&p->mig, car->h) && !car->dead) {
+  if (!mig_reg_find_carrier(&p->mig, car->h) && !car->dead) {
     car->released = true;
     if (car->ns) net_stream_close(car->ns);
   }
@@ -722,7 +723,7 @@ static void car_data(void *ud, net_stream_t *s, const uint8_t *d, size_t n) {
   }
   mig_actions_t acts;
   mig_actions_clear(&acts);
-  int rc = mig_peer_on_data(&p->mig, car->h, n, &acts);
+  int rc = mig_reg_on_data(&p->mig, car->h, n, &acts);
   ml_apply(p, &acts, d);
   if (rc == BFTNET_ENOTFOUND || rc == BFTNET_ESTATE) car_credit(car, n); /* not L's bytes */
   ml_stream_t *ls = ls_of_carrier(p, car);
@@ -737,11 +738,11 @@ static void car_ready(void *ud, net_stream_t *s) {
   ml_peer_t *p = car->p;
   if (!car->label || car->dead) return;
   enter(p->n);
-  mig_stream_t *m = mig_peer_find_carrier(&p->mig, car->h);
+  mig_sm_t *m = mig_reg_find_carrier(&p->mig, car->h);
   if (m && m->state == MIG_S_LABELING) {
     mig_actions_t acts;
     mig_actions_clear(&acts);
-    (void)mig_stream_on_echo(&p->mig, m, &acts);
+    (void)mig_sm_on_echo(&p->mig, m, &acts);
     ml_apply(p, &acts, NULL);
   }
   leave(p->n);
@@ -755,7 +756,7 @@ static void car_fin(void *ud, net_stream_t *s) {
   enter(p->n);
   mig_actions_t acts;
   mig_actions_clear(&acts);
-  (void)mig_peer_on_fin(&p->mig, car->h, &acts);
+  (void)mig_reg_on_fin(&p->mig, car->h, &acts);
   ml_apply(p, &acts, NULL);
   ml_stream_t *ls = ls_of_carrier(p, car);
   if (ls) ls_pump(ls);
@@ -776,14 +777,14 @@ static void car_error(void *ud, net_stream_t *s, int err) {
   enter(p->n);
   mig_actions_t acts;
   mig_actions_clear(&acts);
-  mig_stream_t *m = mig_peer_find_carrier(&p->mig, car->h);
+  mig_sm_t *m = mig_reg_find_carrier(&p->mig, car->h);
   ml_stream_t *ls = ls_of(p, m);
   if (err == BFTNET_ENA && car->label && m && m->state == MIG_S_LABELING && ls) {
     ls_fallback_plain(ls, car->conn);
   } else if (err == BFTNET_ERESET || err == BFTNET_ENA) {
-    (void)mig_peer_on_rst(&p->mig, car->h, &acts);
+    (void)mig_reg_on_rst(&p->mig, car->h, &acts);
   } else {
-    (void)mig_peer_on_lost(&p->mig, car->h, now_ns(p->n), &acts);
+    (void)mig_reg_on_lost(&p->mig, car->h, now_ns(p->n), &acts);
   }
   ml_apply(p, &acts, NULL);
   if (ls) ls_pump(ls);
@@ -814,7 +815,7 @@ static void car_credit_in(void *ud, net_stream_t *s, uint32_t k) {
   enter(p->n);
   mig_actions_t acts;
   mig_actions_clear(&acts);
-  (void)mig_peer_on_credit(&p->mig, car->h, v, &acts);
+  (void)mig_reg_on_credit(&p->mig, car->h, v, &acts);
   ml_apply(p, &acts, NULL);
   ml_stream_t *ls = ls_of_carrier(p, car);
   if (ls) ls_pump(ls);
@@ -827,11 +828,11 @@ static void car_free(void *ud, net_stream_t *s) {
   ml_peer_t *p = car->p;
   enter(p->n);
   car->ns = NULL;
-  if (!car->released && !car->plain_ls && mig_peer_find_carrier(&p->mig, car->h)) {
+  if (!car->released && !car->plain_ls && mig_reg_find_carrier(&p->mig, car->h)) {
     /* Freed without an error report (both FINs): the core still had it. */
     mig_actions_t acts;
     mig_actions_clear(&acts);
-    (void)mig_peer_on_lost(&p->mig, car->h, now_ns(p->n), &acts);
+    (void)mig_reg_on_lost(&p->mig, car->h, now_ns(p->n), &acts);
     ml_apply(p, &acts, NULL);
   }
   car_unlink(car);
@@ -924,14 +925,14 @@ static int plain_open(ml_stream_t *ls, net_conn_t *conn) {
 
 static void ls_fallback_plain(ml_stream_t *ls, net_conn_t *conn) {
   ml_peer_t *p = ls->p;
-  mig_stream_t *m = ls->m;
+  mig_sm_t *m = ls->m;
   p->plain_only = true;
   count(p->n, BFTNET_COUNTER_MIG_PLAIN, 1);
   bn_log(BN_LOG_INFO, "peer %s does not speak %s: plain stream", p->id_str, MIG_PROTO_ID);
   /* Nothing was read by the peer: every application byte goes again. */
   for (uint64_t from = BN_MAX(ls->app_base, m->w_base); from < m->w_written;) {
     const uint8_t *at;
-    size_t k = mig_stream_span(m, from, &at);
+    size_t k = mig_sm_span(m, from, &at);
     if (bn_buf_append(&ls->carry, at, k) != 0) {
       bn_log(BN_LOG_ERROR, "out of memory: bytes for %s lost in the plain fallback", p->id_str);
       break;
@@ -941,9 +942,9 @@ static void ls_fallback_plain(ml_stream_t *ls, net_conn_t *conn) {
   ls->na_fallback = true;
   mig_actions_t acts;
   mig_actions_clear(&acts);
-  (void)mig_stream_on_na(&p->mig, m, &acts);
+  (void)mig_sm_on_na(&p->mig, m, &acts);
   ml_apply(p, &acts, NULL);
-  (void)mig_peer_stream_free(&p->mig, m);
+  (void)mig_reg_sm_free(&p->mig, m);
   ls->m = NULL;
   ls->plain_sent = 0;
   int rc = conn && net_conn_ready(conn) ? plain_open(ls, conn) : BFTNET_ECLOSED;
@@ -1063,7 +1064,7 @@ static void peer_policy(ml_peer_t *p, uint64_t now, bool tick) {
   size_t best_rank = best ? conn_rank(p, best) : BFTNET_MAX_ADDRS;
   if (best) {
     for (ml_stream_t *ls = p->streams; ls; ls = ls->next) {
-      mig_stream_t *m = ls->m;
+      mig_sm_t *m = ls->m;
       if (!m || ls->final || ls->released || m->state == MIG_S_LABELING || m->state == MIG_S_CLOSED ||
           m->state == MIG_S_ABORTED || m->pend.h)
         continue;
@@ -1081,7 +1082,7 @@ static void peer_policy(ml_peer_t *p, uint64_t now, bool tick) {
       else ls->why = BFTNET_MIG_DUPLICATE;
       mig_actions_t acts;
       mig_actions_clear(&acts);
-      int rc = mig_stream_migrate(&p->mig, m, car->h, &acts);
+      int rc = mig_sm_migrate(&p->mig, m, car->h, &acts);
       ml_apply(p, &acts, NULL);
       if (rc < 0) {
         car->released = true;
@@ -1124,7 +1125,7 @@ static void tick(void *ud) {
     if (p->released) continue;
     mig_actions_t acts;
     mig_actions_clear(&acts);
-    (void)mig_peer_tick(&p->mig, now, &acts);
+    (void)mig_reg_tick(&p->mig, now, &acts);
     ml_apply(p, &acts, NULL);
     peer_policy(p, now, true);
   }
@@ -1198,7 +1199,7 @@ void ml_node_free(ml_node_t *n) {
       ln = ls->next;
       ls_free(ls);
     }
-    mig_peer_free(&p->mig);
+    mig_reg_free(&p->mig);
     free(p);
   }
   free(n);
@@ -1232,12 +1233,12 @@ ml_peer_t *ml_peer_get(ml_node_t *n, const peerid_t *peer) {
   p->n = n;
   p->id = *peer;
   peerid_to_string(peer, p->id_str, sizeof p->id_str);
-  mig_config_t mc = {.self = *net_local_id(n->net),
+  mig_reg_config_t mc = {.self = *net_local_id(n->net),
                      .peer = *peer,
                      .incarnation = n->incarnation,
                      .detach_timeout = n->cfg.detach_timeout_ns,
                      .window_max = n->cfg.window_max};
-  if (mig_peer_init(&p->mig, &mc) != 0) {
+  if (mig_reg_init(&p->mig, &mc) != 0) {
     free(p);
     return NULL;
   }
@@ -1309,7 +1310,7 @@ int ml_stream_open(ml_peer_t *p, net_conn_t *c, const ml_stream_cbs_t *cbs, void
     car->label = true;
     mig_actions_t acts;
     mig_actions_clear(&acts);
-    rc = mig_peer_open(&p->mig, car->h, &acts, &ls->m);
+    rc = mig_reg_open(&p->mig, car->h, &acts, &ls->m);
     if (rc < 0) {
       car_reset(car);
       goto fail;
@@ -1354,10 +1355,10 @@ int ml_stream_write(ml_stream_t *ls, const uint8_t *d, size_t n) {
       else took = k, ls->plain_sent += (uint64_t)k;
     }
   } else {
-    uint64_t room = mig_stream_room(&ls->p->mig, ls->m);
+    uint64_t room = mig_sm_room(&ls->p->mig, ls->m);
     size_t k = (size_t)BN_MIN((uint64_t)n, BN_MIN(room, (uint64_t)INT32_MAX));
     if (k) {
-      int rc = mig_stream_write(&ls->p->mig, ls->m, d, k);
+      int rc = mig_sm_write(&ls->p->mig, ls->m, d, k);
       took = rc < 0 ? rc : (int)k;
     }
     ls->in_write = true;
@@ -1393,7 +1394,7 @@ void ml_stream_release(ml_stream_t *ls) {
   if (ls->m && !ls->final) {
     mig_actions_t acts;
     mig_actions_clear(&acts);
-    if (mig_stream_abort(&ls->p->mig, ls->m, &acts) == 0) ml_apply(ls->p, &acts, NULL);
+    if (mig_sm_abort(&ls->p->mig, ls->m, &acts) == 0) ml_apply(ls->p, &acts, NULL);
   }
   if (ls->pc) {
     ls->pc->plain_ls = NULL;

@@ -39,7 +39,7 @@
 #include <uv.h>
 
 #include "harness.h"
-#include "migration.h"
+#include "mig_core.h"
 #include "th_net.h"
 
 #define MAXPS 128

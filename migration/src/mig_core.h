@@ -1,25 +1,27 @@
 /*
- * migration.h — the pure core of /libp2p/stream-migration (PROTOCOL.md §11):
- * stream IDs and roles, the StreamMigration codec, logical streams (byte
- * offsets, retransmit window, half-close) and the per-peer registry.
+ * mig_core.h — the pure core of /libp2p/stream-migration (PROTOCOL.md §11):
+ * stream IDs and roles, the StreamMigration codec, the per-stream state
+ * machine (mig_sm_t: byte offsets, retransmit window, half-close) and the
+ * per-peer registry (mig_reg_t). codec.c and sm.c implement it.
  *
  * No sockets, no timers, no clock: every function is an event. It checks the
  * state first, computes into locals, commits at the end, and reports what the
  * caller must do as a list of actions (mig_actions_t). Deadlines are absolute
- * times passed in (`now`, nanoseconds from the clock seam); mig_peer_tick()
- * is the only event that fires them. The caller (the lead's net/ glue) maps
- * carriers — the yamux streams under a logical stream — to opaque non-zero
- * 64-bit handles of its choosing.
+ * times passed in (`now`, nanoseconds from the clock seam); mig_reg_tick()
+ * is the only event that fires them. The caller (the wiring onto net/, in
+ * the other files of migration/src) maps carriers — the yamux streams under
+ * a logical stream — to opaque non-zero 64-bit handles of its choosing.
  *
  * Threads: a registry belongs to the loop thread; nothing here locks.
  * Errors: 0 or a negative BFTNET_E*. An event that returns an error has
  * changed nothing and emitted no action, except where "violation" is said:
  * then the violation is counted, the actions say what to reset, and the
  * function returns BFTNET_EPROTO.
- * This is the only header migration/ exposes to the other modules.
+ * Private to migration/ (its tests reach it through a test-only include
+ * directory); the other folders see migration.h.
  */
-#ifndef BFTNET_MIGRATION_H
-#define BFTNET_MIGRATION_H
+#ifndef BFTNET_MIG_CORE_H
+#define BFTNET_MIG_CORE_H
 
 #include "core.h"
 #include "proto.h"
@@ -110,7 +112,7 @@ void mig_reader_rest(const mig_reader_t *r, const uint8_t **p, size_t *n);
   XX(DETACH_TIMEOUT, "detach_timeout")    /* A: not resumed within detach_timeout */ \
   XX(PEER_RESTARTED, "peer_restarted")    /* A: new incarnation */ \
   XX(NA, "migration_na")                  /* A: peer answered na to the Label */ \
-  XX(LOCAL, "local_abort")                /* A: mig_stream_abort */
+  XX(LOCAL, "local_abort")                /* A: mig_sm_abort */
 
 typedef enum mig_reason {
 #define MIG_XX_(name, str) MIG_R_##name,
@@ -181,7 +183,7 @@ const char *mig_state_str(mig_state_t s);
 const char *mig_xstate_str(mig_xstate_t x);
 
 /* One carrier as L sees it. Offsets are L's byte offsets. */
-typedef struct mig_carrier {
+typedef struct mig_slot {
   uint64_t h;          /* caller's handle; 0 = empty slot */
   uint64_t in_start;   /* offset of the first L byte read on it */
   uint64_t in_recv;    /* L bytes read on it */
@@ -191,9 +193,9 @@ typedef struct mig_carrier {
   uint64_t owed;       /* credit withheld while frozen */
   bool frozen;         /* our read offset was reported: grant no credit */
   bool fin_in, fin_out;
-} mig_carrier_t;
+} mig_slot_t;
 
-typedef struct mig_stream {
+typedef struct mig_sm {
   mig_state_t state;
   uint64_t id;            /* current ID */
   uint64_t pend_id;       /* ID named by the pending Migrate (initiator) */
@@ -202,7 +204,7 @@ typedef struct mig_stream {
   uint64_t pinned;        /* responder: the last `from` named (always findable) */
   bool has_pinned;        /* pinned is set (0 is a real ID: the lower peer's first) */
   bool we_opened;
-  mig_carrier_t cur, old, pend;
+  mig_slot_t cur, old, pend;
   /* writer */
   uint64_t w_base;        /* offset of buf's first byte */
   uint64_t w_written;     /* bytes the application wrote */
@@ -231,81 +233,81 @@ typedef struct mig_stream {
   bool no_migrate;        /* initiator: denied once, never retry gracefully */
   uint64_t deadline;      /* DETACHED (or resuming): abort at this time */
   mig_reason_t reason;    /* ABORTED: why */
-} mig_stream_t;
+} mig_sm_t;
 
-mig_xstate_t mig_stream_xstate(const mig_stream_t *s);
+mig_xstate_t mig_sm_xstate(const mig_sm_t *s);
 /* Bytes L holds for retransmission (written, not released). */
-static inline uint64_t mig_stream_window(const mig_stream_t *s) { return s->w_written - s->w_base; }
+static inline uint64_t mig_sm_window(const mig_sm_t *s) { return s->w_written - s->w_base; }
 
 /* ------------------------------------------------------------ registry */
-typedef struct mig_config {
+typedef struct mig_reg_config {
   peerid_t self, peer;
   uint64_t incarnation;      /* ours, drawn from the RNG seam */
   uint64_t detach_timeout;   /* ns */
   uint64_t window_max;       /* retransmit window bound, bytes (<= yamux window) */
-} mig_config_t;
+} mig_reg_config_t;
 
-typedef struct mig_peer {
-  mig_config_t cfg;
+typedef struct mig_reg {
+  mig_reg_config_t cfg;
   bool lower, leader;
   uint64_t next_k;           /* IDs: 2k (lower) or 2k + 1 */
   bool peer_inc_known;
   uint64_t peer_inc;
-  mig_stream_t *streams[MIG_MAX_STREAMS];
+  mig_sm_t *streams[MIG_MAX_STREAMS];
   uint64_t counts[MIG_R_COUNT];   /* violations and aborts per reason */
-} mig_peer_t;
+} mig_reg_t;
 
-int mig_peer_init(mig_peer_t *p, const mig_config_t *cfg) BFTNET_WUR;
+int mig_reg_init(mig_reg_t *p, const mig_reg_config_t *cfg) BFTNET_WUR;
 /* Frees every stream. Emits nothing (the caller resets what it still holds). */
-void mig_peer_free(mig_peer_t *p);
+void mig_reg_free(mig_reg_t *p);
 /* Allocates the next ID of our parity. */
-uint64_t mig_peer_next_id(mig_peer_t *p);
+uint64_t mig_reg_next_id(mig_reg_t *p);
 /* The live stream known by id or by one of its aliases, or NULL. */
-mig_stream_t *mig_peer_find(const mig_peer_t *p, uint64_t id);
+mig_sm_t *mig_reg_find(const mig_reg_t *p, uint64_t id);
 /* The stream that tracks carrier h (in any slot), or NULL. */
-mig_stream_t *mig_peer_find_carrier(const mig_peer_t *p, uint64_t h);
+mig_sm_t *mig_reg_find_carrier(const mig_reg_t *p, uint64_t h);
 /* Frees a final (CLOSED/ABORTED) stream; BFTNET_ESTATE otherwise. */
-int mig_peer_stream_free(mig_peer_t *p, mig_stream_t *s);
+int mig_reg_sm_free(mig_reg_t *p, mig_sm_t *s);
 
 /* --- events. acts is appended to (never cleared); `now` in ns. --- */
 
 /* We open L on carrier h: allocates an ID, emits SEND_MSG(Label). */
-int mig_peer_open(mig_peer_t *p, uint64_t h, mig_actions_t *acts, mig_stream_t **out) BFTNET_WUR;
+int mig_reg_open(mig_reg_t *p, uint64_t h, mig_actions_t *acts, mig_sm_t **out) BFTNET_WUR;
 /* The peer echoed MIG_PROTO_ID (LABELING -> OPEN), or answered na (-> ABORTED). */
-int mig_stream_on_echo(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts);
-int mig_stream_on_na(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts);
+int mig_sm_on_echo(mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts);
+int mig_sm_on_na(mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts);
 /* The first StreamMigration message of carrier h (Label or Migrate, the peer
  * opened h), or the AckMigrate on a carrier we sent Migrate on. *out (may be
  * NULL) receives the stream concerned. Violations: EPROTO (see reasons). */
-int mig_peer_on_msg(mig_peer_t *p, uint64_t h, const mig_msg_t *m, uint64_t now,
-                    mig_actions_t *acts, mig_stream_t **out);
+int mig_reg_on_msg(mig_reg_t *p, uint64_t h, const mig_msg_t *m, uint64_t now,
+                    mig_actions_t *acts, mig_sm_t **out);
 /* n bytes of L read on carrier h: emits DELIVER (and CREDIT unless frozen). */
-int mig_peer_on_data(mig_peer_t *p, uint64_t h, size_t n, mig_actions_t *acts);
-int mig_peer_on_fin(mig_peer_t *p, uint64_t h, mig_actions_t *acts);
+int mig_reg_on_data(mig_reg_t *p, uint64_t h, size_t n, mig_actions_t *acts);
+int mig_reg_on_fin(mig_reg_t *p, uint64_t h, mig_actions_t *acts);
 /* Explicit RST of carrier h: aborts L, except for a pending Migrate's carrier
  * (then the attempt failed: "try again later"). */
-int mig_peer_on_rst(mig_peer_t *p, uint64_t h, mig_actions_t *acts);
+int mig_reg_on_rst(mig_reg_t *p, uint64_t h, mig_actions_t *acts);
 /* h's connection died (not an RST): L detaches, never aborts here. */
-int mig_peer_on_lost(mig_peer_t *p, uint64_t h, uint64_t now, mig_actions_t *acts);
+int mig_reg_on_lost(mig_reg_t *p, uint64_t h, uint64_t now, mig_actions_t *acts);
 /* The peer credited n more L bytes on h (the caller has subtracted the
  * bytes it wrote on h before L's first byte). */
-int mig_peer_on_credit(mig_peer_t *p, uint64_t h, uint64_t n, mig_actions_t *acts);
+int mig_reg_on_credit(mig_reg_t *p, uint64_t h, uint64_t n, mig_actions_t *acts);
 /* A new incarnation of the peer seen by the caller (e.g. out of band). */
-int mig_peer_on_incarnation(mig_peer_t *p, uint64_t inc, mig_actions_t *acts);
+int mig_reg_on_incarnation(mig_reg_t *p, uint64_t inc, mig_actions_t *acts);
 /* Fires deadlines: aborts every stream detached at or before now. */
-int mig_peer_tick(mig_peer_t *p, uint64_t now, mig_actions_t *acts);
+int mig_reg_tick(mig_reg_t *p, uint64_t now, mig_actions_t *acts);
 
 /* Leader only: start an exchange moving L onto the new carrier h (graceful
  * when L is attached, resume when detached). Emits SEND_MSG(Migrate). */
-int mig_stream_migrate(mig_peer_t *p, mig_stream_t *s, uint64_t h, mig_actions_t *acts) BFTNET_WUR;
+int mig_sm_migrate(mig_reg_t *p, mig_sm_t *s, uint64_t h, mig_actions_t *acts) BFTNET_WUR;
 /* Room left in the retransmit window. */
-uint64_t mig_stream_room(const mig_peer_t *p, const mig_stream_t *s);
+uint64_t mig_sm_room(const mig_reg_t *p, const mig_sm_t *s);
 /* Appends n bytes to L: all or nothing, BFTNET_EAGAIN beyond the room. */
-int mig_stream_write(mig_peer_t *p, mig_stream_t *s, const void *data, size_t n) BFTNET_WUR;
+int mig_sm_write(mig_reg_t *p, mig_sm_t *s, const void *data, size_t n) BFTNET_WUR;
 /* The application closes its direction of L (FIN once everything is out). */
-int mig_stream_close(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts);
+int mig_sm_close(mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts);
 /* Local abort: RST every carrier, ABORTED. */
-int mig_stream_abort(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts);
+int mig_sm_abort(mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts);
 
 /* What to write next: up to max bytes of L on `carrier`, then `fin`. The
  * bytes are taken as written (p stays valid until the next event on L). */
@@ -318,10 +320,10 @@ typedef struct mig_chunk {
 /* 1 with *c filled, 0 nothing to write now. FIN is deferred while an
  * exchange is unsettled (§11.5). May emit CLOSED. A chunk stops at the end
  * of the ring: call again for the rest. */
-int mig_stream_pull(mig_peer_t *p, mig_stream_t *s, size_t max, mig_chunk_t *c, mig_actions_t *acts);
+int mig_sm_pull(mig_reg_t *p, mig_sm_t *s, size_t max, mig_chunk_t *c, mig_actions_t *acts);
 /* The retransmit window's bytes from offset `from` (w_base <= from <=
  * w_written) on: *out points at the first, the return value is how many are
  * contiguous there (0 at w_written). */
-size_t mig_stream_span(const mig_stream_t *s, uint64_t from, const uint8_t **out);
+size_t mig_sm_span(const mig_sm_t *s, uint64_t from, const uint8_t **out);
 
-#endif /* BFTNET_MIGRATION_H */
+#endif /* BFTNET_MIG_CORE_H */
