@@ -1,8 +1,8 @@
 /*
- * mig_net.c — the migration core on net/ streams (mig_net.h). Hand-written:
+ * mig_net.c — the migration core on net/ streams (migration.h). Hand-written:
  * no library implements libp2p stream migration.
  *
- * Every entry point (net callback, ml_* call, tick) runs the core, applies
+ * Every entry point (net callback, mig_* call, tick) runs the core, applies
  * the actions it returned (ml_apply) and pumps the streams concerned. Frees
  * of streams, carriers and peers are deferred to the end of the outermost
  * entry point (enter/leave), so a pointer passed into a callback stays valid
@@ -12,18 +12,18 @@
 #include <stdlib.h>
 
 #include "mig_core.h"
-#include "mig_net.h"
+#include "migration.h"
 
 /* ------------------------------------------------------------ structs */
 
 typedef struct ml_carrier {
   struct ml_carrier *next;
   struct ml_carrier *flush_next;
-  ml_peer_t *p;
+  mig_peer_t *p;
   uint64_t h;
   net_stream_t *ns;
   net_conn_t *conn;
-  ml_stream_t *plain_ls; /* plain stream: its logical stream */
+  mig_stream_t *plain_ls; /* plain stream: its logical stream */
   mig_reader_t *rd;      /* while the first StreamMigration message is expected */
   uint64_t pre_left;     /* credit to absorb: our bytes before L's first byte */
   uint64_t held;         /* credit held while the consumer owes */
@@ -34,13 +34,13 @@ typedef struct ml_carrier {
   bool gone;             /* net freed it: unlinked and freed by reap() */
 } ml_carrier_t;
 
-struct ml_stream {
-  ml_stream_t *next;
-  ml_peer_t *p;
+struct mig_stream {
+  mig_stream_t *next;
+  mig_peer_t *p;
   mig_sm_t *m;       /* labelled; NULL when plain */
   ml_carrier_t *pc;      /* plain: its carrier */
   bool plain;
-  ml_stream_cbs_t cbs;
+  mig_stream_cbs_t cbs;
   void *ud;
   bool we_opened;
   bool released, final, na_fallback;
@@ -54,7 +54,7 @@ struct ml_stream {
   bn_buf_t carry;        /* plain fallback: bytes to write before new ones */
   uint64_t debt;         /* bytes given to on_data, not yet consumed */
   bool want_writable;
-  bool in_write;         /* inside ml_stream_write: no writable callback */
+  bool in_write;         /* inside mig_stream_write: no writable callback */
   uint64_t detached_at;  /* 0 while attached */
   char cur_addr[BFTNET_ADDR_MAX]; /* the connection it rides (for events): a copy,
                                    the connection may be gone by then */
@@ -62,9 +62,9 @@ struct ml_stream {
   uint64_t next_try;
 };
 
-struct ml_peer {
-  ml_peer_t *next;
-  ml_node_t *n;
+struct mig_peer {
+  mig_peer_t *next;
+  mig_node_t *n;
   peerid_t id;
   char id_str[BFTNET_PEER_ID_MAX];
   mig_reg_t mig;
@@ -72,7 +72,7 @@ struct ml_peer {
   void *owner;
   bool released;
   bool plain_only;
-  ml_stream_t *streams;
+  mig_stream_t *streams;
   ml_carrier_t *carriers;
   maddr_t addrs[BFTNET_MAX_ADDRS];
   size_t naddrs;
@@ -84,19 +84,19 @@ struct ml_peer {
     uint64_t seq;
     unsigned idle;
   } idle[8];
-  ml_peer_stats_t st;
+  mig_peer_stats_t st;
 };
 
-struct ml_node {
+struct mig_node {
   net_t *net;
   bn_transport_t *t;
-  ml_config_t cfg;
-  ml_node_cbs_t cbs;
+  mig_config_t cfg;
+  mig_node_cbs_t cbs;
   void *ud;
   bn_counters_t *ctr;
   uint64_t incarnation;
   uint64_t next_h;
-  ml_peer_t *peers;
+  mig_peer_t *peers;
   bn_ttimer_t *timer;
   bn_ttimer_t *flush_timer;
   int nest;
@@ -109,32 +109,32 @@ struct ml_node {
 
 static const net_stream_cbs_t car_cbs;
 static const net_stream_cbs_t plain_cbs;
-static void ml_apply(ml_peer_t *p, mig_actions_t *acts, const uint8_t *data);
-static void ls_pump(ml_stream_t *ls);
-static void peer_policy(ml_peer_t *p, uint64_t now, bool tick);
+static void ml_apply(mig_peer_t *p, mig_actions_t *acts, const uint8_t *data);
+static void ls_pump(mig_stream_t *ls);
+static void peer_policy(mig_peer_t *p, uint64_t now, bool tick);
 
-static uint64_t now_ns(const ml_node_t *n) { return bn_now_ns(n->t->seam); }
+static uint64_t now_ns(const mig_node_t *n) { return bn_now_ns(n->t->seam); }
 
 /* ------------------------------------------------- enter / leave, reap */
 
-static void enter(ml_node_t *n) { n->nest++; }
+static void enter(mig_node_t *n) { n->nest++; }
 
-static void ls_free(ml_stream_t *ls) {
+static void ls_free(mig_stream_t *ls) {
   bn_buf_free(&ls->neg);
   bn_buf_free(&ls->carry);
   free(ls);
 }
 
-static bool peer_reapable(const ml_peer_t *p) {
+static bool peer_reapable(const mig_peer_t *p) {
   return (p->released || !p->owner) && !p->streams && !p->carriers && !p->probing;
 }
 
 static void car_destroy(ml_carrier_t *car);
 
-static void reap(ml_node_t *n) {
+static void reap(mig_node_t *n) {
   n->reap_needed = false;
-  for (ml_peer_t **pp = &n->peers; *pp;) {
-    ml_peer_t *p = *pp;
+  for (mig_peer_t **pp = &n->peers; *pp;) {
+    mig_peer_t *p = *pp;
     for (ml_carrier_t **cp = &p->carriers; *cp;) {
       ml_carrier_t *car = *cp;
       if (!car->gone) {
@@ -144,8 +144,8 @@ static void reap(ml_node_t *n) {
       *cp = car->next;
       car_destroy(car);
     }
-    for (ml_stream_t **sp = &p->streams; *sp;) {
-      ml_stream_t *ls = *sp;
+    for (mig_stream_t **sp = &p->streams; *sp;) {
+      mig_stream_t *ls = *sp;
       if (!ls->released) {
         sp = &ls->next;
         continue;
@@ -164,7 +164,7 @@ static void reap(ml_node_t *n) {
   }
 }
 
-static void leave(ml_node_t *n) {
+static void leave(mig_node_t *n) {
   if (--n->nest == 0 && n->reap_needed) reap(n);
 }
 
@@ -194,12 +194,12 @@ static const bftnet_counter_id_t reason_counter[MIG_R_COUNT] = {
     [MIG_R_LOCAL] = BFTNET_COUNTER_MIG_ABORT_LOCAL,
 };
 
-static void count(ml_node_t *n, bftnet_counter_id_t id, uint64_t v) {
+static void count(mig_node_t *n, bftnet_counter_id_t id, uint64_t v) {
   if (id < BFTNET_COUNTER_COUNT && v) bn_counter_add(n->ctr, id, v);
 }
 
 /* The core counts violations and aborts per reason: export the deltas. */
-static void peer_sync_counts(ml_peer_t *p) {
+static void peer_sync_counts(mig_peer_t *p) {
   for (int r = 0; r < MIG_R_COUNT; r++) {
     uint64_t d = p->mig.counts[r] - p->counts_seen[r];
     if (!d) continue;
@@ -216,38 +216,38 @@ static void peer_sync_counts(ml_peer_t *p) {
 
 /* ------------------------------------------------------------ lookups */
 
-static ml_carrier_t *car_find(const ml_peer_t *p, uint64_t h) {
+static ml_carrier_t *car_find(const mig_peer_t *p, uint64_t h) {
   if (!h) return NULL;
   for (ml_carrier_t *c = p->carriers; c; c = c->next)
     if (c->h == h && !c->gone) return c;
   return NULL;
 }
 
-static ml_stream_t *ls_of(const ml_peer_t *p, const mig_sm_t *m) {
+static mig_stream_t *ls_of(const mig_peer_t *p, const mig_sm_t *m) {
   if (!m) return NULL;
-  for (ml_stream_t *ls = p->streams; ls; ls = ls->next)
+  for (mig_stream_t *ls = p->streams; ls; ls = ls->next)
     if (ls->m == m) return ls;
   return NULL;
 }
 
 /* A final stream (aborted or closed) by its last ID: the core no longer
  * finds it by ID. */
-static ml_stream_t *ls_by_id_any(const ml_peer_t *p, uint64_t id) {
+static mig_stream_t *ls_by_id_any(const mig_peer_t *p, uint64_t id) {
   mig_sm_t *m = mig_reg_find(&p->mig, id);
   if (m) return ls_of(p, m);
-  for (ml_stream_t *ls = p->streams; ls; ls = ls->next)
+  for (mig_stream_t *ls = p->streams; ls; ls = ls->next)
     if (ls->m && ls->m->id == id && !ls->final) return ls;
   return NULL;
 }
 
-static ml_stream_t *ls_of_carrier(const ml_peer_t *p, const ml_carrier_t *car) {
+static mig_stream_t *ls_of_carrier(const mig_peer_t *p, const ml_carrier_t *car) {
   if (car->plain_ls) return car->plain_ls;
   return ls_of(p, mig_reg_find_carrier(&p->mig, car->h));
 }
 
 /* ----------------------------------------------------------- carriers */
 
-static ml_carrier_t *car_new(ml_peer_t *p, net_conn_t *conn) {
+static ml_carrier_t *car_new(mig_peer_t *p, net_conn_t *conn) {
   ml_carrier_t *car = calloc(1, sizeof *car);
   if (!car) return NULL;
   car->p = p;
@@ -268,7 +268,7 @@ static void car_unlink(ml_carrier_t *car) {
 }
 
 static void car_destroy(ml_carrier_t *car) {
-  ml_node_t *n = car->p->n;
+  mig_node_t *n = car->p->n;
   if (car->flush_queued)
     for (ml_carrier_t **pp = &n->flush_head; *pp; pp = &(*pp)->flush_next)
       if (*pp == car) {
@@ -283,7 +283,7 @@ static void car_destroy(ml_carrier_t *car) {
  * message if `reader`, and, when proto is set, an outbound stream proposing
  * it (net writes the multistream header and proposal: pre_left). On
  * failure nothing is left behind. */
-static int car_open(ml_peer_t *p, net_conn_t *conn, const char *proto, const net_stream_cbs_t *cbs,
+static int car_open(mig_peer_t *p, net_conn_t *conn, const char *proto, const net_stream_cbs_t *cbs,
                     bool reader, ml_carrier_t **out) {
   ml_carrier_t *car = car_new(p, conn);
   if (!car) return BFTNET_ENOMEM;
@@ -310,7 +310,7 @@ static void car_reset(ml_carrier_t *car) {
 }
 
 static void flush_run(void *ud) {
-  ml_node_t *n = ud;
+  mig_node_t *n = ud;
   n->flush_scheduled = false;
   while (n->flush_head) {
     ml_carrier_t *car = n->flush_head;
@@ -323,14 +323,14 @@ static void flush_run(void *ud) {
 
 /* Credit for bytes L took. yamux sends the window update by itself once
  * half the window is owed (the steady state under load); what is left is
- * flushed ML_CREDIT_FLUSH_MS later, so an idle stream's writer still learns
+ * flushed MIG_CREDIT_FLUSH_MS later, so an idle stream's writer still learns
  * promptly that its bytes were read. A flush per loop iteration instead
  * cost a write, a Noise frame and a wakeup of the writer per read: -20%
  * throughput at small messages. */
 static void car_credit(ml_carrier_t *car, uint64_t k) {
   if (car->dead || car->released || !car->ns || !k) return;
   net_stream_credit(car->ns, (size_t)k, false);
-  ml_node_t *n = car->p->n;
+  mig_node_t *n = car->p->n;
   if (!car->flush_queued) {
     car->flush_queued = true;
     car->flush_next = n->flush_head;
@@ -338,11 +338,11 @@ static void car_credit(ml_carrier_t *car, uint64_t k) {
   }
   if (!n->flush_scheduled && !n->stopping && n->flush_timer) {
     n->flush_scheduled = true;
-    n->t->ops->timer_start(n->flush_timer, ML_CREDIT_FLUSH_MS, 0);
+    n->t->ops->timer_start(n->flush_timer, MIG_CREDIT_FLUSH_MS, 0);
   }
 }
 
-static void ls_release_held(ml_stream_t *ls) {
+static void ls_release_held(mig_stream_t *ls) {
   if (ls->debt || !ls->m) return;
   for (ml_carrier_t *car = ls->p->carriers; car; car = car->next) {
     if (!car->held || mig_reg_find_carrier(&ls->p->mig, car->h) != ls->m) continue;
@@ -354,20 +354,20 @@ static void ls_release_held(ml_stream_t *ls) {
 
 /* ------------------------------------------------------------ events */
 
-static void ls_set_conn(ml_stream_t *ls, net_conn_t *c) {
+static void ls_set_conn(mig_stream_t *ls, net_conn_t *c) {
   ls->cur_addr[0] = '\0';
   if (c) net_conn_remote_addr(c, ls->cur_addr, sizeof ls->cur_addr);
 }
 
-static void ls_emit(ml_stream_t *ls, const ml_event_t *ev) {
+static void ls_emit(mig_stream_t *ls, const mig_event_t *ev) {
   if (!ls->released && ls->cbs.on_event) ls->cbs.on_event(ls->ud, ls, ev);
 }
 
-static void ls_final(ml_stream_t *ls, ml_ev_type_t type, const char *reason) {
+static void ls_final(mig_stream_t *ls, mig_ev_type_t type, const char *reason) {
   if (ls->final) return;
   ls->final = true;
-  ml_event_t ev = {.type = type, .stream_id = ls->m ? ls->m->id : 0, .reason = reason};
-  if (type == ML_EV_ABORTED) {
+  mig_event_t ev = {.type = type, .stream_id = ls->m ? ls->m->id : 0, .reason = reason};
+  if (type == MIG_EV_ABORTED) {
     count(ls->p->n, BFTNET_COUNTER_MIG_ABORTED, 1);
     bn_log(BN_LOG_INFO, "stream %llu with %s aborted: %s", (unsigned long long)ev.stream_id,
            ls->p->id_str, reason);
@@ -388,18 +388,18 @@ static int ms_len(const char *text) {
 
 /* Writes header + protocol into L (the opener's proposal or the
  * acceptor's echo): part of L's bytes (PROTOCOL.md 11.2). */
-static int ls_write_neg(ml_stream_t *ls) {
+static int ls_write_neg(mig_stream_t *ls) {
   bn_buf_t b;
   bn_buf_init(&b);
   int rc = ms_append(&b, MS_PROTO_ID);
-  if (rc == 0) rc = ms_append(&b, ML_MSG_PROTO);
+  if (rc == 0) rc = ms_append(&b, MIG_APP_PROTO);
   if (rc == 0) rc = mig_sm_write(&ls->p->mig, ls->m, b.data, b.len);
   if (rc == 0) ls->app_base = ls->m->w_written;
   bn_buf_free(&b);
   return rc;
 }
 
-static void ls_abort_local(ml_stream_t *ls, const char *why) {
+static void ls_abort_local(mig_stream_t *ls, const char *why) {
   if (!ls->m || ls->final) return;
   bn_log(BN_LOG_INFO, "stream with %s: %s", ls->p->id_str, why);
   mig_actions_t acts;
@@ -407,7 +407,7 @@ static void ls_abort_local(ml_stream_t *ls, const char *why) {
   if (mig_sm_abort(&ls->p->mig, ls->m, &acts) == 0) ml_apply(ls->p, &acts, NULL);
 }
 
-static void ls_app_data(ml_stream_t *ls, const uint8_t *p, size_t n) {
+static void ls_app_data(mig_stream_t *ls, const uint8_t *p, size_t n) {
   if (!n || ls->final) return;
   if (ls->we_opened || ls->released || !ls->cbs.on_data) return; /* nothing flows back to the opener */
   ls->debt += n;
@@ -417,7 +417,7 @@ static void ls_app_data(ml_stream_t *ls, const uint8_t *p, size_t n) {
 
 /* L's incoming bytes: the inner multistream messages first, then the
  * application's. */
-static void ls_deliver(ml_stream_t *ls, const uint8_t *p, size_t n) {
+static void ls_deliver(mig_stream_t *ls, const uint8_t *p, size_t n) {
   if (ls->neg_done) return ls_app_data(ls, p, n);
   if (bn_buf_append(&ls->neg, p, n) != 0) return ls_abort_local(ls, "out of memory");
   while (!ls->neg_done) {
@@ -429,7 +429,7 @@ static void ls_deliver(ml_stream_t *ls, const uint8_t *p, size_t n) {
       return;
     }
     if (rc < 0) break;
-    bool ok = ls->neg_step == 0 ? ms_eq(text, tlen, MS_PROTO_ID) : ms_eq(text, tlen, ML_MSG_PROTO);
+    bool ok = ls->neg_step == 0 ? ms_eq(text, tlen, MS_PROTO_ID) : ms_eq(text, tlen, MIG_APP_PROTO);
     if (!ok) break;
     bn_buf_consume(&ls->neg, (size_t)rc);
     if (++ls->neg_step == 2) {
@@ -450,7 +450,7 @@ static void ls_deliver(ml_stream_t *ls, const uint8_t *p, size_t n) {
 
 /* -------------------------------------------------------- apply actions */
 
-static void send_msg(ml_peer_t *p, ml_carrier_t *car, const mig_msg_t *m) {
+static void send_msg(mig_peer_t *p, ml_carrier_t *car, const mig_msg_t *m) {
   if (!car || car->dead || !car->ns) return;
   bn_buf_t b;
   bn_buf_init(&b);
@@ -461,9 +461,9 @@ static void send_msg(ml_peer_t *p, ml_carrier_t *car, const mig_msg_t *m) {
   bn_buf_free(&b);
 }
 
-static void on_migrated(ml_peer_t *p, const mig_action_t *a) {
+static void on_migrated(mig_peer_t *p, const mig_action_t *a) {
   ml_carrier_t *car = car_find(p, a->carrier);
-  ml_stream_t *ls = ls_by_id_any(p, a->stream);
+  mig_stream_t *ls = ls_by_id_any(p, a->stream);
   p->st.migrations++;
   count(p->n, BFTNET_COUNTER_MIG_MIGRATED, 1);
   if (!ls) return;
@@ -471,7 +471,7 @@ static void on_migrated(ml_peer_t *p, const mig_action_t *a) {
   uint64_t retrans = m->w_sent_max > m->cur.out_start ? m->w_sent_max - m->cur.out_start : 0;
   char from[BFTNET_ADDR_MAX];
   snprintf(from, sizeof from, "%s", ls->cur_addr);
-  ml_event_t ev = {.type = ML_EV_MIGRATED, .stream_id = m->id, .from_addr = from,
+  mig_event_t ev = {.type = MIG_EV_MIGRATED, .stream_id = m->id, .from_addr = from,
                    .to = car ? car->conn : NULL,
                    .why = ls->detached_at ? BFTNET_MIG_RESUME : (p->mig.leader ? ls->why : BFTNET_MIG_PEER)};
   ls_set_conn(ls, ev.to);
@@ -487,13 +487,13 @@ static void on_migrated(ml_peer_t *p, const mig_action_t *a) {
     if (d > p->st.detach_ns_max) p->st.detach_ns_max = d;
     count(p->n, BFTNET_COUNTER_MIG_RESUMED, 1);
     count(p->n, BFTNET_COUNTER_MIG_RETRANSMITTED, retrans);
-    ml_event_t rev = {.type = ML_EV_RESUMED, .stream_id = m->id, .to = ev.to, .detached_ns = d,
+    mig_event_t rev = {.type = MIG_EV_RESUMED, .stream_id = m->id, .to = ev.to, .detached_ns = d,
                       .retransmitted = retrans};
     ls_emit(ls, &rev);
   }
 }
 
-static void ml_apply(ml_peer_t *p, mig_actions_t *acts, const uint8_t *data) {
+static void ml_apply(mig_peer_t *p, mig_actions_t *acts, const uint8_t *data) {
   for (size_t i = 0; i < acts->n; i++) {
     const mig_action_t *a = &acts->a[i];
     ml_carrier_t *car = car_find(p, a->carrier);
@@ -502,13 +502,13 @@ static void ml_apply(ml_peer_t *p, mig_actions_t *acts, const uint8_t *data) {
       send_msg(p, car, &a->msg);
       break;
     case MIG_ACT_DELIVER: {
-      ml_stream_t *ls = car ? ls_of_carrier(p, car) : NULL;
+      mig_stream_t *ls = car ? ls_of_carrier(p, car) : NULL;
       if (ls && data && a->len) ls_deliver(ls, data + a->skip, a->len);
       break;
     }
     case MIG_ACT_CREDIT: {
       if (!car || car->released) break;
-      ml_stream_t *ls = ls_of_carrier(p, car);
+      mig_stream_t *ls = ls_of_carrier(p, car);
       if (ls && ls->debt) car->held += a->n;
       else car_credit(car, a->n);
       break;
@@ -531,34 +531,34 @@ static void ml_apply(ml_peer_t *p, mig_actions_t *acts, const uint8_t *data) {
         net_conn_close(car->conn, BFTNET_REASON_PROTOCOL_ERROR, BFTNET_EPROTO);
       break;
     case MIG_ACT_READ_EOF: {
-      ml_stream_t *ls = ls_by_id_any(p, a->stream);
-      if (ls) ls_emit(ls, &(ml_event_t){.type = ML_EV_READ_EOF, .stream_id = a->stream});
+      mig_stream_t *ls = ls_by_id_any(p, a->stream);
+      if (ls) ls_emit(ls, &(mig_event_t){.type = MIG_EV_READ_EOF, .stream_id = a->stream});
       break;
     }
     case MIG_ACT_MIGRATED:
       on_migrated(p, a);
       break;
     case MIG_ACT_DETACHED: {
-      ml_stream_t *ls = ls_by_id_any(p, a->stream);
+      mig_stream_t *ls = ls_by_id_any(p, a->stream);
       p->st.detached++;
       count(p->n, BFTNET_COUNTER_MIG_DETACHED, 1);
       if (!ls) break;
       if (!ls->detached_at) ls->detached_at = now_ns(p->n);
       ls_set_conn(ls, NULL);
-      ls_emit(ls, &(ml_event_t){.type = ML_EV_DETACHED, .stream_id = a->stream});
+      ls_emit(ls, &(mig_event_t){.type = MIG_EV_DETACHED, .stream_id = a->stream});
       break;
     }
     case MIG_ACT_ABORTED: {
-      ml_stream_t *ls = NULL;
-      for (ml_stream_t *x = p->streams; x; x = x->next)
+      mig_stream_t *ls = NULL;
+      for (mig_stream_t *x = p->streams; x; x = x->next)
         if (x->m && x->m->state == MIG_S_ABORTED && !x->final && (!ls || x->m->id == a->stream)) ls = x;
       if (!ls || ls->na_fallback) break;
-      ls_final(ls, ML_EV_ABORTED, mig_reason_str(a->reason));
+      ls_final(ls, MIG_EV_ABORTED, mig_reason_str(a->reason));
       break;
     }
     case MIG_ACT_CLOSED: {
-      for (ml_stream_t *x = p->streams; x; x = x->next)
-        if (x->m && x->m->state == MIG_S_CLOSED && !x->final) ls_final(x, ML_EV_CLOSED, "closed");
+      for (mig_stream_t *x = p->streams; x; x = x->next)
+        if (x->m && x->m->state == MIG_S_CLOSED && !x->final) ls_final(x, MIG_EV_CLOSED, "closed");
       break;
     }
     case MIG_ACT_PEER_RESTARTED:
@@ -574,7 +574,7 @@ static void ml_apply(ml_peer_t *p, mig_actions_t *acts, const uint8_t *data) {
 
 /* ------------------------------------------------------------ pumping */
 
-static void ls_notify_writable(ml_stream_t *ls) {
+static void ls_notify_writable(mig_stream_t *ls) {
   if (!ls->want_writable || ls->final || ls->released || ls->in_write) return;
   if (ls->m && mig_sm_room(&ls->p->mig, ls->m) == 0) return;
   if (ls->plain && bn_buf_unread(&ls->carry)) return;
@@ -582,7 +582,7 @@ static void ls_notify_writable(ml_stream_t *ls) {
   if (ls->cbs.on_writable) ls->cbs.on_writable(ls->ud, ls);
 }
 
-static void plain_pump(ml_stream_t *ls) {
+static void plain_pump(mig_stream_t *ls) {
   ml_carrier_t *car = ls->pc;
   while (car && !car->dead && bn_buf_unread(&ls->carry)) {
     int k = net_stream_write(car->ns, bn_buf_head(&ls->carry), bn_buf_unread(&ls->carry));
@@ -595,9 +595,9 @@ static void plain_pump(ml_stream_t *ls) {
 
 /* Moves L's bytes onto its current carrier as far as credit and the
  * connection allow. */
-static void ls_pump(ml_stream_t *ls) {
+static void ls_pump(mig_stream_t *ls) {
   if (ls->plain) return plain_pump(ls);
-  ml_peer_t *p = ls->p;
+  mig_peer_t *p = ls->p;
   for (unsigned rounds = 0; rounds < 1024 && ls->m && !ls->final; rounds++) {
     mig_sm_t *m = ls->m;
     ml_carrier_t *car = car_find(p, m->cur.h);
@@ -627,8 +627,8 @@ static void ls_pump(ml_stream_t *ls) {
 
 /* ----------------------------------------------- StreamMigration message */
 
-static ml_stream_t *ls_new(ml_peer_t *p, bool we_opened) {
-  ml_stream_t *ls = calloc(1, sizeof *ls);
+static mig_stream_t *ls_new(mig_peer_t *p, bool we_opened) {
+  mig_stream_t *ls = calloc(1, sizeof *ls);
   if (!ls) return NULL;
   ls->p = p;
   ls->we_opened = we_opened;
@@ -642,18 +642,18 @@ static ml_stream_t *ls_new(ml_peer_t *p, bool we_opened) {
 /* The first message of a carrier: a Label or Migrate the peer sent, or the
  * AckMigrate answering ours. */
 static void car_on_msg(ml_carrier_t *car, const mig_msg_t *msg) {
-  ml_peer_t *p = car->p;
-  ml_node_t *n = p->n;
+  mig_peer_t *p = car->p;
+  mig_node_t *n = p->n;
   mig_actions_t acts;
   mig_actions_clear(&acts);
   mig_sm_t *m = NULL;
   int rc = mig_reg_on_msg(&p->mig, car->h, msg, now_ns(n), &acts, &m);
   if (msg->type == MIG_MSG_ACK && msg->deny && m && rc == 0) {
     count(n, BFTNET_COUNTER_MIG_DENIED, 1);
-    ml_stream_t *ls = ls_of(p, m);
-    if (ls) ls_emit(ls, &(ml_event_t){.type = ML_EV_DENIED, .stream_id = m->id});
+    mig_stream_t *ls = ls_of(p, m);
+    if (ls) ls_emit(ls, &(mig_event_t){.type = MIG_EV_DENIED, .stream_id = m->id});
   }
-  ml_stream_t *fresh = NULL;
+  mig_stream_t *fresh = NULL;
   if (msg->type == MIG_MSG_LABEL && rc == 0 && m) {
     fresh = ls_new(p, false);
     if (!fresh) {
@@ -679,7 +679,7 @@ static void car_on_msg(ml_carrier_t *car, const mig_msg_t *msg) {
     }
   }
   if (m) {
-    ml_stream_t *ls = ls_of(p, m);
+    mig_stream_t *ls = ls_of(p, m);
     if (ls) ls_pump(ls);
   }
 }
@@ -688,8 +688,8 @@ static void car_on_msg(ml_carrier_t *car, const mig_msg_t *msg) {
 
 static void car_data(void *ud, net_stream_t *s, const uint8_t *d, size_t n) {
   ml_carrier_t *car = ud;
-  ml_peer_t *p = car->p;
-  ml_node_t *node = p->n;
+  mig_peer_t *p = car->p;
+  mig_node_t *node = p->n;
   enter(node);
   if (car->released || car->dead) goto out; /* discarded, never credited */
   if (car->rd) {
@@ -726,7 +726,7 @@ static void car_data(void *ud, net_stream_t *s, const uint8_t *d, size_t n) {
   int rc = mig_reg_on_data(&p->mig, car->h, n, &acts);
   ml_apply(p, &acts, d);
   if (rc == BFTNET_ENOTFOUND || rc == BFTNET_ESTATE) car_credit(car, n); /* not L's bytes */
-  ml_stream_t *ls = ls_of_carrier(p, car);
+  mig_stream_t *ls = ls_of_carrier(p, car);
   if (ls) ls_pump(ls);
 out:
   leave(node);
@@ -735,7 +735,7 @@ out:
 static void car_ready(void *ud, net_stream_t *s) {
   (void)s;
   ml_carrier_t *car = ud;
-  ml_peer_t *p = car->p;
+  mig_peer_t *p = car->p;
   if (!car->label || car->dead) return;
   enter(p->n);
   mig_sm_t *m = mig_reg_find_carrier(&p->mig, car->h);
@@ -751,26 +751,26 @@ static void car_ready(void *ud, net_stream_t *s) {
 static void car_fin(void *ud, net_stream_t *s) {
   (void)s;
   ml_carrier_t *car = ud;
-  ml_peer_t *p = car->p;
+  mig_peer_t *p = car->p;
   if (car->dead || car->released) return;
   enter(p->n);
   mig_actions_t acts;
   mig_actions_clear(&acts);
   (void)mig_reg_on_fin(&p->mig, car->h, &acts);
   ml_apply(p, &acts, NULL);
-  ml_stream_t *ls = ls_of_carrier(p, car);
+  mig_stream_t *ls = ls_of_carrier(p, car);
   if (ls) ls_pump(ls);
   leave(p->n);
 }
 
 /* `na` to the Label: the peer speaks no migration. L's bytes go again on a
  * plain /bftnet/msg/1.0.0 stream (the peer discarded them unread). */
-static void ls_fallback_plain(ml_stream_t *ls, net_conn_t *conn);
+static void ls_fallback_plain(mig_stream_t *ls, net_conn_t *conn);
 
 static void car_error(void *ud, net_stream_t *s, int err) {
   (void)s;
   ml_carrier_t *car = ud;
-  ml_peer_t *p = car->p;
+  mig_peer_t *p = car->p;
   if (car->dead) return;
   car->dead = true;
   if (car->released) return;
@@ -778,7 +778,7 @@ static void car_error(void *ud, net_stream_t *s, int err) {
   mig_actions_t acts;
   mig_actions_clear(&acts);
   mig_sm_t *m = mig_reg_find_carrier(&p->mig, car->h);
-  ml_stream_t *ls = ls_of(p, m);
+  mig_stream_t *ls = ls_of(p, m);
   if (err == BFTNET_ENA && car->label && m && m->state == MIG_S_LABELING && ls) {
     ls_fallback_plain(ls, car->conn);
   } else if (err == BFTNET_ERESET || err == BFTNET_ENA) {
@@ -797,7 +797,7 @@ static void car_writable(void *ud, net_stream_t *s) {
   ml_carrier_t *car = ud;
   if (car->dead) return;
   enter(car->p->n);
-  ml_stream_t *ls = ls_of_carrier(car->p, car);
+  mig_stream_t *ls = ls_of_carrier(car->p, car);
   if (ls) ls_pump(ls);
   leave(car->p->n);
 }
@@ -805,7 +805,7 @@ static void car_writable(void *ud, net_stream_t *s) {
 static void car_credit_in(void *ud, net_stream_t *s, uint32_t k) {
   (void)s;
   ml_carrier_t *car = ud;
-  ml_peer_t *p = car->p;
+  mig_peer_t *p = car->p;
   if (car->dead || car->released || car->plain_ls) return;
   uint64_t v = k;
   uint64_t absorb = BN_MIN(v, car->pre_left);
@@ -817,7 +817,7 @@ static void car_credit_in(void *ud, net_stream_t *s, uint32_t k) {
   mig_actions_clear(&acts);
   (void)mig_reg_on_credit(&p->mig, car->h, v, &acts);
   ml_apply(p, &acts, NULL);
-  ml_stream_t *ls = ls_of_carrier(p, car);
+  mig_stream_t *ls = ls_of_carrier(p, car);
   if (ls) ls_pump(ls);
   leave(p->n);
 }
@@ -825,7 +825,7 @@ static void car_credit_in(void *ud, net_stream_t *s, uint32_t k) {
 static void car_free(void *ud, net_stream_t *s) {
   (void)s;
   ml_carrier_t *car = ud;
-  ml_peer_t *p = car->p;
+  mig_peer_t *p = car->p;
   enter(p->n);
   car->ns = NULL;
   if (!car->released && !car->plain_ls && mig_reg_find_carrier(&p->mig, car->h)) {
@@ -851,7 +851,7 @@ static const net_stream_cbs_t car_cbs = {.on_ready = car_ready,
 
 static void plain_data(void *ud, net_stream_t *s, const uint8_t *d, size_t n) {
   ml_carrier_t *car = ud;
-  ml_stream_t *ls = car->plain_ls;
+  mig_stream_t *ls = car->plain_ls;
   if (!ls || ls->released || ls->final || ls->we_opened || !ls->cbs.on_data) {
     net_stream_consume(s, n);
     return;
@@ -862,10 +862,10 @@ static void plain_data(void *ud, net_stream_t *s, const uint8_t *d, size_t n) {
 }
 
 static void plain_end(ml_carrier_t *car, const char *why) {
-  ml_stream_t *ls = car->plain_ls;
+  mig_stream_t *ls = car->plain_ls;
   if (!ls || ls->final) return;
   enter(car->p->n);
-  ls_final(ls, ML_EV_ABORTED, why);
+  ls_final(ls, MIG_EV_ABORTED, why);
   leave(car->p->n);
 }
 
@@ -885,7 +885,7 @@ static void plain_error(void *ud, net_stream_t *s, int err) {
 static void plain_writable(void *ud, net_stream_t *s) {
   (void)s;
   ml_carrier_t *car = ud;
-  ml_stream_t *ls = car->plain_ls;
+  mig_stream_t *ls = car->plain_ls;
   if (!ls || car->dead) return;
   enter(car->p->n);
   ls->want_writable = true;
@@ -896,7 +896,7 @@ static void plain_writable(void *ud, net_stream_t *s) {
 static void plain_free(void *ud, net_stream_t *s) {
   (void)s;
   ml_carrier_t *car = ud;
-  ml_peer_t *p = car->p;
+  mig_peer_t *p = car->p;
   enter(p->n);
   car->ns = NULL;
   car->dead = true;
@@ -912,9 +912,9 @@ static const net_stream_cbs_t plain_cbs = {.on_data = plain_data,
                                            .on_writable = plain_writable,
                                            .on_free = plain_free};
 
-static int plain_open(ml_stream_t *ls, net_conn_t *conn) {
+static int plain_open(mig_stream_t *ls, net_conn_t *conn) {
   ml_carrier_t *car;
-  int rc = car_open(ls->p, conn, ML_MSG_PROTO, &plain_cbs, false, &car);
+  int rc = car_open(ls->p, conn, MIG_APP_PROTO, &plain_cbs, false, &car);
   if (rc < 0) return rc;
   car->plain_ls = ls;
   ls->plain = true;
@@ -923,8 +923,8 @@ static int plain_open(ml_stream_t *ls, net_conn_t *conn) {
   return 0;
 }
 
-static void ls_fallback_plain(ml_stream_t *ls, net_conn_t *conn) {
-  ml_peer_t *p = ls->p;
+static void ls_fallback_plain(mig_stream_t *ls, net_conn_t *conn) {
+  mig_peer_t *p = ls->p;
   mig_sm_t *m = ls->m;
   p->plain_only = true;
   count(p->n, BFTNET_COUNTER_MIG_PLAIN, 1);
@@ -950,16 +950,16 @@ static void ls_fallback_plain(ml_stream_t *ls, net_conn_t *conn) {
   int rc = conn && net_conn_ready(conn) ? plain_open(ls, conn) : BFTNET_ECLOSED;
   if (rc < 0) {
     ls->plain = true;
-    ls_final(ls, ML_EV_ABORTED, "migration_na");
+    ls_final(ls, MIG_EV_ABORTED, "migration_na");
   }
 }
 
 /* -------------------------------------------------- inbound streams */
 
 static int on_inbound_mig(void *ud, net_conn_t *c, net_stream_t *s) {
-  ml_node_t *n = ud;
+  mig_node_t *n = ud;
   if (n->stopping) return BFTNET_ECLOSED;
-  ml_peer_t *p = ml_peer_get(n, net_conn_peer(c));
+  mig_peer_t *p = mig_peer_get(n, net_conn_peer(c));
   if (!p) return BFTNET_ENOMEM;
   ml_carrier_t *car;
   int rc = car_open(p, c, NULL, NULL, true, &car); /* pre_left: net answered header + echo */
@@ -970,14 +970,14 @@ static int on_inbound_mig(void *ud, net_conn_t *c, net_stream_t *s) {
 }
 
 static int on_inbound_plain(void *ud, net_conn_t *c, net_stream_t *s) {
-  ml_node_t *n = ud;
+  mig_node_t *n = ud;
   if (n->stopping) return BFTNET_ECLOSED;
-  ml_peer_t *p = ml_peer_get(n, net_conn_peer(c));
+  mig_peer_t *p = mig_peer_get(n, net_conn_peer(c));
   if (!p) return BFTNET_ENOMEM;
   enter(n);
   int rc = BFTNET_ENOMEM;
   ml_carrier_t *car = car_new(p, c);
-  ml_stream_t *ls = car ? ls_new(p, false) : NULL;
+  mig_stream_t *ls = car ? ls_new(p, false) : NULL;
   if (ls) {
     car->ns = s;
     car->plain_ls = ls;
@@ -1018,14 +1018,14 @@ static bool sa_equal(const struct sockaddr_storage *a, const struct sockaddr_sto
 
 /* Lower is better: the index of the member address an outbound connection
  * dialed; inbound (or an address no longer listed) ranks last. */
-static size_t conn_rank(const ml_peer_t *p, net_conn_t *c) {
+static size_t conn_rank(const mig_peer_t *p, net_conn_t *c) {
   if (net_conn_outbound(c))
     for (size_t i = 0; i < p->naddrs; i++)
       if (sa_equal(net_conn_sa(c), &p->addrs[i].sa)) return i;
   return BFTNET_MAX_ADDRS;
 }
 
-static net_conn_t *best_conn(const ml_peer_t *p) {
+static net_conn_t *best_conn(const mig_peer_t *p) {
   net_conn_t *best = NULL;
   size_t br = 0;
   for (net_conn_t *c = net_conn_iter(p->n->net, &p->id, NULL); c; c = net_conn_iter(p->n->net, &p->id, c)) {
@@ -1038,15 +1038,15 @@ static net_conn_t *best_conn(const ml_peer_t *p) {
   return best;
 }
 
-static bool conn_has_carriers(const ml_peer_t *p, const net_conn_t *c) {
+static bool conn_has_carriers(const mig_peer_t *p, const net_conn_t *c) {
   for (ml_carrier_t *car = p->carriers; car; car = car->next)
     if (car->conn == c && !car->dead) return true;
   return false;
 }
 
 static void probe_done(void *ud, net_conn_t *c, int err) {
-  ml_peer_t *p = ud;
-  ml_node_t *n = p->n;
+  mig_peer_t *p = ud;
+  mig_node_t *n = p->n;
   enter(n);
   p->probing = false;
   n->reap_needed = true;
@@ -1057,13 +1057,13 @@ static void probe_done(void *ud, net_conn_t *c, int err) {
 /* The leader's work for one pair (PROTOCOL.md 11.4): move every logical
  * stream onto the kept connection, close idle duplicates, probe more
  * preferred addresses. The follower does none of it. */
-static void peer_policy(ml_peer_t *p, uint64_t now, bool tick) {
-  ml_node_t *n = p->n;
+static void peer_policy(mig_peer_t *p, uint64_t now, bool tick) {
+  mig_node_t *n = p->n;
   if (!p->mig.leader || p->released || n->stopping || n->cfg.plain) return;
   net_conn_t *best = best_conn(p);
   size_t best_rank = best ? conn_rank(p, best) : BFTNET_MAX_ADDRS;
   if (best) {
-    for (ml_stream_t *ls = p->streams; ls; ls = ls->next) {
+    for (mig_stream_t *ls = p->streams; ls; ls = ls->next) {
       mig_sm_t *m = ls->m;
       if (!m || ls->final || ls->released || m->state == MIG_S_LABELING || m->state == MIG_S_CLOSED ||
           m->state == MIG_S_ABORTED || m->pend.h)
@@ -1072,7 +1072,7 @@ static void peer_policy(ml_peer_t *p, uint64_t now, bool tick) {
       if (cur && cur->conn == best && !m->uncertain) continue;
       if (cur && m->no_migrate && !m->uncertain) continue;
       if (now < ls->next_try) continue;
-      ls->next_try = now + ML_RETRY_NS;
+      ls->next_try = now + MIG_RETRY_NS;
       ml_carrier_t *car;
       if (car_open(p, best, MIG_PROTO_ID, &car_cbs, true, &car) < 0) break;
       if (!cur) ls->why = BFTNET_MIG_RESUME;
@@ -1090,7 +1090,7 @@ static void peer_policy(ml_peer_t *p, uint64_t now, bool tick) {
       }
     }
   }
-  /* Close duplicates that carried nothing for ML_IDLE_TICKS ticks (members
+  /* Close duplicates that carried nothing for MIG_IDLE_TICKS ticks (members
    * only; the grace lets a stream the follower just opened arrive). */
   if (p->naddrs && best && tick) {
     for (net_conn_t *c = net_conn_iter(n->net, &p->id, NULL), *next; c; c = next) {
@@ -1102,7 +1102,7 @@ static void peer_policy(ml_peer_t *p, uint64_t now, bool tick) {
         p->idle[slot].idle = 0;
         continue;
       }
-      if (++p->idle[slot].idle < ML_IDLE_TICKS) continue;
+      if (++p->idle[slot].idle < MIG_IDLE_TICKS) continue;
       count(n, BFTNET_COUNTER_MIG_CONN_CLOSED_EMPTY, 1);
       net_conn_close(c, BFTNET_REASON_DUPLICATE, 0);
     }
@@ -1118,10 +1118,10 @@ static void peer_policy(ml_peer_t *p, uint64_t now, bool tick) {
 }
 
 static void tick(void *ud) {
-  ml_node_t *n = ud;
+  mig_node_t *n = ud;
   enter(n);
   uint64_t now = now_ns(n);
-  for (ml_peer_t *p = n->peers; p; p = p->next) {
+  for (mig_peer_t *p = n->peers; p; p = p->next) {
     if (p->released) continue;
     mig_actions_t acts;
     mig_actions_clear(&acts);
@@ -1134,10 +1134,10 @@ static void tick(void *ud) {
 
 /* ---------------------------------------------------------------- API */
 
-int ml_node_new(ml_node_t **out, net_t *net, const ml_config_t *cfg, const ml_node_cbs_t *cbs,
+int mig_node_new(mig_node_t **out, net_t *net, const mig_config_t *cfg, const mig_node_cbs_t *cbs,
                 void *ud, bn_counters_t *ctr) {
   if (!out || !net || !cfg || !cbs || !cfg->window_max) return BFTNET_EINVAL;
-  ml_node_t *n = calloc(1, sizeof *n);
+  mig_node_t *n = calloc(1, sizeof *n);
   if (!n) return BFTNET_ENOMEM;
   n->net = net;
   n->t = net_transport(net);
@@ -1155,25 +1155,25 @@ int ml_node_new(ml_node_t **out, net_t *net, const ml_config_t *cfg, const ml_no
   int rc = n->t->ops->timer_new(n->t, tick, n, &n->timer);
   if (rc == 0) rc = n->t->ops->timer_new(n->t, flush_run, n, &n->flush_timer);
   if (rc == 0) rc = net_handle(net, MIG_PROTO_ID, on_inbound_mig, n);
-  if (rc == 0) rc = net_handle(net, ML_MSG_PROTO, on_inbound_plain, n);
+  if (rc == 0) rc = net_handle(net, MIG_APP_PROTO, on_inbound_plain, n);
   if (rc < 0) {
     if (n->timer) n->t->ops->timer_free(n->timer);
     if (n->flush_timer) n->t->ops->timer_free(n->flush_timer);
     free(n);
     return rc;
   }
-  n->t->ops->timer_start(n->timer, ML_TICK_MS, ML_TICK_MS);
+  n->t->ops->timer_start(n->timer, MIG_TICK_MS, MIG_TICK_MS);
   *out = n;
   return 0;
 }
 
-uint64_t ml_node_incarnation(const ml_node_t *n) { return n->incarnation; }
+uint64_t mig_node_incarnation(const mig_node_t *n) { return n->incarnation; }
 
-void ml_node_stop(ml_node_t *n) {
+void mig_node_stop(mig_node_t *n) {
   if (!n || n->stopping) return;
   enter(n);
   n->stopping = true;
-  for (ml_peer_t *p = n->peers; p; p = p->next) ml_peer_release(p);
+  for (mig_peer_t *p = n->peers; p; p = p->next) mig_peer_release(p);
   if (n->timer) {
     n->t->ops->timer_free(n->timer);
     n->timer = NULL;
@@ -1185,9 +1185,9 @@ void ml_node_stop(ml_node_t *n) {
   leave(n);
 }
 
-void ml_node_free(ml_node_t *n) {
+void mig_node_free(mig_node_t *n) {
   if (!n) return;
-  for (ml_peer_t *p = n->peers, *next; p; p = next) {
+  for (mig_peer_t *p = n->peers, *next; p; p = next) {
     next = p->next;
     while (p->carriers) {
       ml_carrier_t *car = p->carriers;
@@ -1195,7 +1195,7 @@ void ml_node_free(ml_node_t *n) {
       free(car->rd);
       free(car);
     }
-    for (ml_stream_t *ls = p->streams, *ln; ls; ls = ln) {
+    for (mig_stream_t *ls = p->streams, *ln; ls; ls = ln) {
       ln = ls->next;
       ls_free(ls);
     }
@@ -1205,27 +1205,27 @@ void ml_node_free(ml_node_t *n) {
   free(n);
 }
 
-void ml_node_conn_up(ml_node_t *n, net_conn_t *c) {
-  ml_peer_t *p = ml_peer_find(n, net_conn_peer(c));
+void mig_node_conn_up(mig_node_t *n, net_conn_t *c) {
+  mig_peer_t *p = mig_peer_find(n, net_conn_peer(c));
   if (!p) return;
   enter(n);
   peer_policy(p, now_ns(n), false);
   leave(n);
 }
 
-void ml_node_conn_down(ml_node_t *n, net_conn_t *c) {
+void mig_node_conn_down(mig_node_t *n, net_conn_t *c) {
   (void)n;
   (void)c; /* its carriers report the loss themselves (net on_error) */
 }
 
-ml_peer_t *ml_peer_find(ml_node_t *n, const peerid_t *peer) {
-  for (ml_peer_t *p = n->peers; p; p = p->next)
+mig_peer_t *mig_peer_find(mig_node_t *n, const peerid_t *peer) {
+  for (mig_peer_t *p = n->peers; p; p = p->next)
     if (!p->released && peerid_equal(&p->id, peer)) return p;
   return NULL;
 }
 
-ml_peer_t *ml_peer_get(ml_node_t *n, const peerid_t *peer) {
-  ml_peer_t *p = ml_peer_find(n, peer);
+mig_peer_t *mig_peer_get(mig_node_t *n, const peerid_t *peer) {
+  mig_peer_t *p = mig_peer_find(n, peer);
   if (p) return p;
   if (n->stopping) return NULL;
   p = calloc(1, sizeof *p);
@@ -1247,13 +1247,13 @@ ml_peer_t *ml_peer_get(ml_node_t *n, const peerid_t *peer) {
   return p;
 }
 
-void ml_peer_set_owner(ml_peer_t *p, void *owner) { p->owner = owner; }
-void *ml_peer_owner(const ml_peer_t *p) { return p->owner; }
-const peerid_t *ml_peer_id(const ml_peer_t *p) { return &p->id; }
-bool ml_peer_is_leader(const ml_peer_t *p) { return p->mig.leader; }
-const ml_peer_stats_t *ml_peer_stats(const ml_peer_t *p) { return &p->st; }
+void mig_peer_set_owner(mig_peer_t *p, void *owner) { p->owner = owner; }
+void *mig_peer_owner(const mig_peer_t *p) { return p->owner; }
+const peerid_t *mig_peer_id(const mig_peer_t *p) { return &p->id; }
+bool mig_peer_is_leader(const mig_peer_t *p) { return p->mig.leader; }
+const mig_peer_stats_t *mig_peer_stats(const mig_peer_t *p) { return &p->st; }
 
-void ml_peer_set_addrs(ml_peer_t *p, const maddr_t *addrs, size_t n, bool changed) {
+void mig_peer_set_addrs(mig_peer_t *p, const maddr_t *addrs, size_t n, bool changed) {
   n = BN_MIN(n, (size_t)BFTNET_MAX_ADDRS);
   if (n) memcpy(p->addrs, addrs, n * sizeof *addrs);
   p->naddrs = n;
@@ -1266,7 +1266,7 @@ void ml_peer_set_addrs(ml_peer_t *p, const maddr_t *addrs, size_t n, bool change
   leave(p->n);
 }
 
-net_conn_t *ml_peer_conn(ml_peer_t *p) {
+net_conn_t *mig_peer_conn(mig_peer_t *p) {
   if (p->mig.leader) return best_conn(p);
   /* The follower opens where the pair's streams already are, so the leader
    * has nothing to move; else on the oldest connection. */
@@ -1278,11 +1278,11 @@ net_conn_t *ml_peer_conn(ml_peer_t *p) {
   return oldest;
 }
 
-void ml_peer_release(ml_peer_t *p) {
+void mig_peer_release(mig_peer_t *p) {
   if (!p || p->released) return;
-  ml_node_t *n = p->n;
+  mig_node_t *n = p->n;
   enter(n);
-  for (ml_stream_t *ls = p->streams; ls; ls = ls->next) ml_stream_release(ls);
+  for (mig_stream_t *ls = p->streams; ls; ls = ls->next) mig_stream_release(ls);
   for (ml_carrier_t *car = p->carriers; car; car = car->next) car_reset(car);
   p->released = true;
   p->owner = NULL;
@@ -1290,12 +1290,12 @@ void ml_peer_release(ml_peer_t *p) {
   leave(n);
 }
 
-int ml_stream_open(ml_peer_t *p, net_conn_t *c, const ml_stream_cbs_t *cbs, void *ud, ml_stream_t **out) {
+int mig_stream_open(mig_peer_t *p, net_conn_t *c, const mig_stream_cbs_t *cbs, void *ud, mig_stream_t **out) {
   if (!p || !c || !cbs || !out || p->released) return BFTNET_EINVAL;
-  ml_node_t *n = p->n;
+  mig_node_t *n = p->n;
   enter(n);
   int rc = BFTNET_ENOMEM;
-  ml_stream_t *ls = ls_new(p, true);
+  mig_stream_t *ls = ls_new(p, true);
   if (!ls) goto out;
   ls->cbs = *cbs;
   ls->ud = ud;
@@ -1336,16 +1336,16 @@ out:
   return rc;
 }
 
-void ml_stream_set_cbs(ml_stream_t *ls, const ml_stream_cbs_t *cbs, void *ud) {
+void mig_stream_set_cbs(mig_stream_t *ls, const mig_stream_cbs_t *cbs, void *ud) {
   ls->cbs = *cbs;
   ls->ud = ud;
 }
 
-int ml_stream_write(ml_stream_t *ls, const uint8_t *d, size_t n) {
+int mig_stream_write(mig_stream_t *ls, const uint8_t *d, size_t n) {
   if (!ls || ls->released) return BFTNET_EINVAL;
   if (ls->final) return BFTNET_ECLOSED;
   if (n == 0) return 0;
-  ml_node_t *node = ls->p->n;
+  mig_node_t *node = ls->p->n;
   enter(node);
   int took = 0;
   if (ls->plain) {
@@ -1371,7 +1371,7 @@ int ml_stream_write(ml_stream_t *ls, const uint8_t *d, size_t n) {
   return took;
 }
 
-void ml_stream_consume(ml_stream_t *ls, size_t n) {
+void mig_stream_consume(mig_stream_t *ls, size_t n) {
   if (!ls || ls->released || !n) return;
   if (ls->plain) {
     if (ls->pc && !ls->pc->dead) net_stream_consume(ls->pc->ns, n);
@@ -1386,9 +1386,9 @@ void ml_stream_consume(ml_stream_t *ls, size_t n) {
   }
 }
 
-void ml_stream_release(ml_stream_t *ls) {
+void mig_stream_release(mig_stream_t *ls) {
   if (!ls || ls->released) return;
-  ml_node_t *n = ls->p->n;
+  mig_node_t *n = ls->p->n;
   enter(n);
   ls->released = true;
   if (ls->m && !ls->final) {
@@ -1406,25 +1406,25 @@ void ml_stream_release(ml_stream_t *ls) {
   leave(n);
 }
 
-bool ml_stream_migratable(const ml_stream_t *ls) { return ls && !ls->plain; }
+bool mig_stream_migratable(const mig_stream_t *ls) { return ls && !ls->plain; }
 
-bool ml_stream_attached(const ml_stream_t *ls) {
+bool mig_stream_attached(const mig_stream_t *ls) {
   if (!ls || ls->final) return false;
   if (ls->plain) return ls->pc && !ls->pc->dead;
   return ls->m->cur.h != 0;
 }
 
-uint64_t ml_stream_id(const ml_stream_t *ls) { return ls && ls->m ? ls->m->id : 0; }
-uint64_t ml_stream_app_written(const ml_stream_t *ls) { return ls->app_written; }
+uint64_t mig_stream_id(const mig_stream_t *ls) { return ls && ls->m ? ls->m->id : 0; }
+uint64_t mig_stream_app_written(const mig_stream_t *ls) { return ls->app_written; }
 
-uint64_t ml_stream_app_confirmed(const ml_stream_t *ls) {
+uint64_t mig_stream_app_confirmed(const mig_stream_t *ls) {
   if (ls->plain) return ls->plain_sent;
   if (!ls->m) return 0;
   uint64_t c = ls->m->w_confirmed;
   return c > ls->app_base ? BN_MIN(c - ls->app_base, ls->app_written) : 0;
 }
 
-net_conn_t *ml_stream_conn(const ml_stream_t *ls) {
+net_conn_t *mig_stream_conn(const mig_stream_t *ls) {
   if (ls->final) return NULL;
   if (ls->plain) return ls->pc && !ls->pc->dead ? ls->pc->conn : NULL;
   ml_carrier_t *car = ls->m ? car_find(ls->p, ls->m->cur.h) : NULL;

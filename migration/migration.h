@@ -1,0 +1,152 @@
+/*
+ * migration.h — logical streams on real connections, the only header
+ * migration/ exposes: the wiring of the pure core (src/mig_core.h, private)
+ * onto net/ yamux streams, and the connection policy of a pair (PROTOCOL.md
+ * §11.4, §11.6). The layer above sees a logical stream as an ordered byte
+ * pipe that survives connection loss, duplicate connections and path changes.
+ *
+ * What this layer adds to the core:
+ * - carriers: each yamux stream under a logical stream L, with the outer
+ *   multistream `/libp2p/stream-migration`, the one StreamMigration message
+ *   (Label, Migrate or AckMigrate) and then L's bytes;
+ * - the inner negotiation of `/bftnet/msg/1.0.0`, which is part of L's bytes
+ *   (§11.2), so it migrates with L and the layer above sees application
+ *   bytes only;
+ * - confirmation: yamux window updates received (not the SYN/ACK grant),
+ *   minus the bytes written on the carrier before L's first byte; and a
+ *   Receiver's credit, granted only after the layer above consumed what it
+ *   was given (mig_stream_consume), flushed at most MIG_CREDIT_FLUSH_MS later;
+ * - the fallback: a peer that answers `na` to the Label gets a plain
+ *   `/bftnet/msg/1.0.0` stream carrying the same bytes (not migratable);
+ * - the leader's policy (only the leader of a pair migrates): keep one
+ *   connection, the outbound one to the member's most preferred address
+ *   that is up, else an inbound one (oldest first among equals); move every
+ *   logical stream there (resume when detached, graceful otherwise), close
+ *   the other connections once they carried nothing for MIG_IDLE_TICKS ticks,
+ *   and re-try more preferred addresses every failback_ns.
+ * - a tick (MIG_TICK_MS) fires detach timeouts and retries.
+ *
+ * Threads: the loop thread only. Callbacks may call any mig_* function;
+ * frees are deferred to the end of the outermost migration entry point.
+ */
+#ifndef BFTNET_MIGRATION_H
+#define BFTNET_MIGRATION_H
+
+#include "core.h"
+#include "net.h"
+
+#define MIG_TICK_MS 100u
+#define MIG_CREDIT_FLUSH_MS 2u  /* owed credit (confirmation) waits at most this long */
+#define MIG_IDLE_TICKS 3u       /* an unused duplicate connection lives this many ticks */
+#define MIG_RETRY_NS (200u * 1000000ull) /* between two attempts to move one stream */
+#define MIG_APP_PROTO "/bftnet/msg/1.0.0"
+
+typedef struct mig_node mig_node_t;
+typedef struct mig_peer mig_peer_t;
+typedef struct mig_stream mig_stream_t;
+
+typedef enum mig_ev_type {
+  MIG_EV_MIGRATED = 1, /* from -> to, why */
+  MIG_EV_DETACHED,
+  MIG_EV_RESUMED,      /* detached_ns, retransmitted */
+  MIG_EV_DENIED,
+  MIG_EV_ABORTED,      /* reason; app_confirmed */
+  MIG_EV_CLOSED,
+  MIG_EV_READ_EOF
+} mig_ev_type_t;
+
+typedef struct mig_event {
+  mig_ev_type_t type;
+  uint64_t stream_id;
+  const char *from_addr;   /* MIGRATED: the connection it left ("" if detached) */
+  net_conn_t *to;          /* MIGRATED, RESUMED: the connection it rides now */
+  bftnet_mig_reason_t why; /* MIGRATED */
+  const char *reason;      /* ABORTED: mig_reason_str() or "closed" */
+  uint64_t detached_ns, retransmitted; /* RESUMED */
+} mig_event_t;
+
+typedef struct mig_stream_cbs {
+  /* Application bytes of the peer's direction, in order, exactly once. The
+   * facade calls mig_stream_consume for them when it can take more. */
+  void (*on_data)(void *ud, mig_stream_t *ls, const uint8_t *p, size_t n);
+  /* mig_stream_write returned less than asked and room came back. */
+  void (*on_writable)(void *ud, mig_stream_t *ls);
+  /* ABORTED and CLOSED are final: the facade then calls mig_stream_release. */
+  void (*on_event)(void *ud, mig_stream_t *ls, const mig_event_t *ev);
+} mig_stream_cbs_t;
+
+typedef struct mig_node_cbs {
+  /* The peer opened a logical (or plain) /bftnet/msg/1.0.0 stream to us:
+   * the facade sets its callbacks (mig_stream_set_cbs) and the peer's owner,
+   * and returns 0, or < 0 to refuse (the stream is reset). */
+  int (*on_stream)(void *ud, mig_peer_t *p, mig_stream_t *ls);
+  /* A new incarnation of the peer: its old streams were aborted (their
+   * ABORTED events came first). */
+  void (*on_peer_restarted)(void *ud, mig_peer_t *p, uint64_t incarnation);
+} mig_node_cbs_t;
+
+typedef struct mig_config {
+  uint64_t detach_timeout_ns;
+  uint64_t failback_ns;
+  uint32_t window_max;    /* retransmit window per logical stream (bytes) */
+  bool plain;             /* open plain streams only (no migration) */
+} mig_config_t;
+
+int mig_node_new(mig_node_t **out, net_t *net, const mig_config_t *cfg, const mig_node_cbs_t *cbs,
+                void *ud, bn_counters_t *ctr) BFTNET_WUR;
+/* Releases every peer (their streams are reset, no events) and stops the
+ * timer. Before net_close. */
+void mig_node_stop(mig_node_t *n);
+/* After the loop drained (every carrier was freed by net). */
+void mig_node_free(mig_node_t *n);
+uint64_t mig_node_incarnation(const mig_node_t *n);
+/* The facade forwards connection events (any peer). */
+void mig_node_conn_up(mig_node_t *n, net_conn_t *c);
+void mig_node_conn_down(mig_node_t *n, net_conn_t *c);
+
+/* The peer's state, created on first use. */
+mig_peer_t *mig_peer_get(mig_node_t *n, const peerid_t *peer);
+mig_peer_t *mig_peer_find(mig_node_t *n, const peerid_t *peer);
+void mig_peer_set_owner(mig_peer_t *p, void *owner);
+void *mig_peer_owner(const mig_peer_t *p);
+const peerid_t *mig_peer_id(const mig_peer_t *p);
+bool mig_peer_is_leader(const mig_peer_t *p);
+/* A member's addresses, most preferred first (the leader's path policy).
+ * why = BFTNET_MIG_ADDR_CHANGE when bftnet_connect changed them. */
+void mig_peer_set_addrs(mig_peer_t *p, const maddr_t *addrs, size_t n, bool changed);
+/* The connection to open a new stream on: the leader's kept one; for the
+ * follower, one already carrying the pair's streams, else the oldest. */
+net_conn_t *mig_peer_conn(mig_peer_t *p);
+/* Resets every stream (no events) and forgets the peer once its carriers
+ * are gone. The owner must not use p afterwards. */
+void mig_peer_release(mig_peer_t *p);
+
+typedef struct mig_peer_stats {
+  uint64_t migrations, detached, resumed, retransmitted;
+  uint64_t detach_ns_last, detach_ns_max, restarts;
+} mig_peer_stats_t;
+const mig_peer_stats_t *mig_peer_stats(const mig_peer_t *p);
+
+/* Opens our logical stream to the peer on c (Label, pipelined with the inner
+ * negotiation), or a plain stream if the peer spoke no migration before or
+ * the node is configured plain. */
+int mig_stream_open(mig_peer_t *p, net_conn_t *c, const mig_stream_cbs_t *cbs, void *ud,
+                   mig_stream_t **out) BFTNET_WUR;
+void mig_stream_set_cbs(mig_stream_t *ls, const mig_stream_cbs_t *cbs, void *ud);
+/* Takes up to n application bytes (bounded by the retransmit window);
+ * 0 = full, on_writable follows. < 0 once the stream ended. */
+int mig_stream_write(mig_stream_t *ls, const uint8_t *p, size_t n);
+/* The facade took n more of the bytes on_data gave it (credit may flow). */
+void mig_stream_consume(mig_stream_t *ls, size_t n);
+/* Lets go of ls: a live stream is aborted (reset, counted as a local abort). */
+void mig_stream_release(mig_stream_t *ls);
+bool mig_stream_migratable(const mig_stream_t *ls);
+bool mig_stream_attached(const mig_stream_t *ls);
+uint64_t mig_stream_id(const mig_stream_t *ls);
+/* Application bytes we wrote, and of those the ones the peer confirmed. */
+uint64_t mig_stream_app_written(const mig_stream_t *ls);
+uint64_t mig_stream_app_confirmed(const mig_stream_t *ls);
+/* The connection the stream rides now (NULL when detached). */
+net_conn_t *mig_stream_conn(const mig_stream_t *ls);
+
+#endif /* BFTNET_MIGRATION_H */
