@@ -35,11 +35,11 @@
 #include "core.h"
 #include "net.h"
 
-#define MIG_TICK_MS 100u
-#define MIG_CREDIT_FLUSH_MS 2u  /* owed credit (confirmation) waits at most this long */
-#define MIG_IDLE_TICKS 3u       /* an unused duplicate connection lives this many ticks */
-#define MIG_RETRY_NS (200u * 1000000ull) /* between two attempts to move one stream */
-#define MIG_APP_PROTO "/bftnet/msg/1.0.0"
+#define MIG_TICK_MS         100u /* the tick: detach timeouts, retries, the leader's policy */
+#define MIG_CREDIT_FLUSH_MS 2u   /* owed credit (confirmation) waits at most this long */
+#define MIG_IDLE_TICKS      3u   /* an unused duplicate connection lives this many ticks */
+#define MIG_RETRY_NS        (200u * 1000000ull) /* between two attempts to move one stream */
+#define MIG_APP_PROTO       "/bftnet/msg/1.0.0" /* the application protocol inside L */
 
 typedef struct mig_node mig_node_t;
 typedef struct mig_peer mig_peer_t;
@@ -48,9 +48,9 @@ typedef struct mig_stream mig_stream_t;
 typedef enum mig_ev_type {
   MIG_EV_MIGRATED = 1, /* from -> to, why */
   MIG_EV_DETACHED,
-  MIG_EV_RESUMED,      /* detached_ns, retransmitted */
+  MIG_EV_RESUMED, /* detached_ns, retransmitted */
   MIG_EV_DENIED,
-  MIG_EV_ABORTED,      /* reason; app_confirmed */
+  MIG_EV_ABORTED, /* reason (what was confirmed: mig_stream_app_confirmed) */
   MIG_EV_CLOSED,
   MIG_EV_READ_EOF
 } mig_ev_type_t;
@@ -61,23 +61,24 @@ typedef struct mig_event {
   const char *from_addr;   /* MIGRATED: the connection it left ("" if detached) */
   net_conn_t *to;          /* MIGRATED, RESUMED: the connection it rides now */
   bftnet_mig_reason_t why; /* MIGRATED */
-  const char *reason;      /* ABORTED: mig_reason_str() or "closed" */
+  /* ABORTED, CLOSED: why, as text ("reset", "detach_timeout", "migration_na"... or "closed") */
+  const char *reason;
   uint64_t detached_ns, retransmitted; /* RESUMED */
 } mig_event_t;
 
 typedef struct mig_stream_cbs {
   /* Application bytes of the peer's direction, in order, exactly once. The
-   * facade calls mig_stream_consume for them when it can take more. */
+   * caller calls mig_stream_consume for them when it can take more. */
   void (*on_data)(void *ud, mig_stream_t *ls, const uint8_t *p, size_t n);
   /* mig_stream_write returned less than asked and room came back. */
   void (*on_writable)(void *ud, mig_stream_t *ls);
-  /* ABORTED and CLOSED are final: the facade then calls mig_stream_release. */
+  /* ABORTED and CLOSED are final: the caller then calls mig_stream_release. */
   void (*on_event)(void *ud, mig_stream_t *ls, const mig_event_t *ev);
 } mig_stream_cbs_t;
 
 typedef struct mig_node_cbs {
   /* The peer opened a logical (or plain) /bftnet/msg/1.0.0 stream to us:
-   * the facade sets its callbacks (mig_stream_set_cbs) and the peer's owner,
+   * the caller sets its callbacks (mig_stream_set_cbs) and the peer's owner,
    * and returns 0, or < 0 to refuse (the stream is reset). */
   int (*on_stream)(void *ud, mig_peer_t *p, mig_stream_t *ls);
   /* A new incarnation of the peer: its old streams were aborted (their
@@ -88,19 +89,22 @@ typedef struct mig_node_cbs {
 typedef struct mig_config {
   uint64_t detach_timeout_ns;
   uint64_t failback_ns;
-  uint32_t window_max;    /* retransmit window per logical stream (bytes) */
-  bool plain;             /* open plain streams only (no migration) */
+  uint32_t window_max; /* retransmit window per logical stream (bytes) */
+  bool plain;          /* open plain streams only (no migration) */
 } mig_config_t;
 
+/* A node on net: draws its incarnation from the seam's RNG, handles the
+ * inbound /libp2p/stream-migration and MIG_APP_PROTO streams, starts the
+ * tick. cbs and ud for the streams peers open; migration counters go to ctr. */
 int mig_node_new(mig_node_t **out, net_t *net, const mig_config_t *cfg, const mig_node_cbs_t *cbs,
-                void *ud, bn_counters_t *ctr) BFTNET_WUR;
+                 void *ud, bn_counters_t *ctr) BFTNET_WUR;
 /* Releases every peer (their streams are reset, no events) and stops the
  * timer. Before net_close. */
 void mig_node_stop(mig_node_t *n);
 /* After the loop drained (every carrier was freed by net). */
 void mig_node_free(mig_node_t *n);
 uint64_t mig_node_incarnation(const mig_node_t *n);
-/* The facade forwards connection events (any peer). */
+/* The caller forwards net's connection events (any peer). */
 void mig_node_conn_up(mig_node_t *n, net_conn_t *c);
 void mig_node_conn_down(mig_node_t *n, net_conn_t *c);
 
@@ -112,7 +116,8 @@ void *mig_peer_owner(const mig_peer_t *p);
 const peerid_t *mig_peer_id(const mig_peer_t *p);
 bool mig_peer_is_leader(const mig_peer_t *p);
 /* A member's addresses, most preferred first (the leader's path policy).
- * why = BFTNET_MIG_ADDR_CHANGE when bftnet_connect changed them. */
+ * changed: the membership changed them (the moves that follow report
+ * BFTNET_MIG_ADDR_CHANGE). */
 void mig_peer_set_addrs(mig_peer_t *p, const maddr_t *addrs, size_t n, bool changed);
 /* The connection to open a new stream on: the leader's kept one; for the
  * follower, one already carrying the pair's streams, else the oldest. */
@@ -131,12 +136,12 @@ const mig_peer_stats_t *mig_peer_stats(const mig_peer_t *p);
  * negotiation), or a plain stream if the peer spoke no migration before or
  * the node is configured plain. */
 int mig_stream_open(mig_peer_t *p, net_conn_t *c, const mig_stream_cbs_t *cbs, void *ud,
-                   mig_stream_t **out) BFTNET_WUR;
+                    mig_stream_t **out) BFTNET_WUR;
 void mig_stream_set_cbs(mig_stream_t *ls, const mig_stream_cbs_t *cbs, void *ud);
 /* Takes up to n application bytes (bounded by the retransmit window);
  * 0 = full, on_writable follows. < 0 once the stream ended. */
 int mig_stream_write(mig_stream_t *ls, const uint8_t *p, size_t n);
-/* The facade took n more of the bytes on_data gave it (credit may flow). */
+/* The caller took n more of the bytes on_data gave it (credit may flow). */
 void mig_stream_consume(mig_stream_t *ls, size_t n);
 /* Lets go of ls: a live stream is aborted (reset, counted as a local abort). */
 void mig_stream_release(mig_stream_t *ls);

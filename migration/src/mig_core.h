@@ -206,15 +206,15 @@ typedef struct mig_sm {
   bool we_opened;
   mig_slot_t cur, old, pend;
   /* writer */
-  uint64_t w_base;        /* offset of buf's first byte */
+  uint64_t w_base;        /* offset of the first byte the ring holds */
   uint64_t w_written;     /* bytes the application wrote */
   uint64_t w_confirmed;   /* bytes the peer confirmed read */
   uint64_t w_sent_max;    /* highest offset ever put on a carrier */
   bool w_closed;          /* application closed its direction */
   /* [w_base, w_written): byte x at ring[x & (ring_cap - 1)]. A ring, not a
-   * buffer compacted on the fly: compaction moved the unconfirmed bytes
-   * (up to a window) every time the tail reached the end — 3 bytes moved per
-   * byte written in the steady state, -20 % throughput at 1 KiB messages. */
+   * buffer compacted on the fly: compaction moved the unconfirmed bytes (up
+   * to a window) every time the tail reached the end, several bytes moved
+   * per byte written (docs/BENCHMARKS.md). */
   uint8_t *ring;
   size_t ring_cap;        /* 0 or a power of two; grows, never shrinks */
   /* reader */

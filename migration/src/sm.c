@@ -557,7 +557,7 @@ int mig_reg_on_fin(mig_reg_t *p, uint64_t h, mig_actions_t *acts) {
 int mig_reg_on_rst(mig_reg_t *p, uint64_t h, mig_actions_t *acts) {
   mig_sm_t *s = mig_reg_find_carrier(p, h);
   if (!s) return BFTNET_ENOTFOUND;
-  if (s->pend.h == h) { /* before AckMigrate: "try again later" (spec) */
+  if (s->pend.h == h) { /* before AckMigrate: "try again later" (§11.5) */
     memset(&s->pend, 0, sizeof(s->pend));
     mig_unfreeze(s, &s->cur, acts);
     int rc = mig_resolve_fin(p, s, acts);
