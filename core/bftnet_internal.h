@@ -15,7 +15,7 @@
 
 #include "dispatcher.h"
 #include "membership.h"
-#include "mig_net.h"
+#include "migration.h"
 #include "net.h"
 #include "receiver.h"
 
@@ -59,7 +59,7 @@ typedef struct mbr {
   int framer_busy;      /* atomic: the framer holds messages not yet written */
   int throttled;    /* the loop stopped crediting: a pop must wake it */
 
-  ml_peer_stats_t pub; /* atomic copies of the pair's migration stats */
+  mig_peer_stats_t pub; /* atomic copies of the pair's migration stats */
 
   /* Loop thread only. */
   bftnet_t *b;
@@ -72,10 +72,10 @@ typedef struct mbr {
   bool dialing, redial_pending, removed, ever_up, ever_conn, draining;
   uint64_t up_since; /* when our last dial succeeded (loop clock) */
   bool reclaimable;  /* removed and past the epoch grace period */
-  ml_peer_t *lp;     /* the pair's migration state (NULL once removed) */
-  ml_stream_t *out;  /* our logical /bftnet/msg stream to it */
+  mig_peer_t *lp;     /* the pair's migration state (NULL once removed) */
+  mig_stream_t *out;  /* our logical /bftnet/msg stream to it */
   uint64_t out_base; /* framer.bytes_written when `out` was opened */
-  ml_stream_t *in;   /* its stream to us: our Receiver */
+  mig_stream_t *in;   /* its stream to us: our Receiver */
   rx_deframer_t rxd;
   rx_carver_t carver; /* small received messages share blocks */
   size_t uncredited; /* bytes received but not yet credited (backpressure) */
@@ -94,8 +94,8 @@ typedef struct tent {
   struct tent *prev, *next; /* creation order, oldest first */
   peerid_t peer;
   bftnet_t *b;
-  ml_peer_t *lp;            /* the peer's migration state (owned) */
-  ml_stream_t *s;           /* NULL once its stream ended (the buffer stays) */
+  mig_peer_t *lp;            /* the peer's migration state (owned) */
+  mig_stream_t *s;           /* NULL once its stream ended (the buffer stays) */
   rx_deframer_t rxd;
   rx_tentative_buf_t buf;
   size_t uncredited;        /* received, credit held back by the rate limit */
@@ -117,7 +117,7 @@ struct bftnet {
   cmd_t *stop_cmd;  /* completed once every handle has closed */
   bn_transport_t *t;
   net_t *net;
-  ml_node_t *ml;    /* logical streams (migration) */
+  mig_node_t *ml;    /* logical streams (migration) */
   bn_counters_t counters;
   bn_pool_t *pool;  /* message buffers up to 64 KiB, both directions */
   disp_blog_t blog; /* bftnet_broadcast's messages, once for every member */

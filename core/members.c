@@ -219,12 +219,12 @@ void members_conn_event(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type,
                         bftnet_reason_t reason, int err) {
   mbr_t *m = net_conn_peer(c)->len ? find_by_peer(b, net_conn_peer(c)) : NULL;
   if (type == BFTNET_EV_CONNECTED) {
-    ml_node_conn_up(b->ml, c);
+    mig_node_conn_up(b->ml, c);
     /* A member that reached us while our Dispatcher waits out its backoff:
      * its stream can start now. */
     if (m && !m->removed && !m->out) mbr_open_out(m);
   } else {
-    ml_node_conn_down(b->ml, c);
+    mig_node_conn_down(b->ml, c);
     if (m && !m->removed) mbr_ensure_conn(m);
   }
   if (!b->cfg.on_event) return;
@@ -240,7 +240,7 @@ void members_conn_event(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type,
 /* Copies the pair's migration statistics where bftnet_peer_stats reads them. */
 static void mbr_publish_stats(mbr_t *m) {
   if (!m->lp) return;
-  const ml_peer_stats_t *st = ml_peer_stats(m->lp);
+  const mig_peer_stats_t *st = mig_peer_stats(m->lp);
   ck_pr_store_64(&m->pub.migrations, st->migrations);
   ck_pr_store_64(&m->pub.detached, st->detached);
   ck_pr_store_64(&m->pub.resumed, st->resumed);
@@ -251,19 +251,19 @@ static void mbr_publish_stats(mbr_t *m) {
 }
 
 /* A migration event of one of the member's two streams, for the app. */
-static void emit_stream(mbr_t *m, ml_stream_t *ls, const ml_event_t *e, bool outbound, uint64_t lost) {
+static void emit_stream(mbr_t *m, mig_stream_t *ls, const mig_event_t *e, bool outbound, uint64_t lost) {
   bftnet_t *b = m->b;
   mbr_publish_stats(m);
   if (!b->cfg.on_event) return;
   static const bftnet_event_type_t map[] = {
-      [ML_EV_MIGRATED] = BFTNET_EV_MIGRATED, [ML_EV_DETACHED] = BFTNET_EV_DETACHED,
-      [ML_EV_RESUMED] = BFTNET_EV_RESUMED,   [ML_EV_DENIED] = BFTNET_EV_DENIED,
-      [ML_EV_ABORTED] = BFTNET_EV_ABORTED,   [ML_EV_CLOSED] = 0, [ML_EV_READ_EOF] = 0};
+      [MIG_EV_MIGRATED] = BFTNET_EV_MIGRATED, [MIG_EV_DETACHED] = BFTNET_EV_DETACHED,
+      [MIG_EV_RESUMED] = BFTNET_EV_RESUMED,   [MIG_EV_DENIED] = BFTNET_EV_DENIED,
+      [MIG_EV_ABORTED] = BFTNET_EV_ABORTED,   [MIG_EV_CLOSED] = 0, [MIG_EV_READ_EOF] = 0};
   if ((size_t)e->type >= BN_ARRAY_LEN(map) || !map[e->type]) return;
   char peer[BFTNET_PEER_ID_MAX] = "", from[BFTNET_ADDR_MAX] = "", to[BFTNET_ADDR_MAX] = "";
   peerid_to_string(&m->peer, peer, sizeof peer);
   if (e->from_addr) snprintf(from, sizeof from, "%s", e->from_addr);
-  net_conn_t *tc = e->to ? e->to : ml_stream_conn(ls);
+  net_conn_t *tc = e->to ? e->to : mig_stream_conn(ls);
   if (tc) net_conn_remote_addr(tc, to, sizeof to);
   bftnet_event_t ev = {.type = map[e->type], .node_id = m->node_id, .peer_id = peer,
                        .remote_addr = to, .prev_addr = from, .outbound = outbound,
@@ -273,11 +273,11 @@ static void emit_stream(mbr_t *m, ml_stream_t *ls, const ml_event_t *e, bool out
   emit_full(b, &ev);
 }
 
-static void mbr_restarted(void *ud, ml_peer_t *p, uint64_t inc) {
+static void mbr_restarted(void *ud, mig_peer_t *p, uint64_t inc) {
   (void)inc;
   bftnet_t *b = ud;
-  mbr_t *m = ml_peer_owner(p);
-  if (!m || find_by_peer(b, ml_peer_id(p)) != m) return;
+  mbr_t *m = mig_peer_owner(p);
+  if (!m || find_by_peer(b, mig_peer_id(p)) != m) return;
   mbr_publish_stats(m);
   emit_member(b, BFTNET_EV_PEER_RESTARTED, m, BFTNET_REASON_NONE, 0);
 }
@@ -315,7 +315,7 @@ static void mbr_schedule_redial(mbr_t *m) {
 }
 
 /* Both sides of a pair dial while they have no connection to each other;
- * the leader of the pair then keeps one (mig_net.h). */
+ * the leader of the pair then keeps one (migration.h). */
 static void mbr_ensure_conn(mbr_t *m) {
   if (m->removed || m->dialing || m->redial_pending) return;
   if (net_count_conns(m->b->net, &m->peer) > 0) return;
@@ -330,43 +330,43 @@ static void mbr_ensure_conn(mbr_t *m) {
 /* Counts what the member's stream lost: the messages written but not
  * confirmed read, plus those the framer had in hand. */
 static uint64_t mbr_out_lost_msgs(mbr_t *m) {
-  uint64_t confirmed = m->out ? m->out_base + ml_stream_app_confirmed(m->out) : m->framer.bytes_written;
+  uint64_t confirmed = m->out ? m->out_base + mig_stream_app_confirmed(m->out) : m->framer.bytes_written;
   disp_ends_trim(&m->ends, confirmed);
   uint64_t lost = disp_ends_count(&m->ends);
   disp_ends_free(&m->ends);
   return lost + (uint64_t)disp_framer_abort(&m->framer);
 }
 
-static void out_writable(void *ud, ml_stream_t *ls) {
+static void out_writable(void *ud, mig_stream_t *ls) {
   (void)ls;
   mbr_drain(ud);
 }
 
-static void out_event(void *ud, ml_stream_t *ls, const ml_event_t *e) {
+static void out_event(void *ud, mig_stream_t *ls, const mig_event_t *e) {
   mbr_t *m = ud;
   bftnet_t *b = m->b;
   if (ls != m->out) return;
   switch (e->type) {
-  case ML_EV_DETACHED:
+  case MIG_EV_DETACHED:
     ck_pr_store_int(&m->connected, 0);
     emit_stream(m, ls, e, true, 0);
     emit_member(b, BFTNET_EV_MEMBER_DOWN, m, BFTNET_REASON_RESET, BFTNET_ECLOSED);
     mbr_ensure_conn(m);
     break;
-  case ML_EV_RESUMED:
+  case MIG_EV_RESUMED:
     ck_pr_store_int(&m->connected, 1);
     ck_pr_inc_64(&m->reconnects);
     emit_stream(m, ls, e, true, 0);
     emit_member(b, BFTNET_EV_MEMBER_UP, m, BFTNET_REASON_NONE, 0);
     mbr_drain(m);
     break;
-  case ML_EV_MIGRATED:
-  case ML_EV_DENIED:
+  case MIG_EV_MIGRATED:
+  case MIG_EV_DENIED:
     emit_stream(m, ls, e, true, 0);
     mbr_drain(m);
     break;
-  case ML_EV_ABORTED:
-  case ML_EV_CLOSED: {
+  case MIG_EV_ABORTED:
+  case MIG_EV_CLOSED: {
     uint64_t lost = mbr_out_lost_msgs(m);
     ck_pr_add_64(&m->aborted, lost);
     bn_counter_add(&b->counters, BFTNET_COUNTER_MIG_ABORTED_MSGS, lost);
@@ -374,25 +374,25 @@ static void out_event(void *ud, ml_stream_t *ls, const ml_event_t *e) {
     ck_pr_store_int(&m->connected, 0);
     ck_pr_store_64(&m->unconfirmed, 0);
     emit_stream(m, ls, e, true, lost);
-    ml_stream_release(ls);
+    mig_stream_release(ls);
     emit_member(b, BFTNET_EV_MEMBER_DOWN, m, BFTNET_REASON_RESET, BFTNET_ERESET);
     if (!m->removed) mbr_open_out(m); /* a new stream (the ring kept the rest) */
     break;
   }
-  case ML_EV_READ_EOF:
+  case MIG_EV_READ_EOF:
     break;
   }
 }
 
-static const ml_stream_cbs_t out_cbs = {.on_writable = out_writable, .on_event = out_event};
+static const mig_stream_cbs_t out_cbs = {.on_writable = out_writable, .on_event = out_event};
 
 /* Opens our stream to the member on the pair's connection, if one is up. */
 static void mbr_open_out(mbr_t *m) {
   bftnet_t *b = m->b;
   if (m->removed || m->out || !m->lp) return;
-  net_conn_t *c = ml_peer_conn(m->lp);
+  net_conn_t *c = mig_peer_conn(m->lp);
   if (!c) return mbr_ensure_conn(m);
-  int rc = ml_stream_open(m->lp, c, &out_cbs, m, &m->out);
+  int rc = mig_stream_open(m->lp, c, &out_cbs, m, &m->out);
   if (rc < 0) {
     m->out = NULL;
     bn_log(BN_LOG_INFO, "member %s: cannot open its stream: %s", m->node_id, bftnet_strerror(rc));
@@ -441,20 +441,20 @@ static void mbr_dial(mbr_t *m) {
 
 static int out_write(void *ctx, const uint8_t *p, size_t n) {
   mbr_t *m = ctx;
-  return ml_stream_write(m->out, p, n);
+  return mig_stream_write(m->out, p, n);
 }
 
 static void mbr_account(mbr_t *m) {
   if (!m->out) return;
-  uint64_t w = ml_stream_app_written(m->out), c = ml_stream_app_confirmed(m->out);
+  uint64_t w = mig_stream_app_written(m->out), c = mig_stream_app_confirmed(m->out);
   disp_ends_trim(&m->ends, m->out_base + c);
-  ck_pr_store_64(&m->unconfirmed, ml_stream_migratable(m->out) ? w - c : 0);
+  ck_pr_store_64(&m->unconfirmed, mig_stream_migratable(m->out) ? w - c : 0);
   ck_pr_store_int(&m->framer_busy, m->framer.cur || m->framer.held_len);
 }
 
 static void mbr_drain(mbr_t *m) {
   /* The framer must not be re-entered from inside its writer (a stream's
-   * writable callback can fire while ml_stream_write pumps). */
+   * writable callback can fire while mig_stream_write pumps). */
   if (!m->out || m->removed || m->draining) return;
   m->draining = true;
   uint64_t bytes0 = m->framer.bytes_written;
@@ -501,7 +501,7 @@ static void mbr_credit(mbr_t *m) {
   ck_pr_store_int(&m->throttled, 0);
   size_t k = m->uncredited;
   m->uncredited = 0;
-  ml_stream_consume(m->in, k);
+  mig_stream_consume(m->in, k);
 }
 
 /* A member's deframer, its partial bodies from the node's pool. */
@@ -510,20 +510,20 @@ static void mbr_rxd_init(mbr_t *m) {
   m->rxd.pool = m->b->pool;
 }
 
-static void in_gone(mbr_t *m, ml_stream_t *ls) {
+static void in_gone(mbr_t *m, mig_stream_t *ls) {
   if (m->in != ls) return;
   m->in = NULL;
   m->uncredited = 0;
   rx_deframer_free(&m->rxd);
   mbr_rxd_init(m);
-  ml_stream_release(ls);
+  mig_stream_release(ls);
 }
 
-static void in_data(void *ud, ml_stream_t *ls, const uint8_t *p, size_t n) {
+static void in_data(void *ud, mig_stream_t *ls, const uint8_t *p, size_t n) {
   mbr_t *m = ud;
   bftnet_t *b = m->b;
   b->activity++;
-  if (ls != m->in) return ml_stream_consume(ls, n);
+  if (ls != m->in) return mig_stream_consume(ls, n);
   ck_pr_add_64(&m->bytes_in, n);
   int rc = rx_deframer_feed(&m->rxd, p, n, in_emit, m);
   if (rc < 0) {
@@ -531,7 +531,7 @@ static void in_data(void *ud, ml_stream_t *ls, const uint8_t *p, size_t n) {
     bn_counter_add(&b->counters, BFTNET_COUNTER_BAD_MESSAGE, 1);
     bn_log(BN_LOG_WARN, "member %s sent a bad message frame: %s; connection closed", m->node_id,
            bftnet_strerror(rc));
-    net_conn_t *c = ml_stream_conn(ls);
+    net_conn_t *c = mig_stream_conn(ls);
     in_gone(m, ls);
     if (c) net_conn_close(c, BFTNET_REASON_PROTOCOL_ERROR, rc);
     return;
@@ -540,16 +540,16 @@ static void in_data(void *ud, ml_stream_t *ls, const uint8_t *p, size_t n) {
   mbr_credit(m);
 }
 
-static void in_event(void *ud, ml_stream_t *ls, const ml_event_t *e) {
+static void in_event(void *ud, mig_stream_t *ls, const mig_event_t *e) {
   mbr_t *m = ud;
   if (ls != m->in) return;
   switch (e->type) {
-  case ML_EV_ABORTED:
-  case ML_EV_CLOSED:
+  case MIG_EV_ABORTED:
+  case MIG_EV_CLOSED:
     emit_stream(m, ls, e, false, 0);
     in_gone(m, ls);
     break;
-  case ML_EV_READ_EOF:
+  case MIG_EV_READ_EOF:
     break;
   default:
     emit_stream(m, ls, e, false, 0);
@@ -557,10 +557,10 @@ static void in_event(void *ud, ml_stream_t *ls, const ml_event_t *e) {
   }
 }
 
-static const ml_stream_cbs_t in_cbs = {.on_data = in_data, .on_event = in_event};
+static const mig_stream_cbs_t in_cbs = {.on_data = in_data, .on_event = in_event};
 
 /* The member's newest stream is its Receiver's; an older one is reset. */
-static void mbr_set_in(mbr_t *m, ml_stream_t *ls, rx_deframer_t *carry) {
+static void mbr_set_in(mbr_t *m, mig_stream_t *ls, rx_deframer_t *carry) {
   if (m->in && m->in != ls) in_gone(m, m->in);
   m->in = ls;
   m->uncredited = 0;
@@ -568,7 +568,7 @@ static void mbr_set_in(mbr_t *m, ml_stream_t *ls, rx_deframer_t *carry) {
     rx_deframer_free(&m->rxd);
     m->rxd = *carry; /* a partly received message carries over on promotion */
   }
-  ml_stream_set_cbs(ls, &in_cbs, m);
+  mig_stream_set_cbs(ls, &in_cbs, m);
 }
 
 /* --------------------------------------------------- TentativeReceiver */
@@ -591,14 +591,14 @@ static void tent_free(bftnet_t *b, tent_t *t, bool close_conn) {
   tent_unlink(b, t);
   bn_counter_add(&b->counters, BFTNET_COUNTER_TENTATIVE_BYTES, 0 - t->buf.bytes);
   bn_counter_add(&b->counters, BFTNET_COUNTER_TENTATIVE_DESTROYED, 1);
-  net_conn_t *c = t->s ? ml_stream_conn(t->s) : NULL;
+  net_conn_t *c = t->s ? mig_stream_conn(t->s) : NULL;
   if (t->s) {
-    ml_stream_t *s = t->s;
+    mig_stream_t *s = t->s;
     t->s = NULL;
-    ml_stream_release(s);
+    mig_stream_release(s);
   }
   if (t->lp) {
-    ml_peer_release(t->lp);
+    mig_peer_release(t->lp);
     t->lp = NULL;
   }
   if (close_conn && c) net_conn_close(c, BFTNET_REASON_LIMIT, BFTNET_ELIMIT);
@@ -629,7 +629,7 @@ static void tent_credit(bftnet_t *b, tent_t *t) {
   if (grant) {
     t->uncredited -= grant;
     t->tokens -= grant;
-    ml_stream_consume(t->s, grant);
+    mig_stream_consume(t->s, grant);
   }
   if (t->uncredited) b->t->ops->timer_start(b->tent_timer, 50, 0);
 }
@@ -639,9 +639,9 @@ static void tent_tick(void *ud) {
   for (tent_t *t = b->tent_head; t; t = t->next) tent_credit(b, t);
 }
 
-static void tent_data(void *ud, ml_stream_t *s, const uint8_t *p, size_t n) {
+static void tent_data(void *ud, mig_stream_t *s, const uint8_t *p, size_t n) {
   tent_t *t = ud;
-  if (s != t->s) return ml_stream_consume(s, n);
+  if (s != t->s) return mig_stream_consume(s, n);
   uint64_t bytes0 = t->buf.bytes, evicted0 = t->buf.evicted;
   int rc = rx_deframer_feed(&t->rxd, p, n, tent_emit, t);
   tent_account(t->b, t, bytes0, evicted0);
@@ -651,23 +651,23 @@ static void tent_data(void *ud, ml_stream_t *s, const uint8_t *p, size_t n) {
   }
   if (rc < 0) {
     bn_counter_add(&t->b->counters, BFTNET_COUNTER_BAD_MESSAGE, 1);
-    net_conn_t *c = ml_stream_conn(s);
+    net_conn_t *c = mig_stream_conn(s);
     t->s = NULL;
     t->uncredited = 0;
-    ml_stream_release(s);
+    mig_stream_release(s);
     if (c) net_conn_close(c, BFTNET_REASON_PROTOCOL_ERROR, rc);
   }
 }
 
-static void tent_event(void *ud, ml_stream_t *s, const ml_event_t *e) {
+static void tent_event(void *ud, mig_stream_t *s, const mig_event_t *e) {
   tent_t *t = ud;
-  if (t->s != s || (e->type != ML_EV_ABORTED && e->type != ML_EV_CLOSED)) return;
+  if (t->s != s || (e->type != MIG_EV_ABORTED && e->type != MIG_EV_CLOSED)) return;
   t->s = NULL; /* its buffer stays until promotion or eviction */
   t->uncredited = 0;
-  ml_stream_release(s);
+  mig_stream_release(s);
 }
 
-static const ml_stream_cbs_t tent_cbs = {.on_data = tent_data, .on_event = tent_event};
+static const mig_stream_cbs_t tent_cbs = {.on_data = tent_data, .on_event = tent_event};
 
 static tent_t *tent_find(bftnet_t *b, const peerid_t *peer) {
   for (tent_t *t = b->tent_head; t; t = t->next)
@@ -675,14 +675,14 @@ static tent_t *tent_find(bftnet_t *b, const peerid_t *peer) {
   return NULL;
 }
 
-static int tent_open(bftnet_t *b, ml_peer_t *lp, ml_stream_t *s) {
+static int tent_open(bftnet_t *b, mig_peer_t *lp, mig_stream_t *s) {
   if (b->cfg.tentative_max == 0) return BFTNET_ENOTMEMBER;
-  tent_t *t = tent_find(b, ml_peer_id(lp));
+  tent_t *t = tent_find(b, mig_peer_id(lp));
   if (t) {
     if (t->s) { /* a newer stream from the same peer replaces the old */
-      ml_stream_t *old = t->s;
+      mig_stream_t *old = t->s;
       t->s = NULL;
-      ml_stream_release(old);
+      mig_stream_release(old);
     }
     rx_deframer_free(&t->rxd);
     rx_deframer_init(&t->rxd, b->cfg.max_message_size);
@@ -691,7 +691,7 @@ static int tent_open(bftnet_t *b, ml_peer_t *lp, ml_stream_t *s) {
     if (b->ntent >= b->cfg.tentative_max) tent_free(b, b->tent_head, true); /* least recently created */
     t = calloc(1, sizeof *t);
     if (!t) return BFTNET_ENOMEM;
-    t->peer = *ml_peer_id(lp);
+    t->peer = *mig_peer_id(lp);
     t->b = b;
     t->tokens = b->cfg.tentative_max_bytes;
     t->refill_ns = bn_now_ns(b->t->seam);
@@ -705,9 +705,9 @@ static int tent_open(bftnet_t *b, ml_peer_t *lp, ml_stream_t *s) {
     b->ntent++;
   }
   t->lp = lp;
-  ml_peer_set_owner(lp, t);
+  mig_peer_set_owner(lp, t);
   t->s = s;
-  ml_stream_set_cbs(s, &tent_cbs, t);
+  mig_stream_set_cbs(s, &tent_cbs, t);
   return 0;
 }
 
@@ -736,7 +736,7 @@ static void tent_promote(bftnet_t *b, tent_t *t, mbr_t *m) {
   notify_later(b);
   t->lp = NULL; /* the member owns the peer's state now (mbr_new took it) */
   if (t->s) {
-    ml_stream_t *s = t->s;
+    mig_stream_t *s = t->s;
     size_t held = t->uncredited; /* credit the member's Receiver now owes */
     t->s = NULL;
     rx_deframer_t carry = t->rxd;
@@ -750,11 +750,11 @@ static void tent_promote(bftnet_t *b, tent_t *t, mbr_t *m) {
 
 /* The peer opened a /bftnet/msg/1.0.0 stream (labelled or plain): a
  * member's Receiver or a TentativeReceiver. */
-static int on_stream(void *ud, ml_peer_t *lp, ml_stream_t *ls) {
+static int on_stream(void *ud, mig_peer_t *lp, mig_stream_t *ls) {
   bftnet_t *b = ud;
-  mbr_t *m = find_by_peer(b, ml_peer_id(lp));
+  mbr_t *m = find_by_peer(b, mig_peer_id(lp));
   if (!m || m->removed) return tent_open(b, lp, ls);
-  ml_peer_set_owner(lp, m);
+  mig_peer_set_owner(lp, m);
   mbr_set_in(m, ls, NULL);
   return 0;
 }
@@ -771,10 +771,10 @@ static mbr_t *mbr_new(bftnet_t *b, const mb_member_t *info) {
   if (disp_ring_init(&m->ring, b->cfg.ring_capacity) != 0) goto err_free;
   if (rx_inq_init(&m->inq, b->cfg.inbound_max_msgs, b->cfg.inbound_max_bytes) != 0) goto err_ring;
   if (b->t->ops->timer_new(b->t, mbr_redial_tick, m, &m->redial) != 0) goto err_inq;
-  m->lp = ml_peer_get(b->ml, &m->peer);
+  m->lp = mig_peer_get(b->ml, &m->peer);
   if (!m->lp) goto err_timer;
-  ml_peer_set_owner(m->lp, m);
-  ml_peer_set_addrs(m->lp, info->addrs, info->naddrs, false);
+  mig_peer_set_owner(m->lp, m);
+  mig_peer_set_addrs(m->lp, info->addrs, info->naddrs, false);
   disp_framer_init(&m->framer);
   disp_backoff_init(&m->backoff, b->cfg.dial_backoff_min_ms, b->cfg.dial_backoff_max_ms);
   mbr_rxd_init(m);
@@ -803,7 +803,7 @@ static void mbr_remove(mbr_t *m) {
   m->out = NULL;
   m->in = NULL;
   if (m->lp) {
-    ml_peer_release(m->lp); /* resets both streams, no events */
+    mig_peer_release(m->lp); /* resets both streams, no events */
     m->lp = NULL;
   }
   /* A copy: closing may complete m's dial, and callbacks must not see m
@@ -920,7 +920,7 @@ void run_connect(bftnet_t *b, cmd_t *c) {
     } else if (x->kind == MB_ADDRS_CHANGED && m) {
       m->info = *x->new_m; /* the next dial uses the new preference order */
       m->addr_idx = 0;
-      ml_peer_set_addrs(m->lp, m->info.addrs, m->info.naddrs, true);
+      mig_peer_set_addrs(m->lp, m->info.addrs, m->info.naddrs, true);
     }
   }
   int prc = snap_publish(b, live, nlive, self_id);
@@ -1038,12 +1038,12 @@ int members_init(bftnet_t *b) {
   b->wake.data = b;
   rc = b->t->ops->timer_new(b->t, tent_tick, b, &b->tent_timer);
   if (rc) return rc;
-  ml_config_t mc = {.detach_timeout_ns = (uint64_t)b->cfg.detach_timeout_ms * 1000000ull,
+  mig_config_t mc = {.detach_timeout_ns = (uint64_t)b->cfg.detach_timeout_ms * 1000000ull,
                     .failback_ns = (uint64_t)b->cfg.failback_ms * 1000000ull,
                     .window_max = b->cfg.yamux_window,
                     .plain = b->cfg.disable_migration != 0};
-  ml_node_cbs_t cbs = {.on_stream = on_stream, .on_peer_restarted = mbr_restarted};
-  return ml_node_new(&b->ml, b->net, &mc, &cbs, b, &b->counters);
+  mig_node_cbs_t cbs = {.on_stream = on_stream, .on_peer_restarted = mbr_restarted};
+  return mig_node_new(&b->ml, b->net, &mc, &cbs, b, &b->counters);
 }
 
 void members_stop(bftnet_t *b) {
@@ -1054,7 +1054,7 @@ void members_stop(bftnet_t *b) {
     b->t->ops->timer_free(b->tent_timer);
     b->tent_timer = NULL;
   }
-  ml_node_stop(b->ml);
+  mig_node_stop(b->ml);
 }
 
 void members_destroy(bftnet_t *b) {
@@ -1068,7 +1068,7 @@ void members_destroy(bftnet_t *b) {
     free(s);
     b->snap = NULL;
   }
-  ml_node_free(b->ml);
+  mig_node_free(b->ml);
   b->ml = NULL;
   mb_table_free(&b->table);
   /* No application thread may be inside a bftnet call now (bftnet_free),

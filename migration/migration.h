@@ -1,327 +1,157 @@
 /*
- * migration.h — the pure core of /libp2p/stream-migration (PROTOCOL.md §11):
- * stream IDs and roles, the StreamMigration codec, logical streams (byte
- * offsets, retransmit window, half-close) and the per-peer registry.
+ * migration.h — logical streams on real connections, the only header
+ * migration/ exposes: the wiring of the pure core (src/mig_core.h, private)
+ * onto net/ yamux streams, and the connection policy of a pair (PROTOCOL.md
+ * §11.4, §11.6). The layer above sees a logical stream as an ordered byte
+ * pipe that survives connection loss, duplicate connections and path changes.
  *
- * No sockets, no timers, no clock: every function is an event. It checks the
- * state first, computes into locals, commits at the end, and reports what the
- * caller must do as a list of actions (mig_actions_t). Deadlines are absolute
- * times passed in (`now`, nanoseconds from the clock seam); mig_peer_tick()
- * is the only event that fires them. The caller (the lead's net/ glue) maps
- * carriers — the yamux streams under a logical stream — to opaque non-zero
- * 64-bit handles of its choosing.
+ * What this layer adds to the core:
+ * - carriers: each yamux stream under a logical stream L, with the outer
+ *   multistream `/libp2p/stream-migration`, the one StreamMigration message
+ *   (Label, Migrate or AckMigrate) and then L's bytes;
+ * - the inner negotiation of `/bftnet/msg/1.0.0`, which is part of L's bytes
+ *   (§11.2), so it migrates with L and the layer above sees application
+ *   bytes only;
+ * - confirmation: yamux window updates received (not the SYN/ACK grant),
+ *   minus the bytes written on the carrier before L's first byte; and a
+ *   Receiver's credit, granted only after the layer above consumed what it
+ *   was given (mig_stream_consume), flushed at most MIG_CREDIT_FLUSH_MS later;
+ * - the fallback: a peer that answers `na` to the Label gets a plain
+ *   `/bftnet/msg/1.0.0` stream carrying the same bytes (not migratable);
+ * - the leader's policy (only the leader of a pair migrates): keep one
+ *   connection, the outbound one to the member's most preferred address
+ *   that is up, else an inbound one (oldest first among equals); move every
+ *   logical stream there (resume when detached, graceful otherwise), close
+ *   the other connections once they carried nothing for MIG_IDLE_TICKS ticks,
+ *   and re-try more preferred addresses every failback_ns.
+ * - a tick (MIG_TICK_MS) fires detach timeouts and retries.
  *
- * Threads: a registry belongs to the loop thread; nothing here locks.
- * Errors: 0 or a negative BFTNET_E*. An event that returns an error has
- * changed nothing and emitted no action, except where "violation" is said:
- * then the violation is counted, the actions say what to reset, and the
- * function returns BFTNET_EPROTO.
- * This is the only header migration/ exposes to the other modules.
+ * Threads: the loop thread only. Callbacks may call any mig_* function;
+ * frees are deferred to the end of the outermost migration entry point.
  */
 #ifndef BFTNET_MIGRATION_H
 #define BFTNET_MIGRATION_H
 
 #include "core.h"
-#include "proto.h"
+#include "net.h"
 
-/* -------------------------------------------------------------- limits */
-#define MIG_MSG_MAX 1024u      /* one StreamMigration message, checked before decoding */
-#define MIG_MAX_STREAMS 64u    /* logical streams per peer (live + not yet freed) */
-#define MIG_MAX_ALIASES 16u    /* old IDs remembered per logical stream */
-#define MIG_MAX_ACTIONS 512u   /* actions one event may emit */
-#define MIG_PROTO_ID "/libp2p/stream-migration"
+#define MIG_TICK_MS         100u /* the tick: detach timeouts, retries, the leader's policy */
+#define MIG_CREDIT_FLUSH_MS 2u   /* owed credit (confirmation) waits at most this long */
+#define MIG_IDLE_TICKS      3u   /* an unused duplicate connection lives this many ticks */
+#define MIG_RETRY_NS        (200u * 1000000ull) /* between two attempts to move one stream */
+#define MIG_APP_PROTO       "/bftnet/msg/1.0.0" /* the application protocol inside L */
 
-_Static_assert(MIG_MSG_MAX <= BN_PB_ARENA_MAX / 4, "a message decodes within the arena");
-_Static_assert(MIG_MAX_ACTIONS >= 6u * MIG_MAX_STREAMS + 8u, "a restart or tick fits one action list");
+typedef struct mig_node mig_node_t;
+typedef struct mig_peer mig_peer_t;
+typedef struct mig_stream mig_stream_t;
 
-/* ------------------------------------------------------- IDs and roles */
+typedef enum mig_ev_type {
+  MIG_EV_MIGRATED = 1, /* from -> to, why */
+  MIG_EV_DETACHED,
+  MIG_EV_RESUMED, /* detached_ns, retransmitted */
+  MIG_EV_DENIED,
+  MIG_EV_ABORTED, /* reason (what was confirmed: mig_stream_app_confirmed) */
+  MIG_EV_CLOSED,
+  MIG_EV_READ_EOF
+} mig_ev_type_t;
 
-/* True if self's binary peer ID is lower (peerid_cmp < 0): self uses even IDs. */
-bool mig_self_is_lower(const peerid_t *self, const peerid_t *peer);
-/* The leader rule (§11.4): SHA256(lower || higher) even -> lower leads, else
- * higher. True if self leads for this pair. Symmetric: exactly one side leads. */
-bool mig_self_is_leader(const peerid_t *self, const peerid_t *peer);
-/* True if id has the parity of a sender that is the lower peer (even) or not. */
-static inline bool mig_id_parity_ok(uint64_t id, bool sender_is_lower) {
-  return (id & 1u) == (sender_is_lower ? 0u : 1u);
-}
+typedef struct mig_event {
+  mig_ev_type_t type;
+  uint64_t stream_id;
+  const char *from_addr;   /* MIGRATED: the connection it left ("" if detached) */
+  net_conn_t *to;          /* MIGRATED, RESUMED: the connection it rides now */
+  bftnet_mig_reason_t why; /* MIGRATED */
+  /* ABORTED, CLOSED: why, as text ("reset", "detach_timeout", "migration_na"... or "closed") */
+  const char *reason;
+  uint64_t detached_ns, retransmitted; /* RESUMED */
+} mig_event_t;
 
-/* -------------------------------------------------------------- codec */
+typedef struct mig_stream_cbs {
+  /* Application bytes of the peer's direction, in order, exactly once. The
+   * caller calls mig_stream_consume for them when it can take more. */
+  void (*on_data)(void *ud, mig_stream_t *ls, const uint8_t *p, size_t n);
+  /* mig_stream_write returned less than asked and room came back. */
+  void (*on_writable)(void *ud, mig_stream_t *ls);
+  /* ABORTED and CLOSED are final: the caller then calls mig_stream_release. */
+  void (*on_event)(void *ud, mig_stream_t *ls, const mig_event_t *ev);
+} mig_stream_cbs_t;
 
-typedef enum mig_msg_type { MIG_MSG_LABEL = 1, MIG_MSG_MIGRATE = 2, MIG_MSG_ACK = 3 } mig_msg_type_t;
+typedef struct mig_node_cbs {
+  /* The peer opened a logical (or plain) /bftnet/msg/1.0.0 stream to us:
+   * the caller sets its callbacks (mig_stream_set_cbs) and the peer's owner,
+   * and returns 0, or < 0 to refuse (the stream is reset). */
+  int (*on_stream)(void *ud, mig_peer_t *p, mig_stream_t *ls);
+  /* A new incarnation of the peer: its old streams were aborted (their
+   * ABORTED events came first). */
+  void (*on_peer_restarted)(void *ud, mig_peer_t *p, uint64_t incarnation);
+} mig_node_cbs_t;
 
-typedef struct mig_msg {
-  mig_msg_type_t type;
-  uint64_t id;        /* Label, Migrate */
-  uint64_t from;      /* Migrate */
-  bool deny;          /* AckMigrate */
-  bool has_incarnation;
-  uint64_t incarnation;
-  bool has_read_offset; /* Migrate, AckMigrate */
-  uint64_t read_offset;
-} mig_msg_t;
-
-/* Appends uvarint(len) || StreamMigration to out. BFTNET_EINVAL for a bad type. */
-int mig_msg_encode(const mig_msg_t *m, bn_buf_t *out) BFTNET_WUR;
-/* Decodes one length-prefixed message from p[0, n): > 0 bytes used, 0 need
- * more, BFTNET_ETOOBIG for a length above MIG_MSG_MAX (checked before the
- * body), BFTNET_EPROTO for a bad varint, a protobuf that does not decode, or
- * not exactly one of label / migrate / ack_migrate. */
-int mig_msg_decode(const uint8_t *p, size_t n, mig_msg_t *out) BFTNET_WUR;
-
-/* A feed/next reader for the one message at the start of a carrier. Errors
- * are sticky. After next() returned 1, mig_reader_rest() gives the bytes fed
- * beyond the message (the first bytes of L). */
-typedef struct mig_reader {
-  int err;
-  bool done;
-  size_t used; /* bytes of buf the message took */
-  size_t len;
-  uint8_t buf[BN_UVARINT_MAX_BYTES + MIG_MSG_MAX];
-} mig_reader_t;
-
-void mig_reader_init(mig_reader_t *r);
-/* Takes up to n bytes; returns how many it took (0 once done or failed). */
-size_t mig_reader_feed(mig_reader_t *r, const uint8_t *p, size_t n);
-/* 1: *out holds the message; 0: need more; < 0: the sticky error. */
-int mig_reader_next(mig_reader_t *r, mig_msg_t *out);
-void mig_reader_rest(const mig_reader_t *r, const uint8_t **p, size_t *n);
-
-/* ----------------------------------------------------- reasons, counts */
-/* Violations (V) are rejected inputs; aborts (A) end a logical stream. */
-#define MIG_REASON_MAP(XX)                                                     \
-  XX(NONE, "none")                                                             \
-  XX(BAD_MSG, "bad_message")              /* V: undecodable, wrong message type on a carrier */ \
-  XX(UNEXPECTED_ACK, "unexpected_ack")    /* V: AckMigrate on a carrier with no pending Migrate */ \
-  XX(BAD_PARITY, "bad_parity")            /* V: id of the sender's wrong parity */ \
-  XX(ID_IN_USE, "id_in_use")              /* V: Label reusing a live ID (or alias) */ \
-  XX(REPLAY, "replayed_migrate")          /* V: Migrate whose id was already used */ \
-  XX(NOT_LEADER, "migrate_from_follower") /* V: Migrate from the non-leader (denied) */ \
-  XX(UNKNOWN_FROM, "unknown_from")        /* V: Migrate naming no live stream (denied) */ \
-  XX(NO_OFFSET, "no_read_offset")         /* V: Migrate/Ack without read_offset */ \
-  XX(BAD_OFFSET, "bad_read_offset")       /* V+A: offset outside [confirmed, sent] */ \
-  XX(BAD_CREDIT, "bad_credit")            /* V+A: credit beyond the bytes sent */ \
-  XX(GAP, "offset_gap")                   /* V+A: carrier bytes beyond the read offset */ \
-  XX(DATA_AFTER_CLOSE, "data_after_close")/* V+A: data past the writer's FIN: close the connection */ \
-  XX(DATA_BEFORE_ACK, "data_before_ack")  /* V+A: L bytes on a carrier before its AckMigrate */ \
-  XX(LIMIT, "stream_limit")               /* V: more than MIG_MAX_STREAMS */ \
-  XX(RESET, "reset")                      /* A: RST on a carrier of L */ \
-  XX(DENIED, "denied")                    /* A: resume denied */ \
-  XX(DETACH_TIMEOUT, "detach_timeout")    /* A: not resumed within detach_timeout */ \
-  XX(PEER_RESTARTED, "peer_restarted")    /* A: new incarnation */ \
-  XX(NA, "migration_na")                  /* A: peer answered na to the Label */ \
-  XX(LOCAL, "local_abort")                /* A: mig_stream_abort */
-
-typedef enum mig_reason {
-#define MIG_XX_(name, str) MIG_R_##name,
-  MIG_REASON_MAP(MIG_XX_)
-#undef MIG_XX_
-  MIG_R_COUNT
-} mig_reason_t;
-
-const char *mig_reason_str(mig_reason_t r);
-
-/* ------------------------------------------------------------ actions */
-typedef enum mig_act_type {
-  MIG_ACT_SEND_MSG = 1, /* write StreamMigration `msg` on `carrier` (after its multistream prefix) */
-  MIG_ACT_DELIVER,      /* of the `n` bytes just fed: drop the first `skip`, give `len` to L's reader */
-  MIG_ACT_CREDIT,       /* grant the peer `n` bytes of yamux credit on `carrier` */
-  MIG_ACT_FIN,          /* half-close `carrier` */
-  MIG_ACT_RST,          /* reset `carrier` */
-  MIG_ACT_RELEASE,      /* the core forgets `carrier`: FIN it if open, discard (and never credit) its bytes */
-  MIG_ACT_CLOSE_CONN,   /* close the connection of `carrier` (PROTOCOL_ERROR) */
-  MIG_ACT_READ_EOF,     /* L's incoming direction ended (once) */
-  MIG_ACT_MIGRATED,     /* L now rides `carrier` under `id` */
-  MIG_ACT_DETACHED,     /* L lost its carrier; a deadline runs */
-  MIG_ACT_ABORTED,      /* L aborted: `reason`, `lost` unconfirmed bytes */
-  MIG_ACT_CLOSED,       /* L closed both ways, every byte confirmed */
-  MIG_ACT_PEER_RESTARTED
-} mig_act_type_t;
-
-typedef struct mig_action {
-  mig_act_type_t type;
-  uint64_t stream;  /* L's current ID (0 where not about a stream) */
-  uint64_t carrier;
-  uint64_t id;
-  size_t skip, len, n;
-  uint64_t lost;
-  mig_reason_t reason;
-  mig_msg_t msg;
-} mig_action_t;
-
-typedef struct mig_actions {
-  size_t n;
-  mig_action_t a[MIG_MAX_ACTIONS];
-} mig_actions_t;
-
-static inline void mig_actions_clear(mig_actions_t *acts) { acts->n = 0; }
-
-/* ------------------------------------------------------ logical stream */
-typedef enum mig_state {
-  MIG_S_LABELING,  /* we sent Label; the echo of MIG_PROTO_ID not yet read */
-  MIG_S_OPEN,      /* on one carrier, no exchange in progress */
-  MIG_S_MIGRATING, /* an exchange in progress: a Migrate awaits its Ack (initiator),
-                      or the old carrier still drains (either side) */
-  MIG_S_DETACHED,  /* no carrier; resumable until `deadline` */
-  MIG_S_CLOSED,    /* final: FIN both ways, every byte confirmed */
-  MIG_S_ABORTED,   /* final */
-  MIG_S_COUNT
-} mig_state_t;
-
-/* The exchange sub-machine (§11.9), derived from the carrier slots. */
-typedef enum mig_xstate {
-  MIG_X_IDLE,
-  MIG_X_I_WAIT_ACK, /* initiator: Migrate sent on `pend`, no Ack yet */
-  MIG_X_I_DRAIN,    /* initiator: acked; FIN sent on `old`, awaiting its FIN */
-  MIG_X_R_DRAIN,    /* responder: acked; reading `old` to EOF, then FIN */
-  MIG_X_COUNT
-} mig_xstate_t;
-
-const char *mig_state_str(mig_state_t s);
-const char *mig_xstate_str(mig_xstate_t x);
-
-/* One carrier as L sees it. Offsets are L's byte offsets. */
-typedef struct mig_carrier {
-  uint64_t h;          /* caller's handle; 0 = empty slot */
-  uint64_t in_start;   /* offset of the first L byte read on it */
-  uint64_t in_recv;    /* L bytes read on it */
-  uint64_t out_start;  /* offset of the first L byte written on it */
-  uint64_t out_sent;   /* L bytes written on it */
-  uint64_t credited;   /* L bytes the peer credited on it */
-  uint64_t owed;       /* credit withheld while frozen */
-  bool frozen;         /* our read offset was reported: grant no credit */
-  bool fin_in, fin_out;
-} mig_carrier_t;
-
-typedef struct mig_stream {
-  mig_state_t state;
-  uint64_t id;            /* current ID */
-  uint64_t pend_id;       /* ID named by the pending Migrate (initiator) */
-  uint64_t aliases[MIG_MAX_ALIASES]; /* older IDs, ring; 0-filled slots unused */
-  size_t n_alias;
-  uint64_t pinned;        /* responder: the last `from` named (always findable) */
-  bool has_pinned;        /* pinned is set (0 is a real ID: the lower peer's first) */
-  bool we_opened;
-  mig_carrier_t cur, old, pend;
-  /* writer */
-  uint64_t w_base;        /* offset of buf's first byte */
-  uint64_t w_written;     /* bytes the application wrote */
-  uint64_t w_confirmed;   /* bytes the peer confirmed read */
-  uint64_t w_sent_max;    /* highest offset ever put on a carrier */
-  bool w_closed;          /* application closed its direction */
-  /* [w_base, w_written): byte x at ring[x & (ring_cap - 1)]. A ring, not a
-   * buffer compacted on the fly: compaction moved the unconfirmed bytes
-   * (up to a window) every time the tail reached the end — 3 bytes moved per
-   * byte written in the steady state, -20 % throughput at 1 KiB messages. */
-  uint8_t *ring;
-  size_t ring_cap;        /* 0 or a power of two; grows, never shrinks */
-  /* reader */
-  uint64_t r_delivered;   /* read offset: bytes taken into L's reader state */
-  /* Of those, the last r_held the embedder has not released yet (its
-   * reader is over its limit and withholds their credit). The offset a
-   * Migrate or AckMigrate reports is r_delivered - r_held: the writer takes
-   * it as confirmation, and reporting held bytes let one more window in on
-   * every migration (a never-reading member grew without bound). They come
-   * again on the new carrier and are skipped as duplicates. */
-  uint64_t r_held;
-  bool r_eof;             /* L's incoming direction ended at r_final */
-  uint64_t r_final;
-  /* exchange */
-  bool uncertain;         /* initiator: a Migrate may have been accepted unacked */
-  bool no_migrate;        /* initiator: denied once, never retry gracefully */
-  uint64_t deadline;      /* DETACHED (or resuming): abort at this time */
-  mig_reason_t reason;    /* ABORTED: why */
-} mig_stream_t;
-
-mig_xstate_t mig_stream_xstate(const mig_stream_t *s);
-/* Bytes L holds for retransmission (written, not released). */
-static inline uint64_t mig_stream_window(const mig_stream_t *s) { return s->w_written - s->w_base; }
-
-/* ------------------------------------------------------------ registry */
 typedef struct mig_config {
-  peerid_t self, peer;
-  uint64_t incarnation;      /* ours, drawn from the RNG seam */
-  uint64_t detach_timeout;   /* ns */
-  uint64_t window_max;       /* retransmit window bound, bytes (<= yamux window) */
+  uint64_t detach_timeout_ns;
+  uint64_t failback_ns;
+  uint32_t window_max; /* retransmit window per logical stream (bytes) */
+  bool plain;          /* open plain streams only (no migration) */
 } mig_config_t;
 
-typedef struct mig_peer {
-  mig_config_t cfg;
-  bool lower, leader;
-  uint64_t next_k;           /* IDs: 2k (lower) or 2k + 1 */
-  bool peer_inc_known;
-  uint64_t peer_inc;
-  mig_stream_t *streams[MIG_MAX_STREAMS];
-  uint64_t counts[MIG_R_COUNT];   /* violations and aborts per reason */
-} mig_peer_t;
+/* A node on net: draws its incarnation from the seam's RNG, handles the
+ * inbound /libp2p/stream-migration and MIG_APP_PROTO streams, starts the
+ * tick. cbs and ud for the streams peers open; migration counters go to ctr. */
+int mig_node_new(mig_node_t **out, net_t *net, const mig_config_t *cfg, const mig_node_cbs_t *cbs,
+                 void *ud, bn_counters_t *ctr) BFTNET_WUR;
+/* Releases every peer (their streams are reset, no events) and stops the
+ * timer. Before net_close. */
+void mig_node_stop(mig_node_t *n);
+/* After the loop drained (every carrier was freed by net). */
+void mig_node_free(mig_node_t *n);
+uint64_t mig_node_incarnation(const mig_node_t *n);
+/* The caller forwards net's connection events (any peer). */
+void mig_node_conn_up(mig_node_t *n, net_conn_t *c);
+void mig_node_conn_down(mig_node_t *n, net_conn_t *c);
 
-int mig_peer_init(mig_peer_t *p, const mig_config_t *cfg) BFTNET_WUR;
-/* Frees every stream. Emits nothing (the caller resets what it still holds). */
-void mig_peer_free(mig_peer_t *p);
-/* Allocates the next ID of our parity. */
-uint64_t mig_peer_next_id(mig_peer_t *p);
-/* The live stream known by id or by one of its aliases, or NULL. */
-mig_stream_t *mig_peer_find(const mig_peer_t *p, uint64_t id);
-/* The stream that tracks carrier h (in any slot), or NULL. */
-mig_stream_t *mig_peer_find_carrier(const mig_peer_t *p, uint64_t h);
-/* Frees a final (CLOSED/ABORTED) stream; BFTNET_ESTATE otherwise. */
-int mig_peer_stream_free(mig_peer_t *p, mig_stream_t *s);
+/* The peer's state, created on first use. */
+mig_peer_t *mig_peer_get(mig_node_t *n, const peerid_t *peer);
+mig_peer_t *mig_peer_find(mig_node_t *n, const peerid_t *peer);
+void mig_peer_set_owner(mig_peer_t *p, void *owner);
+void *mig_peer_owner(const mig_peer_t *p);
+const peerid_t *mig_peer_id(const mig_peer_t *p);
+bool mig_peer_is_leader(const mig_peer_t *p);
+/* A member's addresses, most preferred first (the leader's path policy).
+ * changed: the membership changed them (the moves that follow report
+ * BFTNET_MIG_ADDR_CHANGE). */
+void mig_peer_set_addrs(mig_peer_t *p, const maddr_t *addrs, size_t n, bool changed);
+/* The connection to open a new stream on: the leader's kept one; for the
+ * follower, one already carrying the pair's streams, else the oldest. */
+net_conn_t *mig_peer_conn(mig_peer_t *p);
+/* Resets every stream (no events) and forgets the peer once its carriers
+ * are gone. The owner must not use p afterwards. */
+void mig_peer_release(mig_peer_t *p);
 
-/* --- events. acts is appended to (never cleared); `now` in ns. --- */
+typedef struct mig_peer_stats {
+  uint64_t migrations, detached, resumed, retransmitted;
+  uint64_t detach_ns_last, detach_ns_max, restarts;
+} mig_peer_stats_t;
+const mig_peer_stats_t *mig_peer_stats(const mig_peer_t *p);
 
-/* We open L on carrier h: allocates an ID, emits SEND_MSG(Label). */
-int mig_peer_open(mig_peer_t *p, uint64_t h, mig_actions_t *acts, mig_stream_t **out) BFTNET_WUR;
-/* The peer echoed MIG_PROTO_ID (LABELING -> OPEN), or answered na (-> ABORTED). */
-int mig_stream_on_echo(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts);
-int mig_stream_on_na(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts);
-/* The first StreamMigration message of carrier h (Label or Migrate, the peer
- * opened h), or the AckMigrate on a carrier we sent Migrate on. *out (may be
- * NULL) receives the stream concerned. Violations: EPROTO (see reasons). */
-int mig_peer_on_msg(mig_peer_t *p, uint64_t h, const mig_msg_t *m, uint64_t now,
-                    mig_actions_t *acts, mig_stream_t **out);
-/* n bytes of L read on carrier h: emits DELIVER (and CREDIT unless frozen). */
-int mig_peer_on_data(mig_peer_t *p, uint64_t h, size_t n, mig_actions_t *acts);
-int mig_peer_on_fin(mig_peer_t *p, uint64_t h, mig_actions_t *acts);
-/* Explicit RST of carrier h: aborts L, except for a pending Migrate's carrier
- * (then the attempt failed: "try again later"). */
-int mig_peer_on_rst(mig_peer_t *p, uint64_t h, mig_actions_t *acts);
-/* h's connection died (not an RST): L detaches, never aborts here. */
-int mig_peer_on_lost(mig_peer_t *p, uint64_t h, uint64_t now, mig_actions_t *acts);
-/* The peer credited n more L bytes on h (the caller has subtracted the
- * bytes it wrote on h before L's first byte). */
-int mig_peer_on_credit(mig_peer_t *p, uint64_t h, uint64_t n, mig_actions_t *acts);
-/* A new incarnation of the peer seen by the caller (e.g. out of band). */
-int mig_peer_on_incarnation(mig_peer_t *p, uint64_t inc, mig_actions_t *acts);
-/* Fires deadlines: aborts every stream detached at or before now. */
-int mig_peer_tick(mig_peer_t *p, uint64_t now, mig_actions_t *acts);
-
-/* Leader only: start an exchange moving L onto the new carrier h (graceful
- * when L is attached, resume when detached). Emits SEND_MSG(Migrate). */
-int mig_stream_migrate(mig_peer_t *p, mig_stream_t *s, uint64_t h, mig_actions_t *acts) BFTNET_WUR;
-/* Room left in the retransmit window. */
-uint64_t mig_stream_room(const mig_peer_t *p, const mig_stream_t *s);
-/* Appends n bytes to L: all or nothing, BFTNET_EAGAIN beyond the room. */
-int mig_stream_write(mig_peer_t *p, mig_stream_t *s, const void *data, size_t n) BFTNET_WUR;
-/* The application closes its direction of L (FIN once everything is out). */
-int mig_stream_close(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts);
-/* Local abort: RST every carrier, ABORTED. */
-int mig_stream_abort(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts);
-
-/* What to write next: up to max bytes of L on `carrier`, then `fin`. The
- * bytes are taken as written (p stays valid until the next event on L). */
-typedef struct mig_chunk {
-  uint64_t carrier;
-  const uint8_t *p;
-  size_t n;
-  bool fin;
-} mig_chunk_t;
-/* 1 with *c filled, 0 nothing to write now. FIN is deferred while an
- * exchange is unsettled (§11.5). May emit CLOSED. A chunk stops at the end
- * of the ring: call again for the rest. */
-int mig_stream_pull(mig_peer_t *p, mig_stream_t *s, size_t max, mig_chunk_t *c, mig_actions_t *acts);
-/* The retransmit window's bytes from offset `from` (w_base <= from <=
- * w_written) on: *out points at the first, the return value is how many are
- * contiguous there (0 at w_written). */
-size_t mig_stream_span(const mig_stream_t *s, uint64_t from, const uint8_t **out);
+/* Opens our logical stream to the peer on c (Label, pipelined with the inner
+ * negotiation), or a plain stream if the peer spoke no migration before or
+ * the node is configured plain. */
+int mig_stream_open(mig_peer_t *p, net_conn_t *c, const mig_stream_cbs_t *cbs, void *ud,
+                    mig_stream_t **out) BFTNET_WUR;
+void mig_stream_set_cbs(mig_stream_t *ls, const mig_stream_cbs_t *cbs, void *ud);
+/* Takes up to n application bytes (bounded by the retransmit window);
+ * 0 = full, on_writable follows. < 0 once the stream ended. */
+int mig_stream_write(mig_stream_t *ls, const uint8_t *p, size_t n);
+/* The caller took n more of the bytes on_data gave it (credit may flow). */
+void mig_stream_consume(mig_stream_t *ls, size_t n);
+/* Lets go of ls: a live stream is aborted (reset, counted as a local abort). */
+void mig_stream_release(mig_stream_t *ls);
+bool mig_stream_migratable(const mig_stream_t *ls);
+bool mig_stream_attached(const mig_stream_t *ls);
+uint64_t mig_stream_id(const mig_stream_t *ls);
+/* Application bytes we wrote, and of those the ones the peer confirmed. */
+uint64_t mig_stream_app_written(const mig_stream_t *ls);
+uint64_t mig_stream_app_confirmed(const mig_stream_t *ls);
+/* The connection the stream rides now (NULL when detached). */
+net_conn_t *mig_stream_conn(const mig_stream_t *ls);
 
 #endif /* BFTNET_MIGRATION_H */

@@ -135,17 +135,8 @@ static int mb_json_schema(json_t *root, mb_json_members_t *jm, char *errbuf, siz
 }
 
 int mb_table_from_json(mb_table_t *out, const char *json, size_t len, char *errbuf, size_t errcap) {
-  mb_errf(errbuf, errcap, "%s", "");
-  if (!out) {
-    mb_errf(errbuf, errcap, "no output table");
-    return BFTNET_EINVAL;
-  }
-  out->m = NULL;
-  out->n = 0;
-  if (!json) {
-    mb_errf(errbuf, errcap, "no JSON text");
-    return BFTNET_EINVAL;
-  }
+  int rc = mb__table_begin(out, json != NULL, "no JSON text", errbuf, errcap);
+  if (rc) return rc;
   if (len > MB_FILE_MAX) {
     mb_errf(errbuf, errcap, "%zu bytes of JSON (at most %u)", len, MB_FILE_MAX);
     return BFTNET_ETOOBIG;
@@ -162,7 +153,7 @@ int mb_table_from_json(mb_table_t *out, const char *json, size_t len, char *errb
   }
   if (!root) return mb_json_syntax_error(&jerr, errbuf, errcap);
   mb_json_members_t jm = {0};
-  int rc = mb_json_schema(root, &jm, errbuf, errcap);
+  rc = mb_json_schema(root, &jm, errbuf, errcap);
   if (!rc) rc = mb_table_build(out, jm.members, jm.n, errbuf, errcap);
   mb_json_members_free(&jm);
   json_decref(root);
@@ -213,17 +204,8 @@ static int mb_read_fd(int fd, char **out, size_t *outlen) {
 }
 
 int mb_table_load_file(mb_table_t *out, const char *path, char *errbuf, size_t errcap) {
-  mb_errf(errbuf, errcap, "%s", "");
-  if (!out) {
-    mb_errf(errbuf, errcap, "no output table");
-    return BFTNET_EINVAL;
-  }
-  out->m = NULL;
-  out->n = 0;
-  if (!path) {
-    mb_errf(errbuf, errcap, "no path");
-    return BFTNET_EINVAL;
-  }
+  int rc = mb__table_begin(out, path != NULL, "no path", errbuf, errcap);
+  if (rc) return rc;
   char show[MB_SHOW_BUF];
   mb_show(path, strlen(path), show);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -234,7 +216,7 @@ int mb_table_load_file(mb_table_t *out, const char *path, char *errbuf, size_t e
   }
   char *buf = NULL;
   size_t len = 0;
-  int rc = mb_read_fd(fd, &buf, &len);
+  rc = mb_read_fd(fd, &buf, &len);
   close(fd);
   if (rc == BFTNET_ETOOBIG) {
     mb_errf(errbuf, errcap, "%s: larger than %u bytes", show, MB_FILE_MAX);

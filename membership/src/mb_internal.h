@@ -19,6 +19,14 @@ void mb_errf(char *errbuf, size_t errcap, const char *fmt, ...)
  * outside 0x20..0x7e become '?', more than MB_SHOW_MAX become "...". */
 const char *mb_show(const char *s, size_t len, char buf[MB_SHOW_BUF]);
 
+/* The prologue of the three table constructors (mb_table_build,
+ * mb_table_from_json, mb_table_load_file), in table.c: clears errbuf, refuses
+ * a NULL out, leaves *out empty (so mb_table_free accepts it whatever
+ * follows), then refuses a missing input, naming it with `missing`.
+ * 0 or BFTNET_EINVAL. */
+int mb__table_begin(mb_table_t *out, bool has_input, const char *missing, char *errbuf,
+                    size_t errcap);
+
 /* The 1..BFTNET_MAX_ADDRS rule, shared by mb_table_build and the JSON layer
  * (which must not build a pointer array for a hostile count). */
 static inline bool mb_naddrs_ok(size_t naddrs) {

@@ -183,8 +183,8 @@ static int mb_cmp_node(const void *a, const void *b) {
   return strcmp(((const mb_member_t *)a)->node_id, ((const mb_member_t *)b)->node_id);
 }
 
-int mb_table_build(mb_table_t *out, const bftnet_member_t *members, size_t n, char *errbuf,
-                   size_t errcap) {
+int mb__table_begin(mb_table_t *out, bool has_input, const char *missing, char *errbuf,
+                    size_t errcap) {
   mb_errf(errbuf, errcap, "%s", "");
   if (!out) {
     mb_errf(errbuf, errcap, "no output table");
@@ -192,21 +192,30 @@ int mb_table_build(mb_table_t *out, const bftnet_member_t *members, size_t n, ch
   }
   out->m = NULL;
   out->n = 0;
+  if (!has_input) {
+    mb_errf(errbuf, errcap, "%s", missing);
+    return BFTNET_EINVAL;
+  }
+  return 0;
+}
+
+int mb_table_build(mb_table_t *out, const bftnet_member_t *members, size_t n, char *errbuf,
+                   size_t errcap) {
+  /* A NULL list is no error when it is empty, and a count over the limit is
+   * reported as such, NULL or not. */
+  bool has_input = members || n == 0 || n > BFTNET_MAX_MEMBERS;
+  int rc = mb__table_begin(out, has_input, "member list is NULL", errbuf, errcap);
+  if (rc) return rc;
   if (n > BFTNET_MAX_MEMBERS) {
     mb_errf(errbuf, errcap, "%zu members (at most %u)", n, BFTNET_MAX_MEMBERS);
     return BFTNET_EINVAL;
   }
   if (n == 0) return 0; /* the empty membership is valid: everyone removed */
-  if (!members) {
-    mb_errf(errbuf, errcap, "member list is NULL");
-    return BFTNET_EINVAL;
-  }
   mb_member_t *m = calloc(n, sizeof(*m));
   if (!m) {
     mb_errf(errbuf, errcap, "out of memory");
     return BFTNET_ENOMEM;
   }
-  int rc = 0;
   for (size_t i = 0; i < n && !rc; i++)
     rc = mb_check_member(i + 1, &members[i], &m[i], errbuf, errcap);
   if (!rc) rc = mb_check_dups(m, n, errbuf, errcap);

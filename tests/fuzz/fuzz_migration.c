@@ -6,7 +6,7 @@
  * (w_base <= w_confirmed <= w_written, confirmed <= sent). */
 #include <stdlib.h>
 
-#include "migration.h"
+#include "mig_core.h"
 
 #define FZ_CHECK(c) ((c) ? (void)0 : abort())
 #define FZ_WIN 4096u
@@ -25,25 +25,25 @@ static uint8_t fz_u8(fz_t *f) {
 }
 static uint64_t fz_u16(fz_t *f) { return (uint64_t)fz_u8(f) << 8 | fz_u8(f); }
 
-static void fz_check(const mig_peer_t *p) {
+static void fz_check(const mig_reg_t *p) {
   for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
-    const mig_stream_t *s = p->streams[i];
+    const mig_sm_t *s = p->streams[i];
     if (!s || s->state == MIG_S_ABORTED || s->state == MIG_S_CLOSED) continue;
-    FZ_CHECK(mig_stream_window(s) <= FZ_WIN);
+    FZ_CHECK(mig_sm_window(s) <= FZ_WIN);
     FZ_CHECK(s->w_base <= s->w_written && s->w_confirmed <= s->w_written);
     FZ_CHECK(s->w_confirmed <= s->w_sent_max);
   }
 }
 
-static mig_stream_t *fz_stream(mig_peer_t *p, uint8_t k) {
-  mig_stream_t *live[MIG_MAX_STREAMS];
+static mig_sm_t *fz_stream(mig_reg_t *p, uint8_t k) {
+  mig_sm_t *live[MIG_MAX_STREAMS];
   size_t n = 0;
   for (size_t i = 0; i < MIG_MAX_STREAMS; i++)
     if (p->streams[i]) live[n++] = p->streams[i];
   return n ? live[k % n] : NULL;
 }
 
-static void fz_msg(fz_t *f, mig_peer_t *p, uint64_t h, uint64_t now, mig_actions_t *acts) {
+static void fz_msg(fz_t *f, mig_reg_t *p, uint64_t h, uint64_t now, mig_actions_t *acts) {
   mig_reader_t r;
   mig_reader_init(&r);
   size_t len = fz_u8(f) % 24;
@@ -52,52 +52,52 @@ static void fz_msg(fz_t *f, mig_peer_t *p, uint64_t h, uint64_t now, mig_actions
   f->p += len;
   f->n -= len;
   mig_msg_t m;
-  if (mig_reader_next(&r, &m) == 1) (void)mig_peer_on_msg(p, h, &m, now, acts, NULL);
+  if (mig_reader_next(&r, &m) == 1) (void)mig_reg_on_msg(p, h, &m, now, acts, NULL);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static mig_actions_t acts;
   static uint8_t zeros[512];
-  mig_peer_t peers[2];
+  mig_reg_t peers[2];
   peerid_t a = {.len = 4, .bytes = {1, 2, 3, 4}}, b = {.len = 4, .bytes = {1, 2, 3, 5}};
-  mig_config_t cfg = {.self = a, .peer = b, .incarnation = 1, .detach_timeout = 50, .window_max = FZ_WIN};
-  FZ_CHECK(mig_peer_init(&peers[0], &cfg) == 0);
+  mig_reg_config_t cfg = {.self = a, .peer = b, .incarnation = 1, .detach_timeout = 50, .window_max = FZ_WIN};
+  FZ_CHECK(mig_reg_init(&peers[0], &cfg) == 0);
   cfg.self = b;
   cfg.peer = a;
   cfg.incarnation = 2;
-  FZ_CHECK(mig_peer_init(&peers[1], &cfg) == 0);
+  FZ_CHECK(mig_reg_init(&peers[1], &cfg) == 0);
   fz_t f = {data, size};
   uint64_t now = 0;
   while (f.n) {
     uint8_t op = fz_u8(&f);
-    mig_peer_t *p = &peers[op >> 7];
+    mig_reg_t *p = &peers[op >> 7];
     uint64_t h = 1 + fz_u8(&f) % 16;
-    mig_stream_t *s = fz_stream(p, fz_u8(&f));
+    mig_sm_t *s = fz_stream(p, fz_u8(&f));
     mig_actions_clear(&acts);
     mig_chunk_t c;
     switch (op & 0x0f) {
     case 0: fz_msg(&f, p, h, now, &acts); break;
-    case 1: (void)mig_peer_on_data(p, h, (size_t)fz_u16(&f), &acts); break;
-    case 2: (void)mig_peer_on_fin(p, h, &acts); break;
-    case 3: (void)mig_peer_on_rst(p, h, &acts); break;
-    case 4: (void)mig_peer_on_lost(p, h, now, &acts); break;
-    case 5: (void)mig_peer_on_credit(p, h, fz_u16(&f), &acts); break;
-    case 6: if (s) (void)mig_stream_write(p, s, zeros, fz_u8(&f) * 2u); break;
-    case 7: if (s) (void)mig_stream_close(p, s, &acts); break;
-    case 8: if (s) (void)mig_stream_migrate(p, s, h, &acts); break;
-    case 9: now += fz_u8(&f); (void)mig_peer_tick(p, now, &acts); break;
-    case 10: (void)mig_peer_on_incarnation(p, fz_u8(&f) % 3, &acts); break;
-    case 11: if (s) (void)mig_stream_pull(p, s, fz_u16(&f), &c, &acts); break;
-    case 12: if (s) (void)mig_stream_on_echo(p, s, &acts); break;
-    case 13: if (s) (void)mig_stream_on_na(p, s, &acts); break;
-    case 14: { mig_stream_t *o; (void)mig_peer_open(p, h, &acts, &o); } break;
-    default: if (s) (void)mig_peer_stream_free(p, s); break;
+    case 1: (void)mig_reg_on_data(p, h, (size_t)fz_u16(&f), &acts); break;
+    case 2: (void)mig_reg_on_fin(p, h, &acts); break;
+    case 3: (void)mig_reg_on_rst(p, h, &acts); break;
+    case 4: (void)mig_reg_on_lost(p, h, now, &acts); break;
+    case 5: (void)mig_reg_on_credit(p, h, fz_u16(&f), &acts); break;
+    case 6: if (s) (void)mig_sm_write(p, s, zeros, fz_u8(&f) * 2u); break;
+    case 7: if (s) (void)mig_sm_close(p, s, &acts); break;
+    case 8: if (s) (void)mig_sm_migrate(p, s, h, &acts); break;
+    case 9: now += fz_u8(&f); (void)mig_reg_tick(p, now, &acts); break;
+    case 10: (void)mig_reg_on_incarnation(p, fz_u8(&f) % 3, &acts); break;
+    case 11: if (s) (void)mig_sm_pull(p, s, fz_u16(&f), &c, &acts); break;
+    case 12: if (s) (void)mig_sm_on_echo(p, s, &acts); break;
+    case 13: if (s) (void)mig_sm_on_na(p, s, &acts); break;
+    case 14: { mig_sm_t *o; (void)mig_reg_open(p, h, &acts, &o); } break;
+    default: if (s) (void)mig_reg_sm_free(p, s); break;
     }
     FZ_CHECK(acts.n <= MIG_MAX_ACTIONS);
     fz_check(&peers[0]);
     fz_check(&peers[1]);
   }
-  mig_peer_free(&peers[0]);
-  mig_peer_free(&peers[1]);
+  mig_reg_free(&peers[0]);
+  mig_reg_free(&peers[1]);
   return 0;
 }

@@ -32,8 +32,11 @@ endif()
 # Stream migration against a real node (public API, own loop thread), driven
 # by a hand-made peer on net_t that sends well-formed and Byzantine
 # StreamMigration input (PROTOCOL.md section 11.10).
+# It encodes and decodes those messages with the core's codec: the private
+# core header (migration/src/mig_core.h) is a test-only include here.
 bftnet_test(migration_byz_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/migration_byz_test.c
-  LIBS bftnet_static bftnet_th_net Threads::Threads PkgConfig::UV TIMEOUT 120 LABELS threads)
+  LIBS bftnet_static bftnet_th_net Threads::Threads PkgConfig::UV TIMEOUT 120 LABELS threads
+  PRIVATE_INC ${CMAKE_SOURCE_DIR}/migration/src)
 
 # A member that answers na to /libp2p/stream-migration gets plain streams.
 bftnet_test(migration_na_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/migration_na_test.c

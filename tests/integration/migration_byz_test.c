@@ -39,7 +39,7 @@
 #include <uv.h>
 
 #include "harness.h"
-#include "migration.h"
+#include "mig_core.h"
 #include "th_net.h"
 
 #define MAXPS 128
@@ -1260,7 +1260,7 @@ static void test_detach_timeout_counts_unconfirmed(void **state) {
 
 /* Regression (found by this test): stopping or removing a member while a
  * carrier is still reading its first StreamMigration message reset that
- * carrier while ml_peer_release walked the list (use after free); carriers
+ * carrier while mig_peer_release walked the list (use after free); carriers
  * now leave the list only at the end of the outermost ml call. */
 static void half_message_pending(pstream_t **out) {
   pstream_t *x = ps_open(P.conns[0], true);

@@ -1,6 +1,6 @@
 /* mig_ring_test.c — the retransmit ring of a logical stream
- * (migration/src/mig_stream.c: ring_reserve, ring_put, mig_stream_span,
- * mig_stream_write, mig_stream_pull, mig_release).
+ * (migration/src/sm.c: ring_reserve, ring_put, mig_sm_span,
+ * mig_sm_write, mig_sm_pull, mig_release).
  *
  * The leader's side of one stream writes a known byte sequence (byte x of
  * the stream is seq(x)) in random pieces up to the room, pulls it in random
@@ -8,7 +8,7 @@
  * moves through the ring many times over. Checked against a model of the
  * offsets kept by the test: every pulled byte is seq() of its offset, a
  * chunk is as long as asked unless it stops at the end of the ring (the
- * contract), every held byte is readable through mig_stream_span (in one
+ * contract), every held byte is readable through mig_sm_span (in one
  * piece or two across the wrap point), w_base/w_confirmed/w_written follow
  * the model. Also: growth (16 KiB doubling up to the window) while the held
  * bytes straddle the end of the ring, several doublings in one write,
@@ -16,7 +16,7 @@
  * after a resume (detach, Migrate, AckMigrate with a read offset below what
  * was sent) and after a graceful migration. Seeded (th_seed). */
 #include "harness.h"
-#include "migration.h"
+#include "mig_core.h"
 
 #define RING_MIN (16u * 1024u)
 #define WIN_MAX  (256u * 1024u)
@@ -26,9 +26,9 @@ static uint8_t seq(uint64_t x) {
 }
 
 typedef struct rt {
-  mig_peer_t lead;
+  mig_reg_t lead;
   mig_actions_t acts;
-  mig_stream_t *s;
+  mig_sm_t *s;
   uint64_t rng;
   uint64_t next_h;
   /* the model */
@@ -59,7 +59,7 @@ static uint64_t upto(uint64_t n) {
 static void rt_open(uint64_t window_max, uint64_t salt) {
   peerid_t a = {.len = 4, .bytes = {1, 2, 3, 4}}, b = {.len = 4, .bytes = {1, 2, 3, 5}};
   bool a_leads = mig_self_is_leader(&a, &b);
-  mig_config_t cfg = {.self = a_leads ? a : b,
+  mig_reg_config_t cfg = {.self = a_leads ? a : b,
                       .peer = a_leads ? b : a,
                       .incarnation = 11,
                       .detach_timeout = 1000,
@@ -68,30 +68,30 @@ static void rt_open(uint64_t window_max, uint64_t salt) {
   R = calloc(1, sizeof(*R));
   assert_non_null(R);
   R->rng = th_rng_init(seed + salt);
-  assert_ok(mig_peer_init(&R->lead, &cfg));
+  assert_ok(mig_reg_init(&R->lead, &cfg));
   assert_true(R->lead.leader);
   R->h = 1;
   R->next_h = 2;
-  assert_ok(mig_peer_open(&R->lead, R->h, &R->acts, &R->s));
-  assert_ok(mig_stream_on_echo(&R->lead, R->s, &R->acts));
+  assert_ok(mig_reg_open(&R->lead, R->h, &R->acts, &R->s));
+  assert_ok(mig_sm_on_echo(&R->lead, R->s, &R->acts));
   assert_int_equal(R->s->state, MIG_S_OPEN);
   assert_null(R->s->ring); /* allocated on the first write */
   mig_actions_clear(&R->acts);
 }
 
 static void rt_close(void) {
-  mig_peer_free(&R->lead);
+  mig_reg_free(&R->lead);
   free(R);
   R = NULL;
 }
 
 /* The stream agrees with the model. */
 static void rt_check_state(void) {
-  mig_stream_t *s = R->s;
+  mig_sm_t *s = R->s;
   assert_int_equal(s->w_written, R->written);
   assert_int_equal(s->w_confirmed, R->confirmed);
   assert_int_equal(s->w_base, R->confirmed); /* credits never pass what was sent on h */
-  assert_int_equal(mig_stream_window(s), R->written - R->confirmed);
+  assert_int_equal(mig_sm_window(s), R->written - R->confirmed);
   assert_int_equal(s->w_sent_max, R->sent_max);
   if (R->h) {
     assert_int_equal(s->cur.h, R->h);
@@ -100,22 +100,22 @@ static void rt_check_state(void) {
   size_t cap = s->ring_cap;
   if (cap) {
     assert_true((cap & (cap - 1)) == 0);
-    assert_true(cap >= RING_MIN && cap >= mig_stream_window(s));
+    assert_true(cap >= RING_MIN && cap >= mig_sm_window(s));
     assert_true(cap <= R->lead.cfg.window_max * 2); /* doubling past the window at most once */
   }
 }
 
-/* Every held byte through mig_stream_span, from w_base and from a random
+/* Every held byte through mig_sm_span, from w_base and from a random
  * offset: pieces end only at the end of the ring. */
 static void rt_check_window(void) {
-  mig_stream_t *s = R->s;
+  mig_sm_t *s = R->s;
   const uint8_t *p;
-  assert_int_equal(mig_stream_span(s, R->written, &p), 0);
+  assert_int_equal(mig_sm_span(s, R->written, &p), 0);
   assert_null(p);
   if (R->written == R->confirmed) return;
   size_t cap = s->ring_cap, pieces = 0;
   for (uint64_t x = R->confirmed; x < R->written; pieces++) {
-    size_t n = mig_stream_span(s, x, &p);
+    size_t n = mig_sm_span(s, x, &p);
     size_t at = (size_t)(x & (cap - 1));
     assert_int_equal(n, BN_MIN(R->written - x, (uint64_t)(cap - at)));
     for (size_t i = 0; i < n; i++)
@@ -127,7 +127,7 @@ static void rt_check_window(void) {
   assert_true(pieces == 1 || pieces == 2);
   if (pieces == 2) R->spans_wrapped++;
   uint64_t from = R->confirmed + below(R->written - R->confirmed + 1);
-  size_t n = mig_stream_span(s, from, &p);
+  size_t n = mig_sm_span(s, from, &p);
   assert_int_equal(n, BN_MIN(R->written - from, (uint64_t)(cap - (size_t)(from & (cap - 1)))));
   for (size_t i = 0; i < n; i++)
     assert_int_equal(p[i], seq(from + i));
@@ -135,14 +135,14 @@ static void rt_check_window(void) {
 
 /* Writes k bytes of the sequence (k <= room). */
 static void rt_write_n(uint64_t k) {
-  mig_stream_t *s = R->s;
-  assert_true(k <= mig_stream_room(&R->lead, s));
+  mig_sm_t *s = R->s;
+  assert_true(k <= mig_sm_room(&R->lead, s));
   for (uint64_t i = 0; i < k; i++)
     R->buf[i] = seq(R->written + i);
   size_t cap0 = s->ring_cap;
   uint64_t held0 = R->written - R->confirmed;
   bool wrapped0 = cap0 && held0 && (R->confirmed & (cap0 - 1)) + held0 > cap0;
-  assert_ok(mig_stream_write(&R->lead, s, R->buf, (size_t)k));
+  assert_ok(mig_sm_write(&R->lead, s, R->buf, (size_t)k));
   R->written += k;
   if (s->ring_cap != cap0) {
     if (cap0) assert_true(s->ring_cap > cap0);
@@ -155,11 +155,11 @@ static void rt_write_n(uint64_t k) {
 /* A random write up to the room (bounded by hold_max bytes held); now and
  * then one byte over the room, refused without a trace. */
 static void rt_write(uint64_t hold_max) {
-  uint64_t room = mig_stream_room(&R->lead, R->s);
+  uint64_t room = mig_sm_room(&R->lead, R->s);
   uint64_t held = R->written - R->confirmed;
   if (rnd() % 16 == 0 && room < sizeof(R->buf)) {
     size_t cap0 = R->s->ring_cap;
-    assert_err(mig_stream_write(&R->lead, R->s, R->buf, (size_t)room + 1), BFTNET_EAGAIN);
+    assert_err(mig_sm_write(&R->lead, R->s, R->buf, (size_t)room + 1), BFTNET_EAGAIN);
     assert_int_equal(R->s->ring_cap, cap0);
     rt_check_state();
     return;
@@ -171,13 +171,13 @@ static void rt_write(uint64_t hold_max) {
 /* A pull with a random max: the chunk starts at the model's position,
  * holds seq() of its offsets, and stops early only at the end of the ring. */
 static void rt_pull(void) {
-  mig_stream_t *s = R->s;
+  mig_sm_t *s = R->s;
   size_t cap = s->ring_cap;
   size_t max =
       rnd() % 3 == 0 ? (size_t)below(100) : (size_t)below(2 * (uint64_t)(cap ? cap : RING_MIN));
   mig_chunk_t c;
   memset(&c, 0, sizeof(c));
-  int rc = mig_stream_pull(&R->lead, s, max, &c, &R->acts);
+  int rc = mig_sm_pull(&R->lead, s, max, &c, &R->acts);
   uint64_t avail = R->written - R->pos;
   if (!R->h || avail == 0 || max == 0) {
     assert_int_equal(rc, 0);
@@ -206,7 +206,7 @@ static void rt_pull(void) {
 static void rt_confirm(void) {
   if (!R->h) return;
   uint64_t k = upto(R->pos - R->out_start - R->credited);
-  assert_ok(mig_peer_on_credit(&R->lead, R->h, k, &R->acts));
+  assert_ok(mig_reg_on_credit(&R->lead, R->h, k, &R->acts));
   R->credited += k;
   if (R->out_start + R->credited > R->confirmed) R->confirmed = R->out_start + R->credited;
   rt_check_state();
@@ -219,7 +219,7 @@ static void rt_ack(uint64_t h2, uint64_t r) {
                  .incarnation = 22,
                  .has_read_offset = true,
                  .read_offset = r};
-  assert_ok(mig_peer_on_msg(&R->lead, h2, &m, 0, &R->acts, NULL));
+  assert_ok(mig_reg_on_msg(&R->lead, h2, &m, 0, &R->acts, NULL));
   assert_int_equal(R->s->cur.h, h2);
   R->h = h2;
   R->pos = R->out_start = r;
@@ -230,7 +230,7 @@ static void rt_ack(uint64_t h2, uint64_t r) {
 /* The carrier dies; writes and pulls while detached; resume on a new
  * carrier from a read offset between what was confirmed and what was sent. */
 static void rt_resume(uint64_t hold_max) {
-  assert_ok(mig_peer_on_lost(&R->lead, R->h, 0, &R->acts));
+  assert_ok(mig_reg_on_lost(&R->lead, R->h, 0, &R->acts));
   assert_int_equal(R->s->state, MIG_S_DETACHED);
   R->h = 0;
   rt_check_window();
@@ -239,7 +239,7 @@ static void rt_resume(uint64_t hold_max) {
     rt_pull(); /* nothing to pull while detached */
   }
   uint64_t h2 = R->next_h++;
-  assert_ok(mig_stream_migrate(&R->lead, R->s, h2, &R->acts));
+  assert_ok(mig_sm_migrate(&R->lead, R->s, h2, &R->acts));
   rt_pull(); /* nor while the Migrate awaits its Ack */
   rt_ack(h2, R->confirmed + below(R->sent_max - R->confirmed + 1));
   assert_int_equal(R->s->state, MIG_S_OPEN);
@@ -252,7 +252,7 @@ static void rt_resume(uint64_t hold_max) {
  * the Ack; the new carrier starts at the Ack's read offset. */
 static void rt_migrate(uint64_t hold_max) {
   uint64_t h1 = R->h, h2 = R->next_h++;
-  assert_ok(mig_stream_migrate(&R->lead, R->s, h2, &R->acts));
+  assert_ok(mig_sm_migrate(&R->lead, R->s, h2, &R->acts));
   assert_int_equal(R->s->state, MIG_S_MIGRATING);
   for (int i = 0; i < 4; i++) {
     rt_write(hold_max);
@@ -260,7 +260,7 @@ static void rt_migrate(uint64_t hold_max) {
     rt_confirm();
   }
   rt_ack(h2, R->confirmed + below(R->sent_max - R->confirmed + 1));
-  assert_ok(mig_peer_on_fin(&R->lead, h1, &R->acts)); /* the old carrier drained */
+  assert_ok(mig_reg_on_fin(&R->lead, h1, &R->acts)); /* the old carrier drained */
   assert_int_equal(R->s->state, MIG_S_OPEN);
   R->graceful++;
   rt_check_state();
@@ -287,22 +287,22 @@ static void rt_step(uint64_t hold_max, bool migrations) {
 
 /* Everything out and confirmed, both directions closed: CLOSED, ring freed. */
 static void rt_finish(void) {
-  mig_stream_t *s = R->s;
-  assert_ok(mig_stream_close(&R->lead, s, &R->acts));
+  mig_sm_t *s = R->s;
+  assert_ok(mig_sm_close(&R->lead, s, &R->acts));
   mig_chunk_t c;
   for (;;) {
-    assert_int_equal(mig_stream_pull(&R->lead, s, SIZE_MAX, &c, &R->acts), 1);
+    assert_int_equal(mig_sm_pull(&R->lead, s, SIZE_MAX, &c, &R->acts), 1);
     for (size_t i = 0; i < c.n; i++)
       assert_int_equal(c.p[i], seq(R->pos + i));
     R->pos += c.n;
     if (c.fin) break;
   }
   assert_int_equal(R->pos, R->written);
-  assert_ok(mig_peer_on_fin(&R->lead, R->h, &R->acts));
-  assert_ok(mig_peer_on_credit(&R->lead, R->h, R->pos - R->out_start - R->credited, &R->acts));
+  assert_ok(mig_reg_on_fin(&R->lead, R->h, &R->acts));
+  assert_ok(mig_reg_on_credit(&R->lead, R->h, R->pos - R->out_start - R->credited, &R->acts));
   assert_int_equal(s->state, MIG_S_CLOSED);
   assert_null(s->ring);
-  assert_ok(mig_peer_stream_free(&R->lead, s));
+  assert_ok(mig_reg_sm_free(&R->lead, s));
 }
 
 /* ------------------------------------------------------------------ */
@@ -376,7 +376,7 @@ static void test_ring_multi_doubling(void **state) {
     rt_confirm();
     /* wrapped: offsets (10000 .. 10000 + 12000] straddle 16384 */
     uint64_t skip = 10000 - R->confirmed;
-    assert_ok(mig_peer_on_credit(&R->lead, R->h, skip, &R->acts));
+    assert_ok(mig_reg_on_credit(&R->lead, R->h, skip, &R->acts));
     R->credited += skip;
     R->confirmed = 10000;
     rt_write_n(12000);
@@ -392,10 +392,10 @@ static void test_ring_multi_doubling(void **state) {
     assert_int_equal(R->s->ring_cap, want);
     assert_int_equal(R->grew_wrapped, 1);
     /* The peer read only part of what was sent before the growth. */
-    assert_ok(mig_peer_on_lost(&R->lead, R->h, 0, &R->acts));
+    assert_ok(mig_reg_on_lost(&R->lead, R->h, 0, &R->acts));
     R->h = 0;
     uint64_t h2 = R->next_h++;
-    assert_ok(mig_stream_migrate(&R->lead, R->s, h2, &R->acts));
+    assert_ok(mig_sm_migrate(&R->lead, R->s, h2, &R->acts));
     rt_ack(h2, 10000 + below(12000 + 1));
     uint64_t resend_from = R->pos;
     while (R->pos < R->written)
@@ -416,23 +416,23 @@ static void test_find_after_migration(void **state) {
   rt_open(64 * 1024, 3);
   /* The stream under test must not own the leader's first ID: that one goes
    * to a stream opened first and gone since, so that no stream has it. */
-  mig_stream_t *first = R->s;
+  mig_sm_t *first = R->s;
   uint64_t first_id = first->id;
   R->h = R->next_h++;
-  assert_ok(mig_peer_open(&R->lead, R->h, &R->acts, &R->s));
-  assert_ok(mig_stream_on_echo(&R->lead, R->s, &R->acts));
-  assert_ok(mig_stream_abort(&R->lead, first, &R->acts));
-  assert_ok(mig_peer_stream_free(&R->lead, first));
+  assert_ok(mig_reg_open(&R->lead, R->h, &R->acts, &R->s));
+  assert_ok(mig_sm_on_echo(&R->lead, R->s, &R->acts));
+  assert_ok(mig_sm_abort(&R->lead, first, &R->acts));
+  assert_ok(mig_reg_sm_free(&R->lead, first));
   mig_actions_clear(&R->acts);
-  assert_null(mig_peer_find(&R->lead, first_id));
+  assert_null(mig_reg_find(&R->lead, first_id));
   for (int k = 0; k < 3; k++) {
     rt_migrate(8 * 1024);
     for (uint64_t id = 0; id < 64; id++) {
       bool mine = id == R->s->id;
       for (size_t i = 0; i < BN_MIN(R->s->n_alias, (size_t)MIG_MAX_ALIASES); i++)
         if (R->s->aliases[i] == id) mine = true;
-      if (mine) assert_ptr_equal(mig_peer_find(&R->lead, id), R->s);
-      else if (mig_peer_find(&R->lead, id) == R->s)
+      if (mine) assert_ptr_equal(mig_reg_find(&R->lead, id), R->s);
+      else if (mig_reg_find(&R->lead, id) == R->s)
         fail_msg("after %d migration(s), ID %llu (not the stream's) finds it", k + 1, (unsigned long long)id);
     }
   }

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "migration.h"
+#include "mig_core.h"
 
 #define SIM_MAX_CARRIERS 4096
 #define SIM_YAMUX_WINDOW 700u /* per carrier direction */
@@ -35,8 +35,8 @@ typedef struct sim_carrier {
 } sim_carrier_t;
 
 typedef struct sim_ep {
-  mig_peer_t reg;
-  mig_stream_t *s;
+  mig_reg_t reg;
+  mig_sm_t *s;
   uint64_t written, received, max_window;
   uint64_t aborts, violations, closed, read_eof;
 } sim_ep_t;

@@ -132,7 +132,7 @@ static void sim_deliver(sim_t *m, int i, int h, size_t max) {
       max--;
       c->mode[i] = SIM_R_DATA;
       if (!c->released[i] && e->s) { /* ESTATE: a Migrate overtook the echo (implied) */
-        int rc = mig_stream_on_echo(&e->reg, e->s, &m->acts);
+        int rc = mig_sm_on_echo(&e->reg, e->s, &m->acts);
         assert_true(rc == 0 || rc == BFTNET_ESTATE);
       }
       sim_apply(m, i);
@@ -157,13 +157,13 @@ static void sim_deliver(sim_t *m, int i, int h, size_t max) {
       }
       if (rc != 1) continue;
       c->mode[i] = SIM_R_DATA;
-      mig_stream_t *s = NULL;
-      rc = mig_peer_on_msg(&e->reg, (uint64_t)h, &msg, m->now, &m->acts, &s);
+      mig_sm_t *s = NULL;
+      rc = mig_reg_on_msg(&e->reg, (uint64_t)h, &msg, m->now, &m->acts, &s);
       if (rc < 0) e->violations++;
       if (msg.type == MIG_MSG_LABEL && rc == 0) {
         e->s = s;
         sim_dir_put(&c->d[i], (const uint8_t *)"E", 1);
-        assert_ok(mig_stream_close(&e->reg, s, &m->acts)); /* the reader closes at once */
+        assert_ok(mig_sm_close(&e->reg, s, &m->acts)); /* the reader closes at once */
       }
       if (c->cut_at && c->pre_seen >= c->cut_at) sim_cut(m, h);
       sim_apply(m, i);
@@ -175,7 +175,7 @@ static void sim_deliver(sim_t *m, int i, int h, size_t max) {
       max -= n;
       continue;
     }
-    int rc = mig_peer_on_data(&e->reg, (uint64_t)h, n, &m->acts);
+    int rc = mig_reg_on_data(&e->reg, (uint64_t)h, n, &m->acts);
     assert_int_equal(rc, 0);
     const mig_action_t *a = &m->acts.a[0];
     assert_int_equal(a->type, MIG_ACT_DELIVER);
@@ -190,7 +190,7 @@ static void sim_deliver(sim_t *m, int i, int h, size_t max) {
   if (!c->dead && d->off == d->len && d->fin && !d->fin_done && c->mode[i] == SIM_R_DATA) {
     d->fin_done = true;
     if (!c->released[i]) {
-      int rc = mig_peer_on_fin(&e->reg, (uint64_t)h, &m->acts);
+      int rc = mig_reg_on_fin(&e->reg, (uint64_t)h, &m->acts);
       if (rc != 0 && rc != BFTNET_ENOTFOUND) e->violations++;
       sim_apply(m, i);
     }
@@ -205,7 +205,7 @@ static void sim_credits(sim_t *m, int i, int h) {
   d->credit = 0;
   c->cred_l[i] += n;
   if (c->released[i]) return;
-  int rc = mig_peer_on_credit(&m->ep[i].reg, (uint64_t)h, n, &m->acts);
+  int rc = mig_reg_on_credit(&m->ep[i].reg, (uint64_t)h, n, &m->acts);
   if (rc != 0 && rc != BFTNET_ENOTFOUND) m->ep[i].violations++;
   sim_apply(m, i);
 }
@@ -221,7 +221,7 @@ static void sim_pull(sim_t *m, int i) {
     size_t room = inflight >= SIM_YAMUX_WINDOW ? 0 : (size_t)(SIM_YAMUX_WINDOW - inflight);
     mig_chunk_t ch;
     size_t want = 1 + (size_t)sim_below(m, 400);
-    if (mig_stream_pull(&e->reg, e->s, BN_MIN(room, want), &ch, &m->acts) != 1) break;
+    if (mig_sm_pull(&e->reg, e->s, BN_MIN(room, want), &ch, &m->acts) != 1) break;
     assert_int_equal(ch.carrier, h);
     if (!c->dead) sim_dir_put(&c->d[i], ch.p, ch.n);
     c->sent_l[i] += ch.n;
@@ -233,15 +233,15 @@ static void sim_pull(sim_t *m, int i) {
 static void sim_write(sim_t *m) {
   sim_ep_t *e = &m->ep[m->writer];
   if (!e->s || e->s->w_closed || e->s->state >= MIG_S_CLOSED) return;
-  uint64_t room = mig_stream_room(&e->reg, e->s);
+  uint64_t room = mig_sm_room(&e->reg, e->s);
   uint64_t want = 1 + sim_below(m, 300);
   uint64_t n = BN_MIN(BN_MIN(room, want), m->total - e->written);
   uint8_t buf[300];
   for (uint64_t k = 0; k < n; k++) buf[k] = sim_byte(e->written + k);
-  if (n) assert_ok(mig_stream_write(&e->reg, e->s, buf, (size_t)n));
+  if (n) assert_ok(mig_sm_write(&e->reg, e->s, buf, (size_t)n));
   e->written += n;
-  if (e->written == m->total) assert_ok(mig_stream_close(&e->reg, e->s, &m->acts));
-  uint64_t w = mig_stream_window(e->s);
+  if (e->written == m->total) assert_ok(mig_sm_close(&e->reg, e->s, &m->acts));
+  uint64_t w = mig_sm_window(e->s);
   if (w > e->max_window) e->max_window = w;
   assert_true(w <= SIM_WINDOW_MAX);
   sim_apply(m, m->writer);
@@ -254,7 +254,7 @@ static void sim_notice_lost(sim_t *m, int i, bool all) {
     if (!c->dead || c->lost_seen[i]) continue;
     if (!all && sim_below(m, 3)) continue;
     c->lost_seen[i] = true;
-    int rc = mig_peer_on_lost(&m->ep[i].reg, (uint64_t)h, m->now, &m->acts);
+    int rc = mig_reg_on_lost(&m->ep[i].reg, (uint64_t)h, m->now, &m->acts);
     assert_true(rc == 0 || rc == BFTNET_ENOTFOUND);
     sim_apply(m, i);
   }
@@ -263,12 +263,12 @@ static void sim_notice_lost(sim_t *m, int i, bool all) {
 /* The leader's policy: resume a detached L, retry an unsettled one. */
 static int sim_leader(sim_t *m, bool graceful) {
   sim_ep_t *e = &m->ep[0];
-  mig_stream_t *s = e->s;
+  mig_sm_t *s = e->s;
   if (!s || s->state >= MIG_S_CLOSED || s->state == MIG_S_LABELING || s->pend.h) return 0;
   bool need = !s->cur.h || s->uncertain || graceful;
   if (!need || (s->no_migrate && s->cur.h)) return 0;
   int h = sim_new_carrier(m, 0);
-  assert_ok(mig_stream_migrate(&e->reg, s, (uint64_t)h, &m->acts));
+  assert_ok(mig_sm_migrate(&e->reg, s, (uint64_t)h, &m->acts));
   sim_apply(m, 0);
   return h;
 }
@@ -280,16 +280,16 @@ static void sim_init(sim_t *m, int writer, uint64_t total, uint64_t seed) {
   m->total = total;
   peerid_t lead, follow;
   sim_peerids(&lead, &follow);
-  mig_config_t cfg = {.self = lead, .peer = follow, .incarnation = 11,
+  mig_reg_config_t cfg = {.self = lead, .peer = follow, .incarnation = 11,
                       .detach_timeout = UINT64_C(1) << 60, .window_max = SIM_WINDOW_MAX};
-  assert_ok(mig_peer_init(&m->ep[0].reg, &cfg));
+  assert_ok(mig_reg_init(&m->ep[0].reg, &cfg));
   cfg.self = follow;
   cfg.peer = lead;
   cfg.incarnation = 22;
-  assert_ok(mig_peer_init(&m->ep[1].reg, &cfg));
+  assert_ok(mig_reg_init(&m->ep[1].reg, &cfg));
   assert_true(m->ep[0].reg.leader && !m->ep[1].reg.leader);
   int h = sim_new_carrier(m, writer);
-  assert_ok(mig_peer_open(&m->ep[writer].reg, (uint64_t)h, &m->acts, &m->ep[writer].s));
+  assert_ok(mig_reg_open(&m->ep[writer].reg, (uint64_t)h, &m->acts, &m->ep[writer].s));
   sim_apply(m, writer);
 }
 
@@ -298,8 +298,8 @@ static void sim_free(sim_t *m) {
     free(m->c[h].d[0].q);
     free(m->c[h].d[1].q);
   }
-  mig_peer_free(&m->ep[0].reg);
-  mig_peer_free(&m->ep[1].reg);
+  mig_reg_free(&m->ep[0].reg);
+  mig_reg_free(&m->ep[1].reg);
 }
 
 /* One random step. chaos: cuts and graceful migrations happen. */
@@ -364,8 +364,8 @@ static void sim_finish(sim_t *m) {
   assert_non_null(r->s);
   if (w->s->state != MIG_S_CLOSED || r->s->state != MIG_S_CLOSED)
     fail_msg("not closed: writer %s/%s reader %s/%s", mig_state_str(w->s->state),
-             mig_xstate_str(mig_stream_xstate(w->s)), mig_state_str(r->s->state),
-             mig_xstate_str(mig_stream_xstate(r->s)));
+             mig_xstate_str(mig_sm_xstate(w->s)), mig_state_str(r->s->state),
+             mig_xstate_str(mig_sm_xstate(r->s)));
   assert_int_equal(r->read_eof, 1);
   assert_int_equal(w->read_eof, 1);
   assert_true(w->max_window <= SIM_WINDOW_MAX);
@@ -462,7 +462,7 @@ static void test_graceful(void **state) {
     int h = sim_leader(m, true);
     if (h <= 0)
       fail_msg("k=%d state %s x %s", k, mig_state_str(m->ep[0].s->state),
-               mig_xstate_str(mig_stream_xstate(m->ep[0].s)));
+               mig_xstate_str(mig_sm_xstate(m->ep[0].s)));
     for (int step = 0; step < 2000; step++) sim_step(m, false);
   }
   assert_true(m->ep[0].s->n_alias >= 5);

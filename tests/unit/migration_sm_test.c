@@ -6,13 +6,13 @@
 #include <stdio.h>
 
 #include "harness.h"
-#include "migration.h"
+#include "mig_core.h"
 
 #define T_WIN 1000u
 #define T_TIMEOUT 100u
 
 typedef struct tpair {
-  mig_peer_t lead, fol;
+  mig_reg_t lead, fol;
   mig_actions_t acts;
 } tpair_t;
 
@@ -21,17 +21,17 @@ static tpair_t T;
 static void t_init(void) {
   peerid_t a = {.len = 4, .bytes = {1, 2, 3, 4}}, b = {.len = 4, .bytes = {1, 2, 3, 5}};
   bool a_leads = mig_self_is_leader(&a, &b);
-  mig_config_t cfg = {.self = a_leads ? a : b, .peer = a_leads ? b : a, .incarnation = 11,
+  mig_reg_config_t cfg = {.self = a_leads ? a : b, .peer = a_leads ? b : a, .incarnation = 11,
                       .detach_timeout = T_TIMEOUT, .window_max = T_WIN};
-  mig_peer_free(&T.lead);
-  mig_peer_free(&T.fol);
+  mig_reg_free(&T.lead);
+  mig_reg_free(&T.fol);
   memset(&T, 0, sizeof(T));
-  assert_ok(mig_peer_init(&T.lead, &cfg));
+  assert_ok(mig_reg_init(&T.lead, &cfg));
   peerid_t tmp = cfg.self;
   cfg.self = cfg.peer;
   cfg.peer = tmp;
   cfg.incarnation = 22;
-  assert_ok(mig_peer_init(&T.fol, &cfg));
+  assert_ok(mig_reg_init(&T.fol, &cfg));
   assert_true(T.lead.leader && !T.fol.leader);
 }
 
@@ -64,11 +64,11 @@ static mig_msg_t t_ack(bool deny, uint64_t off) {
 }
 
 /* Writes and pulls n bytes of s onto its carrier. */
-static void t_send(mig_peer_t *p, mig_stream_t *s, size_t n) {
+static void t_send(mig_reg_t *p, mig_sm_t *s, size_t n) {
   uint8_t buf[256] = {0};
-  assert_ok(mig_stream_write(p, s, buf, n));
+  assert_ok(mig_sm_write(p, s, buf, n));
   mig_chunk_t c;
-  assert_int_equal(mig_stream_pull(p, s, n, &c, &T.acts), 1);
+  assert_int_equal(mig_sm_pull(p, s, n, &c, &T.acts), 1);
   assert_int_equal(c.n, n);
 }
 
@@ -86,68 +86,68 @@ static const char *const ev_names[] = {"DATA", "FIN", "RST", "LOST", "CREDIT", "
 
 /* Builds a stream in state st; returns it and its registry. Carrier 1 is
  * the first carrier, 2 the Migrate's. Offsets: 10 bytes each way. */
-static mig_stream_t *t_setup(int st, mig_peer_t **pp) {
+static mig_sm_t *t_setup(int st, mig_reg_t **pp) {
   t_init();
-  mig_stream_t *s = NULL;
+  mig_sm_t *s = NULL;
   bool leader = st >= ST_L_OPEN;
-  mig_peer_t *p = leader ? &T.lead : &T.fol;
+  mig_reg_t *p = leader ? &T.lead : &T.fol;
   if (st == ST_F_LABELING) {
-    assert_ok(mig_peer_open(p, 1, &T.acts, &s));
+    assert_ok(mig_reg_open(p, 1, &T.acts, &s));
   } else if (leader) {
-    assert_ok(mig_peer_open(p, 1, &T.acts, &s));
-    assert_ok(mig_stream_on_echo(p, s, &T.acts));
+    assert_ok(mig_reg_open(p, 1, &T.acts, &s));
+    assert_ok(mig_sm_on_echo(p, s, &T.acts));
   } else {
-    mig_msg_t l = t_label(mig_peer_next_id(&T.lead));
-    assert_ok(mig_peer_on_msg(p, 1, &l, 0, &T.acts, &s));
+    mig_msg_t l = t_label(mig_reg_next_id(&T.lead));
+    assert_ok(mig_reg_on_msg(p, 1, &l, 0, &T.acts, &s));
   }
   if (st != ST_F_LABELING) {
     t_send(p, s, 10);
-    assert_ok(mig_peer_on_data(p, 1, 10, &T.acts));
+    assert_ok(mig_reg_on_data(p, 1, 10, &T.acts));
   }
   if (st == ST_F_MIGRATING) {
-    mig_msg_t m = t_migrate(mig_peer_next_id(&T.lead), s->id, 5);
-    assert_ok(mig_peer_on_msg(p, 2, &m, 0, &T.acts, NULL));
+    mig_msg_t m = t_migrate(mig_reg_next_id(&T.lead), s->id, 5);
+    assert_ok(mig_reg_on_msg(p, 2, &m, 0, &T.acts, NULL));
   }
-  if (st == ST_F_DETACHED || st == ST_L_DETACHED) assert_ok(mig_peer_on_lost(p, 1, 0, &T.acts));
+  if (st == ST_F_DETACHED || st == ST_L_DETACHED) assert_ok(mig_reg_on_lost(p, 1, 0, &T.acts));
   if (st == ST_F_CLOSED) {
     mig_chunk_t c;
-    assert_ok(mig_stream_close(p, s, &T.acts));
-    assert_int_equal(mig_stream_pull(p, s, 100, &c, &T.acts), 1);
+    assert_ok(mig_sm_close(p, s, &T.acts));
+    assert_int_equal(mig_sm_pull(p, s, 100, &c, &T.acts), 1);
     assert_true(c.fin);
-    assert_ok(mig_peer_on_fin(p, 1, &T.acts));
-    assert_ok(mig_peer_on_credit(p, 1, 10, &T.acts));
+    assert_ok(mig_reg_on_fin(p, 1, &T.acts));
+    assert_ok(mig_reg_on_credit(p, 1, 10, &T.acts));
   }
-  if (st == ST_F_ABORTED) assert_ok(mig_peer_on_rst(p, 1, &T.acts));
-  if (st == ST_L_MIGRATING) assert_ok(mig_stream_migrate(p, s, 2, &T.acts));
-  assert_ok(mig_peer_on_incarnation(p, leader ? 22 : 11, &T.acts)); /* first sighting: no restart */
+  if (st == ST_F_ABORTED) assert_ok(mig_reg_on_rst(p, 1, &T.acts));
+  if (st == ST_L_MIGRATING) assert_ok(mig_sm_migrate(p, s, 2, &T.acts));
+  assert_ok(mig_reg_on_incarnation(p, leader ? 22 : 11, &T.acts)); /* first sighting: no restart */
   mig_actions_clear(&T.acts);
   *pp = p;
   return s;
 }
 
-static int t_event(mig_peer_t *p, mig_stream_t *s, int ev) {
+static int t_event(mig_reg_t *p, mig_sm_t *s, int ev) {
   uint64_t c = s->cur.h ? s->cur.h : 1;
   uint8_t buf[5] = {0};
   mig_msg_t m;
   switch (ev) {
-  case EV_DATA: return mig_peer_on_data(p, c, 5, &T.acts);
-  case EV_FIN: return mig_peer_on_fin(p, c, &T.acts);
-  case EV_RST: return mig_peer_on_rst(p, c, &T.acts);
-  case EV_LOST: return mig_peer_on_lost(p, c, 1, &T.acts);
-  case EV_CREDIT: return mig_peer_on_credit(p, c, 5, &T.acts);
-  case EV_ACK_ACCEPT: m = t_ack(false, 5); return mig_peer_on_msg(p, 2, &m, 1, &T.acts, NULL);
-  case EV_ACK_DENY: m = t_ack(true, 0); return mig_peer_on_msg(p, 2, &m, 1, &T.acts, NULL);
+  case EV_DATA: return mig_reg_on_data(p, c, 5, &T.acts);
+  case EV_FIN: return mig_reg_on_fin(p, c, &T.acts);
+  case EV_RST: return mig_reg_on_rst(p, c, &T.acts);
+  case EV_LOST: return mig_reg_on_lost(p, c, 1, &T.acts);
+  case EV_CREDIT: return mig_reg_on_credit(p, c, 5, &T.acts);
+  case EV_ACK_ACCEPT: m = t_ack(false, 5); return mig_reg_on_msg(p, 2, &m, 1, &T.acts, NULL);
+  case EV_ACK_DENY: m = t_ack(true, 0); return mig_reg_on_msg(p, 2, &m, 1, &T.acts, NULL);
   case EV_MIGRATE_IN:
-    m = t_migrate(mig_peer_next_id(&T.lead), s->id, 5);
+    m = t_migrate(mig_reg_next_id(&T.lead), s->id, 5);
     m.incarnation = p == &T.lead ? 22 : 11; /* the sender's incarnation */
-    return mig_peer_on_msg(p, 3, &m, 1, &T.acts, NULL);
-  case EV_WRITE: return mig_stream_write(p, s, buf, sizeof(buf));
-  case EV_CLOSE: return mig_stream_close(p, s, &T.acts);
-  case EV_MIGRATE_START: return mig_stream_migrate(p, s, 3, &T.acts);
-  case EV_TICK: return mig_peer_tick(p, T_TIMEOUT + 10, &T.acts);
-  case EV_RESTART: return mig_peer_on_incarnation(p, 999, &T.acts);
-  case EV_ECHO: return mig_stream_on_echo(p, s, &T.acts);
-  case EV_NA: return mig_stream_on_na(p, s, &T.acts);
+    return mig_reg_on_msg(p, 3, &m, 1, &T.acts, NULL);
+  case EV_WRITE: return mig_sm_write(p, s, buf, sizeof(buf));
+  case EV_CLOSE: return mig_sm_close(p, s, &T.acts);
+  case EV_MIGRATE_START: return mig_sm_migrate(p, s, 3, &T.acts);
+  case EV_TICK: return mig_reg_tick(p, T_TIMEOUT + 10, &T.acts);
+  case EV_RESTART: return mig_reg_on_incarnation(p, 999, &T.acts);
+  case EV_ECHO: return mig_sm_on_echo(p, s, &T.acts);
+  case EV_NA: return mig_sm_on_na(p, s, &T.acts);
   }
   return BFTNET_EINVAL;
 }
@@ -167,13 +167,13 @@ static void test_stream_table(void **state) {
   bool seen[ST_COUNT][EV_COUNT] = {{false}};
   for (int st = 0; st < ST_COUNT; st++) {
     for (int ev = 0; ev < EV_COUNT; ev++) {
-      mig_peer_t *p;
-      mig_stream_t *s = t_setup(st, &p);
+      mig_reg_t *p;
+      mig_sm_t *s = t_setup(st, &p);
       int rc = t_event(p, s, ev);
       if (print) {
         printf("    {ST_%s, EV_%s, %s, MIG_S_%s, MIG_X_%s, \"%s\"},\n", st_names[st], ev_names[ev],
                rc == 0 ? "0" : (rc == BFTNET_EPROTO ? "BFTNET_EPROTO" : rc == BFTNET_ESTATE ? "BFTNET_ESTATE" : rc == BFTNET_ENOTFOUND ? "BFTNET_ENOTFOUND" : rc == BFTNET_EINVAL ? "BFTNET_EINVAL" : rc == BFTNET_EAGAIN ? "BFTNET_EAGAIN" : "?"), mig_state_str(s->state),
-               mig_xstate_str(mig_stream_xstate(s)), t_acts());
+               mig_xstate_str(mig_sm_xstate(s)), t_acts());
         continue;
       }
       const trow_t *row = NULL;
@@ -181,19 +181,19 @@ static void test_stream_table(void **state) {
         if (stream_table[i].st == st && stream_table[i].ev == ev) row = &stream_table[i];
       if (!row) fail_msg("no row for (%s, %s)", st_names[st], ev_names[ev]);
       seen[st][ev] = true;
-      if (rc != row->rc || s->state != row->next || mig_stream_xstate(s) != row->xnext ||
+      if (rc != row->rc || s->state != row->next || mig_sm_xstate(s) != row->xnext ||
           strcmp(t_acts(), row->acts) != 0)
         fail_msg("(%s, %s): rc %d state %s x %s acts \"%s\"; want rc %d state %s x %s acts \"%s\"",
                  st_names[st], ev_names[ev], rc, mig_state_str(s->state),
-                 mig_xstate_str(mig_stream_xstate(s)), t_acts(), row->rc, mig_state_str(row->next),
+                 mig_xstate_str(mig_sm_xstate(s)), t_acts(), row->rc, mig_state_str(row->next),
                  mig_xstate_str(row->xnext), row->acts);
     }
   }
   if (!print)
     for (int st = 0; st < ST_COUNT; st++)
       for (int ev = 0; ev < EV_COUNT; ev++) assert_true(seen[st][ev]);
-  mig_peer_free(&T.lead);
-  mig_peer_free(&T.fol);
+  mig_reg_free(&T.lead);
+  mig_reg_free(&T.fol);
 }
 
 /* ------------------------------------------------ exchange table */
@@ -205,33 +205,33 @@ enum { XE_ACK_ACCEPT, XE_ACK_DENY, XE_ACK_BAD_OFFSET, XE_NEW_DATA, XE_NEW_FIN, X
 static const char *const xe_names[] = {"ACK_ACCEPT", "ACK_DENY", "ACK_BAD_OFFSET", "NEW_DATA", "NEW_FIN",
                                        "NEW_RST", "NEW_LOST", "OLD_DATA", "OLD_FIN", "OLD_RST", "OLD_LOST"};
 
-static mig_stream_t *x_setup(int xs, mig_peer_t **pp) {
+static mig_sm_t *x_setup(int xs, mig_reg_t **pp) {
   static const int st[] = {ST_F_OPEN, ST_L_MIGRATING, ST_L_MIGRATING, ST_F_MIGRATING};
-  mig_stream_t *s = t_setup(st[xs], pp);
+  mig_sm_t *s = t_setup(st[xs], pp);
   if (xs == XS_I_DRAIN) {
     mig_msg_t a = t_ack(false, 5);
-    assert_ok(mig_peer_on_msg(*pp, 2, &a, 0, &T.acts, NULL));
+    assert_ok(mig_reg_on_msg(*pp, 2, &a, 0, &T.acts, NULL));
     mig_actions_clear(&T.acts);
   }
-  assert_int_equal(mig_stream_xstate(s), (mig_xstate_t)xs);
+  assert_int_equal(mig_sm_xstate(s), (mig_xstate_t)xs);
   return s;
 }
 
 /* Carrier 1 is the old one, 2 the new one (the Migrate's). */
-static int x_event(mig_peer_t *p, int ev) {
+static int x_event(mig_reg_t *p, int ev) {
   mig_msg_t m;
   switch (ev) {
-  case XE_ACK_ACCEPT: m = t_ack(false, 5); return mig_peer_on_msg(p, 2, &m, 1, &T.acts, NULL);
-  case XE_ACK_DENY: m = t_ack(true, 0); return mig_peer_on_msg(p, 2, &m, 1, &T.acts, NULL);
-  case XE_ACK_BAD_OFFSET: m = t_ack(false, 11); return mig_peer_on_msg(p, 2, &m, 1, &T.acts, NULL);
-  case XE_NEW_DATA: return mig_peer_on_data(p, 2, 5, &T.acts);
-  case XE_NEW_FIN: return mig_peer_on_fin(p, 2, &T.acts);
-  case XE_NEW_RST: return mig_peer_on_rst(p, 2, &T.acts);
-  case XE_NEW_LOST: return mig_peer_on_lost(p, 2, 1, &T.acts);
-  case XE_OLD_DATA: return mig_peer_on_data(p, 1, 5, &T.acts);
-  case XE_OLD_FIN: return mig_peer_on_fin(p, 1, &T.acts);
-  case XE_OLD_RST: return mig_peer_on_rst(p, 1, &T.acts);
-  case XE_OLD_LOST: return mig_peer_on_lost(p, 1, 1, &T.acts);
+  case XE_ACK_ACCEPT: m = t_ack(false, 5); return mig_reg_on_msg(p, 2, &m, 1, &T.acts, NULL);
+  case XE_ACK_DENY: m = t_ack(true, 0); return mig_reg_on_msg(p, 2, &m, 1, &T.acts, NULL);
+  case XE_ACK_BAD_OFFSET: m = t_ack(false, 11); return mig_reg_on_msg(p, 2, &m, 1, &T.acts, NULL);
+  case XE_NEW_DATA: return mig_reg_on_data(p, 2, 5, &T.acts);
+  case XE_NEW_FIN: return mig_reg_on_fin(p, 2, &T.acts);
+  case XE_NEW_RST: return mig_reg_on_rst(p, 2, &T.acts);
+  case XE_NEW_LOST: return mig_reg_on_lost(p, 2, 1, &T.acts);
+  case XE_OLD_DATA: return mig_reg_on_data(p, 1, 5, &T.acts);
+  case XE_OLD_FIN: return mig_reg_on_fin(p, 1, &T.acts);
+  case XE_OLD_RST: return mig_reg_on_rst(p, 1, &T.acts);
+  case XE_OLD_LOST: return mig_reg_on_lost(p, 1, 1, &T.acts);
   }
   return BFTNET_EINVAL;
 }
@@ -251,13 +251,13 @@ static void test_exchange_table(void **state) {
   size_t rows = 0;
   for (int xs = 0; xs < XS_COUNT; xs++) {
     for (int ev = 0; ev < XE_COUNT; ev++) {
-      mig_peer_t *p;
-      mig_stream_t *s = x_setup(xs, &p);
+      mig_reg_t *p;
+      mig_sm_t *s = x_setup(xs, &p);
       int rc = x_event(p, ev);
       if (print) {
         printf("    {XS_%s, XE_%s, %s, MIG_S_%s, MIG_X_%s, \"%s\"},\n", xs_names[xs], xe_names[ev],
                rc == 0 ? "0" : rc == BFTNET_EPROTO ? "BFTNET_EPROTO" : rc == BFTNET_ENOTFOUND ? "BFTNET_ENOTFOUND" : "BFTNET_ESTATE",
-               mig_state_str(s->state), mig_xstate_str(mig_stream_xstate(s)), t_acts());
+               mig_state_str(s->state), mig_xstate_str(mig_sm_xstate(s)), t_acts());
         continue;
       }
       const xrow_t *row = NULL;
@@ -265,17 +265,17 @@ static void test_exchange_table(void **state) {
         if (x_table[i].xs == xs && x_table[i].ev == ev) row = &x_table[i];
       if (!row) fail_msg("no row for (%s, %s)", xs_names[xs], xe_names[ev]);
       rows++;
-      if (rc != row->rc || s->state != row->next || mig_stream_xstate(s) != row->xnext ||
+      if (rc != row->rc || s->state != row->next || mig_sm_xstate(s) != row->xnext ||
           strcmp(t_acts(), row->acts) != 0)
         fail_msg("(%s, %s): rc %d state %s x %s acts \"%s\"; want rc %d state %s x %s acts \"%s\"",
                  xs_names[xs], xe_names[ev], rc, mig_state_str(s->state),
-                 mig_xstate_str(mig_stream_xstate(s)), t_acts(), row->rc, mig_state_str(row->next),
+                 mig_xstate_str(mig_sm_xstate(s)), t_acts(), row->rc, mig_state_str(row->next),
                  mig_xstate_str(row->xnext), row->acts);
     }
   }
   if (!print) assert_int_equal(rows, XS_COUNT * XE_COUNT);
-  mig_peer_free(&T.lead);
-  mig_peer_free(&T.fol);
+  mig_reg_free(&T.lead);
+  mig_reg_free(&T.fol);
 }
 
 
@@ -285,10 +285,10 @@ static void test_ids_and_leader(void **state) {
   (void)state;
   t_init();
   assert_true(T.lead.lower != T.fol.lower);
-  mig_peer_t *lo = T.lead.lower ? &T.lead : &T.fol, *hi = T.lead.lower ? &T.fol : &T.lead;
+  mig_reg_t *lo = T.lead.lower ? &T.lead : &T.fol, *hi = T.lead.lower ? &T.fol : &T.lead;
   for (uint64_t k = 0; k < 4; k++) {
-    assert_int_equal(mig_peer_next_id(lo), 2 * k);
-    assert_int_equal(mig_peer_next_id(hi), 2 * k + 1);
+    assert_int_equal(mig_reg_next_id(lo), 2 * k);
+    assert_int_equal(mig_reg_next_id(hi), 2 * k + 1);
   }
   assert_true(mig_id_parity_ok(4, true) && !mig_id_parity_ok(5, true) && mig_id_parity_ok(5, false));
   /* The leader rule is symmetric over many pairs. */
@@ -297,8 +297,8 @@ static void test_ids_and_leader(void **state) {
     assert_true(mig_self_is_lower(&a, &b)); /* a proper prefix is lower */
     assert_true(mig_self_is_leader(&a, &b) != mig_self_is_leader(&b, &a));
   }
-  mig_peer_free(&T.lead);
-  mig_peer_free(&T.fol);
+  mig_reg_free(&T.lead);
+  mig_reg_free(&T.fol);
 }
 
 static void test_codec(void **state) {
@@ -361,21 +361,21 @@ static void test_codec(void **state) {
 /* ------------------------------------------------ Byzantine inputs */
 
 /* A follower-side stream labelled by the leader on carrier 1, 10 bytes each way. */
-static mig_stream_t *b_setup(void) {
-  mig_peer_t *p;
+static mig_sm_t *b_setup(void) {
+  mig_reg_t *p;
   return t_setup(ST_F_OPEN, &p);
 }
 
 static void test_byzantine(void **state) {
   (void)state;
   mig_msg_t m;
-  mig_stream_t *s, *other;
+  mig_sm_t *s, *other;
   uint64_t lid;
 
   /* Migrate naming an unknown / foreign stream: denied, counted, nothing else. */
   s = b_setup();
-  m = t_migrate(mig_peer_next_id(&T.lead), 424242, 5);
-  assert_err(mig_peer_on_msg(&T.fol, 5, &m, 0, &T.acts, NULL), BFTNET_EPROTO);
+  m = t_migrate(mig_reg_next_id(&T.lead), 424242, 5);
+  assert_err(mig_reg_on_msg(&T.fol, 5, &m, 0, &T.acts, NULL), BFTNET_EPROTO);
   assert_string_equal(t_acts(), "SEND");
   assert_true(T.acts.a[0].msg.deny);
   assert_int_equal(T.fol.counts[MIG_R_UNKNOWN_FROM], 1);
@@ -383,20 +383,20 @@ static void test_byzantine(void **state) {
 
   /* Wrong parity (the follower's own parity in a Migrate; in a Label). */
   s = b_setup();
-  m = t_migrate(mig_peer_next_id(&T.fol), s->id, 5);
-  assert_err(mig_peer_on_msg(&T.fol, 5, &m, 0, &T.acts, NULL), BFTNET_EPROTO);
+  m = t_migrate(mig_reg_next_id(&T.fol), s->id, 5);
+  assert_err(mig_reg_on_msg(&T.fol, 5, &m, 0, &T.acts, NULL), BFTNET_EPROTO);
   assert_string_equal(t_acts(), "RST");
-  m = t_label(mig_peer_next_id(&T.fol));
-  assert_err(mig_peer_on_msg(&T.fol, 6, &m, 0, &T.acts, NULL), BFTNET_EPROTO);
+  m = t_label(mig_reg_next_id(&T.fol));
+  assert_err(mig_reg_on_msg(&T.fol, 6, &m, 0, &T.acts, NULL), BFTNET_EPROTO);
   assert_int_equal(T.fol.counts[MIG_R_BAD_PARITY], 2);
   assert_int_equal(s->state, MIG_S_OPEN);
 
   /* Migrate from the non-leader: denied and counted on the leader. */
   t_init();
-  assert_ok(mig_peer_open(&T.lead, 1, &T.acts, &s));
+  assert_ok(mig_reg_open(&T.lead, 1, &T.acts, &s));
   mig_actions_clear(&T.acts);
-  m = t_migrate(mig_peer_next_id(&T.fol), s->id, 0);
-  assert_err(mig_peer_on_msg(&T.lead, 2, &m, 0, &T.acts, NULL), BFTNET_EPROTO);
+  m = t_migrate(mig_reg_next_id(&T.fol), s->id, 0);
+  assert_err(mig_reg_on_msg(&T.lead, 2, &m, 0, &T.acts, NULL), BFTNET_EPROTO);
   assert_string_equal(t_acts(), "SEND");
   assert_true(T.acts.a[0].msg.deny);
   assert_int_equal(T.lead.counts[MIG_R_NOT_LEADER], 1);
@@ -406,35 +406,35 @@ static void test_byzantine(void **state) {
    * a retry with a fresh id naming an old alias succeeds. */
   s = b_setup();
   lid = s->id;
-  mig_msg_t first = t_migrate(mig_peer_next_id(&T.lead), lid, 5);
-  assert_ok(mig_peer_on_msg(&T.fol, 2, &first, 0, &T.acts, NULL));
+  mig_msg_t first = t_migrate(mig_reg_next_id(&T.lead), lid, 5);
+  assert_ok(mig_reg_on_msg(&T.fol, 2, &first, 0, &T.acts, NULL));
   mig_actions_clear(&T.acts);
-  assert_err(mig_peer_on_msg(&T.fol, 3, &first, 0, &T.acts, NULL), BFTNET_EPROTO);
+  assert_err(mig_reg_on_msg(&T.fol, 3, &first, 0, &T.acts, NULL), BFTNET_EPROTO);
   assert_string_equal(t_acts(), "RST");
   assert_int_equal(T.fol.counts[MIG_R_REPLAY], 1);
-  m = t_migrate(mig_peer_next_id(&T.lead), lid, 5); /* retry naming the OLD id */
-  assert_ok(mig_peer_on_msg(&T.fol, 4, &m, 0, &T.acts, NULL));
+  m = t_migrate(mig_reg_next_id(&T.lead), lid, 5); /* retry naming the OLD id */
+  assert_ok(mig_reg_on_msg(&T.fol, 4, &m, 0, &T.acts, NULL));
   assert_int_equal(s->cur.h, 4);
-  assert_ptr_equal(mig_peer_find(&T.fol, lid), s);
-  assert_ptr_equal(mig_peer_find(&T.fol, first.id), s);
+  assert_ptr_equal(mig_reg_find(&T.fol, lid), s);
+  assert_ptr_equal(mig_reg_find(&T.fol, first.id), s);
 
   /* Read offset beyond what was sent, or below what was confirmed: L aborted. */
   s = b_setup();
-  m = t_migrate(mig_peer_next_id(&T.lead), s->id, 11);
-  assert_err(mig_peer_on_msg(&T.fol, 2, &m, 0, &T.acts, NULL), BFTNET_EPROTO);
+  m = t_migrate(mig_reg_next_id(&T.lead), s->id, 11);
+  assert_err(mig_reg_on_msg(&T.fol, 2, &m, 0, &T.acts, NULL), BFTNET_EPROTO);
   assert_int_equal(s->state, MIG_S_ABORTED);
   assert_int_equal(T.fol.counts[MIG_R_BAD_OFFSET], 1);
   s = b_setup();
-  assert_ok(mig_peer_on_credit(&T.fol, 1, 8, &T.acts));
-  m = t_migrate(mig_peer_next_id(&T.lead), s->id, 7);
-  assert_err(mig_peer_on_msg(&T.fol, 2, &m, 0, &T.acts, NULL), BFTNET_EPROTO);
+  assert_ok(mig_reg_on_credit(&T.fol, 1, 8, &T.acts));
+  m = t_migrate(mig_reg_next_id(&T.lead), s->id, 7);
+  assert_err(mig_reg_on_msg(&T.fol, 2, &m, 0, &T.acts, NULL), BFTNET_EPROTO);
   assert_int_equal(s->state, MIG_S_ABORTED);
   /* The same on the initiator's side (AckMigrate). */
   {
-    mig_peer_t *p;
+    mig_reg_t *p;
     s = t_setup(ST_L_MIGRATING, &p);
     mig_msg_t a = t_ack(false, 11);
-    assert_err(mig_peer_on_msg(p, 2, &a, 0, &T.acts, NULL), BFTNET_EPROTO);
+    assert_err(mig_reg_on_msg(p, 2, &a, 0, &T.acts, NULL), BFTNET_EPROTO);
     assert_int_equal(s->state, MIG_S_ABORTED);
     assert_int_equal(p->counts[MIG_R_BAD_OFFSET], 1);
   }
@@ -443,52 +443,52 @@ static void test_byzantine(void **state) {
   s = b_setup();
   lid = s->id;
   m = t_label(lid);
-  assert_err(mig_peer_on_msg(&T.fol, 7, &m, 0, &T.acts, &other), BFTNET_EPROTO);
+  assert_err(mig_reg_on_msg(&T.fol, 7, &m, 0, &T.acts, &other), BFTNET_EPROTO);
   assert_int_equal(T.fol.counts[MIG_R_ID_IN_USE], 1);
   assert_string_equal(t_acts(), "RST");
   assert_int_equal(s->state, MIG_S_OPEN);
 
   /* Data in a direction its writer closed: connection-level violation. */
   s = b_setup();
-  assert_ok(mig_peer_on_fin(&T.fol, 1, &T.acts));
+  assert_ok(mig_reg_on_fin(&T.fol, 1, &T.acts));
   mig_actions_clear(&T.acts);
-  assert_err(mig_peer_on_data(&T.fol, 1, 1, &T.acts), BFTNET_EPROTO);
+  assert_err(mig_reg_on_data(&T.fol, 1, 1, &T.acts), BFTNET_EPROTO);
   assert_string_equal(t_acts(), "CLOSE_CONN,ABORTED");
   assert_int_equal(T.fol.counts[MIG_R_DATA_AFTER_CLOSE], 1);
   /* ... also after a migration: the FIN carried over, bytes past it on the new carrier. */
   s = b_setup();
-  assert_ok(mig_peer_on_fin(&T.fol, 1, &T.acts));
-  m = t_migrate(mig_peer_next_id(&T.lead), s->id, 5);
-  assert_ok(mig_peer_on_msg(&T.fol, 2, &m, 0, &T.acts, NULL));
+  assert_ok(mig_reg_on_fin(&T.fol, 1, &T.acts));
+  m = t_migrate(mig_reg_next_id(&T.lead), s->id, 5);
+  assert_ok(mig_reg_on_msg(&T.fol, 2, &m, 0, &T.acts, NULL));
   mig_actions_clear(&T.acts);
-  assert_err(mig_peer_on_data(&T.fol, 2, 1, &T.acts), BFTNET_EPROTO);
+  assert_err(mig_reg_on_data(&T.fol, 2, 1, &T.acts), BFTNET_EPROTO);
   assert_int_equal(s->state, MIG_S_ABORTED);
 
   /* Other streams of the peer are never affected: a second stream survives
    * every violation above on the first. */
   s = b_setup();
-  m = t_label(mig_peer_next_id(&T.lead));
-  assert_ok(mig_peer_on_msg(&T.fol, 9, &m, 0, &T.acts, &other));
-  m = t_migrate(mig_peer_next_id(&T.lead), s->id, 99);
-  assert_err(mig_peer_on_msg(&T.fol, 2, &m, 0, &T.acts, NULL), BFTNET_EPROTO);
+  m = t_label(mig_reg_next_id(&T.lead));
+  assert_ok(mig_reg_on_msg(&T.fol, 9, &m, 0, &T.acts, &other));
+  m = t_migrate(mig_reg_next_id(&T.lead), s->id, 99);
+  assert_err(mig_reg_on_msg(&T.fol, 2, &m, 0, &T.acts, NULL), BFTNET_EPROTO);
   assert_int_equal(s->state, MIG_S_ABORTED);
   assert_int_equal(other->state, MIG_S_OPEN);
   /* A gap (a carrier whose bytes start beyond the read offset). */
   s = b_setup();
-  m = t_migrate(mig_peer_next_id(&T.lead), s->id, 5);
-  assert_ok(mig_peer_on_msg(&T.fol, 2, &m, 0, &T.acts, NULL));
+  m = t_migrate(mig_reg_next_id(&T.lead), s->id, 5);
+  assert_ok(mig_reg_on_msg(&T.fol, 2, &m, 0, &T.acts, NULL));
   s->cur.in_start = 20; /* what a lying peer's carrier amounts to */
-  assert_err(mig_peer_on_data(&T.fol, 2, 1, &T.acts), BFTNET_EPROTO);
+  assert_err(mig_reg_on_data(&T.fol, 2, 1, &T.acts), BFTNET_EPROTO);
   assert_int_equal(T.fol.counts[MIG_R_GAP], 1);
   /* Credit beyond what was sent; an Ack on a carrier with no Migrate. */
   s = b_setup();
-  assert_err(mig_peer_on_credit(&T.fol, 1, 11, &T.acts), BFTNET_EPROTO);
+  assert_err(mig_reg_on_credit(&T.fol, 1, 11, &T.acts), BFTNET_EPROTO);
   assert_int_equal(T.fol.counts[MIG_R_BAD_CREDIT], 1);
   m = t_ack(false, 0);
-  assert_err(mig_peer_on_msg(&T.fol, 3, &m, 0, &T.acts, NULL), BFTNET_EPROTO);
+  assert_err(mig_reg_on_msg(&T.fol, 3, &m, 0, &T.acts, NULL), BFTNET_EPROTO);
   assert_int_equal(T.fol.counts[MIG_R_UNEXPECTED_ACK], 1);
-  mig_peer_free(&T.lead);
-  mig_peer_free(&T.fol);
+  mig_reg_free(&T.lead);
+  mig_reg_free(&T.fol);
 }
 
 /* ------------------------------------------------ scenarios */
@@ -502,54 +502,54 @@ static size_t t_find(mig_act_type_t type) {
 
 static void test_denied_reset_timeout_restart(void **state) {
   (void)state;
-  mig_peer_t *p;
-  mig_stream_t *s;
+  mig_reg_t *p;
+  mig_sm_t *s;
   mig_msg_t m;
 
   /* Denied graceful migration: L stays on the old carrier, no retry. */
   s = t_setup(ST_L_MIGRATING, &p);
   m = t_ack(true, 0);
-  assert_ok(mig_peer_on_msg(p, 2, &m, 0, &T.acts, NULL));
+  assert_ok(mig_reg_on_msg(p, 2, &m, 0, &T.acts, NULL));
   assert_int_equal(s->state, MIG_S_OPEN);
   assert_int_equal(s->cur.h, 1);
-  assert_err(mig_stream_migrate(p, s, 5, &T.acts), BFTNET_ESTATE);
+  assert_err(mig_sm_migrate(p, s, 5, &T.acts), BFTNET_ESTATE);
   /* Denied resume: aborted. */
   s = t_setup(ST_L_DETACHED, &p);
-  assert_ok(mig_stream_migrate(p, s, 2, &T.acts));
+  assert_ok(mig_sm_migrate(p, s, 2, &T.acts));
   mig_actions_clear(&T.acts);
-  assert_ok(mig_peer_on_msg(p, 2, &m, 0, &T.acts, NULL));
+  assert_ok(mig_reg_on_msg(p, 2, &m, 0, &T.acts, NULL));
   assert_int_equal(s->state, MIG_S_ABORTED);
   assert_int_equal(T.acts.a[t_find(MIG_ACT_ABORTED)].reason, MIG_R_DENIED);
 
   /* Reset during migration: RST on the old carrier aborts and resets the new. */
   s = t_setup(ST_L_MIGRATING, &p);
-  assert_ok(mig_peer_on_rst(p, 1, &T.acts));
+  assert_ok(mig_reg_on_rst(p, 1, &T.acts));
   assert_string_equal(t_acts(), "RST,ABORTED");
   assert_int_equal(T.acts.a[0].carrier, 2);
   /* ... on the new carrier before the Ack: "try again later". */
   s = t_setup(ST_L_MIGRATING, &p);
-  assert_ok(mig_peer_on_rst(p, 2, &T.acts));
+  assert_ok(mig_reg_on_rst(p, 2, &T.acts));
   assert_int_equal(s->state, MIG_S_OPEN);
-  assert_ok(mig_stream_migrate(p, s, 3, &T.acts));
+  assert_ok(mig_sm_migrate(p, s, 3, &T.acts));
   /* ... on the new carrier after the Ack: abort. */
   s = t_setup(ST_L_MIGRATING, &p);
   m = t_ack(false, 5);
-  assert_ok(mig_peer_on_msg(p, 2, &m, 0, &T.acts, NULL));
+  assert_ok(mig_reg_on_msg(p, 2, &m, 0, &T.acts, NULL));
   mig_actions_clear(&T.acts);
-  assert_ok(mig_peer_on_rst(p, 2, &T.acts));
+  assert_ok(mig_reg_on_rst(p, 2, &T.acts));
   assert_int_equal(s->state, MIG_S_ABORTED);
 
   /* Detach timeout: aborted at the deadline, not before, the unconfirmed
    * bytes reported. */
   s = t_setup(ST_F_OPEN, &p);
-  assert_ok(mig_peer_on_credit(p, 1, 4, &T.acts));
+  assert_ok(mig_reg_on_credit(p, 1, 4, &T.acts));
   uint8_t more[7] = {0};
-  assert_ok(mig_stream_write(p, s, more, sizeof(more)));
-  assert_ok(mig_peer_on_lost(p, 1, 1000, &T.acts));
+  assert_ok(mig_sm_write(p, s, more, sizeof(more)));
+  assert_ok(mig_reg_on_lost(p, 1, 1000, &T.acts));
   mig_actions_clear(&T.acts);
-  assert_ok(mig_peer_tick(p, 1000 + T_TIMEOUT - 1, &T.acts));
+  assert_ok(mig_reg_tick(p, 1000 + T_TIMEOUT - 1, &T.acts));
   assert_int_equal(T.acts.n, 0);
-  assert_ok(mig_peer_tick(p, 1000 + T_TIMEOUT, &T.acts));
+  assert_ok(mig_reg_tick(p, 1000 + T_TIMEOUT, &T.acts));
   size_t i = t_find(MIG_ACT_ABORTED);
   assert_int_equal(T.acts.a[i].reason, MIG_R_DETACH_TIMEOUT);
   assert_int_equal(T.acts.a[i].lost, 10 - 4 + 7);
@@ -558,18 +558,18 @@ static void test_denied_reset_timeout_restart(void **state) {
   /* Peer restart: a Label with a new incarnation aborts the detached stream
    * at once, reports the restart, and is then handled normally. */
   s = t_setup(ST_F_DETACHED, &p);
-  m = t_label(mig_peer_next_id(&T.lead));
+  m = t_label(mig_reg_next_id(&T.lead));
   m.incarnation = 12345;
-  mig_stream_t *fresh;
-  assert_ok(mig_peer_on_msg(p, 8, &m, 0, &T.acts, &fresh));
+  mig_sm_t *fresh;
+  assert_ok(mig_reg_on_msg(p, 8, &m, 0, &T.acts, &fresh));
   assert_string_equal(t_acts(), "ABORTED,RESTARTED");
   assert_int_equal(s->state, MIG_S_ABORTED);
   assert_int_equal(s->reason, MIG_R_PEER_RESTARTED);
   assert_non_null(fresh);
   assert_int_equal(fresh->state, MIG_S_OPEN);
-  assert_ok(mig_peer_stream_free(p, s));
-  mig_peer_free(&T.lead);
-  mig_peer_free(&T.fol);
+  assert_ok(mig_reg_sm_free(p, s));
+  mig_reg_free(&T.lead);
+  mig_reg_free(&T.fol);
 }
 
 int main(void) {

@@ -1,8 +1,8 @@
-/* mig_codec.c — StreamMigration messages (PROTOCOL.md §11.1) and the ID /
+/* codec.c — StreamMigration messages (PROTOCOL.md §11.1) and the ID /
  * leader rules (§11.3, §11.4). Pure: no I/O. */
 #include <sodium.h>
 
-#include "migration.h"
+#include "mig_core.h"
 
 /* ------------------------------------------------------- IDs and roles */
 

@@ -1,9 +1,9 @@
-/* mig_stream.c — logical streams and the per-peer registry (PROTOCOL.md
- * §11.5–§11.10). Pure state machines: every event checks the state, validates
- * into locals, then commits and appends actions. */
+/* sm.c — the per-stream state machine (mig_sm_t) and the per-peer registry
+ * (mig_reg_t), PROTOCOL.md §11.5–§11.10. Pure state machines: every event
+ * checks the state, validates into locals, then commits and appends actions. */
 #include <stdlib.h>
 
-#include "migration.h"
+#include "mig_core.h"
 
 /* ---------------------------------------------------------- strings */
 
@@ -26,7 +26,7 @@ const char *mig_xstate_str(mig_xstate_t x) {
   return (unsigned)x < MIG_X_COUNT ? names[x] : "?";
 }
 
-mig_xstate_t mig_stream_xstate(const mig_stream_t *s) {
+mig_xstate_t mig_sm_xstate(const mig_sm_t *s) {
   if (s->pend.h) return MIG_X_I_WAIT_ACK;
   if (s->old.h) return s->old.fin_out && !s->old.fin_in ? MIG_X_I_DRAIN : MIG_X_R_DRAIN;
   return MIG_X_IDLE;
@@ -34,11 +34,11 @@ mig_xstate_t mig_stream_xstate(const mig_stream_t *s) {
 
 /* ---------------------------------------------------------- helpers */
 
-static bool mig_final(const mig_stream_t *s) {
+static bool mig_final(const mig_sm_t *s) {
   return s->state == MIG_S_CLOSED || s->state == MIG_S_ABORTED;
 }
 
-static mig_action_t *mig_act(mig_actions_t *acts, mig_act_type_t t, const mig_stream_t *s, uint64_t h) {
+static mig_action_t *mig_act(mig_actions_t *acts, mig_act_type_t t, const mig_sm_t *s, uint64_t h) {
   BN_ASSERT(acts->n < MIG_MAX_ACTIONS);
   mig_action_t *a = &acts->a[acts->n++];
   memset(a, 0, sizeof(*a));
@@ -49,11 +49,11 @@ static mig_action_t *mig_act(mig_actions_t *acts, mig_act_type_t t, const mig_st
 }
 
 /* The read offset reported to the writer (see r_held). */
-static uint64_t mig_read_offset(const mig_stream_t *s) {
+static uint64_t mig_read_offset(const mig_sm_t *s) {
   return s->r_delivered - BN_MIN(s->r_held, s->r_delivered);
 }
 
-static void mig_send_ack(const mig_peer_t *p, const mig_stream_t *s, uint64_t h, bool deny,
+static void mig_send_ack(const mig_reg_t *p, const mig_sm_t *s, uint64_t h, bool deny,
                          mig_actions_t *acts) {
   mig_action_t *a = mig_act(acts, MIG_ACT_SEND_MSG, s, h);
   a->msg.type = MIG_MSG_ACK;
@@ -66,14 +66,14 @@ static void mig_send_ack(const mig_peer_t *p, const mig_stream_t *s, uint64_t h,
   }
 }
 
-static mig_carrier_t *mig_slot(mig_stream_t *s, uint64_t h) {
+static mig_slot_t *mig_slot_of(mig_sm_t *s, uint64_t h) {
   if (s->cur.h == h) return &s->cur;
   if (s->pend.h == h) return &s->pend;
   if (s->old.h == h) return &s->old;
   return NULL;
 }
 
-static bool mig_has_id(const mig_stream_t *s, uint64_t id) {
+static bool mig_has_id(const mig_sm_t *s, uint64_t id) {
   if (s->id == id || (s->pend.h && s->pend_id == id)) return true;
   if (s->has_pinned && s->pinned == id) return true;
   size_t n = BN_MIN(s->n_alias, (size_t)MIG_MAX_ALIASES);
@@ -82,14 +82,14 @@ static bool mig_has_id(const mig_stream_t *s, uint64_t id) {
   return false;
 }
 
-static void mig_alias_add(mig_stream_t *s, uint64_t id) {
+static void mig_alias_add(mig_sm_t *s, uint64_t id) {
   s->aliases[s->n_alias % MIG_MAX_ALIASES] = id;
   s->n_alias++;
 }
 
 /* Releases retransmit bytes that are confirmed and no longer needed to keep
  * the current carrier's byte sequence contiguous. */
-static void mig_release(mig_stream_t *s) {
+static void mig_release(mig_sm_t *s) {
   uint64_t target = s->w_confirmed;
   if (s->cur.h) target = BN_MIN(target, s->cur.out_start + s->cur.out_sent);
   if (target <= s->w_base) return;
@@ -102,7 +102,7 @@ static void mig_release(mig_stream_t *s) {
 
 #define MIG_RING_MIN (16u * 1024u)
 
-static void ring_free(mig_stream_t *s) {
+static void ring_free(mig_sm_t *s) {
   free(s->ring);
   s->ring = NULL;
   s->ring_cap = 0;
@@ -115,7 +115,7 @@ static void ring_put(uint8_t *ring, size_t cap, uint64_t off, const uint8_t *src
   if (n > first) memcpy(ring, src + first, n - first);
 }
 
-size_t mig_stream_span(const mig_stream_t *s, uint64_t from, const uint8_t **out) {
+size_t mig_sm_span(const mig_sm_t *s, uint64_t from, const uint8_t **out) {
   BN_ASSERT(from >= s->w_base && from <= s->w_written);
   *out = NULL;
   if (from == s->w_written) return 0;
@@ -125,7 +125,7 @@ size_t mig_stream_span(const mig_stream_t *s, uint64_t from, const uint8_t **out
 }
 
 /* Room for n more bytes: grows (doubling, moving what is held once). */
-static int ring_reserve(mig_stream_t *s, size_t n) {
+static int ring_reserve(mig_sm_t *s, size_t n) {
   uint64_t need = s->w_written - s->w_base + n;
   if (need <= s->ring_cap) return 0;
   if (need > SIZE_MAX / 4) return BFTNET_ENOMEM;
@@ -135,7 +135,7 @@ static int ring_reserve(mig_stream_t *s, size_t n) {
   if (!r) return BFTNET_ENOMEM;
   for (uint64_t x = s->w_base; x < s->w_written;) {
     const uint8_t *p;
-    size_t k = mig_stream_span(s, x, &p);
+    size_t k = mig_sm_span(s, x, &p);
     ring_put(r, ncap, x, p, k);
     x += k;
   }
@@ -145,16 +145,16 @@ static int ring_reserve(mig_stream_t *s, size_t n) {
   return 0;
 }
 
-static void mig_unfreeze(mig_stream_t *s, mig_carrier_t *c, mig_actions_t *acts) {
+static void mig_unfreeze(mig_sm_t *s, mig_slot_t *c, mig_actions_t *acts) {
   if (!c->h || !c->frozen) return;
   c->frozen = false;
   if (c->owed) mig_act(acts, MIG_ACT_CREDIT, s, c->h)->n = (size_t)c->owed;
   c->owed = 0;
 }
 
-static void mig_abort(mig_peer_t *p, mig_stream_t *s, mig_reason_t why, uint64_t cause,
+static void mig_abort(mig_reg_t *p, mig_sm_t *s, mig_reason_t why, uint64_t cause,
                       mig_actions_t *acts) {
-  mig_carrier_t *slots[] = {&s->cur, &s->pend, &s->old};
+  mig_slot_t *slots[] = {&s->cur, &s->pend, &s->old};
   for (size_t i = 0; i < BN_ARRAY_LEN(slots); i++)
     if (slots[i]->h && slots[i]->h != cause) mig_act(acts, MIG_ACT_RST, s, slots[i]->h);
   mig_action_t *a = mig_act(acts, MIG_ACT_ABORTED, s, cause);
@@ -170,7 +170,7 @@ static void mig_abort(mig_peer_t *p, mig_stream_t *s, mig_reason_t why, uint64_t
   s->state = MIG_S_ABORTED;
 }
 
-static void mig_maybe_closed(mig_stream_t *s, mig_actions_t *acts) {
+static void mig_maybe_closed(mig_sm_t *s, mig_actions_t *acts) {
   if (mig_final(s) || !s->cur.h || s->pend.h || s->old.h || s->uncertain) return;
   if (!(s->w_closed && s->cur.fin_out && s->cur.fin_in && s->r_eof)) return;
   if (s->w_confirmed != s->w_written) return;
@@ -181,14 +181,14 @@ static void mig_maybe_closed(mig_stream_t *s, mig_actions_t *acts) {
 }
 
 /* Recomputes the state from the carrier slots after a commit. */
-static void mig_settle(mig_peer_t *p, mig_stream_t *s, uint64_t now, mig_actions_t *acts) {
+static void mig_settle(mig_reg_t *p, mig_sm_t *s, uint64_t now, mig_actions_t *acts) {
   if (mig_final(s)) return;
   mig_state_t ns;
   if (!s->cur.h && !s->pend.h) ns = MIG_S_DETACHED;
   else if (s->pend.h || s->old.h) ns = MIG_S_MIGRATING;
   else ns = s->state == MIG_S_LABELING ? MIG_S_LABELING : MIG_S_OPEN;
   (void)p;
-  (void)now; /* deadlines are set where the carrier is lost (mig_peer_on_lost) */
+  (void)now; /* deadlines are set where the carrier is lost (mig_reg_on_lost) */
   if (ns == MIG_S_DETACHED && s->state != MIG_S_DETACHED) mig_act(acts, MIG_ACT_DETACHED, s, 0);
   s->state = ns;
   mig_release(s);
@@ -196,7 +196,7 @@ static void mig_settle(mig_peer_t *p, mig_stream_t *s, uint64_t now, mig_actions
 }
 
 /* L's incoming direction ends at `end` (FIN on the current carrier). */
-static int mig_apply_eof(mig_peer_t *p, mig_stream_t *s, uint64_t h, uint64_t end, mig_actions_t *acts) {
+static int mig_apply_eof(mig_reg_t *p, mig_sm_t *s, uint64_t h, uint64_t end, mig_actions_t *acts) {
   if ((s->r_eof && end != s->r_final) || end != s->r_delivered) {
     mig_act(acts, MIG_ACT_CLOSE_CONN, s, h);
     mig_abort(p, s, MIG_R_DATA_AFTER_CLOSE, h, acts);
@@ -210,14 +210,14 @@ static int mig_apply_eof(mig_peer_t *p, mig_stream_t *s, uint64_t h, uint64_t en
 
 /* After an exchange ended without acceptance: a FIN read on cur meanwhile
  * was the peer's close of L (§11.5, "FIN while unsettled"). */
-static int mig_resolve_fin(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts) {
+static int mig_resolve_fin(mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts) {
   if (s->uncertain || s->pend.h || !s->cur.h || !s->cur.fin_in) return 0;
   return mig_apply_eof(p, s, s->cur.h, s->cur.in_start + s->cur.in_recv, acts);
 }
 
 /* ---------------------------------------------------------- registry */
 
-int mig_peer_init(mig_peer_t *p, const mig_config_t *cfg) {
+int mig_reg_init(mig_reg_t *p, const mig_reg_config_t *cfg) {
   if (!cfg || peerid_equal(&cfg->self, &cfg->peer) || !cfg->window_max) return BFTNET_EINVAL;
   memset(p, 0, sizeof(*p));
   p->cfg = *cfg;
@@ -226,7 +226,7 @@ int mig_peer_init(mig_peer_t *p, const mig_config_t *cfg) {
   return 0;
 }
 
-void mig_peer_free(mig_peer_t *p) {
+void mig_reg_free(mig_reg_t *p) {
   for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
     if (!p->streams[i]) continue;
     ring_free(p->streams[i]);
@@ -235,30 +235,30 @@ void mig_peer_free(mig_peer_t *p) {
   }
 }
 
-uint64_t mig_peer_next_id(mig_peer_t *p) {
+uint64_t mig_reg_next_id(mig_reg_t *p) {
   uint64_t k = p->next_k++;
   BN_ASSERT(k < (UINT64_C(1) << 62));
   return 2 * k + (p->lower ? 0 : 1);
 }
 
-mig_stream_t *mig_peer_find(const mig_peer_t *p, uint64_t id) {
+mig_sm_t *mig_reg_find(const mig_reg_t *p, uint64_t id) {
   for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
-    mig_stream_t *s = p->streams[i];
+    mig_sm_t *s = p->streams[i];
     if (s && !mig_final(s) && mig_has_id(s, id)) return s;
   }
   return NULL;
 }
 
-mig_stream_t *mig_peer_find_carrier(const mig_peer_t *p, uint64_t h) {
+mig_sm_t *mig_reg_find_carrier(const mig_reg_t *p, uint64_t h) {
   if (!h) return NULL;
   for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
-    mig_stream_t *s = p->streams[i];
-    if (s && mig_slot(s, h)) return s;
+    mig_sm_t *s = p->streams[i];
+    if (s && mig_slot_of(s, h)) return s;
   }
   return NULL;
 }
 
-int mig_peer_stream_free(mig_peer_t *p, mig_stream_t *s) {
+int mig_reg_sm_free(mig_reg_t *p, mig_sm_t *s) {
   if (!mig_final(s)) return BFTNET_ESTATE;
   for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
     if (p->streams[i] != s) continue;
@@ -270,10 +270,10 @@ int mig_peer_stream_free(mig_peer_t *p, mig_stream_t *s) {
   return BFTNET_ENOTFOUND;
 }
 
-static int mig_new_stream(mig_peer_t *p, uint64_t id, uint64_t h, mig_stream_t **out) {
+static int mig_new_stream(mig_reg_t *p, uint64_t id, uint64_t h, mig_sm_t **out) {
   for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
     if (p->streams[i]) continue;
-    mig_stream_t *s = calloc(1, sizeof(*s));
+    mig_sm_t *s = calloc(1, sizeof(*s));
     if (!s) return BFTNET_ENOMEM;
     s->id = id;
     s->cur.h = h;
@@ -284,12 +284,12 @@ static int mig_new_stream(mig_peer_t *p, uint64_t id, uint64_t h, mig_stream_t *
   return BFTNET_ELIMIT;
 }
 
-int mig_peer_open(mig_peer_t *p, uint64_t h, mig_actions_t *acts, mig_stream_t **out) {
-  if (!h || mig_peer_find_carrier(p, h)) return BFTNET_EINVAL;
-  mig_stream_t *s;
+int mig_reg_open(mig_reg_t *p, uint64_t h, mig_actions_t *acts, mig_sm_t **out) {
+  if (!h || mig_reg_find_carrier(p, h)) return BFTNET_EINVAL;
+  mig_sm_t *s;
   int rc = mig_new_stream(p, 0, h, &s);
   if (rc < 0) return rc;
-  s->id = mig_peer_next_id(p);
+  s->id = mig_reg_next_id(p);
   s->state = MIG_S_LABELING;
   s->we_opened = true;
   mig_action_t *a = mig_act(acts, MIG_ACT_SEND_MSG, s, h);
@@ -301,14 +301,14 @@ int mig_peer_open(mig_peer_t *p, uint64_t h, mig_actions_t *acts, mig_stream_t *
   return 0;
 }
 
-int mig_stream_on_echo(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts) {
+int mig_sm_on_echo(mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts) {
   if (s->state != MIG_S_LABELING) return BFTNET_ESTATE;
   s->state = MIG_S_OPEN;
   mig_settle(p, s, 0, acts);
   return 0;
 }
 
-int mig_stream_on_na(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts) {
+int mig_sm_on_na(mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts) {
   if (s->state != MIG_S_LABELING) return BFTNET_ESTATE;
   mig_abort(p, s, MIG_R_NA, 0, acts);
   return 0;
@@ -316,16 +316,16 @@ int mig_stream_on_na(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts) {
 
 /* --------------------------------------------------- peer incarnation */
 
-static void mig_restart(mig_peer_t *p, uint64_t inc, mig_actions_t *acts) {
+static void mig_restart(mig_reg_t *p, uint64_t inc, mig_actions_t *acts) {
   for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
-    mig_stream_t *s = p->streams[i];
+    mig_sm_t *s = p->streams[i];
     if (s && !mig_final(s)) mig_abort(p, s, MIG_R_PEER_RESTARTED, 0, acts);
   }
   mig_act(acts, MIG_ACT_PEER_RESTARTED, NULL, 0)->id = inc;
   p->peer_inc = inc;
 }
 
-int mig_peer_on_incarnation(mig_peer_t *p, uint64_t inc, mig_actions_t *acts) {
+int mig_reg_on_incarnation(mig_reg_t *p, uint64_t inc, mig_actions_t *acts) {
   if (p->peer_inc_known && p->peer_inc != inc) mig_restart(p, inc, acts);
   p->peer_inc_known = true;
   p->peer_inc = inc;
@@ -334,17 +334,17 @@ int mig_peer_on_incarnation(mig_peer_t *p, uint64_t inc, mig_actions_t *acts) {
 
 /* ----------------------------------------------------- inbound messages */
 
-static int mig_violation(mig_peer_t *p, mig_reason_t why, uint64_t rst, mig_actions_t *acts) {
+static int mig_violation(mig_reg_t *p, mig_reason_t why, uint64_t rst, mig_actions_t *acts) {
   p->counts[why]++;
   if (rst) mig_act(acts, MIG_ACT_RST, NULL, rst);
   return BFTNET_EPROTO;
 }
 
-static int mig_on_label(mig_peer_t *p, uint64_t h, const mig_msg_t *m, mig_actions_t *acts,
-                        mig_stream_t **out) {
+static int mig_on_label(mig_reg_t *p, uint64_t h, const mig_msg_t *m, mig_actions_t *acts,
+                        mig_sm_t **out) {
   if (!mig_id_parity_ok(m->id, !p->lower)) return mig_violation(p, MIG_R_BAD_PARITY, h, acts);
-  if (mig_peer_find(p, m->id)) return mig_violation(p, MIG_R_ID_IN_USE, h, acts);
-  mig_stream_t *s;
+  if (mig_reg_find(p, m->id)) return mig_violation(p, MIG_R_ID_IN_USE, h, acts);
+  mig_sm_t *s;
   int rc = mig_new_stream(p, m->id, h, &s);
   if (rc == BFTNET_ELIMIT) return mig_violation(p, MIG_R_LIMIT, h, acts);
   if (rc < 0) return rc;
@@ -354,15 +354,15 @@ static int mig_on_label(mig_peer_t *p, uint64_t h, const mig_msg_t *m, mig_actio
 }
 
 /* Responder side of an exchange (§11.9 "— (responder)" rows). */
-static int mig_on_migrate(mig_peer_t *p, uint64_t h, const mig_msg_t *m, uint64_t now,
-                          mig_actions_t *acts, mig_stream_t **out) {
+static int mig_on_migrate(mig_reg_t *p, uint64_t h, const mig_msg_t *m, uint64_t now,
+                          mig_actions_t *acts, mig_sm_t **out) {
   if (p->leader) {
     mig_send_ack(p, NULL, h, true, acts);
     return mig_violation(p, MIG_R_NOT_LEADER, 0, acts);
   }
   if (!mig_id_parity_ok(m->id, !p->lower)) return mig_violation(p, MIG_R_BAD_PARITY, h, acts);
-  if (mig_peer_find(p, m->id)) return mig_violation(p, MIG_R_REPLAY, h, acts);
-  mig_stream_t *s = mig_peer_find(p, m->from);
+  if (mig_reg_find(p, m->id)) return mig_violation(p, MIG_R_REPLAY, h, acts);
+  mig_sm_t *s = mig_reg_find(p, m->from);
   if (!s) {
     mig_send_ack(p, NULL, h, true, acts);
     return mig_violation(p, MIG_R_UNKNOWN_FROM, 0, acts);
@@ -409,7 +409,7 @@ static int mig_on_migrate(mig_peer_t *p, uint64_t h, const mig_msg_t *m, uint64_
 }
 
 /* Initiator: the AckMigrate on the pending carrier. */
-static int mig_on_ack(mig_peer_t *p, mig_stream_t *s, const mig_msg_t *m, uint64_t now,
+static int mig_on_ack(mig_reg_t *p, mig_sm_t *s, const mig_msg_t *m, uint64_t now,
                       mig_actions_t *acts) {
   if (m->deny) {
     if (s->uncertain || !s->cur.h) {
@@ -459,11 +459,11 @@ static int mig_on_ack(mig_peer_t *p, mig_stream_t *s, const mig_msg_t *m, uint64
   return 0;
 }
 
-int mig_peer_on_msg(mig_peer_t *p, uint64_t h, const mig_msg_t *m, uint64_t now,
-                    mig_actions_t *acts, mig_stream_t **out) {
+int mig_reg_on_msg(mig_reg_t *p, uint64_t h, const mig_msg_t *m, uint64_t now,
+                    mig_actions_t *acts, mig_sm_t **out) {
   if (out) *out = NULL;
   if (!h) return BFTNET_EINVAL;
-  mig_stream_t *s = mig_peer_find_carrier(p, h);
+  mig_sm_t *s = mig_reg_find_carrier(p, h);
   if (s && (s->pend.h != h || m->type != MIG_MSG_ACK))
     return mig_violation(p, MIG_R_BAD_MSG, 0, acts); /* a second message on a carrier */
   if (!s && m->type == MIG_MSG_ACK) return mig_violation(p, MIG_R_UNEXPECTED_ACK, h, acts);
@@ -492,10 +492,10 @@ int mig_peer_on_msg(mig_peer_t *p, uint64_t h, const mig_msg_t *m, uint64_t now,
 
 /* ------------------------------------------------------ carrier events */
 
-int mig_peer_on_data(mig_peer_t *p, uint64_t h, size_t n, mig_actions_t *acts) {
-  mig_stream_t *s = mig_peer_find_carrier(p, h);
+int mig_reg_on_data(mig_reg_t *p, uint64_t h, size_t n, mig_actions_t *acts) {
+  mig_sm_t *s = mig_reg_find_carrier(p, h);
   if (!s) return BFTNET_ENOTFOUND;
-  mig_carrier_t *c = mig_slot(s, h);
+  mig_slot_t *c = mig_slot_of(s, h);
   if (s->state == MIG_S_LABELING) return BFTNET_ESTATE; /* the echo comes first */
   if (c == &s->pend) {
     mig_abort(p, s, MIG_R_DATA_BEFORE_ACK, 0, acts);
@@ -527,10 +527,10 @@ int mig_peer_on_data(mig_peer_t *p, uint64_t h, size_t n, mig_actions_t *acts) {
   return 0;
 }
 
-int mig_peer_on_fin(mig_peer_t *p, uint64_t h, mig_actions_t *acts) {
-  mig_stream_t *s = mig_peer_find_carrier(p, h);
+int mig_reg_on_fin(mig_reg_t *p, uint64_t h, mig_actions_t *acts) {
+  mig_sm_t *s = mig_reg_find_carrier(p, h);
   if (!s) return BFTNET_ENOTFOUND;
-  mig_carrier_t *c = mig_slot(s, h);
+  mig_slot_t *c = mig_slot_of(s, h);
   if (c->fin_in || s->state == MIG_S_LABELING) return BFTNET_ESTATE;
   if (c == &s->pend) {
     mig_abort(p, s, MIG_R_DATA_BEFORE_ACK, 0, acts);
@@ -554,10 +554,10 @@ int mig_peer_on_fin(mig_peer_t *p, uint64_t h, mig_actions_t *acts) {
   return rc;
 }
 
-int mig_peer_on_rst(mig_peer_t *p, uint64_t h, mig_actions_t *acts) {
-  mig_stream_t *s = mig_peer_find_carrier(p, h);
+int mig_reg_on_rst(mig_reg_t *p, uint64_t h, mig_actions_t *acts) {
+  mig_sm_t *s = mig_reg_find_carrier(p, h);
   if (!s) return BFTNET_ENOTFOUND;
-  if (s->pend.h == h) { /* before AckMigrate: "try again later" (spec) */
+  if (s->pend.h == h) { /* before AckMigrate: "try again later" (§11.5) */
     memset(&s->pend, 0, sizeof(s->pend));
     mig_unfreeze(s, &s->cur, acts);
     int rc = mig_resolve_fin(p, s, acts);
@@ -568,10 +568,10 @@ int mig_peer_on_rst(mig_peer_t *p, uint64_t h, mig_actions_t *acts) {
   return 0;
 }
 
-int mig_peer_on_lost(mig_peer_t *p, uint64_t h, uint64_t now, mig_actions_t *acts) {
-  mig_stream_t *s = mig_peer_find_carrier(p, h);
+int mig_reg_on_lost(mig_reg_t *p, uint64_t h, uint64_t now, mig_actions_t *acts) {
+  mig_sm_t *s = mig_reg_find_carrier(p, h);
   if (!s) return BFTNET_ENOTFOUND;
-  mig_carrier_t *c = mig_slot(s, h);
+  mig_slot_t *c = mig_slot_of(s, h);
   if (c == &s->pend) {
     /* The Migrate may have been accepted: unsettled until an Ack. */
     s->uncertain = true;
@@ -587,10 +587,10 @@ int mig_peer_on_lost(mig_peer_t *p, uint64_t h, uint64_t now, mig_actions_t *act
   return 0;
 }
 
-int mig_peer_on_credit(mig_peer_t *p, uint64_t h, uint64_t n, mig_actions_t *acts) {
-  mig_stream_t *s = mig_peer_find_carrier(p, h);
+int mig_reg_on_credit(mig_reg_t *p, uint64_t h, uint64_t n, mig_actions_t *acts) {
+  mig_sm_t *s = mig_reg_find_carrier(p, h);
   if (!s) return BFTNET_ENOTFOUND;
-  mig_carrier_t *c = mig_slot(s, h);
+  mig_slot_t *c = mig_slot_of(s, h);
   uint64_t credited = c->credited + n;
   if (credited < c->credited || credited > c->out_sent || c == &s->pend) {
     mig_abort(p, s, MIG_R_BAD_CREDIT, 0, acts);
@@ -604,9 +604,9 @@ int mig_peer_on_credit(mig_peer_t *p, uint64_t h, uint64_t n, mig_actions_t *act
   return 0;
 }
 
-int mig_peer_tick(mig_peer_t *p, uint64_t now, mig_actions_t *acts) {
+int mig_reg_tick(mig_reg_t *p, uint64_t now, mig_actions_t *acts) {
   for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
-    mig_stream_t *s = p->streams[i];
+    mig_sm_t *s = p->streams[i];
     if (!s || mig_final(s) || s->cur.h || now < s->deadline) continue;
     mig_abort(p, s, MIG_R_DETACH_TIMEOUT, 0, acts);
   }
@@ -615,13 +615,13 @@ int mig_peer_tick(mig_peer_t *p, uint64_t now, mig_actions_t *acts) {
 
 /* -------------------------------------------------------- local events */
 
-int mig_stream_migrate(mig_peer_t *p, mig_stream_t *s, uint64_t h, mig_actions_t *acts) {
+int mig_sm_migrate(mig_reg_t *p, mig_sm_t *s, uint64_t h, mig_actions_t *acts) {
   if (!p->leader) return BFTNET_ESTATE;
   if (s->state != MIG_S_OPEN && s->state != MIG_S_MIGRATING && s->state != MIG_S_DETACHED)
     return BFTNET_ESTATE;
   if (s->pend.h || (s->no_migrate && s->cur.h)) return BFTNET_ESTATE;
-  if (!h || mig_peer_find_carrier(p, h)) return BFTNET_EINVAL;
-  uint64_t id = mig_peer_next_id(p);
+  if (!h || mig_reg_find_carrier(p, h)) return BFTNET_EINVAL;
+  uint64_t id = mig_reg_next_id(p);
   memset(&s->pend, 0, sizeof(s->pend));
   s->pend.h = h;
   s->pend.in_start = mig_read_offset(s); /* what the Migrate reports */
@@ -639,14 +639,14 @@ int mig_stream_migrate(mig_peer_t *p, mig_stream_t *s, uint64_t h, mig_actions_t
   return 0;
 }
 
-uint64_t mig_stream_room(const mig_peer_t *p, const mig_stream_t *s) {
+uint64_t mig_sm_room(const mig_reg_t *p, const mig_sm_t *s) {
   uint64_t held = s->w_written - s->w_base;
   return held >= p->cfg.window_max ? 0 : p->cfg.window_max - held;
 }
 
-int mig_stream_write(mig_peer_t *p, mig_stream_t *s, const void *data, size_t n) {
+int mig_sm_write(mig_reg_t *p, mig_sm_t *s, const void *data, size_t n) {
   if (mig_final(s) || s->w_closed) return BFTNET_ESTATE;
-  if (n > mig_stream_room(p, s)) return BFTNET_EAGAIN;
+  if (n > mig_sm_room(p, s)) return BFTNET_EAGAIN;
   int rc = ring_reserve(s, n);
   if (rc < 0) return rc;
   if (n) ring_put(s->ring, s->ring_cap, s->w_written, data, n);
@@ -654,7 +654,7 @@ int mig_stream_write(mig_peer_t *p, mig_stream_t *s, const void *data, size_t n)
   return 0;
 }
 
-int mig_stream_close(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts) {
+int mig_sm_close(mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts) {
   (void)p;
   if (mig_final(s)) return BFTNET_ESTATE;
   s->w_closed = true;
@@ -662,21 +662,21 @@ int mig_stream_close(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts) {
   return 0;
 }
 
-int mig_stream_abort(mig_peer_t *p, mig_stream_t *s, mig_actions_t *acts) {
+int mig_sm_abort(mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts) {
   if (mig_final(s)) return BFTNET_ESTATE;
   mig_abort(p, s, MIG_R_LOCAL, 0, acts);
   return 0;
 }
 
-int mig_stream_pull(mig_peer_t *p, mig_stream_t *s, size_t max, mig_chunk_t *c, mig_actions_t *acts) {
+int mig_sm_pull(mig_reg_t *p, mig_sm_t *s, size_t max, mig_chunk_t *c, mig_actions_t *acts) {
   (void)p;
   if (mig_final(s) || !s->cur.h || s->cur.fin_out) return 0;
-  mig_carrier_t *cur = &s->cur;
+  mig_slot_t *cur = &s->cur;
   uint64_t pos = cur->out_start + cur->out_sent;
   BN_ASSERT(pos >= s->w_base && pos <= s->w_written);
   uint64_t avail = s->w_written - pos;
   const uint8_t *at;
-  size_t n = BN_MIN(mig_stream_span(s, pos, &at), max);
+  size_t n = BN_MIN(mig_sm_span(s, pos, &at), max);
   bool fin = n == avail && s->w_closed && !s->pend.h && !s->uncertain;
   if (n == 0 && !fin) return 0;
   c->carrier = cur->h;

@@ -1,0 +1,54 @@
+/*
+ * defer.c — deferred frees. Every entry point of the wiring runs between
+ * mig__defer_enter and mig__defer_leave (inline, in mig_internal.h); what is
+ * released meanwhile (carriers net freed, streams let go, peers released) is
+ * freed here at the outermost leave, so a pointer handed to a callback stays
+ * valid for the whole callback and a loop over a list never sees an entry
+ * vanish.
+ */
+#include <stdlib.h>
+
+#include "mig_internal.h"
+
+static bool peer_reapable(const mig_peer_t *p) {
+  return (p->released || !p->owner) && !p->streams && !p->carriers && !p->probing;
+}
+
+void mig__defer_reap(mig_node_t *n) {
+  n->reap_needed = false;
+  for (mig_peer_t **pp = &n->peers; *pp;) {
+    mig_peer_t *p = *pp;
+    for (mig_carrier_t **cp = &p->carriers; *cp;) {
+      mig_carrier_t *car = *cp;
+      if (!car->gone) {
+        cp = &car->next;
+        continue;
+      }
+      *cp = car->next;
+      mig__carrier_destroy(car);
+    }
+    for (mig_stream_t **sp = &p->streams; *sp;) {
+      mig_stream_t *ls = *sp;
+      if (!ls->released) {
+        sp = &ls->next;
+        continue;
+      }
+      *sp = ls->next;
+      if (ls->m) (void)mig_reg_sm_free(&p->mig, ls->m);
+      mig__defer_free_stream(ls);
+    }
+    if (peer_reapable(p)) {
+      *pp = p->next;
+      mig_reg_free(&p->mig);
+      free(p);
+      continue;
+    }
+    pp = &p->next;
+  }
+}
+
+void mig__defer_free_stream(mig_stream_t *ls) {
+  bn_buf_free(&ls->neg);
+  bn_buf_free(&ls->carry);
+  free(ls);
+}

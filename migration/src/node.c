@@ -1,0 +1,234 @@
+/*
+ * node.c — the node and its peers: mig_node_* (lifecycle, connection events,
+ * the tick that fires detach timeouts and runs the policy), the registry of
+ * peers (mig_peer_*), and the streams a peer opens to us (net's protocol
+ * handlers).
+ */
+#include <stdlib.h>
+
+#include "mig_internal.h"
+
+static void tick(void *ud) {
+  mig_node_t *n = ud;
+  mig__defer_enter(n);
+  uint64_t now = mig__now(n);
+  for (mig_peer_t *p = n->peers; p; p = p->next) {
+    if (p->released) continue;
+    mig_actions_t acts;
+    mig_actions_clear(&acts);
+    (void)mig_reg_tick(&p->mig, now, &acts);
+    mig__stream_apply(p, &acts, NULL);
+    mig__policy_run(p, now, true);
+  }
+  mig__defer_leave(n);
+}
+
+static int on_inbound_mig(void *ud, net_conn_t *c, net_stream_t *s) {
+  mig_node_t *n = ud;
+  if (n->stopping) return BFTNET_ECLOSED;
+  mig_peer_t *p = mig_peer_get(n, net_conn_peer(c));
+  if (!p) return BFTNET_ENOMEM;
+  mig_carrier_t *car;
+  /* net answered the header and the echo for us: pre_left as for ours */
+  int rc = mig__carrier_open(p, c, NULL, NULL, true, &car);
+  if (rc < 0) return rc;
+  car->ns = s;
+  net_stream_set_cbs(s, &mig__io_carrier_cbs, car);
+  return 0;
+}
+
+static int on_inbound_plain(void *ud, net_conn_t *c, net_stream_t *s) {
+  mig_node_t *n = ud;
+  if (n->stopping) return BFTNET_ECLOSED;
+  mig_peer_t *p = mig_peer_get(n, net_conn_peer(c));
+  if (!p) return BFTNET_ENOMEM;
+  mig__defer_enter(n);
+  int rc = BFTNET_ENOMEM;
+  mig_carrier_t *car = mig__carrier_new(p, c);
+  mig_stream_t *ls = car ? mig__stream_new(p, false) : NULL;
+  if (ls) {
+    car->ns = s;
+    car->plain_ls = ls;
+    ls->plain = true;
+    ls->pc = car;
+    ls->neg_done = true;
+    mig__stream_set_conn(ls, c);
+    net_stream_set_cbs(s, &mig__io_plain_cbs, car);
+    rc = n->cbs.on_stream ? n->cbs.on_stream(n->ud, p, ls) : BFTNET_ENOTMEMBER;
+    if (rc < 0) {
+      ls->released = true;
+      car->plain_ls = NULL;
+      net_stream_set_cbs(s, &mig__io_plain_cbs, car);
+      n->reap_needed = true;
+      /* net resets the stream; its on_free unlinks the carrier */
+    }
+  } else if (car) {
+    mig__carrier_unlink(car);
+  }
+  mig__defer_leave(n);
+  return rc;
+}
+
+int mig_node_new(mig_node_t **out, net_t *net, const mig_config_t *cfg, const mig_node_cbs_t *cbs,
+                 void *ud, bn_counters_t *ctr) {
+  if (!out || !net || !cfg || !cbs || !cfg->window_max) return BFTNET_EINVAL;
+  mig_node_t *n = calloc(1, sizeof *n);
+  if (!n) return BFTNET_ENOMEM;
+  n->net = net;
+  n->t = net_transport(net);
+  n->cfg = *cfg;
+  n->cbs = *cbs;
+  n->ud = ud;
+  n->ctr = ctr;
+  bn_random(n->t->seam, &n->incarnation, sizeof n->incarnation);
+  n->carrier_cbs = &mig__io_carrier_cbs;
+  int pre = mig__carrier_prefix_len();
+  if (pre < 0) {
+    free(n);
+    return BFTNET_EINVAL;
+  }
+  n->pre_label = (size_t)pre;
+  int rc = n->t->ops->timer_new(n->t, tick, n, &n->timer);
+  if (rc == 0) rc = n->t->ops->timer_new(n->t, mig__carrier_flush, n, &n->flush_timer);
+  if (rc == 0) rc = net_handle(net, MIG_PROTO_ID, on_inbound_mig, n);
+  if (rc == 0) rc = net_handle(net, MIG_APP_PROTO, on_inbound_plain, n);
+  if (rc < 0) {
+    if (n->timer) n->t->ops->timer_free(n->timer);
+    if (n->flush_timer) n->t->ops->timer_free(n->flush_timer);
+    free(n);
+    return rc;
+  }
+  n->t->ops->timer_start(n->timer, MIG_TICK_MS, MIG_TICK_MS);
+  *out = n;
+  return 0;
+}
+
+uint64_t mig_node_incarnation(const mig_node_t *n) {
+  return n->incarnation;
+}
+
+void mig_node_stop(mig_node_t *n) {
+  if (!n || n->stopping) return;
+  mig__defer_enter(n);
+  n->stopping = true;
+  for (mig_peer_t *p = n->peers; p; p = p->next)
+    mig_peer_release(p);
+  if (n->timer) {
+    n->t->ops->timer_free(n->timer);
+    n->timer = NULL;
+  }
+  if (n->flush_timer) {
+    n->t->ops->timer_free(n->flush_timer);
+    n->flush_timer = NULL;
+  }
+  mig__defer_leave(n);
+}
+
+void mig_node_free(mig_node_t *n) {
+  if (!n) return;
+  for (mig_peer_t *p = n->peers, *next; p; p = next) {
+    next = p->next;
+    while (p->carriers) {
+      mig_carrier_t *car = p->carriers;
+      p->carriers = car->next;
+      free(car->rd);
+      free(car);
+    }
+    for (mig_stream_t *ls = p->streams, *ln; ls; ls = ln) {
+      ln = ls->next;
+      mig__defer_free_stream(ls);
+    }
+    mig_reg_free(&p->mig);
+    free(p);
+  }
+  free(n);
+}
+
+void mig_node_conn_up(mig_node_t *n, net_conn_t *c) {
+  mig_peer_t *p = mig_peer_find(n, net_conn_peer(c));
+  if (!p) return;
+  mig__defer_enter(n);
+  mig__policy_run(p, mig__now(n), false);
+  mig__defer_leave(n);
+}
+
+void mig_node_conn_down(mig_node_t *n, net_conn_t *c) {
+  (void)n;
+  (void)c; /* its carriers report the loss themselves (net on_error) */
+}
+
+mig_peer_t *mig_peer_find(mig_node_t *n, const peerid_t *peer) {
+  for (mig_peer_t *p = n->peers; p; p = p->next)
+    if (!p->released && peerid_equal(&p->id, peer)) return p;
+  return NULL;
+}
+
+mig_peer_t *mig_peer_get(mig_node_t *n, const peerid_t *peer) {
+  mig_peer_t *p = mig_peer_find(n, peer);
+  if (p) return p;
+  if (n->stopping) return NULL;
+  p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->n = n;
+  p->id = *peer;
+  peerid_to_string(peer, p->id_str, sizeof p->id_str);
+  mig_reg_config_t mc = {.self = *net_local_id(n->net),
+                         .peer = *peer,
+                         .incarnation = n->incarnation,
+                         .detach_timeout = n->cfg.detach_timeout_ns,
+                         .window_max = n->cfg.window_max};
+  if (mig_reg_init(&p->mig, &mc) != 0) {
+    free(p);
+    return NULL;
+  }
+  p->next = n->peers;
+  n->peers = p;
+  return p;
+}
+
+void mig_peer_set_owner(mig_peer_t *p, void *owner) {
+  p->owner = owner;
+}
+
+void *mig_peer_owner(const mig_peer_t *p) {
+  return p->owner;
+}
+
+const peerid_t *mig_peer_id(const mig_peer_t *p) {
+  return &p->id;
+}
+
+bool mig_peer_is_leader(const mig_peer_t *p) {
+  return p->mig.leader;
+}
+
+const mig_peer_stats_t *mig_peer_stats(const mig_peer_t *p) {
+  return &p->st;
+}
+
+void mig_peer_set_addrs(mig_peer_t *p, const maddr_t *addrs, size_t n, bool changed) {
+  n = BN_MIN(n, (size_t)BFTNET_MAX_ADDRS);
+  if (n) memcpy(p->addrs, addrs, n * sizeof *addrs);
+  p->naddrs = n;
+  if (changed) {
+    p->addr_changed = true;
+    p->next_probe = 0; /* look for the new preferred path at once */
+  }
+  mig__defer_enter(p->n);
+  mig__policy_run(p, mig__now(p->n), false);
+  mig__defer_leave(p->n);
+}
+
+void mig_peer_release(mig_peer_t *p) {
+  if (!p || p->released) return;
+  mig_node_t *n = p->n;
+  mig__defer_enter(n);
+  for (mig_stream_t *ls = p->streams; ls; ls = ls->next)
+    mig_stream_release(ls);
+  for (mig_carrier_t *car = p->carriers; car; car = car->next)
+    mig__carrier_reset(car);
+  p->released = true;
+  p->owner = NULL;
+  n->reap_needed = true;
+  mig__defer_leave(n);
+}
