@@ -53,7 +53,7 @@
 
 /* What one queued message of `size` bytes costs at most: its 16 B header and
  * the buffer pool's 16 B one, rounded up to the pool's size class (core/
- * pool.h: 64 B steps up to 1 KiB, then eight per doubling up to 64 KiB) or,
+ * core.h, "pool": 64 B steps up to 1 KiB, then eight per doubling up to 64 KiB) or,
  * beyond that, malloc's chunk and rounding; plus the ring slot. */
 static double msg_footprint(size_t size) {
   size_t total = size + 16 + 16;

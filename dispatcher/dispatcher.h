@@ -14,7 +14,7 @@
 #include <ck_spinlock.h>
 
 #include "net.h"
-#include "pool.h"
+#include "core.h"
 
 /* ------------------------------------------------------------ messages */
 /* One allocation per bftnet_send or bftnet_broadcast (the only copy of the

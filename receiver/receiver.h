@@ -10,7 +10,7 @@
 #include <ck_ring.h>
 
 #include "net.h"
-#include "pool.h"
+#include "core.h"
 
 /* ------------------------------------------------------------ messages */
 /* A received message; `from` (the sender's node ID, or "" while tentative)
@@ -37,7 +37,7 @@ void rx_msg_free(rx_msg_t *m);
  * and an application thread frees (bftnet_msg_release), which sent every
  * per-message malloc through the allocator's slow, locked cross-thread path;
  * a block is freed when its last message is (an atomic count). Blocks come
- * from the node's pool (pool.h): with their header and the pool's they fill
+ * from the node's pool (core.h, "pool"): with their header and the pool's they fill
  * exactly one 16 KiB class. Cost: a message the application keeps pins its
  * block, so the memory a member's queued messages hold is at most
  * RX_BLOCK_SIZE per queued message. The carver belongs to the loop thread. */
