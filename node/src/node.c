@@ -15,7 +15,7 @@
 #include <ck_pr.h>
 #include <uv.h>
 
-#include "bftnet_internal.h"
+#include "node_internal.h"
 
 /* A dial or ping in flight, owned by the loop: it outlives a caller that
  * gave up (timeout) and is freed when the operation completes. */

@@ -19,8 +19,6 @@
 #include "net.h"
 #include "receiver.h"
 
-#define BN_MSG_PROTO "/bftnet/msg/1.0.0"
-
 typedef struct cmd cmd_t;
 typedef void (*cmd_fn)(bftnet_t *b, cmd_t *c);
 

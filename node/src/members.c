@@ -23,7 +23,7 @@
 
 #include <ck_pr.h>
 
-#include "bftnet_internal.h"
+#include "node_internal.h"
 
 /* -------------------------------------------------------------- epochs */
 
