@@ -193,9 +193,6 @@ static mbr_t *find_by_peer(bftnet_t *b, const peerid_t *peer) {
   return NULL;
 }
 
-static void mbr_ensure_conn(mbr_t *m);
-static void mbr_open_out(mbr_t *m);
-static void mbr_drain(mbr_t *m);
 static void mbr_free(mbr_t *m);
 
 /* -------------------------------------------------------------- events */
@@ -220,12 +217,10 @@ void members_conn_event(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type,
   mbr_t *m = net_conn_peer(c)->len ? find_by_peer(b, net_conn_peer(c)) : NULL;
   if (type == BFTNET_EV_CONNECTED) {
     ml_node_conn_up(b->ml, c);
-    /* A member that reached us while our Dispatcher waits out its backoff:
-     * its stream can start now. */
-    if (m && !m->removed && !m->out) mbr_open_out(m);
+    if (m) disp_conn_up(&m->d);
   } else {
     ml_node_conn_down(b->ml, c);
-    if (m && !m->removed) mbr_ensure_conn(m);
+    if (m) disp_conn_down(&m->d);
   }
   if (!b->cfg.on_event) return;
   char peer[BFTNET_PEER_ID_MAX] = "", addr[BFTNET_ADDR_MAX] = "";
@@ -239,8 +234,8 @@ void members_conn_event(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type,
 
 /* Copies the pair's migration statistics where bftnet_peer_stats reads them. */
 static void mbr_publish_stats(mbr_t *m) {
-  if (!m->lp) return;
-  const ml_peer_stats_t *st = ml_peer_stats(m->lp);
+  if (!m->d.lp) return;
+  const ml_peer_stats_t *st = ml_peer_stats(m->d.lp);
   ck_pr_store_64(&m->pub.migrations, st->migrations);
   ck_pr_store_64(&m->pub.detached, st->detached);
   ck_pr_store_64(&m->pub.resumed, st->resumed);
@@ -299,174 +294,20 @@ static void notify_later(bftnet_t *b) {
 
 /* ---------------------------------------------------------- Dispatcher */
 
-static void mbr_dial(mbr_t *m);
-static void mbr_redial_tick(void *ud) {
+static void disp_on_member(void *ud, bftnet_event_type_t type, bftnet_reason_t reason, int err) {
   mbr_t *m = ud;
-  m->redial_pending = false;
-  mbr_dial(m);
+  emit_member(m->b, type, m, reason, err);
 }
 
-static void mbr_schedule_redial(mbr_t *m) {
-  bftnet_t *b = m->b;
-  if (m->removed || !m->redial || m->redial_pending) return;
-  uint64_t ms = disp_backoff_next_ms(&m->backoff, b->t->seam);
-  m->redial_pending = true;
-  b->t->ops->timer_start(m->redial, ms, 0);
+static void disp_on_stream_event(void *ud, ml_stream_t *ls, const ml_event_t *e, uint64_t lost) {
+  emit_stream(ud, ls, e, true, lost);
 }
 
-/* Both sides of a pair dial while they have no connection to each other;
- * the leader of the pair then keeps one (mig_net.h). */
-static void mbr_ensure_conn(mbr_t *m) {
-  if (m->removed || m->dialing || m->redial_pending) return;
-  if (net_count_conns(m->b->net, &m->peer) > 0) return;
-  /* The first redial after a working connection broke goes at once (the
-   * streams wait detached); failures after that back off. */
-  uint64_t now = bn_now_ns(m->b->t->seam);
-  bool lasted = m->up_since && now - m->up_since > 1000000000ull; /* not a flapping peer */
-  if (m->ever_conn && !(m->backoff.attempt == 0 && lasted)) mbr_schedule_redial(m);
-  else mbr_dial(m);
-}
+static void disp_on_reclaimable(void *ud) { mbr_free(ud); }
 
-/* Counts what the member's stream lost: the messages written but not
- * confirmed read, plus those the framer had in hand. */
-static uint64_t mbr_out_lost_msgs(mbr_t *m) {
-  uint64_t confirmed = m->out ? m->out_base + ml_stream_app_confirmed(m->out) : m->framer.bytes_written;
-  disp_ends_trim(&m->ends, confirmed);
-  uint64_t lost = disp_ends_count(&m->ends);
-  disp_ends_free(&m->ends);
-  return lost + (uint64_t)disp_framer_abort(&m->framer);
-}
-
-static void out_writable(void *ud, ml_stream_t *ls) {
-  (void)ls;
-  mbr_drain(ud);
-}
-
-static void out_event(void *ud, ml_stream_t *ls, const ml_event_t *e) {
-  mbr_t *m = ud;
-  bftnet_t *b = m->b;
-  if (ls != m->out) return;
-  switch (e->type) {
-  case ML_EV_DETACHED:
-    ck_pr_store_int(&m->connected, 0);
-    emit_stream(m, ls, e, true, 0);
-    emit_member(b, BFTNET_EV_MEMBER_DOWN, m, BFTNET_REASON_RESET, BFTNET_ECLOSED);
-    mbr_ensure_conn(m);
-    break;
-  case ML_EV_RESUMED:
-    ck_pr_store_int(&m->connected, 1);
-    ck_pr_inc_64(&m->reconnects);
-    emit_stream(m, ls, e, true, 0);
-    emit_member(b, BFTNET_EV_MEMBER_UP, m, BFTNET_REASON_NONE, 0);
-    mbr_drain(m);
-    break;
-  case ML_EV_MIGRATED:
-  case ML_EV_DENIED:
-    emit_stream(m, ls, e, true, 0);
-    mbr_drain(m);
-    break;
-  case ML_EV_ABORTED:
-  case ML_EV_CLOSED: {
-    uint64_t lost = mbr_out_lost_msgs(m);
-    ck_pr_add_64(&m->aborted, lost);
-    bn_counter_add(&b->counters, BFTNET_COUNTER_MIG_ABORTED_MSGS, lost);
-    m->out = NULL;
-    ck_pr_store_int(&m->connected, 0);
-    ck_pr_store_64(&m->unconfirmed, 0);
-    emit_stream(m, ls, e, true, lost);
-    ml_stream_release(ls);
-    emit_member(b, BFTNET_EV_MEMBER_DOWN, m, BFTNET_REASON_RESET, BFTNET_ERESET);
-    if (!m->removed) mbr_open_out(m); /* a new stream (the ring kept the rest) */
-    break;
-  }
-  case ML_EV_READ_EOF:
-    break;
-  }
-}
-
-static const ml_stream_cbs_t out_cbs = {.on_writable = out_writable, .on_event = out_event};
-
-/* Opens our stream to the member on the pair's connection, if one is up. */
-static void mbr_open_out(mbr_t *m) {
-  bftnet_t *b = m->b;
-  if (m->removed || m->out || !m->lp) return;
-  net_conn_t *c = ml_peer_conn(m->lp);
-  if (!c) return mbr_ensure_conn(m);
-  int rc = ml_stream_open(m->lp, c, &out_cbs, m, &m->out);
-  if (rc < 0) {
-    m->out = NULL;
-    bn_log(BN_LOG_INFO, "member %s: cannot open its stream: %s", m->node_id, bftnet_strerror(rc));
-    return mbr_schedule_redial(m);
-  }
-  m->out_base = m->framer.bytes_written;
-  m->framer.ends = &m->ends;
-  ck_pr_store_int(&m->connected, 1);
-  if (m->ever_up) ck_pr_inc_64(&m->reconnects);
-  m->ever_up = true;
-  emit_member(b, BFTNET_EV_MEMBER_UP, m, BFTNET_REASON_NONE, 0);
-  mbr_drain(m);
-}
-
-static void mbr_dial_done(void *ud, net_conn_t *c, int err) {
-  mbr_t *m = ud;
-  m->dialing = false;
-  if (m->removed) {
-    if (m->reclaimable) mbr_free(m); /* its grace period already passed */
-    return;
-  }
-  if (err) {
-    m->addr_idx = (m->addr_idx + 1) % m->info.naddrs; /* fail over to the next address */
-    return mbr_schedule_redial(m);
-  }
-  (void)c;
-  m->ever_conn = true;
-  m->up_since = bn_now_ns(m->b->t->seam);
-  disp_backoff_reset(&m->backoff);
-  if (!m->out) mbr_open_out(m);
-}
-
-static void mbr_dial(mbr_t *m) {
-  if (m->removed || m->dialing) return;
-  if (net_count_conns(m->b->net, &m->peer) > 0) {
-    if (!m->out) mbr_open_out(m);
-    return;
-  }
-  m->dialing = true;
-  int rc = net_dial(m->b->net, &m->info.addrs[m->addr_idx % m->info.naddrs], mbr_dial_done, m);
-  if (rc < 0) {
-    m->dialing = false;
-    mbr_schedule_redial(m);
-  }
-}
-
-static int out_write(void *ctx, const uint8_t *p, size_t n) {
-  mbr_t *m = ctx;
-  return ml_stream_write(m->out, p, n);
-}
-
-static void mbr_account(mbr_t *m) {
-  if (!m->out) return;
-  uint64_t w = ml_stream_app_written(m->out), c = ml_stream_app_confirmed(m->out);
-  disp_ends_trim(&m->ends, m->out_base + c);
-  ck_pr_store_64(&m->unconfirmed, ml_stream_migratable(m->out) ? w - c : 0);
-  ck_pr_store_int(&m->framer_busy, m->framer.cur || m->framer.held_len);
-}
-
-static void mbr_drain(mbr_t *m) {
-  /* The framer must not be re-entered from inside its writer (a stream's
-   * writable callback can fire while ml_stream_write pumps). */
-  if (!m->out || m->removed || m->draining) return;
-  m->draining = true;
-  uint64_t bytes0 = m->framer.bytes_written;
-  int done = disp_framer_drain(&m->framer, &m->ring, out_write, m);
-  if (done > 0) ck_pr_add_64(&m->sent, (uint64_t)done);
-  ck_pr_add_64(&m->bytes_out, m->framer.bytes_written - bytes0);
-  mbr_account(m);
-  m->draining = false;
-  if (done < 0) { /* the stream ended under us: its ABORTED event follows or came */
-    bn_log(BN_LOG_INFO, "member %s: write failed: %s", m->node_id, bftnet_strerror(done));
-  }
-}
+static const disp_cbs_t disp_cbs = {.on_member = disp_on_member,
+                                    .on_stream_event = disp_on_stream_event,
+                                    .on_reclaimable = disp_on_reclaimable};
 
 /* ------------------------------------------------------------ Receiver */
 
@@ -753,7 +594,7 @@ static void tent_promote(bftnet_t *b, tent_t *t, mbr_t *m) {
 static int on_stream(void *ud, ml_peer_t *lp, ml_stream_t *ls) {
   bftnet_t *b = ud;
   mbr_t *m = find_by_peer(b, ml_peer_id(lp));
-  if (!m || m->removed) return tent_open(b, lp, ls);
+  if (!m || m->d.stopped) return tent_open(b, lp, ls);
   ml_peer_set_owner(lp, m);
   mbr_set_in(m, ls, NULL);
   return 0;
@@ -761,31 +602,21 @@ static int on_stream(void *ud, ml_peer_t *lp, ml_stream_t *ls) {
 
 /* ------------------------------------------------------------- members */
 
-static mbr_t *mbr_new(bftnet_t *b, const mb_member_t *info) {
+static mbr_t *mbr_new(bftnet_t *b, const mb_member_t *info, uint64_t ver) {
   mbr_t *m = calloc(1, sizeof *m);
   if (!m) return NULL;
   m->b = b;
-  m->info = *info;
   snprintf(m->node_id, sizeof m->node_id, "%s", info->node_id);
   m->peer = info->peer;
-  if (disp_ring_init(&m->ring, b->cfg.ring_capacity) != 0) goto err_free;
-  if (rx_inq_init(&m->inq, b->cfg.inbound_max_msgs, b->cfg.inbound_max_bytes) != 0) goto err_ring;
-  if (b->t->ops->timer_new(b->t, mbr_redial_tick, m, &m->redial) != 0) goto err_inq;
-  m->lp = ml_peer_get(b->ml, &m->peer);
-  if (!m->lp) goto err_timer;
-  ml_peer_set_owner(m->lp, m);
-  ml_peer_set_addrs(m->lp, info->addrs, info->naddrs, false);
-  disp_framer_init(&m->framer);
-  disp_backoff_init(&m->backoff, b->cfg.dial_backoff_min_ms, b->cfg.dial_backoff_max_ms);
+  if (rx_inq_init(&m->inq, b->cfg.inbound_max_msgs, b->cfg.inbound_max_bytes) != 0) goto err_free;
+  /* Last: it takes the pair's migration state, which nothing may give back. */
+  if (disp_init(&m->d, &b->dctx, m, m->node_id, &info->peer, info->addrs, info->naddrs, ver) != 0)
+    goto err_inq;
   mbr_rxd_init(m);
   m->carver.pool = b->pool;
   return m;
-err_timer:
-  b->t->ops->timer_free(m->redial);
 err_inq:
   rx_inq_destroy(&m->inq);
-err_ring:
-  disp_ring_destroy(&m->ring);
 err_free:
   free(m);
   return NULL;
@@ -794,34 +625,16 @@ err_free:
 /* Loop thread: stop everything the member does (Mir's CloseOldConnections). */
 static void mbr_remove(mbr_t *m) {
   bftnet_t *b = m->b;
-  m->removed = true;
-  if (m->redial) {
-    b->t->ops->timer_free(m->redial);
-    m->redial = NULL;
-  }
-  ck_pr_add_64(&m->aborted, mbr_out_lost_msgs(m)); /* without a stream: the framer's only */
-  m->out = NULL;
   m->in = NULL;
-  if (m->lp) {
-    ml_peer_release(m->lp); /* resets both streams, no events */
-    m->lp = NULL;
-  }
+  disp_stop(&m->d); /* releases the pair's state: both streams reset, no events */
   /* A copy: closing may complete m's dial, and callbacks must not see m
    * half torn down through this pointer. */
   peerid_t peer = m->peer;
   net_close_peer(b->net, &peer, BFTNET_REASON_LOCAL_CLOSE);
 }
 
-/* After the epoch grace period: no application thread can see m. */
-static void mbr_free(mbr_t *m) {
-  if (m->dialing) { /* the dial callback frees it */
-    m->reclaimable = true;
-    return;
-  }
-  size_t dropped = disp_ring_destroy(&m->ring);
-  if (dropped) bn_log(BN_LOG_INFO, "member %s removed: %zu queued messages released", m->node_id, dropped);
-  disp_framer_abort(&m->framer);
-  disp_ends_free(&m->ends);
+static void mbr_destroy(mbr_t *m) {
+  disp_destroy(&m->d);
   uint32_t unread = rx_inq_depth(&m->inq);
   if (unread) {
     bn_counter_add(&m->b->counters, BFTNET_COUNTER_INBOUND_DISCARDED_REMOVED, unread);
@@ -831,6 +644,11 @@ static void mbr_free(mbr_t *m) {
   rx_carver_release(&m->carver);
   rx_deframer_free(&m->rxd);
   free(m);
+}
+
+/* After the epoch grace period: no application thread can see m. */
+static void mbr_free(mbr_t *m) {
+  if (disp_reclaim(&m->d)) mbr_destroy(m); /* else its dial's end frees it */
 }
 
 static int mbr_ptr_cmp(const void *a, const void *b) {
@@ -843,13 +661,17 @@ static int snap_publish(bftnet_t *b, mbr_t **live, size_t n, const char *self_id
   msnap_t *s = calloc(1, sizeof *s);
   if (!s) return BFTNET_ENOMEM;
   s->m = n ? malloc(n * sizeof *s->m) : NULL;
-  if (n && !s->m) {
+  s->d = n ? malloc(n * sizeof *s->d) : NULL;
+  if (n && (!s->m || !s->d)) {
+    free(s->m);
+    free(s->d);
     free(s);
     return BFTNET_ENOMEM;
   }
   if (n) memcpy(s->m, live, n * sizeof *live);
   s->n = n;
   if (n) qsort(s->m, n, sizeof *s->m, mbr_ptr_cmp);
+  for (size_t i = 0; i < n; i++) s->d[i] = &s->m[i]->d;
   snprintf(s->self_id, sizeof s->self_id, "%s", self_id);
   s->ver = ++b->snap_ver; /* run_connect gave members new in it this version */
   msnap_t *old = b->snap;
@@ -860,6 +682,7 @@ static int snap_publish(bftnet_t *b, mbr_t **live, size_t n, const char *self_id
   BN_TSAN_ACQUIRE(&b->epoch); /* every reader of old has left its section */
   if (old) {
     free(old->m);
+    free(old->d);
     free(old);
   }
   return 0;
@@ -907,20 +730,17 @@ void run_connect(bftnet_t *b, cmd_t *c) {
         if (live[k] == m) live[k] = live[--nlive];
       gone[ngone++] = m;
     } else if (x->kind == MB_ADDED) {
-      m = mbr_new(b, x->new_m);
+      /* Broadcasts from here on that were addressed to the snapshot about
+       * to be published (the next version) or a later one are its. */
+      m = mbr_new(b, x->new_m, b->snap_ver + 1);
       if (!m) {
         rc = BFTNET_ENOMEM;
         continue;
       }
-      /* Broadcasts from here on that were addressed to the snapshot about
-       * to be published (the next version) or a later one are its. */
-      disp_framer_attach_blog(&m->framer, &b->blog, disp_blog_head(&b->blog), b->snap_ver + 1);
       live[nlive++] = m;
       fresh[nfresh++] = m;
     } else if (x->kind == MB_ADDRS_CHANGED && m) {
-      m->info = *x->new_m; /* the next dial uses the new preference order */
-      m->addr_idx = 0;
-      ml_peer_set_addrs(m->lp, m->info.addrs, m->info.naddrs, true);
+      disp_set_addrs(&m->d, x->new_m->addrs, x->new_m->naddrs);
     }
   }
   int prc = snap_publish(b, live, nlive, self_id);
@@ -933,15 +753,11 @@ void run_connect(bftnet_t *b, cmd_t *c) {
     if (t) tent_promote(b, t, m);
   }
   for (size_t i = 0; i < ngone; i++) {
-    /* Its stats die with it: the node keeps the count of what it released. */
-    bn_counter_add(&b->counters, BFTNET_COUNTER_DROPPED_REMOVED,
-                   disp_ring_depth(&gone[i]->ring) + disp_framer_backlog(&gone[i]->framer));
-    bn_counter_add(&b->counters, BFTNET_COUNTER_ABORTED_REMOVED, ck_pr_load_64(&gone[i]->aborted));
+    disp_account_removed(&gone[i]->d);
     mbr_free(gone[i]);
   }
   /* Connect the new members (after publishing, so sends are already queued). */
-  for (size_t i = 0; i < nlive; i++)
-    if (!live[i]->removed && !live[i]->out) mbr_dial(live[i]);
+  for (size_t i = 0; i < nlive; i++) disp_connect(&live[i]->d);
   mb_table_free(&b->table);
   b->table = c->table;
   c->table = (mb_table_t){0};
@@ -952,31 +768,6 @@ void run_connect(bftnet_t *b, cmd_t *c) {
   cmd_complete(b, c, rc);
 }
 
-/* Loop thread: frees the broadcast log's entries every member has passed.
- * When the log is seven-eighths full, members more than ring_capacity
- * behind (never connected, never reading) are moved on: they lose their
- * oldest broadcasts, counted as dropped, as a full ring drops its oldest.
- * Until then a full log makes bftnet_broadcast fall back to the rings. */
-static void blog_advance(bftnet_t *b) {
-  msnap_t *s = b->snap;
-  disp_blog_t *l = &b->blog;
-  uint64_t h = disp_blog_head(l), lo = h;
-  if (h == l->tail) return; /* empty: every cursor is at the head */
-  for (size_t i = 0; i < s->n; i++) {
-    disp_framer_blog_skip_foreign(&s->m[i]->framer);
-    lo = BN_MIN(lo, s->m[i]->framer.bcur);
-  }
-  if (h - lo > l->cap - l->cap / 8) {
-    lo = h;
-    for (size_t i = 0; i < s->n; i++) {
-      /* (half the log when ring_capacity is at its 2^24 cap and so is the log) */
-      disp_framer_blog_trim(&s->m[i]->framer, BN_MIN((uint64_t)b->cfg.ring_capacity, l->cap / 2));
-      lo = BN_MIN(lo, s->m[i]->framer.bcur);
-    }
-  }
-  disp_blog_release_to(l, lo);
-}
-
 /* Sends queued messages, pops freed queue room (the loop thread's answer
  * to a wake or a kick). */
 static void members_wake(bftnet_t *b) {
@@ -984,17 +775,13 @@ static void members_wake(bftnet_t *b) {
   msnap_t *s = b->snap;
   for (size_t i = 0; i < s->n; i++) {
     mbr_t *m = s->m[i];
-    if (disp_ring_depth(&m->ring) || m->framer.cur || m->framer.held_len ||
-        disp_framer_backlog(&m->framer))
-      mbr_drain(m);
-    else
-      mbr_account(m);
+    disp_wake(&m->d);
     if (ck_pr_load_int(&m->throttled)) {
       rx_inq_refill_spmc(&m->inq);
       mbr_credit(m);
     }
   }
-  blog_advance(b);
+  disp_blog_advance(&b->dctx, s->d, s->n);
 }
 
 static void members_kick(void *ud) { members_wake(ud); }
@@ -1024,11 +811,6 @@ int members_init(bftnet_t *b) {
   if (!b->snap) return BFTNET_ENOMEM;
   b->pool = bn_pool_new(BFTNET_POOL_CACHE);
   if (!b->pool) return BFTNET_ENOMEM;
-  /* Twice a member's ring: a member that falls behind keeps the newest
-   * ring_capacity broadcasts, as its ring keeps the newest sends. */
-  uint32_t bcap = b->cfg.ring_capacity <= (1u << 23) ? 2 * b->cfg.ring_capacity : (1u << 24);
-  int brc = disp_blog_init(&b->blog, bcap);
-  if (brc) return brc;
   int src = node_serial_add(b);
   if (src) return src;
   b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -1043,7 +825,12 @@ int members_init(bftnet_t *b) {
                     .window_max = b->cfg.yamux_window,
                     .plain = b->cfg.disable_migration != 0};
   ml_node_cbs_t cbs = {.on_stream = on_stream, .on_peer_restarted = mbr_restarted};
-  return ml_node_new(&b->ml, b->net, &mc, &cbs, b, &b->counters);
+  rc = ml_node_new(&b->ml, b->net, &mc, &cbs, b, &b->counters);
+  if (rc) return rc;
+  disp_config_t dc = {.ring_capacity = b->cfg.ring_capacity,
+                      .backoff_min_ms = b->cfg.dial_backoff_min_ms,
+                      .backoff_max_ms = b->cfg.dial_backoff_max_ms};
+  return disp_ctx_init(&b->dctx, &dc, b->t, b->net, b->ml, &b->counters, b->pool, &disp_cbs);
 }
 
 void members_stop(bftnet_t *b) {
@@ -1060,11 +847,9 @@ void members_stop(bftnet_t *b) {
 void members_destroy(bftnet_t *b) {
   msnap_t *s = b->snap;
   if (s) {
-    for (size_t i = 0; i < s->n; i++) {
-      s->m[i]->dialing = false;
-      mbr_free(s->m[i]);
-    }
+    for (size_t i = 0; i < s->n; i++) mbr_destroy(s->m[i]); /* no dial ends now */
     free(s->m);
+    free(s->d);
     free(s);
     b->snap = NULL;
   }
@@ -1081,7 +866,7 @@ void members_destroy(bftnet_t *b) {
   b->recs = NULL;
   if (b->efd >= 0) close(b->efd);
   b->efd = -1;
-  disp_blog_destroy(&b->blog); /* after every framer let go of its entries */
+  disp_ctx_destroy(&b->dctx); /* after every framer let go of the log's entries */
   bn_pool_close(b->pool); /* lives on while the application holds messages */
   b->pool = NULL;
 }
@@ -1122,13 +907,7 @@ BFTNET_API int bftnet_send(bftnet_t *b, const char *node_id, const void *data, s
   if (!m) {
     rc = strcmp(node_id, s->self_id) == 0 ? BFTNET_EINVAL : BFTNET_ENOTFOUND;
   } else {
-    disp_msg_t *msg = disp_msg_new(b->pool, data, len, 1);
-    if (!msg) {
-      rc = BFTNET_ENOMEM;
-    } else {
-      msg->bseq = disp_blog_head(&b->blog); /* broadcasts before this one go first */
-      disp_ring_push_mpmc(&m->ring, msg);
-    }
+    rc = disp_send(&b->dctx, &m->d, data, len);
   }
   epoch_exit(b, r, &sec);
   if (rc == 0) kick_loop(b);
@@ -1143,19 +922,7 @@ BFTNET_API int bftnet_broadcast(bftnet_t *b, const void *data, size_t len) {
   ck_epoch_record_t *r = epoch_enter(b, &sec);
   if (!r) return BFTNET_ENOMEM;
   msnap_t *s = snap_load(b);
-  int rc = (int)s->n;
-  if (s->n) {
-    disp_msg_t *msg = disp_msg_new(b->pool, data, len, 1); /* one buffer, shared */
-    if (!msg) {
-      rc = BFTNET_ENOMEM;
-    } else if (!disp_blog_push(&b->blog, msg, s->ver)) {
-      /* The log is full (the loop has not caught up): into every ring, in
-       * order behind the log's entries. Nobody else holds msg yet. */
-      msg->refs = (uint32_t)s->n;
-      msg->bseq = disp_blog_head(&b->blog);
-      for (size_t i = 0; i < s->n; i++) disp_ring_push_mpmc(&s->m[i]->ring, msg);
-    }
-  }
+  int rc = disp_broadcast(&b->dctx, s->d, s->n, s->ver, data, len);
   epoch_exit(b, r, &sec);
   if (rc > 0) kick_loop(b);
   return rc;
@@ -1261,20 +1028,10 @@ BFTNET_API int bftnet_peer_stats(bftnet_t *b, const char *node_id, bftnet_peer_s
   mbr_t *m = snap_find(snap_load(b), node_id);
   if (m) {
     *out = (bftnet_peer_stats_t){
-        .enqueued = ck_pr_load_64(&m->ring.enqueued) + ck_pr_load_64(&m->framer.btaken) +
-                    ck_pr_load_64(&m->framer.bdropped) + disp_framer_blog_pending(&m->framer),
-        .sent = ck_pr_load_64(&m->sent),
         .delivered = ck_pr_load_64(&m->inq.delivered),
-        .dropped_overflow = ck_pr_load_64(&m->ring.dropped) + ck_pr_load_64(&m->framer.bdropped),
-        .dropped_removed = ck_pr_load_64(&m->dropped_removed),
-        .bytes_out = ck_pr_load_64(&m->bytes_out),
         .bytes_in = ck_pr_load_64(&m->bytes_in),
-        .reconnects = ck_pr_load_64(&m->reconnects),
         .tentative_evicted = ck_pr_load_64(&m->tentative_evicted),
-        .aborted = ck_pr_load_64(&m->aborted),
-        .ring_depth = disp_ring_depth(&m->ring) + (uint32_t)disp_framer_backlog(&m->framer),
         .inbound_depth = rx_inq_depth(&m->inq),
-        .connected = ck_pr_load_int(&m->connected),
         .migrations = ck_pr_load_64(&m->pub.migrations),
         .detached = ck_pr_load_64(&m->pub.detached),
         .resumed = ck_pr_load_64(&m->pub.resumed),
@@ -1282,8 +1039,8 @@ BFTNET_API int bftnet_peer_stats(bftnet_t *b, const char *node_id, bftnet_peer_s
         .detach_ns_last = ck_pr_load_64(&m->pub.detach_ns_last),
         .detach_ns_max = ck_pr_load_64(&m->pub.detach_ns_max),
         .peer_restarts = ck_pr_load_64(&m->pub.restarts),
-        .unconfirmed = ck_pr_load_64(&m->unconfirmed),
     };
+    disp_stats(&m->d, out);
   }
   epoch_exit(b, r, &sec);
   return m ? 0 : BFTNET_ENOTFOUND;
@@ -1299,12 +1056,7 @@ static bool flush_done(bftnet_t *b) {
   if (!r) return false;
   msnap_t *s = snap_load(b);
   bool done = true;
-  for (size_t i = 0; i < s->n && done; i++) {
-    mbr_t *m = s->m[i];
-    if (disp_ring_depth(&m->ring) || disp_framer_backlog(&m->framer) ||
-        ck_pr_load_64(&m->unconfirmed) || ck_pr_load_int(&m->framer_busy))
-      done = false;
-  }
+  for (size_t i = 0; i < s->n && done; i++) done = disp_idle(s->d[i]);
   epoch_exit(b, r, &sec);
   return done;
 }

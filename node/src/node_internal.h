@@ -48,31 +48,16 @@ typedef struct mbr {
   /* Written at creation, then read-only: application threads read them. */
   char node_id[BFTNET_NODE_ID_MAX];
   peerid_t peer;
-  disp_ring_t ring; /* bftnet_send pushes (any thread) */
+  disp_t d;         /* the send side: bftnet_send pushes into its ring (any thread) */
   rx_inq_t inq;     /* bftnet_recv pops (any thread) */
   /* Atomic counters (written by the loop, read by bftnet_peer_stats). */
-  uint64_t sent, bytes_out, bytes_in, reconnects, tentative_evicted, dropped_removed, aborted;
-  int connected;
-  uint64_t unconfirmed; /* atomic: bytes of our stream not yet confirmed read */
-  int framer_busy;      /* atomic: the framer holds messages not yet written */
+  uint64_t bytes_in, tentative_evicted;
   int throttled;    /* the loop stopped crediting: a pop must wake it */
 
   ml_peer_stats_t pub; /* atomic copies of the pair's migration stats */
 
   /* Loop thread only. */
   bftnet_t *b;
-  mb_member_t info;
-  disp_framer_t framer;
-  disp_ends_t ends;   /* end offsets of messages written, not yet confirmed */
-  disp_backoff_t backoff;
-  bn_ttimer_t *redial;
-  unsigned addr_idx;
-  bool dialing, redial_pending, removed, ever_up, ever_conn, draining;
-  uint64_t up_since; /* when our last dial succeeded (loop clock) */
-  bool reclaimable;  /* removed and past the epoch grace period */
-  ml_peer_t *lp;     /* the pair's migration state (NULL once removed) */
-  ml_stream_t *out;  /* our logical /bftnet/msg stream to it */
-  uint64_t out_base; /* framer.bytes_written when `out` was opened */
   ml_stream_t *in;   /* its stream to us: our Receiver */
   rx_deframer_t rxd;
   rx_carver_t carver; /* small received messages share blocks */
@@ -83,6 +68,7 @@ typedef struct mbr {
 typedef struct msnap {
   size_t n;
   mbr_t **m; /* sorted by node_id */
+  disp_t **d; /* d[i] is m[i]'s dispatcher */
   uint64_t ver; /* 1, 2, ...: broadcasts carry it (the log skips them for later members) */
   char self_id[BFTNET_NODE_ID_MAX];
 } msnap_t;
@@ -118,7 +104,7 @@ struct bftnet {
   ml_node_t *ml;    /* logical streams (migration) */
   bn_counters_t counters;
   bn_pool_t *pool;  /* message buffers up to 64 KiB, both directions */
-  disp_blog_t blog; /* bftnet_broadcast's messages, once for every member */
+  disp_ctx_t dctx;  /* the send side's node-wide state (the broadcast log) */
   uint64_t snap_ver; /* loop: the last snapshot's version */
   uint64_t serial;  /* this node's unique number (epoch record caches) */
   uint64_t activity; /* loop thread only: counts wakes and reads (busy polling) */
