@@ -279,18 +279,19 @@ static void mbr_restarted(void *ud, ml_peer_t *p, uint64_t inc) {
 
 /* ------------------------------------------------ delivery to the app */
 
-static void notify_app(void *ud) {
+/* Messages were queued (once per loop turn): threads blocked in
+ * bftnet_recv, or polling its fd, wake up. */
+static void rx_on_ready(void *ud) {
   bftnet_t *b = ud;
-  b->notify_queued = false;
   uint64_t one = 1;
   (void)!write(b->efd, &one, sizeof one);
 }
 
-static void notify_later(bftnet_t *b) {
-  if (b->notify_queued) return;
-  b->notify_queued = true;
-  b->t->ops->defer(b->t, notify_app, b);
+static void rx_on_stream_event(void *ud, ml_stream_t *ls, const ml_event_t *e) {
+  emit_stream(ud, ls, e, false, 0);
 }
+
+static const rx_cbs_t rx_cbs = {.on_ready = rx_on_ready, .on_stream_event = rx_on_stream_event};
 
 /* ---------------------------------------------------------- Dispatcher */
 
@@ -309,294 +310,14 @@ static const disp_cbs_t disp_cbs = {.on_member = disp_on_member,
                                     .on_stream_event = disp_on_stream_event,
                                     .on_reclaimable = disp_on_reclaimable};
 
-/* ------------------------------------------------------------ Receiver */
-
-static void in_emit(void *ud, const uint8_t *p, size_t n) {
-  mbr_t *m = ud;
-  bftnet_t *b = m->b;
-  if (b->cfg.on_message) {
-    b->cfg.on_message(m->node_id, p, n, b->cfg.user);
-    ck_pr_inc_64(&m->inq.delivered);
-    return;
-  }
-  rx_msg_t *msg = rx_msg_carve(&m->carver, p, n, m->node_id);
-  if (!msg) { /* the message is lost: say so, loudly and counted */
-    bn_counter_add(&b->counters, BFTNET_COUNTER_IO_ERRORS, 1);
-    bn_log(BN_LOG_ERROR, "out of memory: a message from %s was lost", m->node_id);
-    return;
-  }
-  rx_inq_push_spmc(&m->inq, msg);
-  notify_later(b);
-}
-
-/* Credits what the member sent unless its inbound queue is over its limit:
- * then the credit waits for the application (yamux credit stops, so the
- * pressure lands in the sender's ring, where drop-oldest applies). Credit is
- * also the confirmation the sender's retransmit window waits for. */
-static void mbr_credit(mbr_t *m) {
-  if (!m->in || m->uncredited == 0) return;
-  if (!m->b->cfg.on_message && rx_inq_over(&m->inq)) {
-    ck_pr_store_int(&m->throttled, 1);
-    return;
-  }
-  ck_pr_store_int(&m->throttled, 0);
-  size_t k = m->uncredited;
-  m->uncredited = 0;
-  ml_stream_consume(m->in, k);
-}
-
-/* A member's deframer, its partial bodies from the node's pool. */
-static void mbr_rxd_init(mbr_t *m) {
-  rx_deframer_init(&m->rxd, m->b->cfg.max_message_size);
-  m->rxd.pool = m->b->pool;
-}
-
-static void in_gone(mbr_t *m, ml_stream_t *ls) {
-  if (m->in != ls) return;
-  m->in = NULL;
-  m->uncredited = 0;
-  rx_deframer_free(&m->rxd);
-  mbr_rxd_init(m);
-  ml_stream_release(ls);
-}
-
-static void in_data(void *ud, ml_stream_t *ls, const uint8_t *p, size_t n) {
-  mbr_t *m = ud;
-  bftnet_t *b = m->b;
-  b->activity++;
-  if (ls != m->in) return ml_stream_consume(ls, n);
-  ck_pr_add_64(&m->bytes_in, n);
-  int rc = rx_deframer_feed(&m->rxd, p, n, in_emit, m);
-  if (rc < 0) {
-    /* A malformed or oversized frame closes that connection (invariant 5). */
-    bn_counter_add(&b->counters, BFTNET_COUNTER_BAD_MESSAGE, 1);
-    bn_log(BN_LOG_WARN, "member %s sent a bad message frame: %s; connection closed", m->node_id,
-           bftnet_strerror(rc));
-    net_conn_t *c = ml_stream_conn(ls);
-    in_gone(m, ls);
-    if (c) net_conn_close(c, BFTNET_REASON_PROTOCOL_ERROR, rc);
-    return;
-  }
-  m->uncredited += n;
-  mbr_credit(m);
-}
-
-static void in_event(void *ud, ml_stream_t *ls, const ml_event_t *e) {
-  mbr_t *m = ud;
-  if (ls != m->in) return;
-  switch (e->type) {
-  case ML_EV_ABORTED:
-  case ML_EV_CLOSED:
-    emit_stream(m, ls, e, false, 0);
-    in_gone(m, ls);
-    break;
-  case ML_EV_READ_EOF:
-    break;
-  default:
-    emit_stream(m, ls, e, false, 0);
-    break;
-  }
-}
-
-static const ml_stream_cbs_t in_cbs = {.on_data = in_data, .on_event = in_event};
-
-/* The member's newest stream is its Receiver's; an older one is reset. */
-static void mbr_set_in(mbr_t *m, ml_stream_t *ls, rx_deframer_t *carry) {
-  if (m->in && m->in != ls) in_gone(m, m->in);
-  m->in = ls;
-  m->uncredited = 0;
-  if (carry) {
-    rx_deframer_free(&m->rxd);
-    m->rxd = *carry; /* a partly received message carries over on promotion */
-  }
-  ml_stream_set_cbs(ls, &in_cbs, m);
-}
-
-/* --------------------------------------------------- TentativeReceiver */
-
-/* Keeps the node's tentative gauges in step with one buffer's change. */
-static void tent_account(bftnet_t *b, tent_t *t, uint64_t bytes0, uint64_t evicted0) {
-  bn_counter_add(&b->counters, BFTNET_COUNTER_TENTATIVE_BYTES, t->buf.bytes - bytes0);
-  bn_counter_add(&b->counters, BFTNET_COUNTER_TENTATIVE_EVICTED, t->buf.evicted - evicted0);
-}
-
-static void tent_unlink(bftnet_t *b, tent_t *t) {
-  if (t->prev) t->prev->next = t->next;
-  else b->tent_head = t->next;
-  if (t->next) t->next->prev = t->prev;
-  else b->tent_tail = t->prev;
-  b->ntent--;
-}
-
-static void tent_free(bftnet_t *b, tent_t *t, bool close_conn) {
-  tent_unlink(b, t);
-  bn_counter_add(&b->counters, BFTNET_COUNTER_TENTATIVE_BYTES, 0 - t->buf.bytes);
-  bn_counter_add(&b->counters, BFTNET_COUNTER_TENTATIVE_DESTROYED, 1);
-  net_conn_t *c = t->s ? ml_stream_conn(t->s) : NULL;
-  if (t->s) {
-    ml_stream_t *s = t->s;
-    t->s = NULL;
-    ml_stream_release(s);
-  }
-  if (t->lp) {
-    ml_peer_release(t->lp);
-    t->lp = NULL;
-  }
-  if (close_conn && c) net_conn_close(c, BFTNET_REASON_LIMIT, BFTNET_ELIMIT);
-  rx_deframer_free(&t->rxd);
-  rx_tentative_free(&t->buf);
-  free(t);
-}
-
-static void tent_emit(void *ud, const uint8_t *p, size_t n) {
-  tent_t *t = ud;
-  rx_msg_t *m = rx_msg_new(p, n, "");
-  if (m) rx_tentative_push(&t->buf, m);
-}
-
-/* A non-member gets credit at cfg.tentative_rate bytes/s (a bucket of
- * tentative_max_bytes): its buffer keeps only the newest messages anyway,
- * and the limit keeps a flood from outside the membership from taking the
- * loop away from members. */
-static void tent_credit(bftnet_t *b, tent_t *t) {
-  if (!t->s || t->uncredited == 0) return;
-  uint64_t now = bn_now_ns(b->t->seam);
-  uint64_t add = (now - t->refill_ns) * b->cfg.tentative_rate / 1000000000ull;
-  if (add) {
-    t->tokens = BN_MIN(t->tokens + add, (uint64_t)b->cfg.tentative_max_bytes);
-    t->refill_ns = now;
-  }
-  size_t grant = (size_t)BN_MIN((uint64_t)t->uncredited, t->tokens);
-  if (grant) {
-    t->uncredited -= grant;
-    t->tokens -= grant;
-    ml_stream_consume(t->s, grant);
-  }
-  if (t->uncredited) b->t->ops->timer_start(b->tent_timer, 50, 0);
-}
-
-static void tent_tick(void *ud) {
-  bftnet_t *b = ud;
-  for (tent_t *t = b->tent_head; t; t = t->next) tent_credit(b, t);
-}
-
-static void tent_data(void *ud, ml_stream_t *s, const uint8_t *p, size_t n) {
-  tent_t *t = ud;
-  if (s != t->s) return ml_stream_consume(s, n);
-  uint64_t bytes0 = t->buf.bytes, evicted0 = t->buf.evicted;
-  int rc = rx_deframer_feed(&t->rxd, p, n, tent_emit, t);
-  tent_account(t->b, t, bytes0, evicted0);
-  if (rc == 0) {
-    t->uncredited += n;
-    tent_credit(t->b, t);
-  }
-  if (rc < 0) {
-    bn_counter_add(&t->b->counters, BFTNET_COUNTER_BAD_MESSAGE, 1);
-    net_conn_t *c = ml_stream_conn(s);
-    t->s = NULL;
-    t->uncredited = 0;
-    ml_stream_release(s);
-    if (c) net_conn_close(c, BFTNET_REASON_PROTOCOL_ERROR, rc);
-  }
-}
-
-static void tent_event(void *ud, ml_stream_t *s, const ml_event_t *e) {
-  tent_t *t = ud;
-  if (t->s != s || (e->type != ML_EV_ABORTED && e->type != ML_EV_CLOSED)) return;
-  t->s = NULL; /* its buffer stays until promotion or eviction */
-  t->uncredited = 0;
-  ml_stream_release(s);
-}
-
-static const ml_stream_cbs_t tent_cbs = {.on_data = tent_data, .on_event = tent_event};
-
-static tent_t *tent_find(bftnet_t *b, const peerid_t *peer) {
-  for (tent_t *t = b->tent_head; t; t = t->next)
-    if (peerid_equal(&t->peer, peer)) return t;
-  return NULL;
-}
-
-static int tent_open(bftnet_t *b, ml_peer_t *lp, ml_stream_t *s) {
-  if (b->cfg.tentative_max == 0) return BFTNET_ENOTMEMBER;
-  tent_t *t = tent_find(b, ml_peer_id(lp));
-  if (t) {
-    if (t->s) { /* a newer stream from the same peer replaces the old */
-      ml_stream_t *old = t->s;
-      t->s = NULL;
-      ml_stream_release(old);
-    }
-    rx_deframer_free(&t->rxd);
-    rx_deframer_init(&t->rxd, b->cfg.max_message_size);
-    t->uncredited = 0;
-  } else {
-    if (b->ntent >= b->cfg.tentative_max) tent_free(b, b->tent_head, true); /* least recently created */
-    t = calloc(1, sizeof *t);
-    if (!t) return BFTNET_ENOMEM;
-    t->peer = *ml_peer_id(lp);
-    t->b = b;
-    t->tokens = b->cfg.tentative_max_bytes;
-    t->refill_ns = bn_now_ns(b->t->seam);
-    bn_counter_add(&b->counters, BFTNET_COUNTER_TENTATIVE_CREATED, 1);
-    rx_deframer_init(&t->rxd, b->cfg.max_message_size);
-    rx_tentative_init(&t->buf, b->cfg.tentative_max_msgs, b->cfg.tentative_max_bytes);
-    t->prev = b->tent_tail;
-    if (b->tent_tail) b->tent_tail->next = t;
-    else b->tent_head = t;
-    b->tent_tail = t;
-    b->ntent++;
-  }
-  t->lp = lp;
-  ml_peer_set_owner(lp, t);
-  t->s = s;
-  ml_stream_set_cbs(s, &tent_cbs, t);
-  return 0;
-}
-
-/* Buffered messages first, in order, then the stream goes on as a Receiver. */
-static void tent_promote(bftnet_t *b, tent_t *t, mbr_t *m) {
-  bn_counter_add(&b->counters, BFTNET_COUNTER_TENTATIVE_PROMOTED, 1);
-  bn_counter_add(&b->counters, BFTNET_COUNTER_TENTATIVE_BYTES, 0 - t->buf.bytes);
-  t->buf.bytes = 0; /* handed over below; tent_free must not subtract it again */
-  for (rx_msg_t *msg = rx_tentative_take(&t->buf), *next; msg; msg = next) {
-    next = msg->next;
-    msg->next = NULL;
-    rx_msg_t *relabeled = rx_msg_set_from(msg, m->node_id);
-    if (!relabeled) {
-      rx_msg_free(msg);
-      continue;
-    }
-    if (b->cfg.on_message) {
-      b->cfg.on_message(m->node_id, relabeled->data, relabeled->len, b->cfg.user);
-      ck_pr_inc_64(&m->inq.delivered);
-      rx_msg_free(relabeled);
-    } else {
-      rx_inq_push_spmc(&m->inq, relabeled);
-    }
-  }
-  ck_pr_add_64(&m->tentative_evicted, t->buf.evicted);
-  notify_later(b);
-  t->lp = NULL; /* the member owns the peer's state now (mbr_new took it) */
-  if (t->s) {
-    ml_stream_t *s = t->s;
-    size_t held = t->uncredited; /* credit the member's Receiver now owes */
-    t->s = NULL;
-    rx_deframer_t carry = t->rxd;
-    rx_deframer_init(&t->rxd, b->cfg.max_message_size);
-    mbr_set_in(m, s, &carry);
-    m->uncredited = held;
-    mbr_credit(m);
-  }
-  tent_free(b, t, false);
-}
-
 /* The peer opened a /bftnet/msg/1.0.0 stream (labelled or plain): a
  * member's Receiver or a TentativeReceiver. */
 static int on_stream(void *ud, ml_peer_t *lp, ml_stream_t *ls) {
   bftnet_t *b = ud;
   mbr_t *m = find_by_peer(b, ml_peer_id(lp));
-  if (!m || m->d.stopped) return tent_open(b, lp, ls);
+  if (!m || m->d.stopped) return rx_tent_open(&b->rctx, lp, ls);
   ml_peer_set_owner(lp, m);
-  mbr_set_in(m, ls, NULL);
+  rx_set_in(&m->r, ls);
   return 0;
 }
 
@@ -608,15 +329,13 @@ static mbr_t *mbr_new(bftnet_t *b, const mb_member_t *info, uint64_t ver) {
   m->b = b;
   snprintf(m->node_id, sizeof m->node_id, "%s", info->node_id);
   m->peer = info->peer;
-  if (rx_inq_init(&m->inq, b->cfg.inbound_max_msgs, b->cfg.inbound_max_bytes) != 0) goto err_free;
+  if (rx_init(&m->r, &b->rctx, m, m->node_id) != 0) goto err_free;
   /* Last: it takes the pair's migration state, which nothing may give back. */
   if (disp_init(&m->d, &b->dctx, m, m->node_id, &info->peer, info->addrs, info->naddrs, ver) != 0)
-    goto err_inq;
-  mbr_rxd_init(m);
-  m->carver.pool = b->pool;
+    goto err_rx;
   return m;
-err_inq:
-  rx_inq_destroy(&m->inq);
+err_rx:
+  rx_destroy(&m->r);
 err_free:
   free(m);
   return NULL;
@@ -625,7 +344,7 @@ err_free:
 /* Loop thread: stop everything the member does (Mir's CloseOldConnections). */
 static void mbr_remove(mbr_t *m) {
   bftnet_t *b = m->b;
-  m->in = NULL;
+  rx_stop(&m->r);
   disp_stop(&m->d); /* releases the pair's state: both streams reset, no events */
   /* A copy: closing may complete m's dial, and callbacks must not see m
    * half torn down through this pointer. */
@@ -635,14 +354,7 @@ static void mbr_remove(mbr_t *m) {
 
 static void mbr_destroy(mbr_t *m) {
   disp_destroy(&m->d);
-  uint32_t unread = rx_inq_depth(&m->inq);
-  if (unread) {
-    bn_counter_add(&m->b->counters, BFTNET_COUNTER_INBOUND_DISCARDED_REMOVED, unread);
-    bn_log(BN_LOG_INFO, "member %s removed: %u received messages discarded unread", m->node_id, unread);
-  }
-  rx_inq_destroy(&m->inq);
-  rx_carver_release(&m->carver);
-  rx_deframer_free(&m->rxd);
+  rx_destroy(&m->r);
   free(m);
 }
 
@@ -749,8 +461,7 @@ void run_connect(bftnet_t *b, cmd_t *c) {
   for (size_t i = 0; i < nfresh; i++) {
     mbr_t *m = fresh[i];
     emit_member(b, BFTNET_EV_MEMBER_ADDED, m, BFTNET_REASON_NONE, 0);
-    tent_t *t = tent_find(b, &m->peer);
-    if (t) tent_promote(b, t, m);
+    rx_tent_promote(&b->rctx, &m->peer, &m->r);
   }
   for (size_t i = 0; i < ngone; i++) {
     disp_account_removed(&gone[i]->d);
@@ -776,10 +487,7 @@ static void members_wake(bftnet_t *b) {
   for (size_t i = 0; i < s->n; i++) {
     mbr_t *m = s->m[i];
     disp_wake(&m->d);
-    if (ck_pr_load_int(&m->throttled)) {
-      rx_inq_refill_spmc(&m->inq);
-      mbr_credit(m);
-    }
+    rx_wake(&m->r);
   }
   disp_blog_advance(&b->dctx, s->d, s->n);
 }
@@ -818,7 +526,16 @@ int members_init(bftnet_t *b) {
   int rc = uv_async_init(b->loop, &b->wake, members_on_wake);
   if (rc) return rc;
   b->wake.data = b;
-  rc = b->t->ops->timer_new(b->t, tent_tick, b, &b->tent_timer);
+  rx_config_t rc_cfg = {.max_message_size = b->cfg.max_message_size,
+                        .inbound_max_msgs = b->cfg.inbound_max_msgs,
+                        .inbound_max_bytes = b->cfg.inbound_max_bytes,
+                        .tentative_max = b->cfg.tentative_max,
+                        .tentative_max_msgs = b->cfg.tentative_max_msgs,
+                        .tentative_max_bytes = b->cfg.tentative_max_bytes,
+                        .tentative_rate = b->cfg.tentative_rate,
+                        .on_message = b->cfg.on_message,
+                        .user = b->cfg.user};
+  rc = rx_ctx_init(&b->rctx, &rc_cfg, b->t, &b->counters, b->pool, &rx_cbs, b);
   if (rc) return rc;
   ml_config_t mc = {.detach_timeout_ns = (uint64_t)b->cfg.detach_timeout_ms * 1000000ull,
                     .failback_ns = (uint64_t)b->cfg.failback_ms * 1000000ull,
@@ -836,11 +553,7 @@ int members_init(bftnet_t *b) {
 void members_stop(bftnet_t *b) {
   msnap_t *s = b->snap;
   for (size_t i = 0; i < s->n; i++) mbr_remove(s->m[i]);
-  while (b->tent_head) tent_free(b, b->tent_head, false);
-  if (b->tent_timer) {
-    b->t->ops->timer_free(b->tent_timer);
-    b->tent_timer = NULL;
-  }
+  rx_ctx_stop(&b->rctx);
   ml_node_stop(b->ml);
 }
 
@@ -951,10 +664,9 @@ static int recv_scan(bftnet_t *b, bftnet_msg_t *out, int max, bool *wake_loop) {
       for (size_t i = 0; i < s->n && got < max; i++) {
         mbr_t *m = s->m[(start + i) % s->n];
         size_t want = (size_t)(max - got) < share ? (size_t)(max - got) : share;
-        unsigned k = rx_inq_pop_batch_spmc(&m->inq, batch, (unsigned)want);
+        unsigned k = rx_pop_batch(&m->r, batch, (unsigned)want, wake_loop);
         if (!k) continue;
         progress = true;
-        if (ck_pr_load_int(&m->throttled)) *wake_loop = true;
         for (unsigned j = 0; j < k; j++)
           out[got++] = (bftnet_msg_t){
               .from = batch[j]->from, .data = batch[j]->data, .len = batch[j]->len, .priv = batch[j]};
@@ -1028,10 +740,6 @@ BFTNET_API int bftnet_peer_stats(bftnet_t *b, const char *node_id, bftnet_peer_s
   mbr_t *m = snap_find(snap_load(b), node_id);
   if (m) {
     *out = (bftnet_peer_stats_t){
-        .delivered = ck_pr_load_64(&m->inq.delivered),
-        .bytes_in = ck_pr_load_64(&m->bytes_in),
-        .tentative_evicted = ck_pr_load_64(&m->tentative_evicted),
-        .inbound_depth = rx_inq_depth(&m->inq),
         .migrations = ck_pr_load_64(&m->pub.migrations),
         .detached = ck_pr_load_64(&m->pub.detached),
         .resumed = ck_pr_load_64(&m->pub.resumed),
@@ -1041,6 +749,7 @@ BFTNET_API int bftnet_peer_stats(bftnet_t *b, const char *node_id, bftnet_peer_s
         .peer_restarts = ck_pr_load_64(&m->pub.restarts),
     };
     disp_stats(&m->d, out);
+    rx_stats(&m->r, out);
   }
   epoch_exit(b, r, &sec);
   return m ? 0 : BFTNET_ENOTFOUND;

@@ -140,10 +140,10 @@ static void loop_busy_poll(bftnet_t *b) {
   uint64_t spin_ns = (uint64_t)b->cfg.busy_poll_us * 1000u;
   for (int alive = 1; alive;) {
     alive = uv_run(b->loop, UV_RUN_ONCE);
-    uint64_t last = bn_now_ns(seam), seen = b->activity;
+    uint64_t last = bn_now_ns(seam), seen = b->activity + b->rctx.activity;
     while (alive) {
       alive = uv_run(b->loop, UV_RUN_NOWAIT);
-      uint64_t now = bn_now_ns(seam), a = b->activity;
+      uint64_t now = bn_now_ns(seam), a = b->activity + b->rctx.activity;
       if (a != seen) {
         seen = a;
         last = now;

@@ -49,19 +49,9 @@ typedef struct mbr {
   char node_id[BFTNET_NODE_ID_MAX];
   peerid_t peer;
   disp_t d;         /* the send side: bftnet_send pushes into its ring (any thread) */
-  rx_inq_t inq;     /* bftnet_recv pops (any thread) */
-  /* Atomic counters (written by the loop, read by bftnet_peer_stats). */
-  uint64_t bytes_in, tentative_evicted;
-  int throttled;    /* the loop stopped crediting: a pop must wake it */
-
+  rx_t r;           /* the receive side: bftnet_recv pops its queue (any thread) */
   ml_peer_stats_t pub; /* atomic copies of the pair's migration stats */
-
-  /* Loop thread only. */
   bftnet_t *b;
-  ml_stream_t *in;   /* its stream to us: our Receiver */
-  rx_deframer_t rxd;
-  rx_carver_t carver; /* small received messages share blocks */
-  size_t uncredited; /* bytes received but not yet credited (backpressure) */
 } mbr_t;
 
 /* An immutable view of the membership, published atomically. */
@@ -72,20 +62,6 @@ typedef struct msnap {
   uint64_t ver; /* 1, 2, ...: broadcasts carry it (the log skips them for later members) */
   char self_id[BFTNET_NODE_ID_MAX];
 } msnap_t;
-
-/* A TentativeReceiver: an authenticated peer that is not (yet) a member. */
-typedef struct tent {
-  struct tent *prev, *next; /* creation order, oldest first */
-  peerid_t peer;
-  bftnet_t *b;
-  ml_peer_t *lp;            /* the peer's migration state (owned) */
-  ml_stream_t *s;           /* NULL once its stream ended (the buffer stays) */
-  rx_deframer_t rxd;
-  rx_tentative_buf_t buf;
-  size_t uncredited;        /* received, credit held back by the rate limit */
-  uint64_t tokens;          /* token bucket: bytes it may still be credited */
-  uint64_t refill_ns;       /* when tokens were last refilled */
-} tent_t;
 
 struct bftnet {
   bftnet_config_t cfg;
@@ -107,7 +83,7 @@ struct bftnet {
   disp_ctx_t dctx;  /* the send side's node-wide state (the broadcast log) */
   uint64_t snap_ver; /* loop: the last snapshot's version */
   uint64_t serial;  /* this node's unique number (epoch record caches) */
-  uint64_t activity; /* loop thread only: counts wakes and reads (busy polling) */
+  uint64_t activity; /* loop thread only: counts wakes (busy polling; reads: rctx.activity) */
   int stopped;      /* atomic */
   bool loop_done;
 
@@ -117,11 +93,8 @@ struct bftnet {
   epoch_rec_t *recs; /* atomic push-only list of every record allocated */
   msnap_t *snap;    /* atomic pointer */
   mb_table_t table; /* loop: the membership last applied */
-  tent_t *tent_head, *tent_tail;
-  unsigned ntent;
-  bn_ttimer_t *tent_timer;  /* re-credits rate-limited TentativeReceivers */
+  rx_ctx_t rctx;     /* the receive side's node-wide state (TentativeReceivers) */
   int efd;          /* eventfd: readable when messages may be waiting */
-  bool notify_queued;
   uint32_t rr;      /* atomic: round-robin cursor for bftnet_recv */
 };
 
