@@ -1,30 +1,17 @@
 /*
- * bftnet.c — the public facade: a node = a loop thread (or the
- * application's loop) + the transport + net. Application threads never
- * touch loop-owned state: each public call becomes a command that runs on
- * the loop thread (uv_async), and the caller waits for its completion.
+ * node.c — a node's life: a node = a loop thread (or the application's
+ * loop) + the transport + net + the members. bftnet_new builds it,
+ * bftnet_stop closes it gracefully on the loop thread, bftnet_free frees
+ * it. Application threads never touch loop-owned state: each public call
+ * becomes a command (cmd.c) that runs on the loop thread.
  */
-#include <stdio.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
-
 #include <unistd.h>
 
-#include <ck_pr.h>
-#include <uv.h>
-
 #include "node_internal.h"
-
-/* A dial or ping in flight, owned by the loop: it outlives a caller that
- * gave up (timeout) and is freed when the operation completes. */
-typedef struct op {
-  bftnet_t *b;
-  cmd_t *cmd;            /* NULL once the caller was answered */
-  bn_ttimer_t *timer;
-  bool ping;             /* after the dial, ping */
-} op_t;
 
 BFTNET_API void bftnet_config_init(bftnet_config_t *cfg) {
   if (!cfg) return;
@@ -69,66 +56,14 @@ static int config_check(const bftnet_config_t *c) {
   return 0;
 }
 
-/* ------------------------------------------------------------ commands */
-
-void cmd_complete(bftnet_t *b, cmd_t *c, int rc) {
-  uv_mutex_lock(&b->mu);
-  c->rc = rc;
-  c->done = true;
-  uv_cond_broadcast(&b->cv);
-  uv_mutex_unlock(&b->mu);
-}
-
-static void on_async(uv_async_t *h) {
-  bftnet_t *b = h->data;
-  for (;;) {
-    uv_mutex_lock(&b->mu);
-    cmd_t *c = b->queue_head;
-    if (c) {
-      b->queue_head = c->next;
-      if (!b->queue_head) b->queue_tail = NULL;
-    }
-    uv_mutex_unlock(&b->mu);
-    if (!c) break;
-    c->run(b, c);
-  }
-}
-
-/* Runs c on the loop thread and waits for it to complete. */
-int call(bftnet_t *b, cmd_t *c) {
-  c->done = false;
-  c->next = NULL;
-  if (!b->own_thread) {
-    /* The application's loop, called from its thread: run, then turn the
-     * loop until the command completes (not from inside a loop callback). */
-    c->run(b, c);
-    while (!c->done) uv_run(b->loop, UV_RUN_ONCE);
-    return c->rc;
-  }
-  uv_mutex_lock(&b->mu);
-  if (b->loop_done) {
-    uv_mutex_unlock(&b->mu);
-    return BFTNET_ECLOSED;
-  }
-  if (b->queue_tail) b->queue_tail->next = c;
-  else b->queue_head = c;
-  b->queue_tail = c;
-  uv_mutex_unlock(&b->mu);
-  uv_async_send(&b->async);
-  uv_mutex_lock(&b->mu);
-  while (!c->done) uv_cond_wait(&b->cv, &b->mu);
-  uv_mutex_unlock(&b->mu);
-  return c->rc;
-}
-
-/* -------------------------------------------------------------- events */
+/* ---------------------------------------------------------- from net/ */
 
 static void on_conn_up(void *ud, net_conn_t *c) {
-  members_conn_event(ud, c, BFTNET_EV_CONNECTED, BFTNET_REASON_NONE, 0);
+  node__members_conn_event(ud, c, BFTNET_EV_CONNECTED, BFTNET_REASON_NONE, 0);
 }
 
 static void on_conn_down(void *ud, net_conn_t *c, bftnet_reason_t reason, int err) {
-  members_conn_event(ud, c, BFTNET_EV_DISCONNECTED, reason, err);
+  node__members_conn_event(ud, c, BFTNET_EV_DISCONNECTED, reason, err);
 }
 
 /* ----------------------------------------------------------- lifecycle */
@@ -165,9 +100,9 @@ static void loop_thread(void *arg) {
   sigemptyset(&set);
   sigaddset(&set, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
-  bn_tl_loop_node = b;
-  /* This thread frees every sent message: batch those frees (pool.h). If
-   * that fails, frees are simply not batched. */
+  node__cmd_loop_node = b;
+  /* This thread frees every sent message: batch those frees (core.h,
+   * "pool"). If that fails, frees are simply not batched. */
   (void)bn_pool_defer_begin(b->pool);
   if (b->cfg.busy_poll_us == 0)
     uv_run(b->loop, UV_RUN_DEFAULT);
@@ -194,7 +129,7 @@ BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
   }
   uv_mutex_init(&b->mu);
   uv_cond_init(&b->cv);
-  if ((rc = uv_async_init(b->loop, &b->async, on_async)) != 0) goto err_loop;
+  if ((rc = uv_async_init(b->loop, &b->async, node__cmd_on_async)) != 0) goto err_loop;
   b->async.data = b;
   if ((rc = net_transport_uv_new(b->loop, bn_seam_system(), &b->t)) != 0) goto err_async;
   net_config_t ncfg = {
@@ -208,15 +143,15 @@ BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
   };
   net_cbs_t cbs = {.on_conn_up = on_conn_up, .on_conn_down = on_conn_down};
   if ((rc = net_new(&b->net, b->t, cfg->key, &ncfg, &cbs, b, &b->counters)) != 0) goto err_transport;
-  if ((rc = members_init(b)) != 0) goto err_net;
+  if ((rc = node__members_init(b)) != 0) goto err_net;
   if (b->own_thread && (rc = uv_thread_create(&b->thread, loop_thread, b)) != 0) goto err_members;
   *out = b;
   return 0;
 
 err_members:
-  members_stop(b);
+  node__members_stop(b);
   uv_run(b->loop, UV_RUN_NOWAIT);
-  members_destroy(b);
+  node__members_destroy(b);
 err_net:
   net_free(b->net);
 err_transport:
@@ -238,12 +173,12 @@ static void stop_closed(void *ud) {
   net_transport_uv_free(b->t);
   uv_close((uv_handle_t *)&b->async, NULL);
   uv_close((uv_handle_t *)&b->wake, NULL);
-  cmd_complete(b, b->stop_cmd, 0);
+  node__cmd_complete(b, b->stop_cmd, 0);
 }
 
 static void run_stop(bftnet_t *b, cmd_t *c) {
   b->stop_cmd = c;
-  members_stop(b); /* Dispatchers and Receivers first, then the connections */
+  node__members_stop(b); /* Dispatchers and Receivers first, then the connections */
   net_close(b->net, stop_closed, b);
 }
 
@@ -252,7 +187,7 @@ BFTNET_API int bftnet_stop(bftnet_t *b) {
   if (ck_pr_load_int(&b->stopped)) return 0;
   cmd_t c = {.run = run_stop};
   ck_pr_store_int(&b->stopped, 1);
-  int rc = call(b, &c);
+  int rc = node__cmd_call(b, &c);
   uint64_t one = 1;
   (void)!write(b->efd, &one, sizeof one); /* wake threads blocked in bftnet_recv */
   if (b->own_thread) {
@@ -275,33 +210,10 @@ BFTNET_API void bftnet_free(bftnet_t *b) {
     uv_run(&b->own_loop, UV_RUN_DEFAULT);
     uv_loop_close(&b->own_loop);
   }
-  members_destroy(b);
+  node__members_destroy(b);
   uv_cond_destroy(&b->cv);
   uv_mutex_destroy(&b->mu);
   free(b);
-}
-
-/* ------------------------------------------------------------ listening */
-
-static void run_listen(bftnet_t *b, cmd_t *c) {
-  cmd_complete(b, c, net_listen(b->net, &c->addr, c->out, c->cap));
-}
-
-static int parse_addr(const char *s, maddr_t *m) {
-  char err[128];
-  int rc = maddr_parse(s, m, err, sizeof err);
-  if (rc < 0) bn_log(BN_LOG_INFO, "multiaddr '%s': %s", s, err);
-  return rc;
-}
-
-BFTNET_API int bftnet_listen(bftnet_t *b, const char *maddr, char *bound, size_t cap) {
-  if (!b || !maddr || (bound && cap == 0)) return BFTNET_EINVAL;
-  if (ck_pr_load_int(&b->stopped)) return BFTNET_ECLOSED;
-  cmd_t c = {.run = run_listen, .out = bound, .cap = bound ? cap : 0};
-  int rc = parse_addr(maddr, &c.addr);
-  if (rc < 0) return rc;
-  if (c.addr.has_peer && !peerid_equal(&c.addr.peer, net_local_id(b->net))) return BFTNET_EPEERMISMATCH;
-  return call(b, &c);
 }
 
 BFTNET_API int bftnet_peer_id(const bftnet_t *b, char *buf, size_t cap) {
@@ -309,90 +221,3 @@ BFTNET_API int bftnet_peer_id(const bftnet_t *b, char *buf, size_t cap) {
   return peerid_to_string(net_local_id(b->net), buf, cap);
 }
 
-BFTNET_API uint64_t bftnet_counter(const bftnet_t *b, bftnet_counter_id_t id) {
-  if (!b || (unsigned)id >= BFTNET_COUNTER_COUNT) return 0;
-  return bn_counter_get(&b->counters, id);
-}
-
-/* --------------------------------------------------------- dial / ping */
-
-static void op_finish(op_t *op, int rc) {
-  if (op->cmd) {
-    cmd_t *c = op->cmd;
-    op->cmd = NULL;
-    cmd_complete(op->b, c, rc);
-  }
-}
-
-static void op_free(op_t *op) {
-  bftnet_t *b = op->b;
-  if (op->timer) b->t->ops->timer_free(op->timer);
-  free(op);
-}
-
-static void op_timeout(void *ud) {
-  op_t *op = ud;
-  op_finish(op, BFTNET_ETIMEDOUT); /* the operation itself ends later; op lives till then */
-}
-
-static void op_ping_done(void *ud, uint64_t rtt_ns, int err) {
-  op_t *op = ud;
-  if (op->cmd && err == 0) op->cmd->rtt_ns = rtt_ns;
-  op_finish(op, err);
-  op_free(op);
-}
-
-static void op_dial_done(void *ud, net_conn_t *conn, int err) {
-  op_t *op = ud;
-  if (err == 0 && op->cmd) {
-    peerid_to_string(net_conn_peer(conn), op->cmd->peer, sizeof op->cmd->peer);
-    if (op->ping) {
-      err = net_conn_ping(conn, op_ping_done, op);
-      if (err == 0) return;
-    }
-  }
-  op_finish(op, err);
-  op_free(op);
-}
-
-static void run_dial(bftnet_t *b, cmd_t *c, bool ping) {
-  op_t *op = calloc(1, sizeof *op);
-  if (!op) return cmd_complete(b, c, BFTNET_ENOMEM);
-  op->b = b;
-  op->cmd = c;
-  op->ping = ping;
-  if (c->timeout_ms && b->t->ops->timer_new(b->t, op_timeout, op, &op->timer) == 0)
-    b->t->ops->timer_start(op->timer, c->timeout_ms, 0);
-  int rc = net_dial(b->net, &c->addr, op_dial_done, op);
-  if (rc < 0) {
-    op_finish(op, rc);
-    op_free(op);
-  }
-}
-
-static void run_dial_only(bftnet_t *b, cmd_t *c) { run_dial(b, c, false); }
-static void run_dial_ping(bftnet_t *b, cmd_t *c) { run_dial(b, c, true); }
-
-static int dial_common(bftnet_t *b, const char *maddr, uint32_t timeout_ms, char *peer_out,
-                       size_t cap, cmd_fn fn, uint64_t *rtt) {
-  if (!b || !maddr || (peer_out && cap == 0)) return BFTNET_EINVAL;
-  if (ck_pr_load_int(&b->stopped)) return BFTNET_ECLOSED;
-  cmd_t c = {.run = fn, .timeout_ms = timeout_ms};
-  int rc = parse_addr(maddr, &c.addr);
-  if (rc < 0) return rc;
-  rc = call(b, &c);
-  if (rc == 0 && peer_out) snprintf(peer_out, cap, "%s", c.peer);
-  if (rc == 0 && rtt) *rtt = c.rtt_ns;
-  return rc;
-}
-
-BFTNET_API int bftnet_dial(bftnet_t *b, const char *maddr, uint32_t timeout_ms, char *peer_out,
-                           size_t cap) {
-  return dial_common(b, maddr, timeout_ms, peer_out, cap, run_dial_only, NULL);
-}
-
-BFTNET_API int bftnet_ping(bftnet_t *b, const char *maddr, uint32_t timeout_ms, uint64_t *rtt_ns,
-                           char *peer_out, size_t cap) {
-  if (!rtt_ns) return BFTNET_EINVAL;
-  return dial_common(b, maddr, timeout_ms, peer_out, cap, run_dial_ping, rtt_ns);
-}

@@ -1,16 +1,30 @@
 /*
- * bftnet_internal.h — the facade's structures, shared by core/bftnet.c
- * (lifecycle, commands, dial/ping) and core/members.c (membership,
- * Dispatchers, Receivers, TentativeReceivers, send/recv).
+ * node_internal.h — the facade's structures and what its files share.
+ *
+ * Files, each calling only the ones below it:
+ *   node.c      lifecycle (bftnet_new/stop/free), the loop thread, config
+ *   ops.c       bftnet_listen, bftnet_dial, bftnet_ping
+ *   send.c      bftnet_send, bftnet_broadcast, bftnet_flush
+ *   recv.c      bftnet_recv*, bftnet_msg_release, bftnet_recv_fd
+ *   stats.c     bftnet_peer_stats, bftnet_counter
+ *   members.c   bftnet_connect: members (a Dispatcher + a Receiver each),
+ *               the callbacks dispatcher/ and receiver/ registered, wakes
+ *   snapshot.c  the member snapshot: epoch records, publication
+ *   events.c    events for the application
+ *   cmd.c       the command queue; which thread is the loop's
  *
  * Threads: application threads touch only the member snapshot (read under
  * an epoch section), the members' send rings and inbound queues, and the
  * uv_async handles. Everything else belongs to the loop thread.
  */
-#ifndef BFTNET_INTERNAL_H
-#define BFTNET_INTERNAL_H
+#ifndef BFTNET_NODE_INTERNAL_H
+#define BFTNET_NODE_INTERNAL_H
+
+#include <stdlib.h>
+#include <string.h>
 
 #include <ck_epoch.h>
+#include <ck_pr.h>
 #include <uv.h>
 
 #include "dispatcher.h"
@@ -19,9 +33,14 @@
 #include "net.h"
 #include "receiver.h"
 
+/* Bytes of freed message buffers a node keeps for reuse (core.h, "pool"):
+ * part of its fixed memory, not of any member's. */
+#define NODE_POOL_CACHE (4u * 1024u * 1024u)
+
 typedef struct cmd cmd_t;
 typedef void (*cmd_fn)(bftnet_t *b, cmd_t *c);
 
+/* A public call's work, run on the loop thread (cmd.c). */
 struct cmd {
   cmd_fn run;
   cmd_t *next;
@@ -57,7 +76,7 @@ typedef struct mbr {
 /* An immutable view of the membership, published atomically. */
 typedef struct msnap {
   size_t n;
-  mbr_t **m; /* sorted by node_id */
+  mbr_t **m;  /* sorted by node_id */
   disp_t **d; /* d[i] is m[i]'s dispatcher */
   uint64_t ver; /* 1, 2, ...: broadcasts carry it (the log skips them for later members) */
   char self_id[BFTNET_NODE_ID_MAX];
@@ -81,6 +100,7 @@ struct bftnet {
   bn_counters_t counters;
   bn_pool_t *pool;  /* message buffers up to 64 KiB, both directions */
   disp_ctx_t dctx;  /* the send side's node-wide state (the broadcast log) */
+  rx_ctx_t rctx;    /* the receive side's node-wide state (TentativeReceivers) */
   uint64_t snap_ver; /* loop: the last snapshot's version */
   uint64_t serial;  /* this node's unique number (epoch record caches) */
   uint64_t activity; /* loop thread only: counts wakes (busy polling; reads: rctx.activity) */
@@ -93,28 +113,89 @@ struct bftnet {
   epoch_rec_t *recs; /* atomic push-only list of every record allocated */
   msnap_t *snap;    /* atomic pointer */
   mb_table_t table; /* loop: the membership last applied */
-  rx_ctx_t rctx;     /* the receive side's node-wide state (TentativeReceivers) */
   int efd;          /* eventfd: readable when messages may be waiting */
   uint32_t rr;      /* atomic: round-robin cursor for bftnet_recv */
 };
 
-/* Bytes of freed message buffers a node keeps for reuse (pool.h): part of
- * its fixed memory, not of any member's. */
-#define BFTNET_POOL_CACHE (4u * 1024u * 1024u)
+/* ----------------------------------------------------------------- cmd.c */
 
-/* members.c */
-int members_init(bftnet_t *b);
-void members_stop(bftnet_t *b);      /* loop thread: before net_close */
-void members_destroy(bftnet_t *b);   /* after the loop ended */
-void members_on_wake(uv_async_t *h);
-void members_conn_event(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type,
-                        bftnet_reason_t reason, int err);
-void run_connect(bftnet_t *b, cmd_t *c);
-int call(bftnet_t *b, cmd_t *c);
-/* Completes a command: sets its result and wakes the caller (once). */
-void cmd_complete(bftnet_t *b, cmd_t *c, int rc);
+/* Any thread but the loop's: runs c on the loop thread and waits for it to
+ * complete; its result, or BFTNET_ECLOSED once the loop has ended. */
+int node__cmd_call(bftnet_t *b, cmd_t *c);
+/* Loop thread: completes a command: sets its result and wakes the caller
+ * (once). */
+void node__cmd_complete(bftnet_t *b, cmd_t *c, int rc);
+/* The command queue's uv_async callback (h->data: the node). */
+void node__cmd_on_async(uv_async_t *h);
+/* The node whose own loop thread this is (set by node.c's loop thread;
+ * NULL elsewhere, and on an application's loop, cfg.loop). */
+extern _Thread_local bftnet_t *node__cmd_loop_node;
 
-/* The node whose own loop thread this is (core/members.c). */
-extern _Thread_local bftnet_t *bn_tl_loop_node;
+/* -------------------------------------------------------------- events.c */
+/* Loop thread. Events for the application (cfg.on_event), if it wants them. */
+
+void node__events_member(bftnet_t *b, bftnet_event_type_t type, const mbr_t *m,
+                         bftnet_reason_t reason, int err);
+/* CONNECTED or DISCONNECTED of any connection; node_id "" if no member's. */
+void node__events_conn(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type, const char *node_id,
+                       bftnet_reason_t reason, int err);
+/* A migration event of one of the member's two streams; also refreshes
+ * the member's migration stats (node__events_publish_stats). */
+void node__events_stream(mbr_t *m, ml_stream_t *ls, const ml_event_t *e, bool outbound,
+                         uint64_t lost);
+/* Copies the pair's migration statistics where bftnet_peer_stats reads them. */
+void node__events_publish_stats(mbr_t *m);
+
+/* ------------------------------------------------------------ snapshot.c */
+
+/* Loop thread: the epoch, this node's serial, an empty snapshot. 0 or
+ * BFTNET_ENOMEM (node__snapshot_destroy undoes what was done). */
+int node__snapshot_init(bftnet_t *b);
+/* After the loop ended and the snapshot's members were freed: frees the
+ * snapshot and every epoch record. */
+void node__snapshot_destroy(bftnet_t *b);
+/* Loop thread: publishes a snapshot of `live` (n members, sorted here) as
+ * version b->snap_ver + 1, and waits out the readers of the previous one.
+ * 0 or BFTNET_ENOMEM (the previous one stays). */
+int node__snapshot_publish(bftnet_t *b, mbr_t **live, size_t n, const char *self_id);
+/* Any thread: enters an epoch section (the thread's cached record, or a
+ * new one). NULL on ENOMEM. */
+ck_epoch_record_t *node__snapshot_enter(bftnet_t *b, ck_epoch_section_t *sec);
+/* Leaves it; a record that could not be cached goes back to the pool. */
+void node__snapshot_exit(bftnet_t *b, ck_epoch_record_t *r, ck_epoch_section_t *sec);
+
+/* Inside a section: the current snapshot. */
+static inline msnap_t *node__snapshot_load(bftnet_t *b) {
+  msnap_t *s = ck_pr_load_ptr(&b->snap);
+  BN_TSAN_ACQUIRE(s);
+  return s;
+}
+
+static inline int node__snapshot_cmp_key(const void *key, const void *elem) {
+  return strcmp(key, (*(mbr_t *const *)elem)->node_id);
+}
+
+/* The member with this node ID, or NULL. */
+static inline mbr_t *node__snapshot_find(const msnap_t *s, const char *node_id) {
+  if (s->n == 0) return NULL;
+  mbr_t **p = bsearch(node_id, s->m, s->n, sizeof *s->m, node__snapshot_cmp_key);
+  return p ? *p : NULL;
+}
+
+/* ------------------------------------------------------------- members.c */
+
+/* Loop thread (or before the loop thread starts): pool, snapshot, eventfd,
+ * the wake handle, migration, the send and receive sides. */
+int node__members_init(bftnet_t *b);
+/* Loop thread: before net_close. Members and TentativeReceivers stop. */
+void node__members_stop(bftnet_t *b);
+/* After the loop ended: frees what node__members_init made. */
+void node__members_destroy(bftnet_t *b);
+/* Loop thread: net's connection events (any peer). */
+void node__members_conn_event(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type,
+                              bftnet_reason_t reason, int err);
+/* Loop thread (deferred, ud: the node): what a wake does: sends queued
+ * messages, credits streams whose queues have room again. */
+void node__members_kick(void *ud);
 
 #endif
