@@ -157,6 +157,88 @@ static inline void bn_random(const bn_seam_t *s, void *buf, size_t n) { s->rando
 /* Uniform in [0, bound) (bound > 0), without modulo bias. */
 uint64_t bn_random_uniform(const bn_seam_t *s, uint64_t bound);
 
+/* ------------------------------------------------------ the world seam */
+/* Everything outside the process that the node reaches beyond the clock and
+ * the RNG: sockets, timers, cross-thread wakeups, deferral and the loop that
+ * drives them. Every layer reaches the outside world through this table;
+ * net/src/tcp_uv.c is the production implementation (libuv), and a
+ * simulator can provide another and drive the real code of every layer.
+ * All operations run on the loop thread, except wake_send. */
+
+struct sockaddr;
+struct sockaddr_storage;
+typedef struct bn_transport bn_transport_t;
+typedef struct bn_tsock bn_tsock_t;
+typedef struct bn_tlistener bn_tlistener_t;
+typedef struct bn_ttimer bn_ttimer_t;
+typedef struct bn_twake bn_twake_t;
+
+typedef struct bn_tsock_cbs {
+  void (*on_connect)(void *ud, int status);               /* dial result, once */
+  /* p is the transport's scratch buffer: valid (and writable, for in-place
+   * decryption) during the call only. */
+  void (*on_read)(void *ud, uint8_t *p, size_t n);
+  void (*on_eof)(void *ud, int err);   /* 0 = orderly EOF, < 0 error; reads end */
+  void (*on_drain)(void *ud);          /* a write completed: write again */
+  void (*on_close)(void *ud);          /* after close: last callback */
+} bn_tsock_cbs_t;
+
+typedef void (*bn_accept_cb)(void *ud, bn_tsock_t *s);
+typedef void (*bn_timer_cb)(void *ud);
+typedef void (*bn_defer_cb)(void *ud);
+typedef void (*bn_wake_cb)(void *ud);
+
+/* How far one call of run() turns the loop (libuv's run modes). */
+typedef enum bn_run_mode {
+  BN_RUN_DEFAULT = 0, /* until nothing is left to do (every handle closed) */
+  BN_RUN_ONCE,        /* one turn, blocking for an event if none is ready */
+  BN_RUN_NOWAIT       /* one turn, never blocking */
+} bn_run_mode_t;
+
+typedef struct bn_transport_ops {
+  int (*listen)(bn_transport_t *t, const struct sockaddr *sa, bn_accept_cb cb, void *ud,
+                bn_tlistener_t **out);
+  int (*listener_addr)(bn_tlistener_t *l, struct sockaddr_storage *out);
+  void (*listener_close)(bn_tlistener_t *l);
+  /* Starts a connect; on_connect reports the result (never synchronously). */
+  int (*dial)(bn_transport_t *t, const struct sockaddr *sa, bn_tsock_t **out);
+  void (*sock_set_cbs)(bn_tsock_t *s, const bn_tsock_cbs_t *cbs, void *ud);
+  int (*read_start)(bn_tsock_t *s);
+  /* Takes bytes from b, never copying them: what the kernel takes at once,
+   * then, unless a write is still in flight, the rest, by swapping b's
+   * storage for the socket's idle buffer (b comes back empty, with that
+   * buffer's capacity). While a write is in flight it takes nothing more
+   * (the caller keeps its bytes and writes again on on_drain) unless `all`
+   * (a last write before a graceful close: it is queued behind). */
+  int (*write)(bn_tsock_t *s, bn_buf_t *b, bool all);
+  size_t (*write_queued)(const bn_tsock_t *s);
+  int (*peer_addr)(const bn_tsock_t *s, struct sockaddr_storage *out);
+  /* Closes; graceful waits for queued writes (bounded). on_close follows. */
+  void (*close)(bn_tsock_t *s, bool graceful);
+  int (*timer_new)(bn_transport_t *t, bn_timer_cb cb, void *ud, bn_ttimer_t **out);
+  void (*timer_start)(bn_ttimer_t *tm, uint64_t timeout_ms, uint64_t repeat_ms);
+  void (*timer_stop)(bn_ttimer_t *tm);
+  void (*timer_free)(bn_ttimer_t *tm); /* stops; memory goes once safe */
+  /* Runs cb once, later on the loop thread, before it next blocks. */
+  void (*defer)(bn_transport_t *t, bn_defer_cb cb, void *ud);
+  /* A wakeup another thread can send: cb runs on the loop thread at least
+   * once after each wake_send (sends coalesce, like uv_async_send). */
+  int (*wake_new)(bn_transport_t *t, bn_wake_cb cb, void *ud, bn_twake_t **out);
+  void (*wake_send)(bn_twake_t *w); /* any thread */
+  void (*wake_free)(bn_twake_t *w); /* memory goes once safe; cb never runs after */
+  /* Turns the loop; nonzero while work remains (an open handle or a
+   * pending callback). Loop thread: the one thread that runs it. */
+  int (*run)(bn_transport_t *t, bn_run_mode_t mode);
+  /* Closes the transport's own handles, after everything created through
+   * it was closed or freed. Then the owner calls its destructor. */
+  void (*shutdown)(bn_transport_t *t);
+} bn_transport_ops_t;
+
+struct bn_transport {
+  const bn_transport_ops_t *ops;
+  const bn_seam_t *seam; /* the clock and the RNG */
+};
+
 /* ThreadSanitizer cannot see Concurrency Kit's inline-assembly atomics:
  * where a ck protocol orders memory (ring hand-offs, epoch grace periods),
  * these annotations tell it so. They compile to nothing otherwise. */

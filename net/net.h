@@ -17,66 +17,14 @@
 #include "core.h"
 #include "proto.h"
 
-/* ------------------------------------------------------ transport seam */
-/* Everything above the socket reaches sockets, timers, the clock and
- * randomness through this table; libuv TCP is the first implementation
- * (net_transport_uv_new), an in-memory one can replace it in tests. */
-
-typedef struct bn_transport bn_transport_t;
-typedef struct bn_tsock bn_tsock_t;
-typedef struct bn_tlistener bn_tlistener_t;
-typedef struct bn_ttimer bn_ttimer_t;
-
-typedef struct bn_tsock_cbs {
-  void (*on_connect)(void *ud, int status);               /* dial result, once */
-  /* p is the transport's scratch buffer: valid (and writable, for in-place
-   * decryption) during the call only. */
-  void (*on_read)(void *ud, uint8_t *p, size_t n);
-  void (*on_eof)(void *ud, int err);   /* 0 = orderly EOF, < 0 error; reads end */
-  void (*on_drain)(void *ud);          /* a write completed: write again */
-  void (*on_close)(void *ud);          /* after close: last callback */
-} bn_tsock_cbs_t;
-
-typedef void (*bn_accept_cb)(void *ud, bn_tsock_t *s);
-typedef void (*bn_timer_cb)(void *ud);
-typedef void (*bn_defer_cb)(void *ud);
-
-typedef struct bn_transport_ops {
-  int (*listen)(bn_transport_t *t, const struct sockaddr *sa, bn_accept_cb cb, void *ud,
-                bn_tlistener_t **out);
-  int (*listener_addr)(bn_tlistener_t *l, struct sockaddr_storage *out);
-  void (*listener_close)(bn_tlistener_t *l);
-  /* Starts a connect; on_connect reports the result (never synchronously). */
-  int (*dial)(bn_transport_t *t, const struct sockaddr *sa, bn_tsock_t **out);
-  void (*sock_set_cbs)(bn_tsock_t *s, const bn_tsock_cbs_t *cbs, void *ud);
-  int (*read_start)(bn_tsock_t *s);
-  /* Takes bytes from b, never copying them: what the kernel takes at once,
-   * then, unless a write is still in flight, the rest, by swapping b's
-   * storage for the socket's idle buffer (b comes back empty, with that
-   * buffer's capacity). While a write is in flight it takes nothing more
-   * (the caller keeps its bytes and writes again on on_drain) unless `all`
-   * (a last write before a graceful close: it is queued behind). */
-  int (*write)(bn_tsock_t *s, bn_buf_t *b, bool all);
-  size_t (*write_queued)(const bn_tsock_t *s);
-  int (*peer_addr)(const bn_tsock_t *s, struct sockaddr_storage *out);
-  /* Closes; graceful waits for queued writes (bounded). on_close follows. */
-  void (*close)(bn_tsock_t *s, bool graceful);
-  int (*timer_new)(bn_transport_t *t, bn_timer_cb cb, void *ud, bn_ttimer_t **out);
-  void (*timer_start)(bn_ttimer_t *tm, uint64_t timeout_ms, uint64_t repeat_ms);
-  void (*timer_stop)(bn_ttimer_t *tm);
-  void (*timer_free)(bn_ttimer_t *tm); /* stops; memory goes once safe */
-  /* Runs cb once, later on the loop thread, before it next blocks. */
-  void (*defer)(bn_transport_t *t, bn_defer_cb cb, void *ud);
-} bn_transport_ops_t;
-
-struct bn_transport {
-  const bn_transport_ops_t *ops;
-  const bn_seam_t *seam; /* the clock and the RNG */
-};
-
+/* ------------------------------------------------- the libuv transport */
+/* The production implementation of the seam (core.h): libuv TCP, timers,
+ * async handles. With loop NULL it creates and owns its loop; otherwise it
+ * runs on the application's. Freed with net_transport_uv_free, from any
+ * thread, after ops->shutdown ran on the loop thread and the loop is no
+ * longer run by anyone else: it finishes the close callbacks (and closes
+ * an owned loop) before it frees. */
 struct uv_loop_s;
-/* libuv TCP transport on loop. Freed with net_transport_uv_free once every
- * socket, listener and timer has closed (after the loop drained them). */
 int net_transport_uv_new(struct uv_loop_s *loop, const bn_seam_t *seam, bn_transport_t **out);
 void net_transport_uv_free(bn_transport_t *t);
 /* Write-queue bytes above which a socket counts as congested. */

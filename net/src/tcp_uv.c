@@ -1,5 +1,5 @@
 /*
- * tcp_uv.c — the libuv implementation of the transport seam (net.h).
+ * tcp_uv.c — the libuv implementation of the world seam (core.h).
  * Objects embed their uv handles and are freed only in the close callback
  * (libuv's rule). Writes try uv_try_write first; what the kernel does not
  * take is handed to uv_write in the caller's own buffer, swapped for the
@@ -14,6 +14,9 @@
 typedef struct uvt {
   bn_transport_t base;
   uv_loop_t *loop;
+  uv_loop_t own_loop; /* used when the caller gave no loop */
+  bool owns_loop;
+  bool freeing;       /* net_transport_uv_free was called */
   uv_check_t check; /* runs deferred work after I/O */
   uv_idle_t idle;   /* keeps poll from blocking while work is deferred */
   bn_defer_cb defer_cb[16];
@@ -54,6 +57,12 @@ struct bn_tsock {
 struct bn_ttimer {
   uv_timer_t timer;
   bn_timer_cb cb;
+  void *ud;
+};
+
+struct bn_twake {
+  uv_async_t async;
+  bn_wake_cb cb;
   void *ud;
 };
 
@@ -345,6 +354,61 @@ static void uvt_timer_free(bn_ttimer_t *tm) {
   uv_close((uv_handle_t *)&tm->timer, on_timer_closed);
 }
 
+/* ------------------------------------------------------------- wakeups */
+
+static void on_async(uv_async_t *h) {
+  bn_twake_t *w = h->data;
+  w->cb(w->ud);
+}
+
+static int uvt_wake_new(bn_transport_t *bt, bn_wake_cb cb, void *ud, bn_twake_t **out) {
+  uvt_t *t = (uvt_t *)bt;
+  bn_twake_t *w = calloc(1, sizeof *w);
+  if (!w) return BFTNET_ENOMEM;
+  int rc = uv_async_init(t->loop, &w->async, on_async);
+  if (rc != 0) {
+    free(w);
+    return rc;
+  }
+  w->async.data = w;
+  w->cb = cb;
+  w->ud = ud;
+  *out = w;
+  return 0;
+}
+
+static void uvt_wake_send(bn_twake_t *w) { uv_async_send(&w->async); }
+
+static void on_wake_closed(uv_handle_t *h) { free(h->data); }
+
+static void uvt_wake_free(bn_twake_t *w) {
+  if (w) uv_close((uv_handle_t *)&w->async, on_wake_closed);
+}
+
+/* ---------------------------------------------------------------- loop */
+
+static int uvt_run(bn_transport_t *bt, bn_run_mode_t mode) {
+  static const uv_run_mode modes[] = {
+      [BN_RUN_DEFAULT] = UV_RUN_DEFAULT, [BN_RUN_ONCE] = UV_RUN_ONCE, [BN_RUN_NOWAIT] = UV_RUN_NOWAIT};
+  BN_ASSERT((unsigned)mode < BN_ARRAY_LEN(modes));
+  return uv_run(((uvt_t *)bt)->loop, modes[mode]);
+}
+
+static void on_uvt_handle_closed(uv_handle_t *h) {
+  uvt_t *t = h->data;
+  /* libuv runs close callbacks in no promised order: free after both, and
+   * only once the owner gave the transport up (net_transport_uv_free). */
+  if (--t->closing == 0 && t->freeing && !t->owns_loop) free(t);
+}
+
+static void uvt_shutdown(bn_transport_t *bt) {
+  uvt_t *t = (uvt_t *)bt;
+  BN_ASSERT(t->closing == 0);
+  t->closing = 2;
+  uv_close((uv_handle_t *)&t->check, on_uvt_handle_closed);
+  uv_close((uv_handle_t *)&t->idle, on_uvt_handle_closed);
+}
+
 /* ---------------------------------------------------------------- glue */
 
 static const bn_transport_ops_t uvt_ops = {
@@ -363,6 +427,11 @@ static const bn_transport_ops_t uvt_ops = {
     .timer_stop = uvt_timer_stop,
     .timer_free = uvt_timer_free,
     .defer = uvt_defer,
+    .wake_new = uvt_wake_new,
+    .wake_send = uvt_wake_send,
+    .wake_free = uvt_wake_free,
+    .run = uvt_run,
+    .shutdown = uvt_shutdown,
 };
 
 int net_transport_uv_new(struct uv_loop_s *loop, const bn_seam_t *seam, bn_transport_t **out) {
@@ -370,6 +439,15 @@ int net_transport_uv_new(struct uv_loop_s *loop, const bn_seam_t *seam, bn_trans
   if (!t) return BFTNET_ENOMEM;
   t->base.ops = &uvt_ops;
   t->base.seam = seam;
+  if (!loop) {
+    int rc = uv_loop_init(&t->own_loop);
+    if (rc != 0) {
+      free(t);
+      return rc;
+    }
+    loop = &t->own_loop;
+    t->owns_loop = true;
+  }
   t->loop = loop;
   uv_check_init(loop, &t->check);
   uv_idle_init(loop, &t->idle);
@@ -381,15 +459,21 @@ int net_transport_uv_new(struct uv_loop_s *loop, const bn_seam_t *seam, bn_trans
   return 0;
 }
 
-static void on_uvt_handle_closed(uv_handle_t *h) {
-  uvt_t *t = h->data;
-  /* libuv runs close callbacks in no promised order: free after both. */
-  if (--t->closing == 0) free(t);
-}
-
 void net_transport_uv_free(bn_transport_t *bt) {
+  if (!bt) return;
   uvt_t *t = (uvt_t *)bt;
-  t->closing = 2;
-  uv_close((uv_handle_t *)&t->check, on_uvt_handle_closed);
-  uv_close((uv_handle_t *)&t->idle, on_uvt_handle_closed);
+  if (t->closing == 0 && !uv_is_closing((uv_handle_t *)&t->check)) uvt_shutdown(bt);
+  t->freeing = true;
+  if (t->owns_loop) {
+    /* Nobody else runs this loop now: finish every close callback here. */
+    uv_run(&t->own_loop, UV_RUN_DEFAULT);
+    BN_ASSERT(t->closing == 0);
+    int rc = uv_loop_close(&t->own_loop);
+    BN_ASSERT(rc == 0); /* a handle left open is a leak of the layer that made it */
+    free(t);
+  } else if (t->closing == 0) {
+    free(t);
+  }
+  /* Otherwise the application's loop runs the last close callback, which
+   * frees. */
 }

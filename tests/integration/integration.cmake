@@ -6,6 +6,10 @@ target_link_libraries(bftnet_th_net PUBLIC bftnet_net bftnet_testlib)
 bftnet_test(net_loopback_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/net_loopback_test.c
   LIBS bftnet_th_net TIMEOUT 120)
 
+# The libuv world seam: cross-thread wakeups, run modes, an owned loop.
+bftnet_test(seam_uv_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/seam_uv_test.c
+  LIBS bftnet_net bftnet_testlib Threads::Threads TIMEOUT 60 LABELS threads)
+
 # Messaging through the public API: nodes on their own loop threads.
 bftnet_test(messaging_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/messaging_test.c
   LIBS bftnet_static Threads::Threads PkgConfig::UV TIMEOUT 180 LABELS threads)
