@@ -239,9 +239,6 @@ static void members_wake(bftnet_t *b) {
 
 void node__members_kick(void *ud) { members_wake(ud); }
 
-/* uv_async: an application thread queued something or freed queue room. */
-static void members_on_wake(uv_async_t *h) { members_wake(h->data); }
-
 int node__members_init(bftnet_t *b) {
   b->efd = -1;
   int rc = node__snapshot_init(b);
@@ -250,9 +247,6 @@ int node__members_init(bftnet_t *b) {
   if (!b->pool) return BFTNET_ENOMEM;
   b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (b->efd < 0) return -errno;
-  rc = uv_async_init(b->loop, &b->wake, members_on_wake);
-  if (rc) return rc;
-  b->wake.data = b;
   rx_config_t rc_cfg = {.max_message_size = b->cfg.max_message_size,
                         .inbound_max_msgs = b->cfg.inbound_max_msgs,
                         .inbound_max_bytes = b->cfg.inbound_max_bytes,

@@ -74,10 +74,10 @@ static void loop_busy_poll(bftnet_t *b) {
   const bn_seam_t *seam = bn_seam_system();
   uint64_t spin_ns = (uint64_t)b->cfg.busy_poll_us * 1000u;
   for (int alive = 1; alive;) {
-    alive = uv_run(b->loop, UV_RUN_ONCE);
+    alive = b->t->ops->run(b->t, BN_RUN_ONCE);
     uint64_t last = bn_now_ns(seam), seen = b->activity + b->rctx.activity;
     while (alive) {
-      alive = uv_run(b->loop, UV_RUN_NOWAIT);
+      alive = b->t->ops->run(b->t, BN_RUN_NOWAIT);
       uint64_t now = bn_now_ns(seam), a = b->activity + b->rctx.activity;
       if (a != seen) {
         seen = a;
@@ -90,7 +90,7 @@ static void loop_busy_poll(bftnet_t *b) {
   }
 }
 
-static void loop_thread(void *arg) {
+static void *loop_thread(void *arg) {
   bftnet_t *b = arg;
   /* A write to a socket the peer reset raises SIGPIPE in the writing
    * thread; blocked here, write() returns EPIPE instead and the process's
@@ -105,10 +105,21 @@ static void loop_thread(void *arg) {
    * "pool"). If that fails, frees are simply not batched. */
   (void)bn_pool_defer_begin(b->pool);
   if (b->cfg.busy_poll_us == 0)
-    uv_run(b->loop, UV_RUN_DEFAULT);
+    b->t->ops->run(b->t, BN_RUN_DEFAULT);
   else
     loop_busy_poll(b);
   bn_pool_defer_end();
+  return NULL;
+}
+
+/* The handles a node made through the transport, then the transport's
+ * own: the loop has nothing left after this (loop thread). */
+static void close_wakes(bftnet_t *b) {
+  b->t->ops->wake_free(b->wake);
+  b->wake = NULL;
+  b->t->ops->wake_free(b->async);
+  b->async = NULL;
+  b->t->ops->shutdown(b->t);
 }
 
 BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
@@ -120,18 +131,13 @@ BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
   if (!b) return BFTNET_ENOMEM;
   b->cfg = *cfg;
   bn_log_set_level(cfg->log_level); /* process-wide: the last node created sets it */
-  if (cfg->loop) {
-    b->loop = cfg->loop;
-  } else {
-    if ((rc = uv_loop_init(&b->own_loop)) != 0) goto err_free;
-    b->loop = &b->own_loop;
-    b->own_thread = true;
-  }
-  uv_mutex_init(&b->mu);
-  uv_cond_init(&b->cv);
-  if ((rc = uv_async_init(b->loop, &b->async, node__cmd_on_async)) != 0) goto err_loop;
-  b->async.data = b;
-  if ((rc = net_transport_uv_new(b->loop, bn_seam_system(), &b->t)) != 0) goto err_async;
+  b->own_thread = cfg->loop == NULL; /* then the transport owns its loop too */
+  pthread_mutex_init(&b->mu, NULL);
+  pthread_cond_init(&b->cv, NULL);
+  if ((rc = net_transport_uv_new(cfg->loop, bn_seam_system(), &b->t)) != 0) goto err_free;
+  bn_transport_t *t = b->t;
+  if ((rc = t->ops->wake_new(t, node__cmd_on_wake, b, &b->async)) != 0) goto err_transport;
+  if ((rc = t->ops->wake_new(t, node__members_kick, b, &b->wake)) != 0) goto err_transport;
   net_config_t ncfg = {
       .ping_interval_ms = cfg->ping_interval_ms,
       .ping_timeout_ms = cfg->ping_timeout_ms,
@@ -142,37 +148,32 @@ BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
       .max_pending_handshakes = cfg->max_pending_handshakes,
   };
   net_cbs_t cbs = {.on_conn_up = on_conn_up, .on_conn_down = on_conn_down};
-  if ((rc = net_new(&b->net, b->t, cfg->key, &ncfg, &cbs, b, &b->counters)) != 0) goto err_transport;
-  if ((rc = node__members_init(b)) != 0) goto err_net;
-  if (b->own_thread && (rc = uv_thread_create(&b->thread, loop_thread, b)) != 0) goto err_members;
+  if ((rc = net_new(&b->net, t, cfg->key, &ncfg, &cbs, b, &b->counters)) != 0) goto err_transport;
+  if ((rc = node__members_init(b)) != 0) goto err_members;
+  if (b->own_thread && (rc = -pthread_create(&b->thread, NULL, loop_thread, b)) != 0) goto err_members;
   *out = b;
   return 0;
 
 err_members:
   node__members_stop(b);
-  uv_run(b->loop, UV_RUN_NOWAIT);
+  t->ops->run(t, BN_RUN_NOWAIT);
   node__members_destroy(b);
-err_net:
   net_free(b->net);
 err_transport:
-  net_transport_uv_free(b->t);
-err_async:
-  uv_close((uv_handle_t *)&b->async, NULL);
-  uv_run(b->loop, UV_RUN_NOWAIT);
-err_loop:
-  uv_cond_destroy(&b->cv);
-  uv_mutex_destroy(&b->mu);
-  if (b->own_thread) uv_loop_close(&b->own_loop);
+  if (b->wake) t->ops->wake_free(b->wake);
+  if (b->async) t->ops->wake_free(b->async);
+  t->ops->shutdown(t);
+  net_transport_uv_free(t); /* runs the close callbacks (its own loop), or leaves them to it */
 err_free:
+  pthread_cond_destroy(&b->cv);
+  pthread_mutex_destroy(&b->mu);
   free(b);
   return rc;
 }
 
 static void stop_closed(void *ud) {
   bftnet_t *b = ud;
-  net_transport_uv_free(b->t);
-  uv_close((uv_handle_t *)&b->async, NULL);
-  uv_close((uv_handle_t *)&b->wake, NULL);
+  close_wakes(b);
   node__cmd_complete(b, b->stop_cmd, 0);
 }
 
@@ -191,13 +192,13 @@ BFTNET_API int bftnet_stop(bftnet_t *b) {
   uint64_t one = 1;
   (void)!write(b->efd, &one, sizeof one); /* wake threads blocked in bftnet_recv */
   if (b->own_thread) {
-    uv_thread_join(&b->thread); /* the loop returns once every handle closed */
-    uv_mutex_lock(&b->mu);
+    pthread_join(b->thread, NULL); /* the loop returns once every handle closed */
+    pthread_mutex_lock(&b->mu);
     b->loop_done = true;
-    uv_mutex_unlock(&b->mu);
+    pthread_mutex_unlock(&b->mu);
   } else {
     /* Give the application's loop a turn to run our close callbacks. */
-    uv_run(b->loop, UV_RUN_NOWAIT);
+    b->t->ops->run(b->t, BN_RUN_NOWAIT);
   }
   return rc;
 }
@@ -206,13 +207,13 @@ BFTNET_API void bftnet_free(bftnet_t *b) {
   if (!b) return;
   bftnet_stop(b);
   net_free(b->net);
-  if (b->own_thread) {
-    uv_run(&b->own_loop, UV_RUN_DEFAULT);
-    uv_loop_close(&b->own_loop);
-  }
+  /* Its own loop: runs what is left and closes it. The application's:
+   * frees now, or at the last close callback. */
+  net_transport_uv_free(b->t);
+  b->t = NULL;
   node__members_destroy(b);
-  uv_cond_destroy(&b->cv);
-  uv_mutex_destroy(&b->mu);
+  pthread_cond_destroy(&b->cv);
+  pthread_mutex_destroy(&b->mu);
   free(b);
 }
 

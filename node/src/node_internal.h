@@ -15,17 +15,19 @@
  *
  * Threads: application threads touch only the member snapshot (read under
  * an epoch section), the members' send rings and inbound queues, and the
- * uv_async handles. Everything else belongs to the loop thread.
+ * seam's wakeups (wake_send). Everything else belongs to the loop thread.
+ * The loop is reached only through the seam (core.h): the node includes no
+ * libuv; its own thread, mutex and condition variable are pthreads.
  */
 #ifndef BFTNET_NODE_INTERNAL_H
 #define BFTNET_NODE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <ck_epoch.h>
 #include <ck_pr.h>
-#include <uv.h>
 
 #include "dispatcher.h"
 #include "membership.h"
@@ -84,14 +86,12 @@ typedef struct msnap {
 
 struct bftnet {
   bftnet_config_t cfg;
-  uv_loop_t own_loop;
-  uv_loop_t *loop;
-  bool own_thread;
-  uv_thread_t thread;
-  uv_async_t async; /* commands */
-  uv_async_t wake;  /* sends and pops */
-  uv_mutex_t mu;
-  uv_cond_t cv;
+  bool own_thread;  /* no cfg.loop: the transport owns the loop, this thread runs it */
+  pthread_t thread;
+  bn_twake_t *async; /* commands */
+  bn_twake_t *wake;  /* sends and pops */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
   cmd_t *queue_head, *queue_tail;
   cmd_t *stop_cmd;  /* completed once every handle has closed */
   bn_transport_t *t;
@@ -125,8 +125,8 @@ int node__cmd_call(bftnet_t *b, cmd_t *c);
 /* Loop thread: completes a command: sets its result and wakes the caller
  * (once). */
 void node__cmd_complete(bftnet_t *b, cmd_t *c, int rc);
-/* The command queue's uv_async callback (h->data: the node). */
-void node__cmd_on_async(uv_async_t *h);
+/* The command queue's wakeup callback (ud: the node). */
+void node__cmd_on_wake(void *ud);
 /* The node whose own loop thread this is (set by node.c's loop thread;
  * NULL elsewhere, and on an application's loop, cfg.loop). */
 extern _Thread_local bftnet_t *node__cmd_loop_node;
@@ -185,7 +185,7 @@ static inline mbr_t *node__snapshot_find(const msnap_t *s, const char *node_id) 
 /* ------------------------------------------------------------- members.c */
 
 /* Loop thread (or before the loop thread starts): pool, snapshot, eventfd,
- * the wake handle, migration, the send and receive sides. */
+ * migration, the send and receive sides. */
 int node__members_init(bftnet_t *b);
 /* Loop thread: before net_close. Members and TentativeReceivers stop. */
 void node__members_stop(bftnet_t *b);
@@ -194,8 +194,8 @@ void node__members_destroy(bftnet_t *b);
 /* Loop thread: net's connection events (any peer). */
 void node__members_conn_event(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type,
                               bftnet_reason_t reason, int err);
-/* Loop thread (deferred, ud: the node): what a wake does: sends queued
- * messages, credits streams whose queues have room again. */
+/* Loop thread (the wake's callback, or deferred; ud: the node): sends
+ * queued messages, credits streams whose queues have room again. */
 void node__members_kick(void *ud);
 
 #endif

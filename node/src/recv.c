@@ -62,7 +62,7 @@ BFTNET_API int bftnet_recv_batch(bftnet_t *b, bftnet_msg_t *msgs, int max, int t
       (void)!read(b->efd, &v, sizeof v);
       got = recv_scan(b, msgs, max, &wake);
     }
-    if (wake) uv_async_send(&b->wake); /* room freed: the loop credits the stream again */
+    if (wake) b->t->ops->wake_send(b->wake); /* room freed: the loop credits the stream again */
     if (got != 0) return got;
     if (ck_pr_load_int(&b->stopped)) return BFTNET_ECLOSED;
     if (timeout_ms == 0) return BFTNET_EAGAIN;
@@ -74,7 +74,7 @@ BFTNET_API int bftnet_recv_batch(bftnet_t *b, bftnet_msg_t *msgs, int max, int t
         sched_yield();
         got = recv_scan(b, msgs, max, &wake);
       }
-      if (wake) uv_async_send(&b->wake);
+      if (wake) b->t->ops->wake_send(b->wake);
       if (got != 0) return got;
     }
     int wait_ms = -1;

@@ -15,7 +15,7 @@ static void kick_loop(bftnet_t *b) {
   if (node__cmd_loop_node == b)
     b->t->ops->defer(b->t, node__members_kick, b);
   else
-    uv_async_send(&b->wake);
+    b->t->ops->wake_send(b->wake);
 }
 
 BFTNET_API int bftnet_send(bftnet_t *b, const char *node_id, const void *data, size_t len) {
@@ -74,7 +74,7 @@ BFTNET_API int bftnet_flush(bftnet_t *b, int timeout_ms) {
   for (unsigned i = 0;; i++) {
     if (flush_done(b)) return 0;
     if (bn_now_ns(bn_seam_system()) >= deadline) return BFTNET_ETIMEDOUT;
-    uv_async_send(&b->wake);
+    b->t->ops->wake_send(b->wake);
     struct timespec ts = {0, (i < 20 ? 1 : 10) * 1000000L};
     nanosleep(&ts, NULL);
   }
