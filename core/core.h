@@ -24,7 +24,7 @@
 #define BN_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define BN_MAX(a, b) ((a) > (b) ? (a) : (b))
 
-/* Internal invariants: on in every build (STYLE rule 3). Never on peer bytes. */
+/* Internal invariants: on in every build. Never on peer bytes. */
 #define BN_ASSERT(cond)                                                       \
   do {                                                                        \
     if (!(cond)) bn_assert_fail(#cond, __FILE__, __LINE__);                   \

@@ -57,7 +57,7 @@ typedef struct disp_ring {
   uint32_t cap;
   /* What producers write on every push lives on its own cache line: beside
    * ck_ring's size and mask, which the consumer reads on every dequeue, the
-   * lock's line bounced between the cores (5 % of a 128 B stream's CPU). */
+   * lock's line bounced between the cores. */
   char pad0[64];
   ck_spinlock_fas_t push_lock; /* spin briefly, then yield (ring.c) */
   uint64_t enqueued;           /* atomic counters (ck_pr) */

@@ -73,7 +73,7 @@ uint64_t disp__outbound_lost(disp_t *d);
 #endif
 
 /* The producers' lock of a ring and of the broadcast log. The critical
- * section is a few stores (~20 ns). Spinning briefly is cheaper than a
+ * section is a few stores. Spinning briefly is cheaper than a
  * mutex (whose unlock is another atomic); a waiter that spins long (the
  * holder was preempted) yields its time slice instead, so producers
  * outnumbering cores do not convoy. */

@@ -1,4 +1,4 @@
-/* pool_test.c — core/pool.c, the cache of message buffers.
+/* pool_test.c — core/src/pool.c, the cache of message buffers.
  *
  * Single-threaded (test "pool_test"): the size classes, observed through the
  * public API only (a class's size is what bn_pool_cached() grows by when a
