@@ -26,7 +26,9 @@ int disp_ctx_init(disp_ctx_t *ctx, const disp_config_t *cfg, bn_transport_t *t, 
   return disp_blog_init(&ctx->blog, bcap);
 }
 
-void disp_ctx_destroy(disp_ctx_t *ctx) { disp_blog_destroy(&ctx->blog); }
+void disp_ctx_destroy(disp_ctx_t *ctx) {
+  disp_blog_destroy(&ctx->blog);
+}
 
 static void set_addrs(disp_t *d, const maddr_t *addrs, size_t naddrs) {
   BN_ASSERT(naddrs >= 1 && naddrs <= BFTNET_MAX_ADDRS);
@@ -104,7 +106,8 @@ bool disp_reclaim(disp_t *d) {
 
 void disp_destroy(disp_t *d) {
   size_t dropped = disp_ring_destroy(&d->ring);
-  if (dropped) bn_log(BN_LOG_INFO, "member %s removed: %zu queued messages released", d->name, dropped);
+  if (dropped)
+    bn_log(BN_LOG_INFO, "member %s removed: %zu queued messages released", d->name, dropped);
   disp_framer_abort(&d->framer);
   disp_ends_free(&d->ends);
 }
@@ -158,7 +161,8 @@ int disp_broadcast(disp_ctx_t *ctx, disp_t *const *ds, size_t n, uint64_t ver, c
      * order behind the log's entries. Nobody else holds msg yet. */
     msg->refs = (uint32_t)n;
     msg->bseq = disp_blog_head(&ctx->blog);
-    for (size_t i = 0; i < n; i++) disp_ring_push_mpmc(&ds[i]->ring, msg);
+    for (size_t i = 0; i < n; i++)
+      disp_ring_push_mpmc(&ds[i]->ring, msg);
   }
   return (int)n;
 }

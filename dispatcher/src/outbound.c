@@ -37,14 +37,17 @@ static void ensure_conn(disp_t *d) {
    * streams wait detached); failures after that back off. */
   uint64_t now = bn_now_ns(d->ctx->t->seam);
   bool lasted = d->up_since && now - d->up_since > 1000000000ull; /* not a flapping peer */
-  if (d->ever_conn && !(d->backoff.attempt == 0 && lasted)) schedule_redial(d);
-  else dial(d);
+  if (d->ever_conn && !(d->backoff.attempt == 0 && lasted))
+    schedule_redial(d);
+  else
+    dial(d);
 }
 
 /* Counts what the member's stream lost: the messages written but not
  * confirmed read, plus those the framer had in hand. */
 uint64_t disp__outbound_lost(disp_t *d) {
-  uint64_t confirmed = d->out ? d->out_base + ml_stream_app_confirmed(d->out) : d->framer.bytes_written;
+  uint64_t confirmed =
+      d->out ? d->out_base + ml_stream_app_confirmed(d->out) : d->framer.bytes_written;
   disp_ends_trim(&d->ends, confirmed);
   uint64_t lost = disp_ends_count(&d->ends);
   disp_ends_free(&d->ends);

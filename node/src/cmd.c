@@ -41,7 +41,8 @@ int node__cmd_call(bftnet_t *b, cmd_t *c) {
     /* The application's loop, called from its thread: run, then turn the
      * loop until the command completes (not from inside a loop callback). */
     c->run(b, c);
-    while (!c->done) b->t->ops->run(b->t, BN_RUN_ONCE);
+    while (!c->done)
+      b->t->ops->run(b->t, BN_RUN_ONCE);
     return c->rc;
   }
   pthread_mutex_lock(&b->mu);
@@ -49,13 +50,16 @@ int node__cmd_call(bftnet_t *b, cmd_t *c) {
     pthread_mutex_unlock(&b->mu);
     return BFTNET_ECLOSED;
   }
-  if (b->queue_tail) b->queue_tail->next = c;
-  else b->queue_head = c;
+  if (b->queue_tail)
+    b->queue_tail->next = c;
+  else
+    b->queue_head = c;
   b->queue_tail = c;
   pthread_mutex_unlock(&b->mu);
   b->t->ops->wake_send(b->async);
   pthread_mutex_lock(&b->mu);
-  while (!c->done) pthread_cond_wait(&b->cv, &b->mu);
+  while (!c->done)
+    pthread_cond_wait(&b->cv, &b->mu);
   pthread_mutex_unlock(&b->mu);
   return c->rc;
 }

@@ -17,9 +17,14 @@ void node__events_member(bftnet_t *b, bftnet_event_type_t type, const mbr_t *m,
   if (!b->cfg.on_event) return;
   char peer[BFTNET_PEER_ID_MAX] = "";
   peerid_to_string(&m->peer, peer, sizeof peer);
-  bftnet_event_t ev = {.type = type, .node_id = m->node_id, .peer_id = peer,
-                       .remote_addr = "", .prev_addr = "", .mig_abort = "",
-                       .reason = reason, .error = err};
+  bftnet_event_t ev = {.type = type,
+                       .node_id = m->node_id,
+                       .peer_id = peer,
+                       .remote_addr = "",
+                       .prev_addr = "",
+                       .mig_abort = "",
+                       .reason = reason,
+                       .error = err};
   emit(b, &ev);
 }
 
@@ -29,9 +34,15 @@ void node__events_conn(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type, con
   char peer[BFTNET_PEER_ID_MAX] = "", addr[BFTNET_ADDR_MAX] = "";
   if (net_conn_peer(c)->len) peerid_to_string(net_conn_peer(c), peer, sizeof peer);
   net_conn_remote_addr(c, addr, sizeof addr);
-  bftnet_event_t ev = {.type = type, .node_id = node_id, .peer_id = peer,
-                       .remote_addr = addr, .prev_addr = "", .mig_abort = "",
-                       .outbound = net_conn_outbound(c), .reason = reason, .error = err};
+  bftnet_event_t ev = {.type = type,
+                       .node_id = node_id,
+                       .peer_id = peer,
+                       .remote_addr = addr,
+                       .prev_addr = "",
+                       .mig_abort = "",
+                       .outbound = net_conn_outbound(c),
+                       .reason = reason,
+                       .error = err};
   emit(b, &ev);
 }
 
@@ -52,20 +63,30 @@ void node__events_stream(mbr_t *m, ml_stream_t *ls, const ml_event_t *e, bool ou
   bftnet_t *b = m->b;
   node__events_publish_stats(m);
   if (!b->cfg.on_event) return;
-  static const bftnet_event_type_t map[] = {
-      [ML_EV_MIGRATED] = BFTNET_EV_MIGRATED, [ML_EV_DETACHED] = BFTNET_EV_DETACHED,
-      [ML_EV_RESUMED] = BFTNET_EV_RESUMED,   [ML_EV_DENIED] = BFTNET_EV_DENIED,
-      [ML_EV_ABORTED] = BFTNET_EV_ABORTED,   [ML_EV_CLOSED] = 0, [ML_EV_READ_EOF] = 0};
+  static const bftnet_event_type_t map[] = {[ML_EV_MIGRATED] = BFTNET_EV_MIGRATED,
+                                            [ML_EV_DETACHED] = BFTNET_EV_DETACHED,
+                                            [ML_EV_RESUMED] = BFTNET_EV_RESUMED,
+                                            [ML_EV_DENIED] = BFTNET_EV_DENIED,
+                                            [ML_EV_ABORTED] = BFTNET_EV_ABORTED,
+                                            [ML_EV_CLOSED] = 0,
+                                            [ML_EV_READ_EOF] = 0};
   if ((size_t)e->type >= BN_ARRAY_LEN(map) || !map[e->type]) return;
   char peer[BFTNET_PEER_ID_MAX] = "", from[BFTNET_ADDR_MAX] = "", to[BFTNET_ADDR_MAX] = "";
   peerid_to_string(&m->peer, peer, sizeof peer);
   if (e->from_addr) snprintf(from, sizeof from, "%s", e->from_addr);
   net_conn_t *tc = e->to ? e->to : ml_stream_conn(ls);
   if (tc) net_conn_remote_addr(tc, to, sizeof to);
-  bftnet_event_t ev = {.type = map[e->type], .node_id = m->node_id, .peer_id = peer,
-                       .remote_addr = to, .prev_addr = from, .outbound = outbound,
-                       .stream_id = e->stream_id, .mig_reason = e->why,
-                       .mig_abort = e->reason ? e->reason : "", .lost = lost,
-                       .detached_ns = e->detached_ns, .retransmitted = e->retransmitted};
+  bftnet_event_t ev = {.type = map[e->type],
+                       .node_id = m->node_id,
+                       .peer_id = peer,
+                       .remote_addr = to,
+                       .prev_addr = from,
+                       .outbound = outbound,
+                       .stream_id = e->stream_id,
+                       .mig_reason = e->why,
+                       .mig_abort = e->reason ? e->reason : "",
+                       .lost = lost,
+                       .detached_ns = e->detached_ns,
+                       .retransmitted = e->retransmitted};
   emit(b, &ev);
 }

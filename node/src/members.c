@@ -91,7 +91,9 @@ static void disp_on_stream_event(void *ud, ml_stream_t *ls, const ml_event_t *e,
   node__events_stream(ud, ls, e, true, lost);
 }
 
-static void disp_on_reclaimable(void *ud) { mbr_free(ud); }
+static void disp_on_reclaimable(void *ud) {
+  mbr_free(ud);
+}
 
 static const disp_cbs_t disp_cbs = {.on_member = disp_on_member,
                                     .on_stream_event = disp_on_stream_event,
@@ -196,7 +198,8 @@ static void run_connect(bftnet_t *b, cmd_t *c) {
     mb_table_free(&c->table);
     goto out;
   }
-  for (size_t i = 0; i < cur->n; i++) l.live[l.nlive++] = cur->m[i];
+  for (size_t i = 0; i < cur->n; i++)
+    l.live[l.nlive++] = cur->m[i];
   for (size_t i = 0; i < nch; i++)
     if (apply_change(b, &ch[i], &l) < 0) rc = BFTNET_ENOMEM;
   int prc = node__snapshot_publish(b, l.live, l.nlive, l.self_id);
@@ -212,7 +215,8 @@ static void run_connect(bftnet_t *b, cmd_t *c) {
     mbr_free(l.gone[i]);
   }
   /* Connect the new members (after publishing, so sends are already queued). */
-  for (size_t i = 0; i < l.nlive; i++) disp_connect(&l.live[i]->d);
+  for (size_t i = 0; i < l.nlive; i++)
+    disp_connect(&l.live[i]->d);
   mb_table_free(&b->table);
   b->table = c->table;
   c->table = (mb_table_t){0};
@@ -237,7 +241,9 @@ static void members_wake(bftnet_t *b) {
   disp_blog_advance(&b->dctx, s->d, s->n);
 }
 
-void node__members_kick(void *ud) { members_wake(ud); }
+void node__members_kick(void *ud) {
+  members_wake(ud);
+}
 
 int node__members_init(bftnet_t *b) {
   b->efd = -1;
@@ -273,14 +279,16 @@ int node__members_init(bftnet_t *b) {
 
 void node__members_stop(bftnet_t *b) {
   msnap_t *s = b->snap;
-  for (size_t i = 0; s && i < s->n; i++) mbr_remove(s->m[i]);
+  for (size_t i = 0; s && i < s->n; i++)
+    mbr_remove(s->m[i]);
   rx_ctx_stop(&b->rctx);
   ml_node_stop(b->ml);
 }
 
 void node__members_destroy(bftnet_t *b) {
   msnap_t *s = b->snap;
-  for (size_t i = 0; s && i < s->n; i++) mbr_destroy(s->m[i]); /* no dial ends now */
+  for (size_t i = 0; s && i < s->n; i++)
+    mbr_destroy(s->m[i]); /* no dial ends now */
   node__snapshot_destroy(b);
   ml_node_free(b->ml);
   b->ml = NULL;
@@ -288,7 +296,7 @@ void node__members_destroy(bftnet_t *b) {
   if (b->efd >= 0) close(b->efd);
   b->efd = -1;
   disp_ctx_destroy(&b->dctx); /* after every framer let go of the log's entries */
-  bn_pool_close(b->pool); /* lives on while the application holds messages */
+  bn_pool_close(b->pool);     /* lives on while the application holds messages */
   b->pool = NULL;
 }
 
@@ -312,4 +320,3 @@ BFTNET_API int bftnet_connect_file(bftnet_t *b, const char *path, char *errbuf, 
   if (rc < 0) return rc;
   return node__cmd_call(b, &c);
 }
-

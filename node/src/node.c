@@ -38,7 +38,9 @@ BFTNET_API void bftnet_config_init(bftnet_config_t *cfg) {
   cfg->failback_ms = 2000;
 }
 
-static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
+static bool is_pow2(uint32_t v) {
+  return v && !(v & (v - 1));
+}
 
 static int config_check(const bftnet_config_t *c) {
   if (!c->key) return BFTNET_EINVAL;
@@ -130,7 +132,7 @@ BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
   bftnet_t *b = calloc(1, sizeof *b);
   if (!b) return BFTNET_ENOMEM;
   b->cfg = *cfg;
-  bn_log_set_level(cfg->log_level); /* process-wide: the last node created sets it */
+  bn_log_set_level(cfg->log_level);  /* process-wide: the last node created sets it */
   b->own_thread = cfg->loop == NULL; /* then the transport owns its loop too */
   pthread_mutex_init(&b->mu, NULL);
   pthread_cond_init(&b->cv, NULL);
@@ -150,7 +152,8 @@ BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
   net_cbs_t cbs = {.on_conn_up = on_conn_up, .on_conn_down = on_conn_down};
   if ((rc = net_new(&b->net, t, cfg->key, &ncfg, &cbs, b, &b->counters)) != 0) goto err_transport;
   if ((rc = node__members_init(b)) != 0) goto err_members;
-  if (b->own_thread && (rc = -pthread_create(&b->thread, NULL, loop_thread, b)) != 0) goto err_members;
+  if (b->own_thread && (rc = -pthread_create(&b->thread, NULL, loop_thread, b)) != 0)
+    goto err_members;
   *out = b;
   return 0;
 
@@ -221,4 +224,3 @@ BFTNET_API int bftnet_peer_id(const bftnet_t *b, char *buf, size_t cap) {
   if (!b || !buf) return BFTNET_EINVAL;
   return peerid_to_string(net_local_id(b->net), buf, cap);
 }
-

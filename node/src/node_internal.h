@@ -69,8 +69,8 @@ typedef struct mbr {
   /* Written at creation, then read-only: application threads read them. */
   char node_id[BFTNET_NODE_ID_MAX];
   peerid_t peer;
-  disp_t d;         /* the send side: bftnet_send pushes into its ring (any thread) */
-  rx_t r;           /* the receive side: bftnet_recv pops its queue (any thread) */
+  disp_t d;            /* the send side: bftnet_send pushes into its ring (any thread) */
+  rx_t r;              /* the receive side: bftnet_recv pops its queue (any thread) */
   ml_peer_stats_t pub; /* atomic copies of the pair's migration stats */
   bftnet_t *b;
 } mbr_t;
@@ -78,43 +78,43 @@ typedef struct mbr {
 /* An immutable view of the membership, published atomically. */
 typedef struct msnap {
   size_t n;
-  mbr_t **m;  /* sorted by node_id */
-  disp_t **d; /* d[i] is m[i]'s dispatcher */
+  mbr_t **m;    /* sorted by node_id */
+  disp_t **d;   /* d[i] is m[i]'s dispatcher */
   uint64_t ver; /* 1, 2, ...: broadcasts carry it (the log skips them for later members) */
   char self_id[BFTNET_NODE_ID_MAX];
 } msnap_t;
 
 struct bftnet {
   bftnet_config_t cfg;
-  bool own_thread;  /* no cfg.loop: the transport owns the loop, this thread runs it */
+  bool own_thread; /* no cfg.loop: the transport owns the loop, this thread runs it */
   pthread_t thread;
   bn_twake_t *async; /* commands */
   bn_twake_t *wake;  /* sends and pops */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   cmd_t *queue_head, *queue_tail;
-  cmd_t *stop_cmd;  /* completed once every handle has closed */
+  cmd_t *stop_cmd; /* completed once every handle has closed */
   bn_transport_t *t;
   net_t *net;
-  ml_node_t *ml;    /* logical streams (migration) */
+  ml_node_t *ml; /* logical streams (migration) */
   bn_counters_t counters;
-  bn_pool_t *pool;  /* message buffers up to 64 KiB, both directions */
-  disp_ctx_t dctx;  /* the send side's node-wide state (the broadcast log) */
-  rx_ctx_t rctx;    /* the receive side's node-wide state (TentativeReceivers) */
+  bn_pool_t *pool;   /* message buffers up to 64 KiB, both directions */
+  disp_ctx_t dctx;   /* the send side's node-wide state (the broadcast log) */
+  rx_ctx_t rctx;     /* the receive side's node-wide state (TentativeReceivers) */
   uint64_t snap_ver; /* loop: the last snapshot's version */
-  uint64_t serial;  /* this node's unique number (epoch record caches) */
+  uint64_t serial;   /* this node's unique number (epoch record caches) */
   uint64_t activity; /* loop thread only: counts wakes (busy polling; reads: rctx.activity) */
-  int stopped;      /* atomic */
+  int stopped;       /* atomic */
   bool loop_done;
 
   /* Members. */
   ck_epoch_t epoch;
   ck_epoch_record_t loop_rec;
   epoch_rec_t *recs; /* atomic push-only list of every record allocated */
-  msnap_t *snap;    /* atomic pointer */
-  mb_table_t table; /* loop: the membership last applied */
-  int efd;          /* eventfd: readable when messages may be waiting */
-  uint32_t rr;      /* atomic: round-robin cursor for bftnet_recv */
+  msnap_t *snap;     /* atomic pointer */
+  mb_table_t table;  /* loop: the membership last applied */
+  int efd;           /* eventfd: readable when messages may be waiting */
+  uint32_t rr;       /* atomic: round-robin cursor for bftnet_recv */
 };
 
 /* ----------------------------------------------------------------- cmd.c */

@@ -12,9 +12,9 @@
  * gave up (timeout) and is freed when the operation completes. */
 typedef struct op {
   bftnet_t *b;
-  cmd_t *cmd;            /* NULL once the caller was answered */
+  cmd_t *cmd; /* NULL once the caller was answered */
   bn_ttimer_t *timer;
-  bool ping;             /* after the dial, ping */
+  bool ping; /* after the dial, ping */
 } op_t;
 
 /* ------------------------------------------------------------ listening */
@@ -36,7 +36,8 @@ BFTNET_API int bftnet_listen(bftnet_t *b, const char *maddr, char *bound, size_t
   cmd_t c = {.run = run_listen, .out = bound, .cap = bound ? cap : 0};
   int rc = parse_addr(maddr, &c.addr);
   if (rc < 0) return rc;
-  if (c.addr.has_peer && !peerid_equal(&c.addr.peer, net_local_id(b->net))) return BFTNET_EPEERMISMATCH;
+  if (c.addr.has_peer && !peerid_equal(&c.addr.peer, net_local_id(b->net)))
+    return BFTNET_EPEERMISMATCH;
   return node__cmd_call(b, &c);
 }
 
@@ -96,8 +97,12 @@ static void run_dial(bftnet_t *b, cmd_t *c, bool ping) {
   }
 }
 
-static void run_dial_only(bftnet_t *b, cmd_t *c) { run_dial(b, c, false); }
-static void run_dial_ping(bftnet_t *b, cmd_t *c) { run_dial(b, c, true); }
+static void run_dial_only(bftnet_t *b, cmd_t *c) {
+  run_dial(b, c, false);
+}
+static void run_dial_ping(bftnet_t *b, cmd_t *c) {
+  run_dial(b, c, true);
+}
 
 static int dial_common(bftnet_t *b, const char *maddr, uint32_t timeout_ms, char *peer_out,
                        size_t cap, cmd_fn fn, uint64_t *rtt) {

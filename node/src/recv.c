@@ -39,8 +39,10 @@ static int recv_scan(bftnet_t *b, bftnet_msg_t *out, int max, bool *wake_loop) {
         if (!k) continue;
         progress = true;
         for (unsigned j = 0; j < k; j++)
-          out[got++] = (bftnet_msg_t){
-              .from = batch[j]->from, .data = batch[j]->data, .len = batch[j]->len, .priv = batch[j]};
+          out[got++] = (bftnet_msg_t){.from = batch[j]->from,
+                                      .data = batch[j]->data,
+                                      .len = batch[j]->len,
+                                      .priv = batch[j]};
       }
     }
   }
@@ -50,7 +52,8 @@ static int recv_scan(bftnet_t *b, bftnet_msg_t *out, int max, bool *wake_loop) {
 
 BFTNET_API int bftnet_recv_batch(bftnet_t *b, bftnet_msg_t *msgs, int max, int timeout_ms) {
   if (!b || !msgs || max <= 0) return BFTNET_EINVAL;
-  uint64_t deadline = timeout_ms > 0 ? bn_now_ns(bn_seam_system()) + (uint64_t)timeout_ms * 1000000ull : 0;
+  uint64_t deadline =
+      timeout_ms > 0 ? bn_now_ns(bn_seam_system()) + (uint64_t)timeout_ms * 1000000ull : 0;
   for (;;) {
     bool wake = false;
     int got = recv_scan(b, msgs, max, &wake);
@@ -101,5 +104,6 @@ BFTNET_API void bftnet_msg_release(bftnet_msg_t *msg) {
   msg->data = NULL;
 }
 
-BFTNET_API int bftnet_recv_fd(bftnet_t *b) { return b ? b->efd : BFTNET_EINVAL; }
-
+BFTNET_API int bftnet_recv_fd(bftnet_t *b) {
+  return b ? b->efd : BFTNET_EINVAL;
+}

@@ -62,7 +62,8 @@ static bool flush_done(bftnet_t *b) {
   if (!r) return false;
   msnap_t *s = node__snapshot_load(b);
   bool done = true;
-  for (size_t i = 0; i < s->n && done; i++) done = disp_idle(s->d[i]);
+  for (size_t i = 0; i < s->n && done; i++)
+    done = disp_idle(s->d[i]);
   node__snapshot_exit(b, r, &sec);
   return done;
 }

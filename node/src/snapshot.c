@@ -30,8 +30,8 @@ typedef struct tl_cache {
 } tl_cache_t;
 
 static pthread_mutex_t g_nodes_mu = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t g_serial;  /* the last serial given */
-static uint64_t *g_live;   /* serials of the nodes alive */
+static uint64_t g_serial; /* the last serial given */
+static uint64_t *g_live;  /* serials of the nodes alive */
 static size_t g_nlive, g_caplive;
 static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t g_key;
@@ -56,12 +56,15 @@ static void tl_drop_locked(tl_rec_t *t) {
 static void tl_cache_free(void *p) {
   tl_cache_t *c = p;
   pthread_mutex_lock(&g_nodes_mu);
-  for (unsigned i = 0; i < TL_RECS; i++) tl_drop_locked(&c->e[i]);
+  for (unsigned i = 0; i < TL_RECS; i++)
+    tl_drop_locked(&c->e[i]);
   pthread_mutex_unlock(&g_nodes_mu);
   free(c);
 }
 
-static void tl_key_init(void) { (void)pthread_key_create(&g_key, tl_cache_free); }
+static void tl_key_init(void) {
+  (void)pthread_key_create(&g_key, tl_cache_free);
+}
 
 static int node_serial_add(bftnet_t *b) {
   pthread_once(&g_key_once, tl_key_init);
@@ -172,7 +175,8 @@ int node__snapshot_publish(bftnet_t *b, mbr_t **live, size_t n, const char *self
   if (n) memcpy(s->m, live, n * sizeof *live);
   s->n = n;
   if (n) qsort(s->m, n, sizeof *s->m, mbr_ptr_cmp);
-  for (size_t i = 0; i < n; i++) s->d[i] = &s->m[i]->d;
+  for (size_t i = 0; i < n; i++)
+    s->d[i] = &s->m[i]->d;
   snprintf(s->self_id, sizeof s->self_id, "%s", self_id);
   s->ver = ++b->snap_ver; /* run_connect gave members new in it this version */
   msnap_t *old = b->snap;
@@ -188,7 +192,6 @@ int node__snapshot_publish(bftnet_t *b, mbr_t **live, size_t n, const char *self
   }
   return 0;
 }
-
 
 int node__snapshot_init(bftnet_t *b) {
   ck_epoch_init(&b->epoch);

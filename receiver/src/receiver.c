@@ -43,7 +43,8 @@ int rx_ctx_init(rx_ctx_t *ctx, const rx_config_t *cfg, bn_transport_t *t, bn_cou
 }
 
 void rx_ctx_stop(rx_ctx_t *ctx) {
-  while (ctx->tent_head) rx__tentative_free(ctx, ctx->tent_head, false);
+  while (ctx->tent_head)
+    rx__tentative_free(ctx, ctx->tent_head, false);
   if (ctx->tent_timer) {
     ctx->t->ops->timer_free(ctx->tent_timer);
     ctx->tent_timer = NULL;
@@ -151,7 +152,9 @@ static void set_in(rx_t *r, ml_stream_t *ls, rx_deframer_t *carry) {
   ml_stream_set_cbs(ls, &in_cbs, r);
 }
 
-void rx_set_in(rx_t *r, ml_stream_t *ls) { set_in(r, ls, NULL); }
+void rx_set_in(rx_t *r, ml_stream_t *ls) {
+  set_in(r, ls, NULL);
+}
 
 int rx_init(rx_t *r, rx_ctx_t *ctx, void *ud, const char *from) {
   memset(r, 0, sizeof *r);
@@ -172,13 +175,16 @@ void rx_wake(rx_t *r) {
   }
 }
 
-void rx_stop(rx_t *r) { r->in = NULL; }
+void rx_stop(rx_t *r) {
+  r->in = NULL;
+}
 
 void rx_destroy(rx_t *r) {
   uint32_t unread = rx_inq_depth(&r->inq);
   if (unread) {
     bn_counter_add(r->ctx->counters, BFTNET_COUNTER_INBOUND_DISCARDED_REMOVED, unread);
-    bn_log(BN_LOG_INFO, "member %s removed: %u received messages discarded unread", r->from, unread);
+    bn_log(BN_LOG_INFO, "member %s removed: %u received messages discarded unread", r->from,
+           unread);
   }
   rx_inq_destroy(&r->inq);
   rx_carver_release(&r->carver);
