@@ -68,36 +68,36 @@ static int on_stream(void *ud, ml_peer_t *lp, ml_stream_t *ls) {
 
 /* Messages were queued (once per loop turn): threads blocked in
  * bftnet_recv, or polling its fd, wake up. */
-static void rx_on_ready(void *ud) {
+static void on_rx_ready(void *ud) {
   bftnet_t *b = ud;
   uint64_t one = 1;
   (void)!write(b->efd, &one, sizeof one);
 }
 
-static void rx_on_stream_event(void *ud, ml_stream_t *ls, const ml_event_t *e) {
+static void on_rx_stream_event(void *ud, ml_stream_t *ls, const ml_event_t *e) {
   node__events_stream(ud, ls, e, false, 0);
 }
 
-static const rx_cbs_t rx_cbs = {.on_ready = rx_on_ready, .on_stream_event = rx_on_stream_event};
+static const rx_cbs_t rx_cbs = {.on_ready = on_rx_ready, .on_stream_event = on_rx_stream_event};
 
 /* -------------------------------------------------------- from dispatcher/ */
 
-static void disp_on_member(void *ud, bftnet_event_type_t type, bftnet_reason_t reason, int err) {
+static void on_disp_member(void *ud, bftnet_event_type_t type, bftnet_reason_t reason, int err) {
   mbr_t *m = ud;
   node__events_member(m->b, type, m, reason, err);
 }
 
-static void disp_on_stream_event(void *ud, ml_stream_t *ls, const ml_event_t *e, uint64_t lost) {
+static void on_disp_stream_event(void *ud, ml_stream_t *ls, const ml_event_t *e, uint64_t lost) {
   node__events_stream(ud, ls, e, true, lost);
 }
 
-static void disp_on_reclaimable(void *ud) {
+static void on_disp_reclaimable(void *ud) {
   mbr_free(ud);
 }
 
-static const disp_cbs_t disp_cbs = {.on_member = disp_on_member,
-                                    .on_stream_event = disp_on_stream_event,
-                                    .on_reclaimable = disp_on_reclaimable};
+static const disp_cbs_t disp_cbs = {.on_member = on_disp_member,
+                                    .on_stream_event = on_disp_stream_event,
+                                    .on_reclaimable = on_disp_reclaimable};
 
 /* ------------------------------------------------------------- members */
 
