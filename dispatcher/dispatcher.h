@@ -212,8 +212,9 @@ void disp_backoff_reset(disp_backoff_t *b);
 /* ---------------------------------------------------------- Dispatcher */
 
 /* What a dispatcher tells its owner, on the loop thread; ud is the one the
- * owner gave disp_init for that member. A callback may call disp_* functions
- * of other dispatchers, and disp_stop of its own. */
+ * owner gave disp_init for that member. on_member and on_stream_event must
+ * not stop or destroy their own dispatcher; on_reclaimable is its last call
+ * and the owner destroys it there. */
 typedef struct disp_cbs {
   /* Our stream to the member opened or resumed (BFTNET_EV_MEMBER_UP), or
    * it detached or ended (BFTNET_EV_MEMBER_DOWN, with reason and error). */
