@@ -20,7 +20,7 @@
 #include <ck_spinlock.h>
 
 #include "core.h"
-#include "mig_net.h"
+#include "migration.h"
 
 /* ------------------------------------------------------------ messages */
 /* One allocation per bftnet_send or bftnet_broadcast (the only copy of the
@@ -220,8 +220,8 @@ typedef struct disp_cbs {
    * it detached or ended (BFTNET_EV_MEMBER_DOWN, with reason and error). */
   void (*on_member)(void *ud, bftnet_event_type_t type, bftnet_reason_t reason, int err);
   /* A migration event of our stream to the member (every type but
-   * ML_EV_READ_EOF). lost: the messages the stream lost (ABORTED, CLOSED). */
-  void (*on_stream_event)(void *ud, ml_stream_t *ls, const ml_event_t *e, uint64_t lost);
+   * MIG_EV_READ_EOF). lost: the messages the stream lost (ABORTED, CLOSED). */
+  void (*on_stream_event)(void *ud, mig_stream_t *ls, const mig_event_t *e, uint64_t lost);
   /* A stopped dispatcher that disp_reclaim kept (a dial was in flight):
    * the dial ended, the owner may destroy it now. */
   void (*on_reclaimable)(void *ud);
@@ -239,7 +239,7 @@ typedef struct disp_ctx {
   disp_config_t cfg;
   bn_transport_t *t;       /* timers, the clock */
   net_t *net;              /* dials, connection counts */
-  ml_node_t *ml;           /* the pairs' migration state */
+  mig_node_t *ml;           /* the pairs' migration state */
   bn_counters_t *counters; /* the node's */
   bn_pool_t *pool;         /* message buffers (may be NULL: malloc) */
   const disp_cbs_t *cbs;
@@ -264,29 +264,29 @@ typedef struct disp {
   peerid_t peer;
   maddr_t addrs[BFTNET_MAX_ADDRS]; /* most preferred first */
   unsigned naddrs, addr_idx;
-  ml_peer_t *lp;     /* the pair's migration state; NULL once stopped */
+  mig_peer_t *lp;     /* the pair's migration state; NULL once stopped */
   disp_framer_t framer;
   disp_ends_t ends;  /* end offsets of messages written, not yet confirmed */
   disp_backoff_t backoff;
   bn_ttimer_t *redial;
   bool dialing, redial_pending, stopped, ever_up, ever_conn, draining, reclaimable;
   uint64_t up_since; /* when our last dial succeeded (loop clock) */
-  ml_stream_t *out;  /* our logical /bftnet/msg stream to the member */
+  mig_stream_t *out;  /* our logical /bftnet/msg stream to the member */
   uint64_t out_base; /* framer.bytes_written when `out` was opened */
 } disp_t;
 
 /* Loop thread. The broadcast log holds twice ring_capacity (at most 2^24).
  * 0, BFTNET_EINVAL, BFTNET_ENOMEM. */
 int disp_ctx_init(disp_ctx_t *ctx, const disp_config_t *cfg, bn_transport_t *t, net_t *net,
-                  ml_node_t *ml, bn_counters_t *counters, bn_pool_t *pool,
+                  mig_node_t *ml, bn_counters_t *counters, bn_pool_t *pool,
                   const disp_cbs_t *cbs) BFTNET_WUR;
 /* After every dispatcher was destroyed (the log's entries are released). */
 void disp_ctx_destroy(disp_ctx_t *ctx);
 
 /* Loop thread. A member's dispatcher; it reads the broadcasts of the log
  * from now on that were addressed to membership version `ver` or later.
- * It takes the pair's migration state (d->lp, from ml_peer_get, with ud as
- * its owner: ml_peer_owner) and releases it in disp_stop. name is the
+ * It takes the pair's migration state (d->lp, from mig_peer_get, with ud as
+ * its owner: mig_peer_owner) and releases it in disp_stop. name is the
  * owner's and must outlive it; peer and addrs are copied. 0, BFTNET_EINVAL,
  * BFTNET_ENOMEM or a transport error; on error nothing is left to free. */
 int disp_init(disp_t *d, disp_ctx_t *ctx, void *ud, const char *name, const peerid_t *peer,

@@ -19,7 +19,7 @@
 #include <ck_ring.h>
 
 #include "core.h"
-#include "mig_net.h"
+#include "migration.h"
 
 /* ------------------------------------------------------------ messages */
 /* A received message; `from` (the sender's node ID, or "" while tentative)
@@ -155,8 +155,8 @@ typedef struct rx_cbs {
    * (through the transport's deferral). ud: the context's. */
   void (*on_ready)(void *ud);
   /* A migration event of a member's stream to us (every type but
-   * ML_EV_READ_EOF). ud: the one given to rx_init. */
-  void (*on_stream_event)(void *ud, ml_stream_t *ls, const ml_event_t *e);
+   * MIG_EV_READ_EOF). ud: the one given to rx_init. */
+  void (*on_stream_event)(void *ud, mig_stream_t *ls, const mig_event_t *e);
 } rx_cbs_t;
 
 typedef struct rx_config {
@@ -203,7 +203,7 @@ typedef struct rx {
   rx_ctx_t *ctx;
   void *ud;          /* the owner's, for the callbacks */
   const char *from;  /* the member's node ID (the owner's memory) */
-  ml_stream_t *in;   /* the member's stream to us */
+  mig_stream_t *in;   /* the member's stream to us */
   rx_deframer_t rxd;
   rx_carver_t carver; /* small received messages share blocks */
   size_t uncredited; /* bytes received but not yet credited (backpressure) */
@@ -221,12 +221,12 @@ void rx_ctx_stop(rx_ctx_t *ctx);
 int rx_init(rx_t *r, rx_ctx_t *ctx, void *ud, const char *from) BFTNET_WUR;
 /* Loop thread: the member opened a stream to us; the newest one is the
  * Receiver's (an older one is released). */
-void rx_set_in(rx_t *r, ml_stream_t *ls);
+void rx_set_in(rx_t *r, mig_stream_t *ls);
 /* Loop thread: a peer that is not a member opened a stream to us: its
  * TentativeReceiver (new, or the one it has) takes it, and lp (owner:
  * the TentativeReceiver). BFTNET_ENOTMEMBER when tentative_max is 0,
  * BFTNET_ENOMEM: the caller refuses the stream. */
-int rx_tent_open(rx_ctx_t *ctx, ml_peer_t *lp, ml_stream_t *ls) BFTNET_WUR;
+int rx_tent_open(rx_ctx_t *ctx, mig_peer_t *lp, mig_stream_t *ls) BFTNET_WUR;
 /* Loop thread: peer became the member of r. Its TentativeReceiver, if it
  * has one, hands over: buffered messages first, in order, then its stream
  * goes on as r's. The member's dispatcher already took the peer's

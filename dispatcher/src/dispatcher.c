@@ -12,7 +12,7 @@
 #include "dispatcher.h"
 
 int disp_ctx_init(disp_ctx_t *ctx, const disp_config_t *cfg, bn_transport_t *t, net_t *net,
-                  ml_node_t *ml, bn_counters_t *counters, bn_pool_t *pool, const disp_cbs_t *cbs) {
+                  mig_node_t *ml, bn_counters_t *counters, bn_pool_t *pool, const disp_cbs_t *cbs) {
   ctx->cfg = *cfg;
   ctx->t = t;
   ctx->net = net;
@@ -51,13 +51,13 @@ int disp_init(disp_t *d, disp_ctx_t *ctx, void *ud, const char *name, const peer
   if (rc) goto err_ring;
   /* Last: a TentativeReceiver may share the peer's state, so nothing may
    * fail (and release it) after this. */
-  d->lp = ml_peer_get(ctx->ml, peer);
+  d->lp = mig_peer_get(ctx->ml, peer);
   if (!d->lp) {
     rc = BFTNET_ENOMEM;
     goto err_timer;
   }
-  ml_peer_set_owner(d->lp, ud);
-  ml_peer_set_addrs(d->lp, addrs, naddrs, false);
+  mig_peer_set_owner(d->lp, ud);
+  mig_peer_set_addrs(d->lp, addrs, naddrs, false);
   disp_framer_init(&d->framer);
   disp_backoff_init(&d->backoff, ctx->cfg.backoff_min_ms, ctx->cfg.backoff_max_ms);
   disp_framer_attach_blog(&d->framer, &ctx->blog, disp_blog_head(&ctx->blog), ver);
@@ -71,7 +71,7 @@ err_ring:
 
 void disp_set_addrs(disp_t *d, const maddr_t *addrs, size_t naddrs) {
   set_addrs(d, addrs, naddrs); /* the next dial uses the new preference order */
-  if (d->lp) ml_peer_set_addrs(d->lp, addrs, naddrs, true);
+  if (d->lp) mig_peer_set_addrs(d->lp, addrs, naddrs, true);
 }
 
 void disp_stop(disp_t *d) {
@@ -83,7 +83,7 @@ void disp_stop(disp_t *d) {
   ck_pr_add_64(&d->aborted, disp__outbound_lost(d)); /* without a stream: the framer's only */
   d->out = NULL;
   if (d->lp) {
-    ml_peer_release(d->lp); /* resets both of the pair's streams, no events */
+    mig_peer_release(d->lp); /* resets both of the pair's streams, no events */
     d->lp = NULL;
   }
 }

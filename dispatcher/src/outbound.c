@@ -5,7 +5,7 @@
  * from the ring while the stream's retransmit window has room.
  *
  * Both sides of a pair dial while they have no connection to each other;
- * the leader of the pair then keeps one (mig_net.h). A stream that ends
+ * the leader of the pair then keeps one (migration.h). A stream that ends
  * (aborted, closed) is replaced by a new one: the ring kept what was not
  * yet written, and what the old stream lost is counted.
  */
@@ -47,7 +47,7 @@ static void ensure_conn(disp_t *d) {
  * confirmed read, plus those the framer had in hand. */
 uint64_t disp__outbound_lost(disp_t *d) {
   uint64_t confirmed =
-      d->out ? d->out_base + ml_stream_app_confirmed(d->out) : d->framer.bytes_written;
+      d->out ? d->out_base + mig_stream_app_confirmed(d->out) : d->framer.bytes_written;
   disp_ends_trim(&d->ends, confirmed);
   uint64_t lost = disp_ends_count(&d->ends);
   disp_ends_free(&d->ends);
@@ -56,36 +56,36 @@ uint64_t disp__outbound_lost(disp_t *d) {
 
 static void open_out(disp_t *d);
 
-static void out_writable(void *ud, ml_stream_t *ls) {
+static void out_writable(void *ud, mig_stream_t *ls) {
   (void)ls;
   disp__outbound_drain(ud);
 }
 
-static void out_event(void *ud, ml_stream_t *ls, const ml_event_t *e) {
+static void out_event(void *ud, mig_stream_t *ls, const mig_event_t *e) {
   disp_t *d = ud;
   const disp_cbs_t *cbs = d->ctx->cbs;
   if (ls != d->out) return;
   switch (e->type) {
-  case ML_EV_DETACHED:
+  case MIG_EV_DETACHED:
     ck_pr_store_int(&d->connected, 0);
     cbs->on_stream_event(d->ud, ls, e, 0);
     cbs->on_member(d->ud, BFTNET_EV_MEMBER_DOWN, BFTNET_REASON_RESET, BFTNET_ECLOSED);
     ensure_conn(d);
     break;
-  case ML_EV_RESUMED:
+  case MIG_EV_RESUMED:
     ck_pr_store_int(&d->connected, 1);
     ck_pr_inc_64(&d->reconnects);
     cbs->on_stream_event(d->ud, ls, e, 0);
     cbs->on_member(d->ud, BFTNET_EV_MEMBER_UP, BFTNET_REASON_NONE, 0);
     disp__outbound_drain(d);
     break;
-  case ML_EV_MIGRATED:
-  case ML_EV_DENIED:
+  case MIG_EV_MIGRATED:
+  case MIG_EV_DENIED:
     cbs->on_stream_event(d->ud, ls, e, 0);
     disp__outbound_drain(d);
     break;
-  case ML_EV_ABORTED:
-  case ML_EV_CLOSED: {
+  case MIG_EV_ABORTED:
+  case MIG_EV_CLOSED: {
     uint64_t lost = disp__outbound_lost(d);
     ck_pr_add_64(&d->aborted, lost);
     bn_counter_add(d->ctx->counters, BFTNET_COUNTER_MIG_ABORTED_MSGS, lost);
@@ -93,24 +93,24 @@ static void out_event(void *ud, ml_stream_t *ls, const ml_event_t *e) {
     ck_pr_store_int(&d->connected, 0);
     ck_pr_store_64(&d->unconfirmed, 0);
     cbs->on_stream_event(d->ud, ls, e, lost);
-    ml_stream_release(ls);
+    mig_stream_release(ls);
     cbs->on_member(d->ud, BFTNET_EV_MEMBER_DOWN, BFTNET_REASON_RESET, BFTNET_ERESET);
     if (!d->stopped) open_out(d); /* a new stream (the ring kept the rest) */
     break;
   }
-  case ML_EV_READ_EOF:
+  case MIG_EV_READ_EOF:
     break;
   }
 }
 
-static const ml_stream_cbs_t out_cbs = {.on_writable = out_writable, .on_event = out_event};
+static const mig_stream_cbs_t out_cbs = {.on_writable = out_writable, .on_event = out_event};
 
 /* Opens our stream to the member on the pair's connection, if one is up. */
 static void open_out(disp_t *d) {
   if (d->stopped || d->out || !d->lp) return;
-  net_conn_t *c = ml_peer_conn(d->lp);
+  net_conn_t *c = mig_peer_conn(d->lp);
   if (!c) return ensure_conn(d);
-  int rc = ml_stream_open(d->lp, c, &out_cbs, d, &d->out);
+  int rc = mig_stream_open(d->lp, c, &out_cbs, d, &d->out);
   if (rc < 0) {
     d->out = NULL;
     bn_log(BN_LOG_INFO, "member %s: cannot open its stream: %s", d->name, bftnet_strerror(rc));
@@ -173,20 +173,20 @@ void disp_conn_down(disp_t *d) {
 
 static int out_write(void *ctx, const uint8_t *p, size_t n) {
   disp_t *d = ctx;
-  return ml_stream_write(d->out, p, n);
+  return mig_stream_write(d->out, p, n);
 }
 
 void disp__outbound_account(disp_t *d) {
   if (!d->out) return;
-  uint64_t w = ml_stream_app_written(d->out), c = ml_stream_app_confirmed(d->out);
+  uint64_t w = mig_stream_app_written(d->out), c = mig_stream_app_confirmed(d->out);
   disp_ends_trim(&d->ends, d->out_base + c);
-  ck_pr_store_64(&d->unconfirmed, ml_stream_migratable(d->out) ? w - c : 0);
+  ck_pr_store_64(&d->unconfirmed, mig_stream_migratable(d->out) ? w - c : 0);
   ck_pr_store_int(&d->framer_busy, d->framer.cur || d->framer.held_len);
 }
 
 void disp__outbound_drain(disp_t *d) {
   /* The framer must not be re-entered from inside its writer (a stream's
-   * writable callback can fire while ml_stream_write pumps). */
+   * writable callback can fire while mig_stream_write pumps). */
   if (!d->out || d->stopped || d->draining) return;
   d->draining = true;
   uint64_t bytes0 = d->framer.bytes_written;

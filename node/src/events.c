@@ -48,7 +48,7 @@ void node__events_conn(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type, con
 
 void node__events_publish_stats(mbr_t *m) {
   if (!m->d.lp) return;
-  const ml_peer_stats_t *st = ml_peer_stats(m->d.lp);
+  const mig_peer_stats_t *st = mig_peer_stats(m->d.lp);
   ck_pr_store_64(&m->pub.migrations, st->migrations);
   ck_pr_store_64(&m->pub.detached, st->detached);
   ck_pr_store_64(&m->pub.resumed, st->resumed);
@@ -58,23 +58,23 @@ void node__events_publish_stats(mbr_t *m) {
   ck_pr_store_64(&m->pub.restarts, st->restarts);
 }
 
-void node__events_stream(mbr_t *m, ml_stream_t *ls, const ml_event_t *e, bool outbound,
+void node__events_stream(mbr_t *m, mig_stream_t *ls, const mig_event_t *e, bool outbound,
                          uint64_t lost) {
   bftnet_t *b = m->b;
   node__events_publish_stats(m);
   if (!b->cfg.on_event) return;
-  static const bftnet_event_type_t map[] = {[ML_EV_MIGRATED] = BFTNET_EV_MIGRATED,
-                                            [ML_EV_DETACHED] = BFTNET_EV_DETACHED,
-                                            [ML_EV_RESUMED] = BFTNET_EV_RESUMED,
-                                            [ML_EV_DENIED] = BFTNET_EV_DENIED,
-                                            [ML_EV_ABORTED] = BFTNET_EV_ABORTED,
-                                            [ML_EV_CLOSED] = 0,
-                                            [ML_EV_READ_EOF] = 0};
+  static const bftnet_event_type_t map[] = {[MIG_EV_MIGRATED] = BFTNET_EV_MIGRATED,
+                                            [MIG_EV_DETACHED] = BFTNET_EV_DETACHED,
+                                            [MIG_EV_RESUMED] = BFTNET_EV_RESUMED,
+                                            [MIG_EV_DENIED] = BFTNET_EV_DENIED,
+                                            [MIG_EV_ABORTED] = BFTNET_EV_ABORTED,
+                                            [MIG_EV_CLOSED] = 0,
+                                            [MIG_EV_READ_EOF] = 0};
   if ((size_t)e->type >= BN_ARRAY_LEN(map) || !map[e->type]) return;
   char peer[BFTNET_PEER_ID_MAX] = "", from[BFTNET_ADDR_MAX] = "", to[BFTNET_ADDR_MAX] = "";
   peerid_to_string(&m->peer, peer, sizeof peer);
   if (e->from_addr) snprintf(from, sizeof from, "%s", e->from_addr);
-  net_conn_t *tc = e->to ? e->to : ml_stream_conn(ls);
+  net_conn_t *tc = e->to ? e->to : mig_stream_conn(ls);
   if (tc) net_conn_remote_addr(tc, to, sizeof to);
   bftnet_event_t ev = {.type = map[e->type],
                        .node_id = m->node_id,

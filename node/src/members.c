@@ -34,32 +34,32 @@ void node__members_conn_event(bftnet_t *b, net_conn_t *c, bftnet_event_type_t ty
                               bftnet_reason_t reason, int err) {
   mbr_t *m = net_conn_peer(c)->len ? find_by_peer(b, net_conn_peer(c)) : NULL;
   if (type == BFTNET_EV_CONNECTED) {
-    ml_node_conn_up(b->ml, c);
+    mig_node_conn_up(b->ml, c);
     if (m) disp_conn_up(&m->d);
   } else {
-    ml_node_conn_down(b->ml, c);
+    mig_node_conn_down(b->ml, c);
     if (m) disp_conn_down(&m->d);
   }
   node__events_conn(b, c, type, m ? m->node_id : "", reason, err);
 }
 
 /* A new incarnation of a member's peer (its old streams were aborted). */
-static void mbr_restarted(void *ud, ml_peer_t *p, uint64_t inc) {
+static void mbr_restarted(void *ud, mig_peer_t *p, uint64_t inc) {
   (void)inc;
   bftnet_t *b = ud;
-  mbr_t *m = ml_peer_owner(p);
-  if (!m || find_by_peer(b, ml_peer_id(p)) != m) return;
+  mbr_t *m = mig_peer_owner(p);
+  if (!m || find_by_peer(b, mig_peer_id(p)) != m) return;
   node__events_publish_stats(m);
   node__events_member(b, BFTNET_EV_PEER_RESTARTED, m, BFTNET_REASON_NONE, 0);
 }
 
 /* The peer opened a /bftnet/msg/1.0.0 stream (labelled or plain): a
  * member's Receiver or a TentativeReceiver. */
-static int on_stream(void *ud, ml_peer_t *lp, ml_stream_t *ls) {
+static int on_stream(void *ud, mig_peer_t *lp, mig_stream_t *ls) {
   bftnet_t *b = ud;
-  mbr_t *m = find_by_peer(b, ml_peer_id(lp));
+  mbr_t *m = find_by_peer(b, mig_peer_id(lp));
   if (!m || m->d.stopped) return rx_tent_open(&b->rctx, lp, ls);
-  ml_peer_set_owner(lp, m);
+  mig_peer_set_owner(lp, m);
   rx_set_in(&m->r, ls);
   return 0;
 }
@@ -74,7 +74,7 @@ static void on_rx_ready(void *ud) {
   (void)!write(b->efd, &one, sizeof one);
 }
 
-static void on_rx_stream_event(void *ud, ml_stream_t *ls, const ml_event_t *e) {
+static void on_rx_stream_event(void *ud, mig_stream_t *ls, const mig_event_t *e) {
   node__events_stream(ud, ls, e, false, 0);
 }
 
@@ -87,7 +87,7 @@ static void on_disp_member(void *ud, bftnet_event_type_t type, bftnet_reason_t r
   node__events_member(m->b, type, m, reason, err);
 }
 
-static void on_disp_stream_event(void *ud, ml_stream_t *ls, const ml_event_t *e, uint64_t lost) {
+static void on_disp_stream_event(void *ud, mig_stream_t *ls, const mig_event_t *e, uint64_t lost) {
   node__events_stream(ud, ls, e, true, lost);
 }
 
@@ -264,12 +264,12 @@ int node__members_init(bftnet_t *b) {
                         .user = b->cfg.user};
   rc = rx_ctx_init(&b->rctx, &rc_cfg, b->t, &b->counters, b->pool, &rx_cbs, b);
   if (rc) return rc;
-  ml_config_t mc = {.detach_timeout_ns = (uint64_t)b->cfg.detach_timeout_ms * 1000000ull,
+  mig_config_t mc = {.detach_timeout_ns = (uint64_t)b->cfg.detach_timeout_ms * 1000000ull,
                     .failback_ns = (uint64_t)b->cfg.failback_ms * 1000000ull,
                     .window_max = b->cfg.yamux_window,
                     .plain = b->cfg.disable_migration != 0};
-  ml_node_cbs_t cbs = {.on_stream = on_stream, .on_peer_restarted = mbr_restarted};
-  rc = ml_node_new(&b->ml, b->net, &mc, &cbs, b, &b->counters);
+  mig_node_cbs_t cbs = {.on_stream = on_stream, .on_peer_restarted = mbr_restarted};
+  rc = mig_node_new(&b->ml, b->net, &mc, &cbs, b, &b->counters);
   if (rc) return rc;
   disp_config_t dc = {.ring_capacity = b->cfg.ring_capacity,
                       .backoff_min_ms = b->cfg.dial_backoff_min_ms,
@@ -282,7 +282,7 @@ void node__members_stop(bftnet_t *b) {
   for (size_t i = 0; s && i < s->n; i++)
     mbr_remove(s->m[i]);
   rx_ctx_stop(&b->rctx);
-  ml_node_stop(b->ml);
+  mig_node_stop(b->ml);
 }
 
 void node__members_destroy(bftnet_t *b) {
@@ -290,7 +290,7 @@ void node__members_destroy(bftnet_t *b) {
   for (size_t i = 0; s && i < s->n; i++)
     mbr_destroy(s->m[i]); /* no dial ends now */
   node__snapshot_destroy(b);
-  ml_node_free(b->ml);
+  mig_node_free(b->ml);
   b->ml = NULL;
   mb_table_free(&b->table);
   if (b->efd >= 0) close(b->efd);

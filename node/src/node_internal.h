@@ -31,7 +31,7 @@
 
 #include "dispatcher.h"
 #include "membership.h"
-#include "mig_net.h"
+#include "migration.h"
 #include "net.h"
 #include "receiver.h"
 
@@ -71,7 +71,7 @@ typedef struct mbr {
   peerid_t peer;
   disp_t d;            /* the send side: bftnet_send pushes into its ring (any thread) */
   rx_t r;              /* the receive side: bftnet_recv pops its queue (any thread) */
-  ml_peer_stats_t pub; /* atomic copies of the pair's migration stats */
+  mig_peer_stats_t pub; /* atomic copies of the pair's migration stats */
   bftnet_t *b;
 } mbr_t;
 
@@ -96,7 +96,7 @@ struct bftnet {
   cmd_t *stop_cmd; /* completed once every handle has closed */
   bn_transport_t *t;
   net_t *net;
-  ml_node_t *ml; /* logical streams (migration) */
+  mig_node_t *ml; /* logical streams (migration) */
   bn_counters_t counters;
   bn_pool_t *pool;   /* message buffers up to 64 KiB, both directions */
   disp_ctx_t dctx;   /* the send side's node-wide state (the broadcast log) */
@@ -141,7 +141,7 @@ void node__events_conn(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type, con
                        bftnet_reason_t reason, int err);
 /* A migration event of one of the member's two streams; also refreshes
  * the member's migration stats (node__events_publish_stats). */
-void node__events_stream(mbr_t *m, ml_stream_t *ls, const ml_event_t *e, bool outbound,
+void node__events_stream(mbr_t *m, mig_stream_t *ls, const mig_event_t *e, bool outbound,
                          uint64_t lost);
 /* Copies the pair's migration statistics where bftnet_peer_stats reads them. */
 void node__events_publish_stats(mbr_t *m);

@@ -82,7 +82,7 @@ static void credit(rx_t *r) {
   ck_pr_store_int(&r->throttled, 0);
   size_t k = r->uncredited;
   r->uncredited = 0;
-  ml_stream_consume(r->in, k);
+  mig_stream_consume(r->in, k);
 }
 
 /* A member's deframer, its partial bodies from the node's pool. */
@@ -91,20 +91,20 @@ static void rxd_init(rx_t *r) {
   r->rxd.pool = r->ctx->pool;
 }
 
-static void in_gone(rx_t *r, ml_stream_t *ls) {
+static void in_gone(rx_t *r, mig_stream_t *ls) {
   if (r->in != ls) return;
   r->in = NULL;
   r->uncredited = 0;
   rx_deframer_free(&r->rxd);
   rxd_init(r);
-  ml_stream_release(ls);
+  mig_stream_release(ls);
 }
 
-static void in_data(void *ud, ml_stream_t *ls, const uint8_t *p, size_t n) {
+static void in_data(void *ud, mig_stream_t *ls, const uint8_t *p, size_t n) {
   rx_t *r = ud;
   rx_ctx_t *ctx = r->ctx;
   ctx->activity++;
-  if (ls != r->in) return ml_stream_consume(ls, n);
+  if (ls != r->in) return mig_stream_consume(ls, n);
   ck_pr_add_64(&r->bytes_in, n);
   int rc = rx_deframer_feed(&r->rxd, p, n, in_emit, r);
   if (rc < 0) {
@@ -112,7 +112,7 @@ static void in_data(void *ud, ml_stream_t *ls, const uint8_t *p, size_t n) {
     bn_counter_add(ctx->counters, BFTNET_COUNTER_BAD_MESSAGE, 1);
     bn_log(BN_LOG_WARN, "member %s sent a bad message frame: %s; connection closed", r->from,
            bftnet_strerror(rc));
-    net_conn_t *c = ml_stream_conn(ls);
+    net_conn_t *c = mig_stream_conn(ls);
     in_gone(r, ls);
     if (c) net_conn_close(c, BFTNET_REASON_PROTOCOL_ERROR, rc);
     return;
@@ -121,16 +121,16 @@ static void in_data(void *ud, ml_stream_t *ls, const uint8_t *p, size_t n) {
   credit(r);
 }
 
-static void in_event(void *ud, ml_stream_t *ls, const ml_event_t *e) {
+static void in_event(void *ud, mig_stream_t *ls, const mig_event_t *e) {
   rx_t *r = ud;
   if (ls != r->in) return;
   switch (e->type) {
-  case ML_EV_ABORTED:
-  case ML_EV_CLOSED:
+  case MIG_EV_ABORTED:
+  case MIG_EV_CLOSED:
     r->ctx->cbs->on_stream_event(r->ud, ls, e);
     in_gone(r, ls);
     break;
-  case ML_EV_READ_EOF:
+  case MIG_EV_READ_EOF:
     break;
   default:
     r->ctx->cbs->on_stream_event(r->ud, ls, e);
@@ -138,10 +138,10 @@ static void in_event(void *ud, ml_stream_t *ls, const ml_event_t *e) {
   }
 }
 
-static const ml_stream_cbs_t in_cbs = {.on_data = in_data, .on_event = in_event};
+static const mig_stream_cbs_t in_cbs = {.on_data = in_data, .on_event = in_event};
 
 /* The member's newest stream is its Receiver's; an older one is reset. */
-static void set_in(rx_t *r, ml_stream_t *ls, rx_deframer_t *carry) {
+static void set_in(rx_t *r, mig_stream_t *ls, rx_deframer_t *carry) {
   if (r->in && r->in != ls) in_gone(r, r->in);
   r->in = ls;
   r->uncredited = 0;
@@ -149,10 +149,10 @@ static void set_in(rx_t *r, ml_stream_t *ls, rx_deframer_t *carry) {
     rx_deframer_free(&r->rxd);
     r->rxd = *carry; /* a partly received message carries over on promotion */
   }
-  ml_stream_set_cbs(ls, &in_cbs, r);
+  mig_stream_set_cbs(ls, &in_cbs, r);
 }
 
-void rx_set_in(rx_t *r, ml_stream_t *ls) {
+void rx_set_in(rx_t *r, mig_stream_t *ls) {
   set_in(r, ls, NULL);
 }
 
@@ -226,7 +226,7 @@ void rx_tent_promote(rx_ctx_t *ctx, const peerid_t *peer, rx_t *r) {
   notify_later(ctx);
   t->lp = NULL; /* the member's dispatcher took the peer's state */
   if (t->s) {
-    ml_stream_t *s = t->s;
+    mig_stream_t *s = t->s;
     size_t held = t->uncredited; /* credit the member's Receiver now owes */
     t->s = NULL;
     rx_deframer_t carry = t->rxd;

@@ -12,8 +12,8 @@ struct rx_tent {
   struct rx_tent *prev, *next; /* creation order, oldest first */
   peerid_t peer;
   rx_ctx_t *ctx;
-  ml_peer_t *lp;  /* the peer's migration state (owned) */
-  ml_stream_t *s; /* NULL once its stream ended (the buffer stays) */
+  mig_peer_t *lp;  /* the peer's migration state (owned) */
+  mig_stream_t *s; /* NULL once its stream ended (the buffer stays) */
   rx_deframer_t rxd;
   rx_tentative_buf_t buf;
   size_t uncredited;  /* received, credit held back by the rate limit */

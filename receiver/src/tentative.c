@@ -88,14 +88,14 @@ void rx__tentative_free(rx_ctx_t *ctx, rx_tent_t *t, bool close_conn) {
   tent_unlink(ctx, t);
   bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_BYTES, 0 - t->buf.bytes);
   bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_DESTROYED, 1);
-  net_conn_t *c = t->s ? ml_stream_conn(t->s) : NULL;
+  net_conn_t *c = t->s ? mig_stream_conn(t->s) : NULL;
   if (t->s) {
-    ml_stream_t *s = t->s;
+    mig_stream_t *s = t->s;
     t->s = NULL;
-    ml_stream_release(s);
+    mig_stream_release(s);
   }
   if (t->lp) {
-    ml_peer_release(t->lp);
+    mig_peer_release(t->lp);
     t->lp = NULL;
   }
   if (close_conn && c) net_conn_close(c, BFTNET_REASON_LIMIT, BFTNET_ELIMIT);
@@ -126,7 +126,7 @@ static void tent_credit(rx_ctx_t *ctx, rx_tent_t *t) {
   if (grant) {
     t->uncredited -= grant;
     t->tokens -= grant;
-    ml_stream_consume(t->s, grant);
+    mig_stream_consume(t->s, grant);
   }
   if (t->uncredited) ctx->t->ops->timer_start(ctx->tent_timer, 50, 0);
 }
@@ -136,9 +136,9 @@ void rx__tentative_tick(void *ud) {
   for (rx_tent_t *t = ctx->tent_head; t; t = t->next) tent_credit(ctx, t);
 }
 
-static void tent_data(void *ud, ml_stream_t *s, const uint8_t *p, size_t n) {
+static void tent_data(void *ud, mig_stream_t *s, const uint8_t *p, size_t n) {
   rx_tent_t *t = ud;
-  if (s != t->s) return ml_stream_consume(s, n);
+  if (s != t->s) return mig_stream_consume(s, n);
   uint64_t bytes0 = t->buf.bytes, evicted0 = t->buf.evicted;
   int rc = rx_deframer_feed(&t->rxd, p, n, tent_emit, t);
   tent_account(t, bytes0, evicted0);
@@ -148,23 +148,23 @@ static void tent_data(void *ud, ml_stream_t *s, const uint8_t *p, size_t n) {
   }
   if (rc < 0) {
     bn_counter_add(t->ctx->counters, BFTNET_COUNTER_BAD_MESSAGE, 1);
-    net_conn_t *c = ml_stream_conn(s);
+    net_conn_t *c = mig_stream_conn(s);
     t->s = NULL;
     t->uncredited = 0;
-    ml_stream_release(s);
+    mig_stream_release(s);
     if (c) net_conn_close(c, BFTNET_REASON_PROTOCOL_ERROR, rc);
   }
 }
 
-static void tent_event(void *ud, ml_stream_t *s, const ml_event_t *e) {
+static void tent_event(void *ud, mig_stream_t *s, const mig_event_t *e) {
   rx_tent_t *t = ud;
-  if (t->s != s || (e->type != ML_EV_ABORTED && e->type != ML_EV_CLOSED)) return;
+  if (t->s != s || (e->type != MIG_EV_ABORTED && e->type != MIG_EV_CLOSED)) return;
   t->s = NULL; /* its buffer stays until promotion or eviction */
   t->uncredited = 0;
-  ml_stream_release(s);
+  mig_stream_release(s);
 }
 
-static const ml_stream_cbs_t tent_cbs = {.on_data = tent_data, .on_event = tent_event};
+static const mig_stream_cbs_t tent_cbs = {.on_data = tent_data, .on_event = tent_event};
 
 rx_tent_t *rx__tentative_find(rx_ctx_t *ctx, const peerid_t *peer) {
   for (rx_tent_t *t = ctx->tent_head; t; t = t->next)
@@ -172,14 +172,14 @@ rx_tent_t *rx__tentative_find(rx_ctx_t *ctx, const peerid_t *peer) {
   return NULL;
 }
 
-int rx_tent_open(rx_ctx_t *ctx, ml_peer_t *lp, ml_stream_t *s) {
+int rx_tent_open(rx_ctx_t *ctx, mig_peer_t *lp, mig_stream_t *s) {
   if (ctx->cfg.tentative_max == 0) return BFTNET_ENOTMEMBER;
-  rx_tent_t *t = rx__tentative_find(ctx, ml_peer_id(lp));
+  rx_tent_t *t = rx__tentative_find(ctx, mig_peer_id(lp));
   if (t) {
     if (t->s) { /* a newer stream from the same peer replaces the old */
-      ml_stream_t *old = t->s;
+      mig_stream_t *old = t->s;
       t->s = NULL;
-      ml_stream_release(old);
+      mig_stream_release(old);
     }
     rx_deframer_free(&t->rxd);
     rx_deframer_init(&t->rxd, ctx->cfg.max_message_size);
@@ -189,7 +189,7 @@ int rx_tent_open(rx_ctx_t *ctx, ml_peer_t *lp, ml_stream_t *s) {
       rx__tentative_free(ctx, ctx->tent_head, true); /* least recently created */
     t = calloc(1, sizeof *t);
     if (!t) return BFTNET_ENOMEM;
-    t->peer = *ml_peer_id(lp);
+    t->peer = *mig_peer_id(lp);
     t->ctx = ctx;
     t->tokens = ctx->cfg.tentative_max_bytes;
     t->refill_ns = bn_now_ns(ctx->t->seam);
@@ -203,8 +203,8 @@ int rx_tent_open(rx_ctx_t *ctx, ml_peer_t *lp, ml_stream_t *s) {
     ctx->ntent++;
   }
   t->lp = lp;
-  ml_peer_set_owner(lp, t);
+  mig_peer_set_owner(lp, t);
   t->s = s;
-  ml_stream_set_cbs(s, &tent_cbs, t);
+  mig_stream_set_cbs(s, &tent_cbs, t);
   return 0;
 }
