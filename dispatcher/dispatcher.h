@@ -1,9 +1,15 @@
 /*
- * dispatcher.h — the send side's building blocks (seed 003's Dispatcher):
- * reference-counted message buffers, the per-member drop-oldest ring, the
- * framer that turns queued messages into a /bftnet/msg/1.0.0 byte stream
- * across partial writes, and the redial backoff. The only header
- * dispatcher/ exposes. Thread contracts are in the names (ck style).
+ * dispatcher.h — the per-member send side (the Dispatcher): for each member
+ * a drop-oldest ring that any thread pushes into, a framer that turns the
+ * queued messages (and the node's broadcast log) into a /bftnet/msg/1.0.0
+ * byte stream across partial writes, a dialer with backoff that keeps a
+ * connection to the member, and our one outbound logical stream to it.
+ * The only header dispatcher/ exposes. Thread contracts are in the names
+ * (ck style) and at each declaration.
+ *
+ * The dispatcher knows no node: its owner gives it a context (disp_ctx_t:
+ * configuration, transport, net, counters, buffer pool) and a callback
+ * table (disp_cbs_t) for what goes up (member up/down, stream events).
  */
 #ifndef BFTNET_DISPATCHER_H
 #define BFTNET_DISPATCHER_H
@@ -13,8 +19,8 @@
 #include <ck_ring.h>
 #include <ck_spinlock.h>
 
-#include "net.h"
-#include "pool.h"
+#include "core.h"
+#include "migration.h"
 
 /* ------------------------------------------------------------ messages */
 /* One allocation per bftnet_send or bftnet_broadcast (the only copy of the
@@ -51,7 +57,7 @@ typedef struct disp_ring {
   uint32_t cap;
   /* What producers write on every push lives on its own cache line: beside
    * ck_ring's size and mask, which the consumer reads on every dequeue, the
-   * lock's line bounced between the cores (5 % of a 128 B stream's CPU). */
+   * lock's line bounced between the cores. */
   char pad0[64];
   ck_spinlock_fas_t push_lock; /* spin briefly, then yield (ring.c) */
   uint64_t enqueued;           /* atomic counters (ck_pr) */
@@ -202,5 +208,137 @@ typedef struct disp_backoff {
 void disp_backoff_init(disp_backoff_t *b, uint32_t min_ms, uint32_t max_ms);
 uint64_t disp_backoff_next_ms(disp_backoff_t *b, const bn_seam_t *seam);
 void disp_backoff_reset(disp_backoff_t *b);
+
+/* ---------------------------------------------------------- Dispatcher */
+
+/* What a dispatcher tells its owner, on the loop thread; ud is the one the
+ * owner gave disp_init for that member. on_member and on_stream_event must
+ * not stop or destroy their own dispatcher; on_reclaimable is its last call
+ * and the owner destroys it there. */
+typedef struct disp_cbs {
+  /* Our stream to the member opened or resumed (BFTNET_EV_MEMBER_UP), or
+   * it detached or ended (BFTNET_EV_MEMBER_DOWN, with reason and error). */
+  void (*on_member)(void *ud, bftnet_event_type_t type, bftnet_reason_t reason, int err);
+  /* A migration event of our stream to the member (every type but
+   * MIG_EV_READ_EOF). lost: the messages the stream lost (ABORTED, CLOSED). */
+  void (*on_stream_event)(void *ud, mig_stream_t *ls, const mig_event_t *e, uint64_t lost);
+  /* A stopped dispatcher that disp_reclaim kept (a dial was in flight):
+   * the dial ended, the owner may destroy it now. */
+  void (*on_reclaimable)(void *ud);
+} disp_cbs_t;
+
+typedef struct disp_config {
+  uint32_t ring_capacity;   /* per member, power of 2 (bftnet_config_t) */
+  uint32_t backoff_min_ms;  /* first redial delay */
+  uint32_t backoff_max_ms;  /* cap */
+} disp_config_t;
+
+/* The send side's node-wide state, shared by every member's dispatcher.
+ * Filled by disp_ctx_init; the owner's objects must outlive it. */
+typedef struct disp_ctx {
+  disp_config_t cfg;
+  bn_transport_t *t;       /* timers, the clock */
+  net_t *net;              /* dials, connection counts */
+  mig_node_t *ml;           /* the pairs' migration state */
+  bn_counters_t *counters; /* the node's */
+  bn_pool_t *pool;         /* message buffers (may be NULL: malloc) */
+  const disp_cbs_t *cbs;
+  disp_blog_t blog;        /* bftnet_broadcast's messages, once for every member */
+} disp_ctx_t;
+
+/* One member's Dispatcher. Application threads use only the ring (through
+ * disp_send, disp_broadcast) and the atomic counters (disp_stats,
+ * disp_idle); everything else belongs to the loop thread. */
+typedef struct disp {
+  disp_ring_t ring;  /* first: its padding keeps producers off the rest */
+  /* Atomic counters (written by the loop, read by disp_stats). */
+  uint64_t sent, bytes_out, reconnects, dropped_removed, aborted;
+  int connected;
+  uint64_t unconfirmed; /* bytes of our stream not yet confirmed read */
+  int framer_busy;      /* the framer holds messages not yet written */
+
+  /* Loop thread only. */
+  disp_ctx_t *ctx;
+  void *ud;          /* the owner's, for the callbacks */
+  const char *name;  /* the member's node ID, for logs (the owner's memory) */
+  peerid_t peer;
+  maddr_t addrs[BFTNET_MAX_ADDRS]; /* most preferred first */
+  unsigned naddrs, addr_idx;
+  mig_peer_t *lp;     /* the pair's migration state; NULL once stopped */
+  disp_framer_t framer;
+  disp_ends_t ends;  /* end offsets of messages written, not yet confirmed */
+  disp_backoff_t backoff;
+  bn_ttimer_t *redial;
+  bool dialing, redial_pending, stopped, ever_up, ever_conn, draining, reclaimable;
+  uint64_t up_since; /* when our last dial succeeded (loop clock) */
+  mig_stream_t *out;  /* our logical /bftnet/msg stream to the member */
+  uint64_t out_base; /* framer.bytes_written when `out` was opened */
+} disp_t;
+
+/* Loop thread. The broadcast log holds twice ring_capacity (at most 2^24).
+ * 0, BFTNET_EINVAL, BFTNET_ENOMEM. */
+int disp_ctx_init(disp_ctx_t *ctx, const disp_config_t *cfg, bn_transport_t *t, net_t *net,
+                  mig_node_t *ml, bn_counters_t *counters, bn_pool_t *pool,
+                  const disp_cbs_t *cbs) BFTNET_WUR;
+/* After every dispatcher was destroyed (the log's entries are released). */
+void disp_ctx_destroy(disp_ctx_t *ctx);
+
+/* Loop thread. A member's dispatcher; it reads the broadcasts of the log
+ * from now on that were addressed to membership version `ver` or later.
+ * It takes the pair's migration state (d->lp, from mig_peer_get, with ud as
+ * its owner: mig_peer_owner) and releases it in disp_stop. name is the
+ * owner's and must outlive it; peer and addrs are copied. 0, BFTNET_EINVAL,
+ * BFTNET_ENOMEM or a transport error; on error nothing is left to free. */
+int disp_init(disp_t *d, disp_ctx_t *ctx, void *ud, const char *name, const peerid_t *peer,
+              const maddr_t *addrs, size_t naddrs, uint64_t ver) BFTNET_WUR;
+/* Loop thread: the member's addresses changed (preference order included):
+ * the next dial starts at the first, and the leader's path policy is told. */
+void disp_set_addrs(disp_t *d, const maddr_t *addrs, size_t naddrs);
+/* Loop thread: dials the member unless our stream to it is open. */
+void disp_connect(disp_t *d);
+/* Loop thread: a connection to the member came up (our stream can open
+ * now if it waited for one), or one went down (redial if none is left). */
+void disp_conn_up(disp_t *d);
+void disp_conn_down(disp_t *d);
+/* Loop thread, after a wake: writes what is queued, else refreshes the
+ * counters disp_idle reads. */
+void disp_wake(disp_t *d);
+/* Loop thread: frees the broadcast log's entries every member has passed;
+ * when the log is seven-eighths full, moves on the members more than
+ * ring_capacity behind (their skipped broadcasts count as dropped). ds: the
+ * n live members' dispatchers. */
+void disp_blog_advance(disp_ctx_t *ctx, disp_t *const *ds, size_t n);
+/* Loop thread: stops everything the dispatcher does (no more dials, no
+ * more events); what its stream had not delivered is counted aborted, and
+ * the pair's migration state is released (both of the pair's streams are
+ * reset, without events: the owner forgets its inbound one first). */
+void disp_stop(disp_t *d);
+/* Loop thread, a stopped dispatcher: adds what it still holds (queued
+ * messages, aborted ones) to the node's "removed" counters. */
+void disp_account_removed(disp_t *d);
+/* Loop thread, a stopped dispatcher no other thread can see any more:
+ * true if it may be destroyed now; false while a dial is in flight, and
+ * then on_reclaimable fires once that dial ends. */
+bool disp_reclaim(disp_t *d);
+/* Releases what the dispatcher holds (queued and held messages). After
+ * disp_reclaim said true, or once the loop has ended. */
+void disp_destroy(disp_t *d);
+
+/* Any thread (d found in a membership snapshot it may read): queues a copy
+ * of data for the member, dropping its oldest message if the ring is full.
+ * 0 or BFTNET_ENOMEM. The caller then wakes the loop thread. */
+int disp_send(disp_ctx_t *ctx, disp_t *d, const void *data, size_t len) BFTNET_WUR;
+/* Any thread: one copy of data for the n members ds of membership version
+ * ver, through the broadcast log (or every ring when the log is full).
+ * n (>= 0) or BFTNET_ENOMEM. The caller then wakes the loop thread. */
+int disp_broadcast(disp_ctx_t *ctx, disp_t *const *ds, size_t n, uint64_t ver, const void *data,
+                   size_t len) BFTNET_WUR;
+/* Any thread: fills the send side's fields of out (enqueued, sent,
+ * dropped_*, bytes_out, reconnects, aborted, ring_depth, connected,
+ * unconfirmed); leaves the others. */
+void disp_stats(disp_t *d, bftnet_peer_stats_t *out);
+/* Any thread: nothing queued, nothing held by the framer, and every byte
+ * written confirmed read (as of the loop's last look). */
+bool disp_idle(disp_t *d);
 
 #endif

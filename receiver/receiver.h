@@ -1,16 +1,25 @@
 /*
- * receiver.h — the receive side's building blocks (seed 003's Receiver and
- * TentativeReceiver): the deframer, received-message buffers, the bounded
- * per-member inbound queue that application threads drain, and the
- * TentativeReceiver's bounded buffer. The only header receiver/ exposes.
+ * receiver.h — the per-member receive side: a member's Receiver (its
+ * stream to us, deframed into a bounded inbound queue that application
+ * threads drain, with credit held back while the queue is full), and the
+ * TentativeReceivers of authenticated peers that are not (yet) members
+ * (bounded, least recently created evicted, rate limited, promoted when
+ * the peer becomes a member); plus their building blocks: the deframer,
+ * received-message buffers, the inbound queue, the tentative buffer.
+ * The only header receiver/ exposes.
+ *
+ * The receiver knows no node: its owner gives it a context (rx_ctx_t:
+ * configuration, transport, counters, buffer pool) and a callback table
+ * (rx_cbs_t) for what goes up (messages ready, stream events).
  */
 #ifndef BFTNET_RECEIVER_H
 #define BFTNET_RECEIVER_H
 
+#include <ck_pr.h>
 #include <ck_ring.h>
 
-#include "net.h"
-#include "pool.h"
+#include "core.h"
+#include "migration.h"
 
 /* ------------------------------------------------------------ messages */
 /* A received message; `from` (the sender's node ID, or "" while tentative)
@@ -37,7 +46,7 @@ void rx_msg_free(rx_msg_t *m);
  * and an application thread frees (bftnet_msg_release), which sent every
  * per-message malloc through the allocator's slow, locked cross-thread path;
  * a block is freed when its last message is (an atomic count). Blocks come
- * from the node's pool (pool.h): with their header and the pool's they fill
+ * from the node's pool (core.h, "pool"): with their header and the pool's they fill
  * exactly one 16 KiB class. Cost: a message the application keeps pins its
  * block, so the memory a member's queued messages hold is at most
  * RX_BLOCK_SIZE per queued message. The carver belongs to the loop thread. */
@@ -137,5 +146,111 @@ void rx_tentative_push(rx_tentative_buf_t *t, rx_msg_t *m);
  * the buffer is empty afterwards. */
 rx_msg_t *rx_tentative_take(rx_tentative_buf_t *t);
 void rx_tentative_free(rx_tentative_buf_t *t);
+
+/* ------------------------------------------------------------ Receiver */
+
+/* What the receive side tells its owner, on the loop thread. */
+typedef struct rx_cbs {
+  /* Messages were queued for the application: at most once per loop turn
+   * (through the transport's deferral). ud: the context's. */
+  void (*on_ready)(void *ud);
+  /* A migration event of a member's stream to us (every type but
+   * MIG_EV_READ_EOF). ud: the one given to rx_init. */
+  void (*on_stream_event)(void *ud, mig_stream_t *ls, const mig_event_t *e);
+} rx_cbs_t;
+
+typedef struct rx_config {
+  uint32_t max_message_size;   /* checked before a body is allocated */
+  uint32_t inbound_max_msgs;   /* per member, power of 2 */
+  uint64_t inbound_max_bytes;  /* per member */
+  uint32_t tentative_max;      /* TentativeReceivers at once (0: none) */
+  uint32_t tentative_max_msgs, tentative_max_bytes; /* kept per TentativeReceiver */
+  uint32_t tentative_rate;     /* bytes/s credited to a non-member */
+  /* Optional: messages go to this callback on the loop thread instead of
+   * the inbound queues (bftnet_config_t's on_message and user). */
+  void (*on_message)(const char *from, const uint8_t *data, size_t len, void *user);
+  void *user;
+} rx_config_t;
+
+typedef struct rx_tent rx_tent_t; /* a TentativeReceiver (private) */
+
+/* The receive side's node-wide state. Filled by rx_ctx_init; the owner's
+ * objects must outlive it. Loop thread only. */
+typedef struct rx_ctx {
+  rx_config_t cfg;
+  bn_transport_t *t;       /* timers, deferral, the clock */
+  bn_counters_t *counters; /* the node's */
+  bn_pool_t *pool;         /* message buffers (may be NULL: malloc) */
+  const rx_cbs_t *cbs;
+  void *ud;
+  uint64_t activity;       /* bumped by every data callback (busy polling watches it) */
+  rx_tent_t *tent_head, *tent_tail; /* creation order, oldest first */
+  unsigned ntent;
+  bn_ttimer_t *tent_timer; /* re-credits rate-limited TentativeReceivers */
+  bool notify_queued;
+} rx_ctx_t;
+
+/* One member's Receiver. Application threads use only the inbound queue
+ * (rx_pop_batch) and the atomic counters (rx_stats); everything else
+ * belongs to the loop thread. */
+typedef struct rx {
+  rx_inq_t inq;     /* first: its padding keeps consumers off the rest */
+  /* Atomic counters (written by the loop, read by rx_stats). */
+  uint64_t bytes_in, tentative_evicted;
+  int throttled;    /* the loop stopped crediting: a pop must wake it */
+
+  /* Loop thread only. */
+  rx_ctx_t *ctx;
+  void *ud;          /* the owner's, for the callbacks */
+  const char *from;  /* the member's node ID (the owner's memory) */
+  mig_stream_t *in;   /* the member's stream to us */
+  rx_deframer_t rxd;
+  rx_carver_t carver; /* small received messages share blocks */
+  size_t uncredited; /* bytes received but not yet credited (backpressure) */
+} rx_t;
+
+/* Loop thread. 0 or a transport error. */
+int rx_ctx_init(rx_ctx_t *ctx, const rx_config_t *cfg, bn_transport_t *t, bn_counters_t *counters,
+                bn_pool_t *pool, const rx_cbs_t *cbs, void *ud) BFTNET_WUR;
+/* Loop thread: frees every TentativeReceiver (their streams are released,
+ * their connections left open) and the timer. */
+void rx_ctx_stop(rx_ctx_t *ctx);
+
+/* Loop thread. A member's Receiver; from (its node ID, the tag of every
+ * message) is the owner's and must outlive it. 0, BFTNET_EINVAL, BFTNET_ENOMEM. */
+int rx_init(rx_t *r, rx_ctx_t *ctx, void *ud, const char *from) BFTNET_WUR;
+/* Loop thread: the member opened a stream to us; the newest one is the
+ * Receiver's (an older one is released). */
+void rx_set_in(rx_t *r, mig_stream_t *ls);
+/* Loop thread: a peer that is not a member opened a stream to us: its
+ * TentativeReceiver (new, or the one it has) takes it, and lp (owner:
+ * the TentativeReceiver). BFTNET_ENOTMEMBER when tentative_max is 0,
+ * BFTNET_ENOMEM: the caller refuses the stream. */
+int rx_tent_open(rx_ctx_t *ctx, mig_peer_t *lp, mig_stream_t *ls) BFTNET_WUR;
+/* Loop thread: peer became the member of r. Its TentativeReceiver, if it
+ * has one, hands over: buffered messages first, in order, then its stream
+ * goes on as r's. The member's dispatcher already took the peer's
+ * migration state. */
+void rx_tent_promote(rx_ctx_t *ctx, const peerid_t *peer, rx_t *r);
+/* Loop thread, after a wake: if the queue was full, refills it from its
+ * overflow and credits the stream again once it has room. */
+void rx_wake(rx_t *r);
+/* Loop thread: forgets the stream (its owner resets it). */
+void rx_stop(rx_t *r);
+/* Frees the queue (counting what was never read), the deframer and the
+ * carver's block. No other thread may use r. */
+void rx_destroy(rx_t *r);
+
+/* Any application thread: up to max of the member's oldest messages into
+ * out; sets *wake_loop when the loop must be woken to credit the stream
+ * again. The count. */
+static inline unsigned rx_pop_batch(rx_t *r, rx_msg_t **out, unsigned max, bool *wake_loop) {
+  unsigned k = rx_inq_pop_batch_spmc(&r->inq, out, max);
+  if (k && ck_pr_load_int(&r->throttled)) *wake_loop = true;
+  return k;
+}
+/* Any thread: fills the receive side's fields of out (delivered,
+ * bytes_in, tentative_evicted, inbound_depth); leaves the others. */
+void rx_stats(rx_t *r, bftnet_peer_stats_t *out);
 
 #endif

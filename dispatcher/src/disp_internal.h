@@ -1,6 +1,7 @@
 /*
  * disp_internal.h — dispatcher/ private helpers: ThreadSanitizer
- * annotations for ck.
+ * annotations for ck, the producers' spin lock, and what dispatcher.c
+ * uses of outbound.c.
  *
  * ck_pr is inline assembly on x86-64, so TSan sees neither ck_ring's index
  * updates nor the refcount decrements, and reports every handoff through a
@@ -21,11 +22,24 @@
 #include <ck_pr.h>
 #include <ck_spinlock.h>
 
+#include "dispatcher.h"
+
 #if defined(__SANITIZE_THREAD__)
 #define DISP_TSAN 1
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
 #define DISP_TSAN 1
+/* outbound.c: a member's stream and dialer (loop thread). */
+/* The redial timer's callback (ud: the disp_t). */
+void disp__outbound_redial_tick(void *ud);
+/* Writes what the ring and the log hold while the stream takes it. */
+void disp__outbound_drain(disp_t *d);
+/* Refreshes the counters other threads read (unconfirmed, framer_busy). */
+void disp__outbound_account(disp_t *d);
+/* Counts and releases what the stream lost (written, not confirmed, and
+ * what the framer held). */
+uint64_t disp__outbound_lost(disp_t *d);
+
 #endif
 #endif
 
@@ -45,10 +59,21 @@ void __tsan_ignore_thread_end(void);
 #define DISP_TSAN_RELEASE(p) ((void)(p))
 #define DISP_TSAN_IGNORE_BEGIN() ((void)0)
 #define DISP_TSAN_IGNORE_END() ((void)0)
+/* outbound.c: a member's stream and dialer (loop thread). */
+/* The redial timer's callback (ud: the disp_t). */
+void disp__outbound_redial_tick(void *ud);
+/* Writes what the ring and the log hold while the stream takes it. */
+void disp__outbound_drain(disp_t *d);
+/* Refreshes the counters other threads read (unconfirmed, framer_busy). */
+void disp__outbound_account(disp_t *d);
+/* Counts and releases what the stream lost (written, not confirmed, and
+ * what the framer held). */
+uint64_t disp__outbound_lost(disp_t *d);
+
 #endif
 
 /* The producers' lock of a ring and of the broadcast log. The critical
- * section is a few stores (~20 ns). Spinning briefly is cheaper than a
+ * section is a few stores. Spinning briefly is cheaper than a
  * mutex (whose unlock is another atomic); a waiter that spins long (the
  * holder was preempted) yields its time slice instead, so producers
  * outnumbering cores do not convoy. */
@@ -64,5 +89,16 @@ static inline void disp_spin_unlock(ck_spinlock_fas_t *l) {
   DISP_TSAN_RELEASE(l);
   ck_spinlock_fas_unlock(l);
 }
+
+/* outbound.c: a member's stream and dialer (loop thread). */
+/* The redial timer's callback (ud: the disp_t). */
+void disp__outbound_redial_tick(void *ud);
+/* Writes what the ring and the log hold while the stream takes it. */
+void disp__outbound_drain(disp_t *d);
+/* Refreshes the counters other threads read (unconfirmed, framer_busy). */
+void disp__outbound_account(disp_t *d);
+/* Counts and releases what the stream lost (written, not confirmed, and
+ * what the framer held). */
+uint64_t disp__outbound_lost(disp_t *d);
 
 #endif

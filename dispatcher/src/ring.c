@@ -12,17 +12,16 @@
  * preempted between reserve and commit stalls every later producer, which
  * spins (ck_pr_stall) instead of sleeping. Once producers outnumber the
  * cores the spinners eat the time slices the stalled one needs and the
- * ring convoys: on the 2-core build box, 4 threads pushing 800,000 messages
- * into a ck_ring took over 60 s (never finished) lock-free and 0.04-0.07 s
- * with a mutex. The MP enqueue was never lock-free (a stalled producer
- * already blocks the others), so the lock costs no progress guarantee; what
- * matters is that waiters give their time slice away: push_lock
+ * ring convoys: with more producers than cores a lock-free run may never
+ * finish where a locked one takes a fraction of a second (the figures are
+ * in docs/BENCHMARKS.md). The MP enqueue was never lock-free (a stalled
+ * producer already blocks the others), so the lock costs no progress
+ * guarantee; what matters is that waiters give their time slice away: push_lock
  * (disp_spin_lock, disp_internal.h, which the broadcast log shares) spins 64
  * times, then yields (sched_yield) until it gets the lock. Against the
- * mutex it replaced it saves an atomic per push (a broadcast pushes once
- * per member: 1.35x -> 1.26x a send) and is faster contended too (ring_bench,
- * 2 and 4 producers: 97-109 vs 116-132 ns per push). The consumer never
- * takes it, so the loop thread is never blocked by a producer.
+ * mutex it replaced it saves an atomic per push and is faster contended
+ * too (ring_bench). The consumer never takes it, so the loop thread is
+ * never blocked by a producer.
  *
  * The retry bound, by reasoning: under push_lock we are the only producer,
  * so p_head moves only by our enqueue. (1) The enqueue fails only if the
@@ -118,8 +117,7 @@ bool disp_ring_push_mpmc(disp_ring_t *r, disp_msg_t *m) {
 
 unsigned disp_ring_pop_batch_mpmc(disp_ring_t *r, disp_msg_t **out, unsigned max) {
   /* ck 0.7.1 has no batch dequeue (its _size forms are enqueue-only), and a
-   * loop of its MPMC dequeues costs one CAS per message (4 % of a 128 B
-   * stream's CPU). This is ck's multi-consumer dequeue (_ck_ring_dequeue_mc)
+   * loop of its MPMC dequeues costs one CAS per message. This is ck's multi-consumer dequeue (_ck_ring_dequeue_mc)
    * for up to max slots at once: read the slots between c_head and p_tail,
    * then claim them all with one CAS on c_head; if a dropping producer
    * moved c_head meanwhile, what was read is discarded and read again. */

@@ -12,8 +12,7 @@
  * it publishes them, consumers count what they took (out_*) after taking
  * it; a reader loads out_* before in_*, so the depth in - out never
  * underflows, and it returns to zero once the queue is drained. Each side
- * writes only its own line (no shared read-modify-write per message: those
- * were 10 % of a 128 B stream's CPU).
+ * writes only its own line (no shared read-modify-write per message).
  *
  * ThreadSanitizer: ck_pr is inline assembly, which TSan cannot see, so the
  * ring's release (producer's p_tail store) / acquire (consumer's p_tail

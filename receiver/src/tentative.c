@@ -1,15 +1,16 @@
 /*
- * tentative.c — a TentativeReceiver's buffer (seed 003): the newest
- * messages of a peer that is not (yet) a member, bounded by count and
- * bytes; older ones are evicted, and counted, as new ones arrive.
- *
- * A message larger than max_bytes on its own is evicted at once, alone: it
- * could never be kept, and evicting the older messages to make room for it
- * would only lose them too. Either way what is kept is delivered in order.
+ * tentative.c — TentativeReceivers: the authenticated peers that are not
+ * (yet) members. At most tentative_max exist; one more evicts the least
+ * recently created (and closes its connection). Each keeps only its peer's
+ * newest messages, bounded by count and bytes; older ones are evicted, and
+ * counted, as new ones arrive. A message larger than max_bytes on its own
+ * is evicted at once, alone: it could never be kept, and evicting the older
+ * messages to make room for it would only lose them too. Either way what is
+ * kept is delivered in order, on promotion (receiver.c).
  */
 #include <stdlib.h>
 
-#include "receiver.h"
+#include "rx_internal.h"
 
 void rx_tentative_init(rx_tentative_buf_t *t, uint32_t max_msgs, uint64_t max_bytes) {
   memset(t, 0, sizeof(*t));
@@ -65,4 +66,145 @@ void rx_tentative_free(rx_tentative_buf_t *t) {
   t->tail = NULL;
   t->count = 0;
   t->bytes = 0;
+}
+
+/* ------------------------------------------------- TentativeReceivers */
+
+/* Keeps the node's tentative gauges in step with one buffer's change. */
+static void tent_account(rx_tent_t *t, uint64_t bytes0, uint64_t evicted0) {
+  bn_counter_add(t->ctx->counters, BFTNET_COUNTER_TENTATIVE_BYTES, t->buf.bytes - bytes0);
+  bn_counter_add(t->ctx->counters, BFTNET_COUNTER_TENTATIVE_EVICTED, t->buf.evicted - evicted0);
+}
+
+static void tent_unlink(rx_ctx_t *ctx, rx_tent_t *t) {
+  if (t->prev) t->prev->next = t->next;
+  else ctx->tent_head = t->next;
+  if (t->next) t->next->prev = t->prev;
+  else ctx->tent_tail = t->prev;
+  ctx->ntent--;
+}
+
+void rx__tentative_free(rx_ctx_t *ctx, rx_tent_t *t, bool close_conn) {
+  tent_unlink(ctx, t);
+  bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_BYTES, 0 - t->buf.bytes);
+  bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_DESTROYED, 1);
+  net_conn_t *c = t->s ? mig_stream_conn(t->s) : NULL;
+  if (t->s) {
+    mig_stream_t *s = t->s;
+    t->s = NULL;
+    mig_stream_release(s);
+  }
+  if (t->lp) {
+    mig_peer_release(t->lp);
+    t->lp = NULL;
+  }
+  if (close_conn && c) net_conn_close(c, BFTNET_REASON_LIMIT, BFTNET_ELIMIT);
+  rx_deframer_free(&t->rxd);
+  rx_tentative_free(&t->buf);
+  free(t);
+}
+
+static void tent_emit(void *ud, const uint8_t *p, size_t n) {
+  rx_tent_t *t = ud;
+  rx_msg_t *m = rx_msg_new(p, n, "");
+  if (m) rx_tentative_push(&t->buf, m);
+}
+
+/* A non-member gets credit at cfg.tentative_rate bytes/s (a bucket of
+ * tentative_max_bytes): its buffer keeps only the newest messages anyway,
+ * and the limit keeps a flood from outside the membership from taking the
+ * loop away from members. */
+static void tent_credit(rx_ctx_t *ctx, rx_tent_t *t) {
+  if (!t->s || t->uncredited == 0) return;
+  uint64_t now = bn_now_ns(ctx->t->seam);
+  uint64_t add = (now - t->refill_ns) * ctx->cfg.tentative_rate / 1000000000ull;
+  if (add) {
+    t->tokens = BN_MIN(t->tokens + add, (uint64_t)ctx->cfg.tentative_max_bytes);
+    t->refill_ns = now;
+  }
+  size_t grant = (size_t)BN_MIN((uint64_t)t->uncredited, t->tokens);
+  if (grant) {
+    t->uncredited -= grant;
+    t->tokens -= grant;
+    mig_stream_consume(t->s, grant);
+  }
+  if (t->uncredited) ctx->t->ops->timer_start(ctx->tent_timer, 50, 0);
+}
+
+void rx__tentative_tick(void *ud) {
+  rx_ctx_t *ctx = ud;
+  for (rx_tent_t *t = ctx->tent_head; t; t = t->next) tent_credit(ctx, t);
+}
+
+static void tent_data(void *ud, mig_stream_t *s, const uint8_t *p, size_t n) {
+  rx_tent_t *t = ud;
+  if (s != t->s) return mig_stream_consume(s, n);
+  uint64_t bytes0 = t->buf.bytes, evicted0 = t->buf.evicted;
+  int rc = rx_deframer_feed(&t->rxd, p, n, tent_emit, t);
+  tent_account(t, bytes0, evicted0);
+  if (rc == 0) {
+    t->uncredited += n;
+    tent_credit(t->ctx, t);
+  }
+  if (rc < 0) {
+    bn_counter_add(t->ctx->counters, BFTNET_COUNTER_BAD_MESSAGE, 1);
+    net_conn_t *c = mig_stream_conn(s);
+    t->s = NULL;
+    t->uncredited = 0;
+    mig_stream_release(s);
+    if (c) net_conn_close(c, BFTNET_REASON_PROTOCOL_ERROR, rc);
+  }
+}
+
+static void tent_event(void *ud, mig_stream_t *s, const mig_event_t *e) {
+  rx_tent_t *t = ud;
+  if (t->s != s || (e->type != MIG_EV_ABORTED && e->type != MIG_EV_CLOSED)) return;
+  t->s = NULL; /* its buffer stays until promotion or eviction */
+  t->uncredited = 0;
+  mig_stream_release(s);
+}
+
+static const mig_stream_cbs_t tent_cbs = {.on_data = tent_data, .on_event = tent_event};
+
+rx_tent_t *rx__tentative_find(rx_ctx_t *ctx, const peerid_t *peer) {
+  for (rx_tent_t *t = ctx->tent_head; t; t = t->next)
+    if (peerid_equal(&t->peer, peer)) return t;
+  return NULL;
+}
+
+int rx_tent_open(rx_ctx_t *ctx, mig_peer_t *lp, mig_stream_t *s) {
+  if (ctx->cfg.tentative_max == 0) return BFTNET_ENOTMEMBER;
+  rx_tent_t *t = rx__tentative_find(ctx, mig_peer_id(lp));
+  if (t) {
+    if (t->s) { /* a newer stream from the same peer replaces the old */
+      mig_stream_t *old = t->s;
+      t->s = NULL;
+      mig_stream_release(old);
+    }
+    rx_deframer_free(&t->rxd);
+    rx_deframer_init(&t->rxd, ctx->cfg.max_message_size);
+    t->uncredited = 0;
+  } else {
+    if (ctx->ntent >= ctx->cfg.tentative_max)
+      rx__tentative_free(ctx, ctx->tent_head, true); /* least recently created */
+    t = calloc(1, sizeof *t);
+    if (!t) return BFTNET_ENOMEM;
+    t->peer = *mig_peer_id(lp);
+    t->ctx = ctx;
+    t->tokens = ctx->cfg.tentative_max_bytes;
+    t->refill_ns = bn_now_ns(ctx->t->seam);
+    bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_CREATED, 1);
+    rx_deframer_init(&t->rxd, ctx->cfg.max_message_size);
+    rx_tentative_init(&t->buf, ctx->cfg.tentative_max_msgs, ctx->cfg.tentative_max_bytes);
+    t->prev = ctx->tent_tail;
+    if (ctx->tent_tail) ctx->tent_tail->next = t;
+    else ctx->tent_head = t;
+    ctx->tent_tail = t;
+    ctx->ntent++;
+  }
+  t->lp = lp;
+  mig_peer_set_owner(lp, t);
+  t->s = s;
+  mig_stream_set_cbs(s, &tent_cbs, t);
+  return 0;
 }

@@ -2,8 +2,9 @@
  * the per-member rings by the framer, under real threads (run under
  * ThreadSanitizer by scripts/test.sh, label "threads").
  *
- * The library's usage (core/members.c), reproduced: 3 producer threads
- * call "send" (msg->bseq = the log's head, then push into one member's
+ * The library's usage (dispatcher/src/dispatcher.c: disp_send,
+ * disp_broadcast, disp_blog_advance), reproduced: 3 producer threads call
+ * "send" (msg->bseq = the log's head, then push into one member's
  * ring) and "broadcast" (push into the log; when it is full, one message
  * with refs = members and bseq = head goes into every ring); one consumer
  * thread (the loop) drains both members' framers into writers that parse
@@ -328,7 +329,7 @@ static int rx_write(void *ctx, const uint8_t *p, size_t n) {
   return (int)k;
 }
 
-/* core/members.c's blog_advance, for two members. */
+/* dispatcher/src/dispatcher.c's disp_blog_advance, for two members. */
 static void blog_advance(run_t *run) {
   disp_blog_t *l = &run->blog;
   uint64_t h = disp_blog_head(l), lo = h;

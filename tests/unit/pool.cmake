@@ -1,4 +1,4 @@
-# core/pool.c: the cache of message buffers. One program, two tests: the
+# core/src/pool.c: the cache of message buffers. One program, two tests: the
 # single-threaded checks (allocations counted through --wrap) and, with the
 # argument "mt", two threads trading buffers through ck rings, run under
 # ThreadSanitizer in scripts/test.sh (label "threads").

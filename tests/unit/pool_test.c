@@ -1,4 +1,4 @@
-/* pool_test.c — core/pool.c, the cache of message buffers.
+/* pool_test.c — core/src/pool.c, the cache of message buffers.
  *
  * Single-threaded (test "pool_test"): the size classes, observed through the
  * public API only (a class's size is what bn_pool_cached() grows by when a
@@ -26,13 +26,12 @@
 #include "core.h"
 #include "count_alloc.h"
 #include "harness.h"
-#include "pool.h"
 
 /* ------------------------------------------------- counting allocator */
 
 /* -------------------------------------------------------------- helpers */
 
-/* The class a buffer of n bytes should get, from pool.h's description
+/* The class a buffer of n bytes should get, from core.h's description of the pool
  * alone: header included, sizes up to 64 KiB come in 64 classes: 64 B steps
  * up to 1 KiB, then eight per doubling; 0 for plain malloc. */
 static size_t want_class(size_t n) {

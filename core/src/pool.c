@@ -1,5 +1,5 @@
 /*
- * pool.c — see pool.h for why this exists.
+ * pool.c — the message buffer pool (core.h, section "pool", says why it exists).
  *
  * Each size class has two free lists. Frees (any thread) push onto `freed`
  * with one CAS (ck_stack_push_upmc: a push never reads another entry, so
@@ -17,7 +17,6 @@
 #include <ck_stack.h>
 
 #include "core.h"
-#include "pool.h"
 
 #define POOL_STEPS 8 /* classes per doubling above 1 KiB: at most 12.5 % wasted */
 #define POOL_SMALL 16 /* 64 B steps up to 1 KiB */

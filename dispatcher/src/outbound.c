@@ -1,0 +1,201 @@
+/*
+ * outbound.c — a member's Dispatcher on the loop thread: the connection it
+ * keeps to the member (dials over its addresses, redials with backoff) and
+ * our one logical /bftnet/msg/1.0.0 stream to it, which the framer fills
+ * from the ring while the stream's retransmit window has room.
+ *
+ * Both sides of a pair dial while they have no connection to each other;
+ * the leader of the pair then keeps one (migration.h). A stream that ends
+ * (aborted, closed) is replaced by a new one: the ring kept what was not
+ * yet written, and what the old stream lost is counted.
+ */
+#include <ck_pr.h>
+
+#include "disp_internal.h"
+#include "dispatcher.h"
+
+static void dial(disp_t *d);
+
+void disp__outbound_redial_tick(void *ud) {
+  disp_t *d = ud;
+  d->redial_pending = false;
+  dial(d);
+}
+
+static void schedule_redial(disp_t *d) {
+  disp_ctx_t *ctx = d->ctx;
+  if (d->stopped || !d->redial || d->redial_pending) return;
+  uint64_t ms = disp_backoff_next_ms(&d->backoff, ctx->t->seam);
+  d->redial_pending = true;
+  ctx->t->ops->timer_start(d->redial, ms, 0);
+}
+
+static void ensure_conn(disp_t *d) {
+  if (d->stopped || d->dialing || d->redial_pending) return;
+  if (net_count_conns(d->ctx->net, &d->peer) > 0) return;
+  /* The first redial after a working connection broke goes at once (the
+   * streams wait detached); failures after that back off. */
+  uint64_t now = bn_now_ns(d->ctx->t->seam);
+  bool lasted = d->up_since && now - d->up_since > 1000000000ull; /* not a flapping peer */
+  if (d->ever_conn && !(d->backoff.attempt == 0 && lasted))
+    schedule_redial(d);
+  else
+    dial(d);
+}
+
+/* Counts what the member's stream lost: the messages written but not
+ * confirmed read, plus those the framer had in hand. */
+uint64_t disp__outbound_lost(disp_t *d) {
+  uint64_t confirmed =
+      d->out ? d->out_base + mig_stream_app_confirmed(d->out) : d->framer.bytes_written;
+  disp_ends_trim(&d->ends, confirmed);
+  uint64_t lost = disp_ends_count(&d->ends);
+  disp_ends_free(&d->ends);
+  return lost + (uint64_t)disp_framer_abort(&d->framer);
+}
+
+static void open_out(disp_t *d);
+
+static void out_writable(void *ud, mig_stream_t *ls) {
+  (void)ls;
+  disp__outbound_drain(ud);
+}
+
+static void out_event(void *ud, mig_stream_t *ls, const mig_event_t *e) {
+  disp_t *d = ud;
+  const disp_cbs_t *cbs = d->ctx->cbs;
+  if (ls != d->out) return;
+  switch (e->type) {
+  case MIG_EV_DETACHED:
+    ck_pr_store_int(&d->connected, 0);
+    cbs->on_stream_event(d->ud, ls, e, 0);
+    cbs->on_member(d->ud, BFTNET_EV_MEMBER_DOWN, BFTNET_REASON_RESET, BFTNET_ECLOSED);
+    ensure_conn(d);
+    break;
+  case MIG_EV_RESUMED:
+    ck_pr_store_int(&d->connected, 1);
+    ck_pr_inc_64(&d->reconnects);
+    cbs->on_stream_event(d->ud, ls, e, 0);
+    cbs->on_member(d->ud, BFTNET_EV_MEMBER_UP, BFTNET_REASON_NONE, 0);
+    disp__outbound_drain(d);
+    break;
+  case MIG_EV_MIGRATED:
+  case MIG_EV_DENIED:
+    cbs->on_stream_event(d->ud, ls, e, 0);
+    disp__outbound_drain(d);
+    break;
+  case MIG_EV_ABORTED:
+  case MIG_EV_CLOSED: {
+    uint64_t lost = disp__outbound_lost(d);
+    ck_pr_add_64(&d->aborted, lost);
+    bn_counter_add(d->ctx->counters, BFTNET_COUNTER_MIG_ABORTED_MSGS, lost);
+    d->out = NULL;
+    ck_pr_store_int(&d->connected, 0);
+    ck_pr_store_64(&d->unconfirmed, 0);
+    cbs->on_stream_event(d->ud, ls, e, lost);
+    mig_stream_release(ls);
+    cbs->on_member(d->ud, BFTNET_EV_MEMBER_DOWN, BFTNET_REASON_RESET, BFTNET_ERESET);
+    if (!d->stopped) open_out(d); /* a new stream (the ring kept the rest) */
+    break;
+  }
+  case MIG_EV_READ_EOF:
+    break;
+  }
+}
+
+static const mig_stream_cbs_t out_cbs = {.on_writable = out_writable, .on_event = out_event};
+
+/* Opens our stream to the member on the pair's connection, if one is up. */
+static void open_out(disp_t *d) {
+  if (d->stopped || d->out || !d->lp) return;
+  net_conn_t *c = mig_peer_conn(d->lp);
+  if (!c) return ensure_conn(d);
+  int rc = mig_stream_open(d->lp, c, &out_cbs, d, &d->out);
+  if (rc < 0) {
+    d->out = NULL;
+    bn_log(BN_LOG_INFO, "member %s: cannot open its stream: %s", d->name, bftnet_strerror(rc));
+    return schedule_redial(d);
+  }
+  d->out_base = d->framer.bytes_written;
+  d->framer.ends = &d->ends;
+  ck_pr_store_int(&d->connected, 1);
+  if (d->ever_up) ck_pr_inc_64(&d->reconnects);
+  d->ever_up = true;
+  d->ctx->cbs->on_member(d->ud, BFTNET_EV_MEMBER_UP, BFTNET_REASON_NONE, 0);
+  disp__outbound_drain(d);
+}
+
+static void dial_done(void *ud, net_conn_t *c, int err) {
+  disp_t *d = ud;
+  d->dialing = false;
+  if (d->stopped) {
+    if (d->reclaimable) d->ctx->cbs->on_reclaimable(d->ud); /* its grace period already passed */
+    return;
+  }
+  if (err) {
+    d->addr_idx = (d->addr_idx + 1) % d->naddrs; /* fail over to the next address */
+    return schedule_redial(d);
+  }
+  (void)c;
+  d->ever_conn = true;
+  d->up_since = bn_now_ns(d->ctx->t->seam);
+  disp_backoff_reset(&d->backoff);
+  if (!d->out) open_out(d);
+}
+
+static void dial(disp_t *d) {
+  if (d->stopped || d->dialing) return;
+  if (net_count_conns(d->ctx->net, &d->peer) > 0) {
+    if (!d->out) open_out(d);
+    return;
+  }
+  d->dialing = true;
+  int rc = net_dial(d->ctx->net, &d->addrs[d->addr_idx % d->naddrs], dial_done, d);
+  if (rc < 0) {
+    d->dialing = false;
+    schedule_redial(d);
+  }
+}
+
+void disp_connect(disp_t *d) {
+  if (!d->stopped && !d->out) dial(d);
+}
+
+void disp_conn_up(disp_t *d) {
+  /* A member that reached us while we wait out the backoff: our stream
+   * can start now. */
+  if (!d->stopped && !d->out) open_out(d);
+}
+
+void disp_conn_down(disp_t *d) {
+  if (!d->stopped) ensure_conn(d);
+}
+
+static int out_write(void *ctx, const uint8_t *p, size_t n) {
+  disp_t *d = ctx;
+  return mig_stream_write(d->out, p, n);
+}
+
+void disp__outbound_account(disp_t *d) {
+  if (!d->out) return;
+  uint64_t w = mig_stream_app_written(d->out), c = mig_stream_app_confirmed(d->out);
+  disp_ends_trim(&d->ends, d->out_base + c);
+  ck_pr_store_64(&d->unconfirmed, mig_stream_migratable(d->out) ? w - c : 0);
+  ck_pr_store_int(&d->framer_busy, d->framer.cur || d->framer.held_len);
+}
+
+void disp__outbound_drain(disp_t *d) {
+  /* The framer must not be re-entered from inside its writer (a stream's
+   * writable callback can fire while mig_stream_write pumps). */
+  if (!d->out || d->stopped || d->draining) return;
+  d->draining = true;
+  uint64_t bytes0 = d->framer.bytes_written;
+  int done = disp_framer_drain(&d->framer, &d->ring, out_write, d);
+  if (done > 0) ck_pr_add_64(&d->sent, (uint64_t)done);
+  ck_pr_add_64(&d->bytes_out, d->framer.bytes_written - bytes0);
+  disp__outbound_account(d);
+  d->draining = false;
+  if (done < 0) { /* the stream ended under us: its ABORTED event follows or came */
+    bn_log(BN_LOG_INFO, "member %s: write failed: %s", d->name, bftnet_strerror(done));
+  }
+}

@@ -1,0 +1,226 @@
+/*
+ * node.c — a node's life: a node = a loop thread (or the application's
+ * loop) + the transport + net + the members. bftnet_new builds it,
+ * bftnet_stop closes it gracefully on the loop thread, bftnet_free frees
+ * it. Application threads never touch loop-owned state: each public call
+ * becomes a command (cmd.c) that runs on the loop thread.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "node_internal.h"
+
+BFTNET_API void bftnet_config_init(bftnet_config_t *cfg) {
+  if (!cfg) return;
+  memset(cfg, 0, sizeof *cfg);
+  cfg->ping_interval_ms = 5000;
+  cfg->ping_timeout_ms = 10000;
+  cfg->handshake_timeout_ms = 10000;
+  cfg->yamux_window = 1024 * 1024;
+  cfg->yamux_max_streams = 256;
+  cfg->max_connections = 1024;
+  cfg->max_pending_handshakes = 64;
+  cfg->log_level = BN_LOG_WARN;
+  cfg->ring_capacity = 4096;
+  cfg->max_message_size = BN_MSG_MAX_DEFAULT;
+  cfg->inbound_max_msgs = 4096;
+  cfg->inbound_max_bytes = 64u * 1024 * 1024;
+  cfg->tentative_max = 16;
+  cfg->tentative_max_msgs = 1024;
+  cfg->tentative_max_bytes = 1024 * 1024;
+  cfg->tentative_rate = 256 * 1024;
+  cfg->dial_backoff_min_ms = 100;
+  cfg->dial_backoff_max_ms = 5000;
+  cfg->detach_timeout_ms = 30000;
+  cfg->failback_ms = 2000;
+}
+
+static bool is_pow2(uint32_t v) {
+  return v && !(v & (v - 1));
+}
+
+static int config_check(const bftnet_config_t *c) {
+  if (!c->key) return BFTNET_EINVAL;
+  if (!is_pow2(c->ring_capacity) || c->ring_capacity < 4 || c->ring_capacity > (1u << 24))
+    return BFTNET_EINVAL;
+  if (!is_pow2(c->inbound_max_msgs) || c->inbound_max_msgs < 4 || c->inbound_max_msgs > (1u << 24))
+    return BFTNET_EINVAL;
+  if (c->max_message_size == 0 || c->max_message_size > BN_MSG_MAX_CAP) return BFTNET_EINVAL;
+  if (c->dial_backoff_min_ms == 0 || c->dial_backoff_max_ms < c->dial_backoff_min_ms)
+    return BFTNET_EINVAL;
+  if (c->tentative_max > 4096 || c->inbound_max_bytes == 0) return BFTNET_EINVAL;
+  if (c->tentative_max && c->tentative_rate == 0) return BFTNET_EINVAL;
+  if (c->detach_timeout_ms == 0 || c->failback_ms == 0) return BFTNET_EINVAL;
+  if (c->busy_poll_us > 1000000) return BFTNET_EINVAL;
+  return 0;
+}
+
+/* ---------------------------------------------------------- from net/ */
+
+static void on_conn_up(void *ud, net_conn_t *c) {
+  node__members_conn_event(ud, c, BFTNET_EV_CONNECTED, BFTNET_REASON_NONE, 0);
+}
+
+static void on_conn_down(void *ud, net_conn_t *c, bftnet_reason_t reason, int err) {
+  node__members_conn_event(ud, c, BFTNET_EV_DISCONNECTED, reason, err);
+}
+
+/* ----------------------------------------------------------- lifecycle */
+
+/* Busy polling: after a turn that had work, poll without sleeping
+ * (yielding to any runnable thread) until busy_poll_us pass idle. */
+static void loop_busy_poll(bftnet_t *b) {
+  const bn_seam_t *seam = bn_seam_system();
+  uint64_t spin_ns = (uint64_t)b->cfg.busy_poll_us * 1000u;
+  for (int alive = 1; alive;) {
+    alive = b->t->ops->run(b->t, BN_RUN_ONCE);
+    uint64_t last = bn_now_ns(seam), seen = b->activity + b->rctx.activity;
+    while (alive) {
+      alive = b->t->ops->run(b->t, BN_RUN_NOWAIT);
+      uint64_t now = bn_now_ns(seam), a = b->activity + b->rctx.activity;
+      if (a != seen) {
+        seen = a;
+        last = now;
+      } else if (now - last >= spin_ns) {
+        break;
+      }
+      sched_yield();
+    }
+  }
+}
+
+static void *loop_thread(void *arg) {
+  bftnet_t *b = arg;
+  /* A write to a socket the peer reset raises SIGPIPE in the writing
+   * thread; blocked here, write() returns EPIPE instead and the process's
+   * own disposition stays the application's business. (With the
+   * application's loop, cfg.loop, the application must ignore SIGPIPE.) */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  node__cmd_loop_node = b;
+  /* This thread frees every sent message: batch those frees (core.h,
+   * "pool"). If that fails, frees are simply not batched. */
+  (void)bn_pool_defer_begin(b->pool);
+  if (b->cfg.busy_poll_us == 0)
+    b->t->ops->run(b->t, BN_RUN_DEFAULT);
+  else
+    loop_busy_poll(b);
+  bn_pool_defer_end();
+  return NULL;
+}
+
+/* The handles a node made through the transport, then the transport's
+ * own: the loop has nothing left after this (loop thread). */
+static void close_wakes(bftnet_t *b) {
+  b->t->ops->wake_free(b->wake);
+  b->wake = NULL;
+  b->t->ops->wake_free(b->async);
+  b->async = NULL;
+  b->t->ops->shutdown(b->t);
+}
+
+BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
+  if (!out || !cfg) return BFTNET_EINVAL;
+  *out = NULL;
+  int rc = config_check(cfg);
+  if (rc < 0) return rc;
+  bftnet_t *b = calloc(1, sizeof *b);
+  if (!b) return BFTNET_ENOMEM;
+  b->cfg = *cfg;
+  bn_log_set_level(cfg->log_level);  /* process-wide: the last node created sets it */
+  b->own_thread = cfg->loop == NULL; /* then the transport owns its loop too */
+  pthread_mutex_init(&b->mu, NULL);
+  pthread_cond_init(&b->cv, NULL);
+  if ((rc = net_transport_uv_new(cfg->loop, bn_seam_system(), &b->t)) != 0) goto err_free;
+  bn_transport_t *t = b->t;
+  if ((rc = t->ops->wake_new(t, node__cmd_on_wake, b, &b->async)) != 0) goto err_transport;
+  if ((rc = t->ops->wake_new(t, node__members_kick, b, &b->wake)) != 0) goto err_transport;
+  net_config_t ncfg = {
+      .ping_interval_ms = cfg->ping_interval_ms,
+      .ping_timeout_ms = cfg->ping_timeout_ms,
+      .handshake_timeout_ms = cfg->handshake_timeout_ms,
+      .yamux_window = cfg->yamux_window,
+      .yamux_max_streams = cfg->yamux_max_streams,
+      .max_connections = cfg->max_connections,
+      .max_pending_handshakes = cfg->max_pending_handshakes,
+  };
+  net_cbs_t cbs = {.on_conn_up = on_conn_up, .on_conn_down = on_conn_down};
+  if ((rc = net_new(&b->net, t, cfg->key, &ncfg, &cbs, b, &b->counters)) != 0) goto err_transport;
+  if ((rc = node__members_init(b)) != 0) goto err_members;
+  if (b->own_thread && (rc = -pthread_create(&b->thread, NULL, loop_thread, b)) != 0)
+    goto err_members;
+  *out = b;
+  return 0;
+
+err_members:
+  node__members_stop(b);
+  t->ops->run(t, BN_RUN_NOWAIT);
+  node__members_destroy(b);
+  net_free(b->net);
+err_transport:
+  if (b->wake) t->ops->wake_free(b->wake);
+  if (b->async) t->ops->wake_free(b->async);
+  t->ops->shutdown(t);
+  net_transport_uv_free(t); /* runs the close callbacks (its own loop), or leaves them to it */
+err_free:
+  pthread_cond_destroy(&b->cv);
+  pthread_mutex_destroy(&b->mu);
+  free(b);
+  return rc;
+}
+
+static void stop_closed(void *ud) {
+  bftnet_t *b = ud;
+  close_wakes(b);
+  node__cmd_complete(b, b->stop_cmd, 0);
+}
+
+static void run_stop(bftnet_t *b, cmd_t *c) {
+  b->stop_cmd = c;
+  node__members_stop(b); /* Dispatchers and Receivers first, then the connections */
+  net_close(b->net, stop_closed, b);
+}
+
+BFTNET_API int bftnet_stop(bftnet_t *b) {
+  if (!b) return BFTNET_EINVAL;
+  if (ck_pr_load_int(&b->stopped)) return 0;
+  cmd_t c = {.run = run_stop};
+  ck_pr_store_int(&b->stopped, 1);
+  int rc = node__cmd_call(b, &c);
+  uint64_t one = 1;
+  (void)!write(b->efd, &one, sizeof one); /* wake threads blocked in bftnet_recv */
+  if (b->own_thread) {
+    pthread_join(b->thread, NULL); /* the loop returns once every handle closed */
+    pthread_mutex_lock(&b->mu);
+    b->loop_done = true;
+    pthread_mutex_unlock(&b->mu);
+  } else {
+    /* Give the application's loop a turn to run our close callbacks. */
+    b->t->ops->run(b->t, BN_RUN_NOWAIT);
+  }
+  return rc;
+}
+
+BFTNET_API void bftnet_free(bftnet_t *b) {
+  if (!b) return;
+  bftnet_stop(b);
+  net_free(b->net);
+  /* Its own loop: runs what is left and closes it. The application's:
+   * frees now, or at the last close callback. */
+  net_transport_uv_free(b->t);
+  b->t = NULL;
+  node__members_destroy(b);
+  pthread_cond_destroy(&b->cv);
+  pthread_mutex_destroy(&b->mu);
+  free(b);
+}
+
+BFTNET_API int bftnet_peer_id(const bftnet_t *b, char *buf, size_t cap) {
+  if (!b || !buf) return BFTNET_EINVAL;
+  return peerid_to_string(net_local_id(b->net), buf, cap);
+}

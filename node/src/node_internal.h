@@ -1,0 +1,201 @@
+/*
+ * node_internal.h — the facade's structures and what its files share.
+ *
+ * Files, each calling only the ones below it:
+ *   node.c      lifecycle (bftnet_new/stop/free), the loop thread, config
+ *   ops.c       bftnet_listen, bftnet_dial, bftnet_ping
+ *   send.c      bftnet_send, bftnet_broadcast, bftnet_flush
+ *   recv.c      bftnet_recv*, bftnet_msg_release, bftnet_recv_fd
+ *   stats.c     bftnet_peer_stats, bftnet_counter
+ *   members.c   bftnet_connect: members (a Dispatcher + a Receiver each),
+ *               the callbacks dispatcher/ and receiver/ registered, wakes
+ *   snapshot.c  the member snapshot: epoch records, publication
+ *   events.c    events for the application
+ *   cmd.c       the command queue; which thread is the loop's
+ *
+ * Threads: application threads touch only the member snapshot (read under
+ * an epoch section), the members' send rings and inbound queues, and the
+ * seam's wakeups (wake_send). Everything else belongs to the loop thread.
+ * The loop is reached only through the seam (core.h): the node includes no
+ * libuv; its own thread, mutex and condition variable are pthreads.
+ */
+#ifndef BFTNET_NODE_INTERNAL_H
+#define BFTNET_NODE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ck_epoch.h>
+#include <ck_pr.h>
+
+#include "dispatcher.h"
+#include "membership.h"
+#include "migration.h"
+#include "net.h"
+#include "receiver.h"
+
+/* Bytes of freed message buffers a node keeps for reuse (core.h, "pool"):
+ * part of its fixed memory, not of any member's. */
+#define NODE_POOL_CACHE (4u * 1024u * 1024u)
+
+typedef struct cmd cmd_t;
+typedef void (*cmd_fn)(bftnet_t *b, cmd_t *c);
+
+/* A public call's work, run on the loop thread (cmd.c). */
+struct cmd {
+  cmd_fn run;
+  cmd_t *next;
+  bool done;
+  int rc;
+  maddr_t addr;
+  char *out;
+  size_t cap;
+  uint32_t timeout_ms;
+  uint64_t rtt_ns;
+  char peer[BFTNET_PEER_ID_MAX];
+  mb_table_t table; /* bftnet_connect: the new membership, validated */
+};
+
+/* An epoch record for application threads; all are kept on a list so
+ * bftnet_free can release them (ck_epoch recycles them between calls). */
+typedef struct epoch_rec {
+  ck_epoch_record_t rec; /* first: ck hands back the ck_epoch_record_t */
+  struct epoch_rec *next;
+} epoch_rec_t;
+
+/* One member (not ourselves): its Dispatcher and its Receiver. */
+typedef struct mbr {
+  /* Written at creation, then read-only: application threads read them. */
+  char node_id[BFTNET_NODE_ID_MAX];
+  peerid_t peer;
+  disp_t d;            /* the send side: bftnet_send pushes into its ring (any thread) */
+  rx_t r;              /* the receive side: bftnet_recv pops its queue (any thread) */
+  mig_peer_stats_t pub; /* atomic copies of the pair's migration stats */
+  bftnet_t *b;
+} mbr_t;
+
+/* An immutable view of the membership, published atomically. */
+typedef struct msnap {
+  size_t n;
+  mbr_t **m;    /* sorted by node_id */
+  disp_t **d;   /* d[i] is m[i]'s dispatcher */
+  uint64_t ver; /* 1, 2, ...: broadcasts carry it (the log skips them for later members) */
+  char self_id[BFTNET_NODE_ID_MAX];
+} msnap_t;
+
+struct bftnet {
+  bftnet_config_t cfg;
+  bool own_thread; /* no cfg.loop: the transport owns the loop, this thread runs it */
+  pthread_t thread;
+  bn_twake_t *async; /* commands */
+  bn_twake_t *wake;  /* sends and pops */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  cmd_t *queue_head, *queue_tail;
+  cmd_t *stop_cmd; /* completed once every handle has closed */
+  bn_transport_t *t;
+  net_t *net;
+  mig_node_t *ml; /* logical streams (migration) */
+  bn_counters_t counters;
+  bn_pool_t *pool;   /* message buffers up to 64 KiB, both directions */
+  disp_ctx_t dctx;   /* the send side's node-wide state (the broadcast log) */
+  rx_ctx_t rctx;     /* the receive side's node-wide state (TentativeReceivers) */
+  uint64_t snap_ver; /* loop: the last snapshot's version */
+  uint64_t serial;   /* this node's unique number (epoch record caches) */
+  uint64_t activity; /* loop thread only: counts wakes (busy polling; reads: rctx.activity) */
+  int stopped;       /* atomic */
+  bool loop_done;
+
+  /* Members. */
+  ck_epoch_t epoch;
+  ck_epoch_record_t loop_rec;
+  epoch_rec_t *recs; /* atomic push-only list of every record allocated */
+  msnap_t *snap;     /* atomic pointer */
+  mb_table_t table;  /* loop: the membership last applied */
+  int efd;           /* eventfd: readable when messages may be waiting */
+  uint32_t rr;       /* atomic: round-robin cursor for bftnet_recv */
+};
+
+/* ----------------------------------------------------------------- cmd.c */
+
+/* Any thread but the loop's: runs c on the loop thread and waits for it to
+ * complete; its result, or BFTNET_ECLOSED once the loop has ended. */
+int node__cmd_call(bftnet_t *b, cmd_t *c);
+/* Loop thread: completes a command: sets its result and wakes the caller
+ * (once). */
+void node__cmd_complete(bftnet_t *b, cmd_t *c, int rc);
+/* The command queue's wakeup callback (ud: the node). */
+void node__cmd_on_wake(void *ud);
+/* The node whose own loop thread this is (set by node.c's loop thread;
+ * NULL elsewhere, and on an application's loop, cfg.loop). */
+extern _Thread_local bftnet_t *node__cmd_loop_node;
+
+/* -------------------------------------------------------------- events.c */
+/* Loop thread. Events for the application (cfg.on_event), if it wants them. */
+
+void node__events_member(bftnet_t *b, bftnet_event_type_t type, const mbr_t *m,
+                         bftnet_reason_t reason, int err);
+/* CONNECTED or DISCONNECTED of any connection; node_id "" if no member's. */
+void node__events_conn(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type, const char *node_id,
+                       bftnet_reason_t reason, int err);
+/* A migration event of one of the member's two streams; also refreshes
+ * the member's migration stats (node__events_publish_stats). */
+void node__events_stream(mbr_t *m, mig_stream_t *ls, const mig_event_t *e, bool outbound,
+                         uint64_t lost);
+/* Copies the pair's migration statistics where bftnet_peer_stats reads them. */
+void node__events_publish_stats(mbr_t *m);
+
+/* ------------------------------------------------------------ snapshot.c */
+
+/* Loop thread: the epoch, this node's serial, an empty snapshot. 0 or
+ * BFTNET_ENOMEM (node__snapshot_destroy undoes what was done). */
+int node__snapshot_init(bftnet_t *b);
+/* After the loop ended and the snapshot's members were freed: frees the
+ * snapshot and every epoch record. */
+void node__snapshot_destroy(bftnet_t *b);
+/* Loop thread: publishes a snapshot of `live` (n members, sorted here) as
+ * version b->snap_ver + 1, and waits out the readers of the previous one.
+ * 0 or BFTNET_ENOMEM (the previous one stays). */
+int node__snapshot_publish(bftnet_t *b, mbr_t **live, size_t n, const char *self_id);
+/* Any thread: enters an epoch section (the thread's cached record, or a
+ * new one). NULL on ENOMEM. */
+ck_epoch_record_t *node__snapshot_enter(bftnet_t *b, ck_epoch_section_t *sec);
+/* Leaves it; a record that could not be cached goes back to the pool. */
+void node__snapshot_exit(bftnet_t *b, ck_epoch_record_t *r, ck_epoch_section_t *sec);
+
+/* Inside a section: the current snapshot. */
+static inline msnap_t *node__snapshot_load(bftnet_t *b) {
+  msnap_t *s = ck_pr_load_ptr(&b->snap);
+  BN_TSAN_ACQUIRE(s);
+  return s;
+}
+
+static inline int node__snapshot_cmp_key(const void *key, const void *elem) {
+  return strcmp(key, (*(mbr_t *const *)elem)->node_id);
+}
+
+/* The member with this node ID, or NULL. */
+static inline mbr_t *node__snapshot_find(const msnap_t *s, const char *node_id) {
+  if (s->n == 0) return NULL;
+  mbr_t **p = bsearch(node_id, s->m, s->n, sizeof *s->m, node__snapshot_cmp_key);
+  return p ? *p : NULL;
+}
+
+/* ------------------------------------------------------------- members.c */
+
+/* Loop thread (or before the loop thread starts): pool, snapshot, eventfd,
+ * migration, the send and receive sides. */
+int node__members_init(bftnet_t *b);
+/* Loop thread: before net_close. Members and TentativeReceivers stop. */
+void node__members_stop(bftnet_t *b);
+/* After the loop ended: frees what node__members_init made. */
+void node__members_destroy(bftnet_t *b);
+/* Loop thread: net's connection events (any peer). */
+void node__members_conn_event(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type,
+                              bftnet_reason_t reason, int err);
+/* Loop thread (the wake's callback, or deferred; ud: the node): sends
+ * queued messages, credits streams whose queues have room again. */
+void node__members_kick(void *ud);
+
+#endif

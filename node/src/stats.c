@@ -1,0 +1,34 @@
+/*
+ * stats.c — counters and per-member statistics, from any thread: the
+ * node's counters (bn_counters_t) and a member's send side, receive side
+ * and migration figures, read inside an epoch section.
+ */
+#include "node_internal.h"
+
+BFTNET_API int bftnet_peer_stats(bftnet_t *b, const char *node_id, bftnet_peer_stats_t *out) {
+  if (!b || !node_id || !out) return BFTNET_EINVAL;
+  ck_epoch_section_t sec;
+  ck_epoch_record_t *r = node__snapshot_enter(b, &sec);
+  if (!r) return BFTNET_ENOMEM;
+  mbr_t *m = node__snapshot_find(node__snapshot_load(b), node_id);
+  if (m) {
+    *out = (bftnet_peer_stats_t){
+        .migrations = ck_pr_load_64(&m->pub.migrations),
+        .detached = ck_pr_load_64(&m->pub.detached),
+        .resumed = ck_pr_load_64(&m->pub.resumed),
+        .retransmitted = ck_pr_load_64(&m->pub.retransmitted),
+        .detach_ns_last = ck_pr_load_64(&m->pub.detach_ns_last),
+        .detach_ns_max = ck_pr_load_64(&m->pub.detach_ns_max),
+        .peer_restarts = ck_pr_load_64(&m->pub.restarts),
+    };
+    disp_stats(&m->d, out);
+    rx_stats(&m->r, out);
+  }
+  node__snapshot_exit(b, r, &sec);
+  return m ? 0 : BFTNET_ENOTFOUND;
+}
+
+BFTNET_API uint64_t bftnet_counter(const bftnet_t *b, bftnet_counter_id_t id) {
+  if (!b || (unsigned)id >= BFTNET_COUNTER_COUNT) return 0;
+  return bn_counter_get(&b->counters, id);
+}

@@ -1,0 +1,31 @@
+/*
+ * rx_internal.h — receiver/ private: the TentativeReceiver and what
+ * receiver.c uses of tentative.c.
+ */
+#ifndef BFTNET_RX_INTERNAL_H
+#define BFTNET_RX_INTERNAL_H
+
+#include "receiver.h"
+
+/* A TentativeReceiver: an authenticated peer that is not (yet) a member. */
+struct rx_tent {
+  struct rx_tent *prev, *next; /* creation order, oldest first */
+  peerid_t peer;
+  rx_ctx_t *ctx;
+  mig_peer_t *lp;  /* the peer's migration state (owned) */
+  mig_stream_t *s; /* NULL once its stream ended (the buffer stays) */
+  rx_deframer_t rxd;
+  rx_tentative_buf_t buf;
+  size_t uncredited;  /* received, credit held back by the rate limit */
+  uint64_t tokens;    /* token bucket: bytes it may still be credited */
+  uint64_t refill_ns; /* when tokens were last refilled */
+};
+
+/* tentative.c (loop thread). */
+rx_tent_t *rx__tentative_find(rx_ctx_t *ctx, const peerid_t *peer);
+/* Unlinks and frees t; close_conn: also closes its connection (evicted). */
+void rx__tentative_free(rx_ctx_t *ctx, rx_tent_t *t, bool close_conn);
+/* The rate limiter's timer (ud: the context): credits what it may. */
+void rx__tentative_tick(void *ud);
+
+#endif
