@@ -28,6 +28,8 @@ fi
 PACKAGES=(
   # build
   cmake make pkg-config gcc libc6-dev clang "libclang-rt-${CLANG_MAJOR}-dev" "llvm-${CLANG_MAJOR}"
+  # the architecture checks (tests/arch) and the format check (scripts/check-format.sh)
+  python3 clang-format
   # libraries
   libuv1-dev libprotobuf-c-dev protobuf-c-compiler libsodium-dev libck-dev libssl-dev
   libcmocka-dev libjansson-dev libzmq3-dev
