@@ -231,6 +231,7 @@ typedef struct disp_config {
   uint32_t ring_capacity;   /* per member, power of 2 (bftnet_config_t) */
   uint32_t backoff_min_ms;  /* first redial delay */
   uint32_t backoff_max_ms;  /* cap */
+  const bn_logger_t *log;   /* the node's (NULL: the process default) */
 } disp_config_t;
 
 /* The send side's node-wide state, shared by every member's dispatcher.

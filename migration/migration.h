@@ -91,6 +91,7 @@ typedef struct mig_config {
   uint64_t failback_ns;
   uint32_t window_max; /* retransmit window per logical stream (bytes) */
   bool plain;          /* open plain streams only (no migration) */
+  const bn_logger_t *log; /* the node's (NULL: the process default) */
 } mig_config_t;
 
 /* A node on net: draws its incarnation from the seam's RNG, handles the

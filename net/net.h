@@ -46,6 +46,7 @@ typedef struct net_config {
   uint32_t yamux_max_streams;
   uint32_t max_connections;
   uint32_t max_pending_handshakes;
+  const bn_logger_t *log; /* the node's (NULL: the process default) */
 } net_config_t;
 
 typedef struct net_cbs {
@@ -65,7 +66,9 @@ void net_free(net_t *n);
 const peerid_t *net_local_id(const net_t *n);
 bn_transport_t *net_transport(net_t *n);
 
-/* Listens; writes the bound address (with /p2p/<own id>) into bound. */
+/* Listens; writes the bound address (with /p2p/<own id>) into bound (may be
+ * NULL). On any error, BFTNET_EBUFSIZE for a bound too small included,
+ * nothing stays bound. */
 int net_listen(net_t *n, const maddr_t *addr, char *bound, size_t cap) BFTNET_WUR;
 
 /* Dials. cb runs exactly once (never synchronously) with the connection up,

@@ -170,6 +170,7 @@ typedef struct rx_config {
    * the inbound queues (bftnet_config_t's on_message and user). */
   void (*on_message)(const char *from, const uint8_t *data, size_t len, void *user);
   void *user;
+  const bn_logger_t *log; /* the node's (NULL: the process default) */
 } rx_config_t;
 
 typedef struct rx_tent rx_tent_t; /* a TentativeReceiver (private) */

@@ -107,7 +107,8 @@ bool disp_reclaim(disp_t *d) {
 void disp_destroy(disp_t *d) {
   size_t dropped = disp_ring_destroy(&d->ring);
   if (dropped)
-    bn_log(BN_LOG_INFO, "member %s removed: %zu queued messages released", d->name, dropped);
+    bn_log(d->ctx->cfg.log, BN_LOG_INFO, "member %s removed: %zu queued messages released",
+           d->name, dropped);
   disp_framer_abort(&d->framer);
   disp_ends_free(&d->ends);
 }

@@ -113,7 +113,8 @@ static void open_out(disp_t *d) {
   int rc = mig_stream_open(d->lp, c, &out_cbs, d, &d->out);
   if (rc < 0) {
     d->out = NULL;
-    bn_log(BN_LOG_INFO, "member %s: cannot open its stream: %s", d->name, bftnet_strerror(rc));
+    bn_log(d->ctx->cfg.log, BN_LOG_INFO, "member %s: cannot open its stream: %s", d->name,
+           bftnet_strerror(rc));
     return schedule_redial(d);
   }
   d->out_base = d->framer.bytes_written;
@@ -196,6 +197,7 @@ void disp__outbound_drain(disp_t *d) {
   disp__outbound_account(d);
   d->draining = false;
   if (done < 0) { /* the stream ended under us: its ABORTED event follows or came */
-    bn_log(BN_LOG_INFO, "member %s: write failed: %s", d->name, bftnet_strerror(done));
+    bn_log(d->ctx->cfg.log, BN_LOG_INFO, "member %s: write failed: %s", d->name,
+           bftnet_strerror(done));
   }
 }

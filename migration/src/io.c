@@ -93,13 +93,15 @@ static void ls_fallback_plain(mig_stream_t *ls, net_conn_t *conn) {
   mig_sm_t *m = ls->m;
   p->plain_only = true;
   mig__count(p->n, BFTNET_COUNTER_MIG_PLAIN, 1);
-  bn_log(BN_LOG_INFO, "peer %s does not speak %s: plain stream", p->id_str, MIG_PROTO_ID);
+  bn_log(p->n->cfg.log, BN_LOG_INFO, "peer %s does not speak %s: plain stream", p->id_str,
+         MIG_PROTO_ID);
   /* Nothing was read by the peer: every application byte goes again. */
   for (uint64_t from = BN_MAX(ls->app_base, m->w_base); from < m->w_written;) {
     const uint8_t *at;
     size_t k = mig_sm_span(m, from, &at);
     if (bn_buf_append(&ls->carry, at, k) != 0) {
-      bn_log(BN_LOG_ERROR, "out of memory: bytes for %s lost in the plain fallback", p->id_str);
+      bn_log(p->n->cfg.log, BN_LOG_ERROR, "out of memory: bytes for %s lost in the plain fallback",
+             p->id_str);
       break;
     }
     from += k;

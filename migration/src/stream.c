@@ -63,8 +63,8 @@ void mig__stream_final(mig_stream_t *ls, mig_ev_type_t type, const char *reason)
   mig_event_t ev = {.type = type, .stream_id = ls->m ? ls->m->id : 0, .reason = reason};
   if (type == MIG_EV_ABORTED) {
     mig__count(ls->p->n, BFTNET_COUNTER_MIG_ABORTED, 1);
-    bn_log(BN_LOG_INFO, "stream %llu with %s aborted: %s", (unsigned long long)ev.stream_id,
-           ls->p->id_str, reason);
+    bn_log(ls->p->n->cfg.log, BN_LOG_INFO, "stream %llu with %s aborted: %s",
+           (unsigned long long)ev.stream_id, ls->p->id_str, reason);
   }
   mig__stream_emit(ls, &ev);
 }
@@ -86,7 +86,7 @@ int mig__stream_write_neg(mig_stream_t *ls) {
 
 void mig__stream_abort_local(mig_stream_t *ls, const char *why) {
   if (!ls->m || ls->final) return;
-  bn_log(BN_LOG_INFO, "stream with %s: %s", ls->p->id_str, why);
+  bn_log(ls->p->n->cfg.log, BN_LOG_INFO, "stream with %s: %s", ls->p->id_str, why);
   mig_actions_t acts;
   mig_actions_clear(&acts);
   if (mig_sm_abort(&ls->p->mig, ls->m, &acts) == 0) mig__stream_apply(ls->p, &acts, NULL);
@@ -172,8 +172,8 @@ static void peer_sync_counts(mig_peer_t *p) {
     bool abort_only = r == MIG_R_RESET || r == MIG_R_DENIED || r == MIG_R_DETACH_TIMEOUT ||
                       r == MIG_R_PEER_RESTARTED || r == MIG_R_NA || r == MIG_R_LOCAL;
     if (!abort_only)
-      bn_log(BN_LOG_INFO, "stream migration: peer %s: rejected input (%s)", p->id_str,
-             mig_reason_str((mig_reason_t)r));
+      bn_log(p->n->cfg.log, BN_LOG_INFO, "stream migration: peer %s: rejected input (%s)",
+             p->id_str, mig_reason_str((mig_reason_t)r));
   }
 }
 
@@ -368,8 +368,8 @@ void mig__stream_pump(mig_stream_t *ls) {
       if (ch.n) {
         int k = net_stream_write(car->ns, ch.p, ch.n);
         if (k >= 0 && (size_t)k < ch.n)
-          bn_log(BN_LOG_WARN, "stream migration: %s: short carrier write (%d of %zu)", p->id_str, k,
-                 ch.n);
+          bn_log(p->n->cfg.log, BN_LOG_WARN, "stream migration: %s: short carrier write (%d of %zu)",
+                 p->id_str, k, ch.n);
       }
       if (ch.fin) net_stream_close(car->ns);
     }

@@ -116,7 +116,7 @@ void net__conn_fail(net_conn_t *c, bftnet_reason_t reason, int err, bftnet_count
                 ? BN_LOG_INFO
                 : BN_LOG_WARN;
   if (reason != BFTNET_REASON_LOCAL_CLOSE && reason != BFTNET_REASON_CLOSED_BY_PEER)
-    bn_log_rl(&n->rl, bn_now_ns(n->t->seam), lvl, "connection %s%s: %s (%s)",
+    bn_log_rl(n->cfg.log, &n->rl, bn_now_ns(n->t->seam), lvl, "connection %s%s: %s (%s)",
               c->peer_str[0] ? "to " : "", c->peer_str, bftnet_reason_str(reason),
               bftnet_strerror(err));
   c->down_reason = reason;

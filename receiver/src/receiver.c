@@ -64,7 +64,7 @@ static void in_emit(void *ud, const uint8_t *p, size_t n) {
   rx_msg_t *msg = rx_msg_carve(&r->carver, p, n, r->from);
   if (!msg) { /* the message is lost: say so, loudly and counted */
     bn_counter_add(ctx->counters, BFTNET_COUNTER_IO_ERRORS, 1);
-    bn_log(BN_LOG_ERROR, "out of memory: a message from %s was lost", r->from);
+    bn_log(ctx->cfg.log, BN_LOG_ERROR, "out of memory: a message from %s was lost", r->from);
     return;
   }
   rx_inq_push_spmc(&r->inq, msg);
@@ -110,8 +110,8 @@ static void in_data(void *ud, mig_stream_t *ls, const uint8_t *p, size_t n) {
   if (rc < 0) {
     /* A malformed or oversized frame closes that connection, never more. */
     bn_counter_add(ctx->counters, BFTNET_COUNTER_BAD_MESSAGE, 1);
-    bn_log(BN_LOG_WARN, "member %s sent a bad message frame: %s; connection closed", r->from,
-           bftnet_strerror(rc));
+    bn_log(ctx->cfg.log, BN_LOG_WARN, "member %s sent a bad message frame: %s; connection closed",
+           r->from, bftnet_strerror(rc));
     net_conn_t *c = mig_stream_conn(ls);
     in_gone(r, ls);
     if (c) net_conn_close(c, BFTNET_REASON_PROTOCOL_ERROR, rc);
@@ -183,8 +183,8 @@ void rx_destroy(rx_t *r) {
   uint32_t unread = rx_inq_depth(&r->inq);
   if (unread) {
     bn_counter_add(r->ctx->counters, BFTNET_COUNTER_INBOUND_DISCARDED_REMOVED, unread);
-    bn_log(BN_LOG_INFO, "member %s removed: %u received messages discarded unread", r->from,
-           unread);
+    bn_log(r->ctx->cfg.log, BN_LOG_INFO, "member %s removed: %u received messages discarded unread",
+           r->from, unread);
   }
   rx_inq_destroy(&r->inq);
   rx_carver_release(&r->carver);
