@@ -182,7 +182,10 @@ BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason);
   XX(MIG_ABORT_DENIED, "mig_abort_denied")                                     \
   XX(MIG_ABORT_DETACH_TIMEOUT, "mig_abort_detach_timeout")                     \
   XX(MIG_ABORT_PEER_RESTARTED, "mig_abort_peer_restarted")                     \
-  XX(MIG_ABORT_LOCAL, "mig_abort_local")
+  XX(MIG_ABORT_LOCAL, "mig_abort_local")                                       \
+  /* Messages above a size limit ("oversized messages" below) */               \
+  XX(DROPPED_TOO_BIG, "dropped_too_big") /* ours, above the member's limit */   \
+  XX(INBOUND_TOO_BIG, "inbound_too_big") /* theirs, above ours: skipped */
 
 typedef enum bftnet_counter_id {
 #define BFTNET_XX_(name, str) BFTNET_COUNTER_##name,
@@ -402,13 +405,16 @@ BFTNET_API int bftnet_connect_file(bftnet_t *net, const char *path, char *errbuf
 /* Queues one message for node_id. Never blocks; copies the payload once.
  * When the member's ring is full the oldest queued message is dropped and
  * counted. BFTNET_ENOTFOUND for an unknown node ID, BFTNET_EINVAL for
- * ourselves, BFTNET_ETOOBIG above max_message_size. Any thread. */
+ * ourselves, BFTNET_ETOOBIG above our max_message_size, BFTNET_EPEERTOOBIG
+ * above the member's ("oversized messages", near the end). Any thread. */
 BFTNET_API int bftnet_send(bftnet_t *net, const char *node_id, const void *data,
                            size_t len) BFTNET_WUR;
 /* Queues one message for every member but ourselves, sharing one buffer
  * (one queue operation whatever their number). A member receives a thread's
  * sends and broadcasts in the order that thread queued them. Returns the
- * number of members it was queued for. Any thread. */
+ * number of members it was queued for: those whose max_message_size is
+ * known to be smaller skip it, counted in their dropped_too_big
+ * (BFTNET_EPEERTOOBIG if that is every member). Any thread. */
 BFTNET_API int bftnet_broadcast(bftnet_t *net, const void *data, size_t len) BFTNET_WUR;
 
 typedef struct bftnet_msg {
@@ -462,6 +468,15 @@ typedef struct bftnet_peer_stats {
   uint64_t detach_ns_last, detach_ns_max; /* detach -> resume, last and worst */
   uint64_t peer_restarts;     /* new incarnations of the member seen */
   uint64_t unconfirmed;       /* bytes of our stream written, not yet confirmed read */
+  /* Messages above a size limit ("oversized messages", near the end). */
+  uint64_t dropped_too_big;   /* ours for the member, above the max_message_size
+                                 it said: refused by bftnet_send (it returned
+                                 BFTNET_EPEERTOOBIG) or by bftnet_broadcast, or
+                                 skipped for it (queued before it said) */
+  uint64_t discarded_too_big; /* the member's to us, above our max_message_size:
+                                 discarded unread, its stream goes on */
+  uint32_t max_message_size;  /* the largest message the member said it takes
+                                 (0: not said yet, or a peer that never says) */
 } bftnet_peer_stats_t;
 
 /* Waits until every member's ring is empty and every byte written to it is
@@ -508,6 +523,29 @@ BFTNET_API int bftnet_dial_ex(bftnet_t *net, const char *maddr, uint32_t timeout
  * too small, never truncates a result silently, and leaves nothing behind:
  * BFTNET_PEER_ID_MAX and BFTNET_ADDR_MAX are sizes that always fit. Error
  * texts (errbuf/errcap) are the exception: they are cut to fit. */
+
+/* ------------------------------------------------- oversized messages */
+/*
+ * Members may run with different max_message_size. Each node says its own
+ * in the StreamMigration messages of the streams it opens and answers
+ * (docs/PROTOCOL.md 8.1), so a member learns the others' limits as their
+ * streams come up (bftnet_peer_stats: max_message_size, 0 until said).
+ * Then, on the sender:
+ *   - bftnet_send of more than the member takes fails with
+ *     BFTNET_EPEERTOOBIG; bftnet_broadcast skips that member;
+ *   - a message queued before the member said its limit and larger than it
+ *     is dropped when its turn comes, never written;
+ * all counted in the member's dropped_too_big (and the node's counter
+ * dropped_too_big). On the receiver, a message that arrives larger than
+ * our max_message_size anyway (a peer that never says its limit, such as
+ * js-libp2p or an older bftnet; or one that lied) is skipped as its bytes
+ * arrive, never buffered, and counted in the member's discarded_too_big
+ * (counter inbound_too_big, a rate-limited warning); the stream goes on
+ * with the next message. Only a length above 64 MiB, which no bftnet node
+ * may send, is taken as a protocol violation (the connection closes,
+ * bad_message). So a message is missing only where a side counted it: the
+ * sender when it knew the limit, the receiver otherwise.
+ */
 
 /* ------------------------------------------------ inside loop callbacks */
 /*

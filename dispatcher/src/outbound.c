@@ -177,7 +177,15 @@ static int out_write(void *ctx, const uint8_t *p, size_t n) {
   return mig_stream_write(d->out, p, n);
 }
 
+void disp__outbound_limit(disp_t *d) {
+  uint32_t lim = d->lp ? mig_peer_max_message_size(d->lp) : 0;
+  if (lim == d->framer.peer_max) return;
+  d->framer.peer_max = lim;
+  ck_pr_store_32(&d->peer_max, lim);
+}
+
 void disp__outbound_account(disp_t *d) {
+  disp__outbound_limit(d);
   if (!d->out) return;
   uint64_t w = mig_stream_app_written(d->out), c = mig_stream_app_confirmed(d->out);
   disp_ends_trim(&d->ends, d->out_base + c);
@@ -190,9 +198,12 @@ void disp__outbound_drain(disp_t *d) {
    * writable callback can fire while mig_stream_write pumps). */
   if (!d->out || d->stopped || d->draining) return;
   d->draining = true;
-  uint64_t bytes0 = d->framer.bytes_written;
+  disp__outbound_limit(d);
+  uint64_t bytes0 = d->framer.bytes_written, big0 = d->framer.too_big;
   int done = disp_framer_drain(&d->framer, &d->ring, out_write, d);
   if (done > 0) ck_pr_add_64(&d->sent, (uint64_t)done);
+  if (d->framer.too_big != big0)
+    bn_counter_add(d->ctx->counters, BFTNET_COUNTER_DROPPED_TOO_BIG, d->framer.too_big - big0);
   ck_pr_add_64(&d->bytes_out, d->framer.bytes_written - bytes0);
   disp__outbound_account(d);
   d->draining = false;

@@ -129,9 +129,11 @@ uint64_t mig__carrier_absorb(mig_carrier_t *car, uint64_t k) {
 
 void mig__carrier_send_msg(mig_peer_t *p, mig_carrier_t *car, const mig_msg_t *m) {
   if (!car || car->dead || !car->ns) return;
+  mig_msg_t mine = *m; /* every message says how large a message we take */
+  mine.max_message_size = p->n->cfg.max_message_size;
   bn_buf_t b;
   bn_buf_init(&b);
-  int rc = mig_msg_encode(m, &b);
+  int rc = mig_msg_encode(&mine, &b);
   if (rc == 0) rc = net_stream_write_ctl(car->ns, b.data, b.len);
   if (rc == 0)
     car->pre_left += b.len;
@@ -165,5 +167,9 @@ int mig__carrier_read_msg(mig_carrier_t *car, net_stream_t *s, const uint8_t *d,
   net_stream_credit(s, *used, false);
   free(car->rd);
   car->rd = NULL;
+  /* The peer's limit, from any message it sends (the latest wins; larger
+   * than a uint32: no limit we could reach). */
+  if (msg->max_message_size)
+    car->p->peer_max_msg = (uint32_t)BN_MIN(msg->max_message_size, (uint64_t)UINT32_MAX);
   return 1;
 }

@@ -35,6 +35,8 @@ int mig_msg_encode(const mig_msg_t *m, bn_buf_t *out) {
     l.id = m->id;
     l.has_incarnation = m->has_incarnation;
     l.incarnation = m->incarnation;
+    l.has_max_message_size = m->max_message_size != 0;
+    l.max_message_size = m->max_message_size;
     sm.type_case = BFTNET__SM__STREAM_MIGRATION__TYPE_LABEL;
     sm.label = &l;
     break;
@@ -45,6 +47,8 @@ int mig_msg_encode(const mig_msg_t *m, bn_buf_t *out) {
     mg.incarnation = m->incarnation;
     mg.has_read_offset = m->has_read_offset;
     mg.read_offset = m->read_offset;
+    mg.has_max_message_size = m->max_message_size != 0;
+    mg.max_message_size = m->max_message_size;
     sm.type_case = BFTNET__SM__STREAM_MIGRATION__TYPE_MIGRATE;
     sm.migrate = &mg;
     break;
@@ -55,6 +59,8 @@ int mig_msg_encode(const mig_msg_t *m, bn_buf_t *out) {
     ak.incarnation = m->incarnation;
     ak.has_read_offset = m->has_read_offset;
     ak.read_offset = m->read_offset;
+    ak.has_max_message_size = m->max_message_size != 0;
+    ak.max_message_size = m->max_message_size;
     sm.type_case = BFTNET__SM__STREAM_MIGRATION__TYPE_ACK_MIGRATE;
     sm.ack_migrate = &ak;
     break;
@@ -128,6 +134,7 @@ static int mig_msg_from_pb(const Bftnet__Sm__StreamMigration *sm, mig_msg_t *out
     m.id = sm->label->id;
     m.has_incarnation = sm->label->has_incarnation;
     m.incarnation = sm->label->incarnation;
+    m.max_message_size = sm->label->has_max_message_size ? sm->label->max_message_size : 0;
     break;
   case BFTNET__SM__STREAM_MIGRATION__TYPE_MIGRATE:
     m.type = MIG_MSG_MIGRATE;
@@ -137,6 +144,7 @@ static int mig_msg_from_pb(const Bftnet__Sm__StreamMigration *sm, mig_msg_t *out
     m.incarnation = sm->migrate->incarnation;
     m.has_read_offset = sm->migrate->has_read_offset;
     m.read_offset = sm->migrate->read_offset;
+    m.max_message_size = sm->migrate->has_max_message_size ? sm->migrate->max_message_size : 0;
     break;
   case BFTNET__SM__STREAM_MIGRATION__TYPE_ACK_MIGRATE:
     m.type = MIG_MSG_ACK;
@@ -145,6 +153,8 @@ static int mig_msg_from_pb(const Bftnet__Sm__StreamMigration *sm, mig_msg_t *out
     m.incarnation = sm->ack_migrate->incarnation;
     m.has_read_offset = sm->ack_migrate->has_read_offset;
     m.read_offset = sm->ack_migrate->read_offset;
+    m.max_message_size =
+        sm->ack_migrate->has_max_message_size ? sm->ack_migrate->max_message_size : 0;
     break;
   default:
     return BFTNET_EPROTO;

@@ -61,6 +61,7 @@ typedef struct mig_msg {
   uint64_t incarnation;
   bool has_read_offset; /* Migrate, AckMigrate */
   uint64_t read_offset;
+  uint64_t max_message_size; /* the sender's (PROTOCOL.md 8.1); 0: absent */
 } mig_msg_t;
 
 /* Appends uvarint(len) || StreamMigration to out. BFTNET_EINVAL for a bad type. */

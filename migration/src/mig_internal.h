@@ -94,6 +94,7 @@ struct mig_peer {
     unsigned idle;
   } idle[8];
   mig_peer_stats_t st;
+  uint32_t peer_max_msg; /* the peer's max_message_size (0: never said) */
 };
 
 struct mig_node {

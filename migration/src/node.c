@@ -202,6 +202,10 @@ bool mig_peer_is_leader(const mig_peer_t *p) {
   return p->mig.leader;
 }
 
+uint32_t mig_peer_max_message_size(const mig_peer_t *p) {
+  return p->peer_max_msg;
+}
+
 const mig_peer_stats_t *mig_peer_stats(const mig_peer_t *p) {
   return &p->st;
 }

@@ -61,6 +61,7 @@ static int on_stream(void *ud, mig_peer_t *lp, mig_stream_t *ls) {
   if (!m || m->d.stopped) return rx_tent_open(&b->rctx, lp, ls);
   mig_peer_set_owner(lp, m);
   rx_set_in(&m->r, ls);
+  disp_limit_refresh(&m->d); /* its Label said how large a message it takes */
   return 0;
 }
 
@@ -278,6 +279,7 @@ int node__members_init(bftnet_t *b) {
                     .failback_ns = (uint64_t)b->cfg.failback_ms * 1000000ull,
                     .window_max = b->cfg.yamux_window,
                     .plain = b->cfg.disable_migration != 0,
+                    .max_message_size = b->cfg.max_message_size,
                     .log = &b->log};
   mig_node_cbs_t cbs = {.on_stream = on_stream, .on_peer_restarted = mbr_restarted};
   rc = mig_node_new(&b->ml, b->net, &mc, &cbs, b, &b->counters);

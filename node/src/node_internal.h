@@ -204,6 +204,11 @@ static inline mbr_t *node__snapshot_find(const msnap_t *s, const char *node_id) 
   return p ? *p : NULL;
 }
 
+/* ---------------------------------------------------------------- send.c */
+
+/* Test hook: see send.c. */
+void node__send_test_write_too_big(bftnet_t *b);
+
 /* ------------------------------------------------------------- members.c */
 
 /* Loop thread (or before the loop thread starts): pool, snapshot, eventfd,

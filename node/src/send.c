@@ -52,6 +52,13 @@ BFTNET_API int bftnet_broadcast(bftnet_t *b, const void *data, size_t len) {
   return rc;
 }
 
+/* Test hook (not in the public header): messages above a member's
+ * max_message_size are written anyway and still counted, so a test sees
+ * the member discard them. Before bftnet_connect. */
+void node__send_test_write_too_big(bftnet_t *b) {
+  b->dctx.cfg.write_too_big = true;
+}
+
 /* ------------------------------------------------------------- flush */
 
 /* Loop-free check from the caller's thread: every ring empty, nothing held
