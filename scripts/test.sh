@@ -52,6 +52,14 @@ else
   fi
 fi
 
+# --- Formatting: every tracked C file as the committed .clang-format says.
+say "format (scripts/check-format.sh)"
+if bash "$ROOT/scripts/check-format.sh"; then
+  record ok "format: .clang-format"
+else
+  record FAIL "format: files differ from .clang-format (./scripts/check-format.sh --fix)"
+fi
+
 # --- Compiler choice: clang (fuzz targets need libFuzzer), else gcc.
 FUZZ=OFF
 if [ -n "${BFTNET_CC:-}" ]; then
