@@ -32,15 +32,16 @@ libdir=$(cd "$(dirname "$pc")/.." && pwd)
 [ -f "$libdir/cmake/bftnet/bftnetConfig.cmake" ] || fail "CMake package not installed"
 
 # --- The installed tools run from the prefix
-env -u LD_LIBRARY_PATH "$P/bin/bftnet-keygen" --version | grep -q '^bftnet-keygen ' ||
-  fail "installed bftnet-keygen --version"
+kv=$(env -u LD_LIBRARY_PATH "$P/bin/bftnet-keygen" --version) || fail "installed bftnet-keygen --version"
+[ "${kv%% *}" = bftnet-keygen ] || fail "installed bftnet-keygen --version printed '$kv'"
 id=$(env -u LD_LIBRARY_PATH "$P/bin/bftnet-keygen" "$tmp/k.key") || fail "installed bftnet-keygen FILE"
 [ "$(env -u LD_LIBRARY_PATH "$P/bin/bftnet-keygen" --show "$tmp/k.key")" = "$id" ] ||
   fail "installed bftnet-keygen --show differs from what it printed when it made the key"
 for t in "$P"/bin/*; do
   # Every tool finds its libraries (ldd prints "not found" otherwise).
-  if ldd "$t" | grep -q 'not found'; then
-    ldd "$t"
+  deps=$(ldd "$t")
+  if grep -q 'not found' <<< "$deps"; then
+    echo "$deps"
     fail "$(basename "$t") cannot find a library once installed"
   fi
 done

@@ -42,31 +42,41 @@ done
 lib_deb=${debs[0]} dev_deb=${debs[1]} tools_deb=${debs[2]}
 version=$(dpkg-deb -f "$lib_deb" Version)
 
-# --- Runtime dependencies: the shared libraries' packages, and each other
-depends() { dpkg-deb -f "$1" Depends; }
+# --- Runtime dependencies: the shared libraries' packages, and each other.
+# (Outputs are captured first: grep -q in a pipeline could SIGPIPE its writer.)
+has() { grep -q "$@"; }
+lib_dep=$(dpkg-deb -f "$lib_deb" Depends)
+dev_dep=$(dpkg-deb -f "$dev_deb" Depends)
+tools_dep=$(dpkg-deb -f "$tools_deb" Depends)
 for d in libc6 libuv1 libsodium libprotobuf-c1 libck0 libjansson4; do
-  depends "$lib_deb" | grep -q "\b$d" || fail "libbftnet0 does not depend on $d: $(depends "$lib_deb")"
+  has "\b$d" <<< "$lib_dep" || fail "libbftnet0 does not depend on $d: $lib_dep"
 done
-depends "$dev_deb" | grep -q "libbftnet0 (= $version)" || fail "libbftnet-dev: $(depends "$dev_deb")"
-depends "$tools_deb" | grep -q "libbftnet0 (= $version)" || fail "bftnet-tools: $(depends "$tools_deb")"
-dpkg-deb --ctrl-tarfile "$lib_deb" | tar -t | grep -q '^./shlibs$' || fail "libbftnet0 has no shlibs file"
+has "libbftnet0 (= $version)" <<< "$dev_dep" || fail "libbftnet-dev: $dev_dep"
+has "libbftnet0 (= $version)" <<< "$tools_dep" || fail "bftnet-tools: $tools_dep"
+lib_ctrl=$(dpkg-deb --ctrl-tarfile "$lib_deb" | tar -t)
+has -x './shlibs' <<< "$lib_ctrl" || fail "libbftnet0 has no shlibs file"
+has -x './triggers' <<< "$lib_ctrl" || fail "libbftnet0 has no triggers file (ldconfig)"
 
 # --- Contents
 contents() { dpkg-deb -c "$1" | awk '{print $6}'; }
-contents "$lib_deb" | grep -q '/libbftnet\.so\.0$' || fail "libbftnet0 lacks libbftnet.so.0"
-! contents "$lib_deb" | grep -q -e '\.h$' -e '/libbftnet\.so$' -e '\.pc$' ||
+lib_files=$(contents "$lib_deb")
+dev_files=$(contents "$dev_deb")
+tools_files=$(contents "$tools_deb")
+has '/libbftnet\.so\.0$' <<< "$lib_files" || fail "libbftnet0 lacks libbftnet.so.0"
+if has -e '\.h$' -e '/libbftnet\.so$' -e '\.pc$' <<< "$lib_files"; then
   fail "libbftnet0 holds development files"
+fi
 for f in /include/bftnet.h /libbftnet.so /pkgconfig/bftnet.pc /cmake/bftnet/bftnetConfig.cmake; do
-  contents "$dev_deb" | grep -q "$f\$" || fail "libbftnet-dev lacks $f"
+  has "$f\$" <<< "$dev_files" || fail "libbftnet-dev lacks $f"
 done
-contents "$tools_deb" | grep -q '/bin/bftnet-keygen$' || fail "bftnet-tools lacks bftnet-keygen"
+has '/bin/bftnet-keygen$' <<< "$tools_files" || fail "bftnet-tools lacks bftnet-keygen"
 
 # --- Extract into a scratch root and use them from there
 R=$tmp/root
 for f in "${debs[@]}"; do dpkg-deb -x "$f" "$R"; done
 pc=$(find "$R" -name bftnet.pc | head -n1)
-"$R/usr/bin/bftnet-keygen" --version | grep -qx "bftnet-keygen ${version%-*}" ||
-  fail "packaged bftnet-keygen --version: $("$R/usr/bin/bftnet-keygen" --version)"
+kv=$("$R/usr/bin/bftnet-keygen" --version)
+[ "$kv" = "bftnet-keygen ${version%-*}" ] || fail "packaged bftnet-keygen --version: $kv"
 # shellcheck disable=SC2046 # pkg-config's output is a list of words
 "$cc" -std=c11 -Wall -Wextra -Werror -o "$tmp/embed-pc" "$src/examples/embed.c" \
   $(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --cflags --libs bftnet) \
@@ -77,7 +87,7 @@ cmake -S "$src/examples" -B "$tmp/embed" -DCMAKE_PREFIX_PATH="$R/usr" -DCMAKE_C_
   cmake --build "$tmp/embed" >> "$tmp/embed.log" 2>&1 ||
   { cat "$tmp/embed.log"; fail "examples/ with find_package against the packages"; }
 for e in "$tmp/embed-pc" "$tmp/embed/embed"; do
-  ldd "$e" | grep -q "$R/.*libbftnet.so.0" || fail "$e does not load the packaged library"
+  has "$R/.*libbftnet.so.0" <<< "$(ldd "$e")" || fail "$e does not load the packaged library"
 done
 "$src/tests/unit/embed_run.sh" "$tmp/embed-pc" "$R/usr/bin/bftnet-keygen" 100 | tail -n1
 "$src/tests/unit/embed_run.sh" "$tmp/embed/embed" "$R/usr/bin/bftnet-keygen" 100 | tail -n1
