@@ -15,20 +15,23 @@
 #define BFTNET_TOOLS_VERSION "unknown"
 #endif
 
-static void usage(FILE *to) {
-  fprintf(to,
-          "usage: bftnet-keygen FILE\n"
-          "       bftnet-keygen --show FILE\n"
-          "\n"
-          "Writes a new Ed25519 identity key to FILE (libp2p protobuf PrivateKey, mode\n"
-          "0600; an existing FILE is never overwritten) and prints its peer ID, the\n"
-          "12D3KooW... that other replicas put after /p2p/ in this node's addresses.\n"
-          "\n"
-          "  --show FILE    print the peer ID of the key already in FILE\n"
-          "  -h, --help     print this help and exit\n"
-          "  --version      print the version and exit\n"
-          "\n"
-          "Exit status: 0 done, 1 the key could not be written or read, 2 bad usage.\n");
+static const char synopsis[] = "usage: bftnet-keygen FILE\n"
+                               "       bftnet-keygen --show FILE\n";
+
+static void help(void) {
+  printf("%s"
+         "\n"
+         "Writes a new Ed25519 identity key to FILE (libp2p protobuf PrivateKey, mode\n"
+         "0600; an existing FILE is never overwritten) and prints its peer ID, the\n"
+         "12D3KooW... that other replicas put after /p2p/ in this node's addresses.\n"
+         "\n"
+         "  --show FILE    print the peer ID of the key already in FILE\n"
+         "  -h, --help     print this help and exit\n"
+         "  --version      print the version and exit\n"
+         "  -- FILE        a FILE whose name starts with '-'\n"
+         "\n"
+         "Exit status: 0 done, 1 the key could not be written or read, 2 bad usage.\n",
+         synopsis);
 }
 
 static int print_peer_id(const bftnet_key_t *key, const char *file) {
@@ -70,7 +73,7 @@ static int generate(const char *file) {
 
 int main(int argc, char **argv) {
   if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
-    usage(stdout);
+    help();
     return 0;
   }
   if (argc == 2 && strcmp(argv[1], "--version") == 0) {
@@ -83,6 +86,6 @@ int main(int argc, char **argv) {
   if (argc >= 2 && argv[1][0] == '-' && strcmp(argv[1], "--show") != 0 &&
       strcmp(argv[1], "--") != 0)
     fprintf(stderr, "bftnet-keygen: unknown option '%s'\n", argv[1]);
-  usage(stderr);
+  fprintf(stderr, "%s(bftnet-keygen --help for more)\n", synopsis);
   return 2;
 }
