@@ -56,6 +56,7 @@ static long arg_long(const char *s, long min, long max) {
   return (errno || *end || end == s || v < min || v > max) ? -1 : v;
 }
 
+/* Long on purpose: the README shows its core, straight-line, as an application would write it. */
 int main(int argc, char **argv) {
   if (argc < 6 || argc > 8) {
     fprintf(stderr, "usage: embed ME KEY LISTEN PEER PEER_ADDR [COUNT [DEADLINE_MS]]\n");
