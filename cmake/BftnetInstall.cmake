@@ -31,12 +31,18 @@ file(RELATIVE_PATH _bftnet_bin_to_lib "${CMAKE_INSTALL_FULL_BINDIR}" "${CMAKE_IN
 set(CMAKE_INSTALL_RPATH "$ORIGIN/${_bftnet_bin_to_lib}")
 set(CMAKE_INSTALL_DEFAULT_COMPONENT_NAME tools)
 
-# The tools' --version.
+# The tools' --version (for the targets of this directory and those added after).
 add_compile_definitions(BFTNET_TOOLS_VERSION="${PROJECT_VERSION}")
 
+# Installed users get include/ (unless the target already says so).
+get_target_property(_bftnet_inc bftnet INTERFACE_INCLUDE_DIRECTORIES)
+set(_bftnet_inc_dest)
+if(NOT "${_bftnet_inc}" MATCHES "INSTALL_INTERFACE")
+  set(_bftnet_inc_dest INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+endif()
 install(TARGETS bftnet EXPORT bftnetTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT lib NAMELINK_COMPONENT dev
-  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  ${_bftnet_inc_dest})
 install(FILES ${PROJECT_SOURCE_DIR}/include/bftnet.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev)
 
