@@ -177,7 +177,10 @@ BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason);
   XX(MIG_ABORT_DENIED, "mig_abort_denied")                                     \
   XX(MIG_ABORT_DETACH_TIMEOUT, "mig_abort_detach_timeout")                     \
   XX(MIG_ABORT_PEER_RESTARTED, "mig_abort_peer_restarted")                     \
-  XX(MIG_ABORT_LOCAL, "mig_abort_local")
+  XX(MIG_ABORT_LOCAL, "mig_abort_local")                                       \
+  XX(MIG_BAD_CONFIRM, "mig_bad_confirm") /* a Confirm beyond the bytes sent */ \
+  XX(MIG_LEGACY_PEERS, "mig_legacy_peers") /* peers (incarnations) that confirm \
+     with yamux window updates: an older bftnet, PROTOCOL.md section 11.12 */
 
 typedef enum bftnet_counter_id {
 #define BFTNET_XX_(name, str) BFTNET_COUNTER_##name,

@@ -300,9 +300,7 @@ void net_stream_credit(net_stream_t *s, size_t n, bool flush) {
 
 int net_stream_write_ctl(net_stream_t *s, const uint8_t *p, size_t n) {
   if (!s || (!p && n)) return BFTNET_EINVAL;
-  int rc = net__stream_write_uncongested(s, p, n);
-  if (rc < 0) return rc;
-  return (size_t)rc == n ? 0 : BFTNET_EAGAIN;
+  return net__stream_write_uncongested(s, p, n);
 }
 
 size_t net_stream_send_room(const net_stream_t *s) {

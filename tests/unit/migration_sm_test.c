@@ -33,6 +33,10 @@ static void t_init(void) {
   cfg.incarnation = 22;
   assert_ok(mig_reg_init(&T.fol, &cfg));
   assert_true(T.lead.leader && !T.fol.leader);
+  /* These tables confirm with yamux credit (an older peer, §11.11); the
+   * Confirm mode (§11.12) has its own table (t_confirm_setup). */
+  assert_ok(mig_reg_set_mode(&T.lead, MIG_MODE_LEGACY, &T.acts));
+  assert_ok(mig_reg_set_mode(&T.fol, MIG_MODE_LEGACY, &T.acts));
 }
 
 /* Action types as a compact string, e.g. "SEND,DELIVER,CREDIT". */
