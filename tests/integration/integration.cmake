@@ -42,6 +42,12 @@ bftnet_test(migration_byz_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/m
   LIBS bftnet_static bftnet_th_net Threads::Threads PkgConfig::UV TIMEOUT 120 LABELS threads
   PRIVATE_INC ${CMAKE_SOURCE_DIR}/migration/src)
 
+# Confirmations (Confirm messages, never yamux window updates) and GO_AWAY
+# against a real node, from a hand-made peer on net_t that reads every frame.
+bftnet_test(migration_confirm_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/migration_confirm_test.c
+  LIBS bftnet_static bftnet_th_net Threads::Threads PkgConfig::UV TIMEOUT 120 LABELS threads
+  PRIVATE_INC ${CMAKE_SOURCE_DIR}/migration/src)
+
 # A member that answers na to /libp2p/stream-migration gets plain streams.
 bftnet_test(migration_na_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/migration_na_test.c
   LIBS bftnet_static bftnet_th_net Threads::Threads PkgConfig::UV TIMEOUT 60 LABELS threads)
