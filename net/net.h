@@ -151,6 +151,9 @@ size_t net_stream_send_room(const net_stream_t *s);
 /* After send_room returned 0 for congestion: on_writable once it clears. */
 void net_stream_want_writable(net_stream_t *s);
 net_conn_t *net_stream_conn(const net_stream_t *s);
+/* Bytes we wrote on s before its protocol was agreed: the multistream
+ * header, our proposal or our answers (every `na`, then the echo). */
+size_t net_stream_pre_bytes(const net_stream_t *s);
 const char *net_stream_protocol(const net_stream_t *s);
 
 /* The protocol IDs bftnet speaks. */

@@ -29,17 +29,17 @@ static int on_inbound_mig(void *ud, net_conn_t *c, net_stream_t *s) {
   mig_peer_t *p = mig_peer_get(n, net_conn_peer(c));
   if (!p) return BFTNET_ENOMEM;
   mig_carrier_t *car;
-  /* net answered the header and the echo for us: pre_left as for ours */
   int rc = mig__carrier_open(p, c, NULL, NULL, true, &car);
   if (rc < 0) return rc;
   car->ns = s;
+  car->pre_left = net_stream_pre_bytes(s); /* net's header, any na, the echo */
   net_stream_set_cbs(s, &mig__io_carrier_cbs, car);
   return 0;
 }
 
 static int on_inbound_ctl(void *ud, net_conn_t *c, net_stream_t *s) {
   mig_node_t *n = ud;
-  if (n->stopping || n->cfg.plain) return BFTNET_ECLOSED;
+  if (n->stopping) return BFTNET_ECLOSED;
   mig_peer_t *p = mig_peer_get(n, net_conn_peer(c));
   if (!p) return BFTNET_ENOMEM;
   return mig__confirm_accept(p, c, s);
@@ -100,7 +100,7 @@ int mig_node_new(mig_node_t **out, net_t *net, const mig_config_t *cfg, const mi
   int rc = n->t->ops->timer_new(n->t, tick, n, &n->timer);
   if (rc == 0) rc = n->t->ops->timer_new(n->t, mig__confirm_timer, n, &n->flush_timer);
   if (rc == 0) rc = net_handle(net, MIG_PROTO_ID, on_inbound_mig, n);
-  if (rc == 0) rc = net_handle(net, MIG_CONFIRM_PROTO_ID, on_inbound_ctl, n);
+  if (rc == 0 && !cfg->plain) rc = net_handle(net, MIG_CONFIRM_PROTO_ID, on_inbound_ctl, n);
   if (rc == 0) rc = net_handle(net, MIG_APP_PROTO, on_inbound_plain, n);
   if (rc < 0) {
     if (n->timer) n->t->ops->timer_free(n->timer);

@@ -34,6 +34,7 @@ static int stream_send_ms(net_stream_t *s, const char *text) {
   bn_buf_init(&b);
   int rc = ms_append(&b, text);
   if (rc == 0) {
+    s->pre_out += b.len;
     rc = yamux_stream_write(s->ys, b.data, b.len);
     /* A fresh stream has at least 256 KiB of credit; multistream messages
      * are tiny, so a short write here means the peer is misbehaving. */
@@ -315,4 +316,5 @@ void net_stream_want_writable(net_stream_t *s) {
 }
 
 net_conn_t *net_stream_conn(const net_stream_t *s) { return s->conn; }
+size_t net_stream_pre_bytes(const net_stream_t *s) { return s->pre_out; }
 const char *net_stream_protocol(const net_stream_t *s) { return s->proto; }
