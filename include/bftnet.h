@@ -185,7 +185,10 @@ BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason);
   XX(MIG_ABORT_LOCAL, "mig_abort_local")                                       \
   /* Messages above a size limit ("oversized messages" below) */               \
   XX(DROPPED_TOO_BIG, "dropped_too_big") /* ours, above the member's limit */   \
-  XX(INBOUND_TOO_BIG, "inbound_too_big") /* theirs, above ours: skipped */
+  XX(INBOUND_TOO_BIG, "inbound_too_big") /* theirs, above ours: skipped */      \
+  XX(MIG_BAD_CONFIRM, "mig_bad_confirm") /* a Confirm beyond the bytes sent */ \
+  XX(MIG_LEGACY_PEERS, "mig_legacy_peers") /* peers (incarnations) that confirm \
+     with yamux window updates: an older bftnet, PROTOCOL.md section 11.12 */
 
 typedef enum bftnet_counter_id {
 #define BFTNET_XX_(name, str) BFTNET_COUNTER_##name,

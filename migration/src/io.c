@@ -128,6 +128,7 @@ static void ls_fallback_plain(mig_stream_t *ls, net_conn_t *conn) {
 static void car_on_msg(mig_carrier_t *car, const mig_msg_t *msg) {
   mig_peer_t *p = car->p;
   mig_node_t *n = p->n;
+  mig__confirm_ensure(p, car->conn); /* we may read a logical stream on this connection */
   mig_actions_t acts;
   mig_actions_clear(&acts);
   mig_sm_t *m = NULL;
@@ -192,7 +193,10 @@ static void car_data(void *ud, net_stream_t *s, const uint8_t *d, size_t n) {
   if (rc == BFTNET_ENOTFOUND || rc == BFTNET_ESTATE)
     mig__carrier_credit(car, n); /* not L's bytes */
   mig_stream_t *ls = mig__stream_of_carrier(p, car);
-  if (ls) mig__stream_pump(ls);
+  if (ls) {
+    mig__confirm_note(p, ls->m);
+    mig__stream_pump(ls);
+  }
 out:
   mig__defer_leave(node);
 }
@@ -224,7 +228,10 @@ static void car_fin(void *ud, net_stream_t *s) {
   (void)mig_reg_on_fin(&p->mig, car->h, &acts);
   mig__stream_apply(p, &acts, NULL);
   mig_stream_t *ls = mig__stream_of_carrier(p, car);
-  if (ls) mig__stream_pump(ls);
+  if (ls) {
+    mig__confirm_note(p, ls->m); /* the end of L's direction is confirmed too */
+    mig__stream_pump(ls);
+  }
   mig__defer_leave(p->n);
 }
 
@@ -267,7 +274,8 @@ static void car_credit_in(void *ud, net_stream_t *s, uint32_t k) {
   (void)s;
   mig_carrier_t *car = ud;
   mig_peer_t *p = car->p;
-  if (car->dead || car->released || car->plain_ls) return;
+  /* Flow control only when the peer confirms with Confirms (§11.12). */
+  if (car->dead || car->released || car->plain_ls || p->mig.mode == MIG_MODE_ON) return;
   uint64_t v = mig__carrier_absorb(car, k);
   if (!v) return;
   mig__defer_enter(p->n);
@@ -326,6 +334,7 @@ int mig_stream_open(mig_peer_t *p, net_conn_t *c, const mig_stream_cbs_t *cbs, v
     rc = mig__carrier_open(p, c, MIG_PROTO_ID, &mig__io_carrier_cbs, false, &car);
     if (rc < 0) goto fail;
     car->label = true;
+    mig__confirm_ensure(p, c); /* learns how the peer confirms (§11.12) */
     mig_actions_t acts;
     mig_actions_clear(&acts);
     rc = mig_reg_open(&p->mig, car->h, &acts, &ls->m);

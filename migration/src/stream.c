@@ -159,6 +159,7 @@ static const bftnet_counter_id_t reason_counter[MIG_R_COUNT] = {
     [MIG_R_PEER_RESTARTED] = BFTNET_COUNTER_MIG_ABORT_PEER_RESTARTED,
     [MIG_R_NA] = BFTNET_COUNTER_COUNT, /* counted as mig_plain_streams */
     [MIG_R_LOCAL] = BFTNET_COUNTER_MIG_ABORT_LOCAL,
+    [MIG_R_BAD_CONFIRM] = BFTNET_COUNTER_MIG_BAD_CONFIRM,
 };
 
 /* The core counts violations and aborts per reason: export the deltas. */
@@ -263,6 +264,7 @@ static void apply_stream(mig_peer_t *p, const mig_action_t *a) {
   switch (a->type) {
   case MIG_ACT_READ_EOF: {
     mig_stream_t *ls = mig__stream_by_id(p, a->stream);
+    mig__carrier_kick(p); /* the end of L's direction is confirmed too */
     if (ls) mig__stream_emit(ls, &(mig_event_t){.type = MIG_EV_READ_EOF, .stream_id = a->stream});
     break;
   }
@@ -383,6 +385,7 @@ void mig__stream_pump(mig_stream_t *ls) {
 
 static void ls_release_held(mig_stream_t *ls) {
   if (ls->debt || !ls->m) return;
+  mig__carrier_kick(ls->p); /* the read offset moved: a Confirm may be due */
   for (mig_carrier_t *car = ls->p->carriers; car; car = car->next) {
     if (!car->held || mig_reg_find_carrier(&ls->p->mig, car->h) != ls->m) continue;
     uint64_t k = car->held;

@@ -106,6 +106,12 @@ static int reason_to_dial_err(bftnet_reason_t reason, int err) {
   }
 }
 
+/* A normal termination: bftnet_stop / bftnet_free and member removal
+ * (LOCAL_CLOSE), or an emptied duplicate the pair's leader retires. */
+static bool conn_close_is_normal(bftnet_reason_t reason) {
+  return reason == BFTNET_REASON_LOCAL_CLOSE || reason == BFTNET_REASON_DUPLICATE;
+}
+
 void net__conn_fail(net_conn_t *c, bftnet_reason_t reason, int err, bftnet_counter_id_t counter) {
   if (c->state == CONN_CLOSING) return;
   net_t *n = c->net;
@@ -119,6 +125,13 @@ void net__conn_fail(net_conn_t *c, bftnet_reason_t reason, int err, bftnet_count
     bn_log_rl(n->cfg.log, &n->rl, bn_now_ns(n->t->seam), lvl, "connection %s%s: %s (%s)",
               c->peer_str[0] ? "to " : "", c->peer_str, bftnet_reason_str(reason),
               bftnet_strerror(err));
+  /* A normal close tells the peer first (yamux GO_AWAY, code 0: normal
+   * termination, PROTOCOL.md §5.4); the frame is queued while the
+   * connection is still up (a CLOSING one writes nothing new) and the
+   * teardown flushes it before it shuts the socket down. */
+  if (conn_close_is_normal(reason) && c->state == CONN_READY && c->ymx)
+    (void)yamux_session_goaway(c->ymx, YAMUX_GOAWAY_NORMAL);
+  if (c->state == CONN_CLOSING) return; /* queueing it failed (out of memory): closed already */
   c->down_reason = reason;
   c->down_err = err;
   c->teardown_pending = true;
@@ -152,11 +165,8 @@ void net__conn_teardown(net_conn_t *c) {
   n->t->ops->timer_free(c->hs_timer);
   c->hs_timer = NULL;
   n->hooks.conn_down(c, BFTNET_ECLOSED);
-  bool graceful = c->down_reason == BFTNET_REASON_LOCAL_CLOSE;
-  if (graceful && c->ymx) {
-    yamux_session_goaway(c->ymx, YAMUX_GOAWAY_NORMAL);
-    net__conn_flush(c, true);
-  }
+  bool graceful = conn_close_is_normal(c->down_reason);
+  if (graceful && c->ymx) net__conn_flush(c, true); /* the GO_AWAY net__conn_fail queued */
   if (c->ymx) {
     yamux_session_free(c->ymx); /* streams get on_error(ECLOSED) + on_free */
     c->ymx = NULL;
