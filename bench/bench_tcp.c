@@ -185,8 +185,7 @@ static size_t parse_msgs(bb_child_t *ch, const uint8_t *p, size_t n, uint64_t *l
 
 /* Decrypts and parses whole records in p[0, n); returns bytes consumed. */
 static size_t parse_records(const bn_aead_t *a, bb_child_t *ch, uint8_t *p, size_t n, uint64_t *rec,
-                            uint64_t *last,
-                            const uint8_t *key, size_t max_rec) {
+                            uint64_t *last, const uint8_t *key, size_t max_rec) {
   size_t off = 0;
   while (n - off >= 4) {
     uint32_t clen = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 |
@@ -223,8 +222,9 @@ void bb_tcp_receiver(int idx, const bb_job_t *job) {
     if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
     if (r <= 0) break; /* the sender stopped (after the parent saw our last snapshot) */
     have += (size_t)r;
-    size_t used = aead ? parse_records(aead_of(job), &ch, buf, have, &rec, &last, job->aead_key, max_rec)
-                       : parse_msgs(&ch, buf, have, &last, 0);
+    size_t used =
+        aead ? parse_records(aead_of(job), &ch, buf, have, &rec, &last, job->aead_key, max_rec)
+             : parse_msgs(&ch, buf, have, &last, 0);
     memmove(buf, buf + used, have - used);
     have -= used;
   }

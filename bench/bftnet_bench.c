@@ -355,12 +355,19 @@ static int parse_names(const char *s, const char *const *names, int count, unsig
 static int finish_opts(bb_opts_t *o, const char *sizes, const char *a2a, double seconds);
 
 static int parse_opts(int argc, char **argv, bb_opts_t *o) {
-  static const struct option lo[] = {
-      {"quick", 0, 0, 'q'},       {"sizes", 1, 0, 's'}, {"seconds", 1, 0, 'S'},
-      {"rounds", 1, 0, 'r'},      {"json", 1, 0, 'j'},  {"all-to-all", 1, 0, 'a'},
-      {"memory-soak", 1, 0, 'm'}, {"flood", 0, 0, 'f'}, {"systems", 1, 0, 'y'},
-      {"sections", 1, 0, 'x'},    {"help", 0, 0, 'h'},  {"version", 0, 0, 'V'},
-      {0, 0, 0, 0}};
+  static const struct option lo[] = {{"quick", 0, 0, 'q'},
+                                     {"sizes", 1, 0, 's'},
+                                     {"seconds", 1, 0, 'S'},
+                                     {"rounds", 1, 0, 'r'},
+                                     {"json", 1, 0, 'j'},
+                                     {"all-to-all", 1, 0, 'a'},
+                                     {"memory-soak", 1, 0, 'm'},
+                                     {"flood", 0, 0, 'f'},
+                                     {"systems", 1, 0, 'y'},
+                                     {"sections", 1, 0, 'x'},
+                                     {"help", 0, 0, 'h'},
+                                     {"version", 0, 0, 'V'},
+                                     {0, 0, 0, 0}};
   static const char *const sec_names[] = {"throughput", "rtt", "broadcast", "all-to-all", "memory"};
   const char *sizes = NULL, *a2a = NULL;
   double seconds = NAN;
@@ -483,9 +490,9 @@ static json_t *json_header(const bb_opts_t *o, const char *date) {
       "{s:s, s:s, s:{s:s, s:s, s:I, s:s, s:s, s:s}, s:{s:b, s:o, s:f, s:f, s:i, s:b, s:o, s:f}}",
       "schema", "bftnet-bench/1", "date", date, "host", "kernel", u.release, "machine", u.machine,
       "cpus", (json_int_t)sysconf(_SC_NPROCESSORS_ONLN), "libzmq", zv, "libsodium",
-      sodium_version_string(), "aead", bn_aead_best.name, "config", "quick", o->quick, "sizes", sizes, "seconds", o->seconds,
-      "warmup_seconds", o->warm, "rounds", o->rounds, "flood", o->flood, "all_to_all", a2a,
-      "memory_soak_seconds", o->soak);
+      sodium_version_string(), "aead", bn_aead_best.name, "config", "quick", o->quick, "sizes",
+      sizes, "seconds", o->seconds, "warmup_seconds", o->warm, "rounds", o->rounds, "flood",
+      o->flood, "all_to_all", a2a, "memory_soak_seconds", o->soak);
 }
 
 /* Every section, round by round (interleaved, so that slow minutes of the

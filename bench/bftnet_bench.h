@@ -24,10 +24,10 @@
 #include "bench_harness.h"
 #include "bftnet.h"
 
-#define BB_MAX_NODES    8          /* processes / bftnet nodes in one experiment */
-#define BB_MAX_SAMPLES  (1u << 17) /* round-trip samples kept per experiment */
-#define BB_ADDR_MAX     BFTNET_ADDR_MAX
-#define BB_RESULTS      16
+#define BB_MAX_NODES   8          /* processes / bftnet nodes in one experiment */
+#define BB_MAX_SAMPLES (1u << 17) /* round-trip samples kept per experiment */
+#define BB_ADDR_MAX    BFTNET_ADDR_MAX
+#define BB_RESULTS     16
 
 /* Phases, set by the parent, observed by the children. */
 enum bb_phase {
@@ -243,7 +243,7 @@ enum { BB_RES_A2A_MISSED = 0, BB_RES_A2A_OFFERED };
 enum { BB_RES_RTT_BAD = 0 };
 
 /* The round-trip section's bftnet-busy system: cfg.busy_poll_us. */
-#define BB_BUSY_POLL_US 100
+#define BB_BUSY_POLL_US  100
 #define BB_BUSY_POLL_STR "100"
 
 /* ------------------------------------------- bftnet-bench's experiments */

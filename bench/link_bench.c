@@ -34,8 +34,8 @@ static int raw_listen(uint16_t *port) {
 
 static int raw_connect(uint16_t port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
-                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in sa = {
+      .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   if (connect(fd, (struct sockaddr *)&sa, sizeof sa)) exit(1);
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -84,7 +84,8 @@ static void raw_pingpong(int n, double *rtts_us) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     char b[32];
-    while (read(fd, b, 32) == 32) (void)!write(fd, b, 32);
+    while (read(fd, b, 32) == 32)
+      (void)!write(fd, b, 32);
     _exit(0);
   }
   close(lfd);
@@ -188,8 +189,8 @@ static void snd_error(void *ud, net_stream_t *s, int err) {
   fprintf(stderr, "stream error: %s\n", bftnet_strerror(err));
   exit(1);
 }
-static const net_stream_cbs_t snd_cbs = {.on_fin = snd_fin, .on_error = snd_error,
-                                         .on_writable = snd_writable};
+static const net_stream_cbs_t snd_cbs = {
+    .on_fin = snd_fin, .on_error = snd_error, .on_writable = snd_writable};
 
 /* One run: its settings and its samples. */
 typedef struct run {
@@ -240,14 +241,18 @@ static void report(const run_t *x) {
 int main(int argc, char **argv) {
   long mib = 512, rounds = 3, dials = 50, pings = 1000;
   const char *json = NULL;
-  static const struct option opts[] = {{"mib", 1, 0, 'm'}, {"rounds", 1, 0, 'r'},
-                                       {"json", 1, 0, 'j'}, {0, 0, 0, 0}};
+  static const struct option opts[] = {
+      {"mib", 1, 0, 'm'}, {"rounds", 1, 0, 'r'}, {"json", 1, 0, 'j'}, {0, 0, 0, 0}};
   int o;
   while ((o = getopt_long(argc, argv, "m:r:j:", opts, NULL)) != -1) {
-    if (o == 'm') mib = atol(optarg);
-    else if (o == 'r') rounds = atol(optarg);
-    else if (o == 'j') json = optarg;
-    else return 2;
+    if (o == 'm')
+      mib = atol(optarg);
+    else if (o == 'r')
+      rounds = atol(optarg);
+    else if (o == 'j')
+      json = optarg;
+    else
+      return 2;
   }
   if (mib < 1 || rounds < 1 || rounds > 50) return 2;
   signal(SIGPIPE, SIG_IGN);

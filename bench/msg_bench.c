@@ -48,7 +48,8 @@ static double raw_round(size_t size, long count) {
         uint64_t v = 0;
         size_t k = 0;
         int shift = 0;
-        while (off + k < have && (buf[off + k] & 0x80)) v |= (uint64_t)(buf[off + k] & 0x7f) << shift, shift += 7, k++;
+        while (off + k < have && (buf[off + k] & 0x80))
+          v |= (uint64_t)(buf[off + k] & 0x7f) << shift, shift += 7, k++;
         if (off + k >= have) break;
         v |= (uint64_t)buf[off + k] << shift;
         k++;
@@ -103,7 +104,8 @@ static bftnet_t *node_new(bftnet_key_t **key, char *addr) {
   cfg.inbound_max_msgs = 1 << 16;
   cfg.yamux_window = 16u << 20;
   bftnet_t *n;
-  if (bftnet_new(&n, &cfg) || bftnet_listen(n, "/ip4/127.0.0.1/tcp/0", addr, BFTNET_ADDR_MAX)) exit(1);
+  if (bftnet_new(&n, &cfg) || bftnet_listen(n, "/ip4/127.0.0.1/tcp/0", addr, BFTNET_ADDR_MAX))
+    exit(1);
   return n;
 }
 
@@ -135,7 +137,8 @@ static double bftnet_round(size_t size, long count) {
       int r = bftnet_recv_batch(n, msgs, 256, 10000);
       if (r < 0) _exit(1);
       if (t0 == 0) t0 = bb_now();
-      for (int i = 0; i < r; i++) bftnet_msg_release(&msgs[i]);
+      for (int i = 0; i < r; i++)
+        bftnet_msg_release(&msgs[i]);
       got += r;
     }
     double dt = bb_now() - t0;
@@ -160,7 +163,8 @@ static double bftnet_round(size_t size, long count) {
     /* Stay below the ring capacity: this measures throughput, not drops. */
     if ((i & 1023) == 0) {
       bftnet_peer_stats_t st;
-      while (bftnet_peer_stats(n, "r1", &st) == 0 && st.ring_depth > (1 << 15)) usleep(50);
+      while (bftnet_peer_stats(n, "r1", &st) == 0 && st.ring_depth > (1 << 15))
+        usleep(50);
     }
     if (bftnet_send(n, "r1", msg, size)) exit(1);
   }
@@ -168,7 +172,8 @@ static double bftnet_round(size_t size, long count) {
   if (read(to_parent[0], &dt, sizeof dt) != sizeof dt) exit(1);
   bftnet_peer_stats_t st;
   bftnet_peer_stats(n, "r1", &st);
-  if (st.dropped_overflow) fprintf(stderr, "note: %llu dropped\n", (unsigned long long)st.dropped_overflow);
+  if (st.dropped_overflow)
+    fprintf(stderr, "note: %llu dropped\n", (unsigned long long)st.dropped_overflow);
   waitpid(pid, NULL, 0);
   bftnet_free(n);
   bftnet_key_free(k);
@@ -180,7 +185,8 @@ int main(int argc, char **argv) {
   long count = 1000000, rounds = 3;
   size_t sizes[8] = {128, 1024};
   int nsizes = 2;
-  static const struct option opts[] = {{"size", 1, 0, 's'}, {"count", 1, 0, 'c'}, {"rounds", 1, 0, 'r'}, {0, 0, 0, 0}};
+  static const struct option opts[] = {
+      {"size", 1, 0, 's'}, {"count", 1, 0, 'c'}, {"rounds", 1, 0, 'r'}, {0, 0, 0, 0}};
   int o;
   int sized = 0;
 
@@ -189,9 +195,12 @@ int main(int argc, char **argv) {
       if (!sized) nsizes = 0;
       sized = 1;
       if (nsizes < 8) sizes[nsizes++] = (size_t)atol(optarg);
-    } else if (o == 'c') count = atol(optarg);
-    else if (o == 'r') rounds = atol(optarg);
-    else return 2;
+    } else if (o == 'c')
+      count = atol(optarg);
+    else if (o == 'r')
+      rounds = atol(optarg);
+    else
+      return 2;
   }
   if (count < 1 || rounds < 1 || rounds > 20) return 2;
   signal(SIGPIPE, SIG_IGN);

@@ -29,7 +29,8 @@
 #include "fault_proxy.h"
 
 static void die(const char *what, int rc) {
-  fprintf(stderr, "resume_bench: %s: %s\n", what, rc < 0 && rc > -4096 ? uv_strerror(rc) : bftnet_strerror(rc));
+  fprintf(stderr, "resume_bench: %s: %s\n", what,
+          rc < 0 && rc > -4096 ? uv_strerror(rc) : bftnet_strerror(rc));
   exit(1);
 }
 
@@ -38,16 +39,18 @@ static void die(const char *what, int rc) {
 static uv_loop_t px_loop;
 static uv_async_t px_async;
 static fault_proxy_t *px[2];
-static atomic_int px_cmd;   /* 1 = cut, 2 = quit */
+static atomic_int px_cmd; /* 1 = cut, 2 = quit */
 static atomic_int px_done;
 
 static void px_on_async(uv_async_t *h) {
   (void)h;
   int c = atomic_exchange(&px_cmd, 0);
   if (c == 1)
-    for (int i = 0; i < 2; i++) fault_proxy_cut(px[i]);
+    for (int i = 0; i < 2; i++)
+      fault_proxy_cut(px[i]);
   if (c == 2) {
-    for (int i = 0; i < 2; i++) fault_proxy_close(px[i], NULL, NULL);
+    for (int i = 0; i < 2; i++)
+      fault_proxy_close(px[i], NULL, NULL);
     uv_close((uv_handle_t *)&px_async, NULL);
   }
   atomic_store(&px_done, 1);
@@ -62,7 +65,8 @@ static void px_send(int cmd) {
   atomic_store(&px_done, 0);
   atomic_store(&px_cmd, cmd);
   uv_async_send(&px_async);
-  for (int i = 0; i < 10000 && !atomic_load(&px_done); i++) usleep(100);
+  for (int i = 0; i < 10000 && !atomic_load(&px_done); i++)
+    usleep(100);
 }
 
 /* ---------------------------------------------------------- the load */
@@ -74,11 +78,13 @@ typedef struct {
 } sender_t;
 
 static void put64(uint8_t *p, uint64_t v) {
-  for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
+  for (int i = 7; i >= 0; i--, v >>= 8)
+    p[i] = (uint8_t)v;
 }
 static uint64_t get64(const uint8_t *p) {
   uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+  for (int i = 0; i < 8; i++)
+    v = (v << 8) | p[i];
   return v;
 }
 
@@ -116,7 +122,8 @@ static void *receiver_main(void *arg) {
     uint64_t t = bb_now_ns();
     for (int i = 0; i < k; i++) {
       uint64_t seq = get64(m[i].data), sent = get64(m[i].data + 8);
-      if (seq <= r->last) r->dups++;
+      if (seq <= r->last)
+        r->dups++;
       else {
         r->gaps += seq - r->last - 1;
         r->last = seq;
@@ -155,15 +162,18 @@ static void nodes_up(bftnet_t *n[2], bftnet_key_t *k[2]) {
     cfg.dial_backoff_min_ms = 20;
     cfg.dial_backoff_max_ms = 200;
     if ((rc = bftnet_new(&n[i], &cfg))) die("bftnet_new", rc);
-    if ((rc = bftnet_listen(n[i], "/ip4/127.0.0.1/tcp/0", bound[i], sizeof bound[i]))) die("listen", rc);
+    if ((rc = bftnet_listen(n[i], "/ip4/127.0.0.1/tcp/0", bound[i], sizeof bound[i])))
+      die("listen", rc);
     bftnet_peer_id(n[i], pid[i], sizeof pid[i]);
     struct sockaddr_storage lis, tgt, b;
     fault_proxy_addr_parse("127.0.0.1:0", &lis);
     fault_proxy_addr_parse(bound[i], &tgt);
-    if ((rc = fault_proxy_create(&px_loop, (struct sockaddr *)&lis, (struct sockaddr *)&tgt, NULL, &px[i])))
+    if ((rc = fault_proxy_create(&px_loop, (struct sockaddr *)&lis, (struct sockaddr *)&tgt, NULL,
+                                 &px[i])))
       die("proxy", rc);
     fault_proxy_bound_addr(px[i], &b);
-    snprintf(via[i], sizeof via[i], "/ip4/127.0.0.1/tcp/%d/p2p/%s", fault_proxy_port(px[i]), pid[i]);
+    snprintf(via[i], sizeof via[i], "/ip4/127.0.0.1/tcp/%d/p2p/%s", fault_proxy_port(px[i]),
+             pid[i]);
   }
   const char *a0[] = {via[0]}, *a1[] = {via[1]};
   bftnet_member_t mem[] = {{"r0", a0, 1}, {"r1", a1, 1}};
@@ -249,13 +259,15 @@ int main(int argc, char **argv) {
   atomic_store(&s.stop, true);
   pthread_join(st, NULL);
   int frc = bftnet_flush(n[0], 10000);
-  for (int i = 0; i < 200 && r.last < s.sent; i++) usleep(10000);
+  for (int i = 0; i < 200 && r.last < s.sent; i++)
+    usleep(10000);
   atomic_store(&r.stop, true);
   pthread_join(rt, NULL);
   bftnet_peer_stats_t ps;
   bftnet_peer_stats(n[0], "r1", &ps);
   report(cuts, every_ms, json, &s, &r, &ps, frc);
-  for (int i = 0; i < 2; i++) bftnet_free(n[i]), bftnet_key_free(k[i]);
+  for (int i = 0; i < 2; i++)
+    bftnet_free(n[i]), bftnet_key_free(k[i]);
   px_send(2);
   uv_thread_join(&pth);
   uv_run(&px_loop, UV_RUN_DEFAULT);

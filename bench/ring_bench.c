@@ -96,10 +96,10 @@ static unsigned mutex_pop_batch(mutex_ring_t *r, unsigned max) {
 }
 
 typedef struct mt {
-  disp_ring_t ring;      /* KIND_RING: the Dispatcher's ring */
-  ck_ring_t ck;          /* KIND_CK: bare ck_ring */
+  disp_ring_t ring; /* KIND_RING: the Dispatcher's ring */
+  ck_ring_t ck;     /* KIND_CK: bare ck_ring */
   ck_ring_buffer_t *ck_buf;
-  mutex_ring_t mx;       /* KIND_MUTEX: the baseline */
+  mutex_ring_t mx; /* KIND_MUTEX: the baseline */
   int raw;
   disp_msg_t *m;
   atomic_bool stop;
@@ -164,10 +164,13 @@ static double bench_ring_mt(int producers, int raw, double seconds) {
   for (int i = 0; i < producers; i++)
     pthread_join(t[i], NULL);
   uint64_t el = bb_now_ns() - t0, pushed = atomic_load(&b.pushed);
-  printf("%s, %d producers + 1 consumer: %6.1f ns/push (%5.1f Mpush/s), %5.1f%% consumed, rest dropped\n",
-         raw == KIND_CK ? "ck_ring raw (no lock)" : raw == KIND_MUTEX ? "mutex ring (baseline)" : "ring",
-         producers, (double)el / (double)pushed,
-         (double)pushed / ((double)el / 1e9) / 1e6, 100.0 * (double)popped / (double)pushed);
+  printf("%s, %d producers + 1 consumer: %6.1f ns/push (%5.1f Mpush/s), %5.1f%% consumed, rest "
+         "dropped\n",
+         raw == KIND_CK      ? "ck_ring raw (no lock)"
+         : raw == KIND_MUTEX ? "mutex ring (baseline)"
+                             : "ring",
+         producers, (double)el / (double)pushed, (double)pushed / ((double)el / 1e9) / 1e6,
+         100.0 * (double)popped / (double)pushed);
   disp_ring_destroy(&b.ring);
   free(b.ck_buf);
   pthread_mutex_destroy(&b.mx.mu);
@@ -205,10 +208,11 @@ static void bench_framer(size_t len) {
     drain_ns += bb_now_ns() - d0;
   }
   uint64_t el = bb_now_ns() - t0;
-  printf("framer, %4zu B messages: %6.2f M msgs/s push+drain, %6.2f M msgs/s drain only (%7.1f MB/s), "
-         "%.1f msgs per write\n",
-         len, (double)total / ((double)el / 1e9) / 1e6, (double)total / ((double)drain_ns / 1e9) / 1e6,
-         (double)s.bytes / ((double)drain_ns / 1e9) / 1e6, (double)total / (double)s.calls);
+  printf(
+      "framer, %4zu B messages: %6.2f M msgs/s push+drain, %6.2f M msgs/s drain only (%7.1f MB/s), "
+      "%.1f msgs per write\n",
+      len, (double)total / ((double)el / 1e9) / 1e6, (double)total / ((double)drain_ns / 1e9) / 1e6,
+      (double)s.bytes / ((double)drain_ns / 1e9) / 1e6, (double)total / (double)s.calls);
   disp_ring_destroy(&r);
 }
 
@@ -223,7 +227,9 @@ int main(int argc, char **argv) {
   bench_framer(64);
   bench_framer(1024);
   /* One line for scripts: ns per push, ours against the mutex ring, same run. */
-  printf("ring_bench p2_ring_ns=%.1f p2_mutex_ns=%.1f p2_ratio=%.3f p4_ring_ns=%.1f p4_mutex_ns=%.1f "
-         "p4_ratio=%.3f\n", r2, m2, m2 / r2, r4, m4, m4 / r4);
+  printf(
+      "ring_bench p2_ring_ns=%.1f p2_mutex_ns=%.1f p2_ratio=%.3f p4_ring_ns=%.1f p4_mutex_ns=%.1f "
+      "p4_ratio=%.3f\n",
+      r2, m2, m2 / r2, r4, m4, m4 / r4);
   return 0;
 }

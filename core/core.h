@@ -17,17 +17,16 @@
 
 /* ------------------------------------------------------------- helpers */
 
-#define BN_CONTAINER_OF(ptr, type, member)                                    \
-  ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
-#define BN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define BN_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+#define BN_ARRAY_LEN(a)                    (sizeof(a) / sizeof((a)[0]))
 /* Arguments are evaluated twice: pass no side effects. */
 #define BN_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define BN_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Internal invariants: on in every build. Never on peer bytes. */
-#define BN_ASSERT(cond)                                                       \
-  do {                                                                        \
-    if (!(cond)) bn_assert_fail(#cond, __FILE__, __LINE__);                   \
+#define BN_ASSERT(cond)                                                                            \
+  do {                                                                                             \
+    if (!(cond)) bn_assert_fail(#cond, __FILE__, __LINE__);                                        \
   } while (0)
 _Noreturn void bn_assert_fail(const char *expr, const char *file, int line);
 
@@ -45,8 +44,10 @@ static inline void bn_store_be16(uint8_t *p, uint16_t v) {
   p[1] = (uint8_t)v;
 }
 static inline void bn_store_be32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);  p[3] = (uint8_t)v;
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
 }
 static inline void bn_store_be64(uint8_t *p, uint64_t v) {
   bn_store_be32(p, (uint32_t)(v >> 32));
@@ -57,22 +58,22 @@ static inline void bn_store_be64(uint8_t *p, uint64_t v) {
 /* Every size a peer can influence is checked against one of these before
  * anything is allocated. Relations between them are asserted statically. */
 
-#define BN_NOISE_MAX_MSG 65535u          /* Noise spec: max transport message */
-#define BN_NOISE_TAG 16u
-#define BN_NOISE_MAX_PLAINTEXT (BN_NOISE_MAX_MSG - BN_NOISE_TAG)
-#define BN_NOISE_MAX_PAYLOAD 4096u       /* handshake payload we accept */
-#define BN_MS_MAX_MSG 1024u              /* one multistream-select message */
-#define BN_MS_MAX_PROPOSALS 16u          /* proposals answered `na` per negotiation */
-#define BN_UVARINT_MAX_BYTES 9u          /* multiformats unsigned-varint: 63 bits */
-#define BN_YAMUX_HEADER 12u
-#define BN_YAMUX_INITIAL_WINDOW (256u * 1024u) /* yamux spec */
-#define BN_YAMUX_MAX_WINDOW (16u * 1024u * 1024u)
+#define BN_NOISE_MAX_MSG         65535u /* Noise spec: max transport message */
+#define BN_NOISE_TAG             16u
+#define BN_NOISE_MAX_PLAINTEXT   (BN_NOISE_MAX_MSG - BN_NOISE_TAG)
+#define BN_NOISE_MAX_PAYLOAD     4096u /* handshake payload we accept */
+#define BN_MS_MAX_MSG            1024u /* one multistream-select message */
+#define BN_MS_MAX_PROPOSALS      16u   /* proposals answered `na` per negotiation */
+#define BN_UVARINT_MAX_BYTES     9u    /* multiformats unsigned-varint: 63 bits */
+#define BN_YAMUX_HEADER          12u
+#define BN_YAMUX_INITIAL_WINDOW  (256u * 1024u) /* yamux spec */
+#define BN_YAMUX_MAX_WINDOW      (16u * 1024u * 1024u)
 #define BN_YAMUX_MAX_STREAMS_CAP 65536u
-#define BN_PING_SIZE 32u                 /* /ipfs/ping/1.0.0 payload */
-#define BN_PB_ARENA_MAX 8192u            /* capped protobuf-c allocator */
-#define BN_MSG_MAX_DEFAULT (4u * 1024u * 1024u)
-#define BN_MSG_MAX_CAP (64u * 1024u * 1024u)
-#define BN_MADDR_MAX_PEERID 64u          /* binary multihash of a peer ID */
+#define BN_PING_SIZE             32u   /* /ipfs/ping/1.0.0 payload */
+#define BN_PB_ARENA_MAX          8192u /* capped protobuf-c allocator */
+#define BN_MSG_MAX_DEFAULT       (4u * 1024u * 1024u)
+#define BN_MSG_MAX_CAP           (64u * 1024u * 1024u)
+#define BN_MADDR_MAX_PEERID      64u /* binary multihash of a peer ID */
 
 _Static_assert(BN_NOISE_MAX_PAYLOAD < BN_NOISE_MAX_PLAINTEXT, "payload fits a Noise message");
 _Static_assert(BN_YAMUX_INITIAL_WINDOW <= BN_YAMUX_MAX_WINDOW, "yamux windows");
@@ -101,7 +102,9 @@ void bn_buf_free(bn_buf_t *b);
 /* Ensures room for n more bytes after len; compacts first if that helps. */
 int bn_buf_reserve(bn_buf_t *b, size_t n) BFTNET_WUR;
 int bn_buf_append(bn_buf_t *b, const void *p, size_t n) BFTNET_WUR;
-static inline size_t bn_buf_unread(const bn_buf_t *b) { return b->len - b->off; }
+static inline size_t bn_buf_unread(const bn_buf_t *b) {
+  return b->len - b->off;
+}
 static inline uint8_t *bn_buf_head(const bn_buf_t *b) {
   return b->data ? b->data + b->off : NULL; /* NULL + 0 is UB */
 }
@@ -148,7 +151,7 @@ void bn_log_rl(const bn_logger_t *lg, bn_ratelimit_t *rl, uint64_t now_ns, int l
 /* No module reads the clock or an RNG directly: they go through a seam,
  * which tests replace with a virtual clock and a seeded RNG. */
 typedef struct bn_seam {
-  uint64_t (*now_ns)(void *ctx);                 /* monotonic nanoseconds */
+  uint64_t (*now_ns)(void *ctx);                  /* monotonic nanoseconds */
   void (*random)(void *ctx, void *buf, size_t n); /* cryptographic bytes */
   void *ctx;
 } bn_seam_t;
@@ -167,8 +170,12 @@ typedef struct bn_seam_sim {
 
 void bn_seam_sim_init(bn_seam_sim_t *s, uint64_t seed);
 
-static inline uint64_t bn_now_ns(const bn_seam_t *s) { return s->now_ns(s->ctx); }
-static inline void bn_random(const bn_seam_t *s, void *buf, size_t n) { s->random(s->ctx, buf, n); }
+static inline uint64_t bn_now_ns(const bn_seam_t *s) {
+  return s->now_ns(s->ctx);
+}
+static inline void bn_random(const bn_seam_t *s, void *buf, size_t n) {
+  s->random(s->ctx, buf, n);
+}
 /* Uniform in [0, bound) (bound > 0), without modulo bias. */
 uint64_t bn_random_uniform(const bn_seam_t *s, uint64_t bound);
 
@@ -189,13 +196,13 @@ typedef struct bn_ttimer bn_ttimer_t;
 typedef struct bn_twake bn_twake_t;
 
 typedef struct bn_tsock_cbs {
-  void (*on_connect)(void *ud, int status);               /* dial result, once */
+  void (*on_connect)(void *ud, int status); /* dial result, once */
   /* p is the transport's scratch buffer: valid (and writable, for in-place
    * decryption) during the call only. */
   void (*on_read)(void *ud, uint8_t *p, size_t n);
-  void (*on_eof)(void *ud, int err);   /* 0 = orderly EOF, < 0 error; reads end */
-  void (*on_drain)(void *ud);          /* a write completed: write again */
-  void (*on_close)(void *ud);          /* after close: last callback */
+  void (*on_eof)(void *ud, int err); /* 0 = orderly EOF, < 0 error; reads end */
+  void (*on_drain)(void *ud);        /* a write completed: write again */
+  void (*on_close)(void *ud);        /* after close: last callback */
 } bn_tsock_cbs_t;
 
 typedef void (*bn_accept_cb)(void *ud, bn_tsock_t *s);

@@ -65,7 +65,8 @@ typedef struct disp_ring {
   char pad1[64]; /* nor shares it with whatever follows the ring */
 } disp_ring_t;
 
-int disp_ring_init(disp_ring_t *r, uint32_t cap) BFTNET_WUR; /* BFTNET_EINVAL unless 4 <= cap <= 2^24, power of 2 */
+int disp_ring_init(disp_ring_t *r,
+                   uint32_t cap) BFTNET_WUR; /* BFTNET_EINVAL unless 4 <= cap <= 2^24, power of 2 */
 /* Releases every message still queued; returns how many. No concurrent use. */
 size_t disp_ring_destroy(disp_ring_t *r);
 /* Any thread. Takes the caller's reference to m. Returns true if an older
@@ -103,7 +104,8 @@ typedef struct disp_blog {
   char pad2[64];
 } disp_blog_t;
 
-int disp_blog_init(disp_blog_t *l, uint32_t cap) BFTNET_WUR; /* BFTNET_EINVAL unless 4 <= cap <= 2^24, power of 2 */
+int disp_blog_init(disp_blog_t *l,
+                   uint32_t cap) BFTNET_WUR; /* BFTNET_EINVAL unless 4 <= cap <= 2^24, power of 2 */
 /* Releases every entry still held; returns how many. No concurrent use. */
 size_t disp_blog_destroy(disp_blog_t *l);
 /* Any thread. Takes the caller's reference to m on success; false when the
@@ -127,7 +129,8 @@ static inline disp_blog_slot_t *disp_blog_slot(const disp_blog_t *l, uint64_t se
  * way back into the ring). Everything else stays in the ring, so overload
  * lands in the ring's drop-oldest. The writer copies what it takes (p is
  * valid during the call only) and must not re-enter this framer. */
-typedef int (*disp_write_fn)(void *ctx, const uint8_t *p, size_t n); /* bytes taken, 0 = blocked, < 0 error */
+typedef int (*disp_write_fn)(void *ctx, const uint8_t *p,
+                             size_t n); /* bytes taken, 0 = blocked, < 0 error */
 
 #define DISP_FRAMER_HELD 256u /* messages per coalesced write, at most */
 #define DISP_FRAMER_UNIQ 64u  /* ring messages popped ahead while merging broadcasts */
@@ -145,32 +148,34 @@ typedef struct disp_ends {
 void disp_ends_free(disp_ends_t *e);
 /* Drops the ends at or below confirmed; returns how many. */
 size_t disp_ends_trim(disp_ends_t *e, uint64_t confirmed);
-static inline size_t disp_ends_count(const disp_ends_t *e) { return e->len; }
+static inline size_t disp_ends_count(const disp_ends_t *e) {
+  return e->len;
+}
 
 typedef struct disp_framer {
-  disp_msg_t *cur;  /* message being written (off may be 0), or NULL */
+  disp_msg_t *cur; /* message being written (off may be 0), or NULL */
   uint8_t hdr[BN_UVARINT_MAX_BYTES];
   uint8_t hdr_len;
-  size_t off;       /* bytes of hdr+data of cur already written */
+  size_t off; /* bytes of hdr+data of cur already written */
   uint64_t msgs_written, bytes_written;
   uint32_t held_head, held_len; /* held[held_head, +held_len): popped, FIFO, after cur */
   disp_msg_t *held[DISP_FRAMER_HELD];
   disp_ends_t *ends; /* optional: completed messages' end offsets are pushed here */
   /* The broadcast log, when attached: */
   const disp_blog_t *blog;
-  uint64_t bcur;       /* atomic (loop writes): the next log entry to look at */
-  uint64_t bver;       /* entries addressed to an older membership are not ours */
+  uint64_t bcur; /* atomic (loop writes): the next log entry to look at */
+  uint64_t bver; /* entries addressed to an older membership are not ours */
   /* popped from the ring (in batches), waiting for the log entries before
    * them: uniq[uni_head, +uni_len), FIFO; uni_len is read by stats */
   disp_msg_t *uniq[DISP_FRAMER_UNIQ];
   uint32_t uni_head, uni_len;
-  uint64_t bdropped;   /* atomic (loop writes): log entries skipped by disp_framer_blog_trim */
-  uint64_t btaken;     /* atomic (loop writes): log entries taken for this stream */
+  uint64_t bdropped; /* atomic (loop writes): log entries skipped by disp_framer_blog_trim */
+  uint64_t btaken;   /* atomic (loop writes): log entries taken for this stream */
   /* The member's max_message_size (0: unknown): a larger message is
    * released as it is pulled, never written, and counted in too_big. */
   uint32_t peer_max;
-  bool write_too_big;  /* test hook: write it anyway (still counted) */
-  uint64_t too_big;    /* atomic (loop writes) */
+  bool write_too_big; /* test hook: write it anyway (still counted) */
+  uint64_t too_big;   /* atomic (loop writes) */
 } disp_framer_t;
 
 void disp_framer_init(disp_framer_t *f);
@@ -233,10 +238,10 @@ typedef struct disp_cbs {
 } disp_cbs_t;
 
 typedef struct disp_config {
-  uint32_t ring_capacity;   /* per member, power of 2 (bftnet_config_t) */
-  uint32_t backoff_min_ms;  /* first redial delay */
-  uint32_t backoff_max_ms;  /* cap */
-  const bn_logger_t *log;   /* the node's (NULL: the process default) */
+  uint32_t ring_capacity;  /* per member, power of 2 (bftnet_config_t) */
+  uint32_t backoff_min_ms; /* first redial delay */
+  uint32_t backoff_max_ms; /* cap */
+  const bn_logger_t *log;  /* the node's (NULL: the process default) */
   /* Test hook: messages larger than a member's max_message_size are
    * accepted and written anyway (and still counted in dropped_too_big), so
    * a test can watch the member discard them. Never set otherwise. */
@@ -249,42 +254,42 @@ typedef struct disp_ctx {
   disp_config_t cfg;
   bn_transport_t *t;       /* timers, the clock */
   net_t *net;              /* dials, connection counts */
-  mig_node_t *ml;           /* the pairs' migration state */
+  mig_node_t *ml;          /* the pairs' migration state */
   bn_counters_t *counters; /* the node's */
   bn_pool_t *pool;         /* message buffers (may be NULL: malloc) */
   const disp_cbs_t *cbs;
-  disp_blog_t blog;        /* bftnet_broadcast's messages, once for every member */
+  disp_blog_t blog; /* bftnet_broadcast's messages, once for every member */
 } disp_ctx_t;
 
 /* One member's Dispatcher. Application threads use only the ring (through
  * disp_send, disp_broadcast) and the atomic counters (disp_stats,
  * disp_idle); everything else belongs to the loop thread. */
 typedef struct disp {
-  disp_ring_t ring;  /* first: its padding keeps producers off the rest */
+  disp_ring_t ring; /* first: its padding keeps producers off the rest */
   /* Atomic counters (written by the loop, read by disp_stats). */
   uint64_t sent, bytes_out, reconnects, dropped_removed, aborted;
   int connected;
-  uint64_t unconfirmed; /* bytes of our stream not yet confirmed read */
-  int framer_busy;      /* the framer holds messages not yet written */
-  uint32_t peer_max;    /* the member's max_message_size, 0 until it says
-                           (published by the loop from its migration state) */
+  uint64_t unconfirmed;     /* bytes of our stream not yet confirmed read */
+  int framer_busy;          /* the framer holds messages not yet written */
+  uint32_t peer_max;        /* the member's max_message_size, 0 until it says
+                               (published by the loop from its migration state) */
   uint64_t refused_too_big; /* disp_send / disp_broadcast refused for it */
 
   /* Loop thread only. */
   disp_ctx_t *ctx;
-  void *ud;          /* the owner's, for the callbacks */
-  const char *name;  /* the member's node ID, for logs (the owner's memory) */
+  void *ud;         /* the owner's, for the callbacks */
+  const char *name; /* the member's node ID, for logs (the owner's memory) */
   peerid_t peer;
   maddr_t addrs[BFTNET_MAX_ADDRS]; /* most preferred first */
   unsigned naddrs, addr_idx;
-  mig_peer_t *lp;     /* the pair's migration state; NULL once stopped */
+  mig_peer_t *lp; /* the pair's migration state; NULL once stopped */
   disp_framer_t framer;
-  disp_ends_t ends;  /* end offsets of messages written, not yet confirmed */
+  disp_ends_t ends; /* end offsets of messages written, not yet confirmed */
   disp_backoff_t backoff;
   bn_ttimer_t *redial;
   bool dialing, redial_pending, stopped, ever_up, ever_conn, draining, reclaimable;
   uint64_t up_since; /* when our last dial succeeded (loop clock) */
-  mig_stream_t *out;  /* our logical /bftnet/msg stream to the member */
+  mig_stream_t *out; /* our logical /bftnet/msg stream to the member */
   uint64_t out_base; /* framer.bytes_written when `out` was opened */
 } disp_t;
 

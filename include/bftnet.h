@@ -34,43 +34,43 @@ extern "C" {
 /* ---------------------------------------------------------------- errors */
 
 /* One list generates the codes, bftnet_strerror() and bftnet_err_name(). */
-#define BFTNET_ERRNO_MAP(XX)                                                  \
-  XX(INVAL, "invalid argument")                                               \
-  XX(NOMEM, "out of memory")                                                  \
-  XX(TOOBIG, "size exceeds a configured limit")                               \
-  XX(PROTO, "protocol violation by the peer")                                 \
-  XX(BADADDR, "invalid or unsupported multiaddr")                             \
-  XX(BADKEY, "invalid key")                                                   \
-  XX(BADPEERID, "invalid peer ID")                                            \
-  XX(AUTH, "peer authentication failed")                                      \
-  XX(PEERMISMATCH, "authenticated peer ID differs from the one dialed")       \
-  XX(DECRYPT, "message failed authentication (decryption)")                   \
-  XX(NA, "protocol not available at the peer")                                \
-  XX(TIMEDOUT, "operation timed out")                                         \
-  XX(CLOSED, "closed")                                                        \
-  XX(RESET, "stream or connection reset")                                     \
-  XX(EOF, "end of stream")                                                    \
-  XX(NOTFOUND, "not found")                                                   \
-  XX(EXIST, "already exists")                                                 \
-  XX(STATE, "operation not valid in the current state")                       \
-  XX(LIMIT, "resource limit reached")                                         \
-  XX(AGAIN, "try again")                                                      \
-  XX(CANCELED, "operation canceled")                                          \
-  XX(UNREACHABLE, "peer unreachable")                                         \
-  XX(NOTMEMBER, "not a member")                                               \
-  XX(DUPLICATE, "duplicate entry")                                            \
-  XX(IO, "input/output error")                                                \
-  /* New codes go at the end: a code's value is its place in this list. */   \
-  XX(BUFSIZE, "output buffer too small")                                      \
-  XX(INCALLBACK, "not allowed inside a loop callback (it would block the loop)") \
-  XX(ONMESSAGE, "messages go to on_message; bftnet_recv is not used")         \
+#define BFTNET_ERRNO_MAP(XX)                                                                       \
+  XX(INVAL, "invalid argument")                                                                    \
+  XX(NOMEM, "out of memory")                                                                       \
+  XX(TOOBIG, "size exceeds a configured limit")                                                    \
+  XX(PROTO, "protocol violation by the peer")                                                      \
+  XX(BADADDR, "invalid or unsupported multiaddr")                                                  \
+  XX(BADKEY, "invalid key")                                                                        \
+  XX(BADPEERID, "invalid peer ID")                                                                 \
+  XX(AUTH, "peer authentication failed")                                                           \
+  XX(PEERMISMATCH, "authenticated peer ID differs from the one dialed")                            \
+  XX(DECRYPT, "message failed authentication (decryption)")                                        \
+  XX(NA, "protocol not available at the peer")                                                     \
+  XX(TIMEDOUT, "operation timed out")                                                              \
+  XX(CLOSED, "closed")                                                                             \
+  XX(RESET, "stream or connection reset")                                                          \
+  XX(EOF, "end of stream")                                                                         \
+  XX(NOTFOUND, "not found")                                                                        \
+  XX(EXIST, "already exists")                                                                      \
+  XX(STATE, "operation not valid in the current state")                                            \
+  XX(LIMIT, "resource limit reached")                                                              \
+  XX(AGAIN, "try again")                                                                           \
+  XX(CANCELED, "operation canceled")                                                               \
+  XX(UNREACHABLE, "peer unreachable")                                                              \
+  XX(NOTMEMBER, "not a member")                                                                    \
+  XX(DUPLICATE, "duplicate entry")                                                                 \
+  XX(IO, "input/output error")                                                                     \
+  /* New codes go at the end: a code's value is its place in this list. */                         \
+  XX(BUFSIZE, "output buffer too small")                                                           \
+  XX(INCALLBACK, "not allowed inside a loop callback (it would block the loop)")                   \
+  XX(ONMESSAGE, "messages go to on_message; bftnet_recv is not used")                              \
   XX(PEERTOOBIG, "message larger than the member's max_message_size")
 
 enum bftnet_errno_index {
 #define BFTNET_XX_(name, msg) BFTNET_ERRIDX_##name,
   BFTNET_ERRNO_MAP(BFTNET_XX_)
 #undef BFTNET_XX_
-  BFTNET_ERRIDX_COUNT
+      BFTNET_ERRIDX_COUNT
 };
 
 /* Codes sit below -30000 so they never collide with -errno values. */
@@ -87,25 +87,25 @@ BFTNET_API const char *bftnet_err_name(int err);
 /* ------------------------------------------------- reasons and counters */
 
 /* Why a connection ended; also counted per node (see bftnet_counter). */
-#define BFTNET_REASON_MAP(XX)                                                 \
-  XX(NONE, "none")                                                            \
-  XX(LOCAL_CLOSE, "closed locally")                                           \
-  XX(CLOSED_BY_PEER, "closed by peer")                                        \
-  XX(RESET, "reset")                                                          \
-  XX(PING_TIMEOUT, "ping timeout")                                            \
-  XX(PROTOCOL_ERROR, "protocol error")                                        \
-  XX(AUTH_FAILURE, "authentication failure")                                  \
-  XX(PEER_ID_MISMATCH, "peer ID mismatch")                                    \
-  XX(HANDSHAKE_TIMEOUT, "handshake timeout")                                  \
-  XX(IO_ERROR, "I/O error")                                                   \
-  XX(LIMIT, "resource limit")                                                 \
+#define BFTNET_REASON_MAP(XX)                                                                      \
+  XX(NONE, "none")                                                                                 \
+  XX(LOCAL_CLOSE, "closed locally")                                                                \
+  XX(CLOSED_BY_PEER, "closed by peer")                                                             \
+  XX(RESET, "reset")                                                                               \
+  XX(PING_TIMEOUT, "ping timeout")                                                                 \
+  XX(PROTOCOL_ERROR, "protocol error")                                                             \
+  XX(AUTH_FAILURE, "authentication failure")                                                       \
+  XX(PEER_ID_MISMATCH, "peer ID mismatch")                                                         \
+  XX(HANDSHAKE_TIMEOUT, "handshake timeout")                                                       \
+  XX(IO_ERROR, "I/O error")                                                                        \
+  XX(LIMIT, "resource limit")                                                                      \
   XX(DUPLICATE, "duplicate connection")
 
 typedef enum bftnet_reason {
 #define BFTNET_XX_(name, msg) BFTNET_REASON_##name,
   BFTNET_REASON_MAP(BFTNET_XX_)
 #undef BFTNET_XX_
-  BFTNET_REASON_COUNT
+      BFTNET_REASON_COUNT
 } bftnet_reason_t;
 
 BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason);
@@ -114,87 +114,87 @@ BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason);
  * Named counters. Every rejection of bad input bumps exactly one of the
  * "bad_*" counters (the precise reason) besides closing the connection.
  */
-#define BFTNET_COUNTER_MAP(XX)                                                \
-  XX(CONN_INBOUND, "conn_inbound")                                            \
-  XX(CONN_OUTBOUND, "conn_outbound")                                          \
-  XX(CONN_ESTABLISHED, "conn_established")                                    \
-  XX(CONN_CLOSED, "conn_closed")                                              \
-  XX(DIAL_FAILED, "dial_failed")                                              \
-  XX(HANDSHAKE_TIMEOUT, "handshake_timeout")                                  \
-  XX(PING_TIMEOUT, "ping_timeout")                                            \
-  XX(PINGS_SENT, "pings_sent")                                                \
-  XX(PINGS_ANSWERED, "pings_answered")                                        \
-  XX(STREAMS_OPENED, "streams_opened")                                        \
-  XX(STREAMS_ACCEPTED, "streams_accepted")                                    \
-  XX(STREAMS_REFUSED, "streams_refused")                                      \
-  XX(PROTO_NA, "protocol_na_sent")                                            \
-  XX(BYTES_IN, "bytes_in")                                                    \
-  XX(BYTES_OUT, "bytes_out")                                                  \
-  XX(BAD_MULTISTREAM, "bad_multistream")                                      \
-  XX(BAD_NOISE_FRAME, "bad_noise_frame")                                      \
-  XX(BAD_NOISE_HANDSHAKE, "bad_noise_handshake")                              \
-  XX(BAD_NOISE_DECRYPT, "bad_noise_decrypt")                                  \
-  XX(BAD_PAYLOAD, "bad_handshake_payload")                                    \
-  XX(BAD_SIGNATURE, "bad_signature")                                          \
-  XX(PEER_ID_MISMATCH, "peer_id_mismatch")                                    \
-  XX(BAD_YAMUX, "bad_yamux")                                                  \
-  XX(YAMUX_WINDOW_VIOLATION, "yamux_window_violation")                        \
-  XX(BAD_PING, "bad_ping")                                                    \
-  XX(BAD_MESSAGE, "bad_message")                                              \
-  XX(IO_ERRORS, "io_errors")                                                  \
-  XX(CONN_LIMIT, "conn_limit")                                                \
-  XX(TENTATIVE_CREATED, "tentative_created")                                  \
-  XX(TENTATIVE_DESTROYED, "tentative_destroyed")                              \
-  XX(TENTATIVE_PROMOTED, "tentative_promoted")                                \
-  XX(TENTATIVE_BYTES, "tentative_bytes") /* gauge: bytes buffered now */      \
-  XX(TENTATIVE_EVICTED, "tentative_evicted")                                  \
-  XX(DROPPED_REMOVED, "dropped_removed") /* queued for members removed */      \
-  XX(ABORTED_REMOVED, "aborted_removed") /* mid-write when members removed */ \
-  XX(INBOUND_DISCARDED_REMOVED, "inbound_discarded_removed") /* received from \
-     members removed, never taken by bftnet_recv */                           \
-  /* Stream migration (docs/PROTOCOL.md section 11): events ...           */ \
-  XX(MIG_MIGRATED, "mig_migrated")      /* exchanges completed (incl. resumes) */ \
-  XX(MIG_DETACHED, "mig_detached")      /* logical streams that lost their carrier */ \
-  XX(MIG_RESUMED, "mig_resumed")        /* detached streams resumed */          \
-  XX(MIG_ABORTED, "mig_aborted")        /* logical streams aborted (any reason) */ \
-  XX(MIG_ABORTED_MSGS, "mig_aborted_msgs") /* messages lost with them */        \
-  XX(MIG_DENIED, "mig_denied")          /* our Migrate was denied */            \
-  XX(MIG_PEER_RESTARTED, "mig_peer_restarted") /* new incarnations seen */     \
-  XX(MIG_RETRANSMITTED, "mig_retransmitted_bytes")                             \
-  XX(MIG_PLAIN, "mig_plain_streams")    /* peer answered na: plain stream */    \
-  XX(MIG_CONN_CLOSED_EMPTY, "mig_conn_closed_empty") /* duplicates converged */ \
-  /* ... and the rejected inputs, one counter per reason */                    \
-  XX(MIG_BAD_MESSAGE, "mig_bad_message")                                       \
-  XX(MIG_UNEXPECTED_ACK, "mig_unexpected_ack")                                 \
-  XX(MIG_BAD_PARITY, "mig_bad_parity")                                         \
-  XX(MIG_ID_IN_USE, "mig_id_in_use")                                           \
-  XX(MIG_REPLAY, "mig_replayed_migrate")                                       \
-  XX(MIG_NOT_LEADER, "mig_migrate_from_follower")                              \
-  XX(MIG_UNKNOWN_FROM, "mig_unknown_from")                                     \
-  XX(MIG_NO_OFFSET, "mig_no_read_offset")                                      \
-  XX(MIG_BAD_OFFSET, "mig_bad_read_offset")                                    \
-  XX(MIG_BAD_CREDIT, "mig_bad_credit")                                         \
-  XX(MIG_GAP, "mig_offset_gap")                                                \
-  XX(MIG_DATA_AFTER_CLOSE, "mig_data_after_close")                             \
-  XX(MIG_DATA_BEFORE_ACK, "mig_data_before_ack")                               \
-  XX(MIG_STREAM_LIMIT, "mig_stream_limit")                                     \
-  XX(MIG_ABORT_RESET, "mig_abort_reset")                                       \
-  XX(MIG_ABORT_DENIED, "mig_abort_denied")                                     \
-  XX(MIG_ABORT_DETACH_TIMEOUT, "mig_abort_detach_timeout")                     \
-  XX(MIG_ABORT_PEER_RESTARTED, "mig_abort_peer_restarted")                     \
-  XX(MIG_ABORT_LOCAL, "mig_abort_local")                                       \
-  /* Messages above a size limit ("oversized messages" below) */               \
-  XX(DROPPED_TOO_BIG, "dropped_too_big") /* ours, above the member's limit */   \
-  XX(INBOUND_TOO_BIG, "inbound_too_big") /* theirs, above ours: skipped */      \
-  XX(MIG_BAD_CONFIRM, "mig_bad_confirm") /* a Confirm beyond the bytes sent */ \
-  XX(MIG_LEGACY_PEERS, "mig_legacy_peers") /* peers (incarnations) that confirm \
+#define BFTNET_COUNTER_MAP(XX)                                                                     \
+  XX(CONN_INBOUND, "conn_inbound")                                                                 \
+  XX(CONN_OUTBOUND, "conn_outbound")                                                               \
+  XX(CONN_ESTABLISHED, "conn_established")                                                         \
+  XX(CONN_CLOSED, "conn_closed")                                                                   \
+  XX(DIAL_FAILED, "dial_failed")                                                                   \
+  XX(HANDSHAKE_TIMEOUT, "handshake_timeout")                                                       \
+  XX(PING_TIMEOUT, "ping_timeout")                                                                 \
+  XX(PINGS_SENT, "pings_sent")                                                                     \
+  XX(PINGS_ANSWERED, "pings_answered")                                                             \
+  XX(STREAMS_OPENED, "streams_opened")                                                             \
+  XX(STREAMS_ACCEPTED, "streams_accepted")                                                         \
+  XX(STREAMS_REFUSED, "streams_refused")                                                           \
+  XX(PROTO_NA, "protocol_na_sent")                                                                 \
+  XX(BYTES_IN, "bytes_in")                                                                         \
+  XX(BYTES_OUT, "bytes_out")                                                                       \
+  XX(BAD_MULTISTREAM, "bad_multistream")                                                           \
+  XX(BAD_NOISE_FRAME, "bad_noise_frame")                                                           \
+  XX(BAD_NOISE_HANDSHAKE, "bad_noise_handshake")                                                   \
+  XX(BAD_NOISE_DECRYPT, "bad_noise_decrypt")                                                       \
+  XX(BAD_PAYLOAD, "bad_handshake_payload")                                                         \
+  XX(BAD_SIGNATURE, "bad_signature")                                                               \
+  XX(PEER_ID_MISMATCH, "peer_id_mismatch")                                                         \
+  XX(BAD_YAMUX, "bad_yamux")                                                                       \
+  XX(YAMUX_WINDOW_VIOLATION, "yamux_window_violation")                                             \
+  XX(BAD_PING, "bad_ping")                                                                         \
+  XX(BAD_MESSAGE, "bad_message")                                                                   \
+  XX(IO_ERRORS, "io_errors")                                                                       \
+  XX(CONN_LIMIT, "conn_limit")                                                                     \
+  XX(TENTATIVE_CREATED, "tentative_created")                                                       \
+  XX(TENTATIVE_DESTROYED, "tentative_destroyed")                                                   \
+  XX(TENTATIVE_PROMOTED, "tentative_promoted")                                                     \
+  XX(TENTATIVE_BYTES, "tentative_bytes") /* gauge: bytes buffered now */                           \
+  XX(TENTATIVE_EVICTED, "tentative_evicted")                                                       \
+  XX(DROPPED_REMOVED, "dropped_removed")                     /* queued for members removed */      \
+  XX(ABORTED_REMOVED, "aborted_removed")                     /* mid-write when members removed */  \
+  XX(INBOUND_DISCARDED_REMOVED, "inbound_discarded_removed") /* received from                      \
+     members removed, never taken by bftnet_recv */                                                \
+  /* Stream migration (docs/PROTOCOL.md section 11): events ...           */                       \
+  XX(MIG_MIGRATED, "mig_migrated")             /* exchanges completed (incl. resumes) */           \
+  XX(MIG_DETACHED, "mig_detached")             /* logical streams that lost their carrier */       \
+  XX(MIG_RESUMED, "mig_resumed")               /* detached streams resumed */                      \
+  XX(MIG_ABORTED, "mig_aborted")               /* logical streams aborted (any reason) */          \
+  XX(MIG_ABORTED_MSGS, "mig_aborted_msgs")     /* messages lost with them */                       \
+  XX(MIG_DENIED, "mig_denied")                 /* our Migrate was denied */                        \
+  XX(MIG_PEER_RESTARTED, "mig_peer_restarted") /* new incarnations seen */                         \
+  XX(MIG_RETRANSMITTED, "mig_retransmitted_bytes")                                                 \
+  XX(MIG_PLAIN, "mig_plain_streams")                 /* peer answered na: plain stream */          \
+  XX(MIG_CONN_CLOSED_EMPTY, "mig_conn_closed_empty") /* duplicates converged */                    \
+  /* ... and the rejected inputs, one counter per reason */                                        \
+  XX(MIG_BAD_MESSAGE, "mig_bad_message")                                                           \
+  XX(MIG_UNEXPECTED_ACK, "mig_unexpected_ack")                                                     \
+  XX(MIG_BAD_PARITY, "mig_bad_parity")                                                             \
+  XX(MIG_ID_IN_USE, "mig_id_in_use")                                                               \
+  XX(MIG_REPLAY, "mig_replayed_migrate")                                                           \
+  XX(MIG_NOT_LEADER, "mig_migrate_from_follower")                                                  \
+  XX(MIG_UNKNOWN_FROM, "mig_unknown_from")                                                         \
+  XX(MIG_NO_OFFSET, "mig_no_read_offset")                                                          \
+  XX(MIG_BAD_OFFSET, "mig_bad_read_offset")                                                        \
+  XX(MIG_BAD_CREDIT, "mig_bad_credit")                                                             \
+  XX(MIG_GAP, "mig_offset_gap")                                                                    \
+  XX(MIG_DATA_AFTER_CLOSE, "mig_data_after_close")                                                 \
+  XX(MIG_DATA_BEFORE_ACK, "mig_data_before_ack")                                                   \
+  XX(MIG_STREAM_LIMIT, "mig_stream_limit")                                                         \
+  XX(MIG_ABORT_RESET, "mig_abort_reset")                                                           \
+  XX(MIG_ABORT_DENIED, "mig_abort_denied")                                                         \
+  XX(MIG_ABORT_DETACH_TIMEOUT, "mig_abort_detach_timeout")                                         \
+  XX(MIG_ABORT_PEER_RESTARTED, "mig_abort_peer_restarted")                                         \
+  XX(MIG_ABORT_LOCAL, "mig_abort_local")                                                           \
+  /* Messages above a size limit ("oversized messages" below) */                                   \
+  XX(DROPPED_TOO_BIG, "dropped_too_big")   /* ours, above the member's limit */                    \
+  XX(INBOUND_TOO_BIG, "inbound_too_big")   /* theirs, above ours: skipped */                       \
+  XX(MIG_BAD_CONFIRM, "mig_bad_confirm")   /* a Confirm beyond the bytes sent */                   \
+  XX(MIG_LEGACY_PEERS, "mig_legacy_peers") /* peers (incarnations) that confirm                    \
      with yamux window updates: an older bftnet, PROTOCOL.md section 11.12 */
 
 typedef enum bftnet_counter_id {
 #define BFTNET_XX_(name, str) BFTNET_COUNTER_##name,
   BFTNET_COUNTER_MAP(BFTNET_XX_)
 #undef BFTNET_XX_
-  BFTNET_COUNTER_COUNT
+      BFTNET_COUNTER_COUNT
 } bftnet_counter_id_t;
 
 /* ------------------------------------------------------------ keys, IDs */
@@ -224,32 +224,32 @@ BFTNET_API void bftnet_key_free(bftnet_key_t *key);
 /* ---------------------------------------------------------------- events */
 
 typedef enum bftnet_event_type {
-  BFTNET_EV_CONNECTED = 1,     /* a secure, multiplexed connection is up */
-  BFTNET_EV_DISCONNECTED = 2,  /* it ended; reason says why */
-  BFTNET_EV_MEMBER_ADDED = 3,  /* bftnet_connect added node_id */
-  BFTNET_EV_MEMBER_REMOVED = 4,/* bftnet_connect removed node_id */
-  BFTNET_EV_MEMBER_UP = 5,     /* node_id's outbound stream is open */
-  BFTNET_EV_MEMBER_DOWN = 6,   /* node_id's outbound stream broke; reason says why */
+  BFTNET_EV_CONNECTED = 1,      /* a secure, multiplexed connection is up */
+  BFTNET_EV_DISCONNECTED = 2,   /* it ended; reason says why */
+  BFTNET_EV_MEMBER_ADDED = 3,   /* bftnet_connect added node_id */
+  BFTNET_EV_MEMBER_REMOVED = 4, /* bftnet_connect removed node_id */
+  BFTNET_EV_MEMBER_UP = 5,      /* node_id's outbound stream is open */
+  BFTNET_EV_MEMBER_DOWN = 6,    /* node_id's outbound stream broke; reason says why */
   /* Migratable streams (docs/PROTOCOL.md section 11). `stream_id` is the
    * logical stream's current ID, `outbound` 1 for the stream we send on. */
-  BFTNET_EV_MIGRATED = 7,      /* moved from prev_addr's to remote_addr's connection;
-                                  mig_reason says why */
-  BFTNET_EV_DETACHED = 8,      /* lost its connection; resumable until detach_timeout */
-  BFTNET_EV_RESUMED = 9,       /* detached stream resumed: detached_ns, retransmitted */
-  BFTNET_EV_ABORTED = 10,      /* ended abnormally: mig_abort says why, lost = messages
-                                  (outbound) that were never confirmed read */
-  BFTNET_EV_DENIED = 11,       /* the peer denied our Migrate */
-  BFTNET_EV_PEER_RESTARTED = 12/* the member runs a new process (new incarnation):
-                                  reset per-peer protocol state; old streams aborted */
+  BFTNET_EV_MIGRATED = 7,       /* moved from prev_addr's to remote_addr's connection;
+                                   mig_reason says why */
+  BFTNET_EV_DETACHED = 8,       /* lost its connection; resumable until detach_timeout */
+  BFTNET_EV_RESUMED = 9,        /* detached stream resumed: detached_ns, retransmitted */
+  BFTNET_EV_ABORTED = 10,       /* ended abnormally: mig_abort says why, lost = messages
+                                   (outbound) that were never confirmed read */
+  BFTNET_EV_DENIED = 11,        /* the peer denied our Migrate */
+  BFTNET_EV_PEER_RESTARTED = 12 /* the member runs a new process (new incarnation):
+                                   reset per-peer protocol state; old streams aborted */
 } bftnet_event_type_t;
 
 /* Why a stream migrated (BFTNET_EV_MIGRATED). */
 typedef enum bftnet_mig_reason {
-  BFTNET_MIG_RESUME = 1,       /* a detached stream found a connection again */
-  BFTNET_MIG_DUPLICATE = 2,    /* duplicate connections converge to one */
-  BFTNET_MIG_FAILBACK = 3,     /* a more preferred address answers again */
-  BFTNET_MIG_ADDR_CHANGE = 4,  /* bftnet_connect changed the member's addresses */
-  BFTNET_MIG_PEER = 5          /* the peer (the leader of the pair) moved it */
+  BFTNET_MIG_RESUME = 1,      /* a detached stream found a connection again */
+  BFTNET_MIG_DUPLICATE = 2,   /* duplicate connections converge to one */
+  BFTNET_MIG_FAILBACK = 3,    /* a more preferred address answers again */
+  BFTNET_MIG_ADDR_CHANGE = 4, /* bftnet_connect changed the member's addresses */
+  BFTNET_MIG_PEER = 5         /* the peer (the leader of the pair) moved it */
 } bftnet_mig_reason_t;
 
 typedef struct bftnet_event {
@@ -262,12 +262,12 @@ typedef struct bftnet_event {
   int error;               /* DISCONNECTED only: the underlying error code */
   /* Migration events only. */
   uint64_t stream_id;
-  const char *prev_addr;   /* MIGRATED: the connection it left ("" if detached) */
+  const char *prev_addr;          /* MIGRATED: the connection it left ("" if detached) */
   bftnet_mig_reason_t mig_reason; /* MIGRATED */
-  const char *mig_abort;   /* ABORTED: "reset", "denied", "detach_timeout", "peer_restarted", ... */
-  uint64_t lost;           /* ABORTED: messages (our stream) lost unconfirmed */
-  uint64_t detached_ns;    /* RESUMED: time from detach to resume */
-  uint64_t retransmitted;  /* RESUMED: bytes sent again */
+  const char *mig_abort;  /* ABORTED: "reset", "denied", "detach_timeout", "peer_restarted", ... */
+  uint64_t lost;          /* ABORTED: messages (our stream) lost unconfirmed */
+  uint64_t detached_ns;   /* RESUMED: time from detach to resume */
+  uint64_t retransmitted; /* RESUMED: bytes sent again */
 } bftnet_event_t;
 
 /* Runs on the loop thread: must be fast, must not block or call
@@ -279,20 +279,20 @@ typedef void (*bftnet_event_cb)(const bftnet_event_t *ev, void *user);
 struct uv_loop_s;
 
 typedef struct bftnet_config {
-  const bftnet_key_t *key;      /* identity; required; borrowed until free */
-  struct uv_loop_s *loop;       /* NULL: bftnet runs its own loop thread (which blocks
-                                   SIGPIPE); set: the application must ignore SIGPIPE */
-  uint32_t ping_interval_ms;    /* keepalive period (default 5000) */
-  uint32_t ping_timeout_ms;     /* missed pong => connection dead (default 10000) */
-  uint32_t handshake_timeout_ms;/* TCP connect to muxer ready (default 10000) */
-  uint32_t yamux_window;        /* per-stream receive window (default 1 MiB) */
-  uint32_t yamux_max_streams;   /* inbound streams per connection (default 256) */
-  uint32_t max_connections;     /* all connections, any state (default 1024) */
+  const bftnet_key_t *key;         /* identity; required; borrowed until free */
+  struct uv_loop_s *loop;          /* NULL: bftnet runs its own loop thread (which blocks
+                                      SIGPIPE); set: the application must ignore SIGPIPE */
+  uint32_t ping_interval_ms;       /* keepalive period (default 5000) */
+  uint32_t ping_timeout_ms;        /* missed pong => connection dead (default 10000) */
+  uint32_t handshake_timeout_ms;   /* TCP connect to muxer ready (default 10000) */
+  uint32_t yamux_window;           /* per-stream receive window (default 1 MiB) */
+  uint32_t yamux_max_streams;      /* inbound streams per connection (default 256) */
+  uint32_t max_connections;        /* all connections, any state (default 1024) */
   uint32_t max_pending_handshakes; /* unauthenticated at once (default 64) */
-  bftnet_event_cb on_event;     /* optional */
+  bftnet_event_cb on_event;        /* optional */
   void *user;
-  int log_level;                /* 0 quiet, 1 errors, 2 warnings (default), 3 info, 4 debug;
-                                   this node's own (see on_log) */
+  int log_level; /* 0 quiet, 1 errors, 2 warnings (default), 3 info, 4 debug;
+                    this node's own (see on_log) */
 
   /* Messaging (see bftnet_connect / bftnet_send / bftnet_recv). */
   uint32_t ring_capacity;       /* per-member send ring, power of 2 (default 4096) */
@@ -311,9 +311,9 @@ typedef struct bftnet_config {
    * resumed on the next connection; one not resumed within detach_timeout_ms
    * is aborted and its unconfirmed messages counted lost (default 30000). */
   uint32_t detach_timeout_ms;
-  uint32_t failback_ms;         /* the leader of a pair re-tries a more preferred
-                                   address this often (default 2000) */
-  int disable_migration;        /* 1: open plain /bftnet/msg streams (benchmarks) */
+  uint32_t failback_ms;  /* the leader of a pair re-tries a more preferred
+                            address this often (default 2000) */
+  int disable_migration; /* 1: open plain /bftnet/msg streams (benchmarks) */
   /* Busy polling, for latency (default 0: off). The loop thread keeps
    * polling its sockets without sleeping for this long after it last had
    * work, and bftnet_recv polls the inbound queues this long before it
@@ -358,8 +358,7 @@ BFTNET_API void bftnet_free(bftnet_t *net);
  * BFTNET_ADDR_MAX bytes always fit; if cap is too small the call fails with
  * BFTNET_EBUFSIZE and nothing stays bound). BFTNET_EBADADDR for a bad
  * multiaddr: bftnet_listen_ex (below) says which component and why. */
-BFTNET_API int bftnet_listen(bftnet_t *net, const char *maddr, char *bound,
-                             size_t cap) BFTNET_WUR;
+BFTNET_API int bftnet_listen(bftnet_t *net, const char *maddr, char *bound, size_t cap) BFTNET_WUR;
 /* The node's own peer ID, as bftnet_key_peer_id (BFTNET_EBUFSIZE). */
 BFTNET_API int bftnet_peer_id(const bftnet_t *net, char *buf, size_t cap);
 
@@ -370,19 +369,19 @@ BFTNET_API int bftnet_peer_id(const bftnet_t *net, char *buf, size_t cap);
  * BFTNET_PEER_ID_MAX, checked before dialing: BFTNET_EBUFSIZE). Reuses an
  * existing connection to the same peer ID. Blocking: not inside a loop
  * callback (BFTNET_EINCALLBACK). bftnet_dial_ex (below) says what failed. */
-BFTNET_API int bftnet_dial(bftnet_t *net, const char *maddr, uint32_t timeout_ms,
-                           char *peer_out, size_t cap) BFTNET_WUR;
+BFTNET_API int bftnet_dial(bftnet_t *net, const char *maddr, uint32_t timeout_ms, char *peer_out,
+                           size_t cap) BFTNET_WUR;
 
 /* One /ipfs/ping/1.0.0 round trip to the peer dialed at maddr (dialing it
  * first if needed). Writes the round-trip time in ns. Blocking, as
  * bftnet_dial (peer_out alike). */
-BFTNET_API int bftnet_ping(bftnet_t *net, const char *maddr, uint32_t timeout_ms,
-                           uint64_t *rtt_ns, char *peer_out, size_t cap) BFTNET_WUR;
+BFTNET_API int bftnet_ping(bftnet_t *net, const char *maddr, uint32_t timeout_ms, uint64_t *rtt_ns,
+                           char *peer_out, size_t cap) BFTNET_WUR;
 
 /* ------------------------------------------------------------ membership */
 
 #define BFTNET_NODE_ID_MAX 64 /* node IDs are 1..63 bytes, NUL included here */
-#define BFTNET_MAX_ADDRS 8
+#define BFTNET_MAX_ADDRS   8
 
 typedef struct bftnet_member {
   const char *node_id;      /* the application's name for it, e.g. "r3" */
@@ -397,8 +396,8 @@ typedef struct bftnet_member {
  * gets no Dispatcher. Added members get a Dispatcher (dialing starts) and
  * their TentativeReceiver, if any, is promoted; removed members lose theirs,
  * queued messages are released and counted, connections are closed. */
-BFTNET_API int bftnet_connect(bftnet_t *net, const bftnet_member_t *members, size_t n,
-                              char *errbuf, size_t errcap) BFTNET_WUR;
+BFTNET_API int bftnet_connect(bftnet_t *net, const bftnet_member_t *members, size_t n, char *errbuf,
+                              size_t errcap) BFTNET_WUR;
 /* The same from a membership file: {"members":[{"id":"r1","addrs":["/ip4/…/p2p/…"]},…]}. */
 BFTNET_API int bftnet_connect_file(bftnet_t *net, const char *path, char *errbuf,
                                    size_t errcap) BFTNET_WUR;
@@ -421,10 +420,10 @@ BFTNET_API int bftnet_send(bftnet_t *net, const char *node_id, const void *data,
 BFTNET_API int bftnet_broadcast(bftnet_t *net, const void *data, size_t len) BFTNET_WUR;
 
 typedef struct bftnet_msg {
-  const char *from;    /* sender's node ID */
+  const char *from; /* sender's node ID */
   const uint8_t *data;
   size_t len;
-  void *priv;          /* bftnet's: pass the message to bftnet_msg_release */
+  void *priv; /* bftnet's: pass the message to bftnet_msg_release */
 } bftnet_msg_t;
 
 /* Takes the next message, round-robin across members. timeout_ms: 0 = do
@@ -444,33 +443,33 @@ BFTNET_API void bftnet_msg_release(bftnet_msg_t *msg);
 BFTNET_API int bftnet_recv_fd(bftnet_t *net);
 
 typedef struct bftnet_peer_stats {
-  uint64_t enqueued;          /* accepted by bftnet_send/broadcast */
-  uint64_t sent;              /* written to the member's stream */
-  uint64_t delivered;         /* received from the member and handed to the app */
-  uint64_t dropped_overflow;  /* dropped from a full ring, or broadcasts skipped
-                                 by a member ring_capacity behind (oldest first) */
-  uint64_t dropped_removed;   /* released when the member was removed */
-  uint64_t aborted;           /* lost with a stream that was aborted (reset,
-                                 detach timeout, peer restart, removal): the
-                                 messages written but not confirmed read. An
-                                 upper bound: a message the peer took just
-                                 before the abort, whose confirmation was
-                                 still on its way, is counted too. */
+  uint64_t enqueued;         /* accepted by bftnet_send/broadcast */
+  uint64_t sent;             /* written to the member's stream */
+  uint64_t delivered;        /* received from the member and handed to the app */
+  uint64_t dropped_overflow; /* dropped from a full ring, or broadcasts skipped
+                                by a member ring_capacity behind (oldest first) */
+  uint64_t dropped_removed;  /* released when the member was removed */
+  uint64_t aborted;          /* lost with a stream that was aborted (reset,
+                                detach timeout, peer restart, removal): the
+                                messages written but not confirmed read. An
+                                upper bound: a message the peer took just
+                                before the abort, whose confirmation was
+                                still on its way, is counted too. */
   uint64_t bytes_out, bytes_in;
   uint64_t reconnects;        /* outbound stream re-established */
   uint64_t tentative_evicted; /* messages a TentativeReceiver dropped before promotion */
   uint32_t ring_depth;        /* queued, not yet written: its ring and the
                                  broadcasts it has still to take */
   uint32_t inbound_depth;
-  int connected;              /* 1 if the outbound stream is up */
+  int connected; /* 1 if the outbound stream is up */
   /* Migratable streams (both of the member's streams unless said). */
-  uint64_t migrations;        /* exchanges completed, resumes included */
-  uint64_t detached;          /* times a stream lost its connection */
-  uint64_t resumed;           /* times a detached stream resumed */
-  uint64_t retransmitted;     /* bytes of our stream sent again after a resume */
+  uint64_t migrations;                    /* exchanges completed, resumes included */
+  uint64_t detached;                      /* times a stream lost its connection */
+  uint64_t resumed;                       /* times a detached stream resumed */
+  uint64_t retransmitted;                 /* bytes of our stream sent again after a resume */
   uint64_t detach_ns_last, detach_ns_max; /* detach -> resume, last and worst */
-  uint64_t peer_restarts;     /* new incarnations of the member seen */
-  uint64_t unconfirmed;       /* bytes of our stream written, not yet confirmed read */
+  uint64_t peer_restarts;                 /* new incarnations of the member seen */
+  uint64_t unconfirmed;                   /* bytes of our stream written, not yet confirmed read */
   /* Messages above a size limit ("oversized messages", near the end). */
   uint64_t dropped_too_big;   /* ours for the member, above the max_message_size
                                  it said: refused by bftnet_send (it returned
@@ -518,8 +517,8 @@ BFTNET_API int bftnet_new_ex(bftnet_t **out, const bftnet_config_t *cfg, char *e
                              size_t errcap) BFTNET_WUR;
 BFTNET_API int bftnet_listen_ex(bftnet_t *net, const char *maddr, char *bound, size_t cap,
                                 char *errbuf, size_t errcap) BFTNET_WUR;
-BFTNET_API int bftnet_dial_ex(bftnet_t *net, const char *maddr, uint32_t timeout_ms,
-                              char *peer_out, size_t cap, char *errbuf, size_t errcap) BFTNET_WUR;
+BFTNET_API int bftnet_dial_ex(bftnet_t *net, const char *maddr, uint32_t timeout_ms, char *peer_out,
+                              size_t cap, char *errbuf, size_t errcap) BFTNET_WUR;
 
 /* Output buffers. Every function that writes into a caller's buffer
  * (buf/cap, bound/cap, peer_out/cap) fails with BFTNET_EBUFSIZE when it is

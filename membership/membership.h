@@ -10,10 +10,10 @@
 #include "proto.h"
 
 typedef struct mb_member {
-  char node_id[BFTNET_NODE_ID_MAX];            /* 1..63 printable bytes, no spaces */
-  peerid_t peer;                               /* the same in every address */
-  uint8_t naddrs;                              /* 1..BFTNET_MAX_ADDRS */
-  maddr_t addrs[BFTNET_MAX_ADDRS];             /* most preferred first */
+  char node_id[BFTNET_NODE_ID_MAX];                  /* 1..63 printable bytes, no spaces */
+  peerid_t peer;                                     /* the same in every address */
+  uint8_t naddrs;                                    /* 1..BFTNET_MAX_ADDRS */
+  maddr_t addrs[BFTNET_MAX_ADDRS];                   /* most preferred first */
   char addr_text[BFTNET_MAX_ADDRS][BFTNET_ADDR_MAX]; /* canonical text (maddr_format) */
 } mb_member_t;
 
@@ -55,7 +55,12 @@ const mb_member_t *mb_find_peer(const mb_table_t *t, const peerid_t *peer);
 /* old -> new, keyed by node ID. A node ID whose peer ID changed is REMOVED
  * then ADDED (a different identity is a different member). ADDRS_CHANGED
  * means same peer ID, different address list (order matters: preference). */
-typedef enum mb_change_kind { MB_ADDED, MB_REMOVED, MB_ADDRS_CHANGED, MB_UNCHANGED } mb_change_kind_t;
+typedef enum mb_change_kind {
+  MB_ADDED,
+  MB_REMOVED,
+  MB_ADDRS_CHANGED,
+  MB_UNCHANGED
+} mb_change_kind_t;
 
 typedef struct mb_change {
   mb_change_kind_t kind;

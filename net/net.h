@@ -116,12 +116,12 @@ typedef struct net_stream_cbs {
   void (*on_ready)(void *ud, net_stream_t *s);
   /* Data; the handler must call net_stream_consume() for it eventually. */
   void (*on_data)(void *ud, net_stream_t *s, const uint8_t *p, size_t n);
-  void (*on_fin)(void *ud, net_stream_t *s);          /* peer half-closed */
+  void (*on_fin)(void *ud, net_stream_t *s); /* peer half-closed */
   /* The stream ended abnormally: err is BFTNET_ERESET (peer RST),
    * BFTNET_ENA (protocol refused), BFTNET_ECLOSED (connection gone). */
   void (*on_error)(void *ud, net_stream_t *s, int err);
   void (*on_writable)(void *ud, net_stream_t *s);
-  void (*on_free)(void *ud, net_stream_t *s);         /* last callback */
+  void (*on_free)(void *ud, net_stream_t *s); /* last callback */
   /* Optional: the peer consumed n more bytes we wrote (yamux window
    * updates, not the SYN/ACK grant). */
   void (*on_credit)(void *ud, net_stream_t *s, uint32_t n);
@@ -162,6 +162,6 @@ const char *net_stream_protocol(const net_stream_t *s);
 /* The protocol IDs bftnet speaks. */
 #define NET_PROTO_NOISE "/noise"
 #define NET_PROTO_YAMUX "/yamux/1.0.0"
-#define NET_PROTO_PING "/ipfs/ping/1.0.0"
+#define NET_PROTO_PING  "/ipfs/ping/1.0.0"
 
 #endif /* BFTNET_NET_H */

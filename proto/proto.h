@@ -39,7 +39,7 @@ int lp_append(bn_buf_t *out, const void *data, size_t len) BFTNET_WUR;
 /* multistream-select 1.0: each message is uvarint(len) || text || '\n'. */
 
 #define MS_PROTO_ID "/multistream/1.0.0"
-#define MS_NA "na"
+#define MS_NA       "na"
 
 /* Appends one message (text without the newline) to out. */
 int ms_append(bn_buf_t *out, const char *text) BFTNET_WUR;

@@ -30,7 +30,7 @@ typedef struct rx_msg {
   const char *from;
   struct rx_block *block; /* carved from a shared block, or NULL (own malloc) */
   uint32_t len;
-  uint8_t data[];      /* len bytes, then the NUL-terminated node ID */
+  uint8_t data[]; /* len bytes, then the NUL-terminated node ID */
 } rx_msg_t;
 
 rx_msg_t *rx_msg_new(const uint8_t *data, size_t len, const char *from); /* NULL on ENOMEM */
@@ -51,12 +51,13 @@ void rx_msg_free(rx_msg_t *m);
  * block, so the memory a member's queued messages hold is at most
  * RX_BLOCK_SIZE per queued message. The carver belongs to the loop thread. */
 #define RX_BLOCK_SIZE (16u * 1024u - 64u)
-#define RX_CARVE_MAX 1024u /* larger messages get their own buffer, from pool */
+#define RX_CARVE_MAX  1024u /* larger messages get their own buffer, from pool */
 typedef struct rx_carver {
   struct rx_block *cur;
   bn_pool_t *pool; /* the owner's (may be NULL: malloc) */
 } rx_carver_t;
-rx_msg_t *rx_msg_carve(rx_carver_t *c, const uint8_t *data, size_t len, const char *from); /* NULL on ENOMEM */
+rx_msg_t *rx_msg_carve(rx_carver_t *c, const uint8_t *data, size_t len,
+                       const char *from); /* NULL on ENOMEM */
 /* Drops the carver's hold on its current block. */
 void rx_carver_release(rx_carver_t *c);
 
@@ -72,14 +73,14 @@ typedef struct rx_deframer {
   uint64_t skip_max;
   uint64_t skip;    /* bytes of an oversized message still to skip */
   uint64_t skipped; /* oversized messages met so far */
-  uint64_t need;  /* body length of the message in progress */
+  uint64_t need;    /* body length of the message in progress */
   bool in_body;
   uint8_t hdr[BN_UVARINT_MAX_BYTES];
   uint8_t hdr_len;
-  uint8_t *body;  /* allocated once the length is known and checked */
+  uint8_t *body;   /* allocated once the length is known and checked */
   bn_pool_t *pool; /* where body comes from (NULL: malloc); set after init */
   size_t have;
-  int err;        /* sticky */
+  int err; /* sticky */
 } rx_deframer_t;
 
 void rx_deframer_init(rx_deframer_t *d, size_t max);
@@ -101,7 +102,7 @@ int rx_deframer_feed(rx_deframer_t *d, const uint8_t *p, size_t n, rx_emit_fn cb
 typedef struct rx_inq {
   ck_ring_t ring;
   ck_ring_buffer_t *buf;
-  uint32_t cap;            /* power of 2 */
+  uint32_t cap; /* power of 2 */
   uint64_t max_bytes;
   rx_msg_t *ovf_head, *ovf_tail; /* loop thread only */
   /* The depth is pushed - taken, in messages and in data bytes. Each side
@@ -133,7 +134,7 @@ bool rx_inq_over(rx_inq_t *q);
 /* Messages in ring + overflow. Exact on the loop thread; elsewhere it may
  * overestimate (pushes and takes between its two loads), never underflow. */
 uint32_t rx_inq_depth(rx_inq_t *q);
-uint64_t rx_inq_bytes(rx_inq_t *q);  /* their data bytes */
+uint64_t rx_inq_bytes(rx_inq_t *q); /* their data bytes */
 
 /* ---------------------------------------------------- tentative buffer */
 /* A TentativeReceiver's memory: only the newest messages, bounded by count
@@ -166,12 +167,12 @@ typedef struct rx_cbs {
 } rx_cbs_t;
 
 typedef struct rx_config {
-  uint32_t max_message_size;   /* checked before a body is allocated */
-  uint32_t inbound_max_msgs;   /* per member, power of 2 */
-  uint64_t inbound_max_bytes;  /* per member */
-  uint32_t tentative_max;      /* TentativeReceivers at once (0: none) */
+  uint32_t max_message_size;                        /* checked before a body is allocated */
+  uint32_t inbound_max_msgs;                        /* per member, power of 2 */
+  uint64_t inbound_max_bytes;                       /* per member */
+  uint32_t tentative_max;                           /* TentativeReceivers at once (0: none) */
   uint32_t tentative_max_msgs, tentative_max_bytes; /* kept per TentativeReceiver */
-  uint32_t tentative_rate;     /* bytes/s credited to a non-member */
+  uint32_t tentative_rate;                          /* bytes/s credited to a non-member */
   /* Optional: messages go to this callback on the loop thread instead of
    * the inbound queues (bftnet_config_t's on_message and user). */
   void (*on_message)(const char *from, const uint8_t *data, size_t len, void *user);
@@ -190,7 +191,7 @@ typedef struct rx_ctx {
   bn_pool_t *pool;         /* message buffers (may be NULL: malloc) */
   const rx_cbs_t *cbs;
   void *ud;
-  uint64_t activity;       /* bumped by every data callback (busy polling watches it) */
+  uint64_t activity;                /* bumped by every data callback (busy polling watches it) */
   rx_tent_t *tent_head, *tent_tail; /* creation order, oldest first */
   unsigned ntent;
   bn_ttimer_t *tent_timer; /* re-credits rate-limited TentativeReceivers */
@@ -201,7 +202,7 @@ typedef struct rx_ctx {
  * (rx_pop_batch) and the atomic counters (rx_stats); everything else
  * belongs to the loop thread. */
 typedef struct rx {
-  rx_inq_t inq;     /* first: its padding keeps consumers off the rest */
+  rx_inq_t inq; /* first: its padding keeps consumers off the rest */
   /* Atomic counters (written by the loop, read by rx_stats). */
   uint64_t bytes_in, tentative_evicted;
   uint64_t too_big; /* messages above our max_message_size, skipped */
@@ -209,13 +210,13 @@ typedef struct rx {
 
   /* Loop thread only. */
   rx_ctx_t *ctx;
-  void *ud;          /* the owner's, for the callbacks */
-  const char *from;  /* the member's node ID (the owner's memory) */
-  mig_stream_t *in;   /* the member's stream to us */
+  void *ud;         /* the owner's, for the callbacks */
+  const char *from; /* the member's node ID (the owner's memory) */
+  mig_stream_t *in; /* the member's stream to us */
   rx_deframer_t rxd;
   rx_carver_t carver; /* small received messages share blocks */
-  size_t uncredited; /* bytes received but not yet credited (backpressure) */
-  bn_ratelimit_t rl; /* its log lines */
+  size_t uncredited;  /* bytes received but not yet credited (backpressure) */
+  bn_ratelimit_t rl;  /* its log lines */
 } rx_t;
 
 /* Loop thread. 0 or a transport error. */

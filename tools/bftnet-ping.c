@@ -58,14 +58,23 @@ static void bad_value(const char *flag, const char *v) {
 
 static int exit_code(int rc) {
   switch (rc) {
-  case -ECONNREFUSED: case -EHOSTUNREACH: case -ENETUNREACH: case BFTNET_EUNREACHABLE:
+  case -ECONNREFUSED:
+  case -EHOSTUNREACH:
+  case -ENETUNREACH:
+  case BFTNET_EUNREACHABLE:
     return 3;
   case BFTNET_EPEERMISMATCH:
     return 4;
-  case BFTNET_EAUTH: case BFTNET_EPROTO: case BFTNET_ENA: case BFTNET_EDECRYPT: case BFTNET_EEOF:
-  case BFTNET_ECLOSED: case -ECONNRESET:
+  case BFTNET_EAUTH:
+  case BFTNET_EPROTO:
+  case BFTNET_ENA:
+  case BFTNET_EDECRYPT:
+  case BFTNET_EEOF:
+  case BFTNET_ECLOSED:
+  case -ECONNRESET:
     return 5;
-  case BFTNET_ETIMEDOUT: case -ETIMEDOUT:
+  case BFTNET_ETIMEDOUT:
+  case -ETIMEDOUT:
     return 6;
   default:
     return 1;
@@ -74,11 +83,16 @@ static int exit_code(int rc) {
 
 static const char *what(int rc) {
   switch (exit_code(rc)) {
-  case 3: return "unreachable";
-  case 4: return "peer ID mismatch";
-  case 5: return "handshake failure";
-  case 6: return "timeout";
-  default: return "error";
+  case 3:
+    return "unreachable";
+  case 4:
+    return "peer ID mismatch";
+  case 5:
+    return "handshake failure";
+  case 6:
+    return "timeout";
+  default:
+    return "error";
   }
 }
 
@@ -146,8 +160,12 @@ int main(int argc, char **argv) {
   while ((o = getopt_long(argc, argv, ":k:c:l:t:h", opts, NULL)) != -1) {
     char *end;
     switch (o) {
-    case 'k': key_file = optarg; break;
-    case 'l': listen = optarg; break;
+    case 'k':
+      key_file = optarg;
+      break;
+    case 'l':
+      listen = optarg;
+      break;
     case 'c':
       count = strtol(optarg, &end, 10);
       if (*end || count < 1 || count > 1000000) bad_value("--count", optarg);
@@ -172,8 +190,8 @@ int main(int argc, char **argv) {
     usage();
   }
   if (!listen && optind != argc - 1) {
-    fprintf(stderr, "bftnet-ping: %s\n", optind == argc ? "a MULTIADDR to dial is required"
-                                                         : "one MULTIADDR only");
+    fprintf(stderr, "bftnet-ping: %s\n",
+            optind == argc ? "a MULTIADDR to dial is required" : "one MULTIADDR only");
     usage();
   }
 
@@ -188,7 +206,8 @@ int main(int argc, char **argv) {
   bftnet_key_t *key = NULL;
   int rc = key_file ? bftnet_key_load(key_file, &key) : bftnet_key_generate(&key);
   if (rc != 0) {
-    fprintf(stderr, "bftnet-ping: key %s: %s\n", key_file ? key_file : "(new)", bftnet_strerror(rc));
+    fprintf(stderr, "bftnet-ping: key %s: %s\n", key_file ? key_file : "(new)",
+            bftnet_strerror(rc));
     return 1;
   }
   bftnet_config_t cfg;
@@ -201,7 +220,8 @@ int main(int argc, char **argv) {
     bftnet_key_free(key);
     return 1;
   }
-  int code = listen ? run_listen(net, listen) : run_dial(net, argv[optind], (int)count, (uint32_t)timeout);
+  int code =
+      listen ? run_listen(net, listen) : run_dial(net, argv[optind], (int)count, (uint32_t)timeout);
   bftnet_free(net);
   bftnet_key_free(key);
   return code;

@@ -2,14 +2,18 @@
 
 #include "core.h"
 
-void bn_buf_init(bn_buf_t *b) { memset(b, 0, sizeof(*b)); }
+void bn_buf_init(bn_buf_t *b) {
+  memset(b, 0, sizeof(*b));
+}
 
 void bn_buf_free(bn_buf_t *b) {
   free(b->data);
   bn_buf_init(b);
 }
 
-void bn_buf_reset(bn_buf_t *b) { b->off = b->len = 0; }
+void bn_buf_reset(bn_buf_t *b) {
+  b->off = b->len = 0;
+}
 
 int bn_buf_reserve(bn_buf_t *b, size_t n) {
   if (b->cap - b->len >= n) return 0;
@@ -26,7 +30,8 @@ int bn_buf_reserve(bn_buf_t *b, size_t n) {
   if (n > SIZE_MAX / 2 - b->len) return BFTNET_ENOMEM;
   size_t need = unread + n;
   size_t ncap = b->cap ? b->cap : 256;
-  while (ncap < need) ncap *= 2;
+  while (ncap < need)
+    ncap *= 2;
   uint8_t *p = malloc(ncap);
   if (!p) return BFTNET_ENOMEM;
   if (unread) memcpy(p, b->data + b->off, unread);

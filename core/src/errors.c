@@ -9,7 +9,9 @@ BFTNET_API const char *bftnet_strerror(int err) {
   switch (err) {
   case 0:
     return "success";
-#define BFTNET_XX_(name, msg) case BFTNET_E##name: return msg;
+#define BFTNET_XX_(name, msg)                                                                      \
+  case BFTNET_E##name:                                                                             \
+    return msg;
     BFTNET_ERRNO_MAP(BFTNET_XX_)
 #undef BFTNET_XX_
   default:
@@ -23,7 +25,9 @@ BFTNET_API const char *bftnet_err_name(int err) {
   switch (err) {
   case 0:
     return "OK";
-#define BFTNET_XX_(name, msg) case BFTNET_E##name: return "BFTNET_E" #name;
+#define BFTNET_XX_(name, msg)                                                                      \
+  case BFTNET_E##name:                                                                             \
+    return "BFTNET_E" #name;
     BFTNET_ERRNO_MAP(BFTNET_XX_)
 #undef BFTNET_XX_
   default:
@@ -38,7 +42,9 @@ BFTNET_API const char *bftnet_err_name(int err) {
 
 BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason) {
   switch (reason) {
-#define BFTNET_XX_(name, msg) case BFTNET_REASON_##name: return msg;
+#define BFTNET_XX_(name, msg)                                                                      \
+  case BFTNET_REASON_##name:                                                                       \
+    return msg;
     BFTNET_REASON_MAP(BFTNET_XX_)
 #undef BFTNET_XX_
   default:
@@ -48,7 +54,9 @@ BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason) {
 
 BFTNET_API const char *bftnet_counter_name(bftnet_counter_id_t id) {
   switch (id) {
-#define BFTNET_XX_(name, str) case BFTNET_COUNTER_##name: return str;
+#define BFTNET_XX_(name, str)                                                                      \
+  case BFTNET_COUNTER_##name:                                                                      \
+    return str;
     BFTNET_COUNTER_MAP(BFTNET_XX_)
 #undef BFTNET_XX_
   default:

@@ -18,9 +18,9 @@
 
 #include "core.h"
 
-#define POOL_STEPS 8 /* classes per doubling above 1 KiB: at most 12.5 % wasted */
-#define POOL_SMALL 16 /* 64 B steps up to 1 KiB */
-#define POOL_CLASSES (POOL_SMALL + 6 * POOL_STEPS) /* 64 B .. 1 KiB, then up to 64 KiB */
+#define POOL_STEPS     8  /* classes per doubling above 1 KiB: at most 12.5 % wasted */
+#define POOL_SMALL     16 /* 64 B steps up to 1 KiB */
+#define POOL_CLASSES   (POOL_SMALL + 6 * POOL_STEPS) /* 64 B .. 1 KiB, then up to 64 KiB */
 #define POOL_DEFER_MAX 64 /* buffers a thread holds back before it gives them back */
 
 /* ck_pr is inline assembly on x86-64: TSan sees neither the spinlock nor
@@ -46,7 +46,7 @@ typedef struct pool_hdr {
 _Static_assert(sizeof(pool_hdr_t) == BN_POOL_HDR, "header keeps malloc's alignment");
 
 struct pool_class {
-  ck_stack_t freed; /* pushed by any thread */
+  ck_stack_t freed;        /* pushed by any thread */
   ck_stack_entry_t *local; /* under the pool's lock */
 } CK_CC_CACHELINE;
 
@@ -68,7 +68,8 @@ static int pool_class(size_t s, size_t *size) {
     *size = k * 64;
     return (int)k - 1;
   }
-  unsigned e = 63u - (unsigned)__builtin_clzll((unsigned long long)(s - 1)); /* 2^e < s <= 2^(e+1) */
+  unsigned e =
+      63u - (unsigned)__builtin_clzll((unsigned long long)(s - 1)); /* 2^e < s <= 2^(e+1) */
   size_t base = (size_t)1 << e, step = base / POOL_STEPS;
   size_t k = (s - base + step - 1) / step; /* 1..POOL_STEPS */
   *size = base + k * step;
@@ -93,11 +94,12 @@ typedef struct pool_defer {
 static _Thread_local pool_defer_t *tl_defer;
 
 bn_pool_t *bn_pool_new(size_t cache_max) {
-  bn_pool_t *p = aligned_alloc(CK_MD_CACHELINE, (sizeof *p + CK_MD_CACHELINE - 1) / CK_MD_CACHELINE *
-                                                     CK_MD_CACHELINE);
+  bn_pool_t *p = aligned_alloc(CK_MD_CACHELINE, (sizeof *p + CK_MD_CACHELINE - 1) /
+                                                    CK_MD_CACHELINE * CK_MD_CACHELINE);
   if (!p) return NULL;
   memset(p, 0, sizeof *p);
-  for (int i = 0; i < POOL_CLASSES; i++) ck_stack_init(&p->cls[i].freed);
+  for (int i = 0; i < POOL_CLASSES; i++)
+    ck_stack_init(&p->cls[i].freed);
   ck_spinlock_fas_init(&p->lock);
   p->cache_max = cache_max;
   p->refs = 1;

@@ -20,9 +20,13 @@ static void sys_random(void *ctx, void *buf, size_t n) {
 
 static const bn_seam_t g_system = {sys_now_ns, sys_random, NULL};
 
-const bn_seam_t *bn_seam_system(void) { return &g_system; }
+const bn_seam_t *bn_seam_system(void) {
+  return &g_system;
+}
 
-static uint64_t sim_now_ns(void *ctx) { return ((bn_seam_sim_t *)ctx)->now_ns; }
+static uint64_t sim_now_ns(void *ctx) {
+  return ((bn_seam_sim_t *)ctx)->now_ns;
+}
 
 static void sim_random(void *ctx, void *buf, size_t n) {
   bn_seam_sim_t *s = ctx;
@@ -62,4 +66,6 @@ uint64_t bn_counter_get(const bn_counters_t *c, bftnet_counter_id_t id) {
   return ck_pr_load_64((uint64_t *)&c->v[id]);
 }
 
-void bn_wipe(void *p, size_t n) { sodium_memzero(p, n); }
+void bn_wipe(void *p, size_t n) {
+  sodium_memzero(p, n);
+}

@@ -19,4 +19,6 @@ uint64_t disp_backoff_next_ms(disp_backoff_t *b, const bn_seam_t *seam) {
   return lo + bn_random_uniform(seam, hi - lo + 1);
 }
 
-void disp_backoff_reset(disp_backoff_t *b) { b->attempt = 0; }
+void disp_backoff_reset(disp_backoff_t *b) {
+  b->attempt = 0;
+}

@@ -61,7 +61,7 @@ bool disp_blog_push(disp_blog_t *l, disp_msg_t *m, uint64_t ver) {
   disp_blog_slot_t *s = disp_blog_slot(l, h);
   s->msg = m;
   s->ver = ver;
-  DISP_TSAN_RELEASE(m);       /* the message's bytes, to whoever takes it */
+  DISP_TSAN_RELEASE(m);        /* the message's bytes, to whoever takes it */
   DISP_TSAN_RELEASE(&l->head); /* the slot, to whoever reads head */
   ck_pr_fence_store();
   ck_pr_store_64(&l->head, h + 1);

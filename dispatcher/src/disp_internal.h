@@ -53,15 +53,15 @@ void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
 void __tsan_ignore_thread_begin(void);
 void __tsan_ignore_thread_end(void);
-#define DISP_TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
-#define DISP_TSAN_RELEASE(p) __tsan_release((void *)(p))
+#define DISP_TSAN_ACQUIRE(p)     __tsan_acquire((void *)(p))
+#define DISP_TSAN_RELEASE(p)     __tsan_release((void *)(p))
 #define DISP_TSAN_IGNORE_BEGIN() __tsan_ignore_thread_begin()
-#define DISP_TSAN_IGNORE_END() __tsan_ignore_thread_end()
+#define DISP_TSAN_IGNORE_END()   __tsan_ignore_thread_end()
 #else
-#define DISP_TSAN_ACQUIRE(p) ((void)(p))
-#define DISP_TSAN_RELEASE(p) ((void)(p))
+#define DISP_TSAN_ACQUIRE(p)     ((void)(p))
+#define DISP_TSAN_RELEASE(p)     ((void)(p))
 #define DISP_TSAN_IGNORE_BEGIN() ((void)0)
-#define DISP_TSAN_IGNORE_END() ((void)0)
+#define DISP_TSAN_IGNORE_END()   ((void)0)
 /* outbound.c: a member's stream and dialer (loop thread). */
 /* The redial timer's callback (ud: the disp_t). */
 void disp__outbound_redial_tick(void *ud);
@@ -85,8 +85,10 @@ void disp__outbound_limit(disp_t *d);
  * outnumbering cores do not convoy. */
 static inline void disp_spin_lock(ck_spinlock_fas_t *l) {
   for (unsigned spins = 0; !ck_spinlock_fas_trylock(l); spins++) {
-    if (spins < 64) ck_pr_stall();
-    else sched_yield();
+    if (spins < 64)
+      ck_pr_stall();
+    else
+      sched_yield();
   }
   DISP_TSAN_ACQUIRE(l);
 }

@@ -109,8 +109,8 @@ bool disp_reclaim(disp_t *d) {
 void disp_destroy(disp_t *d) {
   size_t dropped = disp_ring_destroy(&d->ring);
   if (dropped)
-    bn_log(d->ctx->cfg.log, BN_LOG_INFO, "member %s removed: %zu queued messages released",
-           d->name, dropped);
+    bn_log(d->ctx->cfg.log, BN_LOG_INFO, "member %s removed: %zu queued messages released", d->name,
+           dropped);
   disp_framer_abort(&d->framer);
   disp_ends_free(&d->ends);
 }
@@ -177,9 +177,11 @@ int disp_broadcast(disp_ctx_t *ctx, disp_t *const *ds, size_t n, uint64_t ver, c
                    size_t len) {
   if (n == 0) return 0;
   size_t can = 0; /* the members that take it; the others' framers skip and count it */
-  for (size_t i = 0; i < n; i++) can += !too_big_for(ctx, ds[i], len);
+  for (size_t i = 0; i < n; i++)
+    can += !too_big_for(ctx, ds[i], len);
   if (can == 0) {
-    for (size_t i = 0; i < n; i++) refuse_too_big(ctx, ds[i]);
+    for (size_t i = 0; i < n; i++)
+      refuse_too_big(ctx, ds[i]);
     return BFTNET_EPEERTOOBIG;
   }
   disp_msg_t *msg = disp_msg_new(ctx->pool, data, len, 1); /* one buffer, shared */

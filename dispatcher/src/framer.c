@@ -44,20 +44,23 @@
 #include "dispatcher.h"
 
 #define DISP_SCRATCH_SIZE (64u * 1024u)
-#define DISP_DIRECT_MIN (16u * 1024u) /* write a body this large in place */
-#define DISP_POP_MAX 64u              /* messages per pop from the ring */
-#define DISP_WRITE_MAX (1u << 30)     /* bytes per write call (the writer returns int) */
+#define DISP_DIRECT_MIN   (16u * 1024u) /* write a body this large in place */
+#define DISP_POP_MAX      64u           /* messages per pop from the ring */
+#define DISP_WRITE_MAX    (1u << 30)    /* bytes per write call (the writer returns int) */
 /* A call completes at most DISP_FRAMER_HELD + 1 messages per write. */
 #define DISP_DRAIN_MAX (INT_MAX - (int)DISP_FRAMER_HELD - 1)
 
-_Static_assert(DISP_DIRECT_MIN <= DISP_SCRATCH_SIZE, "direct writes are for bodies a scratch could not hold");
+_Static_assert(DISP_DIRECT_MIN <= DISP_SCRATCH_SIZE,
+               "direct writes are for bodies a scratch could not hold");
 _Static_assert(DISP_POP_MAX <= DISP_FRAMER_HELD, "a pop fits the held queue");
 _Static_assert(DISP_FRAMER_HELD < (1u << 16), "held indices");
 
 static _Thread_local uint8_t g_scratch[DISP_SCRATCH_SIZE];
 static _Thread_local bool g_scratch_busy;
 
-static size_t framer_cur_total(const disp_framer_t *f) { return (size_t)f->hdr_len + f->cur->len; }
+static size_t framer_cur_total(const disp_framer_t *f) {
+  return (size_t)f->hdr_len + f->cur->len;
+}
 
 /* Makes the oldest held message current, at offset 0. */
 static void framer_next(disp_framer_t *f) {
@@ -171,7 +174,8 @@ uint64_t disp_framer_backlog(const disp_framer_t *f) {
 void disp_framer_blog_skip_foreign(disp_framer_t *f) {
   if (!f->blog) return;
   uint64_t h = disp_blog_head(f->blog), c = f->bcur;
-  while (c < h && disp_blog_slot(f->blog, c)->ver < f->bver) c++;
+  while (c < h && disp_blog_slot(f->blog, c)->ver < f->bver)
+    c++;
   if (c != f->bcur) ck_pr_store_64(&f->bcur, c);
 }
 
@@ -230,7 +234,8 @@ static void ends_push(disp_ends_t *e, uint64_t end) {
       e->oom = true;
       return;
     }
-    for (size_t i = 0; i < e->len; i++) nv[i] = e->v[(e->head + i) % e->cap];
+    for (size_t i = 0; i < e->len; i++)
+      nv[i] = e->v[(e->head + i) % e->cap];
     free(e->v);
     e->v = nv;
     e->cap = ncap;
@@ -281,7 +286,9 @@ static int framer_advance(disp_framer_t *f, size_t k) {
   return done;
 }
 
-void disp_framer_init(disp_framer_t *f) { memset(f, 0, sizeof(*f)); }
+void disp_framer_init(disp_framer_t *f) {
+  memset(f, 0, sizeof(*f));
+}
 
 int disp_framer_drain(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, void *ctx) {
   bool scratch = !g_scratch_busy;

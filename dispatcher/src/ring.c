@@ -38,8 +38,8 @@
 #include "disp_internal.h"
 #include "dispatcher.h"
 
-#define DISP_RING_CAP_MIN 4u
-#define DISP_RING_CAP_MAX (1u << 24)
+#define DISP_RING_CAP_MIN    4u
+#define DISP_RING_CAP_MAX    (1u << 24)
 #define DISP_RING_PUSH_TRIES 2u
 
 _Static_assert((DISP_RING_CAP_MAX & (DISP_RING_CAP_MAX - 1)) == 0, "ring cap max is a power of 2");
@@ -117,8 +117,8 @@ bool disp_ring_push_mpmc(disp_ring_t *r, disp_msg_t *m) {
 
 unsigned disp_ring_pop_batch_mpmc(disp_ring_t *r, disp_msg_t **out, unsigned max) {
   /* ck 0.7.1 has no batch dequeue (its _size forms are enqueue-only), and a
-   * loop of its MPMC dequeues costs one CAS per message. This is ck's multi-consumer dequeue (_ck_ring_dequeue_mc)
-   * for up to max slots at once: read the slots between c_head and p_tail,
+   * loop of its MPMC dequeues costs one CAS per message. This is ck's multi-consumer dequeue
+   * (_ck_ring_dequeue_mc) for up to max slots at once: read the slots between c_head and p_tail,
    * then claim them all with one CAS on c_head; if a dropping producer
    * moved c_head meanwhile, what was read is discarded and read again. */
   ck_ring_t *ring = &r->ring;
@@ -144,4 +144,6 @@ unsigned disp_ring_pop_batch_mpmc(disp_ring_t *r, disp_msg_t **out, unsigned max
   return n;
 }
 
-uint32_t disp_ring_depth(disp_ring_t *r) { return ck_ring_size(&r->ring); }
+uint32_t disp_ring_depth(disp_ring_t *r) {
+  return ck_ring_size(&r->ring);
+}

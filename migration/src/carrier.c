@@ -154,8 +154,8 @@ void mig__carrier_send_msg(mig_peer_t *p, mig_carrier_t *car, const mig_msg_t *m
   if (rc == 0)
     car->pre_left += b.len;
   else
-    bn_log(p->n->cfg.log, BN_LOG_INFO, "stream migration: %s: cannot send a message: %s",
-           p->id_str, bftnet_strerror(rc));
+    bn_log(p->n->cfg.log, BN_LOG_INFO, "stream migration: %s: cannot send a message: %s", p->id_str,
+           bftnet_strerror(rc));
   bn_buf_free(&b);
 }
 

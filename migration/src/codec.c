@@ -209,7 +209,9 @@ int mig_msg_decode(const uint8_t *p, size_t n, mig_msg_t *out) {
 
 /* ------------------------------------------------------------- reader */
 
-void mig_reader_init(mig_reader_t *r) { memset(r, 0, sizeof(*r)); }
+void mig_reader_init(mig_reader_t *r) {
+  memset(r, 0, sizeof(*r));
+}
 
 size_t mig_reader_feed(mig_reader_t *r, const uint8_t *p, size_t n) {
   if (r->err || r->done) return 0;

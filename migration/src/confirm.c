@@ -76,14 +76,15 @@ static void ctl_set_mode(mig_peer_t *p, mig_mode_t mode) {
   int rc = mig_reg_set_mode(&p->mig, mode, &acts);
   mig__stream_apply(p, &acts, NULL);
   if (rc == BFTNET_ESTATE) {
-    bn_log(p->n->cfg.log, BN_LOG_INFO, "stream migration: %s confirms both with and without %s", p->id_str,
-           MIG_CONFIRM_PROTO_ID);
+    bn_log(p->n->cfg.log, BN_LOG_INFO, "stream migration: %s confirms both with and without %s",
+           p->id_str, MIG_CONFIRM_PROTO_ID);
     return;
   }
   if (mode == MIG_MODE_LEGACY) {
     mig__count(p->n, BFTNET_COUNTER_MIG_LEGACY_PEERS, 1);
-    bn_log(p->n->cfg.log, BN_LOG_INFO, "peer %s does not speak %s: it confirms with yamux window updates",
-           p->id_str, MIG_CONFIRM_PROTO_ID);
+    bn_log(p->n->cfg.log, BN_LOG_INFO,
+           "peer %s does not speak %s: it confirms with yamux window updates", p->id_str,
+           MIG_CONFIRM_PROTO_ID);
   }
   pump_all(p);
 }
@@ -187,7 +188,8 @@ void mig__confirm_ensure(mig_peer_t *p, net_conn_t *c) {
 
 static void ctl_violation(mig_ctl_t *k, const char *what) {
   mig__count(k->p->n, BFTNET_COUNTER_MIG_BAD_MESSAGE, 1);
-  bn_log(k->p->n->cfg.log, BN_LOG_INFO, "stream migration: %s: bad confirmation stream (%s)", k->p->id_str, what);
+  bn_log(k->p->n->cfg.log, BN_LOG_INFO, "stream migration: %s: bad confirmation stream (%s)",
+         k->p->id_str, what);
   ctl_reset(k);
 }
 
@@ -263,7 +265,8 @@ static const net_stream_cbs_t in_cbs = {
 int mig__confirm_accept(mig_peer_t *p, net_conn_t *c, net_stream_t *s) {
   if (ctl_find(p, c, false)) { /* one per connection and direction */
     mig__count(p->n, BFTNET_COUNTER_MIG_STREAM_LIMIT, 1);
-    bn_log(p->n->cfg.log, BN_LOG_INFO, "stream migration: %s opened a second confirmation stream", p->id_str);
+    bn_log(p->n->cfg.log, BN_LOG_INFO, "stream migration: %s opened a second confirmation stream",
+           p->id_str);
     return BFTNET_ELIMIT;
   }
   mig_ctl_t *k = ctl_new(p, c, false);

@@ -27,18 +27,19 @@
 #include "proto.h"
 
 /* -------------------------------------------------------------- limits */
-#define MIG_MSG_MAX 1024u      /* one StreamMigration message, checked before decoding */
-#define MIG_MAX_STREAMS 64u    /* logical streams per peer (live + not yet freed) */
-#define MIG_MAX_ALIASES 16u    /* old IDs remembered per logical stream */
-#define MIG_MAX_ACTIONS 512u   /* actions one event may emit */
-#define MIG_PROTO_ID "/libp2p/stream-migration"
+#define MIG_MSG_MAX     1024u /* one StreamMigration message, checked before decoding */
+#define MIG_MAX_STREAMS 64u   /* logical streams per peer (live + not yet freed) */
+#define MIG_MAX_ALIASES 16u   /* old IDs remembered per logical stream */
+#define MIG_MAX_ACTIONS 512u  /* actions one event may emit */
+#define MIG_PROTO_ID    "/libp2p/stream-migration"
 /* The confirmation stream (§11.12): one per connection and direction, it
  * carries the Confirms of its opener. A peer that answers `na` to it is an
  * older one that confirms with yamux window updates (§11.11). */
 #define MIG_CONFIRM_PROTO_ID "/libp2p/stream-migration/confirm"
 
 _Static_assert(MIG_MSG_MAX <= BN_PB_ARENA_MAX / 4, "a message decodes within the arena");
-_Static_assert(MIG_MAX_ACTIONS >= 6u * MIG_MAX_STREAMS + 8u, "a restart or tick fits one action list");
+_Static_assert(MIG_MAX_ACTIONS >= 6u * MIG_MAX_STREAMS + 8u,
+               "a restart or tick fits one action list");
 
 /* ------------------------------------------------------- IDs and roles */
 
@@ -65,9 +66,9 @@ typedef enum mig_msg_type {
 
 typedef struct mig_msg {
   mig_msg_type_t type;
-  uint64_t id;        /* Label, Migrate, Confirm */
-  uint64_t from;      /* Migrate */
-  bool deny;          /* AckMigrate */
+  uint64_t id;          /* Label, Migrate, Confirm */
+  uint64_t from;        /* Migrate */
+  bool deny;            /* AckMigrate */
   bool has_incarnation; /* always set in ConfirmStart */
   uint64_t incarnation;
   bool has_read_offset; /* Migrate, AckMigrate; always set in Confirm */
@@ -120,59 +121,62 @@ int mig_seq_next(mig_seq_t *r, const uint8_t **p, size_t *n, mig_msg_t *out);
 
 /* ----------------------------------------------------- reasons, counts */
 /* Violations (V) are rejected inputs; aborts (A) end a logical stream. */
-#define MIG_REASON_MAP(XX)                                                     \
-  XX(NONE, "none")                                                             \
-  XX(BAD_MSG, "bad_message")              /* V: undecodable, wrong message type on a carrier */ \
+#define MIG_REASON_MAP(XX)                                                                         \
+  XX(NONE, "none")                                                                                 \
+  XX(BAD_MSG, "bad_message")              /* V: undecodable, wrong message type on a carrier */    \
   XX(UNEXPECTED_ACK, "unexpected_ack")    /* V: AckMigrate on a carrier with no pending Migrate */ \
-  XX(BAD_PARITY, "bad_parity")            /* V: id of the sender's wrong parity */ \
-  XX(ID_IN_USE, "id_in_use")              /* V: Label reusing a live ID (or alias) */ \
-  XX(REPLAY, "replayed_migrate")          /* V: Migrate whose id was already used */ \
-  XX(NOT_LEADER, "migrate_from_follower") /* V: Migrate from the non-leader (denied) */ \
-  XX(UNKNOWN_FROM, "unknown_from")        /* V: Migrate naming no live stream (denied) */ \
-  XX(NO_OFFSET, "no_read_offset")         /* V: Migrate/Ack without read_offset */ \
-  XX(BAD_OFFSET, "bad_read_offset")       /* V+A: offset outside [confirmed, sent] */ \
-  XX(BAD_CREDIT, "bad_credit")            /* V+A: credit beyond the bytes sent (older peer) */ \
-  XX(GAP, "offset_gap")                   /* V+A: carrier bytes beyond the read offset */ \
-  XX(DATA_AFTER_CLOSE, "data_after_close")/* V+A: data past the writer's FIN: close the connection */ \
-  XX(DATA_BEFORE_ACK, "data_before_ack")  /* V+A: L bytes on a carrier before its AckMigrate */ \
-  XX(LIMIT, "stream_limit")               /* V: more than MIG_MAX_STREAMS */ \
-  XX(RESET, "reset")                      /* A: RST on a carrier of L */ \
-  XX(DENIED, "denied")                    /* A: resume denied */ \
-  XX(DETACH_TIMEOUT, "detach_timeout")    /* A: not resumed within detach_timeout */ \
-  XX(PEER_RESTARTED, "peer_restarted")    /* A: new incarnation */ \
-  XX(NA, "migration_na")                  /* A: peer answered na to the Label */ \
-  XX(LOCAL, "local_abort")                /* A: mig_sm_abort */ \
-  XX(BAD_CONFIRM, "bad_confirm")          /* V+A: a Confirm beyond the bytes sent */
+  XX(BAD_PARITY, "bad_parity")            /* V: id of the sender's wrong parity */                 \
+  XX(ID_IN_USE, "id_in_use")              /* V: Label reusing a live ID (or alias) */              \
+  XX(REPLAY, "replayed_migrate")          /* V: Migrate whose id was already used */               \
+  XX(NOT_LEADER, "migrate_from_follower") /* V: Migrate from the non-leader (denied) */            \
+  XX(UNKNOWN_FROM, "unknown_from")        /* V: Migrate naming no live stream (denied) */          \
+  XX(NO_OFFSET, "no_read_offset")         /* V: Migrate/Ack without read_offset */                 \
+  XX(BAD_OFFSET, "bad_read_offset")       /* V+A: offset outside [confirmed, sent] */              \
+  XX(BAD_CREDIT, "bad_credit")            /* V+A: credit beyond the bytes sent (older peer) */     \
+  XX(GAP, "offset_gap")                   /* V+A: carrier bytes beyond the read offset */          \
+  XX(DATA_AFTER_CLOSE,                                                                             \
+     "data_after_close") /* V+A: data past the writer's FIN: close the connection */               \
+  XX(DATA_BEFORE_ACK, "data_before_ack") /* V+A: L bytes on a carrier before its AckMigrate */     \
+  XX(LIMIT, "stream_limit")              /* V: more than MIG_MAX_STREAMS */                        \
+  XX(RESET, "reset")                     /* A: RST on a carrier of L */                            \
+  XX(DENIED, "denied")                   /* A: resume denied */                                    \
+  XX(DETACH_TIMEOUT, "detach_timeout")   /* A: not resumed within detach_timeout */                \
+  XX(PEER_RESTARTED, "peer_restarted")   /* A: new incarnation */                                  \
+  XX(NA, "migration_na")                 /* A: peer answered na to the Label */                    \
+  XX(LOCAL, "local_abort")               /* A: mig_sm_abort */                                     \
+  XX(BAD_CONFIRM, "bad_confirm")         /* V+A: a Confirm beyond the bytes sent */
 
 typedef enum mig_reason {
 #define MIG_XX_(name, str) MIG_R_##name,
   MIG_REASON_MAP(MIG_XX_)
 #undef MIG_XX_
-  MIG_R_COUNT
+      MIG_R_COUNT
 } mig_reason_t;
 
 const char *mig_reason_str(mig_reason_t r);
 
 /* ------------------------------------------------------------ actions */
 typedef enum mig_act_type {
-  MIG_ACT_SEND_MSG = 1, /* write StreamMigration `msg` on `carrier` (after its multistream prefix) */
-  MIG_ACT_DELIVER,      /* of the `n` bytes just fed: drop the first `skip`, give `len` to L's reader */
-  MIG_ACT_CREDIT,       /* grant the peer `n` bytes of yamux credit on `carrier` */
-  MIG_ACT_FIN,          /* half-close `carrier` */
-  MIG_ACT_RST,          /* reset `carrier` */
-  MIG_ACT_RELEASE,      /* the core forgets `carrier`: FIN it if open, discard (and never credit) its bytes */
-  MIG_ACT_CLOSE_CONN,   /* close the connection of `carrier` (PROTOCOL_ERROR) */
-  MIG_ACT_READ_EOF,     /* L's incoming direction ended (once) */
-  MIG_ACT_MIGRATED,     /* L now rides `carrier` under `id` */
-  MIG_ACT_DETACHED,     /* L lost its carrier; a deadline runs */
-  MIG_ACT_ABORTED,      /* L aborted: `reason`, `lost` unconfirmed bytes */
-  MIG_ACT_CLOSED,       /* L closed both ways, every byte confirmed */
+  MIG_ACT_SEND_MSG =
+      1,           /* write StreamMigration `msg` on `carrier` (after its multistream prefix) */
+  MIG_ACT_DELIVER, /* of the `n` bytes just fed: drop the first `skip`, give `len` to L's reader */
+  MIG_ACT_CREDIT,  /* grant the peer `n` bytes of yamux credit on `carrier` */
+  MIG_ACT_FIN,     /* half-close `carrier` */
+  MIG_ACT_RST,     /* reset `carrier` */
+  MIG_ACT_RELEASE, /* the core forgets `carrier`: FIN it if open, discard (and never credit) its
+                      bytes */
+  MIG_ACT_CLOSE_CONN, /* close the connection of `carrier` (PROTOCOL_ERROR) */
+  MIG_ACT_READ_EOF,   /* L's incoming direction ended (once) */
+  MIG_ACT_MIGRATED,   /* L now rides `carrier` under `id` */
+  MIG_ACT_DETACHED,   /* L lost its carrier; a deadline runs */
+  MIG_ACT_ABORTED,    /* L aborted: `reason`, `lost` unconfirmed bytes */
+  MIG_ACT_CLOSED,     /* L closed both ways, every byte confirmed */
   MIG_ACT_PEER_RESTARTED
 } mig_act_type_t;
 
 typedef struct mig_action {
   mig_act_type_t type;
-  uint64_t stream;  /* L's current ID (0 where not about a stream) */
+  uint64_t stream; /* L's current ID (0 where not about a stream) */
   uint64_t carrier;
   uint64_t id;
   size_t skip, len, n;
@@ -186,7 +190,9 @@ typedef struct mig_actions {
   mig_action_t a[MIG_MAX_ACTIONS];
 } mig_actions_t;
 
-static inline void mig_actions_clear(mig_actions_t *acts) { acts->n = 0; }
+static inline void mig_actions_clear(mig_actions_t *acts) {
+  acts->n = 0;
+}
 
 /* ------------------------------------------------------ logical stream */
 typedef enum mig_state {
@@ -214,41 +220,41 @@ const char *mig_xstate_str(mig_xstate_t x);
 
 /* One carrier as L sees it. Offsets are L's byte offsets. */
 typedef struct mig_slot {
-  uint64_t h;          /* caller's handle; 0 = empty slot */
-  uint64_t in_start;   /* offset of the first L byte read on it */
-  uint64_t in_recv;    /* L bytes read on it */
-  uint64_t out_start;  /* offset of the first L byte written on it */
-  uint64_t out_sent;   /* L bytes written on it */
-  uint64_t credited;   /* L bytes the peer credited on it */
-  uint64_t owed;       /* credit withheld while frozen */
-  bool frozen;         /* our read offset was reported: grant no credit */
+  uint64_t h;         /* caller's handle; 0 = empty slot */
+  uint64_t in_start;  /* offset of the first L byte read on it */
+  uint64_t in_recv;   /* L bytes read on it */
+  uint64_t out_start; /* offset of the first L byte written on it */
+  uint64_t out_sent;  /* L bytes written on it */
+  uint64_t credited;  /* L bytes the peer credited on it */
+  uint64_t owed;      /* credit withheld while frozen */
+  bool frozen;        /* our read offset was reported: grant no credit */
   bool fin_in, fin_out;
 } mig_slot_t;
 
 typedef struct mig_sm {
   mig_state_t state;
-  uint64_t id;            /* current ID */
-  uint64_t pend_id;       /* ID named by the pending Migrate (initiator) */
+  uint64_t id;                       /* current ID */
+  uint64_t pend_id;                  /* ID named by the pending Migrate (initiator) */
   uint64_t aliases[MIG_MAX_ALIASES]; /* older IDs, ring; 0-filled slots unused */
   size_t n_alias;
-  uint64_t pinned;        /* responder: the last `from` named (always findable) */
-  bool has_pinned;        /* pinned is set (0 is a real ID: the lower peer's first) */
+  uint64_t pinned; /* responder: the last `from` named (always findable) */
+  bool has_pinned; /* pinned is set (0 is a real ID: the lower peer's first) */
   bool we_opened;
   mig_slot_t cur, old, pend;
   /* writer */
-  uint64_t w_base;        /* offset of the first byte the ring holds */
-  uint64_t w_written;     /* bytes the application wrote */
-  uint64_t w_confirmed;   /* bytes the peer confirmed read */
-  uint64_t w_sent_max;    /* highest offset ever put on a carrier */
-  bool w_closed;          /* application closed its direction */
+  uint64_t w_base;      /* offset of the first byte the ring holds */
+  uint64_t w_written;   /* bytes the application wrote */
+  uint64_t w_confirmed; /* bytes the peer confirmed read */
+  uint64_t w_sent_max;  /* highest offset ever put on a carrier */
+  bool w_closed;        /* application closed its direction */
   /* [w_base, w_written): byte x at ring[x & (ring_cap - 1)]. A ring, not a
    * buffer compacted on the fly: compaction moved the unconfirmed bytes (up
    * to a window) every time the tail reached the end, several bytes moved
    * per byte written (docs/BENCHMARKS.md). */
   uint8_t *ring;
-  size_t ring_cap;        /* 0 or a power of two; grows, never shrinks */
+  size_t ring_cap; /* 0 or a power of two; grows, never shrinks */
   /* reader */
-  uint64_t r_delivered;   /* read offset: bytes taken into L's reader state */
+  uint64_t r_delivered; /* read offset: bytes taken into L's reader state */
   /* Of those, the last r_held the embedder has not released yet (its
    * reader is over its limit and withholds their credit). The offset a
    * Migrate or AckMigrate reports is r_delivered - r_held: the writer takes
@@ -256,34 +262,36 @@ typedef struct mig_sm {
    * every migration (a never-reading member grew without bound). They come
    * again on the new carrier and are skipped as duplicates. */
   uint64_t r_held;
-  bool r_eof;             /* L's incoming direction ended at r_final */
+  bool r_eof; /* L's incoming direction ended at r_final */
   uint64_t r_final;
   /* The highest read offset reported to the peer (Confirm, Migrate or
    * AckMigrate). Confirms report only more, and none while an exchange that
    * reported an offset is unsettled (mig_sm_confirm_due). */
   uint64_t r_reported;
-  bool r_hold;            /* responder: our AckMigrate reported r_reported and
-                             the initiator may not have read it yet ... */
-  uint64_t r_hold_old;    /* ... until its FIN on this carrier (that exchange's
-                             S_old; 0 for a resume) or its first byte or FIN on
-                             the current one */
+  bool r_hold;         /* responder: our AckMigrate reported r_reported and
+                          the initiator may not have read it yet ... */
+  uint64_t r_hold_old; /* ... until its FIN on this carrier (that exchange's
+                          S_old; 0 for a resume) or its first byte or FIN on
+                          the current one */
   /* exchange */
-  bool uncertain;         /* initiator: a Migrate may have been accepted unacked */
-  bool no_migrate;        /* initiator: denied once, never retry gracefully */
-  uint64_t deadline;      /* DETACHED (or resuming): abort at this time */
-  mig_reason_t reason;    /* ABORTED: why */
+  bool uncertain;      /* initiator: a Migrate may have been accepted unacked */
+  bool no_migrate;     /* initiator: denied once, never retry gracefully */
+  uint64_t deadline;   /* DETACHED (or resuming): abort at this time */
+  mig_reason_t reason; /* ABORTED: why */
 } mig_sm_t;
 
 mig_xstate_t mig_sm_xstate(const mig_sm_t *s);
 /* Bytes L holds for retransmission (written, not released). */
-static inline uint64_t mig_sm_window(const mig_sm_t *s) { return s->w_written - s->w_base; }
+static inline uint64_t mig_sm_window(const mig_sm_t *s) {
+  return s->w_written - s->w_base;
+}
 
 /* ------------------------------------------------------------ registry */
 typedef struct mig_reg_config {
   peerid_t self, peer;
-  uint64_t incarnation;      /* ours, drawn from the RNG seam */
-  uint64_t detach_timeout;   /* ns */
-  uint64_t window_max;       /* retransmit window bound, bytes (<= yamux window) */
+  uint64_t incarnation;    /* ours, drawn from the RNG seam */
+  uint64_t detach_timeout; /* ns */
+  uint64_t window_max;     /* retransmit window bound, bytes (<= yamux window) */
 } mig_reg_config_t;
 
 /* How the peer confirms what it read (§11.12): with Confirm messages on a
@@ -296,12 +304,12 @@ typedef struct mig_reg {
   mig_reg_config_t cfg;
   bool lower, leader;
   mig_mode_t mode;
-  uint64_t epoch;            /* counts the peer's restarts (a mode is per incarnation) */
-  uint64_t next_k;           /* IDs: 2k (lower) or 2k + 1 */
+  uint64_t epoch;  /* counts the peer's restarts (a mode is per incarnation) */
+  uint64_t next_k; /* IDs: 2k (lower) or 2k + 1 */
   bool peer_inc_known;
   uint64_t peer_inc;
   mig_sm_t *streams[MIG_MAX_STREAMS];
-  uint64_t counts[MIG_R_COUNT];   /* violations and aborts per reason */
+  uint64_t counts[MIG_R_COUNT]; /* violations and aborts per reason */
 } mig_reg_t;
 
 int mig_reg_init(mig_reg_t *p, const mig_reg_config_t *cfg) BFTNET_WUR;
@@ -326,8 +334,8 @@ int mig_sm_on_na(mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts);
 /* The first StreamMigration message of carrier h (Label or Migrate, the peer
  * opened h), or the AckMigrate on a carrier we sent Migrate on. *out (may be
  * NULL) receives the stream concerned. Violations: EPROTO (see reasons). */
-int mig_reg_on_msg(mig_reg_t *p, uint64_t h, const mig_msg_t *m, uint64_t now,
-                    mig_actions_t *acts, mig_sm_t **out);
+int mig_reg_on_msg(mig_reg_t *p, uint64_t h, const mig_msg_t *m, uint64_t now, mig_actions_t *acts,
+                   mig_sm_t **out);
 /* n bytes of L read on carrier h: emits DELIVER (and CREDIT unless frozen). */
 int mig_reg_on_data(mig_reg_t *p, uint64_t h, size_t n, mig_actions_t *acts);
 int mig_reg_on_fin(mig_reg_t *p, uint64_t h, mig_actions_t *acts);

@@ -17,7 +17,8 @@ const char *mig_reason_str(mig_reason_t r) {
 }
 
 const char *mig_state_str(mig_state_t s) {
-  static const char *const names[] = {"LABELING", "OPEN", "MIGRATING", "DETACHED", "CLOSED", "ABORTED"};
+  static const char *const names[] = {"LABELING", "OPEN",   "MIGRATING",
+                                      "DETACHED", "CLOSED", "ABORTED"};
   return (unsigned)s < MIG_S_COUNT ? names[s] : "?";
 }
 
@@ -130,7 +131,8 @@ static int ring_reserve(mig_sm_t *s, size_t n) {
   if (need <= s->ring_cap) return 0;
   if (need > SIZE_MAX / 4) return BFTNET_ENOMEM;
   size_t ncap = s->ring_cap ? s->ring_cap : MIG_RING_MIN;
-  while (ncap < need) ncap *= 2;
+  while (ncap < need)
+    ncap *= 2;
   uint8_t *r = malloc(ncap);
   if (!r) return BFTNET_ENOMEM;
   for (uint64_t x = s->w_base; x < s->w_written;) {
@@ -188,9 +190,12 @@ static void mig_maybe_closed(const mig_reg_t *p, mig_sm_t *s, mig_actions_t *act
 static void mig_settle(mig_reg_t *p, mig_sm_t *s, uint64_t now, mig_actions_t *acts) {
   if (mig_final(s)) return;
   mig_state_t ns;
-  if (!s->cur.h && !s->pend.h) ns = MIG_S_DETACHED;
-  else if (s->pend.h || s->old.h) ns = MIG_S_MIGRATING;
-  else ns = s->state == MIG_S_LABELING ? MIG_S_LABELING : MIG_S_OPEN;
+  if (!s->cur.h && !s->pend.h)
+    ns = MIG_S_DETACHED;
+  else if (s->pend.h || s->old.h)
+    ns = MIG_S_MIGRATING;
+  else
+    ns = s->state == MIG_S_LABELING ? MIG_S_LABELING : MIG_S_OPEN;
   (void)now; /* deadlines are set where the carrier is lost (mig_reg_on_lost) */
   if (ns == MIG_S_DETACHED && s->state != MIG_S_DETACHED) mig_act(acts, MIG_ACT_DETACHED, s, 0);
   s->state = ns;
@@ -469,8 +474,8 @@ static int mig_on_ack(mig_reg_t *p, mig_sm_t *s, const mig_msg_t *m, uint64_t no
   return 0;
 }
 
-int mig_reg_on_msg(mig_reg_t *p, uint64_t h, const mig_msg_t *m, uint64_t now,
-                    mig_actions_t *acts, mig_sm_t **out) {
+int mig_reg_on_msg(mig_reg_t *p, uint64_t h, const mig_msg_t *m, uint64_t now, mig_actions_t *acts,
+                   mig_sm_t **out) {
   if (out) *out = NULL;
   if (!h) return BFTNET_EINVAL;
   mig_sm_t *s = mig_reg_find_carrier(p, h);
@@ -536,8 +541,10 @@ int mig_reg_on_data(mig_reg_t *p, uint64_t h, size_t n, mig_actions_t *acts) {
   a->skip = skip;
   a->len = n - skip;
   if (n) {
-    if (c->frozen) c->owed += n;
-    else mig_act(acts, MIG_ACT_CREDIT, s, h)->n = n;
+    if (c->frozen)
+      c->owed += n;
+    else
+      mig_act(acts, MIG_ACT_CREDIT, s, h)->n = n;
   }
   return 0;
 }
@@ -551,7 +558,7 @@ int mig_reg_on_fin(mig_reg_t *p, uint64_t h, mig_actions_t *acts) {
     mig_abort(p, s, MIG_R_DATA_BEFORE_ACK, 0, acts);
     return BFTNET_EPROTO;
   }
-  if (c == &s->old) { /* the handover (§11.5 steps 3–4) */
+  if (c == &s->old) {                          /* the handover (§11.5 steps 3–4) */
     if (h == s->r_hold_old) s->r_hold = false; /* the initiator read our Ack */
     c->fin_in = true;
     if (!c->fin_out) mig_act(acts, MIG_ACT_FIN, s, h);
@@ -624,7 +631,7 @@ int mig_reg_on_credit(mig_reg_t *p, uint64_t h, uint64_t n, mig_actions_t *acts)
   mig_slot_t *c = mig_slot_of(s, h);
   uint64_t credited = c->credited + n;
   if (credited < c->credited) credited = UINT64_MAX; /* beyond anything sent */
-  if (p->mode == MIG_MODE_UNKNOWN) { /* kept until the mode is known */
+  if (p->mode == MIG_MODE_UNKNOWN) {                 /* kept until the mode is known */
     c->credited = credited;
     return 0;
   }

@@ -370,8 +370,8 @@ void mig__stream_pump(mig_stream_t *ls) {
       if (ch.n) {
         int k = net_stream_write(car->ns, ch.p, ch.n);
         if (k >= 0 && (size_t)k < ch.n)
-          bn_log(p->n->cfg.log, BN_LOG_WARN, "stream migration: %s: short carrier write (%d of %zu)",
-                 p->id_str, k, ch.n);
+          bn_log(p->n->cfg.log, BN_LOG_WARN,
+                 "stream migration: %s: short carrier write (%d of %zu)", p->id_str, k, ch.n);
       }
       if (ch.fin) net_stream_close(car->ns);
     }

@@ -158,14 +158,12 @@ const bn_aead_t bn_aead_best = {"libsodium", sodium_seal, sodium_open};
 #define AEAD_OPEN sodium_open
 #endif
 
-void bn_aead_seal(const uint8_t key[BN_AEAD_KEYBYTES], uint64_t n, const uint8_t *ad,
-                  size_t adlen, const uint8_t *in, size_t len, uint8_t *out,
-                  uint8_t tag[BN_AEAD_TAGBYTES]) {
+void bn_aead_seal(const uint8_t key[BN_AEAD_KEYBYTES], uint64_t n, const uint8_t *ad, size_t adlen,
+                  const uint8_t *in, size_t len, uint8_t *out, uint8_t tag[BN_AEAD_TAGBYTES]) {
   AEAD_SEAL(key, n, ad, adlen, in, len, out, tag);
 }
 
 int bn_aead_open(const uint8_t key[BN_AEAD_KEYBYTES], uint64_t n, const uint8_t *ad, size_t adlen,
-                 const uint8_t *in, size_t len, const uint8_t tag[BN_AEAD_TAGBYTES],
-                 uint8_t *out) {
+                 const uint8_t *in, size_t len, const uint8_t tag[BN_AEAD_TAGBYTES], uint8_t *out) {
   return AEAD_OPEN(key, n, ad, adlen, in, len, tag, out);
 }

@@ -27,13 +27,13 @@
 /* A sealing function: out = ChaCha20(key, nonce(n)) xor in, tag = Poly1305
  * over ad and out. nonce(n) is Noise's: 32 zero bits || little-endian 64-bit
  * n. out may equal in (not any other overlap). ad may be NULL when adlen is 0. */
-typedef void (*bn_aead_seal_fn)(const uint8_t key[BN_AEAD_KEYBYTES], uint64_t n,
-                                const uint8_t *ad, size_t adlen, const uint8_t *in, size_t len,
-                                uint8_t *out, uint8_t tag[BN_AEAD_TAGBYTES]);
+typedef void (*bn_aead_seal_fn)(const uint8_t key[BN_AEAD_KEYBYTES], uint64_t n, const uint8_t *ad,
+                                size_t adlen, const uint8_t *in, size_t len, uint8_t *out,
+                                uint8_t tag[BN_AEAD_TAGBYTES]);
 /* The inverse: 0, or -1 when the tag does not authenticate (out is then
  * zeroed, since an implementation may decrypt before it checks). */
-typedef int (*bn_aead_open_fn)(const uint8_t key[BN_AEAD_KEYBYTES], uint64_t n,
-                               const uint8_t *ad, size_t adlen, const uint8_t *in, size_t len,
+typedef int (*bn_aead_open_fn)(const uint8_t key[BN_AEAD_KEYBYTES], uint64_t n, const uint8_t *ad,
+                               size_t adlen, const uint8_t *in, size_t len,
                                const uint8_t tag[BN_AEAD_TAGBYTES], uint8_t *out);
 
 typedef struct bn_aead {
@@ -48,11 +48,9 @@ extern const bn_aead_t bn_aead_best;
 extern const bn_aead_t bn_aead_sodium;
 
 /* Shorthands for the one in use. */
-void bn_aead_seal(const uint8_t key[BN_AEAD_KEYBYTES], uint64_t n, const uint8_t *ad,
-                  size_t adlen, const uint8_t *in, size_t len, uint8_t *out,
-                  uint8_t tag[BN_AEAD_TAGBYTES]);
+void bn_aead_seal(const uint8_t key[BN_AEAD_KEYBYTES], uint64_t n, const uint8_t *ad, size_t adlen,
+                  const uint8_t *in, size_t len, uint8_t *out, uint8_t tag[BN_AEAD_TAGBYTES]);
 int bn_aead_open(const uint8_t key[BN_AEAD_KEYBYTES], uint64_t n, const uint8_t *ad, size_t adlen,
-                 const uint8_t *in, size_t len, const uint8_t tag[BN_AEAD_TAGBYTES],
-                 uint8_t *out);
+                 const uint8_t *in, size_t len, const uint8_t tag[BN_AEAD_TAGBYTES], uint8_t *out);
 
 #endif

@@ -111,8 +111,7 @@ static int noise_cipher_decrypt_ad(noise_cipher_t *c, const uint8_t *ad, size_t 
   if (len < BN_NOISE_TAG) return BFTNET_EPROTO;
   if (c->n == UINT64_MAX) return BFTNET_ELIMIT;
   mlen = len - BN_NOISE_TAG;
-  if (bn_aead_open(c->k, c->n, ad, adlen, in, mlen, in + mlen, out) != 0)
-    return BFTNET_EDECRYPT;
+  if (bn_aead_open(c->k, c->n, ad, adlen, in, mlen, in + mlen, out) != 0) return BFTNET_EDECRYPT;
   c->n++;
   return (int)mlen;
 }

@@ -18,16 +18,16 @@
 #include "core.h"
 #include "proto.h"
 
-#define NOISE_DHLEN 32u
-#define NOISE_HASHLEN 32u
-#define NOISE_KEYLEN 32u
+#define NOISE_DHLEN         32u
+#define NOISE_HASHLEN       32u
+#define NOISE_KEYLEN        32u
 #define NOISE_PROTOCOL_NAME "Noise_XX_25519_ChaChaPoly_SHA256"
 /* libp2p signs this prefix || the Noise static public key with the identity key. */
 #define NOISE_LIBP2P_SIG_PREFIX "noise-libp2p-static-key:"
 
 typedef struct noise_cipher {
   uint8_t k[NOISE_KEYLEN];
-  uint64_t n;       /* next nonce; 2^64-1 is reserved (rekey) and refused */
+  uint64_t n; /* next nonce; 2^64-1 is reserved (rekey) and refused */
   bool has_k;
 } noise_cipher_t;
 
@@ -112,8 +112,7 @@ void noise_cipher_wipe(noise_cipher_t *c);
  * Returns its length, BFTNET_EBUFSIZE if cap is too small, or BFTNET_ETOOBIG
  * above BN_NOISE_MAX_PAYLOAD. */
 int noise_libp2p_payload_build(const uint8_t ed_sk[64], const uint8_t ed_pk[32],
-                               const uint8_t static_pub[NOISE_DHLEN], uint8_t *out,
-                               size_t cap);
+                               const uint8_t static_pub[NOISE_DHLEN], uint8_t *out, size_t cap);
 
 /* Verifies a peer's payload against its Noise static key (which the
  * handshake has authenticated). Extensions are parsed and ignored.

@@ -50,20 +50,19 @@
 #include "yamux.h"
 
 #define YAMUX_DEFAULT_FRAME (64u * 1024u)
-#define YAMUX_FLAGS_ALL                                                       \
-  (YAMUX_FLAG_SYN | YAMUX_FLAG_ACK | YAMUX_FLAG_FIN | YAMUX_FLAG_RST)
+#define YAMUX_FLAGS_ALL     (YAMUX_FLAG_SYN | YAMUX_FLAG_ACK | YAMUX_FLAG_FIN | YAMUX_FLAG_RST)
 
 struct yamux_stream {
   uint32_t id; /* first member: the id table compares streams and ids alike */
   yamux_stream_state_t state;
   yamux_session_t *sess;
-  bool outbound;         /* we opened it (our id parity) */
-  bool blocked;          /* a write came back short: on_writable is owed */
-  bool in_table;         /* findable by id; false once CLOSED or RESET */
-  uint32_t send_window;  /* bytes the peer lets us send */
-  uint32_t recv_window;  /* bytes we let the peer send, not yet received */
-  uint32_t unconsumed;   /* handed to on_data, not yet consumed */
-  uint32_t credit;       /* consumed, not yet granted back */
+  bool outbound;        /* we opened it (our id parity) */
+  bool blocked;         /* a write came back short: on_writable is owed */
+  bool in_table;        /* findable by id; false once CLOSED or RESET */
+  uint32_t send_window; /* bytes the peer lets us send */
+  uint32_t recv_window; /* bytes we let the peer send, not yet received */
+  uint32_t unconsumed;  /* handed to on_data, not yet consumed */
+  uint32_t credit;      /* consumed, not yet granted back */
   void *user;
   yamux_stream_t *prev, *next; /* every allocated stream */
   yamux_stream_t *reap_next;   /* retired, waiting for on_free */
@@ -75,17 +74,17 @@ struct yamux_session {
   void *ud;
   bool is_client;
   bool freeing;
-  int err;                       /* sticky: 0, BFTNET_EPROTO, BFTNET_ENOMEM */
+  int err; /* sticky: 0, BFTNET_EPROTO, BFTNET_ENOMEM */
   yamux_violation_t violation;
-  unsigned nest;                 /* public calls in progress (reentrancy) */
+  unsigned nest; /* public calls in progress (reentrancy) */
   /* framing: a header being collected, or the rest of a body */
   uint8_t hdr[BN_YAMUX_HEADER];
   size_t hdr_len;
   uint32_t body_left;
-  yamux_stream_t *body_st;       /* receives the body; NULL: discard it */
-  bool body_fin;                 /* FIN to apply once the body is in */
+  yamux_stream_t *body_st; /* receives the body; NULL: discard it */
+  bool body_fin;           /* FIN to apply once the body is in */
   /* streams */
-  void *table;                   /* tsearch tree keyed by id: no hash flooding */
+  void *table; /* tsearch tree keyed by id: no hash flooding */
   size_t count, n_inbound, n_outbound;
   yamux_stream_t *all, *reap;
   uint64_t next_id;
@@ -98,30 +97,48 @@ struct yamux_session {
 
 const char *yamux_violation_str(yamux_violation_t v) {
   switch (v) {
-  case YAMUX_OK: return "ok";
-  case YAMUX_BAD_VERSION: return "bad version";
-  case YAMUX_BAD_TYPE: return "bad frame type";
-  case YAMUX_BAD_FLAGS: return "illegal flags";
-  case YAMUX_BAD_STREAM_ID: return "bad stream id";
-  case YAMUX_DUPLICATE_SYN: return "SYN for an existing stream";
-  case YAMUX_WINDOW_EXCEEDED: return "data beyond the receive window";
-  case YAMUX_WINDOW_OVERFLOW: return "send window overflow";
-  case YAMUX_DATA_AFTER_FIN: return "data or FIN after FIN";
-  case YAMUX_FRAME_TOO_LARGE: return "frame too large";
-  case YAMUX_INTERNAL: return "internal error";
+  case YAMUX_OK:
+    return "ok";
+  case YAMUX_BAD_VERSION:
+    return "bad version";
+  case YAMUX_BAD_TYPE:
+    return "bad frame type";
+  case YAMUX_BAD_FLAGS:
+    return "illegal flags";
+  case YAMUX_BAD_STREAM_ID:
+    return "bad stream id";
+  case YAMUX_DUPLICATE_SYN:
+    return "SYN for an existing stream";
+  case YAMUX_WINDOW_EXCEEDED:
+    return "data beyond the receive window";
+  case YAMUX_WINDOW_OVERFLOW:
+    return "send window overflow";
+  case YAMUX_DATA_AFTER_FIN:
+    return "data or FIN after FIN";
+  case YAMUX_FRAME_TOO_LARGE:
+    return "frame too large";
+  case YAMUX_INTERNAL:
+    return "internal error";
   }
   return "unknown violation";
 }
 
 const char *yamux_stream_state_str(yamux_stream_state_t state) {
   switch (state) {
-  case YAMUX_SYN_SENT: return "SYN_SENT";
-  case YAMUX_SYN_RECEIVED: return "SYN_RECEIVED";
-  case YAMUX_ESTABLISHED: return "ESTABLISHED";
-  case YAMUX_LOCAL_CLOSED: return "LOCAL_CLOSED";
-  case YAMUX_REMOTE_CLOSED: return "REMOTE_CLOSED";
-  case YAMUX_CLOSED: return "CLOSED";
-  case YAMUX_RESET: return "RESET";
+  case YAMUX_SYN_SENT:
+    return "SYN_SENT";
+  case YAMUX_SYN_RECEIVED:
+    return "SYN_RECEIVED";
+  case YAMUX_ESTABLISHED:
+    return "ESTABLISHED";
+  case YAMUX_LOCAL_CLOSED:
+    return "LOCAL_CLOSED";
+  case YAMUX_REMOTE_CLOSED:
+    return "REMOTE_CLOSED";
+  case YAMUX_CLOSED:
+    return "CLOSED";
+  case YAMUX_RESET:
+    return "RESET";
   }
   return "UNKNOWN";
 }
@@ -150,15 +167,19 @@ static void sess_reap(yamux_session_t *s) {
   while ((st = s->reap) != NULL) {
     s->reap = st->reap_next;
     if (s->cbs.on_free) s->cbs.on_free(s->ud, st);
-    if (st->prev) st->prev->next = st->next;
-    else s->all = st->next;
+    if (st->prev)
+      st->prev->next = st->next;
+    else
+      s->all = st->next;
     if (st->next) st->next->prev = st->prev;
     free(st);
   }
   s->nest--;
 }
 
-static void api_enter(yamux_session_t *s) { s->nest++; }
+static void api_enter(yamux_session_t *s) {
+  s->nest++;
+}
 
 static void api_leave(yamux_session_t *s) {
   BN_ASSERT(s->nest > 0);
@@ -224,8 +245,10 @@ static yamux_stream_t *stream_new(yamux_session_t *s, uint32_t id, yamux_stream_
   if (s->all) s->all->prev = st;
   s->all = st;
   s->count++;
-  if (st->outbound) s->n_outbound++;
-  else s->n_inbound++;
+  if (st->outbound)
+    s->n_outbound++;
+  else
+    s->n_inbound++;
   return st;
 }
 
@@ -239,8 +262,10 @@ static void stream_retire(yamux_stream_t *st, yamux_stream_state_t state) {
   st->in_table = false;
   st->state = state;
   s->count--;
-  if (st->outbound) s->n_outbound--;
-  else s->n_inbound--;
+  if (st->outbound)
+    s->n_outbound--;
+  else
+    s->n_inbound--;
   if (s->body_st == st) s->body_st = NULL;
   st->reap_next = s->reap;
   s->reap = st;
@@ -508,7 +533,9 @@ void yamux_session_free(yamux_session_t *s) {
   free(s);
 }
 
-yamux_violation_t yamux_session_error(const yamux_session_t *s) { return s->violation; }
+yamux_violation_t yamux_session_error(const yamux_session_t *s) {
+  return s->violation;
+}
 
 int yamux_session_ping(yamux_session_t *s, uint32_t opaque) {
   if (s->err) return s->err;
@@ -531,9 +558,15 @@ int yamux_session_goaway(yamux_session_t *s, uint32_t code) {
   return 0;
 }
 
-bool yamux_session_remote_goaway(const yamux_session_t *s) { return s->goaway_received; }
-size_t yamux_session_stream_count(const yamux_session_t *s) { return s->count; }
-const yamux_stats_t *yamux_session_stats(const yamux_session_t *s) { return &s->stats; }
+bool yamux_session_remote_goaway(const yamux_session_t *s) {
+  return s->goaway_received;
+}
+size_t yamux_session_stream_count(const yamux_session_t *s) {
+  return s->count;
+}
+const yamux_stats_t *yamux_session_stats(const yamux_session_t *s) {
+  return &s->stats;
+}
 
 /* -------------------------------------------------------------- streams */
 
@@ -541,17 +574,16 @@ int yamux_stream_open(yamux_session_t *s, yamux_stream_t **out) {
   *out = NULL;
   if (s->err) return s->err;
   if (s->freeing || s->goaway_received) return BFTNET_ECLOSED;
-  if (s->next_id > UINT32_MAX || s->n_outbound >= BN_YAMUX_MAX_STREAMS_CAP)
-    return BFTNET_ELIMIT;
-  yamux_stream_t *st = stream_new(s, (uint32_t)s->next_id, YAMUX_SYN_SENT,
-                                  BN_YAMUX_INITIAL_WINDOW, s->cfg.window);
+  if (s->next_id > UINT32_MAX || s->n_outbound >= BN_YAMUX_MAX_STREAMS_CAP) return BFTNET_ELIMIT;
+  yamux_stream_t *st =
+      stream_new(s, (uint32_t)s->next_id, YAMUX_SYN_SENT, BN_YAMUX_INITIAL_WINDOW, s->cfg.window);
   if (!st) return BFTNET_ENOMEM;
   s->next_id += 2;
   s->stats.streams_opened++;
   *out = st;
   api_enter(s);
-  emit(s, YAMUX_TYPE_WINDOW, YAMUX_FLAG_SYN, st->id, s->cfg.window - BN_YAMUX_INITIAL_WINDOW,
-       NULL, 0);
+  emit(s, YAMUX_TYPE_WINDOW, YAMUX_FLAG_SYN, st->id, s->cfg.window - BN_YAMUX_INITIAL_WINDOW, NULL,
+       0);
   api_leave(s);
   return 0;
 }
@@ -595,8 +627,10 @@ int yamux_stream_close(yamux_stream_t *st) {
   uint16_t flags = YAMUX_FLAG_FIN;
   uint32_t delta = 0;
   stream_take_ack(st, &flags, &delta);
-  if (st->state == YAMUX_REMOTE_CLOSED) stream_retire(st, YAMUX_CLOSED);
-  else st->state = YAMUX_LOCAL_CLOSED;
+  if (st->state == YAMUX_REMOTE_CLOSED)
+    stream_retire(st, YAMUX_CLOSED);
+  else
+    st->state = YAMUX_LOCAL_CLOSED;
   emit(s, YAMUX_TYPE_WINDOW, flags, st->id, delta, NULL, 0);
   api_leave(s);
   return 0;
@@ -629,17 +663,23 @@ void yamux_stream_consume(yamux_stream_t *st, size_t n, bool flush) {
   api_leave(s);
 }
 
-uint32_t yamux_stream_id(const yamux_stream_t *st) { return st->id; }
-void *yamux_stream_get_user(const yamux_stream_t *st) { return st->user; }
-void yamux_stream_set_user(yamux_stream_t *st, void *user) { st->user = user; }
-yamux_stream_state_t yamux_stream_state(const yamux_stream_t *st) { return st->state; }
+uint32_t yamux_stream_id(const yamux_stream_t *st) {
+  return st->id;
+}
+void *yamux_stream_get_user(const yamux_stream_t *st) {
+  return st->user;
+}
+void yamux_stream_set_user(yamux_stream_t *st, void *user) {
+  st->user = user;
+}
+yamux_stream_state_t yamux_stream_state(const yamux_stream_t *st) {
+  return st->state;
+}
 
 bool yamux_stream_remote_closed(const yamux_stream_t *st) {
-  return st->state == YAMUX_REMOTE_CLOSED || st->state == YAMUX_CLOSED ||
-         st->state == YAMUX_RESET;
+  return st->state == YAMUX_REMOTE_CLOSED || st->state == YAMUX_CLOSED || st->state == YAMUX_RESET;
 }
 
 bool yamux_stream_local_closed(const yamux_stream_t *st) {
-  return st->state == YAMUX_LOCAL_CLOSED || st->state == YAMUX_CLOSED ||
-         st->state == YAMUX_RESET;
+  return st->state == YAMUX_LOCAL_CLOSED || st->state == YAMUX_CLOSED || st->state == YAMUX_RESET;
 }

@@ -32,16 +32,16 @@ enum { YAMUX_GOAWAY_NORMAL = 0, YAMUX_GOAWAY_PROTOCOL = 1, YAMUX_GOAWAY_INTERNAL
 /* Why the peer's input was rejected (counted by the caller). */
 typedef enum yamux_violation {
   YAMUX_OK = 0,
-  YAMUX_BAD_VERSION,        /* version byte != 0 */
-  YAMUX_BAD_TYPE,           /* type > 3 */
-  YAMUX_BAD_FLAGS,          /* illegal flag combination for the type/state */
-  YAMUX_BAD_STREAM_ID,      /* wrong parity for a SYN, 0 for data, non-0 for ping/goaway */
-  YAMUX_DUPLICATE_SYN,      /* SYN for a stream that exists */
-  YAMUX_WINDOW_EXCEEDED,    /* data beyond the granted receive window */
-  YAMUX_WINDOW_OVERFLOW,    /* window update makes the send window exceed 2^32-1 */
-  YAMUX_DATA_AFTER_FIN,     /* data or FIN after the peer's FIN */
-  YAMUX_FRAME_TOO_LARGE,    /* data frame length beyond BN_YAMUX_MAX_WINDOW */
-  YAMUX_INTERNAL            /* out of memory etc. (not the peer's fault) */
+  YAMUX_BAD_VERSION,     /* version byte != 0 */
+  YAMUX_BAD_TYPE,        /* type > 3 */
+  YAMUX_BAD_FLAGS,       /* illegal flag combination for the type/state */
+  YAMUX_BAD_STREAM_ID,   /* wrong parity for a SYN, 0 for data, non-0 for ping/goaway */
+  YAMUX_DUPLICATE_SYN,   /* SYN for a stream that exists */
+  YAMUX_WINDOW_EXCEEDED, /* data beyond the granted receive window */
+  YAMUX_WINDOW_OVERFLOW, /* window update makes the send window exceed 2^32-1 */
+  YAMUX_DATA_AFTER_FIN,  /* data or FIN after the peer's FIN */
+  YAMUX_FRAME_TOO_LARGE, /* data frame length beyond BN_YAMUX_MAX_WINDOW */
+  YAMUX_INTERNAL         /* out of memory etc. (not the peer's fault) */
 } yamux_violation_t;
 
 typedef struct yamux_session yamux_session_t;
@@ -60,7 +60,7 @@ typedef enum yamux_stream_state {
 } yamux_stream_state_t;
 
 typedef struct yamux_config {
-  uint32_t window;      /* receive window we grant per stream (>= 256 KiB, <= BN_YAMUX_MAX_WINDOW) */
+  uint32_t window; /* receive window we grant per stream (>= 256 KiB, <= BN_YAMUX_MAX_WINDOW) */
   uint32_t max_streams; /* streams the peer may have open at once; SYNs beyond get RST */
   uint32_t max_frame;   /* our largest outbound data frame body (e.g. 16 KiB); 0 = 64 KiB */
 } yamux_config_t;

@@ -68,8 +68,10 @@ net_conn_t *net__conn_new(net_t *n, bn_tsock_t *sock, bool outbound) {
 
 static void conn_unlink(net_conn_t *c) {
   net_t *n = c->net;
-  if (c->prev) c->prev->next = c->next;
-  else if (n->conns == c) n->conns = c->next;
+  if (c->prev)
+    c->prev->next = c->next;
+  else if (n->conns == c)
+    n->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = NULL;
   n->nconns--;
@@ -99,10 +101,14 @@ void net__conn_on_close(void *ud) {
 
 static int reason_to_dial_err(bftnet_reason_t reason, int err) {
   switch (reason) {
-  case BFTNET_REASON_PEER_ID_MISMATCH: return BFTNET_EPEERMISMATCH;
-  case BFTNET_REASON_AUTH_FAILURE: return BFTNET_EAUTH;
-  case BFTNET_REASON_HANDSHAKE_TIMEOUT: return BFTNET_ETIMEDOUT;
-  default: return err ? err : BFTNET_ECLOSED;
+  case BFTNET_REASON_PEER_ID_MISMATCH:
+    return BFTNET_EPEERMISMATCH;
+  case BFTNET_REASON_AUTH_FAILURE:
+    return BFTNET_EAUTH;
+  case BFTNET_REASON_HANDSHAKE_TIMEOUT:
+    return BFTNET_ETIMEDOUT;
+  default:
+    return err ? err : BFTNET_ECLOSED;
   }
 }
 
@@ -118,7 +124,8 @@ void net__conn_fail(net_conn_t *c, bftnet_reason_t reason, int err, bftnet_count
   if ((unsigned)counter < BFTNET_COUNTER_COUNT) bn_counter_add(n->ctr, counter, 1);
   /* A peer that is down is routine (dials retry): info. Bad input: warn. */
   /* A failed dial and a duplicate the pair's leader retired are routine. */
-  int lvl = (reason == BFTNET_REASON_IO_ERROR && c->state == CONN_DIALING) || reason == BFTNET_REASON_DUPLICATE
+  int lvl = (reason == BFTNET_REASON_IO_ERROR && c->state == CONN_DIALING) ||
+                    reason == BFTNET_REASON_DUPLICATE
                 ? BN_LOG_INFO
                 : BN_LOG_WARN;
   if (reason != BFTNET_REASON_LOCAL_CLOSE && reason != BFTNET_REASON_CLOSED_BY_PEER)
@@ -239,7 +246,8 @@ static int out_secure_append(net_conn_t *c, const uint8_t *p, size_t n) {
   BN_ASSERT(c->out.off == 0); /* a flush takes all of it or nothing */
   while (n > 0) {
     if (!c->frame_open) {
-      if (bn_buf_reserve(&c->out, NET_NOISE_FRAME_HDR + BN_NOISE_TAG + n) != 0) return BFTNET_ENOMEM;
+      if (bn_buf_reserve(&c->out, NET_NOISE_FRAME_HDR + BN_NOISE_TAG + n) != 0)
+        return BFTNET_ENOMEM;
       c->frame_start = c->out.len;
       c->out.len += NET_NOISE_FRAME_HDR;
       c->frame_open = true;

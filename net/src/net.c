@@ -27,7 +27,8 @@ int net_new(net_t **out, bn_transport_t *t, const struct bftnet_key *key, const 
   /* One static Noise key per node: the signature over it is made once. */
   bn_random(t->seam, n->static_priv, sizeof n->static_priv);
   noise_dh_pub(n->static_priv, n->static_pub);
-  int rc = noise_libp2p_payload_build(key->sk, key->pk, n->static_pub, n->payload, sizeof n->payload);
+  int rc =
+      noise_libp2p_payload_build(key->sk, key->pk, n->static_pub, n->payload, sizeof n->payload);
   if (rc >= 0) {
     n->payload_len = (size_t)rc;
     net__conn_register(n);
@@ -48,8 +49,12 @@ void net_free(net_t *n) {
   free(n);
 }
 
-const peerid_t *net_local_id(const net_t *n) { return &n->key->id; }
-bn_transport_t *net_transport(net_t *n) { return n->t; }
+const peerid_t *net_local_id(const net_t *n) {
+  return &n->key->id;
+}
+bn_transport_t *net_transport(net_t *n) {
+  return n->t;
+}
 
 /* ----------------------------------------------------------- listening */
 
@@ -201,7 +206,8 @@ void net_close(net_t *n, void (*done)(void *ud), void *ud) {
   n->closing = true;
   n->close_done = done;
   n->close_ud = ud;
-  for (unsigned i = 0; i < n->nlisteners; i++) n->t->ops->listener_close(n->listeners[i]);
+  for (unsigned i = 0; i < n->nlisteners; i++)
+    n->t->ops->listener_close(n->listeners[i]);
   n->nlisteners = 0;
   for (net_conn_t *c = n->conns, *next; c; c = next) {
     next = c->next;
@@ -215,16 +221,31 @@ void net_close(net_t *n, void (*done)(void *ud), void *ud) {
   }
 }
 
-const peerid_t *net_conn_peer(const net_conn_t *c) { return &c->peer; }
-bool net_conn_outbound(const net_conn_t *c) { return c->outbound; }
-const struct sockaddr_storage *net_conn_sa(const net_conn_t *c) { return &c->remote_sa; }
-uint64_t net_conn_seq(const net_conn_t *c) { return c->seq; }
-bool net_conn_ready(const net_conn_t *c) { return c->state == CONN_READY; }
-void net_conn_set_user(net_conn_t *c, void *user) { c->user = user; }
-void *net_conn_get_user(const net_conn_t *c) { return c->user; }
+const peerid_t *net_conn_peer(const net_conn_t *c) {
+  return &c->peer;
+}
+bool net_conn_outbound(const net_conn_t *c) {
+  return c->outbound;
+}
+const struct sockaddr_storage *net_conn_sa(const net_conn_t *c) {
+  return &c->remote_sa;
+}
+uint64_t net_conn_seq(const net_conn_t *c) {
+  return c->seq;
+}
+bool net_conn_ready(const net_conn_t *c) {
+  return c->state == CONN_READY;
+}
+void net_conn_set_user(net_conn_t *c, void *user) {
+  c->user = user;
+}
+void *net_conn_get_user(const net_conn_t *c) {
+  return c->user;
+}
 
 void net_conn_remote_addr(const net_conn_t *c, char *out, size_t cap) {
   if (maddr_format_sa((const struct sockaddr *)&c->remote_sa, c->peer.len ? &c->peer : NULL, out,
-                      cap) < 0 && cap)
+                      cap) < 0 &&
+      cap)
     out[0] = '\0';
 }

@@ -24,11 +24,11 @@
 #include "noise.h"
 #include "yamux.h"
 
-#define NET_MAX_HANDLERS 16
-#define NET_MAX_LISTENERS 8
-#define NET_MAX_PINGS 16     /* outstanding pings per connection */
+#define NET_MAX_HANDLERS      16
+#define NET_MAX_LISTENERS     8
+#define NET_MAX_PINGS         16 /* outstanding pings per connection */
 #define NET_MAX_PENDING_DIALS 64
-#define NET_NOISE_FRAME_HDR 2u /* a Noise frame's big-endian length prefix */
+#define NET_NOISE_FRAME_HDR   2u /* a Noise frame's big-endian length prefix */
 
 typedef struct net_handler {
   char proto[BN_MS_MAX_MSG];
@@ -81,8 +81,8 @@ struct net_conn {
   int down_err;
 
   /* upgrade */
-  bn_buf_t in;        /* received bytes not yet framed */
-  bn_buf_t ms_in;     /* decrypted bytes during CONN_MS_MUX */
+  bn_buf_t in;    /* received bytes not yet framed */
+  bn_buf_t ms_in; /* decrypted bytes during CONN_MS_MUX */
   bool ms_header_seen;
   bool ms_header_sent;
   unsigned ms_proposals;
@@ -94,13 +94,13 @@ struct net_conn {
   size_t frame_start;
   bool frame_open;
   bool flush_queued;
-  bool urgent;        /* a window update or ping answer waits in out: flush
-                          after this read, not after the loop's whole turn */
+  bool urgent; /* a window update or ping answer waits in out: flush
+                   after this read, not after the loop's whole turn */
   net_conn_t *flush_next;
 
   yamux_session_t *ymx;
   uint64_t ymx_refused; /* yamux's refused-stream count already added to counters */
-  int in_feed;        /* > 0 while inside yamux_session_feed */
+  int in_feed;          /* > 0 while inside yamux_session_feed */
   bool teardown_pending;
 
   bn_ttimer_t *hs_timer;
@@ -135,10 +135,10 @@ struct net_stream {
   unsigned proposals;
   size_t pre_out; /* bytes we wrote before the protocol was agreed */
   char proto[BN_MS_MAX_MSG];
-  bn_buf_t pre;       /* bytes received before the handler took over */
+  bn_buf_t pre; /* bytes received before the handler took over */
   net_stream_cbs_t cbs;
   void *ud;
-  bool congested;             /* waiting for the connection to drain */
+  bool congested; /* waiting for the connection to drain */
   net_stream_t *congested_next;
 };
 
@@ -167,16 +167,16 @@ struct net {
   uint8_t static_pub[NOISE_DHLEN];
   uint8_t payload[512]; /* our libp2p handshake payload (signed once) */
   size_t payload_len;
-  uint64_t conn_seq;   /* creation counter (net_conn_seq) */
+  uint64_t conn_seq; /* creation counter (net_conn_seq) */
   net_hooks_t hooks;
   net_handler_t handlers[NET_MAX_HANDLERS];
   unsigned nhandlers;
   bn_tlistener_t *listeners[NET_MAX_LISTENERS];
   unsigned nlisteners;
-  net_conn_t *conns;      /* every connection not yet closed */
+  net_conn_t *conns; /* every connection not yet closed */
   unsigned nconns;
-  unsigned npending;      /* inbound connections not yet authenticated */
-  unsigned live_socks;    /* sockets whose close callback has not run */
+  unsigned npending;   /* inbound connections not yet authenticated */
+  unsigned live_socks; /* sockets whose close callback has not run */
   net_conn_t *flush_list;
   pending_done_t done[NET_MAX_PENDING_DIALS];
   unsigned ndone;

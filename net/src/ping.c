@@ -39,8 +39,13 @@ static void resp_on_data(void *ud, net_stream_t *s, const uint8_t *p, size_t n) 
   resp_pump(r, s);
 }
 
-static void resp_on_writable(void *ud, net_stream_t *s) { resp_pump(ud, s); }
-static void resp_on_fin(void *ud, net_stream_t *s) { (void)ud; net_stream_close(s); }
+static void resp_on_writable(void *ud, net_stream_t *s) {
+  resp_pump(ud, s);
+}
+static void resp_on_fin(void *ud, net_stream_t *s) {
+  (void)ud;
+  net_stream_close(s);
+}
 
 static void resp_on_free(void *ud, net_stream_t *s) {
   (void)s;
@@ -76,7 +81,8 @@ static void ping_pop(net_conn_t *c, uint64_t rtt, int err) {
 }
 
 static void fail_all(net_conn_t *c, int err) {
-  while (c->ping_count > 0) ping_pop(c, 0, err);
+  while (c->ping_count > 0)
+    ping_pop(c, 0, err);
   c->pong_len = 0;
 }
 

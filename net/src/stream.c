@@ -166,8 +166,10 @@ static void stream_on_data(void *ud, yamux_stream_t *ys, const uint8_t *p, size_
     return;
   }
   if (s->state == NS_READY && bn_buf_unread(&s->pre) == 0) {
-    if (s->cbs.on_data) s->cbs.on_data(s->ud, s, p, n);
-    else yamux_stream_consume(ys, n, false);
+    if (s->cbs.on_data)
+      s->cbs.on_data(s->ud, s, p, n);
+    else
+      yamux_stream_consume(ys, n, false);
     return;
   }
   /* Negotiating: bounded by the yamux window we granted (nothing is consumed
@@ -193,7 +195,8 @@ static void stream_on_data(void *ud, yamux_stream_t *ys, const uint8_t *p, size_
     if (rc < 0) {
       if (rc != BFTNET_ENA && rc != BFTNET_ECANCELED)
         bn_counter_add(s->conn->net->ctr, BFTNET_COUNTER_BAD_MULTISTREAM, 1);
-      if (rc == BFTNET_ECANCELED) bn_counter_add(s->conn->net->ctr, BFTNET_COUNTER_STREAMS_REFUSED, 1);
+      if (rc == BFTNET_ECANCELED)
+        bn_counter_add(s->conn->net->ctr, BFTNET_COUNTER_STREAMS_REFUSED, 1);
       stream_die(s, rc == BFTNET_ECANCELED ? BFTNET_ERESET : rc);
       yamux_stream_reset(ys);
       return;
@@ -242,8 +245,8 @@ static void stream_on_free(void *ud, yamux_stream_t *ys) {
   if (s->congested) net__conn_unpark(c, s);
   if (s->state != NS_DEAD) {
     /* Closed cleanly both ways, or the session is going away. */
-    bool clean = yamux_stream_local_closed(ys) && yamux_stream_remote_closed(ys) &&
-                 c->state == CONN_READY;
+    bool clean =
+        yamux_stream_local_closed(ys) && yamux_stream_remote_closed(ys) && c->state == CONN_READY;
     if (!clean) stream_die(s, BFTNET_ECLOSED);
   }
   if (s->cbs.on_free) s->cbs.on_free(s->ud, s);
@@ -315,6 +318,12 @@ void net_stream_want_writable(net_stream_t *s) {
   net__conn_park(s->conn, s);
 }
 
-net_conn_t *net_stream_conn(const net_stream_t *s) { return s->conn; }
-size_t net_stream_pre_bytes(const net_stream_t *s) { return s->pre_out; }
-const char *net_stream_protocol(const net_stream_t *s) { return s->proto; }
+net_conn_t *net_stream_conn(const net_stream_t *s) {
+  return s->conn;
+}
+size_t net_stream_pre_bytes(const net_stream_t *s) {
+  return s->pre_out;
+}
+const char *net_stream_protocol(const net_stream_t *s) {
+  return s->proto;
+}

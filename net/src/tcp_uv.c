@@ -16,7 +16,7 @@ typedef struct uvt {
   uv_loop_t *loop;
   uv_loop_t own_loop; /* used when the caller gave no loop */
   bool owns_loop;
-  bool freeing;       /* net_transport_uv_free was called */
+  bool freeing;     /* net_transport_uv_free was called */
   uv_check_t check; /* runs deferred work after I/O */
   uv_idle_t idle;   /* keeps poll from blocking while work is deferred */
   bn_defer_cb defer_cb[16];
@@ -42,9 +42,9 @@ struct bn_tsock {
   uv_tcp_t tcp;
   uv_connect_t conn_req;
   uv_shutdown_t shut_req;
-  uv_timer_t linger;   /* bounds a graceful close: a peer that never reads
-                          must not keep our queued writes (and us) forever */
-  int open_handles;    /* tcp, plus linger once started */
+  uv_timer_t linger; /* bounds a graceful close: a peer that never reads
+                        must not keep our queued writes (and us) forever */
+  int open_handles;  /* tcp, plus linger once started */
   uvt_t *t;
   bn_tsock_cbs_t cbs;
   void *ud;
@@ -77,14 +77,17 @@ static void on_check(uv_check_t *h) {
   memcpy(cbs, t->defer_cb, sizeof cbs);
   memcpy(uds, t->defer_ud, sizeof uds);
   t->ndefer = 0;
-  for (int i = 0; i < n; i++) cbs[i](uds[i]);
+  for (int i = 0; i < n; i++)
+    cbs[i](uds[i]);
   if (t->ndefer == 0) {
     uv_idle_stop(&t->idle);
     uv_check_stop(&t->check);
   }
 }
 
-static void on_idle(uv_idle_t *h) { (void)h; }
+static void on_idle(uv_idle_t *h) {
+  (void)h;
+}
 
 static void uvt_defer(bn_transport_t *bt, bn_defer_cb cb, void *ud) {
   uvt_t *t = (uvt_t *)bt;
@@ -196,7 +199,9 @@ static int sock_read_start(bn_tsock_t *s) {
 
 /* A request is in flight while its buffer holds bytes (never empty when
  * handed to uv_write; reset when it completes or fails). */
-static bool wbusy(const bn_tsock_t *s, int i) { return bn_buf_unread(&s->wbuf[i]) > 0; }
+static bool wbusy(const bn_tsock_t *s, int i) {
+  return bn_buf_unread(&s->wbuf[i]) > 0;
+}
 
 static void on_write(uv_write_t *req, int status) {
   bn_tsock_t *s = req->data;
@@ -285,7 +290,9 @@ static void on_connection(uv_stream_t *server, int status) {
   l->cb(l->ud, s);
 }
 
-static void on_listener_closed(uv_handle_t *h) { free(h->data); }
+static void on_listener_closed(uv_handle_t *h) {
+  free(h->data);
+}
 
 static int uvt_listen(bn_transport_t *bt, const struct sockaddr *sa, bn_accept_cb cb, void *ud,
                       bn_tlistener_t **out) {
@@ -344,9 +351,13 @@ static void uvt_timer_start(bn_ttimer_t *tm, uint64_t timeout_ms, uint64_t repea
   uv_timer_start(&tm->timer, on_timer, timeout_ms, repeat_ms);
 }
 
-static void uvt_timer_stop(bn_ttimer_t *tm) { uv_timer_stop(&tm->timer); }
+static void uvt_timer_stop(bn_ttimer_t *tm) {
+  uv_timer_stop(&tm->timer);
+}
 
-static void on_timer_closed(uv_handle_t *h) { free(h->data); }
+static void on_timer_closed(uv_handle_t *h) {
+  free(h->data);
+}
 
 static void uvt_timer_free(bn_ttimer_t *tm) {
   if (!tm) return;
@@ -377,9 +388,13 @@ static int uvt_wake_new(bn_transport_t *bt, bn_wake_cb cb, void *ud, bn_twake_t 
   return 0;
 }
 
-static void uvt_wake_send(bn_twake_t *w) { uv_async_send(&w->async); }
+static void uvt_wake_send(bn_twake_t *w) {
+  uv_async_send(&w->async);
+}
 
-static void on_wake_closed(uv_handle_t *h) { free(h->data); }
+static void on_wake_closed(uv_handle_t *h) {
+  free(h->data);
+}
 
 static void uvt_wake_free(bn_twake_t *w) {
   if (w) uv_close((uv_handle_t *)&w->async, on_wake_closed);
@@ -388,8 +403,9 @@ static void uvt_wake_free(bn_twake_t *w) {
 /* ---------------------------------------------------------------- loop */
 
 static int uvt_run(bn_transport_t *bt, bn_run_mode_t mode) {
-  static const uv_run_mode modes[] = {
-      [BN_RUN_DEFAULT] = UV_RUN_DEFAULT, [BN_RUN_ONCE] = UV_RUN_ONCE, [BN_RUN_NOWAIT] = UV_RUN_NOWAIT};
+  static const uv_run_mode modes[] = {[BN_RUN_DEFAULT] = UV_RUN_DEFAULT,
+                                      [BN_RUN_ONCE] = UV_RUN_ONCE,
+                                      [BN_RUN_NOWAIT] = UV_RUN_NOWAIT};
   BN_ASSERT((unsigned)mode < BN_ARRAY_LEN(modes));
   return uv_run(((uvt_t *)bt)->loop, modes[mode]);
 }

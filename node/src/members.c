@@ -276,11 +276,11 @@ int node__members_init(bftnet_t *b) {
   rc = rx_ctx_init(&b->rctx, &rc_cfg, b->t, &b->counters, b->pool, &rx_cbs, b);
   if (rc) return rc;
   mig_config_t mc = {.detach_timeout_ns = (uint64_t)b->cfg.detach_timeout_ms * 1000000ull,
-                    .failback_ns = (uint64_t)b->cfg.failback_ms * 1000000ull,
-                    .window_max = b->cfg.yamux_window,
-                    .plain = b->cfg.disable_migration != 0,
-                    .max_message_size = b->cfg.max_message_size,
-                    .log = &b->log};
+                     .failback_ns = (uint64_t)b->cfg.failback_ms * 1000000ull,
+                     .window_max = b->cfg.yamux_window,
+                     .plain = b->cfg.disable_migration != 0,
+                     .max_message_size = b->cfg.max_message_size,
+                     .log = &b->log};
   mig_node_cbs_t cbs = {.on_stream = on_stream, .on_peer_restarted = mbr_restarted};
   rc = mig_node_new(&b->ml, b->net, &mc, &cbs, b, &b->counters);
   if (rc) return rc;

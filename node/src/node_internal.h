@@ -71,8 +71,8 @@ typedef struct mbr {
   /* Written at creation, then read-only: application threads read them. */
   char node_id[BFTNET_NODE_ID_MAX];
   peerid_t peer;
-  disp_t d;            /* the send side: bftnet_send pushes into its ring (any thread) */
-  rx_t r;              /* the receive side: bftnet_recv pops its queue (any thread) */
+  disp_t d;             /* the send side: bftnet_send pushes into its ring (any thread) */
+  rx_t r;               /* the receive side: bftnet_recv pops its queue (any thread) */
   mig_peer_stats_t pub; /* atomic copies of the pair's migration stats */
   bftnet_t *b;
 } mbr_t;
@@ -145,7 +145,7 @@ bool node__cmd_in_callback(const bftnet_t *b);
 
 /* Writes a one-line error text into errbuf (NULL or errcap 0: nothing). */
 __attribute__((format(printf, 3, 4))) static inline void node_errf(char *errbuf, size_t errcap,
-                                                                    const char *fmt, ...) {
+                                                                   const char *fmt, ...) {
   if (!errbuf || errcap == 0) return;
   va_list ap;
   va_start(ap, fmt);

@@ -147,8 +147,7 @@ static void run_dial_ping(bftnet_t *b, cmd_t *c) {
 }
 
 /* Why a dial that got as far as the network failed, for errbuf. */
-static void dial_errf(char *errbuf, size_t errcap, const char *maddr, uint32_t timeout_ms,
-                      int rc) {
+static void dial_errf(char *errbuf, size_t errcap, const char *maddr, uint32_t timeout_ms, int rc) {
   if (rc == BFTNET_ETIMEDOUT)
     node_errf(errbuf, errcap, "dial '" OPS_QUOTE "': not up within timeout_ms=%u", maddr,
               timeout_ms);

@@ -81,8 +81,10 @@ static void block_put(struct rx_block *b) {
 
 void rx_msg_free(rx_msg_t *m) {
   if (!m) return;
-  if (m->block) block_put(m->block);
-  else bn_pool_free(m);
+  if (m->block)
+    block_put(m->block);
+  else
+    bn_pool_free(m);
 }
 
 rx_msg_t *rx_msg_carve(rx_carver_t *c, const uint8_t *data, size_t len, const char *from) {

@@ -77,10 +77,14 @@ static void tent_account(rx_tent_t *t, uint64_t bytes0, uint64_t evicted0) {
 }
 
 static void tent_unlink(rx_ctx_t *ctx, rx_tent_t *t) {
-  if (t->prev) t->prev->next = t->next;
-  else ctx->tent_head = t->next;
-  if (t->next) t->next->prev = t->prev;
-  else ctx->tent_tail = t->prev;
+  if (t->prev)
+    t->prev->next = t->next;
+  else
+    ctx->tent_head = t->next;
+  if (t->next)
+    t->next->prev = t->prev;
+  else
+    ctx->tent_tail = t->prev;
   ctx->ntent--;
 }
 
@@ -133,7 +137,8 @@ static void tent_credit(rx_ctx_t *ctx, rx_tent_t *t) {
 
 void rx__tentative_tick(void *ud) {
   rx_ctx_t *ctx = ud;
-  for (rx_tent_t *t = ctx->tent_head; t; t = t->next) tent_credit(ctx, t);
+  for (rx_tent_t *t = ctx->tent_head; t; t = t->next)
+    tent_credit(ctx, t);
 }
 
 static void tent_data(void *ud, mig_stream_t *s, const uint8_t *p, size_t n) {
@@ -198,8 +203,10 @@ int rx_tent_open(rx_ctx_t *ctx, mig_peer_t *lp, mig_stream_t *s) {
     rx__deframer_setup(&t->rxd, ctx);
     rx_tentative_init(&t->buf, ctx->cfg.tentative_max_msgs, ctx->cfg.tentative_max_bytes);
     t->prev = ctx->tent_tail;
-    if (ctx->tent_tail) ctx->tent_tail->next = t;
-    else ctx->tent_head = t;
+    if (ctx->tent_tail)
+      ctx->tent_tail->next = t;
+    else
+      ctx->tent_head = t;
     ctx->tent_tail = t;
     ctx->ntent++;
   }

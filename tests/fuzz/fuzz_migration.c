@@ -11,7 +11,7 @@
 #include "mig_core.h"
 
 #define FZ_CHECK(c) ((c) ? (void)0 : abort())
-#define FZ_WIN 4096u
+#define FZ_WIN      4096u
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -25,7 +25,9 @@ static uint8_t fz_u8(fz_t *f) {
   f->n--;
   return *f->p++;
 }
-static uint64_t fz_u16(fz_t *f) { return (uint64_t)fz_u8(f) << 8 | fz_u8(f); }
+static uint64_t fz_u16(fz_t *f) {
+  return (uint64_t)fz_u8(f) << 8 | fz_u8(f);
+}
 
 static void fz_check(const mig_reg_t *p) {
   for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
@@ -62,8 +64,12 @@ static void fz_confirm(fz_t *f, mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts) 
   uint8_t k = fz_u8(f);
   uint64_t off;
   switch (k % 5) {
-  case 0: (void)mig_reg_set_mode(p, (mig_mode_t)(fz_u8(f) % 4), acts); break;
-  case 1: (void)mig_reg_on_confirm(p, s && k & 8 ? s->id : fz_u8(f), fz_u16(f), acts); break;
+  case 0:
+    (void)mig_reg_set_mode(p, (mig_mode_t)(fz_u8(f) % 4), acts);
+    break;
+  case 1:
+    (void)mig_reg_on_confirm(p, s && k & 8 ? s->id : fz_u8(f), fz_u16(f), acts);
+    break;
   case 2:
     if (s && mig_sm_confirm_due(s, fz_u8(f), &off)) {
       FZ_CHECK(off <= s->r_delivered && off > s->r_reported);
@@ -71,8 +77,12 @@ static void fz_confirm(fz_t *f, mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts) 
       FZ_CHECK(mig_sm_confirm_sent(p, s, off, acts) == 0);
     }
     break;
-  case 3: if (s) (void)mig_reg_on_confirm(p, s->id, s->w_sent_max + (k >> 4), acts); break;
-  default: if (s) (void)mig_reg_sm_free(p, s); break;
+  case 3:
+    if (s) (void)mig_reg_on_confirm(p, s->id, s->w_sent_max + (k >> 4), acts);
+    break;
+  default:
+    if (s) (void)mig_reg_sm_free(p, s);
+    break;
   }
 }
 
@@ -81,7 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static uint8_t zeros[512];
   mig_reg_t peers[2];
   peerid_t a = {.len = 4, .bytes = {1, 2, 3, 4}}, b = {.len = 4, .bytes = {1, 2, 3, 5}};
-  mig_reg_config_t cfg = {.self = a, .peer = b, .incarnation = 1, .detach_timeout = 50, .window_max = FZ_WIN};
+  mig_reg_config_t cfg = {
+      .self = a, .peer = b, .incarnation = 1, .detach_timeout = 50, .window_max = FZ_WIN};
   FZ_CHECK(mig_reg_init(&peers[0], &cfg) == 0);
   cfg.self = b;
   cfg.peer = a;
@@ -97,22 +108,56 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     mig_actions_clear(&acts);
     mig_chunk_t c;
     switch (op & 0x0f) {
-    case 0: fz_msg(&f, p, h, now, &acts); break;
-    case 1: (void)mig_reg_on_data(p, h, (size_t)fz_u16(&f), &acts); break;
-    case 2: (void)mig_reg_on_fin(p, h, &acts); break;
-    case 3: (void)mig_reg_on_rst(p, h, &acts); break;
-    case 4: (void)mig_reg_on_lost(p, h, now, &acts); break;
-    case 5: (void)mig_reg_on_credit(p, h, fz_u16(&f), &acts); break;
-    case 6: if (s) (void)mig_sm_write(p, s, zeros, fz_u8(&f) * 2u); break;
-    case 7: if (s) (void)mig_sm_close(p, s, &acts); break;
-    case 8: if (s) (void)mig_sm_migrate(p, s, h, &acts); break;
-    case 9: now += fz_u8(&f); (void)mig_reg_tick(p, now, &acts); break;
-    case 10: (void)mig_reg_on_incarnation(p, fz_u8(&f) % 3, &acts); break;
-    case 11: if (s) (void)mig_sm_pull(p, s, fz_u16(&f), &c, &acts); break;
-    case 12: if (s) (void)mig_sm_on_echo(p, s, &acts); break;
-    case 13: if (s) (void)mig_sm_on_na(p, s, &acts); break;
-    case 14: { mig_sm_t *o; (void)mig_reg_open(p, h, &acts, &o); } break;
-    default: fz_confirm(&f, p, s, &acts); break;
+    case 0:
+      fz_msg(&f, p, h, now, &acts);
+      break;
+    case 1:
+      (void)mig_reg_on_data(p, h, (size_t)fz_u16(&f), &acts);
+      break;
+    case 2:
+      (void)mig_reg_on_fin(p, h, &acts);
+      break;
+    case 3:
+      (void)mig_reg_on_rst(p, h, &acts);
+      break;
+    case 4:
+      (void)mig_reg_on_lost(p, h, now, &acts);
+      break;
+    case 5:
+      (void)mig_reg_on_credit(p, h, fz_u16(&f), &acts);
+      break;
+    case 6:
+      if (s) (void)mig_sm_write(p, s, zeros, fz_u8(&f) * 2u);
+      break;
+    case 7:
+      if (s) (void)mig_sm_close(p, s, &acts);
+      break;
+    case 8:
+      if (s) (void)mig_sm_migrate(p, s, h, &acts);
+      break;
+    case 9:
+      now += fz_u8(&f);
+      (void)mig_reg_tick(p, now, &acts);
+      break;
+    case 10:
+      (void)mig_reg_on_incarnation(p, fz_u8(&f) % 3, &acts);
+      break;
+    case 11:
+      if (s) (void)mig_sm_pull(p, s, fz_u16(&f), &c, &acts);
+      break;
+    case 12:
+      if (s) (void)mig_sm_on_echo(p, s, &acts);
+      break;
+    case 13:
+      if (s) (void)mig_sm_on_na(p, s, &acts);
+      break;
+    case 14: {
+      mig_sm_t *o;
+      (void)mig_reg_open(p, h, &acts, &o);
+    } break;
+    default:
+      fz_confirm(&f, p, s, &acts);
+      break;
     }
     FZ_CHECK(acts.n <= MIG_MAX_ACTIONS);
     fz_check(&peers[0]);

@@ -13,9 +13,9 @@
 
 #include "yamux.h"
 
-#define NSLOT 16
+#define NSLOT     16
 #define QUEUE_CAP (8u * 1024u * 1024u)
-#define JUNK (256u * 1024u)
+#define JUNK      (256u * 1024u)
 
 typedef struct fstream {
   int side;
@@ -76,8 +76,10 @@ static void track(int side, yamux_stream_t *st) {
 static void do_write(yamux_stream_t *st, size_t len) {
   size_t before = yamux_stream_send_window(st);
   int rc = yamux_stream_write(st, junk, BN_MIN(len, (size_t)JUNK));
-  if (rc >= 0) check((size_t)rc <= len && (size_t)rc <= before);
-  else check(rc == BFTNET_ESTATE || rc == BFTNET_EPROTO || rc == BFTNET_ENOMEM);
+  if (rc >= 0)
+    check((size_t)rc <= len && (size_t)rc <= before);
+  else
+    check(rc == BFTNET_ESTATE || rc == BFTNET_EPROTO || rc == BFTNET_ENOMEM);
 }
 
 static void do_consume(yamux_stream_t *st, uint32_t n, bool flush) {
@@ -90,13 +92,17 @@ static void do_consume(yamux_stream_t *st, uint32_t n, bool flush) {
 static void do_open(int side) {
   yamux_stream_t *st;
   int rc = yamux_stream_open(F.side[side].s, &st);
-  if (rc == 0) track(side, st);
-  else check(st == NULL);
+  if (rc == 0)
+    track(side, st);
+  else
+    check(st == NULL);
 }
 
 /* ------------------------------------------------------------ callbacks */
 
-static int side_of(void *ud) { return (int)((fside_t *)ud - F.side); }
+static int side_of(void *ud) {
+  return (int)((fside_t *)ud - F.side);
+}
 
 static void cb_output(void *ud, const uint8_t hdr[BN_YAMUX_HEADER], const uint8_t *body,
                       size_t blen) {
@@ -112,16 +118,24 @@ static int cb_accept(void *ud, yamux_stream_t *st) {
   track(side, st);
   uint8_t d = next(); /* 0 (input used up) is always the quiet choice */
   switch (d % 8) {
-  case 1: return -1;
-  case 2: check(yamux_stream_reset(st) == 0); return d & 8 ? -1 : 0;
-  case 3: do_write(st, (size_t)next() << 8); return 0;
-  case 4: check(yamux_stream_close(st) == 0); return 0;
+  case 1:
+    return -1;
+  case 2:
+    check(yamux_stream_reset(st) == 0);
+    return d & 8 ? -1 : 0;
+  case 3:
+    do_write(st, (size_t)next() << 8);
+    return 0;
+  case 4:
+    check(yamux_stream_close(st) == 0);
+    return 0;
   case 5: {
     uint8_t b = 0;
     check(yamux_session_feed(F.side[side].s, &b, 1) == BFTNET_ESTATE);
     return 0;
   }
-  default: return 0;
+  default:
+    return 0;
   }
 }
 
@@ -131,23 +145,44 @@ static void cb_data(void *ud, yamux_stream_t *st, const uint8_t *p, size_t n) {
   fs->unconsumed += (uint32_t)n;
   uint8_t d = next();
   switch (d % 8) {
-  case 0: do_consume(st, fs->unconsumed, d & 8); break;
-  case 1: do_consume(st, (uint32_t)n / 2, false); break;
-  case 2: do_write(st, n); break;
-  case 3: check(yamux_stream_reset(st) == 0); break;
-  case 4: (void)yamux_stream_close(st); break;
-  case 5: do_open(side_of(ud)); break;
-  default: do_consume(st, (uint32_t)n, false); break;
+  case 0:
+    do_consume(st, fs->unconsumed, d & 8);
+    break;
+  case 1:
+    do_consume(st, (uint32_t)n / 2, false);
+    break;
+  case 2:
+    do_write(st, n);
+    break;
+  case 3:
+    check(yamux_stream_reset(st) == 0);
+    break;
+  case 4:
+    (void)yamux_stream_close(st);
+    break;
+  case 5:
+    do_open(side_of(ud));
+    break;
+  default:
+    do_consume(st, (uint32_t)n, false);
+    break;
   }
 }
 
 static void cb_fin(void *ud, yamux_stream_t *st) {
   check(yamux_stream_remote_closed(st));
   switch (next() % 4) {
-  case 1: (void)yamux_stream_close(st); break;
-  case 2: check(yamux_stream_reset(st) == 0); break;
-  case 3: do_write(st, 100); break;
-  default: break;
+  case 1:
+    (void)yamux_stream_close(st);
+    break;
+  case 2:
+    check(yamux_stream_reset(st) == 0);
+    break;
+  case 3:
+    do_write(st, 100);
+    break;
+  default:
+    break;
   }
 }
 
@@ -179,8 +214,12 @@ static void cb_free(void *ud, yamux_stream_t *st) {
   if (!F.freeing && next() % 8 == 1) do_open(side);
 }
 
-static void cb_goaway(void *ud, uint32_t code) { (void)code; }
-static void cb_pong(void *ud, uint32_t opaque) { (void)opaque; }
+static void cb_goaway(void *ud, uint32_t code) {
+  (void)code;
+}
+static void cb_pong(void *ud, uint32_t opaque) {
+  (void)opaque;
+}
 
 /* -------------------------------------------------------------- driving */
 
@@ -209,13 +248,15 @@ static void deliver(int from, size_t max, size_t piece) {
   }
 }
 
-static yamux_stream_t *pick(int side, uint8_t b) { return F.side[side].st[b % NSLOT]; }
+static yamux_stream_t *pick(int side, uint8_t b) {
+  return F.side[side].st[b % NSLOT];
+}
 
 static void step(uint8_t op) {
   int side = (op >> 4) & 1;
   yamux_stream_t *st;
   switch (op % 13) {
-  case 0: { /* raw hostile bytes */
+  case 0: {            /* raw hostile bytes */
     size_t n = next(); /* not inside BN_MIN: it evaluates twice */
     n = BN_MIN(n, F.n);
     const uint8_t *p = F.p;
@@ -224,20 +265,36 @@ static void step(uint8_t op) {
     feed(side, p, n);
     break;
   }
-  case 1: deliver(side, (size_t)next() * 97 + 1, next() + 1); break;
-  case 2: deliver(side, SIZE_MAX, 4096 * (1 + (size_t)(next() % 16))); break;
-  case 3: do_open(side); break;
-  case 4: if ((st = pick(side, next()))) do_write(st, (size_t)next() * 256 + next()); break;
-  case 5: if ((st = pick(side, next()))) (void)yamux_stream_close(st); break;
-  case 6: if ((st = pick(side, next()))) check(yamux_stream_reset(st) == 0); break;
+  case 1:
+    deliver(side, (size_t)next() * 97 + 1, next() + 1);
+    break;
+  case 2:
+    deliver(side, SIZE_MAX, 4096 * (1 + (size_t)(next() % 16)));
+    break;
+  case 3:
+    do_open(side);
+    break;
+  case 4:
+    if ((st = pick(side, next()))) do_write(st, (size_t)next() * 256 + next());
+    break;
+  case 5:
+    if ((st = pick(side, next()))) (void)yamux_stream_close(st);
+    break;
+  case 6:
+    if ((st = pick(side, next()))) check(yamux_stream_reset(st) == 0);
+    break;
   case 7:
     if ((st = pick(side, next()))) {
       fstream_t *fs = yamux_stream_get_user(st);
       do_consume(st, fs->unconsumed, next() & 1);
     }
     break;
-  case 8: (void)yamux_session_ping(F.side[side].s, next32()); break;
-  case 9: check(yamux_session_goaway(F.side[side].s, next() % 4) == 0); break;
+  case 8:
+    (void)yamux_session_ping(F.side[side].s, next32());
+    break;
+  case 9:
+    check(yamux_session_goaway(F.side[side].s, next() % 4) == 0);
+    break;
   case 10: /* a well-formed header with the peer's framing, then maybe a body */
   {
     uint8_t h[BN_YAMUX_HEADER + 8] = {0};
@@ -266,22 +323,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   F.n = size;
   uint8_t c0 = next(), c1 = next(), c2 = next();
   yamux_config_t cfg = {
-    .window = BN_YAMUX_INITIAL_WINDOW + (c0 % 4) * 64 * 1024,
-    .max_streams = 1 + c1 % 16,
-    .max_frame = c2 % 4 == 0 ? 0 : (1 + (uint32_t)c2) * 64,
+      .window = BN_YAMUX_INITIAL_WINDOW + (c0 % 4) * 64 * 1024,
+      .max_streams = 1 + c1 % 16,
+      .max_frame = c2 % 4 == 0 ? 0 : (1 + (uint32_t)c2) * 64,
   };
-  yamux_cbs_t cbs = {.output = cb_output, .on_accept = cb_accept, .on_data = cb_data,
-                     .on_fin = cb_fin, .on_reset = cb_reset, .on_writable = cb_writable,
-                     .on_free = cb_free, .on_goaway = cb_goaway, .on_pong = cb_pong};
+  yamux_cbs_t cbs = {.output = cb_output,
+                     .on_accept = cb_accept,
+                     .on_data = cb_data,
+                     .on_fin = cb_fin,
+                     .on_reset = cb_reset,
+                     .on_writable = cb_writable,
+                     .on_free = cb_free,
+                     .on_goaway = cb_goaway,
+                     .on_pong = cb_pong};
   for (int i = 0; i < 2; i++) {
     bn_buf_init(&F.side[i].out);
     check(yamux_session_new(&F.side[i].s, i == 0, &cfg, &cbs, &F.side[i]) == 0);
   }
-  for (int steps = 0; F.n > 0 && steps < 4096; steps++) step(next());
+  for (int steps = 0; F.n > 0 && steps < 4096; steps++)
+    step(next());
   F.freeing = true;
   for (int i = 0; i < 2; i++) {
     yamux_session_free(F.side[i].s);
-    for (int k = 0; k < NSLOT; k++) check(F.side[i].st[k] == NULL);
+    for (int k = 0; k < NSLOT; k++)
+      check(F.side[i].st[k] == NULL);
     bn_buf_free(&F.side[i].out);
   }
   return 0;

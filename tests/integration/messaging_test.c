@@ -8,8 +8,8 @@
  *  4. nothing from a non-member reaches the application before it is one.
  */
 #include <poll.h>
-#include <stdbool.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,8 +55,10 @@ static void node_start_as(int i, const bftnet_config_t *over, bool keep) {
     assert_ok(bftnet_key_generate(&n->key));
   }
   bftnet_config_t cfg;
-  if (over) cfg = *over;
-  else cfg_defaults(&cfg, NULL);
+  if (over)
+    cfg = *over;
+  else
+    cfg_defaults(&cfg, NULL);
   cfg.key = n->key;
   assert_ok(bftnet_new(&n->net, &cfg));
   snprintf(n->id, sizeof n->id, "r%u", (unsigned)i & 0xffu); /* i < MAXN */
@@ -67,7 +69,9 @@ static void node_start_as(int i, const bftnet_config_t *over, bool keep) {
   n->addrs[0] = n->addr;
 }
 
-static void node_start(int i, const bftnet_config_t *over) { node_start_as(i, over, false); }
+static void node_start(int i, const bftnet_config_t *over) {
+  node_start_as(i, over, false);
+}
 
 static void node_stop(int i) {
   bftnet_free(nodes[i].net);
@@ -101,7 +105,8 @@ static long rss_kib(void) {
 static void connect_to(int i, const int *idx, int k) {
   bftnet_member_t m[MAXN];
   for (int j = 0; j < k; j++)
-    m[j] = (bftnet_member_t){.node_id = nodes[idx[j]].id, .addrs = nodes[idx[j]].addrs, .naddrs = 1};
+    m[j] =
+        (bftnet_member_t){.node_id = nodes[idx[j]].id, .addrs = nodes[idx[j]].addrs, .naddrs = 1};
   char err[256] = "";
   int rc = bftnet_connect(nodes[i].net, m, (size_t)k, err, sizeof err);
   if (rc) fail_msg("connect: %s: %s", bftnet_err_name(rc), err);
@@ -109,17 +114,21 @@ static void connect_to(int i, const int *idx, int k) {
 
 static void connect_all(int n) {
   int idx[MAXN];
-  for (int j = 0; j < n; j++) idx[j] = j;
-  for (int i = 0; i < n; i++) connect_to(i, idx, n);
+  for (int j = 0; j < n; j++)
+    idx[j] = j;
+  for (int i = 0; i < n; i++)
+    connect_to(i, idx, n);
 }
 
 static void put_seq(uint8_t *buf, uint64_t seq, size_t len) {
   memset(buf, (int)(seq & 0xff), len);
-  for (int k = 0; k < 8 && (size_t)k < len; k++) buf[k] = (uint8_t)(seq >> (56 - 8 * k));
+  for (int k = 0; k < 8 && (size_t)k < len; k++)
+    buf[k] = (uint8_t)(seq >> (56 - 8 * k));
 }
 static uint64_t get_seq(const uint8_t *buf) {
   uint64_t v = 0;
-  for (int k = 0; k < 8; k++) v = (v << 8) | buf[k];
+  for (int k = 0; k < 8; k++)
+    v = (v << 8) | buf[k];
   return v;
 }
 
@@ -143,11 +152,13 @@ static uint64_t recv_ordered(int at, uint64_t want, uint64_t last[MAXN], int tim
       int s = sender_index(msgs[k].from);
       assert_true(msgs[k].len >= 8);
       uint64_t seq = get_seq(msgs[k].data);
-      if (seq <= last[s]) fail_msg("from %s: seq %llu after %llu (duplicate or reorder)",
-                                   msgs[k].from, (unsigned long long)seq, (unsigned long long)last[s]);
+      if (seq <= last[s])
+        fail_msg("from %s: seq %llu after %llu (duplicate or reorder)", msgs[k].from,
+                 (unsigned long long)seq, (unsigned long long)last[s]);
       last[s] = seq;
       /* The filler must be intact too. */
-      for (size_t b = 8; b < msgs[k].len; b++) assert_int_equal(msgs[k].data[b], seq & 0xff);
+      for (size_t b = 8; b < msgs[k].len; b++)
+        assert_int_equal(msgs[k].data[b], seq & 0xff);
       bftnet_msg_release(&msgs[k]);
       got++;
     }
@@ -166,9 +177,11 @@ static void wait_connected(int at, const char *to) {
 
 /* Starts nodes 0..n-1 as one membership and waits for r0's streams to the others. */
 static void start_connected(int n) {
-  for (int i = 0; i < n; i++) node_start(i, NULL);
+  for (int i = 0; i < n; i++)
+    node_start(i, NULL);
   connect_all(n);
-  for (int i = 1; i < n; i++) wait_connected(0, nodes[i].id);
+  for (int i = 1; i < n; i++)
+    wait_connected(0, nodes[i].id);
 }
 
 /* ----------------------------------------------------------------- tests */
@@ -216,7 +229,8 @@ static void test_pair_exchange_in_order(void **state) {
 
 static void test_broadcast_all_to_all(void **state) {
   (void)state;
-  for (int i = 0; i < 4; i++) node_start(i, NULL);
+  for (int i = 0; i < 4; i++)
+    node_start(i, NULL);
   connect_all(4);
   for (int i = 0; i < 4; i++)
     for (int j = 0; j < 4; j++)
@@ -238,15 +252,17 @@ static void test_broadcast_all_to_all(void **state) {
     uint64_t dropped = 0;
     for (int j = 0; j < 4; j++) {
       bftnet_peer_stats_t st;
-      if (j != i && bftnet_peer_stats(nodes[j].net, nodes[i].id, &st) == 0) dropped += st.dropped_overflow;
+      if (j != i && bftnet_peer_stats(nodes[j].net, nodes[i].id, &st) == 0)
+        dropped += st.dropped_overflow;
     }
     assert_int_equal(got + dropped, 3 * N); /* invariant 2 */
     assert_int_equal(dropped, 0);
-    for (int j = 0; j < 4; j++) assert_int_equal(last[j], i == j ? 0 : N);
+    for (int j = 0; j < 4; j++)
+      assert_int_equal(last[j], i == j ? 0 : N);
   }
-  for (int i = 0; i < 4; i++) node_stop(i);
+  for (int i = 0; i < 4; i++)
+    node_stop(i);
 }
-
 
 /* One thread interleaves sends to either peer with broadcasts, numbered in
  * the order it queued them: each peer gets its sends and every broadcast
@@ -281,7 +297,8 @@ static void test_send_broadcast_interleaved(void **state) {
     assert_int_equal(st.enqueued, want[i]);
   }
   assert_ok(bftnet_flush(nodes[0].net, 5000));
-  for (int i = 0; i < 3; i++) node_stop(i);
+  for (int i = 0; i < 3; i++)
+    node_stop(i);
 }
 
 static void test_bad_arguments_and_membership(void **state) {
@@ -340,7 +357,8 @@ static void test_member_that_never_reads_costs_bounded_memory(void **state) {
   assert_ok(bftnet_peer_stats(nodes[1].net, "r0", &b));
   /* The sender's ring is full and dropping; the receiver holds at most its
    * queue plus one window of overshoot; nothing else grows. */
-  print_message("never reads: sender ring %llu, dropped %llu; receiver queue %llu (bound %d), migrations %llu\n",
+  print_message("never reads: sender ring %llu, dropped %llu; receiver queue %llu (bound %d), "
+                "migrations %llu\n",
                 (unsigned long long)a.ring_depth, (unsigned long long)a.dropped_overflow,
                 (unsigned long long)b.inbound_depth, 64 + (256 * 1024) / 1024 + 1,
                 (unsigned long long)a.migrations);
@@ -363,7 +381,7 @@ static void test_tentative_then_promoted(void **state) {
   node_start(0, NULL);
   node_start(1, NULL);
   int both[] = {0, 1}, only1[] = {1};
-  connect_to(0, both, 2); /* r0 knows r1 */
+  connect_to(0, both, 2);  /* r0 knows r1 */
   connect_to(1, only1, 1); /* r1 does not know r0 yet */
   uint8_t buf[32];
   for (uint64_t s = 1; s <= 100; s++) {
@@ -373,7 +391,7 @@ static void test_tentative_then_promoted(void **state) {
   usleep(300000);
   bftnet_msg_t m;
   assert_err(bftnet_recv(nodes[1].net, &m, 100), BFTNET_ETIMEDOUT); /* invariant 4 */
-  connect_to(1, both, 2); /* promotion */
+  connect_to(1, both, 2);                                           /* promotion */
   uint64_t last[MAXN] = {0};
   assert_int_equal(recv_ordered(1, 100, last, 3000), 100);
   assert_int_equal(last[0], 100);
@@ -399,7 +417,8 @@ static void test_tentative_limit_evicts_oldest(void **state) {
   cfg_defaults(&slow, NULL);
   slow.dial_backoff_min_ms = 10000;
   slow.dial_backoff_max_ms = 20000;
-  for (int i = 1; i <= 3; i++) node_start(i, &slow);
+  for (int i = 1; i <= 3; i++)
+    node_start(i, &slow);
   int only0[] = {0};
   connect_to(0, only0, 1);
   uint8_t buf[16];
@@ -408,7 +427,9 @@ static void test_tentative_limit_evicts_oldest(void **state) {
     connect_to(i, pair, 2);
     put_seq(buf, 1, sizeof buf);
     assert_ok(bftnet_send(nodes[i].net, "r0", buf, sizeof buf));
-    for (int k = 0; k < 200 && bftnet_counter(nodes[0].net, BFTNET_COUNTER_TENTATIVE_CREATED) < (uint64_t)i; k++)
+    for (int k = 0;
+         k < 200 && bftnet_counter(nodes[0].net, BFTNET_COUNTER_TENTATIVE_CREATED) < (uint64_t)i;
+         k++)
       usleep(5000); /* creation order r1, r2, r3 */
     usleep(50000);
   }
@@ -428,7 +449,8 @@ static void test_tentative_limit_evicts_oldest(void **state) {
   assert_int_equal(last[2], 1);
   assert_int_equal(last[3], 1);
   assert_int_equal(bftnet_counter(r0, BFTNET_COUNTER_TENTATIVE_PROMOTED), 2);
-  for (int i = 0; i <= 3; i++) node_stop(i);
+  for (int i = 0; i <= 3; i++)
+    node_stop(i);
 }
 
 static void test_removed_member(void **state) {
@@ -446,7 +468,8 @@ static void test_removed_member(void **state) {
   }
   assert_int_equal(st.connected, 0);
   uint8_t x[8] = {0};
-  for (int k = 0; k < 100; k++) assert_ok(bftnet_send(nodes[0].net, "r1", x, 8));
+  for (int k = 0; k < 100; k++)
+    assert_ok(bftnet_send(nodes[0].net, "r1", x, 8));
   int only0[] = {0};
   connect_to(0, only0, 1); /* removal releases them, and counts them */
   /* Still in the ring, or already in the detached stream's retransmit
@@ -479,7 +502,6 @@ static void test_recv_fd_polls_readable(void **state) {
   node_stop(0);
   node_stop(1);
 }
-
 
 /* ------------------------------------------------ concurrency and faults */
 
@@ -532,14 +554,16 @@ static void test_four_sender_threads(void **state) {
       int t = msgs[k].data[8];
       uint64_t seq = get_seq(msgs[k].data);
       assert_true(t >= 0 && t < T);
-      if (seq <= last[t]) fail_msg("thread %d: seq %llu after %llu", t, (unsigned long long)seq,
-                                   (unsigned long long)last[t]);
+      if (seq <= last[t])
+        fail_msg("thread %d: seq %llu after %llu", t, (unsigned long long)seq,
+                 (unsigned long long)last[t]);
       last[t] = seq;
       bftnet_msg_release(&msgs[k]);
       got++;
     }
   }
-  for (int t = 0; t < T; t++) pthread_join(th[t], NULL);
+  for (int t = 0; t < T; t++)
+    pthread_join(th[t], NULL);
   bftnet_peer_stats_t st;
   assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &st));
   assert_int_equal(st.enqueued, (uint64_t)T * N);
@@ -547,8 +571,10 @@ static void test_four_sender_threads(void **state) {
   /* Drop-oldest on a ring shared by the threads may take an early
    * finisher's tail; only without drops must every thread's last arrive. */
   for (int t = 0; t < T; t++)
-    if (st.dropped_overflow == 0) assert_int_equal(last[t], N);
-    else assert_true(last[t] <= N);
+    if (st.dropped_overflow == 0)
+      assert_int_equal(last[t], N);
+    else
+      assert_true(last[t] <= N);
   print_message("4 threads: %llu delivered, %llu dropped\n", (unsigned long long)got,
                 (unsigned long long)st.dropped_overflow);
   node_stop(0);
@@ -631,9 +657,9 @@ static void test_member_that_never_reads_slows_no_one(void **state) {
 #ifndef TH_ASAN
   assert_true(rss1 - rss0 < 4 * 1024);
 #endif
-  for (int i = 0; i < 3; i++) node_stop(i);
+  for (int i = 0; i < 3; i++)
+    node_stop(i);
 }
-
 
 /* Broadcasts flat out while one member is dead (its node stopped): the
  * live member gets every broadcast in order; the dead one's share is either
@@ -642,7 +668,8 @@ static void test_member_that_never_reads_slows_no_one(void **state) {
  * is moved on), so memory stays flat. */
 static void test_broadcast_with_a_dead_member(void **state) {
   (void)state;
-  for (int i = 0; i < 3; i++) node_start(i, NULL);
+  for (int i = 0; i < 3; i++)
+    node_start(i, NULL);
   node_stop(2); /* r2 keeps its address in the membership, nobody answers */
   const int all[] = {0, 1, 2};
   connect_to(0, all, 3);
@@ -665,8 +692,8 @@ static void test_broadcast_with_a_dead_member(void **state) {
   assert_ok(bftnet_peer_stats(nodes[0].net, "r2", &dead));
   print_message("broadcast with a dead member: r1 got %llu; r2 dropped %llu, queued %u; "
                 "RSS %ld -> %ld KiB\n",
-                (unsigned long long)got, (unsigned long long)dead.dropped_overflow,
-                dead.ring_depth, rss_half, rss_end);
+                (unsigned long long)got, (unsigned long long)dead.dropped_overflow, dead.ring_depth,
+                rss_half, rss_end);
   assert_int_equal(got, N); /* in order: recv_ordered checks */
   assert_int_equal(live.dropped_overflow, 0);
   assert_int_equal(dead.sent, 0);
@@ -703,7 +730,8 @@ static void test_nonmember_flood(void **state) {
   cfg_defaults(&cfg, NULL);
   cfg.tentative_max = 4;
   cfg.tentative_max_bytes = 256 * 1024;
-  for (int i = 0; i < 3; i++) node_start(i, i == 1 ? &cfg : NULL);
+  for (int i = 0; i < 3; i++)
+    node_start(i, i == 1 ? &cfg : NULL);
   int r01[] = {0, 1};
   connect_to(0, r01, 2);
   connect_to(1, r01, 2); /* r2 is not a member of r1's view */
@@ -728,13 +756,14 @@ static void test_nonmember_flood(void **state) {
   uint64_t evicted = bftnet_counter(nodes[1].net, BFTNET_COUNTER_TENTATIVE_EVICTED);
   print_message("r0->r1 20000 x 1 KiB: %.3f s alone, %.3f s under a non-member flood "
                 "(ratio %.2f); flood sent %llu x 4 KiB, tentative peak %llu bytes, evicted %llu\n",
-                base, flooded, flooded / base, (unsigned long long)f.sent,
-                (unsigned long long)peak, (unsigned long long)evicted);
+                base, flooded, flooded / base, (unsigned long long)f.sent, (unsigned long long)peak,
+                (unsigned long long)evicted);
   assert_true(peak <= 4 * 256 * 1024); /* tentative_max x tentative_max_bytes */
   assert_true(evicted > 0);
   bftnet_msg_t m;
   assert_err(bftnet_recv(nodes[1].net, &m, 0), BFTNET_EAGAIN); /* invariant 4 */
-  for (int i = 0; i < 3; i++) node_stop(i);
+  for (int i = 0; i < 3; i++)
+    node_stop(i);
 }
 
 static void test_peer_restart_reconnects(void **state) {
@@ -818,11 +847,13 @@ static void test_callback_mode_and_events(void **state) {
     assert_ok(bftnet_send(nodes[0].net, "r1", buf, sizeof buf));
     if (s % 1000 == 0) usleep(10000);
   }
-  for (int i = 0; i < 500 && __atomic_load_n(&cs.got, __ATOMIC_ACQUIRE) < 5000; i++) usleep(10000);
+  for (int i = 0; i < 500 && __atomic_load_n(&cs.got, __ATOMIC_ACQUIRE) < 5000; i++)
+    usleep(10000);
   assert_int_equal(__atomic_load_n(&cs.got, __ATOMIC_ACQUIRE), 5000);
   assert_int_equal(cs.order_errors, 0);
   assert_int_equal(__atomic_load_n(&cs.added, __ATOMIC_ACQUIRE), 1); /* r0 (not itself) */
-  for (int i = 0; i < 200 && __atomic_load_n(&cs.up, __ATOMIC_ACQUIRE) < 1; i++) usleep(10000);
+  for (int i = 0; i < 200 && __atomic_load_n(&cs.up, __ATOMIC_ACQUIRE) < 1; i++)
+    usleep(10000);
   assert_int_equal(__atomic_load_n(&cs.up, __ATOMIC_ACQUIRE), 1);
   bftnet_msg_t m; /* nothing is queued for bftnet_recv in callback mode: it says so */
   assert_err(bftnet_recv(nodes[1].net, &m, 0), BFTNET_EONMESSAGE);
@@ -833,7 +864,6 @@ static void test_callback_mode_and_events(void **state) {
   node_stop(0);
   node_stop(1);
 }
-
 
 /* A ping-pong run entirely on the two loop threads: r0's on_message sends
  * the next ping, r1's replies (bftnet_send for even numbers,
@@ -856,7 +886,8 @@ static void pp_ping(const char *from, const uint8_t *data, size_t len, void *use
   if (p->next == p->n) return;
   uint8_t buf[16];
   put_seq(buf, ++p->next, sizeof buf);
-  if (bftnet_send(*p->net, "r1", buf, sizeof buf) != 0) __atomic_add_fetch(&p->bad, 1, __ATOMIC_RELAXED);
+  if (bftnet_send(*p->net, "r1", buf, sizeof buf) != 0)
+    __atomic_add_fetch(&p->bad, 1, __ATOMIC_RELAXED);
 }
 
 static void pp_pong(const char *from, const uint8_t *data, size_t len, void *user) {
@@ -986,7 +1017,8 @@ static void test_on_application_loop(void **state) {
   assert_true(got > 0);
   node_stop(1); /* closes its handles on `app` */
   node_stop(0);
-  for (int i = 0; i < 20; i++) uv_run(&app, UV_RUN_NOWAIT);
+  for (int i = 0; i < 20; i++)
+    uv_run(&app, UV_RUN_NOWAIT);
   assert_int_equal(uv_loop_close(&app), 0); /* bftnet left nothing on the app's loop */
 }
 

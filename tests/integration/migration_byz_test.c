@@ -43,9 +43,9 @@
 #include "mig_core.h"
 #include "th_net.h"
 
-#define MAXPS 128
-#define MAXEV 512
-#define MSG_PROTO "/bftnet/msg/1.0.0"
+#define MAXPS         128
+#define MAXEV         512
+#define MSG_PROTO     "/bftnet/msg/1.0.0"
 #define INNER_NEG_LEN 39u /* ms("/multistream/1.0.0") ms("/bftnet/msg/1.0.0"): 20 + 19 */
 
 static uint64_t mono_ns(void) {
@@ -58,12 +58,16 @@ static uint64_t mono_ns(void) {
 
 /* Message `seq`: 8 bytes of seq (big endian), then filler; 16..56 bytes, so
  * its frame is 1 + len bytes. */
-static size_t msg_len(uint64_t seq) { return 16 + (size_t)(seq % 41); }
+static size_t msg_len(uint64_t seq) {
+  return 16 + (size_t)(seq % 41);
+}
 
 static void msg_fill(uint8_t *buf, uint64_t seq) {
   size_t len = msg_len(seq);
-  for (int k = 0; k < 8; k++) buf[k] = (uint8_t)(seq >> (56 - 8 * k));
-  for (size_t i = 8; i < len; i++) buf[i] = (uint8_t)(seq * 7 + i);
+  for (int k = 0; k < 8; k++)
+    buf[k] = (uint8_t)(seq >> (56 - 8 * k));
+  for (size_t i = 8; i < len; i++)
+    buf[i] = (uint8_t)(seq * 7 + i);
 }
 
 static bool msg_check(const uint8_t *p, size_t len, uint64_t seq) {
@@ -75,7 +79,8 @@ static bool msg_check(const uint8_t *p, size_t len, uint64_t seq) {
 
 static uint64_t msg_seq(const uint8_t *p, size_t len) {
   uint64_t v = 0;
-  for (size_t k = 0; k < 8 && k < len; k++) v = (v << 8) | p[k];
+  for (size_t k = 0; k < 8 && k < len; k++)
+    v = (v << 8) | p[k];
   return v;
 }
 
@@ -144,17 +149,17 @@ typedef struct pstream {
   bool used;
   net_stream_t *s;
   net_conn_t *conn;
-  bool accepted;       /* r0 opened it (our /libp2p/stream-migration handler took it) */
+  bool accepted; /* r0 opened it (our /libp2p/stream-migration handler took it) */
   bool ready, fin_in, fin_out, freed, reset_local;
-  int err;             /* on_error's code, 0 if none */
-  bool expect_msg;     /* r0's direction starts with lp(StreamMigration) */
+  int err;         /* on_error's code, 0 if none */
+  bool expect_msg; /* r0's direction starts with lp(StreamMigration) */
   bool have_msg;
   mig_msg_t msg;
-  size_t l_start;      /* rx offset of r0's first L byte */
-  uint64_t l_in;       /* L bytes received from r0 */
-  bool manual_credit;  /* hold credit (the test grants it, or never) */
+  size_t l_start;     /* rx offset of r0's first L byte */
+  uint64_t l_in;      /* L bytes received from r0 */
+  bool manual_credit; /* hold credit (the test grants it, or never) */
   uint64_t uncredited, credited;
-  bn_buf_t rx;         /* everything r0 sent on it (after the outer negotiation) */
+  bn_buf_t rx; /* everything r0 sent on it (after the outer negotiation) */
   /* r0's labelled stream to us: its messages */
   bool r0_out;
   unsigned neg_step;
@@ -179,9 +184,9 @@ typedef struct peer {
   int nconns, ups, downs;
   pstream_t ps[MAXPS];
   int nps;
-  pstream_t *r0out;     /* r0's newest labelled stream to us */
+  pstream_t *r0out; /* r0's newest labelled stream to us */
   int n_r0out;
-  pstream_t *migs[16];  /* streams r0 opened with a Migrate */
+  pstream_t *migs[16]; /* streams r0 opened with a Migrate */
   int nmig;
   uint64_t r0_next_seq; /* next message expected from r0, across its streams */
   uint64_t r0_msgs;
@@ -194,9 +199,9 @@ typedef struct r0node {
   bftnet_t *net;
   char addr[BFTNET_ADDR_MAX];
   char id[BFTNET_PEER_ID_MAX];
-  uint64_t inc;          /* r0's incarnation, from its first Label */
-  uint64_t send_seq;     /* next message r0 sends to r1 */
-  uint64_t expect_seq;   /* next message r0 must deliver from r1 */
+  uint64_t inc;        /* r0's incarnation, from its first Label */
+  uint64_t send_seq;   /* next message r0 sends to r1 */
+  uint64_t expect_seq; /* next message r0 must deliver from r1 */
 } r0node_t;
 
 static peer_t P;
@@ -221,20 +226,32 @@ static uint64_t peer_next_id(void) {
   return 2 * k + (P.lower ? 0u : 1u);
 }
 
-static uint64_t peer_wrong_parity_id(void) { return peer_next_id() ^ 1u; }
+static uint64_t peer_wrong_parity_id(void) {
+  return peer_next_id() ^ 1u;
+}
 
 static mig_msg_t m_label(uint64_t id) {
-  return (mig_msg_t){.type = MIG_MSG_LABEL, .id = id, .has_incarnation = true, .incarnation = P.inc};
+  return (mig_msg_t){
+      .type = MIG_MSG_LABEL, .id = id, .has_incarnation = true, .incarnation = P.inc};
 }
 
 static mig_msg_t m_migrate(uint64_t id, uint64_t from, bool has_off, uint64_t off) {
-  return (mig_msg_t){.type = MIG_MSG_MIGRATE, .id = id, .from = from, .has_incarnation = true,
-                     .incarnation = P.inc, .has_read_offset = has_off, .read_offset = off};
+  return (mig_msg_t){.type = MIG_MSG_MIGRATE,
+                     .id = id,
+                     .from = from,
+                     .has_incarnation = true,
+                     .incarnation = P.inc,
+                     .has_read_offset = has_off,
+                     .read_offset = off};
 }
 
 static mig_msg_t m_ack(bool deny, bool has_off, uint64_t off) {
-  return (mig_msg_t){.type = MIG_MSG_ACK, .deny = deny, .has_incarnation = true, .incarnation = P.inc,
-                     .has_read_offset = has_off, .read_offset = off};
+  return (mig_msg_t){.type = MIG_MSG_ACK,
+                     .deny = deny,
+                     .has_incarnation = true,
+                     .incarnation = P.inc,
+                     .has_read_offset = has_off,
+                     .read_offset = off};
 }
 
 static void ps_write_now(pstream_t *ps, const uint8_t *p, size_t n);
@@ -404,7 +421,9 @@ static bool p_has_conn(const net_conn_t *c) {
 
 /* ------------------------------------------------ the loop */
 
-static void noop_timer(uv_timer_t *t) { (void)t; }
+static void noop_timer(uv_timer_t *t) {
+  (void)t;
+}
 
 /* Runs the peer's loop until pred holds or timeout_ms pass (a 1 ms timer
  * wakes it to look at r0, which lives on another thread). */
@@ -414,13 +433,16 @@ static bool run_until(bool (*pred)(void *), void *arg, uint64_t timeout_ms) {
   uv_timer_start(&tick, noop_timer, 1, 1);
   uint64_t deadline = mono_ns() + timeout_ms * 1000000ull;
   bool ok;
-  while (!(ok = pred ? pred(arg) : false) && mono_ns() < deadline) uv_run(&P.loop, UV_RUN_ONCE);
+  while (!(ok = pred ? pred(arg) : false) && mono_ns() < deadline)
+    uv_run(&P.loop, UV_RUN_ONCE);
   uv_close((uv_handle_t *)&tick, NULL);
   uv_run(&P.loop, UV_RUN_NOWAIT);
   return ok;
 }
 
-static void pump(uint64_t ms) { (void)run_until(NULL, NULL, ms); }
+static void pump(uint64_t ms) {
+  (void)run_until(NULL, NULL, ms);
+}
 
 static void ps_write_now(pstream_t *ps, const uint8_t *p, size_t n) {
   if (!ps->s) {
@@ -470,7 +492,7 @@ static pstream_t *ps_open(net_conn_t *c, bool expect_msg) {
 typedef struct good {
   pstream_t *cur;
   uint64_t id, first_id;
-  bn_buf_t log;   /* every L byte we wrote, from offset 0 */
+  bn_buf_t log; /* every L byte we wrote, from offset 0 */
   uint64_t next_seq;
 } good_t;
 
@@ -514,12 +536,14 @@ static void expect_r0_delivers(uint64_t n, const char *what) {
     if (k == BFTNET_EAGAIN) continue;
     if (k < 0) fail_msg("%s: bftnet_recv_batch: %s", what, bftnet_err_name(k));
     for (int i = 0; i < k; i++) {
-      if (strcmp(msgs[i].from, "r1") != 0) fail_msg("%s: message from '%s', want r1", what, msgs[i].from);
+      if (strcmp(msgs[i].from, "r1") != 0)
+        fail_msg("%s: message from '%s', want r1", what, msgs[i].from);
       if (!msg_check(msgs[i].data, msgs[i].len, R0.expect_seq))
         fail_msg("%s: r0 delivered seq %llu, want %llu (loss, duplicate or reorder)", what,
                  (unsigned long long)msg_seq(msgs[i].data, msgs[i].len),
                  (unsigned long long)R0.expect_seq);
-      if (got == n) fail_msg("%s: r0 delivered more than the %llu messages sent", what, (unsigned long long)n);
+      if (got == n)
+        fail_msg("%s: r0 delivered more than the %llu messages sent", what, (unsigned long long)n);
       R0.expect_seq++;
       got++;
       bftnet_msg_release(&msgs[i]);
@@ -552,11 +576,14 @@ static void r0_send(int n) {
 
 static uint64_t frames_bytes(uint64_t from_seq, uint64_t n) {
   uint64_t b = 0;
-  for (uint64_t s = from_seq; s < from_seq + n; s++) b += 1 + msg_len(s);
+  for (uint64_t s = from_seq; s < from_seq + n; s++)
+    b += 1 + msg_len(s);
   return b;
 }
 
-static bool pred_r0_msgs(void *arg) { return P.failed || P.r0_msgs >= *(uint64_t *)arg; }
+static bool pred_r0_msgs(void *arg) {
+  return P.failed || P.r0_msgs >= *(uint64_t *)arg;
+}
 
 /* The peer has read every message r0 was asked to send, in order. */
 static void expect_peer_gets_all(const char *what) {
@@ -596,10 +623,11 @@ typedef struct cdelta {
 } cdelta_t;
 
 #define DELTAS(...) ((const cdelta_t[]){__VA_ARGS__, {BFTNET_COUNTER_COUNT, 0}})
-#define NO_DELTAS ((const cdelta_t[]){{BFTNET_COUNTER_COUNT, 0}})
+#define NO_DELTAS   ((const cdelta_t[]){{BFTNET_COUNTER_COUNT, 0}})
 
 static void snap_take(snap_t *s) {
-  for (int i = 0; i < BFTNET_COUNTER_COUNT; i++) s->v[i] = bftnet_counter(R0.net, (bftnet_counter_id_t)i);
+  for (int i = 0; i < BFTNET_COUNTER_COUNT; i++)
+    s->v[i] = bftnet_counter(R0.net, (bftnet_counter_id_t)i);
 }
 
 /* The counters watched: every migration counter and the bad-input ones a
@@ -632,16 +660,20 @@ static bool counters_match(const snap_t *before, const cdelta_t *exp, int *bad) 
 static void expect_counters(const snap_t *before, const char *what, const cdelta_t *exp) {
   int bad = -1;
   uint64_t deadline = mono_ns() + 2000000000ull;
-  while (!counters_match(before, exp, &bad) && mono_ns() < deadline) pump(2);
+  while (!counters_match(before, exp, &bad) && mono_ns() < deadline)
+    pump(2);
   if (counters_match(before, exp, &bad)) return;
   uint64_t got = bftnet_counter(R0.net, (bftnet_counter_id_t)bad) - before->v[bad];
-  fail_msg("%s: counter %s moved by %llu, want %llu", what, bftnet_counter_name((bftnet_counter_id_t)bad),
-           (unsigned long long)got, (unsigned long long)want_delta(exp, bad));
+  fail_msg("%s: counter %s moved by %llu, want %llu", what,
+           bftnet_counter_name((bftnet_counter_id_t)bad), (unsigned long long)got,
+           (unsigned long long)want_delta(exp, bad));
 }
 
 /* ------------------------------------------------ reactions */
 
-static bool pred_ps_err(void *a) { return ((pstream_t *)a)->err != 0; }
+static bool pred_ps_err(void *a) {
+  return ((pstream_t *)a)->err != 0;
+}
 static bool pred_ps_msg(void *a) {
   pstream_t *ps = a;
   return ps->have_msg || ps->err != 0 || P.failed;
@@ -654,7 +686,8 @@ static bool pred_ps_fin(void *a) {
 /* r0 reset the stream without sending a StreamMigration message. */
 static void expect_reset(pstream_t *ps, const char *what) {
   if (!run_until(pred_ps_err, ps, 3000)) fail_msg("%s: r0 did not reset the stream", what);
-  if (ps->err != BFTNET_ERESET) fail_msg("%s: stream ended with %s, want RESET", what, bftnet_err_name(ps->err));
+  if (ps->err != BFTNET_ERESET)
+    fail_msg("%s: stream ended with %s, want RESET", what, bftnet_err_name(ps->err));
   if (ps->have_msg) fail_msg("%s: r0 answered (type %d) before resetting", what, (int)ps->msg.type);
   assert_true(ps->ready); /* r0 echoed /libp2p/stream-migration first */
   assert_peer_ok();
@@ -664,14 +697,16 @@ static void expect_reset(pstream_t *ps, const char *what) {
 static void expect_deny(pstream_t *ps, const char *what) {
   if (!run_until(pred_ps_msg, ps, 3000)) fail_msg("%s: no AckMigrate from r0", what);
   assert_peer_ok();
-  if (!ps->have_msg) fail_msg("%s: stream ended with %s before an AckMigrate", what, bftnet_err_name(ps->err));
+  if (!ps->have_msg)
+    fail_msg("%s: stream ended with %s before an AckMigrate", what, bftnet_err_name(ps->err));
   assert_int_equal(ps->msg.type, MIG_MSG_ACK);
   assert_true(ps->msg.deny);
   assert_true(ps->msg.has_incarnation);
   assert_true(ps->msg.incarnation == R0.inc);
   assert_false(ps->msg.has_read_offset);
-  if (!run_until(pred_ps_fin, ps, 3000)) fail_msg("%s: r0 did not close its side after denying", what);
-  assert_int_equal(ps->err, 0); /* a FIN, not a reset */
+  if (!run_until(pred_ps_fin, ps, 3000))
+    fail_msg("%s: r0 did not close its side after denying", what);
+  assert_int_equal(ps->err, 0);  /* a FIN, not a reset */
   assert_int_equal(ps->l_in, 0); /* nothing behind the Ack */
 }
 
@@ -692,7 +727,9 @@ static void p_dial_cb(void *ud, net_conn_t *c, int err) {
   w->done = true;
 }
 
-static bool pred_flag(void *a) { return *(bool *)a; }
+static bool pred_flag(void *a) {
+  return *(bool *)a;
+}
 
 static bool pred_setup(void *a) {
   (void)a;
@@ -771,8 +808,11 @@ static void fx_start(role_t role, uint32_t detach_ms, bool r0_dials) {
   cfg.on_event = on_event;
   assert_ok(bftnet_new(&R0.net, &cfg));
   assert_ok(bftnet_listen(R0.net, "/ip4/127.0.0.1/tcp/0", R0.addr, sizeof R0.addr));
-  if (r0_dials) snprintf(P.member_addr, sizeof P.member_addr, "%s", P.addr);
-  else snprintf(P.member_addr, sizeof P.member_addr, "/ip4/127.0.0.1/tcp/%d/p2p/%s", dead_port(), P.id);
+  if (r0_dials)
+    snprintf(P.member_addr, sizeof P.member_addr, "%s", P.addr);
+  else
+    snprintf(P.member_addr, sizeof P.member_addr, "/ip4/127.0.0.1/tcp/%d/p2p/%s", dead_port(),
+             P.id);
   r0_members(P.member_addr);
   if (!r0_dials) {
     assert_ok(maddr_parse(R0.addr, &m, e, sizeof e));
@@ -781,7 +821,8 @@ static void fx_start(role_t role, uint32_t detach_ms, bool r0_dials) {
     if (!run_until(pred_flag, &w.done, 5000)) fail_msg("peer: dial to r0 timed out");
     if (w.err) fail_msg("peer: dial to r0: %s", bftnet_err_name(w.err));
   }
-  if (!run_until(pred_setup, NULL, 8000)) fail_msg("setup: no connection or no labelled stream from r0");
+  if (!run_until(pred_setup, NULL, 8000))
+    fail_msg("setup: no connection or no labelled stream from r0");
   assert_peer_ok();
   assert_int_equal(P.nconns, 1);
   assert_int_equal(P.r0out->msg.type, MIG_MSG_LABEL);
@@ -790,10 +831,13 @@ static void fx_start(role_t role, uint32_t detach_ms, bool r0_dials) {
   /* r0's IDs have r0's parity: even iff its peer ID is the lower one. */
   assert_true(mig_id_parity_ok(P.r0out->msg.id, !P.lower));
   print_message("  setup: peer %s, r0 %s; %s leads, %s uses even IDs; %s dialed\n", P.id, R0.id,
-                P.leads ? "the peer" : "r0", P.lower ? "the peer" : "r0", r0_dials ? "r0" : "the peer");
+                P.leads ? "the peer" : "r0", P.lower ? "the peer" : "r0",
+                r0_dials ? "r0" : "the peer");
 }
 
-static void closed_cb(void *ud) { (void)ud; }
+static void closed_cb(void *ud) {
+  (void)ud;
+}
 
 static int fx_teardown(void **state) {
   (void)state;
@@ -801,20 +845,26 @@ static int fx_teardown(void **state) {
   bftnet_free(R0.net);
   R0.net = NULL;
   if (!P.closed && P.net) net_close(P.net, closed_cb, NULL);
-  for (int i = 0; i < 50; i++) uv_run(&P.loop, UV_RUN_NOWAIT);
+  for (int i = 0; i < 50; i++)
+    uv_run(&P.loop, UV_RUN_NOWAIT);
   net_transport_uv_free(P.t);
   int rc = th_loop_finish(&P.loop);
   if (P.net) net_free(P.net);
   bftnet_key_free(P.key);
   bftnet_key_free(R0.key);
-  for (int i = 0; i < P.nps; i++) bn_buf_free(&P.ps[i].rx);
+  for (int i = 0; i < P.nps; i++)
+    bn_buf_free(&P.ps[i].rx);
   P.started = false;
   assert_int_equal(rc, 0); /* every handle closed cleanly */
   return 0;
 }
 
-static bool pred_nmig(void *a) { return P.failed || P.nmig >= *(int *)a; }
-static bool pred_n_r0out(void *a) { return P.failed || P.n_r0out >= *(int *)a; }
+static bool pred_nmig(void *a) {
+  return P.failed || P.nmig >= *(int *)a;
+}
+static bool pred_n_r0out(void *a) {
+  return P.failed || P.n_r0out >= *(int *)a;
+}
 
 typedef struct ev_wait {
   int from;
@@ -827,11 +877,12 @@ static bool pred_ev(void *a) {
   return ev_count(w->from, w->type, w->outbound) >= w->n;
 }
 
-static void wait_event(int from, bftnet_event_type_t type, int outbound, int n, uint64_t ms, const char *what) {
+static void wait_event(int from, bftnet_event_type_t type, int outbound, int n, uint64_t ms,
+                       const char *what) {
   ev_wait_t w = {from, type, outbound, n};
   if (!run_until(pred_ev, &w, ms))
-    fail_msg("%s: %d event(s) of type %d (outbound %d) from r0, want %d", what, ev_count(from, type, outbound),
-             (int)type, outbound, n);
+    fail_msg("%s: %d event(s) of type %d (outbound %d) from r0, want %d", what,
+             ev_count(from, type, outbound), (int)type, outbound, n);
 }
 
 /* ================================================== 1 + 2: the peer leads */
@@ -901,10 +952,14 @@ static void test_peer_leads_good_stream_and_byzantine_inputs(void **state) {
     size_t n;
   } bad[] = {
       {"garbage protobuf", {0x03, 0xff, 0xff, 0xff}, 4},
-      {"length above 1024", {0xd0, 0x0f, 0x08, 0x01, 0x08, 0x01, 0x08, 0x01}, 8}, /* uvarint(2000) */
+      {"length above 1024",
+       {0xd0, 0x0f, 0x08, 0x01, 0x08, 0x01, 0x08, 0x01},
+       8}, /* uvarint(2000) */
       {"empty StreamMigration", {0x00}, 1},
       /* label{id: 2} and migrate{id: 4, from: 2} in one message */
-      {"two of label/migrate/ack", {0x0a, 0x0a, 0x02, 0x08, 0x02, 0x12, 0x04, 0x08, 0x04, 0x10, 0x02}, 11},
+      {"two of label/migrate/ack",
+       {0x0a, 0x0a, 0x02, 0x08, 0x02, 0x12, 0x04, 0x08, 0x04, 0x10, 0x02},
+       11},
   };
   for (size_t i = 0; i < BN_ARRAY_LEN(bad); i++) {
     snap_take(&s);
@@ -961,7 +1016,8 @@ static void test_peer_leads_good_stream_and_byzantine_inputs(void **state) {
   uint64_t acked = nw->msg.read_offset;
   if (acked < before_migrate || acked > g.log.len)
     fail_msg("valid Migrate: r0 acked read_offset %llu, outside [%llu, %llu] (what we wrote)",
-             (unsigned long long)acked, (unsigned long long)before_migrate, (unsigned long long)g.log.len);
+             (unsigned long long)acked, (unsigned long long)before_migrate,
+             (unsigned long long)g.log.len);
   /* The handover (§11.5): FIN the old carrier, continue on the new one
    * from the offset r0 reported. */
   old->fin_out = true;
@@ -982,8 +1038,9 @@ static void test_peer_leads_good_stream_and_byzantine_inputs(void **state) {
   assert_true(ev.stream_id == new_id);
   assert_int_equal(ev.why, BFTNET_MIG_PEER);
   assert_int_equal(ev_count(ev_d, BFTNET_EV_MIGRATED, -1), 1);
-  print_message("  2d: Migrate at L offset %llu, 7 messages behind it on the old carrier, r0 acked %llu\n",
-                (unsigned long long)before_migrate, (unsigned long long)acked);
+  print_message(
+      "  2d: Migrate at L offset %llu, 7 messages behind it on the old carrier, r0 acked %llu\n",
+      (unsigned long long)before_migrate, (unsigned long long)acked);
 
   snap_take(&s);
   x = ps_open(c, true);
@@ -1093,12 +1150,15 @@ static void test_r0_leads_follower_migrate_and_denied_migration(void **state) {
     assert_true(mig_id_parity_ok(mp->msg.id, !P.lower));
     assert_true(mp->msg.has_incarnation && mp->msg.incarnation == R0.inc);
     assert_true(mp->msg.has_read_offset);
-    if (mp->msg.from == out_id) m_out = mp;
-    else if (mp->msg.from == g.id) m_in = mp;
+    if (mp->msg.from == out_id)
+      m_out = mp;
+    else if (mp->msg.from == g.id)
+      m_in = mp;
   }
-  if (!m_out || !m_in) fail_msg("the Migrates name %llu and %llu, want %llu and %llu",
-                                (unsigned long long)P.migs[0]->msg.from, (unsigned long long)P.migs[1]->msg.from,
-                                (unsigned long long)out_id, (unsigned long long)g.id);
+  if (!m_out || !m_in)
+    fail_msg("the Migrates name %llu and %llu, want %llu and %llu",
+             (unsigned long long)P.migs[0]->msg.from, (unsigned long long)P.migs[1]->msg.from,
+             (unsigned long long)out_id, (unsigned long long)g.id);
   /* read_offset = what r0 delivered of each: our inner echo on its stream,
    * every byte we wrote on ours. */
   assert_int_equal(m_out->msg.read_offset, INNER_NEG_LEN);
@@ -1174,7 +1234,8 @@ static void test_reset_during_migration(void **state) {
   /* Before answering, the peer resets the OLD carrier. */
   old->reset_local = true;
   net_stream_reset(old->s);
-  if (!run_until(pred_ps_err, mx, 3000)) fail_msg("reset during migration: the new carrier was not reset");
+  if (!run_until(pred_ps_err, mx, 3000))
+    fail_msg("reset during migration: the new carrier was not reset");
   assert_int_equal(mx->err, BFTNET_ERESET);
   wait_event(ev4, BFTNET_EV_ABORTED, 1, 1, 3000, "reset during migration");
   rec_ev_t ev;
@@ -1184,7 +1245,8 @@ static void test_reset_during_migration(void **state) {
   assert_int_equal(ev.lost, 0);
   /* A fresh stream, on r0's preferred connection, carries what follows. */
   int two = 2;
-  if (!run_until(pred_n_r0out, &two, 3000)) fail_msg("reset during migration: r0 opened no new stream");
+  if (!run_until(pred_n_r0out, &two, 3000))
+    fail_msg("reset during migration: r0 opened no new stream");
   assert_true(P.r0out->conn == mx->conn);
   assert_true(P.r0out->msg.id != out_id);
   r0_send(30);
@@ -1194,7 +1256,8 @@ static void test_reset_during_migration(void **state) {
   expect_counters(&s, "reset during migration",
                   DELTAS({BFTNET_COUNTER_MIG_ABORT_RESET, 1}, {BFTNET_COUNTER_MIG_ABORTED, 1},
                          {BFTNET_COUNTER_MIG_CONN_CLOSED_EMPTY, 1}));
-  if (!run_until(pred_downs1, NULL, 3000)) fail_msg("the peer did not see the idle connection close");
+  if (!run_until(pred_downs1, NULL, 3000))
+    fail_msg("the peer did not see the idle connection close");
   assert_int_equal(P.downs, 1);
   assert_false(p_has_conn(c1));
   assert_int_equal(ev_count(ev4, BFTNET_EV_ABORTED, -1), 1);
@@ -1245,14 +1308,16 @@ static void test_detach_timeout_counts_unconfirmed(void **state) {
   assert_true(ab.stream_id == out_id && det.stream_id == out_id);
   assert_int_equal(ab.lost, M);
   double after_ms = (double)(ab.t_ns - det.t_ns) / 1e6;
-  print_message("  5: detached -> aborted in %.1f ms (detach_timeout 400 ms), lost %llu\n", after_ms,
-                (unsigned long long)ab.lost);
-  if (after_ms < 395.0 || after_ms > 1000.0) fail_msg("aborted %.1f ms after the detach, want ~400", after_ms);
+  print_message("  5: detached -> aborted in %.1f ms (detach_timeout 400 ms), lost %llu\n",
+                after_ms, (unsigned long long)ab.lost);
+  if (after_ms < 395.0 || after_ms > 1000.0)
+    fail_msg("aborted %.1f ms after the detach, want ~400", after_ms);
   st = r0_stats();
   assert_int_equal(st.aborted, M);
   expect_counters(&s, "detach timeout",
                   DELTAS({BFTNET_COUNTER_MIG_DETACHED, 1}, {BFTNET_COUNTER_MIG_ABORTED, 1},
-                         {BFTNET_COUNTER_MIG_ABORTED_MSGS, M}, {BFTNET_COUNTER_MIG_ABORT_DETACH_TIMEOUT, 1}));
+                         {BFTNET_COUNTER_MIG_ABORTED_MSGS, M},
+                         {BFTNET_COUNTER_MIG_ABORT_DETACH_TIMEOUT, 1}));
   assert_int_equal(ev_count(ev5, BFTNET_EV_RESUMED, -1), 0);
   assert_int_equal(ev_count(ev5, BFTNET_EV_ABORTED, -1), 1);
 }

@@ -29,7 +29,8 @@ static struct {
 
 static uint64_t be64(const uint8_t *p) {
   uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+  for (int i = 0; i < 8; i++)
+    v = (v << 8) | p[i];
   return v;
 }
 
@@ -39,8 +40,10 @@ static void p_data(void *ud, net_stream_t *s, const uint8_t *d, size_t n) {
   for (size_t i = 0; i < n; i++) {
     P.pend[P.npend++] = d[i];
     if (P.npend == 9) {
-      if (P.pend[0] != 8 || be64(P.pend + 1) != P.next) P.bad++;
-      else P.next++, P.got++;
+      if (P.pend[0] != 8 || be64(P.pend + 1) != P.next)
+        P.bad++;
+      else
+        P.next++, P.got++;
       P.npend = 0;
     }
   }
@@ -93,7 +96,8 @@ static void test_plain_fallback(void **state) {
   assert_ok(bftnet_connect(r0, mem, 2, err, sizeof err));
   uint8_t m[8];
   for (uint64_t s = 1; s <= NMSG; s++) {
-    for (int i = 7; i >= 0; i--) m[7 - i] = (uint8_t)(s >> (8 * i));
+    for (int i = 7; i >= 0; i--)
+      m[7 - i] = (uint8_t)(s >> (8 * i));
     assert_ok(bftnet_send(r0, "r1", m, sizeof m));
     if (s == NMSG / 2) usleep(50000);
   }
@@ -127,7 +131,8 @@ static void test_plain_fallback(void **state) {
   bftnet_free(r0);
   bftnet_key_free(k0);
   th_node_close(&P.node);
-  for (int i = 0; i < 50; i++) uv_run(&P.loop, UV_RUN_NOWAIT);
+  for (int i = 0; i < 50; i++)
+    uv_run(&P.loop, UV_RUN_NOWAIT);
   net_transport_uv_free(t);
   assert_int_equal(th_loop_finish(&P.loop), 0);
   th_node_free(&P.node);

@@ -10,8 +10,8 @@
  */
 #include <pthread.h>
 #include <signal.h>
-#include <stdbool.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,7 +21,7 @@
 #include "fault_proxy.h"
 #include "harness.h"
 
-#define MAXN 4
+#define MAXN     4
 #define MSG_SIZE 64
 
 /* --------------------------------------------------- the proxy thread */
@@ -41,7 +41,9 @@ static struct {
   px_call_t *pending;
 } px;
 
-static void px_quit(void *arg) { (void)arg; }
+static void px_quit(void *arg) {
+  (void)arg;
+}
 
 static void px_on_async(uv_async_t *h) {
   (void)h;
@@ -69,10 +71,12 @@ static void px_main(void *arg) {
 static void px_run(void (*fn)(void *), void *arg) {
   px_call_t c = {.fn = fn, .arg = arg, .done = false};
   pthread_mutex_lock(&px.mu);
-  while (px.pending) pthread_cond_wait(&px.cv, &px.mu);
+  while (px.pending)
+    pthread_cond_wait(&px.cv, &px.mu);
   px.pending = &c;
   uv_async_send(&px.async);
-  while (!c.done) pthread_cond_wait(&px.cv, &px.mu);
+  while (!c.done)
+    pthread_cond_wait(&px.cv, &px.mu);
   pthread_mutex_unlock(&px.mu);
 }
 
@@ -110,10 +114,10 @@ typedef struct node {
   /* Load. */
   pthread_t sender, receiver;
   atomic_bool stop_send, stop_recv;
-  uint64_t sent[MAXN];          /* by destination */
-  uint64_t last[MAXN];          /* last sequence number received, by source */
+  uint64_t sent[MAXN]; /* by destination */
+  uint64_t last[MAXN]; /* last sequence number received, by source */
   uint64_t got[MAXN], gaps, dups, foreign;
-  uint32_t rate;                /* messages/s per destination */
+  uint32_t rate; /* messages/s per destination */
 } node_t;
 
 static node_t nodes[MAXN];
@@ -128,21 +132,34 @@ static bool quick(void) {
 static void on_event(const bftnet_event_t *ev, void *user) {
   node_t *n = user;
   switch (ev->type) {
-  case BFTNET_EV_CONNECTED: atomic_fetch_add(&n->conns, 1); break;
-  case BFTNET_EV_DISCONNECTED: atomic_fetch_sub(&n->conns, 1); break;
+  case BFTNET_EV_CONNECTED:
+    atomic_fetch_add(&n->conns, 1);
+    break;
+  case BFTNET_EV_DISCONNECTED:
+    atomic_fetch_sub(&n->conns, 1);
+    break;
   case BFTNET_EV_MIGRATED:
     if ((unsigned)ev->mig_reason < 8) atomic_fetch_add(&n->migrated[ev->mig_reason], 1);
     break;
-  case BFTNET_EV_RESUMED: atomic_fetch_add(&n->resumed, 1); break;
-  case BFTNET_EV_DETACHED: atomic_fetch_add(&n->detached, 1); break;
+  case BFTNET_EV_RESUMED:
+    atomic_fetch_add(&n->resumed, 1);
+    break;
+  case BFTNET_EV_DETACHED:
+    atomic_fetch_add(&n->detached, 1);
+    break;
   case BFTNET_EV_ABORTED:
     atomic_fetch_add(&n->aborted, 1);
-    print_message("%s: stream to/from %s aborted: %s (lost %llu)\n", n->id, ev->node_id, ev->mig_abort,
-                  (unsigned long long)ev->lost);
+    print_message("%s: stream to/from %s aborted: %s (lost %llu)\n", n->id, ev->node_id,
+                  ev->mig_abort, (unsigned long long)ev->lost);
     break;
-  case BFTNET_EV_DENIED: atomic_fetch_add(&n->denied, 1); break;
-  case BFTNET_EV_PEER_RESTARTED: atomic_fetch_add(&n->restarted, 1); break;
-  default: break;
+  case BFTNET_EV_DENIED:
+    atomic_fetch_add(&n->denied, 1);
+    break;
+  case BFTNET_EV_PEER_RESTARTED:
+    atomic_fetch_add(&n->restarted, 1);
+    break;
+  default:
+    break;
   }
 }
 
@@ -171,8 +188,9 @@ static void px_new(void *arg) {
   assert_int_equal(fault_proxy_addr_parse("127.0.0.1:0", &lis), 0);
   assert_int_equal(fault_proxy_addr_parse(n->real[a->k], &tgt), 0);
   fault_proxy_opts_t o = {.seed = th_seed(), .queue_max = 4u << 20};
-  assert_int_equal(fault_proxy_create(&px.loop, (struct sockaddr *)&lis, (struct sockaddr *)&tgt, &o,
-                                      &n->px[a->k]), 0);
+  assert_int_equal(fault_proxy_create(&px.loop, (struct sockaddr *)&lis, (struct sockaddr *)&tgt,
+                                      &o, &n->px[a->k]),
+                   0);
   assert_int_equal(fault_proxy_bound_addr(n->px[a->k], &bound), 0);
   char hp[FAULT_PROXY_ADDRSTRLEN];
   fault_proxy_addr_format((struct sockaddr *)&bound, hp, sizeof hp);
@@ -188,8 +206,10 @@ static void node_start(int i, int naddr, const bftnet_config_t *over, bool keep_
     assert_ok(bftnet_key_generate(&n->key));
   }
   bftnet_config_t cfg;
-  if (over) cfg = *over;
-  else cfg_fast(&cfg);
+  if (over)
+    cfg = *over;
+  else
+    cfg_fast(&cfg);
   cfg.key = n->key;
   cfg.on_event = on_event;
   cfg.user = n;
@@ -224,7 +244,8 @@ static void connect_all_addrs(int i, int first_addr, int naddrs) {
   bftnet_member_t mem[MAXN];
   const char *addrs[MAXN][2];
   for (int j = 0; j < nn; j++) {
-    for (int k = 0; k < naddrs; k++) addrs[j][k] = nodes[j].via[first_addr + k];
+    for (int k = 0; k < naddrs; k++)
+      addrs[j][k] = nodes[j].via[first_addr + k];
     mem[j] = (bftnet_member_t){.node_id = nodes[j].id, .addrs = addrs[j], .naddrs = (size_t)naddrs};
   }
   char err[256] = "";
@@ -236,12 +257,14 @@ static void connect_all_addrs(int i, int first_addr, int naddrs) {
 
 static uint64_t get_be64(const uint8_t *p) {
   uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+  for (int i = 0; i < 8; i++)
+    v = (v << 8) | p[i];
   return v;
 }
 
 static void put_be64(uint8_t *p, uint64_t v) {
-  for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
+  for (int i = 7; i >= 0; i--, v >>= 8)
+    p[i] = (uint8_t)v;
 }
 
 static void *sender_main(void *arg) {
@@ -260,7 +283,8 @@ static void *sender_main(void *arg) {
       if (rc == 0) n->sent[j]++;
     }
     next.tv_nsec += period_ns;
-    while (next.tv_nsec >= 1000000000L) next.tv_nsec -= 1000000000L, next.tv_sec++;
+    while (next.tv_nsec >= 1000000000L)
+      next.tv_nsec -= 1000000000L, next.tv_sec++;
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
   }
   return NULL;
@@ -284,7 +308,8 @@ static void *receiver_main(void *arg) {
         n->foreign++;
       } else {
         uint64_t seq = get_be64(msgs[i].data);
-        if (seq <= n->last[j]) n->dups++;
+        if (seq <= n->last[j])
+          n->dups++;
         else {
           if (seq != n->last[j] + 1) n->gaps += seq - n->last[j] - 1;
           __atomic_store_n(&n->last[j], seq, __ATOMIC_RELEASE); /* the main thread polls it */
@@ -304,7 +329,8 @@ static void load_start(uint32_t rate) {
     atomic_store(&nodes[i].stop_recv, false);
     pthread_create(&nodes[i].receiver, NULL, receiver_main, &nodes[i]);
   }
-  for (int i = 0; i < nn; i++) pthread_create(&nodes[i].sender, NULL, sender_main, &nodes[i]);
+  for (int i = 0; i < nn; i++)
+    pthread_create(&nodes[i].sender, NULL, sender_main, &nodes[i]);
 }
 
 static uint64_t now_ms(void) {
@@ -317,8 +343,10 @@ static uint64_t now_ms(void) {
  * invariants: nothing lost, duplicated or reordered; nothing dropped or
  * aborted either. */
 static void load_stop_and_check(const char *what) {
-  for (int i = 0; i < nn; i++) atomic_store(&nodes[i].stop_send, true);
-  for (int i = 0; i < nn; i++) pthread_join(nodes[i].sender, NULL);
+  for (int i = 0; i < nn; i++)
+    atomic_store(&nodes[i].stop_send, true);
+  for (int i = 0; i < nn; i++)
+    pthread_join(nodes[i].sender, NULL);
   for (int i = 0; i < nn; i++) {
     int rc = bftnet_flush(nodes[i].net, 20000);
     if (rc < 0) print_message("%s: flush of %s: %s\n", what, nodes[i].id, bftnet_strerror(rc));
@@ -329,11 +357,14 @@ static void load_stop_and_check(const char *what) {
     all = true;
     for (int i = 0; i < nn; i++)
       for (int j = 0; j < nn; j++)
-        if (i != j && __atomic_load_n(&nodes[j].last[i], __ATOMIC_ACQUIRE) < nodes[i].sent[j]) all = false;
+        if (i != j && __atomic_load_n(&nodes[j].last[i], __ATOMIC_ACQUIRE) < nodes[i].sent[j])
+          all = false;
     if (!all) usleep(20000);
   }
-  for (int i = 0; i < nn; i++) atomic_store(&nodes[i].stop_recv, true);
-  for (int i = 0; i < nn; i++) pthread_join(nodes[i].receiver, NULL);
+  for (int i = 0; i < nn; i++)
+    atomic_store(&nodes[i].stop_recv, true);
+  for (int i = 0; i < nn; i++)
+    pthread_join(nodes[i].receiver, NULL);
   uint64_t total = 0;
   for (int i = 0; i < nn; i++) {
     for (int j = 0; j < nn; j++) {
@@ -341,12 +372,13 @@ static void load_stop_and_check(const char *what) {
       bftnet_peer_stats_t st;
       assert_ok(bftnet_peer_stats(nodes[i].net, nodes[j].id, &st));
       if (nodes[j].last[i] != nodes[i].sent[j] || st.dropped_overflow || st.aborted)
-        print_message("%s: %s->%s sent %llu, received up to %llu (%llu msgs), dropped %llu, aborted %llu, "
-                      "unconfirmed %llu, migrations %llu\n",
-                      what, nodes[i].id, nodes[j].id, (unsigned long long)nodes[i].sent[j],
-                      (unsigned long long)nodes[j].last[i], (unsigned long long)nodes[j].got[i],
-                      (unsigned long long)st.dropped_overflow, (unsigned long long)st.aborted,
-                      (unsigned long long)st.unconfirmed, (unsigned long long)st.migrations);
+        print_message(
+            "%s: %s->%s sent %llu, received up to %llu (%llu msgs), dropped %llu, aborted %llu, "
+            "unconfirmed %llu, migrations %llu\n",
+            what, nodes[i].id, nodes[j].id, (unsigned long long)nodes[i].sent[j],
+            (unsigned long long)nodes[j].last[i], (unsigned long long)nodes[j].got[i],
+            (unsigned long long)st.dropped_overflow, (unsigned long long)st.aborted,
+            (unsigned long long)st.unconfirmed, (unsigned long long)st.migrations);
       assert_int_equal(st.dropped_overflow, 0);
       assert_int_equal(st.aborted, 0);
       assert_int_equal(nodes[j].last[i], nodes[i].sent[j]); /* none missing (invariant 2) */
@@ -359,15 +391,19 @@ static void load_stop_and_check(const char *what) {
   }
   int mig = 0, res = 0, det = 0;
   for (int i = 0; i < nn; i++) {
-    for (int r = 0; r < 8; r++) mig += atomic_load(&nodes[i].migrated[r]);
+    for (int r = 0; r < 8; r++)
+      mig += atomic_load(&nodes[i].migrated[r]);
     res += atomic_load(&nodes[i].resumed);
     det += atomic_load(&nodes[i].detached);
   }
-  print_message("%s: %llu messages, 0 lost, 0 duplicated, 0 reordered; %d migrations, %d detached, %d resumed\n",
+  print_message("%s: %llu messages, 0 lost, 0 duplicated, 0 reordered; %d migrations, %d detached, "
+                "%d resumed\n",
                 what, (unsigned long long)total, mig, det, res);
 }
 
-static void do_close(void *arg) { fault_proxy_close(arg, NULL, NULL); }
+static void do_close(void *arg) {
+  fault_proxy_close(arg, NULL, NULL);
+}
 
 static void all_stop(void) {
   for (int i = 0; i < nn; i++) {
@@ -381,7 +417,8 @@ static void all_stop(void) {
         nodes[i].px[k] = NULL;
         px_run(do_close, p);
       }
-  for (int i = 0; i < nn; i++) bftnet_key_free(nodes[i].key);
+  for (int i = 0; i < nn; i++)
+    bftnet_key_free(nodes[i].key);
   px_stop();
 }
 
@@ -404,8 +441,10 @@ static void wait_all_up(int timeout_ms) {
 static void setup(int n, int naddr, const bftnet_config_t *cfg) {
   px_start();
   nn = n;
-  for (int i = 0; i < n; i++) node_start(i, naddr, cfg, false);
-  for (int i = 0; i < n; i++) connect_all_addrs(i, 0, naddr);
+  for (int i = 0; i < n; i++)
+    node_start(i, naddr, cfg, false);
+  for (int i = 0; i < n; i++)
+    connect_all_addrs(i, 0, naddr);
   wait_all_up(10000);
 }
 
@@ -486,7 +525,8 @@ static void test_random_cuts(void **state) {
   assert_true(cuts >= want);
   load_stop_and_check("random cuts");
   int res = 0;
-  for (int i = 0; i < nn; i++) res += atomic_load(&nodes[i].resumed);
+  for (int i = 0; i < nn; i++)
+    res += atomic_load(&nodes[i].resumed);
   assert_true(res > 0);
   all_stop();
 }
@@ -506,7 +546,8 @@ static void test_blackhole(void **state) {
   usleep(1000000);
   load_stop_and_check("blackholes");
   int det = 0, res = 0;
-  for (int i = 0; i < nn; i++) det += atomic_load(&nodes[i].detached), res += atomic_load(&nodes[i].resumed);
+  for (int i = 0; i < nn; i++)
+    det += atomic_load(&nodes[i].detached), res += atomic_load(&nodes[i].resumed);
   assert_true(det > 0);
   assert_true(res > 0);
   all_stop();
@@ -519,7 +560,8 @@ static void test_dial_storm(void **state) {
   setup(4, 1, NULL);
   load_start(300);
   for (int round = 0; round < (quick() ? 5 : 15); round++) {
-    for (int i = 0; i < nn; i++) px_cut(nodes[i].px[0]);
+    for (int i = 0; i < nn; i++)
+      px_cut(nodes[i].px[0]);
     usleep(120000);
   }
   usleep(1500000);
@@ -529,13 +571,16 @@ static void test_dial_storm(void **state) {
   bool ok = false;
   while (!ok && now_ms() < deadline) {
     ok = true;
-    for (int i = 0; i < nn; i++) ok = ok && atomic_load(&nodes[i].conns) == nn - 1;
+    for (int i = 0; i < nn; i++)
+      ok = ok && atomic_load(&nodes[i].conns) == nn - 1;
     if (!ok) usleep(50000);
   }
-  for (int i = 0; i < nn; i++) print_message("%s: %d connections\n", nodes[i].id, atomic_load(&nodes[i].conns));
+  for (int i = 0; i < nn; i++)
+    print_message("%s: %d connections\n", nodes[i].id, atomic_load(&nodes[i].conns));
   assert_true(ok);
   uint64_t closed = 0;
-  for (int i = 0; i < nn; i++) closed += bftnet_counter(nodes[i].net, BFTNET_COUNTER_MIG_CONN_CLOSED_EMPTY);
+  for (int i = 0; i < nn; i++)
+    closed += bftnet_counter(nodes[i].net, BFTNET_COUNTER_MIG_CONN_CLOSED_EMPTY);
   print_message("duplicate connections retired: %llu\n", (unsigned long long)closed);
   all_stop();
 }
@@ -549,15 +594,19 @@ static void test_failover_failback(void **state) {
   load_start(500);
   for (int round = 0; round < 3; round++) {
     usleep(300000);
-    for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 1);
-    for (int i = 0; i < nn; i++) px_cut(nodes[i].px[0]);
+    for (int i = 0; i < nn; i++)
+      px_refuse(nodes[i].px[0], 1);
+    for (int i = 0; i < nn; i++)
+      px_cut(nodes[i].px[0]);
     usleep(800000); /* on the second address now */
-    for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 0);
+    for (int i = 0; i < nn; i++)
+      px_refuse(nodes[i].px[0], 0);
     usleep(1200000); /* failback_ms = 300: back on the first */
   }
   load_stop_and_check("failover/failback");
   int fb = 0;
-  for (int i = 0; i < nn; i++) fb += atomic_load(&nodes[i].migrated[BFTNET_MIG_FAILBACK]);
+  for (int i = 0; i < nn; i++)
+    fb += atomic_load(&nodes[i].migrated[BFTNET_MIG_FAILBACK]);
   print_message("failbacks: %d\n", fb);
   assert_true(fb >= 3);
   /* Everything moved back: the second path carries no connection. */
@@ -565,7 +614,8 @@ static void test_failover_failback(void **state) {
   uint64_t active = 1;
   while (active && now_ms() < deadline) {
     active = 0;
-    for (int i = 0; i < nn; i++) active += px_stats(nodes[i].px[1]).active;
+    for (int i = 0; i < nn; i++)
+      active += px_stats(nodes[i].px[1]).active;
     if (active) usleep(50000);
   }
   assert_int_equal(active, 0);
@@ -578,23 +628,30 @@ static void test_address_change(void **state) {
   (void)state;
   px_start();
   nn = 4;
-  for (int i = 0; i < nn; i++) node_start(i, 2, NULL, false);
-  for (int i = 0; i < nn; i++) connect_all_addrs(i, 0, 1); /* first addresses only */
+  for (int i = 0; i < nn; i++)
+    node_start(i, 2, NULL, false);
+  for (int i = 0; i < nn; i++)
+    connect_all_addrs(i, 0, 1); /* first addresses only */
   wait_all_up(10000);
   load_start(1000);
   usleep(500000);
-  for (int i = 0; i < nn; i++) connect_all_addrs(i, 1, 1); /* now the second only */
+  for (int i = 0; i < nn; i++)
+    connect_all_addrs(i, 1, 1); /* now the second only */
   usleep(1500000);
-  for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 1); /* the old path dies */
-  for (int i = 0; i < nn; i++) px_cut(nodes[i].px[0]);
+  for (int i = 0; i < nn; i++)
+    px_refuse(nodes[i].px[0], 1); /* the old path dies */
+  for (int i = 0; i < nn; i++)
+    px_cut(nodes[i].px[0]);
   usleep(1000000);
   load_stop_and_check("address change");
   uint64_t active = 0;
-  for (int i = 0; i < nn; i++) active += px_stats(nodes[i].px[0]).active;
+  for (int i = 0; i < nn; i++)
+    active += px_stats(nodes[i].px[0]).active;
   assert_int_equal(active, 0);
   int moved = 0;
   for (int i = 0; i < nn; i++)
-    moved += atomic_load(&nodes[i].migrated[BFTNET_MIG_ADDR_CHANGE]) + atomic_load(&nodes[i].resumed);
+    moved +=
+        atomic_load(&nodes[i].migrated[BFTNET_MIG_ADDR_CHANGE]) + atomic_load(&nodes[i].resumed);
   assert_true(moved > 0);
   all_stop();
 }
@@ -613,7 +670,8 @@ static void test_cut_every_exchange_offset(void **state) {
   /* Calibrate: bytes one fresh failback connection forwards until its
    * exchanges (one per stream of the pair) complete: all first paths down,
    * then up again; every pair's leader fails back on a new connection. */
-  for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 1), px_cut(nodes[i].px[0]);
+  for (int i = 0; i < nn; i++)
+    px_refuse(nodes[i].px[0], 1), px_cut(nodes[i].px[0]);
   usleep(600000);
   uint64_t b0 = 0, a0 = 0;
   int fb0 = 0;
@@ -623,12 +681,14 @@ static void test_cut_every_exchange_offset(void **state) {
     a0 += st.accepted - st.refused;
     fb0 += atomic_load(&nodes[i].migrated[BFTNET_MIG_FAILBACK]);
   }
-  for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 0);
+  for (int i = 0; i < nn; i++)
+    px_refuse(nodes[i].px[0], 0);
   const int pairs = nn * (nn - 1) / 2;
   uint64_t deadline = now_ms() + 5000, used = 0;
   while (now_ms() < deadline) {
     int fb = 0;
-    for (int i = 0; i < nn; i++) fb += atomic_load(&nodes[i].migrated[BFTNET_MIG_FAILBACK]);
+    for (int i = 0; i < nn; i++)
+      fb += atomic_load(&nodes[i].migrated[BFTNET_MIG_FAILBACK]);
     if (fb >= fb0 + 2 * pairs) {
       uint64_t b = 0, a = 0;
       for (int i = 0; i < nn; i++) {
@@ -646,19 +706,24 @@ static void test_cut_every_exchange_offset(void **state) {
    * Migrate/AckMigrate exchanges (one per stream) take the last ~450 bytes
    * of `used`. Every offset from a little before them to a little after. */
   uint64_t k0 = used > 600 ? used - 600 : 1, k1 = used + 64;
-  print_message("exchange calibration: a failback connection forwards ~%llu bytes through its exchanges; "
-                "cutting at every offset %llu..%llu\n",
-                (unsigned long long)used, (unsigned long long)k0, (unsigned long long)k1);
+  print_message(
+      "exchange calibration: a failback connection forwards ~%llu bytes through its exchanges; "
+      "cutting at every offset %llu..%llu\n",
+      (unsigned long long)used, (unsigned long long)k0, (unsigned long long)k1);
   uint64_t step = quick() ? 23 : 1;
   for (uint64_t k = k0; k <= k1; k += step) {
-    for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 1), px_cut(nodes[i].px[0]);
-    for (int i = 0; i < nn; i++) px_cut_at(nodes[i].px[0], k);
+    for (int i = 0; i < nn; i++)
+      px_refuse(nodes[i].px[0], 1), px_cut(nodes[i].px[0]);
+    for (int i = 0; i < nn; i++)
+      px_cut_at(nodes[i].px[0], k);
     usleep(k % 20 ? 25000 : 250000); /* streams back on the second path */
-    for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 0);
+    for (int i = 0; i < nn; i++)
+      px_refuse(nodes[i].px[0], 0);
     /* the leader probes within failback_ms, the fresh connection dies at k */
     usleep(k % 20 ? 25000 : 350000);
   }
-  for (int i = 0; i < nn; i++) px_cut_at(nodes[i].px[0], 0);
+  for (int i = 0; i < nn; i++)
+    px_cut_at(nodes[i].px[0], 0);
   usleep(1500000);
   load_stop_and_check("cut at every exchange offset");
   all_stop();
@@ -686,7 +751,8 @@ static void test_peer_restart(void **state) {
   node_start(1, 1, NULL, true); /* and comes back: same key, same address */
   connect_all_addrs(1, 0, 1);
   uint64_t deadline = now_ms() + 10000;
-  while (atomic_load(&nodes[0].restarted) == 0 && now_ms() < deadline) usleep(10000);
+  while (atomic_load(&nodes[0].restarted) == 0 && now_ms() < deadline)
+    usleep(10000);
   assert_int_equal(atomic_load(&nodes[0].restarted), 1);
   assert_true(bftnet_counter(nodes[0].net, BFTNET_COUNTER_MIG_ABORT_PEER_RESTARTED) >= 1);
   /* New streams flow both ways. */
@@ -708,7 +774,8 @@ static void test_detach_timeout(void **state) {
   cfg_fast(&cfg);
   cfg.detach_timeout_ms = 500;
   setup(2, 1, &cfg);
-  for (int i = 0; i < nn; i++) px_blackhole(nodes[i].px[0], 1);
+  for (int i = 0; i < nn; i++)
+    px_blackhole(nodes[i].px[0], 1);
   uint8_t buf[MSG_SIZE] = {0};
   for (uint64_t s = 1; s <= 100; s++) {
     put_be64(buf, s);
@@ -720,7 +787,8 @@ static void test_detach_timeout(void **state) {
   bftnet_peer_stats_t st0;
   assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &st0));
   assert_true(st0.unconfirmed > 0);
-  for (int i = 0; i < nn; i++) px_refuse(nodes[i].px[0], 1);
+  for (int i = 0; i < nn; i++)
+    px_refuse(nodes[i].px[0], 1);
   uint64_t deadline = now_ms() + 8000;
   bftnet_peer_stats_t st = {0};
   while (now_ms() < deadline) {
@@ -744,9 +812,9 @@ static void test_detach_timeout(void **state) {
  * the queue of a never-reading member grew without bound with repeated
  * cuts. Then the member reads: in order, no duplicate, and every message
  * sent is either received or counted dropped (invariants 1 and 2). */
-#define NR_MSG_SIZE 1024
+#define NR_MSG_SIZE    1024
 #define NR_INBOUND_MAX 64u
-#define NR_WINDOW (256u * 1024) /* the smallest yamux window (its initial one) */
+#define NR_WINDOW      (256u * 1024) /* the smallest yamux window (its initial one) */
 
 typedef struct nr_sender {
   bftnet_t *net;
@@ -786,8 +854,10 @@ static uint32_t nr_settle_depth(void) {
   while (now_ms() < deadline) {
     uint32_t d = nr_stats(1, "r0").inbound_depth;
     if (d > max) max = d;
-    if (d != last) last = d, stable_since = now_ms();
-    else if (now_ms() - stable_since >= 300) break;
+    if (d != last)
+      last = d, stable_since = now_ms();
+    else if (now_ms() - stable_since >= 300)
+      break;
     usleep(10000);
   }
   return max;
@@ -800,19 +870,21 @@ static uint32_t nr_settle_depth(void) {
 static bool nr_cut_and_wait_resumed(int round) {
   bftnet_peer_stats_t a0 = nr_stats(0, "r1"), a;
   int hit = 0;
-  for (int i = 0; i < nn; i++) hit += px_cut(nodes[i].px[0]) > 0;
+  for (int i = 0; i < nn; i++)
+    hit += px_cut(nodes[i].px[0]) > 0;
   uint64_t deadline = now_ms() + 10000;
   for (;;) {
     a = nr_stats(0, "r1");
     if (a.reconnects > a0.reconnects && a.connected) return hit > 0;
     if (now_ms() > deadline) {
       bftnet_peer_stats_t b = nr_stats(1, "r0");
-      fail_msg("round %d: r0's stream to r1 did not resume (r0: reconnects %llu -> %llu, detached %llu -> %llu, "
+      fail_msg("round %d: r0's stream to r1 did not resume (r0: reconnects %llu -> %llu, detached "
+               "%llu -> %llu, "
                "resumed %llu -> %llu, connected %d; r1: detached %llu, resumed %llu)",
                round, (unsigned long long)a0.reconnects, (unsigned long long)a.reconnects,
-               (unsigned long long)a0.detached, (unsigned long long)a.detached, (unsigned long long)a0.resumed,
-               (unsigned long long)a.resumed, a.connected, (unsigned long long)b.detached,
-               (unsigned long long)b.resumed);
+               (unsigned long long)a0.detached, (unsigned long long)a.detached,
+               (unsigned long long)a0.resumed, (unsigned long long)a.resumed, a.connected,
+               (unsigned long long)b.detached, (unsigned long long)b.resumed);
     }
     usleep(5000);
   }
@@ -831,8 +903,10 @@ static void nr_read_all_and_check(uint64_t sent) {
         foreign++;
       } else {
         uint64_t seq = get_be64(msgs[i].data);
-        if (seq <= last) dups++; /* a duplicate or a reorder */
-        else last = seq, got++;
+        if (seq <= last)
+          dups++; /* a duplicate or a reorder */
+        else
+          last = seq, got++;
       }
       bftnet_msg_release(&msgs[i]);
     }
@@ -847,10 +921,11 @@ static void nr_read_all_and_check(uint64_t sent) {
     bftnet_msg_release(&msgs[i]);
   }
   bftnet_peer_stats_t a = nr_stats(0, "r1");
-  print_message("never-reading member: sent %llu, received %llu, dropped (ring overflow) %llu, aborted %llu, "
-                "duplicates %llu, last %llu\n",
-                (unsigned long long)sent, (unsigned long long)got, (unsigned long long)a.dropped_overflow,
-                (unsigned long long)a.aborted, (unsigned long long)dups, (unsigned long long)last);
+  print_message(
+      "never-reading member: sent %llu, received %llu, dropped (ring overflow) %llu, aborted %llu, "
+      "duplicates %llu, last %llu\n",
+      (unsigned long long)sent, (unsigned long long)got, (unsigned long long)a.dropped_overflow,
+      (unsigned long long)a.aborted, (unsigned long long)dups, (unsigned long long)last);
   assert_int_equal(dups, 0); /* invariant 1 */
   assert_int_equal(foreign, 0);
   assert_int_equal(a.aborted, 0);
@@ -883,9 +958,11 @@ static void test_never_reading_member_bounded_across_cuts(void **state) {
 
   /* Phase 1: r1 never reads. First its queue goes over the limit. */
   uint64_t deadline = now_ms() + 10000;
-  while (nr_stats(1, "r0").inbound_depth < NR_INBOUND_MAX - 1 && now_ms() < deadline) usleep(10000);
+  while (nr_stats(1, "r0").inbound_depth < NR_INBOUND_MAX - 1 && now_ms() < deadline)
+    usleep(10000);
   uint32_t depth = nr_settle_depth(), max_depth = depth;
-  print_message("never-reading member: over its limit, inbound_depth %u (bound %u)\n", depth, bound);
+  print_message("never-reading member: over its limit, inbound_depth %u (bound %u)\n", depth,
+                bound);
   assert_true(depth >= NR_INBOUND_MAX - 1);
   assert_true(depth <= bound);
   /* Then 20 cuts, each resumed (and, the leader converging, duplicate
@@ -897,16 +974,19 @@ static void test_never_reading_member_bounded_across_cuts(void **state) {
     depth = nr_settle_depth();
     if (depth > max_depth) max_depth = depth;
     if (depth > bound)
-      fail_msg("round %d: r1's inbound queue from r0 holds %u messages after the resume, more than its limit "
+      fail_msg("round %d: r1's inbound queue from r0 holds %u messages after the resume, more than "
+               "its limit "
                "plus one window (%u): each migration let one more window in",
                round, depth, bound);
   }
   bftnet_peer_stats_t a = nr_stats(0, "r1"), b = nr_stats(1, "r0");
-  print_message("never-reading member: %d cuts, r0 reconnects %llu, detached %llu, resumed %llu, migrations %llu; "
+  print_message("never-reading member: %d cuts, r0 reconnects %llu, detached %llu, resumed %llu, "
+                "migrations %llu; "
                 "r1 resumed %llu; max inbound_depth %u (bound %u = %u + %u / %u + 2)\n",
-                cuts, (unsigned long long)a.reconnects, (unsigned long long)a.detached, (unsigned long long)a.resumed,
-                (unsigned long long)a.migrations, (unsigned long long)b.resumed, max_depth, bound,
-                NR_INBOUND_MAX, NR_WINDOW, NR_MSG_SIZE + 2);
+                cuts, (unsigned long long)a.reconnects, (unsigned long long)a.detached,
+                (unsigned long long)a.resumed, (unsigned long long)a.migrations,
+                (unsigned long long)b.resumed, max_depth, bound, NR_INBOUND_MAX, NR_WINDOW,
+                NR_MSG_SIZE + 2);
   assert_int_equal(cuts, rounds);
 
   /* Phase 2: the sender stops, r1 reads everything. */

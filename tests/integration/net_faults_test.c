@@ -36,7 +36,8 @@ static fx_t *fx_new(const fault_proxy_opts_t *opts, uint32_t ping_ms) {
   struct sockaddr_storage lis;
   assert_ok(fault_proxy_addr_parse("127.0.0.1:0", &lis));
   assert_int_equal(fault_proxy_create(&f->loop, (struct sockaddr *)&lis, (struct sockaddr *)&mb.sa,
-                                      opts, &f->px), 0);
+                                      opts, &f->px),
+                   0);
   struct sockaddr_storage bound;
   assert_int_equal(fault_proxy_bound_addr(f->px, &bound), 0);
   assert_ok(maddr_format_sa((struct sockaddr *)&bound, &mb.peer, f->via, sizeof f->via));
@@ -47,7 +48,8 @@ static void fx_free(fx_t *f) {
   if (f->px) fault_proxy_close(f->px, NULL, NULL);
   th_node_close(&f->a);
   th_node_close(&f->b);
-  for (int i = 0; i < 50; i++) uv_run(&f->loop, UV_RUN_NOWAIT);
+  for (int i = 0; i < 50; i++)
+    uv_run(&f->loop, UV_RUN_NOWAIT);
   net_transport_uv_free(f->t);
   assert_int_equal(th_loop_finish(&f->loop), 0);
   th_node_free(&f->a);
@@ -62,7 +64,9 @@ static net_conn_t *dial_via(fx_t *f) {
   return c;
 }
 
-static bool a_down(void *arg) { return ((fx_t *)arg)->a.downs > 0; }
+static bool a_down(void *arg) {
+  return ((fx_t *)arg)->a.downs > 0;
+}
 
 static void test_blackhole_detected_by_ping(void **state) {
   (void)state;
@@ -89,7 +93,8 @@ static void test_cut_closes_only_that_connection(void **state) {
   assert_non_null(direct);
   assert_true(fault_proxy_cut(f->px) >= 1);
   assert_true(th_run_until_fn(&f->loop, a_down, f, 5000));
-  assert_true(f->a.last_reason == BFTNET_REASON_RESET || f->a.last_reason == BFTNET_REASON_CLOSED_BY_PEER);
+  assert_true(f->a.last_reason == BFTNET_REASON_RESET ||
+              f->a.last_reason == BFTNET_REASON_CLOSED_BY_PEER);
   /* The other connection of the pair is untouched. */
   assert_ptr_equal(net_find_conn(f->b.net, net_local_id(f->a.net)), direct);
   fx_free(f);
@@ -114,7 +119,9 @@ static void test_tiny_segments(void **state) {
   fx_free(f);
 }
 
-static void closed_cb(void *ud) { *(bool *)ud = true; }
+static void closed_cb(void *ud) {
+  *(bool *)ud = true;
+}
 
 /* Writes junk whenever the connection takes more (each stream: at most its
  * 256 KiB window, which it never gets back from a dark peer). */
@@ -138,7 +145,8 @@ static void test_stop_is_bounded_when_peer_is_dark(void **state) {
     (void)net_stream_write(s, g_junk, sizeof g_junk);
   }
   /* Bounded: every turn moves at most one high mark into the kernel. */
-  for (int i = 0; i < 2000 && f->t->ops->write_queued(c->sock) == 0; i++) uv_run(&f->loop, UV_RUN_NOWAIT);
+  for (int i = 0; i < 2000 && f->t->ops->write_queued(c->sock) == 0; i++)
+    uv_run(&f->loop, UV_RUN_NOWAIT);
   assert_true(f->t->ops->write_queued(c->sock) > 0); /* really stuck */
   bool done = false;
   uint64_t t0 = uv_hrtime();

@@ -64,7 +64,8 @@ static int teardown(void **state) {
   fx_t *f = *state;
   th_node_close(&f->a);
   th_node_close(&f->b);
-  for (int i = 0; i < 50; i++) uv_run(&f->loop, UV_RUN_NOWAIT);
+  for (int i = 0; i < 50; i++)
+    uv_run(&f->loop, UV_RUN_NOWAIT);
   net_transport_uv_free(f->t);
   assert_int_equal(th_loop_finish(&f->loop), 0);
   th_node_free(&f->a);
@@ -121,7 +122,9 @@ static void test_limit_close_sends_no_goaway(void **state) {
   close_and_check(*state, BFTNET_REASON_LIMIT, false);
 }
 
-static void closed_cb(void *ud) { *(bool *)ud = true; }
+static void closed_cb(void *ud) {
+  *(bool *)ud = true;
+}
 
 /* net_close (what bftnet_stop and bftnet_free run): every connection gets
  * its GO_AWAY. */

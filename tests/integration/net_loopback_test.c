@@ -7,8 +7,8 @@
 #include <stdlib.h>
 
 #include "harness.h"
-#include "th_net.h"
 #include "net_internal.h"
+#include "th_net.h"
 
 typedef struct fx {
   uv_loop_t loop;
@@ -32,7 +32,8 @@ static int teardown(void **state) {
   fx_t *f = *state;
   th_node_close(&f->a);
   th_node_close(&f->b);
-  for (int i = 0; i < 50; i++) uv_run(&f->loop, UV_RUN_NOWAIT);
+  for (int i = 0; i < 50; i++)
+    uv_run(&f->loop, UV_RUN_NOWAIT);
   net_transport_uv_free(f->t);
   assert_int_equal(th_loop_finish(&f->loop), 0); /* every handle closed cleanly */
   th_node_free(&f->a);
@@ -179,9 +180,12 @@ static void writer_ready(void *ud, net_stream_t *s) {
   (void)s;
   ((writer_t *)ud)->ready = true;
 }
-static const net_stream_cbs_t writer_cbs = {.on_ready = writer_ready, .on_writable = writer_writable};
+static const net_stream_cbs_t writer_cbs = {.on_ready = writer_ready,
+                                            .on_writable = writer_writable};
 
-static bool sink_has(void *arg) { return g_sink.received >= *(size_t *)arg; }
+static bool sink_has(void *arg) {
+  return g_sink.received >= *(size_t *)arg;
+}
 
 static void test_reader_that_never_reads(void **state) {
   fx_t *f = *state;
@@ -196,10 +200,12 @@ static void test_reader_that_never_reads(void **state) {
   size_t window = 256 * 1024;
   size_t proposal = 32; /* multistream bytes ride the same window */
   uv_run(&f->loop, UV_RUN_NOWAIT);
-  for (int i = 0; i < 200; i++) uv_run(&f->loop, UV_RUN_NOWAIT);
+  for (int i = 0; i < 200; i++)
+    uv_run(&f->loop, UV_RUN_NOWAIT);
   size_t want = window - proposal;
   assert_true(th_run_until_fn(&f->loop, sink_has, &want, 5000));
-  for (int i = 0; i < 200; i++) uv_run(&f->loop, UV_RUN_NOWAIT);
+  for (int i = 0; i < 200; i++)
+    uv_run(&f->loop, UV_RUN_NOWAIT);
   assert_true(w.written <= window);
   assert_true(g_sink.received <= window);
   assert_int_equal(net_stream_write(w.s, (const uint8_t *)"x", 1), 0); /* held, not queued */
@@ -304,7 +310,9 @@ static void test_rst_aborts_both_sides(void **state) {
 
 /* ---------------------------------------------------- protocols and IDs */
 
-static void ping_ok(fx_t *f, net_conn_t *c) { assert_ok(th_ping(&f->loop, c, NULL, 5000)); }
+static void ping_ok(fx_t *f, net_conn_t *c) {
+  assert_ok(th_ping(&f->loop, c, NULL, 5000));
+}
 
 static void test_unknown_protocol_gets_na(void **state) {
   fx_t *f = *state;
@@ -353,7 +361,9 @@ static void raw_alloc(uv_handle_t *h, size_t s, uv_buf_t *b) {
   (void)s;
   *b = uv_buf_init(buf, sizeof buf);
 }
-static void raw_closed(uv_handle_t *h) { ((raw_t *)h->data)->closed = true; }
+static void raw_closed(uv_handle_t *h) {
+  ((raw_t *)h->data)->closed = true;
+}
 static void raw_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   (void)b;
   raw_t *r = st->data;
@@ -405,11 +415,12 @@ static void test_garbage_closes_only_that_connection(void **state) {
   static const uint8_t not_multistream[] = "GET / HTTP/1.1\r\nHost: example\r\nUser-Agent: curl\r\n"
                                            "Accept: */*\r\nConnection: close\r\n\r\n\r\n";
   static const uint8_t oversized_ms[] = {0xff, 0xff, 0x03, '/'};
-  static const uint8_t overlong_varint[] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01};
+  static const uint8_t overlong_varint[] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+                                            0x80, 0x80, 0x80, 0x80, 0x01};
   /* A correct security negotiation, then a Noise message 1 that is too short. */
-  static const uint8_t bad_noise[] = {19, '/', 'm', 'u', 'l', 't', 'i', 's', 't', 'r', 'e', 'a', 'm', '/',
-                                      '1', '.', '0', '.', '0', '\n', 7, '/', 'n', 'o', 'i', 's', 'e',
-                                      '\n', 0, 3, 1, 2, 3};
+  static const uint8_t bad_noise[] = {19,  '/', 'm', 'u', 'l', 't',  'i', 's', 't',  'r', 'e',
+                                      'a', 'm', '/', '1', '.', '0',  '.', '0', '\n', 7,   '/',
+                                      'n', 'o', 'i', 's', 'e', '\n', 0,   3,   1,    2,   3};
   struct {
     const uint8_t *b;
     size_t n;
@@ -443,7 +454,8 @@ static void test_silent_client_times_out(void **state) {
 static bool n_closed(void *arg) {
   raw_t *rs = arg;
   int n = 0;
-  for (int i = 0; i < 8; i++) n += rs[i].closed_by_peer;
+  for (int i = 0; i < 8; i++)
+    n += rs[i].closed_by_peer;
   return n >= 4;
 }
 
@@ -458,9 +470,11 @@ static void test_pending_handshake_limit(void **state) {
   assert_true(th_run_until_fn(&f->loop, n_closed, rs, 2000)); /* well before the timeout */
   assert_int_equal(bn_counter_get(&f->b.ctr, BFTNET_COUNTER_CONN_LIMIT), 4);
   assert_int_equal(f->b.net->npending, 4);
-  for (int i = 0; i < 8; i++) raw_cleanup(f, &rs[i]);
+  for (int i = 0; i < 8; i++)
+    raw_cleanup(f, &rs[i]);
   /* An honest peer still gets in once the squatters are gone. */
-  for (int i = 0; i < 20; i++) uv_run(&f->loop, UV_RUN_NOWAIT);
+  for (int i = 0; i < 20; i++)
+    uv_run(&f->loop, UV_RUN_NOWAIT);
   net_conn_t *ab = connect_ab(f);
   ping_ok(f, ab);
 }

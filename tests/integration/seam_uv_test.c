@@ -13,8 +13,8 @@
 typedef struct wctx {
   bn_transport_t *t;
   bn_twake_t *w;
-  atomic_ulong sent;  /* wake_send calls made by the producer threads */
-  atomic_ulong seen;  /* the producers' count when the callback last ran */
+  atomic_ulong sent; /* wake_send calls made by the producer threads */
+  atomic_ulong seen; /* the producers' count when the callback last ran */
   unsigned long calls;
 } wctx_t;
 
@@ -41,11 +41,13 @@ static void test_wake_from_threads(void **state) {
   assert_ok(net_transport_uv_new(NULL, bn_seam_system(), &c.t));
   assert_ok(c.t->ops->wake_new(c.t, on_wake, &c, &c.w));
   pthread_t th[2];
-  for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, producer, &c), 0);
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, producer, &c), 0);
   /* Bounded: at most 10 s of one-turn runs while the producers work. */
   for (int i = 0; i < 200000 && atomic_load(&c.seen) < 40000; i++)
     (void)c.t->ops->run(c.t, BN_RUN_NOWAIT);
-  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < 2; i++)
+    pthread_join(th[i], NULL);
   for (int i = 0; i < 1000 && atomic_load(&c.seen) < 40000; i++)
     (void)c.t->ops->run(c.t, BN_RUN_ONCE);
   assert_int_equal(atomic_load(&c.seen), 40000);
@@ -60,8 +62,12 @@ typedef struct tctx {
   int fired, deferred;
 } tctx_t;
 
-static void on_timer(void *ud) { ((tctx_t *)ud)->fired++; }
-static void on_defer(void *ud) { ((tctx_t *)ud)->deferred++; }
+static void on_timer(void *ud) {
+  ((tctx_t *)ud)->fired++;
+}
+static void on_defer(void *ud) {
+  ((tctx_t *)ud)->deferred++;
+}
 
 /* NOWAIT never blocks on a pending timer, ONCE does, DEFAULT returns when
  * nothing is left; a deferred callback runs once, in the next turn. */
@@ -73,7 +79,7 @@ static void test_run_modes(void **state) {
   assert_ok(c.t->ops->timer_new(c.t, on_timer, &c, &tm));
   c.t->ops->timer_start(tm, 30, 0);
   c.t->ops->defer(c.t, on_defer, &c);
-  c.t->ops->defer(c.t, on_defer, &c); /* the same (cb, ud) twice: once */
+  c.t->ops->defer(c.t, on_defer, &c);                         /* the same (cb, ud) twice: once */
   assert_int_not_equal(c.t->ops->run(c.t, BN_RUN_NOWAIT), 0); /* the timer is still pending */
   assert_int_equal(c.deferred, 1);
   assert_int_equal(c.fired, 0);

@@ -41,3 +41,16 @@ if(EXISTS ${_interop_dir}/interop_peer.c)
 else()
   message(STATUS "interop: tests/interop/interop_peer.c not there yet; C scenarios not registered")
 endif()
+
+# Stream migration against a js-libp2p peer on its stock yamux that speaks
+# docs/PROTOCOL.md section 11 (js_mig_peer.mjs): cuts, resumes, a graceful
+# failback, flush on both sides. The driver runs bftnet and two fault proxies
+# (tools/lib); it reads the pair's leader rule from the migration core.
+if(TARGET bftnet_toolkit)
+  add_executable(mig_interop ${_interop_dir}/mig_interop.c)
+  target_link_libraries(mig_interop PRIVATE bftnet_static bftnet_toolkit Threads::Threads PkgConfig::UV)
+  target_include_directories(mig_interop PRIVATE ${CMAKE_SOURCE_DIR}/migration/src
+    ${CMAKE_SOURCE_DIR}/net/codec)
+  bftnet_interop_test(js-migration ENV "MIG_INTEROP_BIN=$<TARGET_FILE:mig_interop>")
+  set_tests_properties(interop_js-migration PROPERTIES TIMEOUT 180)
+endif()

@@ -8,6 +8,9 @@
 #   c-dials-js  js listens; BUILD_DIR/tools/bftnet-ping --count 3 and
 #               BUILD_DIR/tests/interop_peer dial must both succeed against it
 #   js-dials-c  BUILD_DIR/tests/interop_peer listen; js_peer.mjs dial must succeed
+#   js-migration BUILD_DIR/tests/mig_interop runs bftnet against js_mig_peer.mjs
+#               (stream migration on js's stock yamux: cuts, resumes, failback,
+#               flush on both sides); its exit status decides
 #
 # Listeners print their multiaddr (.../p2p/<peer-id>) as their first stdout
 # line; their stdin is a FIFO that reaches EOF only when this script is gone.
@@ -27,13 +30,13 @@ START_TIMEOUT=${BFTNET_INTEROP_START_TIMEOUT:-20}  # seconds for a listener's ad
 RUN_TIMEOUT=${BFTNET_INTEROP_RUN_TIMEOUT:-35}      # seconds for one dialing program
 
 usage() {
-  echo "usage: $0 BUILD_DIR {js-self|c-dials-js|js-dials-c}" >&2
+  echo "usage: $0 BUILD_DIR {js-self|c-dials-js|js-dials-c|js-migration}" >&2
   exit 2
 }
 [ $# -eq 2 ] || usage
 BUILD_DIR=$1
 SCENARIO=$2
-case $SCENARIO in js-self | c-dials-js | js-dials-c) ;; *) usage ;; esac
+case $SCENARIO in js-self | c-dials-js | js-dials-c | js-migration) ;; *) usage ;; esac
 
 say() { printf 'interop[%s]: %s\n' "$SCENARIO" "$*"; }
 fail() {
@@ -57,6 +60,7 @@ if [ ! -f "$HERE/node_modules/libp2p/package.json" ]; then
 fi
 PING_BIN=${BFTNET_PING_BIN:-$BUILD_DIR/tools/bftnet-ping}
 PEER_BIN=${INTEROP_PEER_BIN:-$BUILD_DIR/tests/interop_peer}
+MIG_BIN=${MIG_INTEROP_BIN:-$BUILD_DIR/tests/mig_interop}
 need_bin() {
   [ -x "$1" ] || fail "$1 is missing or not executable (build it first; BUILD_DIR=$BUILD_DIR)"
 }
@@ -238,6 +242,11 @@ case $SCENARIO in
     listener_alive interop_peer-listen "$c_pid"
     stop_listener interop_peer-listen "$c_pid"
     show_log interop_peer-listen
+    ;;
+  js-migration)
+    need_bin "$MIG_BIN"
+    RUN_TIMEOUT=${BFTNET_INTEROP_MIG_TIMEOUT:-150}
+    run_step mig_interop "$MIG_BIN" "$HERE/js_mig_peer.mjs"
     ;;
 esac
 say "PASS"

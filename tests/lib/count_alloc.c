@@ -67,15 +67,27 @@ void __wrap_free(void *p) {
   __real_free(p);
 }
 
-long th_live_blocks(void) { return atomic_load(&g_live); }
-long th_mallocs(void) { return atomic_load(&g_mallocs); }
-size_t th_last_malloc_size(void) { return atomic_load(&g_last_n); }
-void th_fail_alloc_in(int n) { atomic_store(&g_fail_in, n); }
-int th_fail_alloc_pending(void) { return atomic_load(&g_fail_in); }
+long th_live_blocks(void) {
+  return atomic_load(&g_live);
+}
+long th_mallocs(void) {
+  return atomic_load(&g_mallocs);
+}
+size_t th_last_malloc_size(void) {
+  return atomic_load(&g_last_n);
+}
+void th_fail_alloc_in(int n) {
+  atomic_store(&g_fail_in, n);
+}
+int th_fail_alloc_pending(void) {
+  return atomic_load(&g_fail_in);
+}
 
 void th_watch_free(const void *p) {
   atomic_store(&g_watch_frees, 0);
   atomic_store(&g_watch, p);
 }
 
-int th_watched_frees(void) { return atomic_load(&g_watch_frees); }
+int th_watched_frees(void) {
+  return atomic_load(&g_watch_frees);
+}

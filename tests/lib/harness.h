@@ -18,21 +18,20 @@
 #include "bftnet.h"
 
 /* Asserts rc == 0, printing the error's name and text otherwise. */
-#define assert_ok(expr)                                                       \
-  do {                                                                        \
-    int rc_ = (int)(expr);                                                    \
-    if (rc_ != 0)                                                             \
-      fail_msg("%s returned %d %s (%s)", #expr, rc_, bftnet_err_name(rc_),    \
-               bftnet_strerror(rc_));                                         \
+#define assert_ok(expr)                                                                            \
+  do {                                                                                             \
+    int rc_ = (int)(expr);                                                                         \
+    if (rc_ != 0)                                                                                  \
+      fail_msg("%s returned %d %s (%s)", #expr, rc_, bftnet_err_name(rc_), bftnet_strerror(rc_));  \
   } while (0)
 
 /* Asserts rc == want (both error codes), printing both names otherwise. */
-#define assert_err(expr, want)                                                \
-  do {                                                                        \
-    int rc_ = (int)(expr), want_ = (int)(want);                               \
-    if (rc_ != want_)                                                         \
-      fail_msg("%s returned %d %s, want %d %s", #expr, rc_,                   \
-               bftnet_err_name(rc_), want_, bftnet_err_name(want_));          \
+#define assert_err(expr, want)                                                                     \
+  do {                                                                                             \
+    int rc_ = (int)(expr), want_ = (int)(want);                                                    \
+    if (rc_ != want_)                                                                              \
+      fail_msg("%s returned %d %s, want %d %s", #expr, rc_, bftnet_err_name(rc_), want_,           \
+               bftnet_err_name(want_));                                                            \
   } while (0)
 
 /* Decodes hex into a fresh buffer; *len receives its length. Caller frees. */
@@ -49,6 +48,8 @@ static inline uint64_t th_rnd(uint64_t *s) {
   *s ^= *s >> 27;
   return *s * 0x2545F4914F6CDD1Dull;
 }
-static inline uint64_t th_rng_init(uint64_t seed) { return seed * 0x9E3779B97F4A7C15ull | 1; }
+static inline uint64_t th_rng_init(uint64_t seed) {
+  return seed * 0x9E3779B97F4A7C15ull | 1;
+}
 
 #endif

@@ -43,7 +43,9 @@ static void srv_fin(void *ud, net_stream_t *s) {
   e->fin = true;
   srv_pump(e, s);
 }
-static void srv_writable(void *ud, net_stream_t *s) { srv_pump(ud, s); }
+static void srv_writable(void *ud, net_stream_t *s) {
+  srv_pump(ud, s);
+}
 static void srv_free(void *ud, net_stream_t *s) {
   (void)s;
   echo_srv_t *e = ud;
@@ -181,7 +183,9 @@ int th_node_init(th_node_t *node, bn_transport_t *t, const net_config_t *cfg, bo
   return rc;
 }
 
-static void node_closed(void *ud) { (void)ud; }
+static void node_closed(void *ud) {
+  (void)ud;
+}
 
 void th_node_close(th_node_t *node) {
   /* The caller's loop runs the close callbacks (th_loop_finish). */
@@ -197,7 +201,9 @@ void th_node_free(th_node_t *node) {
 
 /* ------------------------------------------------------------------ loop */
 
-static void until_timeout(uv_timer_t *t) { *(bool *)t->data = true; }
+static void until_timeout(uv_timer_t *t) {
+  *(bool *)t->data = true;
+}
 
 bool th_run_until_fn(uv_loop_t *loop, bool (*pred)(void *), void *arg, uint64_t timeout_ms) {
   bool timed_out = false;
@@ -205,13 +211,16 @@ bool th_run_until_fn(uv_loop_t *loop, bool (*pred)(void *), void *arg, uint64_t 
   uv_timer_init(loop, &timer);
   timer.data = &timed_out;
   uv_timer_start(&timer, until_timeout, timeout_ms, 0);
-  while (!pred(arg) && !timed_out) uv_run(loop, UV_RUN_ONCE);
+  while (!pred(arg) && !timed_out)
+    uv_run(loop, UV_RUN_ONCE);
   uv_close((uv_handle_t *)&timer, NULL);
   uv_run(loop, UV_RUN_NOWAIT);
   return pred(arg);
 }
 
-static bool flag_pred(void *arg) { return *(volatile bool *)arg; }
+static bool flag_pred(void *arg) {
+  return *(volatile bool *)arg;
+}
 
 bool th_run_until(uv_loop_t *loop, volatile bool *flag, uint64_t timeout_ms) {
   return th_run_until_fn(loop, flag_pred, (void *)flag, timeout_ms);
@@ -224,7 +233,8 @@ static void close_any(uv_handle_t *h, void *arg) {
 
 int th_loop_finish(uv_loop_t *loop) {
   /* Let pending close callbacks run first (they free their memory). */
-  for (int i = 0; i < 100; i++) uv_run(loop, UV_RUN_NOWAIT);
+  for (int i = 0; i < 100; i++)
+    uv_run(loop, UV_RUN_NOWAIT);
   int rc = uv_loop_close(loop);
   if (rc == UV_EBUSY) {
     uv_walk(loop, close_any, NULL);

@@ -19,8 +19,8 @@
 
 #define MAXLEN 65535u
 
-static const size_t LENS[] = {0,    1,    15,    16,    17,    63,    64,   65,   127,
-                              128,  129,  255,   256,   511,   512,   1000, 1024, 4095,
+static const size_t LENS[] = {0,    1,    15,    16,    17,    63,    64,    65,   127,
+                              128,  129,  255,   256,   511,   512,   1000,  1024, 4095,
                               4096, 8191, 16384, 16400, 32768, 65519, MAXLEN};
 #define NLENS (sizeof LENS / sizeof *LENS)
 
@@ -112,11 +112,21 @@ static void test_tamper(void **state) {
       memcpy(k2, key, 32), memcpy(ad2, ad, 13), memcpy(tag2, tag, 16);
       size_t at = 0;
       switch (what) {
-      case 0: at = th_rnd(&rng) % len, ct[at] ^= 1; break;
-      case 1: tag2[th_rnd(&rng) % 16] ^= 0x80; break;
-      case 2: ad2[th_rnd(&rng) % 13] ^= 0x10; break;
-      case 3: k2[th_rnd(&rng) % 32] ^= 0x01; break;
-      case 4: n2 ^= 1ull << (th_rnd(&rng) % 64); break;
+      case 0:
+        at = th_rnd(&rng) % len, ct[at] ^= 1;
+        break;
+      case 1:
+        tag2[th_rnd(&rng) % 16] ^= 0x80;
+        break;
+      case 2:
+        ad2[th_rnd(&rng) % 13] ^= 0x10;
+        break;
+      case 3:
+        k2[th_rnd(&rng) % 32] ^= 0x01;
+        break;
+      case 4:
+        n2 ^= 1ull << (th_rnd(&rng) % 64);
+        break;
       }
       memset(out, 0xAA, len);
       assert_int_equal(bn_aead_open(k2, n2, ad2, sizeof ad2, ct, len, tag2, out), -1);

@@ -41,8 +41,8 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "dispatcher.h"
 #include "count_alloc.h"
+#include "dispatcher.h"
 #include "harness.h"
 
 enum {
@@ -55,9 +55,9 @@ enum {
 };
 enum { K_SEND0 = 0, K_SEND1 = 1, K_BCAST = 2 };
 
-#define RUN_NS (4000000000ull)
+#define RUN_NS       (4000000000ull)
 #define RUN_NS_QUICK (2000000000ull)
-#define DRAIN_NS (30000000000ull)
+#define DRAIN_NS     (30000000000ull)
 
 /* -------------------------------------------------------------- helpers */
 
@@ -67,11 +67,17 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t run_budget_ns(void) { return getenv("BFTNET_TEST_QUICK") ? RUN_NS_QUICK : RUN_NS; }
+static uint64_t run_budget_ns(void) {
+  return getenv("BFTNET_TEST_QUICK") ? RUN_NS_QUICK : RUN_NS;
+}
 
-static uint32_t refs_of(disp_msg_t *m) { return ck_pr_load_32(&m->refs); }
+static uint32_t refs_of(disp_msg_t *m) {
+  return ck_pr_load_32(&m->refs);
+}
 
-static bool addressed(int member, uint8_t kind) { return kind == K_BCAST || kind == (uint8_t)member; }
+static bool addressed(int member, uint8_t kind) {
+  return kind == K_BCAST || kind == (uint8_t)member;
+}
 
 static uint32_t check_word(uint32_t pid, uint32_t ctr, uint32_t kind, uint32_t len) {
   return (pid * 0x9E3779B1u) ^ (ctr * 0x85EBCA77u) ^ (kind << 24) ^ len ^ 0x5A5A0000u;
@@ -84,15 +90,19 @@ static uint8_t filler(uint32_t pid, uint32_t ctr, size_t i) {
 static size_t payload_fill(uint8_t *b, uint32_t pid, uint32_t ctr, uint8_t kind, uint64_t *rng) {
   uint64_t x = th_rnd(rng);
   size_t len;
-  if (x % 4096 == 0) len = 16384 + (x >> 16) % 4000; /* the framer's direct path */
-  else if (x % 64 == 1) len = 100 + (x >> 16) % 1900;
-  else len = HDR + (x >> 16) % 48;
+  if (x % 4096 == 0)
+    len = 16384 + (x >> 16) % 4000; /* the framer's direct path */
+  else if (x % 64 == 1)
+    len = 100 + (x >> 16) % 1900;
+  else
+    len = HDR + (x >> 16) % 48;
   bn_store_be32(b, pid);
   bn_store_be32(b + 4, ctr);
   b[8] = kind;
   b[9] = b[10] = b[11] = 0;
   bn_store_be32(b + 12, check_word(pid, ctr, kind, (uint32_t)len));
-  for (size_t i = HDR; i < len; i++) b[i] = filler(pid, ctr, i);
+  for (size_t i = HDR; i < len; i++)
+    b[i] = filler(pid, ctr, i);
   return len;
 }
 
@@ -215,7 +225,8 @@ static void *producer_thread(void *arg) {
     } else { /* the log is full: into every ring, behind the log's entries */
       m->refs = MEMBERS + keep;
       m->bseq = disp_blog_head(&run->blog);
-      for (int i = 0; i < MEMBERS; i++) disp_ring_push_mpmc(&run->rings[i], m);
+      for (int i = 0; i < MEMBERS; i++)
+        disp_ring_push_mpmc(&run->rings[i], m);
       p->bcasts++;
       p->fallbacks++;
     }
@@ -365,8 +376,10 @@ static void *consumer_thread(void *arg) {
        * fills cur and held, and pulls log entries, then blocks). */
       if (run->rx[m].dead && run->iters % 16 != 0) continue;
       int k = disp_framer_drain(&run->framers[m], &run->rings[m], rx_write, &run->rx[m]);
-      if (k < 0) run_fail(run, "member %d: drain returned %d", m, k);
-      else progress += k;
+      if (k < 0)
+        run_fail(run, "member %d: drain returned %d", m, k);
+      else
+        progress += k;
     }
     blog_advance(run);
     run->iters++;
@@ -432,7 +445,8 @@ static blog_result_t run_case(const blog_case_t *cfg) {
   }
   assert_int_equal(pthread_join(ct, NULL), 0);
   uint64_t t1 = now_ns();
-  if (run->error[0]) fail_msg("%s (seed %llu): %s", cfg->name, (unsigned long long)seed, run->error);
+  if (run->error[0])
+    fail_msg("%s (seed %llu): %s", cfg->name, (unsigned long long)seed, run->error);
 
   /* What was done. */
   uint64_t ops = 0, sends[MEMBERS] = {0, 0}, bcasts = 0, log_pushes = 0, fallbacks = 0, waits = 0,
@@ -440,7 +454,8 @@ static blog_result_t run_case(const blog_case_t *cfg) {
   bool deadline_hit = false;
   for (int i = 0; i < PRODUCERS; i++) {
     ops += p[i].ops;
-    for (int m = 0; m < MEMBERS; m++) sends[m] += p[i].sends[m];
+    for (int m = 0; m < MEMBERS; m++)
+      sends[m] += p[i].sends[m];
     bcasts += p[i].bcasts;
     log_pushes += p[i].log_pushes;
     fallbacks += p[i].fallbacks;
@@ -450,20 +465,19 @@ static blog_result_t run_case(const blog_case_t *cfg) {
   }
   disp_blog_t *l = &run->blog;
   uint64_t head = disp_blog_head(l);
-  print_message("blog mt %-14s %5.2f s: %llu ops (%llu+%llu sends, %llu broadcasts: %llu log, "
-                "%llu fallback), received %llu/%llu, drops m0 %llu+%llu m1 %llu+%llu, "
-                "%llu trims, %llu waits%s\n",
-                cfg->name, (double)(t1 - t0) / 1e9, (unsigned long long)ops,
-                (unsigned long long)sends[0], (unsigned long long)sends[1],
-                (unsigned long long)bcasts, (unsigned long long)log_pushes,
-                (unsigned long long)fallbacks, (unsigned long long)run->rx[0].received,
-                (unsigned long long)run->rx[1].received,
-                (unsigned long long)ck_pr_load_64(&run->rings[0].dropped),
-                (unsigned long long)ck_pr_load_64(&run->framers[0].bdropped),
-                (unsigned long long)ck_pr_load_64(&run->rings[1].dropped),
-                (unsigned long long)ck_pr_load_64(&run->framers[1].bdropped),
-                (unsigned long long)run->trims, (unsigned long long)waits,
-                deadline_hit ? ", deadline" : "");
+  print_message(
+      "blog mt %-14s %5.2f s: %llu ops (%llu+%llu sends, %llu broadcasts: %llu log, "
+      "%llu fallback), received %llu/%llu, drops m0 %llu+%llu m1 %llu+%llu, "
+      "%llu trims, %llu waits%s\n",
+      cfg->name, (double)(t1 - t0) / 1e9, (unsigned long long)ops, (unsigned long long)sends[0],
+      (unsigned long long)sends[1], (unsigned long long)bcasts, (unsigned long long)log_pushes,
+      (unsigned long long)fallbacks, (unsigned long long)run->rx[0].received,
+      (unsigned long long)run->rx[1].received,
+      (unsigned long long)ck_pr_load_64(&run->rings[0].dropped),
+      (unsigned long long)ck_pr_load_64(&run->framers[0].bdropped),
+      (unsigned long long)ck_pr_load_64(&run->rings[1].dropped),
+      (unsigned long long)ck_pr_load_64(&run->framers[1].bdropped), (unsigned long long)run->trims,
+      (unsigned long long)waits, deadline_hit ? ", deadline" : "");
   assert_true(ops >= PRODUCERS); /* something happened */
   assert_int_equal(bcasts, log_pushes + fallbacks);
   assert_int_equal(head, log_pushes); /* the log started at 0 */
@@ -563,7 +577,8 @@ static blog_result_t run_case(const blog_case_t *cfg) {
     free(p[i].kept);
   }
   for (int m = 0; m < MEMBERS; m++)
-    for (int i = 0; i < PRODUCERS; i++) free(run->rx[m].seen[i]);
+    for (int i = 0; i < PRODUCERS; i++)
+      free(run->rx[m].seen[i]);
   free(run);
   assert_int_equal(th_live_blocks(), live0); /* every message freed */
   return (blog_result_t){log_pushes, fallbacks};

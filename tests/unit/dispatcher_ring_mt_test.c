@@ -18,13 +18,13 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#include "dispatcher.h"
 #include "count_alloc.h"
+#include "dispatcher.h"
 #include "harness.h"
 
 enum { PRODUCERS = 4, RING_CAP = 64, POP_BATCH = 32, BURST = 48, SAMPLE = 16 };
 #define PER_PRODUCER_MAX (1u << 22)
-#define RUN_NS (2000000000ull)
+#define RUN_NS           (2000000000ull)
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -32,7 +32,9 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint32_t refs_of(disp_msg_t *m) { return ck_pr_load_32(&m->refs); }
+static uint32_t refs_of(disp_msg_t *m) {
+  return ck_pr_load_32(&m->refs);
+}
 
 static disp_msg_t *msg_seq(uint32_t producer, uint32_t seq, uint32_t refs) {
   uint8_t b[16];
@@ -63,8 +65,8 @@ typedef struct consumer {
   int producers;
   uint64_t consumed;
   uint64_t last[PRODUCERS]; /* last sequence + 1 seen per producer (0: none) */
-  uint8_t *seen[PRODUCERS];  /* bitmaps */
-  const char *error; /* first violation, reported by the main thread */
+  uint8_t *seen[PRODUCERS]; /* bitmaps */
+  const char *error;        /* first violation, reported by the main thread */
 } consumer_t;
 
 static void *producer_thread(void *arg) {

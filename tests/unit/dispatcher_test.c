@@ -13,7 +13,9 @@
 
 static uint64_t g_rng;
 
-static uint64_t rnd(void) { return th_rnd(&g_rng); }
+static uint64_t rnd(void) {
+  return th_rnd(&g_rng);
+}
 
 static int setup_rng(void **state) {
   (void)state;
@@ -21,7 +23,9 @@ static int setup_rng(void **state) {
   return 0;
 }
 
-static uint32_t refs_of(disp_msg_t *m) { return ck_pr_load_32(&m->refs); }
+static uint32_t refs_of(disp_msg_t *m) {
+  return ck_pr_load_32(&m->refs);
+}
 
 /* A message whose bytes are a function of (tag, i). */
 static disp_msg_t *msg_make(uint32_t tag, size_t len, uint32_t refs) {
@@ -305,7 +309,8 @@ static void assert_stream(const sink_t *s, const bn_buf_t *want) {
  * drains, sizes across the varint boundaries and a 1 MiB one. */
 static void test_framer_random_writer(void **state) {
   (void)state;
-  static const size_t fixed[] = {0, 1, 127, 128, 129, 300, 16383, 16384, 20000, 65535, 65536, 70000, 1u << 20};
+  static const size_t fixed[] = {0,     1,     127,   128,   129,   300,     16383,
+                                 16384, 20000, 65535, 65536, 70000, 1u << 20};
   enum { NRAND = 400, N = NRAND + BN_ARRAY_LEN(fixed) };
   disp_msg_t *m[N];
   size_t nf = 0;
@@ -611,7 +616,6 @@ static void test_framer_nested(void **state) {
   bn_buf_free(&sa.out);
   bn_buf_free(&sb.out);
 }
-
 
 /* -------------------------------------------------------- broadcast log */
 

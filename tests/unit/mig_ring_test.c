@@ -46,7 +46,9 @@ typedef struct rt {
 
 static rt_t *R;
 
-static uint64_t rnd(void) { return th_rnd(&R->rng); }
+static uint64_t rnd(void) {
+  return th_rnd(&R->rng);
+}
 static uint64_t below(uint64_t n) {
   return n ? rnd() % n : 0;
 }
@@ -60,10 +62,10 @@ static void rt_open(uint64_t window_max, uint64_t salt) {
   peerid_t a = {.len = 4, .bytes = {1, 2, 3, 4}}, b = {.len = 4, .bytes = {1, 2, 3, 5}};
   bool a_leads = mig_self_is_leader(&a, &b);
   mig_reg_config_t cfg = {.self = a_leads ? a : b,
-                      .peer = a_leads ? b : a,
-                      .incarnation = 11,
-                      .detach_timeout = 1000,
-                      .window_max = window_max};
+                          .peer = a_leads ? b : a,
+                          .incarnation = 11,
+                          .detach_timeout = 1000,
+                          .window_max = window_max};
   uint64_t seed = th_seed();
   R = calloc(1, sizeof(*R));
   assert_non_null(R);
@@ -433,9 +435,11 @@ static void test_find_after_migration(void **state) {
       bool mine = id == R->s->id;
       for (size_t i = 0; i < BN_MIN(R->s->n_alias, (size_t)MIG_MAX_ALIASES); i++)
         if (R->s->aliases[i] == id) mine = true;
-      if (mine) assert_ptr_equal(mig_reg_find(&R->lead, id), R->s);
+      if (mine)
+        assert_ptr_equal(mig_reg_find(&R->lead, id), R->s);
       else if (mig_reg_find(&R->lead, id) == R->s)
-        fail_msg("after %d migration(s), ID %llu (not the stream's) finds it", k + 1, (unsigned long long)id);
+        fail_msg("after %d migration(s), ID %llu (not the stream's) finds it", k + 1,
+                 (unsigned long long)id);
     }
   }
   rt_finish();

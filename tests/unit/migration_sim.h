@@ -25,15 +25,15 @@ typedef struct sim_dir {
 typedef struct sim_carrier {
   bool used, dead;
   int opener;
-  sim_dir_t d[2];          /* d[i]: bytes from endpoint i */
-  int mode[2];             /* how endpoint i reads d[1-i] */
+  sim_dir_t d[2]; /* d[i]: bytes from endpoint i */
+  int mode[2];    /* how endpoint i reads d[1-i] */
   mig_reader_t rd[2];
   bool released[2], lost_seen[2];
   uint64_t sent_l[2], cred_l[2]; /* L bytes endpoint i wrote / got credit for */
-  uint64_t pre_seen;       /* exchange bytes delivered (both directions) */
-  uint64_t cut_at;         /* cut once pre_seen reaches this (0 = never) */
-  bool byte_mode;          /* deliver preamble one byte at a time */
-  int also_cut;            /* a carrier cut together with this one (0 = none) */
+  uint64_t pre_seen;             /* exchange bytes delivered (both directions) */
+  uint64_t cut_at;               /* cut once pre_seen reaches this (0 = never) */
+  bool byte_mode;                /* deliver preamble one byte at a time */
+  int also_cut;                  /* a carrier cut together with this one (0 = none) */
 } sim_carrier_t;
 
 typedef struct sim_ep {
@@ -46,8 +46,8 @@ typedef struct sim_ep {
 #define SIM_MAX_CONFIRMS 64
 
 typedef struct sim_confirm {
-  int to;      /* the endpoint it goes to */
-  uint64_t h;  /* the carrier it travels beside (lost when it is cut) */
+  int to;     /* the endpoint it goes to */
+  uint64_t h; /* the carrier it travels beside (lost when it is cut) */
   uint64_t id, off;
 } sim_confirm_t;
 

@@ -9,7 +9,9 @@
 
 #define SIM_WINDOW_MAX 2000u
 
-static uint8_t sim_byte(uint64_t i) { return (uint8_t)((i * 131u + (i >> 8) * 7u + 3u) & 0xffu); }
+static uint8_t sim_byte(uint64_t i) {
+  return (uint8_t)((i * 131u + (i >> 8) * 7u + 3u) & 0xffu);
+}
 
 static uint64_t sim_rand(sim_t *m) {
   m->rng ^= m->rng << 13;
@@ -17,7 +19,9 @@ static uint64_t sim_rand(sim_t *m) {
   m->rng ^= m->rng << 17;
   return m->rng;
 }
-static uint64_t sim_below(sim_t *m, uint64_t n) { return n ? sim_rand(m) % n : 0; }
+static uint64_t sim_below(sim_t *m, uint64_t n) {
+  return n ? sim_rand(m) % n : 0;
+}
 
 static void sim_dir_put(sim_dir_t *d, const uint8_t *p, size_t n) {
   if (!n) return;
@@ -109,9 +113,11 @@ static void sim_apply(sim_t *m, int i) {
           fprintf(stderr, "  peer count %s=%llu\n", mig_reason_str((mig_reason_t)r),
                   (unsigned long long)m->ep[1 - i].reg.counts[r]);
       if (m->ep[1 - i].s)
-        fprintf(stderr, "  peer stream %s id %llu aliases %zu\n", mig_state_str(m->ep[1 - i].s->state),
-                (unsigned long long)m->ep[1 - i].s->id, m->ep[1 - i].s->n_alias);
-      fprintf(stderr, "  my id %llu uncertain %d\n", (unsigned long long)m->ep[i].s->id, m->ep[i].s->uncertain);
+        fprintf(stderr, "  peer stream %s id %llu aliases %zu\n",
+                mig_state_str(m->ep[1 - i].s->state), (unsigned long long)m->ep[1 - i].s->id,
+                m->ep[1 - i].s->n_alias);
+      fprintf(stderr, "  my id %llu uncertain %d\n", (unsigned long long)m->ep[i].s->id,
+              m->ep[i].s->uncertain);
       break;
     case MIG_ACT_CLOSED:
       e->closed++;
@@ -271,7 +277,8 @@ static void sim_write(sim_t *m) {
   uint64_t want = 1 + sim_below(m, 300);
   uint64_t n = BN_MIN(BN_MIN(room, want), m->total - e->written);
   uint8_t buf[300];
-  for (uint64_t k = 0; k < n; k++) buf[k] = sim_byte(e->written + k);
+  for (uint64_t k = 0; k < n; k++)
+    buf[k] = sim_byte(e->written + k);
   if (n) assert_ok(mig_sm_write(&e->reg, e->s, buf, (size_t)n));
   e->written += n;
   if (e->written == m->total) assert_ok(mig_sm_close(&e->reg, e->s, &m->acts));
@@ -314,8 +321,11 @@ static void sim_init(sim_t *m, int writer, uint64_t total, uint64_t seed, bool c
   m->total = total;
   peerid_t lead, follow;
   sim_peerids(&lead, &follow);
-  mig_reg_config_t cfg = {.self = lead, .peer = follow, .incarnation = 11,
-                      .detach_timeout = UINT64_C(1) << 60, .window_max = SIM_WINDOW_MAX};
+  mig_reg_config_t cfg = {.self = lead,
+                          .peer = follow,
+                          .incarnation = 11,
+                          .detach_timeout = UINT64_C(1) << 60,
+                          .window_max = SIM_WINDOW_MAX};
   assert_ok(mig_reg_init(&m->ep[0].reg, &cfg));
   cfg.self = follow;
   cfg.peer = lead;
@@ -367,7 +377,8 @@ static void sim_step(sim_t *m, bool chaos) {
     }
     break;
   case 5:
-    for (int h = BN_MAX(1, m->nc - 4); h <= m->nc; h++) sim_credits(m, (int)sim_below(m, 2), h);
+    for (int h = BN_MAX(1, m->nc - 4); h <= m->nc; h++)
+      sim_credits(m, (int)sim_below(m, 2), h);
     if (m->confirms) { /* credit is flow control only then: the Confirms free windows */
       sim_confirm_send(m, (int)sim_below(m, 2));
       if (sim_below(m, 2)) sim_confirm_deliver(m); /* some stay in flight across cuts */
@@ -417,7 +428,8 @@ static void sim_finish(sim_t *m) {
 
 /* Bring L up and some bytes across on carrier 1. */
 static void sim_warmup(sim_t *m) {
-  for (int step = 0; step < 3000; step++) sim_step(m, false);
+  for (int step = 0; step < 3000; step++)
+    sim_step(m, false);
   assert_non_null(m->ep[0].s);
   assert_non_null(m->ep[1].s);
 }
@@ -452,22 +464,30 @@ static void sim_exchange_cut(int writer, int variant, uint64_t off, uint64_t see
   }
   if (off) assert_true(m->c[h].dead || m->c[h].pre_seen < off);
   if (getenv("MIG_SIM_VERBOSE"))
-    fprintf(stderr, "writer %d variant %d off %llu: cut %d after %llu exchange bytes\n", writer, variant,
-            (unsigned long long)off, m->c[h].dead, (unsigned long long)m->c[h].pre_seen);
+    fprintf(stderr, "writer %d variant %d off %llu: cut %d after %llu exchange bytes\n", writer,
+            variant, (unsigned long long)off, m->c[h].dead, (unsigned long long)m->c[h].pre_seen);
   sim_finish(m);
   if (getenv("MIG_SIM_VERBOSE"))
-    fprintf(stderr, "  -> %d carriers, leader aliases %zu, bytes %llu\n", m->nc, m->ep[0].s->n_alias,
-            (unsigned long long)m->ep[1 - writer].received);
+    fprintf(stderr, "  -> %d carriers, leader aliases %zu, bytes %llu\n", m->nc,
+            m->ep[0].s->n_alias, (unsigned long long)m->ep[1 - writer].received);
   sim_free(m);
   free(m);
 }
 
 static void cut_every_exchange_offset(bool confirms) {
   uint64_t seed = th_seed();
-  mig_msg_t mg = {.type = MIG_MSG_MIGRATE, .id = 1001, .from = 1, .has_incarnation = true,
-                  .incarnation = 11, .has_read_offset = true, .read_offset = 5000};
-  mig_msg_t ak = {.type = MIG_MSG_ACK, .has_incarnation = true, .incarnation = 22,
-                  .has_read_offset = true, .read_offset = 5000};
+  mig_msg_t mg = {.type = MIG_MSG_MIGRATE,
+                  .id = 1001,
+                  .from = 1,
+                  .has_incarnation = true,
+                  .incarnation = 11,
+                  .has_read_offset = true,
+                  .read_offset = 5000};
+  mig_msg_t ak = {.type = MIG_MSG_ACK,
+                  .has_incarnation = true,
+                  .incarnation = 22,
+                  .has_read_offset = true,
+                  .read_offset = 5000};
   bn_buf_t b;
   bn_buf_init(&b);
   assert_ok(mig_msg_encode(&mg, &b));
@@ -497,10 +517,13 @@ static void random_cuts(bool confirms) {
     sim_t *m = calloc(1, sizeof(*m));
     assert_non_null(m);
     sim_init(m, run & 1, 200000, seed + 1000u + (uint64_t)run, confirms);
-    for (int step = 0; step < 30000; step++) sim_step(m, true);
+    for (int step = 0; step < 30000; step++)
+      sim_step(m, true);
     uint64_t migrated = m->ep[0].s ? m->ep[0].s->n_alias : 0;
     sim_finish(m);
-    if (run < 3) fprintf(stderr, "run %d: %d carriers, %llu migrations done\n", run, m->nc, (unsigned long long)migrated);
+    if (run < 3)
+      fprintf(stderr, "run %d: %d carriers, %llu migrations done\n", run, m->nc,
+              (unsigned long long)migrated);
     sent += m->confirms_sent;
     lost += m->confirms_lost;
     sim_free(m);
@@ -533,7 +556,8 @@ static void graceful(bool confirms) {
     if (h <= 0)
       fail_msg("k=%d state %s x %s", k, mig_state_str(m->ep[0].s->state),
                mig_xstate_str(mig_sm_xstate(m->ep[0].s)));
-    for (int step = 0; step < 2000; step++) sim_step(m, false);
+    for (int step = 0; step < 2000; step++)
+      sim_step(m, false);
   }
   assert_true(m->ep[0].s->n_alias >= 5);
   sim_finish(m);

@@ -8,7 +8,7 @@
 #include "harness.h"
 #include "mig_core.h"
 
-#define T_WIN 1000u
+#define T_WIN     1000u
 #define T_TIMEOUT 100u
 
 typedef struct tpair {
@@ -24,8 +24,11 @@ static mig_mode_t T_mode = MIG_MODE_LEGACY;
 static void t_init(void) {
   peerid_t a = {.len = 4, .bytes = {1, 2, 3, 4}}, b = {.len = 4, .bytes = {1, 2, 3, 5}};
   bool a_leads = mig_self_is_leader(&a, &b);
-  mig_reg_config_t cfg = {.self = a_leads ? a : b, .peer = a_leads ? b : a, .incarnation = 11,
-                      .detach_timeout = T_TIMEOUT, .window_max = T_WIN};
+  mig_reg_config_t cfg = {.self = a_leads ? a : b,
+                          .peer = a_leads ? b : a,
+                          .incarnation = 11,
+                          .detach_timeout = T_TIMEOUT,
+                          .window_max = T_WIN};
   mig_reg_free(&T.lead);
   mig_reg_free(&T.fol);
   memset(&T, 0, sizeof(T));
@@ -47,8 +50,9 @@ static void t_init(void) {
 /* Action types as a compact string, e.g. "SEND,DELIVER,CREDIT". */
 static const char *t_acts(void) {
   static char out[512];
-  static const char *const n[] = {"?", "SEND", "DELIVER", "CREDIT", "FIN", "RST", "RELEASE", "CLOSE_CONN",
-                                  "EOF", "MIGRATED", "DETACHED", "ABORTED", "CLOSED", "RESTARTED"};
+  static const char *const n[] = {"?",        "SEND",    "DELIVER",    "CREDIT",   "FIN",
+                                  "RST",      "RELEASE", "CLOSE_CONN", "EOF",      "MIGRATED",
+                                  "DETACHED", "ABORTED", "CLOSED",     "RESTARTED"};
   out[0] = 0;
   for (size_t i = 0; i < T.acts.n; i++) {
     if (i) strcat(out, ",");
@@ -62,13 +66,22 @@ static mig_msg_t t_label(uint64_t id) {
   return m;
 }
 static mig_msg_t t_migrate(uint64_t id, uint64_t from, uint64_t off) {
-  mig_msg_t m = {.type = MIG_MSG_MIGRATE, .id = id, .from = from, .has_incarnation = true,
-                 .incarnation = 11, .has_read_offset = true, .read_offset = off};
+  mig_msg_t m = {.type = MIG_MSG_MIGRATE,
+                 .id = id,
+                 .from = from,
+                 .has_incarnation = true,
+                 .incarnation = 11,
+                 .has_read_offset = true,
+                 .read_offset = off};
   return m;
 }
 static mig_msg_t t_ack(bool deny, uint64_t off) {
-  mig_msg_t m = {.type = MIG_MSG_ACK, .deny = deny, .has_incarnation = true, .incarnation = 22,
-                 .has_read_offset = !deny, .read_offset = off};
+  mig_msg_t m = {.type = MIG_MSG_ACK,
+                 .deny = deny,
+                 .has_incarnation = true,
+                 .incarnation = 22,
+                 .has_read_offset = !deny,
+                 .read_offset = off};
   return m;
 }
 
@@ -83,15 +96,42 @@ static void t_send(mig_reg_t *p, mig_sm_t *s, size_t n) {
 
 /* ------------------------------------------------ stream state table */
 
-enum { ST_F_LABELING, ST_F_OPEN, ST_F_MIGRATING, ST_F_DETACHED, ST_F_CLOSED, ST_F_ABORTED,
-       ST_L_OPEN, ST_L_MIGRATING, ST_L_DETACHED, ST_COUNT };
-static const char *const st_names[] = {"F_LABELING", "F_OPEN", "F_MIGRATING", "F_DETACHED", "F_CLOSED",
-                                       "F_ABORTED", "L_OPEN", "L_MIGRATING", "L_DETACHED"};
-enum { EV_DATA, EV_FIN, EV_RST, EV_LOST, EV_CREDIT, EV_ACK_ACCEPT, EV_ACK_DENY, EV_MIGRATE_IN,
-       EV_WRITE, EV_CLOSE, EV_MIGRATE_START, EV_TICK, EV_RESTART, EV_ECHO, EV_NA, EV_COUNT };
-static const char *const ev_names[] = {"DATA", "FIN", "RST", "LOST", "CREDIT", "ACK_ACCEPT", "ACK_DENY",
-                                       "MIGRATE_IN", "WRITE", "CLOSE", "MIGRATE_START", "TICK",
-                                       "RESTART", "ECHO", "NA"};
+enum {
+  ST_F_LABELING,
+  ST_F_OPEN,
+  ST_F_MIGRATING,
+  ST_F_DETACHED,
+  ST_F_CLOSED,
+  ST_F_ABORTED,
+  ST_L_OPEN,
+  ST_L_MIGRATING,
+  ST_L_DETACHED,
+  ST_COUNT
+};
+static const char *const st_names[] = {"F_LABELING", "F_OPEN",      "F_MIGRATING",
+                                       "F_DETACHED", "F_CLOSED",    "F_ABORTED",
+                                       "L_OPEN",     "L_MIGRATING", "L_DETACHED"};
+enum {
+  EV_DATA,
+  EV_FIN,
+  EV_RST,
+  EV_LOST,
+  EV_CREDIT,
+  EV_ACK_ACCEPT,
+  EV_ACK_DENY,
+  EV_MIGRATE_IN,
+  EV_WRITE,
+  EV_CLOSE,
+  EV_MIGRATE_START,
+  EV_TICK,
+  EV_RESTART,
+  EV_ECHO,
+  EV_NA,
+  EV_COUNT
+};
+static const char *const ev_names[] = {"DATA",          "FIN",      "RST",        "LOST",  "CREDIT",
+                                       "ACK_ACCEPT",    "ACK_DENY", "MIGRATE_IN", "WRITE", "CLOSE",
+                                       "MIGRATE_START", "TICK",     "RESTART",    "ECHO",  "NA"};
 
 /* Builds a stream in state st; returns it and its registry. Carrier 1 is
  * the first carrier, 2 the Migrate's. Offsets: 10 bytes each way. */
@@ -145,24 +185,40 @@ static int t_event(mig_reg_t *p, mig_sm_t *s, int ev) {
   uint8_t buf[5] = {0};
   mig_msg_t m;
   switch (ev) {
-  case EV_DATA: return mig_reg_on_data(p, c, 5, &T.acts);
-  case EV_FIN: return mig_reg_on_fin(p, c, &T.acts);
-  case EV_RST: return mig_reg_on_rst(p, c, &T.acts);
-  case EV_LOST: return mig_reg_on_lost(p, c, 1, &T.acts);
-  case EV_CREDIT: return mig_reg_on_credit(p, c, 5, &T.acts);
-  case EV_ACK_ACCEPT: m = t_ack(false, 5); return mig_reg_on_msg(p, 2, &m, 1, &T.acts, NULL);
-  case EV_ACK_DENY: m = t_ack(true, 0); return mig_reg_on_msg(p, 2, &m, 1, &T.acts, NULL);
+  case EV_DATA:
+    return mig_reg_on_data(p, c, 5, &T.acts);
+  case EV_FIN:
+    return mig_reg_on_fin(p, c, &T.acts);
+  case EV_RST:
+    return mig_reg_on_rst(p, c, &T.acts);
+  case EV_LOST:
+    return mig_reg_on_lost(p, c, 1, &T.acts);
+  case EV_CREDIT:
+    return mig_reg_on_credit(p, c, 5, &T.acts);
+  case EV_ACK_ACCEPT:
+    m = t_ack(false, 5);
+    return mig_reg_on_msg(p, 2, &m, 1, &T.acts, NULL);
+  case EV_ACK_DENY:
+    m = t_ack(true, 0);
+    return mig_reg_on_msg(p, 2, &m, 1, &T.acts, NULL);
   case EV_MIGRATE_IN:
     m = t_migrate(mig_reg_next_id(&T.lead), s->id, 5);
     m.incarnation = p == &T.lead ? 22 : 11; /* the sender's incarnation */
     return mig_reg_on_msg(p, 3, &m, 1, &T.acts, NULL);
-  case EV_WRITE: return mig_sm_write(p, s, buf, sizeof(buf));
-  case EV_CLOSE: return mig_sm_close(p, s, &T.acts);
-  case EV_MIGRATE_START: return mig_sm_migrate(p, s, 3, &T.acts);
-  case EV_TICK: return mig_reg_tick(p, T_TIMEOUT + 10, &T.acts);
-  case EV_RESTART: return mig_reg_on_incarnation(p, 999, &T.acts);
-  case EV_ECHO: return mig_sm_on_echo(p, s, &T.acts);
-  case EV_NA: return mig_sm_on_na(p, s, &T.acts);
+  case EV_WRITE:
+    return mig_sm_write(p, s, buf, sizeof(buf));
+  case EV_CLOSE:
+    return mig_sm_close(p, s, &T.acts);
+  case EV_MIGRATE_START:
+    return mig_sm_migrate(p, s, 3, &T.acts);
+  case EV_TICK:
+    return mig_reg_tick(p, T_TIMEOUT + 10, &T.acts);
+  case EV_RESTART:
+    return mig_reg_on_incarnation(p, 999, &T.acts);
+  case EV_ECHO:
+    return mig_sm_on_echo(p, s, &T.acts);
+  case EV_NA:
+    return mig_sm_on_na(p, s, &T.acts);
   }
   return BFTNET_EINVAL;
 }
@@ -187,8 +243,14 @@ static void test_stream_table(void **state) {
       int rc = t_event(p, s, ev);
       if (print) {
         printf("    {ST_%s, EV_%s, %s, MIG_S_%s, MIG_X_%s, \"%s\"},\n", st_names[st], ev_names[ev],
-               rc == 0 ? "0" : (rc == BFTNET_EPROTO ? "BFTNET_EPROTO" : rc == BFTNET_ESTATE ? "BFTNET_ESTATE" : rc == BFTNET_ENOTFOUND ? "BFTNET_ENOTFOUND" : rc == BFTNET_EINVAL ? "BFTNET_EINVAL" : rc == BFTNET_EAGAIN ? "BFTNET_EAGAIN" : "?"), mig_state_str(s->state),
-               mig_xstate_str(mig_sm_xstate(s)), t_acts());
+               rc == 0 ? "0"
+                       : (rc == BFTNET_EPROTO      ? "BFTNET_EPROTO"
+                          : rc == BFTNET_ESTATE    ? "BFTNET_ESTATE"
+                          : rc == BFTNET_ENOTFOUND ? "BFTNET_ENOTFOUND"
+                          : rc == BFTNET_EINVAL    ? "BFTNET_EINVAL"
+                          : rc == BFTNET_EAGAIN    ? "BFTNET_EAGAIN"
+                                                   : "?"),
+               mig_state_str(s->state), mig_xstate_str(mig_sm_xstate(s)), t_acts());
         continue;
       }
       const trow_t *row = NULL;
@@ -206,7 +268,8 @@ static void test_stream_table(void **state) {
   }
   if (!print)
     for (int st = 0; st < ST_COUNT; st++)
-      for (int ev = 0; ev < EV_COUNT; ev++) assert_true(seen[st][ev]);
+      for (int ev = 0; ev < EV_COUNT; ev++)
+        assert_true(seen[st][ev]);
   mig_reg_free(&T.lead);
   mig_reg_free(&T.fol);
 }
@@ -215,10 +278,23 @@ static void test_stream_table(void **state) {
 
 enum { XS_IDLE, XS_I_WAIT_ACK, XS_I_DRAIN, XS_R_DRAIN, XS_COUNT };
 static const char *const xs_names[] = {"IDLE", "I_WAIT_ACK", "I_DRAIN", "R_DRAIN"};
-enum { XE_ACK_ACCEPT, XE_ACK_DENY, XE_ACK_BAD_OFFSET, XE_NEW_DATA, XE_NEW_FIN, XE_NEW_RST, XE_NEW_LOST,
-       XE_OLD_DATA, XE_OLD_FIN, XE_OLD_RST, XE_OLD_LOST, XE_COUNT };
-static const char *const xe_names[] = {"ACK_ACCEPT", "ACK_DENY", "ACK_BAD_OFFSET", "NEW_DATA", "NEW_FIN",
-                                       "NEW_RST", "NEW_LOST", "OLD_DATA", "OLD_FIN", "OLD_RST", "OLD_LOST"};
+enum {
+  XE_ACK_ACCEPT,
+  XE_ACK_DENY,
+  XE_ACK_BAD_OFFSET,
+  XE_NEW_DATA,
+  XE_NEW_FIN,
+  XE_NEW_RST,
+  XE_NEW_LOST,
+  XE_OLD_DATA,
+  XE_OLD_FIN,
+  XE_OLD_RST,
+  XE_OLD_LOST,
+  XE_COUNT
+};
+static const char *const xe_names[] = {"ACK_ACCEPT", "ACK_DENY", "ACK_BAD_OFFSET", "NEW_DATA",
+                                       "NEW_FIN",    "NEW_RST",  "NEW_LOST",       "OLD_DATA",
+                                       "OLD_FIN",    "OLD_RST",  "OLD_LOST"};
 
 static mig_sm_t *x_setup(int xs, mig_reg_t **pp) {
   static const int st[] = {ST_F_OPEN, ST_L_MIGRATING, ST_L_MIGRATING, ST_F_MIGRATING};
@@ -236,17 +312,31 @@ static mig_sm_t *x_setup(int xs, mig_reg_t **pp) {
 static int x_event(mig_reg_t *p, int ev) {
   mig_msg_t m;
   switch (ev) {
-  case XE_ACK_ACCEPT: m = t_ack(false, 5); return mig_reg_on_msg(p, 2, &m, 1, &T.acts, NULL);
-  case XE_ACK_DENY: m = t_ack(true, 0); return mig_reg_on_msg(p, 2, &m, 1, &T.acts, NULL);
-  case XE_ACK_BAD_OFFSET: m = t_ack(false, 11); return mig_reg_on_msg(p, 2, &m, 1, &T.acts, NULL);
-  case XE_NEW_DATA: return mig_reg_on_data(p, 2, 5, &T.acts);
-  case XE_NEW_FIN: return mig_reg_on_fin(p, 2, &T.acts);
-  case XE_NEW_RST: return mig_reg_on_rst(p, 2, &T.acts);
-  case XE_NEW_LOST: return mig_reg_on_lost(p, 2, 1, &T.acts);
-  case XE_OLD_DATA: return mig_reg_on_data(p, 1, 5, &T.acts);
-  case XE_OLD_FIN: return mig_reg_on_fin(p, 1, &T.acts);
-  case XE_OLD_RST: return mig_reg_on_rst(p, 1, &T.acts);
-  case XE_OLD_LOST: return mig_reg_on_lost(p, 1, 1, &T.acts);
+  case XE_ACK_ACCEPT:
+    m = t_ack(false, 5);
+    return mig_reg_on_msg(p, 2, &m, 1, &T.acts, NULL);
+  case XE_ACK_DENY:
+    m = t_ack(true, 0);
+    return mig_reg_on_msg(p, 2, &m, 1, &T.acts, NULL);
+  case XE_ACK_BAD_OFFSET:
+    m = t_ack(false, 11);
+    return mig_reg_on_msg(p, 2, &m, 1, &T.acts, NULL);
+  case XE_NEW_DATA:
+    return mig_reg_on_data(p, 2, 5, &T.acts);
+  case XE_NEW_FIN:
+    return mig_reg_on_fin(p, 2, &T.acts);
+  case XE_NEW_RST:
+    return mig_reg_on_rst(p, 2, &T.acts);
+  case XE_NEW_LOST:
+    return mig_reg_on_lost(p, 2, 1, &T.acts);
+  case XE_OLD_DATA:
+    return mig_reg_on_data(p, 1, 5, &T.acts);
+  case XE_OLD_FIN:
+    return mig_reg_on_fin(p, 1, &T.acts);
+  case XE_OLD_RST:
+    return mig_reg_on_rst(p, 1, &T.acts);
+  case XE_OLD_LOST:
+    return mig_reg_on_lost(p, 1, 1, &T.acts);
   }
   return BFTNET_EINVAL;
 }
@@ -271,7 +361,10 @@ static void test_exchange_table(void **state) {
       int rc = x_event(p, ev);
       if (print) {
         printf("    {XS_%s, XE_%s, %s, MIG_S_%s, MIG_X_%s, \"%s\"},\n", xs_names[xs], xe_names[ev],
-               rc == 0 ? "0" : rc == BFTNET_EPROTO ? "BFTNET_EPROTO" : rc == BFTNET_ENOTFOUND ? "BFTNET_ENOTFOUND" : "BFTNET_ESTATE",
+               rc == 0                  ? "0"
+               : rc == BFTNET_EPROTO    ? "BFTNET_EPROTO"
+               : rc == BFTNET_ENOTFOUND ? "BFTNET_ENOTFOUND"
+                                        : "BFTNET_ESTATE",
                mig_state_str(s->state), mig_xstate_str(mig_sm_xstate(s)), t_acts());
         continue;
       }
@@ -293,7 +386,6 @@ static void test_exchange_table(void **state) {
   mig_reg_free(&T.fol);
 }
 
-
 /* ------------------------------------------------ Confirm table (§11.12) */
 
 /* Every stream state of the table above, in Confirm mode, against the
@@ -301,26 +393,57 @@ static void test_exchange_table(void **state) {
  * pending Migrate's, stale, beyond what was sent, unknown), yamux credit
  * (flow control only now, growth included), a contradicting mode, and the
  * reader's side (a Confirm due? one sent). */
-enum { CE_CONFIRM, CE_CONFIRM_FIRST_ID, CE_CONFIRM_PEND_ID, CE_CONFIRM_STALE, CE_CONFIRM_BEYOND,
-       CE_CONFIRM_UNKNOWN, CE_CREDIT, CE_CREDIT_GROWTH, CE_SET_LEGACY, CE_DUE, CE_SENT, CE_COUNT };
-static const char *const ce_names[] = {"CONFIRM", "CONFIRM_FIRST_ID", "CONFIRM_PEND_ID", "CONFIRM_STALE",
-                                       "CONFIRM_BEYOND", "CONFIRM_UNKNOWN", "CREDIT", "CREDIT_GROWTH",
-                                       "SET_LEGACY", "DUE", "SENT"};
+enum {
+  CE_CONFIRM,
+  CE_CONFIRM_FIRST_ID,
+  CE_CONFIRM_PEND_ID,
+  CE_CONFIRM_STALE,
+  CE_CONFIRM_BEYOND,
+  CE_CONFIRM_UNKNOWN,
+  CE_CREDIT,
+  CE_CREDIT_GROWTH,
+  CE_SET_LEGACY,
+  CE_DUE,
+  CE_SENT,
+  CE_COUNT
+};
+static const char *const ce_names[] = {"CONFIRM",
+                                       "CONFIRM_FIRST_ID",
+                                       "CONFIRM_PEND_ID",
+                                       "CONFIRM_STALE",
+                                       "CONFIRM_BEYOND",
+                                       "CONFIRM_UNKNOWN",
+                                       "CREDIT",
+                                       "CREDIT_GROWTH",
+                                       "SET_LEGACY",
+                                       "DUE",
+                                       "SENT"};
 
 static int c_event(mig_reg_t *p, mig_sm_t *s, uint64_t first_id, int ev) {
   uint64_t c = s->cur.h ? s->cur.h : 1, off;
   switch (ev) {
-  case CE_CONFIRM: return mig_reg_on_confirm(p, s->id, 5, &T.acts);
-  case CE_CONFIRM_FIRST_ID: return mig_reg_on_confirm(p, first_id, 5, &T.acts);
-  case CE_CONFIRM_PEND_ID: return mig_reg_on_confirm(p, s->pend.h ? s->pend_id : 424242, 5, &T.acts);
-  case CE_CONFIRM_STALE: return mig_reg_on_confirm(p, s->id, s->w_confirmed, &T.acts);
-  case CE_CONFIRM_BEYOND: return mig_reg_on_confirm(p, s->id, s->w_sent_max + 1, &T.acts);
-  case CE_CONFIRM_UNKNOWN: return mig_reg_on_confirm(p, 424242, 5, &T.acts);
-  case CE_CREDIT: return mig_reg_on_credit(p, c, 5, &T.acts);
-  case CE_CREDIT_GROWTH: return mig_reg_on_credit(p, c, 1u << 20, &T.acts);
-  case CE_SET_LEGACY: return mig_reg_set_mode(p, MIG_MODE_LEGACY, &T.acts);
-  case CE_DUE: return mig_sm_confirm_due(s, 1, &off) ? 1 : 0;
-  case CE_SENT: return mig_sm_confirm_sent(p, s, s->r_delivered, &T.acts);
+  case CE_CONFIRM:
+    return mig_reg_on_confirm(p, s->id, 5, &T.acts);
+  case CE_CONFIRM_FIRST_ID:
+    return mig_reg_on_confirm(p, first_id, 5, &T.acts);
+  case CE_CONFIRM_PEND_ID:
+    return mig_reg_on_confirm(p, s->pend.h ? s->pend_id : 424242, 5, &T.acts);
+  case CE_CONFIRM_STALE:
+    return mig_reg_on_confirm(p, s->id, s->w_confirmed, &T.acts);
+  case CE_CONFIRM_BEYOND:
+    return mig_reg_on_confirm(p, s->id, s->w_sent_max + 1, &T.acts);
+  case CE_CONFIRM_UNKNOWN:
+    return mig_reg_on_confirm(p, 424242, 5, &T.acts);
+  case CE_CREDIT:
+    return mig_reg_on_credit(p, c, 5, &T.acts);
+  case CE_CREDIT_GROWTH:
+    return mig_reg_on_credit(p, c, 1u << 20, &T.acts);
+  case CE_SET_LEGACY:
+    return mig_reg_set_mode(p, MIG_MODE_LEGACY, &T.acts);
+  case CE_DUE:
+    return mig_sm_confirm_due(s, 1, &off) ? 1 : 0;
+  case CE_SENT:
+    return mig_sm_confirm_sent(p, s, s->r_delivered, &T.acts);
   }
   return BFTNET_EINVAL;
 }
@@ -336,13 +459,20 @@ typedef struct crow {
 
 static const char *t_rc_name(int rc) {
   switch (rc) {
-  case 0: return "0";
-  case 1: return "1";
-  case BFTNET_EPROTO: return "BFTNET_EPROTO";
-  case BFTNET_ESTATE: return "BFTNET_ESTATE";
-  case BFTNET_ENOTFOUND: return "BFTNET_ENOTFOUND";
-  case BFTNET_EINVAL: return "BFTNET_EINVAL";
-  default: return "?";
+  case 0:
+    return "0";
+  case 1:
+    return "1";
+  case BFTNET_EPROTO:
+    return "BFTNET_EPROTO";
+  case BFTNET_ESTATE:
+    return "BFTNET_ESTATE";
+  case BFTNET_ENOTFOUND:
+    return "BFTNET_ENOTFOUND";
+  case BFTNET_EINVAL:
+    return "BFTNET_EINVAL";
+  default:
+    return "?";
   }
 }
 
@@ -358,8 +488,9 @@ static void test_confirm_table(void **state) {
       uint64_t first_id = s->aliases[0] && s->n_alias ? s->aliases[0] : s->id;
       int rc = c_event(p, s, first_id, ev);
       if (print) {
-        printf("    {ST_%s, CE_%s, %s, MIG_S_%s, \"%s\", %llu},\n", st_names[st], ce_names[ev], t_rc_name(rc),
-               mig_state_str(s->state), t_acts(), (unsigned long long)s->w_confirmed);
+        printf("    {ST_%s, CE_%s, %s, MIG_S_%s, \"%s\", %llu},\n", st_names[st], ce_names[ev],
+               t_rc_name(rc), mig_state_str(s->state), t_acts(),
+               (unsigned long long)s->w_confirmed);
         continue;
       }
       const crow_t *row = NULL;
@@ -369,7 +500,8 @@ static void test_confirm_table(void **state) {
       rows++;
       if (rc != row->rc || s->state != row->next || strcmp(t_acts(), row->acts) != 0 ||
           s->w_confirmed != row->confirmed)
-        fail_msg("(%s, %s): rc %d state %s acts \"%s\" confirmed %llu; want rc %d state %s acts \"%s\" confirmed %llu",
+        fail_msg("(%s, %s): rc %d state %s acts \"%s\" confirmed %llu; want rc %d state %s acts "
+                 "\"%s\" confirmed %llu",
                  st_names[st], ce_names[ev], rc, mig_state_str(s->state), t_acts(),
                  (unsigned long long)s->w_confirmed, row->rc, mig_state_str(row->next), row->acts,
                  (unsigned long long)row->confirmed);
@@ -458,7 +590,7 @@ static void test_confirm_hold(void **state) {
   assert_false(mig_sm_confirm_due(s, 1, &off)); /* held */
   assert_ok(mig_reg_on_lost(p, 2, 1, &T.acts)); /* S_new lost: unknown outcome */
   assert_false(mig_sm_confirm_due(s, 1, &off)); /* still held (uncertain) */
-  assert_ok(mig_sm_migrate(p, s, 3, &T.acts)); /* the retry reports 15 */
+  assert_ok(mig_sm_migrate(p, s, 3, &T.acts));  /* the retry reports 15 */
   assert_int_equal(s->r_reported, 15);
   assert_ok(mig_reg_on_data(p, 1, 2, &T.acts));
   assert_false(mig_sm_confirm_due(s, 1, &off));
@@ -477,7 +609,8 @@ static void test_confirm_hold(void **state) {
    * exchange's S_old, or its first byte on S_new. */
   s = t_setup(ST_F_MIGRATING, &p); /* Migrate on 2; S_old = 1 */
   assert_int_equal(s->r_reported, 10);
-  assert_ok(mig_reg_on_data(p, 1, 3, &T.acts)); /* the initiator's bytes, written before it read the Ack */
+  assert_ok(mig_reg_on_data(p, 1, 3,
+                            &T.acts)); /* the initiator's bytes, written before it read the Ack */
   assert_false(mig_sm_confirm_due(s, 1, &off));
   assert_ok(mig_reg_on_fin(p, 1, &T.acts)); /* its handover FIN: it read our Ack */
   assert_true(mig_sm_confirm_due(s, 1, &off) && off == 13);
@@ -520,7 +653,8 @@ static void test_ids_and_leader(void **state) {
     assert_int_equal(mig_reg_next_id(lo), 2 * k);
     assert_int_equal(mig_reg_next_id(hi), 2 * k + 1);
   }
-  assert_true(mig_id_parity_ok(4, true) && !mig_id_parity_ok(5, true) && mig_id_parity_ok(5, false));
+  assert_true(mig_id_parity_ok(4, true) && !mig_id_parity_ok(5, true) &&
+              mig_id_parity_ok(5, false));
   /* The leader rule is symmetric over many pairs. */
   for (uint8_t i = 0; i < 50; i++) {
     peerid_t a = {.len = 3, .bytes = {7, i, 1}}, b = {.len = 4, .bytes = {7, i, 1, 0}};
@@ -539,7 +673,8 @@ static void test_codec(void **state) {
     bn_buf_init(&b);
     assert_ok(mig_msg_encode(&in[i], &b));
     mig_msg_t out;
-    assert_int_equal(mig_msg_decode(bn_buf_head(&b), bn_buf_unread(&b), &out), (int)bn_buf_unread(&b));
+    assert_int_equal(mig_msg_decode(bn_buf_head(&b), bn_buf_unread(&b), &out),
+                     (int)bn_buf_unread(&b));
     assert_int_equal(out.type, in[i].type);
     assert_int_equal(out.id, in[i].id);
     assert_int_equal(out.from, in[i].from);
@@ -573,7 +708,7 @@ static void test_codec(void **state) {
   assert_int_equal(mig_reader_feed(&r, big, 1), 0);
   /* Two oneof members (label and migrate), none, garbage. */
   uint8_t two[] = {10, 0x0a, 0x02, 0x08, 0x04, 0x12, 0x04, 0x08, 0x06, 0x10, 0x04};
-  assert_err(mig_msg_decode(two, sizeof(two) - 1, &out), 0); /* truncated: need more */
+  assert_err(mig_msg_decode(two, sizeof(two) - 1, &out), 0);         /* truncated: need more */
   assert_err(mig_msg_decode(two, sizeof(two), &out), BFTNET_EPROTO); /* label and migrate */
   uint8_t one[] = {6, 0x12, 0x04, 0x08, 0x06, 0x10, 0x04};
   assert_int_equal(mig_msg_decode(one, sizeof(one), &out), 7);

@@ -199,7 +199,9 @@ static void test_reuse_lifo(void **state) {
 
 static uint64_t g_rng;
 
-static uint64_t rnd(void) { return th_rnd(&g_rng); }
+static uint64_t rnd(void) {
+  return th_rnd(&g_rng);
+}
 
 static int setup_rng(void **state) {
   (void)state;
@@ -345,7 +347,8 @@ static void test_lifetime(void **state) {
     fill(b[i], sizes[i], 0xee);
     long l = th_live_blocks();
     bn_pool_free(b[i]);
-    if (k + 1 < BN_ARRAY_LEN(order)) assert_int_equal(th_live_blocks(), l - 1); /* straight to free() */
+    if (k + 1 < BN_ARRAY_LEN(order))
+      assert_int_equal(th_live_blocks(), l - 1); /* straight to free() */
   }
   assert_int_equal(th_live_blocks(), live0); /* the last free took the cache and the pool */
 
@@ -424,7 +427,7 @@ static void test_defer(void **state) {
   for (int i = 0; i < 3; i++)
     bn_pool_free(c[i]);
   bn_pool_defer_flush();
-  assert_int_equal(bn_pool_cached(p), 0); /* 3 x 2048 > 4096 */
+  assert_int_equal(bn_pool_cached(p), 0);        /* 3 x 2048 > 4096 */
   assert_int_equal(th_live_blocks(), live0 + 2); /* just the pool and this thread's defer record */
   bn_pool_defer_end();
   bn_pool_close(p);
@@ -755,10 +758,10 @@ static void test_pool_mt(void **state) {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_size_classes), cmocka_unit_test(test_reuse_lifo),
-      cmocka_unit_test(test_cache_cap),    cmocka_unit_test(test_lifetime),
-      cmocka_unit_test(test_defer),
-      cmocka_unit_test(test_null_pool),    cmocka_unit_test(test_alloc_failure),
+      cmocka_unit_test(test_size_classes),  cmocka_unit_test(test_reuse_lifo),
+      cmocka_unit_test(test_cache_cap),     cmocka_unit_test(test_lifetime),
+      cmocka_unit_test(test_defer),         cmocka_unit_test(test_null_pool),
+      cmocka_unit_test(test_alloc_failure),
   };
   const struct CMUnitTest mt_tests[] = {
       cmocka_unit_test(test_pool_mt),

@@ -263,8 +263,10 @@ static void test_deframer_skips_oversized(void **state) {
   for (size_t i = 0; i < BN_ARRAY_LEN(lens); i++) {
     memset(body, (int)i + 1, lens[i]);
     assert_ok(lp_append(&in, body, lens[i]));
-    if (lens[i] <= MAX) assert_ok(lp_append(&want, body, lens[i]));
-    else nbig++;
+    if (lens[i] <= MAX)
+      assert_ok(lp_append(&want, body, lens[i]));
+    else
+      nbig++;
   }
   size_t total = bn_buf_unread(&in);
   for (size_t step = 1; step <= total; step = step < 8 ? step + 1 : step * 3) {

@@ -24,7 +24,9 @@ static int nout, nfree;
 static void out_cb(void *ud, const uint8_t hdr[BN_YAMUX_HEADER], const uint8_t *b, size_t n) {
   nout++;
 }
-static void free_cb(void *ud, yamux_stream_t *st) { nfree++; }
+static void free_cb(void *ud, yamux_stream_t *st) {
+  nfree++;
+}
 
 static const yamux_config_t cfg = {.window = 256 * 1024, .max_streams = 8};
 static const yamux_cbs_t cbs = {.output = out_cb, .on_free = free_cb};
@@ -74,9 +76,9 @@ static void test_inbound_syn_oom(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_session_oom),
-    cmocka_unit_test(test_open_oom),
-    cmocka_unit_test(test_inbound_syn_oom),
+      cmocka_unit_test(test_session_oom),
+      cmocka_unit_test(test_open_oom),
+      cmocka_unit_test(test_inbound_syn_oom),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

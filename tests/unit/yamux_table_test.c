@@ -10,7 +10,7 @@
 #include "yamux.h"
 
 #define OUT_ID 1u /* a stream we open */
-#define IN_ID 2u  /* a stream the peer opens */
+#define IN_ID  2u /* a stream the peer opens */
 #define MAX_ID 8u
 
 typedef struct cap_frame {
@@ -62,10 +62,17 @@ static void run_op(env_t *e, yamux_stream_t *st) {
   static const uint8_t byte = 'x';
   e->op_out_from = e->nout;
   switch (e->op) {
-  case OP_WRITE: e->op_rc = yamux_stream_write(st, &byte, 1); break;
-  case OP_CLOSE: e->op_rc = yamux_stream_close(st); break;
-  case OP_RESET: e->op_rc = yamux_stream_reset(st); break;
-  default: fail();
+  case OP_WRITE:
+    e->op_rc = yamux_stream_write(st, &byte, 1);
+    break;
+  case OP_CLOSE:
+    e->op_rc = yamux_stream_close(st);
+    break;
+  case OP_RESET:
+    e->op_rc = yamux_stream_reset(st);
+    break;
+  default:
+    fail();
   }
   e->op_out_to = e->nout;
   e->op_freed_during = e->freed[id];
@@ -120,12 +127,18 @@ static void cb_free(void *ud, yamux_stream_t *st) {
 static void env_init(env_t *e) {
   memset(e, 0, sizeof(*e));
   yamux_config_t cfg = {.window = 512 * 1024, .max_streams = 16, .max_frame = 0};
-  yamux_cbs_t cbs = {.output = cb_output, .on_accept = cb_accept, .on_data = cb_data,
-                     .on_fin = cb_fin, .on_reset = cb_reset, .on_free = cb_free};
+  yamux_cbs_t cbs = {.output = cb_output,
+                     .on_accept = cb_accept,
+                     .on_data = cb_data,
+                     .on_fin = cb_fin,
+                     .on_reset = cb_reset,
+                     .on_free = cb_free};
   assert_ok(yamux_session_new(&e->s, true, &cfg, &cbs, e));
 }
 
-static void env_free(env_t *e) { yamux_session_free(e->s); }
+static void env_free(env_t *e) {
+  yamux_session_free(e->s);
+}
 
 static int feed_frame(env_t *e, uint8_t type, uint16_t flags, uint32_t id, uint32_t len) {
   uint8_t buf[BN_YAMUX_HEADER + 16] = {0};
@@ -148,16 +161,28 @@ static void open_out(env_t *e) {
 /* ---------------------------------------------------------- setups */
 
 enum setup {
-  OUT_SYN_SENT, OUT_EST, OUT_LC, OUT_RC, OUT_GONE_CLOSED, OUT_GONE_RESET,
-  IN_EST, IN_LC, IN_RC, IN_GONE_CLOSED, IN_GONE_RESET, SETUP_COUNT
+  OUT_SYN_SENT,
+  OUT_EST,
+  OUT_LC,
+  OUT_RC,
+  OUT_GONE_CLOSED,
+  OUT_GONE_RESET,
+  IN_EST,
+  IN_LC,
+  IN_RC,
+  IN_GONE_CLOSED,
+  IN_GONE_RESET,
+  SETUP_COUNT
 };
 
 static const char *const setup_name[] = {
-  "out SYN_SENT", "out ESTABLISHED", "out LOCAL_CLOSED", "out REMOTE_CLOSED",
-  "out closed+freed", "out reset+freed", "in ESTABLISHED", "in LOCAL_CLOSED",
-  "in REMOTE_CLOSED", "in closed+freed", "in reset+freed"};
+    "out SYN_SENT",     "out ESTABLISHED", "out LOCAL_CLOSED", "out REMOTE_CLOSED",
+    "out closed+freed", "out reset+freed", "in ESTABLISHED",   "in LOCAL_CLOSED",
+    "in REMOTE_CLOSED", "in closed+freed", "in reset+freed"};
 
-static uint32_t setup_id(enum setup su) { return su < IN_EST ? OUT_ID : IN_ID; }
+static uint32_t setup_id(enum setup su) {
+  return su < IN_EST ? OUT_ID : IN_ID;
+}
 
 static void setup(env_t *e, enum setup su) {
   env_init(e);
@@ -171,18 +196,22 @@ static void setup(env_t *e, enum setup su) {
   yamux_stream_t *st = e->by_id[id];
   assert_non_null(st);
   switch (su) {
-  case OUT_LC: case IN_LC:
+  case OUT_LC:
+  case IN_LC:
     assert_ok(yamux_stream_close(st));
     break;
-  case OUT_RC: case IN_RC:
+  case OUT_RC:
+  case IN_RC:
     assert_ok(feed_frame(e, YAMUX_TYPE_WINDOW, YAMUX_FLAG_FIN, id, 0));
     break;
-  case OUT_GONE_CLOSED: case IN_GONE_CLOSED:
+  case OUT_GONE_CLOSED:
+  case IN_GONE_CLOSED:
     assert_ok(yamux_stream_close(st));
     assert_ok(feed_frame(e, YAMUX_TYPE_WINDOW, YAMUX_FLAG_FIN, id, 0));
     assert_true(e->freed[id]);
     break;
-  case OUT_GONE_RESET: case IN_GONE_RESET:
+  case OUT_GONE_RESET:
+  case IN_GONE_RESET:
     assert_ok(feed_frame(e, YAMUX_TYPE_WINDOW, YAMUX_FLAG_RST, id, 0));
     assert_true(e->freed[id]);
     break;
@@ -198,46 +227,50 @@ static void setup(env_t *e, enum setup su) {
 
 /* Outcomes. Alive streams: their state. Others as named. */
 enum res {
-  SS = YAMUX_SYN_SENT, ES = YAMUX_ESTABLISHED, LC = YAMUX_LOCAL_CLOSED,
+  SS = YAMUX_SYN_SENT,
+  ES = YAMUX_ESTABLISHED,
+  LC = YAMUX_LOCAL_CLOSED,
   RC = YAMUX_REMOTE_CLOSED,
   CL = 100, /* freed after both FINs (on_fin, on_free) */
   RS,       /* freed after the peer's RST (on_reset, on_free) */
   GN,       /* unknown stream: ignored, no callback, no output */
-  BF = 200 + YAMUX_BAD_FLAGS, BI = 200 + YAMUX_BAD_STREAM_ID,
-  DS = 200 + YAMUX_DUPLICATE_SYN, DF = 200 + YAMUX_DATA_AFTER_FIN
+  BF = 200 + YAMUX_BAD_FLAGS,
+  BI = 200 + YAMUX_BAD_STREAM_ID,
+  DS = 200 + YAMUX_DUPLICATE_SYN,
+  DF = 200 + YAMUX_DATA_AFTER_FIN
 };
 
 typedef struct frame_row {
   enum setup su;
-  uint8_t type;   /* DATA frames carry 1 byte; WINDOW frames a delta of 0 */
-  int res[16];    /* by flags: SYN 1 | ACK 2 | FIN 4 | RST 8 */
+  uint8_t type; /* DATA frames carry 1 byte; WINDOW frames a delta of 0 */
+  int res[16];  /* by flags: SYN 1 | ACK 2 | FIN 4 | RST 8 */
 } frame_row_t;
 
 /* Flags:              0   S   A   SA  F   SF  AF  SAF R   SR  AR  SAR FR  SFR AFR SAFR */
 static const frame_row_t frame_rows[] = {
-  {OUT_SYN_SENT, 0, {SS, BI, ES, BF, RC, BI, RC, BF, RS, BI, RS, BF, RS, BI, RS, BF}},
-  {OUT_SYN_SENT, 1, {SS, BI, ES, BF, RC, BI, RC, BF, RS, BI, RS, BF, RS, BI, RS, BF}},
-  {OUT_EST,      0, {ES, BI, ES, BF, RC, BI, RC, BF, RS, BI, RS, BF, RS, BI, RS, BF}},
-  {OUT_EST,      1, {ES, BI, ES, BF, RC, BI, RC, BF, RS, BI, RS, BF, RS, BI, RS, BF}},
-  {OUT_LC,       0, {LC, BI, LC, BF, CL, BI, CL, BF, RS, BI, RS, BF, RS, BI, RS, BF}},
-  {OUT_LC,       1, {LC, BI, LC, BF, CL, BI, CL, BF, RS, BI, RS, BF, RS, BI, RS, BF}},
-  {OUT_RC,       0, {DF, BI, DF, BF, DF, BI, DF, BF, RS, BI, RS, BF, RS, BI, RS, BF}},
-  {OUT_RC,       1, {RC, BI, RC, BF, DF, BI, DF, BF, RS, BI, RS, BF, RS, BI, RS, BF}},
-  {OUT_GONE_CLOSED, 0, {GN, BI, GN, BF, GN, BI, GN, BF, GN, BI, GN, BF, GN, BI, GN, BF}},
-  {OUT_GONE_CLOSED, 1, {GN, BI, GN, BF, GN, BI, GN, BF, GN, BI, GN, BF, GN, BI, GN, BF}},
-  {OUT_GONE_RESET,  0, {GN, BI, GN, BF, GN, BI, GN, BF, GN, BI, GN, BF, GN, BI, GN, BF}},
-  {OUT_GONE_RESET,  1, {GN, BI, GN, BF, GN, BI, GN, BF, GN, BI, GN, BF, GN, BI, GN, BF}},
-  {IN_EST,       0, {ES, DS, BF, BF, RC, DS, BF, BF, RS, DS, BF, BF, RS, DS, BF, BF}},
-  {IN_EST,       1, {ES, DS, BF, BF, RC, DS, BF, BF, RS, DS, BF, BF, RS, DS, BF, BF}},
-  {IN_LC,        0, {LC, DS, BF, BF, CL, DS, BF, BF, RS, DS, BF, BF, RS, DS, BF, BF}},
-  {IN_LC,        1, {LC, DS, BF, BF, CL, DS, BF, BF, RS, DS, BF, BF, RS, DS, BF, BF}},
-  {IN_RC,        0, {DF, DS, BF, BF, DF, DS, BF, BF, RS, DS, BF, BF, RS, DS, BF, BF}},
-  {IN_RC,        1, {RC, DS, BF, BF, DF, DS, BF, BF, RS, DS, BF, BF, RS, DS, BF, BF}},
-  /* A gone id of the peer's parity is free again: a SYN opens a new stream. */
-  {IN_GONE_CLOSED, 0, {GN, ES, GN, BF, GN, RC, GN, BF, GN, GN, GN, BF, GN, GN, GN, BF}},
-  {IN_GONE_CLOSED, 1, {GN, ES, GN, BF, GN, RC, GN, BF, GN, GN, GN, BF, GN, GN, GN, BF}},
-  {IN_GONE_RESET,  0, {GN, ES, GN, BF, GN, RC, GN, BF, GN, GN, GN, BF, GN, GN, GN, BF}},
-  {IN_GONE_RESET,  1, {GN, ES, GN, BF, GN, RC, GN, BF, GN, GN, GN, BF, GN, GN, GN, BF}},
+    {OUT_SYN_SENT, 0, {SS, BI, ES, BF, RC, BI, RC, BF, RS, BI, RS, BF, RS, BI, RS, BF}},
+    {OUT_SYN_SENT, 1, {SS, BI, ES, BF, RC, BI, RC, BF, RS, BI, RS, BF, RS, BI, RS, BF}},
+    {OUT_EST, 0, {ES, BI, ES, BF, RC, BI, RC, BF, RS, BI, RS, BF, RS, BI, RS, BF}},
+    {OUT_EST, 1, {ES, BI, ES, BF, RC, BI, RC, BF, RS, BI, RS, BF, RS, BI, RS, BF}},
+    {OUT_LC, 0, {LC, BI, LC, BF, CL, BI, CL, BF, RS, BI, RS, BF, RS, BI, RS, BF}},
+    {OUT_LC, 1, {LC, BI, LC, BF, CL, BI, CL, BF, RS, BI, RS, BF, RS, BI, RS, BF}},
+    {OUT_RC, 0, {DF, BI, DF, BF, DF, BI, DF, BF, RS, BI, RS, BF, RS, BI, RS, BF}},
+    {OUT_RC, 1, {RC, BI, RC, BF, DF, BI, DF, BF, RS, BI, RS, BF, RS, BI, RS, BF}},
+    {OUT_GONE_CLOSED, 0, {GN, BI, GN, BF, GN, BI, GN, BF, GN, BI, GN, BF, GN, BI, GN, BF}},
+    {OUT_GONE_CLOSED, 1, {GN, BI, GN, BF, GN, BI, GN, BF, GN, BI, GN, BF, GN, BI, GN, BF}},
+    {OUT_GONE_RESET, 0, {GN, BI, GN, BF, GN, BI, GN, BF, GN, BI, GN, BF, GN, BI, GN, BF}},
+    {OUT_GONE_RESET, 1, {GN, BI, GN, BF, GN, BI, GN, BF, GN, BI, GN, BF, GN, BI, GN, BF}},
+    {IN_EST, 0, {ES, DS, BF, BF, RC, DS, BF, BF, RS, DS, BF, BF, RS, DS, BF, BF}},
+    {IN_EST, 1, {ES, DS, BF, BF, RC, DS, BF, BF, RS, DS, BF, BF, RS, DS, BF, BF}},
+    {IN_LC, 0, {LC, DS, BF, BF, CL, DS, BF, BF, RS, DS, BF, BF, RS, DS, BF, BF}},
+    {IN_LC, 1, {LC, DS, BF, BF, CL, DS, BF, BF, RS, DS, BF, BF, RS, DS, BF, BF}},
+    {IN_RC, 0, {DF, DS, BF, BF, DF, DS, BF, BF, RS, DS, BF, BF, RS, DS, BF, BF}},
+    {IN_RC, 1, {RC, DS, BF, BF, DF, DS, BF, BF, RS, DS, BF, BF, RS, DS, BF, BF}},
+    /* A gone id of the peer's parity is free again: a SYN opens a new stream. */
+    {IN_GONE_CLOSED, 0, {GN, ES, GN, BF, GN, RC, GN, BF, GN, GN, GN, BF, GN, GN, GN, BF}},
+    {IN_GONE_CLOSED, 1, {GN, ES, GN, BF, GN, RC, GN, BF, GN, GN, GN, BF, GN, GN, GN, BF}},
+    {IN_GONE_RESET, 0, {GN, ES, GN, BF, GN, RC, GN, BF, GN, GN, GN, BF, GN, GN, GN, BF}},
+    {IN_GONE_RESET, 1, {GN, ES, GN, BF, GN, RC, GN, BF, GN, GN, GN, BF, GN, GN, GN, BF}},
 };
 
 static int observe(env_t *e, uint32_t id, int rc) {
@@ -274,8 +307,7 @@ static void test_inbound_frame_table(void **state) {
       int got = observe(&e, id, rc);
       if (got != row->res[flags])
         fail_msg("%s, %s flags 0x%x: got %d, want %d", setup_name[row->su],
-                 row->type == YAMUX_TYPE_DATA ? "DATA" : "WINDOW", flags, got,
-                 row->res[flags]);
+                 row->type == YAMUX_TYPE_DATA ? "DATA" : "WINDOW", flags, got, row->res[flags]);
       env_free(&e);
     }
   }
@@ -321,41 +353,44 @@ typedef struct op_row {
   enum op op;
   int rc;
   yamux_stream_state_t after;
-  bool freed;          /* on_free ran by the end of the outermost call */
-  want_frame_t f[2];   /* frames sent by the operation (type 0xff = none) */
+  bool freed;        /* on_free ran by the end of the outermost call */
+  want_frame_t f[2]; /* frames sent by the operation (type 0xff = none) */
 } op_row_t;
 
-#define NOF {0xff, 0}
-#define W(fl) {YAMUX_TYPE_WINDOW, (fl)}
-#define D {YAMUX_TYPE_DATA, 0}
+#define NOF                                                                                        \
+  { 0xff, 0 }
+#define W(fl)                                                                                      \
+  { YAMUX_TYPE_WINDOW, (fl) }
+#define D                                                                                          \
+  { YAMUX_TYPE_DATA, 0 }
 #define ACK YAMUX_FLAG_ACK
 #define FIN YAMUX_FLAG_FIN
 #define RST YAMUX_FLAG_RST
 
 static const op_row_t op_rows[] = {
-  {L_SYN_SENT,     OP_WRITE, 1, YAMUX_SYN_SENT, false, {D, NOF}},
-  {L_SYN_RECEIVED, OP_WRITE, 1, YAMUX_ESTABLISHED, false, {W(ACK), D}},
-  {L_EST,          OP_WRITE, 1, YAMUX_ESTABLISHED, false, {D, NOF}},
-  {L_LC,           OP_WRITE, BFTNET_ESTATE, YAMUX_LOCAL_CLOSED, false, {NOF, NOF}},
-  {L_RC,           OP_WRITE, 1, YAMUX_REMOTE_CLOSED, false, {D, NOF}},
-  {L_CLOSED,       OP_WRITE, BFTNET_ESTATE, YAMUX_CLOSED, true, {NOF, NOF}},
-  {L_RESET,        OP_WRITE, BFTNET_ESTATE, YAMUX_RESET, true, {NOF, NOF}},
+    {L_SYN_SENT, OP_WRITE, 1, YAMUX_SYN_SENT, false, {D, NOF}},
+    {L_SYN_RECEIVED, OP_WRITE, 1, YAMUX_ESTABLISHED, false, {W(ACK), D}},
+    {L_EST, OP_WRITE, 1, YAMUX_ESTABLISHED, false, {D, NOF}},
+    {L_LC, OP_WRITE, BFTNET_ESTATE, YAMUX_LOCAL_CLOSED, false, {NOF, NOF}},
+    {L_RC, OP_WRITE, 1, YAMUX_REMOTE_CLOSED, false, {D, NOF}},
+    {L_CLOSED, OP_WRITE, BFTNET_ESTATE, YAMUX_CLOSED, true, {NOF, NOF}},
+    {L_RESET, OP_WRITE, BFTNET_ESTATE, YAMUX_RESET, true, {NOF, NOF}},
 
-  {L_SYN_SENT,     OP_CLOSE, 0, YAMUX_LOCAL_CLOSED, false, {W(FIN), NOF}},
-  {L_SYN_RECEIVED, OP_CLOSE, 0, YAMUX_LOCAL_CLOSED, false, {W(ACK | FIN), NOF}},
-  {L_EST,          OP_CLOSE, 0, YAMUX_LOCAL_CLOSED, false, {W(FIN), NOF}},
-  {L_LC,           OP_CLOSE, 0, YAMUX_LOCAL_CLOSED, false, {NOF, NOF}},
-  {L_RC,           OP_CLOSE, 0, YAMUX_CLOSED, true, {W(FIN), NOF}},
-  {L_CLOSED,       OP_CLOSE, 0, YAMUX_CLOSED, true, {NOF, NOF}},
-  {L_RESET,        OP_CLOSE, BFTNET_ESTATE, YAMUX_RESET, true, {NOF, NOF}},
+    {L_SYN_SENT, OP_CLOSE, 0, YAMUX_LOCAL_CLOSED, false, {W(FIN), NOF}},
+    {L_SYN_RECEIVED, OP_CLOSE, 0, YAMUX_LOCAL_CLOSED, false, {W(ACK | FIN), NOF}},
+    {L_EST, OP_CLOSE, 0, YAMUX_LOCAL_CLOSED, false, {W(FIN), NOF}},
+    {L_LC, OP_CLOSE, 0, YAMUX_LOCAL_CLOSED, false, {NOF, NOF}},
+    {L_RC, OP_CLOSE, 0, YAMUX_CLOSED, true, {W(FIN), NOF}},
+    {L_CLOSED, OP_CLOSE, 0, YAMUX_CLOSED, true, {NOF, NOF}},
+    {L_RESET, OP_CLOSE, BFTNET_ESTATE, YAMUX_RESET, true, {NOF, NOF}},
 
-  {L_SYN_SENT,     OP_RESET, 0, YAMUX_RESET, true, {W(RST), NOF}},
-  {L_SYN_RECEIVED, OP_RESET, 0, YAMUX_RESET, true, {W(RST), NOF}},
-  {L_EST,          OP_RESET, 0, YAMUX_RESET, true, {W(RST), NOF}},
-  {L_LC,           OP_RESET, 0, YAMUX_RESET, true, {W(RST), NOF}},
-  {L_RC,           OP_RESET, 0, YAMUX_RESET, true, {W(RST), NOF}},
-  {L_CLOSED,       OP_RESET, 0, YAMUX_CLOSED, true, {NOF, NOF}},
-  {L_RESET,        OP_RESET, 0, YAMUX_RESET, true, {NOF, NOF}},
+    {L_SYN_SENT, OP_RESET, 0, YAMUX_RESET, true, {W(RST), NOF}},
+    {L_SYN_RECEIVED, OP_RESET, 0, YAMUX_RESET, true, {W(RST), NOF}},
+    {L_EST, OP_RESET, 0, YAMUX_RESET, true, {W(RST), NOF}},
+    {L_LC, OP_RESET, 0, YAMUX_RESET, true, {W(RST), NOF}},
+    {L_RC, OP_RESET, 0, YAMUX_RESET, true, {W(RST), NOF}},
+    {L_CLOSED, OP_RESET, 0, YAMUX_CLOSED, true, {NOF, NOF}},
+    {L_RESET, OP_RESET, 0, YAMUX_RESET, true, {NOF, NOF}},
 };
 
 static void local_setup_and_run(env_t *e, const op_row_t *row) {
@@ -402,12 +437,12 @@ static void test_local_op_table(void **state) {
     uint32_t id = row->ls == L_SYN_SENT ? OUT_ID : IN_ID;
     if (!e.op_done) fail_msg("row %zu: op did not run", r);
     if (e.op_rc != row->rc)
-      fail_msg("row %zu (%s in state %d): rc %d %s, want %d", r, opn[row->op], row->ls,
-               e.op_rc, bftnet_err_name(e.op_rc), row->rc);
+      fail_msg("row %zu (%s in state %d): rc %d %s, want %d", r, opn[row->op], row->ls, e.op_rc,
+               bftnet_err_name(e.op_rc), row->rc);
     yamux_stream_state_t after = e.op_freed_during ? e.freed_state[id] : e.op_state;
     if (after != row->after)
-      fail_msg("row %zu (%s): state %s, want %s", r, opn[row->op],
-               yamux_stream_state_str(after), yamux_stream_state_str(row->after));
+      fail_msg("row %zu (%s): state %s, want %s", r, opn[row->op], yamux_stream_state_str(after),
+               yamux_stream_state_str(row->after));
     if (e.freed[id] != row->freed) fail_msg("row %zu: freed %d", r, e.freed[id]);
     size_t n = e.op_out_to - e.op_out_from, k = 0;
     for (; k < 2 && row->f[k].type != 0xff; k++) {
@@ -428,9 +463,9 @@ static void test_local_op_table(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_inbound_frame_table),
-    cmocka_unit_test(test_session_frame_table),
-    cmocka_unit_test(test_local_op_table),
+      cmocka_unit_test(test_inbound_frame_table),
+      cmocka_unit_test(test_session_frame_table),
+      cmocka_unit_test(test_local_op_table),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

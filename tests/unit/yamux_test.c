@@ -24,17 +24,21 @@ static uint64_t mix64(uint64_t z) {
 }
 
 static uint64_t g_rng;
-static uint64_t rnd(void) { return mix64(g_rng++); }
-static uint64_t rnd_below(uint64_t n) { return rnd() % n; }
+static uint64_t rnd(void) {
+  return mix64(g_rng++);
+}
+static uint64_t rnd_below(uint64_t n) {
+  return rnd() % n;
+}
 
 /* ---------------------------------------------------- a back-to-back pair */
 
 typedef struct side {
   yamux_session_t *s;
   bool is_client;
-  bn_buf_t out;      /* frames this side sent, not yet fed to the other */
+  bn_buf_t out; /* frames this side sent, not yet fed to the other */
   uint32_t max_frame;
-  void *t;           /* the test's own state */
+  void *t; /* the test's own state */
   int accepts, fins, resets, frees, writables, pongs, goaways;
   uint32_t last_pong, goaway_code;
 } side_t;
@@ -112,7 +116,7 @@ static const yamux_config_t cfg_default = {.window = 256 * KiB, .max_streams = 2
 
 /* ------------------------------------------------ bulk: 128 + 128 streams */
 
-#define NSTREAMS 128
+#define NSTREAMS  128
 #define CHUNK_MAX (1536 * KiB)
 
 typedef struct tstream {
@@ -181,8 +185,14 @@ static void bulk_data(void *ud, yamux_stream_t *st, const uint8_t *p, size_t n) 
   tstream_t *ts = yamux_stream_get_user(st);
   assert_false(ts->rx_fin);
   if (ts->rx_off + n > ts->rx_len) {
-    for (size_t i = 0; i < b->nts; i++) if (b->ts[i]->id == ts->id) fprintf(stderr, "ts client=%d out=%d txlen %llu txoff %llu rxlen %llu rxoff %llu\n", b->ts[i]->side->is_client, b->ts[i]->outbound, (unsigned long long)b->ts[i]->tx_len, (unsigned long long)b->ts[i]->tx_off, (unsigned long long)b->ts[i]->rx_len, (unsigned long long)b->ts[i]->rx_off);
-    fail_msg("side %d stream %u out %d: off %llu + %zu > %llu", sd->is_client, ts->id, ts->outbound, (unsigned long long)ts->rx_off, n, (unsigned long long)ts->rx_len);
+    for (size_t i = 0; i < b->nts; i++)
+      if (b->ts[i]->id == ts->id)
+        fprintf(stderr, "ts client=%d out=%d txlen %llu txoff %llu rxlen %llu rxoff %llu\n",
+                b->ts[i]->side->is_client, b->ts[i]->outbound, (unsigned long long)b->ts[i]->tx_len,
+                (unsigned long long)b->ts[i]->tx_off, (unsigned long long)b->ts[i]->rx_len,
+                (unsigned long long)b->ts[i]->rx_off);
+    fail_msg("side %d stream %u out %d: off %llu + %zu > %llu", sd->is_client, ts->id, ts->outbound,
+             (unsigned long long)ts->rx_off, n, (unsigned long long)ts->rx_len);
   }
   for (size_t i = 0; i < n; i++)
     if (p[i] != payload_byte(b, ts->rx_key, ts->rx_off + i))
@@ -190,8 +200,10 @@ static void bulk_data(void *ud, yamux_stream_t *st, const uint8_t *p, size_t n) 
   ts->rx_off += n;
   b->bytes += n;
   uint64_t r = rnd();
-  if (r & 1) yamux_stream_consume(st, n, (r & 2) != 0);
-  else ts->held += (uint32_t)n;
+  if (r & 1)
+    yamux_stream_consume(st, n, (r & 2) != 0);
+  else
+    ts->held += (uint32_t)n;
 }
 
 static void bulk_fin(void *ud, yamux_stream_t *st) {
@@ -223,7 +235,9 @@ static void bulk_free(void *ud, yamux_stream_t *st) {
   ts->held = 0;
 }
 
-static void bulk_reset(void *ud, yamux_stream_t *st) { fail_msg("unexpected reset"); }
+static void bulk_reset(void *ud, yamux_stream_t *st) {
+  fail_msg("unexpected reset");
+}
 
 static void bulk_drive_one(tstream_t *ts, bulk_t *b, uint8_t *buf) {
   if (ts->held) {
@@ -234,7 +248,8 @@ static void bulk_drive_one(tstream_t *ts, bulk_t *b, uint8_t *buf) {
   /* mostly small writes, sometimes more than any window: short writes */
   uint64_t want = 1 + rnd_below(rnd_below(4) ? 64 * KiB : CHUNK_MAX); /* BN_MIN: twice */
   size_t chunk = (size_t)BN_MIN(ts->tx_len - ts->tx_off, want);
-  for (size_t i = 0; i < chunk; i++) buf[i] = payload_byte(b, ts->tx_key, ts->tx_off + i);
+  for (size_t i = 0; i < chunk; i++)
+    buf[i] = payload_byte(b, ts->tx_key, ts->tx_off + i);
   int rc = yamux_stream_write(ts->st, buf, chunk);
   assert_true(rc >= 0);
   ts->tx_off += (size_t)rc;
@@ -255,8 +270,12 @@ static void test_bulk_back_to_back(void **state) {
   (void)state;
   bulk_t b = {.seed = th_seed()};
   g_rng = b.seed;
-  yamux_cbs_t cbs = {.on_accept = bulk_accept, .on_data = bulk_data, .on_fin = bulk_fin,
-                     .on_reset = bulk_reset, .on_writable = bulk_writable, .on_free = bulk_free};
+  yamux_cbs_t cbs = {.on_accept = bulk_accept,
+                     .on_data = bulk_data,
+                     .on_fin = bulk_fin,
+                     .on_reset = bulk_reset,
+                     .on_writable = bulk_writable,
+                     .on_free = bulk_free};
   yamux_config_t ca = {.window = 256 * KiB, .max_streams = 256, .max_frame = 16 * KiB};
   yamux_config_t cb = {.window = 1 * MiB, .max_streams = 256, .max_frame = 0};
   pair_t p;
@@ -287,9 +306,11 @@ static void test_bulk_back_to_back(void **state) {
   /* every direction of every stream arrived whole, then both sides let go */
   assert_int_equal(b.nts, 4 * NSTREAMS);
   uint64_t want = 0;
-  for (size_t i = 0; i < b.nts; i++) want += b.ts[i]->tx_len;
+  for (size_t i = 0; i < b.nts; i++)
+    want += b.ts[i]->tx_len;
   assert_int_equal(b.bytes, want);
-  for (size_t i = 0; i < b.nts; i++) assert_int_equal(b.ts[i]->rx_off, b.ts[i]->rx_len);
+  for (size_t i = 0; i < b.nts; i++)
+    assert_int_equal(b.ts[i]->rx_off, b.ts[i]->rx_len);
   assert_int_equal(p.a.frees, 2 * NSTREAMS);
   assert_int_equal(p.b.frees, 2 * NSTREAMS);
   assert_int_equal(yamux_session_stream_count(p.a.s), 0);
@@ -301,7 +322,8 @@ static void test_bulk_back_to_back(void **state) {
   print_message("bulk: %llu bytes in %zu directions, %d rounds, %d+%d on_writable\n",
                 (unsigned long long)b.bytes, b.nts, round, p.a.writables, p.b.writables);
   pair_free(&p);
-  for (size_t i = 0; i < b.nts; i++) free(b.ts[i]);
+  for (size_t i = 0; i < b.nts; i++)
+    free(b.ts[i]);
   free(buf);
 }
 
@@ -329,15 +351,19 @@ static void hc_data(void *ud, yamux_stream_t *st, const uint8_t *p, size_t n) {
   yamux_stream_consume(st, n, true);
 }
 
-static void hc_fin(void *ud, yamux_stream_t *st) { ((side_t *)ud)->fins++; }
-static void hc_free(void *ud, yamux_stream_t *st) { ((side_t *)ud)->frees++; }
+static void hc_fin(void *ud, yamux_stream_t *st) {
+  ((side_t *)ud)->fins++;
+}
+static void hc_free(void *ud, yamux_stream_t *st) {
+  ((side_t *)ud)->frees++;
+}
 
 static void test_half_close(void **state) {
   (void)state;
   g_rng = th_seed();
   hc_t h = {0};
-  yamux_cbs_t cbs = {.on_accept = hc_accept, .on_data = hc_data, .on_fin = hc_fin,
-                     .on_free = hc_free};
+  yamux_cbs_t cbs = {
+      .on_accept = hc_accept, .on_data = hc_data, .on_fin = hc_fin, .on_free = hc_free};
   pair_t p;
   pair_init(&p, &cbs, cfg_default, cfg_default, &h);
   yamux_stream_t *st;
@@ -480,7 +506,8 @@ static void test_backpressure(void **state) {
   bp_t b = {.len = 3 * MiB};
   b.src = malloc(b.len);
   assert_non_null(b.src);
-  for (size_t i = 0; i < b.len; i++) b.src[i] = (uint8_t)rnd();
+  for (size_t i = 0; i < b.len; i++)
+    b.src[i] = (uint8_t)rnd();
   yamux_cbs_t cbs = {.on_accept = bp_accept, .on_data = bp_data, .on_writable = bp_writable};
   yamux_config_t cr = {.window = 512 * KiB, .max_streams = 8, .max_frame = 0};
   pair_t p;
@@ -562,9 +589,15 @@ static void raw_data(void *ud, yamux_stream_t *st, const uint8_t *p, size_t n) {
   r->datas++;
   r->data_bytes += n;
 }
-static void raw_fin(void *ud, yamux_stream_t *st) { ((raw_t *)ud)->fins++; }
-static void raw_reset(void *ud, yamux_stream_t *st) { ((raw_t *)ud)->resets++; }
-static void raw_free(void *ud, yamux_stream_t *st) { ((raw_t *)ud)->frees++; }
+static void raw_fin(void *ud, yamux_stream_t *st) {
+  ((raw_t *)ud)->fins++;
+}
+static void raw_reset(void *ud, yamux_stream_t *st) {
+  ((raw_t *)ud)->resets++;
+}
+static void raw_free(void *ud, yamux_stream_t *st) {
+  ((raw_t *)ud)->frees++;
+}
 static void raw_pong(void *ud, uint32_t v) {
   ((raw_t *)ud)->pongs++;
   ((raw_t *)ud)->pong = v;
@@ -577,9 +610,14 @@ static void raw_goaway(void *ud, uint32_t code) {
 static void raw_init(raw_t *r, bool client, uint32_t max_streams) {
   memset(r, 0, sizeof(*r));
   yamux_config_t cfg = {.window = 256 * KiB, .max_streams = max_streams, .max_frame = 0};
-  yamux_cbs_t cbs = {.output = raw_output, .on_accept = raw_accept, .on_data = raw_data,
-                     .on_fin = raw_fin, .on_reset = raw_reset, .on_free = raw_free,
-                     .on_pong = raw_pong, .on_goaway = raw_goaway};
+  yamux_cbs_t cbs = {.output = raw_output,
+                     .on_accept = raw_accept,
+                     .on_data = raw_data,
+                     .on_fin = raw_fin,
+                     .on_reset = raw_reset,
+                     .on_free = raw_free,
+                     .on_pong = raw_pong,
+                     .on_goaway = raw_goaway};
   assert_ok(yamux_session_new(&r->s, client, &cfg, &cbs, r));
 }
 
@@ -591,16 +629,18 @@ typedef struct fr {
   bool nobody;
 } fr_t;
 
-#define F(type, flags, id, len) {0, (type), (flags), (id), (len), false}
-#define FH(type, flags, id, len) {0, (type), (flags), (id), (len), true} /* header only */
-#define DATA YAMUX_TYPE_DATA
-#define WIN YAMUX_TYPE_WINDOW
-#define PING YAMUX_TYPE_PING
+#define F(type, flags, id, len)                                                                    \
+  { 0, (type), (flags), (id), (len), false }
+#define FH(type, flags, id, len)                                                                   \
+  { 0, (type), (flags), (id), (len), true } /* header only */
+#define DATA   YAMUX_TYPE_DATA
+#define WIN    YAMUX_TYPE_WINDOW
+#define PING   YAMUX_TYPE_PING
 #define GOAWAY YAMUX_TYPE_GOAWAY
-#define SYN YAMUX_FLAG_SYN
-#define ACK YAMUX_FLAG_ACK
-#define FIN YAMUX_FLAG_FIN
-#define RST YAMUX_FLAG_RST
+#define SYN    YAMUX_FLAG_SYN
+#define ACK    YAMUX_FLAG_ACK
+#define FIN    YAMUX_FLAG_FIN
+#define RST    YAMUX_FLAG_RST
 
 static uint8_t *frames_bytes(const fr_t *f, size_t nf, size_t *len) {
   size_t total = 0;
@@ -647,49 +687,67 @@ typedef struct hostile {
 
 #define W0 (256u * 1024u)
 static const hostile_t hostile[] = {
-  {"version 1", false, {{1, DATA, 0, 1, 0, false}}, 1, YAMUX_BAD_VERSION},
-  {"version 255", false, {{255, PING, SYN, 0, 0, false}}, 1, YAMUX_BAD_VERSION},
-  {"type 4", false, {{0, 4, 0, 1, 0, false}}, 1, YAMUX_BAD_TYPE},
-  {"type 255", false, {{0, 255, SYN, 1, 0, false}}, 1, YAMUX_BAD_TYPE},
-  {"data SYN|ACK", false, {F(DATA, SYN | ACK, 1, 0)}, 1, YAMUX_BAD_FLAGS},
-  {"window SYN|ACK|FIN", false, {F(WIN, SYN | ACK | FIN, 1, 0)}, 1, YAMUX_BAD_FLAGS},
-  {"unknown flag 0x10", false, {F(WIN, 0x10, 1, 0)}, 1, YAMUX_BAD_FLAGS},
-  {"unknown flag 0x8000", false, {F(DATA, SYN | 0x8000, 1, 0)}, 1, YAMUX_BAD_FLAGS},
-  {"ping FIN", false, {F(PING, FIN, 0, 1)}, 1, YAMUX_BAD_FLAGS},
-  {"ping SYN|RST", false, {F(PING, SYN | RST, 0, 1)}, 1, YAMUX_BAD_FLAGS},
-  {"ping no flag", false, {F(PING, 0, 0, 1)}, 1, YAMUX_BAD_FLAGS},
-  {"ping SYN|ACK", false, {F(PING, SYN | ACK, 0, 1)}, 1, YAMUX_BAD_FLAGS},
-  {"goaway SYN", false, {F(GOAWAY, SYN, 0, 0)}, 1, YAMUX_BAD_FLAGS},
-  {"goaway ACK", false, {F(GOAWAY, ACK, 0, 0)}, 1, YAMUX_BAD_FLAGS},
-  {"ACK of the peer's own stream", false, {F(WIN, SYN, 1, 0), F(WIN, ACK, 1, 0)}, 2,
-   YAMUX_BAD_FLAGS},
-  {"SYN with even id to a server", false, {F(WIN, SYN, 2, 0)}, 1, YAMUX_BAD_STREAM_ID},
-  {"SYN with odd id to a client", true, {F(DATA, SYN, 1, 0)}, 1, YAMUX_BAD_STREAM_ID},
-  {"SYN with id 0", false, {F(WIN, SYN, 0, 0)}, 1, YAMUX_BAD_STREAM_ID},
-  {"data on stream 0", false, {F(DATA, 0, 0, 0)}, 1, YAMUX_BAD_STREAM_ID},
-  {"window on stream 0", true, {F(WIN, 0, 0, 5)}, 1, YAMUX_BAD_STREAM_ID},
-  {"ping on stream 1", false, {F(PING, SYN, 1, 7)}, 1, YAMUX_BAD_STREAM_ID},
-  {"goaway on stream 3", false, {F(GOAWAY, 0, 3, 0)}, 1, YAMUX_BAD_STREAM_ID},
-  {"duplicate SYN", false, {F(WIN, SYN, 1, 0), F(DATA, SYN, 1, 0)}, 2, YAMUX_DUPLICATE_SYN},
-  {"duplicate SYN|RST", false, {F(WIN, SYN, 1, 0), F(WIN, SYN | RST, 1, 0)}, 2,
-   YAMUX_DUPLICATE_SYN},
-  {"data beyond the window", false, {F(WIN, SYN, 1, 0), FH(DATA, 0, 1, W0 + 1)}, 2,
-   YAMUX_WINDOW_EXCEEDED},
-  {"SYN data beyond the window", false, {FH(DATA, SYN, 1, W0 + 1)}, 1, YAMUX_WINDOW_EXCEEDED},
-  {"window used up, then 1 byte", false,
-   {F(DATA, SYN, 1, W0 - 10), F(DATA, 0, 1, 10), F(DATA, 0, 1, 1)}, 3, YAMUX_WINDOW_EXCEEDED},
-  {"SYN window overflow", false, {F(WIN, SYN, 1, UINT32_MAX - W0 + 1)}, 1,
-   YAMUX_WINDOW_OVERFLOW},
-  {"window overflow", false,
-   {F(WIN, SYN, 1, UINT32_MAX - W0), F(WIN, 0, 1, 0), F(WIN, 0, 1, 1)}, 3,
-   YAMUX_WINDOW_OVERFLOW},
-  {"data after FIN", false, {F(WIN, SYN | FIN, 1, 0), F(DATA, 0, 1, 1)}, 2,
-   YAMUX_DATA_AFTER_FIN},
-  {"FIN after FIN", false, {F(WIN, SYN, 1, 0), F(DATA, FIN, 1, 3), F(WIN, FIN, 1, 0)}, 3,
-   YAMUX_DATA_AFTER_FIN},
-  {"data frame > max window", false, {FH(DATA, 0, 1, BN_YAMUX_MAX_WINDOW + 1)}, 1,
-   YAMUX_FRAME_TOO_LARGE},
-  {"data frame length 2^32-1", true, {FH(DATA, SYN, 2, UINT32_MAX)}, 1, YAMUX_FRAME_TOO_LARGE},
+    {"version 1", false, {{1, DATA, 0, 1, 0, false}}, 1, YAMUX_BAD_VERSION},
+    {"version 255", false, {{255, PING, SYN, 0, 0, false}}, 1, YAMUX_BAD_VERSION},
+    {"type 4", false, {{0, 4, 0, 1, 0, false}}, 1, YAMUX_BAD_TYPE},
+    {"type 255", false, {{0, 255, SYN, 1, 0, false}}, 1, YAMUX_BAD_TYPE},
+    {"data SYN|ACK", false, {F(DATA, SYN | ACK, 1, 0)}, 1, YAMUX_BAD_FLAGS},
+    {"window SYN|ACK|FIN", false, {F(WIN, SYN | ACK | FIN, 1, 0)}, 1, YAMUX_BAD_FLAGS},
+    {"unknown flag 0x10", false, {F(WIN, 0x10, 1, 0)}, 1, YAMUX_BAD_FLAGS},
+    {"unknown flag 0x8000", false, {F(DATA, SYN | 0x8000, 1, 0)}, 1, YAMUX_BAD_FLAGS},
+    {"ping FIN", false, {F(PING, FIN, 0, 1)}, 1, YAMUX_BAD_FLAGS},
+    {"ping SYN|RST", false, {F(PING, SYN | RST, 0, 1)}, 1, YAMUX_BAD_FLAGS},
+    {"ping no flag", false, {F(PING, 0, 0, 1)}, 1, YAMUX_BAD_FLAGS},
+    {"ping SYN|ACK", false, {F(PING, SYN | ACK, 0, 1)}, 1, YAMUX_BAD_FLAGS},
+    {"goaway SYN", false, {F(GOAWAY, SYN, 0, 0)}, 1, YAMUX_BAD_FLAGS},
+    {"goaway ACK", false, {F(GOAWAY, ACK, 0, 0)}, 1, YAMUX_BAD_FLAGS},
+    {"ACK of the peer's own stream",
+     false,
+     {F(WIN, SYN, 1, 0), F(WIN, ACK, 1, 0)},
+     2,
+     YAMUX_BAD_FLAGS},
+    {"SYN with even id to a server", false, {F(WIN, SYN, 2, 0)}, 1, YAMUX_BAD_STREAM_ID},
+    {"SYN with odd id to a client", true, {F(DATA, SYN, 1, 0)}, 1, YAMUX_BAD_STREAM_ID},
+    {"SYN with id 0", false, {F(WIN, SYN, 0, 0)}, 1, YAMUX_BAD_STREAM_ID},
+    {"data on stream 0", false, {F(DATA, 0, 0, 0)}, 1, YAMUX_BAD_STREAM_ID},
+    {"window on stream 0", true, {F(WIN, 0, 0, 5)}, 1, YAMUX_BAD_STREAM_ID},
+    {"ping on stream 1", false, {F(PING, SYN, 1, 7)}, 1, YAMUX_BAD_STREAM_ID},
+    {"goaway on stream 3", false, {F(GOAWAY, 0, 3, 0)}, 1, YAMUX_BAD_STREAM_ID},
+    {"duplicate SYN", false, {F(WIN, SYN, 1, 0), F(DATA, SYN, 1, 0)}, 2, YAMUX_DUPLICATE_SYN},
+    {"duplicate SYN|RST",
+     false,
+     {F(WIN, SYN, 1, 0), F(WIN, SYN | RST, 1, 0)},
+     2,
+     YAMUX_DUPLICATE_SYN},
+    {"data beyond the window",
+     false,
+     {F(WIN, SYN, 1, 0), FH(DATA, 0, 1, W0 + 1)},
+     2,
+     YAMUX_WINDOW_EXCEEDED},
+    {"SYN data beyond the window", false, {FH(DATA, SYN, 1, W0 + 1)}, 1, YAMUX_WINDOW_EXCEEDED},
+    {"window used up, then 1 byte",
+     false,
+     {F(DATA, SYN, 1, W0 - 10), F(DATA, 0, 1, 10), F(DATA, 0, 1, 1)},
+     3,
+     YAMUX_WINDOW_EXCEEDED},
+    {"SYN window overflow", false, {F(WIN, SYN, 1, UINT32_MAX - W0 + 1)}, 1, YAMUX_WINDOW_OVERFLOW},
+    {"window overflow",
+     false,
+     {F(WIN, SYN, 1, UINT32_MAX - W0), F(WIN, 0, 1, 0), F(WIN, 0, 1, 1)},
+     3,
+     YAMUX_WINDOW_OVERFLOW},
+    {"data after FIN", false, {F(WIN, SYN | FIN, 1, 0), F(DATA, 0, 1, 1)}, 2, YAMUX_DATA_AFTER_FIN},
+    {"FIN after FIN",
+     false,
+     {F(WIN, SYN, 1, 0), F(DATA, FIN, 1, 3), F(WIN, FIN, 1, 0)},
+     3,
+     YAMUX_DATA_AFTER_FIN},
+    {"data frame > max window",
+     false,
+     {FH(DATA, 0, 1, BN_YAMUX_MAX_WINDOW + 1)},
+     1,
+     YAMUX_FRAME_TOO_LARGE},
+    {"data frame length 2^32-1", true, {FH(DATA, SYN, 2, UINT32_MAX)}, 1, YAMUX_FRAME_TOO_LARGE},
 };
 
 static void test_hostile_table(void **state) {
@@ -702,9 +760,8 @@ static void test_hostile_table(void **state) {
       raw_init(&r, h->client, 16);
       int rc = raw_feed(&r, h->f, h->nf, mode);
       if (rc != BFTNET_EPROTO || yamux_session_error(r.s) != h->want)
-        fail_msg("%s (mode %d): rc %s, violation %s, want %s", h->name, mode,
-                 bftnet_err_name(rc), yamux_violation_str(yamux_session_error(r.s)),
-                 yamux_violation_str(h->want));
+        fail_msg("%s (mode %d): rc %s, violation %s, want %s", h->name, mode, bftnet_err_name(rc),
+                 yamux_violation_str(yamux_session_error(r.s)), yamux_violation_str(h->want));
       /* sticky: a valid ping is not answered, the error stays */
       size_t nout = r.nout;
       fr_t ping = F(PING, SYN, 0, 1);
@@ -932,8 +989,8 @@ static void test_reentrancy(void **state) {
   (void)state;
   g_rng = th_seed();
   re_t r = {0};
-  yamux_cbs_t cbs = {.on_accept = re_accept, .on_data = re_data, .on_reset = re_reset,
-                     .on_free = re_free};
+  yamux_cbs_t cbs = {
+      .on_accept = re_accept, .on_data = re_data, .on_reset = re_reset, .on_free = re_free};
   pair_t p;
   pair_init(&p, &cbs, cfg_default, cfg_default, &r);
   yamux_stream_t *st;
@@ -965,8 +1022,8 @@ static void test_reset_mid_body(void **state) {
   raw_t r;
   memset(&r, 0, sizeof(r));
   yamux_config_t cfg = {.window = 256 * KiB, .max_streams = 4};
-  yamux_cbs_t cbs = {.output = raw_output, .on_data = mid_data, .on_fin = raw_fin,
-                     .on_free = raw_free};
+  yamux_cbs_t cbs = {
+      .output = raw_output, .on_data = mid_data, .on_fin = raw_fin, .on_free = raw_free};
   assert_ok(yamux_session_new(&r.s, false, &cfg, &cbs, &r));
   const fr_t f[] = {F(DATA, SYN | FIN, 1, 100), F(PING, SYN, 0, 9)};
   assert_ok(raw_feed(&r, f, 2, 1)); /* byte by byte: 100 chances */
@@ -995,19 +1052,19 @@ static void test_config(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_bulk_back_to_back),
-    cmocka_unit_test(test_half_close),
-    cmocka_unit_test(test_reset),
-    cmocka_unit_test(test_backpressure),
-    cmocka_unit_test(test_hostile_table),
-    cmocka_unit_test(test_tolerated_input),
-    cmocka_unit_test(test_stream_limit),
-    cmocka_unit_test(test_accept_refused),
-    cmocka_unit_test(test_ping),
-    cmocka_unit_test(test_goaway),
-    cmocka_unit_test(test_reentrancy),
-    cmocka_unit_test(test_reset_mid_body),
-    cmocka_unit_test(test_config),
+      cmocka_unit_test(test_bulk_back_to_back),
+      cmocka_unit_test(test_half_close),
+      cmocka_unit_test(test_reset),
+      cmocka_unit_test(test_backpressure),
+      cmocka_unit_test(test_hostile_table),
+      cmocka_unit_test(test_tolerated_input),
+      cmocka_unit_test(test_stream_limit),
+      cmocka_unit_test(test_accept_refused),
+      cmocka_unit_test(test_ping),
+      cmocka_unit_test(test_goaway),
+      cmocka_unit_test(test_reentrancy),
+      cmocka_unit_test(test_reset_mid_body),
+      cmocka_unit_test(test_config),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,30 +61,30 @@ static void usage(void) {
 
 static void help(void) {
   printf("%s"
-          "\n"
-          "  --replicas  replicas started at time zero, 1..%d (named r0, r1, ...)\n"
-          "  --duration  seconds from time zero to the stop (default 10)\n"
-          "  --rate      messages/s each replica sends to each other member (default 1000;\n"
-          "              0 = as fast as the send rings take them)\n"
-          "  --size      bytes per message, 16..4194304 (default 64)\n"
-          "  --faults    what to inject and when (docs/FAULTS.md), e.g.\n"
-          "              'latency:ms=20;jitter=5,blackhole:at=5s;for=3s;link=r0-r1'\n"
-          "  --out       output directory (default ./cluster-out)\n"
-          "  --seed      seed of the proxies' jitter/slicing RNG (default: from the clock)\n"
-          "  --bin-dir   where bftnet-replica is (default: this program's directory)\n"
-          "  --stats-ms  the replicas' stats interval (default 1000)\n"
-          "  --drain-ms  the replicas' longest drain after SIGTERM (default 3000)\n"
-          "  --two-paths every replica listens on two addresses (implied by a failover fault)\n"
-          "  --no-plot   skip the gnuplot PNG\n"
-          "  --netns     Linux, as root: every replica in its own network namespace on a\n"
-          "              bridge; partitions and failovers take links down (ip link)\n"
-          "  -h, --help  print this help and exit\n"
-          "  --version   print the version and exit\n"
-          "Exit status: 0 integrity ok, 1 integrity FAILED, 2 bad usage or SPEC,\n"
-          "3 runtime error (replicas did not start, files could not be written),\n"
-          "4 --netns cannot run here (not root, no ip, no namespaces).\n"
-          "See README.md (Running a cluster), docs/REPORT.md and docs/FAULTS.md.\n",
-          synopsis, CL_MAX_REPLICAS);
+         "\n"
+         "  --replicas  replicas started at time zero, 1..%d (named r0, r1, ...)\n"
+         "  --duration  seconds from time zero to the stop (default 10)\n"
+         "  --rate      messages/s each replica sends to each other member (default 1000;\n"
+         "              0 = as fast as the send rings take them)\n"
+         "  --size      bytes per message, 16..4194304 (default 64)\n"
+         "  --faults    what to inject and when (docs/FAULTS.md), e.g.\n"
+         "              'latency:ms=20;jitter=5,blackhole:at=5s;for=3s;link=r0-r1'\n"
+         "  --out       output directory (default ./cluster-out)\n"
+         "  --seed      seed of the proxies' jitter/slicing RNG (default: from the clock)\n"
+         "  --bin-dir   where bftnet-replica is (default: this program's directory)\n"
+         "  --stats-ms  the replicas' stats interval (default 1000)\n"
+         "  --drain-ms  the replicas' longest drain after SIGTERM (default 3000)\n"
+         "  --two-paths every replica listens on two addresses (implied by a failover fault)\n"
+         "  --no-plot   skip the gnuplot PNG\n"
+         "  --netns     Linux, as root: every replica in its own network namespace on a\n"
+         "              bridge; partitions and failovers take links down (ip link)\n"
+         "  -h, --help  print this help and exit\n"
+         "  --version   print the version and exit\n"
+         "Exit status: 0 integrity ok, 1 integrity FAILED, 2 bad usage or SPEC,\n"
+         "3 runtime error (replicas did not start, files could not be written),\n"
+         "4 --netns cannot run here (not root, no ip, no namespaces).\n"
+         "See README.md (Running a cluster), docs/REPORT.md and docs/FAULTS.md.\n",
+         synopsis, CL_MAX_REPLICAS);
 }
 
 static double parse_num(const char *flag, const char *s, double lo, double hi) {
@@ -96,22 +96,15 @@ static double parse_num(const char *flag, const char *s, double lo, double hi) {
   return v;
 }
 
-static const struct option long_opts[] = {{"replicas", required_argument, 0, 'n'},
-                                          {"duration", required_argument, 0, 'd'},
-                                          {"rate", required_argument, 0, 'r'},
-                                          {"size", required_argument, 0, 's'},
-                                          {"faults", required_argument, 0, 'f'},
-                                          {"out", required_argument, 0, 'o'},
-                                          {"seed", required_argument, 0, 'S'},
-                                          {"bin-dir", required_argument, 0, 'b'},
-                                          {"stats-ms", required_argument, 0, 'i'},
-                                          {"drain-ms", required_argument, 0, 'D'},
-                                          {"two-paths", no_argument, 0, 'T'},
-                                          {"no-plot", no_argument, 0, 'P'},
-                                          {"netns", no_argument, 0, 'N'},
-                                          {"help", no_argument, 0, 'h'},
-                                          {"version", no_argument, 0, 'V'},
-                                          {0, 0, 0, 0}};
+static const struct option long_opts[] = {
+    {"replicas", required_argument, 0, 'n'}, {"duration", required_argument, 0, 'd'},
+    {"rate", required_argument, 0, 'r'},     {"size", required_argument, 0, 's'},
+    {"faults", required_argument, 0, 'f'},   {"out", required_argument, 0, 'o'},
+    {"seed", required_argument, 0, 'S'},     {"bin-dir", required_argument, 0, 'b'},
+    {"stats-ms", required_argument, 0, 'i'}, {"drain-ms", required_argument, 0, 'D'},
+    {"two-paths", no_argument, 0, 'T'},      {"no-plot", no_argument, 0, 'P'},
+    {"netns", no_argument, 0, 'N'},          {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},        {0, 0, 0, 0}};
 
 static void parse_opts(int argc, char **argv, cl_opts_t *o) {
   *o = (cl_opts_t){.duration_s = 10,

@@ -175,11 +175,11 @@ static double parse_num(const char *flag, const char *s, double lo, double hi) {
 
 /* The options every run needs; names the first one missing. */
 static void require_opts(const rp_opts_t *o) {
-  const char *missing = !o->id         ? "--id"
-                        : !o->key      ? "--key"
-                        : !o->nlisten  ? "--listen"
-                        : !o->members  ? "--members"
-                                       : NULL;
+  const char *missing = !o->id        ? "--id"
+                        : !o->key     ? "--key"
+                        : !o->nlisten ? "--listen"
+                        : !o->members ? "--members"
+                                      : NULL;
   if (missing) {
     fprintf(stderr, "bftnet-replica: %s is required\n", missing);
     usage();
@@ -191,14 +191,19 @@ static void require_opts(const rp_opts_t *o) {
 }
 
 static void parse_opts(int argc, char **argv, rp_opts_t *o) {
-  static const struct option lo[] = {
-      {"id", required_argument, 0, 'i'},       {"key", required_argument, 0, 'k'},
-      {"listen", required_argument, 0, 'l'},   {"members", required_argument, 0, 'm'},
-      {"rate", required_argument, 0, 'r'},     {"size", required_argument, 0, 's'},
-      {"duration", required_argument, 0, 'd'}, {"stats-ms", required_argument, 0, 'S'},
-      {"report", required_argument, 0, 'R'},   {"drain-ms", required_argument, 0, 'D'},
-      {"help", no_argument, 0, 'h'},           {"version", no_argument, 0, 'V'},
-      {0, 0, 0, 0}};
+  static const struct option lo[] = {{"id", required_argument, 0, 'i'},
+                                     {"key", required_argument, 0, 'k'},
+                                     {"listen", required_argument, 0, 'l'},
+                                     {"members", required_argument, 0, 'm'},
+                                     {"rate", required_argument, 0, 'r'},
+                                     {"size", required_argument, 0, 's'},
+                                     {"duration", required_argument, 0, 'd'},
+                                     {"stats-ms", required_argument, 0, 'S'},
+                                     {"report", required_argument, 0, 'R'},
+                                     {"drain-ms", required_argument, 0, 'D'},
+                                     {"help", no_argument, 0, 'h'},
+                                     {"version", no_argument, 0, 'V'},
+                                     {0, 0, 0, 0}};
   *o = (rp_opts_t){.rate = 1000, .size = 64, .stats_ms = 1000, .drain_ms = 5000};
   int c;
   opterr = 0; /* text_bad_option says it */
