@@ -7,7 +7,10 @@
  *    ETOOBIG), and a listen that fails on it leaves nothing bound;
  *  - log_level is per node, and on_log receives the node's lines.
  */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -154,7 +157,11 @@ static void test_new_ex_names_the_field(void **state) {
   assert_err(bftnet_new_ex(&n, &c, small, sizeof small), BFTNET_EINVAL);
   assert_string_equal(small, "ring_ca");
   assert_err(bftnet_new_ex(&n, &c, NULL, 0), BFTNET_EINVAL);
-  assert_err(bftnet_new_ex(NULL, &c, small, sizeof small), BFTNET_EINVAL);
+  char err0[64];
+  assert_err(bftnet_new_ex(NULL, &c, err0, sizeof err0), BFTNET_EINVAL);
+  assert_string_equal(err0, "out: NULL");
+  assert_err(bftnet_new_ex(&n, NULL, err0, sizeof err0), BFTNET_EINVAL);
+  assert_string_equal(err0, "cfg: NULL");
   /* Success clears it. */
   cfg_base(&c);
   char err[64] = "stale";
@@ -226,6 +233,21 @@ static void test_listen_and_dial_name_the_component(void **state) {
   bftnet_free(m); /* its port is closed now */
   assert_true(bftnet_dial_ex(n, mb, 5000, peer, sizeof peer, err, sizeof err) < 0);
   assert_has(err, "dial '/ip4/127.0.0.1/tcp/");
+  /* Our own address. */
+  char nb[BFTNET_ADDR_MAX];
+  assert_ok(bftnet_listen(n, "/ip4/127.0.0.1/tcp/0", nb, sizeof nb));
+  assert_err(bftnet_dial_ex(n, nb, 1000, peer, sizeof peer, err, sizeof err), BFTNET_EINVAL);
+  assert_has(err, "that is this node's own peer ID");
+  /* A TCP listener that never speaks: the handshake cannot finish in time. */
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t sl = sizeof sa;
+  assert_true(s >= 0 && bind(s, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(s, 4) == 0 &&
+              getsockname(s, (struct sockaddr *)&sa, &sl) == 0);
+  snprintf(maddr, sizeof maddr, "/ip4/127.0.0.1/tcp/%u", ntohs(sa.sin_port));
+  assert_err(bftnet_dial_ex(n, maddr, 200, peer, sizeof peer, err, sizeof err), BFTNET_ETIMEDOUT);
+  assert_has(err, "not up within timeout_ms=200");
+  close(s);
   bftnet_key_free(other);
   bftnet_free(n);
 }
