@@ -403,7 +403,8 @@ static uint64_t r0_unconfirmed_settled(uint64_t want) {
   bftnet_peer_stats_t st = r0_stats();
   for (int i = 0; i < 500 && st.unconfirmed != want; i++) {
     pump(2);
-    (void)bftnet_flush(R0.net, 1);
+    if (bftnet_flush(R0.net, 1) != 0) { /* not yet: the loop below retries */
+    }
     st = r0_stats();
   }
   return st.unconfirmed;
