@@ -59,7 +59,9 @@ extern "C" {
   XX(UNREACHABLE, "peer unreachable")                                         \
   XX(NOTMEMBER, "not a member")                                               \
   XX(DUPLICATE, "duplicate entry")                                            \
-  XX(IO, "input/output error")
+  XX(IO, "input/output error")                                                \
+  XX(BADCLASS, "invalid traffic class configuration")                         \
+  XX(NOCLASS, "no such traffic class")
 
 enum bftnet_errno_index {
 #define BFTNET_XX_(name, msg) BFTNET_ERRIDX_##name,
@@ -177,7 +179,11 @@ BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason);
   XX(MIG_ABORT_DENIED, "mig_abort_denied")                                     \
   XX(MIG_ABORT_DETACH_TIMEOUT, "mig_abort_detach_timeout")                     \
   XX(MIG_ABORT_PEER_RESTARTED, "mig_abort_peer_restarted")                     \
-  XX(MIG_ABORT_LOCAL, "mig_abort_local")
+  XX(MIG_ABORT_LOCAL, "mig_abort_local")                                       \
+  /* Traffic classes (see bftnet_class_t) */                                   \
+  XX(CLASS_UNKNOWN, "class_unknown") /* a peer opened a class we do not have: na */ \
+  XX(CLASS_REFUSED, "class_refused") /* a peer answered na to one of our classes */ \
+  XX(SUPERSEDED, "superseded") /* queued keep-latest messages replaced by newer */
 
 typedef enum bftnet_counter_id {
 #define BFTNET_XX_(name, str) BFTNET_COUNTER_##name,
@@ -256,6 +262,9 @@ typedef struct bftnet_event {
   uint64_t lost;           /* ABORTED: messages (our stream) lost unconfirmed */
   uint64_t detached_ns;    /* RESUMED: time from detach to resume */
   uint64_t retransmitted;  /* RESUMED: bytes sent again */
+  /* MEMBER_UP, MEMBER_DOWN and the migration events: the traffic class of
+   * the stream (0 without classes). */
+  uint8_t cls;
 } bftnet_event_t;
 
 /* Runs on the loop thread: must be fast, must not block or call
@@ -265,6 +274,9 @@ typedef void (*bftnet_event_cb)(const bftnet_event_t *ev, void *user);
 /* ---------------------------------------------------------------- config */
 
 struct uv_loop_s;
+
+struct bftnet_class;
+struct bftnet_msg;
 
 typedef struct bftnet_config {
   const bftnet_key_t *key;      /* identity; required; borrowed until free */
@@ -312,6 +324,26 @@ typedef struct bftnet_config {
   /* Opt-in: deliver messages on the loop thread instead of bftnet_recv.
    * Must be fast; data is valid during the call only. */
   void (*on_message)(const char *from, const uint8_t *data, size_t len, void *user);
+
+  /* Traffic classes (bftnet_class_t, "traffic classes" below). NULL: one
+   * class, built from ring_capacity, inbound_max_msgs and inbound_max_bytes
+   * above, behaving and speaking on the wire exactly as bftnet without
+   * classes. Borrowed during bftnet_new only (copied). */
+  const struct bftnet_class *classes;
+  size_t nclasses;              /* 0 (one implicit class) .. BFTNET_MAX_CLASSES */
+  /* Percent of the connection that lower priorities keep while they have
+   * data waiting behind a busy higher priority (default 10; 0: strict
+   * priority; at most 50). */
+  uint32_t class_min_share;
+  /* TCP_NOTSENT_LOWAT for every connection, bytes: how much the kernel may
+   * hold not yet sent. 0: the default, 32 KiB with two or more classes (a
+   * vote must not wait behind megabytes the kernel holds), the kernel's own
+   * with one. UINT32_MAX: never set. */
+  uint32_t notsent_lowat;
+  /* Opt-in, instead of on_message (and taking precedence): the message with
+   * its class. Loop thread; msg and its data are valid during the call only
+   * (msg->priv is NULL: do not release it). */
+  void (*on_message_ex)(const struct bftnet_msg *msg, void *user);
 } bftnet_config_t;
 
 /* Fills in every default. Call before setting fields. */
@@ -392,9 +424,12 @@ typedef struct bftnet_msg {
   const uint8_t *data;
   size_t len;
   void *priv;          /* bftnet's: pass the message to bftnet_msg_release */
+  uint8_t cls;         /* its traffic class (this node's index; 0 without classes) */
 } bftnet_msg_t;
 
-/* Takes the next message, round-robin across members. timeout_ms: 0 = do
+/* Takes the next message: classes by priority (the most urgent first,
+ * with the minimum share of class_min_share for the others), round-robin
+ * across members within a class. timeout_ms: 0 = do
  * not wait (BFTNET_EAGAIN if none), < 0 = wait forever, else wait up to it
  * (BFTNET_ETIMEDOUT). After bftnet_stop, messages already received are
  * still returned, then BFTNET_ECLOSED. Any thread. */
@@ -449,6 +484,93 @@ BFTNET_API int bftnet_peer_stats(bftnet_t *net, const char *node_id, bftnet_peer
 /* Counter values (atomic snapshot of one counter). */
 BFTNET_API uint64_t bftnet_counter(const bftnet_t *net, bftnet_counter_id_t id);
 BFTNET_API const char *bftnet_counter_name(bftnet_counter_id_t id);
+
+/* ------------------------------------------------------- traffic classes */
+/*
+ * A replica sends votes (tiny, urgent), blocks (large) and bulk (sync,
+ * gossip) to the same member. Each class is its own migratable stream per
+ * member with its own send ring, drop policy and inbound queue, all riding
+ * the member's one connection. The loop thread fills the connection by
+ * priority in pieces of at most one Noise frame (16 KiB), so a message of
+ * the most urgent class waits behind at most about one frame of the others
+ * in bftnet's buffers (docs/ARCHITECTURE.md, "Traffic classes"). One
+ * class's drops, backlog or full inbound queue never touch another class.
+ * Wire: class 0 is /bftnet/msg/1.0.0 whatever its name (so peers without
+ * classes, js-libp2p included, talk to class 0); class k > 0 is
+ * /bftnet/msg/<name>/1.0.0. Both sides match classes by name; a class the
+ * peer does not have is refused with `na` (docs/PROTOCOL.md section 8.1).
+ */
+#define BFTNET_MAX_CLASSES 8
+#define BFTNET_CLASS_NAME_MAX 32 /* a name is 1..31 of [A-Za-z0-9._-] */
+
+typedef enum bftnet_policy {
+  BFTNET_DROP_OLDEST = 0, /* a full ring drops its oldest message (wait-free send) */
+  BFTNET_KEEP_LATEST = 1  /* a message with a nonzero key replaces the queued one
+                             (not yet written) with the same key; a full ring
+                             drops its oldest. Sends take a short spin lock. */
+} bftnet_policy_t;
+
+typedef struct bftnet_class {
+  const char *name;           /* unique; on the wire for classes > 0 */
+  uint8_t priority;           /* 0 is the most urgent */
+  uint32_t weight;            /* share among classes of equal priority, >= 1 */
+  uint32_t ring_capacity;     /* per member, messages, power of 2 (4..2^24) */
+  uint64_t ring_max_bytes;    /* per member, queued payload bytes, > 0 */
+  bftnet_policy_t policy;
+  uint32_t inbound_max_msgs;  /* per member, power of 2 (4..2^24) */
+  uint64_t inbound_max_bytes; /* per member, > 0 */
+} bftnet_class_t;
+
+/* Fills a class with the defaults: priority 0, weight 1, ring 4096
+ * messages and 64 MiB, drop-oldest, inbound 4096 messages and 64 MiB. */
+BFTNET_API void bftnet_class_init(bftnet_class_t *cls, const char *name);
+
+/* What bftnet_new checks, with the reason in errbuf (may be NULL): 0,
+ * BFTNET_EINVAL, or BFTNET_EBADCLASS for a bad class list (more than
+ * BFTNET_MAX_CLASSES, a missing, malformed or duplicate name, a capacity
+ * that is not a power of 2, a zero bound or weight). */
+BFTNET_API int bftnet_config_check(const bftnet_config_t *cfg, char *errbuf, size_t cap) BFTNET_WUR;
+
+typedef struct bftnet_send_opts {
+  uint8_t cls;  /* the class's index in cfg.classes */
+  uint64_t key; /* keep-latest classes: 0 = no key; ignored by drop-oldest */
+} bftnet_send_opts_t;
+
+/* Queues one message in a class: for node_id, or for every member but
+ * ourselves when node_id is NULL (a broadcast: one buffer, one queue
+ * operation; returns the number of members). opts NULL = class 0, no key:
+ * bftnet_send and bftnet_broadcast. BFTNET_ENOCLASS for a class that was
+ * not configured, else as bftnet_send / bftnet_broadcast. Never blocks;
+ * wait-free for drop-oldest classes. Any thread. */
+BFTNET_API int bftnet_send_ex(bftnet_t *net, const char *node_id, const bftnet_send_opts_t *opts,
+                              const void *data, size_t len) BFTNET_WUR;
+
+typedef struct bftnet_class_stats {
+  uint64_t enqueued;       /* accepted by sends and broadcasts */
+  uint64_t sent;           /* written to the class's stream */
+  uint64_t delivered;      /* received from the member in this class and handed over */
+  uint64_t dropped;        /* dropped from the full ring (or broadcasts skipped) */
+  uint64_t superseded;     /* replaced by a newer message with its key (keep-latest) */
+  uint64_t aborted;        /* lost with an aborted stream (bftnet_peer_stats_t) */
+  uint64_t bytes_out, bytes_in;
+  uint32_t ring_depth;     /* queued, not yet written */
+  uint32_t inbound_depth;  /* received, not yet taken */
+  /* Queueing delay, send -> written to the stream (which, with two or more
+   * classes, is handed to the connection), since the member was added:
+   * percentiles over a sample (every message queued into an empty ring,
+   * one in 16 of the others, weighted back), 0 without samples. */
+  uint64_t delay_p50_ns, delay_p99_ns, delay_max_ns;
+  uint64_t delay_samples;
+  int connected;           /* the class's stream to the member is up */
+  uint64_t refused;        /* times the member answered na to this class */
+} bftnet_class_stats_t;
+
+/* One class of one member: BFTNET_ENOTFOUND, BFTNET_ENOCLASS. Any thread. */
+BFTNET_API int bftnet_class_stats(bftnet_t *net, const char *node_id, uint8_t cls,
+                                  bftnet_class_stats_t *out) BFTNET_WUR;
+/* The number of classes (1 without configuration), and one's name. */
+BFTNET_API int bftnet_class_count(const bftnet_t *net);
+BFTNET_API const char *bftnet_class_name(const bftnet_t *net, uint8_t cls);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -36,6 +37,7 @@ BFTNET_API void bftnet_config_init(bftnet_config_t *cfg) {
   cfg->dial_backoff_max_ms = 5000;
   cfg->detach_timeout_ms = 30000;
   cfg->failback_ms = 2000;
+  cfg->class_min_share = 10;
 }
 
 static bool is_pow2(uint32_t v) {
@@ -56,6 +58,17 @@ static int config_check(const bftnet_config_t *c) {
   if (c->detach_timeout_ms == 0 || c->failback_ms == 0) return BFTNET_EINVAL;
   if (c->busy_poll_us > 1000000) return BFTNET_EINVAL;
   return 0;
+}
+
+BFTNET_API int bftnet_config_check(const bftnet_config_t *cfg, char *err, size_t cap) {
+  if (err && cap) err[0] = '\0';
+  if (!cfg) return BFTNET_EINVAL;
+  int rc = config_check(cfg);
+  if (rc < 0) {
+    if (err && cap) snprintf(err, cap, "a setting is missing or out of range");
+    return rc;
+  }
+  return node__classes_check(cfg, err, cap);
 }
 
 /* ---------------------------------------------------------- from net/ */
@@ -127,11 +140,16 @@ static void close_wakes(bftnet_t *b) {
 BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
   if (!out || !cfg) return BFTNET_EINVAL;
   *out = NULL;
-  int rc = config_check(cfg);
-  if (rc < 0) return rc;
+  char why[160];
+  int rc = bftnet_config_check(cfg, why, sizeof why);
+  if (rc < 0) {
+    bn_log(BN_LOG_ERROR, "bftnet_new: %s: %s", bftnet_err_name(rc), why);
+    return rc;
+  }
   bftnet_t *b = calloc(1, sizeof *b);
   if (!b) return BFTNET_ENOMEM;
   b->cfg = *cfg;
+  node__classes_resolve(b);
   bn_log_set_level(cfg->log_level);  /* process-wide: the last node created sets it */
   b->own_thread = cfg->loop == NULL; /* then the transport owns its loop too */
   pthread_mutex_init(&b->mu, NULL);
@@ -148,6 +166,8 @@ BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
       .yamux_max_streams = cfg->yamux_max_streams,
       .max_connections = cfg->max_connections,
       .max_pending_handshakes = cfg->max_pending_handshakes,
+      .paced = b->ncls > 1,
+      .notsent_lowat = node__classes_lowat(b),
   };
   net_cbs_t cbs = {.on_conn_up = on_conn_up, .on_conn_down = on_conn_down};
   if ((rc = net_new(&b->net, t, cfg->key, &ncfg, &cbs, b, &b->counters)) != 0) goto err_transport;

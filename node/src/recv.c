@@ -1,7 +1,8 @@
 /*
  * recv.c — bftnet_recv and friends, on application threads: every
- * member's Receiver (receiver/) fills its own bounded inbound queue; these
- * take from the queues round-robin across members, block on the node's
+ * member's Receiver (receiver/) fills a bounded inbound queue per traffic
+ * class; these take from the queues by class priority and round-robin
+ * across members, block on the node's
  * eventfd while all are empty, and wake the loop thread when a queue that
  * was full has room again (it then credits that member's stream).
  */
@@ -12,11 +13,45 @@
 
 #include "node_internal.h"
 
-/* Round-robin passes over the members, starting one further each call:
- * in a pass each member gives at most an equal share of what is still
- * wanted (at least one), so a chatty member cannot starve the others, and a
- * share is taken as one batch (the queue's counters move once). */
+/* Round-robin passes over the members (and the classes of one priority),
+ * starting one further each call: in a pass each member gives at most an
+ * equal share of what is still wanted (at least one), so a chatty member
+ * cannot starve the others, and a share is taken as one batch (the queue's
+ * counters move once). */
 #define RECV_SCAN_CHUNK 64
+static int scan_group(bftnet_t *b, const msnap_t *s, unsigned g, uint32_t start, bftnet_msg_t *out,
+                      int got, int max, bool *wake_loop) {
+  unsigned c0 = b->grp_start[g], nc = b->grp_start[g + 1] - c0;
+  size_t slots = s->n * nc;
+  bool progress = true;
+  rx_msg_t *batch[RECV_SCAN_CHUNK];
+  while (got < max && progress) {
+    progress = false;
+    size_t share = (size_t)(max - got) / slots;
+    if (share < 1) share = 1;
+    if (share > RECV_SCAN_CHUNK) share = RECV_SCAN_CHUNK;
+    for (size_t i = 0; i < slots && got < max; i++) {
+      size_t x = (start + i) % slots;
+      mbr_t *m = s->m[x % s->n];
+      unsigned cls = b->order[c0 + x / s->n];
+      size_t want = (size_t)(max - got) < share ? (size_t)(max - got) : share;
+      unsigned k = rx_pop_batch(&m->r, cls, batch, (unsigned)want, wake_loop);
+      if (!k) continue;
+      progress = true;
+      for (unsigned j = 0; j < k; j++)
+        out[got++] = (bftnet_msg_t){.from = batch[j]->from,
+                                    .data = batch[j]->data,
+                                    .len = batch[j]->len,
+                                    .priv = batch[j],
+                                    .cls = (uint8_t)cls};
+    }
+  }
+  return got;
+}
+
+/* Classes by priority, most urgent first; one call in 100/class_min_share
+ * starts with the least urgent, so a flood of urgent messages cannot keep
+ * the others from the application either. */
 static int recv_scan(bftnet_t *b, bftnet_msg_t *out, int max, bool *wake_loop) {
   ck_epoch_section_t sec;
   ck_epoch_record_t *r = node__snapshot_enter(b, &sec);
@@ -25,25 +60,14 @@ static int recv_scan(bftnet_t *b, bftnet_msg_t *out, int max, bool *wake_loop) {
   int got = 0;
   if (s->n) {
     uint32_t start = ck_pr_faa_32(&b->rr, 1);
-    bool progress = true;
-    rx_msg_t *batch[RECV_SCAN_CHUNK];
-    while (got < max && progress) {
-      progress = false;
-      size_t share = (size_t)(max - got) / s->n;
-      if (share < 1) share = 1;
-      if (share > RECV_SCAN_CHUNK) share = RECV_SCAN_CHUNK;
-      for (size_t i = 0; i < s->n && got < max; i++) {
-        mbr_t *m = s->m[(start + i) % s->n];
-        size_t want = (size_t)(max - got) < share ? (size_t)(max - got) : share;
-        unsigned k = rx_pop_batch(&m->r, batch, (unsigned)want, wake_loop);
-        if (!k) continue;
-        progress = true;
-        for (unsigned j = 0; j < k; j++)
-          out[got++] = (bftnet_msg_t){.from = batch[j]->from,
-                                      .data = batch[j]->data,
-                                      .len = batch[j]->len,
-                                      .priv = batch[j]};
-      }
+    bool low_first = false;
+    if (b->ngrp > 1 && b->cfg.class_min_share) {
+      uint32_t period = 100u / b->cfg.class_min_share;
+      low_first = ck_pr_faa_32(&b->rx_turn, 1) % period == period - 1;
+    }
+    for (unsigned i = 0; i < b->ngrp && got < max; i++) {
+      unsigned g = low_first ? b->ngrp - 1 - i : i;
+      got = scan_group(b, s, g, start, out, got, max, wake_loop);
     }
   }
   node__snapshot_exit(b, r, &sec);
