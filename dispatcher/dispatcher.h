@@ -35,6 +35,9 @@ typedef struct disp_msg {
   uint64_t bseq; /* a ring message: the broadcast log's head when it was queued */
   uint64_t key;  /* keep-latest rings: replaces a queued message with this key (0: none) */
   uint64_t t_ns; /* when it was queued, for the queueing delay (0: not sampled) */
+  /* A sampled unicast: the bytes of the member's other classes written to
+   * its streams when it was queued (UINT64_MAX: not known, a broadcast). */
+  uint64_t ahead0;
   uint32_t w;    /* a sample stands for this many messages */
   uint32_t pad;
   uint8_t data[];
@@ -204,6 +207,10 @@ typedef struct disp_framer {
   disp_hist_t *delay;
   const bn_seam_t *seam;
   uint64_t now; /* the drain call's clock reading, 0 until needed */
+  /* And how many bytes of other streams were written while it waited:
+   * the writer's count (set before each drain) less the message's ahead0;
+   * the largest so far (atomic store). */
+  uint64_t other_now, ahead_max;
   uint8_t hdr[BN_UVARINT_MAX_BYTES];
   uint8_t hdr_len;
   size_t off;       /* bytes of hdr+data of cur already written */
@@ -280,12 +287,13 @@ void disp_backoff_reset(disp_backoff_t *b);
  * on its connection. Pure: the dispatcher tells it which classes are ready
  * (data queued and room to write) and what each piece cost.
  * - Priority: the ready class of the most urgent priority goes first.
- * - Minimum share: while a less urgent priority level has a ready class,
- *   every byte written for a more urgent level earns it share/(100-share)
- *   bytes of credit; once it holds a piece's worth, its next piece goes
- *   first (and spends the credit). So a level that has data keeps at least
- *   `share` percent of what is written while it waits, and a level with
- *   nothing waiting banks nothing.
+ * - Minimum share, kept at each boundary between two levels: a byte
+ *   written by a level while less urgent ones wait earns the boundary
+ *   below it share/(100-share) bytes of credit; once that holds a piece's
+ *   worth, the next ready level down writes one piece instead (sched.c).
+ *   So whatever is below a level keeps at least `share` percent of what is
+ *   written while it waits, and a boundary with nothing waiting below it
+ *   banks nothing.
  * - Weights: within a level, start-time fair queueing on bytes: the ready
  *   class whose bytes/weight is least goes next; a class that was idle
  *   starts from the level's current virtual time (no banking either). */
@@ -298,9 +306,9 @@ typedef struct disp_sched {
   uint32_t share;                      /* percent, 0..50 */
   uint64_t vt[BFTNET_MAX_CLASSES];     /* virtual time: bytes << 16 / weight */
   uint64_t vlev[BFTNET_MAX_CLASSES];   /* per level: the start of the last piece */
-  uint64_t owed[BFTNET_MAX_CLASSES];   /* per level: minimum-share credit, bytes */
+  uint64_t owed[BFTNET_MAX_CLASSES];   /* [b]: credit of the boundary above level b, bytes */
   uint32_t ready_prev;                 /* `waiting` at the last pick */
-  int via_owed;                        /* the level last picked on credit, or -1 */
+  uint32_t spent;                      /* the boundaries the last pick crossed */
 } disp_sched_t;
 
 /* prio and weight of n (1..BFTNET_MAX_CLASSES) classes; share in percent. */
@@ -392,6 +400,7 @@ typedef struct disp {
   unsigned ncls;
   /* Atomic counters (written by the loop, read by disp_stats). */
   uint64_t reconnects, dropped_removed;
+  uint64_t written; /* bytes written to the member's streams, every class */
 
   /* Loop thread only. */
   disp_ctx_t *ctx;

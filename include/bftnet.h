@@ -563,6 +563,13 @@ typedef struct bftnet_class_stats {
   uint64_t delay_samples;
   int connected;           /* the class's stream to the member is up */
   uint64_t refused;        /* times the member answered na to this class */
+  /* Head-of-line blocking on this node: the most bytes of the member's
+   * other classes written to its connection while one sampled message of
+   * this class waited (queued -> written). For the most urgent class this
+   * stays within one piece (16 KiB) whatever the others queue; what was
+   * already in the connection's output when it was queued is bounded by
+   * the pacing (docs/ARCHITECTURE.md, "Traffic classes"). */
+  uint64_t ahead_max_bytes;
 } bftnet_class_stats_t;
 
 /* One class of one member: BFTNET_ENOTFOUND, BFTNET_ENOCLASS. Any thread. */

@@ -241,7 +241,11 @@ int disp_send(disp_ctx_t *ctx, disp_t *d, unsigned cls, uint64_t key, const void
   disp_msg_t *msg = disp_msg_new(ctx->pool, data, len, 1);
   if (!msg) return BFTNET_ENOMEM;
   msg->key = key;
-  msg_stamp(ctx, msg, disp_ring_sample_weight(&k->ring));
+  uint32_t w = disp_ring_sample_weight(&k->ring);
+  if (w) { /* what the other classes wrote so far (disp_msg_t.ahead0) */
+    msg_stamp(ctx, msg, w);
+    msg->ahead0 = ck_pr_load_64(&d->written) - ck_pr_load_64(&k->bytes_out);
+  }
   msg->bseq = disp_blog_head(&ctx->blog[cls]); /* broadcasts before this one go first */
   disp_ring_push_mpmc(&k->ring, msg);
   return 0;
@@ -320,6 +324,7 @@ void disp_class_stats(disp_t *d, unsigned cls, bftnet_class_stats_t *out) {
   out->delay_samples = ck_pr_load_64(&k->delay.samples);
   out->connected = ck_pr_load_int(&k->connected);
   out->refused = ck_pr_load_64(&k->refused);
+  out->ahead_max_bytes = ck_pr_load_64(&k->framer.ahead_max);
 }
 
 bool disp_idle(disp_t *d) {

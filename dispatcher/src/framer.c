@@ -268,6 +268,9 @@ static int framer_advance(disp_framer_t *f, size_t k) {
     if (f->delay && f->cur->t_ns) {
       if (!f->now) f->now = bn_now_ns(f->seam);
       disp_hist_add(f->delay, f->now > f->cur->t_ns ? f->now - f->cur->t_ns : 0, f->cur->w);
+      uint64_t a0 = f->cur->ahead0;
+      if (a0 != UINT64_MAX && f->other_now > a0 && f->other_now - a0 > f->ahead_max)
+        ck_pr_store_64(&f->ahead_max, f->other_now - a0);
     }
     disp_msg_release(f->cur);
     f->cur = NULL;

@@ -246,11 +246,14 @@ void disp__outbound_account(disp_cls_t *k) {
 /* Writes up to limit bytes of class k's stream; returns how many. */
 static size_t drain_cls(disp_cls_t *k, size_t limit) {
   if (!k->out) return 0;
+  disp_t *d = k->d;
   uint64_t bytes0 = k->framer.bytes_written;
+  k->framer.other_now = d->written - k->bytes_out;
   int done = disp_framer_drain_limit(&k->framer, &k->ring, out_write, k, limit);
   if (done > 0) ck_pr_add_64(&k->sent, (uint64_t)done);
   size_t wrote = (size_t)(k->framer.bytes_written - bytes0);
   ck_pr_add_64(&k->bytes_out, wrote);
+  ck_pr_add_64(&d->written, wrote);
   disp__outbound_account(k);
   if (done < 0) /* the stream ended under us: its ABORTED event follows or came */
     bn_log(BN_LOG_INFO, "member %s: write failed: %s", k->d->name, bftnet_strerror(done));

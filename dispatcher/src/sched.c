@@ -4,14 +4,25 @@
  * for the less urgent levels while they wait, and start-time fair queueing
  * by weight within a level. Pure: no clock, no I/O, no allocation.
  *
- * Why credit in whole pieces: a level waiting behind a busy more urgent
- * one is owed share/(100 - share) bytes per byte written above it, and it
- * writes when it holds one piece's worth. An urgent class that only sends
- * now and then (votes behind blocks) earns the blocks nothing worth a
- * piece, so they never cut in front of it; only a flood of urgent traffic
- * (at least (100 - share)/share pieces of it) lets one piece of a lower
- * level through, which is the point of the minimum share. A level with
- * nothing waiting keeps no credit: an idle class cannot save up a burst.
+ * The minimum share is kept at each boundary between two priority levels:
+ * every byte a level writes while something below it waits earns the
+ * boundary just below it share/(100 - share) bytes of credit; when the
+ * boundary below the most urgent ready level holds a piece's worth, the
+ * next ready level down writes instead (and, if the boundary below that
+ * one is owed too, the next, and so on), spending the credit of every
+ * boundary it crossed. So everything below a level gets at least `share`
+ * of what is written while it waits, recursively (with 10 %: 90 / 9 /
+ * 0.9 ... for three saturated levels), and credit is only ever earned from
+ * the level directly above: bulk owed by busy blocks never cuts in front
+ * of a vote.
+ *
+ * Why credit in whole pieces: an urgent class that only sends now and then
+ * (votes behind blocks) earns the level below nothing worth a piece, so it
+ * never waits behind one; only a flood of urgent traffic (at least
+ * (100 - share)/share pieces of it) lets one piece of a lower level
+ * through, which is the point of the minimum share. A boundary with
+ * nothing waiting below keeps no credit: an idle class cannot save up a
+ * burst.
  */
 #include "dispatcher.h"
 
@@ -23,7 +34,6 @@ void disp_sched_init(disp_sched_t *s, unsigned n, const uint8_t *prio, const uin
   memset(s, 0, sizeof *s);
   s->n = n;
   s->share = share;
-  s->via_owed = -1;
   /* Levels: the distinct priorities, most urgent first. */
   for (unsigned i = 0; i < n; i++) {
     unsigned lev = 0;
@@ -39,12 +49,20 @@ void disp_sched_init(disp_sched_t *s, unsigned n, const uint8_t *prio, const uin
   }
 }
 
-/* The ready classes of level l. */
-static uint32_t level_mask(const disp_sched_t *s, unsigned l, uint32_t ready) {
+/* The classes of level l in mask. */
+static uint32_t level_mask(const disp_sched_t *s, unsigned l, uint32_t mask) {
   uint32_t m = 0;
   for (unsigned i = 0; i < s->n; i++)
-    if ((ready & (1u << i)) && s->lev[i] == l) m |= 1u << i;
+    if ((mask & (1u << i)) && s->lev[i] == l) m |= 1u << i;
   return m;
+}
+
+/* The most urgent level of mask at or below level l, or nlev. */
+static unsigned level_next(const disp_sched_t *s, unsigned l, uint32_t mask) {
+  unsigned best = s->nlev;
+  for (unsigned i = 0; i < s->n; i++)
+    if ((mask & (1u << i)) && s->lev[i] >= l && s->lev[i] < best) best = s->lev[i];
+  return best;
 }
 
 int disp_sched_pick(disp_sched_t *s, uint32_t ready, uint32_t waiting) {
@@ -56,18 +74,17 @@ int disp_sched_pick(disp_sched_t *s, uint32_t ready, uint32_t waiting) {
     if ((waiting & ~s->ready_prev & (1u << i)) && s->vt[i] < s->vlev[s->lev[i]])
       s->vt[i] = s->vlev[s->lev[i]];
   s->ready_prev = waiting;
-  s->via_owed = -1;
+  s->spent = 0;
   if (!ready) return -1;
-  unsigned top = s->nlev;
-  for (unsigned i = 0; i < s->n; i++)
-    if ((ready & (1u << i)) && s->lev[i] < top) top = s->lev[i];
-  unsigned l = top;
-  for (unsigned x = top + 1; x < s->nlev; x++)
-    if (s->owed[x] >= DISP_PIECE && level_mask(s, x, ready)) {
-      l = x; /* the minimum share is due */
-      s->via_owed = (int)x;
-      break;
-    }
+  /* The most urgent ready level, unless the boundary below it is owed a
+   * piece: then the next ready level down, and so on. */
+  unsigned l = level_next(s, 0, ready);
+  for (;;) {
+    unsigned nx = level_next(s, l + 1, ready);
+    if (nx >= s->nlev || s->owed[l + 1] < DISP_PIECE) break;
+    s->spent |= 1u << (l + 1);
+    l = nx;
+  }
   uint32_t m = level_mask(s, l, ready);
   int best = -1;
   for (unsigned i = 0; i < s->n; i++)
@@ -80,14 +97,11 @@ void disp_sched_served(disp_sched_t *s, unsigned c, size_t bytes, uint32_t waiti
   BN_ASSERT(c < s->n);
   unsigned l = s->lev[c];
   s->vt[c] += ((uint64_t)bytes << VT_SHIFT) / s->weight[c];
-  if (s->via_owed == (int)l) {
-    s->owed[l] -= BN_MIN((uint64_t)bytes, s->owed[l]);
-  } else if (s->share) {
-    uint64_t earn = (uint64_t)bytes * s->share / (100u - s->share);
-    for (unsigned x = l + 1; x < s->nlev; x++)
-      if (level_mask(s, x, waiting)) s->owed[x] += earn;
-  }
-  for (unsigned x = 0; x < s->nlev; x++)
-    if (!level_mask(s, x, waiting)) s->owed[x] = 0; /* nothing waiting: no credit */
-  s->via_owed = -1;
+  for (unsigned b = 1; b < s->nlev; b++) /* the boundaries crossed spend their credit */
+    if (s->spent & (1u << b)) s->owed[b] -= BN_MIN((uint64_t)bytes, s->owed[b]);
+  if (s->share && l + 1 < s->nlev && level_next(s, l + 1, waiting) < s->nlev)
+    s->owed[l + 1] += (uint64_t)bytes * s->share / (100u - s->share);
+  for (unsigned b = 1; b < s->nlev; b++) /* nothing waiting below: no credit */
+    if (level_next(s, b, waiting) >= s->nlev) s->owed[b] = 0;
+  s->spent = 0;
 }

@@ -50,6 +50,18 @@ static void plain_error(void *ud, net_stream_t *s, int err) {
   plain_end(car, err == BFTNET_ERESET ? "reset" : "closed");
 }
 
+/* The peer echoed our plain stream's protocol: data may flow. */
+static void plain_ready(void *ud, net_stream_t *s) {
+  (void)s;
+  mig_carrier_t *car = ud;
+  mig_stream_t *ls = car->plain_ls;
+  if (!ls || car->dead || ls->neg_done) return;
+  mig__defer_enter(car->p->n);
+  ls->neg_done = true;
+  mig__stream_pump(ls);
+  mig__defer_leave(car->p->n);
+}
+
 static void plain_writable(void *ud, net_stream_t *s) {
   (void)s;
   mig_carrier_t *car = ud;
@@ -74,7 +86,8 @@ static void plain_free(void *ud, net_stream_t *s) {
   mig__defer_leave(p->n);
 }
 
-const net_stream_cbs_t mig__io_plain_cbs = {.on_data = plain_data,
+const net_stream_cbs_t mig__io_plain_cbs = {.on_ready = plain_ready,
+                                            .on_data = plain_data,
                                             .on_fin = plain_fin,
                                             .on_error = plain_error,
                                             .on_writable = plain_writable,
@@ -316,7 +329,7 @@ int mig_stream_open(mig_peer_t *p, net_conn_t *c, unsigned app, const mig_stream
   ls->ud = ud;
   mig__stream_set_conn(ls, c);
   if (n->cfg.plain || p->plain_only) {
-    ls->neg_done = true;
+    ls->neg_done = app == 0; /* a class's data waits for the echo (stream.c) */
     rc = plain_open(ls, c);
   } else {
     mig_carrier_t *car;

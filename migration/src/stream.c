@@ -126,6 +126,17 @@ static void ls_app_data(mig_stream_t *ls, const uint8_t *p, size_t n) {
   ls->cbs.on_data(ls->ud, ls, p, n);
 }
 
+static void ls_notify_writable(mig_stream_t *ls);
+
+/* Our stream of a traffic class (any protocol but the first) carries no
+ * application bytes before the peer echoed its protocol: a peer without
+ * the class answers na, and what was written would be lost with the
+ * stream; the messages wait in their ring instead. The first protocol is
+ * pipelined as it always was (every bftnet and libp2p peer serves it). */
+static bool ls_takes_data(const mig_stream_t *ls) {
+  return ls->neg_done || ls->app <= 0 || !ls->we_opened;
+}
+
 /* The acceptor agreed on L's protocol: the node takes L (or refuses it). */
 static bool ls_hand_up(mig_stream_t *ls) {
   mig_peer_t *p = ls->p;
@@ -201,6 +212,7 @@ static void ls_deliver(mig_stream_t *ls, const uint8_t *p, size_t n) {
     return mig__stream_abort_local(ls, "bad inner multistream negotiation");
   }
   if (!ls->we_opened && !ls_hand_up(ls)) return;
+  if (ls->we_opened) ls_notify_writable(ls); /* data may flow now (ls_takes_data) */
   size_t rest = bn_buf_unread(&ls->neg);
   bn_buf_t tmp = ls->neg;
   bn_buf_init(&ls->neg);
@@ -402,7 +414,7 @@ void mig__stream_apply(mig_peer_t *p, mig_actions_t *acts, const uint8_t *data) 
 /* ---------------------------------------------------------- pumping */
 
 static void ls_notify_writable(mig_stream_t *ls) {
-  if (!ls->want_writable || ls->final || ls->released || ls->in_write) return;
+  if (!ls->want_writable || ls->final || ls->released || ls->in_write || !ls_takes_data(ls)) return;
   if (ls->m && mig_sm_room(&ls->p->mig, ls->m) == 0) return;
   if (ls->plain && bn_buf_unread(&ls->carry)) return;
   ls->want_writable = false;
@@ -476,6 +488,10 @@ int mig_stream_write(mig_stream_t *ls, const uint8_t *d, size_t n) {
   if (!ls || ls->released) return BFTNET_EINVAL;
   if (ls->final) return BFTNET_ECLOSED;
   if (n == 0) return 0;
+  if (!ls_takes_data(ls)) {
+    ls->want_writable = true;
+    return 0;
+  }
   mig_node_t *node = ls->p->n;
   mig__defer_enter(node);
   int took = 0;
@@ -558,7 +574,7 @@ void mig_stream_set_prio(mig_stream_t *ls, uint8_t prio) {
 }
 
 size_t mig_stream_send_room(const mig_stream_t *ls) {
-  if (!ls || ls->released || ls->final) return 0;
+  if (!ls || ls->released || ls->final || !ls_takes_data(ls)) return 0;
   if (ls->plain) {
     const mig_carrier_t *car = ls->pc;
     if (!car || car->dead || !car->ns) return 0;
