@@ -308,7 +308,6 @@ typedef struct disp_sched {
   uint64_t vlev[BFTNET_MAX_CLASSES];   /* per level: the start of the last piece */
   uint64_t owed[BFTNET_MAX_CLASSES];   /* [b]: credit of the boundary above level b, bytes */
   uint32_t ready_prev;                 /* `waiting` at the last pick */
-  uint32_t spent;                      /* the boundaries the last pick crossed */
 } disp_sched_t;
 
 /* prio and weight of n (1..BFTNET_MAX_CLASSES) classes; share in percent. */

@@ -9,8 +9,10 @@
  * boundary just below it share/(100 - share) bytes of credit; when the
  * boundary below the most urgent ready level holds a piece's worth, the
  * next ready level down writes instead (and, if the boundary below that
- * one is owed too, the next, and so on), spending the credit of every
- * boundary it crossed. So everything below a level gets at least `share`
+ * one is owed too, the next, and so on). Every byte written below a
+ * boundary, however it got its turn, pays its credit back: an urgent class
+ * that is mostly idle leaves nothing owed behind it. So everything below a
+ * level gets at least `share`
  * of what is written while it waits, recursively (with 10 %: 90 / 9 /
  * 0.9 ... for three saturated levels), and credit is only ever earned from
  * the level directly above: bulk owed by busy blocks never cuts in front
@@ -74,7 +76,6 @@ int disp_sched_pick(disp_sched_t *s, uint32_t ready, uint32_t waiting) {
     if ((waiting & ~s->ready_prev & (1u << i)) && s->vt[i] < s->vlev[s->lev[i]])
       s->vt[i] = s->vlev[s->lev[i]];
   s->ready_prev = waiting;
-  s->spent = 0;
   if (!ready) return -1;
   /* The most urgent ready level, unless the boundary below it is owed a
    * piece: then the next ready level down, and so on. */
@@ -82,7 +83,6 @@ int disp_sched_pick(disp_sched_t *s, uint32_t ready, uint32_t waiting) {
   for (;;) {
     unsigned nx = level_next(s, l + 1, ready);
     if (nx >= s->nlev || s->owed[l + 1] < DISP_PIECE) break;
-    s->spent |= 1u << (l + 1);
     l = nx;
   }
   uint32_t m = level_mask(s, l, ready);
@@ -97,11 +97,12 @@ void disp_sched_served(disp_sched_t *s, unsigned c, size_t bytes, uint32_t waiti
   BN_ASSERT(c < s->n);
   unsigned l = s->lev[c];
   s->vt[c] += ((uint64_t)bytes << VT_SHIFT) / s->weight[c];
-  for (unsigned b = 1; b < s->nlev; b++) /* the boundaries crossed spend their credit */
-    if (s->spent & (1u << b)) s->owed[b] -= BN_MIN((uint64_t)bytes, s->owed[b]);
+  /* A byte written at level l repays every boundary at or above it (the
+   * boundaries it crossed among them): what was owed to the levels below
+   * them got through, by credit or because the levels above were idle. */
+  for (unsigned b = 1; b <= l; b++) s->owed[b] -= BN_MIN((uint64_t)bytes, s->owed[b]);
   if (s->share && l + 1 < s->nlev && level_next(s, l + 1, waiting) < s->nlev)
     s->owed[l + 1] += (uint64_t)bytes * s->share / (100u - s->share);
   for (unsigned b = 1; b < s->nlev; b++) /* nothing waiting below: no credit */
     if (level_next(s, b, waiting) >= s->nlev) s->owed[b] = 0;
-  s->spent = 0;
 }
