@@ -570,7 +570,15 @@ typedef struct bftnet_class_stats {
    * already in the connection's output when it was queued is bounded by
    * the pacing (docs/ARCHITECTURE.md, "Traffic classes"). */
   uint64_t ahead_max_bytes;
+  uint64_t unconfirmed;    /* bytes of the class's stream written, not yet confirmed read */
 } bftnet_class_stats_t;
+
+/* bftnet_recv_batch restricted to some classes (bit i: class i; others
+ * stay queued for other calls): a thread of its own for the votes while
+ * another validates blocks at its pace. BFTNET_ENOCLASS for a bit beyond
+ * the classes or an empty set. Any thread. */
+BFTNET_API int bftnet_recv_classes(bftnet_t *net, uint32_t classes, bftnet_msg_t *msgs, int max,
+                                   int timeout_ms) BFTNET_WUR;
 
 /* One class of one member: BFTNET_ENOTFOUND, BFTNET_ENOCLASS. Any thread. */
 BFTNET_API int bftnet_class_stats(bftnet_t *net, const char *node_id, uint8_t cls,

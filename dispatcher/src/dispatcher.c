@@ -325,6 +325,7 @@ void disp_class_stats(disp_t *d, unsigned cls, bftnet_class_stats_t *out) {
   out->connected = ck_pr_load_int(&k->connected);
   out->refused = ck_pr_load_64(&k->refused);
   out->ahead_max_bytes = ck_pr_load_64(&k->framer.ahead_max);
+  out->unconfirmed = ck_pr_load_64(&k->unconfirmed);
 }
 
 bool disp_idle(disp_t *d) {

@@ -297,6 +297,8 @@ void disp__outbound_drain(disp_t *d) {
   d->draining = true;
   if (d->ctx->cfg.paced) {
     drain_scheduled(d);
+    for (unsigned i = 0; i < d->ncls; i++) /* the classes it did not pick too */
+      disp__outbound_account(&d->cls[i]);
   } else {
     for (unsigned i = 0; i < d->ncls; i++) drain_cls(&d->cls[i], SIZE_MAX);
   }

@@ -111,6 +111,7 @@ static void class_proto(char *out, size_t cap, unsigned i, const char *name) {
 void node__classes_resolve(bftnet_t *b) {
   const bftnet_config_t *cfg = &b->cfg;
   b->ncls = cfg->nclasses ? (unsigned)cfg->nclasses : 1;
+  b->all_classes = (1u << b->ncls) - 1;
   for (unsigned i = 0; i < b->ncls; i++) {
     node_class_t *k = &b->cls[i];
     if (cfg->nclasses) {

@@ -101,6 +101,7 @@ struct bftnet {
   bftnet_config_t cfg;
   node_class_t cls[BFTNET_MAX_CLASSES]; /* written by bftnet_new, then read-only */
   unsigned ncls;
+  uint32_t all_classes; /* bit i for each class i */
   const char *protos[BFTNET_MAX_CLASSES]; /* cls[i].proto */
   bftnet_class_t classes[BFTNET_MAX_CLASSES]; /* cls[i].c, as one array for the layers below */
   bool own_thread; /* no cfg.loop: the transport owns the loop, this thread runs it */

@@ -19,8 +19,8 @@
  * cannot starve the others, and a share is taken as one batch (the queue's
  * counters move once). */
 #define RECV_SCAN_CHUNK 64
-static int scan_group(bftnet_t *b, const msnap_t *s, unsigned g, uint32_t start, bftnet_msg_t *out,
-                      int got, int max, bool *wake_loop) {
+static int scan_group(bftnet_t *b, const msnap_t *s, unsigned g, uint32_t mask, uint32_t start,
+                      bftnet_msg_t *out, int got, int max, bool *wake_loop) {
   unsigned c0 = b->grp_start[g], nc = b->grp_start[g + 1] - c0;
   size_t slots = s->n * nc;
   bool progress = true;
@@ -34,6 +34,7 @@ static int scan_group(bftnet_t *b, const msnap_t *s, unsigned g, uint32_t start,
       size_t x = (start + i) % slots;
       mbr_t *m = s->m[x % s->n];
       unsigned cls = b->order[c0 + x / s->n];
+      if (!(mask & (1u << cls))) continue;
       size_t want = (size_t)(max - got) < share ? (size_t)(max - got) : share;
       unsigned k = rx_pop_batch(&m->r, cls, batch, (unsigned)want, wake_loop);
       if (!k) continue;
@@ -52,7 +53,7 @@ static int scan_group(bftnet_t *b, const msnap_t *s, unsigned g, uint32_t start,
 /* Classes by priority, most urgent first; one call in 100/class_min_share
  * starts with the least urgent, so a flood of urgent messages cannot keep
  * the others from the application either. */
-static int recv_scan(bftnet_t *b, bftnet_msg_t *out, int max, bool *wake_loop) {
+static int recv_scan(bftnet_t *b, uint32_t mask, bftnet_msg_t *out, int max, bool *wake_loop) {
   ck_epoch_section_t sec;
   ck_epoch_record_t *r = node__snapshot_enter(b, &sec);
   if (!r) return BFTNET_ENOMEM;
@@ -67,27 +68,45 @@ static int recv_scan(bftnet_t *b, bftnet_msg_t *out, int max, bool *wake_loop) {
     }
     for (unsigned i = 0; i < b->ngrp && got < max; i++) {
       unsigned g = low_first ? b->ngrp - 1 - i : i;
-      got = scan_group(b, s, g, start, out, got, max, wake_loop);
+      got = scan_group(b, s, g, mask, start, out, got, max, wake_loop);
     }
   }
   node__snapshot_exit(b, r, &sec);
   return got;
 }
 
-BFTNET_API int bftnet_recv_batch(bftnet_t *b, bftnet_msg_t *msgs, int max, int timeout_ms) {
-  if (!b || !msgs || max <= 0) return BFTNET_EINVAL;
+/* Whether a class outside mask holds messages (a receiver of some classes
+ * only, which just cleared the eventfd, sets it again for the others). */
+static bool others_waiting(bftnet_t *b, uint32_t mask) {
+  ck_epoch_section_t sec;
+  ck_epoch_record_t *r = node__snapshot_enter(b, &sec);
+  if (!r) return true;
+  msnap_t *s = node__snapshot_load(b);
+  bool any = false;
+  for (size_t i = 0; i < s->n && !any; i++)
+    for (unsigned c = 0; c < b->ncls && !any; c++)
+      any = !(mask & (1u << c)) && rx_inq_depth(&s->m[i]->r.cls[c].inq) > 0;
+  node__snapshot_exit(b, r, &sec);
+  return any;
+}
+
+static int recv_mask(bftnet_t *b, uint32_t mask, bftnet_msg_t *msgs, int max, int timeout_ms) {
   uint64_t deadline =
       timeout_ms > 0 ? bn_now_ns(bn_seam_system()) + (uint64_t)timeout_ms * 1000000ull : 0;
   for (;;) {
     bool wake = false;
-    int got = recv_scan(b, msgs, max, &wake);
+    int got = recv_scan(b, mask, msgs, max, &wake);
     if (got == 0) {
       /* Empty: clear the fd, then look once more, so that the fd is
        * readable exactly when a message may be waiting (a push after this
-       * scan sets it again). */
+       * scan sets it again; so does a receiver of other classes). */
       uint64_t v;
-      (void)!read(b->efd, &v, sizeof v);
-      got = recv_scan(b, msgs, max, &wake);
+      if (read(b->efd, &v, sizeof v) == (ssize_t)sizeof v && mask != b->all_classes &&
+          others_waiting(b, mask)) {
+        uint64_t one = 1;
+        (void)!write(b->efd, &one, sizeof one);
+      }
+      got = recv_scan(b, mask, msgs, max, &wake);
     }
     if (wake) b->t->ops->wake_send(b->wake); /* room freed: the loop credits the stream again */
     if (got != 0) return got;
@@ -99,7 +118,7 @@ BFTNET_API int bftnet_recv_batch(bftnet_t *b, bftnet_msg_t *msgs, int max, int t
       if (timeout_ms > 0 && deadline < until) until = deadline;
       while (got == 0 && bn_now_ns(seam) < until && !ck_pr_load_int(&b->stopped)) {
         sched_yield();
-        got = recv_scan(b, msgs, max, &wake);
+        got = recv_scan(b, mask, msgs, max, &wake);
       }
       if (wake) b->t->ops->wake_send(b->wake);
       if (got != 0) return got;
@@ -114,6 +133,18 @@ BFTNET_API int bftnet_recv_batch(bftnet_t *b, bftnet_msg_t *msgs, int max, int t
     int pr = poll(&p, 1, wait_ms);
     if (pr < 0 && errno != EINTR) return -errno;
   }
+}
+
+BFTNET_API int bftnet_recv_batch(bftnet_t *b, bftnet_msg_t *msgs, int max, int timeout_ms) {
+  if (!b || !msgs || max <= 0) return BFTNET_EINVAL;
+  return recv_mask(b, b->all_classes, msgs, max, timeout_ms);
+}
+
+BFTNET_API int bftnet_recv_classes(bftnet_t *b, uint32_t classes, bftnet_msg_t *msgs, int max,
+                                   int timeout_ms) {
+  if (!b || !msgs || max <= 0) return BFTNET_EINVAL;
+  if (classes == 0 || (classes & ~b->all_classes)) return BFTNET_ENOCLASS;
+  return recv_mask(b, classes, msgs, max, timeout_ms);
 }
 
 BFTNET_API int bftnet_recv(bftnet_t *b, bftnet_msg_t *msg, int timeout_ms) {

@@ -21,6 +21,7 @@
  *    sides, and the other classes go on.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
@@ -503,6 +504,7 @@ static void test_min_share_no_starvation(void **state) {
   cfg_base(&cfg);
   cfg.classes = c;
   cfg.nclasses = 2;
+  cfg.yamux_window = 16u << 20; /* the connection is the limit, not a stream's window */
   node_start(0, &cfg);
   cfg.on_message_ex = ms_on_msg;
   cfg.user = &st;
@@ -538,11 +540,12 @@ static void test_min_share_no_starvation(void **state) {
 
 /* ---------------------------------------- one full inbound queue alone */
 
-/* r1's application is slow (5 ms per message it takes); r0 floods blocks
- * (64 KiB) and sends a vote every 10 ms. The blocks' inbound queue fills
- * and its credit stops; the votes' does not: every vote arrives, taken
- * first (bftnet_recv serves by priority), soon after it was sent; the
- * blocks drop from r0's full ring and count only their own. */
+/* r1's application takes blocks slowly (a thread of their own, 100 ms per
+ * block: their queue stays full, their credit stopped) and votes at once
+ * (another thread, bftnet_recv_classes). r0 floods blocks and sends a vote
+ * every 10 ms: every vote arrives soon after it was sent and its bytes are
+ * credited (confirmed to r0) while the blocks' are not; the blocks drop
+ * from r0's full ring and count only their own. */
 #define IQ_VOTES 150
 
 typedef struct iq_state {
@@ -551,24 +554,33 @@ typedef struct iq_state {
   uint32_t max_blocks_depth;
 } iq_state_t;
 
-static void *iq_reader(void *arg) {
+static void *iq_vote_reader(void *arg) {
   iq_state_t *s = arg;
   bftnet_msg_t m;
   while (!atomic_load(&s->stop)) {
-    if (bftnet_recv(nodes[1].net, &m, 50) != 0) continue;
-    if (m.cls == 0) {
-      uint64_t lat = now_ns() - get_be64(m.data);
-      if (lat > s->worst_ns) s->worst_ns = lat;
-      if (lat > 200000000ull) s->late++;
-      s->votes++;
-    } else {
-      s->blocks++;
-    }
+    if (bftnet_recv_classes(nodes[1].net, 1u << 0, &m, 1, 50) != 1) continue;
+    assert_int_equal(m.cls, 0);
+    uint64_t lat = now_ns() - get_be64(m.data);
+    if (lat > s->worst_ns) s->worst_ns = lat;
+    if (lat > 100000000ull) s->late++;
+    __atomic_add_fetch(&s->votes, 1, __ATOMIC_RELAXED);
     bftnet_msg_release(&m);
+  }
+  return NULL;
+}
+
+static void *iq_block_reader(void *arg) {
+  iq_state_t *s = arg;
+  bftnet_msg_t m;
+  while (!atomic_load(&s->stop)) {
     bftnet_class_stats_t st;
     if (bftnet_class_stats(nodes[1].net, "r0", 1, &st) == 0 && st.inbound_depth > s->max_blocks_depth)
       s->max_blocks_depth = st.inbound_depth;
-    usleep(5000); /* the slow application */
+    if (bftnet_recv_classes(nodes[1].net, 1u << 1, &m, 1, 50) != 1) continue;
+    assert_int_equal(m.cls, 1);
+    s->blocks++;
+    bftnet_msg_release(&m);
+    usleep(100000); /* the slow block validation */
   }
   return NULL;
 }
@@ -596,8 +608,9 @@ static void test_full_inbound_queue_stops_only_its_class(void **state) {
   static ms_flood_t f;
   f = (ms_flood_t){.net = nodes[0].net, .cls = 1, .len = 16384};
   atomic_store(&f.stop, false);
-  pthread_t rd, fl;
-  assert_int_equal(pthread_create(&rd, NULL, iq_reader, &s), 0);
+  pthread_t rd, rb, fl;
+  assert_int_equal(pthread_create(&rd, NULL, iq_vote_reader, &s), 0);
+  assert_int_equal(pthread_create(&rb, NULL, iq_block_reader, &s), 0);
   assert_int_equal(pthread_create(&fl, NULL, ms_flood_main, &f), 0);
   usleep(300000); /* the blocks' queue is full by now */
   uint8_t vote[64] = {0};
@@ -609,12 +622,20 @@ static void test_full_inbound_queue_stops_only_its_class(void **state) {
   }
   uint64_t deadline = now_ns() + 5000000000ull;
   while (__atomic_load_n(&s.votes, __ATOMIC_RELAXED) < IQ_VOTES && now_ns() < deadline) usleep(10000);
+  /* While the blocks' queue stays full (their flood goes on), every byte of
+   * the votes is credited, which is what confirms it to r0: the votes'
+   * flow control is theirs alone. */
+  uint64_t unconfirmed = UINT64_MAX;
+  for (deadline = now_ns() + 2000000000ull; unconfirmed && now_ns() < deadline; usleep(10000))
+    unconfirmed = cstats(0, "r1", 0).unconfirmed;
+  uint64_t blocks_unconfirmed = cstats(0, "r1", 1).unconfirmed;
   atomic_store(&f.stop, true);
   pthread_join(fl, NULL);
   atomic_store(&s.stop, true);
   pthread_join(rd, NULL);
+  pthread_join(rb, NULL);
   bftnet_class_stats_t v = cstats(0, "r1", 0), b = cstats(0, "r1", 1);
-  print_message("full inbound queue: %llu of %d votes, worst %.1f ms, %llu over 200 ms; blocks taken %llu, "
+  print_message("full inbound queue: %llu of %d votes, worst %.1f ms, %llu over 100 ms; blocks taken %llu, "
                 "their queue up to %u (bound 16 + one window), dropped from r0's ring %llu; votes dropped %llu\n",
                 (unsigned long long)s.votes, IQ_VOTES, (double)s.worst_ns / 1e6, (unsigned long long)s.late,
                 (unsigned long long)s.blocks, s.max_blocks_depth, (unsigned long long)b.dropped,
@@ -624,6 +645,13 @@ static void test_full_inbound_queue_stops_only_its_class(void **state) {
   assert_true(b.dropped > 0);                    /* the blocks overflowed, and counted it */
   assert_true(s.max_blocks_depth >= 15);         /* their queue was full (credit stopped) */
   assert_true(s.late <= IQ_VOTES / 20);          /* votes did not wait for the blocks */
+  bftnet_msg_t m;
+  assert_err(bftnet_recv_classes(nodes[1].net, 1u << 2, &m, 1, 0), BFTNET_ENOCLASS);
+  assert_err(bftnet_recv_classes(nodes[1].net, 0, &m, 1, 0), BFTNET_ENOCLASS);
+  print_message("full inbound queue: unconfirmed bytes at r0: votes %llu, blocks %llu\n",
+                (unsigned long long)unconfirmed, (unsigned long long)blocks_unconfirmed);
+  assert_int_equal(unconfirmed, 0);              /* the votes' credit never stopped */
+  assert_true(blocks_unconfirmed > 0);           /* the blocks' did */
   node_stop(0);
   node_stop(1);
 }
@@ -685,6 +713,7 @@ static void test_unknown_class_refused(void **state) {
 }
 
 int main(void) {
+  signal(SIGPIPE, SIG_IGN); /* test_scheduling_bound runs bftnet on the test's own loop */
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_validation),
       cmocka_unit_test(test_each_class_in_order),
