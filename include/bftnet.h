@@ -344,6 +344,12 @@ typedef struct bftnet_config {
    * its class. Loop thread; msg and its data are valid during the call only
    * (msg->priv is NULL: do not release it). */
   void (*on_message_ex)(const struct bftnet_msg *msg, void *user);
+  /* With two or more classes, the per-stream receive window instead of
+   * yamux_window (default 256 KiB, the yamux minimum; 0: yamux_window).
+   * A receiver reads its connection in order, so what the less urgent
+   * classes may have in flight, unread, is what an urgent message can wait
+   * behind at a busy receiver: at most one such window per class. */
+  uint32_t class_window;
 } bftnet_config_t;
 
 /* Fills in every default. Call before setting fields. */

@@ -196,6 +196,7 @@ typedef struct rx_ctx {
   unsigned ntent;
   bn_ttimer_t *tent_timer; /* re-credits rate-limited TentativeReceivers */
   bool notify_queued;
+  uint32_t urgent;         /* the classes of the most urgent priority (when there are several) */
 } rx_ctx_t;
 
 struct rx;

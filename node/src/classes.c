@@ -85,6 +85,8 @@ int node__classes_check(const bftnet_config_t *cfg, char *err, size_t cap) {
   if (cfg->nclasses && !cfg->classes)
     return fail(err, cap, BFTNET_EBADCLASS, "nclasses is %zu but classes is NULL",
                 cfg->nclasses);
+  if (cfg->class_window && (cfg->class_window < 256u * 1024 || cfg->class_window > (16u << 20)))
+    return fail(err, cap, BFTNET_EINVAL, "class_window %u: 0 or 256 KiB..16 MiB", cfg->class_window);
   if (cfg->class_min_share > 50)
     return fail(err, cap, BFTNET_EINVAL, "class_min_share %u%%: at most 50",
                 cfg->class_min_share);
@@ -144,6 +146,10 @@ void node__classes_resolve(bftnet_t *b) {
     if (i == 0 || b->cls[b->order[i]].c.priority != b->cls[b->order[i - 1]].c.priority)
       b->grp_start[b->ngrp++] = (uint8_t)i;
   b->grp_start[b->ngrp] = (uint8_t)b->ncls;
+}
+
+uint32_t node__classes_window(const bftnet_t *b) {
+  return b->ncls > 1 && b->cfg.class_window ? b->cfg.class_window : b->cfg.yamux_window;
 }
 
 uint32_t node__classes_lowat(const bftnet_t *b) {

@@ -274,7 +274,7 @@ int node__members_init(bftnet_t *b) {
   if (rc) return rc;
   mig_config_t mc = {.detach_timeout_ns = (uint64_t)b->cfg.detach_timeout_ms * 1000000ull,
                     .failback_ns = (uint64_t)b->cfg.failback_ms * 1000000ull,
-                    .window_max = b->cfg.yamux_window,
+                    .window_max = node__classes_window(b),
                     .plain = b->cfg.disable_migration != 0,
                     .apps = b->protos,
                     .napps = b->ncls};

@@ -38,6 +38,7 @@ BFTNET_API void bftnet_config_init(bftnet_config_t *cfg) {
   cfg->detach_timeout_ms = 30000;
   cfg->failback_ms = 2000;
   cfg->class_min_share = 10;
+  cfg->class_window = 256 * 1024;
 }
 
 static bool is_pow2(uint32_t v) {
@@ -162,7 +163,7 @@ BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
       .ping_interval_ms = cfg->ping_interval_ms,
       .ping_timeout_ms = cfg->ping_timeout_ms,
       .handshake_timeout_ms = cfg->handshake_timeout_ms,
-      .yamux_window = cfg->yamux_window,
+      .yamux_window = node__classes_window(b),
       .yamux_max_streams = cfg->yamux_max_streams,
       .max_connections = cfg->max_connections,
       .max_pending_handshakes = cfg->max_pending_handshakes,

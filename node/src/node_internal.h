@@ -149,6 +149,8 @@ int node__classes_check(const bftnet_config_t *cfg, char *err, size_t cap);
 /* After the check: b->cls, b->ncls and b->protos from b->cfg (one implicit
  * class without configuration). */
 void node__classes_resolve(bftnet_t *b);
+/* The per-stream receive window (and retransmit window) the node runs. */
+uint32_t node__classes_window(const bftnet_t *b);
 /* TCP_NOTSENT_LOWAT for the node's sockets (0: leave the kernel's). */
 uint32_t node__classes_lowat(const bftnet_t *b);
 

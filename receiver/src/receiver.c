@@ -41,6 +41,13 @@ int rx_ctx_init(rx_ctx_t *ctx, const rx_config_t *cfg, bn_transport_t *t, bn_cou
   ctx->pool = pool;
   ctx->cbs = cbs;
   ctx->ud = ud;
+  /* With several priorities, the classes of the most urgent one. */
+  uint8_t top = UINT8_MAX;
+  bool several = false;
+  for (unsigned i = 0; i < cfg->ncls; i++) top = BN_MIN(top, cfg->classes[i].priority);
+  for (unsigned i = 0; i < cfg->ncls; i++) several |= cfg->classes[i].priority != top;
+  for (unsigned i = 0; several && i < cfg->ncls; i++)
+    if (cfg->classes[i].priority == top) ctx->urgent |= 1u << i;
   return t->ops->timer_new(t, rx__tentative_tick, ctx, &ctx->tent_timer);
 }
 
@@ -67,7 +74,11 @@ static void deliver(rx_cls_t *k, rx_msg_t *msg, const uint8_t *p, size_t n) {
     ctx->cfg.on_message(r->from, p, n, ctx->cfg.user);
   } else {
     msg->cls = (uint8_t)k->idx;
+    /* The most urgent class's first message wakes the application now,
+     * not at the end of a loop turn busy with less urgent bytes. */
+    bool now = (ctx->urgent & (1u << k->idx)) && rx_inq_depth(&k->inq) == 0;
     rx_inq_push_spmc(&k->inq, msg);
+    if (now) ctx->cbs->on_ready(ctx->ud);
     notify_later(ctx);
     return;
   }
