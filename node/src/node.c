@@ -73,7 +73,7 @@ static void on_conn_down(void *ud, net_conn_t *c, bftnet_reason_t reason, int er
 /* Busy polling: after a turn that had work, poll without sleeping
  * (yielding to any runnable thread) until busy_poll_us pass idle. */
 static void loop_busy_poll(bftnet_t *b) {
-  const bn_seam_t *seam = bn_seam_system();
+  const bn_seam_t *seam = b->t->seam;
   uint64_t spin_ns = (uint64_t)b->cfg.busy_poll_us * 1000u;
   for (int alive = 1; alive;) {
     alive = b->t->ops->run(b->t, BN_RUN_ONCE);
@@ -124,7 +124,8 @@ static void close_wakes(bftnet_t *b) {
   b->t->ops->shutdown(b->t);
 }
 
-BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
+/* bftnet_new, or node__new_with_transport when ext is set. */
+static int node_new(bftnet_t **out, const bftnet_config_t *cfg, bn_transport_t *ext) {
   if (!out || !cfg) return BFTNET_EINVAL;
   *out = NULL;
   int rc = config_check(cfg);
@@ -133,10 +134,15 @@ BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
   if (!b) return BFTNET_ENOMEM;
   b->cfg = *cfg;
   bn_log_set_level(cfg->log_level);  /* process-wide: the last node created sets it */
-  b->own_thread = cfg->loop == NULL; /* then the transport owns its loop too */
+  /* Without cfg.loop (and without a caller's transport) the transport owns its loop too. */
+  b->own_thread = cfg->loop == NULL && ext == NULL;
+  b->ext_transport = ext != NULL;
   pthread_mutex_init(&b->mu, NULL);
   pthread_cond_init(&b->cv, NULL);
-  if ((rc = net_transport_uv_new(cfg->loop, bn_seam_system(), &b->t)) != 0) goto err_free;
+  if (ext)
+    b->t = ext;
+  else if ((rc = net_transport_uv_new(cfg->loop, bn_seam_system(), &b->t)) != 0)
+    goto err_free;
   bn_transport_t *t = b->t;
   if ((rc = t->ops->wake_new(t, node__cmd_on_wake, b, &b->async)) != 0) goto err_transport;
   if ((rc = t->ops->wake_new(t, node__members_kick, b, &b->wake)) != 0) goto err_transport;
@@ -166,12 +172,22 @@ err_transport:
   if (b->wake) t->ops->wake_free(b->wake);
   if (b->async) t->ops->wake_free(b->async);
   t->ops->shutdown(t);
-  net_transport_uv_free(t); /* runs the close callbacks (its own loop), or leaves them to it */
+  if (!b->ext_transport)
+    net_transport_uv_free(t); /* runs the close callbacks (its own loop), or leaves them to it */
 err_free:
   pthread_cond_destroy(&b->cv);
   pthread_mutex_destroy(&b->mu);
   free(b);
   return rc;
+}
+
+BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
+  return node_new(out, cfg, NULL);
+}
+
+int node__new_with_transport(bftnet_t **out, const bftnet_config_t *cfg, bn_transport_t *t) {
+  if (!t || cfg->loop) return BFTNET_EINVAL;
+  return node_new(out, cfg, t);
 }
 
 static void stop_closed(void *ud) {
@@ -211,8 +227,9 @@ BFTNET_API void bftnet_free(bftnet_t *b) {
   bftnet_stop(b);
   net_free(b->net);
   /* Its own loop: runs what is left and closes it. The application's:
-   * frees now, or at the last close callback. */
-  net_transport_uv_free(b->t);
+   * frees now, or at the last close callback. A caller's transport is the
+   * caller's to free. */
+  if (!b->ext_transport) net_transport_uv_free(b->t);
   b->t = NULL;
   node__members_destroy(b);
   pthread_cond_destroy(&b->cv);

@@ -71,11 +71,16 @@ static bool flush_done(bftnet_t *b) {
 BFTNET_API int bftnet_flush(bftnet_t *b, int timeout_ms) {
   if (!b || timeout_ms < 0) return BFTNET_EINVAL;
   if (ck_pr_load_int(&b->stopped)) return BFTNET_ECLOSED;
-  uint64_t deadline = bn_now_ns(bn_seam_system()) + (uint64_t)timeout_ms * 1000000ull;
+  const bn_seam_t *seam = b->t->seam;
+  uint64_t deadline = bn_now_ns(seam) + (uint64_t)timeout_ms * 1000000ull;
   for (unsigned i = 0;; i++) {
     if (flush_done(b)) return 0;
-    if (bn_now_ns(bn_seam_system()) >= deadline) return BFTNET_ETIMEDOUT;
+    if (bn_now_ns(seam) >= deadline) return BFTNET_ETIMEDOUT;
     b->t->ops->wake_send(b->wake);
+    if (!b->own_thread) { /* this thread runs the loop: turn it instead of sleeping */
+      b->t->ops->run(b->t, BN_RUN_ONCE);
+      continue;
+    }
     struct timespec ts = {0, (i < 20 ? 1 : 10) * 1000000L};
     nanosleep(&ts, NULL);
   }
