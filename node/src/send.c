@@ -77,11 +77,14 @@ BFTNET_API int bftnet_flush(bftnet_t *b, int timeout_ms) {
     if (flush_done(b)) return 0;
     if (bn_now_ns(seam) >= deadline) return BFTNET_ETIMEDOUT;
     b->t->ops->wake_send(b->wake);
-    if (!b->own_thread) { /* this thread runs the loop: turn it instead of sleeping */
-      b->t->ops->run(b->t, BN_RUN_ONCE);
+    long pause_ns = (i < 20 ? 1 : 10) * 1000000L;
+    if (!b->own_thread) { /* this thread runs the loop: turn it for the pause */
+      uint64_t until = bn_now_ns(seam) + (uint64_t)pause_ns;
+      while (bn_now_ns(seam) < until)
+        b->t->ops->run(b->t, BN_RUN_ONCE);
       continue;
     }
-    struct timespec ts = {0, (i < 20 ? 1 : 10) * 1000000L};
+    struct timespec ts = {0, pause_ns};
     nanosleep(&ts, NULL);
   }
 }
