@@ -74,6 +74,7 @@ typedef struct sim_node {
   sim_ev_t *ev_send, *ev_recv;
   uint64_t seq;                            /* the last sequence number it sent (this incarnation) */
   uint64_t ev_aborted_lost[SIM_MAX_NODES]; /* ABORTED/CLOSED events' `lost`, our stream */
+  int strangers; /* strangers' connections it accepted (this incarnation) */
 } sim_node_t;
 
 typedef struct sim_fault sim_fault_t;

@@ -13,25 +13,26 @@
 #include "sim_alloc.h"
 
 enum {
-  F_RESET,   /* RST every connection in scope now: a=host, b=host (-1: any) */
-  F_CUT,     /* RST (y=0) or FIN (y=1) in one direction after x more bytes */
-  F_BLOCK,   /* x: bitmask of directed links (a*8+b); y: 1 block, 0 open */
-  F_REFUSE,  /* x: bitmask of links; y: percentage of SYNs refused */
-  F_ADDR,    /* address b of host a down (y=1) or up (y=0) */
-  F_LATENCY, /* link a->b: latency x ns */
-  F_READER,  /* node a's reader: x = READ_* */
-  F_CRASH,   /* node a's process dies; y=1: its machine too */
-  F_RESTART, /* node a starts again (a new incarnation) */
-  F_JOIN,    /* node a starts for the first time */
-  F_VIEW,    /* node a's membership: x=0 remove b, 1 add b, 2 b's addresses -> variant y */
-  F_LISTEN,  /* node a listens on its address b too */
-  F_BURST,   /* node a's application queues x messages at once */
-  F_HEAL,    /* everything back to normal */
+  F_RESET,    /* RST every connection in scope now: a=host, b=host (-1: any) */
+  F_CUT,      /* RST (y=0) or FIN (y=1) in one direction after x more bytes */
+  F_BLOCK,    /* x: bitmask of directed links (a*8+b); y: 1 block, 0 open */
+  F_REFUSE,   /* x: bitmask of links; y: percentage of SYNs refused */
+  F_ADDR,     /* address b of host a down (y=1) or up (y=0) */
+  F_LATENCY,  /* link a->b: latency x ns */
+  F_READER,   /* node a's reader: x = READ_* */
+  F_CRASH,    /* node a's process dies; y=1: its machine too */
+  F_RESTART,  /* node a starts again (a new incarnation) */
+  F_JOIN,     /* node a starts for the first time */
+  F_VIEW,     /* node a's membership: x=0 remove b, 1 add b, 2 b's addresses -> variant y */
+  F_LISTEN,   /* node a listens on its address b too */
+  F_BURST,    /* node a's application queues x messages at once */
+  F_STRANGER, /* a stranger connects to node a and sends garbage of kind x (y: its seed) */
+  F_HEAL,     /* everything back to normal */
 };
 
-static const char *const kind_names[] = {"reset",   "cut",    "block", "refuse",  "address",
-                                         "latency", "reader", "crash", "restart", "join",
-                                         "view",    "listen", "burst", "heal"};
+static const char *const kind_names[] = {"reset",   "cut",    "block", "refuse",   "address",
+                                         "latency", "reader", "crash", "restart",  "join",
+                                         "view",    "listen", "burst", "stranger", "heal"};
 
 struct sim_fault {
   uint64_t at;
@@ -263,30 +264,36 @@ static void draw_crashes(sim_run_t *run) {
   }
 }
 
+/* One or two changes: a node removed by every other one (one after the
+ * other) and added back later, or a node that moves to a new preferred
+ * address. Two removals at once leave two TentativeReceivers side by side. */
 static void draw_membership(sim_run_t *run) {
   sim_rng_t *r = &run->rng_fault;
   const sim_params_t *p = &run->p;
   char what[120];
-  int kind = (int)sim_rng_below(r, 2);
-  int x = (int)sim_rng_below(r, (uint64_t)p->nnodes);
-  if (x == p->joiner) return;
-  if (kind == 0) { /* removed by every other node, one after the other, then added again */
-    uint64_t d = dur(run, 500 * SIM_MS, 4 * SIM_S), at = when(run, d + 2 * SIM_S);
-    snprintf(what, sizeof what, "remove n%d from every membership, add it back after %.2f s", x,
-             (double)d / SIM_S);
-    add(run, at, F_VIEW, -1, x, 0, 0, what);
-    for (int n = 0; n < p->nnodes; n++) {
-      if (n == x) continue;
-      add(run, at + sim_rng_range(r, 0, SIM_S), F_VIEW, n, x, 0, 0, NULL);
-      add(run, at + d + sim_rng_range(r, 0, SIM_S), F_VIEW, n, x, 1, 0, NULL);
+  uint32_t used = 0;
+  for (int k = (int)sim_rng_range(r, 1, 2); k > 0; k--) {
+    int x = (int)sim_rng_below(r, (uint64_t)p->nnodes);
+    if (x == p->joiner || (used & (1u << x))) continue;
+    used |= 1u << x;
+    if (sim_rng_pct(r, 65)) {
+      uint64_t d = dur(run, 500 * SIM_MS, 4 * SIM_S), at = when(run, d + 2 * SIM_S);
+      snprintf(what, sizeof what, "remove n%d from every membership, add it back after %.2f s", x,
+               (double)d / SIM_S);
+      add(run, at, F_VIEW, -1, x, 0, 0, what);
+      for (int n = 0; n < p->nnodes; n++) {
+        if (n == x) continue;
+        add(run, at + sim_rng_range(r, 0, SIM_S), F_VIEW, n, x, 0, 0, NULL);
+        add(run, at + d + sim_rng_range(r, 0, SIM_S), F_VIEW, n, x, 1, 0, NULL);
+      }
+    } else {
+      uint64_t at = when(run, SIM_S);
+      snprintf(what, sizeof what, "n%d moves: listens on 10.0.1.%d too, preferred from now", x,
+               x + 1);
+      add(run, at, F_LISTEN, x, 1, 0, 0, what);
+      for (int n = 0; n < p->nnodes; n++)
+        if (n != x) add(run, at + sim_rng_range(r, 0, SIM_S), F_VIEW, n, x, 2, 2, NULL);
     }
-  } else { /* a new preferred address */
-    uint64_t at = when(run, SIM_S);
-    snprintf(what, sizeof what, "n%d moves: listens on 10.0.1.%d too, preferred from now", x,
-             x + 1);
-    add(run, at, F_LISTEN, x, 1, 0, 0, what);
-    for (int n = 0; n < p->nnodes; n++)
-      if (n != x) add(run, at + sim_rng_range(r, 0, SIM_S), F_VIEW, n, x, 2, 2, NULL);
   }
 }
 
@@ -341,6 +348,16 @@ static void draw_misc(sim_run_t *run, unsigned mask) {
     add(run, at, F_REFUSE, -1, -1, m, pct, what);
     add(run, at + d, F_REFUSE, -1, -1, m, 0, "  dials work again");
   }
+  if (mask & 32) { /* strangers' garbage: closed with a counted reason, nothing else hurt */
+    static const char *const kinds[] = {"random bytes", "a Noise handshake of garbage",
+                                        "a lying multistream length"};
+    for (int k = (int)sim_rng_range(r, 1, 3); k > 0; k--) {
+      int a = (int)sim_rng_below(r, (uint64_t)p->nnodes);
+      uint64_t kind = sim_rng_below(r, 3);
+      snprintf(what, sizeof what, "a stranger sends n%d %s", a, kinds[kind]);
+      add(run, when(run, 0), F_STRANGER, a, -1, kind, sim_rng_next(r), what);
+    }
+  }
   if ((mask & 16) && p->two_addrs) { /* the preferred address goes down: failover, failback */
     int a = (int)sim_rng_below(r, (uint64_t)p->nnodes);
     uint64_t d = dur(run, 500 * SIM_MS, 6 * SIM_S), at = when(run, d);
@@ -365,7 +382,7 @@ void sim_faults_draw(sim_run_t *run) {
   if (mix & 8) draw_crashes(run);
   if (mix & 16) draw_membership(run);
   if (run->p.joiner >= 0) draw_join(run);
-  draw_misc(run, (mix >> 5) & 31);
+  draw_misc(run, (mix >> 5) & 63);
   add(run, run->p.t_faults, F_HEAL, -1, -1, 0, 0, "every fault healed");
   qsort(run->faults, (size_t)run->nfaults, sizeof *run->faults, fault_cmp);
 }
@@ -415,6 +432,37 @@ static void apply_view(sim_run_t *run, const sim_fault_t *f) {
   else
     n->addrv[f->b] = (int)f->y;
   sim_node_apply_view(run, n);
+}
+
+static size_t put_lp(uint8_t *p, const char *s) {
+  size_t n = strlen(s);
+  p[0] = (uint8_t)n; /* < 128: one uvarint byte */
+  memcpy(p + 1, s, n);
+  return n + 1;
+}
+
+/* Garbage from nowhere: random bytes; a multistream negotiation of Noise
+ * followed by garbage handshake messages; a length that lies. */
+static void stranger(sim_run_t *run, sim_node_t *n, uint64_t kind, uint64_t seed) {
+  if (!n->alive) return;
+  sim_rng_t r;
+  sim_rng_seed(&r, seed, 3);
+  uint8_t buf[4096];
+  size_t len = 0;
+  if (kind >= 1) {
+    len += put_lp(buf, "/multistream/1.0.0\n");
+    if (kind == 1) len += put_lp(buf + len, "/noise\n");
+  }
+  if (kind == 2) {
+    static const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
+    memcpy(buf + len, huge, sizeof huge);
+    len += sizeof huge;
+  }
+  size_t more = sim_rng_range(&r, 1, sizeof buf - len);
+  for (size_t i = 0; i < more; i++)
+    buf[len + i] = (uint8_t)sim_rng_next(&r);
+  len += more;
+  if (sim_net_stranger(run->w, n->slot, 0, SIM_PORT, buf, len) == 0) n->strangers++;
 }
 
 /* The end of the fault window: every node up with the full membership
@@ -507,6 +555,9 @@ void sim_faults_apply_next(sim_run_t *run) {
     break;
   case F_BURST:
     sim_app_burst(run, n, (int)f->x);
+    break;
+  case F_STRANGER:
+    stranger(run, n, f->x, f->y);
     break;
   case F_HEAL:
     heal(run);

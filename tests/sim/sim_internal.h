@@ -88,6 +88,7 @@ struct sim_conn {
   int hd, hl, addr; /* dialer's host; listener's host and address */
   unsigned port;
   int syn_tries;
+  bool stranger; /* ep[0] is no node's: a stranger's bytes (sim_net_stranger) */
   sim_ev_t *ev_syn, *ev_rst[2];
   sim_conn_t *next, *prev;
 };

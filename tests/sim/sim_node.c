@@ -128,6 +128,7 @@ void sim_node_start(sim_run_t *run, sim_node_t *n) {
   n->seq = 0;
   n->applied_view = 0;
   memset(n->ev_aborted_lost, 0, sizeof n->ev_aborted_lost);
+  n->strangers = 0;
   for (int a = 0; a < SIM_ADDRS; a++)
     if (n->listen_addr[a]) sim_node_listen(run, n, a);
   sim_node_apply_view(run, n);

@@ -700,6 +700,40 @@ int sim_net_conns(sim_world_t *w) {
   return n;
 }
 
+int sim_net_stranger(sim_world_t *w, int host, int addr, unsigned port, const uint8_t *p,
+                     size_t n) {
+  bn_tlistener_t *l = listener_find(w, host, addr, port);
+  if (!l || l->tr->dead) return -1;
+  sim_conn_t *c = sim_calloc(1, sizeof *c);
+  *c = (sim_conn_t){.w = w, .hd = host, .hl = host, .addr = addr, .port = port, .stranger = true};
+  for (int i = 0; i < 2; i++) {
+    c->ep[i].conn = c;
+    c->ep[i].side = i;
+    dir_init(c, i);
+  }
+  c->next = w->conns;
+  if (w->conns) w->conns->prev = c;
+  w->conns = c;
+  bn_tsock_t *s = &c->ep[1]; /* ep[0] has no handle: it never reads, never closes */
+  sock_link(l->tr, s);
+  sa_make(&s->local, host, addr, port);
+  s->peer.sin_family = AF_INET;
+  s->peer.sin_port = htons(4444);
+  s->peer.sin_addr.s_addr = htonl(0xc0000207); /* 192.0.2.7 */
+  l->cb(l->ud, s);
+  dir_push(&c->dir[0], p, n);
+  c->dir[0].fin = true;
+  dir_fill(&c->dir[0]);
+  return 0;
+}
+
+int sim_net_strangers_open(sim_world_t *w) {
+  int n = 0;
+  for (sim_conn_t *c = w->conns; c; c = c->next)
+    n += c->stranger && c->ep[1].open;
+  return n;
+}
+
 void sim__sock_world_free(sim_world_t *w) {
   BN_ASSERT(w->listeners == NULL);
   /* Connections whose both handles closed are gone already; none may remain. */

@@ -105,6 +105,11 @@ void sim_net_changed(sim_world_t *w);
 int sim_net_reset(sim_world_t *w, int a, int b, unsigned pct);
 int sim_net_cut_at(sim_world_t *w, int a, int b, uint64_t after, bool fin, unsigned pct);
 int sim_net_conns(sim_world_t *w); /* connections alive */
+/* A stranger (no node, no key) connects to host's listener on address
+ * addr and sends p, then a FIN. 0, or -1 if nothing listens there. */
+int sim_net_stranger(sim_world_t *w, int host, int addr, unsigned port, const uint8_t *p, size_t n);
+/* Strangers' connections the node has not closed yet. */
+int sim_net_strangers_open(sim_world_t *w);
 /* Every connection's state, for a failure report. */
 void sim_net_dump(sim_world_t *w, FILE *f);
 
