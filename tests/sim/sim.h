@@ -24,6 +24,28 @@
 #define SIM_MAX_INC   16 /* incarnations of one node in a run */
 #define SIM_PORT      4000
 
+/* What the library did in a seed, summed over the nodes alive at its end
+ * (what the faults made it exercise). */
+#define SIM_COVERAGE(XX)                                                                           \
+  XX(PING_TIMEOUT, "ping timeouts")                                                                \
+  XX(HANDSHAKE_TIMEOUT, "handshake timeouts")                                                      \
+  XX(DIAL_FAILED, "failed dials")                                                                  \
+  XX(MIG_MIGRATED, "migrations")                                                                   \
+  XX(MIG_RESUMED, "resumes")                                                                       \
+  XX(MIG_ABORT_DETACH_TIMEOUT, "detach timeouts")                                                  \
+  XX(MIG_PEER_RESTARTED, "peer restarts seen")                                                     \
+  XX(MIG_RETRANSMITTED, "bytes retransmitted")                                                     \
+  XX(TENTATIVE_PROMOTED, "promotions")                                                             \
+  XX(TENTATIVE_EVICTED, "tentative evictions")                                                     \
+  XX(BAD_MULTISTREAM, "strangers rejected (multistream)")                                          \
+  XX(BAD_NOISE_HANDSHAKE, "strangers rejected (Noise)")
+enum {
+#define SIM_XX_(name, text) SIM_COV_##name,
+  SIM_COVERAGE(SIM_XX_)
+#undef SIM_XX_
+      SIM_COV_COUNT
+};
+
 /* What a seed draws besides its faults. */
 typedef struct sim_params {
   int nnodes;        /* the universe: n0 .. n(nnodes-1) */
@@ -96,12 +118,14 @@ typedef struct sim_run {
   int64_t lib_base, lib_peak_bound;
   /* Figures. */
   uint64_t msgs_sent, msgs_delivered, bytes_delivered, crashes, resets;
+  uint64_t cov[SIM_COV_COUNT], dropped, aborted; /* summed before the nodes stop */
   char phase[32];
 } sim_run_t;
 
 /* What a seed's run reports (through a pipe from the child that ran it). */
 typedef struct sim_result {
   uint64_t seed, hash, sim_ns, events, msgs_sent, msgs_delivered;
+  uint64_t cov[SIM_COV_COUNT], dropped, aborted, crashes;
   int64_t lib_peak;
   int nfaults, nnodes;
   int failed;

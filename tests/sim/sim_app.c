@@ -273,7 +273,11 @@ void sim_run_seed(uint64_t seed, int defect, bool verbose, sim_result_t *r) {
                       .msgs_delivered = run->msgs_delivered,
                       .lib_peak = sim_lib_peak_bytes() - run->lib_base,
                       .nfaults = run->nfaults,
-                      .nnodes = run->p.nnodes};
+                      .nnodes = run->p.nnodes,
+                      .dropped = run->dropped,
+                      .aborted = run->aborted,
+                      .crashes = run->crashes};
+  memcpy(r->cov, run->cov, sizeof r->cov);
   sim_world_free(run->w);
   sim_faults_free(run);
   sim_books_free(run);

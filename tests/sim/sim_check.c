@@ -308,9 +308,28 @@ void sim_books_check_violations(sim_run_t *run, sim_node_t *n) {
                    n->name, (unsigned long long)rejects, n->strangers);
 }
 
+static void coverage(sim_run_t *run, sim_node_t *n) {
+  static const bftnet_counter_id_t ids[] = {
+#define SIM_XX_(name, text) BFTNET_COUNTER_##name,
+      SIM_COVERAGE(SIM_XX_)
+#undef SIM_XX_
+  };
+  for (size_t i = 0; i < SIM_COV_COUNT; i++)
+    run->cov[i] += bftnet_counter(n->b, ids[i]);
+  for (int j = 0; j < run->p.nnodes; j++) {
+    bftnet_peer_stats_t st;
+    if (j == n->slot || bftnet_peer_stats(n->b, run->nodes[j].name, &st) != 0) continue;
+    run->dropped += st.dropped_overflow;
+    run->aborted += st.aborted;
+  }
+}
+
 void sim_books_final(sim_run_t *run) {
   for (int s = 0; s < run->p.nnodes; s++)
-    if (run->nodes[s].alive) sim_books_check_violations(run, &run->nodes[s]);
+    if (run->nodes[s].alive) {
+      sim_books_check_violations(run, &run->nodes[s]);
+      coverage(run, &run->nodes[s]);
+    }
   if (sim_net_strangers_open(run->w))
     sim_check_fail(run, "%d strangers' connections still open after the drain (invariant 5)",
                    sim_net_strangers_open(run->w));

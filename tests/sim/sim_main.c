@@ -97,15 +97,16 @@ static void run_one(uint64_t seed, int defect, bool verbose, sim_result_t *r) {
   sim_run_seed(seed, defect, verbose, r);
 }
 
-/* Runs seed in a child; its result comes back through a pipe. Returns 0
- * if it passed. */
+/* A child runs seeds [seed, seed + count) one after the other (a batch
+ * reuses the heap the first one faulted in) and writes each seed's result
+ * into a pipe; a failing seed's result is its last. */
 typedef struct child {
   pid_t pid;
   int fd;
-  uint64_t seed;
+  uint64_t seed, count;
 } child_t;
 
-static int child_start(child_t *c, uint64_t seed, int defect) {
+static int child_start(child_t *c, uint64_t seed, uint64_t count, int defect) {
   int p[2];
   if (pipe(p) != 0) return -1;
   fflush(NULL);
@@ -114,37 +115,46 @@ static int child_start(child_t *c, uint64_t seed, int defect) {
   if (pid == 0) {
     close(p[0]);
     g_pipe = p[1];
-    sim_result_t r;
-    run_one(seed, defect, false, &r);
-    finish(&r, 0);
+    for (uint64_t i = 0; i < count; i++) {
+      sim_result_t r;
+      run_one(seed + i, defect, false, &r);
+      (void)!write(g_pipe, &r, sizeof r);
+    }
     _exit(0);
   }
   close(p[1]);
-  *c = (child_t){.pid = pid, .fd = p[0], .seed = seed};
+  *c = (child_t){.pid = pid, .fd = p[0], .seed = seed, .count = count};
   return 0;
 }
 
-static int child_end(child_t *c, sim_result_t *r) {
-  memset(r, 0, sizeof *r);
-  r->seed = c->seed;
-  ssize_t got = read(c->fd, r, sizeof *r);
+/* Reads the child's results into r (count of them at most); returns how
+ * many, the last one failed if the batch did not pass. */
+static uint64_t child_end(child_t *c, sim_result_t *r) {
+  uint64_t n = 0;
+  while (n < c->count && read(c->fd, &r[n], sizeof *r) == (ssize_t)sizeof *r) {
+    n++;
+    if (r[n - 1].failed) break;
+  }
   close(c->fd);
   int st;
   while (waitpid(c->pid, &st, 0) < 0 && errno == EINTR) {
   }
-  if (got != (ssize_t)sizeof *r) {
-    r->seed = c->seed;
-    r->failed = 1;
-    snprintf(r->what, sizeof r->what, "the run ended without a result (%s %d)",
+  bool bad = WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) != 0);
+  if (bad && (n == 0 || !r[n - 1].failed)) {
+    sim_result_t *x = &r[n++];
+    memset(x, 0, sizeof *x);
+    x->seed = c->seed + n - 1;
+    x->failed = 1;
+    snprintf(x->what, sizeof x->what, "the run ended without a result (%s %d)",
              WIFSIGNALED(st) ? "signal" : "exit status",
              WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
   }
-  if (WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) != 0)) r->failed = 1;
-  return r->failed;
+  return n;
 }
 
 typedef struct opts {
   uint64_t from, count;
+  uint64_t batch;
   int jobs, defect;
   bool expect_fail, verbose, single, replay_check;
 } opts_t;
@@ -153,46 +163,57 @@ static uint64_t mix(uint64_t h, uint64_t v) {
   return (h ^ v) * 0x100000001b3ull + (h >> 29);
 }
 
-/* Seeds from..from+count-1, `jobs` at a time. */
+/* Seeds from..from+count-1, `jobs` children at a time, `batch` seeds each. */
 static int run_many(const opts_t *o) {
   double t0 = wall_s();
   uint64_t done = 0, sim_ns = 0, events = 0, sent = 0, delivered = 0, hash = 0;
+  uint64_t cov[SIM_COV_COUNT] = {0}, dropped = 0, aborted = 0, crashes = 0;
   int64_t peak = 0;
   child_t kids[64];
   int nk = 0;
   uint64_t next = o->from, end = o->from + o->count, first_fail = 0;
-  sim_result_t fail = {0};
+  sim_result_t fail = {0}, *rs = sim_calloc(o->batch + 1, sizeof *rs);
   bool failed = false;
   while ((next < end && !failed) || nk > 0) {
     while (nk < o->jobs && next < end && !failed) {
-      if (child_start(&kids[nk], next, o->defect) != 0) {
+      uint64_t k = end - next < o->batch ? end - next : o->batch;
+      if (child_start(&kids[nk], next, k, o->defect) != 0) {
         perror("fork");
         return 2;
       }
       nk++;
-      next++;
+      next += k;
     }
     /* Results in seed order: wait for the oldest child. */
-    sim_result_t r;
     child_t c = kids[0];
     memmove(&kids[0], &kids[1], (size_t)(nk - 1) * sizeof *kids);
     nk--;
-    if (child_end(&c, &r)) {
-      if (!failed || r.seed < first_fail) {
-        failed = true;
-        first_fail = r.seed;
-        fail = r;
+    uint64_t n = child_end(&c, rs);
+    for (uint64_t i = 0; i < n; i++) {
+      const sim_result_t *r = &rs[i];
+      if (r->failed) {
+        if (!failed || r->seed < first_fail) {
+          failed = true;
+          first_fail = r->seed;
+          fail = *r;
+        }
+        break;
       }
-      continue;
+      done++;
+      sim_ns += r->sim_ns;
+      events += r->events;
+      sent += r->msgs_sent;
+      delivered += r->msgs_delivered;
+      if (r->lib_peak > peak) peak = r->lib_peak;
+      hash = mix(hash, r->hash);
+      for (int k = 0; k < SIM_COV_COUNT; k++)
+        cov[k] += r->cov[k];
+      dropped += r->dropped;
+      aborted += r->aborted;
+      crashes += r->crashes;
     }
-    done++;
-    sim_ns += r.sim_ns;
-    events += r.events;
-    sent += r.msgs_sent;
-    delivered += r.msgs_delivered;
-    if (r.lib_peak > peak) peak = r.lib_peak;
-    hash = mix(hash, r.hash);
   }
+  sim_free(rs);
   double wall = wall_s() - t0;
   printf("bftnet-sim: %llu seeds passed (from %llu) in %.1f s: %.0f seeds/min, %.0f simulated "
          "s per wall s (%d jobs); %llu events, %llu messages sent, %llu delivered; library heap "
@@ -201,6 +222,17 @@ static int run_many(const opts_t *o) {
          (double)sim_ns / SIM_S / wall, o->jobs, (unsigned long long)events,
          (unsigned long long)sent, (unsigned long long)delivered, (double)peak / (1 << 20),
          (unsigned long long)hash);
+  static const char *const cov_names[] = {
+#define SIM_XX_(name, text) text,
+      SIM_COVERAGE(SIM_XX_)
+#undef SIM_XX_
+  };
+  printf("exercised: %llu crashes, %llu messages dropped from full rings, %llu lost with "
+         "aborted streams",
+         (unsigned long long)crashes, (unsigned long long)dropped, (unsigned long long)aborted);
+  for (int k = 0; k < SIM_COV_COUNT; k++)
+    printf(", %llu %s", (unsigned long long)cov[k], cov_names[k]);
+  printf("\n");
   if (o->expect_fail) {
     if (!failed) {
       printf("defect %d was NOT found in %llu seeds\n", o->defect, (unsigned long long)o->count);
@@ -224,9 +256,9 @@ static int replay_check(const opts_t *o) {
   for (uint64_t s = o->from; s < o->from + o->count; s++) {
     sim_result_t a, b;
     child_t c;
-    if (child_start(&c, s, o->defect) != 0) return 2;
+    if (child_start(&c, s, 1, o->defect) != 0) return 2;
     child_end(&c, &a);
-    if (child_start(&c, s, o->defect) != 0) return 2;
+    if (child_start(&c, s, 1, o->defect) != 0) return 2;
     child_end(&c, &b);
     if (a.failed || b.failed) {
       printf("seed %llu failed: %s\n", (unsigned long long)s, a.failed ? a.what : b.what);
@@ -250,7 +282,7 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-  opts_t o = {.from = 1, .count = 100, .jobs = 1};
+  opts_t o = {.from = 1, .count = 100, .jobs = 1, .batch = 10};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--seed") && v)
@@ -276,6 +308,7 @@ int main(int argc, char **argv) {
   if (env && *env && !o.single && !o.replay_check) o.count = strtoull(env, NULL, 0);
   if (o.jobs < 1) o.jobs = 1;
   if (o.jobs > 64) o.jobs = 64;
+  if (o.batch < 1) o.batch = 1;
 #ifndef BFTNET_SIM_DEFECTS
   if (o.defect) {
     fprintf(stderr, "bftnet-sim: --defect needs the defect build (bftnet-sim-defects)\n");
