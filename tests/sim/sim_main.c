@@ -3,10 +3,12 @@
  *
  *   bftnet-sim --seed S [-v]       one seed, in this process: its
  *                                  parameters, faults, trace hash
- *   bftnet-sim --seeds N [--from S] [-j J]
+ *   bftnet-sim --seeds N [--from S] [-j J] [--batch B] [--minutes M]
  *                                  seeds S..S+N-1 (BFTNET_SIM_SEEDS=N
- *                                  overrides N), each in a child process;
- *                                  stops at the first failing seed
+ *                                  overrides N) in J child processes at a
+ *                                  time, B seeds each; stops at the first
+ *                                  failing seed (or starts no more after
+ *                                  M minutes)
  *   bftnet-sim --replay-check N    runs each of N seeds twice: the same
  *                                  trace hash, or it fails
  *   bftnet-sim --defect D --expect-fail --seeds N
@@ -155,6 +157,7 @@ static uint64_t child_end(child_t *c, sim_result_t *r) {
 typedef struct opts {
   uint64_t from, count;
   uint64_t batch;
+  double minutes; /* stop starting seeds after this long (0: never) */
   int jobs, defect;
   bool expect_fail, verbose, single, replay_check;
 } opts_t;
@@ -163,18 +166,82 @@ static uint64_t mix(uint64_t h, uint64_t v) {
   return (h ^ v) * 0x100000001b3ull + (h >> 29);
 }
 
+/* What the passing seeds of a run add up to. */
+typedef struct totals {
+  uint64_t done, sim_ns, events, sent, delivered, hash;
+  uint64_t cov[SIM_COV_COUNT], dropped, aborted, crashes;
+  int64_t peak;
+} totals_t;
+
+static void totals_add(totals_t *t, const sim_result_t *r) {
+  t->done++;
+  t->sim_ns += r->sim_ns;
+  t->events += r->events;
+  t->sent += r->msgs_sent;
+  t->delivered += r->msgs_delivered;
+  if (r->lib_peak > t->peak) t->peak = r->lib_peak;
+  t->hash = mix(t->hash, r->hash);
+  for (int k = 0; k < SIM_COV_COUNT; k++)
+    t->cov[k] += r->cov[k];
+  t->dropped += r->dropped;
+  t->aborted += r->aborted;
+  t->crashes += r->crashes;
+}
+
+static void totals_print(const totals_t *t, const opts_t *o, double wall) {
+  static const char *const cov_names[] = {
+#define SIM_XX_(name, text) text,
+      SIM_COVERAGE(SIM_XX_)
+#undef SIM_XX_
+  };
+  printf("bftnet-sim: %llu seeds passed (from %llu) in %.1f s: %.0f seeds/min, %.0f simulated "
+         "s per wall s (%d jobs); %llu events, %llu messages sent, %llu delivered; library heap "
+         "peak %.1f MiB; combined hash %016llx\n",
+         (unsigned long long)t->done, (unsigned long long)o->from, wall, t->done / wall * 60,
+         (double)t->sim_ns / SIM_S / wall, o->jobs, (unsigned long long)t->events,
+         (unsigned long long)t->sent, (unsigned long long)t->delivered, (double)t->peak / (1 << 20),
+         (unsigned long long)t->hash);
+  printf("exercised: %llu crashes, %llu messages dropped from full rings, %llu lost with "
+         "aborted streams",
+         (unsigned long long)t->crashes, (unsigned long long)t->dropped,
+         (unsigned long long)t->aborted);
+  for (int k = 0; k < SIM_COV_COUNT; k++)
+    printf(", %llu %s", (unsigned long long)t->cov[k], cov_names[k]);
+  printf("\n");
+}
+
+/* The verdict: a failing seed fails the run, unless a failure is what the
+ * run expects (a defect build hunting its defect). */
+static int verdict(const opts_t *o, const sim_result_t *fail) {
+  if (o->expect_fail) {
+    if (!fail) {
+      printf("defect %d was NOT found in %llu seeds\n", o->defect, (unsigned long long)o->count);
+      return 1;
+    }
+    printf("defect %d found by seed %llu (%llu seeds): %s\n", o->defect,
+           (unsigned long long)fail->seed, (unsigned long long)(fail->seed - o->from + 1),
+           fail->what);
+    return 0;
+  }
+  if (fail) {
+    printf("seed %llu FAILED: %s\nreplay: bftnet-sim --seed %llu -v\n",
+           (unsigned long long)fail->seed, fail->what, (unsigned long long)fail->seed);
+    return 1;
+  }
+  return 0;
+}
+
 /* Seeds from..from+count-1, `jobs` children at a time, `batch` seeds each. */
 static int run_many(const opts_t *o) {
-  double t0 = wall_s();
-  uint64_t done = 0, sim_ns = 0, events = 0, sent = 0, delivered = 0, hash = 0;
-  uint64_t cov[SIM_COV_COUNT] = {0}, dropped = 0, aborted = 0, crashes = 0;
-  int64_t peak = 0;
+  double t0 = wall_s(), stop_at = o->minutes > 0 ? t0 + o->minutes * 60 : 0;
+  totals_t t = {0};
   child_t kids[64];
   int nk = 0;
-  uint64_t next = o->from, end = o->from + o->count, first_fail = 0;
+  uint64_t next = o->from, end = o->from + o->count;
   sim_result_t fail = {0}, *rs = sim_calloc(o->batch + 1, sizeof *rs);
   bool failed = false;
   while ((next < end && !failed) || nk > 0) {
+    if (stop_at && wall_s() > stop_at) end = next; /* out of time: finish what runs */
     while (nk < o->jobs && next < end && !failed) {
       uint64_t k = end - next < o->batch ? end - next : o->batch;
       if (child_start(&kids[nk], next, k, o->defect) != 0) {
@@ -190,65 +257,18 @@ static int run_many(const opts_t *o) {
     nk--;
     uint64_t n = child_end(&c, rs);
     for (uint64_t i = 0; i < n; i++) {
-      const sim_result_t *r = &rs[i];
-      if (r->failed) {
-        if (!failed || r->seed < first_fail) {
-          failed = true;
-          first_fail = r->seed;
-          fail = *r;
-        }
-        break;
+      if (!rs[i].failed) {
+        totals_add(&t, &rs[i]);
+        continue;
       }
-      done++;
-      sim_ns += r->sim_ns;
-      events += r->events;
-      sent += r->msgs_sent;
-      delivered += r->msgs_delivered;
-      if (r->lib_peak > peak) peak = r->lib_peak;
-      hash = mix(hash, r->hash);
-      for (int k = 0; k < SIM_COV_COUNT; k++)
-        cov[k] += r->cov[k];
-      dropped += r->dropped;
-      aborted += r->aborted;
-      crashes += r->crashes;
+      if (!failed || rs[i].seed < fail.seed) fail = rs[i];
+      failed = true;
+      break;
     }
   }
   sim_free(rs);
-  double wall = wall_s() - t0;
-  printf("bftnet-sim: %llu seeds passed (from %llu) in %.1f s: %.0f seeds/min, %.0f simulated "
-         "s per wall s (%d jobs); %llu events, %llu messages sent, %llu delivered; library heap "
-         "peak %.1f MiB; combined hash %016llx\n",
-         (unsigned long long)done, (unsigned long long)o->from, wall, done / wall * 60,
-         (double)sim_ns / SIM_S / wall, o->jobs, (unsigned long long)events,
-         (unsigned long long)sent, (unsigned long long)delivered, (double)peak / (1 << 20),
-         (unsigned long long)hash);
-  static const char *const cov_names[] = {
-#define SIM_XX_(name, text) text,
-      SIM_COVERAGE(SIM_XX_)
-#undef SIM_XX_
-  };
-  printf("exercised: %llu crashes, %llu messages dropped from full rings, %llu lost with "
-         "aborted streams",
-         (unsigned long long)crashes, (unsigned long long)dropped, (unsigned long long)aborted);
-  for (int k = 0; k < SIM_COV_COUNT; k++)
-    printf(", %llu %s", (unsigned long long)cov[k], cov_names[k]);
-  printf("\n");
-  if (o->expect_fail) {
-    if (!failed) {
-      printf("defect %d was NOT found in %llu seeds\n", o->defect, (unsigned long long)o->count);
-      return 1;
-    }
-    printf("defect %d found by seed %llu (%llu seeds): %s\n", o->defect,
-           (unsigned long long)first_fail, (unsigned long long)(first_fail - o->from + 1),
-           fail.what);
-    return 0;
-  }
-  if (failed) {
-    printf("seed %llu FAILED: %s\nreplay: bftnet-sim --seed %llu -v\n",
-           (unsigned long long)first_fail, fail.what, (unsigned long long)first_fail);
-    return 1;
-  }
-  return 0;
+  totals_print(&t, o, wall_s() - t0);
+  return verdict(o, failed ? &fail : NULL);
 }
 
 /* Each seed twice, in two children: the trace hashes must match. */
@@ -276,8 +296,8 @@ static int replay_check(const opts_t *o) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: bftnet-sim [--seed S [-v]] [--seeds N [--from S] [-j J]] "
-                  "[--replay-check N] [--defect D --expect-fail]\n");
+  fprintf(stderr, "usage: bftnet-sim [--seed S [-v]] [--seeds N [--from S] [-j J] [--batch B] "
+                  "[--minutes M]] [--replay-check N] [--defect D --expect-fail]\n");
   exit(2);
 }
 
