@@ -313,6 +313,10 @@ int main(int argc, char **argv) {
       o.from = strtoull(v, NULL, 0), i++;
     else if (!strcmp(a, "-j") && v)
       o.jobs = atoi(v), i++;
+    else if (!strcmp(a, "--batch") && v)
+      o.batch = strtoull(v, NULL, 0), i++;
+    else if (!strcmp(a, "--minutes") && v)
+      o.minutes = atof(v), i++;
     else if (!strcmp(a, "--defect") && v)
       o.defect = atoi(v), i++;
     else if (!strcmp(a, "--replay-check") && v)
