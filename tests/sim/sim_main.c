@@ -7,8 +7,9 @@
  *                                  seeds S..S+N-1 (BFTNET_SIM_SEEDS=N
  *                                  overrides N) in J child processes at a
  *                                  time, B seeds each; stops at the first
- *                                  failing seed (or starts no more after
- *                                  M minutes)
+ *                                  failing seed (--keep-going: runs on and
+ *                                  lists the failing seeds), or starts no
+ *                                  more after M minutes
  *   bftnet-sim --replay-check N    runs each of N seeds twice: the same
  *                                  trace hash, or it fails
  *   bftnet-sim --defect D --expect-fail --seeds N
@@ -159,7 +160,7 @@ typedef struct opts {
   uint64_t batch;
   double minutes; /* stop starting seeds after this long (0: never) */
   int jobs, defect;
-  bool expect_fail, verbose, single, replay_check;
+  bool expect_fail, verbose, single, replay_check, keep_going;
 } opts_t;
 
 static uint64_t mix(uint64_t h, uint64_t v) {
@@ -240,6 +241,7 @@ static int run_many(const opts_t *o) {
   uint64_t next = o->from, end = o->from + o->count;
   sim_result_t fail = {0}, *rs = sim_calloc(o->batch + 1, sizeof *rs);
   bool failed = false;
+  uint64_t nfails = 0;
   while ((next < end && !failed) || nk > 0) {
     if (stop_at && wall_s() > stop_at) end = next; /* out of time: finish what runs */
     while (nk < o->jobs && next < end && !failed) {
@@ -262,12 +264,25 @@ static int run_many(const opts_t *o) {
         continue;
       }
       if (!failed || rs[i].seed < fail.seed) fail = rs[i];
-      failed = true;
+      failed = !o->keep_going;
+      if (o->keep_going) { /* note it, run the rest of the batch's seeds */
+        if (nfails++ < 20)
+          printf("seed %llu FAILED: %s\n", (unsigned long long)rs[i].seed, rs[i].what);
+        if (c.seed + c.count > rs[i].seed + 1 && nk < 64 &&
+            child_start(&kids[nk], rs[i].seed + 1, c.seed + c.count - rs[i].seed - 1, o->defect) ==
+                0)
+          nk++;
+      }
       break;
     }
   }
   sim_free(rs);
   totals_print(&t, o, wall_s() - t0);
+  if (o->keep_going && nfails) {
+    printf("%llu seeds failed (the first is %llu)\n", (unsigned long long)nfails,
+           (unsigned long long)fail.seed);
+    return o->expect_fail ? 0 : 1;
+  }
   return verdict(o, failed ? &fail : NULL);
 }
 
@@ -297,7 +312,7 @@ static int replay_check(const opts_t *o) {
 
 static void usage(void) {
   fprintf(stderr, "usage: bftnet-sim [--seed S [-v]] [--seeds N [--from S] [-j J] [--batch B] "
-                  "[--minutes M]] [--replay-check N] [--defect D --expect-fail]\n");
+                  "[--minutes M] [--keep-going]] [--replay-check N] [--defect D --expect-fail]\n");
   exit(2);
 }
 
@@ -323,6 +338,8 @@ int main(int argc, char **argv) {
       o.replay_check = true, o.count = strtoull(v, NULL, 0), i++;
     else if (!strcmp(a, "--expect-fail"))
       o.expect_fail = true;
+    else if (!strcmp(a, "--keep-going"))
+      o.keep_going = true;
     else if (!strcmp(a, "-v"))
       o.verbose = true;
     else
