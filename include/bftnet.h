@@ -94,7 +94,8 @@ BFTNET_API const char *bftnet_err_name(int err);
   XX(HANDSHAKE_TIMEOUT, "handshake timeout")                                  \
   XX(IO_ERROR, "I/O error")                                                   \
   XX(LIMIT, "resource limit")                                                 \
-  XX(DUPLICATE, "duplicate connection")
+  XX(DUPLICATE, "duplicate connection")                                       \
+  XX(GOING_AWAY, "peer going away (GO_AWAY: an orderly stop)")
 
 typedef enum bftnet_reason {
 #define BFTNET_XX_(name, msg) BFTNET_REASON_##name,
@@ -227,8 +228,15 @@ typedef enum bftnet_event_type {
   BFTNET_EV_ABORTED = 10,      /* ended abnormally: mig_abort says why, lost = messages
                                   (outbound) that were never confirmed read */
   BFTNET_EV_DENIED = 11,       /* the peer denied our Migrate */
-  BFTNET_EV_PEER_RESTARTED = 12/* the member runs a new process (new incarnation):
+  BFTNET_EV_PEER_RESTARTED = 12,/* the member runs a new process (new incarnation):
                                   reset per-peer protocol state; old streams aborted */
+  /* Dials to a member (docs/OPERATING.md). Each is emitted when a dial fails
+   * differently from the last failure reported since the member was last
+   * reached: once per outage unless the error (or who answers) changes. */
+  BFTNET_EV_MEMBER_UNREACHABLE = 13, /* a dial failed: error, remote_addr dialed,
+                                        dial_failures in a row */
+  BFTNET_EV_MEMBER_WRONG_PEER = 14   /* remote_addr answered as peer_id, not as
+                                        expected_peer_id (the membership's) */
 } bftnet_event_type_t;
 
 /* Why a stream migrated (BFTNET_EV_MIGRATED). */
@@ -246,8 +254,10 @@ typedef struct bftnet_event {
   const char *peer_id;     /* authenticated remote peer ID ("" if none yet) */
   const char *remote_addr; /* remote multiaddr */
   int outbound;            /* 1 if we dialed, 0 if accepted */
-  bftnet_reason_t reason;  /* DISCONNECTED only */
-  int error;               /* DISCONNECTED only: the underlying error code */
+  bftnet_reason_t reason;  /* DISCONNECTED, MEMBER_DOWN, ABORTED: why
+                              (BFTNET_REASON_GOING_AWAY: the peer stopped in order) */
+  int error;               /* DISCONNECTED, MEMBER_DOWN, MEMBER_UNREACHABLE,
+                              MEMBER_WRONG_PEER: the underlying error code */
   /* Migration events only. */
   uint64_t stream_id;
   const char *prev_addr;   /* MIGRATED: the connection it left ("" if detached) */
@@ -256,6 +266,9 @@ typedef struct bftnet_event {
   uint64_t lost;           /* ABORTED: messages (our stream) lost unconfirmed */
   uint64_t detached_ns;    /* RESUMED: time from detach to resume */
   uint64_t retransmitted;  /* RESUMED: bytes sent again */
+  /* Dial events (MEMBER_UNREACHABLE, MEMBER_WRONG_PEER). */
+  const char *expected_peer_id; /* the member's peer ID in the membership ("" otherwise) */
+  uint32_t dial_failures;       /* failed dials in a row */
 } bftnet_event_t;
 
 /* Runs on the loop thread: must be fast, must not block or call
@@ -436,6 +449,19 @@ typedef struct bftnet_peer_stats {
   uint64_t detach_ns_last, detach_ns_max; /* detach -> resume, last and worst */
   uint64_t peer_restarts;     /* new incarnations of the member seen */
   uint64_t unconfirmed;       /* bytes of our stream written, not yet confirmed read */
+  /* Health, for the consensus layer's timeouts (docs/OPERATING.md). From the
+   * keepalive pings (ping_interval_ms) of the member's current connection
+   * (kept from the previous one until the new one has its own); refreshed
+   * every 100 ms. */
+  uint64_t rtt_last_ns;       /* the last round trip (0: none yet) */
+  uint64_t rtt_smoothed_ns;   /* smoothed: srtt += (rtt - srtt) / 8 (RFC 6298) */
+  uint64_t rtt_max_ns;        /* the largest of the last 8 round trips */
+  uint64_t since_heard_ns;    /* since anything last arrived from the member
+                                 (UINT64_MAX: never) */
+  uint64_t conn_age_ns;       /* since its current connection came up (0: none) */
+  int conn_outbound;          /* that connection: 1 we dialed it, 0 it dialed us,
+                                 -1 none */
+  char conn_addr[BFTNET_ADDR_MAX]; /* its remote multiaddr ("" if none) */
 } bftnet_peer_stats_t;
 
 /* Waits until every member's ring is empty and every byte written to it is
@@ -449,6 +475,24 @@ BFTNET_API int bftnet_peer_stats(bftnet_t *net, const char *node_id, bftnet_peer
 /* Counter values (atomic snapshot of one counter). */
 BFTNET_API uint64_t bftnet_counter(const bftnet_t *net, bftnet_counter_id_t id);
 BFTNET_API const char *bftnet_counter_name(bftnet_counter_id_t id);
+
+/* ------------------------------------------------------------- operating */
+
+/* "connected", "member_up", ...: the event type's name; "unknown" for a
+ * value this version does not know. Static strings. */
+BFTNET_API const char *bftnet_event_name(bftnet_event_type_t type);
+
+/* Renders every node counter and every member's statistics in the
+ * Prometheus text exposition format (version 0.0.4): names prefixed
+ * bftnet_, counters ending in _total, base units (_seconds, _bytes), a HELP
+ * and a TYPE line per family, labels only from the membership (peer="r1",
+ * the member's node ID; never an unauthenticated peer's ID).
+ * docs/OPERATING.md lists every metric. Writes a NUL-terminated text into
+ * buf and its length (without the NUL) into *len. When cap is too small:
+ * BFTNET_ETOOBIG, nothing usable in buf, and *len the capacity needed now
+ * (counters grow: allow some slack). Any thread. */
+BFTNET_API int bftnet_metrics_text(bftnet_t *net, char *buf, size_t cap,
+                                   size_t *len) BFTNET_WUR;
 
 #ifdef __cplusplus
 }

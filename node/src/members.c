@@ -34,13 +34,21 @@ void node__members_conn_event(bftnet_t *b, net_conn_t *c, bftnet_event_type_t ty
                               bftnet_reason_t reason, int err) {
   mbr_t *m = net_conn_peer(c)->len ? find_by_peer(b, net_conn_peer(c)) : NULL;
   if (type == BFTNET_EV_CONNECTED) {
+    /* CONNECTED first: what the new connection leads to (a stream
+     * resumed or opened: MEMBER_UP) follows it. */
+    node__events_conn(b, c, type, m ? m->node_id : "", reason, err);
     mig_node_conn_up(b->ml, c);
     if (m) disp_conn_up(&m->d);
   } else {
     mig_node_conn_down(b->ml, c);
     if (m) disp_conn_down(&m->d);
+    node__events_conn(b, c, type, m ? m->node_id : "", reason, err);
   }
-  node__events_conn(b, c, type, m ? m->node_id : "", reason, err);
+}
+
+const char *node__members_peer_name(bftnet_t *b, const peerid_t *peer) {
+  mbr_t *m = b->snap ? find_by_peer(b, peer) : NULL;
+  return m ? m->node_id : NULL;
 }
 
 /* A new incarnation of a member's peer (its old streams were aborted). */
@@ -95,9 +103,16 @@ static void on_disp_reclaimable(void *ud) {
   mbr_free(ud);
 }
 
+static void on_disp_dial_failed(void *ud, int err, const maddr_t *addr, const peerid_t *actual,
+                                uint32_t failures) {
+  mbr_t *m = ud;
+  node__events_dial(m->b, m, err, addr, actual, failures);
+}
+
 static const disp_cbs_t disp_cbs = {.on_member = on_disp_member,
                                     .on_stream_event = on_disp_stream_event,
-                                    .on_reclaimable = on_disp_reclaimable};
+                                    .on_reclaimable = on_disp_reclaimable,
+                                    .on_dial_failed = on_disp_dial_failed};
 
 /* ------------------------------------------------------------- members */
 
@@ -107,6 +122,7 @@ static mbr_t *mbr_new(bftnet_t *b, const mb_member_t *info, uint64_t ver) {
   m->b = b;
   snprintf(m->node_id, sizeof m->node_id, "%s", info->node_id);
   m->peer = info->peer;
+  node__health_init(&m->health);
   if (rx_init(&m->r, &b->rctx, m, m->node_id) != 0) goto err_free;
   /* Last: it takes the pair's migration state, which nothing may give back. */
   if (disp_init(&m->d, &b->dctx, m, m->node_id, &info->peer, info->addrs, info->naddrs, ver) != 0)
@@ -274,11 +290,14 @@ int node__members_init(bftnet_t *b) {
   disp_config_t dc = {.ring_capacity = b->cfg.ring_capacity,
                       .backoff_min_ms = b->cfg.dial_backoff_min_ms,
                       .backoff_max_ms = b->cfg.dial_backoff_max_ms};
-  return disp_ctx_init(&b->dctx, &dc, b->t, b->net, b->ml, &b->counters, b->pool, &disp_cbs);
+  rc = disp_ctx_init(&b->dctx, &dc, b->t, b->net, b->ml, &b->counters, b->pool, &disp_cbs);
+  if (rc) return rc;
+  return node__health_start(b);
 }
 
 void node__members_stop(bftnet_t *b) {
   msnap_t *s = b->snap;
+  node__health_stop(b);
   for (size_t i = 0; s && i < s->n; i++)
     mbr_remove(s->m[i]);
   rx_ctx_stop(&b->rctx);

@@ -6,11 +6,14 @@
  *   ops.c       bftnet_listen, bftnet_dial, bftnet_ping
  *   send.c      bftnet_send, bftnet_broadcast, bftnet_flush
  *   recv.c      bftnet_recv*, bftnet_msg_release, bftnet_recv_fd
+ *   metrics.c   bftnet_metrics_text: the Prometheus text exposition
  *   stats.c     bftnet_peer_stats, bftnet_counter
  *   members.c   bftnet_connect: members (a Dispatcher + a Receiver each),
  *               the callbacks dispatcher/ and receiver/ registered, wakes
+ *   health.c    each member's health (round trips, last heard, its
+ *               connection), published for any thread every 100 ms
  *   snapshot.c  the member snapshot: epoch records, publication
- *   events.c    events for the application
+ *   events.c    events for the application, bftnet_event_name
  *   cmd.c       the command queue; which thread is the loop's
  *
  * Threads: application threads touch only the member snapshot (read under
@@ -28,6 +31,7 @@
 
 #include <ck_epoch.h>
 #include <ck_pr.h>
+#include <ck_spinlock.h>
 
 #include "dispatcher.h"
 #include "membership.h"
@@ -64,6 +68,23 @@ typedef struct epoch_rec {
   struct epoch_rec *next;
 } epoch_rec_t;
 
+/* How often a member's health is published (health.c). */
+#define NODE_HEALTH_MS 100u
+
+/* A member's health as the loop last published it (health.c): atomic
+ * fields (ck_pr) that any thread reads, the address under its lock. */
+typedef struct mbr_health {
+  uint64_t rtt_last, rtt_srtt, rtt_max; /* ns; 0: no round trip yet */
+  uint64_t heard_ns;                    /* the seam's clock; 0: never */
+  uint64_t conn_up_ns;                  /* its current connection's; 0: none */
+  int conn_outbound;                    /* 1, 0, or -1 with no connection */
+  int conn_path;                        /* the membership address it dialed (0 most
+                                           preferred); -1 inbound, unlisted or none */
+  uint64_t conn_seq;                    /* loop only: whose address is below */
+  ck_spinlock_fas_t addr_lock;
+  char addr[BFTNET_ADDR_MAX];
+} mbr_health_t;
+
 /* One member (not ourselves): its Dispatcher and its Receiver. */
 typedef struct mbr {
   /* Written at creation, then read-only: application threads read them. */
@@ -72,6 +93,7 @@ typedef struct mbr {
   disp_t d;            /* the send side: bftnet_send pushes into its ring (any thread) */
   rx_t r;              /* the receive side: bftnet_recv pops its queue (any thread) */
   mig_peer_stats_t pub; /* atomic copies of the pair's migration stats */
+  mbr_health_t health;  /* published by health.c */
   bftnet_t *b;
 } mbr_t;
 
@@ -113,6 +135,7 @@ struct bftnet {
   epoch_rec_t *recs; /* atomic push-only list of every record allocated */
   msnap_t *snap;     /* atomic pointer */
   mb_table_t table;  /* loop: the membership last applied */
+  bn_ttimer_t *health_timer; /* health.c's tick */
   int efd;           /* eventfd: readable when messages may be waiting */
   uint32_t rr;       /* atomic: round-robin cursor for bftnet_recv */
 };
@@ -133,6 +156,11 @@ extern _Thread_local bftnet_t *node__cmd_loop_node;
 
 /* -------------------------------------------------------------- events.c */
 /* Loop thread. Events for the application (cfg.on_event), if it wants them. */
+
+/* MEMBER_UNREACHABLE or, with actual set, MEMBER_WRONG_PEER: a dial to m
+ * at addr failed with err (the dispatcher's on_dial_failed). */
+void node__events_dial(bftnet_t *b, const mbr_t *m, int err, const maddr_t *addr,
+                       const peerid_t *actual, uint32_t failures);
 
 void node__events_member(bftnet_t *b, bftnet_event_type_t type, const mbr_t *m,
                          bftnet_reason_t reason, int err);
@@ -182,6 +210,18 @@ static inline mbr_t *node__snapshot_find(const msnap_t *s, const char *node_id) 
   return p ? *p : NULL;
 }
 
+/* -------------------------------------------------------------- health.c */
+
+/* A new member's health: nothing heard, no connection. */
+void node__health_init(mbr_health_t *h);
+/* Loop thread: starts the tick that publishes every member's health
+ * (0 or a transport error), and stops it (before net_close). */
+int node__health_start(bftnet_t *b);
+void node__health_stop(bftnet_t *b);
+/* Any thread, m found in a snapshot it may read: the health fields of out
+ * (rtt_*, since_heard_ns, conn_*). */
+void node__health_fill(bftnet_t *b, mbr_t *m, bftnet_peer_stats_t *out);
+
 /* ------------------------------------------------------------- members.c */
 
 /* Loop thread (or before the loop thread starts): pool, snapshot, eventfd,
@@ -194,6 +234,15 @@ void node__members_destroy(bftnet_t *b);
 /* Loop thread: net's connection events (any peer). */
 void node__members_conn_event(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type,
                               bftnet_reason_t reason, int err);
+/* Loop thread: the node ID of the member with this peer ID, or NULL (net's
+ * peer_name, for logs). */
+const char *node__members_peer_name(bftnet_t *b, const peerid_t *peer);
+
+/* --------------------------------------------------------------- stats.c */
+
+/* Any thread, inside an epoch section, m from the snapshot: every field of
+ * bftnet_peer_stats_t. */
+void node__stats_fill(bftnet_t *b, mbr_t *m, bftnet_peer_stats_t *out);
 /* Loop thread (the wake's callback, or deferred; ud: the node): sends
  * queued messages, credits streams whose queues have room again. */
 void node__members_kick(void *ud);
