@@ -197,7 +197,7 @@ static void report_ratios(const bb_opts_t *o, json_t *root) {
   json_t *arr = json_array(), *mig = json_array();
   printf("\nRatios: bftnet msgs/s over each baseline's (same run, medians).\n\n");
   printf("bftnet and the crypto limit use %s's ChaCha20-Poly1305; /sodium-limit is the limit with\n"
-         "libsodium's (the issue's reference figures).\n\n",
+         "libsodium's (how the original targets were measured).\n\n",
          bn_aead_best.name);
   printf("%7s %14s %14s %14s %13s %10s   %s\n", "size", "/ZeroMQ-CURVE", "/ZeroMQ-plain",
          "/crypto-limit", "/sodium-limit", "/raw-TCP", "migratable/plain (migration cost)");
@@ -402,7 +402,7 @@ static void report_memory(const bb_opts_t *o, json_t *root) {
 
 static void report_verdicts(json_t *root) {
   json_t *arr = json_array();
-  printf("\nTargets (issue 6; printed, not asserted). Margin: headroom (+) or shortfall (-) "
+  printf("\nTargets (printed, not asserted). Margin: headroom (+) or shortfall (-) "
          "against the target.\n\n");
   printf("%-40s %10s %10s %8s %9s\n", "figure", "value", "target", "verdict", "margin");
   for (int i = 0; i < NVERD; i++) {

@@ -6,7 +6,7 @@ function(bftnet_setup_flags)
   if(BFTNET_WERROR)
     add_compile_options(-Werror)
   endif()
-  # Assertions stay on in every build type (STYLE: invariants assert in release).
+  # Assertions stay on in every build type: a broken invariant stops a release build too.
   string(REPLACE "-DNDEBUG" "" _r "${CMAKE_C_FLAGS_RELWITHDEBINFO}")
   set(CMAKE_C_FLAGS_RELWITHDEBINFO "${_r}" PARENT_SCOPE)
   string(REPLACE "-DNDEBUG" "" _r "${CMAKE_C_FLAGS_RELEASE}")

@@ -35,6 +35,8 @@ PACKAGES=(
   libcmocka-dev libjansson-dev libzmq3-dev
   # benchmarks' plots, network-namespace tests
   gnuplot-nox iproute2
+  # Debian packages (cpack -G DEB: dpkg-shlibdeps, file) and their check
+  dpkg-dev file lintian
 )
 
 # --- Debian packages

@@ -4,7 +4,11 @@
 #   A: build/asan  clang, -DBFTNET_ASAN=ON -DBFTNET_FUZZ=ON: every test (unit,
 #                  integration, interop, short libFuzzer runs) under ASan+UBSan.
 #   B: build/tsan  clang, -DBFTNET_TSAN=ON: the tests labelled "threads".
-# Without clang both builds use gcc and the fuzz targets are left out.
+#   C: build/gcc   gcc, Release, warnings as errors: every target (tests, tools,
+#                  bench, examples), then the fast tests: everything not labelled
+#                  threads, integration, cluster, interop or bench (unit tests,
+#                  the embedding example, install, the Debian packages).
+# Without clang A and B use gcc and the fuzz targets are left out.
 # Prints a summary and exits non-zero if any step failed.
 #
 # Environment: BFTNET_JOBS (default: nproc) for make and ctest; BFTNET_FUZZ_SECONDS
@@ -50,6 +54,14 @@ else
     record FAIL "deps.sh"
     finish
   fi
+fi
+
+# --- Formatting: every tracked C file as the committed .clang-format says.
+say "format (scripts/check-format.sh)"
+if bash "$ROOT/scripts/check-format.sh"; then
+  record ok "format: .clang-format"
+else
+  record FAIL "format: files differ from .clang-format (./scripts/check-format.sh --fix)"
 fi
 
 # --- Compiler choice: clang (fuzz targets need libFuzzer), else gcc.
@@ -172,6 +184,33 @@ if configure "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBFTNET_TSAN=ON -DBFTNET_FU
   fi
 else
   record FAIL "B configure"
+fi
+
+# --- C: gcc, Release, -Werror: every target, then the fast tests. Users build
+# with Debian's default compiler: nothing may warn with it. Its install prefix
+# is /usr so that the Debian packages it makes use the multiarch libdir.
+C=$ROOT/build/gcc
+GCC_BIN=$(command -v gcc || true)
+if [ -z "$GCC_BIN" ]; then
+  record FAIL "C: gcc not found (scripts/deps.sh installs it)"
+else
+  CC_BIN=$GCC_BIN
+  say "C: configure $C (gcc, Release, warnings as errors)"
+  if configure "$C" -DCMAKE_BUILD_TYPE=Release -DBFTNET_ASAN=OFF -DBFTNET_TSAN=OFF \
+    -DBFTNET_FUZZ=OFF -DBFTNET_TESTS=ON -DBFTNET_INTEROP=OFF -DCMAKE_INSTALL_PREFIX=/usr; then
+    say "C: build every target (-j$JOBS)"
+    if cmake --build "$C" -j "$JOBS"; then
+      record ok "C: gcc build of every target with -DBFTNET_WERROR=ON (Release)"
+      say "C: ctest (unit, example, install, packages)"
+      CTEST_WRAP=()
+      run_ctest "$C" "$C/ctest.log" "C tests (gcc Release: unit, example, install, packages)" \
+        --no-tests=error -LE 'threads|integration|cluster|interop|bench|fuzz'
+    else
+      record FAIL "C: gcc build of every target with -DBFTNET_WERROR=ON (Release)"
+    fi
+  else
+    record FAIL "C configure"
+  fi
 fi
 
 finish

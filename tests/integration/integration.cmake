@@ -23,7 +23,7 @@ endif()
 
 # Migratable streams end to end through the fault proxy: cuts, blackholes,
 # dial storms, failover/failback, address change, every exchange offset,
-# restart, detach timeout (issue 4).
+# restart, detach timeout.
 if(TARGET bftnet_toolkit)
   bftnet_test(migration_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/migration_test.c
     LIBS bftnet_static bftnet_toolkit Threads::Threads PkgConfig::UV TIMEOUT 300 LABELS threads)

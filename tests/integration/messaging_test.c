@@ -1,6 +1,6 @@
 /*
  * Membership-driven messaging through the public API: real nodes on
- * 127.0.0.1, each on its own loop thread. Asserts DESIGN.md's invariants:
+ * 127.0.0.1, each on its own loop thread. Asserts the invariants of docs/ARCHITECTURE.md:
  *  1. per sender, delivered messages are an ordered subsequence of those
  *     sent (no duplicate, no reorder);
  *  2. a message is missing only if the sender counted it dropped;

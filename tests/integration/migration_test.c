@@ -4,7 +4,7 @@
  * every link through the fault-injecting proxy (tools/lib/fault_proxy, on a
  * loop thread of the test's own), while the proxies cut, blackhole and
  * refuse connections. With rings sized so that nothing overflows, every run
- * must show DESIGN.md invariants 1 and 2 exactly: per sender, messages
+ * must show invariants 1 and 2 (docs/ARCHITECTURE.md) exactly: per sender, messages
  * arrive in order, none twice, and none is missing (nothing was counted
  * dropped or aborted either).
  */

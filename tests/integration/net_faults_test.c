@@ -1,6 +1,6 @@
 /*
  * Secure links through the fault-injecting proxy: the failure detection
- * DESIGN.md promises. A blackholed path is caught by the ping keepalive
+ * docs/ARCHITECTURE.md promises. A blackholed path is caught by the ping keepalive
  * (TCP alone would wait minutes); an abrupt cut closes only that
  * connection; 1..3-byte segments exercise every parser's partial input;
  * and stopping a node whose peer went dark is bounded.

@@ -1,6 +1,6 @@
 /*
  * Two (or three) real nodes on 127.0.0.1, one libuv loop: the secure-link
- * invariants of DESIGN.md — authenticated peers, intact ordered bytes on
+ * invariants of docs/ARCHITECTURE.md — authenticated peers, intact ordered bytes on
  * many yamux streams, flow control that bounds memory, FIN/RST semantics,
  * and bad input that closes only its own connection with a counted reason.
  */

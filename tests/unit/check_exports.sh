@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The shared library exports exactly the functions include/bftnet.h declares
-# with BFTNET_API (STYLE rule 1): nothing internal leaks, nothing is missing.
+# with BFTNET_API: nothing internal leaks, nothing is missing.
 # Sanitizer runtimes add their own hooks; those are not ours and are ignored.
 set -euo pipefail
 lib=$1 header=$2

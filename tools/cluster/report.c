@@ -14,7 +14,7 @@ static void table_print(const cl_pair_t *pairs, size_t n) {
            "recon", "migr", "verdict");
   for (size_t k = 0; k < n; k++) {
     const cl_pair_t *pr = &pairs[k];
-    char name[24], s50[24], s99[24], smax[24], migr[24] = "-";
+    char name[2 * sizeof cl.rep[0].name + 4], s50[24], s99[24], smax[24], migr[24] = "-";
     if (pr->have_migr) snprintf(migr, sizeof migr, "%" PRIu64, pr->migrations);
     snprintf(name, sizeof name, "%s->%s%s", cl.rep[pr->s].name, cl.rep[pr->r].name,
              pr->in.sender_restarted ? "*" : "");

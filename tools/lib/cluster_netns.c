@@ -139,7 +139,8 @@ int cluster_netns_sweep(const char *log) {
     int used = 0;
     if (sscanf(e->d_name, "bftc%ld-%n", &pid, &used) != 1 || used == 0 || pid <= 0) continue;
     if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* its cluster still runs */
-    if (strlen(e->d_name) < sizeof names[0]) snprintf(names[k++], sizeof names[0], "%s", e->d_name);
+    size_t len = strlen(e->d_name);
+    if (len < sizeof names[0]) memcpy(names[k++], e->d_name, len + 1);
   }
   closedir(d);
   for (size_t i = 0; i < k; i++)
