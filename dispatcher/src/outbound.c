@@ -134,18 +134,21 @@ static void reached(disp_t *d) {
   d->fail_reported = false;
 }
 
+/* Failed dials in a row after which an unreachable member is a warning
+ * (before, it may just be starting: info). */
+#define DISP_DIAL_WARN_AFTER 5u
+
 /* A failed dial to addr: logged (with the member's node ID) and reported
- * up when it differs from the last failure reported in this outage. */
+ * up when it differs from the last failure reported in this outage; an
+ * outage that lasts DISP_DIAL_WARN_AFTER dials is logged once more, as a
+ * warning. */
 static void dial_failed(disp_t *d, int err, const maddr_t *addr) {
   d->dial_failures++;
   if (net_count_conns(d->ctx->net, &d->peer) > 0) return; /* it reached us meanwhile */
   const peerid_t *actual = err == BFTNET_EPEERMISMATCH ? net_dial_actual_peer(d->ctx->net) : NULL;
-  if (d->fail_reported && d->fail_err == err &&
-      (!actual || peerid_equal(actual, &d->fail_peer)))
-    return;
-  d->fail_reported = true;
-  d->fail_err = err;
-  d->fail_peer = actual ? *actual : (peerid_t){0};
+  bool news = !d->fail_reported || d->fail_err != err ||
+              (actual && !peerid_equal(actual, &d->fail_peer));
+  if (!news && d->dial_failures != DISP_DIAL_WARN_AFTER) return;
   char a[BFTNET_ADDR_MAX] = "", want[BFTNET_PEER_ID_MAX] = "", got[BFTNET_PEER_ID_MAX] = "";
   maddr_format(addr, a, sizeof a);
   peerid_to_string(&d->peer, want, sizeof want);
@@ -154,9 +157,14 @@ static void dial_failed(disp_t *d, int err, const maddr_t *addr) {
     bn_log(BN_LOG_WARN, "member %s: %s answered as peer %s, not as its peer %s", d->name, a, got,
            want);
   } else {
-    bn_log(BN_LOG_WARN, "member %s (%s) cannot be reached at %s: %s (%u failed dial%s)", d->name,
-           want, a, bftnet_strerror(err), d->dial_failures, d->dial_failures == 1 ? "" : "s");
+    bn_log(d->dial_failures >= DISP_DIAL_WARN_AFTER ? BN_LOG_WARN : BN_LOG_INFO,
+           "member %s (%s) cannot be reached at %s: %s (%u failed dial%s in a row)", d->name, want,
+           a, bftnet_strerror(err), d->dial_failures, d->dial_failures == 1 ? "" : "s");
   }
+  if (!news) return;
+  d->fail_reported = true;
+  d->fail_err = err;
+  d->fail_peer = actual ? *actual : (peerid_t){0};
   if (d->ctx->cbs->on_dial_failed)
     d->ctx->cbs->on_dial_failed(d->ud, err, addr, actual, d->dial_failures);
 }

@@ -4,7 +4,7 @@
  *   bftnet-replica --id NODE_ID --key FILE --listen MULTIADDR [--listen ...]
  *                  --members FILE [--rate MSGS_PER_S_PER_PEER] [--size BYTES]
  *                  [--duration SECONDS] [--stats-ms MS] [--report FILE]
- *                  [--drain-ms MS]
+ *                  [--drain-ms MS] [--metrics-listen HOST:PORT]
  *
  * It sends every other member --rate messages/s (0: as fast as the rings
  * take them) of --size bytes, each carrying a per-destination sequence
@@ -127,7 +127,7 @@ static void usage(void) {
           "usage: bftnet-replica --id NODE_ID --key FILE --listen MULTIADDR [--listen ...]\n"
           "                      --members FILE [--rate MSGS_PER_S_PER_PEER] [--size BYTES]\n"
           "                      [--duration SECONDS] [--stats-ms MS] [--report FILE]\n"
-          "                      [--drain-ms MS]\n"
+          "                      [--drain-ms MS] [--metrics-listen HOST:PORT]\n"
           "  --rate      messages/s to each other member (default 1000; 0 = as fast as\n"
           "              the send rings take them)\n"
           "  --size      bytes per message, >= 16 (default 64)\n"
@@ -136,6 +136,9 @@ static void usage(void) {
           "  --report    the final report (JSON; default: a \"report\" line on stdout)\n"
           "  --drain-ms  after sending, longest wait for the peers to confirm everything\n"
           "              we sent (bftnet_flush) and to stop sending (default 5000)\n"
+          "  --metrics-listen  serve GET /metrics (Prometheus text format) on HOST:PORT\n"
+          "              ([V6]:PORT; port 0 = any, said in a \"metrics\" line); see\n"
+          "              docs/OPERATING.md\n"
           "SIGHUP reloads --members. See docs/REPORT.md.\n");
   exit(2);
 }
@@ -156,6 +159,7 @@ static void parse_opts(int argc, char **argv, rp_opts_t *o) {
       {"rate", required_argument, 0, 'r'},     {"size", required_argument, 0, 's'},
       {"duration", required_argument, 0, 'd'}, {"stats-ms", required_argument, 0, 'S'},
       {"report", required_argument, 0, 'R'},   {"drain-ms", required_argument, 0, 'D'},
+      {"metrics-listen", required_argument, 0, 'M'},
       {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
   *o = (rp_opts_t){.rate = 1000, .size = 64, .stats_ms = 1000, .drain_ms = 5000};
   int c;
@@ -172,6 +176,9 @@ static void parse_opts(int argc, char **argv, rp_opts_t *o) {
       break;
     case 'R':
       o->report = optarg;
+      break;
+    case 'M':
+      o->metrics_listen = optarg;
       break;
     case 'l':
       if (o->nlisten == RP_MAX_LISTEN) usage();
@@ -265,6 +272,7 @@ int main(int argc, char **argv) {
   pthread_t tx, rx;
   bool rx_started = false, tx_started = false;
   if (node_start(&key) != 0) goto out;
+  if (rp.o.metrics_listen && metrics_http_start(rp.o.metrics_listen) != 0) goto out;
   rp.t0 = rp.last_tick_ns = rp_now_ns();
   atomic_store(&rp.t0_pub, rp.t0);
   if (pthread_create(&rx, NULL, check_main, NULL) != 0) goto out;
@@ -287,6 +295,7 @@ out_threads:
   if (tx_started) pthread_join(tx, NULL);
   if (rx_started) pthread_join(rx, NULL);
 out:
+  metrics_http_stop();
   bftnet_free(rp.net);
   if (key) bftnet_key_free(key);
   for (size_t i = 0; i < atomic_load(&rp.npeers); i++)

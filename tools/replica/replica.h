@@ -6,6 +6,7 @@
  *   replica.c  the state, the clock, the log
  *   peers.c    the peer table, bftnet's counters per peer, the report rows
  *   lines.c    the JSON lines on stdout and the stats line
+ *   metrics_http.c  --metrics-listen: /metrics over HTTP (libmicrohttpd)
  *   events.c   bftnet's event callback (loop thread)
  *   load.c     the sender thread
  *   check.c    the receiver thread: integrity and latency
@@ -45,6 +46,7 @@ _Static_assert((RP_SLOTS & (RP_SLOTS - 1)) == 0, "slot table is a power of two")
 
 typedef struct rp_opts {
   const char *id, *key, *members, *report;
+  const char *metrics_listen; /* HOST:PORT, or NULL */
   const char *listen[RP_MAX_LISTEN];
   int nlisten;
   double rate;       /* messages/s per peer; 0 = keep the rings near full */
@@ -198,6 +200,14 @@ json_t *lines_counters(bool all);
 json_t *lines_events(const uint64_t ev[RP_EV_N], uint64_t aborted_lost);
 /* The stats line (main thread). */
 void lines_stats(void);
+
+/* ------------------------------------------------------- metrics_http.c */
+
+/* Serves GET /metrics on hostport (HOST:PORT, [V6]:PORT; port 0: any) on a
+ * thread of its own, and prints a "metrics" line with the bound port.
+ * 0 or -1 (said). After the node started; stop before it is freed. */
+int metrics_http_start(const char *hostport);
+void metrics_http_stop(void);
 
 /* ------------------------------------------------------------- events.c */
 
