@@ -6,12 +6,16 @@
  *   bftnet-cluster --replicas N [--duration S] [--rate R] [--size B]
  *                  [--faults SPEC] [--out DIR] [--seed N] [--bin-dir DIR]
  *                  [--stats-ms MS] [--drain-ms MS] [--two-paths] [--no-plot]
+ *                  [--direct] [--netns]
  *
  * Layout. Replica i ("ri") listens on 127.0.0.1:Li (and Li' with two
  * paths). For every ordered pair (i, j) and path p an in-process
  * fault_proxy P(i->j, p) listens on its own port and forwards to Lj (Lj').
  * Replica i's membership file lists j at P(i->j, 0) [, P(i->j, 1)], so
  * every byte between two replicas crosses a proxy the cluster controls.
+ * With --direct, only the links a fault acts on have proxies; the others
+ * connect replica to replica (the cluster's one thread no longer carries
+ * every byte: what lets 64 replicas and more run on a small machine).
  * Everything — proxies, child processes, their stdout pipes, the fault
  * timeline, the progress tick — runs on one libuv loop in one thread.
  *
@@ -31,6 +35,8 @@
  * 3 runtime error (replicas did not start, files could not be written),
  * 4 --netns cannot run here (not root, no `ip`, no namespaces).
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -52,7 +58,7 @@ static void usage(void) {
           "usage: bftnet-cluster --replicas N [--duration S] [--rate R] [--size B]\n"
           "                      [--faults SPEC] [--out DIR] [--seed N] [--bin-dir DIR]\n"
           "                      [--stats-ms MS] [--drain-ms MS] [--two-paths] [--no-plot]\n"
-          "                      [--netns]\n"
+          "                      [--direct] [--netns]\n"
           "  --replicas  replicas started at time zero, 1..%d (named r0, r1, ...)\n"
           "  --duration  seconds from time zero to the stop (default 10)\n"
           "  --rate      messages/s each replica sends to each other member (default 1000;\n"
@@ -67,6 +73,8 @@ static void usage(void) {
           "  --drain-ms  the replicas' longest drain after SIGTERM (default 3000)\n"
           "  --two-paths every replica listens on two addresses (implied by a failover fault)\n"
           "  --no-plot   skip the gnuplot PNG\n"
+          "  --direct    proxies only on links a fault acts on; the other replicas connect\n"
+          "              directly (large clusters: the proxies run in this one thread)\n"
           "  --netns     Linux, as root: every replica in its own network namespace on a\n"
           "              bridge; partitions and failovers take links down (ip link)\n"
           "Exit status: 0 integrity ok, 1 integrity FAILED, 2 usage, 3 runtime error,\n"
@@ -98,6 +106,7 @@ static const struct option long_opts[] = {{"replicas", required_argument, 0, 'n'
                                           {"two-paths", no_argument, 0, 'T'},
                                           {"no-plot", no_argument, 0, 'P'},
                                           {"netns", no_argument, 0, 'N'},
+                                          {"direct", no_argument, 0, 'X'},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
 
@@ -152,11 +161,19 @@ static void parse_opts(int argc, char **argv, cl_opts_t *o) {
     case 'P':
       o->no_plot = true;
       break;
+    case 'X':
+      o->direct = true;
+      break;
     default:
       usage();
     }
   }
   if (optind != argc || o->replicas == 0) usage();
+  if (o->direct && o->netns) {
+    fprintf(stderr, "bftnet-cluster: --direct and --netns do not go together (in namespaces "
+                    "every link crosses the hub's proxies)\n");
+    exit(2);
+  }
   if (o->replicas == 1) cl_warn("one replica has no peer: nothing to send or check");
 }
 
@@ -223,6 +240,29 @@ static int mkdir_p(const char *path) {
 
 /* --------------------------------------------------------- files, keys */
 
+/* A file a run writes per replica: r<digits>.<anything> (r3.key,
+ * r3.json, r12.report.json, r12.stdout.jsonl, r5.log). */
+static bool replica_file(const char *name) {
+  if (name[0] != 'r' || !isdigit((unsigned char)name[1])) return false;
+  const char *p = name + 1;
+  while (isdigit((unsigned char)*p))
+    p++;
+  return *p == '.';
+}
+
+/* Removes what an earlier run left in dir for its replicas, however many
+ * it had: a report must not mix in replicas this run does not have. */
+static void clear_replica_files(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  for (struct dirent *e; (e = readdir(d));) {
+    char p[CL_PATH];
+    if (replica_file(e->d_name) && cl_path_fmt(p, sizeof p, "%s/%s", dir, e->d_name) == 0)
+      unlink(p);
+  }
+  closedir(d);
+}
+
 static int setup_paths(void) {
   if (strlen(cl.o.out) > CL_PATH - 64) return cl_warn("--out: path too long"), -ENAMETOOLONG;
   snprintf(cl.out, sizeof cl.out, "%s", cl.o.out);
@@ -232,6 +272,7 @@ static int setup_paths(void) {
     cl_path_fmt(d, sizeof d, "%s%s", cl.out, sub[i]);
     int rc = mkdir_p(d);
     if (rc) return cl_warn("%s: %s", d, strerror(-rc)), rc;
+    if (i > 0) clear_replica_files(d);
   }
   const char *mine[] = {"report.json", "timeseries.csv", "plot.png",
                         "plot.gp",     "plot.dat",       "plot.log"};

@@ -12,13 +12,18 @@
 
 static void maybe_finish(void);
 
+/* Every initial replica starts at once: on a small machine, many take longer. */
+static unsigned start_timeout_ms(void) {
+  return CL_START_TIMEOUT_MS + CL_START_PER_REPLICA_MS * cl.ninit;
+}
+
 static void on_start_timeout(uv_timer_t *t) {
   (void)t;
   for (unsigned i = 0; i < cl.ninit; i++)
     if (!cl.rep[i].inc || !cl.rep[i].inc->loaded) {
       char why[CL_PATH + 128];
       snprintf(why, sizeof why, "%s did not start within %u ms; see %s", cl.rep[i].name,
-               CL_START_TIMEOUT_MS, cl.rep[i].log_path);
+               start_timeout_ms(), cl.rep[i].log_path);
       run_abort(why);
       return;
     }
@@ -29,6 +34,14 @@ static void on_end(uv_timer_t *t) {
   run_stop("duration reached");
 }
 
+/* Each second: the replicas' resources, then the progress line. */
+static void on_tick(uv_timer_t *t) {
+  if (cl.phase == PH_RUNNING)
+    for (unsigned i = 0; i < cl.nslots; i++)
+      procs_sample(&cl.rep[i], CL_SAMPLE_TICK);
+  lines_tick(t);
+}
+
 static void maybe_time_zero(void) {
   if (cl.phase != PH_STARTING) return;
   for (unsigned i = 0; i < cl.ninit; i++)
@@ -36,12 +49,14 @@ static void maybe_time_zero(void) {
   cl.t0_ns = uv_hrtime();
   cl.t0_set = true;
   cl.phase = PH_RUNNING;
+  for (unsigned i = 0; i < cl.nslots; i++)
+    procs_sample(&cl.rep[i], CL_SAMPLE_ZERO); /* CPU counts from here */
   uv_timer_stop(&cl.start_timer);
   cl_event("cluster", -1, "start",
            "time zero: %u replicas listening with their membership loaded; "
            "running %.1f s",
            cl.ninit, cl.o.duration_s);
-  uv_timer_start(&cl.tick_timer, lines_tick, 1000, 1000);
+  uv_timer_start(&cl.tick_timer, on_tick, 1000, 1000);
   uv_timer_start(&cl.end_timer, on_end, (uint64_t)llround(cl.o.duration_s * 1000), 0);
   faults_plan_arm();
 }
@@ -81,6 +96,9 @@ void run_stop(const char *why) {
         lifted += cl.ns.down[i][p] > 0;
     cluster_netns_all_up(&cl.ns);
   }
+  if (started)
+    for (unsigned i = 0; i < cl.nslots; i++)
+      procs_sample(&cl.rep[i], CL_SAMPLE_STOP); /* the run's CPU ends here */
   int n = 0;
   for (unsigned i = 0; i < cl.nslots; i++) {
     cl_inc_t *inc = cl.rep[i].inc;
@@ -209,6 +227,9 @@ void run_init(void) {
 int run_start(void) {
   int rc = proxies_setup();
   if (rc) return rc;
+  if (cl.o.direct)
+    text_say("links: direct, through a proxy only where a fault acts (%zu proxies)",
+             cl.npx_made);
   for (unsigned i = 0; i < cl.ninit; i++)
     cl.member[i] = true;
   for (unsigned i = 0; i < cl.ninit && rc == 0; i++)
@@ -216,6 +237,6 @@ int run_start(void) {
   for (unsigned i = 0; i < cl.ninit && rc == 0; i++)
     rc = procs_spawn(&cl.rep[i]);
   if (rc) return rc;
-  uv_timer_start(&cl.start_timer, on_start_timeout, CL_START_TIMEOUT_MS, 0);
+  uv_timer_start(&cl.start_timer, on_start_timeout, start_timeout_ms(), 0);
   return 0;
 }

@@ -37,7 +37,7 @@
 #define RP_QUIET_NS       (500 * NS_PER_MS) /* drain: no delivery for this long */
 #define RP_REMOVE_WAIT_NS (500 * NS_PER_MS) /* SIGHUP: let a removed peer's ring drain */
 #define RP_MIN_SLEEP_NS   (250 * NS_PER_US) /* sender: never wakes more often */
-#define RP_MAX_SLEEP_NS   (10 * NS_PER_MS)
+#define RP_MAX_SLEEP_NS   (100 * NS_PER_MS) /* ... nor less often (stop, new members) */
 #define NS_PER_US         UINT64_C(1000)
 #define NS_PER_MS         UINT64_C(1000000)
 #define NS_PER_S          UINT64_C(1000000000)
@@ -79,7 +79,7 @@ typedef struct rp_peer {
   char peer_id[BFTNET_PEER_ID_MAX]; /* main thread */
   atomic_int active;                /* the sender sends to it */
   /* sender thread only */
-  uint64_t pace_base_ns, pace_issued;
+  uint64_t pace_base_ns, pace_issued; /* pace_base_ns: 0 = not pacing */
   /* written by the sender, read by anyone */
   atomic_uint_fast64_t sent; /* = the last sequence number handed to bftnet_send */
   atomic_uint_fast64_t send_errors, lagged;
