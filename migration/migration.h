@@ -89,6 +89,10 @@ typedef struct mig_node_cbs {
   /* A new incarnation of the peer: its old streams were aborted (their
    * ABORTED events came first). */
   void (*on_peer_restarted)(void *ud, mig_peer_t *p, uint64_t incarnation);
+  /* Optional: after each tick (every MIG_TICK_MS, until mig_node_stop), for
+   * the layer above's periodic work: it then needs no timer (no wakeup) of
+   * its own. */
+  void (*on_tick)(void *ud);
 } mig_node_cbs_t;
 
 typedef struct mig_config {

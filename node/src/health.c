@@ -5,8 +5,9 @@
  * connection's address, direction and age.
  *
  * net keeps these per connection, on the loop thread (net_conn_health).
- * Every NODE_HEALTH_MS the loop copies them, for the connection our stream
- * to the member rides (disp_conn), into the member's atomic fields, which
+ * On each of migration's ticks (MIG_TICK_MS: no timer, so no wakeup of its
+ * own) the loop copies them, for the connection our stream to the member
+ * rides (disp_conn), into the member's atomic fields, which
  * bftnet_peer_stats and bftnet_metrics_text read from any thread. The
  * round trips of a new connection replace the old one's only once it has
  * its own; "last heard" is the latest over every connection the member
@@ -77,24 +78,10 @@ static void publish(mbr_t *m) {
   if (h->conn_seq != net_conn_seq(c)) publish_addr(h, c);
 }
 
-static void health_tick(void *ud) {
-  bftnet_t *b = ud;
+void node__health_publish(bftnet_t *b) {
   msnap_t *s = b->snap; /* the loop is the writer: no section needed */
   for (size_t i = 0; s && i < s->n; i++)
     publish(s->m[i]);
-}
-
-int node__health_start(bftnet_t *b) {
-  int rc = b->t->ops->timer_new(b->t, health_tick, b, &b->health_timer);
-  if (rc < 0) return rc;
-  b->t->ops->timer_start(b->health_timer, NODE_HEALTH_MS, NODE_HEALTH_MS);
-  return 0;
-}
-
-void node__health_stop(bftnet_t *b) {
-  if (!b->health_timer) return;
-  b->t->ops->timer_free(b->health_timer);
-  b->health_timer = NULL;
 }
 
 void node__health_fill(bftnet_t *b, mbr_t *m, bftnet_peer_stats_t *out) {

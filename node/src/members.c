@@ -61,6 +61,11 @@ static void mbr_restarted(void *ud, mig_peer_t *p, uint64_t inc) {
   node__events_member(b, BFTNET_EV_PEER_RESTARTED, m, BFTNET_REASON_NONE, 0);
 }
 
+/* Migration's tick: the members' health is published for other threads. */
+static void on_mig_tick(void *ud) {
+  node__health_publish(ud);
+}
+
 /* The peer opened a /bftnet/msg/1.0.0 stream (labelled or plain): a
  * member's Receiver or a TentativeReceiver. */
 static int on_stream(void *ud, mig_peer_t *lp, mig_stream_t *ls) {
@@ -284,20 +289,18 @@ int node__members_init(bftnet_t *b) {
                     .failback_ns = (uint64_t)b->cfg.failback_ms * 1000000ull,
                     .window_max = b->cfg.yamux_window,
                     .plain = b->cfg.disable_migration != 0};
-  mig_node_cbs_t cbs = {.on_stream = on_stream, .on_peer_restarted = mbr_restarted};
+  mig_node_cbs_t cbs = {
+      .on_stream = on_stream, .on_peer_restarted = mbr_restarted, .on_tick = on_mig_tick};
   rc = mig_node_new(&b->ml, b->net, &mc, &cbs, b, &b->counters);
   if (rc) return rc;
   disp_config_t dc = {.ring_capacity = b->cfg.ring_capacity,
                       .backoff_min_ms = b->cfg.dial_backoff_min_ms,
                       .backoff_max_ms = b->cfg.dial_backoff_max_ms};
-  rc = disp_ctx_init(&b->dctx, &dc, b->t, b->net, b->ml, &b->counters, b->pool, &disp_cbs);
-  if (rc) return rc;
-  return node__health_start(b);
+  return disp_ctx_init(&b->dctx, &dc, b->t, b->net, b->ml, &b->counters, b->pool, &disp_cbs);
 }
 
 void node__members_stop(bftnet_t *b) {
   msnap_t *s = b->snap;
-  node__health_stop(b);
   for (size_t i = 0; s && i < s->n; i++)
     mbr_remove(s->m[i]);
   rx_ctx_stop(&b->rctx);

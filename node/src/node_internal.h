@@ -11,7 +11,7 @@
  *   members.c   bftnet_connect: members (a Dispatcher + a Receiver each),
  *               the callbacks dispatcher/ and receiver/ registered, wakes
  *   health.c    each member's health (round trips, last heard, its
- *               connection), published for any thread every 100 ms
+ *               connection), published for any thread on each tick
  *   snapshot.c  the member snapshot: epoch records, publication
  *   events.c    events for the application, bftnet_event_name
  *   cmd.c       the command queue; which thread is the loop's
@@ -68,8 +68,9 @@ typedef struct epoch_rec {
   struct epoch_rec *next;
 } epoch_rec_t;
 
-/* How often a member's health is published (health.c). */
-#define NODE_HEALTH_MS 100u
+/* How often a member's health is published (health.c): on each of
+ * migration's ticks. */
+#define NODE_HEALTH_MS MIG_TICK_MS
 
 /* A member's health as the loop last published it (health.c): atomic
  * fields (ck_pr) that any thread reads, the address under its lock. */
@@ -135,7 +136,6 @@ struct bftnet {
   epoch_rec_t *recs; /* atomic push-only list of every record allocated */
   msnap_t *snap;     /* atomic pointer */
   mb_table_t table;  /* loop: the membership last applied */
-  bn_ttimer_t *health_timer; /* health.c's tick */
   int efd;           /* eventfd: readable when messages may be waiting */
   uint32_t rr;       /* atomic: round-robin cursor for bftnet_recv */
 };
@@ -214,10 +214,9 @@ static inline mbr_t *node__snapshot_find(const msnap_t *s, const char *node_id) 
 
 /* A new member's health: nothing heard, no connection. */
 void node__health_init(mbr_health_t *h);
-/* Loop thread: starts the tick that publishes every member's health
- * (0 or a transport error), and stops it (before net_close). */
-int node__health_start(bftnet_t *b);
-void node__health_stop(bftnet_t *b);
+/* Loop thread (migration's tick, every NODE_HEALTH_MS): publishes every
+ * member's health. */
+void node__health_publish(bftnet_t *b);
 /* Any thread, m found in a snapshot it may read: the health fields of out
  * (rtt_*, since_heard_ns, conn_*). */
 void node__health_fill(bftnet_t *b, mbr_t *m, bftnet_peer_stats_t *out);

@@ -411,9 +411,11 @@ static void test_health(void **state) {
                 st.conn_outbound ? "outbound" : "inbound",
                 (unsigned long long)st.conn_age_ns / 1000000);
   assert_true(st.rtt_last_ns > 0 && st.rtt_last_ns < 1000000000ull);
-  assert_true(st.rtt_smoothed_ns > 0 && st.rtt_smoothed_ns <= st.rtt_max_ns);
+  /* (The smoothed value may exceed the window's maximum: an older spike
+   * still weighs in it.) */
+  assert_true(st.rtt_smoothed_ns > 0 && st.rtt_smoothed_ns < 1000000000ull);
   assert_true(st.rtt_last_ns <= st.rtt_max_ns);
-  assert_true(st.since_heard_ns < 500000000ull); /* a pong every 100 ms */
+  assert_true(st.since_heard_ns < 1500000000ull); /* a pong every 100 ms; a loaded host */
   assert_true(st.conn_age_ns >= 1000000000ull && st.conn_age_ns < 10000000000ull);
   assert_true(st.conn_outbound == 0 || st.conn_outbound == 1);
   assert_non_null(strstr(st.conn_addr, "/ip4/127.0.0.1/tcp/"));

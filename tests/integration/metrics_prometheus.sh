@@ -20,7 +20,7 @@ command -v prometheus >/dev/null 2>&1 ||
   skip "the prometheus server is not installed (Debian: apt-get install prometheus; scripts/deps.sh does)"
 command -v python3 >/dev/null 2>&1 || skip "python3 is not installed"
 
-start_replicas 3 20 18
+start_replicas 3 20 120 # stopped below (SIGTERM), whatever the machine's load
 pport=$(free_port)
 targets=""
 for i in 0 1 2; do targets+="${targets:+, }'127.0.0.1:${mport[i]}'"; done

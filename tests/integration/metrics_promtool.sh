@@ -3,11 +3,13 @@
 # `promtool check metrics` (the exposition format and Prometheus' naming
 # lint: HELP and TYPE lines, _total counters, base units).
 #
-# Two bftnet-replica processes exchange messages for 4 s, each serving
-# /metrics (--metrics-listen 127.0.0.1:0). Mid-run both pages are fetched:
+# Two bftnet-replica processes exchange messages, each serving
+# /metrics (--metrics-listen 127.0.0.1:0). After 1.5 s both pages are fetched:
 # promtool finds no problem in either, each has its peer's delivered
 # counter above zero, labels only from the membership, the process's own
-# series; /other is a 404. Skips (77) without promtool (Debian: prometheus).
+# series; /other is a 404. And `promtool check rules` accepts the alerting
+# rules of docs/bftnet-alerts.yml. Skips (77) without promtool (Debian:
+# prometheus).
 set -u
 REPLICA=${1:?usage: metrics_promtool.sh REPLICA KEYGEN}
 KEYGEN=${2:?usage: metrics_promtool.sh REPLICA KEYGEN}
@@ -17,12 +19,18 @@ command -v promtool >/dev/null 2>&1 ||
   skip "promtool is not installed (Debian: apt-get install prometheus; scripts/deps.sh does)"
 command -v python3 >/dev/null 2>&1 || skip "python3 is not installed"
 
-start_replicas 2 200 4
+start_replicas 2 200 30
 sleep 1.5
+for i in 0 1; do
+  http_get "http://127.0.0.1:${mport[i]}/metrics" "$work/r$i.metrics" || fail "GET r$i /metrics"
+done
+# The alerting rules docs/OPERATING.md recommends are valid PromQL.
+rules="$(dirname "$0")/../../docs/bftnet-alerts.yml"
+out=$(promtool check rules "$rules" 2>&1) || fail "promtool check rules $rules: $out"
+echo "$rules: $(echo "$out" | grep -o 'SUCCESS: [0-9]* rules found')"
 st=$(http_status "http://127.0.0.1:${mport[0]}/other")
 [ "$st" = 404 ] || fail "GET /other: status $st, want 404"
 for i in 0 1; do
-  http_get "http://127.0.0.1:${mport[i]}/metrics" "$work/r$i.metrics" || fail "GET r$i /metrics"
   out=$(promtool check metrics <"$work/r$i.metrics" 2>&1)
   rc=$?
   [ "$rc" = 0 ] && [ -z "$out" ] || fail "promtool check metrics (r$i, exit $rc): $out"
@@ -40,5 +48,6 @@ for i in 0 1; do
   done
   echo "r$i: $(grep -vc '^#' "$work/r$i.metrics") samples, $(grep -c '^# TYPE' "$work/r$i.metrics") families, promtool: no problem; delivered from r$other: $v"
 done
+for i in 0 1; do kill -TERM "${rpid[i]}" 2>/dev/null; done
 wait_replicas
 echo "PASS"

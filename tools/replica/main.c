@@ -209,7 +209,7 @@ static void parse_opts(int argc, char **argv, rp_opts_t *o) {
 
 /* ------------------------------------------------------------------ main */
 
-/* Key, node, listeners. Returns 0 or logs and returns an error. */
+/* Key and node (not listening yet). Returns 0 or logs and returns an error. */
 static int node_start(bftnet_key_t **key) {
   int rc = bftnet_key_load(rp.o.key, key);
   if (rc != 0) return rp_log("key %s: %s", rp.o.key, bftnet_strerror(rc)), rc;
@@ -223,6 +223,14 @@ static int node_start(bftnet_key_t **key) {
   rc = bftnet_new(&rp.net, &cfg);
   if (rc != 0) return rp_log("start: %s", bftnet_strerror(rc)), rc;
   bftnet_peer_id(rp.net, rp.self_peer, sizeof rp.self_peer);
+  return 0;
+}
+
+/* Listens on every --listen address; prints the "listen" line. After the
+ * membership is applied: a member that dials us early is then a member at
+ * once, never a TentativeReceiver (those are bounded: tentative_max). */
+static int node_listen(void) {
+  int rc;
   json_t *addrs = json_array();
   for (int i = 0; i < rp.o.nlisten; i++) {
     rc = bftnet_listen(rp.net, rp.o.listen[i], rp.bound[i], sizeof rp.bound[i]);
@@ -277,7 +285,7 @@ int main(int argc, char **argv) {
   atomic_store(&rp.t0_pub, rp.t0);
   if (pthread_create(&rx, NULL, check_main, NULL) != 0) goto out;
   rx_started = true;
-  if (members_apply() != 0) goto out_threads;
+  if (members_apply() != 0 || node_listen() != 0) goto out_threads;
   if (pthread_create(&tx, NULL, load_main, NULL) != 0) goto out_threads;
   tx_started = true;
   uint64_t tick = tick_after(rp.t0);
