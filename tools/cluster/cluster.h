@@ -76,6 +76,7 @@ typedef struct cl_usage {
   double cpu_base_s;  /* the current incarnation's CPU at time zero (0: started later) */
   double cpu_run_s;   /* since time zero, at the stop (every incarnation) */
   uint64_t rss_kib, rss_max_kib; /* at the last sample; the largest */
+  uint64_t rss_anon_kib;          /* at the last sample: RSS minus file pages (libraries) */
   unsigned fds, fds_max, threads;
   bool sampled;       /* at least once */
 } cl_usage_t;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,6 +45,20 @@ static bool read_stat(int pid, double *cpu_s, uint64_t *rss_kib, unsigned *threa
   return true;
 }
 
+/* /proc/PID/status: RssAnon (KiB), the process's own memory (heap,
+ * stacks), without the shared libraries' pages RSS counts in every process. */
+static uint64_t read_rss_anon(int pid) {
+  char path[64], line[128];
+  snprintf(path, sizeof path, "/proc/%d/status", pid);
+  FILE *f = fopen(path, "re");
+  if (!f) return 0;
+  unsigned long long kib = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "RssAnon: %llu kB", &kib) == 1) break;
+  fclose(f);
+  return kib;
+}
+
 static unsigned count_fds(int pid) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/fd", pid);
@@ -74,6 +89,7 @@ void procs_sample(cl_replica_t *r, cl_sample_t when) {
   u->sampled = true;
   u->cpu_s = cpu;
   u->rss_kib = rss;
+  u->rss_anon_kib = read_rss_anon(pid);
   u->fds = count_fds(pid);
   u->threads = threads;
   if (rss > u->rss_max_kib) u->rss_max_kib = rss;

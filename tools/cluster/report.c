@@ -172,15 +172,17 @@ static json_t *usage_json(const cl_replica_t *r) {
   const cl_usage_t *u = &r->use;
   if (!u->sampled) return json_null();
   double cpu = usage_cpu(r), secs = run_secs();
-  return json_pack("{s:o, s:o, s:o, s:o, s:i, s:i, s:i}", "cpu_s", cl_jnum(cpu), "cpu_pct",
-                   cl_jnum(secs > 0 ? 100 * cpu / secs : NAN), "rss_kib", jsonx_u64(u->rss_kib),
-                   "rss_max_kib", jsonx_u64(u->rss_max_kib), "fds", (int)u->fds, "fds_max",
-                   (int)u->fds_max, "threads", (int)u->threads);
+  json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:i, s:i, s:i}", "cpu_s", cl_jnum(cpu), "cpu_pct",
+                        cl_jnum(secs > 0 ? 100 * cpu / secs : NAN), "rss_kib",
+                        jsonx_u64(u->rss_kib), "rss_max_kib", jsonx_u64(u->rss_max_kib), "fds",
+                        (int)u->fds, "fds_max", (int)u->fds_max, "threads", (int)u->threads);
+  json_object_set_new(o, "rss_anon_kib", jsonx_u64(u->rss_anon_kib));
+  return o;
 }
 
 typedef struct usage_sum {
   unsigned n;
-  double cpu_pct_sum, cpu_pct_max, rss_sum, rss_max, fds_sum, fds_max;
+  double cpu_pct_sum, cpu_pct_max, rss_sum, rss_max, anon_sum, fds_sum, fds_max;
 } usage_sum_t;
 
 /* Over the replicas sampled: CPU % of one core from time zero to the stop,
@@ -195,6 +197,7 @@ static void usage_sum(usage_sum_t *s) {
     s->n++;
     s->cpu_pct_sum += pct;
     s->rss_sum += rss;
+    s->anon_sum += (double)r->use.rss_anon_kib;
     s->fds_sum += fds;
     if (pct > s->cpu_pct_max) s->cpu_pct_max = pct;
     if (rss > s->rss_max) s->rss_max = rss;
@@ -204,12 +207,14 @@ static void usage_sum(usage_sum_t *s) {
 
 static json_t *usage_summary_json(const usage_sum_t *s) {
   if (!s->n) return json_null();
-  return json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:i}", "replicas", (int)s->n,
+  json_t *o = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:i}", "replicas", (int)s->n,
                    "cpu_pct_mean", cl_jnum(s->cpu_pct_sum / s->n), "cpu_pct_max",
                    cl_jnum(s->cpu_pct_max), "cpu_pct_total", cl_jnum(s->cpu_pct_sum),
                    "rss_kib_mean", cl_jnum(s->rss_sum / s->n), "rss_kib_max", cl_jnum(s->rss_max),
                    "fds_mean", cl_jnum(s->fds_sum / s->n), "fds_max", cl_jnum(s->fds_max),
                    "proxies", (int)cl.npx_made);
+  json_object_set_new(o, "rss_anon_kib_mean", cl_jnum(s->anon_sum / s->n));
+  return o;
 }
 
 /* Per replica (16 at most, else the summary only): CPU, RSS, fds. */
@@ -227,10 +232,11 @@ static void usage_print(const usage_sum_t *s) {
                r->use.threads);
     }
   }
-  text_say("\nper replica (%u, from time zero to the stop): CPU mean %.1f%% of a core (max %.1f%%, "
-           "all %.0f%%), RSS mean %.1f MiB (max %.1f MiB), descriptors mean %.0f (max %.0f)",
+  text_say("\nper replica (%u, from time zero to the stop): CPU mean %.2f%% of a core (max %.2f%%, "
+           "all %.0f%%), RSS mean %.1f MiB (max %.1f MiB; anonymous %.1f MiB), descriptors mean "
+           "%.0f (max %.0f)",
            s->n, s->cpu_pct_sum / s->n, s->cpu_pct_max, s->cpu_pct_sum, s->rss_sum / s->n / 1024,
-           s->rss_max / 1024, s->fds_sum / s->n, s->fds_max);
+           s->rss_max / 1024, s->anon_sum / s->n / 1024, s->fds_sum / s->n, s->fds_max);
 }
 
 static json_t *replicas_json(void) {
