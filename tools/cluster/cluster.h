@@ -40,13 +40,16 @@
 #define CL_MAX_REPLICAS     128    /* --replicas */
 #define CL_MAX_SLOTS        136    /* initial replicas + those a members fault adds */
 #define CL_PAIR_TABLE_MAX   256    /* pairs printed one per row; beyond, only those not ok */
+#define CL_NICE_ABOVE       16     /* more replicas than this run at nice +CL_REPLICA_NICE */
+#define CL_REPLICA_NICE     5
 #define CL_PATHS_MAX        2      /* addresses per replica (failover) */
 #define CL_PATH             1024   /* longest path we build */
 #define CL_PING_TIMEOUT_MS  10000u /* bftnet's default ping_timeout_ms (bftnet-replica keeps it) */
 #define CL_START_TIMEOUT_MS 15000u /* initial replicas: spawn to membership line, */
 #define CL_START_PER_REPLICA_MS 250u /* plus this per replica (they start at once) */
 #define CL_MEMBERS_WAIT_MS  5000u  /* members fault: wait for the added replica */
-#define CL_EXIT_GRACE_MS    5000u  /* after SIGTERM: drain_ms + this, then SIGKILL */
+#define CL_EXIT_GRACE_MS    5000u  /* after SIGTERM: drain_ms + this, then SIGKILL, */
+#define CL_EXIT_PER_REPLICA_MS 100u /* plus this per replica (they all stop at once) */
 #define CL_SAFETY_S         60     /* replicas' own --duration: run end + this */
 #define CL_LINE_MAX         (1u << 20)
 #define CL_WIN_PARTS        16     /* stats lines per replica per progress tick */

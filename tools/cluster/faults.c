@@ -267,6 +267,7 @@ static void on_plan(uv_timer_t *t);
 void faults_plan_arm(void) {
   if (cl.next_act >= cl.nplan || cl.phase != PH_RUNNING) return;
   double d = (double)cl.plan[cl.next_act].t_ms - cl_now_ms();
+  uv_update_time(&cl.loop); /* timers count from the loop's time: make it now */
   uv_timer_start(&cl.plan_timer, on_plan, d > 0 ? (uint64_t)ceil(d) : 0, 0);
 }
 

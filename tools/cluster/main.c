@@ -70,7 +70,8 @@ static void usage(void) {
           "  --seed      seed of the proxies' jitter/slicing RNG (default: from the clock)\n"
           "  --bin-dir   where bftnet-replica is (default: this program's directory)\n"
           "  --stats-ms  the replicas' stats interval (default 1000)\n"
-          "  --drain-ms  the replicas' longest drain after SIGTERM (default 3000)\n"
+          "  --drain-ms  the replicas' longest drain after SIGTERM (default 3000, plus 100\n"
+          "              per replica above 16: they all drain at once)\n"
           "  --two-paths every replica listens on two addresses (implied by a failover fault)\n"
           "  --no-plot   skip the gnuplot PNG\n"
           "  --direct    proxies only on links a fault acts on; the other replicas connect\n"
@@ -119,6 +120,7 @@ static void parse_opts(int argc, char **argv, cl_opts_t *o) {
                    .faults = "",
                    .out = "cluster-out"};
   int c;
+  bool drain_set = false;
   while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
     switch (c) {
     case 'n':
@@ -151,6 +153,7 @@ static void parse_opts(int argc, char **argv, cl_opts_t *o) {
       break;
     case 'D':
       o->drain_ms = (unsigned)parse_num("--drain-ms", optarg, 100, 600000);
+      drain_set = true;
       break;
     case 'T':
       o->two_paths = true;
@@ -169,6 +172,7 @@ static void parse_opts(int argc, char **argv, cl_opts_t *o) {
     }
   }
   if (optind != argc || o->replicas == 0) usage();
+  if (!drain_set && o->replicas > 16) o->drain_ms += 100 * (o->replicas - 16);
   if (o->direct && o->netns) {
     fprintf(stderr, "bftnet-cluster: --direct and --netns do not go together (in namespaces "
                     "every link crosses the hub's proxies)\n");

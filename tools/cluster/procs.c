@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cluster.h"
@@ -248,6 +249,10 @@ int procs_spawn(cl_replica_t *r) {
     uv_close((uv_handle_t *)&inc->out, on_inc_closed);
     return cl_warn("%s: spawn %s: %s", r->name, cl.replica_bin, uv_strerror(rc)), rc;
   }
+  /* A large cluster can take every core: its replicas run a little nicer
+   * than the cluster, whose one thread keeps the fault timeline, the
+   * progress lines and the stop on time. */
+  if (cl.nslots > CL_NICE_ABOVE) (void)setpriority(PRIO_PROCESS, (id_t)inc->proc.pid, CL_REPLICA_NICE);
   uv_read_start((uv_stream_t *)&inc->out, on_alloc, on_read);
   r->inc = inc;
   r->incarnations = inc->id;

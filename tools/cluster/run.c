@@ -17,6 +17,12 @@ static unsigned start_timeout_ms(void) {
   return CL_START_TIMEOUT_MS + CL_START_PER_REPLICA_MS * cl.ninit;
 }
 
+/* After SIGTERM, beyond the drain: every replica writes its report and
+ * closes its connections at the same moment. */
+static unsigned exit_grace_ms(void) {
+  return CL_EXIT_GRACE_MS + CL_EXIT_PER_REPLICA_MS * cl.nslots;
+}
+
 static void on_start_timeout(uv_timer_t *t) {
   (void)t;
   for (unsigned i = 0; i < cl.ninit; i++)
@@ -46,6 +52,9 @@ static void maybe_time_zero(void) {
   if (cl.phase != PH_STARTING) return;
   for (unsigned i = 0; i < cl.ninit; i++)
     if (!cl.rep[i].inc || !cl.rep[i].inc->loaded) return;
+  /* Timers count from the loop's time, which a busy turn leaves behind:
+   * make it now, or the run would end (and faults fire) early. */
+  uv_update_time(&cl.loop);
   cl.t0_ns = uv_hrtime();
   cl.t0_set = true;
   cl.phase = PH_RUNNING;
@@ -67,7 +76,7 @@ static void on_stop_timeout(uv_timer_t *t) {
     cl_inc_t *inc = cl.rep[i].inc;
     if (!procs_alive(inc)) continue;
     cl_event("replica", -1, "exit", "%s did not exit within %u ms of SIGTERM: SIGKILL",
-             cl.rep[i].name, cl.o.drain_ms + CL_EXIT_GRACE_MS);
+             cl.rep[i].name, cl.o.drain_ms + exit_grace_ms());
     uv_process_kill(&inc->proc, SIGKILL);
   }
 }
@@ -111,7 +120,7 @@ void run_stop(const char *why) {
   if (started)
     cl_event("cluster", -1, "stop", "%s: SIGTERM to %d replicas%s", why, n,
              lifted ? "; blackholes/refusals/link-downs lifted for the drain" : "");
-  uv_timer_start(&cl.stop_timer, on_stop_timeout, cl.o.drain_ms + CL_EXIT_GRACE_MS, 0);
+  uv_timer_start(&cl.stop_timer, on_stop_timeout, cl.o.drain_ms + exit_grace_ms(), 0);
   maybe_finish();
 }
 
