@@ -49,10 +49,14 @@ __attribute__((format(printf, 2, 3))) static void put(out_t *o, const char *fmt,
 /* A label value: backslash, double quote and newline escaped. */
 static void put_label_value(out_t *o, const char *v) {
   for (; *v; v++) {
-    if (*v == '\\') put(o, "\\\\");
-    else if (*v == '"') put(o, "\\\"");
-    else if (*v == '\n') put(o, "\\n");
-    else put(o, "%c", *v);
+    if (*v == '\\')
+      put(o, "\\\\");
+    else if (*v == '"')
+      put(o, "\\\"");
+    else if (*v == '\n')
+      put(o, "\\n");
+    else
+      put(o, "%c", *v);
   }
 }
 
@@ -96,8 +100,8 @@ static const node_fam_t node_fams[BFTNET_COUNTER_COUNT] = {
     [BFTNET_COUNTER_DIAL_FAILED] = {NULL, false, "Dials whose TCP connect failed."},
     [BFTNET_COUNTER_HANDSHAKE_TIMEOUT] = {NULL, false,
                                           "Connections not upgraded within handshake_timeout_ms."},
-    [BFTNET_COUNTER_PING_TIMEOUT] = {NULL, false,
-                                     "Connections closed because a keepalive ping went unanswered."},
+    [BFTNET_COUNTER_PING_TIMEOUT] =
+        {NULL, false, "Connections closed because a keepalive ping went unanswered."},
     [BFTNET_COUNTER_PINGS_SENT] = {NULL, false, "Pings sent (keepalive and bftnet_ping)."},
     [BFTNET_COUNTER_PINGS_ANSWERED] = {NULL, false, "Pings answered."},
     [BFTNET_COUNTER_STREAMS_OPENED] = {NULL, false, "yamux streams opened by this node."},
@@ -126,8 +130,7 @@ static const node_fam_t node_fams[BFTNET_COUNTER_COUNT] = {
     [BFTNET_COUNTER_TENTATIVE_DESTROYED] = {NULL, false, "TentativeReceivers destroyed."},
     [BFTNET_COUNTER_TENTATIVE_PROMOTED] = {NULL, false,
                                            "TentativeReceivers promoted to a member's Receiver."},
-    [BFTNET_COUNTER_TENTATIVE_BYTES] = {NULL, true,
-                                        "Payload bytes buffered for non-members now."},
+    [BFTNET_COUNTER_TENTATIVE_BYTES] = {NULL, true, "Payload bytes buffered for non-members now."},
     [BFTNET_COUNTER_TENTATIVE_EVICTED] = {NULL, false,
                                           "Messages of non-members dropped from their buffers."},
     [BFTNET_COUNTER_DROPPED_REMOVED] = {NULL, false,
@@ -157,15 +160,13 @@ static const node_fam_t node_fams[BFTNET_COUNTER_COUNT] = {
     [BFTNET_COUNTER_MIG_REPLAY] = {NULL, false, "Rejected: Migrates replaying a used ID."},
     [BFTNET_COUNTER_MIG_NOT_LEADER] = {NULL, false,
                                        "Denied: Migrates from the follower of the pair."},
-    [BFTNET_COUNTER_MIG_UNKNOWN_FROM] = {NULL, false,
-                                         "Denied: Migrates naming no live stream."},
+    [BFTNET_COUNTER_MIG_UNKNOWN_FROM] = {NULL, false, "Denied: Migrates naming no live stream."},
     [BFTNET_COUNTER_MIG_NO_OFFSET] = {NULL, false, "Rejected: Migrates without a read offset."},
     [BFTNET_COUNTER_MIG_BAD_OFFSET] = {NULL, false,
                                        "Rejected: read offsets outside what was sent."},
     [BFTNET_COUNTER_MIG_BAD_CREDIT] = {NULL, false, "Rejected: credit beyond the bytes sent."},
     [BFTNET_COUNTER_MIG_GAP] = {NULL, false, "Rejected: bytes beyond the read offset."},
-    [BFTNET_COUNTER_MIG_DATA_AFTER_CLOSE] = {NULL, false,
-                                             "Rejected: data after the writer's FIN."},
+    [BFTNET_COUNTER_MIG_DATA_AFTER_CLOSE] = {NULL, false, "Rejected: data after the writer's FIN."},
     [BFTNET_COUNTER_MIG_DATA_BEFORE_ACK] = {NULL, false,
                                             "Rejected: data on a carrier before its AckMigrate."},
     [BFTNET_COUNTER_MIG_STREAM_LIMIT] = {NULL, false,
@@ -192,7 +193,8 @@ static void node_series(out_t *o, bftnet_t *b) {
       snprintf(help, sizeof help, "%s", f->help);
     else /* a counter this table does not describe yet */
       snprintf(help, sizeof help, "The node's %s counter (docs/OPERATING.md).", base);
-    snprintf(value, sizeof value, "%" PRIu64, bn_counter_get(&b->counters, (bftnet_counter_id_t)id));
+    snprintf(value, sizeof value, "%" PRIu64,
+             bn_counter_get(&b->counters, (bftnet_counter_id_t)id));
     family(o, name, f->gauge ? "gauge" : "counter", help);
     sample(o, name, NULL, NULL, NULL, value);
   }
@@ -209,8 +211,8 @@ typedef struct member_fam {
   vkind_t kind;
 } member_fam_t;
 
-#define MF(name, type, field, kind, help) \
-  {name, type, help, offsetof(bftnet_peer_stats_t, field), kind}
+#define MF(name, type, field, kind, help)                                                          \
+  { name, type, help, offsetof(bftnet_peer_stats_t, field), kind }
 
 static const member_fam_t member_fams[] = {
     MF("peer_enqueued_messages_total", "counter", enqueued, V_U64,
@@ -338,7 +340,7 @@ static int copy_rows(bftnet_t *b, row_t **rows, size_t *n) {
   if (*rows) {
     for (size_t i = 0; i < s->n; i++) {
       mbr_t *m = s->m[i];
-      snprintf((*rows)[i].id, sizeof (*rows)[i].id, "%s", m->node_id);
+      snprintf((*rows)[i].id, sizeof(*rows)[i].id, "%s", m->node_id);
       node__stats_fill(b, m, &(*rows)[i].st);
       (*rows)[i].path = ck_pr_load_int(&m->health.conn_path);
     }

@@ -29,7 +29,7 @@
 
 #include "harness.h"
 
-#define MAXN 4
+#define MAXN  4
 #define MAXEV 512
 
 typedef struct rec {
@@ -111,12 +111,15 @@ static void node_start_as(int i, bool keep) {
   assert_ok(bftnet_new(&n->net, &cfg));
   snprintf(n->id, sizeof n->id, "r%d", i);
   char listen[BFTNET_ADDR_MAX] = "/ip4/127.0.0.1/tcp/0";
-  if (keep) snprintf(listen, sizeof listen, "%.*s", (int)(strstr(n->addr, "/p2p/") - n->addr), n->addr);
+  if (keep)
+    snprintf(listen, sizeof listen, "%.*s", (int)(strstr(n->addr, "/p2p/") - n->addr), n->addr);
   assert_ok(bftnet_listen(n->net, listen, n->addr, sizeof n->addr));
   n->addrs[0] = n->addr;
 }
 
-static void node_start(int i) { node_start_as(i, false); }
+static void node_start(int i) {
+  node_start_as(i, false);
+}
 
 /* The process goes away (its key and address are kept for a restart). */
 static void node_down(int i) {
@@ -230,7 +233,8 @@ static void test_orderly_stop_is_going_away(void **state) {
   wait_connected(0, "r1");
   wait_connected(1, "r0");
   uint8_t msg[64] = {1};
-  for (int k = 0; k < 100; k++) assert_ok(bftnet_send(nodes[1].net, "r0", msg, sizeof msg));
+  for (int k = 0; k < 100; k++)
+    assert_ok(bftnet_send(nodes[1].net, "r0", msg, sizeof msg));
   recv_n(0, 100);
   assert_ok(bftnet_flush(nodes[1].net, 5000));
   int ups = count(0, BFTNET_EV_MEMBER_UP, "r1");
@@ -293,9 +297,11 @@ static void check_connected_first(int i, int j) {
 
 static void test_connected_before_member_up(void **state) {
   (void)state;
-  for (int i = 0; i < 3; i++) node_start(i);
+  for (int i = 0; i < 3; i++)
+    node_start(i);
   int idx[3] = {0, 1, 2};
-  for (int i = 0; i < 3; i++) connect_to(i, idx, 3, NULL);
+  for (int i = 0; i < 3; i++)
+    connect_to(i, idx, 3, NULL);
   for (int i = 0; i < 3; i++)
     for (int j = 0; j < 3; j++)
       if (i != j) assert_true(wait_count(i, BFTNET_EV_MEMBER_UP, nodes[j].id, 1, 5000));
@@ -312,7 +318,8 @@ static void test_connected_before_member_up(void **state) {
   connect_to(2, idx, 3, NULL);
   assert_true(wait_count(0, BFTNET_EV_MEMBER_UP, "r2", 1, 5000));
   check_connected_first(0, 2);
-  for (int i = 0; i < 3; i++) node_free(i);
+  for (int i = 0; i < 3; i++)
+    node_free(i);
 }
 
 /* A member that is down: one MEMBER_UNREACHABLE per outage (however many
@@ -353,11 +360,12 @@ static void test_unreachable_member(void **state) {
 /* r0's membership puts r1 at r2's address: r2 answers with its own key. */
 static void test_wrong_peer(void **state) {
   (void)state;
-  for (int i = 0; i < 3; i++) node_start(i);
+  for (int i = 0; i < 3; i++)
+    node_start(i);
   int idx[2] = {0, 1};
   char wrong[2 * BFTNET_ADDR_MAX];
-  snprintf(wrong, sizeof wrong, "%.*s/p2p/%s", (int)(strstr(nodes[2].addr, "/p2p/") - nodes[2].addr),
-           nodes[2].addr, nodes[1].peer);
+  snprintf(wrong, sizeof wrong, "%.*s/p2p/%s",
+           (int)(strstr(nodes[2].addr, "/p2p/") - nodes[2].addr), nodes[2].addr, nodes[1].peer);
   const char *addrs[2] = {NULL, wrong};
   connect_to(0, idx, 2, addrs);
   assert_true(wait_count(0, BFTNET_EV_MEMBER_WRONG_PEER, "r1", 1, 3000));
@@ -371,7 +379,8 @@ static void test_wrong_peer(void **state) {
   assert_string_equal(w.addr, wrong);
   assert_int_equal(w.error, BFTNET_EPEERMISMATCH);
   assert_true(bftnet_counter(nodes[0].net, BFTNET_COUNTER_PEER_ID_MISMATCH) >= 2);
-  for (int i = 0; i < 3; i++) node_free(i);
+  for (int i = 0; i < 3; i++)
+    node_free(i);
 }
 
 static void test_event_names(void **state) {
@@ -382,7 +391,8 @@ static void test_event_names(void **state) {
     const char *name = bftnet_event_name((bftnet_event_type_t)t);
     assert_non_null(name);
     assert_string_not_equal(name, "unknown");
-    for (int k = 0; k < n; k++) assert_string_not_equal(seen[k], name);
+    for (int k = 0; k < n; k++)
+      assert_string_not_equal(seen[k], name);
     seen[n++] = name;
   }
   assert_string_equal(bftnet_event_name(BFTNET_EV_MEMBER_UP), "member_up");
@@ -402,14 +412,13 @@ static void test_health(void **state) {
   usleep(1200 * 1000); /* ~10 keepalive pings at 100 ms */
   bftnet_peer_stats_t st;
   assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &st));
-  print_message("rtt last %llu us, smoothed %llu us, max %llu us; heard %llu ms ago; "
-                "connection %s (%s), %llu ms old\n",
-                (unsigned long long)st.rtt_last_ns / 1000,
-                (unsigned long long)st.rtt_smoothed_ns / 1000,
-                (unsigned long long)st.rtt_max_ns / 1000,
-                (unsigned long long)st.since_heard_ns / 1000000, st.conn_addr,
-                st.conn_outbound ? "outbound" : "inbound",
-                (unsigned long long)st.conn_age_ns / 1000000);
+  print_message(
+      "rtt last %llu us, smoothed %llu us, max %llu us; heard %llu ms ago; "
+      "connection %s (%s), %llu ms old\n",
+      (unsigned long long)st.rtt_last_ns / 1000, (unsigned long long)st.rtt_smoothed_ns / 1000,
+      (unsigned long long)st.rtt_max_ns / 1000, (unsigned long long)st.since_heard_ns / 1000000,
+      st.conn_addr, st.conn_outbound ? "outbound" : "inbound",
+      (unsigned long long)st.conn_age_ns / 1000000);
   assert_true(st.rtt_last_ns > 0 && st.rtt_last_ns < 1000000000ull);
   /* (The smoothed value may exceed the window's maximum: an older spike
    * still weighs in it.) */
@@ -442,7 +451,8 @@ static bool has_sample(const char *text, const char *name, const char *labels) {
 
 static void test_metrics_text(void **state) {
   (void)state;
-  for (int i = 0; i < 3; i++) node_start(i);
+  for (int i = 0; i < 3; i++)
+    node_start(i);
   connect_pair();
   /* r2 is no member of anyone: it dials r0 and sends (a TentativeReceiver). */
   int idx2[2] = {2, 0};
@@ -455,7 +465,8 @@ static void test_metrics_text(void **state) {
   }
   recv_n(0, 50); /* r1's only: r2 is no member */
   assert_ok(bftnet_flush(nodes[1].net, 5000));
-  for (int k = 0; k < 200 && bftnet_counter(nodes[0].net, BFTNET_COUNTER_TENTATIVE_CREATED) == 0; k++)
+  for (int k = 0; k < 200 && bftnet_counter(nodes[0].net, BFTNET_COUNTER_TENTATIVE_CREATED) == 0;
+       k++)
     usleep(10000);
   assert_true(bftnet_counter(nodes[0].net, BFTNET_COUNTER_TENTATIVE_CREATED) >= 1);
   /* Too small: the size needed, nothing else. */
@@ -474,9 +485,10 @@ static void test_metrics_text(void **state) {
   for (int id = 0; id < BFTNET_COUNTER_COUNT; id++) {
     const char *c = bftnet_counter_name((bftnet_counter_id_t)id);
     char name[96];
-    snprintf(name, sizeof name, "bftnet_%s", strcmp(c, "bytes_in") == 0    ? "in_bytes"
-                                             : strcmp(c, "bytes_out") == 0 ? "out_bytes"
-                                                                           : c);
+    snprintf(name, sizeof name, "bftnet_%s",
+             strcmp(c, "bytes_in") == 0    ? "in_bytes"
+             : strcmp(c, "bytes_out") == 0 ? "out_bytes"
+                                           : c);
     if (!strstr(text, name)) fail_msg("counter %s is not in the metrics", c);
   }
   assert_non_null(strstr(text, "# HELP bftnet_conn_established_total "));
@@ -498,7 +510,8 @@ static void test_metrics_text(void **state) {
   snprintf(want, sizeof want, "\nbftnet_peer_delivered_messages_total{peer=\"r1\"} 50\n");
   assert_non_null(strstr(text, want));
   free(text);
-  for (int i = 0; i < 3; i++) node_free(i);
+  for (int i = 0; i < 3; i++)
+    node_free(i);
 }
 
 int main(void) {

@@ -65,8 +65,9 @@ static void proc_stat(double *cpu_s, uint64_t *rss, double *start_s) {
   /* fields 3.. : state ppid pgrp session tty tpgid flags minflt cminflt majflt
    * cmajflt utime stime cutime cstime priority nice threads itreal starttime
    * vsize rss */
-  if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d "
-                          "%*d %*d %llu %*u %lld",
+  if (!p || sscanf(p + 2,
+                   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d "
+                   "%*d %*d %llu %*u %lld",
                    &ut, &st, &start, &rss_pages) != 4)
     return;
   double tk = clock_ticks();
@@ -174,8 +175,7 @@ static mhd_result_t on_request(void *cls, struct MHD_Connection *c, const char *
     return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, text, bad_method, strlen(bad_method),
                  MHD_RESPMEM_PERSISTENT);
   if (strcmp(url, "/metrics") != 0)
-    return reply(c, MHD_HTTP_NOT_FOUND, text, not_found, strlen(not_found),
-                 MHD_RESPMEM_PERSISTENT);
+    return reply(c, MHD_HTTP_NOT_FOUND, text, not_found, strlen(not_found), MHD_RESPMEM_PERSISTENT);
   size_t len = 0;
   char *body = render(&len);
   if (!body)
@@ -189,16 +189,17 @@ int metrics_http_start(const char *hostport) {
   char host[256], port[16];
   if (split_hostport(hostport, host, sizeof host, port, sizeof port) != 0)
     return rp_log("--metrics-listen %s: want HOST:PORT or [IPV6]:PORT", hostport), -1;
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+  struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                           .ai_socktype = SOCK_STREAM,
                            .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
                   *ai = NULL;
   int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
   if (rc != 0) return rp_log("--metrics-listen %s: %s", hostport, gai_strerror(rc)), -1;
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-  mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR,
-                         ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, 64u,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+  mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                         MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                         MHD_OPTION_END);
   freeaddrinfo(ai);
   if (!mhd) return rp_log("--metrics-listen %s: cannot listen", hostport), -1;
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT);
