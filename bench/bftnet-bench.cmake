@@ -65,4 +65,12 @@ if(BFTNET_TESTS)
             -DJSON=${CMAKE_CURRENT_BINARY_DIR}/bench_smoke.json
             -P ${CMAKE_CURRENT_LIST_FILE})
   set_tests_properties(bench_smoke PROPERTIES TIMEOUT 60 LABELS bench RUN_SERIAL TRUE)
+  # Its command line, as every tool's (tests/unit/tools_cli_test.py).
+  find_package(Python3 COMPONENTS Interpreter)
+  if(Python3_FOUND)
+    add_test(NAME bench_cli COMMAND Python3::Interpreter
+      ${CMAKE_SOURCE_DIR}/tests/unit/tools_cli_test.py ${CMAKE_SOURCE_DIR}/README.md
+      ${PROJECT_VERSION} $<TARGET_FILE:bftnet-bench>)
+    set_tests_properties(bench_cli PROPERTIES TIMEOUT 60)
+  endif()
 endif()

@@ -46,6 +46,10 @@ static int failures;
 static json_t *FAIL_LIST;
 static bb_job_t BASE; /* keys */
 
+#ifndef BFTNET_TOOLS_VERSION /* the project's version, from CMake */
+#define BFTNET_TOOLS_VERSION "unknown"
+#endif
+
 /* ---------------------------------------------------------- helpers */
 
 static void fail_note(const char *what, const char *err) {
@@ -307,7 +311,10 @@ static void usage(FILE *f) {
           "  --flood            bftnet senders do not nap on a half-full ring (drops instead)\n"
           "  --systems LIST     "
           "bftnet,bftnet-plain,zmq-curve,zmq,tcp-aead,tcp,tcp-aead-sod,bftnet-cb (default all)\n"
-          "  --sections LIST    throughput,rtt,broadcast,all-to-all,memory (default all)\n",
+          "  --sections LIST    throughput,rtt,broadcast,all-to-all,memory (default all)\n"
+          "  -h, --help         print this help and exit\n"
+          "  --version          print the version and exit\n"
+          "Exit status: 0 done, 1 a measurement failed (the report says which), 2 bad usage.\n",
           BB_MAX_ROUNDS);
 }
 
@@ -352,7 +359,8 @@ static int parse_opts(int argc, char **argv, bb_opts_t *o) {
       {"quick", 0, 0, 'q'},       {"sizes", 1, 0, 's'}, {"seconds", 1, 0, 'S'},
       {"rounds", 1, 0, 'r'},      {"json", 1, 0, 'j'},  {"all-to-all", 1, 0, 'a'},
       {"memory-soak", 1, 0, 'm'}, {"flood", 0, 0, 'f'}, {"systems", 1, 0, 'y'},
-      {"sections", 1, 0, 'x'},    {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
+      {"sections", 1, 0, 'x'},    {"help", 0, 0, 'h'},  {"version", 0, 0, 'V'},
+      {0, 0, 0, 0}};
   static const char *const sec_names[] = {"throughput", "rtt", "broadcast", "all-to-all", "memory"};
   const char *sizes = NULL, *a2a = NULL;
   double seconds = NAN;
@@ -361,7 +369,8 @@ static int parse_opts(int argc, char **argv, bb_opts_t *o) {
   o->sys_mask = (1u << BB_NSYS) - 1;
   o->sections = BB_SEC_ALL;
   int c;
-  while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+  opterr = 0; /* said below, by name */
+  while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
     char *end = NULL;
     switch (c) {
     case 'q':
@@ -403,11 +412,21 @@ static int parse_opts(int argc, char **argv, bb_opts_t *o) {
     case 'h':
       usage(stdout);
       exit(0);
+    case 'V':
+      printf("bftnet-bench %s\n", BFTNET_TOOLS_VERSION);
+      exit(0);
+    case ':':
+      fprintf(stderr, "bftnet-bench: option '%s' needs a value\n", argv[optind - 1]);
+      return -1;
     default:
+      fprintf(stderr, "bftnet-bench: unknown option '%s'\n", argv[optind - 1]);
       return -1;
     }
   }
-  if (optind != argc) return -1;
+  if (optind != argc) {
+    fprintf(stderr, "bftnet-bench: unexpected argument '%s'\n", argv[optind]);
+    return -1;
+  }
   return finish_opts(o, sizes, a2a, seconds);
 }
 

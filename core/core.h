@@ -113,21 +113,36 @@ void bn_buf_reset(bn_buf_t *b);
 
 enum bn_log_level { BN_LOG_ERROR = 1, BN_LOG_WARN = 2, BN_LOG_INFO = 3, BN_LOG_DEBUG = 4 };
 
-/* Process-wide level, set from the node config (highest wins). */
-void bn_log_set_level(int level);
-int bn_log_get_level(void);
-void bn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Where one node's log lines go: its own level (bftnet_config_t.log_level)
+ * and, if set, its callback (bftnet_config_t.on_log), else stderr as
+ * "bftnet <level>: <text>". Each node has its own: two nodes in a process
+ * never change each other's level. The node owns it; the layers keep a
+ * pointer (in their configs) that stays valid while the node lives.
+ * NULL means the process default: warnings and errors to stderr. */
+typedef struct bn_logger {
+  int level; /* lines above it are not formatted */
+  void (*cb)(int level, const char *msg, void *user);
+  void *user;
+} bn_logger_t;
 
-/* A rate limiter for one log site: at most `burst` lines per second; the
- * number suppressed is reported with the next line that passes. */
+/* Any thread. The callback runs on the calling thread (bounded text: 511
+ * bytes, longer lines are cut). */
+void bn_log(const bn_logger_t *lg, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline bool bn_log_enabled(const bn_logger_t *lg, int level) {
+  return level >= BN_LOG_ERROR && level <= (lg ? lg->level : BN_LOG_WARN);
+}
+
+/* A rate limiter for one log site: at most 5 lines per second; the number
+ * suppressed is reported with the next line that passes. */
 typedef struct bn_ratelimit {
   uint64_t window_start_ns;
   uint32_t count;
   uint32_t suppressed;
 } bn_ratelimit_t;
 
-void bn_log_rl(bn_ratelimit_t *rl, uint64_t now_ns, int level, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void bn_log_rl(const bn_logger_t *lg, bn_ratelimit_t *rl, uint64_t now_ns, int level,
+               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* ------------------------------------------------------ clock/RNG seam */
 /* No module reads the clock or an RNG directly: they go through a seam,

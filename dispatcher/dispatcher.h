@@ -166,6 +166,11 @@ typedef struct disp_framer {
   uint32_t uni_head, uni_len;
   uint64_t bdropped;   /* atomic (loop writes): log entries skipped by disp_framer_blog_trim */
   uint64_t btaken;     /* atomic (loop writes): log entries taken for this stream */
+  /* The member's max_message_size (0: unknown): a larger message is
+   * released as it is pulled, never written, and counted in too_big. */
+  uint32_t peer_max;
+  bool write_too_big;  /* test hook: write it anyway (still counted) */
+  uint64_t too_big;    /* atomic (loop writes) */
 } disp_framer_t;
 
 void disp_framer_init(disp_framer_t *f);
@@ -238,6 +243,11 @@ typedef struct disp_config {
   uint32_t ring_capacity;   /* per member, power of 2 (bftnet_config_t) */
   uint32_t backoff_min_ms;  /* first redial delay */
   uint32_t backoff_max_ms;  /* cap */
+  const bn_logger_t *log;   /* the node's (NULL: the process default) */
+  /* Test hook: messages larger than a member's max_message_size are
+   * accepted and written anyway (and still counted in dropped_too_big), so
+   * a test can watch the member discard them. Never set otherwise. */
+  bool write_too_big;
 } disp_config_t;
 
 /* The send side's node-wide state, shared by every member's dispatcher.
@@ -263,6 +273,9 @@ typedef struct disp {
   int connected;
   uint64_t unconfirmed; /* bytes of our stream not yet confirmed read */
   int framer_busy;      /* the framer holds messages not yet written */
+  uint32_t peer_max;    /* the member's max_message_size, 0 until it says
+                           (published by the loop from its migration state) */
+  uint64_t refused_too_big; /* disp_send / disp_broadcast refused for it */
 
   /* Loop thread only. */
   disp_ctx_t *ctx;
@@ -316,6 +329,10 @@ void disp_conn_down(disp_t *d);
 /* Loop thread, after a wake: writes what is queued, else refreshes the
  * counters disp_idle reads. */
 void disp_wake(disp_t *d);
+/* Loop thread: the member may have said its max_message_size (a
+ * StreamMigration message of its arrived): disp_send and the framer use it
+ * from now on. Drains and wakes look too; this makes it prompt. */
+void disp_limit_refresh(disp_t *d);
 /* Loop thread: frees the broadcast log's entries every member has passed;
  * when the log is seven-eighths full, moves on the members more than
  * ring_capacity behind (their skipped broadcasts count as dropped). ds: the
@@ -339,16 +356,19 @@ void disp_destroy(disp_t *d);
 
 /* Any thread (d found in a membership snapshot it may read): queues a copy
  * of data for the member, dropping its oldest message if the ring is full.
- * 0 or BFTNET_ENOMEM. The caller then wakes the loop thread. */
+ * 0, BFTNET_ENOMEM, or BFTNET_EPEERTOOBIG (counted) when len is above the
+ * member's max_message_size. The caller then wakes the loop thread. */
 int disp_send(disp_ctx_t *ctx, disp_t *d, const void *data, size_t len) BFTNET_WUR;
 /* Any thread: one copy of data for the n members ds of membership version
  * ver, through the broadcast log (or every ring when the log is full).
- * n (>= 0) or BFTNET_ENOMEM. The caller then wakes the loop thread. */
+ * Returns how many members can take it (the others' framers skip it and
+ * count it), BFTNET_EPEERTOOBIG (counted for each) if none of n > 0 can,
+ * or BFTNET_ENOMEM. The caller then wakes the loop thread. */
 int disp_broadcast(disp_ctx_t *ctx, disp_t *const *ds, size_t n, uint64_t ver, const void *data,
                    size_t len) BFTNET_WUR;
 /* Any thread: fills the send side's fields of out (enqueued, sent,
  * dropped_*, bytes_out, reconnects, aborted, ring_depth, connected,
- * unconfirmed); leaves the others. */
+ * unconfirmed, max_message_size); leaves the others. */
 void disp_stats(disp_t *d, bftnet_peer_stats_t *out);
 /* Any thread: nothing queued, nothing held by the framer, and every byte
  * written confirmed read (as of the loop's last look). */

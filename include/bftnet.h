@@ -11,7 +11,7 @@
  * any thread. bftnet owns one event-loop thread per node (or runs on the
  * application's uv_loop_t); application callbacks run there only where the
  * contract says so, and must then be fast and must not call blocking bftnet
- * functions.
+ * functions ("inside loop callbacks", near the end, lists what they may).
  */
 #ifndef BFTNET_H
 #define BFTNET_H
@@ -59,7 +59,12 @@ extern "C" {
   XX(UNREACHABLE, "peer unreachable")                                         \
   XX(NOTMEMBER, "not a member")                                               \
   XX(DUPLICATE, "duplicate entry")                                            \
-  XX(IO, "input/output error")
+  XX(IO, "input/output error")                                                \
+  /* New codes go at the end: a code's value is its place in this list. */   \
+  XX(BUFSIZE, "output buffer too small")                                      \
+  XX(INCALLBACK, "not allowed inside a loop callback (it would block the loop)") \
+  XX(ONMESSAGE, "messages go to on_message; bftnet_recv is not used")         \
+  XX(PEERTOOBIG, "message larger than the member's max_message_size")
 
 enum bftnet_errno_index {
 #define BFTNET_XX_(name, msg) BFTNET_ERRIDX_##name,
@@ -178,7 +183,13 @@ BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason);
   XX(MIG_ABORT_DENIED, "mig_abort_denied")                                     \
   XX(MIG_ABORT_DETACH_TIMEOUT, "mig_abort_detach_timeout")                     \
   XX(MIG_ABORT_PEER_RESTARTED, "mig_abort_peer_restarted")                     \
-  XX(MIG_ABORT_LOCAL, "mig_abort_local")
+  XX(MIG_ABORT_LOCAL, "mig_abort_local")                                       \
+  /* Messages above a size limit ("oversized messages" below) */               \
+  XX(DROPPED_TOO_BIG, "dropped_too_big") /* ours, above the member's limit */   \
+  XX(INBOUND_TOO_BIG, "inbound_too_big") /* theirs, above ours: skipped */      \
+  XX(MIG_BAD_CONFIRM, "mig_bad_confirm") /* a Confirm beyond the bytes sent */ \
+  XX(MIG_LEGACY_PEERS, "mig_legacy_peers") /* peers (incarnations) that confirm \
+     with yamux window updates: an older bftnet, PROTOCOL.md section 11.12 */
 
 typedef enum bftnet_counter_id {
 #define BFTNET_XX_(name, str) BFTNET_COUNTER_##name,
@@ -206,7 +217,8 @@ BFTNET_API int bftnet_key_from_protobuf(const uint8_t *buf, size_t len,
                                         bftnet_key_t **out) BFTNET_WUR;
 /* Writes the key to a new file, mode 0600 (fails with -EEXIST if present). */
 BFTNET_API int bftnet_key_save(const bftnet_key_t *key, const char *path) BFTNET_WUR;
-/* Writes the base58btc peer ID (NUL-terminated) into buf. */
+/* Writes the base58btc peer ID (NUL-terminated) into buf; BFTNET_EBUFSIZE
+ * (and "" if cap > 0) if it does not fit: BFTNET_PEER_ID_MAX always does. */
 BFTNET_API int bftnet_key_peer_id(const bftnet_key_t *key, char *buf, size_t cap);
 BFTNET_API void bftnet_key_free(bftnet_key_t *key);
 
@@ -292,7 +304,8 @@ typedef struct bftnet_config {
   uint32_t max_pending_handshakes; /* unauthenticated at once (default 64) */
   bftnet_event_cb on_event;     /* optional */
   void *user;
-  int log_level;                /* 0 quiet, 1 errors, 2 warnings (default), 3 info, 4 debug */
+  int log_level;                /* 0 quiet, 1 errors, 2 warnings (default), 3 info, 4 debug;
+                                   this node's own (see on_log) */
 
   /* Messaging (see bftnet_connect / bftnet_send / bftnet_recv). */
   uint32_t ring_capacity;       /* per-member send ring, power of 2 (default 4096) */
@@ -322,9 +335,19 @@ typedef struct bftnet_config {
    * any other runnable thread) while traffic is closer than this. At most
    * 1000000 (1 s). */
   uint32_t busy_poll_us;
-  /* Opt-in: deliver messages on the loop thread instead of bftnet_recv.
-   * Must be fast; data is valid during the call only. */
+  /* Opt-in: deliver messages on the loop thread instead of bftnet_recv
+   * (which then fails with BFTNET_EONMESSAGE). Must be fast; data is valid
+   * during the call only. What it may call: "Inside loop callbacks" below. */
   void (*on_message)(const char *from, const uint8_t *data, size_t len, void *user);
+  /* Optional: this node's log lines (those at or below log_level) go here
+   * instead of stderr, with `user`. msg is one line without a newline,
+   * valid during the call only; level as log_level (1 error .. 4 debug).
+   * Called on the loop thread, or on the thread of a bftnet call that
+   * logs, possibly from several threads at once: it must be thread-safe,
+   * fast, and must not call bftnet functions. Repeated lines from one
+   * cause are rate limited (at most 5 a second, then a count of those
+   * suppressed). */
+  void (*on_log)(int level, const char *msg, void *user);
 } bftnet_config_t;
 
 /* Fills in every default. Call before setting fields. */
@@ -335,7 +358,8 @@ BFTNET_API void bftnet_config_init(bftnet_config_t *cfg);
 typedef struct bftnet bftnet_t;
 
 /* Creates a node; starts its loop thread unless cfg->loop is set (then all
- * calls must come from that loop's thread). */
+ * calls must come from that loop's thread; see "The application's loop"
+ * below). bftnet_new_ex (below) also says which field is wrong. */
 BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) BFTNET_WUR;
 /* Closes every connection and listener, joins the loop thread. Idempotent. */
 BFTNET_API int bftnet_stop(bftnet_t *net);
@@ -343,22 +367,28 @@ BFTNET_API int bftnet_stop(bftnet_t *net);
 BFTNET_API void bftnet_free(bftnet_t *net);
 
 /* Listens on a multiaddr (/ip4|ip6/ADDR/tcp/PORT, port 0 = any). Writes the
- * bound address, ending in /p2p/<own peer ID>, into bound (may be NULL). */
+ * bound address, ending in /p2p/<own peer ID>, into bound (may be NULL;
+ * BFTNET_ADDR_MAX bytes always fit; if cap is too small the call fails with
+ * BFTNET_EBUFSIZE and nothing stays bound). BFTNET_EBADADDR for a bad
+ * multiaddr: bftnet_listen_ex (below) says which component and why. */
 BFTNET_API int bftnet_listen(bftnet_t *net, const char *maddr, char *bound,
                              size_t cap) BFTNET_WUR;
-/* The node's own peer ID. */
+/* The node's own peer ID, as bftnet_key_peer_id (BFTNET_EBUFSIZE). */
 BFTNET_API int bftnet_peer_id(const bftnet_t *net, char *buf, size_t cap);
 
 /* Dials maddr and waits until the connection is authenticated and
  * multiplexed, or fails. If maddr ends in /p2p/<id>, a different
  * authenticated ID fails with BFTNET_EPEERMISMATCH. The remote peer ID is
- * written to peer_out (may be NULL). Reuses an existing connection to the
- * same peer ID. Blocking: not from the loop thread. */
+ * written to peer_out (may be NULL; else cap must be at least
+ * BFTNET_PEER_ID_MAX, checked before dialing: BFTNET_EBUFSIZE). Reuses an
+ * existing connection to the same peer ID. Blocking: not inside a loop
+ * callback (BFTNET_EINCALLBACK). bftnet_dial_ex (below) says what failed. */
 BFTNET_API int bftnet_dial(bftnet_t *net, const char *maddr, uint32_t timeout_ms,
                            char *peer_out, size_t cap) BFTNET_WUR;
 
 /* One /ipfs/ping/1.0.0 round trip to the peer dialed at maddr (dialing it
- * first if needed). Writes the round-trip time in ns. Blocking. */
+ * first if needed). Writes the round-trip time in ns. Blocking, as
+ * bftnet_dial (peer_out alike). */
 BFTNET_API int bftnet_ping(bftnet_t *net, const char *maddr, uint32_t timeout_ms,
                            uint64_t *rtt_ns, char *peer_out, size_t cap) BFTNET_WUR;
 
@@ -391,13 +421,16 @@ BFTNET_API int bftnet_connect_file(bftnet_t *net, const char *path, char *errbuf
 /* Queues one message for node_id. Never blocks; copies the payload once.
  * When the member's ring is full the oldest queued message is dropped and
  * counted. BFTNET_ENOTFOUND for an unknown node ID, BFTNET_EINVAL for
- * ourselves, BFTNET_ETOOBIG above max_message_size. Any thread. */
+ * ourselves, BFTNET_ETOOBIG above our max_message_size, BFTNET_EPEERTOOBIG
+ * above the member's ("oversized messages", near the end). Any thread. */
 BFTNET_API int bftnet_send(bftnet_t *net, const char *node_id, const void *data,
                            size_t len) BFTNET_WUR;
 /* Queues one message for every member but ourselves, sharing one buffer
  * (one queue operation whatever their number). A member receives a thread's
  * sends and broadcasts in the order that thread queued them. Returns the
- * number of members it was queued for. Any thread. */
+ * number of members it was queued for: those whose max_message_size is
+ * known to be smaller skip it, counted in their dropped_too_big
+ * (BFTNET_EPEERTOOBIG if that is every member). Any thread. */
 BFTNET_API int bftnet_broadcast(bftnet_t *net, const void *data, size_t len) BFTNET_WUR;
 
 typedef struct bftnet_msg {
@@ -410,7 +443,9 @@ typedef struct bftnet_msg {
 /* Takes the next message, round-robin across members. timeout_ms: 0 = do
  * not wait (BFTNET_EAGAIN if none), < 0 = wait forever, else wait up to it
  * (BFTNET_ETIMEDOUT). After bftnet_stop, messages already received are
- * still returned, then BFTNET_ECLOSED. Any thread. */
+ * still returned, then BFTNET_ECLOSED. BFTNET_EONMESSAGE when the node
+ * delivers to cfg.on_message instead. Any thread; inside a loop callback
+ * only with timeout_ms 0 (else BFTNET_EINCALLBACK). */
 BFTNET_API int bftnet_recv(bftnet_t *net, bftnet_msg_t *msg, int timeout_ms) BFTNET_WUR;
 /* Up to max messages at once; returns how many (>= 1) or an error as above. */
 BFTNET_API int bftnet_recv_batch(bftnet_t *net, bftnet_msg_t *msgs, int max,
@@ -449,6 +484,15 @@ typedef struct bftnet_peer_stats {
   uint64_t detach_ns_last, detach_ns_max; /* detach -> resume, last and worst */
   uint64_t peer_restarts;     /* new incarnations of the member seen */
   uint64_t unconfirmed;       /* bytes of our stream written, not yet confirmed read */
+  /* Messages above a size limit ("oversized messages", near the end). */
+  uint64_t dropped_too_big;   /* ours for the member, above the max_message_size
+                                 it said: refused by bftnet_send (it returned
+                                 BFTNET_EPEERTOOBIG) or by bftnet_broadcast, or
+                                 skipped for it (queued before it said) */
+  uint64_t discarded_too_big; /* the member's to us, above our max_message_size:
+                                 discarded unread, its stream goes on */
+  uint32_t max_message_size;  /* the largest message the member said it takes
+                                 (0: not said yet, or a peer that never says) */
   /* Health, for the consensus layer's timeouts (docs/OPERATING.md). From the
    * keepalive pings (ping_interval_ms) of the member's current connection
    * (kept from the previous one until the new one has its own); refreshed
@@ -467,7 +511,10 @@ typedef struct bftnet_peer_stats {
 /* Waits until every member's ring is empty and every byte written to it is
  * confirmed read by the member (its Receiver took it), or timeout_ms passes:
  * 0 or BFTNET_ETIMEDOUT. A replica that must not lose its last messages calls
- * it before bftnet_stop. Not from the loop thread. */
+ * it before bftnet_stop. timeout_ms 0 only looks, anywhere. Inside a loop
+ * callback a wait fails at once with BFTNET_EINCALLBACK. On the
+ * application's loop (cfg.loop), called from its thread outside uv_run, it
+ * turns that loop itself while it waits. */
 BFTNET_API int bftnet_flush(bftnet_t *net, int timeout_ms) BFTNET_WUR;
 
 BFTNET_API int bftnet_peer_stats(bftnet_t *net, const char *node_id, bftnet_peer_stats_t *out);
@@ -476,6 +523,91 @@ BFTNET_API int bftnet_peer_stats(bftnet_t *net, const char *node_id, bftnet_peer
 BFTNET_API uint64_t bftnet_counter(const bftnet_t *net, bftnet_counter_id_t id);
 BFTNET_API const char *bftnet_counter_name(bftnet_counter_id_t id);
 
+/* ------------------------------------- errors that say what to fix */
+
+/* The same as bftnet_new, bftnet_listen and bftnet_dial, and on failure they
+ * also write into errbuf (may be NULL; at most errcap bytes, NUL-terminated,
+ * cut if longer; "" on success) one line that names what to fix:
+ *   the config field, its value and the rule:
+ *     "ring_capacity=1000: not a power of 2 in [4, 2^24]"
+ *     "max_message_size=0: not in [1, 67108864] (64 MiB)"
+ *     "busy_poll_us=2000000: above 1000000 (1 s)"
+ *   the multiaddr and the component:
+ *     "multiaddr '/ip4/127.0.0.1/tcp/99999': bad port '99999'"
+ *     "multiaddr '/ip4//tcp/1': empty component"
+ *   the caller's buffer: "bound: cap=8 too small for the bound address ..."
+ *   or what the network said: "dial '/ip4/...': not up within timeout_ms=100".
+ * The return codes are those of the plain forms, which are these with errbuf
+ * NULL (the text also goes to the node's log at level 3). New functions
+ * rather than new parameters: the plain forms keep their ABI. */
+BFTNET_API int bftnet_new_ex(bftnet_t **out, const bftnet_config_t *cfg, char *errbuf,
+                             size_t errcap) BFTNET_WUR;
+BFTNET_API int bftnet_listen_ex(bftnet_t *net, const char *maddr, char *bound, size_t cap,
+                                char *errbuf, size_t errcap) BFTNET_WUR;
+BFTNET_API int bftnet_dial_ex(bftnet_t *net, const char *maddr, uint32_t timeout_ms,
+                              char *peer_out, size_t cap, char *errbuf, size_t errcap) BFTNET_WUR;
+
+/* Output buffers. Every function that writes into a caller's buffer
+ * (buf/cap, bound/cap, peer_out/cap) fails with BFTNET_EBUFSIZE when it is
+ * too small, never truncates a result silently, and leaves nothing behind:
+ * BFTNET_PEER_ID_MAX and BFTNET_ADDR_MAX are sizes that always fit. Error
+ * texts (errbuf/errcap) are the exception: they are cut to fit. */
+
+/* ------------------------------------------------- oversized messages */
+/*
+ * Members may run with different max_message_size. Each node says its own
+ * in the StreamMigration messages of the streams it opens and answers
+ * (docs/PROTOCOL.md 8.1), so a member learns the others' limits as their
+ * streams come up (bftnet_peer_stats: max_message_size, 0 until said).
+ * Then, on the sender:
+ *   - bftnet_send of more than the member takes fails with
+ *     BFTNET_EPEERTOOBIG; bftnet_broadcast skips that member;
+ *   - a message queued before the member said its limit and larger than it
+ *     is dropped when its turn comes, never written;
+ * all counted in the member's dropped_too_big (and the node's counter
+ * dropped_too_big). On the receiver, a message that arrives larger than
+ * our max_message_size anyway (a peer that never says its limit, such as
+ * js-libp2p or an older bftnet; or one that lied) is skipped as its bytes
+ * arrive, never buffered, and counted in the member's discarded_too_big
+ * (counter inbound_too_big, a rate-limited warning); the stream goes on
+ * with the next message. Only a length above 64 MiB, which no bftnet node
+ * may send, is taken as a protocol violation (the connection closes,
+ * bad_message). So a message is missing only where a side counted it: the
+ * sender when it knew the limit, the receiver otherwise.
+ */
+
+/* ------------------------------------------------ inside loop callbacks */
+/*
+ * Loop callbacks are on_event and on_message (and, with cfg.loop, the
+ * application's own libuv callbacks on that loop). They run on the node's
+ * loop thread, which does all of the node's network work: while one runs,
+ * nothing else of that node moves. So inside them:
+ *   allowed (never block): bftnet_send, bftnet_broadcast, bftnet_recv and
+ *     bftnet_recv_batch with timeout_ms 0, bftnet_msg_release,
+ *     bftnet_recv_fd, bftnet_flush with timeout_ms 0 (a look),
+ *     bftnet_peer_stats, bftnet_counter, bftnet_peer_id, the key and
+ *     error-text functions, and any call on another node that has its own
+ *     loop thread;
+ *   refused with BFTNET_EINCALLBACK, at once (they wait for the loop that
+ *     is running the callback): bftnet_listen, bftnet_dial, bftnet_ping,
+ *     bftnet_connect, bftnet_connect_file, bftnet_stop, bftnet_flush and
+ *     bftnet_recv with a timeout, and their _ex forms;
+ *   a misuse that aborts the process: bftnet_free of the same node.
+ * on_log must call no bftnet function at all.
+ *
+ * The application's loop (cfg.loop set): bftnet starts no thread; every
+ * call comes from the thread that runs that loop (bftnet_send and
+ * bftnet_broadcast may also come from other threads). The blocking calls
+ * above turn the loop themselves (uv_run through bftnet's transport) until
+ * they complete, so they must be called outside uv_run: inside on_event and
+ * on_message they fail with BFTNET_EINCALLBACK, and inside the
+ * application's own uv callbacks they are not allowed either (libuv's
+ * uv_run is not reentrant; bftnet cannot tell those callbacks from the
+ * thread's other code, so this one is the caller's duty). From there, use
+ * the non-blocking forms: bftnet_flush(net, 0) until it returns 0,
+ * bftnet_recv(net, &m, 0). The application runs the loop often enough for
+ * bftnet's timers (pings, detach timeouts) and ignores SIGPIPE.
+ */
 /* ------------------------------------------------------------- operating */
 
 /* "connected", "member_up", ...: the event type's name; "unknown" for a
@@ -489,8 +621,8 @@ BFTNET_API const char *bftnet_event_name(bftnet_event_type_t type);
  * the member's node ID; never an unauthenticated peer's ID).
  * docs/OPERATING.md lists every metric. Writes a NUL-terminated text into
  * buf and its length (without the NUL) into *len. When cap is too small:
- * BFTNET_ETOOBIG, nothing usable in buf, and *len the capacity needed now
- * (counters grow: allow some slack). Any thread. */
+ * BFTNET_EBUFSIZE, buf holds "" (cap > 0), and *len the capacity needed now
+ * (counters grow: allow some slack). Any thread, loop callbacks included. */
 BFTNET_API int bftnet_metrics_text(bftnet_t *net, char *buf, size_t cap,
                                    size_t *len) BFTNET_WUR;
 

@@ -100,6 +100,10 @@ typedef struct mig_config {
   uint64_t failback_ns;
   uint32_t window_max; /* retransmit window per logical stream (bytes) */
   bool plain;          /* open plain streams only (no migration) */
+  /* Ours (bftnet_config_t.max_message_size): sent in every StreamMigration
+   * message we write (PROTOCOL.md 8.1); 0: not sent. */
+  uint32_t max_message_size;
+  const bn_logger_t *log; /* the node's (NULL: the process default) */
 } mig_config_t;
 
 /* A node on net: draws its incarnation from the seam's RNG, handles the
@@ -135,6 +139,11 @@ net_conn_t *mig_peer_conn(mig_peer_t *p);
 /* Resets every stream (no events) and forgets the peer once its carriers
  * are gone. The owner must not use p afterwards. */
 void mig_peer_release(mig_peer_t *p);
+
+/* The largest message the peer said it accepts (its latest StreamMigration
+ * message's max_message_size), or 0 if it never said (a plain stream, a
+ * peer that does not send it). */
+uint32_t mig_peer_max_message_size(const mig_peer_t *p);
 
 typedef struct mig_peer_stats {
   uint64_t migrations, detached, resumed, retransmitted;

@@ -46,6 +46,7 @@ typedef struct net_config {
   uint32_t yamux_max_streams;
   uint32_t max_connections;
   uint32_t max_pending_handshakes;
+  const bn_logger_t *log; /* the node's (NULL: the process default) */
 } net_config_t;
 
 typedef struct net_cbs {
@@ -68,7 +69,9 @@ void net_free(net_t *n);
 const peerid_t *net_local_id(const net_t *n);
 bn_transport_t *net_transport(net_t *n);
 
-/* Listens; writes the bound address (with /p2p/<own id>) into bound. */
+/* Listens; writes the bound address (with /p2p/<own id>) into bound (may be
+ * NULL). On any error, BFTNET_EBUFSIZE for a bound too small included,
+ * nothing stays bound. */
 int net_listen(net_t *n, const maddr_t *addr, char *bound, size_t cap) BFTNET_WUR;
 
 /* Dials. cb runs exactly once (never synchronously) with the connection up,
@@ -172,14 +175,18 @@ void net_stream_reset(net_stream_t *s);
 void net_stream_consume(net_stream_t *s, size_t n);
 /* Same; flush sends the window update now instead of at half the window. */
 void net_stream_credit(net_stream_t *s, size_t n, bool flush);
-/* Writes all n bytes ignoring connection congestion (small control
- * messages): 0, BFTNET_EAGAIN if yamux credit is short, or an error. */
+/* Writes up to n bytes ignoring connection congestion (small control
+ * messages): the bytes taken, fewer than n only when yamux credit is short
+ * (on_writable follows once it returns), or an error. */
 int net_stream_write_ctl(net_stream_t *s, const uint8_t *p, size_t n);
 /* Bytes net_stream_write would take now (yamux credit; 0 if congested). */
 size_t net_stream_send_room(const net_stream_t *s);
 /* After send_room returned 0 for congestion: on_writable once it clears. */
 void net_stream_want_writable(net_stream_t *s);
 net_conn_t *net_stream_conn(const net_stream_t *s);
+/* Bytes we wrote on s before its protocol was agreed: the multistream
+ * header, our proposal or our answers (every `na`, then the echo). */
+size_t net_stream_pre_bytes(const net_stream_t *s);
 const char *net_stream_protocol(const net_stream_t *s);
 
 /* The protocol IDs bftnet speaks. */

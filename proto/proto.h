@@ -52,9 +52,10 @@ bool ms_eq(const char *text, size_t len, const char *s);
 
 /* ---------------------------------------------------------- base58btc */
 
-/* Encodes into out (NUL-terminated); BFTNET_ETOOBIG if cap is too small. */
+/* Encodes into out (NUL-terminated); BFTNET_EBUFSIZE if cap is too small. */
 int base58_encode(const uint8_t *in, size_t n, char *out, size_t cap);
-/* Decodes; returns the byte count or BFTNET_EINVAL / BFTNET_ETOOBIG. */
+/* Decodes; returns the byte count or BFTNET_EINVAL / BFTNET_ETOOBIG (for a
+ * decoder cap is the input's limit: more digits than fit is input too long). */
 int base58_decode(const char *in, size_t inlen, uint8_t *out, size_t cap);
 
 /* ------------------------------------------------------------ peer IDs */
@@ -75,7 +76,9 @@ int peerid_from_pubkey_pb(const uint8_t *pb, size_t n, peerid_t *out);
 /* Strict parse of a protobuf PublicKey that must be Ed25519 (exactly the
  * 36-byte canonical encoding); writes the raw key. BFTNET_EBADKEY otherwise. */
 int peerid_ed25519_pubkey_parse(const uint8_t *pb, size_t n, uint8_t pk[32]);
-/* base58btc text <-> binary multihash. Parsing validates the multihash. */
+/* base58btc text <-> binary multihash. Parsing validates the multihash.
+ * peerid_to_string: BFTNET_EBUFSIZE if cap is too small (BFTNET_PEER_ID_MAX
+ * always fits an Ed25519 ID). */
 int peerid_to_string(const peerid_t *id, char *out, size_t cap);
 int peerid_from_string(const char *s, size_t len, peerid_t *out);
 bool peerid_equal(const peerid_t *a, const peerid_t *b);
@@ -93,7 +96,8 @@ typedef struct maddr {
 } maddr_t;
 
 int maddr_parse(const char *s, maddr_t *out, char *errbuf, size_t errcap);
-/* Formats as text, with /p2p/ID when has_peer. */
+/* Formats as text, with /p2p/ID when has_peer. BFTNET_EBUFSIZE if cap is
+ * too small (BFTNET_ADDR_MAX always fits). */
 int maddr_format(const maddr_t *m, char *out, size_t cap);
 /* Same, for a bare socket address and an optional peer ID. */
 int maddr_format_sa(const struct sockaddr *sa, const peerid_t *peer, char *out, size_t cap);

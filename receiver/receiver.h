@@ -62,10 +62,16 @@ void rx_carver_release(rx_carver_t *c);
 
 /* ----------------------------------------------------------- deframer */
 /* uvarint(len) || bytes, fed in any split. The announced length is checked
- * against max before anything is allocated; an oversized or malformed
- * header is a sticky error (the caller closes that stream and counts it). */
+ * against max before anything is allocated. A length in (max, skip_max] is
+ * a message too large for us but not a lie: its bytes are skipped, never
+ * buffered, and counted in `skipped`; the next message follows. A larger
+ * length or a malformed header is a sticky error (the caller closes that
+ * stream and counts it). skip_max 0 (rx_deframer_init): no skipping. */
 typedef struct rx_deframer {
   size_t max;
+  uint64_t skip_max;
+  uint64_t skip;    /* bytes of an oversized message still to skip */
+  uint64_t skipped; /* oversized messages met so far */
   uint64_t need;  /* body length of the message in progress */
   bool in_body;
   uint8_t hdr[BN_UVARINT_MAX_BYTES];
@@ -170,6 +176,7 @@ typedef struct rx_config {
    * the inbound queues (bftnet_config_t's on_message and user). */
   void (*on_message)(const char *from, const uint8_t *data, size_t len, void *user);
   void *user;
+  const bn_logger_t *log; /* the node's (NULL: the process default) */
 } rx_config_t;
 
 typedef struct rx_tent rx_tent_t; /* a TentativeReceiver (private) */
@@ -197,6 +204,7 @@ typedef struct rx {
   rx_inq_t inq;     /* first: its padding keeps consumers off the rest */
   /* Atomic counters (written by the loop, read by rx_stats). */
   uint64_t bytes_in, tentative_evicted;
+  uint64_t too_big; /* messages above our max_message_size, skipped */
   int throttled;    /* the loop stopped crediting: a pop must wake it */
 
   /* Loop thread only. */
@@ -207,6 +215,7 @@ typedef struct rx {
   rx_deframer_t rxd;
   rx_carver_t carver; /* small received messages share blocks */
   size_t uncredited; /* bytes received but not yet credited (backpressure) */
+  bn_ratelimit_t rl; /* its log lines */
 } rx_t;
 
 /* Loop thread. 0 or a transport error. */
@@ -250,7 +259,8 @@ static inline unsigned rx_pop_batch(rx_t *r, rx_msg_t **out, unsigned max, bool 
   return k;
 }
 /* Any thread: fills the receive side's fields of out (delivered,
- * bytes_in, tentative_evicted, inbound_depth); leaves the others. */
+ * bytes_in, tentative_evicted, inbound_depth, discarded_too_big); leaves
+ * the others. */
 void rx_stats(rx_t *r, bftnet_peer_stats_t *out);
 
 #endif

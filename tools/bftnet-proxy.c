@@ -10,6 +10,7 @@
  * must be loopback. Port 0 picks a free port. The first stdout line is the
  * bound address (e.g. 127.0.0.1:41873). It runs until SIGTERM or SIGINT (or
  * the `quit` command) and exits 0; 1 if it cannot start, 2 on usage errors.
+ * -h/--help and --version print on stdout and exit 0.
  *
  * Control: one command per line on stdin, one answer line on stdout, which
  * starts with "ok" or "error:".
@@ -56,13 +57,41 @@ typedef struct app {
   char rbuf[1024];
 } app_t;
 
+static const char synopsis[] =
+    "usage: bftnet-proxy --listen ADDR:PORT --target ADDR:PORT [--latency-ms N]\n"
+    "                    [--jitter-ms N] [--slice N] [--seed N] [--queue-max BYTES]\n"
+    "                    [--max-conns N]\n";
+
+static void help(void) {
+  printf("%s"
+         "\n"
+         "A fault-injecting TCP proxy, loopback only. ADDR:PORT is 127.0.0.1:9000,\n"
+         "[::1]:9000 or /ip4/127.0.0.1/tcp/9000; port 0 picks a free port. The first\n"
+         "stdout line is the bound address; it runs until SIGTERM, SIGINT or `quit`.\n"
+         "\n"
+         "  --listen ADDR:PORT  where to accept\n"
+         "  --target ADDR:PORT  where to forward\n"
+         "  --latency-ms N      delay every chunk by N ms, at most 600000 (default 0)\n"
+         "  --jitter-ms N       latency +/- up to N ms, random, order kept (default 0)\n"
+         "  --slice N           forward in segments of 1..N bytes, N <= 65536 (default 0:\n"
+         "                      as read)\n"
+         "  --seed N            the slice and jitter RNG's seed (default 1)\n"
+         "  --queue-max BYTES   bytes queued per direction, 64..67108864; beyond it\n"
+         "                      reading pauses (default 262144)\n"
+         "  --max-conns N       connections at once; more are reset (default 1024)\n"
+         "  -h, --help          print this help and exit\n"
+         "  --version           print the version and exit\n"
+         "\n"
+         "Commands on stdin, one per line, one answer line (\"ok...\" or \"error: ...\"):\n"
+         "  cut | blackhole on|off | refuse on|off | latency MS [JITTER] | slice N |\n"
+         "  seed N | stats | quit\n"
+         "\n"
+         "Exit status: 0 stopped, 1 cannot start, 2 bad usage.\n",
+         synopsis);
+}
+
 static void usage(void) {
-  fprintf(stderr, "usage: bftnet-proxy --listen ADDR:PORT --target ADDR:PORT [--latency-ms N]\n"
-                  "                    [--jitter-ms N] [--slice N] [--seed N] [--queue-max BYTES]\n"
-                  "                    [--max-conns N]\n"
-                  "Loopback only. Prints the bound address, then reads commands on stdin:\n"
-                  "  cut | blackhole on|off | refuse on|off | latency MS [JITTER] | slice N |\n"
-                  "  seed N | stats | quit\n");
+  fprintf(stderr, "%s(bftnet-proxy --help for more)\n", synopsis);
   exit(2);
 }
 
@@ -234,11 +263,13 @@ static void parse_args(int argc, char **argv, struct sockaddr_storage *listen_ad
                                            {"queue-max", required_argument, NULL, 'q'},
                                            {"max-conns", required_argument, NULL, 'c'},
                                            {"help", no_argument, NULL, 'h'},
+                                           {"version", no_argument, NULL, 'V'},
                                            {NULL, 0, NULL, 0}};
   bool have_l = false, have_t = false;
   int c;
   uint64_t v = 0;
-  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+  opterr = 0; /* text_bad_option says it */
+  while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
     bool ok = true;
     switch (c) {
     case 'l':
@@ -270,7 +301,14 @@ static void parse_args(int argc, char **argv, struct sockaddr_storage *listen_ad
       ok = parse_u64(optarg, UINT32_MAX, &v) && v > 0;
       o->max_conns = (uint32_t)v;
       break;
+    case 'h':
+      help();
+      exit(0);
+    case 'V':
+      printf("bftnet-proxy %s\n", BFTNET_TOOLS_VERSION);
+      exit(0);
     default:
+      text_bad_option("bftnet-proxy", argv, c);
       usage();
     }
     if (!ok) {
@@ -281,7 +319,14 @@ static void parse_args(int argc, char **argv, struct sockaddr_storage *listen_ad
       usage();
     }
   }
-  if (optind != argc || !have_l || !have_t) usage();
+  if (optind != argc) {
+    fprintf(stderr, "bftnet-proxy: unexpected argument '%s'\n", argv[optind]);
+    usage();
+  }
+  if (!have_l || !have_t) {
+    fprintf(stderr, "bftnet-proxy: %s is required\n", !have_l ? "--listen" : "--target");
+    usage();
+  }
 }
 
 int main(int argc, char **argv) {

@@ -1,35 +1,33 @@
+/* log.c — a node's log lines: its level, its callback or stderr, and the
+ * per-site rate limiter. */
 #include <stdarg.h>
 #include <stdio.h>
 
-#include <ck_pr.h>
-
 #include "core.h"
 
-static int g_level = BN_LOG_WARN;
-
-void bn_log_set_level(int level) { ck_pr_store_int(&g_level, level); }
-int bn_log_get_level(void) { return ck_pr_load_int(&g_level); }
-
-__attribute__((format(printf, 3, 0))) static void vlog(int level, uint32_t suppressed,
-                                                       const char *fmt, va_list ap) {
+__attribute__((format(printf, 4, 0))) static void
+vlog(const bn_logger_t *lg, int level, uint32_t suppressed, const char *fmt, va_list ap) {
   static const char *names[] = {"", "error", "warn", "info", "debug"};
   char line[512];
-  vsnprintf(line, sizeof line, fmt, ap);
-  if (suppressed)
-    fprintf(stderr, "bftnet %s: %s (%u similar suppressed)\n", names[level], line, suppressed);
+  int n = vsnprintf(line, sizeof line, fmt, ap);
+  if (n >= 0 && suppressed && (size_t)n < sizeof line)
+    snprintf(line + n, sizeof line - (size_t)n, " (%u similar suppressed)", suppressed);
+  if (lg && lg->cb)
+    lg->cb(level, line, lg->user);
   else
     fprintf(stderr, "bftnet %s: %s\n", names[level], line);
 }
 
-void bn_log(int level, const char *fmt, ...) {
-  if (level > bn_log_get_level() || level < BN_LOG_ERROR) return;
+void bn_log(const bn_logger_t *lg, int level, const char *fmt, ...) {
+  if (!bn_log_enabled(lg, level)) return;
   va_list ap;
   va_start(ap, fmt);
-  vlog(level, 0, fmt, ap);
+  vlog(lg, level, 0, fmt, ap);
   va_end(ap);
 }
 
-void bn_log_rl(bn_ratelimit_t *rl, uint64_t now_ns, int level, const char *fmt, ...) {
+void bn_log_rl(const bn_logger_t *lg, bn_ratelimit_t *rl, uint64_t now_ns, int level,
+               const char *fmt, ...) {
   enum { BURST = 5 };
   if (now_ns - rl->window_start_ns >= 1000000000ull) {
     rl->window_start_ns = now_ns;
@@ -40,11 +38,11 @@ void bn_log_rl(bn_ratelimit_t *rl, uint64_t now_ns, int level, const char *fmt, 
     return;
   }
   rl->count++;
-  if (level > bn_log_get_level() || level < BN_LOG_ERROR) return;
+  if (!bn_log_enabled(lg, level)) return;
   uint32_t sup = rl->suppressed;
   rl->suppressed = 0;
   va_list ap;
   va_start(ap, fmt);
-  vlog(level, sup, fmt, ap);
+  vlog(lg, level, sup, fmt, ap);
   va_end(ap);
 }

@@ -39,6 +39,9 @@ void disp__outbound_account(disp_t *d);
 /* Counts and releases what the stream lost (written, not confirmed, and
  * what the framer held). */
 uint64_t disp__outbound_lost(disp_t *d);
+/* Takes the member's max_message_size from its migration state: for the
+ * framer, and published for disp_send. */
+void disp__outbound_limit(disp_t *d);
 
 #endif
 #endif
@@ -69,6 +72,9 @@ void disp__outbound_account(disp_t *d);
 /* Counts and releases what the stream lost (written, not confirmed, and
  * what the framer held). */
 uint64_t disp__outbound_lost(disp_t *d);
+/* Takes the member's max_message_size from its migration state: for the
+ * framer, and published for disp_send. */
+void disp__outbound_limit(disp_t *d);
 
 #endif
 
@@ -100,5 +106,8 @@ void disp__outbound_account(disp_t *d);
 /* Counts and releases what the stream lost (written, not confirmed, and
  * what the framer held). */
 uint64_t disp__outbound_lost(disp_t *d);
+/* Takes the member's max_message_size from its migration state: for the
+ * framer, and published for disp_send. */
+void disp__outbound_limit(disp_t *d);
 
 #endif

@@ -59,6 +59,8 @@ int disp_init(disp_t *d, disp_ctx_t *ctx, void *ud, const char *name, const peer
   mig_peer_set_owner(d->lp, ud);
   mig_peer_set_addrs(d->lp, addrs, naddrs, false);
   disp_framer_init(&d->framer);
+  d->framer.write_too_big = ctx->cfg.write_too_big;
+  disp__outbound_limit(d); /* a peer that was tentative may have said it already */
   disp_backoff_init(&d->backoff, ctx->cfg.backoff_min_ms, ctx->cfg.backoff_max_ms);
   disp_framer_attach_blog(&d->framer, &ctx->blog, disp_blog_head(&ctx->blog), ver);
   return 0;
@@ -107,9 +109,14 @@ bool disp_reclaim(disp_t *d) {
 void disp_destroy(disp_t *d) {
   size_t dropped = disp_ring_destroy(&d->ring);
   if (dropped)
-    bn_log(BN_LOG_INFO, "member %s removed: %zu queued messages released", d->name, dropped);
+    bn_log(d->ctx->cfg.log, BN_LOG_INFO, "member %s removed: %zu queued messages released",
+           d->name, dropped);
   disp_framer_abort(&d->framer);
   disp_ends_free(&d->ends);
+}
+
+void disp_limit_refresh(disp_t *d) {
+  disp__outbound_limit(d);
 }
 
 void disp_wake(disp_t *d) {
@@ -143,7 +150,22 @@ void disp_blog_advance(disp_ctx_t *ctx, disp_t *const *ds, size_t n) {
   disp_blog_release_to(l, lo);
 }
 
+/* Any thread: true if the member said it takes no message of len bytes. */
+static bool too_big_for(const disp_ctx_t *ctx, disp_t *d, size_t len) {
+  uint32_t lim = ck_pr_load_32(&d->peer_max);
+  return lim && len > lim && !ctx->cfg.write_too_big;
+}
+
+static void refuse_too_big(disp_ctx_t *ctx, disp_t *d) {
+  ck_pr_inc_64(&d->refused_too_big);
+  bn_counter_add(ctx->counters, BFTNET_COUNTER_DROPPED_TOO_BIG, 1);
+}
+
 int disp_send(disp_ctx_t *ctx, disp_t *d, const void *data, size_t len) {
+  if (too_big_for(ctx, d, len)) {
+    refuse_too_big(ctx, d);
+    return BFTNET_EPEERTOOBIG;
+  }
   disp_msg_t *msg = disp_msg_new(ctx->pool, data, len, 1);
   if (!msg) return BFTNET_ENOMEM;
   msg->bseq = disp_blog_head(&ctx->blog); /* broadcasts before this one go first */
@@ -154,6 +176,12 @@ int disp_send(disp_ctx_t *ctx, disp_t *d, const void *data, size_t len) {
 int disp_broadcast(disp_ctx_t *ctx, disp_t *const *ds, size_t n, uint64_t ver, const void *data,
                    size_t len) {
   if (n == 0) return 0;
+  size_t can = 0; /* the members that take it; the others' framers skip and count it */
+  for (size_t i = 0; i < n; i++) can += !too_big_for(ctx, ds[i], len);
+  if (can == 0) {
+    for (size_t i = 0; i < n; i++) refuse_too_big(ctx, ds[i]);
+    return BFTNET_EPEERTOOBIG;
+  }
   disp_msg_t *msg = disp_msg_new(ctx->pool, data, len, 1); /* one buffer, shared */
   if (!msg) return BFTNET_ENOMEM;
   if (!disp_blog_push(&ctx->blog, msg, ver)) {
@@ -164,7 +192,7 @@ int disp_broadcast(disp_ctx_t *ctx, disp_t *const *ds, size_t n, uint64_t ver, c
     for (size_t i = 0; i < n; i++)
       disp_ring_push_mpmc(&ds[i]->ring, msg);
   }
-  return (int)n;
+  return (int)can;
 }
 
 void disp_stats(disp_t *d, bftnet_peer_stats_t *out) {
@@ -179,6 +207,8 @@ void disp_stats(disp_t *d, bftnet_peer_stats_t *out) {
   out->ring_depth = disp_ring_depth(&d->ring) + (uint32_t)disp_framer_backlog(&d->framer);
   out->connected = ck_pr_load_int(&d->connected);
   out->unconfirmed = ck_pr_load_64(&d->unconfirmed);
+  out->dropped_too_big = ck_pr_load_64(&d->refused_too_big) + ck_pr_load_64(&d->framer.too_big);
+  out->max_message_size = ck_pr_load_32(&d->peer_max);
 }
 
 bool disp_idle(disp_t *d) {

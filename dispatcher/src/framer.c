@@ -109,7 +109,29 @@ static unsigned framer_merge(disp_framer_t *f, disp_ring_t *r, disp_msg_t **out,
   return got;
 }
 
-/* Pops up to n messages from the ring (and the log) behind the held ones. */
+/* Messages the member cannot take (above the max_message_size it said)
+ * never reach the stream: released and counted as they are pulled, so the
+ * member's deframer never has to skip them. Keeps the others of out[0, n)
+ * in order; returns how many. */
+static unsigned framer_filter(disp_framer_t *f, disp_msg_t **out, unsigned n) {
+  if (f->peer_max == 0) return n;
+  unsigned k = 0;
+  for (unsigned i = 0; i < n; i++) {
+    if (out[i]->len > f->peer_max) {
+      ck_pr_store_64(&f->too_big, f->too_big + 1);
+      if (!f->write_too_big) {
+        disp_msg_release(out[i]);
+        continue;
+      }
+    }
+    out[k++] = out[i];
+  }
+  return k;
+}
+
+/* Pops up to n messages from the ring (and the log) behind the held ones;
+ * returns how many it kept (0: nothing is left to pull, or a long run of
+ * messages the member cannot take: the next drain goes on). */
 static unsigned framer_pull(disp_framer_t *f, disp_ring_t *r, unsigned n) {
   if (f->held_head + f->held_len + n > DISP_FRAMER_HELD && f->held_head > 0) {
     memmove(f->held, f->held + f->held_head, f->held_len * sizeof(f->held[0]));
@@ -119,7 +141,12 @@ static unsigned framer_pull(disp_framer_t *f, disp_ring_t *r, unsigned n) {
   n = BN_MIN(n, room);
   if (n == 0) return 0;
   disp_msg_t **out = &f->held[f->held_head + f->held_len];
-  unsigned got = f->blog ? framer_merge(f, r, out, n) : disp_ring_pop_batch_mpmc(r, out, n);
+  unsigned got = 0;
+  for (unsigned round = 0; got == 0 && round < 16; round++) {
+    got = f->blog ? framer_merge(f, r, out, n) : disp_ring_pop_batch_mpmc(r, out, n);
+    if (got == 0) break;
+    got = framer_filter(f, out, got);
+  }
   f->held_len += got;
   return got;
 }

@@ -116,7 +116,8 @@ static void open_out(disp_t *d) {
   int rc = mig_stream_open(d->lp, c, &out_cbs, d, &d->out);
   if (rc < 0) {
     d->out = NULL;
-    bn_log(BN_LOG_INFO, "member %s: cannot open its stream: %s", d->name, bftnet_strerror(rc));
+    bn_log(d->ctx->cfg.log, BN_LOG_INFO, "member %s: cannot open its stream: %s", d->name,
+           bftnet_strerror(rc));
     return schedule_redial(d);
   }
   d->out_base = d->framer.bytes_written;
@@ -154,10 +155,10 @@ static void dial_failed(disp_t *d, int err, const maddr_t *addr) {
   peerid_to_string(&d->peer, want, sizeof want);
   if (actual) {
     peerid_to_string(actual, got, sizeof got);
-    bn_log(BN_LOG_WARN, "member %s: %s answered as peer %s, not as its peer %s", d->name, a, got,
-           want);
+    bn_log(d->ctx->cfg.log, BN_LOG_WARN, "member %s: %s answered as peer %s, not as its peer %s",
+           d->name, a, got, want);
   } else {
-    bn_log(d->dial_failures >= DISP_DIAL_WARN_AFTER ? BN_LOG_WARN : BN_LOG_INFO,
+    bn_log(d->ctx->cfg.log, d->dial_failures >= DISP_DIAL_WARN_AFTER ? BN_LOG_WARN : BN_LOG_INFO,
            "member %s (%s) cannot be reached at %s: %s (%u failed dial%s in a row)", d->name, want,
            a, bftnet_strerror(err), d->dial_failures, d->dial_failures == 1 ? "" : "s");
   }
@@ -230,7 +231,15 @@ static int out_write(void *ctx, const uint8_t *p, size_t n) {
   return mig_stream_write(d->out, p, n);
 }
 
+void disp__outbound_limit(disp_t *d) {
+  uint32_t lim = d->lp ? mig_peer_max_message_size(d->lp) : 0;
+  if (lim == d->framer.peer_max) return;
+  d->framer.peer_max = lim;
+  ck_pr_store_32(&d->peer_max, lim);
+}
+
 void disp__outbound_account(disp_t *d) {
+  disp__outbound_limit(d);
   if (!d->out) return;
   uint64_t w = mig_stream_app_written(d->out), c = mig_stream_app_confirmed(d->out);
   disp_ends_trim(&d->ends, d->out_base + c);
@@ -243,13 +252,17 @@ void disp__outbound_drain(disp_t *d) {
    * writable callback can fire while mig_stream_write pumps). */
   if (!d->out || d->stopped || d->draining) return;
   d->draining = true;
-  uint64_t bytes0 = d->framer.bytes_written;
+  disp__outbound_limit(d);
+  uint64_t bytes0 = d->framer.bytes_written, big0 = d->framer.too_big;
   int done = disp_framer_drain(&d->framer, &d->ring, out_write, d);
   if (done > 0) ck_pr_add_64(&d->sent, (uint64_t)done);
+  if (d->framer.too_big != big0)
+    bn_counter_add(d->ctx->counters, BFTNET_COUNTER_DROPPED_TOO_BIG, d->framer.too_big - big0);
   ck_pr_add_64(&d->bytes_out, d->framer.bytes_written - bytes0);
   disp__outbound_account(d);
   d->draining = false;
   if (done < 0) { /* the stream ended under us: its ABORTED event follows or came */
-    bn_log(BN_LOG_INFO, "member %s: write failed: %s", d->name, bftnet_strerror(done));
+    bn_log(d->ctx->cfg.log, BN_LOG_INFO, "member %s: write failed: %s", d->name,
+           bftnet_strerror(done));
   }
 }

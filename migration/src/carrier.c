@@ -86,25 +86,37 @@ void mig__carrier_flush(void *ud) {
   }
 }
 
+static void flush_arm(mig_node_t *n) {
+  if (!n->flush_scheduled && !n->stopping && n->flush_timer) {
+    n->flush_scheduled = true;
+    n->t->ops->timer_start(n->flush_timer, MIG_CREDIT_FLUSH_MS, 0);
+  }
+}
+
+void mig__carrier_kick(mig_peer_t *p) {
+  p->conf_due = true;
+  flush_arm(p->n);
+}
+
 /* Credit for bytes L took. yamux sends the window update by itself once
- * half the window is owed (the steady state under load); what is left is
+ * half the window is owed (the steady state under load). For an older peer
+ * (it takes credit as confirmation, PROTOCOL.md §11.11) what is left is
  * flushed MIG_CREDIT_FLUSH_MS later, so an idle stream's writer still learns
  * promptly that its bytes were read. Not a flush per loop iteration: that
  * cost a write, a Noise frame and a wakeup of the writer per read
- * (docs/BENCHMARKS.md). */
+ * (docs/BENCHMARKS.md). A peer that confirms with Confirms needs credit for
+ * flow control only: yamux's own rule is enough. */
 void mig__carrier_credit(mig_carrier_t *car, uint64_t k) {
   if (car->dead || car->released || !car->ns || !k) return;
   net_stream_credit(car->ns, (size_t)k, false);
+  if (car->p->mig.mode == MIG_MODE_ON) return;
   mig_node_t *n = car->p->n;
   if (!car->flush_queued) {
     car->flush_queued = true;
     car->flush_next = n->flush_head;
     n->flush_head = car;
   }
-  if (!n->flush_scheduled && !n->stopping && n->flush_timer) {
-    n->flush_scheduled = true;
-    n->t->ops->timer_start(n->flush_timer, MIG_CREDIT_FLUSH_MS, 0);
-  }
+  flush_arm(n);
 }
 
 static int ms_len(const char *text) {
@@ -129,15 +141,21 @@ uint64_t mig__carrier_absorb(mig_carrier_t *car, uint64_t k) {
 
 void mig__carrier_send_msg(mig_peer_t *p, mig_carrier_t *car, const mig_msg_t *m) {
   if (!car || car->dead || !car->ns) return;
+  mig_msg_t mine = *m; /* every message says how large a message we take */
+  mine.max_message_size = p->n->cfg.max_message_size;
   bn_buf_t b;
   bn_buf_init(&b);
-  int rc = mig_msg_encode(m, &b);
-  if (rc == 0) rc = net_stream_write_ctl(car->ns, b.data, b.len);
+  int rc = mig_msg_encode(&mine, &b);
+  if (rc == 0) {
+    /* A fresh stream has 256 KiB of credit: short only for a lying peer. */
+    rc = net_stream_write_ctl(car->ns, b.data, b.len);
+    rc = rc == (int)b.len ? 0 : rc < 0 ? rc : BFTNET_EAGAIN;
+  }
   if (rc == 0)
     car->pre_left += b.len;
   else
-    bn_log(BN_LOG_INFO, "stream migration: %s: cannot send a message: %s", MIG_WHO(p),
-           bftnet_strerror(rc));
+    bn_log(p->n->cfg.log, BN_LOG_INFO, "stream migration: %s: cannot send a message: %s",
+           MIG_WHO(p), bftnet_strerror(rc));
   bn_buf_free(&b);
 }
 
@@ -147,8 +165,8 @@ int mig__carrier_read_msg(mig_carrier_t *car, net_stream_t *s, const uint8_t *d,
   int r = mig_reader_next(car->rd, msg);
   if (r < 0) {
     mig__count(car->p->n, BFTNET_COUNTER_MIG_BAD_MESSAGE, 1);
-    bn_log(BN_LOG_INFO, "stream migration: %s sent a bad message: %s", MIG_WHO(car->p),
-           bftnet_strerror(r));
+    bn_log(car->p->n->cfg.log, BN_LOG_INFO, "stream migration: %s sent a bad message: %s",
+           MIG_WHO(car->p), bftnet_strerror(r));
     mig__carrier_reset(car);
     return r;
   }
@@ -165,5 +183,9 @@ int mig__carrier_read_msg(mig_carrier_t *car, net_stream_t *s, const uint8_t *d,
   net_stream_credit(s, *used, false);
   free(car->rd);
   car->rd = NULL;
+  /* The peer's limit, from any message it sends (the latest wins; larger
+   * than a uint32: no limit we could reach). */
+  if (msg->max_message_size)
+    car->p->peer_max_msg = (uint32_t)BN_MIN(msg->max_message_size, (uint64_t)UINT32_MAX);
   return 1;
 }

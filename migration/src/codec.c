@@ -30,11 +30,15 @@ int mig_msg_encode(const mig_msg_t *m, bn_buf_t *out) {
   Bftnet__Sm__Label l = BFTNET__SM__LABEL__INIT;
   Bftnet__Sm__Migrate mg = BFTNET__SM__MIGRATE__INIT;
   Bftnet__Sm__AckMigrate ak = BFTNET__SM__ACK_MIGRATE__INIT;
+  Bftnet__Sm__ConfirmStart cs = BFTNET__SM__CONFIRM_START__INIT;
+  Bftnet__Sm__Confirm cf = BFTNET__SM__CONFIRM__INIT;
   switch (m->type) {
   case MIG_MSG_LABEL:
     l.id = m->id;
     l.has_incarnation = m->has_incarnation;
     l.incarnation = m->incarnation;
+    l.has_max_message_size = m->max_message_size != 0;
+    l.max_message_size = m->max_message_size;
     sm.type_case = BFTNET__SM__STREAM_MIGRATION__TYPE_LABEL;
     sm.label = &l;
     break;
@@ -45,6 +49,8 @@ int mig_msg_encode(const mig_msg_t *m, bn_buf_t *out) {
     mg.incarnation = m->incarnation;
     mg.has_read_offset = m->has_read_offset;
     mg.read_offset = m->read_offset;
+    mg.has_max_message_size = m->max_message_size != 0;
+    mg.max_message_size = m->max_message_size;
     sm.type_case = BFTNET__SM__STREAM_MIGRATION__TYPE_MIGRATE;
     sm.migrate = &mg;
     break;
@@ -55,8 +61,21 @@ int mig_msg_encode(const mig_msg_t *m, bn_buf_t *out) {
     ak.incarnation = m->incarnation;
     ak.has_read_offset = m->has_read_offset;
     ak.read_offset = m->read_offset;
+    ak.has_max_message_size = m->max_message_size != 0;
+    ak.max_message_size = m->max_message_size;
     sm.type_case = BFTNET__SM__STREAM_MIGRATION__TYPE_ACK_MIGRATE;
     sm.ack_migrate = &ak;
+    break;
+  case MIG_MSG_CONFIRM_START:
+    cs.incarnation = m->incarnation;
+    sm.type_case = BFTNET__SM__STREAM_MIGRATION__TYPE_CONFIRM_START;
+    sm.confirm_start = &cs;
+    break;
+  case MIG_MSG_CONFIRM:
+    cf.id = m->id;
+    cf.read_offset = m->read_offset;
+    sm.type_case = BFTNET__SM__STREAM_MIGRATION__TYPE_CONFIRM;
+    sm.confirm = &cf;
     break;
   default:
     return BFTNET_EINVAL;
@@ -81,8 +100,11 @@ static size_t mig_pb_varint(const uint8_t *p, size_t n, uint64_t *v) {
   return 0;
 }
 
-/* Counts the top-level occurrences of fields 1..3 (the oneof): protobuf-c
- * keeps the last member of a oneof, we require exactly one. */
+/* The oneof's members: 1..5 known, 6 and 7 reserved (§11.1). */
+#define MIG_ONEOF_LAST 7u
+
+/* Counts the top-level occurrences of the oneof's fields: protobuf-c keeps
+ * the last member of a oneof, we require exactly one. */
 static int mig_count_oneof(const uint8_t *p, size_t n, unsigned *count) {
   size_t i = 0;
   *count = 0;
@@ -92,7 +114,7 @@ static int mig_count_oneof(const uint8_t *p, size_t n, unsigned *count) {
     if (!k) return BFTNET_EPROTO;
     i += k;
     uint64_t field = tag >> 3;
-    if (field >= 1 && field <= 3) (*count)++;
+    if (field >= 1 && field <= MIG_ONEOF_LAST) (*count)++;
     switch (tag & 7u) {
     case 0:
       k = mig_pb_varint(p + i, n - i, &v);
@@ -128,6 +150,7 @@ static int mig_msg_from_pb(const Bftnet__Sm__StreamMigration *sm, mig_msg_t *out
     m.id = sm->label->id;
     m.has_incarnation = sm->label->has_incarnation;
     m.incarnation = sm->label->incarnation;
+    m.max_message_size = sm->label->has_max_message_size ? sm->label->max_message_size : 0;
     break;
   case BFTNET__SM__STREAM_MIGRATION__TYPE_MIGRATE:
     m.type = MIG_MSG_MIGRATE;
@@ -137,6 +160,7 @@ static int mig_msg_from_pb(const Bftnet__Sm__StreamMigration *sm, mig_msg_t *out
     m.incarnation = sm->migrate->incarnation;
     m.has_read_offset = sm->migrate->has_read_offset;
     m.read_offset = sm->migrate->read_offset;
+    m.max_message_size = sm->migrate->has_max_message_size ? sm->migrate->max_message_size : 0;
     break;
   case BFTNET__SM__STREAM_MIGRATION__TYPE_ACK_MIGRATE:
     m.type = MIG_MSG_ACK;
@@ -145,9 +169,23 @@ static int mig_msg_from_pb(const Bftnet__Sm__StreamMigration *sm, mig_msg_t *out
     m.incarnation = sm->ack_migrate->incarnation;
     m.has_read_offset = sm->ack_migrate->has_read_offset;
     m.read_offset = sm->ack_migrate->read_offset;
+    m.max_message_size =
+        sm->ack_migrate->has_max_message_size ? sm->ack_migrate->max_message_size : 0;
     break;
-  default:
-    return BFTNET_EPROTO;
+  case BFTNET__SM__STREAM_MIGRATION__TYPE_CONFIRM_START:
+    m.type = MIG_MSG_CONFIRM_START;
+    m.has_incarnation = true;
+    m.incarnation = sm->confirm_start->incarnation;
+    break;
+  case BFTNET__SM__STREAM_MIGRATION__TYPE_CONFIRM:
+    m.type = MIG_MSG_CONFIRM;
+    m.id = sm->confirm->id;
+    m.has_read_offset = true;
+    m.read_offset = sm->confirm->read_offset;
+    break;
+  default: /* exactly one member was counted: 6 or 7, which protobuf-c keeps as unknown */
+    m.type = MIG_MSG_RESERVED;
+    break;
   }
   *out = m;
   return 0;
@@ -202,4 +240,55 @@ int mig_reader_next(mig_reader_t *r, mig_msg_t *out) {
 void mig_reader_rest(const mig_reader_t *r, const uint8_t **p, size_t *n) {
   *p = r->done ? r->buf + r->used : NULL;
   *n = r->done ? r->len - r->used : 0;
+}
+
+/* --------------------------------------------------- message sequences */
+
+void mig_seq_init(mig_seq_t *r) {
+  r->err = 0;
+  r->len = 0;
+}
+
+static int seq_fail(mig_seq_t *r, int err) {
+  r->err = err;
+  r->len = 0;
+  return err;
+}
+
+int mig_seq_next(mig_seq_t *r, const uint8_t **p, size_t *n, mig_msg_t *out) {
+  if (r->err) return r->err;
+  if (r->len == 0) { /* decode in place; keep only an incomplete tail */
+    int rc = mig_msg_decode(*p, *n, out);
+    if (rc < 0) return seq_fail(r, rc);
+    if (rc > 0) {
+      *p += rc;
+      *n -= (size_t)rc;
+      return 1;
+    }
+    /* Incomplete: shorter than the largest message (its length is checked
+     * before its body), so it fits. */
+    if (*n >= sizeof(r->buf)) return seq_fail(r, BFTNET_EPROTO);
+    if (*n) memcpy(r->buf, *p, *n);
+    r->len = *n;
+    *p += *n;
+    *n = 0;
+    return 0;
+  }
+  size_t held = r->len, take = BN_MIN(*n, sizeof(r->buf) - held);
+  if (take) memcpy(r->buf + held, *p, take);
+  r->len += take;
+  int rc = mig_msg_decode(r->buf, r->len, out);
+  if (rc < 0) return seq_fail(r, rc);
+  if (rc == 0) {
+    if (r->len == sizeof(r->buf)) return seq_fail(r, BFTNET_EPROTO); /* cannot happen */
+    *p += take;
+    *n -= take;
+    return 0;
+  }
+  /* The held bytes alone were incomplete: the message ends in the new ones. */
+  size_t from_p = (size_t)rc - held;
+  *p += from_p;
+  *n -= from_p;
+  r->len = 0;
+  return 1;
 }

@@ -11,7 +11,7 @@
 #include "mig_internal.h"
 
 static bool peer_reapable(const mig_peer_t *p) {
-  return (p->released || !p->owner) && !p->streams && !p->carriers && !p->probing;
+  return (p->released || !p->owner) && !p->streams && !p->carriers && !p->ctls && !p->probing;
 }
 
 void mig__defer_reap(mig_node_t *n) {
@@ -26,6 +26,15 @@ void mig__defer_reap(mig_node_t *n) {
       }
       *cp = car->next;
       mig__carrier_destroy(car);
+    }
+    for (mig_ctl_t **kp = &p->ctls; *kp;) {
+      mig_ctl_t *k = *kp;
+      if (!k->gone) {
+        kp = &k->next;
+        continue;
+      }
+      *kp = k->next;
+      mig__defer_free_ctl(k);
     }
     for (mig_stream_t **sp = &p->streams; *sp;) {
       mig_stream_t *ls = *sp;
@@ -45,6 +54,12 @@ void mig__defer_reap(mig_node_t *n) {
     }
     pp = &p->next;
   }
+}
+
+void mig__defer_free_ctl(mig_ctl_t *k) {
+  bn_buf_free(&k->out);
+  free(k->rd);
+  free(k);
 }
 
 void mig__defer_free_stream(mig_stream_t *ls) {

@@ -107,13 +107,15 @@ static void ls_fallback_plain(mig_stream_t *ls, net_conn_t *conn) {
   mig_sm_t *m = ls->m;
   p->plain_only = true;
   mig__count(p->n, BFTNET_COUNTER_MIG_PLAIN, 1);
-  bn_log(BN_LOG_INFO, "peer %s does not speak %s: plain stream", MIG_WHO(p), MIG_PROTO_ID);
+  bn_log(p->n->cfg.log, BN_LOG_INFO, "peer %s does not speak %s: plain stream", MIG_WHO(p),
+         MIG_PROTO_ID);
   /* Nothing was read by the peer: every application byte goes again. */
   for (uint64_t from = BN_MAX(ls->app_base, m->w_base); from < m->w_written;) {
     const uint8_t *at;
     size_t k = mig_sm_span(m, from, &at);
     if (bn_buf_append(&ls->carry, at, k) != 0) {
-      bn_log(BN_LOG_ERROR, "out of memory: bytes for %s lost in the plain fallback", MIG_WHO(p));
+      bn_log(p->n->cfg.log, BN_LOG_ERROR, "out of memory: bytes for %s lost in the plain fallback",
+             MIG_WHO(p));
       break;
     }
     from += k;
@@ -140,6 +142,7 @@ static void ls_fallback_plain(mig_stream_t *ls, net_conn_t *conn) {
 static void car_on_msg(mig_carrier_t *car, const mig_msg_t *msg) {
   mig_peer_t *p = car->p;
   mig_node_t *n = p->n;
+  mig__confirm_ensure(p, car->conn); /* we may read a logical stream on this connection */
   mig_actions_t acts;
   mig_actions_clear(&acts);
   mig_sm_t *m = NULL;
@@ -204,7 +207,10 @@ static void car_data(void *ud, net_stream_t *s, const uint8_t *d, size_t n) {
   if (rc == BFTNET_ENOTFOUND || rc == BFTNET_ESTATE)
     mig__carrier_credit(car, n); /* not L's bytes */
   mig_stream_t *ls = mig__stream_of_carrier(p, car);
-  if (ls) mig__stream_pump(ls);
+  if (ls) {
+    mig__confirm_note(p, ls->m);
+    mig__stream_pump(ls);
+  }
 out:
   mig__defer_leave(node);
 }
@@ -236,7 +242,10 @@ static void car_fin(void *ud, net_stream_t *s) {
   (void)mig_reg_on_fin(&p->mig, car->h, &acts);
   mig__stream_apply(p, &acts, NULL);
   mig_stream_t *ls = mig__stream_of_carrier(p, car);
-  if (ls) mig__stream_pump(ls);
+  if (ls) {
+    mig__confirm_note(p, ls->m); /* the end of L's direction is confirmed too */
+    mig__stream_pump(ls);
+  }
   mig__defer_leave(p->n);
 }
 
@@ -281,7 +290,8 @@ static void car_credit_in(void *ud, net_stream_t *s, uint32_t k) {
   (void)s;
   mig_carrier_t *car = ud;
   mig_peer_t *p = car->p;
-  if (car->dead || car->released || car->plain_ls) return;
+  /* Flow control only when the peer confirms with Confirms (§11.12). */
+  if (car->dead || car->released || car->plain_ls || p->mig.mode == MIG_MODE_ON) return;
   uint64_t v = mig__carrier_absorb(car, k);
   if (!v) return;
   mig__defer_enter(p->n);
@@ -340,6 +350,7 @@ int mig_stream_open(mig_peer_t *p, net_conn_t *c, const mig_stream_cbs_t *cbs, v
     rc = mig__carrier_open(p, c, MIG_PROTO_ID, &mig__io_carrier_cbs, false, &car);
     if (rc < 0) goto fail;
     car->label = true;
+    mig__confirm_ensure(p, c); /* learns how the peer confirms (§11.12) */
     mig_actions_t acts;
     mig_actions_clear(&acts);
     rc = mig_reg_open(&p->mig, car->h, &acts, &ls->m);

@@ -32,6 +32,10 @@
 #define MIG_MAX_ALIASES 16u    /* old IDs remembered per logical stream */
 #define MIG_MAX_ACTIONS 512u   /* actions one event may emit */
 #define MIG_PROTO_ID "/libp2p/stream-migration"
+/* The confirmation stream (§11.12): one per connection and direction, it
+ * carries the Confirms of its opener. A peer that answers `na` to it is an
+ * older one that confirms with yamux window updates (§11.11). */
+#define MIG_CONFIRM_PROTO_ID "/libp2p/stream-migration/confirm"
 
 _Static_assert(MIG_MSG_MAX <= BN_PB_ARENA_MAX / 4, "a message decodes within the arena");
 _Static_assert(MIG_MAX_ACTIONS >= 6u * MIG_MAX_STREAMS + 8u, "a restart or tick fits one action list");
@@ -50,25 +54,35 @@ static inline bool mig_id_parity_ok(uint64_t id, bool sender_is_lower) {
 
 /* -------------------------------------------------------------- codec */
 
-typedef enum mig_msg_type { MIG_MSG_LABEL = 1, MIG_MSG_MIGRATE = 2, MIG_MSG_ACK = 3 } mig_msg_type_t;
+typedef enum mig_msg_type {
+  MIG_MSG_LABEL = 1,
+  MIG_MSG_MIGRATE = 2,
+  MIG_MSG_ACK = 3,
+  MIG_MSG_CONFIRM_START = 4, /* first message of a confirmation stream */
+  MIG_MSG_CONFIRM = 5,       /* id, read_offset */
+  MIG_MSG_RESERVED = 6       /* oneof member 6 or 7: ignored on a confirmation stream */
+} mig_msg_type_t;
 
 typedef struct mig_msg {
   mig_msg_type_t type;
-  uint64_t id;        /* Label, Migrate */
+  uint64_t id;        /* Label, Migrate, Confirm */
   uint64_t from;      /* Migrate */
   bool deny;          /* AckMigrate */
-  bool has_incarnation;
+  bool has_incarnation; /* always set in ConfirmStart */
   uint64_t incarnation;
-  bool has_read_offset; /* Migrate, AckMigrate */
+  bool has_read_offset; /* Migrate, AckMigrate; always set in Confirm */
   uint64_t read_offset;
+  uint64_t max_message_size; /* the sender's (PROTOCOL.md 8.1); 0: absent */
 } mig_msg_t;
 
-/* Appends uvarint(len) || StreamMigration to out. BFTNET_EINVAL for a bad type. */
+/* Appends uvarint(len) || StreamMigration to out. BFTNET_EINVAL for a bad
+ * type (MIG_MSG_RESERVED is never sent). */
 int mig_msg_encode(const mig_msg_t *m, bn_buf_t *out) BFTNET_WUR;
 /* Decodes one length-prefixed message from p[0, n): > 0 bytes used, 0 need
  * more, BFTNET_ETOOBIG for a length above MIG_MSG_MAX (checked before the
  * body), BFTNET_EPROTO for a bad varint, a protobuf that does not decode, or
- * not exactly one of label / migrate / ack_migrate. */
+ * not exactly one oneof member (fields 1..7; 6 and 7 decode as
+ * MIG_MSG_RESERVED). */
 int mig_msg_decode(const uint8_t *p, size_t n, mig_msg_t *out) BFTNET_WUR;
 
 /* A feed/next reader for the one message at the start of a carrier. Errors
@@ -89,6 +103,21 @@ size_t mig_reader_feed(mig_reader_t *r, const uint8_t *p, size_t n);
 int mig_reader_next(mig_reader_t *r, mig_msg_t *out);
 void mig_reader_rest(const mig_reader_t *r, const uint8_t **p, size_t *n);
 
+/* A reader for a sequence of messages (a confirmation stream). It keeps
+ * only an incomplete message (at most one, bounded), decoding the rest in
+ * place. Errors are sticky. */
+typedef struct mig_seq {
+  int err;
+  size_t len; /* bytes of an incomplete message held in buf */
+  uint8_t buf[BN_UVARINT_MAX_BYTES + MIG_MSG_MAX];
+} mig_seq_t;
+
+void mig_seq_init(mig_seq_t *r);
+/* Takes bytes from *p, *n (advancing both) until one message is complete:
+ * 1 with *out, 0 when every byte was taken and more are needed, < 0 the
+ * sticky error. */
+int mig_seq_next(mig_seq_t *r, const uint8_t **p, size_t *n, mig_msg_t *out);
+
 /* ----------------------------------------------------- reasons, counts */
 /* Violations (V) are rejected inputs; aborts (A) end a logical stream. */
 #define MIG_REASON_MAP(XX)                                                     \
@@ -102,7 +131,7 @@ void mig_reader_rest(const mig_reader_t *r, const uint8_t **p, size_t *n);
   XX(UNKNOWN_FROM, "unknown_from")        /* V: Migrate naming no live stream (denied) */ \
   XX(NO_OFFSET, "no_read_offset")         /* V: Migrate/Ack without read_offset */ \
   XX(BAD_OFFSET, "bad_read_offset")       /* V+A: offset outside [confirmed, sent] */ \
-  XX(BAD_CREDIT, "bad_credit")            /* V+A: credit beyond the bytes sent */ \
+  XX(BAD_CREDIT, "bad_credit")            /* V+A: credit beyond the bytes sent (older peer) */ \
   XX(GAP, "offset_gap")                   /* V+A: carrier bytes beyond the read offset */ \
   XX(DATA_AFTER_CLOSE, "data_after_close")/* V+A: data past the writer's FIN: close the connection */ \
   XX(DATA_BEFORE_ACK, "data_before_ack")  /* V+A: L bytes on a carrier before its AckMigrate */ \
@@ -112,7 +141,8 @@ void mig_reader_rest(const mig_reader_t *r, const uint8_t **p, size_t *n);
   XX(DETACH_TIMEOUT, "detach_timeout")    /* A: not resumed within detach_timeout */ \
   XX(PEER_RESTARTED, "peer_restarted")    /* A: new incarnation */ \
   XX(NA, "migration_na")                  /* A: peer answered na to the Label */ \
-  XX(LOCAL, "local_abort")                /* A: mig_sm_abort */
+  XX(LOCAL, "local_abort")                /* A: mig_sm_abort */ \
+  XX(BAD_CONFIRM, "bad_confirm")          /* V+A: a Confirm beyond the bytes sent */
 
 typedef enum mig_reason {
 #define MIG_XX_(name, str) MIG_R_##name,
@@ -228,6 +258,15 @@ typedef struct mig_sm {
   uint64_t r_held;
   bool r_eof;             /* L's incoming direction ended at r_final */
   uint64_t r_final;
+  /* The highest read offset reported to the peer (Confirm, Migrate or
+   * AckMigrate). Confirms report only more, and none while an exchange that
+   * reported an offset is unsettled (mig_sm_confirm_due). */
+  uint64_t r_reported;
+  bool r_hold;            /* responder: our AckMigrate reported r_reported and
+                             the initiator may not have read it yet ... */
+  uint64_t r_hold_old;    /* ... until its FIN on this carrier (that exchange's
+                             S_old; 0 for a resume) or its first byte or FIN on
+                             the current one */
   /* exchange */
   bool uncertain;         /* initiator: a Migrate may have been accepted unacked */
   bool no_migrate;        /* initiator: denied once, never retry gracefully */
@@ -247,9 +286,17 @@ typedef struct mig_reg_config {
   uint64_t window_max;       /* retransmit window bound, bytes (<= yamux window) */
 } mig_reg_config_t;
 
+/* How the peer confirms what it read (§11.12): with Confirm messages on a
+ * confirmation stream (ON), or, an older peer that answered `na` to it,
+ * with yamux window updates (LEGACY). Until one of them is known, credit is
+ * recorded per carrier but frees nothing. */
+typedef enum mig_mode { MIG_MODE_UNKNOWN, MIG_MODE_ON, MIG_MODE_LEGACY } mig_mode_t;
+
 typedef struct mig_reg {
   mig_reg_config_t cfg;
   bool lower, leader;
+  mig_mode_t mode;
+  uint64_t epoch;            /* counts the peer's restarts (a mode is per incarnation) */
   uint64_t next_k;           /* IDs: 2k (lower) or 2k + 1 */
   bool peer_inc_known;
   uint64_t peer_inc;
@@ -290,8 +337,22 @@ int mig_reg_on_rst(mig_reg_t *p, uint64_t h, mig_actions_t *acts);
 /* h's connection died (not an RST): L detaches, never aborts here. */
 int mig_reg_on_lost(mig_reg_t *p, uint64_t h, uint64_t now, mig_actions_t *acts);
 /* The peer credited n more L bytes on h (the caller has subtracted the
- * bytes it wrote on h before L's first byte). */
+ * bytes it wrote on h before L's first byte). A confirmation only with an
+ * older peer (LEGACY); recorded, not applied, while the mode is UNKNOWN;
+ * ignored (0) when the peer confirms with Confirms (ON). */
 int mig_reg_on_credit(mig_reg_t *p, uint64_t h, uint64_t n, mig_actions_t *acts);
+/* The peer's way of confirming is known (§11.12): ON or LEGACY, once per
+ * incarnation (BFTNET_ESTATE for a change, BFTNET_EINVAL for UNKNOWN).
+ * LEGACY applies the credit recorded meanwhile (a credit beyond what was
+ * sent is a violation then). Either may close streams (CLOSED). */
+int mig_reg_set_mode(mig_reg_t *p, mig_mode_t mode, mig_actions_t *acts);
+/* A Confirm{id, read_offset = off} from the peer: L (any of its IDs) is
+ * confirmed up to off. BFTNET_ENOTFOUND for no live L (a Confirm for a
+ * stream that ended: ignored); 0 and nothing for a stale one (off at or
+ * below what is confirmed: Confirms travel on several connections);
+ * violation (BAD_CONFIRM, L aborted) for off beyond the bytes sent on L;
+ * BFTNET_ESTATE unless the mode is ON. */
+int mig_reg_on_confirm(mig_reg_t *p, uint64_t id, uint64_t off, mig_actions_t *acts);
 /* A new incarnation of the peer seen by the caller (e.g. out of band). */
 int mig_reg_on_incarnation(mig_reg_t *p, uint64_t inc, mig_actions_t *acts);
 /* Fires deadlines: aborts every stream detached at or before now. */
@@ -300,6 +361,17 @@ int mig_reg_tick(mig_reg_t *p, uint64_t now, mig_actions_t *acts);
 /* Leader only: start an exchange moving L onto the new carrier h (graceful
  * when L is attached, resume when detached). Emits SEND_MSG(Migrate). */
 int mig_sm_migrate(mig_reg_t *p, mig_sm_t *s, uint64_t h, mig_actions_t *acts) BFTNET_WUR;
+/* Reader side of §11.12: true with *off = the read offset to send in a
+ * Confirm for L now, when it exceeds the last one reported by at least
+ * min_delta bytes (by any amount once L's incoming direction ended). False
+ * while an exchange that reported our offset is unsettled: a Migrate of
+ * ours awaits its AckMigrate or was lost unanswered, or our AckMigrate may
+ * not have been read yet (until the initiator's FIN on the old carrier, or
+ * its first byte or FIN on the new one). */
+bool mig_sm_confirm_due(const mig_sm_t *s, uint64_t min_delta, uint64_t *off);
+/* A Confirm reporting off for L was written. May emit CLOSED (in mode ON a
+ * stream closes only once its whole incoming direction was reported). */
+int mig_sm_confirm_sent(mig_reg_t *p, mig_sm_t *s, uint64_t off, mig_actions_t *acts);
 /* Room left in the retransmit window. */
 uint64_t mig_sm_room(const mig_reg_t *p, const mig_sm_t *s);
 /* Appends n bytes to L: all or nothing, BFTNET_EAGAIN beyond the room. */

@@ -10,7 +10,7 @@
  * pointer passed into a callback stays valid for that whole callback.
  *
  * The files call each other in one direction only (no circle):
- *   node.c -> io.c -> policy.c -> stream.c -> defer.c -> carrier.c -> core
+ *   node.c -> io.c -> policy.c -> confirm.c -> stream.c -> defer.c -> carrier.c -> core
  * where core is sm.c -> codec.c (mig_core.h), and a file may also call any
  * file further right. The one reach back up: policy.c opens carriers with
  * io.c's net callbacks, which node.c registered in the node
@@ -42,6 +42,25 @@ typedef struct mig_carrier {
   bool flush_queued;
   bool gone; /* net freed it: unlinked and freed at the next reap */
 } mig_carrier_t;
+
+/* A confirmation stream (PROTOCOL.md §11.12) on one connection: ours
+ * (outbound: we write our Confirms on it) or the peer's (inbound: we read
+ * its Confirms). At most one of each per connection. */
+typedef struct mig_ctl {
+  struct mig_ctl *next;
+  mig_peer_t *p;
+  net_conn_t *conn;
+  net_stream_t *ns;
+  uint64_t epoch; /* the peer's restarts when it began (mig_reg_t.epoch) */
+  uint64_t inc;   /* inbound: the incarnation its ConfirmStart named */
+  mig_seq_t *rd;  /* inbound: the reader (an incomplete message at most) */
+  bn_buf_t out;   /* outbound: Confirms yamux did not take yet */
+  bool outbound;
+  bool ready;   /* outbound: echoed, ConfirmStart written */
+  bool started; /* inbound: ConfirmStart read */
+  bool dead;    /* reset, refused or gone: net's on_free still to come */
+  bool gone;    /* net freed it: unlinked and freed at the next reap */
+} mig_ctl_t;
 
 struct mig_stream {
   mig_stream_t *next;
@@ -84,6 +103,9 @@ struct mig_peer {
   bool plain_only;
   mig_stream_t *streams;
   mig_carrier_t *carriers;
+  mig_ctl_t *ctls;
+  bool conf_due;         /* a Confirm may be due: the flush timer sends it */
+  uint64_t ctl_retry_at; /* our confirmation stream was reset: not reopened before */
   maddr_t addrs[BFTNET_MAX_ADDRS];
   size_t naddrs;
   bool addr_changed;
@@ -95,6 +117,7 @@ struct mig_peer {
     unsigned idle;
   } idle[8];
   mig_peer_stats_t st;
+  uint32_t peer_max_msg; /* the peer's max_message_size (0: never said) */
 };
 
 struct mig_node {
@@ -115,6 +138,7 @@ struct mig_node {
   mig_carrier_t *flush_head;
   bool flush_scheduled;
   size_t pre_label;                    /* outer multistream bytes on a carrier: header + protocol */
+  uint64_t confirm_bytes;              /* a Confirm at once after this many bytes read (§11.12) */
   const net_stream_cbs_t *carrier_cbs; /* io.c's callbacks for a migratable carrier */
 };
 
@@ -149,10 +173,14 @@ void mig__carrier_unlink(mig_carrier_t *car);
 void mig__carrier_destroy(mig_carrier_t *car);
 /* Resets car's net stream once (net's on_free follows). */
 void mig__carrier_reset(mig_carrier_t *car);
-/* Grants k bytes of credit on car; the window update is flushed later. */
+/* Grants k bytes of credit on car; the window update is flushed later
+ * (only for an older peer, which confirms with it, §11.11). */
 void mig__carrier_credit(mig_carrier_t *car, uint64_t k);
-/* The flush timer's callback (ud: the node): sends the owed window updates. */
+/* Sends the owed window updates (the flush timer, ud: the node). */
 void mig__carrier_flush(void *ud);
+/* A Confirm to p may be due: the flush timer runs within
+ * MIG_CREDIT_FLUSH_MS. */
+void mig__carrier_kick(mig_peer_t *p);
 /* Writes StreamMigration m on car, behind its multistream prefix. */
 void mig__carrier_send_msg(mig_peer_t *p, mig_carrier_t *car, const mig_msg_t *m);
 /* Feeds n bytes to a carrier that waits for its first StreamMigration
@@ -191,6 +219,7 @@ static inline void mig__defer_leave(mig_node_t *n) {
   if (--n->nest == 0 && n->reap_needed) mig__defer_reap(n);
 }
 void mig__defer_free_stream(mig_stream_t *ls);
+void mig__defer_free_ctl(mig_ctl_t *k);
 
 /* ----------------------------------------- stream.c: the logical streams */
 
@@ -212,6 +241,23 @@ void mig__stream_abort_local(mig_stream_t *ls, const char *why);
 void mig__stream_apply(mig_peer_t *p, mig_actions_t *acts, const uint8_t *data);
 /* Moves L's bytes onto its carrier as far as credit and the connection allow. */
 void mig__stream_pump(mig_stream_t *ls);
+
+/* ------------------------------------ confirm.c: the confirmation streams */
+
+/* Opens our confirmation stream on c unless there is one, or the peer is
+ * known not to speak it (the probe that decides p's mode, §11.12). */
+void mig__confirm_ensure(mig_peer_t *p, net_conn_t *c);
+/* The peer opened one on c (net's protocol handler): 0, or < 0 to reset it. */
+int mig__confirm_accept(mig_peer_t *p, net_conn_t *c, net_stream_t *s);
+/* L (core stream m) read more or ended: a Confirm goes at once past
+ * confirm_bytes, else within MIG_CREDIT_FLUSH_MS. Inline-cheap per read. */
+void mig__confirm_note(mig_peer_t *p, const mig_sm_t *m);
+/* Writes every Confirm due now, batched per confirmation stream. */
+void mig__confirm_flush(mig_peer_t *p);
+/* The flush timer (ud: the node): owed window updates, then due Confirms. */
+void mig__confirm_timer(void *ud);
+/* Resets p's confirmation streams (peer released, node stopping). */
+void mig__confirm_reset_all(mig_peer_t *p);
 
 /* ------------------------------------------ policy.c: the leader's policy */
 

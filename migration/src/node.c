@@ -30,12 +30,20 @@ static int on_inbound_mig(void *ud, net_conn_t *c, net_stream_t *s) {
   mig_peer_t *p = mig_peer_get(n, net_conn_peer(c));
   if (!p) return BFTNET_ENOMEM;
   mig_carrier_t *car;
-  /* net answered the header and the echo for us: pre_left as for ours */
   int rc = mig__carrier_open(p, c, NULL, NULL, true, &car);
   if (rc < 0) return rc;
   car->ns = s;
+  car->pre_left = net_stream_pre_bytes(s); /* net's header, any na, the echo */
   net_stream_set_cbs(s, &mig__io_carrier_cbs, car);
   return 0;
+}
+
+static int on_inbound_ctl(void *ud, net_conn_t *c, net_stream_t *s) {
+  mig_node_t *n = ud;
+  if (n->stopping) return BFTNET_ECLOSED;
+  mig_peer_t *p = mig_peer_get(n, net_conn_peer(c));
+  if (!p) return BFTNET_ENOMEM;
+  return mig__confirm_accept(p, c, s);
 }
 
 static int on_inbound_plain(void *ud, net_conn_t *c, net_stream_t *s) {
@@ -89,9 +97,11 @@ int mig_node_new(mig_node_t **out, net_t *net, const mig_config_t *cfg, const mi
     return BFTNET_EINVAL;
   }
   n->pre_label = (size_t)pre;
+  n->confirm_bytes = BN_MAX(cfg->window_max / 4u, 1u);
   int rc = n->t->ops->timer_new(n->t, tick, n, &n->timer);
-  if (rc == 0) rc = n->t->ops->timer_new(n->t, mig__carrier_flush, n, &n->flush_timer);
+  if (rc == 0) rc = n->t->ops->timer_new(n->t, mig__confirm_timer, n, &n->flush_timer);
   if (rc == 0) rc = net_handle(net, MIG_PROTO_ID, on_inbound_mig, n);
+  if (rc == 0 && !cfg->plain) rc = net_handle(net, MIG_CONFIRM_PROTO_ID, on_inbound_ctl, n);
   if (rc == 0) rc = net_handle(net, MIG_APP_PROTO, on_inbound_plain, n);
   if (rc < 0) {
     if (n->timer) n->t->ops->timer_free(n->timer);
@@ -134,6 +144,11 @@ void mig_node_free(mig_node_t *n) {
       p->carriers = car->next;
       free(car->rd);
       free(car);
+    }
+    while (p->ctls) {
+      mig_ctl_t *k = p->ctls;
+      p->ctls = k->next;
+      mig__defer_free_ctl(k);
     }
     for (mig_stream_t *ls = p->streams, *ln; ls; ls = ln) {
       ln = ls->next;
@@ -203,6 +218,10 @@ bool mig_peer_is_leader(const mig_peer_t *p) {
   return p->mig.leader;
 }
 
+uint32_t mig_peer_max_message_size(const mig_peer_t *p) {
+  return p->peer_max_msg;
+}
+
 const mig_peer_stats_t *mig_peer_stats(const mig_peer_t *p) {
   return &p->st;
 }
@@ -228,6 +247,7 @@ void mig_peer_release(mig_peer_t *p) {
     mig_stream_release(ls);
   for (mig_carrier_t *car = p->carriers; car; car = car->next)
     mig__carrier_reset(car);
+  mig__confirm_reset_all(p);
   p->released = true;
   p->owner = NULL;
   n->reap_needed = true;

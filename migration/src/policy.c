@@ -81,6 +81,7 @@ static void move_streams(mig_peer_t *p, net_conn_t *best, size_t best_rank, uint
     ls->next_try = now + MIG_RETRY_NS;
     mig_carrier_t *car;
     if (mig__carrier_open(p, best, MIG_PROTO_ID, p->n->carrier_cbs, true, &car) < 0) return;
+    mig__confirm_ensure(p, best);
     if (!cur)
       ls->why = BFTNET_MIG_RESUME;
     else if (p->addr_changed && conn_rank(p, cur->conn) == BFTNET_MAX_ADDRS &&

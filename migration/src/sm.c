@@ -170,10 +170,14 @@ static void mig_abort(mig_reg_t *p, mig_sm_t *s, mig_reason_t why, uint64_t caus
   s->state = MIG_S_ABORTED;
 }
 
-static void mig_maybe_closed(mig_sm_t *s, mig_actions_t *acts) {
+static void mig_maybe_closed(const mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts) {
   if (mig_final(s) || !s->cur.h || s->pend.h || s->old.h || s->uncertain) return;
   if (!(s->w_closed && s->cur.fin_out && s->cur.fin_in && s->r_eof)) return;
   if (s->w_confirmed != s->w_written) return;
+  /* Unless the peer is an older one (it confirms from yamux credit), it
+   * learns that we read everything only from a Confirm: L ends once its
+   * whole incoming direction was reported. */
+  if (p->mode != MIG_MODE_LEGACY && s->r_reported != s->r_delivered) return;
   mig_act(acts, MIG_ACT_CLOSED, s, s->cur.h);
   memset(&s->cur, 0, sizeof(s->cur));
   ring_free(s);
@@ -187,12 +191,11 @@ static void mig_settle(mig_reg_t *p, mig_sm_t *s, uint64_t now, mig_actions_t *a
   if (!s->cur.h && !s->pend.h) ns = MIG_S_DETACHED;
   else if (s->pend.h || s->old.h) ns = MIG_S_MIGRATING;
   else ns = s->state == MIG_S_LABELING ? MIG_S_LABELING : MIG_S_OPEN;
-  (void)p;
   (void)now; /* deadlines are set where the carrier is lost (mig_reg_on_lost) */
   if (ns == MIG_S_DETACHED && s->state != MIG_S_DETACHED) mig_act(acts, MIG_ACT_DETACHED, s, 0);
   s->state = ns;
   mig_release(s);
-  mig_maybe_closed(s, acts);
+  mig_maybe_closed(p, s, acts);
 }
 
 /* L's incoming direction ends at `end` (FIN on the current carrier). */
@@ -323,6 +326,8 @@ static void mig_restart(mig_reg_t *p, uint64_t inc, mig_actions_t *acts) {
   }
   mig_act(acts, MIG_ACT_PEER_RESTARTED, NULL, 0)->id = inc;
   p->peer_inc = inc;
+  p->mode = MIG_MODE_UNKNOWN; /* the new process may be another version */
+  p->epoch++;
 }
 
 int mig_reg_on_incarnation(mig_reg_t *p, uint64_t inc, mig_actions_t *acts) {
@@ -378,7 +383,11 @@ static int mig_on_migrate(mig_reg_t *p, uint64_t h, const mig_msg_t *m, uint64_t
     mig_abort(p, s, MIG_R_BAD_OFFSET, 0, acts);
     return BFTNET_EPROTO;
   }
-  /* Commit: the old current carrier drains, h carries L from now on. */
+  /* Commit: the old current carrier drains, h carries L from now on. Our
+   * Ack reports our read offset: no Confirm above it until the initiator
+   * shows it read the Ack (its FIN on this S_old, or a byte or FIN on h). */
+  s->r_hold = true;
+  s->r_hold_old = s->cur.h;
   mig_alias_add(s, s->id);
   s->pinned = m->from;
   s->has_pinned = true;
@@ -401,6 +410,7 @@ static int mig_on_migrate(mig_reg_t *p, uint64_t h, const mig_msg_t *m, uint64_t
   s->cur.h = h;
   s->cur.in_start = mig_read_offset(s); /* what the Ack reports */
   s->cur.out_start = r;
+  s->r_reported = BN_MAX(s->r_reported, s->cur.in_start);
   mig_send_ack(p, s, h, false, acts);
   mig_act(acts, MIG_ACT_MIGRATED, s, h)->id = s->id;
   if (s->state == MIG_S_LABELING) s->state = MIG_S_OPEN; /* the echo is implied */
@@ -467,6 +477,8 @@ int mig_reg_on_msg(mig_reg_t *p, uint64_t h, const mig_msg_t *m, uint64_t now,
   if (s && (s->pend.h != h || m->type != MIG_MSG_ACK))
     return mig_violation(p, MIG_R_BAD_MSG, 0, acts); /* a second message on a carrier */
   if (!s && m->type == MIG_MSG_ACK) return mig_violation(p, MIG_R_UNEXPECTED_ACK, h, acts);
+  if (m->type != MIG_MSG_LABEL && m->type != MIG_MSG_MIGRATE && m->type != MIG_MSG_ACK)
+    return mig_violation(p, MIG_R_BAD_MSG, h, acts); /* a confirmation stream's message */
   if (m->has_incarnation) {
     if (p->peer_inc_known && p->peer_inc != m->incarnation) {
       mig_restart(p, m->incarnation, acts);
@@ -486,6 +498,8 @@ int mig_reg_on_msg(mig_reg_t *p, uint64_t h, const mig_msg_t *m, uint64_t now,
   case MIG_MSG_ACK:
     if (out) *out = s;
     return mig_on_ack(p, s, m, now, acts);
+  default:
+    break;
   }
   return mig_violation(p, MIG_R_BAD_MSG, h, acts);
 }
@@ -516,6 +530,7 @@ int mig_reg_on_data(mig_reg_t *p, uint64_t h, size_t n, mig_actions_t *acts) {
   /* Commit. */
   c->in_recv += n;
   s->r_delivered += n - skip;
+  if (c == &s->cur && n) s->r_hold = false; /* written after the initiator read our Ack */
   mig_action_t *a = mig_act(acts, MIG_ACT_DELIVER, s, h);
   a->n = n;
   a->skip = skip;
@@ -537,6 +552,7 @@ int mig_reg_on_fin(mig_reg_t *p, uint64_t h, mig_actions_t *acts) {
     return BFTNET_EPROTO;
   }
   if (c == &s->old) { /* the handover (§11.5 steps 3–4) */
+    if (h == s->r_hold_old) s->r_hold = false; /* the initiator read our Ack */
     c->fin_in = true;
     if (!c->fin_out) mig_act(acts, MIG_ACT_FIN, s, h);
     c->fin_out = true;
@@ -547,6 +563,7 @@ int mig_reg_on_fin(mig_reg_t *p, uint64_t h, mig_actions_t *acts) {
   }
   /* On the initiator a FIN on cur is L's EOF only once settled. */
   c->fin_in = true;
+  s->r_hold = false;
   int rc = 0;
   if (!(p->leader && (s->pend.h || s->uncertain)))
     rc = mig_apply_eof(p, s, h, c->in_start + c->in_recv, acts);
@@ -587,20 +604,80 @@ int mig_reg_on_lost(mig_reg_t *p, uint64_t h, uint64_t now, mig_actions_t *acts)
   return 0;
 }
 
-int mig_reg_on_credit(mig_reg_t *p, uint64_t h, uint64_t n, mig_actions_t *acts) {
-  mig_sm_t *s = mig_reg_find_carrier(p, h);
-  if (!s) return BFTNET_ENOTFOUND;
-  mig_slot_t *c = mig_slot_of(s, h);
-  uint64_t credited = c->credited + n;
-  if (credited < c->credited || credited > c->out_sent || c == &s->pend) {
+/* Credit recorded on slot c becomes a confirmation (older peer, §11.11). */
+static int mig_apply_credit(mig_reg_t *p, mig_sm_t *s, mig_slot_t *c, mig_actions_t *acts) {
+  if (c->credited > c->out_sent || (c == &s->pend && c->credited)) {
     mig_abort(p, s, MIG_R_BAD_CREDIT, 0, acts);
     return BFTNET_EPROTO;
   }
-  c->credited = credited;
-  uint64_t conf = c->out_start + credited;
+  uint64_t conf = c->out_start + c->credited;
   if (conf > s->w_confirmed) s->w_confirmed = conf;
   mig_release(s);
-  mig_maybe_closed(s, acts);
+  mig_maybe_closed(p, s, acts);
+  return 0;
+}
+
+int mig_reg_on_credit(mig_reg_t *p, uint64_t h, uint64_t n, mig_actions_t *acts) {
+  mig_sm_t *s = mig_reg_find_carrier(p, h);
+  if (!s) return BFTNET_ENOTFOUND;
+  if (p->mode == MIG_MODE_ON) return 0; /* flow control only (§11.12) */
+  mig_slot_t *c = mig_slot_of(s, h);
+  uint64_t credited = c->credited + n;
+  if (credited < c->credited) credited = UINT64_MAX; /* beyond anything sent */
+  if (p->mode == MIG_MODE_UNKNOWN) { /* kept until the mode is known */
+    c->credited = credited;
+    return 0;
+  }
+  c->credited = credited;
+  return mig_apply_credit(p, s, c, acts);
+}
+
+int mig_reg_set_mode(mig_reg_t *p, mig_mode_t mode, mig_actions_t *acts) {
+  if (mode != MIG_MODE_ON && mode != MIG_MODE_LEGACY) return BFTNET_EINVAL;
+  if (p->mode == mode) return 0;
+  if (p->mode != MIG_MODE_UNKNOWN) return BFTNET_ESTATE;
+  p->mode = mode;
+  int rc = 0;
+  for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
+    mig_sm_t *s = p->streams[i];
+    if (!s || mig_final(s)) continue;
+    mig_slot_t *slots[] = {&s->cur, &s->pend, &s->old};
+    for (size_t k = 0; mode == MIG_MODE_LEGACY && k < BN_ARRAY_LEN(slots) && !mig_final(s); k++)
+      if (slots[k]->h && mig_apply_credit(p, s, slots[k], acts) < 0) rc = BFTNET_EPROTO;
+    mig_maybe_closed(p, s, acts); /* no longer waits for a report (LEGACY) */
+  }
+  return rc;
+}
+
+int mig_reg_on_confirm(mig_reg_t *p, uint64_t id, uint64_t off, mig_actions_t *acts) {
+  if (p->mode != MIG_MODE_ON) return BFTNET_ESTATE;
+  mig_sm_t *s = mig_reg_find(p, id);
+  if (!s) return BFTNET_ENOTFOUND; /* ended, or never known: nothing to free */
+  if (off > s->w_sent_max) {
+    mig_abort(p, s, MIG_R_BAD_CONFIRM, 0, acts);
+    return BFTNET_EPROTO;
+  }
+  if (off <= s->w_confirmed) return 0; /* stale: a later one came first */
+  s->w_confirmed = off;
+  mig_release(s);
+  mig_maybe_closed(p, s, acts);
+  return 0;
+}
+
+bool mig_sm_confirm_due(const mig_sm_t *s, uint64_t min_delta, uint64_t *off) {
+  if (mig_final(s) || s->r_hold || s->pend.h || s->uncertain) return false;
+  uint64_t r = mig_read_offset(s);
+  if (r <= s->r_reported) return false;
+  if (r - s->r_reported < min_delta && !s->r_eof) return false;
+  *off = r;
+  return true;
+}
+
+int mig_sm_confirm_sent(mig_reg_t *p, mig_sm_t *s, uint64_t off, mig_actions_t *acts) {
+  if (mig_final(s)) return BFTNET_ESTATE;
+  if (off > s->r_delivered) return BFTNET_EINVAL;
+  if (off > s->r_reported) s->r_reported = off;
+  mig_maybe_closed(p, s, acts);
   return 0;
 }
 
@@ -635,6 +712,7 @@ int mig_sm_migrate(mig_reg_t *p, mig_sm_t *s, uint64_t h, mig_actions_t *acts) {
   a->msg.incarnation = p->cfg.incarnation;
   a->msg.has_read_offset = true;
   a->msg.read_offset = mig_read_offset(s);
+  s->r_reported = BN_MAX(s->r_reported, a->msg.read_offset);
   mig_settle(p, s, 0, acts);
   return 0;
 }
@@ -655,10 +733,9 @@ int mig_sm_write(mig_reg_t *p, mig_sm_t *s, const void *data, size_t n) {
 }
 
 int mig_sm_close(mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts) {
-  (void)p;
   if (mig_final(s)) return BFTNET_ESTATE;
   s->w_closed = true;
-  mig_maybe_closed(s, acts);
+  mig_maybe_closed(p, s, acts);
   return 0;
 }
 
@@ -669,7 +746,6 @@ int mig_sm_abort(mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts) {
 }
 
 int mig_sm_pull(mig_reg_t *p, mig_sm_t *s, size_t max, mig_chunk_t *c, mig_actions_t *acts) {
-  (void)p;
   if (mig_final(s) || !s->cur.h || s->cur.fin_out) return 0;
   mig_slot_t *cur = &s->cur;
   uint64_t pos = cur->out_start + cur->out_sent;
@@ -686,6 +762,6 @@ int mig_sm_pull(mig_reg_t *p, mig_sm_t *s, size_t max, mig_chunk_t *c, mig_actio
   cur->out_sent += n;
   if (pos + n > s->w_sent_max) s->w_sent_max = pos + n;
   cur->fin_out = fin;
-  mig_maybe_closed(s, acts);
+  mig_maybe_closed(p, s, acts);
   return 1;
 }

@@ -64,8 +64,8 @@ void mig__stream_final(mig_stream_t *ls, mig_ev_type_t type, const char *reason)
       .type = type, .stream_id = ls->m ? ls->m->id : 0, .reason = reason, .cause = ls->cause};
   if (type == MIG_EV_ABORTED) {
     mig__count(ls->p->n, BFTNET_COUNTER_MIG_ABORTED, 1);
-    bn_log(BN_LOG_INFO, "stream %llu with %s aborted: %s", (unsigned long long)ev.stream_id,
-           MIG_WHO(ls->p), reason);
+    bn_log(ls->p->n->cfg.log, BN_LOG_INFO, "stream %llu with %s aborted: %s",
+           (unsigned long long)ev.stream_id, MIG_WHO(ls->p), reason);
   }
   mig__stream_emit(ls, &ev);
 }
@@ -87,7 +87,7 @@ int mig__stream_write_neg(mig_stream_t *ls) {
 
 void mig__stream_abort_local(mig_stream_t *ls, const char *why) {
   if (!ls->m || ls->final) return;
-  bn_log(BN_LOG_INFO, "stream with %s: %s", MIG_WHO(ls->p), why);
+  bn_log(ls->p->n->cfg.log, BN_LOG_INFO, "stream with %s: %s", MIG_WHO(ls->p), why);
   mig_actions_t acts;
   mig_actions_clear(&acts);
   if (mig_sm_abort(&ls->p->mig, ls->m, &acts) == 0) mig__stream_apply(ls->p, &acts, NULL);
@@ -160,6 +160,7 @@ static const bftnet_counter_id_t reason_counter[MIG_R_COUNT] = {
     [MIG_R_PEER_RESTARTED] = BFTNET_COUNTER_MIG_ABORT_PEER_RESTARTED,
     [MIG_R_NA] = BFTNET_COUNTER_COUNT, /* counted as mig_plain_streams */
     [MIG_R_LOCAL] = BFTNET_COUNTER_MIG_ABORT_LOCAL,
+    [MIG_R_BAD_CONFIRM] = BFTNET_COUNTER_MIG_BAD_CONFIRM,
 };
 
 /* The core counts violations and aborts per reason: export the deltas. */
@@ -173,8 +174,8 @@ static void peer_sync_counts(mig_peer_t *p) {
     bool abort_only = r == MIG_R_RESET || r == MIG_R_DENIED || r == MIG_R_DETACH_TIMEOUT ||
                       r == MIG_R_PEER_RESTARTED || r == MIG_R_NA || r == MIG_R_LOCAL;
     if (!abort_only)
-      bn_log(BN_LOG_INFO, "stream migration: peer %s: rejected input (%s)", MIG_WHO(p),
-             mig_reason_str((mig_reason_t)r));
+      bn_log(p->n->cfg.log, BN_LOG_INFO, "stream migration: peer %s: rejected input (%s)",
+             MIG_WHO(p), mig_reason_str((mig_reason_t)r));
   }
 }
 
@@ -264,6 +265,7 @@ static void apply_stream(mig_peer_t *p, const mig_action_t *a) {
   switch (a->type) {
   case MIG_ACT_READ_EOF: {
     mig_stream_t *ls = mig__stream_by_id(p, a->stream);
+    mig__carrier_kick(p); /* the end of L's direction is confirmed too */
     if (ls) mig__stream_emit(ls, &(mig_event_t){.type = MIG_EV_READ_EOF, .stream_id = a->stream});
     break;
   }
@@ -372,8 +374,8 @@ void mig__stream_pump(mig_stream_t *ls) {
       if (ch.n) {
         int k = net_stream_write(car->ns, ch.p, ch.n);
         if (k >= 0 && (size_t)k < ch.n)
-          bn_log(BN_LOG_WARN, "stream migration: %s: short carrier write (%d of %zu)", MIG_WHO(p), k,
-                 ch.n);
+          bn_log(p->n->cfg.log, BN_LOG_WARN, "stream migration: %s: short carrier write (%d of %zu)",
+                 MIG_WHO(p), k, ch.n);
       }
       if (ch.fin) net_stream_close(car->ns);
     }
@@ -387,6 +389,7 @@ void mig__stream_pump(mig_stream_t *ls) {
 
 static void ls_release_held(mig_stream_t *ls) {
   if (ls->debt || !ls->m) return;
+  mig__carrier_kick(ls->p); /* the read offset moved: a Confirm may be due */
   for (mig_carrier_t *car = ls->p->carriers; car; car = car->next) {
     if (!car->held || mig_reg_find_carrier(&ls->p->mig, car->h) != ls->m) continue;
     uint64_t k = car->held;

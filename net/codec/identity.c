@@ -229,6 +229,7 @@ out:
 BFTNET_API int bftnet_key_peer_id(const bftnet_key_t *key, char *buf, size_t cap) {
   if (!key || !buf) return BFTNET_EINVAL;
   int rc = peerid_to_string(&key->id, buf, cap);
+  if (rc < 0 && cap) buf[0] = '\0'; /* never a partial ID */
   return rc < 0 ? rc : 0;
 }
 

@@ -288,7 +288,7 @@ int noise_hs_write(noise_hs_t *hs, const uint8_t *payload, size_t plen, uint8_t 
   if (!step || !step->write) return BFTNET_ESTATE;
   if (plen > BN_NOISE_MAX_MSG - step->overhead || step->overhead + plen > cap) {
     noise_hs_fail(hs);
-    return BFTNET_ETOOBIG;
+    return plen > BN_NOISE_MAX_MSG - step->overhead ? BFTNET_ETOOBIG : BFTNET_EBUFSIZE;
   }
   total = step->overhead + plen;
   w = *hs;
@@ -429,7 +429,8 @@ int noise_libp2p_payload_build(const uint8_t ed_sk[64], const uint8_t ed_pk[32],
   p.identity_sig.data = sig;
   p.identity_sig.len = sizeof sig;
   n = bftnet__noise__noise_handshake_payload__get_packed_size(&p);
-  if (n > cap || n > BN_NOISE_MAX_PAYLOAD) return BFTNET_ETOOBIG;
+  if (n > BN_NOISE_MAX_PAYLOAD) return BFTNET_ETOOBIG;
+  if (n > cap) return BFTNET_EBUFSIZE;
   BN_ASSERT(bftnet__noise__noise_handshake_payload__pack(&p, out) == n);
   return (int)n;
 }

@@ -61,9 +61,10 @@ int noise_hs_init(noise_hs_t *hs, bool initiator, const uint8_t *prologue, size_
 
 /* Writes our next handshake message carrying payload into out (payload
  * must not overlap out). Returns the message length (> 0), BFTNET_ESTATE if
- * it is not our turn, BFTNET_ETOOBIG if cap is too small or the message
- * would exceed 65535, BFTNET_EAUTH if a DH gives the all-zero secret (the
- * responder's message 2 after a low-order ephemeral in message 1). */
+ * it is not our turn, BFTNET_EBUFSIZE if cap is too small, BFTNET_ETOOBIG if
+ * the message would exceed 65535, BFTNET_EAUTH if a DH gives the all-zero
+ * secret (the responder's message 2 after a low-order ephemeral in
+ * message 1). */
 int noise_hs_write(noise_hs_t *hs, const uint8_t *payload, size_t plen, uint8_t *out, size_t cap);
 
 /* Reads the peer's next handshake message; decrypts its payload into out.
@@ -108,7 +109,8 @@ void noise_cipher_wipe(noise_cipher_t *c);
 
 /* Builds the NoiseHandshakePayload: identity_key = protobuf PublicKey of
  * ed_pk, identity_sig = Ed25519(ed_sk, prefix || static_pub). No extensions.
- * Returns its length or BFTNET_ETOOBIG. */
+ * Returns its length, BFTNET_EBUFSIZE if cap is too small, or BFTNET_ETOOBIG
+ * above BN_NOISE_MAX_PAYLOAD. */
 int noise_libp2p_payload_build(const uint8_t ed_sk[64], const uint8_t ed_pk[32],
                                const uint8_t static_pub[NOISE_DHLEN], uint8_t *out,
                                size_t cap);

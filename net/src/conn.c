@@ -117,6 +117,12 @@ static bftnet_reason_t conn_end_reason(const net_conn_t *c, bftnet_reason_t reas
   return reason;
 }
 
+/* A normal termination: bftnet_stop / bftnet_free and member removal
+ * (LOCAL_CLOSE), or an emptied duplicate the pair's leader retires. */
+static bool conn_close_is_normal(bftnet_reason_t reason) {
+  return reason == BFTNET_REASON_LOCAL_CLOSE || reason == BFTNET_REASON_DUPLICATE;
+}
+
 void net__conn_fail(net_conn_t *c, bftnet_reason_t reason, int err, bftnet_counter_id_t counter) {
   if (c->state == CONN_CLOSING) return;
   net_t *n = c->net;
@@ -134,12 +140,20 @@ void net__conn_fail(net_conn_t *c, bftnet_reason_t reason, int err, bftnet_count
     const peerid_t *id = c->expect_peer ? &c->expected : c->peer.len ? &c->peer : NULL;
     if (id) net_peer_label(n, id, who, sizeof who);
     if (reason == BFTNET_REASON_PEER_ID_MISMATCH)
-      bn_log_rl(&n->rl, bn_now_ns(n->t->seam), lvl, "connection to %s: %s: answered as %s",
-                who, bftnet_reason_str(reason), c->peer_str);
+      bn_log_rl(n->cfg.log, &n->rl, bn_now_ns(n->t->seam), lvl,
+                "connection to %s: %s: answered as %s", who, bftnet_reason_str(reason),
+                c->peer_str);
     else
-      bn_log_rl(&n->rl, bn_now_ns(n->t->seam), lvl, "connection %s%s: %s (%s)",
+      bn_log_rl(n->cfg.log, &n->rl, bn_now_ns(n->t->seam), lvl, "connection %s%s: %s (%s)",
                 who[0] ? "to " : "", who, bftnet_reason_str(reason), bftnet_strerror(err));
   }
+  /* A normal close tells the peer first (yamux GO_AWAY, code 0: normal
+   * termination, PROTOCOL.md §5.4); the frame is queued while the
+   * connection is still up (a CLOSING one writes nothing new) and the
+   * teardown flushes it before it shuts the socket down. */
+  if (conn_close_is_normal(reason) && c->state == CONN_READY && c->ymx)
+    (void)yamux_session_goaway(c->ymx, YAMUX_GOAWAY_NORMAL);
+  if (c->state == CONN_CLOSING) return; /* queueing it failed (out of memory): closed already */
   c->down_reason = reason;
   c->down_err = err;
   c->teardown_pending = true;
@@ -183,11 +197,8 @@ void net__conn_teardown(net_conn_t *c) {
   n->t->ops->timer_free(c->hs_timer);
   c->hs_timer = NULL;
   n->hooks.conn_down(c, BFTNET_ECLOSED);
-  bool graceful = c->down_reason == BFTNET_REASON_LOCAL_CLOSE;
-  if (graceful && c->ymx) {
-    yamux_session_goaway(c->ymx, YAMUX_GOAWAY_NORMAL);
-    net__conn_flush(c, true);
-  }
+  bool graceful = conn_close_is_normal(c->down_reason);
+  if (graceful && c->ymx) net__conn_flush(c, true); /* the GO_AWAY net__conn_fail queued */
   if (c->ymx) {
     yamux_session_free(c->ymx); /* streams get on_error(ECLOSED) + on_free */
     c->ymx = NULL;

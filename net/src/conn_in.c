@@ -51,8 +51,8 @@ static void conn_yamux_feed(net_conn_t *c, const uint8_t *p, size_t n) {
     bftnet_counter_id_t ctr = v == YAMUX_WINDOW_EXCEEDED ? BFTNET_COUNTER_YAMUX_WINDOW_VIOLATION
                               : v == YAMUX_INTERNAL      ? BFTNET_COUNTER_IO_ERRORS
                                                          : BFTNET_COUNTER_BAD_YAMUX;
-    bn_log_rl(&c->rl, bn_now_ns(c->net->t->seam), BN_LOG_INFO, "yamux from %s: %s", c->peer_str,
-              yamux_violation_str(v));
+    bn_log_rl(c->net->cfg.log, &c->rl, bn_now_ns(c->net->t->seam), BN_LOG_INFO, "yamux from %s: %s",
+              c->peer_str, yamux_violation_str(v));
     net__conn_fail(c, v == YAMUX_INTERNAL ? BFTNET_REASON_IO_ERROR : BFTNET_REASON_PROTOCOL_ERROR,
                    rc, ctr);
     return;

@@ -79,13 +79,21 @@ int net_listen(net_t *n, const maddr_t *addr, char *bound, size_t cap) {
   bn_tlistener_t *l;
   int rc = n->t->ops->listen(n->t, (const struct sockaddr *)&addr->sa, on_accept, n, &l);
   if (rc < 0) return rc;
-  n->listeners[n->nlisteners++] = l;
-  if (bound && cap) {
+  if (bound) {
+    /* Formatted aside first: a bound too small fails the call, and then
+     * nothing stays bound (the socket closes at once; a retry can bind). */
+    char text[BFTNET_ADDR_MAX];
     struct sockaddr_storage ss;
     rc = n->t->ops->listener_addr(l, &ss);
-    if (rc == 0) rc = maddr_format_sa((struct sockaddr *)&ss, &n->key->id, bound, cap);
-    if (rc < 0) return rc;
+    if (rc == 0) rc = maddr_format_sa((struct sockaddr *)&ss, &n->key->id, text, sizeof text);
+    if (rc == 0 && strlen(text) >= cap) rc = BFTNET_EBUFSIZE;
+    if (rc < 0) {
+      n->t->ops->listener_close(l);
+      return rc;
+    }
+    memcpy(bound, text, strlen(text) + 1);
   }
+  n->listeners[n->nlisteners++] = l;
   return 0;
 }
 

@@ -142,6 +142,7 @@ struct net_stream {
   bool header_seen;
   bool header_sent;
   unsigned proposals;
+  size_t pre_out; /* bytes we wrote before the protocol was agreed */
   char proto[BN_MS_MAX_MSG];
   bn_buf_t pre;       /* bytes received before the handler took over */
   net_stream_cbs_t cbs;

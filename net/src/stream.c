@@ -34,6 +34,7 @@ static int stream_send_ms(net_stream_t *s, const char *text) {
   bn_buf_init(&b);
   int rc = ms_append(&b, text);
   if (rc == 0) {
+    s->pre_out += b.len;
     rc = yamux_stream_write(s->ys, b.data, b.len);
     /* A fresh stream has at least 256 KiB of credit; multistream messages
      * are tiny, so a short write here means the peer is misbehaving. */
@@ -300,9 +301,7 @@ void net_stream_credit(net_stream_t *s, size_t n, bool flush) {
 
 int net_stream_write_ctl(net_stream_t *s, const uint8_t *p, size_t n) {
   if (!s || (!p && n)) return BFTNET_EINVAL;
-  int rc = net__stream_write_uncongested(s, p, n);
-  if (rc < 0) return rc;
-  return (size_t)rc == n ? 0 : BFTNET_EAGAIN;
+  return net__stream_write_uncongested(s, p, n);
 }
 
 size_t net_stream_send_room(const net_stream_t *s) {
@@ -317,4 +316,5 @@ void net_stream_want_writable(net_stream_t *s) {
 }
 
 net_conn_t *net_stream_conn(const net_stream_t *s) { return s->conn; }
+size_t net_stream_pre_bytes(const net_stream_t *s) { return s->pre_out; }
 const char *net_stream_protocol(const net_stream_t *s) { return s->proto; }

@@ -10,6 +10,11 @@
 #include "node_internal.h"
 
 _Thread_local bftnet_t *node__cmd_loop_node;
+_Thread_local unsigned node__cmd_cb_depth;
+
+bool node__cmd_in_callback(const bftnet_t *b) {
+  return node__cmd_loop_node == b || (!b->own_thread && node__cmd_cb_depth > 0);
+}
 
 void node__cmd_complete(bftnet_t *b, cmd_t *c, int rc) {
   pthread_mutex_lock(&b->mu);
@@ -37,6 +42,9 @@ void node__cmd_on_wake(void *ud) {
 int node__cmd_call(bftnet_t *b, cmd_t *c) {
   c->done = false;
   c->next = NULL;
+  /* It would wait for the loop it is called from (callers check first and
+   * say so; this is the backstop). */
+  if (node__cmd_in_callback(b)) return BFTNET_EINCALLBACK;
   if (!b->own_thread) {
     /* The application's loop, called from its thread: run, then turn the
      * loop until the command completes (not from inside a loop callback). */

@@ -10,7 +10,10 @@
 #include "node_internal.h"
 
 static void emit(bftnet_t *b, const bftnet_event_t *ev) {
-  if (b->cfg.on_event) b->cfg.on_event(ev, b->cfg.user);
+  if (!b->cfg.on_event) return;
+  node__cmd_cb_depth++; /* blocking calls from inside fail fast (cmd.c) */
+  b->cfg.on_event(ev, b->cfg.user);
+  node__cmd_cb_depth--;
 }
 
 void node__events_member(bftnet_t *b, bftnet_event_type_t type, const mbr_t *m,

@@ -74,10 +74,20 @@ static int on_stream(void *ud, mig_peer_t *lp, mig_stream_t *ls) {
   if (!m || m->d.stopped) return rx_tent_open(&b->rctx, lp, ls);
   mig_peer_set_owner(lp, m);
   rx_set_in(&m->r, ls);
+  disp_limit_refresh(&m->d); /* its Label said how large a message it takes */
   return 0;
 }
 
 /* ---------------------------------------------------------- from receiver/ */
+
+/* cfg.on_message, marked as a callback: blocking calls from inside it fail
+ * fast (cmd.c). */
+static void on_rx_message(const char *from, const uint8_t *data, size_t len, void *user) {
+  bftnet_t *b = user;
+  node__cmd_cb_depth++;
+  b->cfg.on_message(from, data, len, b->cfg.user);
+  node__cmd_cb_depth--;
+}
 
 /* Messages were queued (once per loop turn): threads blocked in
  * bftnet_recv, or polling its fd, wake up. */
@@ -281,21 +291,25 @@ int node__members_init(bftnet_t *b) {
                         .tentative_max_msgs = b->cfg.tentative_max_msgs,
                         .tentative_max_bytes = b->cfg.tentative_max_bytes,
                         .tentative_rate = b->cfg.tentative_rate,
-                        .on_message = b->cfg.on_message,
-                        .user = b->cfg.user};
+                        .on_message = b->cfg.on_message ? on_rx_message : NULL,
+                        .user = b,
+                        .log = &b->log};
   rc = rx_ctx_init(&b->rctx, &rc_cfg, b->t, &b->counters, b->pool, &rx_cbs, b);
   if (rc) return rc;
   mig_config_t mc = {.detach_timeout_ns = (uint64_t)b->cfg.detach_timeout_ms * 1000000ull,
                     .failback_ns = (uint64_t)b->cfg.failback_ms * 1000000ull,
                     .window_max = b->cfg.yamux_window,
-                    .plain = b->cfg.disable_migration != 0};
+                    .plain = b->cfg.disable_migration != 0,
+                    .max_message_size = b->cfg.max_message_size,
+                    .log = &b->log};
   mig_node_cbs_t cbs = {
       .on_stream = on_stream, .on_peer_restarted = mbr_restarted, .on_tick = on_mig_tick};
   rc = mig_node_new(&b->ml, b->net, &mc, &cbs, b, &b->counters);
   if (rc) return rc;
   disp_config_t dc = {.ring_capacity = b->cfg.ring_capacity,
                       .backoff_min_ms = b->cfg.dial_backoff_min_ms,
-                      .backoff_max_ms = b->cfg.dial_backoff_max_ms};
+                      .backoff_max_ms = b->cfg.dial_backoff_max_ms,
+                      .log = &b->log};
   return disp_ctx_init(&b->dctx, &dc, b->t, b->net, b->ml, &b->counters, b->pool, &disp_cbs);
 }
 
@@ -324,21 +338,41 @@ void node__members_destroy(bftnet_t *b) {
 
 /* ------------------------------------------------------- public: connect */
 
+/* The checks both forms start with. */
+static int connect_begin(bftnet_t *b, char *errbuf, size_t errcap) {
+  if (ck_pr_load_int(&b->stopped)) return BFTNET_ECLOSED;
+  if (node__cmd_in_callback(b)) {
+    node_errf(errbuf, errcap, "a blocking call inside a loop callback of the same node");
+    return BFTNET_EINCALLBACK;
+  }
+  return 0;
+}
+
+/* Runs a validated membership; a command that never ran (the loop ended)
+ * leaves its table to free here. */
+static int connect_run(bftnet_t *b, cmd_t *c) {
+  int rc = node__cmd_call(b, c);
+  if (!c->done) mb_table_free(&c->table);
+  return rc;
+}
+
 BFTNET_API int bftnet_connect(bftnet_t *b, const bftnet_member_t *members, size_t n, char *errbuf,
                               size_t errcap) {
   if (!b || (!members && n)) return BFTNET_EINVAL;
-  if (ck_pr_load_int(&b->stopped)) return BFTNET_ECLOSED;
-  cmd_t c = {.run = run_connect};
-  int rc = mb_table_build(&c.table, members, n, errbuf, errcap); /* validate off the loop */
+  int rc = connect_begin(b, errbuf, errcap);
   if (rc < 0) return rc;
-  return node__cmd_call(b, &c);
+  cmd_t c = {.run = run_connect};
+  rc = mb_table_build(&c.table, members, n, errbuf, errcap); /* validate off the loop */
+  if (rc < 0) return rc;
+  return connect_run(b, &c);
 }
 
 BFTNET_API int bftnet_connect_file(bftnet_t *b, const char *path, char *errbuf, size_t errcap) {
   if (!b || !path) return BFTNET_EINVAL;
-  if (ck_pr_load_int(&b->stopped)) return BFTNET_ECLOSED;
-  cmd_t c = {.run = run_connect};
-  int rc = mb_table_load_file(&c.table, path, errbuf, errcap);
+  int rc = connect_begin(b, errbuf, errcap);
   if (rc < 0) return rc;
-  return node__cmd_call(b, &c);
+  cmd_t c = {.run = run_connect};
+  rc = mb_table_load_file(&c.table, path, errbuf, errcap);
+  if (rc < 0) return rc;
+  return connect_run(b, &c);
 }

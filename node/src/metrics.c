@@ -181,6 +181,18 @@ static const node_fam_t node_fams[BFTNET_COUNTER_COUNT] = {
     [BFTNET_COUNTER_MIG_ABORT_PEER_RESTARTED] = {NULL, false,
                                                  "Logical streams aborted by a peer restart."},
     [BFTNET_COUNTER_MIG_ABORT_LOCAL] = {NULL, false, "Logical streams aborted locally."},
+    [BFTNET_COUNTER_DROPPED_TOO_BIG] = {NULL, false,
+                                        "Our messages above a member's max_message_size, "
+                                        "never written."},
+    [BFTNET_COUNTER_INBOUND_TOO_BIG] = {NULL, false,
+                                        "Members' messages above our max_message_size, "
+                                        "skipped unread."},
+    [BFTNET_COUNTER_MIG_BAD_CONFIRM] = {NULL, false,
+                                        "Rejected: Confirms beyond the bytes sent (the stream "
+                                        "aborts)."},
+    [BFTNET_COUNTER_MIG_LEGACY_PEERS] = {NULL, false,
+                                         "Peers that confirm with yamux window updates (an "
+                                         "older bftnet)."},
 };
 
 static void node_series(out_t *o, bftnet_t *b) {
@@ -367,8 +379,9 @@ BFTNET_API int bftnet_metrics_text(bftnet_t *b, char *buf, size_t cap, size_t *l
   member_series(&o, rows, n);
   free(rows);
   if (o.len + 1 > cap) {
+    if (cap) buf[0] = '\0'; /* nothing half-written stays behind */
     *len = o.len + 1;
-    return BFTNET_ETOOBIG;
+    return BFTNET_EBUFSIZE;
   }
   *len = o.len;
   return 0;

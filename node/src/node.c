@@ -38,24 +38,48 @@ BFTNET_API void bftnet_config_init(bftnet_config_t *cfg) {
   cfg->failback_ms = 2000;
 }
 
-static bool is_pow2(uint32_t v) {
-  return v && !(v & (v - 1));
+static bool pow2_in(uint32_t v, uint32_t lo, uint32_t hi) {
+  return v && !(v & (v - 1)) && v >= lo && v <= hi;
 }
 
-static int config_check(const bftnet_config_t *c) {
-  if (!c->key) return BFTNET_EINVAL;
-  if (!is_pow2(c->ring_capacity) || c->ring_capacity < 4 || c->ring_capacity > (1u << 24))
-    return BFTNET_EINVAL;
-  if (!is_pow2(c->inbound_max_msgs) || c->inbound_max_msgs < 4 || c->inbound_max_msgs > (1u << 24))
-    return BFTNET_EINVAL;
-  if (c->max_message_size == 0 || c->max_message_size > BN_MSG_MAX_CAP) return BFTNET_EINVAL;
-  if (c->dial_backoff_min_ms == 0 || c->dial_backoff_max_ms < c->dial_backoff_min_ms)
-    return BFTNET_EINVAL;
-  if (c->tentative_max > 4096 || c->inbound_max_bytes == 0) return BFTNET_EINVAL;
-  if (c->tentative_max && c->tentative_rate == 0) return BFTNET_EINVAL;
-  if (c->detach_timeout_ms == 0 || c->failback_ms == 0) return BFTNET_EINVAL;
-  if (c->busy_poll_us > 1000000) return BFTNET_EINVAL;
+/* Checks every field a node depends on; the first bad one is named in
+ * errbuf with its value and the rule it breaks. Long: one line per rule. */
+static int config_check(const bftnet_config_t *c, char *eb, size_t ec) {
+#define BAD(...) return node_errf(eb, ec, __VA_ARGS__), BFTNET_EINVAL
+#define AT_LEAST_1(f)                                                                              \
+  if (c->f == 0) BAD(#f "=0: must be at least 1")
+  if (!c->key) BAD("key: required (bftnet_key_generate or bftnet_key_load)");
+  if (!pow2_in(c->ring_capacity, 4, 1u << 24))
+    BAD("ring_capacity=%u: not a power of 2 in [4, 2^24]", c->ring_capacity);
+  if (!pow2_in(c->inbound_max_msgs, 4, 1u << 24))
+    BAD("inbound_max_msgs=%u: not a power of 2 in [4, 2^24]", c->inbound_max_msgs);
+  if (c->max_message_size == 0 || c->max_message_size > BN_MSG_MAX_CAP)
+    BAD("max_message_size=%u: not in [1, %u] (64 MiB)", c->max_message_size, BN_MSG_MAX_CAP);
+  if (c->yamux_window < BN_YAMUX_INITIAL_WINDOW || c->yamux_window > BN_YAMUX_MAX_WINDOW)
+    BAD("yamux_window=%u: not in [%u, %u] (256 KiB to 16 MiB)", c->yamux_window,
+        BN_YAMUX_INITIAL_WINDOW, BN_YAMUX_MAX_WINDOW);
+  if (c->yamux_max_streams == 0 || c->yamux_max_streams > BN_YAMUX_MAX_STREAMS_CAP)
+    BAD("yamux_max_streams=%u: not in [1, %u]", c->yamux_max_streams, BN_YAMUX_MAX_STREAMS_CAP);
+  AT_LEAST_1(ping_interval_ms);
+  AT_LEAST_1(ping_timeout_ms);
+  AT_LEAST_1(handshake_timeout_ms);
+  AT_LEAST_1(max_connections);
+  AT_LEAST_1(max_pending_handshakes);
+  AT_LEAST_1(dial_backoff_min_ms);
+  if (c->dial_backoff_max_ms < c->dial_backoff_min_ms)
+    BAD("dial_backoff_max_ms=%u: below dial_backoff_min_ms=%u", c->dial_backoff_max_ms,
+        c->dial_backoff_min_ms);
+  if (c->tentative_max > 4096) BAD("tentative_max=%u: above 4096", c->tentative_max);
+  AT_LEAST_1(inbound_max_bytes);
+  if (c->tentative_max && c->tentative_rate == 0)
+    BAD("tentative_rate=0: must be at least 1 while tentative_max=%u (0 refuses non-members)",
+        c->tentative_max);
+  AT_LEAST_1(detach_timeout_ms);
+  AT_LEAST_1(failback_ms);
+  if (c->busy_poll_us > 1000000) BAD("busy_poll_us=%u: above 1000000 (1 s)", c->busy_poll_us);
   return 0;
+#undef AT_LEAST_1
+#undef BAD
 }
 
 /* ---------------------------------------------------------- from net/ */
@@ -129,19 +153,35 @@ static void close_wakes(bftnet_t *b) {
 }
 
 BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
-  if (!out || !cfg) return BFTNET_EINVAL;
+  return bftnet_new_ex(out, cfg, NULL, 0);
+}
+
+/* Long: the unwinding labels undo each step of the construction. */
+BFTNET_API int bftnet_new_ex(bftnet_t **out, const bftnet_config_t *cfg, char *errbuf,
+                             size_t errcap) {
+  const char *step = "";
+  if (errbuf && errcap) errbuf[0] = '\0';
+  if (!out || !cfg) {
+    node_errf(errbuf, errcap, "%s: NULL", !out ? "out" : "cfg");
+    return BFTNET_EINVAL;
+  }
   *out = NULL;
-  int rc = config_check(cfg);
+  int rc = config_check(cfg, errbuf, errcap);
   if (rc < 0) return rc;
   bftnet_t *b = calloc(1, sizeof *b);
-  if (!b) return BFTNET_ENOMEM;
+  if (!b) {
+    node_errf(errbuf, errcap, "out of memory");
+    return BFTNET_ENOMEM;
+  }
   b->cfg = *cfg;
-  bn_log_set_level(cfg->log_level);  /* process-wide: the last node created sets it */
+  b->log = (bn_logger_t){.level = cfg->log_level, .cb = cfg->on_log, .user = cfg->user};
   b->own_thread = cfg->loop == NULL; /* then the transport owns its loop too */
   pthread_mutex_init(&b->mu, NULL);
   pthread_cond_init(&b->cv, NULL);
+  step = "the loop transport";
   if ((rc = net_transport_uv_new(cfg->loop, bn_seam_system(), &b->t)) != 0) goto err_free;
   bn_transport_t *t = b->t;
+  step = "the loop's wakeups";
   if ((rc = t->ops->wake_new(t, node__cmd_on_wake, b, &b->async)) != 0) goto err_transport;
   if ((rc = t->ops->wake_new(t, node__members_kick, b, &b->wake)) != 0) goto err_transport;
   net_config_t ncfg = {
@@ -152,10 +192,15 @@ BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
       .yamux_max_streams = cfg->yamux_max_streams,
       .max_connections = cfg->max_connections,
       .max_pending_handshakes = cfg->max_pending_handshakes,
+      .log = &b->log,
   };
-  net_cbs_t cbs = {.on_conn_up = on_conn_up, .on_conn_down = on_conn_down, .peer_name = on_peer_name};
+  net_cbs_t cbs = {
+      .on_conn_up = on_conn_up, .on_conn_down = on_conn_down, .peer_name = on_peer_name};
+  step = "the network layer";
   if ((rc = net_new(&b->net, t, cfg->key, &ncfg, &cbs, b, &b->counters)) != 0) goto err_transport;
+  step = "the members' state";
   if ((rc = node__members_init(b)) != 0) goto err_members;
+  step = "the loop thread";
   if (b->own_thread && (rc = -pthread_create(&b->thread, NULL, loop_thread, b)) != 0)
     goto err_members;
   *out = b;
@@ -175,6 +220,7 @@ err_free:
   pthread_cond_destroy(&b->cv);
   pthread_mutex_destroy(&b->mu);
   free(b);
+  node_errf(errbuf, errcap, "cannot create %s: %s", step, bftnet_strerror(rc));
   return rc;
 }
 
@@ -196,6 +242,7 @@ static void run_stop(bftnet_t *b, cmd_t *c) {
 BFTNET_API int bftnet_stop(bftnet_t *b) {
   if (!b) return BFTNET_EINVAL;
   if (ck_pr_load_int(&b->stopped)) return 0;
+  if (node__cmd_in_callback(b)) return BFTNET_EINCALLBACK; /* it would wait for its own loop */
   cmd_t c = {.run = run_stop};
   ck_pr_store_int(&b->stopped, 1);
   int rc = node__cmd_call(b, &c);
@@ -215,6 +262,11 @@ BFTNET_API int bftnet_stop(bftnet_t *b) {
 
 BFTNET_API void bftnet_free(bftnet_t *b) {
   if (!b) return;
+  /* Misuse aborts: the node would be freed under its own running callback. */
+  if (node__cmd_in_callback(b)) {
+    fprintf(stderr, "bftnet: bftnet_free called inside a loop callback of the same node\n");
+    abort();
+  }
   bftnet_stop(b);
   net_free(b->net);
   /* Its own loop: runs what is left and closes it. The application's:
@@ -229,5 +281,7 @@ BFTNET_API void bftnet_free(bftnet_t *b) {
 
 BFTNET_API int bftnet_peer_id(const bftnet_t *b, char *buf, size_t cap) {
   if (!b || !buf) return BFTNET_EINVAL;
-  return peerid_to_string(net_local_id(b->net), buf, cap);
+  int rc = peerid_to_string(net_local_id(b->net), buf, cap);
+  if (rc < 0 && cap) buf[0] = '\0'; /* never a partial ID */
+  return rc;
 }

@@ -26,6 +26,8 @@
 #define BFTNET_NODE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,6 +111,7 @@ typedef struct msnap {
 
 struct bftnet {
   bftnet_config_t cfg;
+  bn_logger_t log; /* this node's level and callback; every layer logs through it */
   bool own_thread; /* no cfg.loop: the transport owns the loop, this thread runs it */
   pthread_t thread;
   bn_twake_t *async; /* commands */
@@ -153,6 +156,25 @@ void node__cmd_on_wake(void *ud);
 /* The node whose own loop thread this is (set by node.c's loop thread;
  * NULL elsewhere, and on an application's loop, cfg.loop). */
 extern _Thread_local bftnet_t *node__cmd_loop_node;
+/* How many application callbacks (on_event, on_message) the calling thread
+ * is inside of: bumped around each call (events.c, members.c). */
+extern _Thread_local unsigned node__cmd_cb_depth;
+/* True where a blocking call would block b's loop from inside: on b's own
+ * loop thread (everything there is a callback), or, on the application's
+ * loop (cfg.loop), inside on_event or on_message. Blocking calls then fail
+ * with BFTNET_EINCALLBACK. (The application's own uv callbacks cannot be
+ * told apart from its thread's other code: the header forbids them.) */
+bool node__cmd_in_callback(const bftnet_t *b);
+
+/* Writes a one-line error text into errbuf (NULL or errcap 0: nothing). */
+__attribute__((format(printf, 3, 4))) static inline void node_errf(char *errbuf, size_t errcap,
+                                                                    const char *fmt, ...) {
+  if (!errbuf || errcap == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(errbuf, errcap, fmt, ap);
+  va_end(ap);
+}
 
 /* -------------------------------------------------------------- events.c */
 /* Loop thread. Events for the application (cfg.on_event), if it wants them. */
@@ -209,6 +231,11 @@ static inline mbr_t *node__snapshot_find(const msnap_t *s, const char *node_id) 
   mbr_t **p = bsearch(node_id, s->m, s->n, sizeof *s->m, node__snapshot_cmp_key);
   return p ? *p : NULL;
 }
+
+/* ---------------------------------------------------------------- send.c */
+
+/* Test hook: see send.c. */
+void node__send_test_write_too_big(bftnet_t *b);
 
 /* -------------------------------------------------------------- health.c */
 

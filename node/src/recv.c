@@ -52,6 +52,9 @@ static int recv_scan(bftnet_t *b, bftnet_msg_t *out, int max, bool *wake_loop) {
 
 BFTNET_API int bftnet_recv_batch(bftnet_t *b, bftnet_msg_t *msgs, int max, int timeout_ms) {
   if (!b || !msgs || max <= 0) return BFTNET_EINVAL;
+  if (b->cfg.on_message) return BFTNET_EONMESSAGE; /* nothing is ever queued for it */
+  /* A wait inside a callback would hold up the loop that fills the queues. */
+  if (timeout_ms != 0 && node__cmd_in_callback(b)) return BFTNET_EINCALLBACK;
   uint64_t deadline =
       timeout_ms > 0 ? bn_now_ns(bn_seam_system()) + (uint64_t)timeout_ms * 1000000ull : 0;
   for (;;) {

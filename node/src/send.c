@@ -52,6 +52,13 @@ BFTNET_API int bftnet_broadcast(bftnet_t *b, const void *data, size_t len) {
   return rc;
 }
 
+/* Test hook (not in the public header): messages above a member's
+ * max_message_size are written anyway and still counted, so a test sees
+ * the member discard them. Before bftnet_connect. */
+void node__send_test_write_too_big(bftnet_t *b) {
+  b->dctx.cfg.write_too_big = true;
+}
+
 /* ------------------------------------------------------------- flush */
 
 /* Loop-free check from the caller's thread: every ring empty, nothing held
@@ -68,9 +75,40 @@ static bool flush_done(bftnet_t *b) {
   return done;
 }
 
+static void flush_expired(void *ud) {
+  *(bool *)ud = true;
+}
+
+/* On the application's loop, from its thread outside a callback: turns the
+ * loop (through the seam) until everything is confirmed or timeout_ms, a
+ * timer of the loop, passes. */
+static int flush_on_app_loop(bftnet_t *b, int timeout_ms) {
+  bn_transport_t *t = b->t;
+  bn_ttimer_t *tm;
+  bool expired = timeout_ms == 0;
+  int rc = t->ops->timer_new(t, flush_expired, &expired, &tm);
+  if (rc < 0) return rc;
+  if (timeout_ms > 0) t->ops->timer_start(tm, (uint64_t)timeout_ms, 0);
+  for (;;) {
+    node__members_kick(b); /* writes what is queued, refreshes what flush_done reads */
+    if (flush_done(b)) break;
+    if (expired) {
+      rc = BFTNET_ETIMEDOUT;
+      break;
+    }
+    t->ops->run(t, BN_RUN_ONCE);
+  }
+  t->ops->timer_free(tm);
+  return rc;
+}
+
 BFTNET_API int bftnet_flush(bftnet_t *b, int timeout_ms) {
   if (!b || timeout_ms < 0) return BFTNET_EINVAL;
   if (ck_pr_load_int(&b->stopped)) return BFTNET_ECLOSED;
+  /* Waiting inside a callback would hold up the very loop that confirms:
+   * only a look (timeout 0) is allowed there. */
+  if (timeout_ms > 0 && node__cmd_in_callback(b)) return BFTNET_EINCALLBACK;
+  if (!b->own_thread && !node__cmd_in_callback(b)) return flush_on_app_loop(b, timeout_ms);
   uint64_t deadline = bn_now_ns(bn_seam_system()) + (uint64_t)timeout_ms * 1000000ull;
   for (unsigned i = 0;; i++) {
     if (flush_done(b)) return 0;

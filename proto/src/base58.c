@@ -23,7 +23,7 @@ int base58_encode(const uint8_t *in, size_t n, char *out, size_t cap) {
   size_t zeros = 0;
   while (zeros < n && in[zeros] == 0)
     zeros++;
-  if (cap < zeros + 1) return BFTNET_ETOOBIG;
+  if (cap < zeros + 1) return BFTNET_EBUFSIZE;
   size_t room = cap - 1 - zeros; /* digits that fit after the '1's and NUL */
   uint8_t *dig = (uint8_t *)out; /* base-58 digits, least significant first */
   size_t ndig = 0;
@@ -35,7 +35,7 @@ int base58_encode(const uint8_t *in, size_t n, char *out, size_t cap) {
       carry /= 58;
     }
     while (carry) {
-      if (ndig == room) return BFTNET_ETOOBIG;
+      if (ndig == room) return BFTNET_EBUFSIZE;
       dig[ndig++] = (uint8_t)(carry % 58);
       carry /= 58;
     }

@@ -202,7 +202,7 @@ int maddr_format_sa(const struct sockaddr *sa, const peerid_t *peer, char *out, 
   int n = snprintf(out, cap, "/%s/%s/tcp/%u%s%s", proto, host, (unsigned)port, peer ? "/p2p/" : "",
                    peer ? id : "");
   if (n < 0) return BFTNET_EINVAL;
-  return (size_t)n < cap ? 0 : BFTNET_ETOOBIG;
+  return (size_t)n < cap ? 0 : BFTNET_EBUFSIZE;
 }
 
 int maddr_format(const maddr_t *m, char *out, size_t cap) {

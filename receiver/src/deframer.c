@@ -24,6 +24,7 @@ void rx_deframer_free(rx_deframer_t *d) {
   d->have = 0;
   d->need = 0;
   d->hdr_len = 0;
+  d->skip = 0;
 }
 
 static int rx_deframer_fail(rx_deframer_t *d, int err) {
@@ -85,6 +86,13 @@ static void rx_deframer_emit_body(rx_deframer_t *d, rx_emit_fn cb, void *ud) {
 int rx_deframer_feed(rx_deframer_t *d, const uint8_t *p, size_t n, rx_emit_fn cb, void *ud) {
   if (d->err) return d->err;
   while (n > 0) {
+    if (d->skip) { /* an oversized message: its bytes go by, unbuffered */
+      size_t take = (size_t)BN_MIN((uint64_t)n, d->skip);
+      d->skip -= take;
+      p += take;
+      n -= take;
+      continue;
+    }
     if (d->in_body) {
       size_t take = (size_t)BN_MIN((uint64_t)n, d->need - d->have);
       memcpy(d->body + d->have, p, take);
@@ -103,7 +111,12 @@ int rx_deframer_feed(rx_deframer_t *d, const uint8_t *p, size_t n, rx_emit_fn cb
     if (!done) continue;
     /* Checked before anything is allocated or awaited: a lying length
      * never buffers. */
-    if (len > (uint64_t)d->max) return rx_deframer_fail(d, BFTNET_ETOOBIG);
+    if (len > (uint64_t)d->max) {
+      if (len > d->skip_max) return rx_deframer_fail(d, BFTNET_ETOOBIG);
+      d->skipped++;
+      d->skip = len; /* > max >= 0: at least one byte */
+      continue;
+    }
     if (len <= (uint64_t)n) {
       cb(ud, p, (size_t)len); /* zero-copy: the message is inside p */
       p += len;

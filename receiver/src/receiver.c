@@ -64,7 +64,7 @@ static void in_emit(void *ud, const uint8_t *p, size_t n) {
   rx_msg_t *msg = rx_msg_carve(&r->carver, p, n, r->from);
   if (!msg) { /* the message is lost: say so, loudly and counted */
     bn_counter_add(ctx->counters, BFTNET_COUNTER_IO_ERRORS, 1);
-    bn_log(BN_LOG_ERROR, "out of memory: a message from %s was lost", r->from);
+    bn_log(ctx->cfg.log, BN_LOG_ERROR, "out of memory: a message from %s was lost", r->from);
     return;
   }
   rx_inq_push_spmc(&r->inq, msg);
@@ -85,10 +85,19 @@ static void credit(rx_t *r) {
   mig_stream_consume(r->in, k);
 }
 
-/* A member's deframer, its partial bodies from the node's pool. */
 static void rxd_init(rx_t *r) {
-  rx_deframer_init(&r->rxd, r->ctx->cfg.max_message_size);
-  r->rxd.pool = r->ctx->pool;
+  rx__deframer_setup(&r->rxd, r->ctx);
+}
+
+/* Oversized messages the deframer skipped: counted on our side (the
+ * sender counts its own when it knew our limit), logged rate-limited. */
+static void count_too_big(rx_t *r, uint64_t k) {
+  rx_ctx_t *ctx = r->ctx;
+  ck_pr_add_64(&r->too_big, k);
+  bn_counter_add(ctx->counters, BFTNET_COUNTER_INBOUND_TOO_BIG, k);
+  bn_log_rl(ctx->cfg.log, &r->rl, bn_now_ns(ctx->t->seam), BN_LOG_WARN,
+            "member %s sent a message above max_message_size=%u: discarded, the stream goes on",
+            r->from, ctx->cfg.max_message_size);
 }
 
 static void in_gone(rx_t *r, mig_stream_t *ls) {
@@ -106,12 +115,14 @@ static void in_data(void *ud, mig_stream_t *ls, const uint8_t *p, size_t n) {
   ctx->activity++;
   if (ls != r->in) return mig_stream_consume(ls, n);
   ck_pr_add_64(&r->bytes_in, n);
+  uint64_t skipped0 = r->rxd.skipped;
   int rc = rx_deframer_feed(&r->rxd, p, n, in_emit, r);
+  if (r->rxd.skipped != skipped0) count_too_big(r, r->rxd.skipped - skipped0);
   if (rc < 0) {
     /* A malformed or oversized frame closes that connection, never more. */
     bn_counter_add(ctx->counters, BFTNET_COUNTER_BAD_MESSAGE, 1);
-    bn_log(BN_LOG_WARN, "member %s sent a bad message frame: %s; connection closed", r->from,
-           bftnet_strerror(rc));
+    bn_log(ctx->cfg.log, BN_LOG_WARN, "member %s sent a bad message frame: %s; connection closed",
+           r->from, bftnet_strerror(rc));
     net_conn_t *c = mig_stream_conn(ls);
     in_gone(r, ls);
     if (c) net_conn_close(c, BFTNET_REASON_PROTOCOL_ERROR, rc);
@@ -183,8 +194,8 @@ void rx_destroy(rx_t *r) {
   uint32_t unread = rx_inq_depth(&r->inq);
   if (unread) {
     bn_counter_add(r->ctx->counters, BFTNET_COUNTER_INBOUND_DISCARDED_REMOVED, unread);
-    bn_log(BN_LOG_INFO, "member %s removed: %u received messages discarded unread", r->from,
-           unread);
+    bn_log(r->ctx->cfg.log, BN_LOG_INFO, "member %s removed: %u received messages discarded unread",
+           r->from, unread);
   }
   rx_inq_destroy(&r->inq);
   rx_carver_release(&r->carver);
@@ -196,6 +207,7 @@ void rx_stats(rx_t *r, bftnet_peer_stats_t *out) {
   out->bytes_in = ck_pr_load_64(&r->bytes_in);
   out->tentative_evicted = ck_pr_load_64(&r->tentative_evicted);
   out->inbound_depth = rx_inq_depth(&r->inq);
+  out->discarded_too_big = ck_pr_load_64(&r->too_big);
 }
 
 /* ----------------------------------------------------------- promotion */
@@ -230,7 +242,7 @@ void rx_tent_promote(rx_ctx_t *ctx, const peerid_t *peer, rx_t *r) {
     size_t held = t->uncredited; /* credit the member's Receiver now owes */
     t->s = NULL;
     rx_deframer_t carry = t->rxd;
-    rx_deframer_init(&t->rxd, ctx->cfg.max_message_size);
+    rx__deframer_setup(&t->rxd, ctx);
     set_in(r, s, &carry);
     r->uncredited = held;
     credit(r);

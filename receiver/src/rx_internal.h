@@ -21,6 +21,16 @@ struct rx_tent {
   uint64_t refill_ns; /* when tokens were last refilled */
 };
 
+/* A stream's deframer: messages above max_message_size but within what
+ * any bftnet node may send (BN_MSG_MAX_CAP) are skipped and counted, not
+ * taken as a protocol error (PROTOCOL.md 8.1). Partial bodies from the
+ * node's pool. */
+static inline void rx__deframer_setup(rx_deframer_t *d, const rx_ctx_t *ctx) {
+  rx_deframer_init(d, ctx->cfg.max_message_size);
+  d->skip_max = BN_MSG_MAX_CAP;
+  d->pool = ctx->pool;
+}
+
 /* tentative.c (loop thread). */
 rx_tent_t *rx__tentative_find(rx_ctx_t *ctx, const peerid_t *peer);
 /* Unlinks and frees t; close_conn: also closes its connection (evicted). */

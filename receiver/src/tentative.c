@@ -139,9 +139,10 @@ void rx__tentative_tick(void *ud) {
 static void tent_data(void *ud, mig_stream_t *s, const uint8_t *p, size_t n) {
   rx_tent_t *t = ud;
   if (s != t->s) return mig_stream_consume(s, n);
-  uint64_t bytes0 = t->buf.bytes, evicted0 = t->buf.evicted;
+  uint64_t bytes0 = t->buf.bytes, evicted0 = t->buf.evicted, skipped0 = t->rxd.skipped;
   int rc = rx_deframer_feed(&t->rxd, p, n, tent_emit, t);
   tent_account(t, bytes0, evicted0);
+  bn_counter_add(t->ctx->counters, BFTNET_COUNTER_INBOUND_TOO_BIG, t->rxd.skipped - skipped0);
   if (rc == 0) {
     t->uncredited += n;
     tent_credit(t->ctx, t);
@@ -182,7 +183,7 @@ int rx_tent_open(rx_ctx_t *ctx, mig_peer_t *lp, mig_stream_t *s) {
       mig_stream_release(old);
     }
     rx_deframer_free(&t->rxd);
-    rx_deframer_init(&t->rxd, ctx->cfg.max_message_size);
+    rx__deframer_setup(&t->rxd, ctx);
     t->uncredited = 0;
   } else {
     if (ctx->ntent >= ctx->cfg.tentative_max) {
@@ -199,7 +200,7 @@ int rx_tent_open(rx_ctx_t *ctx, mig_peer_t *lp, mig_stream_t *s) {
     t->tokens = ctx->cfg.tentative_max_bytes;
     t->refill_ns = bn_now_ns(ctx->t->seam);
     bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_CREATED, 1);
-    rx_deframer_init(&t->rxd, ctx->cfg.max_message_size);
+    rx__deframer_setup(&t->rxd, ctx);
     rx_tentative_init(&t->buf, ctx->cfg.tentative_max_msgs, ctx->cfg.tentative_max_bytes);
     t->prev = ctx->tent_tail;
     if (ctx->tent_tail) ctx->tent_tail->next = t;

@@ -1,6 +1,8 @@
 /* fuzz_migration.c — arbitrary event sequences into both roles' registries:
  * decoded StreamMigration messages (through mig_reader), carrier data, FIN,
- * RST, loss, credit, writes, closes, migrations, ticks and incarnations.
+ * RST, loss, credit, writes, closes, migrations, ticks and incarnations; and
+ * the confirmations: the peer's mode, Confirms (any ID, any offset), and the
+ * reader's side (a due Confirm taken as sent).
  * Properties: no crash or sanitizer report; the retransmit window never
  * exceeds its bound; a live stream's offsets stay ordered
  * (w_base <= w_confirmed <= w_written, confirmed <= sent). */
@@ -55,6 +57,25 @@ static void fz_msg(fz_t *f, mig_reg_t *p, uint64_t h, uint64_t now, mig_actions_
   if (mig_reader_next(&r, &m) == 1) (void)mig_reg_on_msg(p, h, &m, now, acts, NULL);
 }
 
+/* The confirmation events (op 15), or freeing a final stream. */
+static void fz_confirm(fz_t *f, mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts) {
+  uint8_t k = fz_u8(f);
+  uint64_t off;
+  switch (k % 5) {
+  case 0: (void)mig_reg_set_mode(p, (mig_mode_t)(fz_u8(f) % 4), acts); break;
+  case 1: (void)mig_reg_on_confirm(p, s && k & 8 ? s->id : fz_u8(f), fz_u16(f), acts); break;
+  case 2:
+    if (s && mig_sm_confirm_due(s, fz_u8(f), &off)) {
+      FZ_CHECK(off <= s->r_delivered && off > s->r_reported);
+      FZ_CHECK(!s->r_hold && !s->pend.h && !s->uncertain);
+      FZ_CHECK(mig_sm_confirm_sent(p, s, off, acts) == 0);
+    }
+    break;
+  case 3: if (s) (void)mig_reg_on_confirm(p, s->id, s->w_sent_max + (k >> 4), acts); break;
+  default: if (s) (void)mig_reg_sm_free(p, s); break;
+  }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static mig_actions_t acts;
   static uint8_t zeros[512];
@@ -91,7 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 12: if (s) (void)mig_sm_on_echo(p, s, &acts); break;
     case 13: if (s) (void)mig_sm_on_na(p, s, &acts); break;
     case 14: { mig_sm_t *o; (void)mig_reg_open(p, h, &acts, &o); } break;
-    default: if (s) (void)mig_reg_sm_free(p, s); break;
+    default: fz_confirm(&f, p, s, &acts); break;
     }
     FZ_CHECK(acts.n <= MIG_MAX_ACTIONS);
     fz_check(&peers[0]);

@@ -29,6 +29,12 @@ static void fz_check_case(const Bftnet__Sm__StreamMigration *m) {
   case BFTNET__SM__STREAM_MIGRATION__TYPE_ACK_MIGRATE:
     FZ_CHECK(m->ack_migrate);
     break;
+  case BFTNET__SM__STREAM_MIGRATION__TYPE_CONFIRM_START:
+    FZ_CHECK(m->confirm_start);
+    break;
+  case BFTNET__SM__STREAM_MIGRATION__TYPE_CONFIRM:
+    FZ_CHECK(m->confirm);
+    break;
   default:
     abort();
   }
@@ -52,6 +58,10 @@ static const ProtobufCMessage *fz_inner(const Bftnet__Sm__StreamMigration *m) {
     return &m->migrate->base;
   case BFTNET__SM__STREAM_MIGRATION__TYPE_ACK_MIGRATE:
     return &m->ack_migrate->base;
+  case BFTNET__SM__STREAM_MIGRATION__TYPE_CONFIRM_START:
+    return &m->confirm_start->base;
+  case BFTNET__SM__STREAM_MIGRATION__TYPE_CONFIRM:
+    return &m->confirm->base;
   default:
     return NULL;
   }

@@ -7,6 +7,10 @@ target_link_libraries(bftnet_th_net PUBLIC bftnet_net bftnet_testlib)
 bftnet_test(net_loopback_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/net_loopback_test.c
   LIBS bftnet_th_net TIMEOUT 120)
 
+# Every normal close sends yamux GO_AWAY (code 0) first; other closes do not.
+bftnet_test(net_goaway_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/net_goaway_test.c
+  LIBS bftnet_th_net TIMEOUT 60)
+
 # The libuv world seam: cross-thread wakeups, run modes, an owned loop.
 bftnet_test(seam_uv_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/seam_uv_test.c
   LIBS bftnet_net bftnet_testlib Threads::Threads TIMEOUT 60 LABELS threads)
@@ -35,6 +39,12 @@ endif()
 # It encodes and decodes those messages with the core's codec: the private
 # core header (migration/src/mig_core.h) is a test-only include here.
 bftnet_test(migration_byz_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/migration_byz_test.c
+  LIBS bftnet_static bftnet_th_net Threads::Threads PkgConfig::UV TIMEOUT 120 LABELS threads
+  PRIVATE_INC ${CMAKE_SOURCE_DIR}/migration/src)
+
+# Confirmations (Confirm messages, never yamux window updates) and GO_AWAY
+# against a real node, from a hand-made peer on net_t that reads every frame.
+bftnet_test(migration_confirm_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/migration_confirm_test.c
   LIBS bftnet_static bftnet_th_net Threads::Threads PkgConfig::UV TIMEOUT 120 LABELS threads
   PRIVATE_INC ${CMAKE_SOURCE_DIR}/migration/src)
 

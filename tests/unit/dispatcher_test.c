@@ -393,6 +393,60 @@ static void test_framer_boundaries(void **state) {
   bn_buf_free(&s.out);
 }
 
+/* A member that said its max_message_size: larger messages (from the ring
+ * and from the broadcast log) are released as they are pulled, counted,
+ * and never written; the others go out in order, across partial writes.
+ * With the test hook they are written and still counted. */
+static void test_framer_skips_too_big_for_member(void **state) {
+  (void)state;
+  for (int hook = 0; hook < 2; hook++) {
+    disp_ring_t r;
+    disp_blog_t l;
+    disp_framer_t f;
+    sink_t s;
+    bn_buf_t want;
+    long live = th_live_blocks();
+    assert_ok(disp_ring_init(&r, 1024));
+    assert_ok(disp_blog_init(&l, 64));
+    disp_framer_init(&f);
+    disp_framer_attach_blog(&f, &l, 0, 1);
+    f.peer_max = 100;
+    f.write_too_big = hook;
+    sink_init(&s, SINK_RANDOM);
+    bn_buf_init(&want);
+    uint64_t big = 0, n = 0;
+    for (uint32_t i = 0; i < 600; i++) {
+      size_t len = i % 7 == 3 ? 101 + i : i % 100; /* runs of oversized ones too */
+      if (i >= 200 && i < 260) len = 500;
+      disp_msg_t *m = msg_make(i, len, 1);
+      if (len > 100) big++;
+      if (len <= 100 || hook) expect_frame(&want, m);
+      if (i % 5 == 0) { /* a broadcast: the log, in queueing order */
+        assert_true(disp_blog_push(&l, m, 1));
+      } else {
+        m->bseq = disp_blog_head(&l);
+        disp_ring_push_mpmc(&r, m);
+      }
+      n++;
+      if (i % 50 == 49) {
+        drain_all(&f, &r, &s);
+        disp_blog_release_to(&l, f.bcur);
+      }
+    }
+    drain_all(&f, &r, &s);
+    disp_blog_release_to(&l, f.bcur);
+    assert_int_equal(f.too_big, big);
+    assert_int_equal(f.msgs_written, hook ? n : n - big);
+    assert_stream(&s, &want);
+    assert_int_equal(disp_framer_abort(&f), 0);
+    assert_int_equal(disp_ring_destroy(&r), 0);
+    disp_blog_destroy(&l);
+    bn_buf_free(&want);
+    bn_buf_free(&s.out);
+    assert_int_equal(th_live_blocks(), live); /* every message, skipped or not, freed */
+  }
+}
+
 /* The stream breaks mid-message: abort releases the partly written one and
  * those held behind it, leaves the ring alone, and the next stream starts
  * at a message boundary. */
@@ -802,6 +856,7 @@ int main(void) {
       cmocka_unit_test(test_framer_random_writer),
       cmocka_unit_test(test_framer_boundaries),
       cmocka_unit_test(test_framer_abort),
+      cmocka_unit_test(test_framer_skips_too_big_for_member),
       cmocka_unit_test(test_framer_coalesce),
       cmocka_unit_test(test_framer_writer_error),
       cmocka_unit_test(test_framer_nested),

@@ -69,6 +69,8 @@ static void rt_open(uint64_t window_max, uint64_t salt) {
   assert_non_null(R);
   R->rng = th_rng_init(seed + salt);
   assert_ok(mig_reg_init(&R->lead, &cfg));
+  /* The peer confirms with yamux credit (an older peer, PROTOCOL.md §11.11). */
+  assert_ok(mig_reg_set_mode(&R->lead, MIG_MODE_LEGACY, &R->acts));
   assert_true(R->lead.leader);
   R->h = 1;
   R->next_h = 2;

@@ -1,5 +1,7 @@
 /* migration_sim.h — two peers' migration registries joined by in-memory
- * carriers (byte pipes with yamux-like credit), for migration_sim_test.c. */
+ * carriers (byte pipes with yamux-like credit) and, in the Confirm mode, a
+ * channel of Confirms that arrive in any order and are lost with the
+ * carrier they were sent beside, for migration_sim_test.c. */
 #ifndef MIGRATION_SIM_H
 #define MIGRATION_SIM_H
 
@@ -41,8 +43,20 @@ typedef struct sim_ep {
   uint64_t aborts, violations, closed, read_eof;
 } sim_ep_t;
 
+#define SIM_MAX_CONFIRMS 64
+
+typedef struct sim_confirm {
+  int to;      /* the endpoint it goes to */
+  uint64_t h;  /* the carrier it travels beside (lost when it is cut) */
+  uint64_t id, off;
+} sim_confirm_t;
+
 typedef struct sim {
   sim_ep_t ep[2]; /* ep[0] leads */
+  bool confirms;  /* the readers confirm with Confirms (else yamux credit) */
+  sim_confirm_t cq[SIM_MAX_CONFIRMS];
+  int ncq;
+  uint64_t confirms_sent, confirms_lost;
   sim_carrier_t c[SIM_MAX_CARRIERS];
   int nc;
   uint64_t now, rng;

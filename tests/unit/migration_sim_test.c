@@ -42,6 +42,14 @@ static void sim_cut(sim_t *m, int h) {
   sim_carrier_t *c = &m->c[h];
   if (c->dead) return;
   c->dead = true;
+  for (int k = 0; k < m->ncq;) { /* its connection's Confirms in flight are lost */
+    if (m->cq[k].h != (uint64_t)h) {
+      k++;
+      continue;
+    }
+    m->cq[k] = m->cq[--m->ncq];
+    m->confirms_lost++;
+  }
   if (c->also_cut) sim_cut(m, c->also_cut);
 }
 
@@ -210,6 +218,32 @@ static void sim_credits(sim_t *m, int i, int h) {
   sim_apply(m, i);
 }
 
+/* Confirm mode: endpoint i sends a Confirm for its stream if one is due
+ * (random thresholds), beside its current carrier. */
+static void sim_confirm_send(sim_t *m, int i) {
+  sim_ep_t *e = &m->ep[i];
+  uint64_t off;
+  if (!e->s || m->ncq == SIM_MAX_CONFIRMS || !e->s->cur.h) return;
+  if (!mig_sm_confirm_due(e->s, sim_below(m, 300), &off)) return;
+  m->cq[m->ncq++] = (sim_confirm_t){.to = 1 - i, .h = e->s->cur.h, .id = e->s->id, .off = off};
+  m->confirms_sent++;
+  assert_ok(mig_sm_confirm_sent(&e->reg, e->s, off, &m->acts));
+  sim_apply(m, i);
+}
+
+/* A Confirm in flight arrives: any of them (they travel on several
+ * connections, so any order). A stale one is ignored, one for a stream
+ * that ended too; one beyond what was sent would be a violation. */
+static void sim_confirm_deliver(sim_t *m) {
+  if (!m->ncq) return;
+  int k = (int)sim_below(m, (uint64_t)m->ncq);
+  sim_confirm_t c = m->cq[k];
+  m->cq[k] = m->cq[--m->ncq];
+  int rc = mig_reg_on_confirm(&m->ep[c.to].reg, c.id, c.off, &m->acts);
+  if (rc != 0 && rc != BFTNET_ENOTFOUND) m->ep[c.to].violations++;
+  sim_apply(m, c.to);
+}
+
 static void sim_pull(sim_t *m, int i) {
   sim_ep_t *e = &m->ep[i];
   if (!e->s) return;
@@ -273,7 +307,7 @@ static int sim_leader(sim_t *m, bool graceful) {
   return h;
 }
 
-static void sim_init(sim_t *m, int writer, uint64_t total, uint64_t seed) {
+static void sim_init(sim_t *m, int writer, uint64_t total, uint64_t seed, bool confirms) {
   memset(m, 0, sizeof(*m));
   m->rng = seed * 2654435761u + 1;
   m->writer = writer;
@@ -288,6 +322,12 @@ static void sim_init(sim_t *m, int writer, uint64_t total, uint64_t seed) {
   cfg.incarnation = 22;
   assert_ok(mig_reg_init(&m->ep[1].reg, &cfg));
   assert_true(m->ep[0].reg.leader && !m->ep[1].reg.leader);
+  /* How the reader confirms: yamux credit (an older peer, PROTOCOL.md
+   * §11.11), or Confirm messages on their own channel (§11.12). */
+  mig_mode_t mode = confirms ? MIG_MODE_ON : MIG_MODE_LEGACY;
+  m->confirms = confirms;
+  assert_ok(mig_reg_set_mode(&m->ep[0].reg, mode, &m->acts));
+  assert_ok(mig_reg_set_mode(&m->ep[1].reg, mode, &m->acts));
   int h = sim_new_carrier(m, writer);
   assert_ok(mig_reg_open(&m->ep[writer].reg, (uint64_t)h, &m->acts, &m->ep[writer].s));
   sim_apply(m, writer);
@@ -328,6 +368,10 @@ static void sim_step(sim_t *m, bool chaos) {
     break;
   case 5:
     for (int h = BN_MAX(1, m->nc - 4); h <= m->nc; h++) sim_credits(m, (int)sim_below(m, 2), h);
+    if (m->confirms) { /* credit is flow control only then: the Confirms free windows */
+      sim_confirm_send(m, (int)sim_below(m, 2));
+      if (sim_below(m, 2)) sim_confirm_deliver(m); /* some stay in flight across cuts */
+    }
     break;
   case 6:
     sim_notice_lost(m, (int)sim_below(m, 2), false);
@@ -381,10 +425,10 @@ static void sim_warmup(sim_t *m) {
 /* variant 0: cut the new carrier only (graceful attempt);
  * 1: the old and new carriers die together (one connection);
  * 2: resume: the old carrier is already dead on both sides. */
-static void sim_exchange_cut(int writer, int variant, uint64_t off, uint64_t seed) {
+static void sim_exchange_cut(int writer, int variant, uint64_t off, uint64_t seed, bool confirms) {
   sim_t *m = calloc(1, sizeof(*m));
   assert_non_null(m);
-  sim_init(m, writer, 60000, seed);
+  sim_init(m, writer, 60000, seed, confirms);
   sim_warmup(m);
   int old = (int)m->ep[0].s->cur.h;
   assert_true(old > 0);
@@ -418,8 +462,7 @@ static void sim_exchange_cut(int writer, int variant, uint64_t off, uint64_t see
   free(m);
 }
 
-static void test_cut_every_exchange_offset(void **state) {
-  (void)state;
+static void cut_every_exchange_offset(bool confirms) {
   uint64_t seed = th_seed();
   mig_msg_t mg = {.type = MIG_MSG_MIGRATE, .id = 1001, .from = 1, .has_incarnation = true,
                   .incarnation = 11, .has_read_offset = true, .read_offset = 5000};
@@ -433,30 +476,57 @@ static void test_cut_every_exchange_offset(void **state) {
   bn_buf_free(&b);
   for (int writer = 0; writer < 2; writer++)
     for (int variant = 0; variant < 3; variant++)
-      for (uint64_t off = 0; off <= total; off++) sim_exchange_cut(writer, variant, off, seed + off);
+      for (uint64_t off = 0; off <= total; off++)
+        sim_exchange_cut(writer, variant, off, seed + off, confirms);
 }
 
-static void test_random_cuts(void **state) {
+static void test_cut_every_exchange_offset(void **state) {
   (void)state;
+  cut_every_exchange_offset(false);
+}
+
+static void test_confirm_cut_every_exchange_offset(void **state) {
+  (void)state;
+  cut_every_exchange_offset(true);
+}
+
+static void random_cuts(bool confirms) {
   uint64_t seed = th_seed();
+  uint64_t sent = 0, lost = 0;
   for (int run = 0; run < 40; run++) {
     sim_t *m = calloc(1, sizeof(*m));
     assert_non_null(m);
-    sim_init(m, run & 1, 200000, seed + 1000u + (uint64_t)run);
+    sim_init(m, run & 1, 200000, seed + 1000u + (uint64_t)run, confirms);
     for (int step = 0; step < 30000; step++) sim_step(m, true);
     uint64_t migrated = m->ep[0].s ? m->ep[0].s->n_alias : 0;
     sim_finish(m);
     if (run < 3) fprintf(stderr, "run %d: %d carriers, %llu migrations done\n", run, m->nc, (unsigned long long)migrated);
+    sent += m->confirms_sent;
+    lost += m->confirms_lost;
     sim_free(m);
     free(m);
   }
+  if (confirms) { /* the Confirm channel was exercised, losses included */
+    fprintf(stderr, "%llu Confirms sent, %llu lost in cuts\n", (unsigned long long)sent,
+            (unsigned long long)lost);
+    assert_true(sent > 1000 && lost > 0);
+  }
 }
 
-static void test_graceful(void **state) {
+static void test_random_cuts(void **state) {
   (void)state;
+  random_cuts(false);
+}
+
+static void test_confirm_random_cuts(void **state) {
+  (void)state;
+  random_cuts(true);
+}
+
+static void graceful(bool confirms) {
   sim_t *m = calloc(1, sizeof(*m));
   assert_non_null(m);
-  sim_init(m, 1, 2000000, th_seed());
+  sim_init(m, 1, 2000000, th_seed(), confirms);
   sim_warmup(m);
   for (int k = 0; k < 5; k++) {
     int h = sim_leader(m, true);
@@ -471,11 +541,24 @@ static void test_graceful(void **state) {
   free(m);
 }
 
+static void test_graceful(void **state) {
+  (void)state;
+  graceful(false);
+}
+
+static void test_confirm_graceful(void **state) {
+  (void)state;
+  graceful(true);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_graceful),
       cmocka_unit_test(test_cut_every_exchange_offset),
       cmocka_unit_test(test_random_cuts),
+      cmocka_unit_test(test_confirm_graceful),
+      cmocka_unit_test(test_confirm_cut_every_exchange_offset),
+      cmocka_unit_test(test_confirm_random_cuts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,9 @@ typedef struct tpair {
 } tpair_t;
 
 static tpair_t T;
+/* How the peers confirm in t_init's registries: yamux credit (an older
+ * peer, the tables of migration_sm_table.inc) or Confirms (§11.12). */
+static mig_mode_t T_mode = MIG_MODE_LEGACY;
 
 static void t_init(void) {
   peerid_t a = {.len = 4, .bytes = {1, 2, 3, 4}}, b = {.len = 4, .bytes = {1, 2, 3, 5}};
@@ -33,6 +36,12 @@ static void t_init(void) {
   cfg.incarnation = 22;
   assert_ok(mig_reg_init(&T.fol, &cfg));
   assert_true(T.lead.leader && !T.fol.leader);
+  /* These tables confirm with yamux credit (an older peer, §11.11); the
+   * Confirm mode (§11.12) has its own table (t_confirm_setup). */
+  if (T_mode != MIG_MODE_UNKNOWN) {
+    assert_ok(mig_reg_set_mode(&T.lead, T_mode, &T.acts));
+    assert_ok(mig_reg_set_mode(&T.fol, T_mode, &T.acts));
+  }
 }
 
 /* Action types as a compact string, e.g. "SEND,DELIVER,CREDIT". */
@@ -115,7 +124,13 @@ static mig_sm_t *t_setup(int st, mig_reg_t **pp) {
     assert_int_equal(mig_sm_pull(p, s, 100, &c, &T.acts), 1);
     assert_true(c.fin);
     assert_ok(mig_reg_on_fin(p, 1, &T.acts));
-    assert_ok(mig_reg_on_credit(p, 1, 10, &T.acts));
+    if (T_mode == MIG_MODE_ON) { /* confirmed by a Confirm; our reads reported */
+      assert_ok(mig_sm_confirm_sent(p, s, s->r_delivered, &T.acts));
+      assert_ok(mig_reg_on_confirm(p, s->id, 10, &T.acts));
+    } else {
+      assert_ok(mig_reg_on_credit(p, 1, 10, &T.acts));
+    }
+    assert_int_equal(s->state, MIG_S_CLOSED);
   }
   if (st == ST_F_ABORTED) assert_ok(mig_reg_on_rst(p, 1, &T.acts));
   if (st == ST_L_MIGRATING) assert_ok(mig_sm_migrate(p, s, 2, &T.acts));
@@ -279,6 +294,221 @@ static void test_exchange_table(void **state) {
 }
 
 
+/* ------------------------------------------------ Confirm table (§11.12) */
+
+/* Every stream state of the table above, in Confirm mode, against the
+ * events confirmations add: Confirms (by the current ID, the first one, the
+ * pending Migrate's, stale, beyond what was sent, unknown), yamux credit
+ * (flow control only now, growth included), a contradicting mode, and the
+ * reader's side (a Confirm due? one sent). */
+enum { CE_CONFIRM, CE_CONFIRM_FIRST_ID, CE_CONFIRM_PEND_ID, CE_CONFIRM_STALE, CE_CONFIRM_BEYOND,
+       CE_CONFIRM_UNKNOWN, CE_CREDIT, CE_CREDIT_GROWTH, CE_SET_LEGACY, CE_DUE, CE_SENT, CE_COUNT };
+static const char *const ce_names[] = {"CONFIRM", "CONFIRM_FIRST_ID", "CONFIRM_PEND_ID", "CONFIRM_STALE",
+                                       "CONFIRM_BEYOND", "CONFIRM_UNKNOWN", "CREDIT", "CREDIT_GROWTH",
+                                       "SET_LEGACY", "DUE", "SENT"};
+
+static int c_event(mig_reg_t *p, mig_sm_t *s, uint64_t first_id, int ev) {
+  uint64_t c = s->cur.h ? s->cur.h : 1, off;
+  switch (ev) {
+  case CE_CONFIRM: return mig_reg_on_confirm(p, s->id, 5, &T.acts);
+  case CE_CONFIRM_FIRST_ID: return mig_reg_on_confirm(p, first_id, 5, &T.acts);
+  case CE_CONFIRM_PEND_ID: return mig_reg_on_confirm(p, s->pend.h ? s->pend_id : 424242, 5, &T.acts);
+  case CE_CONFIRM_STALE: return mig_reg_on_confirm(p, s->id, s->w_confirmed, &T.acts);
+  case CE_CONFIRM_BEYOND: return mig_reg_on_confirm(p, s->id, s->w_sent_max + 1, &T.acts);
+  case CE_CONFIRM_UNKNOWN: return mig_reg_on_confirm(p, 424242, 5, &T.acts);
+  case CE_CREDIT: return mig_reg_on_credit(p, c, 5, &T.acts);
+  case CE_CREDIT_GROWTH: return mig_reg_on_credit(p, c, 1u << 20, &T.acts);
+  case CE_SET_LEGACY: return mig_reg_set_mode(p, MIG_MODE_LEGACY, &T.acts);
+  case CE_DUE: return mig_sm_confirm_due(s, 1, &off) ? 1 : 0;
+  case CE_SENT: return mig_sm_confirm_sent(p, s, s->r_delivered, &T.acts);
+  }
+  return BFTNET_EINVAL;
+}
+
+typedef struct crow {
+  int st, ev, rc;
+  mig_state_t next;
+  const char *acts;
+  uint64_t confirmed; /* the writer's confirmed offset afterwards */
+} crow_t;
+
+#include "migration_confirm_table.inc"
+
+static const char *t_rc_name(int rc) {
+  switch (rc) {
+  case 0: return "0";
+  case 1: return "1";
+  case BFTNET_EPROTO: return "BFTNET_EPROTO";
+  case BFTNET_ESTATE: return "BFTNET_ESTATE";
+  case BFTNET_ENOTFOUND: return "BFTNET_ENOTFOUND";
+  case BFTNET_EINVAL: return "BFTNET_EINVAL";
+  default: return "?";
+  }
+}
+
+static void test_confirm_table(void **state) {
+  (void)state;
+  bool print = getenv("MIG_TABLE_PRINT") != NULL;
+  size_t rows = 0;
+  T_mode = MIG_MODE_ON;
+  for (int st = 0; st < ST_COUNT; st++) {
+    for (int ev = 0; ev < CE_COUNT; ev++) {
+      mig_reg_t *p;
+      mig_sm_t *s = t_setup(st, &p);
+      uint64_t first_id = s->aliases[0] && s->n_alias ? s->aliases[0] : s->id;
+      int rc = c_event(p, s, first_id, ev);
+      if (print) {
+        printf("    {ST_%s, CE_%s, %s, MIG_S_%s, \"%s\", %llu},\n", st_names[st], ce_names[ev], t_rc_name(rc),
+               mig_state_str(s->state), t_acts(), (unsigned long long)s->w_confirmed);
+        continue;
+      }
+      const crow_t *row = NULL;
+      for (size_t i = 0; i < BN_ARRAY_LEN(confirm_table); i++)
+        if (confirm_table[i].st == st && confirm_table[i].ev == ev) row = &confirm_table[i];
+      if (!row) fail_msg("no row for (%s, %s)", st_names[st], ce_names[ev]);
+      rows++;
+      if (rc != row->rc || s->state != row->next || strcmp(t_acts(), row->acts) != 0 ||
+          s->w_confirmed != row->confirmed)
+        fail_msg("(%s, %s): rc %d state %s acts \"%s\" confirmed %llu; want rc %d state %s acts \"%s\" confirmed %llu",
+                 st_names[st], ce_names[ev], rc, mig_state_str(s->state), t_acts(),
+                 (unsigned long long)s->w_confirmed, row->rc, mig_state_str(row->next), row->acts,
+                 (unsigned long long)row->confirmed);
+    }
+  }
+  T_mode = MIG_MODE_LEGACY;
+  if (!print) assert_int_equal(rows, ST_COUNT * CE_COUNT);
+  mig_reg_free(&T.lead);
+  mig_reg_free(&T.fol);
+}
+
+/* The mode: UNKNOWN records credit and frees nothing; LEGACY then applies
+ * it (a violation beyond what was sent); ON ignores it; a mode is set once
+ * per incarnation, and a restart forgets it. */
+static void test_confirm_mode(void **state) {
+  (void)state;
+  mig_sm_t *s;
+  T_mode = MIG_MODE_UNKNOWN;
+  t_init();
+  T_mode = MIG_MODE_LEGACY;
+  assert_int_equal(T.lead.mode, MIG_MODE_UNKNOWN);
+  assert_ok(mig_reg_open(&T.lead, 1, &T.acts, &s));
+  assert_ok(mig_sm_on_echo(&T.lead, s, &T.acts));
+  t_send(&T.lead, s, 10);
+  mig_actions_clear(&T.acts);
+  assert_ok(mig_reg_on_credit(&T.lead, 1, 6, &T.acts)); /* recorded only */
+  assert_int_equal(s->w_confirmed, 0);
+  assert_err(mig_reg_on_confirm(&T.lead, s->id, 3, &T.acts), BFTNET_ESTATE); /* no Confirm yet */
+  assert_err(mig_reg_set_mode(&T.lead, MIG_MODE_UNKNOWN, &T.acts), BFTNET_EINVAL);
+  assert_ok(mig_reg_set_mode(&T.lead, MIG_MODE_LEGACY, &T.acts)); /* an older peer: applied */
+  assert_int_equal(s->w_confirmed, 6);
+  assert_ok(mig_reg_set_mode(&T.lead, MIG_MODE_LEGACY, &T.acts)); /* the same again: nothing */
+  assert_err(mig_reg_set_mode(&T.lead, MIG_MODE_ON, &T.acts), BFTNET_ESTATE);
+  /* Recorded credit beyond what was sent: a violation once it is applied. */
+  T_mode = MIG_MODE_UNKNOWN;
+  t_init();
+  T_mode = MIG_MODE_LEGACY;
+  assert_ok(mig_reg_open(&T.lead, 1, &T.acts, &s));
+  assert_ok(mig_sm_on_echo(&T.lead, s, &T.acts));
+  t_send(&T.lead, s, 10);
+  assert_ok(mig_reg_on_credit(&T.lead, 1, 1u << 20, &T.acts)); /* growth: recorded */
+  assert_int_equal(s->state, MIG_S_OPEN);
+  mig_actions_clear(&T.acts);
+  assert_err(mig_reg_set_mode(&T.lead, MIG_MODE_LEGACY, &T.acts), BFTNET_EPROTO);
+  assert_string_equal(t_acts(), "RST,ABORTED");
+  assert_int_equal(T.lead.counts[MIG_R_BAD_CREDIT], 1);
+  /* ... and the same growth with a peer that confirms: nothing at all. */
+  T_mode = MIG_MODE_UNKNOWN;
+  t_init();
+  T_mode = MIG_MODE_LEGACY;
+  assert_ok(mig_reg_open(&T.lead, 1, &T.acts, &s));
+  assert_ok(mig_sm_on_echo(&T.lead, s, &T.acts));
+  t_send(&T.lead, s, 10);
+  assert_ok(mig_reg_on_credit(&T.lead, 1, 1u << 20, &T.acts));
+  mig_actions_clear(&T.acts);
+  assert_ok(mig_reg_set_mode(&T.lead, MIG_MODE_ON, &T.acts));
+  assert_string_equal(t_acts(), "");
+  assert_int_equal(s->w_confirmed, 0);
+  assert_ok(mig_reg_on_confirm(&T.lead, s->id, 10, &T.acts));
+  assert_int_equal(s->w_confirmed, 10);
+  /* A restart (new incarnation) forgets the mode. */
+  assert_ok(mig_reg_on_incarnation(&T.lead, 22, &T.acts));
+  assert_ok(mig_reg_on_incarnation(&T.lead, 23, &T.acts));
+  assert_int_equal(T.lead.mode, MIG_MODE_UNKNOWN);
+  assert_int_equal(T.lead.epoch, 1);
+  mig_reg_free(&T.lead);
+  mig_reg_free(&T.fol);
+}
+
+/* The reader's hold (§11.12 rule 2): no Confirm above an offset a Migrate
+ * or AckMigrate reported until that exchange is settled, and a FIN on an
+ * older stream that still drains does not settle a later exchange. */
+static void test_confirm_hold(void **state) {
+  (void)state;
+  mig_reg_t *p;
+  mig_sm_t *s;
+  uint64_t off;
+  T_mode = MIG_MODE_ON;
+  /* Initiator: held from its Migrate until the accepting Ack. */
+  s = t_setup(ST_L_OPEN, &p); /* the leader read 10 bytes */
+  assert_true(mig_sm_confirm_due(s, 1, &off) && off == 10);
+  assert_ok(mig_sm_confirm_sent(p, s, 10, &T.acts));
+  assert_false(mig_sm_confirm_due(s, 1, &off));
+  assert_ok(mig_sm_migrate(p, s, 2, &T.acts));
+  assert_ok(mig_reg_on_data(p, 1, 5, &T.acts)); /* more on S_old */
+  assert_false(mig_sm_confirm_due(s, 1, &off)); /* held */
+  assert_ok(mig_reg_on_lost(p, 2, 1, &T.acts)); /* S_new lost: unknown outcome */
+  assert_false(mig_sm_confirm_due(s, 1, &off)); /* still held (uncertain) */
+  assert_ok(mig_sm_migrate(p, s, 3, &T.acts)); /* the retry reports 15 */
+  assert_int_equal(s->r_reported, 15);
+  assert_ok(mig_reg_on_data(p, 1, 2, &T.acts));
+  assert_false(mig_sm_confirm_due(s, 1, &off));
+  mig_msg_t a = t_ack(false, 5);
+  assert_ok(mig_reg_on_msg(p, 3, &a, 1, &T.acts, NULL));
+  assert_true(mig_sm_confirm_due(s, 1, &off) && off == 17); /* settled */
+  /* ... and after a deny at once. */
+  s = t_setup(ST_L_MIGRATING, &p);
+  assert_ok(mig_reg_on_data(p, 1, 5, &T.acts));
+  assert_false(mig_sm_confirm_due(s, 1, &off));
+  a = t_ack(true, 0);
+  assert_ok(mig_reg_on_msg(p, 2, &a, 1, &T.acts, NULL));
+  assert_true(mig_sm_confirm_due(s, 1, &off) && off == 15);
+
+  /* Responder: held from its Ack until the initiator's FIN on that
+   * exchange's S_old, or its first byte on S_new. */
+  s = t_setup(ST_F_MIGRATING, &p); /* Migrate on 2; S_old = 1 */
+  assert_int_equal(s->r_reported, 10);
+  assert_ok(mig_reg_on_data(p, 1, 3, &T.acts)); /* the initiator's bytes, written before it read the Ack */
+  assert_false(mig_sm_confirm_due(s, 1, &off));
+  assert_ok(mig_reg_on_fin(p, 1, &T.acts)); /* its handover FIN: it read our Ack */
+  assert_true(mig_sm_confirm_due(s, 1, &off) && off == 13);
+  s = t_setup(ST_F_MIGRATING, &p);
+  assert_ok(mig_reg_on_data(p, 2, 1, &T.acts)); /* a byte on S_new (a duplicate even) */
+  assert_true(mig_sm_confirm_due(s, 1, &off));
+  /* A second exchange while S_old (1) still drains, its S_new (2) lost:
+   * S_old's FIN belongs to the first exchange and settles nothing. */
+  s = t_setup(ST_F_MIGRATING, &p);
+  assert_ok(mig_reg_on_data(p, 1, 3, &T.acts));
+  assert_ok(mig_reg_on_lost(p, 2, 1, &T.acts)); /* S_new of the first exchange lost */
+  mig_msg_t m = t_migrate(mig_reg_next_id(&T.lead), s->id, 5);
+  assert_ok(mig_reg_on_msg(p, 4, &m, 1, &T.acts, NULL)); /* a resume: no S_old of its own */
+  assert_int_equal(s->r_reported, 13);
+  assert_ok(mig_reg_on_data(p, 1, 2, &T.acts)); /* late bytes on the old stream */
+  assert_ok(mig_reg_on_fin(p, 1, &T.acts));
+  assert_false(mig_sm_confirm_due(s, 1, &off)); /* still held */
+  assert_ok(mig_reg_on_data(p, 4, 3, &T.acts)); /* S_new from 13: two duplicates, one new */
+  assert_true(mig_sm_confirm_due(s, 1, &off) && off == 16);
+
+  /* Thresholds: due only min_delta past the last report, unless L ended. */
+  s = t_setup(ST_F_OPEN, &p);
+  assert_false(mig_sm_confirm_due(s, 11, &off));
+  assert_true(mig_sm_confirm_due(s, 10, &off));
+  assert_ok(mig_reg_on_fin(p, 1, &T.acts));
+  assert_true(mig_sm_confirm_due(s, 1000, &off) && off == 10);
+  T_mode = MIG_MODE_LEGACY;
+  mig_reg_free(&T.lead);
+  mig_reg_free(&T.fol);
+}
+
 /* ------------------------------------------------ IDs, roles, codec */
 
 static void test_ids_and_leader(void **state) {
@@ -356,6 +586,38 @@ static void test_codec(void **state) {
   assert_err(mig_msg_decode(label_and_ack, sizeof(label_and_ack), &out), BFTNET_EPROTO);
   uint8_t migrate_no_from[] = {4, 0x12, 0x02, 0x08, 0x06};
   assert_err(mig_msg_decode(migrate_no_from, sizeof(migrate_no_from), &out), BFTNET_EPROTO);
+}
+
+/* Field 19 (max_message_size) in Label, Migrate and AckMigrate: round
+ * trips, absent is 0, and a message carrying it is still small. A peer
+ * that does not know it (an older bftnet, js-libp2p) decodes the rest. */
+static void test_codec_max_message_size(void **state) {
+  (void)state;
+  mig_msg_t in[] = {t_label(4), t_migrate(6, 4, 123456789), t_ack(false, 99)};
+  for (size_t i = 0; i < BN_ARRAY_LEN(in); i++) {
+    for (uint64_t v = 0; v <= 64u * 1024 * 1024; v = v ? v * 64 : 1) {
+      in[i].max_message_size = v;
+      bn_buf_t b;
+      bn_buf_init(&b);
+      assert_ok(mig_msg_encode(&in[i], &b));
+      assert_true(bn_buf_unread(&b) <= 64);
+      mig_msg_t out;
+      assert_int_equal(mig_msg_decode(bn_buf_head(&b), bn_buf_unread(&b), &out),
+                       (int)bn_buf_unread(&b));
+      assert_int_equal(out.type, in[i].type);
+      assert_int_equal(out.max_message_size, v);
+      assert_int_equal(out.read_offset, in[i].read_offset);
+      bn_buf_free(&b);
+    }
+  }
+  /* Label{id: 4, max_message_size: 1024} by hand: tag 0x98 0x01 is field
+   * 19, varint; 0x80 0x08 is 1024. */
+  uint8_t wire[] = {8, 0x0a, 0x06, 0x08, 0x04, 0x98, 0x01, 0x80, 0x08};
+  mig_msg_t out;
+  assert_int_equal(mig_msg_decode(wire, sizeof wire, &out), (int)sizeof wire);
+  assert_int_equal(out.type, MIG_MSG_LABEL);
+  assert_int_equal(out.id, 4);
+  assert_int_equal(out.max_message_size, 1024);
 }
 
 /* ------------------------------------------------ Byzantine inputs */
@@ -576,10 +838,14 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ids_and_leader),
       cmocka_unit_test(test_codec),
+      cmocka_unit_test(test_codec_max_message_size),
       cmocka_unit_test(test_stream_table),
       cmocka_unit_test(test_exchange_table),
       cmocka_unit_test(test_byzantine),
       cmocka_unit_test(test_denied_reset_timeout_restart),
+      cmocka_unit_test(test_confirm_table),
+      cmocka_unit_test(test_confirm_mode),
+      cmocka_unit_test(test_confirm_hold),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

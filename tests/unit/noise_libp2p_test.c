@@ -157,7 +157,7 @@ static void test_payload_valid(void **state) {
   assert_memory_equal(out, f->pl, f->len);
   uint8_t small[103];
   assert_err(noise_libp2p_payload_build(f->key->sk, f->key->pk, f->s_pub, small, sizeof small),
-             BFTNET_ETOOBIG);
+             BFTNET_EBUFSIZE);
 }
 
 static void test_payload_bad_signature(void **state) {

@@ -15,7 +15,7 @@ static void check_roundtrip(const char *s) {
   char out[BFTNET_ADDR_MAX];
   assert_ok(maddr_format(&m, out, sizeof(out)));
   assert_string_equal(out, s);
-  assert_err(maddr_format(&m, out, strlen(s)), BFTNET_ETOOBIG);
+  assert_err(maddr_format(&m, out, strlen(s)), BFTNET_EBUFSIZE);
   assert_ok(maddr_format(&m, out, strlen(s) + 1));
 }
 

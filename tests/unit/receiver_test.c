@@ -247,6 +247,70 @@ static void test_deframer_max_exact(void **state) {
   }
 }
 
+/* A length in (max, skip_max] is skipped, unbuffered and counted, in any
+ * split, and the messages around it are emitted in order; a length above
+ * skip_max is still the sticky error. Without skip_max (0) nothing is
+ * skipped. */
+static void test_deframer_skips_oversized(void **state) {
+  (void)state;
+  enum { MAX = 100, SKIP_MAX = 5000 };
+  static const size_t lens[] = {3, 101, 50, 4999, 5000, 0, 100, 2000, 7};
+  bn_buf_t in, want;
+  bn_buf_init(&in);
+  bn_buf_init(&want);
+  size_t nbig = 0;
+  static uint8_t body[5000];
+  for (size_t i = 0; i < BN_ARRAY_LEN(lens); i++) {
+    memset(body, (int)i + 1, lens[i]);
+    assert_ok(lp_append(&in, body, lens[i]));
+    if (lens[i] <= MAX) assert_ok(lp_append(&want, body, lens[i]));
+    else nbig++;
+  }
+  size_t total = bn_buf_unread(&in);
+  for (size_t step = 1; step <= total; step = step < 8 ? step + 1 : step * 3) {
+    sink_t s;
+    sink_init(&s);
+    rx_deframer_t d;
+    rx_deframer_init(&d, MAX);
+    d.skip_max = SKIP_MAX;
+    for (size_t off = 0; off < total; off += step) {
+      size_t k = BN_MIN(step, total - off);
+      assert_ok(rx_deframer_feed(&d, bn_buf_head(&in) + off, k, sink_emit, &s));
+      assert_true(!d.body || d.need <= MAX); /* nothing oversized is ever buffered */
+    }
+    assert_int_equal(d.skipped, nbig);
+    assert_int_equal(d.skip, 0);
+    assert_int_equal(s.count, BN_ARRAY_LEN(lens) - nbig);
+    assert_int_equal(bn_buf_unread(&s.out), bn_buf_unread(&want));
+    assert_memory_equal(bn_buf_head(&s.out), bn_buf_head(&want), bn_buf_unread(&want));
+    /* Above skip_max: a lie, the sticky error. */
+    uint8_t hdr[BN_UVARINT_MAX_BYTES];
+    size_t h = uvarint_encode(hdr, SKIP_MAX + 1);
+    assert_err(rx_deframer_feed(&d, hdr, h, sink_emit, &s), BFTNET_ETOOBIG);
+    assert_err(rx_deframer_feed(&d, (const uint8_t *)"\x01x", 2, sink_emit, &s), BFTNET_ETOOBIG);
+    rx_deframer_free(&d);
+    bn_buf_free(&s.out);
+  }
+  /* Reset mid-skip: the next stream starts clean. */
+  rx_deframer_t d;
+  sink_t s;
+  sink_init(&s);
+  rx_deframer_init(&d, MAX);
+  d.skip_max = SKIP_MAX;
+  assert_ok(rx_deframer_feed(&d, bn_buf_head(&in), 10, sink_emit, &s)); /* into the 101 */
+  assert_true(d.skip > 0);
+  rx_deframer_free(&d);
+  assert_int_equal(d.skip, 0);
+  /* skip_max 0: the old rule, oversized is an error. */
+  rx_deframer_init(&d, MAX);
+  assert_err(rx_deframer_feed(&d, bn_buf_head(&in), total, sink_emit, &s), BFTNET_ETOOBIG);
+  assert_int_equal(d.skipped, 0);
+  rx_deframer_free(&d);
+  bn_buf_free(&s.out);
+  bn_buf_free(&in);
+  bn_buf_free(&want);
+}
+
 static void test_deframer_bad_varints(void **state) {
   (void)state;
   static const struct {
@@ -621,6 +685,7 @@ int main(void) {
       cmocka_unit_test(test_deframer_too_big_before_alloc),
       cmocka_unit_test(test_deframer_max_exact),
       cmocka_unit_test(test_deframer_bad_varints),
+      cmocka_unit_test(test_deframer_skips_oversized),
       cmocka_unit_test(test_deframer_free_partial),
       cmocka_unit_test(test_inq_init_args),
       cmocka_unit_test(test_inq_fifo_across_overflow),

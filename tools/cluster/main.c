@@ -34,6 +34,7 @@
  * Exit status: 0 integrity ok, 1 integrity FAILED, 2 usage or SPEC error,
  * 3 runtime error (replicas did not start, files could not be written),
  * 4 --netns cannot run here (not root, no `ip`, no namespaces).
+ * -h/--help and --version print on stdout and exit 0.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -53,12 +54,20 @@
 
 /* ------------------------------------------------------------- options */
 
+static const char synopsis[] =
+    "usage: bftnet-cluster --replicas N [--duration S] [--rate R] [--size B]\n"
+    "                      [--faults SPEC] [--out DIR] [--seed N] [--bin-dir DIR]\n"
+    "                      [--stats-ms MS] [--drain-ms MS] [--two-paths] [--no-plot]\n"
+    "                      [--direct] [--netns]\n";
+
 static void usage(void) {
-  fprintf(stderr,
-          "usage: bftnet-cluster --replicas N [--duration S] [--rate R] [--size B]\n"
-          "                      [--faults SPEC] [--out DIR] [--seed N] [--bin-dir DIR]\n"
-          "                      [--stats-ms MS] [--drain-ms MS] [--two-paths] [--no-plot]\n"
-          "                      [--direct] [--netns]\n"
+  fprintf(stderr, "%s(bftnet-cluster --help for more)\n", synopsis);
+  exit(2);
+}
+
+static void help(void) {
+  printf("%s"
+          "\n"
           "  --replicas  replicas started at time zero, 1..%d (named r0, r1, ...)\n"
           "  --duration  seconds from time zero to the stop (default 10)\n"
           "  --rate      messages/s each replica sends to each other member (default 1000;\n"
@@ -78,11 +87,13 @@ static void usage(void) {
           "              directly (large clusters: the proxies run in this one thread)\n"
           "  --netns     Linux, as root: every replica in its own network namespace on a\n"
           "              bridge; partitions and failovers take links down (ip link)\n"
-          "Exit status: 0 integrity ok, 1 integrity FAILED, 2 usage, 3 runtime error,\n"
+          "  -h, --help  print this help and exit\n"
+          "  --version   print the version and exit\n"
+          "Exit status: 0 integrity ok, 1 integrity FAILED, 2 bad usage or SPEC,\n"
+          "3 runtime error (replicas did not start, files could not be written),\n"
           "4 --netns cannot run here (not root, no ip, no namespaces).\n"
           "See README.md (Running a cluster), docs/REPORT.md and docs/FAULTS.md.\n",
-          CL_MAX_REPLICAS);
-  exit(2);
+          synopsis, CL_MAX_REPLICAS);
 }
 
 static double parse_num(const char *flag, const char *s, double lo, double hi) {
@@ -109,6 +120,7 @@ static const struct option long_opts[] = {{"replicas", required_argument, 0, 'n'
                                           {"netns", no_argument, 0, 'N'},
                                           {"direct", no_argument, 0, 'X'},
                                           {"help", no_argument, 0, 'h'},
+                                          {"version", no_argument, 0, 'V'},
                                           {0, 0, 0, 0}};
 
 static void parse_opts(int argc, char **argv, cl_opts_t *o) {
@@ -121,7 +133,8 @@ static void parse_opts(int argc, char **argv, cl_opts_t *o) {
                    .out = "cluster-out"};
   int c;
   bool drain_set = false;
-  while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+  opterr = 0; /* text_bad_option says it */
+  while ((c = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
     switch (c) {
     case 'n':
       o->replicas = (unsigned)parse_num("--replicas", optarg, 1, CL_MAX_REPLICAS);
@@ -167,11 +180,25 @@ static void parse_opts(int argc, char **argv, cl_opts_t *o) {
     case 'X':
       o->direct = true;
       break;
+    case 'h':
+      help();
+      exit(0);
+    case 'V':
+      printf("bftnet-cluster %s\n", BFTNET_TOOLS_VERSION);
+      exit(0);
     default:
+      text_bad_option("bftnet-cluster", argv, c);
       usage();
     }
   }
-  if (optind != argc || o->replicas == 0) usage();
+  if (optind != argc) {
+    fprintf(stderr, "bftnet-cluster: unexpected argument '%s'\n", argv[optind]);
+    usage();
+  }
+  if (o->replicas == 0) {
+    fprintf(stderr, "bftnet-cluster: --replicas is required\n");
+    usage();
+  }
   if (!drain_set && o->replicas > 16) o->drain_ms += 100 * (o->replicas - 16);
   if (o->direct && o->netns) {
     fprintf(stderr, "bftnet-cluster: --direct and --netns do not go together (in namespaces "

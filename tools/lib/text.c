@@ -2,8 +2,10 @@
 #include "text.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void text_say(const char *fmt, ...) {
   va_list ap;
@@ -35,6 +37,16 @@ void text_addf(text_buf_t *b, const char *fmt, ...) {
 
 void text_sep(text_buf_t *b, const char *sep) {
   if (b->parts++) text_addf(b, "%s", sep);
+}
+
+void text_bad_option(const char *prog, char *const *argv, int c) {
+  const char *arg = optind > 0 ? argv[optind - 1] : "?";
+  if (c == ':')
+    fprintf(stderr, "%s: option '%s' needs a value\n", prog, arg);
+  else if (optopt && strncmp(arg, "--", 2) != 0)
+    fprintf(stderr, "%s: unknown option '-%c'\n", prog, optopt);
+  else
+    fprintf(stderr, "%s: unknown option '%s'\n", prog, arg);
 }
 
 bool text_parse_num(const char *s, double lo, double hi, double *out) {

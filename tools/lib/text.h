@@ -39,4 +39,17 @@ void text_sep(text_buf_t *b, const char *sep);
  * exponents). Returns false, leaving *out alone, on anything else. */
 bool text_parse_num(const char *s, double lo, double hi, double *out);
 
+/* Every tool's command line: -h/--help prints the usage on stdout and exits
+ * 0, --version prints "PROG VERSION" (the project's version from CMake)
+ * and exits 0, bad usage says what is wrong and prints the synopsis on
+ * stderr and exits 2. The version: */
+#ifndef BFTNET_TOOLS_VERSION
+#define BFTNET_TOOLS_VERSION "unknown"
+#endif
+/* After getopt_long (with opterr = 0 and an optstring that starts with ':')
+ * returned '?' (an unknown option) or ':' (a value missing): names the
+ * option on stderr as "PROG: unknown option '--x'" or "PROG: option '--x'
+ * needs a value". */
+void text_bad_option(const char *prog, char *const *argv, int c);
+
 #endif

@@ -25,7 +25,8 @@
  * is blocked in all of them; only main takes them, synchronously.
  *
  * Exit codes: 0 done (whatever the integrity verdict: read the report),
- * 1 runtime error, 2 usage.
+ * 1 runtime error, 2 usage. -h/--help and --version print on stdout and
+ * exit 0.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -122,34 +123,75 @@ static const char *run_drain(const sigset_t *set, uint64_t *tick, rp_drain_t *d)
 
 /* --------------------------------------------------------------- options */
 
+static const char synopsis[] =
+    "usage: bftnet-replica --id NODE_ID --key FILE --listen MULTIADDR [--listen ...]\n"
+    "                      --members FILE [--rate MSGS_PER_S_PER_PEER] [--size BYTES]\n"
+    "                      [--duration SECONDS] [--stats-ms MS] [--report FILE]\n"
+    "                      [--drain-ms MS] [--metrics-listen HOST:PORT]\n";
+
+static void help(void) {
+  printf("%s"
+         "\n"
+         "A load-test replica: sends every other member of the membership file\n"
+         "numbered messages, checks what it receives (gaps, duplicates, reorders,\n"
+         "latency), prints JSON lines on stdout, drains and reports at the end.\n"
+         "\n"
+         "  --id NODE_ID      its node ID in the membership file (required)\n"
+         "  --key FILE        its identity key, from bftnet-keygen (required)\n"
+         "  --listen MADDR    where to listen, up to %d times (required)\n"
+         "  --members FILE    the membership file, {\"members\":[{\"id\":...,\"addrs\":[...]}]}\n"
+         "                    (required; SIGHUP reloads it)\n"
+         "  --rate R          messages/s to each other member (default 1000; 0 = as fast\n"
+         "                    as the send rings take them)\n"
+         "  --size BYTES      bytes per message, >= 16 (default 64)\n"
+         "  --duration S      seconds of sending (default: until SIGTERM/SIGINT)\n"
+         "  --stats-ms MS     a JSON stats line on stdout this often (default 1000;\n"
+         "                    0 = none)\n"
+         "  --report FILE     the final report (JSON; default: a \"report\" line on stdout)\n"
+         "  --drain-ms MS     after sending, longest wait for the peers to confirm\n"
+         "                    everything we sent (bftnet_flush) and to stop sending\n"
+         "                    (default 5000)\n"
+         "  --metrics-listen HOST:PORT\n"
+         "                    serve GET /metrics (Prometheus text format) there\n"
+         "                    ([V6]:PORT; port 0 = any, said in a \"metrics\" line);\n"
+         "                    see docs/OPERATING.md\n"
+         "  -h, --help        print this help and exit\n"
+         "  --version         print the version and exit\n"
+         "\n"
+         "See docs/REPORT.md.\n"
+         "Exit status: 0 done (whatever the report says), 1 runtime error, 2 bad usage.\n",
+         synopsis, RP_MAX_LISTEN);
+}
+
 static void usage(void) {
-  fprintf(stderr,
-          "usage: bftnet-replica --id NODE_ID --key FILE --listen MULTIADDR [--listen ...]\n"
-          "                      --members FILE [--rate MSGS_PER_S_PER_PEER] [--size BYTES]\n"
-          "                      [--duration SECONDS] [--stats-ms MS] [--report FILE]\n"
-          "                      [--drain-ms MS] [--metrics-listen HOST:PORT]\n"
-          "  --rate      messages/s to each other member (default 1000; 0 = as fast as\n"
-          "              the send rings take them)\n"
-          "  --size      bytes per message, >= 16 (default 64)\n"
-          "  --duration  seconds of sending (default: until SIGTERM/SIGINT)\n"
-          "  --stats-ms  a JSON stats line on stdout this often (default 1000; 0 = none)\n"
-          "  --report    the final report (JSON; default: a \"report\" line on stdout)\n"
-          "  --drain-ms  after sending, longest wait for the peers to confirm everything\n"
-          "              we sent (bftnet_flush) and to stop sending (default 5000)\n"
-          "  --metrics-listen  serve GET /metrics (Prometheus text format) on HOST:PORT\n"
-          "              ([V6]:PORT; port 0 = any, said in a \"metrics\" line); see\n"
-          "              docs/OPERATING.md\n"
-          "SIGHUP reloads --members. See docs/REPORT.md.\n");
+  fprintf(stderr, "%s(bftnet-replica --help for more)\n", synopsis);
   exit(2);
 }
 
-static double parse_num(const char *s, double lo, double hi) {
+static double parse_num(const char *flag, const char *s, double lo, double hi) {
   double v;
   if (!text_parse_num(s, lo, hi, &v)) {
-    fprintf(stderr, "bftnet-replica: bad number '%s' (want %.15g..%.15g)\n", s, lo, hi);
+    fprintf(stderr, "bftnet-replica: %s: bad number '%s' (want %.15g..%.15g)\n", flag, s, lo, hi);
     usage();
   }
   return v;
+}
+
+/* The options every run needs; names the first one missing. */
+static void require_opts(const rp_opts_t *o) {
+  const char *missing = !o->id         ? "--id"
+                        : !o->key      ? "--key"
+                        : !o->nlisten  ? "--listen"
+                        : !o->members  ? "--members"
+                                       : NULL;
+  if (missing) {
+    fprintf(stderr, "bftnet-replica: %s is required\n", missing);
+    usage();
+  }
+  if (strlen(o->id) >= BFTNET_NODE_ID_MAX) {
+    fprintf(stderr, "bftnet-replica: --id: at most %d bytes\n", BFTNET_NODE_ID_MAX - 1);
+    usage();
+  }
 }
 
 static void parse_opts(int argc, char **argv, rp_opts_t *o) {
@@ -160,10 +202,12 @@ static void parse_opts(int argc, char **argv, rp_opts_t *o) {
       {"duration", required_argument, 0, 'd'}, {"stats-ms", required_argument, 0, 'S'},
       {"report", required_argument, 0, 'R'},   {"drain-ms", required_argument, 0, 'D'},
       {"metrics-listen", required_argument, 0, 'M'},
-      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+      {"help", no_argument, 0, 'h'},           {"version", no_argument, 0, 'V'},
+      {0, 0, 0, 0}};
   *o = (rp_opts_t){.rate = 1000, .size = 64, .stats_ms = 1000, .drain_ms = 5000};
   int c;
-  while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+  opterr = 0; /* text_bad_option says it */
+  while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
     switch (c) {
     case 'i':
       o->id = optarg;
@@ -181,30 +225,43 @@ static void parse_opts(int argc, char **argv, rp_opts_t *o) {
       o->metrics_listen = optarg;
       break;
     case 'l':
-      if (o->nlisten == RP_MAX_LISTEN) usage();
+      if (o->nlisten == RP_MAX_LISTEN) {
+        fprintf(stderr, "bftnet-replica: --listen: at most %d\n", RP_MAX_LISTEN);
+        usage();
+      }
       o->listen[o->nlisten++] = optarg;
       break;
     case 'r':
-      o->rate = parse_num(optarg, 0, 1e9);
+      o->rate = parse_num("--rate", optarg, 0, 1e9);
       break;
     case 's':
-      o->size = (size_t)parse_num(optarg, STATS_PAYLOAD_HDR, 1u << 30);
+      o->size = (size_t)parse_num("--size", optarg, STATS_PAYLOAD_HDR, 1u << 30);
       break;
     case 'd':
-      o->duration_s = parse_num(optarg, 0.001, 1e9);
+      o->duration_s = parse_num("--duration", optarg, 0.001, 1e9);
       break;
     case 'S':
-      o->stats_ms = (uint32_t)parse_num(optarg, 0, 86400000);
+      o->stats_ms = (uint32_t)parse_num("--stats-ms", optarg, 0, 86400000);
       break;
     case 'D':
-      o->drain_ms = (uint32_t)parse_num(optarg, 0, 86400000);
+      o->drain_ms = (uint32_t)parse_num("--drain-ms", optarg, 0, 86400000);
       break;
+    case 'h':
+      help();
+      exit(0);
+    case 'V':
+      printf("bftnet-replica %s\n", BFTNET_TOOLS_VERSION);
+      exit(0);
     default:
+      text_bad_option("bftnet-replica", argv, c);
       usage();
     }
   }
-  if (optind != argc || !o->id || !o->key || !o->members || o->nlisten == 0) usage();
-  if (strlen(o->id) >= BFTNET_NODE_ID_MAX) usage();
+  if (optind != argc) {
+    fprintf(stderr, "bftnet-replica: unexpected argument '%s'\n", argv[optind]);
+    usage();
+  }
+  require_opts(o);
 }
 
 /* ------------------------------------------------------------------ main */
@@ -220,8 +277,9 @@ static int node_start(bftnet_key_t **key) {
   if (rp.o.size > cfg.max_message_size)
     return rp_log("--size %zu above the message limit %u", rp.o.size, cfg.max_message_size), -1;
   rp.ring_cap = cfg.ring_capacity;
-  rc = bftnet_new(&rp.net, &cfg);
-  if (rc != 0) return rp_log("start: %s", bftnet_strerror(rc)), rc;
+  char err[256];
+  rc = bftnet_new_ex(&rp.net, &cfg, err, sizeof err);
+  if (rc != 0) return rp_log("start: %s (%s)", err, bftnet_strerror(rc)), rc;
   bftnet_peer_id(rp.net, rp.self_peer, sizeof rp.self_peer);
   return 0;
 }
@@ -231,12 +289,13 @@ static int node_start(bftnet_key_t **key) {
  * once, never a TentativeReceiver (those are bounded: tentative_max). */
 static int node_listen(void) {
   int rc;
+  char err[256];
   json_t *addrs = json_array();
   for (int i = 0; i < rp.o.nlisten; i++) {
-    rc = bftnet_listen(rp.net, rp.o.listen[i], rp.bound[i], sizeof rp.bound[i]);
+    rc = bftnet_listen_ex(rp.net, rp.o.listen[i], rp.bound[i], sizeof rp.bound[i], err, sizeof err);
     if (rc != 0) {
       json_decref(addrs);
-      return rp_log("listen %s: %s", rp.o.listen[i], bftnet_strerror(rc)), rc;
+      return rp_log("--listen: %s", err), rc;
     }
     json_array_append_new(addrs, json_string(rp.bound[i]));
   }

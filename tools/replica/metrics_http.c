@@ -133,8 +133,8 @@ static char *render(size_t *len) {
       return buf;
     }
     free(buf);
-    if (rc != 0 && rc != BFTNET_ETOOBIG) return NULL;
-    cap = (rc == BFTNET_ETOOBIG ? need : cap) * 2; /* room for the process series too */
+    if (rc != 0 && rc != BFTNET_EBUFSIZE) return NULL;
+    cap = (rc == BFTNET_EBUFSIZE ? need : cap) * 2; /* room for the process series too */
     atomic_store(&last_cap, cap);
   }
   return NULL;
