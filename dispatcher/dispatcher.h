@@ -235,6 +235,13 @@ typedef struct disp_cbs {
   /* A stopped dispatcher that disp_reclaim kept (a dial was in flight):
    * the dial ended, the owner may destroy it now. */
   void (*on_reclaimable)(void *ud);
+  /* A dial to the member failed while no connection to it is up, and
+   * differently from the last failure reported since the member was last
+   * reached (another error, or another peer ID answering): err, the address
+   * dialed, actual the peer ID that answered for BFTNET_EPEERMISMATCH (else
+   * NULL), failures the failed dials in a row. Optional. */
+  void (*on_dial_failed)(void *ud, int err, const maddr_t *addr, const peerid_t *actual,
+                         uint32_t failures);
 } disp_cbs_t;
 
 typedef struct disp_config {
@@ -289,6 +296,12 @@ typedef struct disp {
   bn_ttimer_t *redial;
   bool dialing, redial_pending, stopped, ever_up, ever_conn, draining, reclaimable;
   uint64_t up_since; /* when our last dial succeeded (loop clock) */
+  /* Dial failures since the member was last reached, and the last one
+   * reported (on_dial_failed). */
+  uint32_t dial_failures;
+  bool fail_reported;
+  int fail_err;
+  peerid_t fail_peer;
   mig_stream_t *out; /* our logical /bftnet/msg stream to the member */
   uint64_t out_base; /* framer.bytes_written when `out` was opened */
 } disp_t;
@@ -365,5 +378,8 @@ void disp_stats(disp_t *d, bftnet_peer_stats_t *out);
 /* Any thread: nothing queued, nothing held by the framer, and every byte
  * written confirmed read (as of the loop's last look). */
 bool disp_idle(disp_t *d);
+/* Loop thread: the connection our stream to the member rides, else the one
+ * the pair would use (mig_peer_conn), else NULL. */
+net_conn_t *disp_conn(disp_t *d);
 
 #endif

@@ -99,7 +99,8 @@ BFTNET_API const char *bftnet_err_name(int err);
   XX(HANDSHAKE_TIMEOUT, "handshake timeout")                                                       \
   XX(IO_ERROR, "I/O error")                                                                        \
   XX(LIMIT, "resource limit")                                                                      \
-  XX(DUPLICATE, "duplicate connection")
+  XX(DUPLICATE, "duplicate connection")                                                            \
+  XX(GOING_AWAY, "peer going away (GO_AWAY: an orderly stop)")
 
 typedef enum bftnet_reason {
 #define BFTNET_XX_(name, msg) BFTNET_REASON_##name,
@@ -232,15 +233,22 @@ typedef enum bftnet_event_type {
   BFTNET_EV_MEMBER_DOWN = 6,    /* node_id's outbound stream broke; reason says why */
   /* Migratable streams (docs/PROTOCOL.md section 11). `stream_id` is the
    * logical stream's current ID, `outbound` 1 for the stream we send on. */
-  BFTNET_EV_MIGRATED = 7,       /* moved from prev_addr's to remote_addr's connection;
-                                   mig_reason says why */
-  BFTNET_EV_DETACHED = 8,       /* lost its connection; resumable until detach_timeout */
-  BFTNET_EV_RESUMED = 9,        /* detached stream resumed: detached_ns, retransmitted */
-  BFTNET_EV_ABORTED = 10,       /* ended abnormally: mig_abort says why, lost = messages
-                                   (outbound) that were never confirmed read */
-  BFTNET_EV_DENIED = 11,        /* the peer denied our Migrate */
-  BFTNET_EV_PEER_RESTARTED = 12 /* the member runs a new process (new incarnation):
+  BFTNET_EV_MIGRATED = 7,        /* moved from prev_addr's to remote_addr's connection;
+                                    mig_reason says why */
+  BFTNET_EV_DETACHED = 8,        /* lost its connection; resumable until detach_timeout */
+  BFTNET_EV_RESUMED = 9,         /* detached stream resumed: detached_ns, retransmitted */
+  BFTNET_EV_ABORTED = 10,        /* ended abnormally: mig_abort says why, lost = messages
+                                    (outbound) that were never confirmed read */
+  BFTNET_EV_DENIED = 11,         /* the peer denied our Migrate */
+  BFTNET_EV_PEER_RESTARTED = 12, /* the member runs a new process (new incarnation):
                                    reset per-peer protocol state; old streams aborted */
+  /* Dials to a member (docs/OPERATING.md). Each is emitted when a dial fails
+   * differently from the last failure reported since the member was last
+   * reached: once per outage unless the error (or who answers) changes. */
+  BFTNET_EV_MEMBER_UNREACHABLE = 13, /* a dial failed: error, remote_addr dialed,
+                                        dial_failures in a row */
+  BFTNET_EV_MEMBER_WRONG_PEER = 14   /* remote_addr answered as peer_id, not as
+                                        expected_peer_id (the membership's) */
 } bftnet_event_type_t;
 
 /* Why a stream migrated (BFTNET_EV_MIGRATED). */
@@ -258,8 +266,10 @@ typedef struct bftnet_event {
   const char *peer_id;     /* authenticated remote peer ID ("" if none yet) */
   const char *remote_addr; /* remote multiaddr */
   int outbound;            /* 1 if we dialed, 0 if accepted */
-  bftnet_reason_t reason;  /* DISCONNECTED only */
-  int error;               /* DISCONNECTED only: the underlying error code */
+  bftnet_reason_t reason;  /* DISCONNECTED, MEMBER_DOWN, ABORTED: why
+                              (BFTNET_REASON_GOING_AWAY: the peer stopped in order) */
+  int error;               /* DISCONNECTED, MEMBER_DOWN, MEMBER_UNREACHABLE,
+                              MEMBER_WRONG_PEER: the underlying error code */
   /* Migration events only. */
   uint64_t stream_id;
   const char *prev_addr;          /* MIGRATED: the connection it left ("" if detached) */
@@ -268,6 +278,9 @@ typedef struct bftnet_event {
   uint64_t lost;          /* ABORTED: messages (our stream) lost unconfirmed */
   uint64_t detached_ns;   /* RESUMED: time from detach to resume */
   uint64_t retransmitted; /* RESUMED: bytes sent again */
+  /* Dial events (MEMBER_UNREACHABLE, MEMBER_WRONG_PEER). */
+  const char *expected_peer_id; /* the member's peer ID in the membership ("" otherwise) */
+  uint32_t dial_failures;       /* failed dials in a row */
 } bftnet_event_t;
 
 /* Runs on the loop thread: must be fast, must not block or call
@@ -479,6 +492,19 @@ typedef struct bftnet_peer_stats {
                                  discarded unread, its stream goes on */
   uint32_t max_message_size;  /* the largest message the member said it takes
                                  (0: not said yet, or a peer that never says) */
+  /* Health, for the consensus layer's timeouts (docs/OPERATING.md). From the
+   * keepalive pings (ping_interval_ms) of the member's current connection
+   * (kept from the previous one until the new one has its own); refreshed
+   * every 100 ms. */
+  uint64_t rtt_last_ns;            /* the last round trip (0: none yet) */
+  uint64_t rtt_smoothed_ns;        /* smoothed: srtt += (rtt - srtt) / 8 (RFC 6298) */
+  uint64_t rtt_max_ns;             /* the largest of the last 8 round trips */
+  uint64_t since_heard_ns;         /* since anything last arrived from the member
+                                      (UINT64_MAX: never) */
+  uint64_t conn_age_ns;            /* since its current connection came up (0: none) */
+  int conn_outbound;               /* that connection: 1 we dialed it, 0 it dialed us,
+                                      -1 none */
+  char conn_addr[BFTNET_ADDR_MAX]; /* its remote multiaddr ("" if none) */
 } bftnet_peer_stats_t;
 
 /* Waits until every member's ring is empty and every byte written to it is
@@ -581,6 +607,22 @@ BFTNET_API int bftnet_dial_ex(bftnet_t *net, const char *maddr, uint32_t timeout
  * bftnet_recv(net, &m, 0). The application runs the loop often enough for
  * bftnet's timers (pings, detach timeouts) and ignores SIGPIPE.
  */
+/* ------------------------------------------------------------- operating */
+
+/* "connected", "member_up", ...: the event type's name; "unknown" for a
+ * value this version does not know. Static strings. */
+BFTNET_API const char *bftnet_event_name(bftnet_event_type_t type);
+
+/* Renders every node counter and every member's statistics in the
+ * Prometheus text exposition format (version 0.0.4): names prefixed
+ * bftnet_, counters ending in _total, base units (_seconds, _bytes), a HELP
+ * and a TYPE line per family, labels only from the membership (peer="r1",
+ * the member's node ID; never an unauthenticated peer's ID).
+ * docs/OPERATING.md lists every metric. Writes a NUL-terminated text into
+ * buf and its length (without the NUL) into *len. When cap is too small:
+ * BFTNET_EBUFSIZE, buf holds "" (cap > 0), and *len the capacity needed now
+ * (counters grow: allow some slack). Any thread, loop callbacks included. */
+BFTNET_API int bftnet_metrics_text(bftnet_t *net, char *buf, size_t cap, size_t *len) BFTNET_WUR;
 
 #ifdef __cplusplus
 }

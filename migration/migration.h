@@ -61,9 +61,14 @@ typedef struct mig_event {
   const char *from_addr;   /* MIGRATED: the connection it left ("" if detached) */
   net_conn_t *to;          /* MIGRATED, RESUMED: the connection it rides now */
   bftnet_mig_reason_t why; /* MIGRATED */
-  /* ABORTED, CLOSED: why, as text ("reset", "detach_timeout", "migration_na"... or "closed") */
+  /* ABORTED, CLOSED: why, as text ("reset", "going_away", "detach_timeout",
+   * "migration_na"... or "closed") */
   const char *reason;
   uint64_t detached_ns, retransmitted; /* RESUMED */
+  /* DETACHED: why its connection ended (net_conn_end_reason); ABORTED:
+   * BFTNET_REASON_GOING_AWAY for a reset from a peer that said GO_AWAY first
+   * (it stops in order), BFTNET_REASON_RESET for another reset; else NONE. */
+  bftnet_reason_t cause;
 } mig_event_t;
 
 typedef struct mig_stream_cbs {
@@ -84,6 +89,10 @@ typedef struct mig_node_cbs {
   /* A new incarnation of the peer: its old streams were aborted (their
    * ABORTED events came first). */
   void (*on_peer_restarted)(void *ud, mig_peer_t *p, uint64_t incarnation);
+  /* Optional: after each tick (every MIG_TICK_MS, until mig_node_stop), for
+   * the layer above's periodic work: it then needs no timer (no wakeup) of
+   * its own. */
+  void (*on_tick)(void *ud);
 } mig_node_cbs_t;
 
 typedef struct mig_config {
@@ -124,7 +133,8 @@ bool mig_peer_is_leader(const mig_peer_t *p);
  * BFTNET_MIG_ADDR_CHANGE). */
 void mig_peer_set_addrs(mig_peer_t *p, const maddr_t *addrs, size_t n, bool changed);
 /* The connection to open a new stream on: the leader's kept one; for the
- * follower, one already carrying the pair's streams, else the oldest. */
+ * follower, one already carrying the pair's streams, else the oldest. Never
+ * one whose peer sent GO_AWAY. */
 net_conn_t *mig_peer_conn(mig_peer_t *p);
 /* Resets every stream (no events) and forgets the peer once its carriers
  * are gone. The owner must not use p afterwards. */

@@ -54,6 +54,9 @@ typedef struct net_cbs {
   void (*on_conn_up)(void *ud, net_conn_t *c);
   /* A connection that was up ended. It is freed after the callback. */
   void (*on_conn_down)(void *ud, net_conn_t *c, bftnet_reason_t reason, int err);
+  /* Optional: the application's name for a peer (a member's node ID), or
+   * NULL / "" for none; logs name it beside the peer ID. */
+  const char *(*peer_name)(void *ud, const peerid_t *peer);
 } net_cbs_t;
 
 struct bftnet_key;
@@ -81,13 +84,25 @@ int net_dial(net_t *n, const maddr_t *addr, net_dial_cb cb, void *ud) BFTNET_WUR
 /* Same, but always a new connection (failback probes, path changes). */
 int net_dial_fresh(net_t *n, const maddr_t *addr, net_dial_cb cb, void *ud) BFTNET_WUR;
 
+/* During a dial callback that reports BFTNET_EPEERMISMATCH: the peer ID
+ * that answered (authenticated). NULL anywhere else. */
+const peerid_t *net_dial_actual_peer(const net_t *n);
+/* Sends GO_AWAY (normal termination) on every connection that is up, and
+ * flushes it: the peers open no new streams on them and report their end as
+ * an orderly one (BFTNET_REASON_GOING_AWAY). The connections stay open. */
+void net_goaway(net_t *n);
+/* "r1 (12D3KooW...)" when peer_name names the peer, else its peer ID. */
+#define NET_PEER_LABEL_MAX (BFTNET_NODE_ID_MAX + BFTNET_PEER_ID_MAX + 4)
+void net_peer_label(net_t *n, const peerid_t *peer, char *out, size_t cap);
+
 /* Closes every connection to peer, in any state (membership removal). */
 void net_close_peer(net_t *n, const peerid_t *peer, bftnet_reason_t reason);
 /* Counts connections to peer that are up. */
 unsigned net_count_conns(net_t *n, const peerid_t *peer);
 
 /* The connections up to peer, one after the other: prev NULL for the first;
- * NULL after the last. */
+ * NULL after the last. A connection whose peer sent GO_AWAY is not up for
+ * new work: neither these, net_find_conn nor net_count_conns count it. */
 net_conn_t *net_conn_iter(net_t *n, const peerid_t *peer, net_conn_t *prev);
 /* A connection up to peer (the most recently created of those up), or NULL. */
 net_conn_t *net_find_conn(net_t *n, const peerid_t *peer);
@@ -104,6 +119,21 @@ void net_conn_set_user(net_conn_t *c, void *user);
 void *net_conn_get_user(const net_conn_t *c);
 /* Closes the connection (reason LOCAL_CLOSE unless given). */
 void net_conn_close(net_conn_t *c, bftnet_reason_t reason, int err);
+/* The peer sent GO_AWAY on this connection (it is going away). */
+bool net_conn_going_away(const net_conn_t *c);
+/* Why the connection ended (BFTNET_REASON_NONE while it has not). */
+bftnet_reason_t net_conn_end_reason(const net_conn_t *c);
+
+/* What a connection tells about its peer's health, in the seam's clock. */
+typedef struct net_conn_health {
+  uint64_t up_ns;       /* when it became ready (0: not yet) */
+  uint64_t last_rx_ns;  /* when bytes last arrived from the peer */
+  uint64_t rtt_last_ns; /* the last ping round trip (0: none yet) */
+  uint64_t rtt_srtt_ns; /* smoothed: srtt += (rtt - srtt) / 8, RFC 6298's */
+  uint64_t rtt_max_ns;  /* the largest of the last NET_RTT_WINDOW round trips */
+  uint32_t rtt_samples; /* round trips measured on it */
+} net_conn_health_t;
+void net_conn_health(const net_conn_t *c, net_conn_health_t *out);
 
 /* One ping round trip on the connection; cb once with rtt or error. */
 typedef void (*net_ping_cb)(void *ud, uint64_t rtt_ns, int err);

@@ -35,6 +35,9 @@ PACKAGES=(
   libcmocka-dev libjansson-dev libzmq3-dev
   # benchmarks' plots, network-namespace tests
   gnuplot-nox iproute2
+  # bftnet-replica --metrics-listen (HTTP), and the metrics tests (promtool, a
+  # Prometheus server scraping replicas)
+  libmicrohttpd-dev prometheus
   # Debian packages (cpack -G DEB: dpkg-shlibdeps, file) and their check
   dpkg-dev file lintian
 )

@@ -65,11 +65,14 @@ static void out_event(void *ud, mig_stream_t *ls, const mig_event_t *e) {
   disp_t *d = ud;
   const disp_cbs_t *cbs = d->ctx->cbs;
   if (ls != d->out) return;
+  /* MEMBER_DOWN says why: the connection's end (a detach), a reset, or
+   * the peer going away in order (GO_AWAY first). */
+  bftnet_reason_t why = e->cause != BFTNET_REASON_NONE ? e->cause : BFTNET_REASON_RESET;
   switch (e->type) {
   case MIG_EV_DETACHED:
     ck_pr_store_int(&d->connected, 0);
     cbs->on_stream_event(d->ud, ls, e, 0);
-    cbs->on_member(d->ud, BFTNET_EV_MEMBER_DOWN, BFTNET_REASON_RESET, BFTNET_ECLOSED);
+    cbs->on_member(d->ud, BFTNET_EV_MEMBER_DOWN, why, BFTNET_ECLOSED);
     ensure_conn(d);
     break;
   case MIG_EV_RESUMED:
@@ -94,7 +97,7 @@ static void out_event(void *ud, mig_stream_t *ls, const mig_event_t *e) {
     ck_pr_store_64(&d->unconfirmed, 0);
     cbs->on_stream_event(d->ud, ls, e, lost);
     mig_stream_release(ls);
-    cbs->on_member(d->ud, BFTNET_EV_MEMBER_DOWN, BFTNET_REASON_RESET, BFTNET_ERESET);
+    cbs->on_member(d->ud, BFTNET_EV_MEMBER_DOWN, why, BFTNET_ERESET);
     if (!d->stopped) open_out(d); /* a new stream (the ring kept the rest) */
     break;
   }
@@ -126,6 +129,47 @@ static void open_out(disp_t *d) {
   disp__outbound_drain(d);
 }
 
+/* The member was reached: the next failure is news again. */
+static void reached(disp_t *d) {
+  d->dial_failures = 0;
+  d->fail_reported = false;
+}
+
+/* Failed dials in a row after which an unreachable member is a warning
+ * (before, it may just be starting: info). */
+#define DISP_DIAL_WARN_AFTER 5u
+
+/* A failed dial to addr: logged (with the member's node ID) and reported
+ * up when it differs from the last failure reported in this outage; an
+ * outage that lasts DISP_DIAL_WARN_AFTER dials is logged once more, as a
+ * warning. */
+static void dial_failed(disp_t *d, int err, const maddr_t *addr) {
+  d->dial_failures++;
+  if (net_count_conns(d->ctx->net, &d->peer) > 0) return; /* it reached us meanwhile */
+  const peerid_t *actual = err == BFTNET_EPEERMISMATCH ? net_dial_actual_peer(d->ctx->net) : NULL;
+  bool news =
+      !d->fail_reported || d->fail_err != err || (actual && !peerid_equal(actual, &d->fail_peer));
+  if (!news && d->dial_failures != DISP_DIAL_WARN_AFTER) return;
+  char a[BFTNET_ADDR_MAX] = "", want[BFTNET_PEER_ID_MAX] = "", got[BFTNET_PEER_ID_MAX] = "";
+  maddr_format(addr, a, sizeof a);
+  peerid_to_string(&d->peer, want, sizeof want);
+  if (actual) {
+    peerid_to_string(actual, got, sizeof got);
+    bn_log(d->ctx->cfg.log, BN_LOG_WARN, "member %s: %s answered as peer %s, not as its peer %s",
+           d->name, a, got, want);
+  } else {
+    bn_log(d->ctx->cfg.log, d->dial_failures >= DISP_DIAL_WARN_AFTER ? BN_LOG_WARN : BN_LOG_INFO,
+           "member %s (%s) cannot be reached at %s: %s (%u failed dial%s in a row)", d->name, want,
+           a, bftnet_strerror(err), d->dial_failures, d->dial_failures == 1 ? "" : "s");
+  }
+  if (!news) return;
+  d->fail_reported = true;
+  d->fail_err = err;
+  d->fail_peer = actual ? *actual : (peerid_t){0};
+  if (d->ctx->cbs->on_dial_failed)
+    d->ctx->cbs->on_dial_failed(d->ud, err, addr, actual, d->dial_failures);
+}
+
 static void dial_done(void *ud, net_conn_t *c, int err) {
   disp_t *d = ud;
   d->dialing = false;
@@ -134,10 +178,12 @@ static void dial_done(void *ud, net_conn_t *c, int err) {
     return;
   }
   if (err) {
+    dial_failed(d, err, &d->addrs[d->addr_idx % d->naddrs]);
     d->addr_idx = (d->addr_idx + 1) % d->naddrs; /* fail over to the next address */
     return schedule_redial(d);
   }
   (void)c;
+  reached(d);
   d->ever_conn = true;
   d->up_since = bn_now_ns(d->ctx->t->seam);
   disp_backoff_reset(&d->backoff);
@@ -163,9 +209,17 @@ void disp_connect(disp_t *d) {
 }
 
 void disp_conn_up(disp_t *d) {
+  if (d->stopped) return;
+  reached(d);
   /* A member that reached us while we wait out the backoff: our stream
    * can start now. */
-  if (!d->stopped && !d->out) open_out(d);
+  if (!d->out) open_out(d);
+}
+
+net_conn_t *disp_conn(disp_t *d) {
+  net_conn_t *c = d->out ? mig_stream_conn(d->out) : NULL;
+  if (!c && d->lp) c = mig_peer_conn(d->lp);
+  return c;
 }
 
 void disp_conn_down(disp_t *d) {

@@ -154,8 +154,8 @@ void mig__carrier_send_msg(mig_peer_t *p, mig_carrier_t *car, const mig_msg_t *m
   if (rc == 0)
     car->pre_left += b.len;
   else
-    bn_log(p->n->cfg.log, BN_LOG_INFO, "stream migration: %s: cannot send a message: %s", p->id_str,
-           bftnet_strerror(rc));
+    bn_log(p->n->cfg.log, BN_LOG_INFO, "stream migration: %s: cannot send a message: %s",
+           MIG_WHO(p), bftnet_strerror(rc));
   bn_buf_free(&b);
 }
 
@@ -166,7 +166,7 @@ int mig__carrier_read_msg(mig_carrier_t *car, net_stream_t *s, const uint8_t *d,
   if (r < 0) {
     mig__count(car->p->n, BFTNET_COUNTER_MIG_BAD_MESSAGE, 1);
     bn_log(car->p->n->cfg.log, BN_LOG_INFO, "stream migration: %s sent a bad message: %s",
-           car->p->id_str, bftnet_strerror(r));
+           MIG_WHO(car->p), bftnet_strerror(r));
     mig__carrier_reset(car);
     return r;
   }

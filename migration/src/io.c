@@ -38,11 +38,25 @@ static void plain_fin(void *ud, net_stream_t *s) {
   plain_end(car, "closed");
 }
 
+/* Why a carrier (or plain stream) ended with err: the connection's reason
+ * when it is gone, GOING_AWAY for a reset from a peer that said GO_AWAY. */
+static bftnet_reason_t carrier_cause(const mig_carrier_t *car, int err) {
+  if (!car->conn) return BFTNET_REASON_NONE;
+  if (net_conn_going_away(car->conn)) return BFTNET_REASON_GOING_AWAY;
+  if (err == BFTNET_ERESET) return BFTNET_REASON_RESET;
+  return net_conn_end_reason(car->conn);
+}
+
 static void plain_error(void *ud, net_stream_t *s, int err) {
   (void)s;
   mig_carrier_t *car = ud;
   car->dead = true;
-  plain_end(car, err == BFTNET_ERESET ? "reset" : "closed");
+  bftnet_reason_t cause = carrier_cause(car, err);
+  if (car->plain_ls) car->plain_ls->cause = cause;
+  plain_end(car, cause == BFTNET_REASON_GOING_AWAY ? "going_away"
+                 : err == BFTNET_ERESET            ? "reset"
+                                                   : "closed");
+  if (car->plain_ls) car->plain_ls->cause = BFTNET_REASON_NONE;
 }
 
 static void plain_writable(void *ud, net_stream_t *s) {
@@ -93,7 +107,7 @@ static void ls_fallback_plain(mig_stream_t *ls, net_conn_t *conn) {
   mig_sm_t *m = ls->m;
   p->plain_only = true;
   mig__count(p->n, BFTNET_COUNTER_MIG_PLAIN, 1);
-  bn_log(p->n->cfg.log, BN_LOG_INFO, "peer %s does not speak %s: plain stream", p->id_str,
+  bn_log(p->n->cfg.log, BN_LOG_INFO, "peer %s does not speak %s: plain stream", MIG_WHO(p),
          MIG_PROTO_ID);
   /* Nothing was read by the peer: every application byte goes again. */
   for (uint64_t from = BN_MAX(ls->app_base, m->w_base); from < m->w_written;) {
@@ -101,7 +115,7 @@ static void ls_fallback_plain(mig_stream_t *ls, net_conn_t *conn) {
     size_t k = mig_sm_span(m, from, &at);
     if (bn_buf_append(&ls->carry, at, k) != 0) {
       bn_log(p->n->cfg.log, BN_LOG_ERROR, "out of memory: bytes for %s lost in the plain fallback",
-             p->id_str);
+             MIG_WHO(p));
       break;
     }
     from += k;
@@ -247,6 +261,7 @@ static void car_error(void *ud, net_stream_t *s, int err) {
   mig_actions_clear(&acts);
   mig_sm_t *m = mig_reg_find_carrier(&p->mig, car->h);
   mig_stream_t *ls = mig__stream_of(p, m);
+  if (ls) ls->cause = carrier_cause(car, err); /* for the events this end causes */
   if (err == BFTNET_ENA && car->label && m && m->state == MIG_S_LABELING && ls) {
     ls_fallback_plain(ls, car->conn);
   } else if (err == BFTNET_ERESET || err == BFTNET_ENA) {
@@ -255,6 +270,7 @@ static void car_error(void *ud, net_stream_t *s, int err) {
     (void)mig_reg_on_lost(&p->mig, car->h, mig__now(p->n), &acts);
   }
   mig__stream_apply(p, &acts, NULL);
+  if (ls) ls->cause = BFTNET_REASON_NONE;
   if (ls) mig__stream_pump(ls);
   mig__policy_run(p, mig__now(p->n), false);
   mig__defer_leave(p->n);

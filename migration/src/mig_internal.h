@@ -87,6 +87,7 @@ struct mig_stream {
   char cur_addr[BFTNET_ADDR_MAX]; /* the connection it rides (for events): a copy,
                                      the connection may be gone by then */
   bftnet_mig_reason_t why;        /* the reason of the exchange we started */
+  bftnet_reason_t cause;          /* while a carrier's end is applied: why (mig_event_t) */
   uint64_t next_try;
 };
 
@@ -195,6 +196,15 @@ uint64_t mig__carrier_absorb(mig_carrier_t *car, uint64_t k);
 /* Bytes of the outer multistream on a carrier we open (header + protocol),
  * or < 0. */
 int mig__carrier_prefix_len(void);
+
+/* A peer in logs: "r1 (12D3KooW...)" when the layer above names it (net's
+ * peer_name), else its peer ID. MIG_WHO(p) is a label valid until the end
+ * of the enclosing block. */
+static inline const char *mig__peer_label(const mig_peer_t *p, char *buf, size_t cap) {
+  net_peer_label(p->n->net, &p->id, buf, cap);
+  return buf;
+}
+#define MIG_WHO(p) mig__peer_label((p), (char[NET_PEER_LABEL_MAX]){0}, NET_PEER_LABEL_MAX)
 
 /* ------------------------------------------------ defer.c: deferred frees */
 

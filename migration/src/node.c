@@ -21,6 +21,7 @@ static void tick(void *ud) {
     mig__policy_run(p, now, true);
   }
   mig__defer_leave(n);
+  if (n->cbs.on_tick && !n->stopping) n->cbs.on_tick(n->ud);
 }
 
 static int on_inbound_mig(void *ud, net_conn_t *c, net_stream_t *s) {

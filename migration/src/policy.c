@@ -151,7 +151,9 @@ net_conn_t *mig_peer_conn(mig_peer_t *p) {
   /* The follower opens where the pair's streams already are, so the leader
    * has nothing to move; else on the oldest connection. */
   for (mig_carrier_t *car = p->carriers; car; car = car->next)
-    if (!car->dead && !car->released && car->conn && net_conn_ready(car->conn)) return car->conn;
+    if (!car->dead && !car->released && car->conn && net_conn_ready(car->conn) &&
+        !net_conn_going_away(car->conn))
+      return car->conn;
   net_conn_t *oldest = NULL;
   for (net_conn_t *c = net_conn_iter(p->n->net, &p->id, NULL); c;
        c = net_conn_iter(p->n->net, &p->id, c))

@@ -60,11 +60,12 @@ void mig__stream_emit(mig_stream_t *ls, const mig_event_t *ev) {
 void mig__stream_final(mig_stream_t *ls, mig_ev_type_t type, const char *reason) {
   if (ls->final) return;
   ls->final = true;
-  mig_event_t ev = {.type = type, .stream_id = ls->m ? ls->m->id : 0, .reason = reason};
+  mig_event_t ev = {
+      .type = type, .stream_id = ls->m ? ls->m->id : 0, .reason = reason, .cause = ls->cause};
   if (type == MIG_EV_ABORTED) {
     mig__count(ls->p->n, BFTNET_COUNTER_MIG_ABORTED, 1);
     bn_log(ls->p->n->cfg.log, BN_LOG_INFO, "stream %llu with %s aborted: %s",
-           (unsigned long long)ev.stream_id, ls->p->id_str, reason);
+           (unsigned long long)ev.stream_id, MIG_WHO(ls->p), reason);
   }
   mig__stream_emit(ls, &ev);
 }
@@ -86,7 +87,7 @@ int mig__stream_write_neg(mig_stream_t *ls) {
 
 void mig__stream_abort_local(mig_stream_t *ls, const char *why) {
   if (!ls->m || ls->final) return;
-  bn_log(ls->p->n->cfg.log, BN_LOG_INFO, "stream with %s: %s", ls->p->id_str, why);
+  bn_log(ls->p->n->cfg.log, BN_LOG_INFO, "stream with %s: %s", MIG_WHO(ls->p), why);
   mig_actions_t acts;
   mig_actions_clear(&acts);
   if (mig_sm_abort(&ls->p->mig, ls->m, &acts) == 0) mig__stream_apply(ls->p, &acts, NULL);
@@ -174,7 +175,7 @@ static void peer_sync_counts(mig_peer_t *p) {
                       r == MIG_R_PEER_RESTARTED || r == MIG_R_NA || r == MIG_R_LOCAL;
     if (!abort_only)
       bn_log(p->n->cfg.log, BN_LOG_INFO, "stream migration: peer %s: rejected input (%s)",
-             p->id_str, mig_reason_str((mig_reason_t)r));
+             MIG_WHO(p), mig_reason_str((mig_reason_t)r));
   }
 }
 
@@ -278,7 +279,8 @@ static void apply_stream(mig_peer_t *p, const mig_action_t *a) {
     if (!ls) break;
     if (!ls->detached_at) ls->detached_at = mig__now(p->n);
     mig__stream_set_conn(ls, NULL);
-    mig__stream_emit(ls, &(mig_event_t){.type = MIG_EV_DETACHED, .stream_id = a->stream});
+    mig__stream_emit(
+        ls, &(mig_event_t){.type = MIG_EV_DETACHED, .stream_id = a->stream, .cause = ls->cause});
     break;
   }
   case MIG_ACT_ABORTED: {
@@ -287,7 +289,9 @@ static void apply_stream(mig_peer_t *p, const mig_action_t *a) {
       if (x->m && x->m->state == MIG_S_ABORTED && !x->final && (!ls || x->m->id == a->stream))
         ls = x;
     if (!ls || ls->na_fallback) break;
-    mig__stream_final(ls, MIG_EV_ABORTED, mig_reason_str(a->reason));
+    /* A reset from a peer that said GO_AWAY first: it stops in order. */
+    bool away = a->reason == MIG_R_RESET && ls->cause == BFTNET_REASON_GOING_AWAY;
+    mig__stream_final(ls, MIG_EV_ABORTED, away ? "going_away" : mig_reason_str(a->reason));
     break;
   }
   case MIG_ACT_CLOSED: {
@@ -371,7 +375,7 @@ void mig__stream_pump(mig_stream_t *ls) {
         int k = net_stream_write(car->ns, ch.p, ch.n);
         if (k >= 0 && (size_t)k < ch.n)
           bn_log(p->n->cfg.log, BN_LOG_WARN,
-                 "stream migration: %s: short carrier write (%d of %zu)", p->id_str, k, ch.n);
+                 "stream migration: %s: short carrier write (%d of %zu)", MIG_WHO(p), k, ch.n);
       }
       if (ch.fin) net_stream_close(car->ns);
     }

@@ -14,6 +14,7 @@
  * transport's defer). Streams that stop on congestion park here and are
  * woken when the output drains.
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "net_internal.h"
@@ -112,6 +113,16 @@ static int reason_to_dial_err(bftnet_reason_t reason, int err) {
   }
 }
 
+/* The end of a connection whose peer said GO_AWAY (normal termination)
+ * first is an orderly one: its EOF, reset or broken pipe is the peer
+ * going away, not a failure. */
+static bftnet_reason_t conn_end_reason(const net_conn_t *c, bftnet_reason_t reason) {
+  if (c->goaway_rcvd && (reason == BFTNET_REASON_CLOSED_BY_PEER || reason == BFTNET_REASON_RESET ||
+                         reason == BFTNET_REASON_IO_ERROR))
+    return BFTNET_REASON_GOING_AWAY;
+  return reason;
+}
+
 /* A normal termination: bftnet_stop / bftnet_free and member removal
  * (LOCAL_CLOSE), or an emptied duplicate the pair's leader retires. */
 static bool conn_close_is_normal(bftnet_reason_t reason) {
@@ -121,17 +132,28 @@ static bool conn_close_is_normal(bftnet_reason_t reason) {
 void net__conn_fail(net_conn_t *c, bftnet_reason_t reason, int err, bftnet_counter_id_t counter) {
   if (c->state == CONN_CLOSING) return;
   net_t *n = c->net;
-  if ((unsigned)counter < BFTNET_COUNTER_COUNT) bn_counter_add(n->ctr, counter, 1);
+  reason = conn_end_reason(c, reason);
+  if ((unsigned)counter < BFTNET_COUNTER_COUNT && reason != BFTNET_REASON_GOING_AWAY)
+    bn_counter_add(n->ctr, counter, 1);
   /* A peer that is down is routine (dials retry): info. Bad input: warn. */
   /* A failed dial and a duplicate the pair's leader retired are routine. */
   int lvl = (reason == BFTNET_REASON_IO_ERROR && c->state == CONN_DIALING) ||
                     reason == BFTNET_REASON_DUPLICATE
                 ? BN_LOG_INFO
                 : BN_LOG_WARN;
-  if (reason != BFTNET_REASON_LOCAL_CLOSE && reason != BFTNET_REASON_CLOSED_BY_PEER)
-    bn_log_rl(n->cfg.log, &n->rl, bn_now_ns(n->t->seam), lvl, "connection %s%s: %s (%s)",
-              c->peer_str[0] ? "to " : "", c->peer_str, bftnet_reason_str(reason),
-              bftnet_strerror(err));
+  if (reason != BFTNET_REASON_LOCAL_CLOSE && reason != BFTNET_REASON_CLOSED_BY_PEER &&
+      reason != BFTNET_REASON_GOING_AWAY) {
+    char who[NET_PEER_LABEL_MAX] = "";
+    const peerid_t *id = c->expect_peer ? &c->expected : c->peer.len ? &c->peer : NULL;
+    if (id) net_peer_label(n, id, who, sizeof who);
+    if (reason == BFTNET_REASON_PEER_ID_MISMATCH)
+      bn_log_rl(n->cfg.log, &n->rl, bn_now_ns(n->t->seam), lvl,
+                "connection to %s: %s: answered as %s", who, bftnet_reason_str(reason),
+                c->peer_str);
+    else
+      bn_log_rl(n->cfg.log, &n->rl, bn_now_ns(n->t->seam), lvl, "connection %s%s: %s (%s)",
+                who[0] ? "to " : "", who, bftnet_reason_str(reason), bftnet_strerror(err));
+  }
   /* A normal close tells the peer first (yamux GO_AWAY, code 0: normal
    * termination, PROTOCOL.md §5.4); the frame is queued while the
    * connection is still up (a CLOSING one writes nothing new) and the
@@ -148,6 +170,16 @@ void net__conn_fail(net_conn_t *c, bftnet_reason_t reason, int err, bftnet_count
     net__conn_teardown(c);
   else
     conn_want_flush(c); /* a yamux call is on the stack: tear down from the flush pass */
+}
+
+void net_peer_label(net_t *n, const peerid_t *peer, char *out, size_t cap) {
+  char id[BFTNET_PEER_ID_MAX] = "";
+  peerid_to_string(peer, id, sizeof id);
+  const char *name = n->cbs.peer_name ? n->cbs.peer_name(n->ud, peer) : NULL;
+  if (name && name[0])
+    snprintf(out, cap, "%s (%s)", name, id);
+  else
+    snprintf(out, cap, "%s", id);
 }
 
 void net__conn_oom(net_conn_t *c) {
@@ -193,7 +225,11 @@ void net__conn_teardown(net_conn_t *c) {
   if (c->dial_cb) {
     net_dial_cb cb = c->dial_cb;
     c->dial_cb = NULL;
-    cb(c->dial_ud, NULL, reason_to_dial_err(c->down_reason, c->down_err));
+    int derr = reason_to_dial_err(c->down_reason, c->down_err);
+    /* A mismatch: the dialer may ask who answered (net_dial_actual_peer). */
+    if (derr == BFTNET_EPEERMISMATCH && c->peer.len) n->dial_actual = &c->peer;
+    cb(c->dial_ud, NULL, derr);
+    n->dial_actual = NULL;
   }
 }
 
@@ -288,8 +324,11 @@ static void conn_yamux_output(void *ud, const uint8_t hdr[BN_YAMUX_HEADER], cons
 }
 
 static void conn_yamux_goaway(void *ud, uint32_t code) {
-  (void)ud;
-  (void)code; /* existing streams go on; yamux refuses new opens for us */
+  net_conn_t *c = ud;
+  /* Existing streams go on; yamux refuses new opens for us, and the
+   * connection no longer counts as up for new work (net_conn_iter). A
+   * normal termination makes its end an orderly one (conn_end_reason). */
+  if (code == YAMUX_GOAWAY_NORMAL) c->goaway_rcvd = true;
 }
 
 void net__conn_register(net_t *n) {

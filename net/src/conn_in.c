@@ -123,6 +123,7 @@ static void conn_on_read(void *ud, uint8_t *p, size_t n) {
   net_conn_t *c = ud;
   if (c->state == CONN_CLOSING) return;
   bn_counter_add(c->net->ctr, BFTNET_COUNTER_BYTES_IN, n);
+  c->last_rx_ns = bn_now_ns(c->net->t->seam); /* health: the peer was heard */
   c->in_feed++;
   /* Finish a unit that straddles reads, copying only what it still needs. */
   while (n > 0 && bn_buf_unread(&c->in) > 0 && c->state != CONN_CLOSING) {

@@ -182,6 +182,7 @@ static void conn_ready(net_conn_t *c) {
   int rc = yamux_session_new(&c->ymx, c->outbound, &ycfg, &n->hooks.ymx, c);
   if (rc < 0) return net__conn_fail(c, BFTNET_REASON_IO_ERROR, rc, BFTNET_COUNTER_IO_ERRORS);
   c->state = CONN_READY;
+  c->up_ns = c->last_rx_ns = bn_now_ns(n->t->seam);
   n->t->ops->timer_stop(c->hs_timer);
   if (c->counted_pending) {
     c->counted_pending = false;

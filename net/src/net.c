@@ -130,10 +130,28 @@ static void complete_later(net_t *n, net_dial_cb cb, void *ud, net_conn_t *c, in
   n->t->ops->defer(n->t, net_run_done, n);
 }
 
+/* Up, and not told by its peer that it is going away. */
+static bool conn_usable(const net_conn_t *c, const peerid_t *peer) {
+  return c->state == CONN_READY && !yamux_session_remote_goaway(c->ymx) &&
+         peerid_equal(&c->peer, peer);
+}
+
 net_conn_t *net_find_conn(net_t *n, const peerid_t *peer) {
   for (net_conn_t *c = n->conns; c; c = c->next)
-    if (c->state == CONN_READY && peerid_equal(&c->peer, peer)) return c;
+    if (conn_usable(c, peer)) return c;
   return NULL;
+}
+
+const peerid_t *net_dial_actual_peer(const net_t *n) {
+  return n->dial_actual;
+}
+
+void net_goaway(net_t *n) {
+  for (net_conn_t *c = n->conns; c; c = c->next) {
+    if (c->state != CONN_READY || !c->ymx) continue;
+    yamux_session_goaway(c->ymx, YAMUX_GOAWAY_NORMAL);
+    net__conn_flush(c, true);
+  }
 }
 
 void net_close_peer(net_t *n, const peerid_t *peer, bftnet_reason_t reason) {
@@ -147,14 +165,14 @@ void net_close_peer(net_t *n, const peerid_t *peer, bftnet_reason_t reason) {
 
 net_conn_t *net_conn_iter(net_t *n, const peerid_t *peer, net_conn_t *prev) {
   for (net_conn_t *c = prev ? prev->next : n->conns; c; c = c->next)
-    if (c->state == CONN_READY && peerid_equal(&c->peer, peer)) return c;
+    if (conn_usable(c, peer)) return c;
   return NULL;
 }
 
 unsigned net_count_conns(net_t *n, const peerid_t *peer) {
   unsigned k = 0;
   for (net_conn_t *c = n->conns; c; c = c->next)
-    if (c->state == CONN_READY && peerid_equal(&c->peer, peer)) k++;
+    if (conn_usable(c, peer)) k++;
   return k;
 }
 
@@ -235,6 +253,12 @@ uint64_t net_conn_seq(const net_conn_t *c) {
 }
 bool net_conn_ready(const net_conn_t *c) {
   return c->state == CONN_READY;
+}
+bool net_conn_going_away(const net_conn_t *c) {
+  return c->goaway_rcvd;
+}
+bftnet_reason_t net_conn_end_reason(const net_conn_t *c) {
+  return c->state == CONN_CLOSING ? c->down_reason : BFTNET_REASON_NONE;
 }
 void net_conn_set_user(net_conn_t *c, void *user) {
   c->user = user;

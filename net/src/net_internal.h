@@ -29,6 +29,7 @@
 #define NET_MAX_PINGS         16 /* outstanding pings per connection */
 #define NET_MAX_PENDING_DIALS 64
 #define NET_NOISE_FRAME_HDR   2u /* a Noise frame's big-endian length prefix */
+#define NET_RTT_WINDOW        8u /* keepalive round trips whose maximum is reported */
 
 typedef struct net_handler {
   char proto[BN_MS_MAX_MSG];
@@ -113,6 +114,14 @@ struct net_conn {
   uint8_t pong_buf[BN_PING_SIZE];
   size_t pong_len;
 
+  /* health (net_conn_health): conn_upgrade.c sets up_ns, conn_in.c
+   * last_rx_ns, ping.c the round trips */
+  uint64_t up_ns, last_rx_ns;
+  uint64_t rtt_last_ns, rtt_srtt_ns;
+  uint64_t rtt_win[NET_RTT_WINDOW]; /* the last round trips, rtt_n % window next */
+  uint32_t rtt_n;
+  bool goaway_rcvd; /* the peer sent GO_AWAY (normal termination) */
+
   net_stream_t *congested_head; /* streams parked until the output drains */
   net_stream_t *waking_head;    /* the parked list being woken right now */
   void *user;
@@ -181,6 +190,7 @@ struct net {
   pending_done_t done[NET_MAX_PENDING_DIALS];
   unsigned ndone;
   bool closing;
+  const peerid_t *dial_actual; /* during a dial callback for BFTNET_EPEERMISMATCH */
   void (*close_done)(void *ud);
   void *close_ud;
   bn_ratelimit_t rl;

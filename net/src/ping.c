@@ -4,6 +4,8 @@
  * ping_interval a connection with no ping in flight sends one; a ping
  * unanswered after ping_timeout marks the connection dead (this catches
  * half-open TCP and blackholed paths, which TCP alone reports very late).
+ * Each answered ping is a round-trip sample for the connection's health
+ * (net_conn_health: last, smoothed, the window's maximum).
  * A connection's keepalive starts when its upgrade completes and stops at
  * its teardown: conn*.c calls n->hooks.conn_ready / conn_down, which
  * net__ping_register fills.
@@ -86,6 +88,33 @@ static void fail_all(net_conn_t *c, int err) {
   c->pong_len = 0;
 }
 
+/* One round trip: the last, the smoothed (RFC 6298's SRTT, gain 1/8) and
+ * the window of the last NET_RTT_WINDOW for their maximum. */
+static void rtt_sample(net_conn_t *c, uint64_t rtt) {
+  if (rtt == 0) rtt = 1; /* 0 means "none yet" */
+  c->rtt_last_ns = rtt;
+  if (c->rtt_n == 0)
+    c->rtt_srtt_ns = rtt;
+  else if (rtt >= c->rtt_srtt_ns)
+    c->rtt_srtt_ns += (rtt - c->rtt_srtt_ns) / 8;
+  else
+    c->rtt_srtt_ns -= (c->rtt_srtt_ns - rtt) / 8;
+  c->rtt_win[c->rtt_n % NET_RTT_WINDOW] = rtt;
+  c->rtt_n++;
+}
+
+void net_conn_health(const net_conn_t *c, net_conn_health_t *out) {
+  uint64_t max = 0;
+  for (uint32_t i = 0; i < NET_RTT_WINDOW && i < c->rtt_n; i++)
+    max = BN_MAX(max, c->rtt_win[i]);
+  *out = (net_conn_health_t){.up_ns = c->up_ns,
+                             .last_rx_ns = c->last_rx_ns,
+                             .rtt_last_ns = c->rtt_last_ns,
+                             .rtt_srtt_ns = c->rtt_srtt_ns,
+                             .rtt_max_ns = max,
+                             .rtt_samples = c->rtt_n};
+}
+
 static void pinger_on_data(void *ud, net_stream_t *s, const uint8_t *p, size_t n) {
   net_conn_t *c = ud;
   net_t *net = c->net;
@@ -103,7 +132,9 @@ static void pinger_on_data(void *ud, net_stream_t *s, const uint8_t *p, size_t n
       return;
     }
     bn_counter_add(net->ctr, BFTNET_COUNTER_PINGS_ANSWERED, 1);
-    ping_pop(c, bn_now_ns(net->t->seam) - c->pings[c->ping_head].sent_ns, 0);
+    uint64_t rtt = bn_now_ns(net->t->seam) - c->pings[c->ping_head].sent_ns;
+    rtt_sample(c, rtt);
+    ping_pop(c, rtt, 0);
     if (c->state != CONN_READY) return;
   }
 }

@@ -1,8 +1,9 @@
 /*
  * events.c — what the application hears on its on_event callback
  * (bftnet_event_t), on the loop thread: connections, members, and the
- * migration events of each member's two streams. Labels come from the
- * membership only (a member's node ID), never from unauthenticated peers.
+ * migration events of each member's two streams, the failed dials to a
+ * member; and bftnet_event_name. Labels come from the membership only (a
+ * member's node ID), never from unauthenticated peers.
  */
 #include <stdio.h>
 
@@ -26,8 +27,29 @@ void node__events_member(bftnet_t *b, bftnet_event_type_t type, const mbr_t *m,
                        .remote_addr = "",
                        .prev_addr = "",
                        .mig_abort = "",
+                       .expected_peer_id = "",
                        .reason = reason,
                        .error = err};
+  emit(b, &ev);
+}
+
+void node__events_dial(bftnet_t *b, const mbr_t *m, int err, const maddr_t *addr,
+                       const peerid_t *actual, uint32_t failures) {
+  if (!b->cfg.on_event) return;
+  char want[BFTNET_PEER_ID_MAX] = "", got[BFTNET_PEER_ID_MAX] = "", a[BFTNET_ADDR_MAX] = "";
+  peerid_to_string(&m->peer, want, sizeof want);
+  if (actual) peerid_to_string(actual, got, sizeof got);
+  maddr_format(addr, a, sizeof a);
+  bftnet_event_t ev = {.type = actual ? BFTNET_EV_MEMBER_WRONG_PEER : BFTNET_EV_MEMBER_UNREACHABLE,
+                       .node_id = m->node_id,
+                       .peer_id = actual ? got : want,
+                       .expected_peer_id = want,
+                       .remote_addr = a,
+                       .outbound = 1,
+                       .prev_addr = "",
+                       .mig_abort = "",
+                       .error = err,
+                       .dial_failures = failures};
   emit(b, &ev);
 }
 
@@ -43,6 +65,7 @@ void node__events_conn(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type, con
                        .remote_addr = addr,
                        .prev_addr = "",
                        .mig_abort = "",
+                       .expected_peer_id = "",
                        .outbound = net_conn_outbound(c),
                        .reason = reason,
                        .error = err};
@@ -88,8 +111,44 @@ void node__events_stream(mbr_t *m, mig_stream_t *ls, const mig_event_t *e, bool 
                        .stream_id = e->stream_id,
                        .mig_reason = e->why,
                        .mig_abort = e->reason ? e->reason : "",
+                       .expected_peer_id = "",
+                       .reason = e->cause,
                        .lost = lost,
                        .detached_ns = e->detached_ns,
                        .retransmitted = e->retransmitted};
   emit(b, &ev);
+}
+
+BFTNET_API const char *bftnet_event_name(bftnet_event_type_t type) {
+  switch (type) {
+  case BFTNET_EV_CONNECTED:
+    return "connected";
+  case BFTNET_EV_DISCONNECTED:
+    return "disconnected";
+  case BFTNET_EV_MEMBER_ADDED:
+    return "member_added";
+  case BFTNET_EV_MEMBER_REMOVED:
+    return "member_removed";
+  case BFTNET_EV_MEMBER_UP:
+    return "member_up";
+  case BFTNET_EV_MEMBER_DOWN:
+    return "member_down";
+  case BFTNET_EV_MIGRATED:
+    return "migrated";
+  case BFTNET_EV_DETACHED:
+    return "detached";
+  case BFTNET_EV_RESUMED:
+    return "resumed";
+  case BFTNET_EV_ABORTED:
+    return "aborted";
+  case BFTNET_EV_DENIED:
+    return "denied";
+  case BFTNET_EV_PEER_RESTARTED:
+    return "peer_restarted";
+  case BFTNET_EV_MEMBER_UNREACHABLE:
+    return "member_unreachable";
+  case BFTNET_EV_MEMBER_WRONG_PEER:
+    return "member_wrong_peer";
+  }
+  return "unknown";
 }

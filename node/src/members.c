@@ -34,13 +34,21 @@ void node__members_conn_event(bftnet_t *b, net_conn_t *c, bftnet_event_type_t ty
                               bftnet_reason_t reason, int err) {
   mbr_t *m = net_conn_peer(c)->len ? find_by_peer(b, net_conn_peer(c)) : NULL;
   if (type == BFTNET_EV_CONNECTED) {
+    /* CONNECTED first: what the new connection leads to (a stream
+     * resumed or opened: MEMBER_UP) follows it. */
+    node__events_conn(b, c, type, m ? m->node_id : "", reason, err);
     mig_node_conn_up(b->ml, c);
     if (m) disp_conn_up(&m->d);
   } else {
     mig_node_conn_down(b->ml, c);
     if (m) disp_conn_down(&m->d);
+    node__events_conn(b, c, type, m ? m->node_id : "", reason, err);
   }
-  node__events_conn(b, c, type, m ? m->node_id : "", reason, err);
+}
+
+const char *node__members_peer_name(bftnet_t *b, const peerid_t *peer) {
+  mbr_t *m = b->snap ? find_by_peer(b, peer) : NULL;
+  return m ? m->node_id : NULL;
 }
 
 /* A new incarnation of a member's peer (its old streams were aborted). */
@@ -51,6 +59,11 @@ static void mbr_restarted(void *ud, mig_peer_t *p, uint64_t inc) {
   if (!m || find_by_peer(b, mig_peer_id(p)) != m) return;
   node__events_publish_stats(m);
   node__events_member(b, BFTNET_EV_PEER_RESTARTED, m, BFTNET_REASON_NONE, 0);
+}
+
+/* Migration's tick: the members' health is published for other threads. */
+static void on_mig_tick(void *ud) {
+  node__health_publish(ud);
 }
 
 /* The peer opened a /bftnet/msg/1.0.0 stream (labelled or plain): a
@@ -105,9 +118,16 @@ static void on_disp_reclaimable(void *ud) {
   mbr_free(ud);
 }
 
+static void on_disp_dial_failed(void *ud, int err, const maddr_t *addr, const peerid_t *actual,
+                                uint32_t failures) {
+  mbr_t *m = ud;
+  node__events_dial(m->b, m, err, addr, actual, failures);
+}
+
 static const disp_cbs_t disp_cbs = {.on_member = on_disp_member,
                                     .on_stream_event = on_disp_stream_event,
-                                    .on_reclaimable = on_disp_reclaimable};
+                                    .on_reclaimable = on_disp_reclaimable,
+                                    .on_dial_failed = on_disp_dial_failed};
 
 /* ------------------------------------------------------------- members */
 
@@ -117,6 +137,7 @@ static mbr_t *mbr_new(bftnet_t *b, const mb_member_t *info, uint64_t ver) {
   m->b = b;
   snprintf(m->node_id, sizeof m->node_id, "%s", info->node_id);
   m->peer = info->peer;
+  node__health_init(&m->health);
   if (rx_init(&m->r, &b->rctx, m, m->node_id) != 0) goto err_free;
   /* Last: it takes the pair's migration state, which nothing may give back. */
   if (disp_init(&m->d, &b->dctx, m, m->node_id, &info->peer, info->addrs, info->naddrs, ver) != 0)
@@ -281,7 +302,8 @@ int node__members_init(bftnet_t *b) {
                      .plain = b->cfg.disable_migration != 0,
                      .max_message_size = b->cfg.max_message_size,
                      .log = &b->log};
-  mig_node_cbs_t cbs = {.on_stream = on_stream, .on_peer_restarted = mbr_restarted};
+  mig_node_cbs_t cbs = {
+      .on_stream = on_stream, .on_peer_restarted = mbr_restarted, .on_tick = on_mig_tick};
   rc = mig_node_new(&b->ml, b->net, &mc, &cbs, b, &b->counters);
   if (rc) return rc;
   disp_config_t dc = {.ring_capacity = b->cfg.ring_capacity,

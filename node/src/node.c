@@ -92,6 +92,10 @@ static void on_conn_down(void *ud, net_conn_t *c, bftnet_reason_t reason, int er
   node__members_conn_event(ud, c, BFTNET_EV_DISCONNECTED, reason, err);
 }
 
+static const char *on_peer_name(void *ud, const peerid_t *peer) {
+  return node__members_peer_name(ud, peer);
+}
+
 /* ----------------------------------------------------------- lifecycle */
 
 /* Busy polling: after a turn that had work, poll without sleeping
@@ -190,7 +194,8 @@ BFTNET_API int bftnet_new_ex(bftnet_t **out, const bftnet_config_t *cfg, char *e
       .max_pending_handshakes = cfg->max_pending_handshakes,
       .log = &b->log,
   };
-  net_cbs_t cbs = {.on_conn_up = on_conn_up, .on_conn_down = on_conn_down};
+  net_cbs_t cbs = {
+      .on_conn_up = on_conn_up, .on_conn_down = on_conn_down, .peer_name = on_peer_name};
   step = "the network layer";
   if ((rc = net_new(&b->net, t, cfg->key, &ncfg, &cbs, b, &b->counters)) != 0) goto err_transport;
   step = "the members' state";
@@ -227,6 +232,9 @@ static void stop_closed(void *ud) {
 
 static void run_stop(bftnet_t *b, cmd_t *c) {
   b->stop_cmd = c;
+  /* GO_AWAY first: the peers take the resets and closes that follow for
+   * an orderly stop (BFTNET_REASON_GOING_AWAY), not a failure. */
+  net_goaway(b->net);
   node__members_stop(b); /* Dispatchers and Receivers first, then the connections */
   net_close(b->net, stop_closed, b);
 }

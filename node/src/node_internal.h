@@ -6,11 +6,14 @@
  *   ops.c       bftnet_listen, bftnet_dial, bftnet_ping
  *   send.c      bftnet_send, bftnet_broadcast, bftnet_flush
  *   recv.c      bftnet_recv*, bftnet_msg_release, bftnet_recv_fd
+ *   metrics.c   bftnet_metrics_text: the Prometheus text exposition
  *   stats.c     bftnet_peer_stats, bftnet_counter
  *   members.c   bftnet_connect: members (a Dispatcher + a Receiver each),
  *               the callbacks dispatcher/ and receiver/ registered, wakes
+ *   health.c    each member's health (round trips, last heard, its
+ *               connection), published for any thread on each tick
  *   snapshot.c  the member snapshot: epoch records, publication
- *   events.c    events for the application
+ *   events.c    events for the application, bftnet_event_name
  *   cmd.c       the command queue; which thread is the loop's
  *
  * Threads: application threads touch only the member snapshot (read under
@@ -30,6 +33,7 @@
 
 #include <ck_epoch.h>
 #include <ck_pr.h>
+#include <ck_spinlock.h>
 
 #include "dispatcher.h"
 #include "membership.h"
@@ -66,6 +70,24 @@ typedef struct epoch_rec {
   struct epoch_rec *next;
 } epoch_rec_t;
 
+/* How often a member's health is published (health.c): on each of
+ * migration's ticks. */
+#define NODE_HEALTH_MS MIG_TICK_MS
+
+/* A member's health as the loop last published it (health.c): atomic
+ * fields (ck_pr) that any thread reads, the address under its lock. */
+typedef struct mbr_health {
+  uint64_t rtt_last, rtt_srtt, rtt_max; /* ns; 0: no round trip yet */
+  uint64_t heard_ns;                    /* the seam's clock; 0: never */
+  uint64_t conn_up_ns;                  /* its current connection's; 0: none */
+  int conn_outbound;                    /* 1, 0, or -1 with no connection */
+  int conn_path;                        /* the membership address it dialed (0 most
+                                           preferred); -1 inbound, unlisted or none */
+  uint64_t conn_seq;                    /* loop only: whose address is below */
+  ck_spinlock_fas_t addr_lock;
+  char addr[BFTNET_ADDR_MAX];
+} mbr_health_t;
+
 /* One member (not ourselves): its Dispatcher and its Receiver. */
 typedef struct mbr {
   /* Written at creation, then read-only: application threads read them. */
@@ -74,6 +96,7 @@ typedef struct mbr {
   disp_t d;             /* the send side: bftnet_send pushes into its ring (any thread) */
   rx_t r;               /* the receive side: bftnet_recv pops its queue (any thread) */
   mig_peer_stats_t pub; /* atomic copies of the pair's migration stats */
+  mbr_health_t health;  /* published by health.c */
   bftnet_t *b;
 } mbr_t;
 
@@ -156,6 +179,11 @@ __attribute__((format(printf, 3, 4))) static inline void node_errf(char *errbuf,
 /* -------------------------------------------------------------- events.c */
 /* Loop thread. Events for the application (cfg.on_event), if it wants them. */
 
+/* MEMBER_UNREACHABLE or, with actual set, MEMBER_WRONG_PEER: a dial to m
+ * at addr failed with err (the dispatcher's on_dial_failed). */
+void node__events_dial(bftnet_t *b, const mbr_t *m, int err, const maddr_t *addr,
+                       const peerid_t *actual, uint32_t failures);
+
 void node__events_member(bftnet_t *b, bftnet_event_type_t type, const mbr_t *m,
                          bftnet_reason_t reason, int err);
 /* CONNECTED or DISCONNECTED of any connection; node_id "" if no member's. */
@@ -209,6 +237,17 @@ static inline mbr_t *node__snapshot_find(const msnap_t *s, const char *node_id) 
 /* Test hook: see send.c. */
 void node__send_test_write_too_big(bftnet_t *b);
 
+/* -------------------------------------------------------------- health.c */
+
+/* A new member's health: nothing heard, no connection. */
+void node__health_init(mbr_health_t *h);
+/* Loop thread (migration's tick, every NODE_HEALTH_MS): publishes every
+ * member's health. */
+void node__health_publish(bftnet_t *b);
+/* Any thread, m found in a snapshot it may read: the health fields of out
+ * (rtt_*, since_heard_ns, conn_*). */
+void node__health_fill(bftnet_t *b, mbr_t *m, bftnet_peer_stats_t *out);
+
 /* ------------------------------------------------------------- members.c */
 
 /* Loop thread (or before the loop thread starts): pool, snapshot, eventfd,
@@ -221,6 +260,15 @@ void node__members_destroy(bftnet_t *b);
 /* Loop thread: net's connection events (any peer). */
 void node__members_conn_event(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type,
                               bftnet_reason_t reason, int err);
+/* Loop thread: the node ID of the member with this peer ID, or NULL (net's
+ * peer_name, for logs). */
+const char *node__members_peer_name(bftnet_t *b, const peerid_t *peer);
+
+/* --------------------------------------------------------------- stats.c */
+
+/* Any thread, inside an epoch section, m from the snapshot: every field of
+ * bftnet_peer_stats_t. */
+void node__stats_fill(bftnet_t *b, mbr_t *m, bftnet_peer_stats_t *out);
 /* Loop thread (the wake's callback, or deferred; ud: the node): sends
  * queued messages, credits streams whose queues have room again. */
 void node__members_kick(void *ud);

@@ -1,9 +1,24 @@
 /*
  * stats.c — counters and per-member statistics, from any thread: the
- * node's counters (bn_counters_t) and a member's send side, receive side
- * and migration figures, read inside an epoch section.
+ * node's counters (bn_counters_t) and a member's send side, receive side,
+ * migration figures and health, read inside an epoch section.
  */
 #include "node_internal.h"
+
+void node__stats_fill(bftnet_t *b, mbr_t *m, bftnet_peer_stats_t *out) {
+  *out = (bftnet_peer_stats_t){
+      .migrations = ck_pr_load_64(&m->pub.migrations),
+      .detached = ck_pr_load_64(&m->pub.detached),
+      .resumed = ck_pr_load_64(&m->pub.resumed),
+      .retransmitted = ck_pr_load_64(&m->pub.retransmitted),
+      .detach_ns_last = ck_pr_load_64(&m->pub.detach_ns_last),
+      .detach_ns_max = ck_pr_load_64(&m->pub.detach_ns_max),
+      .peer_restarts = ck_pr_load_64(&m->pub.restarts),
+  };
+  disp_stats(&m->d, out);
+  rx_stats(&m->r, out);
+  node__health_fill(b, m, out);
+}
 
 BFTNET_API int bftnet_peer_stats(bftnet_t *b, const char *node_id, bftnet_peer_stats_t *out) {
   if (!b || !node_id || !out) return BFTNET_EINVAL;
@@ -11,19 +26,7 @@ BFTNET_API int bftnet_peer_stats(bftnet_t *b, const char *node_id, bftnet_peer_s
   ck_epoch_record_t *r = node__snapshot_enter(b, &sec);
   if (!r) return BFTNET_ENOMEM;
   mbr_t *m = node__snapshot_find(node__snapshot_load(b), node_id);
-  if (m) {
-    *out = (bftnet_peer_stats_t){
-        .migrations = ck_pr_load_64(&m->pub.migrations),
-        .detached = ck_pr_load_64(&m->pub.detached),
-        .resumed = ck_pr_load_64(&m->pub.resumed),
-        .retransmitted = ck_pr_load_64(&m->pub.retransmitted),
-        .detach_ns_last = ck_pr_load_64(&m->pub.detach_ns_last),
-        .detach_ns_max = ck_pr_load_64(&m->pub.detach_ns_max),
-        .peer_restarts = ck_pr_load_64(&m->pub.restarts),
-    };
-    disp_stats(&m->d, out);
-    rx_stats(&m->r, out);
-  }
+  if (m) node__stats_fill(b, m, out);
   node__snapshot_exit(b, r, &sec);
   return m ? 0 : BFTNET_ENOTFOUND;
 }

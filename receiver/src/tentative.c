@@ -191,8 +191,13 @@ int rx_tent_open(rx_ctx_t *ctx, mig_peer_t *lp, mig_stream_t *s) {
     rx__deframer_setup(&t->rxd, ctx);
     t->uncredited = 0;
   } else {
-    if (ctx->ntent >= ctx->cfg.tentative_max)
-      rx__tentative_free(ctx, ctx->tent_head, true); /* least recently created */
+    if (ctx->ntent >= ctx->cfg.tentative_max) {
+      /* The least recently created goes, with what it buffered: messages
+       * its credit already confirmed to their sender, so they are counted
+       * (evicted), never lost silently. */
+      bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_EVICTED, ctx->tent_head->buf.count);
+      rx__tentative_free(ctx, ctx->tent_head, true);
+    }
     t = calloc(1, sizeof *t);
     if (!t) return BFTNET_ENOMEM;
     t->peer = *mig_peer_id(lp);

@@ -436,6 +436,8 @@ static void test_tentative_limit_evicts_oldest(void **state) {
   bftnet_t *r0 = nodes[0].net;
   assert_int_equal(bftnet_counter(r0, BFTNET_COUNTER_TENTATIVE_CREATED), 3);
   assert_int_equal(bftnet_counter(r0, BFTNET_COUNTER_TENTATIVE_DESTROYED), 1); /* at most 2 live */
+  /* r1's message went with it: counted, not lost silently (invariant 2). */
+  assert_int_equal(bftnet_counter(r0, BFTNET_COUNTER_TENTATIVE_EVICTED), 1);
   assert_true(bftnet_counter(r0, BFTNET_COUNTER_TENTATIVE_BYTES) <= 2 * cfg.tentative_max_bytes);
   bftnet_msg_t m;
   assert_err(bftnet_recv(r0, &m, 0), BFTNET_EAGAIN); /* invariant 4 */

@@ -27,6 +27,11 @@
  *            + a --netns run: REPLICA partitioned by taking its link down
  *            and up again; every pair consistent; FAILED only for
  *            in-flight loss
+ *   direct PROXIES
+ *            + a --direct run: config.direct, exactly PROXIES proxies (the
+ *            faulted links'), every pair consistent; and in every mode the
+ *            replicas' resources (process: cpu_s, cpu_pct, rss_kib, fds)
+ *            and their summary
  * BFTNET_CLUSTER_STRICT=1: every fault mode demands "integrity: ok" too
  * (for when migratable streams are wired in).
  *
@@ -479,10 +484,46 @@ static void netns(json_t *doc, const char *who) {
   all_consistent(doc, NULL, NULL);
 }
 
+/* Every replica that ran has its resources, and the summary sums them. */
+static void resources(json_t *doc) {
+  const char *name;
+  json_t *r;
+  long long n = 0;
+  json_object_foreach(json_object_get(doc, "replicas"), name, r) {
+    json_t *pr = json_object_get(r, "process");
+    if (!json_is_true(json_object_get(r, "started"))) continue;
+    if (!json_is_object(pr)) {
+      fail("%s: no process resources", name);
+      continue;
+    }
+    n++;
+    if (num(pr, "rss_kib") <= 0 || num(pr, "rss_max_kib") < num(pr, "rss_kib"))
+      fail("%s: process.rss_kib %lld, max %lld", name, num(pr, "rss_kib"), num(pr, "rss_max_kib"));
+    if (num(pr, "fds") <= 2 || num(pr, "threads") < 3)
+      fail("%s: process.fds %lld, threads %lld", name, num(pr, "fds"), num(pr, "threads"));
+    double cpu = json_number_value(json_object_get(pr, "cpu_s"));
+    if (!json_is_number(json_object_get(pr, "cpu_s")) || cpu < 0 || cpu > 1000)
+      fail("%s: process.cpu_s %g", name, cpu);
+  }
+  json_t *sum = json_object_get(json_object_get(doc, "summary"), "process");
+  if (num(sum, "replicas") != n)
+    fail("summary.process.replicas %lld, want %lld", num(sum, "replicas"), n);
+  if (json_number_value(json_object_get(sum, "rss_kib_mean")) <= 0)
+    fail("summary.process.rss_kib_mean");
+}
+
+static void direct(json_t *doc, const char *proxies) {
+  json_t *c = json_object_get(doc, "config");
+  if (!json_is_true(json_object_get(c, "direct"))) fail("config.direct is not true");
+  if (num(c, "proxies") != atoll(proxies))
+    fail("config.proxies %lld, want %s (the faulted links')", num(c, "proxies"), proxies);
+  all_consistent(doc, NULL, NULL);
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: cluster_check shape|clean|faults|members|failover REPORT "
-                    "[ADDED REMOVED | REPLICA]\n");
+    fprintf(stderr, "usage: cluster_check shape|clean|faults|members|failover|netns|direct "
+                    "REPORT [ADDED REMOVED | REPLICA | PROXIES]\n");
     return 2;
   }
   json_error_t je;
@@ -492,6 +533,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   shape(doc);
+  resources(doc);
   if (strcmp(argv[1], "clean") == 0)
     clean(doc);
   else if (strcmp(argv[1], "faults") == 0)
@@ -502,6 +544,8 @@ int main(int argc, char **argv) {
     failover(doc, argv[3]);
   else if (strcmp(argv[1], "netns") == 0 && argc == 4)
     netns(doc, argv[3]);
+  else if (strcmp(argv[1], "direct") == 0 && argc == 4)
+    direct(doc, argv[3]);
   else if (strcmp(argv[1], "shape") != 0) {
     fprintf(stderr, "cluster_check: unknown mode %s\n", argv[1]);
     return 2;

@@ -15,13 +15,16 @@
 #            link down from 2 s to 4 s, r1 killed at 4 s and restarted;
 #            no namespace left afterwards. Exit 77 (skipped) when not root
 #            or `ip netns` is unavailable.
+#   direct   --direct, 4 replicas, a cut on r1-r2 at 2 s: only that link has
+#            proxies (2), the others connect directly; and --out already
+#            holds the files of a larger run (r4..r11): none is left.
 # Every mode demands "integrity: ok" (migratable streams lose nothing
 # uncounted); BFTNET_CLUSTER_STRICT=0 tolerates a verdict failed only by
 # in-flight loss, for diagnosing. Every mode, always: the report's shape, no duplicate and
 # no reorder anywhere (cluster_check.c), the CSV, the live lines, the table
 # and, when gnuplot is installed, the PNG.
 set -u
-MODE=${1:?usage: cluster_run.sh clean|faults|members|failover|netns CLUSTER CHECK}
+MODE=${1:?usage: cluster_run.sh clean|faults|members|failover|netns|direct CLUSTER CHECK}
 CLUSTER=${2:?usage: cluster_run.sh MODE CLUSTER CHECK}
 CHECK=${3:?usage: cluster_run.sh MODE CLUSTER CHECK}
 
@@ -58,10 +61,21 @@ case $MODE in
     ip netns del "$probe" >/dev/null 2>&1
     args=(--netns --replicas 3 --duration 7 --stats-ms 500
       --faults 'partition:at=2s;for=2s;replica=r2,kill:at=4s;replica=r1;restart=1s') ;;
+  direct) args=(--replicas 4 --duration 5 --direct --faults 'cut:at=2s;link=r1-r2') ;;
   *) echo "unknown mode $MODE" >&2; exit 2 ;;
 esac
 
 out=$work/out
+if [ "$MODE" = direct ]; then # what an earlier run with 12 replicas left
+  mkdir -p "$out/keys" "$out/members" "$out/replicas"
+  for i in 4 5 11; do
+    for f in keys/r$i.key members/r$i.json replicas/r$i.report.json replicas/r$i.log \
+      replicas/r$i.stdout.jsonl; do
+      echo stale >"$out/$f"
+    done
+  done
+  echo keep >"$out/replicas/notes.txt" # not a replica's file: kept
+fi
 "$CLUSTER" "${args[@]}" --out "$out" --seed 12345 >"$work/stdout" 2>"$work/stderr" &
 cpid=$!
 wait "$cpid"
@@ -78,7 +92,7 @@ case $MODE in
     [ "$rc" = 0 ] || fail "exit status $rc, want 0"
     [ "$verdict" = "integrity: ok" ] || fail "last line \"$verdict\", want \"integrity: ok\""
     ;;
-  faults | members | failover | netns)
+  faults | members | failover | netns | direct)
     if [ "$verdict" = "integrity: ok" ]; then
       [ "$rc" = 0 ] || fail "integrity ok but exit $rc"
     else
@@ -123,9 +137,19 @@ case $MODE in
   members) "$CHECK" members "$out/report.json" r3 r1 >"$work/check" 2>&1 ;;
   failover) "$CHECK" failover "$out/report.json" r1 >"$work/check" 2>&1 ;;
   netns) "$CHECK" netns "$out/report.json" r2 >"$work/check" 2>&1 ;;
+  direct) "$CHECK" direct "$out/report.json" 2 >"$work/check" 2>&1 ;;
   *) "$CHECK" "$MODE" "$out/report.json" >"$work/check" 2>&1 ;;
 esac || { cat "$work/check" >&2; fail "report.json check"; }
 cat "$work/check"
+if [ "$MODE" = direct ]; then
+  stale=$(cd "$out" && ls keys members replicas | grep -E '^r(4|5|11)\.' || true)
+  [ -z "$stale" ] || fail "files of the earlier, larger run left in --out: $stale"
+  [ -s "$out/replicas/notes.txt" ] || fail "a file that is no replica's was removed"
+  grep -q '^links: direct, through a proxy only where a fault acts (2 proxies)$' "$work/stdout" ||
+    fail "no 'links: direct' line with 2 proxies"
+fi
+grep -qE '^per replica \([0-9]+, from time zero to the stop\): CPU mean [0-9.]+% of a core' \
+  "$work/stdout" || fail "no per-replica resource line"
 if [ "$MODE" = netns ]; then
   left=$(ip netns list 2>/dev/null | grep -c "^bftc$nspid-" || true)
   [ "$left" = 0 ] || fail "$left namespaces bftc$nspid-* left behind"

@@ -37,22 +37,27 @@
 #include "jsonx.h"
 #include "text.h"
 
-#define CL_MAX_REPLICAS     16     /* --replicas */
-#define CL_MAX_SLOTS        24     /* initial replicas + those a members fault adds */
-#define CL_PATHS_MAX        2      /* addresses per replica (failover) */
-#define CL_PATH             1024   /* longest path we build */
-#define CL_PING_TIMEOUT_MS  10000u /* bftnet's default ping_timeout_ms (bftnet-replica keeps it) */
-#define CL_START_TIMEOUT_MS 15000u /* initial replicas: spawn to membership line */
-#define CL_MEMBERS_WAIT_MS  5000u  /* members fault: wait for the added replica */
-#define CL_EXIT_GRACE_MS    5000u  /* after SIGTERM: drain_ms + this, then SIGKILL */
-#define CL_SAFETY_S         60     /* replicas' own --duration: run end + this */
-#define CL_LINE_MAX         (1u << 20)
-#define CL_WIN_PARTS        16     /* stats lines per replica per progress tick */
-#define CL_SERIES_MAX       100000 /* plot points per replica */
-#define CL_RETRY_MAX        5      /* restart attempts when the port is taken */
-#define CL_RETRY_MS         200
-#define CL_MAX_INCS         64   /* incarnations per replica whose start time is kept */
-#define CL_NETNS_PORT       9000 /* --netns: replicas listen on 10.77.p.x:9000+p */
+#define CL_MAX_REPLICAS         128 /* --replicas */
+#define CL_MAX_SLOTS            136 /* initial replicas + those a members fault adds */
+#define CL_PAIR_TABLE_MAX       256 /* pairs printed one per row; beyond, only those not ok */
+#define CL_NICE_ABOVE           16  /* more replicas than this run at nice +CL_REPLICA_NICE */
+#define CL_REPLICA_NICE         5
+#define CL_PATHS_MAX            2    /* addresses per replica (failover) */
+#define CL_PATH                 1024 /* longest path we build */
+#define CL_PING_TIMEOUT_MS      10000u /* bftnet's default ping_timeout_ms (bftnet-replica keeps it) */
+#define CL_START_TIMEOUT_MS     15000u /* initial replicas: spawn to membership line, */
+#define CL_START_PER_REPLICA_MS 250u   /* plus this per replica (they start at once) */
+#define CL_MEMBERS_WAIT_MS      5000u  /* members fault: wait for the added replica */
+#define CL_EXIT_GRACE_MS        5000u  /* after SIGTERM: drain_ms + this, then SIGKILL, */
+#define CL_EXIT_PER_REPLICA_MS  300u   /* plus this per replica (they all stop at once) */
+#define CL_SAFETY_S             60     /* replicas' own --duration: run end + this */
+#define CL_LINE_MAX             (1u << 20)
+#define CL_WIN_PARTS            16     /* stats lines per replica per progress tick */
+#define CL_SERIES_MAX           100000 /* plot points per replica */
+#define CL_RETRY_MAX            5      /* restart attempts when the port is taken */
+#define CL_RETRY_MS             200
+#define CL_MAX_INCS             64   /* incarnations per replica whose start time is kept */
+#define CL_NETNS_PORT           9000 /* --netns: replicas listen on 10.77.p.x:9000+p */
 
 /* ---------------------------------------------------------------- types */
 
@@ -63,7 +68,21 @@ typedef struct cl_opts {
   const char *faults, *out, *bin_dir;
   uint64_t seed;
   bool seed_set, two_paths, no_plot, netns;
+  bool direct; /* no proxy on links where no fault is scheduled */
 } cl_opts_t;
+
+/* A replica process's resources, sampled from /proc (procs_sample). */
+typedef struct cl_usage {
+  int pid;                       /* the incarnation sampled last */
+  double cpu_s;                  /* its user + system CPU at the last sample */
+  double cpu_done_s;             /* CPU of earlier incarnations since time zero */
+  double cpu_base_s;             /* the current incarnation's CPU at time zero (0: started later) */
+  double cpu_run_s;              /* since time zero, at the stop (every incarnation) */
+  uint64_t rss_kib, rss_max_kib; /* at the last sample; the largest */
+  uint64_t rss_anon_kib;         /* at the last sample: RSS minus file pages (libraries) */
+  unsigned fds, fds_max, threads;
+  bool sampled; /* at least once */
+} cl_usage_t;
 
 typedef struct cl_replica cl_replica_t;
 
@@ -123,6 +142,7 @@ struct cl_replica {
   /* cumulative counters: the current incarnation's last line + finished ones */
   uint64_t cur_drops, cur_reconnects, old_drops, old_reconnects;
   int64_t cur_migrations, old_migrations; /* < 0: not in the stats lines */
+  cl_usage_t use;                         /* CPU, memory, descriptors */
   cl_point_t *series;
   size_t nseries, cap_series;
   json_t *exits;
@@ -164,7 +184,7 @@ struct cl {
   unsigned ninit, nslots, npaths;
   cl_replica_t rep[CL_MAX_SLOTS];
   cl_proxy_t *px;
-  size_t npx, px_open;
+  size_t npx, px_open, npx_made; /* slots; open now; created (--direct: fewer) */
   bool lat_active[FAULT_SPEC_FAULTS_MAX];
   bool member[CL_MAX_SLOTS], member_next[CL_MAX_SLOTS];
   size_t mq[FAULT_SPEC_FAULTS_MAX], mq_n;
@@ -234,6 +254,8 @@ void cl_fault_target(const fault_t *f, char *buf, size_t len);
 /* Reserves a port per replica and path, creates every proxy, then frees
  * the ports for the replicas. 0 or a negative errno. */
 int proxies_setup(void);
+/* The proxy from replica i to j on path p; its px is NULL on a direct
+ * link (--direct: no fault scheduled on it). */
 cl_proxy_t *proxies_at(int i, int j, int p);
 /* Where replica j listens on path p, and where the proxies listen on path
  * p: 127.0.0.1, or with --netns the replica's address in its namespace and
@@ -264,6 +286,12 @@ void lines_tick(uv_timer_t *t);
 bool procs_alive(const cl_inc_t *inc);
 /* Starts a new incarnation of r. 0, or an error (said). */
 int procs_spawn(cl_replica_t *r);
+/* Samples r's live incarnation from /proc: CPU, RSS, descriptors,
+ * threads (into r->use): at time zero (CPU counts from there), on each
+ * progress tick, and at the stop (CPU since time zero is fixed there).
+ * Nothing for a replica that is not running. */
+typedef enum cl_sample { CL_SAMPLE_ZERO, CL_SAMPLE_TICK, CL_SAMPLE_STOP } cl_sample_t;
+void procs_sample(cl_replica_t *r, cl_sample_t when);
 /* Starts r again (RUNNING only) after a snapshot of what the others got
  * from it; waits for the old incarnation to be reaped first. */
 void procs_restart(cl_replica_t *r);

@@ -19,8 +19,12 @@ static int scope_each(const fault_scope_t *sc, proxy_fn fn, void *arg) {
   for (unsigned i = 0; i < cl.nslots; i++)
     for (unsigned j = 0; j < cl.nslots; j++)
       if (fault_scope_has_link(sc, (int)i, (int)j))
-        for (unsigned p = 0; p < cl.npaths; p++, n++)
-          fn(proxies_at((int)i, (int)j, (int)p), (int)i, (int)j, arg);
+        for (unsigned p = 0; p < cl.npaths; p++) {
+          cl_proxy_t *x = proxies_at((int)i, (int)j, (int)p);
+          if (!x->px) continue; /* cannot happen: a faulted link has its proxies */
+          fn(x, (int)i, (int)j, arg);
+          n++;
+        }
   return n;
 }
 
@@ -263,6 +267,7 @@ static void on_plan(uv_timer_t *t);
 void faults_plan_arm(void) {
   if (cl.next_act >= cl.nplan || cl.phase != PH_RUNNING) return;
   double d = (double)cl.plan[cl.next_act].t_ms - cl_now_ms();
+  uv_update_time(&cl.loop); /* timers count from the loop's time: make it now */
   uv_timer_start(&cl.plan_timer, on_plan, d > 0 ? (uint64_t)ceil(d) : 0, 0);
 }
 

@@ -133,6 +133,17 @@ static void on_event_line(cl_inc_t *inc, json_t *j) {
     cl.quiet = false;
   } else if (strcmp(ev, "denied") == 0) {
     cl_event("replica", -1, ev, "%s: %s denied its Migrate", r->name, peer);
+  } else if (strcmp(ev, "member_unreachable") == 0 || strcmp(ev, "member_wrong_peer") == 0) {
+    /* Replicas starting or stopping race each other's listeners: recorded,
+     * printed only while the cluster runs. */
+    const char *err = json_string_value(json_object_get(j, "error"));
+    cl.quiet = cl.phase != PH_RUNNING;
+    cl_event("replica", -1, ev, "%s: cannot reach %s at %s (%s)", r->name, peer,
+             json_string_value(json_object_get(j, "addr"))
+                 ? json_string_value(json_object_get(j, "addr"))
+                 : "?",
+             err ? err : "?");
+    cl.quiet = false;
   } else {
     cl_event("replica", -1, ev, "%s: %s: %s", r->name, peer, ev);
   }

@@ -6,12 +6,16 @@
  *   bftnet-cluster --replicas N [--duration S] [--rate R] [--size B]
  *                  [--faults SPEC] [--out DIR] [--seed N] [--bin-dir DIR]
  *                  [--stats-ms MS] [--drain-ms MS] [--two-paths] [--no-plot]
+ *                  [--direct] [--netns]
  *
  * Layout. Replica i ("ri") listens on 127.0.0.1:Li (and Li' with two
  * paths). For every ordered pair (i, j) and path p an in-process
  * fault_proxy P(i->j, p) listens on its own port and forwards to Lj (Lj').
  * Replica i's membership file lists j at P(i->j, 0) [, P(i->j, 1)], so
  * every byte between two replicas crosses a proxy the cluster controls.
+ * With --direct, only the links a fault acts on have proxies; the others
+ * connect replica to replica (the cluster's one thread no longer carries
+ * every byte: what lets 64 replicas and more run on a small machine).
  * Everything — proxies, child processes, their stdout pipes, the fault
  * timeline, the progress tick — runs on one libuv loop in one thread.
  *
@@ -32,6 +36,8 @@
  * 4 --netns cannot run here (not root, no `ip`, no namespaces).
  * -h/--help and --version print on stdout and exit 0.
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -52,7 +58,7 @@ static const char synopsis[] =
     "usage: bftnet-cluster --replicas N [--duration S] [--rate R] [--size B]\n"
     "                      [--faults SPEC] [--out DIR] [--seed N] [--bin-dir DIR]\n"
     "                      [--stats-ms MS] [--drain-ms MS] [--two-paths] [--no-plot]\n"
-    "                      [--netns]\n";
+    "                      [--direct] [--netns]\n";
 
 static void usage(void) {
   fprintf(stderr, "%s(bftnet-cluster --help for more)\n", synopsis);
@@ -73,9 +79,12 @@ static void help(void) {
          "  --seed      seed of the proxies' jitter/slicing RNG (default: from the clock)\n"
          "  --bin-dir   where bftnet-replica is (default: this program's directory)\n"
          "  --stats-ms  the replicas' stats interval (default 1000)\n"
-         "  --drain-ms  the replicas' longest drain after SIGTERM (default 3000)\n"
+         "  --drain-ms  the replicas' longest drain after SIGTERM (default 3000, plus 200\n"
+         "              per replica above 16: they all drain at once)\n"
          "  --two-paths every replica listens on two addresses (implied by a failover fault)\n"
          "  --no-plot   skip the gnuplot PNG\n"
+         "  --direct    proxies only on links a fault acts on; the other replicas connect\n"
+         "              directly (large clusters: the proxies run in this one thread)\n"
          "  --netns     Linux, as root: every replica in its own network namespace on a\n"
          "              bridge; partitions and failovers take links down (ip link)\n"
          "  -h, --help  print this help and exit\n"
@@ -96,15 +105,23 @@ static double parse_num(const char *flag, const char *s, double lo, double hi) {
   return v;
 }
 
-static const struct option long_opts[] = {
-    {"replicas", required_argument, 0, 'n'}, {"duration", required_argument, 0, 'd'},
-    {"rate", required_argument, 0, 'r'},     {"size", required_argument, 0, 's'},
-    {"faults", required_argument, 0, 'f'},   {"out", required_argument, 0, 'o'},
-    {"seed", required_argument, 0, 'S'},     {"bin-dir", required_argument, 0, 'b'},
-    {"stats-ms", required_argument, 0, 'i'}, {"drain-ms", required_argument, 0, 'D'},
-    {"two-paths", no_argument, 0, 'T'},      {"no-plot", no_argument, 0, 'P'},
-    {"netns", no_argument, 0, 'N'},          {"help", no_argument, 0, 'h'},
-    {"version", no_argument, 0, 'V'},        {0, 0, 0, 0}};
+static const struct option long_opts[] = {{"replicas", required_argument, 0, 'n'},
+                                          {"duration", required_argument, 0, 'd'},
+                                          {"rate", required_argument, 0, 'r'},
+                                          {"size", required_argument, 0, 's'},
+                                          {"faults", required_argument, 0, 'f'},
+                                          {"out", required_argument, 0, 'o'},
+                                          {"seed", required_argument, 0, 'S'},
+                                          {"bin-dir", required_argument, 0, 'b'},
+                                          {"stats-ms", required_argument, 0, 'i'},
+                                          {"drain-ms", required_argument, 0, 'D'},
+                                          {"two-paths", no_argument, 0, 'T'},
+                                          {"no-plot", no_argument, 0, 'P'},
+                                          {"netns", no_argument, 0, 'N'},
+                                          {"direct", no_argument, 0, 'X'},
+                                          {"help", no_argument, 0, 'h'},
+                                          {"version", no_argument, 0, 'V'},
+                                          {0, 0, 0, 0}};
 
 static void parse_opts(int argc, char **argv, cl_opts_t *o) {
   *o = (cl_opts_t){.duration_s = 10,
@@ -115,6 +132,7 @@ static void parse_opts(int argc, char **argv, cl_opts_t *o) {
                    .faults = "",
                    .out = "cluster-out"};
   int c;
+  bool drain_set = false;
   opterr = 0; /* text_bad_option says it */
   while ((c = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
     switch (c) {
@@ -148,6 +166,7 @@ static void parse_opts(int argc, char **argv, cl_opts_t *o) {
       break;
     case 'D':
       o->drain_ms = (unsigned)parse_num("--drain-ms", optarg, 100, 600000);
+      drain_set = true;
       break;
     case 'T':
       o->two_paths = true;
@@ -157,6 +176,9 @@ static void parse_opts(int argc, char **argv, cl_opts_t *o) {
       break;
     case 'P':
       o->no_plot = true;
+      break;
+    case 'X':
+      o->direct = true;
       break;
     case 'h':
       help();
@@ -176,6 +198,12 @@ static void parse_opts(int argc, char **argv, cl_opts_t *o) {
   if (o->replicas == 0) {
     fprintf(stderr, "bftnet-cluster: --replicas is required\n");
     usage();
+  }
+  if (!drain_set && o->replicas > 16) o->drain_ms += 200 * (o->replicas - 16);
+  if (o->direct && o->netns) {
+    fprintf(stderr, "bftnet-cluster: --direct and --netns do not go together (in namespaces "
+                    "every link crosses the hub's proxies)\n");
+    exit(2);
   }
   if (o->replicas == 1) cl_warn("one replica has no peer: nothing to send or check");
 }
@@ -243,6 +271,29 @@ static int mkdir_p(const char *path) {
 
 /* --------------------------------------------------------- files, keys */
 
+/* A file a run writes per replica: r<digits>.<anything> (r3.key,
+ * r3.json, r12.report.json, r12.stdout.jsonl, r5.log). */
+static bool replica_file(const char *name) {
+  if (name[0] != 'r' || !isdigit((unsigned char)name[1])) return false;
+  const char *p = name + 1;
+  while (isdigit((unsigned char)*p))
+    p++;
+  return *p == '.';
+}
+
+/* Removes what an earlier run left in dir for its replicas, however many
+ * it had: a report must not mix in replicas this run does not have. */
+static void clear_replica_files(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  for (struct dirent *e; (e = readdir(d));) {
+    char p[CL_PATH];
+    if (replica_file(e->d_name) && cl_path_fmt(p, sizeof p, "%s/%s", dir, e->d_name) == 0)
+      unlink(p);
+  }
+  closedir(d);
+}
+
 static int setup_paths(void) {
   if (strlen(cl.o.out) > CL_PATH - 64) return cl_warn("--out: path too long"), -ENAMETOOLONG;
   snprintf(cl.out, sizeof cl.out, "%s", cl.o.out);
@@ -252,6 +303,7 @@ static int setup_paths(void) {
     cl_path_fmt(d, sizeof d, "%s%s", cl.out, sub[i]);
     int rc = mkdir_p(d);
     if (rc) return cl_warn("%s: %s", d, strerror(-rc)), rc;
+    if (i > 0) clear_replica_files(d);
   }
   const char *mine[] = {"report.json", "timeseries.csv", "plot.png",
                         "plot.gp",     "plot.dat",       "plot.log"};

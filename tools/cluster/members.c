@@ -11,12 +11,14 @@
 static json_t *member_entry(const cl_replica_t *self, const cl_replica_t *m) {
   json_t *addrs = json_array();
   for (unsigned p = 0; p < cl.npaths; p++) {
-    int port = self == m ? m->port[p] : fault_proxy_port(proxies_at(self->idx, m->idx, (int)p)->px);
+    /* Through the proxy self -> m, or straight to m (itself, or a direct link). */
+    fault_proxy_t *px = self == m ? NULL : proxies_at(self->idx, m->idx, (int)p)->px;
+    int port = px ? fault_proxy_port(px) : m->port[p];
     char a[BFTNET_ADDR_MAX], ip[CLUSTER_NETNS_ADDR_MAX];
-    if (self == m)
-      proxies_replica_ip((unsigned)m->idx, p, ip, sizeof ip);
-    else
+    if (px)
       proxies_listen_ip(p, ip, sizeof ip);
+    else
+      proxies_replica_ip((unsigned)m->idx, p, ip, sizeof ip);
     snprintf(a, sizeof a, "/ip4/%s/tcp/%d/p2p/%s", ip, port, m->peer_id);
     json_array_append_new(addrs, json_string(a));
   }
@@ -26,8 +28,9 @@ static json_t *member_entry(const cl_replica_t *self, const cl_replica_t *m) {
 /*
  * Replica r's view of membership `set`: every member, r itself at its real
  * addresses and every other at the proxies r -> it (most preferred path
- * first). A replica outside the set has left the cluster: its file lists
- * only itself, so it stops sending and closes its links (docs/FAULTS.md).
+ * first), or at its real addresses too on a direct link (--direct). A replica outside the set has
+ * left the cluster: its file lists only itself, so it stops sending and closes its links
+ * (docs/FAULTS.md).
  */
 int members_write(const cl_replica_t *r, const bool *set) {
   json_t *arr = json_array();

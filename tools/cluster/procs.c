@@ -1,17 +1,102 @@
 /* procs.c — replica processes: spawning an incarnation, reading its
  * stdout, restarting it, reaping it. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cluster.h"
 
 bool procs_alive(const cl_inc_t *inc) {
   return inc && !inc->exited;
+}
+
+/* ------------------------------------------------------------ resources */
+
+/* /proc/PID/stat: user + system CPU (s), RSS (KiB), threads. */
+static bool read_stat(int pid, double *cpu_s, uint64_t *rss_kib, unsigned *threads) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char *p = strrchr(buf, ')'); /* after the command name */
+  unsigned long long ut, st;
+  long nthreads, rss;
+  /* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+   * utime stime cutime cstime priority nice num_threads itrealvalue
+   * starttime vsize rss */
+  if (!p || sscanf(p + 2,
+                   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d "
+                   "%ld %*d %*u %*u %ld",
+                   &ut, &st, &nthreads, &rss) != 4)
+    return false;
+  long tck = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+  *cpu_s = (double)(ut + st) / (double)(tck > 0 ? tck : 100);
+  *rss_kib = (uint64_t)(rss > 0 ? rss : 0) * (uint64_t)(page > 0 ? page : 4096) / 1024;
+  *threads = nthreads > 0 ? (unsigned)nthreads : 0;
+  return true;
+}
+
+/* /proc/PID/status: RssAnon (KiB), the process's own memory (heap,
+ * stacks), without the shared libraries' pages RSS counts in every process. */
+static uint64_t read_rss_anon(int pid) {
+  char path[64], line[128];
+  snprintf(path, sizeof path, "/proc/%d/status", pid);
+  FILE *f = fopen(path, "re");
+  if (!f) return 0;
+  unsigned long long kib = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "RssAnon: %llu kB", &kib) == 1) break;
+  fclose(f);
+  return kib;
+}
+
+static unsigned count_fds(int pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/fd", pid);
+  DIR *d = opendir(path);
+  if (!d) return 0;
+  unsigned n = 0;
+  for (struct dirent *e; (e = readdir(d));)
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
+}
+
+void procs_sample(cl_replica_t *r, cl_sample_t when) {
+  cl_usage_t *u = &r->use;
+  if (!procs_alive(r->inc)) return;
+  int pid = r->inc->proc.pid;
+  double cpu;
+  uint64_t rss;
+  unsigned threads;
+  if (!read_stat(pid, &cpu, &rss, &threads)) return;
+  if (u->pid != pid) {
+    /* Another incarnation: the last one's CPU since time zero is done; the
+     * new one counts from time zero, or all of it if it started later. */
+    if (u->sampled) u->cpu_done_s += u->cpu_s - u->cpu_base_s;
+    u->pid = pid;
+    u->cpu_base_s = when == CL_SAMPLE_ZERO ? cpu : 0;
+  }
+  u->sampled = true;
+  u->cpu_s = cpu;
+  u->rss_kib = rss;
+  u->rss_anon_kib = read_rss_anon(pid);
+  u->fds = count_fds(pid);
+  u->threads = threads;
+  if (rss > u->rss_max_kib) u->rss_max_kib = rss;
+  if (u->fds > u->fds_max) u->fds_max = u->fds;
+  if (when == CL_SAMPLE_STOP) u->cpu_run_s = u->cpu_done_s + u->cpu_s - u->cpu_base_s;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -165,6 +250,11 @@ int procs_spawn(cl_replica_t *r) {
     uv_close((uv_handle_t *)&inc->out, on_inc_closed);
     return cl_warn("%s: spawn %s: %s", r->name, cl.replica_bin, uv_strerror(rc)), rc;
   }
+  /* A large cluster can take every core: its replicas run a little nicer
+   * than the cluster, whose one thread keeps the fault timeline, the
+   * progress lines and the stop on time. */
+  if (cl.nslots > CL_NICE_ABOVE)
+    (void)setpriority(PRIO_PROCESS, (id_t)inc->proc.pid, CL_REPLICA_NICE);
   uv_read_start((uv_stream_t *)&inc->out, on_alloc, on_read);
   r->inc = inc;
   r->incarnations = inc->id;

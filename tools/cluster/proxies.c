@@ -57,7 +57,20 @@ void proxies_listen_ip(unsigned p, char *buf, size_t len) {
     snprintf(buf, len, "127.0.0.1");
 }
 
-/* One proxy per ordered pair and path, to the target's port. */
+/* A fault that acts on links (not on processes or the membership) is
+ * scheduled on the link between replicas i and j. */
+static bool link_faulted(unsigned i, unsigned j) {
+  for (size_t k = 0; k < cl.nfaults; k++) {
+    const fault_t *f = &cl.faults[k];
+    if (f->kind == FAULT_KILL || f->kind == FAULT_MEMBERS) continue;
+    if (fault_scope_has_link(&f->scope, (int)i, (int)j)) return true;
+  }
+  return false;
+}
+
+/* One proxy per ordered pair and path, to the target's port; with
+ * --direct, only on the links a fault acts on (the others connect
+ * replica to replica). */
 static int proxies_create(void) {
   cl.npx = (size_t)cl.nslots * cl.nslots * cl.npaths;
   cl.px = calloc(cl.npx, sizeof *cl.px);
@@ -65,6 +78,7 @@ static int proxies_create(void) {
   for (unsigned i = 0; i < cl.nslots; i++)
     for (unsigned j = 0; j < cl.nslots; j++)
       for (unsigned p = 0; i != j && p < cl.npaths; p++) {
+        if (cl.o.direct && !link_faulted(i, j)) continue;
         char lip[CLUSTER_NETNS_ADDR_MAX], tip[CLUSTER_NETNS_ADDR_MAX];
         proxies_listen_ip(p, lip, sizeof lip);
         proxies_replica_ip(j, p, tip, sizeof tip);
@@ -79,6 +93,7 @@ static int proxies_create(void) {
                                     &x->px);
         if (rc) return cl_warn("proxy r%u->r%u: %s", i, j, uv_strerror(rc)), rc;
         cl.px_open++;
+        cl.npx_made++;
       }
   return 0;
 }

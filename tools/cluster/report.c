@@ -9,11 +9,21 @@
 #include "cluster.h"
 
 static void table_print(const cl_pair_t *pairs, size_t n) {
+  /* A large cluster's table is in report.json; here, the pairs not ok. */
+  bool all = n <= CL_PAIR_TABLE_MAX;
+  size_t shown = 0;
+  for (size_t k = 0; k < n; k++)
+    shown += all || pairs[k].out.verdict != CLUSTER_PAIR_OK;
+  if (!all)
+    text_say("\n%zu pairs: their table is in report.json; %s", n,
+             shown ? "the pairs not ok:" : "every pair is ok");
+  if (!shown) return;
   text_say("\n%-9s %9s %7s %7s %9s %7s %6s %6s %6s %9s %9s %9s %6s %6s %s", "pair", "sent",
            "dropped", "aborted", "delivered", "lost", "gaps", "dups", "reord", "p50", "p99", "max",
            "recon", "migr", "verdict");
   for (size_t k = 0; k < n; k++) {
     const cl_pair_t *pr = &pairs[k];
+    if (!all && pr->out.verdict == CLUSTER_PAIR_OK) continue;
     char name[2 * sizeof cl.rep[0].name + 4], s50[24], s99[24], smax[24], migr[24] = "-";
     if (pr->have_migr) snprintf(migr, sizeof migr, "%" PRIu64, pr->migrations);
     snprintf(name, sizeof name, "%s->%s%s", cl.rep[pr->s].name, cl.rep[pr->r].name,
@@ -139,8 +149,94 @@ static json_t *config_json(void) {
                         "paths", (int)cl.npaths, "stats_ms", (int)cl.o.stats_ms, "drain_ms",
                         (int)cl.o.drain_ms, "replica_bin", cl.replica_bin, "out", cl.out);
   json_object_set_new(c, "netns", json_boolean(cl.o.netns));
+  json_object_set_new(c, "direct", json_boolean(cl.o.direct));
+  json_object_set_new(c, "proxies", json_integer((json_int_t)cl.npx_made));
   if (cl.o.netns) json_object_set_new(c, "netns_prefix", json_string(cl.ns.prefix));
   return c;
+}
+
+/* ---------------------------------------------------- resources used */
+
+/* r's CPU from time zero to the stop (every incarnation), in seconds. */
+static double usage_cpu(const cl_replica_t *r) {
+  const cl_usage_t *u = &r->use;
+  if (u->cpu_run_s > 0 || !u->sampled) return u->cpu_run_s;
+  return u->cpu_done_s + u->cpu_s - u->cpu_base_s; /* gone before the stop */
+}
+
+static double run_secs(void) {
+  return cl.stop_ms > 0 ? cl.stop_ms / 1e3 : cl.o.duration_s;
+}
+
+static json_t *usage_json(const cl_replica_t *r) {
+  const cl_usage_t *u = &r->use;
+  if (!u->sampled) return json_null();
+  double cpu = usage_cpu(r), secs = run_secs();
+  json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:i, s:i, s:i}", "cpu_s", cl_jnum(cpu), "cpu_pct",
+                        cl_jnum(secs > 0 ? 100 * cpu / secs : NAN), "rss_kib",
+                        jsonx_u64(u->rss_kib), "rss_max_kib", jsonx_u64(u->rss_max_kib), "fds",
+                        (int)u->fds, "fds_max", (int)u->fds_max, "threads", (int)u->threads);
+  json_object_set_new(o, "rss_anon_kib", jsonx_u64(u->rss_anon_kib));
+  return o;
+}
+
+typedef struct usage_sum {
+  unsigned n;
+  double cpu_pct_sum, cpu_pct_max, rss_sum, rss_max, anon_sum, fds_sum, fds_max;
+} usage_sum_t;
+
+/* Over the replicas sampled: CPU % of one core from time zero to the stop,
+ * RSS and descriptors at the stop (the last sample). */
+static void usage_sum(usage_sum_t *s) {
+  memset(s, 0, sizeof *s);
+  double secs = run_secs();
+  for (unsigned i = 0; i < cl.nslots; i++) {
+    const cl_replica_t *r = &cl.rep[i];
+    if (!r->use.sampled || secs <= 0) continue;
+    double pct = 100 * usage_cpu(r) / secs, rss = (double)r->use.rss_kib, fds = r->use.fds;
+    s->n++;
+    s->cpu_pct_sum += pct;
+    s->rss_sum += rss;
+    s->anon_sum += (double)r->use.rss_anon_kib;
+    s->fds_sum += fds;
+    if (pct > s->cpu_pct_max) s->cpu_pct_max = pct;
+    if (rss > s->rss_max) s->rss_max = rss;
+    if (fds > s->fds_max) s->fds_max = fds;
+  }
+}
+
+static json_t *usage_summary_json(const usage_sum_t *s) {
+  if (!s->n) return json_null();
+  json_t *o = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:i}", "replicas", (int)s->n,
+                        "cpu_pct_mean", cl_jnum(s->cpu_pct_sum / s->n), "cpu_pct_max",
+                        cl_jnum(s->cpu_pct_max), "cpu_pct_total", cl_jnum(s->cpu_pct_sum),
+                        "rss_kib_mean", cl_jnum(s->rss_sum / s->n), "rss_kib_max",
+                        cl_jnum(s->rss_max), "fds_mean", cl_jnum(s->fds_sum / s->n), "fds_max",
+                        cl_jnum(s->fds_max), "proxies", (int)cl.npx_made);
+  json_object_set_new(o, "rss_anon_kib_mean", cl_jnum(s->anon_sum / s->n));
+  return o;
+}
+
+/* Per replica (16 at most, else the summary only): CPU, RSS, fds. */
+static void usage_print(const usage_sum_t *s) {
+  if (!s->n) return;
+  double secs = run_secs();
+  if (cl.nslots <= 16) {
+    text_say("\n%-7s %8s %8s %10s %10s %6s %8s", "replica", "cpu s", "cpu %", "rss KiB", "rss max",
+             "fds", "threads");
+    for (unsigned i = 0; i < cl.nslots; i++) {
+      const cl_replica_t *r = &cl.rep[i];
+      if (!r->use.sampled) continue;
+      text_say("%-7s %8.2f %8.1f %10" PRIu64 " %10" PRIu64 " %6u %8u", r->name, usage_cpu(r),
+               100 * usage_cpu(r) / secs, r->use.rss_kib, r->use.rss_max_kib, r->use.fds,
+               r->use.threads);
+    }
+  }
+  text_say("\nper replica (%u, from time zero to the stop): CPU mean %.2f%% of a core (max %.2f%%, "
+           "all %.0f%%), RSS mean %.1f MiB (max %.1f MiB; anonymous %.1f MiB), descriptors mean "
+           "%.0f (max %.0f)",
+           s->n, s->cpu_pct_sum / s->n, s->cpu_pct_max, s->cpu_pct_sum, s->rss_sum / s->n / 1024,
+           s->rss_max / 1024, s->anon_sum / s->n / 1024, s->fds_sum / s->n, s->fds_max);
 }
 
 static json_t *replicas_json(void) {
@@ -159,6 +255,7 @@ static json_t *replicas_json(void) {
     for (unsigned p = 0; p < cl.npaths; p++)
       json_array_append_new(pb, jsonx_u64(r->path_bytes[p]));
     json_object_set_new(e, "path_bytes", pb);
+    json_object_set_new(e, "process", usage_json(r));
     json_object_set(e, "report", r->report ? r->report : json_null());
     json_object_set_new(o, r->name, e);
   }
@@ -219,6 +316,9 @@ int report_finish(void) {
   char verdict[512];
   int ok = cluster_verdict_format(&sum, verdict, sizeof verdict);
   totals_print(np, &sum, &tot);
+  usage_sum_t use;
+  usage_sum(&use);
+  usage_print(&use);
 
   char png[CL_PATH], csv[CL_PATH], rep[CL_PATH];
   const char *plot = cl.o.no_plot ? NULL : plot_make(png, sizeof png);
@@ -226,11 +326,13 @@ int report_finish(void) {
   cl_path_fmt(rep, sizeof rep, "%s/report.json", cl.out);
   json_t *files = json_pack("{s:s, s:s, s:o}", "report", rep, "timeseries", csv, "plot",
                             plot ? json_string(plot) : json_null());
-  json_t *doc = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s}", "schema",
-                          "bftnet-cluster-report/1", "config", config_json(), "replicas",
-                          replicas_json(), "pairs", pairs_json(pairs, np), "events",
-                          json_incref(cl.events), "summary", summary_json(pairs, np, &sum, &tot),
-                          "files", files, "integrity", ok ? "ok" : "FAILED", "verdict", verdict);
+  json_t *summary = summary_json(pairs, np, &sum, &tot);
+  json_object_set_new(summary, "process", usage_summary_json(&use));
+  json_t *doc =
+      json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s}", "schema",
+                "bftnet-cluster-report/1", "config", config_json(), "replicas", replicas_json(),
+                "pairs", pairs_json(pairs, np), "events", json_incref(cl.events), "summary",
+                summary, "files", files, "integrity", ok ? "ok" : "FAILED", "verdict", verdict);
   int rc = jsonx_write_atomic(doc, rep, JSON_INDENT(2) | JSON_REAL_PRECISION(12));
   json_decref(doc);
   free(pairs);

@@ -12,13 +12,24 @@
 
 static void maybe_finish(void);
 
+/* Every initial replica starts at once: on a small machine, many take longer. */
+static unsigned start_timeout_ms(void) {
+  return CL_START_TIMEOUT_MS + CL_START_PER_REPLICA_MS * cl.ninit;
+}
+
+/* After SIGTERM, beyond the drain: every replica writes its report and
+ * closes its connections at the same moment. */
+static unsigned exit_grace_ms(void) {
+  return CL_EXIT_GRACE_MS + CL_EXIT_PER_REPLICA_MS * cl.nslots;
+}
+
 static void on_start_timeout(uv_timer_t *t) {
   (void)t;
   for (unsigned i = 0; i < cl.ninit; i++)
     if (!cl.rep[i].inc || !cl.rep[i].inc->loaded) {
       char why[CL_PATH + 128];
       snprintf(why, sizeof why, "%s did not start within %u ms; see %s", cl.rep[i].name,
-               CL_START_TIMEOUT_MS, cl.rep[i].log_path);
+               start_timeout_ms(), cl.rep[i].log_path);
       run_abort(why);
       return;
     }
@@ -29,19 +40,32 @@ static void on_end(uv_timer_t *t) {
   run_stop("duration reached");
 }
 
+/* Each second: the replicas' resources, then the progress line. */
+static void on_tick(uv_timer_t *t) {
+  if (cl.phase == PH_RUNNING)
+    for (unsigned i = 0; i < cl.nslots; i++)
+      procs_sample(&cl.rep[i], CL_SAMPLE_TICK);
+  lines_tick(t);
+}
+
 static void maybe_time_zero(void) {
   if (cl.phase != PH_STARTING) return;
   for (unsigned i = 0; i < cl.ninit; i++)
     if (!cl.rep[i].inc || !cl.rep[i].inc->loaded) return;
+  /* Timers count from the loop's time, which a busy turn leaves behind:
+   * make it now, or the run would end (and faults fire) early. */
+  uv_update_time(&cl.loop);
   cl.t0_ns = uv_hrtime();
   cl.t0_set = true;
   cl.phase = PH_RUNNING;
+  for (unsigned i = 0; i < cl.nslots; i++)
+    procs_sample(&cl.rep[i], CL_SAMPLE_ZERO); /* CPU counts from here */
   uv_timer_stop(&cl.start_timer);
   cl_event("cluster", -1, "start",
            "time zero: %u replicas listening with their membership loaded; "
            "running %.1f s",
            cl.ninit, cl.o.duration_s);
-  uv_timer_start(&cl.tick_timer, lines_tick, 1000, 1000);
+  uv_timer_start(&cl.tick_timer, on_tick, 1000, 1000);
   uv_timer_start(&cl.end_timer, on_end, (uint64_t)llround(cl.o.duration_s * 1000), 0);
   faults_plan_arm();
 }
@@ -52,7 +76,7 @@ static void on_stop_timeout(uv_timer_t *t) {
     cl_inc_t *inc = cl.rep[i].inc;
     if (!procs_alive(inc)) continue;
     cl_event("replica", -1, "exit", "%s did not exit within %u ms of SIGTERM: SIGKILL",
-             cl.rep[i].name, cl.o.drain_ms + CL_EXIT_GRACE_MS);
+             cl.rep[i].name, cl.o.drain_ms + exit_grace_ms());
     uv_process_kill(&inc->proc, SIGKILL);
   }
 }
@@ -81,6 +105,9 @@ void run_stop(const char *why) {
         lifted += cl.ns.down[i][p] > 0;
     cluster_netns_all_up(&cl.ns);
   }
+  if (started)
+    for (unsigned i = 0; i < cl.nslots; i++)
+      procs_sample(&cl.rep[i], CL_SAMPLE_STOP); /* the run's CPU ends here */
   int n = 0;
   for (unsigned i = 0; i < cl.nslots; i++) {
     cl_inc_t *inc = cl.rep[i].inc;
@@ -93,7 +120,7 @@ void run_stop(const char *why) {
   if (started)
     cl_event("cluster", -1, "stop", "%s: SIGTERM to %d replicas%s", why, n,
              lifted ? "; blackholes/refusals/link-downs lifted for the drain" : "");
-  uv_timer_start(&cl.stop_timer, on_stop_timeout, cl.o.drain_ms + CL_EXIT_GRACE_MS, 0);
+  uv_timer_start(&cl.stop_timer, on_stop_timeout, cl.o.drain_ms + exit_grace_ms(), 0);
   maybe_finish();
 }
 
@@ -209,6 +236,8 @@ void run_init(void) {
 int run_start(void) {
   int rc = proxies_setup();
   if (rc) return rc;
+  if (cl.o.direct)
+    text_say("links: direct, through a proxy only where a fault acts (%zu proxies)", cl.npx_made);
   for (unsigned i = 0; i < cl.ninit; i++)
     cl.member[i] = true;
   for (unsigned i = 0; i < cl.ninit && rc == 0; i++)
@@ -216,6 +245,6 @@ int run_start(void) {
   for (unsigned i = 0; i < cl.ninit && rc == 0; i++)
     rc = procs_spawn(&cl.rep[i]);
   if (rc) return rc;
-  uv_timer_start(&cl.start_timer, on_start_timeout, CL_START_TIMEOUT_MS, 0);
+  uv_timer_start(&cl.start_timer, on_start_timeout, start_timeout_ms(), 0);
   return 0;
 }

@@ -23,6 +23,13 @@ static void event_line(const bftnet_event_t *ev, const char *name) {
     json_object_set_new(o, "why", json_string(ev->mig_abort ? ev->mig_abort : ""));
     json_object_set_new(o, "lost", jsonx_u64(ev->lost));
   }
+  if (ev->type == BFTNET_EV_MEMBER_UNREACHABLE || ev->type == BFTNET_EV_MEMBER_WRONG_PEER) {
+    json_object_set_new(o, "error", json_string(bftnet_err_name(ev->error)));
+    json_object_set_new(o, "addr", json_string(ev->remote_addr ? ev->remote_addr : ""));
+    json_object_set_new(o, "expected_peer_id",
+                        json_string(ev->expected_peer_id ? ev->expected_peer_id : ""));
+    json_object_set_new(o, "dial_failures", jsonx_u64(ev->dial_failures));
+  }
   if (ev->type == BFTNET_EV_ABORTED)
     rp_log("event: %s %s stream %s (%s), %" PRIu64 " messages unconfirmed", name,
            ev->outbound ? "our" : "the", peer[0] ? peer : "(unknown node ID)",
@@ -38,6 +45,10 @@ static void event_line(const bftnet_event_t *ev, const char *name) {
  * for the rare kinds. */
 void events_on_event(const bftnet_event_t *ev, void *user) {
   (void)user;
+  /* A member we cannot dial (or that answers as someone else): a line,
+   * not a count (the library says once per change of what fails). */
+  if (ev->type == BFTNET_EV_MEMBER_UNREACHABLE || ev->type == BFTNET_EV_MEMBER_WRONG_PEER)
+    return event_line(ev, bftnet_event_name(ev->type));
   if (ev->type < RP_EV_FIRST || ev->type > RP_EV_LAST) return;
   int k = (int)ev->type - RP_EV_FIRST;
   rp_peer_t *p = ev->node_id && ev->node_id[0] ? peers_find(ev->node_id) : NULL;

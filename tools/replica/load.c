@@ -1,5 +1,6 @@
 /* load.c — the sender thread: numbered, time-stamped load messages to
  * every active peer, paced (--rate) or keeping the rings full (--rate 0). */
+#include <math.h>
 #include <stdlib.h>
 
 #include "replica.h"
@@ -18,14 +19,21 @@ static int send_one(rp_peer_t *p, uint8_t *buf) {
 
 /* --rate R: sends what is due since the peer became active, at most 100 ms
  * (and one ring) worth at once; a larger backlog is skipped and counted as
- * lagged. Returns when the next message to this peer is due. */
+ * lagged. Returns when the next message to this peer is due.
+ *
+ * Message k is due at k/R on CLOCK_MONOTONIC's own grid, the same for
+ * every peer and for every replica of the host: a replica sends to all its
+ * peers in one round, and the replicas' rounds coincide, as in a consensus
+ * round. Each message then costs no wakeup of its own anywhere (sender,
+ * loop threads, receivers): what lets a 2-core host carry 64 replicas. */
 static uint64_t send_paced(rp_peer_t *p, uint8_t *buf, uint64_t now) {
-  if (p->pace_base_ns == 0) {
-    p->pace_base_ns = now;
-    p->pace_issued = 0;
-  }
   double r = rp.o.rate;
-  uint64_t due = (uint64_t)((double)(now - p->pace_base_ns) * r / 1e9);
+  uint64_t slot = (uint64_t)((double)now * r / 1e9); /* rounds since the clock's origin */
+  if (p->pace_base_ns == 0) { /* (re)activated: its rounds start with the current one */
+    p->pace_base_ns = now;
+    p->pace_issued = slot > 0 ? slot - 1 : 0;
+  }
+  uint64_t due = slot;
   uint64_t burst = (uint64_t)(r / 10.0);
   if (burst < 1) burst = 1;
   if (burst > rp.ring_cap) burst = rp.ring_cap;
@@ -38,7 +46,8 @@ static uint64_t send_paced(rp_peer_t *p, uint8_t *buf, uint64_t now) {
     if (rc == BFTNET_ENOTFOUND || rc == BFTNET_ECLOSED) break;
     p->pace_issued++; /* other errors: counted, the slot is spent */
   }
-  return p->pace_base_ns + (uint64_t)((double)(p->pace_issued + 1) * 1e9 / r);
+  /* The next round's start, rounded up to the nanosecond. */
+  return (uint64_t)ceil((double)(p->pace_issued + 1) * 1e9 / r);
 }
 
 /* --rate 0: below half a ring, tops the ring up to 7/8 (never full, so

@@ -4,7 +4,7 @@
  *   bftnet-replica --id NODE_ID --key FILE --listen MULTIADDR [--listen ...]
  *                  --members FILE [--rate MSGS_PER_S_PER_PEER] [--size BYTES]
  *                  [--duration SECONDS] [--stats-ms MS] [--report FILE]
- *                  [--drain-ms MS]
+ *                  [--drain-ms MS] [--metrics-listen HOST:PORT]
  *
  * It sends every other member --rate messages/s (0: as fast as the rings
  * take them) of --size bytes, each carrying a per-destination sequence
@@ -127,7 +127,7 @@ static const char synopsis[] =
     "usage: bftnet-replica --id NODE_ID --key FILE --listen MULTIADDR [--listen ...]\n"
     "                      --members FILE [--rate MSGS_PER_S_PER_PEER] [--size BYTES]\n"
     "                      [--duration SECONDS] [--stats-ms MS] [--report FILE]\n"
-    "                      [--drain-ms MS]\n";
+    "                      [--drain-ms MS] [--metrics-listen HOST:PORT]\n";
 
 static void help(void) {
   printf("%s"
@@ -151,6 +151,10 @@ static void help(void) {
          "  --drain-ms MS     after sending, longest wait for the peers to confirm\n"
          "                    everything we sent (bftnet_flush) and to stop sending\n"
          "                    (default 5000)\n"
+         "  --metrics-listen HOST:PORT\n"
+         "                    serve GET /metrics (Prometheus text format) there\n"
+         "                    ([V6]:PORT; port 0 = any, said in a \"metrics\" line);\n"
+         "                    see docs/OPERATING.md\n"
          "  -h, --help        print this help and exit\n"
          "  --version         print the version and exit\n"
          "\n"
@@ -201,6 +205,7 @@ static void parse_opts(int argc, char **argv, rp_opts_t *o) {
                                      {"stats-ms", required_argument, 0, 'S'},
                                      {"report", required_argument, 0, 'R'},
                                      {"drain-ms", required_argument, 0, 'D'},
+                                     {"metrics-listen", required_argument, 0, 'M'},
                                      {"help", no_argument, 0, 'h'},
                                      {"version", no_argument, 0, 'V'},
                                      {0, 0, 0, 0}};
@@ -220,6 +225,9 @@ static void parse_opts(int argc, char **argv, rp_opts_t *o) {
       break;
     case 'R':
       o->report = optarg;
+      break;
+    case 'M':
+      o->metrics_listen = optarg;
       break;
     case 'l':
       if (o->nlisten == RP_MAX_LISTEN) {
@@ -263,7 +271,7 @@ static void parse_opts(int argc, char **argv, rp_opts_t *o) {
 
 /* ------------------------------------------------------------------ main */
 
-/* Key, node, listeners. Returns 0 or logs and returns an error. */
+/* Key and node (not listening yet). Returns 0 or logs and returns an error. */
 static int node_start(bftnet_key_t **key) {
   int rc = bftnet_key_load(rp.o.key, key);
   if (rc != 0) return rp_log("key %s: %s", rp.o.key, bftnet_strerror(rc)), rc;
@@ -278,6 +286,15 @@ static int node_start(bftnet_key_t **key) {
   rc = bftnet_new_ex(&rp.net, &cfg, err, sizeof err);
   if (rc != 0) return rp_log("start: %s (%s)", err, bftnet_strerror(rc)), rc;
   bftnet_peer_id(rp.net, rp.self_peer, sizeof rp.self_peer);
+  return 0;
+}
+
+/* Listens on every --listen address; prints the "listen" line. After the
+ * membership is applied: a member that dials us early is then a member at
+ * once, never a TentativeReceiver (those are bounded: tentative_max). */
+static int node_listen(void) {
+  int rc;
+  char err[256];
   json_t *addrs = json_array();
   for (int i = 0; i < rp.o.nlisten; i++) {
     rc = bftnet_listen_ex(rp.net, rp.o.listen[i], rp.bound[i], sizeof rp.bound[i], err, sizeof err);
@@ -327,11 +344,12 @@ int main(int argc, char **argv) {
   pthread_t tx, rx;
   bool rx_started = false, tx_started = false;
   if (node_start(&key) != 0) goto out;
+  if (rp.o.metrics_listen && metrics_http_start(rp.o.metrics_listen) != 0) goto out;
   rp.t0 = rp.last_tick_ns = rp_now_ns();
   atomic_store(&rp.t0_pub, rp.t0);
   if (pthread_create(&rx, NULL, check_main, NULL) != 0) goto out;
   rx_started = true;
-  if (members_apply() != 0) goto out_threads;
+  if (members_apply() != 0 || node_listen() != 0) goto out_threads;
   if (pthread_create(&tx, NULL, load_main, NULL) != 0) goto out_threads;
   tx_started = true;
   uint64_t tick = tick_after(rp.t0);
@@ -349,6 +367,7 @@ out_threads:
   if (tx_started) pthread_join(tx, NULL);
   if (rx_started) pthread_join(rx, NULL);
 out:
+  metrics_http_stop();
   bftnet_free(rp.net);
   if (key) bftnet_key_free(key);
   for (size_t i = 0; i < atomic_load(&rp.npeers); i++)

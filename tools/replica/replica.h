@@ -6,6 +6,7 @@
  *   replica.c  the state, the clock, the log
  *   peers.c    the peer table, bftnet's counters per peer, the report rows
  *   lines.c    the JSON lines on stdout and the stats line
+ *   metrics_http.c  --metrics-listen: /metrics over HTTP (libmicrohttpd)
  *   events.c   bftnet's event callback (loop thread)
  *   load.c     the sender thread
  *   check.c    the receiver thread: integrity and latency
@@ -36,7 +37,7 @@
 #define RP_QUIET_NS       (500 * NS_PER_MS) /* drain: no delivery for this long */
 #define RP_REMOVE_WAIT_NS (500 * NS_PER_MS) /* SIGHUP: let a removed peer's ring drain */
 #define RP_MIN_SLEEP_NS   (250 * NS_PER_US) /* sender: never wakes more often */
-#define RP_MAX_SLEEP_NS   (10 * NS_PER_MS)
+#define RP_MAX_SLEEP_NS   (100 * NS_PER_MS) /* ... nor less often (stop, new members) */
 #define NS_PER_US         UINT64_C(1000)
 #define NS_PER_MS         UINT64_C(1000000)
 #define NS_PER_S          UINT64_C(1000000000)
@@ -45,6 +46,7 @@ _Static_assert((RP_SLOTS & (RP_SLOTS - 1)) == 0, "slot table is a power of two")
 
 typedef struct rp_opts {
   const char *id, *key, *members, *report;
+  const char *metrics_listen; /* HOST:PORT, or NULL */
   const char *listen[RP_MAX_LISTEN];
   int nlisten;
   double rate;       /* messages/s per peer; 0 = keep the rings near full */
@@ -77,7 +79,7 @@ typedef struct rp_peer {
   char peer_id[BFTNET_PEER_ID_MAX]; /* main thread */
   atomic_int active;                /* the sender sends to it */
   /* sender thread only */
-  uint64_t pace_base_ns, pace_issued;
+  uint64_t pace_base_ns, pace_issued; /* pace_base_ns: 0 = not pacing */
   /* written by the sender, read by anyone */
   atomic_uint_fast64_t sent; /* = the last sequence number handed to bftnet_send */
   atomic_uint_fast64_t send_errors, lagged;
@@ -198,6 +200,14 @@ json_t *lines_counters(bool all);
 json_t *lines_events(const uint64_t ev[RP_EV_N], uint64_t aborted_lost);
 /* The stats line (main thread). */
 void lines_stats(void);
+
+/* ------------------------------------------------------- metrics_http.c */
+
+/* Serves GET /metrics on hostport (HOST:PORT, [V6]:PORT; port 0: any) on a
+ * thread of its own, and prints a "metrics" line with the bound port.
+ * 0 or -1 (said). After the node started; stop before it is freed. */
+int metrics_http_start(const char *hostport);
+void metrics_http_stop(void);
 
 /* ------------------------------------------------------------- events.c */
 
