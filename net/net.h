@@ -181,7 +181,8 @@ void net_stream_credit(net_stream_t *s, size_t n, bool flush);
 int net_stream_write_ctl(net_stream_t *s, const uint8_t *p, size_t n);
 /* Bytes net_stream_write would take now (yamux credit; 0 if congested). */
 size_t net_stream_send_room(const net_stream_t *s);
-/* After send_room returned 0 for congestion: on_writable once it clears. */
+/* After send_room returned 0: on_writable once the connection drains or the
+ * peer's window update gives credit, whichever was missing. */
 void net_stream_want_writable(net_stream_t *s);
 net_conn_t *net_stream_conn(const net_stream_t *s);
 /* Bytes we wrote on s before its protocol was agreed: the multistream

@@ -611,6 +611,10 @@ size_t yamux_stream_send_window(const yamux_stream_t *st) {
   return state_can_send(st->state) ? st->send_window : 0;
 }
 
+void yamux_stream_want_writable(yamux_stream_t *st) {
+  st->blocked = true;
+}
+
 int yamux_stream_close(yamux_stream_t *st) {
   yamux_session_t *s = st->sess;
   switch (st->state) {

@@ -121,6 +121,10 @@ int yamux_stream_open(yamux_session_t *s, yamux_stream_t **out) BFTNET_WUR;
  * when it opens), or BFTNET_ESTATE after our FIN / a reset. */
 int yamux_stream_write(yamux_stream_t *st, const uint8_t *p, size_t n);
 size_t yamux_stream_send_window(const yamux_stream_t *st);
+/* The caller found no send window and waits: the next WINDOW_UPDATE that
+ * opens it calls on_writable. (A short write asks by itself; a write that
+ * took exactly the whole window was not short and does not.) */
+void yamux_stream_want_writable(yamux_stream_t *st);
 /* Half-closes our direction (FIN). Writing afterwards fails. Idempotent. */
 int yamux_stream_close(yamux_stream_t *st);
 /* Resets the stream (RST). The stream is freed (on_free). */

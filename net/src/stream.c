@@ -314,8 +314,14 @@ size_t net_stream_send_room(const net_stream_t *s) {
 }
 
 void net_stream_want_writable(net_stream_t *s) {
-  if (!s || s->state == NS_DEAD || s->congested || !net__conn_congested(s->conn)) return;
-  net__conn_park(s->conn, s);
+  if (!s || s->state == NS_DEAD || s->congested) return;
+  if (net__conn_congested(s->conn)) {
+    net__conn_park(s->conn, s);
+    return;
+  }
+  /* No yamux credit: a window update must wake us. A write that took the
+   * window exactly was not short, so yamux would not know to. */
+  if (s->ys) yamux_stream_want_writable(s->ys);
 }
 
 net_conn_t *net_stream_conn(const net_stream_t *s) {

@@ -549,6 +549,39 @@ static void test_backpressure(void **state) {
   free(b.src);
 }
 
+/* A write that takes exactly the whole window is not short, so yamux owes
+ * no on_writable by itself; a writer that then finds no room asks for one
+ * (yamux_stream_want_writable), and the next window update must call it.
+ * Without that, a sender that filled the window exactly waited forever. */
+static void test_exact_fill_then_want_writable(void **state) {
+  (void)state;
+  bp_t b = {.len = 1 * MiB};
+  b.src = calloc(1, b.len);
+  assert_non_null(b.src);
+  yamux_cbs_t cbs = {.on_accept = bp_accept, .on_data = bp_data, .on_writable = bp_writable};
+  yamux_config_t cr = {.window = 512 * KiB, .max_streams = 8, .max_frame = 0};
+  pair_t p;
+  pair_init(&p, &cbs, cfg_default, cr, &b);
+  assert_ok(yamux_stream_open(p.a.s, &b.w));
+  /* exactly the initial 256 KiB: a full write, not a short one */
+  assert_int_equal(yamux_stream_write(b.w, b.src, 256 * KiB), 256 * KiB);
+  b.sent = 256 * KiB;
+  assert_int_equal(yamux_stream_send_window(b.w), 0);
+  yamux_stream_want_writable(b.w);
+  pump(&p); /* the ACK brings the other 256 KiB of the 512 KiB window */
+  assert_int_equal(b.writables, 1);
+  assert_int_equal(b.sent, 512 * KiB);
+  /* the same once more, through a window update of consumed bytes */
+  yamux_stream_want_writable(b.w);
+  size_t n = b.unconsumed;
+  b.unconsumed = 0;
+  yamux_stream_consume(b.r, n, true);
+  pump(&p);
+  assert_int_equal(b.writables, 2);
+  pair_free(&p);
+  free(b.src);
+}
+
 /* ------------------------------------------------- a single session, raw */
 
 typedef struct cap_frame {
@@ -1065,6 +1098,7 @@ int main(void) {
       cmocka_unit_test(test_reentrancy),
       cmocka_unit_test(test_reset_mid_body),
       cmocka_unit_test(test_config),
+      cmocka_unit_test(test_exact_fill_then_want_writable),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
