@@ -30,6 +30,16 @@
   } while (0)
 _Noreturn void bn_assert_fail(const char *expr, const char *file, int line);
 
+/* Defects the simulator's self-test injects into the real code (tests/sim):
+ * compiled in only by its separate defect build (BFTNET_SIM_DEFECTS, which
+ * defines bn_sim_defect, the one selected); 0 everywhere else. */
+#ifdef BFTNET_SIM_DEFECTS
+extern int bn_sim_defect;
+#define BN_SIM_DEFECT(n) (bn_sim_defect == (n))
+#else
+#define BN_SIM_DEFECT(n) 0
+#endif
+
 static inline uint16_t bn_load_be16(const uint8_t *p) {
   return (uint16_t)((p[0] << 8) | p[1]);
 }

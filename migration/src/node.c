@@ -197,6 +197,14 @@ mig_peer_t *mig_peer_get(mig_node_t *n, const peerid_t *peer) {
     free(p);
     return NULL;
   }
+  /* Our stream IDs start at a random point, not at 0: the peer may still
+   * know the streams of our last incarnation by their IDs (detached,
+   * waiting to resume), and would take a Migrate or AckMigrate naming one
+   * of them for one of ours, with its read offset (what it confirmed of
+   * the old stream). A collision then takes 2^-40 luck. */
+  uint64_t k;
+  bn_random(n->t->seam, &k, sizeof k);
+  p->mig.next_k = BN_SIM_DEFECT(7) ? 0 : k & ((UINT64_C(1) << 40) - 1);
   p->next = n->peers;
   n->peers = p;
   return p;

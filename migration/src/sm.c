@@ -414,7 +414,7 @@ static int mig_on_migrate(mig_reg_t *p, uint64_t h, const mig_msg_t *m, uint64_t
   memset(&s->cur, 0, sizeof(s->cur));
   s->cur.h = h;
   s->cur.in_start = mig_read_offset(s); /* what the Ack reports */
-  s->cur.out_start = r;
+  s->cur.out_start = r + (BN_SIM_DEFECT(1) && r < s->w_written);
   s->r_reported = BN_MAX(s->r_reported, s->cur.in_start);
   mig_send_ack(p, s, h, false, acts);
   mig_act(acts, MIG_ACT_MIGRATED, s, h)->id = s->id;
@@ -463,7 +463,7 @@ static int mig_on_ack(mig_reg_t *p, mig_sm_t *s, const mig_msg_t *m, uint64_t no
     }
   }
   s->cur = s->pend;
-  s->cur.out_start = r;
+  s->cur.out_start = r + (BN_SIM_DEFECT(1) && r < s->w_written);
   s->cur.out_sent = 0;
   memset(&s->pend, 0, sizeof(s->pend));
   mig_alias_add(s, s->id);
@@ -531,7 +531,7 @@ int mig_reg_on_data(mig_reg_t *p, uint64_t h, size_t n, mig_actions_t *acts) {
     return BFTNET_EPROTO;
   }
   uint64_t dup = s->r_delivered - start;
-  size_t skip = dup < n ? (size_t)dup : n;
+  size_t skip = BN_SIM_DEFECT(2) ? 0 : dup < n ? (size_t)dup : n;
   /* Commit. */
   c->in_recv += n;
   s->r_delivered += n - skip;

@@ -390,10 +390,21 @@ void mig__stream_pump(mig_stream_t *ls) {
 static void ls_release_held(mig_stream_t *ls) {
   if (ls->debt || !ls->m) return;
   mig__carrier_kick(ls->p); /* the read offset moved: a Confirm may be due */
+  mig_sm_t *m = ls->m;
   for (mig_carrier_t *car = ls->p->carriers; car; car = car->next) {
-    if (!car->held || mig_reg_find_carrier(&ls->p->mig, car->h) != ls->m) continue;
+    if (!car->held || mig_reg_find_carrier(&ls->p->mig, car->h) != m) continue;
     uint64_t k = car->held;
     car->held = 0;
+    /* A carrier frozen by an exchange gets no credit after our read
+     * offset was reported (§11.5): the writer took that offset as all we
+     * confirmed, and credit beyond it would contradict it. It is owed
+     * (given if the exchange fails) or, on a carrier left behind, dropped:
+     * the bytes come again on the new one. */
+    mig_slot_t *slot = car->h == m->cur.h ? &m->cur : car->h == m->old.h ? &m->old : NULL;
+    if (slot && slot->frozen && !BN_SIM_DEFECT(8)) {
+      slot->owed += k;
+      continue;
+    }
     mig__carrier_credit(car, k);
   }
 }

@@ -101,7 +101,7 @@ static const char *on_peer_name(void *ud, const peerid_t *peer) {
 /* Busy polling: after a turn that had work, poll without sleeping
  * (yielding to any runnable thread) until busy_poll_us pass idle. */
 static void loop_busy_poll(bftnet_t *b) {
-  const bn_seam_t *seam = bn_seam_system();
+  const bn_seam_t *seam = b->t->seam;
   uint64_t spin_ns = (uint64_t)b->cfg.busy_poll_us * 1000u;
   for (int alive = 1; alive;) {
     alive = b->t->ops->run(b->t, BN_RUN_ONCE);
@@ -152,13 +152,11 @@ static void close_wakes(bftnet_t *b) {
   b->t->ops->shutdown(b->t);
 }
 
-BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
-  return bftnet_new_ex(out, cfg, NULL, 0);
-}
-
-/* Long: the unwinding labels undo each step of the construction. */
-BFTNET_API int bftnet_new_ex(bftnet_t **out, const bftnet_config_t *cfg, char *errbuf,
-                             size_t errcap) {
+/* bftnet_new_ex, or node__new_with_transport when ext is set (the
+ * simulator's transport: no loop thread, not freed here).
+ * Long: the unwinding labels undo each step of the construction. */
+static int node_new(bftnet_t **out, const bftnet_config_t *cfg, bn_transport_t *ext, char *errbuf,
+                    size_t errcap) {
   const char *step = "";
   if (errbuf && errcap) errbuf[0] = '\0';
   if (!out || !cfg) {
@@ -175,11 +173,16 @@ BFTNET_API int bftnet_new_ex(bftnet_t **out, const bftnet_config_t *cfg, char *e
   }
   b->cfg = *cfg;
   b->log = (bn_logger_t){.level = cfg->log_level, .cb = cfg->on_log, .user = cfg->user};
-  b->own_thread = cfg->loop == NULL; /* then the transport owns its loop too */
+  /* Without cfg.loop (and without a caller's transport) the transport owns its loop too. */
+  b->own_thread = cfg->loop == NULL && ext == NULL;
+  b->ext_transport = ext != NULL;
   pthread_mutex_init(&b->mu, NULL);
   pthread_cond_init(&b->cv, NULL);
   step = "the loop transport";
-  if ((rc = net_transport_uv_new(cfg->loop, bn_seam_system(), &b->t)) != 0) goto err_free;
+  if (ext)
+    b->t = ext;
+  else if ((rc = net_transport_uv_new(cfg->loop, bn_seam_system(), &b->t)) != 0)
+    goto err_free;
   bn_transport_t *t = b->t;
   step = "the loop's wakeups";
   if ((rc = t->ops->wake_new(t, node__cmd_on_wake, b, &b->async)) != 0) goto err_transport;
@@ -215,13 +218,28 @@ err_transport:
   if (b->wake) t->ops->wake_free(b->wake);
   if (b->async) t->ops->wake_free(b->async);
   t->ops->shutdown(t);
-  net_transport_uv_free(t); /* runs the close callbacks (its own loop), or leaves them to it */
+  if (!b->ext_transport)
+    net_transport_uv_free(t); /* runs the close callbacks (its own loop), or leaves them to it */
 err_free:
   pthread_cond_destroy(&b->cv);
   pthread_mutex_destroy(&b->mu);
   free(b);
   node_errf(errbuf, errcap, "cannot create %s: %s", step, bftnet_strerror(rc));
   return rc;
+}
+
+BFTNET_API int bftnet_new(bftnet_t **out, const bftnet_config_t *cfg) {
+  return node_new(out, cfg, NULL, NULL, 0);
+}
+
+BFTNET_API int bftnet_new_ex(bftnet_t **out, const bftnet_config_t *cfg, char *errbuf,
+                             size_t errcap) {
+  return node_new(out, cfg, NULL, errbuf, errcap);
+}
+
+int node__new_with_transport(bftnet_t **out, const bftnet_config_t *cfg, bn_transport_t *t) {
+  if (!t || cfg->loop) return BFTNET_EINVAL;
+  return node_new(out, cfg, t, NULL, 0);
 }
 
 static void stop_closed(void *ud) {
@@ -270,8 +288,9 @@ BFTNET_API void bftnet_free(bftnet_t *b) {
   bftnet_stop(b);
   net_free(b->net);
   /* Its own loop: runs what is left and closes it. The application's:
-   * frees now, or at the last close callback. */
-  net_transport_uv_free(b->t);
+   * frees now, or at the last close callback. A caller's transport is the
+   * caller's to free. */
+  if (!b->ext_transport) net_transport_uv_free(b->t);
   b->t = NULL;
   node__members_destroy(b);
   pthread_cond_destroy(&b->cv);

@@ -113,6 +113,7 @@ struct bftnet {
   bftnet_config_t cfg;
   bn_logger_t log; /* this node's level and callback; every layer logs through it */
   bool own_thread; /* no cfg.loop: the transport owns the loop, this thread runs it */
+  bool ext_transport; /* the caller's transport (node__new_with_transport): not freed here */
   pthread_t thread;
   bn_twake_t *async; /* commands */
   bn_twake_t *wake;  /* sends and pops */
@@ -142,6 +143,14 @@ struct bftnet {
   int efd;           /* eventfd: readable when messages may be waiting */
   uint32_t rr;       /* atomic: round-robin cursor for bftnet_recv */
 };
+
+/* ---------------------------------------------------------------- node.c */
+
+/* bftnet_new over a transport the caller made and drives (a simulated
+ * world): no loop thread, like cfg.loop: every call comes from the thread
+ * that runs t, and blocking calls turn t's loop (run) until they complete.
+ * t is borrowed until bftnet_free, which does not free it. For tests. */
+int node__new_with_transport(bftnet_t **out, const bftnet_config_t *cfg, bn_transport_t *t);
 
 /* ----------------------------------------------------------------- cmd.c */
 

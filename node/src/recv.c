@@ -56,7 +56,7 @@ BFTNET_API int bftnet_recv_batch(bftnet_t *b, bftnet_msg_t *msgs, int max, int t
   /* A wait inside a callback would hold up the loop that fills the queues. */
   if (timeout_ms != 0 && node__cmd_in_callback(b)) return BFTNET_EINCALLBACK;
   uint64_t deadline =
-      timeout_ms > 0 ? bn_now_ns(bn_seam_system()) + (uint64_t)timeout_ms * 1000000ull : 0;
+      timeout_ms > 0 ? bn_now_ns(b->t->seam) + (uint64_t)timeout_ms * 1000000ull : 0;
   for (;;) {
     bool wake = false;
     int got = recv_scan(b, msgs, max, &wake);
@@ -73,7 +73,7 @@ BFTNET_API int bftnet_recv_batch(bftnet_t *b, bftnet_msg_t *msgs, int max, int t
     if (ck_pr_load_int(&b->stopped)) return BFTNET_ECLOSED;
     if (timeout_ms == 0) return BFTNET_EAGAIN;
     if (b->cfg.busy_poll_us) { /* poll the queues before sleeping */
-      const bn_seam_t *seam = bn_seam_system();
+      const bn_seam_t *seam = b->t->seam;
       uint64_t until = bn_now_ns(seam) + (uint64_t)b->cfg.busy_poll_us * 1000u;
       if (timeout_ms > 0 && deadline < until) until = deadline;
       while (got == 0 && bn_now_ns(seam) < until && !ck_pr_load_int(&b->stopped)) {
@@ -85,9 +85,13 @@ BFTNET_API int bftnet_recv_batch(bftnet_t *b, bftnet_msg_t *msgs, int max, int t
     }
     int wait_ms = -1;
     if (timeout_ms > 0) {
-      uint64_t now = bn_now_ns(bn_seam_system());
+      uint64_t now = bn_now_ns(b->t->seam);
       if (now >= deadline) return BFTNET_ETIMEDOUT;
       wait_ms = (int)((deadline - now + 999999) / 1000000);
+    }
+    if (!b->own_thread) { /* this thread runs the loop: turn it instead of sleeping */
+      b->t->ops->run(b->t, BN_RUN_ONCE);
+      continue;
     }
     struct pollfd p = {.fd = b->efd, .events = POLLIN};
     int pr = poll(&p, 1, wait_ms);

@@ -109,10 +109,11 @@ BFTNET_API int bftnet_flush(bftnet_t *b, int timeout_ms) {
    * only a look (timeout 0) is allowed there. */
   if (timeout_ms > 0 && node__cmd_in_callback(b)) return BFTNET_EINCALLBACK;
   if (!b->own_thread && !node__cmd_in_callback(b)) return flush_on_app_loop(b, timeout_ms);
-  uint64_t deadline = bn_now_ns(bn_seam_system()) + (uint64_t)timeout_ms * 1000000ull;
+  const bn_seam_t *seam = b->t->seam;
+  uint64_t deadline = bn_now_ns(seam) + (uint64_t)timeout_ms * 1000000ull;
   for (unsigned i = 0;; i++) {
     if (flush_done(b)) return 0;
-    if (bn_now_ns(bn_seam_system()) >= deadline) return BFTNET_ETIMEDOUT;
+    if (bn_now_ns(seam) >= deadline) return BFTNET_ETIMEDOUT;
     b->t->ops->wake_send(b->wake);
     struct timespec ts = {0, (i < 20 ? 1 : 10) * 1000000L};
     nanosleep(&ts, NULL);

@@ -75,7 +75,7 @@ static void in_emit(void *ud, const uint8_t *p, size_t n) {
  * then the credit waits for the application. */
 static void credit(rx_t *r) {
   if (!r->in || r->uncredited == 0) return;
-  if (!r->ctx->cfg.on_message && rx_inq_over(&r->inq)) {
+  if (!r->ctx->cfg.on_message && rx_inq_over(&r->inq) && !BN_SIM_DEFECT(4)) {
     ck_pr_store_int(&r->throttled, 1);
     return;
   }
@@ -213,7 +213,7 @@ void rx_stats(rx_t *r, bftnet_peer_stats_t *out) {
 /* ----------------------------------------------------------- promotion */
 
 void rx_tent_promote(rx_ctx_t *ctx, const peerid_t *peer, rx_t *r) {
-  rx_tent_t *t = rx__tentative_find(ctx, peer);
+  rx_tent_t *t = BN_SIM_DEFECT(5) ? ctx->tent_head : rx__tentative_find(ctx, peer);
   if (!t) return;
   bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_PROMOTED, 1);
   bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_BYTES, 0 - t->buf.bytes);
