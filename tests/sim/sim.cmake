@@ -56,10 +56,14 @@ target_link_options(bftnet-sim-defects PRIVATE ${SIM_WRAP})
 #   4 credit is granted while the inbound queue is over its limit
 #   5 a promotion hands over another peer's TentativeReceiver
 #   6 a message dropped from a full ring is not counted
-# and two bugs the simulator found, as they were before their fixes:
+# and a bug the simulator found, as it was before its fix:
 #   7 a new incarnation's stream IDs start at 0 again
-#   8 credit held back is given on a carrier an exchange froze
-foreach(d 1 2 3 4 5 6 7 8)
+# (Defect 8, credit given on a carrier an exchange froze, is still in the
+# defect build but has no ctest: between nodes that confirm with Confirm
+# messages credit confirms nothing, so it breaks no invariant there; it
+# would against an older peer that confirms with credit, which the
+# simulator does not run.)
+foreach(d 1 2 3 4 5 6 7)
   add_test(NAME sim_defect_${d}
     COMMAND bftnet-sim-defects --defect ${d} --expect-fail --seeds ${BFTNET_SIM_SEEDS} -j 2)
   set_tests_properties(sim_defect_${d} PROPERTIES TIMEOUT 600 LABELS sim)
