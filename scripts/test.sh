@@ -201,9 +201,9 @@ else
     say "C: build every target (-j$JOBS)"
     if cmake --build "$C" -j "$JOBS"; then
       record ok "C: gcc build of every target with -DBFTNET_WERROR=ON (Release)"
-      say "C: ctest (unit, example, install, packages)"
+      say "C: ctest (unit, sim, example, install, packages)"
       CTEST_WRAP=()
-      run_ctest "$C" "$C/ctest.log" "C tests (gcc Release: unit, example, install, packages)" \
+      run_ctest "$C" "$C/ctest.log" "C tests (gcc Release: unit, sim, example, install, packages)" \
         --no-tests=error -LE 'threads|integration|cluster|interop|bench|fuzz'
     else
       record FAIL "C: gcc build of every target with -DBFTNET_WERROR=ON (Release)"
