@@ -264,6 +264,10 @@ typedef struct bn_transport_ops {
   /* Closes the transport's own handles, after everything created through
    * it was closed or freed. Then the owner calls its destructor. */
   void (*shutdown)(bn_transport_t *t);
+  /* Optional (NULL: not supported): caps the bytes the kernel holds not yet
+   * sent on s (TCP_NOTSENT_LOWAT), so what the node writes later is not
+   * queued behind a deep kernel buffer. 0 or an error. */
+  int (*sock_set_notsent_lowat)(bn_tsock_t *s, uint32_t bytes);
 } bn_transport_ops_t;
 
 struct bn_transport {

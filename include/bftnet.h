@@ -64,7 +64,9 @@ extern "C" {
   XX(BUFSIZE, "output buffer too small")                                                           \
   XX(INCALLBACK, "not allowed inside a loop callback (it would block the loop)")                   \
   XX(ONMESSAGE, "messages go to on_message; bftnet_recv is not used")                              \
-  XX(PEERTOOBIG, "message larger than the member's max_message_size")
+  XX(PEERTOOBIG, "message larger than the member's max_message_size")                              \
+  XX(BADCLASS, "invalid traffic class configuration")                                              \
+  XX(NOCLASS, "no such traffic class")
 
 enum bftnet_errno_index {
 #define BFTNET_XX_(name, msg) BFTNET_ERRIDX_##name,
@@ -189,7 +191,11 @@ BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason);
   XX(INBOUND_TOO_BIG, "inbound_too_big")   /* theirs, above ours: skipped */                       \
   XX(MIG_BAD_CONFIRM, "mig_bad_confirm")   /* a Confirm beyond the bytes sent */                   \
   XX(MIG_LEGACY_PEERS, "mig_legacy_peers") /* peers (incarnations) that confirm                    \
-     with yamux window updates: an older bftnet, PROTOCOL.md section 11.12 */
+     with yamux window updates: an older bftnet, PROTOCOL.md section 11.12 */                      \
+  /* Traffic classes (see bftnet_class_t) */                                                       \
+  XX(CLASS_UNKNOWN, "class_unknown") /* a peer opened a class we do not have: na */                \
+  XX(CLASS_REFUSED, "class_refused") /* a peer answered na to one of our classes */                \
+  XX(SUPERSEDED, "superseded")       /* queued keep-latest messages replaced by newer */
 
 typedef enum bftnet_counter_id {
 #define BFTNET_XX_(name, str) BFTNET_COUNTER_##name,
@@ -281,6 +287,9 @@ typedef struct bftnet_event {
   /* Dial events (MEMBER_UNREACHABLE, MEMBER_WRONG_PEER). */
   const char *expected_peer_id; /* the member's peer ID in the membership ("" otherwise) */
   uint32_t dial_failures;       /* failed dials in a row */
+  /* MEMBER_UP, MEMBER_DOWN and the migration events: the traffic class of
+   * the stream (0 without classes). */
+  uint8_t cls;
 } bftnet_event_t;
 
 /* Runs on the loop thread: must be fast, must not block or call
@@ -290,6 +299,9 @@ typedef void (*bftnet_event_cb)(const bftnet_event_t *ev, void *user);
 /* ---------------------------------------------------------------- config */
 
 struct uv_loop_s;
+
+struct bftnet_class;
+struct bftnet_msg;
 
 typedef struct bftnet_config {
   const bftnet_key_t *key;         /* identity; required; borrowed until free */
@@ -348,6 +360,32 @@ typedef struct bftnet_config {
    * cause are rate limited (at most 5 a second, then a count of those
    * suppressed). */
   void (*on_log)(int level, const char *msg, void *user);
+
+  /* Traffic classes (bftnet_class_t, "traffic classes" below). NULL: one
+   * class, built from ring_capacity, inbound_max_msgs and inbound_max_bytes
+   * above, behaving and speaking on the wire exactly as bftnet without
+   * classes. Borrowed during bftnet_new only (copied). */
+  const struct bftnet_class *classes;
+  size_t nclasses; /* 0 (one implicit class) .. BFTNET_MAX_CLASSES */
+  /* Percent of the connection that lower priorities keep while they have
+   * data waiting behind a busy higher priority (default 10; 0: strict
+   * priority; at most 50). */
+  uint32_t class_min_share;
+  /* TCP_NOTSENT_LOWAT for every connection, bytes: how much the kernel may
+   * hold not yet sent. 0: the default, 32 KiB with two or more classes (a
+   * vote must not wait behind megabytes the kernel holds), the kernel's own
+   * with one. UINT32_MAX: never set. */
+  uint32_t notsent_lowat;
+  /* Opt-in, instead of on_message (and taking precedence): the message with
+   * its class. Loop thread; msg and its data are valid during the call only
+   * (msg->priv is NULL: do not release it). */
+  void (*on_message_ex)(const struct bftnet_msg *msg, void *user);
+  /* With two or more classes, the per-stream receive window instead of
+   * yamux_window (default 256 KiB, the yamux minimum; 0: yamux_window).
+   * A receiver reads its connection in order, so what the less urgent
+   * classes may have in flight, unread, is what an urgent message can wait
+   * behind at a busy receiver: at most one such window per class. */
+  uint32_t class_window;
 } bftnet_config_t;
 
 /* Fills in every default. Call before setting fields. */
@@ -436,10 +474,13 @@ typedef struct bftnet_msg {
   const char *from; /* sender's node ID */
   const uint8_t *data;
   size_t len;
-  void *priv; /* bftnet's: pass the message to bftnet_msg_release */
+  void *priv;  /* bftnet's: pass the message to bftnet_msg_release */
+  uint8_t cls; /* its traffic class (this node's index; 0 without classes) */
 } bftnet_msg_t;
 
-/* Takes the next message, round-robin across members. timeout_ms: 0 = do
+/* Takes the next message: classes by priority (the most urgent first,
+ * with the minimum share of class_min_share for the others), round-robin
+ * across members within a class. timeout_ms: 0 = do
  * not wait (BFTNET_EAGAIN if none), < 0 = wait forever, else wait up to it
  * (BFTNET_ETIMEDOUT). After bftnet_stop, messages already received are
  * still returned, then BFTNET_ECLOSED. BFTNET_EONMESSAGE when the node
@@ -623,6 +664,107 @@ BFTNET_API const char *bftnet_event_name(bftnet_event_type_t type);
  * BFTNET_EBUFSIZE, buf holds "" (cap > 0), and *len the capacity needed now
  * (counters grow: allow some slack). Any thread, loop callbacks included. */
 BFTNET_API int bftnet_metrics_text(bftnet_t *net, char *buf, size_t cap, size_t *len) BFTNET_WUR;
+/* ------------------------------------------------------- traffic classes */
+/*
+ * A replica sends votes (tiny, urgent), blocks (large) and bulk (sync,
+ * gossip) to the same member. Each class is its own migratable stream per
+ * member with its own send ring, drop policy and inbound queue, all riding
+ * the member's one connection. The loop thread fills the connection by
+ * priority in pieces of at most one Noise frame (16 KiB), so a message of
+ * the most urgent class waits behind at most about one frame of the others
+ * in bftnet's buffers (docs/ARCHITECTURE.md, "Traffic classes"). One
+ * class's drops, backlog or full inbound queue never touch another class.
+ * Wire: class 0 is /bftnet/msg/1.0.0 whatever its name (so peers without
+ * classes, js-libp2p included, talk to class 0); class k > 0 is
+ * /bftnet/msg/<name>/1.0.0. Both sides match classes by name; a class the
+ * peer does not have is refused with `na` (docs/PROTOCOL.md section 8.2).
+ */
+#define BFTNET_MAX_CLASSES    8
+#define BFTNET_CLASS_NAME_MAX 32 /* a name is 1..31 of [A-Za-z0-9._-] */
+
+typedef enum bftnet_policy {
+  BFTNET_DROP_OLDEST = 0, /* a full ring drops its oldest message (wait-free send) */
+  BFTNET_KEEP_LATEST = 1  /* a message with a nonzero key replaces the queued one
+                             (not yet written) with the same key; a full ring
+                             drops its oldest. Sends take a short spin lock. */
+} bftnet_policy_t;
+
+typedef struct bftnet_class {
+  const char *name;        /* unique; on the wire for classes > 0 */
+  uint8_t priority;        /* 0 is the most urgent */
+  uint32_t weight;         /* share among classes of equal priority, >= 1 */
+  uint32_t ring_capacity;  /* per member, messages, power of 2 (4..2^24) */
+  uint64_t ring_max_bytes; /* per member, queued payload bytes, > 0 */
+  bftnet_policy_t policy;
+  uint32_t inbound_max_msgs;  /* per member, power of 2 (4..2^24) */
+  uint64_t inbound_max_bytes; /* per member, > 0 */
+} bftnet_class_t;
+
+/* Fills a class with the defaults: priority 0, weight 1, ring 4096
+ * messages and 64 MiB, drop-oldest, inbound 4096 messages and 64 MiB. */
+BFTNET_API void bftnet_class_init(bftnet_class_t *cls, const char *name);
+
+/* What bftnet_new checks, with the reason in errbuf (may be NULL): 0,
+ * BFTNET_EINVAL, or BFTNET_EBADCLASS for a bad class list (more than
+ * BFTNET_MAX_CLASSES, a missing, malformed or duplicate name, a capacity
+ * that is not a power of 2, a zero bound or weight). */
+BFTNET_API int bftnet_config_check(const bftnet_config_t *cfg, char *errbuf, size_t cap) BFTNET_WUR;
+
+typedef struct bftnet_send_opts {
+  uint8_t cls;  /* the class's index in cfg.classes */
+  uint64_t key; /* keep-latest classes: 0 = no key; ignored by drop-oldest */
+} bftnet_send_opts_t;
+
+/* Queues one message in a class: for node_id, or for every member but
+ * ourselves when node_id is NULL (a broadcast: one buffer, one queue
+ * operation; returns the number of members). opts NULL = class 0, no key:
+ * bftnet_send and bftnet_broadcast. BFTNET_ENOCLASS for a class that was
+ * not configured, else as bftnet_send / bftnet_broadcast. Never blocks;
+ * wait-free for drop-oldest classes. Any thread. */
+BFTNET_API int bftnet_send_ex(bftnet_t *net, const char *node_id, const bftnet_send_opts_t *opts,
+                              const void *data, size_t len) BFTNET_WUR;
+
+typedef struct bftnet_class_stats {
+  uint64_t enqueued;   /* accepted by sends and broadcasts */
+  uint64_t sent;       /* written to the class's stream */
+  uint64_t delivered;  /* received from the member in this class and handed over */
+  uint64_t dropped;    /* dropped from the full ring (or broadcasts skipped) */
+  uint64_t superseded; /* replaced by a newer message with its key (keep-latest) */
+  uint64_t aborted;    /* lost with an aborted stream (bftnet_peer_stats_t) */
+  uint64_t bytes_out, bytes_in;
+  uint32_t ring_depth;    /* queued, not yet written */
+  uint32_t inbound_depth; /* received, not yet taken */
+  /* Queueing delay, send -> written to the stream (which, with two or more
+   * classes, is handed to the connection), since the member was added:
+   * percentiles over a sample (every message queued into an empty ring,
+   * one in 16 of the others, weighted back), 0 without samples. */
+  uint64_t delay_p50_ns, delay_p99_ns, delay_max_ns;
+  uint64_t delay_samples;
+  int connected;    /* the class's stream to the member is up */
+  uint64_t refused; /* times the member answered na to this class */
+  /* Head-of-line blocking on this node: the most bytes of the member's
+   * other classes written to its connection while one sampled message of
+   * this class waited (queued -> written). For the most urgent class this
+   * stays within one piece (16 KiB) whatever the others queue; what was
+   * already in the connection's output when it was queued is bounded by
+   * the pacing (docs/ARCHITECTURE.md, "Traffic classes"). */
+  uint64_t ahead_max_bytes;
+  uint64_t unconfirmed; /* bytes of the class's stream written, not yet confirmed read */
+} bftnet_class_stats_t;
+
+/* bftnet_recv_batch restricted to some classes (bit i: class i; others
+ * stay queued for other calls): a thread of its own for the votes while
+ * another validates blocks at its pace. BFTNET_ENOCLASS for a bit beyond
+ * the classes or an empty set. Any thread. */
+BFTNET_API int bftnet_recv_classes(bftnet_t *net, uint32_t classes, bftnet_msg_t *msgs, int max,
+                                   int timeout_ms) BFTNET_WUR;
+
+/* One class of one member: BFTNET_ENOTFOUND, BFTNET_ENOCLASS. Any thread. */
+BFTNET_API int bftnet_class_stats(bftnet_t *net, const char *node_id, uint8_t cls,
+                                  bftnet_class_stats_t *out) BFTNET_WUR;
+/* The number of classes (1 without configuration), and one's name. */
+BFTNET_API int bftnet_class_count(const bftnet_t *net);
+BFTNET_API const char *bftnet_class_name(const bftnet_t *net, uint8_t cls);
 
 #ifdef __cplusplus
 }

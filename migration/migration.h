@@ -9,13 +9,18 @@
  * - carriers: each yamux stream under a logical stream L, with the outer
  *   multistream `/libp2p/stream-migration`, the one StreamMigration message
  *   (Label, Migrate or AckMigrate) and then L's bytes;
- * - the inner negotiation of `/bftnet/msg/1.0.0`, which is part of L's bytes
- *   (§11.2), so it migrates with L and the layer above sees application
- *   bytes only;
- * - confirmation: yamux window updates received (not the SYN/ACK grant),
- *   minus the bytes written on the carrier before L's first byte; and a
- *   Receiver's credit, granted only after the layer above consumed what it
- *   was given (mig_stream_consume), flushed at most MIG_CREDIT_FLUSH_MS later;
+ * - the inner negotiation of L's application protocol (one of the node's
+ *   list, mig_config_t.apps: `/bftnet/msg/1.0.0` and one per traffic
+ *   class), which is part of L's bytes (§11.2), so it migrates with L and
+ *   the layer above sees application bytes only; a proposal not in the
+ *   list is answered `na` and counted (class_unknown);
+ * - confirmation: Confirm messages on the per-connection confirmation
+ *   stream `/libp2p/stream-migration/confirm` (src/confirm.c), one read
+ *   offset per logical stream, sent once the layer above consumed what it
+ *   was given (mig_stream_consume), at most MIG_CREDIT_FLUSH_MS later; yamux
+ *   credit is flow control only (an older peer confirms with yamux window
+ *   updates: the credit minus the bytes written on the carrier before L's
+ *   first byte);
  * - the fallback: a peer that answers `na` to the Label gets a plain
  *   `/bftnet/msg/1.0.0` stream carrying the same bytes (not migratable);
  * - the leader's policy (only the leader of a pair migrates): keep one
@@ -39,7 +44,8 @@
 #define MIG_CREDIT_FLUSH_MS 2u   /* owed credit (confirmation) waits at most this long */
 #define MIG_IDLE_TICKS      3u   /* an unused duplicate connection lives this many ticks */
 #define MIG_RETRY_NS        (200u * 1000000ull) /* between two attempts to move one stream */
-#define MIG_APP_PROTO       "/bftnet/msg/1.0.0" /* the application protocol inside L */
+#define MIG_APP_PROTO       "/bftnet/msg/1.0.0" /* the default application protocol inside L */
+#define MIG_MAX_APPS        8u                  /* application protocols a node serves inside L */
 
 typedef struct mig_node mig_node_t;
 typedef struct mig_peer mig_peer_t;
@@ -64,6 +70,7 @@ typedef struct mig_event {
   /* ABORTED, CLOSED: why, as text ("reset", "going_away", "detach_timeout",
    * "migration_na"... or "closed") */
   const char *reason;
+  bool refused; /* ABORTED: the peer answered na to L's application protocol */
   uint64_t detached_ns, retransmitted; /* RESUMED */
   /* DETACHED: why its connection ended (net_conn_end_reason); ABORTED:
    * BFTNET_REASON_GOING_AWAY for a reset from a peer that said GO_AWAY first
@@ -82,9 +89,11 @@ typedef struct mig_stream_cbs {
 } mig_stream_cbs_t;
 
 typedef struct mig_node_cbs {
-  /* The peer opened a logical (or plain) /bftnet/msg/1.0.0 stream to us:
-   * the caller sets its callbacks (mig_stream_set_cbs) and the peer's owner,
-   * and returns 0, or < 0 to refuse (the stream is reset). */
+  /* The peer opened a logical (or plain) stream of one of our application
+   * protocols to us (mig_stream_app says which), once its inner
+   * negotiation is done: the caller sets its callbacks
+   * (mig_stream_set_cbs) and the peer's owner, and returns 0, or < 0 to
+   * refuse (the stream is reset). */
   int (*on_stream)(void *ud, mig_peer_t *p, mig_stream_t *ls);
   /* A new incarnation of the peer: its old streams were aborted (their
    * ABORTED events came first). */
@@ -104,11 +113,17 @@ typedef struct mig_config {
    * message we write (PROTOCOL.md 8.1); 0: not sent. */
   uint32_t max_message_size;
   const bn_logger_t *log; /* the node's (NULL: the process default) */
+  /* The application protocols served inside L (and as plain streams),
+   * index = mig_stream_app; NULL: MIG_APP_PROTO alone. The strings must
+   * outlive the node. */
+  const char *const *apps;
+  unsigned napps; /* 1..MIG_MAX_APPS when apps is set */
 } mig_config_t;
 
 /* A node on net: draws its incarnation from the seam's RNG, handles the
- * inbound /libp2p/stream-migration and MIG_APP_PROTO streams, starts the
- * tick. cbs and ud for the streams peers open; migration counters go to ctr. */
+ * inbound /libp2p/stream-migration streams and the plain streams of each
+ * application protocol, starts the tick. cbs and ud for the streams peers open; migration counters
+ * go to ctr. */
 int mig_node_new(mig_node_t **out, net_t *net, const mig_config_t *cfg, const mig_node_cbs_t *cbs,
                  void *ud, bn_counters_t *ctr) BFTNET_WUR;
 /* Releases every peer (their streams are reset, no events) and stops the
@@ -152,10 +167,26 @@ typedef struct mig_peer_stats {
 const mig_peer_stats_t *mig_peer_stats(const mig_peer_t *p);
 
 /* Opens our logical stream to the peer on c (Label, pipelined with the inner
- * negotiation), or a plain stream if the peer spoke no migration before or
- * the node is configured plain. */
-int mig_stream_open(mig_peer_t *p, net_conn_t *c, const mig_stream_cbs_t *cbs, void *ud,
-                    mig_stream_t **out) BFTNET_WUR;
+ * negotiation of application protocol `app`, an index into the node's
+ * list), or a plain stream if the peer spoke no migration before or the
+ * node is configured plain. A peer that answers na to the protocol ends
+ * the stream: ABORTED with `refused` set. */
+int mig_stream_open(mig_peer_t *p, net_conn_t *c, unsigned app, const mig_stream_cbs_t *cbs,
+                    void *ud, mig_stream_t **out) BFTNET_WUR;
+/* L's application protocol (index into the node's list); -1 while an
+ * inbound stream's negotiation is not done. */
+int mig_stream_app(const mig_stream_t *ls);
+/* The priority of L's writes when its connection is paced (net.h). */
+void mig_stream_set_prio(mig_stream_t *ls, uint8_t prio);
+/* Bytes mig_stream_write would take now that also go to the connection at
+ * once (none left waiting in the retransmit window): the room in the
+ * window, capped by the carrier's room (yamux credit, a paced connection's
+ * piece) less what the window holds unsent. A detached stream: the window's
+ * room (its bytes go on when it resumes). */
+size_t mig_stream_send_room(const mig_stream_t *ls);
+/* on_writable once mig_stream_send_room may have grown (a write that took
+ * less than asked does this by itself). */
+void mig_stream_want_writable(mig_stream_t *ls);
 void mig_stream_set_cbs(mig_stream_t *ls, const mig_stream_cbs_t *cbs, void *ud);
 /* Takes up to n application bytes (bounded by the retransmit window);
  * 0 = full, on_writable follows. < 0 once the stream ended. */

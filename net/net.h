@@ -31,6 +31,13 @@ void net_transport_uv_free(bn_transport_t *t);
 #define NET_WRITE_HIGH_MARK (4u * 1024u * 1024u)
 /* A drained write buffer larger than this is freed, not kept for reuse. */
 #define NET_WRITE_RETAIN (2u * 1024u * 1024u)
+/* Paced connections (net_config_t.paced): a stream's data write is at most
+ * one piece, and data streams write only while the connection's unsent
+ * output (its buffer and the socket's write in flight) is below the slack:
+ * whatever a stream writes next waits behind less than one piece plus the
+ * slack (the control frames: window updates, ping answers). */
+#define NET_PACE_PIECE (16u * 1024u)
+#define NET_PACE_SLACK (1024u)
 
 /* ------------------------------------------------------------- the node */
 
@@ -47,6 +54,11 @@ typedef struct net_config {
   uint32_t max_connections;
   uint32_t max_pending_handshakes;
   const bn_logger_t *log; /* the node's (NULL: the process default) */
+  /* Pace data streams (NET_PACE_PIECE, NET_PACE_SLACK) instead of letting
+   * them fill the connection's output up to its high marks; parked streams
+   * go on by priority (net_stream_set_prio). */
+  bool paced;
+  uint32_t notsent_lowat; /* TCP_NOTSENT_LOWAT of every socket, bytes (0: not set) */
 } net_config_t;
 
 typedef struct net_cbs {
@@ -184,6 +196,10 @@ size_t net_stream_send_room(const net_stream_t *s);
 /* After send_room returned 0: on_writable once the connection drains or the
  * peer's window update gives credit, whichever was missing. */
 void net_stream_want_writable(net_stream_t *s);
+/* The order in which streams parked on a congested connection go on when
+ * it drains: lower first (0 is the most urgent; default 128), first parked
+ * first among equals. */
+void net_stream_set_prio(net_stream_t *s, uint8_t prio);
 net_conn_t *net_stream_conn(const net_stream_t *s);
 /* Bytes we wrote on s before its protocol was agreed: the multistream
  * header, our proposal or our answers (every `na`, then the echo). */

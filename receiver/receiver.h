@@ -1,7 +1,9 @@
 /*
  * receiver.h — the per-member receive side: a member's Receiver (its
- * stream to us, deframed into a bounded inbound queue that application
- * threads drain, with credit held back while the queue is full), and the
+ * stream of each traffic class to us, deframed into that class's bounded
+ * inbound queue that application threads drain, with that stream's credit
+ * held back while the queue is full: one class's full queue never slows
+ * another), and the
  * TentativeReceivers of authenticated peers that are not (yet) members
  * (bounded, least recently created evicted, rate limited, promoted when
  * the peer becomes a member); plus their building blocks: the deframer,
@@ -30,6 +32,7 @@ typedef struct rx_msg {
   const char *from;
   struct rx_block *block; /* carved from a shared block, or NULL (own malloc) */
   uint32_t len;
+  uint8_t cls;    /* its traffic class (kept while tentative) */
   uint8_t data[]; /* len bytes, then the NUL-terminated node ID */
 } rx_msg_t;
 
@@ -167,15 +170,20 @@ typedef struct rx_cbs {
 } rx_cbs_t;
 
 typedef struct rx_config {
-  uint32_t max_message_size;                        /* checked before a body is allocated */
-  uint32_t inbound_max_msgs;                        /* per member, power of 2 */
-  uint64_t inbound_max_bytes;                       /* per member */
+  uint32_t max_message_size; /* checked before a body is allocated */
+  /* The traffic classes (the owner's memory, outliving the context): each
+   * one's inbound_max_msgs (power of 2) and inbound_max_bytes bound its
+   * queue per member. Class i is the migration layer's application
+   * protocol i (mig_stream_app). */
+  const bftnet_class_t *classes;
+  unsigned ncls;
   uint32_t tentative_max;                           /* TentativeReceivers at once (0: none) */
   uint32_t tentative_max_msgs, tentative_max_bytes; /* kept per TentativeReceiver */
   uint32_t tentative_rate;                          /* bytes/s credited to a non-member */
   /* Optional: messages go to this callback on the loop thread instead of
    * the inbound queues (bftnet_config_t's on_message and user). */
   void (*on_message)(const char *from, const uint8_t *data, size_t len, void *user);
+  void (*on_message_ex)(const bftnet_msg_t *msg, void *user); /* with the class; wins */
   void *user;
   const bn_logger_t *log; /* the node's (NULL: the process default) */
 } rx_config_t;
@@ -196,26 +204,40 @@ typedef struct rx_ctx {
   unsigned ntent;
   bn_ttimer_t *tent_timer; /* re-credits rate-limited TentativeReceivers */
   bool notify_queued;
+  uint32_t urgent; /* the classes of the most urgent priority (when there are several) */
 } rx_ctx_t;
 
-/* One member's Receiver. Application threads use only the inbound queue
- * (rx_pop_batch) and the atomic counters (rx_stats); everything else
- * belongs to the loop thread. */
+struct rx;
+
+/* One traffic class of a member's Receiver. Application threads use only
+ * the inbound queue and the atomic counters. */
+typedef struct rx_cls {
+  rx_inq_t inq;      /* first: its padding keeps consumers off the rest */
+  uint64_t bytes_in; /* atomic (loop writes) */
+  int throttled;     /* the loop stopped crediting: a pop must wake it */
+
+  /* Loop thread only. */
+  struct rx *r;
+  unsigned idx;
+  mig_stream_t *in; /* the member's stream of this class to us */
+  rx_deframer_t rxd;
+  size_t uncredited; /* bytes received but not yet credited (backpressure) */
+} rx_cls_t;
+
+/* One member's Receiver. Application threads use only the classes'
+ * inbound queues (rx_pop_batch) and the atomic counters (rx_stats);
+ * everything else belongs to the loop thread. */
 typedef struct rx {
-  rx_inq_t inq; /* first: its padding keeps consumers off the rest */
-  /* Atomic counters (written by the loop, read by rx_stats). */
-  uint64_t bytes_in, tentative_evicted;
-  uint64_t too_big; /* messages above our max_message_size, skipped */
-  int throttled;    /* the loop stopped crediting: a pop must wake it */
+  rx_cls_t *cls; /* ncls of them, cache-line aligned; never moves */
+  unsigned ncls;
+  uint64_t tentative_evicted; /* atomic */
+  uint64_t too_big;           /* atomic: messages above our max_message_size, skipped */
 
   /* Loop thread only. */
   rx_ctx_t *ctx;
-  void *ud;         /* the owner's, for the callbacks */
-  const char *from; /* the member's node ID (the owner's memory) */
-  mig_stream_t *in; /* the member's stream to us */
-  rx_deframer_t rxd;
+  void *ud;           /* the owner's, for the callbacks */
+  const char *from;   /* the member's node ID (the owner's memory) */
   rx_carver_t carver; /* small received messages share blocks */
-  size_t uncredited;  /* bytes received but not yet credited (backpressure) */
   bn_ratelimit_t rl;  /* its log lines */
 } rx_t;
 
@@ -229,39 +251,43 @@ void rx_ctx_stop(rx_ctx_t *ctx);
 /* Loop thread. A member's Receiver; from (its node ID, the tag of every
  * message) is the owner's and must outlive it. 0, BFTNET_EINVAL, BFTNET_ENOMEM. */
 int rx_init(rx_t *r, rx_ctx_t *ctx, void *ud, const char *from) BFTNET_WUR;
-/* Loop thread: the member opened a stream to us; the newest one is the
- * Receiver's (an older one is released). */
-void rx_set_in(rx_t *r, mig_stream_t *ls);
-/* Loop thread: a peer that is not a member opened a stream to us: its
- * TentativeReceiver (new, or the one it has) takes it, and lp (owner:
- * the TentativeReceiver). BFTNET_ENOTMEMBER when tentative_max is 0,
- * BFTNET_ENOMEM: the caller refuses the stream. */
-int rx_tent_open(rx_ctx_t *ctx, mig_peer_t *lp, mig_stream_t *ls) BFTNET_WUR;
+/* Loop thread: the member opened a stream of class cls to us; the newest
+ * one of a class is the Receiver's (an older one is released). */
+void rx_set_in(rx_t *r, unsigned cls, mig_stream_t *ls);
+/* Loop thread: a peer that is not a member opened a stream of class cls to
+ * us: its TentativeReceiver (new, or the one it has) takes it, and lp
+ * (owner: the TentativeReceiver). BFTNET_ENOTMEMBER when tentative_max is
+ * 0, BFTNET_ENOMEM: the caller refuses the stream. */
+int rx_tent_open(rx_ctx_t *ctx, mig_peer_t *lp, unsigned cls, mig_stream_t *ls) BFTNET_WUR;
 /* Loop thread: peer became the member of r. Its TentativeReceiver, if it
  * has one, hands over: buffered messages first, in order, then its stream
  * goes on as r's. The member's dispatcher already took the peer's
  * migration state. */
 void rx_tent_promote(rx_ctx_t *ctx, const peerid_t *peer, rx_t *r);
-/* Loop thread, after a wake: if the queue was full, refills it from its
- * overflow and credits the stream again once it has room. */
+/* Loop thread, after a wake: each class whose queue was full is refilled
+ * from its overflow, and its stream credited again once it has room. */
 void rx_wake(rx_t *r);
-/* Loop thread: forgets the stream (its owner resets it). */
+/* Loop thread: forgets the streams (their owner resets them). */
 void rx_stop(rx_t *r);
 /* Frees the queue (counting what was never read), the deframer and the
  * carver's block. No other thread may use r. */
 void rx_destroy(rx_t *r);
 
-/* Any application thread: up to max of the member's oldest messages into
- * out; sets *wake_loop when the loop must be woken to credit the stream
- * again. The count. */
-static inline unsigned rx_pop_batch(rx_t *r, rx_msg_t **out, unsigned max, bool *wake_loop) {
-  unsigned k = rx_inq_pop_batch_spmc(&r->inq, out, max);
-  if (k && ck_pr_load_int(&r->throttled)) *wake_loop = true;
-  return k;
+/* Any application thread: up to max of the member's oldest messages of
+ * class cls into out; sets *wake_loop when the loop must be woken to credit
+ * the stream again. The count. */
+static inline unsigned rx_pop_batch(rx_t *r, unsigned cls, rx_msg_t **out, unsigned max,
+                                    bool *wake_loop) {
+  rx_cls_t *k = &r->cls[cls];
+  unsigned n = rx_inq_pop_batch_spmc(&k->inq, out, max);
+  if (n && ck_pr_load_int(&k->throttled)) *wake_loop = true;
+  return n;
 }
 /* Any thread: fills the receive side's fields of out (delivered,
- * bytes_in, tentative_evicted, inbound_depth, discarded_too_big); leaves
- * the others. */
+ * bytes_in, tentative_evicted, inbound_depth, discarded_too_big), summed
+ * over the classes; leaves the others. */
 void rx_stats(rx_t *r, bftnet_peer_stats_t *out);
+/* Any thread: one class's (delivered, bytes_in, inbound_depth). */
+void rx_class_stats(rx_t *r, unsigned cls, bftnet_class_stats_t *out);
 
 #endif

@@ -26,12 +26,18 @@
 #define DISP_BLOG_CAP_MAX (1u << 24)
 
 int disp_blog_init(disp_blog_t *l, uint32_t cap) {
+  return disp_blog_init_ex(l, cap, UINT64_MAX);
+}
+
+int disp_blog_init_ex(disp_blog_t *l, uint32_t cap, uint64_t max_bytes) {
   memset(l, 0, sizeof *l);
-  if (cap < DISP_BLOG_CAP_MIN || cap > DISP_BLOG_CAP_MAX || (cap & (cap - 1)) != 0)
+  if (cap < DISP_BLOG_CAP_MIN || cap > DISP_BLOG_CAP_MAX || (cap & (cap - 1)) != 0 ||
+      max_bytes == 0)
     return BFTNET_EINVAL;
   l->slots = calloc(cap, sizeof *l->slots);
   if (!l->slots) return BFTNET_ENOMEM;
   l->cap = cap;
+  l->max_bytes = max_bytes;
   ck_spinlock_fas_init(&l->lock);
   return 0;
 }
@@ -54,7 +60,8 @@ bool disp_blog_push(disp_blog_t *l, disp_msg_t *m, uint64_t ver) {
   disp_spin_lock(&l->lock);
   uint64_t h = l->head, t = ck_pr_load_64(&l->tail);
   DISP_TSAN_ACQUIRE(&l->tail); /* the loop released the slots below t */
-  if (h - t >= l->cap) {
+  uint64_t held = l->bytes_head - ck_pr_load_64(&l->bytes_tail);
+  if (h - t >= l->cap || (l->max_bytes != UINT64_MAX && held + m->len > l->max_bytes)) {
     disp_spin_unlock(&l->lock);
     return false;
   }
@@ -63,6 +70,7 @@ bool disp_blog_push(disp_blog_t *l, disp_msg_t *m, uint64_t ver) {
   s->ver = ver;
   DISP_TSAN_RELEASE(m);        /* the message's bytes, to whoever takes it */
   DISP_TSAN_RELEASE(&l->head); /* the slot, to whoever reads head */
+  ck_pr_store_64(&l->bytes_head, l->bytes_head + m->len); /* only lock holders write it */
   ck_pr_fence_store();
   ck_pr_store_64(&l->head, h + 1);
   disp_spin_unlock(&l->lock);
@@ -80,12 +88,15 @@ void disp_blog_release_to(disp_blog_t *l, uint64_t to) {
   uint64_t t = l->tail;
   BN_ASSERT(to - t <= l->cap);
   if (to == t) return;
+  uint64_t bytes = 0;
   for (; t != to; t++) {
     disp_blog_slot_t *s = disp_blog_slot(l, t);
+    bytes += s->msg->len;
     disp_msg_release(s->msg);
     s->msg = NULL;
   }
   DISP_TSAN_RELEASE(&l->tail);
   ck_pr_fence_store();
+  ck_pr_store_64(&l->bytes_tail, l->bytes_tail + bytes);
   ck_pr_store_64(&l->tail, to);
 }

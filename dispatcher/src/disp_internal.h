@@ -29,20 +29,6 @@
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
 #define DISP_TSAN 1
-/* outbound.c: a member's stream and dialer (loop thread). */
-/* The redial timer's callback (ud: the disp_t). */
-void disp__outbound_redial_tick(void *ud);
-/* Writes what the ring and the log hold while the stream takes it. */
-void disp__outbound_drain(disp_t *d);
-/* Refreshes the counters other threads read (unconfirmed, framer_busy). */
-void disp__outbound_account(disp_t *d);
-/* Counts and releases what the stream lost (written, not confirmed, and
- * what the framer held). */
-uint64_t disp__outbound_lost(disp_t *d);
-/* Takes the member's max_message_size from its migration state: for the
- * framer, and published for disp_send. */
-void disp__outbound_limit(disp_t *d);
-
 #endif
 #endif
 
@@ -62,19 +48,6 @@ void __tsan_ignore_thread_end(void);
 #define DISP_TSAN_RELEASE(p)     ((void)(p))
 #define DISP_TSAN_IGNORE_BEGIN() ((void)0)
 #define DISP_TSAN_IGNORE_END()   ((void)0)
-/* outbound.c: a member's stream and dialer (loop thread). */
-/* The redial timer's callback (ud: the disp_t). */
-void disp__outbound_redial_tick(void *ud);
-/* Writes what the ring and the log hold while the stream takes it. */
-void disp__outbound_drain(disp_t *d);
-/* Refreshes the counters other threads read (unconfirmed, framer_busy). */
-void disp__outbound_account(disp_t *d);
-/* Counts and releases what the stream lost (written, not confirmed, and
- * what the framer held). */
-uint64_t disp__outbound_lost(disp_t *d);
-/* Takes the member's max_message_size from its migration state: for the
- * framer, and published for disp_send. */
-void disp__outbound_limit(disp_t *d);
 
 #endif
 
@@ -98,18 +71,38 @@ static inline void disp_spin_unlock(ck_spinlock_fas_t *l) {
   ck_spinlock_fas_unlock(l);
 }
 
-/* outbound.c: a member's stream and dialer (loop thread). */
+/* A class the member refused (na) is opened again after this backoff. */
+#define DISP_REFUSED_RETRY_MIN_MS 1000u
+#define DISP_REFUSED_RETRY_MAX_MS 30000u
+
+/* klq.c: the keep-latest queue of a ring, under the ring's push_lock. */
+typedef struct disp_klq disp_klq_t;
+disp_klq_t *disp__klq_new(uint32_t cap);
+/* Releases what it holds and frees it; returns how many messages. */
+size_t disp__klq_free(disp_klq_t *q);
+/* Queued messages (any thread, unlocked: approximate). */
+uint32_t disp__klq_count(const disp_klq_t *q);
+/* Removes the queued message with this nonzero key, or returns NULL. */
+disp_msg_t *disp__klq_take_key(disp_klq_t *q, uint64_t key);
+/* Removes the oldest, or returns NULL. */
+disp_msg_t *disp__klq_pop(disp_klq_t *q);
+/* Appends m (the caller made room and took m's key out). */
+void disp__klq_append(disp_klq_t *q, disp_msg_t *m);
+
+/* outbound.c: a member's streams and dialer (loop thread). */
 /* The redial timer's callback (ud: the disp_t). */
 void disp__outbound_redial_tick(void *ud);
-/* Writes what the ring and the log hold while the stream takes it. */
+/* The refused classes' timer (ud: the disp_t): opens them again. */
+void disp__outbound_retry_tick(void *ud);
+/* Writes what the rings and the logs hold while the streams take it. */
 void disp__outbound_drain(disp_t *d);
 /* Refreshes the counters other threads read (unconfirmed, framer_busy). */
-void disp__outbound_account(disp_t *d);
-/* Counts and releases what the stream lost (written, not confirmed, and
- * what the framer held). */
-uint64_t disp__outbound_lost(disp_t *d);
+void disp__outbound_account(disp_cls_t *k);
+/* Counts and releases what a class's stream lost (written, not confirmed,
+ * and what the framer held). */
+uint64_t disp__outbound_lost(disp_cls_t *k);
 /* Takes the member's max_message_size from its migration state: for the
- * framer, and published for disp_send. */
+ * framers, and published for disp_send. */
 void disp__outbound_limit(disp_t *d);
 
 #endif

@@ -96,9 +96,10 @@ static unsigned framer_merge(disp_framer_t *f, disp_ring_t *r, disp_msg_t **out,
     if (c < limit) {
       BN_ASSERT(limit - c <= l->cap); /* the log's tail never passes a cursor */
       const disp_blog_slot_t *s = disp_blog_slot(l, c);
-      ck_pr_store_64(&f->bcur, c + 1);
-      if (s->ver < f->bver) continue; /* addressed before this member joined */
       DISP_TSAN_ACQUIRE(s->msg);
+      ck_pr_store_64(&f->bcur, c + 1);
+      f->bbytes += s->msg->len;
+      if (s->ver < f->bver) continue; /* addressed before this member joined */
       disp_msg_ref(s->msg);
       out[got++] = s->msg;
       ck_pr_store_64(&f->btaken, f->btaken + 1);
@@ -174,21 +175,40 @@ uint64_t disp_framer_backlog(const disp_framer_t *f) {
 void disp_framer_blog_skip_foreign(disp_framer_t *f) {
   if (!f->blog) return;
   uint64_t h = disp_blog_head(f->blog), c = f->bcur;
-  while (c < h && disp_blog_slot(f->blog, c)->ver < f->bver)
-    c++;
+  for (; c < h && disp_blog_slot(f->blog, c)->ver < f->bver; c++)
+    f->bbytes += disp_blog_slot(f->blog, c)->msg->len;
   if (c != f->bcur) ck_pr_store_64(&f->bcur, c);
+}
+
+/* Moves the cursor to `to`, counting the skipped entries addressed to us
+ * as dropped. */
+static uint64_t blog_skip_to(disp_framer_t *f, uint64_t to) {
+  uint64_t skipped = 0;
+  for (uint64_t s = f->bcur; s < to; s++) { /* only entries addressed to us count */
+    const disp_blog_slot_t *e = disp_blog_slot(f->blog, s);
+    f->bbytes += e->msg->len;
+    if (e->ver >= f->bver) skipped++;
+  }
+  ck_pr_store_64(&f->bcur, to);
+  ck_pr_store_64(&f->bdropped, f->bdropped + skipped);
+  return skipped;
 }
 
 uint64_t disp_framer_blog_trim(disp_framer_t *f, uint64_t keep) {
   if (!f->blog) return 0;
   uint64_t h = disp_blog_head(f->blog), c = f->bcur;
   if (h - c <= keep) return 0;
-  uint64_t skipped = 0;
-  for (uint64_t s = c; s < h - keep; s++) /* only entries addressed to us count */
-    if (disp_blog_slot(f->blog, s)->ver >= f->bver) skipped++;
-  ck_pr_store_64(&f->bcur, h - keep);
-  ck_pr_store_64(&f->bdropped, f->bdropped + skipped);
-  return skipped;
+  return blog_skip_to(f, h - keep);
+}
+
+uint64_t disp_framer_blog_trim_bytes(disp_framer_t *f, uint64_t keep_bytes) {
+  if (!f->blog) return 0;
+  const disp_blog_t *l = f->blog;
+  uint64_t h = disp_blog_head(l), c = f->bcur;
+  uint64_t bytes = ck_pr_load_64((uint64_t *)(uintptr_t)&l->bytes_head) - f->bbytes;
+  for (; c < h && bytes > keep_bytes; c++)
+    bytes -= disp_blog_slot(l, c)->msg->len;
+  return c == f->bcur ? 0 : blog_skip_to(f, c);
 }
 
 /* Copies the next stream bytes into s[0, cap): the rest of cur (a prefix
@@ -197,9 +217,10 @@ uint64_t disp_framer_blog_trim(disp_framer_t *f, uint64_t keep) {
 static size_t framer_build(disp_framer_t *f, disp_ring_t *r, uint8_t *s, size_t cap) {
   size_t n = 0, off = f->off;
   if (off < f->hdr_len) {
-    n = f->hdr_len - off;
+    n = BN_MIN((size_t)(f->hdr_len - off), cap);
     memcpy(s, f->hdr + off, n);
-    off = f->hdr_len;
+    off += n;
+    if (off < f->hdr_len) return n; /* a limit shorter than the header */
   }
   size_t doff = off - f->hdr_len, d = BN_MIN((size_t)f->cur->len - doff, cap - n);
   memcpy(s + n, f->cur->data + doff, d);
@@ -276,6 +297,13 @@ static int framer_advance(disp_framer_t *f, size_t k) {
     k -= rem;
     pos += rem;
     if (f->ends) ends_push(f->ends, pos);
+    if (f->delay && f->cur->t_ns) {
+      if (!f->now) f->now = bn_now_ns(f->seam);
+      disp_hist_add(f->delay, f->now > f->cur->t_ns ? f->now - f->cur->t_ns : 0, f->cur->w);
+      uint64_t a0 = f->cur->ahead0;
+      if (a0 != UINT64_MAX && f->other_now > a0 && f->other_now - a0 > f->ahead_max)
+        ck_pr_store_64(&f->ahead_max, f->other_now - a0);
+    }
     disp_msg_release(f->cur);
     f->cur = NULL;
     f->off = 0;
@@ -290,14 +318,20 @@ void disp_framer_init(disp_framer_t *f) {
   memset(f, 0, sizeof(*f));
 }
 
-int disp_framer_drain(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, void *ctx) {
+/* The drain loop: one write per round, of the body in place (large
+ * messages), a header alone (no scratch), or a coalesced batch built in the
+ * scratch buffer; at most `limit` bytes in all. */
+static int framer_drain(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, void *ctx,
+                        size_t limit) {
   bool scratch = !g_scratch_busy;
   size_t s_off = 0, s_len = 0; /* scratch bytes built and not yet taken */
+  size_t written = 0;
   int done = 0, err = 0;
   if (scratch) g_scratch_busy = true;
-  while (done < DISP_DRAIN_MAX) {
+  f->now = 0;
+  while (done < DISP_DRAIN_MAX && written < limit) {
     const uint8_t *p = NULL;
-    size_t n = 0;
+    size_t n = 0, left = limit - written;
     bool built = s_off < s_len;
     if (!built) {
       if (f->cur == NULL) framer_next(f);
@@ -307,13 +341,13 @@ int disp_framer_drain(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, voi
       size_t doff = hdr_done ? f->off - f->hdr_len : 0;
       if (hdr_done && (!scratch || f->cur->len - doff >= DISP_DIRECT_MIN)) {
         p = f->cur->data + doff; /* the body, in place */
-        n = BN_MIN((size_t)f->cur->len - doff, DISP_WRITE_MAX);
+        n = BN_MIN(BN_MIN((size_t)f->cur->len - doff, (size_t)DISP_WRITE_MAX), left);
       } else if (!scratch) {
         p = f->hdr + f->off;
-        n = f->hdr_len - f->off;
+        n = BN_MIN((size_t)(f->hdr_len - f->off), left);
       } else {
         s_off = 0;
-        s_len = framer_build(f, r, g_scratch, sizeof(g_scratch));
+        s_len = framer_build(f, r, g_scratch, BN_MIN(sizeof(g_scratch), left));
         built = true;
       }
     }
@@ -330,10 +364,24 @@ int disp_framer_drain(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, voi
     BN_ASSERT((size_t)k <= n);
     if (k == 0) break; /* blocked */
     if (built) s_off += (size_t)k;
+    written += (size_t)k;
     done += framer_advance(f, (size_t)k);
   }
   if (scratch) g_scratch_busy = false;
   return err < 0 ? err : done;
+}
+
+int disp_framer_drain(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, void *ctx) {
+  return framer_drain(f, r, write, ctx, SIZE_MAX);
+}
+
+int disp_framer_drain_limit(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, void *ctx,
+                            size_t limit) {
+  return framer_drain(f, r, write, ctx, limit);
+}
+
+bool disp_framer_pending(const disp_framer_t *f, disp_ring_t *r) {
+  return f->cur || f->held_len || disp_framer_backlog(f) || disp_ring_depth(r);
 }
 
 int disp_framer_abort(disp_framer_t *f) {

@@ -18,6 +18,10 @@ disp_msg_t *disp_msg_new(bn_pool_t *pool, const void *data, size_t len, uint32_t
   m->refs = refs;
   m->len = (uint32_t)len;
   m->bseq = 0;
+  m->key = 0;
+  m->t_ns = 0;
+  m->ahead0 = UINT64_MAX;
+  m->w = 0;
   if (len > 0) memcpy(m->data, data, len);
   return m;
 }

@@ -51,12 +51,29 @@ static void plain_error(void *ud, net_stream_t *s, int err) {
   (void)s;
   mig_carrier_t *car = ud;
   car->dead = true;
+  mig_stream_t *ls = car->plain_ls;
+  if (err == BFTNET_ENA && ls && ls->we_opened && !ls->final) {
+    ls->refused = true; /* the peer does not serve this protocol */
+    bn_counter_add(car->p->n->ctr, BFTNET_COUNTER_CLASS_REFUSED, 1);
+  }
   bftnet_reason_t cause = carrier_cause(car, err);
-  if (car->plain_ls) car->plain_ls->cause = cause;
+  if (ls) ls->cause = cause;
   plain_end(car, cause == BFTNET_REASON_GOING_AWAY ? "going_away"
                  : err == BFTNET_ERESET            ? "reset"
                                                    : "closed");
   if (car->plain_ls) car->plain_ls->cause = BFTNET_REASON_NONE;
+}
+
+/* The peer echoed our plain stream's protocol: data may flow. */
+static void plain_ready(void *ud, net_stream_t *s) {
+  (void)s;
+  mig_carrier_t *car = ud;
+  mig_stream_t *ls = car->plain_ls;
+  if (!ls || car->dead || ls->neg_done) return;
+  mig__defer_enter(car->p->n);
+  ls->neg_done = true;
+  mig__stream_pump(ls);
+  mig__defer_leave(car->p->n);
 }
 
 static void plain_writable(void *ud, net_stream_t *s) {
@@ -83,7 +100,8 @@ static void plain_free(void *ud, net_stream_t *s) {
   mig__defer_leave(p->n);
 }
 
-const net_stream_cbs_t mig__io_plain_cbs = {.on_data = plain_data,
+const net_stream_cbs_t mig__io_plain_cbs = {.on_ready = plain_ready,
+                                            .on_data = plain_data,
                                             .on_fin = plain_fin,
                                             .on_error = plain_error,
                                             .on_writable = plain_writable,
@@ -91,7 +109,8 @@ const net_stream_cbs_t mig__io_plain_cbs = {.on_data = plain_data,
 
 static int plain_open(mig_stream_t *ls, net_conn_t *conn) {
   mig_carrier_t *car;
-  int rc = mig__carrier_open(ls->p, conn, MIG_APP_PROTO, &mig__io_plain_cbs, false, &car);
+  const char *proto = ls->p->n->apps[ls->app];
+  int rc = mig__carrier_open(ls->p, conn, proto, &mig__io_plain_cbs, false, &car);
   if (rc < 0) return rc;
   car->plain_ls = ls;
   ls->plain = true;
@@ -101,7 +120,7 @@ static int plain_open(mig_stream_t *ls, net_conn_t *conn) {
 }
 
 /* `na` to the Label: the peer speaks no migration. L's bytes go again on a
- * plain /bftnet/msg/1.0.0 stream (the peer discarded them unread). */
+ * plain stream of L's protocol (the peer discarded them unread). */
 static void ls_fallback_plain(mig_stream_t *ls, net_conn_t *conn) {
   mig_peer_t *p = ls->p;
   mig_sm_t *m = ls->m;
@@ -152,9 +171,10 @@ static void car_on_msg(mig_carrier_t *car, const mig_msg_t *msg) {
     mig_stream_t *ls = mig__stream_of(p, m);
     if (ls) mig__stream_emit(ls, &(mig_event_t){.type = MIG_EV_DENIED, .stream_id = m->id});
   }
-  mig_stream_t *fresh = NULL;
+  /* A Label: a logical stream the peer opened. The node hears of it once
+   * its inner negotiation names one of our protocols (stream.c). */
   if (msg->type == MIG_MSG_LABEL && rc == 0 && m) {
-    fresh = mig__stream_new(p, false);
+    mig_stream_t *fresh = mig__stream_new(p, false);
     if (!fresh) {
       (void)mig_sm_abort(&p->mig, m, &acts);
     } else {
@@ -168,15 +188,6 @@ static void car_on_msg(mig_carrier_t *car, const mig_msg_t *msg) {
   if (!mig_reg_find_carrier(&p->mig, car->h) && !car->dead) {
     car->released = true;
     if (car->ns) net_stream_close(car->ns);
-  }
-  if (fresh && !fresh->final) {
-    int orc =
-        n->cbs.on_stream && !p->released ? n->cbs.on_stream(n->ud, p, fresh) : BFTNET_ENOTMEMBER;
-    if (orc < 0) {
-      fresh->released = true; /* no events */
-      mig__stream_abort_local(fresh, "refused by the application layer");
-      n->reap_needed = true;
-    }
   }
   if (m) {
     mig_stream_t *ls = mig__stream_of(p, m);
@@ -331,19 +342,20 @@ const net_stream_cbs_t mig__io_carrier_cbs = {.on_ready = car_ready,
 
 /* ------------------------------------------------------ opening ours */
 
-int mig_stream_open(mig_peer_t *p, net_conn_t *c, const mig_stream_cbs_t *cbs, void *ud,
-                    mig_stream_t **out) {
-  if (!p || !c || !cbs || !out || p->released) return BFTNET_EINVAL;
+int mig_stream_open(mig_peer_t *p, net_conn_t *c, unsigned app, const mig_stream_cbs_t *cbs,
+                    void *ud, mig_stream_t **out) {
+  if (!p || !c || !cbs || !out || p->released || app >= p->n->napps) return BFTNET_EINVAL;
   mig_node_t *n = p->n;
   mig__defer_enter(n);
   int rc = BFTNET_ENOMEM;
   mig_stream_t *ls = mig__stream_new(p, true);
   if (!ls) goto out;
+  ls->app = (int)app;
   ls->cbs = *cbs;
   ls->ud = ud;
   mig__stream_set_conn(ls, c);
   if (n->cfg.plain || p->plain_only) {
-    ls->neg_done = true;
+    ls->neg_done = app == 0; /* a class's data waits for the echo (stream.c) */
     rc = plain_open(ls, c);
   } else {
     mig_carrier_t *car;

@@ -72,9 +72,15 @@ struct mig_stream {
   void *ud;
   bool we_opened;
   bool released, final, na_fallback;
+  bool handed_up; /* inbound: the node's on_stream took it (else it frees itself when final) */
+  bool refused;   /* ours: the peer answered na to its application protocol */
+  int app;        /* its application protocol (mig_node_t.apps); -1 not yet known */
+  uint8_t prio;   /* its carriers' priority on a paced connection */
   /* The inner negotiation read from the peer's direction. */
   bool neg_done;
+  bool neg_hdr_sent; /* our multistream header is in L already */
   unsigned neg_step;
+  unsigned neg_na; /* proposals we answered na */
   bn_buf_t neg;
   uint64_t app_base; /* L offset of our first application byte */
   uint64_t app_written;
@@ -137,8 +143,10 @@ struct mig_node {
   bool stopping;
   mig_carrier_t *flush_head;
   bool flush_scheduled;
-  size_t pre_label;                    /* outer multistream bytes on a carrier: header + protocol */
-  uint64_t confirm_bytes;              /* a Confirm at once after this many bytes read (§11.12) */
+  size_t pre_label;               /* outer multistream bytes on a carrier: header + protocol */
+  uint64_t confirm_bytes;         /* a Confirm at once after this many bytes read (§11.12) */
+  const char *apps[MIG_MAX_APPS]; /* the application protocols (mig_config_t) */
+  unsigned napps;
   const net_stream_cbs_t *carrier_cbs; /* io.c's callbacks for a migratable carrier */
 };
 
@@ -236,6 +244,8 @@ void mig__stream_emit(mig_stream_t *ls, const mig_event_t *ev);
 void mig__stream_final(mig_stream_t *ls, mig_ev_type_t type, const char *reason);
 /* Writes the inner negotiation into L: part of L's bytes (PROTOCOL.md 11.2). */
 int mig__stream_write_neg(mig_stream_t *ls);
+/* The index of application protocol text[0, len) in the node's list, or -1. */
+int mig__stream_app_index(const mig_node_t *n, const char *text, size_t len);
 void mig__stream_abort_local(mig_stream_t *ls, const char *why);
 /* Carries out the core's actions; data: the bytes a DELIVER refers to. */
 void mig__stream_apply(mig_peer_t *p, mig_actions_t *acts, const uint8_t *data);

@@ -2,7 +2,8 @@
  * node.c — the node and its peers: mig_node_* (lifecycle, connection events,
  * the tick that fires detach timeouts and runs the policy), the registry of
  * peers (mig_peer_*), and the streams a peer opens to us (net's protocol
- * handlers).
+ * handlers: /libp2p/stream-migration, and the plain streams of each
+ * application protocol).
  */
 #include <stdlib.h>
 
@@ -61,6 +62,9 @@ static int on_inbound_plain(void *ud, net_conn_t *c, net_stream_t *s) {
     ls->plain = true;
     ls->pc = car;
     ls->neg_done = true;
+    ls->handed_up = true;
+    const char *proto = net_stream_protocol(s);
+    ls->app = mig__stream_app_index(n, proto, strlen(proto));
     mig__stream_set_conn(ls, c);
     net_stream_set_cbs(s, &mig__io_plain_cbs, car);
     rc = n->cbs.on_stream ? n->cbs.on_stream(n->ud, p, ls) : BFTNET_ENOTMEMBER;
@@ -81,8 +85,12 @@ static int on_inbound_plain(void *ud, net_conn_t *c, net_stream_t *s) {
 int mig_node_new(mig_node_t **out, net_t *net, const mig_config_t *cfg, const mig_node_cbs_t *cbs,
                  void *ud, bn_counters_t *ctr) {
   if (!out || !net || !cfg || !cbs || !cfg->window_max) return BFTNET_EINVAL;
+  if (cfg->apps && (cfg->napps == 0 || cfg->napps > MIG_MAX_APPS)) return BFTNET_EINVAL;
   mig_node_t *n = calloc(1, sizeof *n);
   if (!n) return BFTNET_ENOMEM;
+  n->napps = cfg->apps ? cfg->napps : 1;
+  for (unsigned i = 0; i < n->napps; i++)
+    n->apps[i] = cfg->apps ? cfg->apps[i] : MIG_APP_PROTO;
   n->net = net;
   n->t = net_transport(net);
   n->cfg = *cfg;
@@ -102,7 +110,8 @@ int mig_node_new(mig_node_t **out, net_t *net, const mig_config_t *cfg, const mi
   if (rc == 0) rc = n->t->ops->timer_new(n->t, mig__confirm_timer, n, &n->flush_timer);
   if (rc == 0) rc = net_handle(net, MIG_PROTO_ID, on_inbound_mig, n);
   if (rc == 0 && !cfg->plain) rc = net_handle(net, MIG_CONFIRM_PROTO_ID, on_inbound_ctl, n);
-  if (rc == 0) rc = net_handle(net, MIG_APP_PROTO, on_inbound_plain, n);
+  for (unsigned i = 0; rc == 0 && i < n->napps; i++)
+    rc = net_handle(net, n->apps[i], on_inbound_plain, n); /* a peer without migration */
   if (rc < 0) {
     if (n->timer) n->t->ops->timer_free(n->timer);
     if (n->flush_timer) n->t->ops->timer_free(n->flush_timer);

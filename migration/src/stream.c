@@ -1,6 +1,7 @@
 /*
  * stream.c — the logical stream as the layer above sees it: the inner
- * negotiation of `/bftnet/msg/1.0.0` at the start of L's bytes, the core's
+ * negotiation of L's application protocol (`/bftnet/msg/1.0.0` or a
+ * traffic class's) at the start of L's bytes, the core's
  * actions carried out (mig__stream_apply), the bytes pumped onto the
  * current carrier, the events (MIGRATED, DETACHED, RESUMED, ...), the
  * consumer's credit, and the mig_stream_* API but mig_stream_open (io.c).
@@ -39,6 +40,8 @@ mig_stream_t *mig__stream_new(mig_peer_t *p, bool we_opened) {
   if (!ls) return NULL;
   ls->p = p;
   ls->we_opened = we_opened;
+  ls->app = -1;
+  ls->prio = 128;
   bn_buf_init(&ls->neg);
   bn_buf_init(&ls->carry);
   ls->next = p->streams;
@@ -60,28 +63,52 @@ void mig__stream_emit(mig_stream_t *ls, const mig_event_t *ev) {
 void mig__stream_final(mig_stream_t *ls, mig_ev_type_t type, const char *reason) {
   if (ls->final) return;
   ls->final = true;
-  mig_event_t ev = {
-      .type = type, .stream_id = ls->m ? ls->m->id : 0, .reason = reason, .cause = ls->cause};
+  if (ls->refused) reason = "protocol_na";
+  mig_event_t ev = {.type = type,
+                    .stream_id = ls->m ? ls->m->id : 0,
+                    .reason = reason,
+                    .cause = ls->cause,
+                    .refused = ls->refused};
   if (type == MIG_EV_ABORTED) {
     mig__count(ls->p->n, BFTNET_COUNTER_MIG_ABORTED, 1);
     bn_log(ls->p->n->cfg.log, BN_LOG_INFO, "stream %llu with %s aborted: %s",
            (unsigned long long)ev.stream_id, MIG_WHO(ls->p), reason);
   }
   mig__stream_emit(ls, &ev);
+  /* A stream the peer opened that no one above took (its negotiation did
+   * not finish, or named a protocol we do not serve) lets itself go. */
+  if (!ls->we_opened && !ls->handed_up && !ls->released) {
+    ls->released = true;
+    ls->p->n->reap_needed = true;
+  }
 }
 
 /* -------------------------------------------- the inner negotiation */
 
-/* Writes header + protocol into L (the opener's proposal or the
- * acceptor's echo): part of L's bytes (PROTOCOL.md 11.2). */
-int mig__stream_write_neg(mig_stream_t *ls) {
+int mig__stream_app_index(const mig_node_t *n, const char *text, size_t len) {
+  for (unsigned i = 0; i < n->napps; i++)
+    if (ms_eq(text, len, n->apps[i])) return (int)i;
+  return -1;
+}
+
+/* Writes our multistream header (once) and `proto` into L: part of L's
+ * bytes (PROTOCOL.md 11.2). */
+static int write_ms(mig_stream_t *ls, const char *proto) {
   bn_buf_t b;
   bn_buf_init(&b);
-  int rc = ms_append(&b, MS_PROTO_ID);
-  if (rc == 0) rc = ms_append(&b, MIG_APP_PROTO);
+  int rc = ls->neg_hdr_sent ? 0 : ms_append(&b, MS_PROTO_ID);
+  if (rc == 0) rc = ms_append(&b, proto);
   if (rc == 0) rc = mig_sm_write(&ls->p->mig, ls->m, b.data, b.len);
-  if (rc == 0) ls->app_base = ls->m->w_written;
+  if (rc == 0) ls->neg_hdr_sent = true;
   bn_buf_free(&b);
+  return rc;
+}
+
+/* Header + protocol (the opener's proposal or the acceptor's echo). */
+int mig__stream_write_neg(mig_stream_t *ls) {
+  BN_ASSERT(ls->app >= 0 && (unsigned)ls->app < ls->p->n->napps);
+  int rc = write_ms(ls, ls->p->n->apps[ls->app]);
+  if (rc == 0) ls->app_base = ls->m->w_written;
   return rc;
 }
 
@@ -102,38 +129,99 @@ static void ls_app_data(mig_stream_t *ls, const uint8_t *p, size_t n) {
   ls->cbs.on_data(ls->ud, ls, p, n);
 }
 
+static void ls_notify_writable(mig_stream_t *ls);
+
+/* Our stream of a traffic class (any protocol but the first) carries no
+ * application bytes before the peer echoed its protocol: a peer without
+ * the class answers na, and what was written would be lost with the
+ * stream; the messages wait in their ring instead. The first protocol is
+ * pipelined as it always was (every bftnet and libp2p peer serves it). */
+static bool ls_takes_data(const mig_stream_t *ls) {
+  return ls->neg_done || ls->app <= 0 || !ls->we_opened;
+}
+
+/* The acceptor agreed on L's protocol: the node takes L (or refuses it). */
+static bool ls_hand_up(mig_stream_t *ls) {
+  mig_peer_t *p = ls->p;
+  mig_node_t *n = p->n;
+  int rc = n->cbs.on_stream && !p->released ? n->cbs.on_stream(n->ud, p, ls) : BFTNET_ENOTMEMBER;
+  if (rc < 0) {
+    ls->released = true; /* no events */
+    mig__stream_abort_local(ls, "refused by the application layer");
+    n->reap_needed = true;
+    return false;
+  }
+  ls->handed_up = true;
+  return true;
+}
+
+/* One message of the inner negotiation after the header: 1 agreed, 0 go
+ * on, < 0 a violation. The opener expects its protocol's echo or `na`
+ * (refused); the acceptor answers each proposal, `na` to one it does not
+ * serve (as many as multistream allows), the echo to one it does. */
+static int ls_neg_proto(mig_stream_t *ls, const char *text, size_t tlen) {
+  mig_node_t *n = ls->p->n;
+  if (ls->we_opened) {
+    if (ms_eq(text, tlen, n->apps[ls->app])) return 1;
+    if (!ms_eq(text, tlen, MS_NA)) return BFTNET_EPROTO;
+    ls->refused = true;
+    bn_counter_add(n->ctr, BFTNET_COUNTER_CLASS_REFUSED, 1);
+    bn_log(n->cfg.log, BN_LOG_INFO, "peer %s does not serve %s", ls->p->id_str, n->apps[ls->app]);
+    return BFTNET_ENA;
+  }
+  int idx = mig__stream_app_index(n, text, tlen);
+  if (idx >= 0) {
+    ls->app = idx;
+    return mig__stream_write_neg(ls) < 0 ? BFTNET_ENOMEM : 1;
+  }
+  bn_counter_add(n->ctr, BFTNET_COUNTER_CLASS_UNKNOWN, 1);
+  if (++ls->neg_na > BN_MS_MAX_PROPOSALS) return BFTNET_EPROTO;
+  if (write_ms(ls, MS_NA) < 0) return BFTNET_ENOMEM;
+  mig__stream_pump(ls);
+  return 0;
+}
+
 /* L's incoming bytes: the inner multistream messages first, then the
  * application's. */
 static void ls_deliver(mig_stream_t *ls, const uint8_t *p, size_t n) {
   if (ls->neg_done) return ls_app_data(ls, p, n);
   if (bn_buf_append(&ls->neg, p, n) != 0) return mig__stream_abort_local(ls, "out of memory");
-  while (!ls->neg_done) {
+  int rc = 0;
+  while (!ls->neg_done && !ls->final) {
     const char *text;
     size_t tlen;
-    int rc = ms_next(bn_buf_head(&ls->neg), bn_buf_unread(&ls->neg), &text, &tlen);
+    rc = ms_next(bn_buf_head(&ls->neg), bn_buf_unread(&ls->neg), &text, &tlen);
     if (rc == 0) {
       if (bn_buf_unread(&ls->neg) > 2 * BN_MS_MAX_MSG) break;
       return;
     }
     if (rc < 0) break;
-    bool ok = ls->neg_step == 0 ? ms_eq(text, tlen, MS_PROTO_ID) : ms_eq(text, tlen, MIG_APP_PROTO);
-    if (!ok) break;
-    bn_buf_consume(&ls->neg, (size_t)rc);
-    if (++ls->neg_step == 2) {
-      ls->neg_done = true;
-      if (!ls->we_opened && mig__stream_write_neg(ls) < 0)
-        return mig__stream_abort_local(ls, "out of memory");
-      size_t rest = bn_buf_unread(&ls->neg);
-      bn_buf_t tmp = ls->neg;
-      bn_buf_init(&ls->neg);
-      ls_app_data(ls, bn_buf_head(&tmp), rest);
-      bn_buf_free(&tmp);
-      if (!ls->we_opened) mig__stream_pump(ls);
-      return;
+    size_t used = (size_t)rc;
+    if (ls->neg_step == 0) {
+      rc = ms_eq(text, tlen, MS_PROTO_ID) ? 0 : BFTNET_EPROTO;
+      if (rc == 0) ls->neg_step = 1;
+    } else {
+      rc = ls_neg_proto(ls, text, tlen); /* reads text before it is consumed */
     }
+    bn_buf_consume(&ls->neg, used);
+    if (rc < 0) break;
+    if (rc == 1) ls->neg_done = true;
   }
-  bn_counter_add(ls->p->n->ctr, BFTNET_COUNTER_BAD_MULTISTREAM, 1);
-  mig__stream_abort_local(ls, "bad inner multistream negotiation");
+  if (ls->final) return;
+  if (!ls->neg_done) {
+    if (rc == BFTNET_ENA) return mig__stream_abort_local(ls, "protocol refused");
+    if (rc == BFTNET_ENOMEM) return mig__stream_abort_local(ls, "out of memory");
+    bn_counter_add(ls->p->n->ctr, BFTNET_COUNTER_BAD_MULTISTREAM, 1);
+    return mig__stream_abort_local(ls, "bad inner multistream negotiation");
+  }
+  if (!ls->we_opened && !ls_hand_up(ls)) return;
+  if (ls->we_opened) ls_notify_writable(ls); /* data may flow now (ls_takes_data) */
+  size_t rest = bn_buf_unread(&ls->neg);
+  bn_buf_t tmp = ls->neg;
+  bn_buf_init(&ls->neg);
+  ls_app_data(ls, bn_buf_head(&tmp), rest);
+  bn_buf_free(&tmp);
+  if (!ls->we_opened) mig__stream_pump(ls);
 }
 
 /* ----------------------------------------------- the core's actions */
@@ -334,7 +422,7 @@ void mig__stream_apply(mig_peer_t *p, mig_actions_t *acts, const uint8_t *data) 
 /* ---------------------------------------------------------- pumping */
 
 static void ls_notify_writable(mig_stream_t *ls) {
-  if (!ls->want_writable || ls->final || ls->released || ls->in_write) return;
+  if (!ls->want_writable || ls->final || ls->released || ls->in_write || !ls_takes_data(ls)) return;
   if (ls->m && mig_sm_room(&ls->p->mig, ls->m) == 0) return;
   if (ls->plain && bn_buf_unread(&ls->carry)) return;
   ls->want_writable = false;
@@ -343,6 +431,7 @@ static void ls_notify_writable(mig_stream_t *ls) {
 
 static void plain_pump(mig_stream_t *ls) {
   mig_carrier_t *car = ls->pc;
+  if (car && car->ns) net_stream_set_prio(car->ns, ls->prio);
   while (car && !car->dead && bn_buf_unread(&ls->carry)) {
     int k = net_stream_write(car->ns, bn_buf_head(&ls->carry), bn_buf_unread(&ls->carry));
     if (k <= 0) return;
@@ -361,6 +450,7 @@ void mig__stream_pump(mig_stream_t *ls) {
     mig_sm_t *m = ls->m;
     mig_carrier_t *car = mig__carrier_find(p, m->cur.h);
     if (!car || car->dead || !car->ns) break;
+    net_stream_set_prio(car->ns, ls->prio); /* the carrier may be new (a migration) */
     size_t room = net_stream_send_room(car->ns);
     if (room == 0) {
       net_stream_want_writable(car->ns);
@@ -418,6 +508,10 @@ int mig_stream_write(mig_stream_t *ls, const uint8_t *d, size_t n) {
   if (!ls || ls->released) return BFTNET_EINVAL;
   if (ls->final) return BFTNET_ECLOSED;
   if (n == 0) return 0;
+  if (!ls_takes_data(ls)) {
+    ls->want_writable = true;
+    return 0;
+  }
   mig_node_t *node = ls->p->n;
   mig__defer_enter(node);
   int took = 0;
@@ -489,6 +583,42 @@ bool mig_stream_attached(const mig_stream_t *ls) {
   if (!ls || ls->final) return false;
   if (ls->plain) return ls->pc && !ls->pc->dead;
   return ls->m->cur.h != 0;
+}
+
+int mig_stream_app(const mig_stream_t *ls) {
+  return ls ? ls->app : -1;
+}
+
+void mig_stream_set_prio(mig_stream_t *ls, uint8_t prio) {
+  if (ls) ls->prio = prio;
+}
+
+size_t mig_stream_send_room(const mig_stream_t *ls) {
+  if (!ls || ls->released || ls->final || !ls_takes_data(ls)) return 0;
+  if (ls->plain) {
+    const mig_carrier_t *car = ls->pc;
+    if (!car || car->dead || !car->ns) return 0;
+    size_t r = net_stream_send_room(car->ns), q = bn_buf_unread(&ls->carry);
+    return r > q ? r - q : 0;
+  }
+  const mig_sm_t *m = ls->m;
+  uint64_t room = BN_MIN(mig_sm_room(&ls->p->mig, m), (uint64_t)INT32_MAX);
+  const mig_carrier_t *car = mig__carrier_find(ls->p, m->cur.h);
+  if (!car || car->dead || !car->ns) return (size_t)room; /* detached: goes on when resumed */
+  uint64_t next = m->cur.out_start + m->cur.out_sent;
+  uint64_t unsent = m->w_written > next ? m->w_written - next : 0;
+  uint64_t cr = net_stream_send_room(car->ns);
+  return (size_t)BN_MIN(room, cr > unsent ? cr - unsent : 0);
+}
+
+void mig_stream_want_writable(mig_stream_t *ls) {
+  if (!ls || ls->released || ls->final) return;
+  ls->want_writable = true;
+  mig_carrier_t *car = ls->plain ? ls->pc : (ls->m ? mig__carrier_find(ls->p, ls->m->cur.h) : NULL);
+  if (car && !car->dead && car->ns) {
+    net_stream_set_prio(car->ns, ls->prio);
+    net_stream_want_writable(car->ns); /* parks it if the connection is the limit */
+  }
 }
 
 uint64_t mig_stream_id(const mig_stream_t *ls) {

@@ -12,7 +12,14 @@
  * plaintext, or at flush) in c->out, and the whole batch goes out in one
  * transport write when the loop is about to block (conn_flush_all, via the
  * transport's defer). Streams that stop on congestion park here and are
- * woken when the output drains.
+ * woken when the output drains, most urgent first (net_stream_set_prio).
+ *
+ * A paced connection (net_config_t.paced, with traffic classes) keeps its
+ * unsent output below NET_PACE_SLACK before a data stream may write, and a
+ * write is at most NET_PACE_PIECE: the next write, whoever makes it, waits
+ * behind at most one piece. The flush pass writes and wakes the parked
+ * streams again as long as the socket takes everything at once, so the
+ * kernel (its unsent bytes capped by TCP_NOTSENT_LOWAT) stays fed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +66,10 @@ net_conn_t *net__conn_new(net_t *n, bn_tsock_t *sock, bool outbound) {
   bn_buf_init(&c->ms_in);
   bn_buf_init(&c->out);
   n->t->ops->timer_start(c->hs_timer, n->cfg.handshake_timeout_ms, 0);
+  if (n->cfg.notsent_lowat && n->t->ops->sock_set_notsent_lowat) {
+    int rc = n->t->ops->sock_set_notsent_lowat(sock, n->cfg.notsent_lowat);
+    if (rc < 0) bn_log(n->cfg.log, BN_LOG_INFO, "TCP_NOTSENT_LOWAT: %s", bftnet_strerror(rc));
+  }
   c->next = n->conns;
   if (n->conns) n->conns->prev = c;
   n->conns = c;
@@ -385,7 +396,9 @@ static void conn_flush_all(void *ud) {
 
 bool net__conn_congested(const net_conn_t *c) {
   const net_t *n = c->net;
-  return c->out.len > CONN_OUT_HIGH_MARK || n->t->ops->write_queued(c->sock) > NET_WRITE_HIGH_MARK;
+  size_t queued = n->t->ops->write_queued(c->sock);
+  if (n->cfg.paced) return c->out.len + queued >= NET_PACE_SLACK;
+  return c->out.len > CONN_OUT_HIGH_MARK || queued > NET_WRITE_HIGH_MARK;
 }
 
 /* A write completed: what accumulated meanwhile goes out, parked streams
@@ -397,11 +410,16 @@ void net__conn_on_drain(void *ud) {
 
 /* ------------------------------------------------------ parked streams */
 
+/* Parked streams are kept by priority (lower first), first parked first
+ * among equals: the order in which they go on. */
 void net__conn_park(net_conn_t *c, net_stream_t *s) {
   if (s->congested) return;
   s->congested = true;
-  s->congested_next = c->congested_head;
-  c->congested_head = s;
+  net_stream_t **pp = &c->congested_head;
+  while (*pp && (*pp)->prio <= s->prio)
+    pp = &(*pp)->congested_next;
+  s->congested_next = *pp;
+  *pp = s;
 }
 
 void net__conn_unpark(net_conn_t *c, net_stream_t *s) {

@@ -148,6 +148,7 @@ struct net_stream {
   net_stream_cbs_t cbs;
   void *ud;
   bool congested; /* waiting for the connection to drain */
+  uint8_t prio;   /* parked streams go on in this order (lower first) */
   net_stream_t *congested_next;
 };
 

@@ -24,6 +24,7 @@ static net_stream_t *stream_alloc(net_conn_t *c, yamux_stream_t *ys, ns_state_t 
   s->conn = c;
   s->ys = ys;
   s->state = st;
+  s->prio = 128;
   bn_buf_init(&s->pre);
   yamux_stream_set_user(ys, s);
   return s;
@@ -274,6 +275,7 @@ int net_stream_write(net_stream_t *s, const uint8_t *p, size_t n) {
     net__conn_park(s->conn, s);
     return 0;
   }
+  if (s->conn->net->cfg.paced) n = BN_MIN(n, (size_t)NET_PACE_PIECE);
   return yamux_stream_write(s->ys, p, n);
 }
 
@@ -310,7 +312,8 @@ int net_stream_write_ctl(net_stream_t *s, const uint8_t *p, size_t n) {
 size_t net_stream_send_room(const net_stream_t *s) {
   if (!s || s->state == NS_DEAD || s->conn->state != CONN_READY) return 0;
   if (net__conn_congested(s->conn)) return 0;
-  return yamux_stream_send_window(s->ys);
+  size_t w = yamux_stream_send_window(s->ys);
+  return s->conn->net->cfg.paced ? BN_MIN(w, (size_t)NET_PACE_PIECE) : w;
 }
 
 void net_stream_want_writable(net_stream_t *s) {
@@ -322,6 +325,10 @@ void net_stream_want_writable(net_stream_t *s) {
   /* No yamux credit: a window update must wake us. A write that took the
    * window exactly was not short, so yamux would not know to. */
   if (s->ys) yamux_stream_want_writable(s->ys);
+}
+
+void net_stream_set_prio(net_stream_t *s, uint8_t prio) {
+  if (s) s->prio = prio;
 }
 
 net_conn_t *net_stream_conn(const net_stream_t *s) {

@@ -5,7 +5,12 @@
  * take is handed to uv_write in the caller's own buffer, swapped for the
  * socket's idle one: no copy and no allocation per write.
  */
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include <uv.h>
 
@@ -249,6 +254,14 @@ static size_t sock_write_queued(const bn_tsock_t *s) {
   return bn_buf_unread(&s->wbuf[0]) + bn_buf_unread(&s->wbuf[1]);
 }
 
+static int sock_set_notsent_lowat(bn_tsock_t *s, uint32_t bytes) {
+  uv_os_fd_t fd;
+  int rc = uv_fileno((const uv_handle_t *)&s->tcp, &fd);
+  if (rc != 0) return rc;
+  int v = (int)BN_MIN(bytes, (uint32_t)INT_MAX);
+  return setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof v) == 0 ? 0 : -errno;
+}
+
 static int sock_peer_addr(const bn_tsock_t *s, struct sockaddr_storage *out) {
   int len = sizeof *out;
   return uv_tcp_getpeername(&s->tcp, (struct sockaddr *)out, &len);
@@ -448,6 +461,7 @@ static const bn_transport_ops_t uvt_ops = {
     .wake_free = uvt_wake_free,
     .run = uvt_run,
     .shutdown = uvt_shutdown,
+    .sock_set_notsent_lowat = sock_set_notsent_lowat,
 };
 
 int net_transport_uv_new(struct uv_loop_s *loop, const bn_seam_t *seam, bn_transport_t **out) {

@@ -1,9 +1,10 @@
 /*
  * events.c — what the application hears on its on_event callback
  * (bftnet_event_t), on the loop thread: connections, members, and the
- * migration events of each member's two streams, the failed dials to a
- * member; and bftnet_event_name. Labels come from the membership only (a
- * member's node ID), never from unauthenticated peers.
+ * migration events of each member's streams (two per traffic class, the
+ * event says which class), the failed dials to a member; and
+ * bftnet_event_name. Labels come from the membership only (a member's node
+ * ID), never from unauthenticated peers.
  */
 #include <stdio.h>
 
@@ -16,7 +17,7 @@ static void emit(bftnet_t *b, const bftnet_event_t *ev) {
   node__cmd_cb_depth--;
 }
 
-void node__events_member(bftnet_t *b, bftnet_event_type_t type, const mbr_t *m,
+void node__events_member(bftnet_t *b, bftnet_event_type_t type, const mbr_t *m, unsigned cls,
                          bftnet_reason_t reason, int err) {
   if (!b->cfg.on_event) return;
   char peer[BFTNET_PEER_ID_MAX] = "";
@@ -29,7 +30,8 @@ void node__events_member(bftnet_t *b, bftnet_event_type_t type, const mbr_t *m,
                        .mig_abort = "",
                        .expected_peer_id = "",
                        .reason = reason,
-                       .error = err};
+                       .error = err,
+                       .cls = (uint8_t)cls};
   emit(b, &ev);
 }
 
@@ -115,7 +117,8 @@ void node__events_stream(mbr_t *m, mig_stream_t *ls, const mig_event_t *e, bool 
                        .reason = e->cause,
                        .lost = lost,
                        .detached_ns = e->detached_ns,
-                       .retransmitted = e->retransmitted};
+                       .retransmitted = e->retransmitted,
+                       .cls = (uint8_t)BN_MAX(mig_stream_app(ls), 0)};
   emit(b, &ev);
 }
 

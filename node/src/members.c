@@ -58,7 +58,7 @@ static void mbr_restarted(void *ud, mig_peer_t *p, uint64_t inc) {
   mbr_t *m = mig_peer_owner(p);
   if (!m || find_by_peer(b, mig_peer_id(p)) != m) return;
   node__events_publish_stats(m);
-  node__events_member(b, BFTNET_EV_PEER_RESTARTED, m, BFTNET_REASON_NONE, 0);
+  node__events_member(b, BFTNET_EV_PEER_RESTARTED, m, 0, BFTNET_REASON_NONE, 0);
 }
 
 /* Migration's tick: the members' health is published for other threads. */
@@ -66,14 +66,17 @@ static void on_mig_tick(void *ud) {
   node__health_publish(ud);
 }
 
-/* The peer opened a /bftnet/msg/1.0.0 stream (labelled or plain): a
- * member's Receiver or a TentativeReceiver. */
+/* The peer opened a stream of one of our classes (labelled or plain; its
+ * application protocol is the class): a member's Receiver or a
+ * TentativeReceiver. */
 static int on_stream(void *ud, mig_peer_t *lp, mig_stream_t *ls) {
   bftnet_t *b = ud;
+  int cls = mig_stream_app(ls);
+  if (cls < 0 || (unsigned)cls >= b->ncls) return BFTNET_EPROTO;
   mbr_t *m = find_by_peer(b, mig_peer_id(lp));
-  if (!m || m->d.stopped) return rx_tent_open(&b->rctx, lp, ls);
+  if (!m || m->d.stopped) return rx_tent_open(&b->rctx, lp, (unsigned)cls, ls);
   mig_peer_set_owner(lp, m);
-  rx_set_in(&m->r, ls);
+  rx_set_in(&m->r, (unsigned)cls, ls);
   disp_limit_refresh(&m->d); /* its Label said how large a message it takes */
   return 0;
 }
@@ -86,6 +89,14 @@ static void on_rx_message(const char *from, const uint8_t *data, size_t len, voi
   bftnet_t *b = user;
   node__cmd_cb_depth++;
   b->cfg.on_message(from, data, len, b->cfg.user);
+  node__cmd_cb_depth--;
+}
+
+/* cfg.on_message_ex, marked as a callback the same way. */
+static void on_rx_message_ex(const bftnet_msg_t *msg, void *user) {
+  bftnet_t *b = user;
+  node__cmd_cb_depth++;
+  b->cfg.on_message_ex(msg, b->cfg.user);
   node__cmd_cb_depth--;
 }
 
@@ -105,12 +116,15 @@ static const rx_cbs_t rx_cbs = {.on_ready = on_rx_ready, .on_stream_event = on_r
 
 /* -------------------------------------------------------- from dispatcher/ */
 
-static void on_disp_member(void *ud, bftnet_event_type_t type, bftnet_reason_t reason, int err) {
+static void on_disp_member(void *ud, unsigned cls, bftnet_event_type_t type, bftnet_reason_t reason,
+                           int err) {
   mbr_t *m = ud;
-  node__events_member(m->b, type, m, reason, err);
+  node__events_member(m->b, type, m, cls, reason, err);
 }
 
-static void on_disp_stream_event(void *ud, mig_stream_t *ls, const mig_event_t *e, uint64_t lost) {
+static void on_disp_stream_event(void *ud, unsigned cls, mig_stream_t *ls, const mig_event_t *e,
+                                 uint64_t lost) {
+  (void)cls; /* the stream's application protocol says it too */
   node__events_stream(ud, ls, e, true, lost);
 }
 
@@ -191,7 +205,7 @@ static int apply_change(bftnet_t *b, const mb_change_t *x, changes_t *l) {
     if (strcmp(l->live[k]->node_id, info->node_id) == 0) m = l->live[k];
   if (x->kind == MB_REMOVED && m) {
     mbr_remove(m);
-    node__events_member(b, BFTNET_EV_MEMBER_REMOVED, m, BFTNET_REASON_NONE, 0);
+    node__events_member(b, BFTNET_EV_MEMBER_REMOVED, m, 0, BFTNET_REASON_NONE, 0);
     for (size_t k = 0; k < l->nlive; k++)
       if (l->live[k] == m) l->live[k] = l->live[--l->nlive];
     l->gone[l->ngone++] = m;
@@ -238,7 +252,7 @@ static void run_connect(bftnet_t *b, cmd_t *c) {
   /* Added members: promoted after publishing, so that find_by_peer sees them. */
   for (size_t i = 0; i < l.nfresh; i++) {
     mbr_t *m = l.fresh[i];
-    node__events_member(b, BFTNET_EV_MEMBER_ADDED, m, BFTNET_REASON_NONE, 0);
+    node__events_member(b, BFTNET_EV_MEMBER_ADDED, m, 0, BFTNET_REASON_NONE, 0);
     rx_tent_promote(&b->rctx, &m->peer, &m->r);
   }
   for (size_t i = 0; i < l.ngone; i++) {
@@ -284,29 +298,37 @@ int node__members_init(bftnet_t *b) {
   if (!b->pool) return BFTNET_ENOMEM;
   b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (b->efd < 0) return -errno;
+  for (unsigned i = 0; i < b->ncls; i++)
+    b->classes[i] = b->cls[i].c;
   rx_config_t rc_cfg = {.max_message_size = b->cfg.max_message_size,
-                        .inbound_max_msgs = b->cfg.inbound_max_msgs,
-                        .inbound_max_bytes = b->cfg.inbound_max_bytes,
+                        .classes = b->classes,
+                        .ncls = b->ncls,
                         .tentative_max = b->cfg.tentative_max,
                         .tentative_max_msgs = b->cfg.tentative_max_msgs,
                         .tentative_max_bytes = b->cfg.tentative_max_bytes,
                         .tentative_rate = b->cfg.tentative_rate,
                         .on_message = b->cfg.on_message ? on_rx_message : NULL,
+                        .on_message_ex = b->cfg.on_message_ex ? on_rx_message_ex : NULL,
                         .user = b,
                         .log = &b->log};
   rc = rx_ctx_init(&b->rctx, &rc_cfg, b->t, &b->counters, b->pool, &rx_cbs, b);
   if (rc) return rc;
   mig_config_t mc = {.detach_timeout_ns = (uint64_t)b->cfg.detach_timeout_ms * 1000000ull,
                      .failback_ns = (uint64_t)b->cfg.failback_ms * 1000000ull,
-                     .window_max = b->cfg.yamux_window,
+                     .window_max = node__classes_window(b),
                      .plain = b->cfg.disable_migration != 0,
                      .max_message_size = b->cfg.max_message_size,
-                     .log = &b->log};
+                     .log = &b->log,
+                     .apps = b->protos,
+                     .napps = b->ncls};
   mig_node_cbs_t cbs = {
       .on_stream = on_stream, .on_peer_restarted = mbr_restarted, .on_tick = on_mig_tick};
   rc = mig_node_new(&b->ml, b->net, &mc, &cbs, b, &b->counters);
   if (rc) return rc;
-  disp_config_t dc = {.ring_capacity = b->cfg.ring_capacity,
+  disp_config_t dc = {.classes = b->classes,
+                      .ncls = b->ncls,
+                      .min_share = b->cfg.class_min_share,
+                      .paced = b->ncls > 1,
                       .backoff_min_ms = b->cfg.dial_backoff_min_ms,
                       .backoff_max_ms = b->cfg.dial_backoff_max_ms,
                       .log = &b->log};

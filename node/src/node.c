@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -36,6 +37,8 @@ BFTNET_API void bftnet_config_init(bftnet_config_t *cfg) {
   cfg->dial_backoff_max_ms = 5000;
   cfg->detach_timeout_ms = 30000;
   cfg->failback_ms = 2000;
+  cfg->class_min_share = 10;
+  cfg->class_window = 256 * 1024;
 }
 
 static bool pow2_in(uint32_t v, uint32_t lo, uint32_t hi) {
@@ -80,6 +83,14 @@ static int config_check(const bftnet_config_t *c, char *eb, size_t ec) {
   return 0;
 #undef AT_LEAST_1
 #undef BAD
+}
+
+BFTNET_API int bftnet_config_check(const bftnet_config_t *cfg, char *err, size_t cap) {
+  if (err && cap) err[0] = '\0';
+  if (!cfg) return BFTNET_EINVAL;
+  int rc = config_check(cfg, err, cap);
+  if (rc < 0) return rc;
+  return node__classes_check(cfg, err, cap);
 }
 
 /* ---------------------------------------------------------- from net/ */
@@ -164,7 +175,7 @@ static int node_new(bftnet_t **out, const bftnet_config_t *cfg, bn_transport_t *
     return BFTNET_EINVAL;
   }
   *out = NULL;
-  int rc = config_check(cfg, errbuf, errcap);
+  int rc = bftnet_config_check(cfg, errbuf, errcap);
   if (rc < 0) return rc;
   bftnet_t *b = calloc(1, sizeof *b);
   if (!b) {
@@ -173,6 +184,7 @@ static int node_new(bftnet_t **out, const bftnet_config_t *cfg, bn_transport_t *
   }
   b->cfg = *cfg;
   b->log = (bn_logger_t){.level = cfg->log_level, .cb = cfg->on_log, .user = cfg->user};
+  node__classes_resolve(b);
   /* Without cfg.loop (and without a caller's transport) the transport owns its loop too. */
   b->own_thread = cfg->loop == NULL && ext == NULL;
   b->ext_transport = ext != NULL;
@@ -191,11 +203,13 @@ static int node_new(bftnet_t **out, const bftnet_config_t *cfg, bn_transport_t *
       .ping_interval_ms = cfg->ping_interval_ms,
       .ping_timeout_ms = cfg->ping_timeout_ms,
       .handshake_timeout_ms = cfg->handshake_timeout_ms,
-      .yamux_window = cfg->yamux_window,
+      .yamux_window = node__classes_window(b),
       .yamux_max_streams = cfg->yamux_max_streams,
       .max_connections = cfg->max_connections,
       .max_pending_handshakes = cfg->max_pending_handshakes,
       .log = &b->log,
+      .paced = b->ncls > 1,
+      .notsent_lowat = node__classes_lowat(b),
   };
   net_cbs_t cbs = {
       .on_conn_up = on_conn_up, .on_conn_down = on_conn_down, .peer_name = on_peer_name};

@@ -15,6 +15,7 @@
  *   snapshot.c  the member snapshot: epoch records, publication
  *   events.c    events for the application, bftnet_event_name
  *   cmd.c       the command queue; which thread is the loop's
+ *   classes.c   the traffic classes: defaults, the check, the node's list
  *
  * Threads: application threads touch only the member snapshot (read under
  * an epoch section), the members' send rings and inbound queues, and the
@@ -44,6 +45,11 @@
 /* Bytes of freed message buffers a node keeps for reuse (core.h, "pool"):
  * part of its fixed memory, not of any member's. */
 #define NODE_POOL_CACHE (4u * 1024u * 1024u)
+/* TCP_NOTSENT_LOWAT with two or more traffic classes unless configured:
+ * the kernel holds at most this much (plus one segment) not yet sent, so
+ * an urgent message is not queued behind a deep socket buffer; two Noise
+ * frames keep the socket fed between two turns of the loop. */
+#define NODE_NOTSENT_LOWAT_DEFAULT (32u * 1024u)
 
 typedef struct cmd cmd_t;
 typedef void (*cmd_fn)(bftnet_t *b, cmd_t *c);
@@ -62,6 +68,13 @@ struct cmd {
   char peer[BFTNET_PEER_ID_MAX];
   mb_table_t table; /* bftnet_connect: the new membership, validated */
 };
+
+/* A traffic class as this node runs it (classes.c). */
+typedef struct node_class {
+  bftnet_class_t c; /* c.name points at name */
+  char name[BFTNET_CLASS_NAME_MAX];
+  char proto[BN_MS_MAX_MSG / 8]; /* its protocol ID inside the logical stream */
+} node_class_t;
 
 /* An epoch record for application threads; all are kept on a list so
  * bftnet_free can release them (ck_epoch recycles them between calls). */
@@ -112,6 +125,11 @@ typedef struct msnap {
 struct bftnet {
   bftnet_config_t cfg;
   bn_logger_t log; /* this node's level and callback; every layer logs through it */
+  node_class_t cls[BFTNET_MAX_CLASSES]; /* written by bftnet_new, then read-only */
+  unsigned ncls;
+  uint32_t all_classes;                       /* bit i for each class i */
+  const char *protos[BFTNET_MAX_CLASSES];     /* cls[i].proto */
+  bftnet_class_t classes[BFTNET_MAX_CLASSES]; /* cls[i].c, as one array for the layers below */
   bool own_thread; /* no cfg.loop: the transport owns the loop, this thread runs it */
   bool ext_transport; /* the caller's transport (node__new_with_transport): not freed here */
   pthread_t thread;
@@ -142,6 +160,12 @@ struct bftnet {
   mb_table_t table;  /* loop: the membership last applied */
   int efd;           /* eventfd: readable when messages may be waiting */
   uint32_t rr;       /* atomic: round-robin cursor for bftnet_recv */
+  uint32_t rx_turn;  /* atomic: bftnet_recv calls, for the classes' minimum share */
+  /* bftnet_recv's order of the classes: grp[0..ngrp) are groups of equal
+   * priority, most urgent first, each order[grp_start[g], grp_start[g+1]). */
+  uint8_t order[BFTNET_MAX_CLASSES];
+  uint8_t grp_start[BFTNET_MAX_CLASSES + 1];
+  unsigned ngrp;
 };
 
 /* ---------------------------------------------------------------- node.c */
@@ -151,6 +175,19 @@ struct bftnet {
  * that runs t, and blocking calls turn t's loop (run) until they complete.
  * t is borrowed until bftnet_free, which does not free it. For tests. */
 int node__new_with_transport(bftnet_t **out, const bftnet_config_t *cfg, bn_transport_t *t);
+
+/* ------------------------------------------------------------- classes.c */
+
+/* The class list of cfg: 0, or BFTNET_EBADCLASS / BFTNET_EINVAL with the
+ * reason in err. */
+int node__classes_check(const bftnet_config_t *cfg, char *err, size_t cap);
+/* After the check: b->cls, b->ncls and b->protos from b->cfg (one implicit
+ * class without configuration). */
+void node__classes_resolve(bftnet_t *b);
+/* The per-stream receive window (and retransmit window) the node runs. */
+uint32_t node__classes_window(const bftnet_t *b);
+/* TCP_NOTSENT_LOWAT for the node's sockets (0: leave the kernel's). */
+uint32_t node__classes_lowat(const bftnet_t *b);
 
 /* ----------------------------------------------------------------- cmd.c */
 
@@ -193,13 +230,14 @@ __attribute__((format(printf, 3, 4))) static inline void node_errf(char *errbuf,
 void node__events_dial(bftnet_t *b, const mbr_t *m, int err, const maddr_t *addr,
                        const peerid_t *actual, uint32_t failures);
 
-void node__events_member(bftnet_t *b, bftnet_event_type_t type, const mbr_t *m,
+void node__events_member(bftnet_t *b, bftnet_event_type_t type, const mbr_t *m, unsigned cls,
                          bftnet_reason_t reason, int err);
 /* CONNECTED or DISCONNECTED of any connection; node_id "" if no member's. */
 void node__events_conn(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type, const char *node_id,
                        bftnet_reason_t reason, int err);
-/* A migration event of one of the member's two streams; also refreshes
- * the member's migration stats (node__events_publish_stats). */
+/* A migration event of one of the member's streams (its class: the
+ * stream's application protocol); also refreshes the member's migration
+ * stats (node__events_publish_stats). */
 void node__events_stream(mbr_t *m, mig_stream_t *ls, const mig_event_t *e, bool outbound,
                          uint64_t lost);
 /* Copies the pair's migration statistics where bftnet_peer_stats reads them. */

@@ -1,7 +1,8 @@
 /*
  * recv.c — bftnet_recv and friends, on application threads: every
- * member's Receiver (receiver/) fills its own bounded inbound queue; these
- * take from the queues round-robin across members, block on the node's
+ * member's Receiver (receiver/) fills a bounded inbound queue per traffic
+ * class; these take from the queues by class priority and round-robin
+ * across members, block on the node's
  * eventfd while all are empty, and wake the loop thread when a queue that
  * was full has room again (it then credits that member's stream).
  */
@@ -12,12 +13,47 @@
 
 #include "node_internal.h"
 
-/* Round-robin passes over the members, starting one further each call:
- * in a pass each member gives at most an equal share of what is still
- * wanted (at least one), so a chatty member cannot starve the others, and a
- * share is taken as one batch (the queue's counters move once). */
+/* Round-robin passes over the members (and the classes of one priority),
+ * starting one further each call: in a pass each member gives at most an
+ * equal share of what is still wanted (at least one), so a chatty member
+ * cannot starve the others, and a share is taken as one batch (the queue's
+ * counters move once). */
 #define RECV_SCAN_CHUNK 64
-static int recv_scan(bftnet_t *b, bftnet_msg_t *out, int max, bool *wake_loop) {
+static int scan_group(bftnet_t *b, const msnap_t *s, unsigned g, uint32_t mask, uint32_t start,
+                      bftnet_msg_t *out, int got, int max, bool *wake_loop) {
+  unsigned c0 = b->grp_start[g], nc = b->grp_start[g + 1] - c0;
+  size_t slots = s->n * nc;
+  bool progress = true;
+  rx_msg_t *batch[RECV_SCAN_CHUNK];
+  while (got < max && progress) {
+    progress = false;
+    size_t share = (size_t)(max - got) / slots;
+    if (share < 1) share = 1;
+    if (share > RECV_SCAN_CHUNK) share = RECV_SCAN_CHUNK;
+    for (size_t i = 0; i < slots && got < max; i++) {
+      size_t x = (start + i) % slots;
+      mbr_t *m = s->m[x % s->n];
+      unsigned cls = b->order[c0 + x / s->n];
+      if (!(mask & (1u << cls))) continue;
+      size_t want = (size_t)(max - got) < share ? (size_t)(max - got) : share;
+      unsigned k = rx_pop_batch(&m->r, cls, batch, (unsigned)want, wake_loop);
+      if (!k) continue;
+      progress = true;
+      for (unsigned j = 0; j < k; j++)
+        out[got++] = (bftnet_msg_t){.from = batch[j]->from,
+                                    .data = batch[j]->data,
+                                    .len = batch[j]->len,
+                                    .priv = batch[j],
+                                    .cls = (uint8_t)cls};
+    }
+  }
+  return got;
+}
+
+/* Classes by priority, most urgent first; one call in 100/class_min_share
+ * starts with the least urgent, so a flood of urgent messages cannot keep
+ * the others from the application either. */
+static int recv_scan(bftnet_t *b, uint32_t mask, bftnet_msg_t *out, int max, bool *wake_loop) {
   ck_epoch_section_t sec;
   ck_epoch_record_t *r = node__snapshot_enter(b, &sec);
   if (!r) return BFTNET_ENOMEM;
@@ -25,48 +61,56 @@ static int recv_scan(bftnet_t *b, bftnet_msg_t *out, int max, bool *wake_loop) {
   int got = 0;
   if (s->n) {
     uint32_t start = ck_pr_faa_32(&b->rr, 1);
-    bool progress = true;
-    rx_msg_t *batch[RECV_SCAN_CHUNK];
-    while (got < max && progress) {
-      progress = false;
-      size_t share = (size_t)(max - got) / s->n;
-      if (share < 1) share = 1;
-      if (share > RECV_SCAN_CHUNK) share = RECV_SCAN_CHUNK;
-      for (size_t i = 0; i < s->n && got < max; i++) {
-        mbr_t *m = s->m[(start + i) % s->n];
-        size_t want = (size_t)(max - got) < share ? (size_t)(max - got) : share;
-        unsigned k = rx_pop_batch(&m->r, batch, (unsigned)want, wake_loop);
-        if (!k) continue;
-        progress = true;
-        for (unsigned j = 0; j < k; j++)
-          out[got++] = (bftnet_msg_t){.from = batch[j]->from,
-                                      .data = batch[j]->data,
-                                      .len = batch[j]->len,
-                                      .priv = batch[j]};
-      }
+    bool low_first = false;
+    if (b->ngrp > 1 && b->cfg.class_min_share) {
+      uint32_t period = 100u / b->cfg.class_min_share;
+      low_first = ck_pr_faa_32(&b->rx_turn, 1) % period == period - 1;
+    }
+    for (unsigned i = 0; i < b->ngrp && got < max; i++) {
+      unsigned g = low_first ? b->ngrp - 1 - i : i;
+      got = scan_group(b, s, g, mask, start, out, got, max, wake_loop);
     }
   }
   node__snapshot_exit(b, r, &sec);
   return got;
 }
 
-BFTNET_API int bftnet_recv_batch(bftnet_t *b, bftnet_msg_t *msgs, int max, int timeout_ms) {
-  if (!b || !msgs || max <= 0) return BFTNET_EINVAL;
-  if (b->cfg.on_message) return BFTNET_EONMESSAGE; /* nothing is ever queued for it */
+/* Whether a class outside mask holds messages (a receiver of some classes
+ * only, which just cleared the eventfd, sets it again for the others). */
+static bool others_waiting(bftnet_t *b, uint32_t mask) {
+  ck_epoch_section_t sec;
+  ck_epoch_record_t *r = node__snapshot_enter(b, &sec);
+  if (!r) return true;
+  msnap_t *s = node__snapshot_load(b);
+  bool any = false;
+  for (size_t i = 0; i < s->n && !any; i++)
+    for (unsigned c = 0; c < b->ncls && !any; c++)
+      any = !(mask & (1u << c)) && rx_inq_depth(&s->m[i]->r.cls[c].inq) > 0;
+  node__snapshot_exit(b, r, &sec);
+  return any;
+}
+
+static int recv_mask(bftnet_t *b, uint32_t mask, bftnet_msg_t *msgs, int max, int timeout_ms) {
+  if (b->cfg.on_message || b->cfg.on_message_ex)
+    return BFTNET_EONMESSAGE; /* nothing is ever queued for it */
   /* A wait inside a callback would hold up the loop that fills the queues. */
   if (timeout_ms != 0 && node__cmd_in_callback(b)) return BFTNET_EINCALLBACK;
   uint64_t deadline =
       timeout_ms > 0 ? bn_now_ns(b->t->seam) + (uint64_t)timeout_ms * 1000000ull : 0;
   for (;;) {
     bool wake = false;
-    int got = recv_scan(b, msgs, max, &wake);
+    int got = recv_scan(b, mask, msgs, max, &wake);
     if (got == 0) {
       /* Empty: clear the fd, then look once more, so that the fd is
        * readable exactly when a message may be waiting (a push after this
-       * scan sets it again). */
+       * scan sets it again; so does a receiver of other classes). */
       uint64_t v;
-      (void)!read(b->efd, &v, sizeof v);
-      got = recv_scan(b, msgs, max, &wake);
+      if (read(b->efd, &v, sizeof v) == (ssize_t)sizeof v && mask != b->all_classes &&
+          others_waiting(b, mask)) {
+        uint64_t one = 1;
+        (void)!write(b->efd, &one, sizeof one);
+      }
+      got = recv_scan(b, mask, msgs, max, &wake);
     }
     if (wake) b->t->ops->wake_send(b->wake); /* room freed: the loop credits the stream again */
     if (got != 0) return got;
@@ -78,7 +122,7 @@ BFTNET_API int bftnet_recv_batch(bftnet_t *b, bftnet_msg_t *msgs, int max, int t
       if (timeout_ms > 0 && deadline < until) until = deadline;
       while (got == 0 && bn_now_ns(seam) < until && !ck_pr_load_int(&b->stopped)) {
         sched_yield();
-        got = recv_scan(b, msgs, max, &wake);
+        got = recv_scan(b, mask, msgs, max, &wake);
       }
       if (wake) b->t->ops->wake_send(b->wake);
       if (got != 0) return got;
@@ -97,6 +141,18 @@ BFTNET_API int bftnet_recv_batch(bftnet_t *b, bftnet_msg_t *msgs, int max, int t
     int pr = poll(&p, 1, wait_ms);
     if (pr < 0 && errno != EINTR) return -errno;
   }
+}
+
+BFTNET_API int bftnet_recv_batch(bftnet_t *b, bftnet_msg_t *msgs, int max, int timeout_ms) {
+  if (!b || !msgs || max <= 0) return BFTNET_EINVAL;
+  return recv_mask(b, b->all_classes, msgs, max, timeout_ms);
+}
+
+BFTNET_API int bftnet_recv_classes(bftnet_t *b, uint32_t classes, bftnet_msg_t *msgs, int max,
+                                   int timeout_ms) {
+  if (!b || !msgs || max <= 0) return BFTNET_EINVAL;
+  if (classes == 0 || (classes & ~b->all_classes)) return BFTNET_ENOCLASS;
+  return recv_mask(b, classes, msgs, max, timeout_ms);
 }
 
 BFTNET_API int bftnet_recv(bftnet_t *b, bftnet_msg_t *msg, int timeout_ms) {

@@ -1,8 +1,8 @@
 /*
- * send.c — bftnet_send, bftnet_broadcast and bftnet_flush, on application
- * threads: find the member in the snapshot (inside an epoch section), hand
- * the message to its Dispatcher's ring (dispatcher/), and wake the loop
- * thread, which writes it.
+ * send.c — bftnet_send, bftnet_broadcast, bftnet_send_ex and bftnet_flush,
+ * on application threads: find the member in the snapshot (inside an epoch
+ * section), hand the message to its Dispatcher's ring of the class
+ * (dispatcher/), and wake the loop thread, which writes it.
  */
 #include <time.h>
 
@@ -18,8 +18,9 @@ static void kick_loop(bftnet_t *b) {
     b->t->ops->wake_send(b->wake);
 }
 
-BFTNET_API int bftnet_send(bftnet_t *b, const char *node_id, const void *data, size_t len) {
-  if (!b || !node_id || (!data && len)) return BFTNET_EINVAL;
+/* One message for one member, in class cls. */
+static int send_one(bftnet_t *b, const char *node_id, unsigned cls, uint64_t key, const void *data,
+                    size_t len) {
   if (len > b->cfg.max_message_size) return BFTNET_ETOOBIG;
   if (ck_pr_load_int(&b->stopped)) return BFTNET_ECLOSED;
   ck_epoch_section_t sec;
@@ -31,25 +32,44 @@ BFTNET_API int bftnet_send(bftnet_t *b, const char *node_id, const void *data, s
   if (!m) {
     rc = strcmp(node_id, s->self_id) == 0 ? BFTNET_EINVAL : BFTNET_ENOTFOUND;
   } else {
-    rc = disp_send(&b->dctx, &m->d, data, len);
+    rc = disp_send(&b->dctx, &m->d, cls, key, data, len);
   }
   node__snapshot_exit(b, r, &sec);
   if (rc == 0) kick_loop(b);
   return rc;
 }
 
-BFTNET_API int bftnet_broadcast(bftnet_t *b, const void *data, size_t len) {
-  if (!b || (!data && len)) return BFTNET_EINVAL;
+/* One message for every member but ourselves, in class cls. */
+static int send_all(bftnet_t *b, unsigned cls, uint64_t key, const void *data, size_t len) {
   if (len > b->cfg.max_message_size) return BFTNET_ETOOBIG;
   if (ck_pr_load_int(&b->stopped)) return BFTNET_ECLOSED;
   ck_epoch_section_t sec;
   ck_epoch_record_t *r = node__snapshot_enter(b, &sec);
   if (!r) return BFTNET_ENOMEM;
   msnap_t *s = node__snapshot_load(b);
-  int rc = disp_broadcast(&b->dctx, s->d, s->n, s->ver, data, len);
+  int rc = disp_broadcast(&b->dctx, s->d, s->n, s->ver, cls, key, data, len);
   node__snapshot_exit(b, r, &sec);
   if (rc > 0) kick_loop(b);
   return rc;
+}
+
+BFTNET_API int bftnet_send(bftnet_t *b, const char *node_id, const void *data, size_t len) {
+  if (!b || !node_id || (!data && len)) return BFTNET_EINVAL;
+  return send_one(b, node_id, 0, 0, data, len);
+}
+
+BFTNET_API int bftnet_broadcast(bftnet_t *b, const void *data, size_t len) {
+  if (!b || (!data && len)) return BFTNET_EINVAL;
+  return send_all(b, 0, 0, data, len);
+}
+
+BFTNET_API int bftnet_send_ex(bftnet_t *b, const char *node_id, const bftnet_send_opts_t *opts,
+                              const void *data, size_t len) {
+  if (!b || (!data && len)) return BFTNET_EINVAL;
+  unsigned cls = opts ? opts->cls : 0;
+  uint64_t key = opts ? opts->key : 0;
+  if (cls >= b->ncls) return BFTNET_ENOCLASS;
+  return node_id ? send_one(b, node_id, cls, key, data, len) : send_all(b, cls, key, data, len);
 }
 
 /* Test hook (not in the public header): messages above a member's

@@ -1,7 +1,8 @@
 /*
  * stats.c — counters and per-member statistics, from any thread: the
  * node's counters (bn_counters_t) and a member's send side, receive side,
- * migration figures and health, read inside an epoch section.
+ * migration figures and health (all classes, or one), read inside an
+ * epoch section.
  */
 #include "node_internal.h"
 
@@ -34,4 +35,21 @@ BFTNET_API int bftnet_peer_stats(bftnet_t *b, const char *node_id, bftnet_peer_s
 BFTNET_API uint64_t bftnet_counter(const bftnet_t *b, bftnet_counter_id_t id) {
   if (!b || (unsigned)id >= BFTNET_COUNTER_COUNT) return 0;
   return bn_counter_get(&b->counters, id);
+}
+
+BFTNET_API int bftnet_class_stats(bftnet_t *b, const char *node_id, uint8_t cls,
+                                  bftnet_class_stats_t *out) {
+  if (!b || !node_id || !out) return BFTNET_EINVAL;
+  if (cls >= b->ncls) return BFTNET_ENOCLASS;
+  ck_epoch_section_t sec;
+  ck_epoch_record_t *r = node__snapshot_enter(b, &sec);
+  if (!r) return BFTNET_ENOMEM;
+  mbr_t *m = node__snapshot_find(node__snapshot_load(b), node_id);
+  if (m) {
+    memset(out, 0, sizeof *out);
+    disp_class_stats(&m->d, cls, out);
+    rx_class_stats(&m->r, cls, out);
+  }
+  node__snapshot_exit(b, r, &sec);
+  return m ? 0 : BFTNET_ENOTFOUND;
 }

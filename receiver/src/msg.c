@@ -24,6 +24,7 @@ static rx_msg_t *rx_msg_fill(rx_msg_t *m, struct rx_block *block, const uint8_t 
   m->next = NULL;
   m->block = block;
   m->len = (uint32_t)len;
+  m->cls = 0;
   if (len > 0) memcpy(m->data, data, len);
   char *id = (char *)m->data + len;
   memcpy(id, from, idlen + 1);
@@ -56,7 +57,10 @@ rx_msg_t *rx_msg_set_from(rx_msg_t *m, const char *from) {
   size_t idlen = strlen(from);
   if (m->block || idlen > strlen(m->from)) { /* carved, or too short: move it */
     rx_msg_t *n = rx_msg_new(m->data, m->len, from);
-    if (n) rx_msg_free(m);
+    if (n) {
+      n->cls = m->cls;
+      rx_msg_free(m);
+    }
     return n;
   }
   char *id = (char *)m->data + m->len;

@@ -7,16 +7,25 @@
 
 #include "receiver.h"
 
-/* A TentativeReceiver: an authenticated peer that is not (yet) a member. */
+/* One class's stream of a TentativeReceiver. */
+typedef struct rx_tent_in {
+  struct rx_tent *t;
+  unsigned cls;
+  mig_stream_t *s; /* NULL once it ended (the buffer stays) */
+  rx_deframer_t rxd;
+  size_t uncredited; /* received, credit held back by the rate limit */
+} rx_tent_in_t;
+
+/* A TentativeReceiver: an authenticated peer that is not (yet) a member.
+ * Its classes' streams share one buffer (each message keeps its class) and
+ * one rate limit. */
 struct rx_tent {
   struct rx_tent *prev, *next; /* creation order, oldest first */
   peerid_t peer;
   rx_ctx_t *ctx;
-  mig_peer_t *lp;  /* the peer's migration state (owned) */
-  mig_stream_t *s; /* NULL once its stream ended (the buffer stays) */
-  rx_deframer_t rxd;
+  mig_peer_t *lp; /* the peer's migration state (owned) */
+  rx_tent_in_t in[BFTNET_MAX_CLASSES];
   rx_tentative_buf_t buf;
-  size_t uncredited;  /* received, credit held back by the rate limit */
   uint64_t tokens;    /* token bucket: bytes it may still be credited */
   uint64_t refill_ns; /* when tokens were last refilled */
 };

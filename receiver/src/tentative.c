@@ -88,51 +88,65 @@ static void tent_unlink(rx_ctx_t *ctx, rx_tent_t *t) {
   ctx->ntent--;
 }
 
+/* Lets one class's stream go (it ended, or a newer one replaces it). */
+static void tent_in_release(rx_tent_in_t *in) {
+  mig_stream_t *s = in->s;
+  in->s = NULL;
+  in->uncredited = 0;
+  if (s) mig_stream_release(s);
+}
+
 void rx__tentative_free(rx_ctx_t *ctx, rx_tent_t *t, bool close_conn) {
   tent_unlink(ctx, t);
   bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_BYTES, 0 - t->buf.bytes);
   bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_DESTROYED, 1);
-  net_conn_t *c = t->s ? mig_stream_conn(t->s) : NULL;
-  if (t->s) {
-    mig_stream_t *s = t->s;
-    t->s = NULL;
-    mig_stream_release(s);
+  net_conn_t *c = NULL;
+  for (unsigned i = 0; i < BFTNET_MAX_CLASSES; i++) {
+    if (t->in[i].s && !c) c = mig_stream_conn(t->in[i].s);
+    tent_in_release(&t->in[i]);
+    rx_deframer_free(&t->in[i].rxd);
   }
   if (t->lp) {
     mig_peer_release(t->lp);
     t->lp = NULL;
   }
   if (close_conn && c) net_conn_close(c, BFTNET_REASON_LIMIT, BFTNET_ELIMIT);
-  rx_deframer_free(&t->rxd);
   rx_tentative_free(&t->buf);
   free(t);
 }
 
 static void tent_emit(void *ud, const uint8_t *p, size_t n) {
-  rx_tent_t *t = ud;
+  rx_tent_in_t *in = ud;
   rx_msg_t *m = rx_msg_new(p, n, "");
-  if (m) rx_tentative_push(&t->buf, m);
+  if (!m) return;
+  m->cls = (uint8_t)in->cls;
+  rx_tentative_push(&in->t->buf, m);
 }
 
 /* A non-member gets credit at cfg.tentative_rate bytes/s (a bucket of
- * tentative_max_bytes): its buffer keeps only the newest messages anyway,
- * and the limit keeps a flood from outside the membership from taking the
- * loop away from members. */
+ * tentative_max_bytes), shared by its classes' streams: its buffer keeps
+ * only the newest messages anyway, and the limit keeps a flood from outside
+ * the membership from taking the loop away from members. */
 static void tent_credit(rx_ctx_t *ctx, rx_tent_t *t) {
-  if (!t->s || t->uncredited == 0) return;
   uint64_t now = bn_now_ns(ctx->t->seam);
   uint64_t add = (now - t->refill_ns) * ctx->cfg.tentative_rate / 1000000000ull;
   if (add) {
     t->tokens = BN_MIN(t->tokens + add, (uint64_t)ctx->cfg.tentative_max_bytes);
     t->refill_ns = now;
   }
-  size_t grant = (size_t)BN_MIN((uint64_t)t->uncredited, t->tokens);
-  if (grant) {
-    t->uncredited -= grant;
-    t->tokens -= grant;
-    mig_stream_consume(t->s, grant);
+  bool owed = false;
+  for (unsigned i = 0; i < BFTNET_MAX_CLASSES; i++) {
+    rx_tent_in_t *in = &t->in[i];
+    if (!in->s || in->uncredited == 0) continue;
+    size_t grant = (size_t)BN_MIN((uint64_t)in->uncredited, t->tokens);
+    if (grant) {
+      in->uncredited -= grant;
+      t->tokens -= grant;
+      mig_stream_consume(in->s, grant);
+    }
+    if (in->uncredited) owed = true;
   }
-  if (t->uncredited) ctx->t->ops->timer_start(ctx->tent_timer, 50, 0);
+  if (owed) ctx->t->ops->timer_start(ctx->tent_timer, 50, 0);
 }
 
 void rx__tentative_tick(void *ud) {
@@ -142,32 +156,29 @@ void rx__tentative_tick(void *ud) {
 }
 
 static void tent_data(void *ud, mig_stream_t *s, const uint8_t *p, size_t n) {
-  rx_tent_t *t = ud;
-  if (s != t->s) return mig_stream_consume(s, n);
-  uint64_t bytes0 = t->buf.bytes, evicted0 = t->buf.evicted, skipped0 = t->rxd.skipped;
-  int rc = rx_deframer_feed(&t->rxd, p, n, tent_emit, t);
+  rx_tent_in_t *in = ud;
+  rx_tent_t *t = in->t;
+  if (s != in->s) return mig_stream_consume(s, n);
+  uint64_t bytes0 = t->buf.bytes, evicted0 = t->buf.evicted, skipped0 = in->rxd.skipped;
+  int rc = rx_deframer_feed(&in->rxd, p, n, tent_emit, in);
   tent_account(t, bytes0, evicted0);
-  bn_counter_add(t->ctx->counters, BFTNET_COUNTER_INBOUND_TOO_BIG, t->rxd.skipped - skipped0);
+  bn_counter_add(t->ctx->counters, BFTNET_COUNTER_INBOUND_TOO_BIG, in->rxd.skipped - skipped0);
   if (rc == 0) {
-    t->uncredited += n;
+    in->uncredited += n;
     tent_credit(t->ctx, t);
   }
   if (rc < 0) {
     bn_counter_add(t->ctx->counters, BFTNET_COUNTER_BAD_MESSAGE, 1);
     net_conn_t *c = mig_stream_conn(s);
-    t->s = NULL;
-    t->uncredited = 0;
-    mig_stream_release(s);
+    tent_in_release(in);
     if (c) net_conn_close(c, BFTNET_REASON_PROTOCOL_ERROR, rc);
   }
 }
 
 static void tent_event(void *ud, mig_stream_t *s, const mig_event_t *e) {
-  rx_tent_t *t = ud;
-  if (t->s != s || (e->type != MIG_EV_ABORTED && e->type != MIG_EV_CLOSED)) return;
-  t->s = NULL; /* its buffer stays until promotion or eviction */
-  t->uncredited = 0;
-  mig_stream_release(s);
+  rx_tent_in_t *in = ud;
+  if (in->s != s || (e->type != MIG_EV_ABORTED && e->type != MIG_EV_CLOSED)) return;
+  tent_in_release(in); /* the buffer stays until promotion or eviction */
 }
 
 static const mig_stream_cbs_t tent_cbs = {.on_data = tent_data, .on_event = tent_event};
@@ -178,46 +189,54 @@ rx_tent_t *rx__tentative_find(rx_ctx_t *ctx, const peerid_t *peer) {
   return NULL;
 }
 
-int rx_tent_open(rx_ctx_t *ctx, mig_peer_t *lp, mig_stream_t *s) {
+/* A new TentativeReceiver, the newest; the oldest goes if there are too
+ * many. NULL on ENOMEM. */
+static rx_tent_t *tent_new(rx_ctx_t *ctx, mig_peer_t *lp) {
+  if (ctx->ntent >= ctx->cfg.tentative_max) {
+    /* The least recently created goes, with what it buffered: messages
+     * its credit already confirmed to their sender, so they are counted
+     * (evicted), never lost silently. */
+    bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_EVICTED, ctx->tent_head->buf.count);
+    rx__tentative_free(ctx, ctx->tent_head, true);
+  }
+  rx_tent_t *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  t->peer = *mig_peer_id(lp);
+  t->ctx = ctx;
+  t->tokens = ctx->cfg.tentative_max_bytes;
+  t->refill_ns = bn_now_ns(ctx->t->seam);
+  bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_CREATED, 1);
+  for (unsigned i = 0; i < BFTNET_MAX_CLASSES; i++) {
+    t->in[i].t = t;
+    t->in[i].cls = i;
+    rx__deframer_setup(&t->in[i].rxd, ctx);
+  }
+  rx_tentative_init(&t->buf, ctx->cfg.tentative_max_msgs, ctx->cfg.tentative_max_bytes);
+  t->prev = ctx->tent_tail;
+  if (ctx->tent_tail)
+    ctx->tent_tail->next = t;
+  else
+    ctx->tent_head = t;
+  ctx->tent_tail = t;
+  ctx->ntent++;
+  return t;
+}
+
+int rx_tent_open(rx_ctx_t *ctx, mig_peer_t *lp, unsigned cls, mig_stream_t *s) {
   if (ctx->cfg.tentative_max == 0) return BFTNET_ENOTMEMBER;
+  BN_ASSERT(cls < BFTNET_MAX_CLASSES);
   rx_tent_t *t = rx__tentative_find(ctx, mig_peer_id(lp));
   if (t) {
-    if (t->s) { /* a newer stream from the same peer replaces the old */
-      mig_stream_t *old = t->s;
-      t->s = NULL;
-      mig_stream_release(old);
-    }
-    rx_deframer_free(&t->rxd);
-    rx__deframer_setup(&t->rxd, ctx);
-    t->uncredited = 0;
-  } else {
-    if (ctx->ntent >= ctx->cfg.tentative_max) {
-      /* The least recently created goes, with what it buffered: messages
-       * its credit already confirmed to their sender, so they are counted
-       * (evicted), never lost silently. */
-      bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_EVICTED, ctx->tent_head->buf.count);
-      rx__tentative_free(ctx, ctx->tent_head, true);
-    }
-    t = calloc(1, sizeof *t);
-    if (!t) return BFTNET_ENOMEM;
-    t->peer = *mig_peer_id(lp);
-    t->ctx = ctx;
-    t->tokens = ctx->cfg.tentative_max_bytes;
-    t->refill_ns = bn_now_ns(ctx->t->seam);
-    bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_CREATED, 1);
-    rx__deframer_setup(&t->rxd, ctx);
-    rx_tentative_init(&t->buf, ctx->cfg.tentative_max_msgs, ctx->cfg.tentative_max_bytes);
-    t->prev = ctx->tent_tail;
-    if (ctx->tent_tail)
-      ctx->tent_tail->next = t;
-    else
-      ctx->tent_head = t;
-    ctx->tent_tail = t;
-    ctx->ntent++;
+    rx_tent_in_t *in = &t->in[cls];
+    tent_in_release(in); /* a newer stream of the class replaces the old */
+    rx_deframer_free(&in->rxd);
+    rx__deframer_setup(&in->rxd, ctx);
+  } else if ((t = tent_new(ctx, lp)) == NULL) {
+    return BFTNET_ENOMEM;
   }
   t->lp = lp;
   mig_peer_set_owner(lp, t);
-  t->s = s;
-  mig_stream_set_cbs(s, &tent_cbs, t);
+  t->in[cls].s = s;
+  mig_stream_set_cbs(s, &tent_cbs, &t->in[cls]);
   return 0;
 }

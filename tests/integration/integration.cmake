@@ -51,3 +51,9 @@ bftnet_test(migration_confirm_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integrati
 # A member that answers na to /libp2p/stream-migration gets plain streams.
 bftnet_test(migration_na_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/migration_na_test.c
   LIBS bftnet_static bftnet_th_net Threads::Threads PkgConfig::UV TIMEOUT 60 LABELS threads)
+
+# Traffic classes through the public API: validation, order and counts per
+# class, keep-latest, the scheduling bound (bytes ahead of a vote), the
+# minimum share, one full inbound queue alone, a class the peer lacks.
+bftnet_test(classes_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/classes_test.c
+  LIBS bftnet_static Threads::Threads PkgConfig::UV TIMEOUT 180 LABELS threads)

@@ -3,10 +3,12 @@
  * on its own loop thread) exchanging sequence-numbered messages all-to-all,
  * every link through the fault-injecting proxy (tools/lib/fault_proxy, on a
  * loop thread of the test's own), while the proxies cut, blackhole and
- * refuse connections. With rings sized so that nothing overflows, every run
- * must show invariants 1 and 2 (docs/ARCHITECTURE.md) exactly: per sender, messages
- * arrive in order, none twice, and none is missing (nothing was counted
- * dropped or aborted either).
+ * refuse connections. The load mixes two traffic classes (small "votes",
+ * the urgent class 0, and "blocks" of 20 KB, class 1), each its own
+ * migratable stream per member. With rings sized so that nothing
+ * overflows, every run must show invariants 1 and 2 (docs/ARCHITECTURE.md)
+ * exactly, per sender and class: messages arrive in order, none twice, and
+ * none is missing (nothing was counted dropped or aborted either).
  */
 #include <pthread.h>
 #include <signal.h>
@@ -21,8 +23,14 @@
 #include "fault_proxy.h"
 #include "harness.h"
 
-#define MAXN     4
-#define MSG_SIZE 64
+#define MAXN       4
+#define MSG_SIZE   64
+#define NCLS       2     /* class 0: votes of MSG_SIZE; class 1: blocks of BLOCK_SIZE */
+#define BLOCK_SIZE 20000 /* more than one 16 KiB piece: interleaved on the wire */
+/* The block size of the running test (at most BLOCK_SIZE): small where
+ * the test counts the bytes of a connection's exchanges. */
+static size_t g_block_size = BLOCK_SIZE;
+#define BLOCK_EVERY 4 /* a block every 4th round */
 
 /* --------------------------------------------------- the proxy thread */
 
@@ -114,9 +122,9 @@ typedef struct node {
   /* Load. */
   pthread_t sender, receiver;
   atomic_bool stop_send, stop_recv;
-  uint64_t sent[MAXN]; /* by destination */
-  uint64_t last[MAXN]; /* last sequence number received, by source */
-  uint64_t got[MAXN], gaps, dups, foreign;
+  uint64_t sent[MAXN][NCLS]; /* by destination and class */
+  uint64_t last[MAXN][NCLS]; /* last sequence number received, by source and class */
+  uint64_t got[MAXN][NCLS], gaps, dups, foreign;
   uint32_t rate; /* messages/s per destination */
 } node_t;
 
@@ -163,8 +171,23 @@ static void on_event(const bftnet_event_t *ev, void *user) {
   }
 }
 
+/* The two classes every node of these tests runs. */
+static bftnet_class_t g_classes[NCLS];
+
+static void classes_init(void) {
+  bftnet_class_init(&g_classes[0], "votes");
+  g_classes[0].ring_capacity = 1u << 17; /* nothing overflows in these tests */
+  bftnet_class_init(&g_classes[1], "blocks");
+  g_classes[1].priority = 1;
+  g_classes[1].ring_capacity = 1u << 12;
+  g_classes[1].ring_max_bytes = 1ull << 30;
+}
+
 static void cfg_fast(bftnet_config_t *cfg) {
   bftnet_config_init(cfg);
+  classes_init();
+  cfg->classes = g_classes;
+  cfg->nclasses = NCLS;
   cfg->ping_interval_ms = 200;
   cfg->ping_timeout_ms = 600;
   cfg->dial_backoff_min_ms = 20;
@@ -270,7 +293,7 @@ static void put_be64(uint8_t *p, uint64_t v) {
 static void *sender_main(void *arg) {
   node_t *n = arg;
   int me = (int)(n - nodes);
-  uint8_t buf[MSG_SIZE];
+  static _Thread_local uint8_t buf[BLOCK_SIZE];
   memset(buf, 0xab, sizeof buf);
   const long period_ns = 1000000000L / (long)n->rate;
   struct timespec next;
@@ -278,9 +301,13 @@ static void *sender_main(void *arg) {
   for (uint64_t round = 0; !atomic_load(&n->stop_send) && round < 10000000; round++) {
     for (int j = 0; j < nn; j++) {
       if (j == me) continue;
-      put_be64(buf, n->sent[j] + 1);
-      int rc = bftnet_send(n->net, nodes[j].id, buf, sizeof buf);
-      if (rc == 0) n->sent[j]++;
+      for (uint8_t c = 0; c < NCLS; c++) {
+        if (c == 1 && round % BLOCK_EVERY) continue;
+        put_be64(buf, n->sent[j][c] + 1);
+        bftnet_send_opts_t o = {.cls = c};
+        int rc = bftnet_send_ex(n->net, nodes[j].id, &o, buf, c ? g_block_size : MSG_SIZE);
+        if (rc == 0) n->sent[j][c]++;
+      }
     }
     next.tv_nsec += period_ns;
     while (next.tv_nsec >= 1000000000L)
@@ -304,16 +331,17 @@ static void *receiver_main(void *arg) {
     if (k <= 0) continue;
     for (int i = 0; i < k; i++) {
       int j = node_index(msgs[i].from);
-      if (j < 0 || msgs[i].len != MSG_SIZE) {
+      unsigned c = msgs[i].cls;
+      if (j < 0 || c >= NCLS || msgs[i].len != (c ? g_block_size : MSG_SIZE)) {
         n->foreign++;
       } else {
         uint64_t seq = get_be64(msgs[i].data);
-        if (seq <= n->last[j])
+        if (seq <= n->last[j][c])
           n->dups++;
         else {
-          if (seq != n->last[j] + 1) n->gaps += seq - n->last[j] - 1;
-          __atomic_store_n(&n->last[j], seq, __ATOMIC_RELEASE); /* the main thread polls it */
-          n->got[j]++;
+          if (seq != n->last[j][c] + 1) n->gaps += seq - n->last[j][c] - 1;
+          __atomic_store_n(&n->last[j][c], seq, __ATOMIC_RELEASE); /* the main thread polls it */
+          n->got[j][c]++;
         }
       }
       bftnet_msg_release(&msgs[i]);
@@ -340,8 +368,8 @@ static uint64_t now_ms(void) {
 }
 
 /* Stops the senders, flushes, waits for every message, then checks the
- * invariants: nothing lost, duplicated or reordered; nothing dropped or
- * aborted either. */
+ * invariants per sender and class: nothing lost, duplicated or reordered;
+ * nothing dropped or aborted either. */
 static void load_stop_and_check(const char *what) {
   for (int i = 0; i < nn; i++)
     atomic_store(&nodes[i].stop_send, true);
@@ -357,38 +385,48 @@ static void load_stop_and_check(const char *what) {
     all = true;
     for (int i = 0; i < nn; i++)
       for (int j = 0; j < nn; j++)
-        if (i != j && __atomic_load_n(&nodes[j].last[i], __ATOMIC_ACQUIRE) < nodes[i].sent[j])
-          all = false;
+        for (int c = 0; c < NCLS; c++)
+          if (i != j &&
+              __atomic_load_n(&nodes[j].last[i][c], __ATOMIC_ACQUIRE) < nodes[i].sent[j][c])
+            all = false;
     if (!all) usleep(20000);
   }
   for (int i = 0; i < nn; i++)
     atomic_store(&nodes[i].stop_recv, true);
   for (int i = 0; i < nn; i++)
     pthread_join(nodes[i].receiver, NULL);
-  uint64_t total = 0;
+  uint64_t total[NCLS] = {0};
   for (int i = 0; i < nn; i++) {
     for (int j = 0; j < nn; j++) {
       if (i == j) continue;
-      bftnet_peer_stats_t st;
-      assert_ok(bftnet_peer_stats(nodes[i].net, nodes[j].id, &st));
-      if (nodes[j].last[i] != nodes[i].sent[j] || st.dropped_overflow || st.aborted)
-        print_message(
-            "%s: %s->%s sent %llu, received up to %llu (%llu msgs), dropped %llu, aborted %llu, "
-            "unconfirmed %llu, migrations %llu\n",
-            what, nodes[i].id, nodes[j].id, (unsigned long long)nodes[i].sent[j],
-            (unsigned long long)nodes[j].last[i], (unsigned long long)nodes[j].got[i],
-            (unsigned long long)st.dropped_overflow, (unsigned long long)st.aborted,
-            (unsigned long long)st.unconfirmed, (unsigned long long)st.migrations);
-      assert_int_equal(st.dropped_overflow, 0);
-      assert_int_equal(st.aborted, 0);
-      assert_int_equal(nodes[j].last[i], nodes[i].sent[j]); /* none missing (invariant 2) */
-      assert_int_equal(nodes[j].got[i], nodes[i].sent[j]);  /* each exactly once */
-      total += nodes[i].sent[j];
+      for (uint8_t c = 0; c < NCLS; c++) {
+        bftnet_class_stats_t st;
+        assert_ok(bftnet_class_stats(nodes[i].net, nodes[j].id, c, &st));
+        if (nodes[j].last[i][c] != nodes[i].sent[j][c] || st.dropped || st.aborted)
+          print_message(
+              "%s: %s->%s class %u: sent %llu, received up to %llu (%llu msgs), dropped %llu, "
+              "aborted %llu\n",
+              what, nodes[i].id, nodes[j].id, c, (unsigned long long)nodes[i].sent[j][c],
+              (unsigned long long)nodes[j].last[i][c], (unsigned long long)nodes[j].got[i][c],
+              (unsigned long long)st.dropped, (unsigned long long)st.aborted);
+        assert_int_equal(st.dropped, 0);
+        assert_int_equal(st.aborted, 0);
+        assert_int_equal(st.superseded, 0);
+        assert_int_equal(st.sent, nodes[i].sent[j][c]);
+        assert_int_equal(nodes[j].last[i][c], nodes[i].sent[j][c]); /* none missing (invariant 2) */
+        assert_int_equal(nodes[j].got[i][c], nodes[i].sent[j][c]);  /* each exactly once */
+        total[c] += nodes[i].sent[j][c];
+      }
+      bftnet_peer_stats_t ps;
+      assert_ok(bftnet_peer_stats(nodes[i].net, nodes[j].id, &ps));
+      assert_int_equal(ps.dropped_overflow, 0);
+      assert_int_equal(ps.aborted, 0);
     }
     assert_int_equal(nodes[i].gaps, 0);
     assert_int_equal(nodes[i].dups, 0); /* no duplicate, no reorder (invariant 1) */
     assert_int_equal(nodes[i].foreign, 0);
   }
+  assert_true(total[0] > 0 && total[1] > 0);
   int mig = 0, res = 0, det = 0;
   for (int i = 0; i < nn; i++) {
     for (int r = 0; r < 8; r++)
@@ -396,9 +434,10 @@ static void load_stop_and_check(const char *what) {
     res += atomic_load(&nodes[i].resumed);
     det += atomic_load(&nodes[i].detached);
   }
-  print_message("%s: %llu messages, 0 lost, 0 duplicated, 0 reordered; %d migrations, %d detached, "
+  print_message("%s: %llu votes and %llu blocks, 0 lost, 0 duplicated, 0 reordered; %d migrations, "
+                "%d detached, "
                 "%d resumed\n",
-                what, (unsigned long long)total, mig, det, res);
+                what, (unsigned long long)total[0], (unsigned long long)total[1], mig, det, res);
 }
 
 static void do_close(void *arg) {
@@ -439,6 +478,7 @@ static void wait_all_up(int timeout_ms) {
 }
 
 static void setup(int n, int naddr, const bftnet_config_t *cfg) {
+  g_block_size = BLOCK_SIZE;
   px_start();
   nn = n;
   for (int i = 0; i < n; i++)
@@ -626,6 +666,7 @@ static void test_failover_failback(void **state) {
  * streams; the old path then dies without loss. */
 static void test_address_change(void **state) {
   (void)state;
+  g_block_size = BLOCK_SIZE;
   px_start();
   nn = 4;
   for (int i = 0; i < nn; i++)
@@ -666,6 +707,7 @@ static void test_cut_every_exchange_offset(void **state) {
   cfg_fast(&cfg);
   cfg.failback_ms = 20; /* a probe in every round below */
   setup(4, 2, &cfg);
+  g_block_size = 200; /* blocks too, but not enough to drown the exchanges' bytes */
   load_start(200);
   /* Calibrate: bytes one fresh failback connection forwards until its
    * exchanges (one per stream of the pair) complete: all first paths down,
@@ -689,7 +731,7 @@ static void test_cut_every_exchange_offset(void **state) {
     int fb = 0;
     for (int i = 0; i < nn; i++)
       fb += atomic_load(&nodes[i].migrated[BFTNET_MIG_FAILBACK]);
-    if (fb >= fb0 + 2 * pairs) {
+    if (fb >= fb0 + 2 * NCLS * pairs) { /* every stream of every pair */
       uint64_t b = 0, a = 0;
       for (int i = 0; i < nn; i++) {
         fault_proxy_stats_t st = px_stats(nodes[i].px[0]);
@@ -702,10 +744,12 @@ static void test_cut_every_exchange_offset(void **state) {
     usleep(1000);
   }
   assert_true(used > 0);
-  /* The handshake comes first (its cuts are plain dial failures); the two
-   * Migrate/AckMigrate exchanges (one per stream) take the last ~450 bytes
-   * of `used`. Every offset from a little before them to a little after. */
-  uint64_t k0 = used > 600 ? used - 600 : 1, k1 = used + 64;
+  /* The handshake comes first (its cuts are plain dial failures); the
+   * Migrate/AckMigrate exchanges (one per stream: two per class) take the
+   * last ~225 bytes each of `used`. Every offset from a little before them
+   * to a little after. */
+  const uint64_t span = 300u * 2 * NCLS;
+  uint64_t k0 = used > span ? used - span : 1, k1 = used + 64;
   print_message(
       "exchange calibration: a failback connection forwards ~%llu bytes through its exchanges; "
       "cutting at every offset %llu..%llu\n",
@@ -938,6 +982,8 @@ static void test_never_reading_member_bounded_across_cuts(void **state) {
   (void)state;
   bftnet_config_t cfg;
   cfg_fast(&cfg);
+  cfg.classes = NULL; /* one class, bounded by the settings below */
+  cfg.nclasses = 0;
   cfg.inbound_max_msgs = NR_INBOUND_MAX;
   cfg.yamux_window = NR_WINDOW;
   cfg.ring_capacity = 4096; /* r0's writer always has more to push */

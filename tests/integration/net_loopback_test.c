@@ -2,8 +2,12 @@
  * Two (or three) real nodes on 127.0.0.1, one libuv loop: the secure-link
  * invariants of docs/ARCHITECTURE.md — authenticated peers, intact ordered bytes on
  * many yamux streams, flow control that bounds memory, FIN/RST semantics,
- * and bad input that closes only its own connection with a counted reason.
+ * and bad input that closes only its own connection with a counted reason;
+ * and a paced connection (traffic classes): pieces, the slack, parked
+ * streams going on by priority.
  */
+#include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "harness.h"
@@ -23,6 +27,24 @@ static int setup(void **state) {
   net_config_t cfg;
   th_net_config(&cfg);
   assert_ok(th_node_init(&f->a, f->t, &cfg, true));
+  assert_ok(th_node_init(&f->b, f->t, &cfg, true));
+  *state = f;
+  return 0;
+}
+
+/* Node a paces its connections (traffic classes: NET_PACE_PIECE, parked
+ * streams by priority); b is as usual. */
+static int setup_paced(void **state) {
+  fx_t *f = calloc(1, sizeof *f);
+  uv_loop_init(&f->loop);
+  assert_ok(net_transport_uv_new(&f->loop, bn_seam_system(), &f->t));
+  net_config_t cfg;
+  th_net_config(&cfg);
+  cfg.paced = true;
+  cfg.notsent_lowat = 16 * 1024;
+  assert_ok(th_node_init(&f->a, f->t, &cfg, true));
+  cfg.paced = false;
+  cfg.notsent_lowat = 0;
   assert_ok(th_node_init(&f->b, f->t, &cfg, true));
   *state = f;
   return 0;
@@ -479,8 +501,84 @@ static void test_pending_handshake_limit(void **state) {
   ping_ok(f, ab);
 }
 
+/* ------------------------------------------------------------- pacing */
+
+typedef struct paced {
+  int woken[8], nwoken;
+  bool ready[3];
+} paced_t;
+
+static paced_t g_paced;
+
+static void pc_ready(void *ud, net_stream_t *s) {
+  (void)s;
+  g_paced.ready[(intptr_t)ud] = true;
+}
+static void pc_data(void *ud, net_stream_t *s, const uint8_t *p, size_t n) {
+  (void)ud;
+  (void)p;
+  net_stream_consume(s, n); /* the echo: read and dropped */
+}
+static void pc_writable(void *ud, net_stream_t *s) {
+  (void)s;
+  if (g_paced.nwoken < 8) g_paced.woken[g_paced.nwoken++] = (int)(intptr_t)ud;
+}
+static const net_stream_cbs_t pc_cbs = {
+    .on_ready = pc_ready, .on_data = pc_data, .on_writable = pc_writable};
+
+static bool pc_all_ready(void *arg) {
+  (void)arg;
+  return g_paced.ready[0] && g_paced.ready[1] && g_paced.ready[2];
+}
+static bool pc_three_woken(void *arg) {
+  (void)arg;
+  return g_paced.nwoken >= 3;
+}
+
+/* A paced connection takes a data write of at most one piece, and only
+ * while its unsent output is below the slack: whoever writes next waits
+ * behind less than a piece and the slack. Streams parked meanwhile go on
+ * by priority, not in the order they parked. */
+static void test_paced_pieces_by_priority(void **state) {
+  fx_t *f = *state;
+  memset(&g_paced, 0, sizeof g_paced);
+  net_conn_t *ab = connect_ab(f);
+  net_stream_t *s[3];
+  for (intptr_t i = 0; i < 3; i++) {
+    assert_ok(net_stream_open(ab, TH_ECHO_PROTO, &pc_cbs, (void *)i, &s[i]));
+    net_stream_set_prio(s[i], (uint8_t)i);
+  }
+  assert_true(th_run_until_fn(&f->loop, pc_all_ready, NULL, 5000));
+  for (int i = 0; i < 50; i++)
+    uv_run(&f->loop, UV_RUN_NOWAIT); /* the negotiation's bytes flushed */
+  static uint8_t big[100 * 1024];
+  for (int i = 0; i < 3; i++) {
+    assert_true(net_stream_send_room(s[i]) > 0);
+    assert_true(net_stream_send_room(s[i]) <= NET_PACE_PIECE);
+  }
+  /* The least urgent writes first: one piece, whatever it offered. */
+  assert_int_equal(net_stream_write(s[2], big, sizeof big), NET_PACE_PIECE);
+  size_t pending = ab->out.len + f->t->ops->write_queued(ab->sock);
+  assert_true(pending <= NET_PACE_SLACK + NET_PACE_PIECE + 64); /* + yamux header, Noise framing */
+  /* Now nobody may write until it drains: each parks, in an order that is
+   * neither their priority's nor its reverse. */
+  const int park[3] = {1, 0, 2};
+  for (int k = 0; k < 3; k++) {
+    assert_int_equal(net_stream_send_room(s[park[k]]), 0);
+    assert_int_equal(net_stream_write(s[park[k]], big, sizeof big), 0);
+  }
+  assert_true(th_run_until_fn(&f->loop, pc_three_woken, NULL, 5000));
+  assert_int_equal(g_paced.woken[0], 0); /* the most urgent goes on first */
+  assert_int_equal(g_paced.woken[1], 1);
+  assert_int_equal(g_paced.woken[2], 2);
+  for (int i = 0; i < 3; i++)
+    net_stream_reset(s[i]);
+}
+
 int main(void) {
+  signal(SIGPIPE, SIG_IGN); /* the nodes run on this thread's own loop */
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_paced_pieces_by_priority, setup_paced, teardown),
       cmocka_unit_test_setup_teardown(test_handshake_both_ways, setup, teardown),
       cmocka_unit_test_setup_teardown(test_many_streams_both_ways, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reader_that_never_reads, setup, teardown),

@@ -7,3 +7,7 @@ bftnet_test(dispatcher_ring_mt_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/dis
 target_link_options(dispatcher_ring_mt_test PRIVATE -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=aligned_alloc -Wl,--wrap=free)
 bftnet_test(dispatcher_blog_mt_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/dispatcher_blog_mt_test.c ${CMAKE_CURRENT_SOURCE_DIR}/lib/count_alloc.c LIBS bftnet_dispatcher Threads::Threads LABELS threads TIMEOUT 120)
 target_link_options(dispatcher_blog_mt_test PRIVATE -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=aligned_alloc -Wl,--wrap=free)
+# Traffic classes' building blocks: the scheduler, keep-latest and byte-capped
+# rings, the delay histogram.
+bftnet_test(dispatcher_classes_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/dispatcher_classes_test.c ${CMAKE_CURRENT_SOURCE_DIR}/lib/count_alloc.c LIBS bftnet_dispatcher)
+target_link_options(dispatcher_classes_test PRIVATE -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=aligned_alloc -Wl,--wrap=free)
