@@ -12,10 +12,10 @@
  *
  * The renderer is a table walk: node_fams (the counters, from
  * BFTNET_COUNTER_MAP: a counter added to the map appears here without
- * more code) and member_fams (one sample per member and family). Series per
- * traffic class will be one more table walked the same way, with an inner
- * loop over the member's classes adding class="<name>" (sample() takes the
- * class label already).
+ * more code), member_fams (one sample per member and family) and, with
+ * two or more traffic classes, class_fams (one sample per member, class
+ * and family, labelled class="<name>" from the configuration; a node
+ * without classes renders exactly the series it did before classes).
  *
  * Consistency: the members' statistics are copied inside one epoch section
  * (each value an atomic load), then rendered outside it.
@@ -193,6 +193,11 @@ static const node_fam_t node_fams[BFTNET_COUNTER_COUNT] = {
     [BFTNET_COUNTER_MIG_LEGACY_PEERS] = {NULL, false,
                                          "Peers that confirm with yamux window updates (an "
                                          "older bftnet)."},
+    [BFTNET_COUNTER_CLASS_UNKNOWN] = {NULL, false,
+                                      "Streams of a traffic class we do not have, answered na."},
+    [BFTNET_COUNTER_CLASS_REFUSED] = {NULL, false, "Our traffic classes a peer answered na to."},
+    [BFTNET_COUNTER_SUPERSEDED] = {NULL, false,
+                                   "Queued keep-latest messages replaced by a newer one."},
 };
 
 static void node_series(out_t *o, bftnet_t *b) {
@@ -279,15 +284,55 @@ static const member_fam_t member_fams[] = {
        "Age of the member's current connection (0: none)."),
 };
 
+/* One series per member and class: a field of bftnet_class_stats_t. */
+#define CF(name, type, field, kind, help)                                                          \
+  { name, type, help, offsetof(bftnet_class_stats_t, field), kind }
+
+static const member_fam_t class_fams[] = {
+    CF("class_enqueued_messages_total", "counter", enqueued, V_U64,
+       "Messages accepted for the member in the class."),
+    CF("class_sent_messages_total", "counter", sent, V_U64,
+       "Messages written to the class's stream to the member."),
+    CF("class_delivered_messages_total", "counter", delivered, V_U64,
+       "Messages received from the member in the class and handed to the application."),
+    CF("class_dropped_messages_total", "counter", dropped, V_U64,
+       "Messages dropped from the class's full send ring (or broadcasts skipped)."),
+    CF("class_superseded_messages_total", "counter", superseded, V_U64,
+       "Queued keep-latest messages replaced by a newer one with their key."),
+    CF("class_aborted_messages_total", "counter", aborted, V_U64,
+       "Messages of the class lost unconfirmed with an aborted stream."),
+    CF("class_sent_bytes_total", "counter", bytes_out, V_U64,
+       "Message bytes written to the class's stream."),
+    CF("class_received_bytes_total", "counter", bytes_in, V_U64,
+       "Message bytes received from the member in the class."),
+    CF("class_send_queue_messages", "gauge", ring_depth, V_U32,
+       "Messages of the class queued for the member, not yet written."),
+    CF("class_receive_queue_messages", "gauge", inbound_depth, V_U32,
+       "Messages of the class received, not yet taken by bftnet_recv."),
+    CF("class_queue_delay_p50_seconds", "gauge", delay_p50_ns, V_SECONDS,
+       "Median queueing delay, send to written, over a sample (0: no sample)."),
+    CF("class_queue_delay_p99_seconds", "gauge", delay_p99_ns, V_SECONDS,
+       "99th percentile queueing delay, send to written, over a sample."),
+    CF("class_queue_delay_max_seconds", "gauge", delay_max_ns, V_SECONDS,
+       "The largest sampled queueing delay."),
+    CF("class_connected", "gauge", connected, V_INT,
+       "1 while the class's stream to the member is up."),
+    CF("class_refused_by_peer_total", "counter", refused, V_U64,
+       "Times the member answered na to the class."),
+    CF("class_unconfirmed_bytes", "gauge", unconfirmed, V_U64,
+       "Bytes of the class's stream written, not yet confirmed read."),
+};
+
 /* What is copied per member inside the epoch section. */
 typedef struct row {
   char id[BFTNET_NODE_ID_MAX];
   bftnet_peer_stats_t st;
   int path; /* the membership address of its connection, -1 inbound/none */
+  bftnet_class_stats_t cls[BFTNET_MAX_CLASSES]; /* with two or more classes */
 } row_t;
 
-static void format_value(const member_fam_t *f, const bftnet_peer_stats_t *st, char *v,
-                         size_t cap) {
+/* The field f->off of st (a bftnet_peer_stats_t or bftnet_class_stats_t). */
+static void format_value(const member_fam_t *f, const void *st, char *v, size_t cap) {
   const char *p = (const char *)st + f->off;
   uint64_t u;
   switch (f->kind) {
@@ -341,6 +386,19 @@ static void member_series(out_t *o, const row_t *rows, size_t n) {
   }
 }
 
+static void class_series(out_t *o, const bftnet_t *b, const row_t *rows, size_t n) {
+  char v[48];
+  for (size_t k = 0; k < BN_ARRAY_LEN(class_fams); k++) {
+    const member_fam_t *f = &class_fams[k];
+    family(o, f->name, f->type, f->help);
+    for (size_t i = 0; i < n; i++)
+      for (unsigned c = 0; c < b->ncls; c++) {
+        format_value(f, &rows[i].cls[c], v, sizeof v);
+        sample(o, f->name, rows[i].id, b->cls[c].c.name, NULL, v);
+      }
+  }
+}
+
 /* Copies every member's statistics (one epoch section). *rows is malloc'd. */
 static int copy_rows(bftnet_t *b, row_t **rows, size_t *n) {
   ck_epoch_section_t sec;
@@ -355,6 +413,10 @@ static int copy_rows(bftnet_t *b, row_t **rows, size_t *n) {
       snprintf((*rows)[i].id, sizeof(*rows)[i].id, "%s", m->node_id);
       node__stats_fill(b, m, &(*rows)[i].st);
       (*rows)[i].path = ck_pr_load_int(&m->health.conn_path);
+      for (unsigned c = 0; b->ncls > 1 && c < b->ncls; c++) {
+        disp_class_stats(&m->d, c, &(*rows)[i].cls[c]);
+        rx_class_stats(&m->r, c, &(*rows)[i].cls[c]);
+      }
     }
   }
   node__snapshot_exit(b, r, &sec);
@@ -377,6 +439,7 @@ BFTNET_API int bftnet_metrics_text(bftnet_t *b, char *buf, size_t cap, size_t *l
   family(&o, "members_connected", "gauge", "Members whose stream is up.");
   put(&o, "bftnet_members_connected %zu\n", connected);
   member_series(&o, rows, n);
+  if (b->ncls > 1) class_series(&o, b, rows, n);
   free(rows);
   if (o.len + 1 > cap) {
     if (cap) buf[0] = '\0'; /* nothing half-written stays behind */

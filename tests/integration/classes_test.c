@@ -24,6 +24,8 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -224,6 +226,18 @@ static void test_validation(void **state) {
 #define OC_N    3
 #define OC_MSGS 3000
 
+/* The value of the sample fam{peer="peer",class="cls"} in the node's
+ * metrics text, or -1 if it is missing. */
+static long long metric(int i, const char *fam, const char *peer, const char *cls) {
+  static char text[1 << 18];
+  size_t len;
+  assert_ok(bftnet_metrics_text(nodes[i].net, text, sizeof text, &len));
+  char key[160];
+  snprintf(key, sizeof key, "\nbftnet_%s{peer=\"%s\",class=\"%s\"} ", fam, peer, cls);
+  const char *p = strstr(text, key);
+  return p ? strtoll(p + strlen(key), NULL, 10) : -1;
+}
+
 static void test_each_class_in_order(void **state) {
   (void)state;
   bftnet_class_t c[OC_N];
@@ -283,6 +297,14 @@ static void test_each_class_in_order(void **state) {
       assert_int_equal(got[k], at == 1 ? seq[k] : to_r2[k]); /* none missing */
       assert_true(s0.delay_samples > 0);
       assert_true(s0.delay_p50_ns <= s0.delay_p99_ns && s0.delay_p99_ns <= s0.delay_max_ns);
+      /* The metrics text carries the same figures per class. */
+      const char *name = bftnet_class_name(nodes[0].net, k);
+      assert_int_equal(metric(0, "class_sent_messages_total", nodes[at].id, name),
+                       (long long)s0.sent);
+      assert_int_equal(metric(0, "class_enqueued_messages_total", nodes[at].id, name),
+                       (long long)s0.enqueued);
+      assert_int_equal(metric(at, "class_delivered_messages_total", "r0", name),
+                       (long long)s1.delivered);
     }
   }
   for (int i = 0; i < 3; i++)
