@@ -130,7 +130,7 @@ struct bftnet {
   uint32_t all_classes;                       /* bit i for each class i */
   const char *protos[BFTNET_MAX_CLASSES];     /* cls[i].proto */
   bftnet_class_t classes[BFTNET_MAX_CLASSES]; /* cls[i].c, as one array for the layers below */
-  bool own_thread; /* no cfg.loop: the transport owns the loop, this thread runs it */
+  bool own_thread;    /* no cfg.loop: the transport owns the loop, this thread runs it */
   bool ext_transport; /* the caller's transport (node__new_with_transport): not freed here */
   pthread_t thread;
   bn_twake_t *async; /* commands */

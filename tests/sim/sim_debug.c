@@ -42,12 +42,17 @@ void sim_debug_dump(sim_run_t *run, FILE *f) {
     msnap_t *s = n->b->snap;
     for (size_t k = 0; k < s->n; k++) {
       mbr_t *m = s->m[k];
-      fprintf(f,
-              "    %s#%d member %s: rx throttled %d uncredited %zu in %p; disp out %p framer %s\n",
-              n->name, n->inc, m->node_id, m->r.throttled, m->r.uncredited, (void *)m->r.in,
-              (void *)m->d.out, m->d.framer.cur ? "busy" : "idle");
-      dump_sm(f, "in ", m->r.in);
-      dump_sm(f, "out", m->d.out);
+      for (unsigned c = 0; c < m->r.ncls && c < m->d.ncls; c++) {
+        rx_cls_t *rk = &m->r.cls[c];
+        disp_cls_t *dk = &m->d.cls[c];
+        fprintf(f,
+                "    %s#%d member %s class %u: rx throttled %d uncredited %zu in %p; disp out %p "
+                "framer %s\n",
+                n->name, n->inc, m->node_id, c, rk->throttled, rk->uncredited, (void *)rk->in,
+                (void *)dk->out, dk->framer.cur ? "busy" : "idle");
+        dump_sm(f, "in ", rk->in);
+        dump_sm(f, "out", dk->out);
+      }
     }
   }
 }
