@@ -112,7 +112,13 @@ static void out_ended(disp_cls_t *k, mig_stream_t *ls, const mig_event_t *e) {
   bftnet_reason_t why = e->cause != BFTNET_REASON_NONE ? e->cause : BFTNET_REASON_RESET;
   cbs->on_member(d->ud, k->idx, BFTNET_EV_MEMBER_DOWN, why, BFTNET_ERESET);
   if (e->type == MIG_EV_ABORTED && e->refused) cls_refused(k);
-  if (!d->stopped) open_cls(k); /* a new stream (the ring kept the rest) */
+  if (d->stopped) return;
+  /* A peer that stops in order says GO_AWAY on each of its connections, and
+   * they arrive one by one: a stream opened at once on another of them
+   * would be up only until its GO_AWAY (a MEMBER_UP for a peer that is
+   * leaving). The next one waits out the redial backoff. */
+  if (why == BFTNET_REASON_GOING_AWAY) return schedule_redial(d);
+  open_cls(k); /* a new stream (the ring kept the rest) */
 }
 
 static void out_event(void *ud, mig_stream_t *ls, const mig_event_t *e) {
