@@ -1,6 +1,6 @@
 /*
  * disp_internal.h — dispatcher/ private helpers: ThreadSanitizer
- * annotations for ck, the producers' spin lock, and what dispatcher.c
+ * annotations for ck, the producers' spin lock, and what member.c
  * uses of outbound.c.
  *
  * ck_pr is inline assembly on x86-64, so TSan sees neither ck_ring's index

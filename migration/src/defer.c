@@ -1,6 +1,6 @@
 /*
  * defer.c — deferred frees. Every entry point of the wiring runs between
- * mig__defer_enter and mig__defer_leave (inline, in mig_internal.h); what is
+ * mig__defer_enter and mig__defer_leave; what is
  * released meanwhile (carriers net freed, streams let go, peers released) is
  * freed here at the outermost leave, so a pointer handed to a callback stays
  * valid for the whole callback and a loop over a list never sees an entry
@@ -10,11 +10,21 @@
 
 #include "mig_internal.h"
 
+static void defer_reap(mig_node_t *n);
+
+void mig__defer_enter(mig_node_t *n) {
+  n->nest++;
+}
+
+void mig__defer_leave(mig_node_t *n) {
+  if (--n->nest == 0 && n->reap_needed) defer_reap(n);
+}
+
 static bool peer_reapable(const mig_peer_t *p) {
   return (p->released || !p->owner) && !p->streams && !p->carriers && !p->ctls && !p->probing;
 }
 
-void mig__defer_reap(mig_node_t *n) {
+static void defer_reap(mig_node_t *n) {
   n->reap_needed = false;
   for (mig_peer_t **pp = &n->peers; *pp;) {
     mig_peer_t *p = *pp;

@@ -216,16 +216,10 @@ static inline const char *mig__peer_label(const mig_peer_t *p, char *buf, size_t
 
 /* ------------------------------------------------ defer.c: deferred frees */
 
-/* Frees what was released since the outermost enter (defer.c). */
-void mig__defer_reap(mig_node_t *n);
-/* Inline: every entry point runs between the two. */
-static inline void mig__defer_enter(mig_node_t *n) {
-  n->nest++;
-}
-/* At the outermost leave, frees what was released meanwhile. */
-static inline void mig__defer_leave(mig_node_t *n) {
-  if (--n->nest == 0 && n->reap_needed) mig__defer_reap(n);
-}
+/* Every entry point runs between the two; at the outermost leave, what
+ * was released meanwhile is freed. */
+void mig__defer_enter(mig_node_t *n);
+void mig__defer_leave(mig_node_t *n);
 void mig__defer_free_stream(mig_stream_t *ls);
 void mig__defer_free_ctl(mig_ctl_t *k);
 

@@ -2,7 +2,7 @@
  * node_internal.h — the facade's structures and what its files share.
  *
  * Files, each calling only the ones below it:
- *   node.c      lifecycle (bftnet_new/stop/free), the loop thread, config
+ *   lifecycle.c lifecycle (bftnet_new/stop/free), the loop thread, config
  *   ops.c       bftnet_listen, bftnet_dial, bftnet_ping
  *   send.c      bftnet_send, bftnet_broadcast, bftnet_flush
  *   recv.c      bftnet_recv*, bftnet_msg_release, bftnet_recv_fd
@@ -168,7 +168,7 @@ struct bftnet {
   unsigned ngrp;
 };
 
-/* ---------------------------------------------------------------- node.c */
+/* ---------------------------------------------------------------- lifecycle.c */
 
 /* bftnet_new over a transport the caller made and drives (a simulated
  * world): no loop thread, like cfg.loop: every call comes from the thread
@@ -199,7 +199,7 @@ int node__cmd_call(bftnet_t *b, cmd_t *c);
 void node__cmd_complete(bftnet_t *b, cmd_t *c, int rc);
 /* The command queue's wakeup callback (ud: the node). */
 void node__cmd_on_wake(void *ud);
-/* The node whose own loop thread this is (set by node.c's loop thread;
+/* The node whose own loop thread this is (set by lifecycle.c's loop thread;
  * NULL elsewhere, and on an application's loop, cfg.loop). */
 extern _Thread_local bftnet_t *node__cmd_loop_node;
 /* How many application callbacks (on_event, on_message) the calling thread

@@ -2,7 +2,7 @@
  * the per-member rings by the framer, under real threads (run under
  * ThreadSanitizer by scripts/test.sh, label "threads").
  *
- * The library's usage (dispatcher/src/dispatcher.c: disp_send,
+ * The library's usage (dispatcher/src/member.c: disp_send,
  * disp_broadcast, disp_blog_advance), reproduced: 3 producer threads call
  * "send" (msg->bseq = the log's head, then push into one member's
  * ring) and "broadcast" (push into the log; when it is full, one message
@@ -340,7 +340,7 @@ static int rx_write(void *ctx, const uint8_t *p, size_t n) {
   return (int)k;
 }
 
-/* dispatcher/src/dispatcher.c's disp_blog_advance, for two members. */
+/* dispatcher/src/member.c's disp_blog_advance, for two members. */
 static void blog_advance(run_t *run) {
   disp_blog_t *l = &run->blog;
   uint64_t h = disp_blog_head(l), lo = h;

@@ -637,7 +637,7 @@ static bool blog_idle(const disp_framer_t *f, disp_ring_t *r) {
   return framer_idle(f, r) && disp_framer_backlog(f) == 0;
 }
 
-/* The loop's part after draining (dispatcher/src/dispatcher.c's disp_blog_advance, without
+/* The loop's part after draining (dispatcher/src/member.c's disp_blog_advance, without
  * the trim): entries every framer passed are freed. */
 static void blog_advance2(disp_blog_t *l, disp_framer_t *f) {
   disp_framer_blog_skip_foreign(&f[0]);

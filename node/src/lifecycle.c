@@ -1,5 +1,5 @@
 /*
- * node.c — a node's life: a node = a loop thread (or the application's
+ * lifecycle.c — a node's life: a node = a loop thread (or the application's
  * loop) + the transport + net + the members. bftnet_new builds it,
  * bftnet_stop closes it gracefully on the loop thread, bftnet_free frees
  * it. Application threads never touch loop-owned state: each public call

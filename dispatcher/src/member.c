@@ -1,5 +1,5 @@
 /*
- * dispatcher.c — a member's Dispatcher: its life (init, stop, reclaim,
+ * member.c — a member's Dispatcher: its life (init, stop, reclaim,
  * destroy), what application threads call (send, broadcast, stats), the
  * loop thread's answer to a wake, and the broadcast logs' advance. A
  * Dispatcher has one ring, framer and stream per traffic class; the
