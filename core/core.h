@@ -286,13 +286,27 @@ struct bn_transport {
 #endif
 #endif
 #ifdef BN_TSAN
+/* The TSan runtime's interface (sanitizer/tsan_interface.h and its
+ * annotation API), declared here so gcc and clang builds agree. */
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
-#define BN_TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
-#define BN_TSAN_RELEASE(p) __tsan_release((void *)(p))
+void __tsan_ignore_thread_begin(void);
+void __tsan_ignore_thread_end(void);
+void AnnotateIgnoreReadsBegin(const char *file, int line);
+void AnnotateIgnoreReadsEnd(const char *file, int line);
+#define BN_TSAN_ACQUIRE(p)           __tsan_acquire((void *)(p))
+#define BN_TSAN_RELEASE(p)           __tsan_release((void *)(p))
+#define BN_TSAN_IGNORE_BEGIN()       __tsan_ignore_thread_begin()
+#define BN_TSAN_IGNORE_END()         __tsan_ignore_thread_end()
+#define BN_TSAN_IGNORE_READS_BEGIN() AnnotateIgnoreReadsBegin(__FILE__, __LINE__)
+#define BN_TSAN_IGNORE_READS_END()   AnnotateIgnoreReadsEnd(__FILE__, __LINE__)
 #else
-#define BN_TSAN_ACQUIRE(p) ((void)0)
-#define BN_TSAN_RELEASE(p) ((void)0)
+#define BN_TSAN_ACQUIRE(p)           ((void)(p))
+#define BN_TSAN_RELEASE(p)           ((void)(p))
+#define BN_TSAN_IGNORE_BEGIN()       ((void)0)
+#define BN_TSAN_IGNORE_END()         ((void)0)
+#define BN_TSAN_IGNORE_READS_BEGIN() ((void)0)
+#define BN_TSAN_IGNORE_READS_END()   ((void)0)
 #endif
 
 /* Wipes secrets (sodium_memzero: not optimized away). */

@@ -59,7 +59,7 @@ bool disp_blog_push(disp_blog_t *l, disp_msg_t *m, uint64_t ver) {
   BN_ASSERT(m != NULL);
   disp_spin_lock(&l->lock);
   uint64_t h = l->head, t = ck_pr_load_64(&l->tail);
-  DISP_TSAN_ACQUIRE(&l->tail); /* the loop released the slots below t */
+  BN_TSAN_ACQUIRE(&l->tail); /* the loop released the slots below t */
   uint64_t held = l->bytes_head - ck_pr_load_64(&l->bytes_tail);
   if (h - t >= l->cap || (l->max_bytes != UINT64_MAX && held + m->len > l->max_bytes)) {
     disp_spin_unlock(&l->lock);
@@ -68,8 +68,8 @@ bool disp_blog_push(disp_blog_t *l, disp_msg_t *m, uint64_t ver) {
   disp_blog_slot_t *s = disp_blog_slot(l, h);
   s->msg = m;
   s->ver = ver;
-  DISP_TSAN_RELEASE(m);        /* the message's bytes, to whoever takes it */
-  DISP_TSAN_RELEASE(&l->head); /* the slot, to whoever reads head */
+  BN_TSAN_RELEASE(m);        /* the message's bytes, to whoever takes it */
+  BN_TSAN_RELEASE(&l->head); /* the slot, to whoever reads head */
   ck_pr_store_64(&l->bytes_head, l->bytes_head + m->len); /* only lock holders write it */
   ck_pr_fence_store();
   ck_pr_store_64(&l->head, h + 1);
@@ -80,7 +80,7 @@ bool disp_blog_push(disp_blog_t *l, disp_msg_t *m, uint64_t ver) {
 uint64_t disp_blog_head(const disp_blog_t *l) {
   uint64_t h = ck_pr_load_64((uint64_t *)(uintptr_t)&l->head);
   ck_pr_fence_load();
-  DISP_TSAN_ACQUIRE(&l->head);
+  BN_TSAN_ACQUIRE(&l->head);
   return h;
 }
 
@@ -95,7 +95,7 @@ void disp_blog_release_to(disp_blog_t *l, uint64_t to) {
     disp_msg_release(s->msg);
     s->msg = NULL;
   }
-  DISP_TSAN_RELEASE(&l->tail);
+  BN_TSAN_RELEASE(&l->tail);
   ck_pr_fence_store();
   ck_pr_store_64(&l->bytes_tail, l->bytes_tail + bytes);
   ck_pr_store_64(&l->tail, to);

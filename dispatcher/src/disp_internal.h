@@ -24,33 +24,6 @@
 
 #include "dispatcher.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define DISP_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define DISP_TSAN 1
-#endif
-#endif
-
-#ifdef DISP_TSAN
-/* The TSan runtime's interface (sanitizer/tsan_interface.h and its
- * ignore API); declared here so gcc and clang builds agree. */
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-void __tsan_ignore_thread_begin(void);
-void __tsan_ignore_thread_end(void);
-#define DISP_TSAN_ACQUIRE(p)     __tsan_acquire((void *)(p))
-#define DISP_TSAN_RELEASE(p)     __tsan_release((void *)(p))
-#define DISP_TSAN_IGNORE_BEGIN() __tsan_ignore_thread_begin()
-#define DISP_TSAN_IGNORE_END()   __tsan_ignore_thread_end()
-#else
-#define DISP_TSAN_ACQUIRE(p)     ((void)(p))
-#define DISP_TSAN_RELEASE(p)     ((void)(p))
-#define DISP_TSAN_IGNORE_BEGIN() ((void)0)
-#define DISP_TSAN_IGNORE_END()   ((void)0)
-
-#endif
-
 /* The producers' lock of a ring and of the broadcast log. The critical
  * section is a few stores. Spinning briefly is cheaper than a
  * mutex (whose unlock is another atomic); a waiter that spins long (the
@@ -63,11 +36,11 @@ static inline void disp_spin_lock(ck_spinlock_fas_t *l) {
     else
       sched_yield();
   }
-  DISP_TSAN_ACQUIRE(l);
+  BN_TSAN_ACQUIRE(l);
 }
 
 static inline void disp_spin_unlock(ck_spinlock_fas_t *l) {
-  DISP_TSAN_RELEASE(l);
+  BN_TSAN_RELEASE(l);
   ck_spinlock_fas_unlock(l);
 }
 

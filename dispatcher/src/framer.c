@@ -96,7 +96,7 @@ static unsigned framer_merge(disp_framer_t *f, disp_ring_t *r, disp_msg_t **out,
     if (c < limit) {
       BN_ASSERT(limit - c <= l->cap); /* the log's tail never passes a cursor */
       const disp_blog_slot_t *s = disp_blog_slot(l, c);
-      DISP_TSAN_ACQUIRE(s->msg);
+      BN_TSAN_ACQUIRE(s->msg);
       ck_pr_store_64(&f->bcur, c + 1);
       f->bbytes += s->msg->len;
       if (s->ver < f->bver) continue; /* addressed before this member joined */

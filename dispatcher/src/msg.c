@@ -34,7 +34,7 @@ void disp_msg_ref(disp_msg_t *m) {
 void disp_msg_release(disp_msg_t *m) {
   /* Every drop publishes this thread's use of m; the last one, which
    * frees, must see all of them (TSan only: ck_pr is opaque to it). */
-  DISP_TSAN_RELEASE(m);
+  BN_TSAN_RELEASE(m);
   ck_pr_fence_release();
   /* fetch-and-add of -1 (ck_pr_dec_32_zero, but the old value also
    * catches a release of a message that has no reference left) */
@@ -42,6 +42,6 @@ void disp_msg_release(disp_msg_t *m) {
   BN_ASSERT(old >= 1);
   if (old != 1) return;
   ck_pr_fence_acquire();
-  DISP_TSAN_ACQUIRE(m);
+  BN_TSAN_ACQUIRE(m);
   bn_pool_free(m);
 }

@@ -57,19 +57,19 @@ _Static_assert(sizeof(ck_ring_buffer_t) == sizeof(disp_msg_t *), "one pointer pe
  * single-producer enqueue (no CAS on p_head) is enough; the consumer and a
  * dropping producer dequeue with the multi-consumer form (c_head CAS). */
 static bool ring_enqueue(disp_ring_t *r, disp_msg_t *m) {
-  DISP_TSAN_IGNORE_BEGIN();
+  BN_TSAN_IGNORE_BEGIN();
   bool ok = ck_ring_enqueue_spmc(&r->ring, r->buf, m);
-  DISP_TSAN_IGNORE_END();
+  BN_TSAN_IGNORE_END();
   return ok;
 }
 
 static disp_msg_t *ring_dequeue(disp_ring_t *r) {
   disp_msg_t *m = NULL;
-  DISP_TSAN_IGNORE_BEGIN();
+  BN_TSAN_IGNORE_BEGIN();
   bool ok = ck_ring_dequeue_mpmc(&r->ring, r->buf, &m);
-  DISP_TSAN_IGNORE_END();
+  BN_TSAN_IGNORE_END();
   if (!ok) return NULL;
-  DISP_TSAN_ACQUIRE(m);
+  BN_TSAN_ACQUIRE(m);
   return m;
 }
 
@@ -178,7 +178,7 @@ bool disp_ring_push_mpmc(disp_ring_t *r, disp_msg_t *m) {
   ring_rel_t rel = {.n = 0};
   bool dropped = false;
   /* Publishes the message's bytes to whoever dequeues it (TSan only). */
-  DISP_TSAN_RELEASE(m);
+  BN_TSAN_RELEASE(m);
   disp_spin_lock(&r->push_lock);
   /* Counted before m is visible: enqueued >= consumed + dropped + depth
    * holds for any reader at any time. */
@@ -232,7 +232,7 @@ unsigned disp_ring_pop_batch_mpmc(disp_ring_t *r, disp_msg_t **out, unsigned max
   const unsigned mask = ring->mask;
   unsigned consumer, n;
   if (max == 0) return 0;
-  DISP_TSAN_IGNORE_BEGIN();
+  BN_TSAN_IGNORE_BEGIN();
   consumer = ck_pr_load_uint(&ring->c_head);
   do {
     ck_pr_fence_load();
@@ -245,10 +245,10 @@ unsigned disp_ring_pop_batch_mpmc(disp_ring_t *r, disp_msg_t **out, unsigned max
       out[i] = r->buf[(consumer + i) & mask].value;
     ck_pr_fence_store_atomic();
   } while (!ck_pr_cas_uint_value(&ring->c_head, consumer, consumer + n, &consumer));
-  DISP_TSAN_IGNORE_END();
+  BN_TSAN_IGNORE_END();
   uint64_t bytes = 0;
   for (unsigned i = 0; i < n; i++) {
-    DISP_TSAN_ACQUIRE(out[i]);
+    BN_TSAN_ACQUIRE(out[i]);
     bytes += out[i]->len;
   }
   if (n && ring_capped(r)) ck_pr_sub_64(&r->bytes, bytes);

@@ -28,30 +28,6 @@
 
 #include "receiver.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define RX_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RX_TSAN 1
-#endif
-#endif
-
-#ifdef RX_TSAN
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-void AnnotateIgnoreReadsBegin(const char *file, int line);
-void AnnotateIgnoreReadsEnd(const char *file, int line);
-#define RX_TSAN_RELEASE(a)           __tsan_release(a)
-#define RX_TSAN_ACQUIRE(a)           __tsan_acquire(a)
-#define RX_TSAN_IGNORE_READS_BEGIN() AnnotateIgnoreReadsBegin(__FILE__, __LINE__)
-#define RX_TSAN_IGNORE_READS_END()   AnnotateIgnoreReadsEnd(__FILE__, __LINE__)
-#else
-#define RX_TSAN_RELEASE(a)           ((void)(a))
-#define RX_TSAN_ACQUIRE(a)           ((void)(a))
-#define RX_TSAN_IGNORE_READS_BEGIN() ((void)0)
-#define RX_TSAN_IGNORE_READS_END()   ((void)0)
-#endif
-
 int rx_inq_init(rx_inq_t *q, uint32_t cap, uint64_t max_bytes) {
   memset(q, 0, sizeof(*q));
   /* ck_ring: a power of two, one slot always free. */
@@ -67,7 +43,7 @@ int rx_inq_init(rx_inq_t *q, uint32_t cap, uint64_t max_bytes) {
 /* Loop thread: publishes m to the consumers; false when the ring is full. */
 static bool rx_inq_ring_put(rx_inq_t *q, rx_msg_t *m) {
   m->next = NULL;
-  RX_TSAN_RELEASE(&q->ring);
+  BN_TSAN_RELEASE(&q->ring);
   return ck_ring_enqueue_spmc(&q->ring, q->buf, m);
 }
 
@@ -111,11 +87,11 @@ unsigned rx_inq_pop_batch_spmc(rx_inq_t *q, rx_msg_t **out, unsigned max) {
   uint64_t bytes = 0;
   while (n < max) {
     rx_msg_t *m = NULL;
-    RX_TSAN_IGNORE_READS_BEGIN();
+    BN_TSAN_IGNORE_READS_BEGIN();
     bool ok = ck_ring_dequeue_spmc(&q->ring, q->buf, &m);
-    RX_TSAN_IGNORE_READS_END();
+    BN_TSAN_IGNORE_READS_END();
     if (!ok) break;
-    RX_TSAN_ACQUIRE(&q->ring);
+    BN_TSAN_ACQUIRE(&q->ring);
     bytes += m->len;
     out[n++] = m;
   }
