@@ -270,7 +270,17 @@ static void test_broadcast_all_to_all(void **state) {
  * the member's ring; the framer merges them), and, paced, all of them. */
 static void test_send_broadcast_interleaved(void **state) {
   (void)state;
-  start_connected(3);
+  /* Rings that hold the whole run: what is checked is the order of sends
+   * and broadcasts merged, and a loop thread starved for a while on a
+   * loaded machine (ASan) must not turn that into drops. */
+  bftnet_config_t cfg;
+  cfg_defaults(&cfg, NULL);
+  cfg.ring_capacity = 1u << 15;
+  for (int i = 0; i < 3; i++)
+    node_start(i, &cfg);
+  connect_all(3);
+  for (int i = 1; i < 3; i++)
+    wait_connected(0, nodes[i].id);
   enum { N = 30000 };
   uint8_t buf[100];
   uint64_t want[3] = {0, 0, 0}, rng = th_rng_init(th_seed());
@@ -367,8 +377,10 @@ static void test_member_that_never_reads_costs_bounded_memory(void **state) {
   /* The queue plus one window of overshoot, even across migrations (a
    * duplicate connection retired meanwhile must not let another in). */
   assert_true(b.inbound_depth <= 64 + (256 * 1024) / 1024 + 1);
+  /* Sending is over: the drops are final, and everything else must arrive
+   * (a generous wait: a loaded machine may pause the loop for a second). */
   uint64_t last[MAXN] = {0};
-  uint64_t got = recv_ordered(1, N, last, 1000);
+  uint64_t got = recv_ordered(1, N - a.dropped_overflow, last, 10000);
   assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &a));
   assert_int_equal(got + a.dropped_overflow, N); /* invariant 2 */
   assert_int_equal(last[0], N);
