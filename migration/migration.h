@@ -198,6 +198,12 @@ void mig_stream_release(mig_stream_t *ls);
 bool mig_stream_migratable(const mig_stream_t *ls);
 bool mig_stream_attached(const mig_stream_t *ls);
 uint64_t mig_stream_id(const mig_stream_t *ls);
+/* The ID the stream was opened with (its Label's: it stays when migration
+ * changes the current ID) and its opener's incarnation. Within one opener
+ * incarnation the higher opening ID is the newer stream (PROTOCOL.md
+ * §11.3). False, leaving both unset, for a plain stream or a Label
+ * without incarnation (nothing tells its age). */
+bool mig_stream_opened_as(const mig_stream_t *ls, uint64_t *open_id, uint64_t *inc);
 /* Application bytes we wrote, and of those the ones the peer confirmed. */
 uint64_t mig_stream_app_written(const mig_stream_t *ls);
 uint64_t mig_stream_app_confirmed(const mig_stream_t *ls);

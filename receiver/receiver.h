@@ -190,6 +190,15 @@ typedef struct rx_config {
 
 typedef struct rx_tent rx_tent_t; /* a TentativeReceiver (private) */
 
+/* The newest stream a Receiver or TentativeReceiver took from its peer:
+ * its opening ID and opener incarnation (mig_stream_opened_as). A stream
+ * of the same incarnation with a lower opening ID is an older one heard of
+ * late, and is refused (PROTOCOL.md §11.3). Loop thread. */
+typedef struct rx_order {
+  uint64_t inc, open_id;
+  bool known; /* false until a stream that tells its age was taken */
+} rx_order_t;
+
 /* The receive side's node-wide state. Filled by rx_ctx_init; the owner's
  * objects must outlive it. Loop thread only. */
 typedef struct rx_ctx {
@@ -235,10 +244,11 @@ typedef struct rx {
 
   /* Loop thread only. */
   rx_ctx_t *ctx;
-  void *ud;           /* the owner's, for the callbacks */
-  const char *from;   /* the member's node ID (the owner's memory) */
-  rx_carver_t carver; /* small received messages share blocks */
-  bn_ratelimit_t rl;  /* its log lines */
+  void *ud;                             /* the owner's, for the callbacks */
+  const char *from;                     /* the member's node ID (the owner's memory) */
+  rx_carver_t carver;                   /* small received messages share blocks */
+  bn_ratelimit_t rl;                    /* its log lines */
+  rx_order_t order[BFTNET_MAX_CLASSES]; /* per class: the newest stream taken; outlives it */
 } rx_t;
 
 /* Loop thread. 0 or a transport error. */
@@ -252,12 +262,16 @@ void rx_ctx_stop(rx_ctx_t *ctx);
  * message) is the owner's and must outlive it. 0, BFTNET_EINVAL, BFTNET_ENOMEM. */
 int rx_init(rx_t *r, rx_ctx_t *ctx, void *ud, const char *from) BFTNET_WUR;
 /* Loop thread: the member opened a stream of class cls to us; the newest
- * one of a class is the Receiver's (an older one is released). */
-void rx_set_in(rx_t *r, unsigned cls, mig_stream_t *ls);
+ * one of a class is the Receiver's (an older one is released). A stream
+ * older than the newest the class took from the same incarnation of the
+ * member (rx_order_t) is not taken: BFTNET_ESTATE, counted
+ * (mig_stale_streams) and logged; the caller refuses it (reset). */
+int rx_set_in(rx_t *r, unsigned cls, mig_stream_t *ls) BFTNET_WUR;
 /* Loop thread: a peer that is not a member opened a stream of class cls to
  * us: its TentativeReceiver (new, or the one it has) takes it, and lp
  * (owner: the TentativeReceiver). BFTNET_ENOTMEMBER when tentative_max is
- * 0, BFTNET_ENOMEM: the caller refuses the stream. */
+ * 0, BFTNET_ENOMEM, BFTNET_ESTATE for an older stream (as rx_set_in): the
+ * caller refuses the stream. */
 int rx_tent_open(rx_ctx_t *ctx, mig_peer_t *lp, unsigned cls, mig_stream_t *ls) BFTNET_WUR;
 /* Loop thread: peer became the member of r. Its TentativeReceiver, if it
  * has one, hands over: buffered messages first, in order, then its stream

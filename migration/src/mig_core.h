@@ -240,6 +240,13 @@ typedef struct mig_sm {
   uint64_t pinned; /* responder: the last `from` named (always findable) */
   bool has_pinned; /* pinned is set (0 is a real ID: the lower peer's first) */
   bool we_opened;
+  /* The ID L was opened with (its Label's) and the opener's incarnation:
+   * they stay when L migrates and its ID changes. The opener's IDs rise
+   * across all its streams to us within one incarnation (§11.3), so of two
+   * streams of one opener incarnation the higher open_id is the newer. */
+  uint64_t open_id;
+  uint64_t open_inc;
+  bool open_inc_known; /* false: a Label without incarnation */
   mig_slot_t cur, old, pend;
   /* writer */
   uint64_t w_base;      /* offset of the first byte the ring holds */
@@ -305,7 +312,12 @@ typedef struct mig_reg {
   bool lower, leader;
   mig_mode_t mode;
   uint64_t epoch;  /* counts the peer's restarts (a mode is per incarnation) */
-  uint64_t next_k; /* IDs: 2k (lower) or 2k + 1 */
+  uint64_t next_k; /* IDs: 2k (lower) or 2k + 1 ... */
+  /* ... with k drawn from *ids instead when set: one counter the node's
+   * registries share, so that our IDs rise across every registry of this
+   * incarnation, also one made again for a peer removed and added back
+   * (§11.3). The caller owns it; NULL: next_k. */
+  uint64_t *ids;
   bool peer_inc_known;
   uint64_t peer_inc;
   mig_sm_t *streams[MIG_MAX_STREAMS];
@@ -315,7 +327,7 @@ typedef struct mig_reg {
 int mig_reg_init(mig_reg_t *p, const mig_reg_config_t *cfg) BFTNET_WUR;
 /* Frees every stream. Emits nothing (the caller resets what it still holds). */
 void mig_reg_free(mig_reg_t *p);
-/* Allocates the next ID of our parity. */
+/* Allocates the next ID of our parity (from *ids when set, else next_k). */
 uint64_t mig_reg_next_id(mig_reg_t *p);
 /* The live stream known by id or by one of its aliases, or NULL. */
 mig_sm_t *mig_reg_find(const mig_reg_t *p, uint64_t id);

@@ -134,6 +134,7 @@ struct mig_node {
   void *ud;
   bn_counters_t *ctr;
   uint64_t incarnation;
+  uint64_t next_k; /* stream IDs: every peer's registry draws k from here */
   uint64_t next_h;
   mig_peer_t *peers;
   bn_ttimer_t *timer;

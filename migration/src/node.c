@@ -210,10 +210,17 @@ mig_peer_t *mig_peer_get(mig_node_t *n, const peerid_t *peer) {
    * know the streams of our last incarnation by their IDs (detached,
    * waiting to resume), and would take a Migrate or AckMigrate naming one
    * of them for one of ours, with its read offset (what it confirmed of
-   * the old stream). A collision then takes 2^-40 luck. */
+   * the old stream). A collision then takes 2^-40 luck. Each registry
+   * draws its own point, but never below an ID this incarnation already
+   * used: all registries draw from the node's counter, so our IDs rise
+   * across all our streams to a peer, also after it was removed and added
+   * back, and it can tell which of two streams we opened later
+   * (PROTOCOL.md §11.3). */
   uint64_t k;
   bn_random(n->t->seam, &k, sizeof k);
-  p->mig.next_k = BN_SIM_DEFECT(7) ? 0 : k & ((UINT64_C(1) << 40) - 1);
+  k &= (UINT64_C(1) << 40) - 1;
+  if (k > n->next_k && !BN_SIM_DEFECT(7)) n->next_k = k;
+  p->mig.ids = &n->next_k;
   p->next = n->peers;
   n->peers = p;
   return p;

@@ -244,7 +244,7 @@ void mig_reg_free(mig_reg_t *p) {
 }
 
 uint64_t mig_reg_next_id(mig_reg_t *p) {
-  uint64_t k = p->next_k++;
+  uint64_t k = p->ids ? (*p->ids)++ : p->next_k++;
   BN_ASSERT(k < (UINT64_C(1) << 62));
   return 2 * k + (p->lower ? 0 : 1);
 }
@@ -300,6 +300,9 @@ int mig_reg_open(mig_reg_t *p, uint64_t h, mig_actions_t *acts, mig_sm_t **out) 
   s->id = mig_reg_next_id(p);
   s->state = MIG_S_LABELING;
   s->we_opened = true;
+  s->open_id = s->id;
+  s->open_inc = p->cfg.incarnation;
+  s->open_inc_known = true;
   mig_action_t *a = mig_act(acts, MIG_ACT_SEND_MSG, s, h);
   a->msg.type = MIG_MSG_LABEL;
   a->msg.id = s->id;
@@ -359,6 +362,9 @@ static int mig_on_label(mig_reg_t *p, uint64_t h, const mig_msg_t *m, mig_action
   if (rc == BFTNET_ELIMIT) return mig_violation(p, MIG_R_LIMIT, h, acts);
   if (rc < 0) return rc;
   s->state = MIG_S_OPEN;
+  s->open_id = m->id;
+  s->open_inc = m->incarnation;
+  s->open_inc_known = m->has_incarnation;
   if (out) *out = s;
   return 0;
 }

@@ -625,6 +625,13 @@ uint64_t mig_stream_id(const mig_stream_t *ls) {
   return ls && ls->m ? ls->m->id : 0;
 }
 
+bool mig_stream_opened_as(const mig_stream_t *ls, uint64_t *open_id, uint64_t *inc) {
+  if (!ls || !ls->m || !ls->m->open_inc_known) return false;
+  *open_id = ls->m->open_id;
+  *inc = ls->m->open_inc;
+  return true;
+}
+
 uint64_t mig_stream_app_written(const mig_stream_t *ls) {
   return ls->app_written;
 }

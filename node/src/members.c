@@ -76,7 +76,9 @@ static int on_stream(void *ud, mig_peer_t *lp, mig_stream_t *ls) {
   mbr_t *m = find_by_peer(b, mig_peer_id(lp));
   if (!m || m->d.stopped) return rx_tent_open(&b->rctx, lp, (unsigned)cls, ls);
   mig_peer_set_owner(lp, m);
-  rx_set_in(&m->r, (unsigned)cls, ls);
+  /* an older stream of the class than the Receiver's: refused */
+  int rc = rx_set_in(&m->r, (unsigned)cls, ls);
+  if (rc < 0) return rc;
   disp_limit_refresh(&m->d); /* its Label said how large a message it takes */
   return 0;
 }

@@ -198,6 +198,9 @@ static const node_fam_t node_fams[BFTNET_COUNTER_COUNT] = {
     [BFTNET_COUNTER_CLASS_REFUSED] = {NULL, false, "Our traffic classes a peer answered na to."},
     [BFTNET_COUNTER_SUPERSEDED] = {NULL, false,
                                    "Queued keep-latest messages replaced by a newer one."},
+    [BFTNET_COUNTER_MIG_STALE_STREAMS] = {NULL, false,
+                                          "Streams refused: older than one the member opened "
+                                          "later (heard of late)."},
 };
 
 static void node_series(out_t *o, bftnet_t *b) {

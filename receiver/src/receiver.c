@@ -199,9 +199,12 @@ static void set_in(rx_cls_t *k, mig_stream_t *ls, rx_deframer_t *carry) {
   mig_stream_set_cbs(ls, &in_cbs, k);
 }
 
-void rx_set_in(rx_t *r, unsigned cls, mig_stream_t *ls) {
+int rx_set_in(rx_t *r, unsigned cls, mig_stream_t *ls) {
   BN_ASSERT(cls < r->ncls);
+  int rc = rx__order_admit(r->ctx, &r->order[cls], ls, r->from, &r->rl);
+  if (rc < 0) return rc; /* an older stream than one we took: never delivered */
   set_in(&r->cls[cls], ls, NULL);
+  return 0;
 }
 
 int rx_init(rx_t *r, rx_ctx_t *ctx, void *ud, const char *from) {
@@ -321,6 +324,7 @@ void rx_tent_promote(rx_ctx_t *ctx, const peerid_t *peer, rx_t *r) {
     rx_deframer_t carry = in->rxd;
     rx__deframer_setup(&in->rxd, ctx);
     rx_cls_t *k = &r->cls[i];
+    r->order[i] = t->order[i]; /* r is new: the TentativeReceiver's newest is its newest */
     set_in(k, s, &carry);
     k->uncredited = held;
     credit(k);

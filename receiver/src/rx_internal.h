@@ -26,8 +26,10 @@ struct rx_tent {
   mig_peer_t *lp; /* the peer's migration state (owned) */
   rx_tent_in_t in[BFTNET_MAX_CLASSES];
   rx_tentative_buf_t buf;
-  uint64_t tokens;    /* token bucket: bytes it may still be credited */
-  uint64_t refill_ns; /* when tokens were last refilled */
+  uint64_t tokens;                      /* token bucket: bytes it may still be credited */
+  uint64_t refill_ns;                   /* when tokens were last refilled */
+  rx_order_t order[BFTNET_MAX_CLASSES]; /* per class: its newest stream; handed over on promotion */
+  bn_ratelimit_t rl;                    /* its log lines */
 };
 
 /* A stream's deframer: messages above max_message_size but within what
@@ -39,6 +41,13 @@ static inline void rx__deframer_setup(rx_deframer_t *d, const rx_ctx_t *ctx) {
   d->skip_max = BN_MSG_MAX_CAP;
   d->pool = ctx->pool;
 }
+
+/* order.c (loop thread): 0 and ls recorded in o as the newest stream, or
+ * BFTNET_ESTATE (counted, logged naming who, rate-limited by rl)
+ * for a stream older than o's of the same opener incarnation. A stream that
+ * does not tell its age (plain, no incarnation) is taken and not recorded. */
+int rx__order_admit(rx_ctx_t *ctx, rx_order_t *o, mig_stream_t *ls, const char *who,
+                    bn_ratelimit_t *rl);
 
 /* tentative.c (loop thread). */
 rx_tent_t *rx__tentative_find(rx_ctx_t *ctx, const peerid_t *peer);

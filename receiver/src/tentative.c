@@ -227,12 +227,17 @@ int rx_tent_open(rx_ctx_t *ctx, mig_peer_t *lp, unsigned cls, mig_stream_t *s) {
   BN_ASSERT(cls < BFTNET_MAX_CLASSES);
   rx_tent_t *t = rx__tentative_find(ctx, mig_peer_id(lp));
   if (t) {
+    char who[BFTNET_PEER_ID_MAX];
+    peerid_to_string(&t->peer, who, sizeof who);
+    int rc = rx__order_admit(ctx, &t->order[cls], s, who, &t->rl);
+    if (rc < 0) return rc; /* an older stream of the class than one it took */
     rx_tent_in_t *in = &t->in[cls];
     tent_in_release(in); /* a newer stream of the class replaces the old */
     rx_deframer_free(&in->rxd);
     rx__deframer_setup(&in->rxd, ctx);
-  } else if ((t = tent_new(ctx, lp)) == NULL) {
-    return BFTNET_ENOMEM;
+  } else {
+    if ((t = tent_new(ctx, lp)) == NULL) return BFTNET_ENOMEM;
+    (void)rx__order_admit(ctx, &t->order[cls], s, "", &t->rl); /* its first: recorded */
   }
   t->lp = lp;
   mig_peer_set_owner(lp, t);

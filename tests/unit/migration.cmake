@@ -8,3 +8,5 @@ bftnet_test(migration_sim_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/migratio
   PRIVATE_INC ${MIG_CORE_INC} TIMEOUT 300)
 bftnet_test(mig_ring_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/mig_ring_test.c LIBS bftnet_migration
   PRIVATE_INC ${MIG_CORE_INC})
+bftnet_test(migration_order_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/migration_order_test.c LIBS bftnet_migration
+  PRIVATE_INC ${MIG_CORE_INC})
