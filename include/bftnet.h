@@ -193,11 +193,12 @@ BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason);
   XX(MIG_LEGACY_PEERS, "mig_legacy_peers") /* peers (incarnations) that confirm                    \
      with yamux window updates: an older bftnet, PROTOCOL.md section 11.12 */                      \
   /* Traffic classes (see bftnet_class_t) */                                                       \
-  XX(CLASS_UNKNOWN, "class_unknown")         /* a peer opened a class we do not have: na */        \
-  XX(CLASS_REFUSED, "class_refused")         /* a peer answered na to one of our classes */        \
-  XX(SUPERSEDED, "superseded")               /* queued keep-latest messages replaced by newer */   \
-  XX(MIG_STALE_STREAMS, "mig_stale_streams") /* streams refused: older than one                    \
-     the member (same incarnation) opened later and we took, PROTOCOL.md section 11.3 */
+  XX(CLASS_UNKNOWN, "class_unknown") /* a peer opened a class we do not have: na */                \
+  XX(CLASS_REFUSED, "class_refused") /* a peer answered na to one of our classes */                \
+  XX(SUPERSEDED, "superseded")       /* queued keep-latest messages replaced by newer */           \
+  /* Streams refused: older than one the member (same incarnation) opened                          \
+     later and we took in that class, PROTOCOL.md section 11.3 */                                  \
+  XX(MIG_STALE_STREAMS, "mig_stale_streams")
 
 typedef enum bftnet_counter_id {
 #define BFTNET_XX_(name, str) BFTNET_COUNTER_##name,
