@@ -315,6 +315,10 @@ void rx_tent_promote(rx_ctx_t *ctx, const peerid_t *peer, rx_t *r) {
   ck_pr_add_64(&r->tentative_evicted, t->buf.evicted);
   notify_later(ctx);
   t->lp = NULL; /* the member's dispatcher took the peer's state */
+  /* r is new: the newest stream the TentativeReceiver took of each class is
+   * its newest. */
+  for (unsigned i = 0; i < r->ncls; i++)
+    r->order[i] = t->order[i];
   for (unsigned i = 0; i < r->ncls; i++) {
     rx_tent_in_t *in = &t->in[i];
     if (!in->s) continue;
@@ -324,7 +328,6 @@ void rx_tent_promote(rx_ctx_t *ctx, const peerid_t *peer, rx_t *r) {
     rx_deframer_t carry = in->rxd;
     rx__deframer_setup(&in->rxd, ctx);
     rx_cls_t *k = &r->cls[i];
-    r->order[i] = t->order[i]; /* r is new: the TentativeReceiver's newest is its newest */
     set_in(k, s, &carry);
     k->uncredited = held;
     credit(k);
