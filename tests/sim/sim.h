@@ -38,7 +38,8 @@
   XX(TENTATIVE_PROMOTED, "promotions")                                                             \
   XX(TENTATIVE_EVICTED, "tentative evictions")                                                     \
   XX(BAD_MULTISTREAM, "strangers rejected (multistream)")                                          \
-  XX(BAD_NOISE_HANDSHAKE, "strangers rejected (Noise)")
+  XX(BAD_NOISE_HANDSHAKE, "strangers rejected (Noise)")                                            \
+  XX(MIG_STALE_STREAMS, "older streams heard of late refused")
 enum {
 #define SIM_XX_(name, text) SIM_COV_##name,
   SIM_COVERAGE(SIM_XX_)
