@@ -80,9 +80,9 @@ endforeach()
 
 # Defect 9, the Receiver adopts whichever stream of its member it heard of
 # last (the old behaviour: an older stream whose Label came late replaces
-# the newer one), is found only by the seed that found the bug (not in
-# seeds 1..1000): it needs a restart, a latency spike and a new connection
-# at once.
+# the newer one), is found only by the seed that found the bug (none of
+# seeds 1..1913 finds it): it needs a restart, a latency spike and a new
+# connection at once.
 add_test(NAME sim_defect_9
   COMMAND bftnet-sim-defects --defect 9 --expect-fail --from 1914 --seeds 1)
 set_tests_properties(sim_defect_9 PROPERTIES TIMEOUT 120 LABELS sim)
