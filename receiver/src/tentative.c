@@ -227,7 +227,7 @@ int rx_tent_open(rx_ctx_t *ctx, mig_peer_t *lp, unsigned cls, mig_stream_t *s) {
   BN_ASSERT(cls < BFTNET_MAX_CLASSES);
   rx_tent_t *t = rx__tentative_find(ctx, mig_peer_id(lp));
   if (t) {
-    char who[BFTNET_PEER_ID_MAX];
+    char who[BFTNET_PEER_ID_MAX] = "";
     peerid_to_string(&t->peer, who, sizeof who);
     int rc = rx__order_admit(ctx, &t->order[cls], s, who, &t->rl);
     if (rc < 0) return rc; /* an older stream of the class than one it took */
