@@ -23,6 +23,7 @@
 #define SIM_MAX_NODES 7
 #define SIM_MAX_INC   16 /* incarnations of one node in a run */
 #define SIM_PORT      4000
+#define SIM_MAX_CLS   4 /* traffic classes a seed configures, at most */
 
 /* What the library did in a seed, summed over the nodes alive at its end
  * (what the faults made it exercise). */
@@ -47,6 +48,20 @@ enum {
       SIM_COV_COUNT
 };
 
+/* One traffic class a seed configures (sim_class.c), and what its
+ * application sends in it. */
+typedef struct sim_cls {
+  bftnet_class_t c; /* c.name points to name */
+  char name[12];
+  uint64_t send_gap_ns; /* mean time between sends of this class, per node */
+  unsigned bcast_pct;
+  unsigned size_kind; /* SIM_SIZE_* */
+  unsigned keyed_pct; /* keep-latest: sends with a key (1..nkeys) */
+  unsigned nkeys;
+} sim_cls_t;
+
+enum { SIM_SIZE_VOTE, SIM_SIZE_SMALL, SIM_SIZE_MIXED, SIM_SIZE_BLOCK };
+
 /* What a seed draws besides its faults. */
 typedef struct sim_params {
   int nnodes;        /* the universe: n0 .. n(nnodes-1) */
@@ -66,6 +81,12 @@ typedef struct sim_params {
   unsigned huge_pct;    /* payloads of 64-200 KiB */
   uint64_t recv_gap_ns; /* a normal reader's period */
   unsigned recv_batch;
+  /* Traffic classes: 0 = none configured (one implicit class, bftnet
+   * without classes: the run is what it was before classes existed), else
+   * that many, the same list on every node, each with its own sender. */
+  int nclasses;
+  sim_cls_t cls[SIM_MAX_CLS];
+  uint32_t class_min_share, class_window;
   /* The world. */
   size_t kernel_buf;
   unsigned defer_batch, coalesce_pct;
@@ -95,8 +116,10 @@ typedef struct sim_node {
   int reader;
   bool sending;
   sim_ev_t *ev_send, *ev_recv;
-  uint64_t seq;                            /* the last sequence number it sent (this incarnation) */
-  uint64_t ev_aborted_lost[SIM_MAX_NODES]; /* ABORTED/CLOSED events' `lost`, our stream */
+  sim_ev_t *ev_cls[SIM_MAX_CLS]; /* each configured class's sender */
+  uint64_t seq;                  /* the last sequence number it sent (this incarnation) */
+  /* ABORTED/CLOSED events' `lost`, our stream of each class */
+  uint64_t ev_aborted_lost[SIM_MAX_NODES][SIM_MAX_CLS];
   int strangers; /* strangers' connections it accepted (this incarnation) */
 } sim_node_t;
 
@@ -108,7 +131,7 @@ typedef struct sim_run {
   int defect;
   bool verbose, verbose_events;
   sim_world_t *w;
-  sim_rng_t rng_app, rng_cfg, rng_fault;
+  sim_rng_t rng_app, rng_cfg, rng_fault, rng_cls;
   sim_params_t p;
   sim_node_t nodes[SIM_MAX_NODES];
   sim_fault_t *faults; /* sorted by time */
@@ -119,16 +142,16 @@ typedef struct sim_run {
   int64_t lib_base, lib_peak_bound;
   /* Figures. */
   uint64_t msgs_sent, msgs_delivered, bytes_delivered, crashes, resets;
-  uint64_t cov[SIM_COV_COUNT], dropped, aborted; /* summed before the nodes stop */
+  uint64_t cov[SIM_COV_COUNT], dropped, aborted, superseded; /* summed before the nodes stop */
   char phase[32];
 } sim_run_t;
 
 /* What a seed's run reports (through a pipe from the child that ran it). */
 typedef struct sim_result {
   uint64_t seed, hash, sim_ns, events, msgs_sent, msgs_delivered;
-  uint64_t cov[SIM_COV_COUNT], dropped, aborted, crashes;
+  uint64_t cov[SIM_COV_COUNT], dropped, aborted, crashes, superseded;
   int64_t lib_peak;
-  int nfaults, nnodes;
+  int nfaults, nnodes, nclasses;
   int failed;
   char what[240];
 } sim_result_t;
@@ -163,14 +186,30 @@ void sim_app_burst(sim_run_t *run, sim_node_t *n, int count);
 /* Receives everything n has now; returns how many. */
 int sim_app_drain(sim_run_t *run, sim_node_t *n);
 
+/* sim_class.c: the classes a seed draws (after its other parameters,
+ * from a stream of their own), their configuration, their printout. */
+/* --no-classes: no seed configures classes (every run as before classes
+ * existed: for seeds found then). */
+extern bool sim_classes_off;
+void sim_classes_draw(sim_run_t *run);
+/* Classes in effect on every node: 1 without configuration. */
+int sim_ncls(const sim_params_t *p);
+/* Sets cfg's classes from the seed's (cfg must outlive bftnet_new). */
+void sim_classes_config(const sim_run_t *run, bftnet_config_t *cfg);
+void sim_classes_print(const sim_run_t *run, FILE *f);
+/* A payload size for class cls (a configured one). */
+size_t sim_classes_size(sim_run_t *run, int cls);
+
 /* sim_check.c: the books. */
 void sim_books_new(sim_run_t *run);
 void sim_books_free(sim_run_t *run);
 /* A message n queued for every member in mask (before the call that
  * queues it: the payload carries its number). Writes the payload. */
 uint64_t sim_books_next_seq(sim_run_t *run, sim_node_t *n);
-void sim_books_sent(sim_run_t *run, sim_node_t *n, uint64_t seq, uint32_t mask);
-void sim_payload_fill(uint8_t *p, size_t len, int slot, int inc, uint64_t seq);
+/* ... in class cls, with key (0: none; 1..255). */
+void sim_books_sent(sim_run_t *run, sim_node_t *n, uint64_t seq, uint32_t mask, int cls,
+                    unsigned key);
+void sim_payload_fill(uint8_t *p, size_t len, int slot, int inc, int cls, uint64_t seq);
 /* Checks one message received by n (invariants 1 and 4 and the payload). */
 void sim_books_received(sim_run_t *run, sim_node_t *n, const bftnet_msg_t *m);
 /* Bounds on what a node holds per member (invariant 3), now. */

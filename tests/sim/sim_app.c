@@ -37,28 +37,33 @@ static uint32_t others(const sim_run_t *run, const sim_node_t *n) {
   return n->applied_view & all & ~(1u << n->slot);
 }
 
-/* One message: to member j, or to every member (j < 0). */
-static void send_one(sim_run_t *run, sim_node_t *n, int j, size_t len) {
+/* One message: to member j, or to every member (j < 0), in class cls
+ * (with a key for keep-latest classes, 0: none). Without configured
+ * classes, class 0 through bftnet_send and bftnet_broadcast. */
+static void send_one(sim_run_t *run, sim_node_t *n, int j, size_t len, int cls, unsigned key) {
   uint32_t to = others(run, n);
   if (!to) return;
   uint64_t seq = sim_books_next_seq(run, n);
-  sim_payload_fill(g_payload, len, n->slot, n->inc, seq);
+  sim_payload_fill(g_payload, len, n->slot, n->inc, cls, seq);
+  bftnet_send_opts_t o = {.cls = (uint8_t)cls, .key = key};
+  const bftnet_send_opts_t *opts = run->p.nclasses ? &o : NULL;
   uint32_t mask = 0;
   if (j < 0) {
-    int rc = bftnet_broadcast(n->b, g_payload, len);
+    int rc = opts ? bftnet_send_ex(n->b, NULL, opts, g_payload, len)
+                  : bftnet_broadcast(n->b, g_payload, len);
     if (rc < 0) sim_check_fail(run, "%s: bftnet_broadcast: %s", n->name, bftnet_err_name(rc));
     if (rc != sim_popcount(to))
       sim_check_fail(run, "%s: a broadcast queued for %d members; it has %d", n->name, rc,
                      sim_popcount(to));
     mask = to;
   } else {
-    int rc = bftnet_send(n->b, run->nodes[j].name, g_payload, len);
-    if (rc < 0)
-      sim_check_fail(run, "%s: bftnet_send(%s): %s", n->name, run->nodes[j].name,
-                     bftnet_err_name(rc));
+    const char *id = run->nodes[j].name;
+    int rc = opts ? bftnet_send_ex(n->b, id, opts, g_payload, len)
+                  : bftnet_send(n->b, id, g_payload, len);
+    if (rc < 0) sim_check_fail(run, "%s: bftnet_send(%s): %s", n->name, id, bftnet_err_name(rc));
     mask = 1u << j;
   }
-  sim_books_sent(run, n, seq, mask);
+  sim_books_sent(run, n, seq, mask, cls, key);
 }
 
 static int pick_member(sim_run_t *run, uint32_t to) {
@@ -77,10 +82,37 @@ static void send_tick(sim_world_t *w, void *a, uint64_t x) {
   uint32_t to = others(run, n);
   if (to) {
     bool bcast = sim_rng_pct(&run->rng_app, run->p.bcast_pct);
-    send_one(run, n, bcast ? -1 : pick_member(run, to), draw_size(run));
+    send_one(run, n, bcast ? -1 : pick_member(run, to), draw_size(run), 0, 0);
   }
   uint64_t gap = sim_rng_range(&run->rng_app, 1, 2 * run->p.send_gap_ns);
   n->ev_send = sim_at(w, sim_now(w) + gap, send_tick, n, 0);
+}
+
+/* A key for a message of class c: keep-latest classes key some of their
+ * messages with one of a few keys (a replica's latest status per topic). */
+static unsigned draw_key(sim_run_t *run, int c) {
+  const sim_cls_t *k = &run->p.cls[c];
+  if (!k->nkeys || !sim_rng_pct(&run->rng_app, k->keyed_pct)) return 0;
+  return (unsigned)sim_rng_range(&run->rng_app, 1, k->nkeys);
+}
+
+/* The sender of configured class x: its own pace, broadcasts and sizes. */
+static void cls_tick(sim_world_t *w, void *a, uint64_t x) {
+  sim_node_t *n = a;
+  sim_run_t *run = g_run;
+  int c = (int)x;
+  const sim_cls_t *k = &run->p.cls[c];
+  n->ev_cls[c] = NULL;
+  if (!n->alive || run->quiesced) return;
+  uint32_t to = others(run, n);
+  if (to) {
+    bool bcast = sim_rng_pct(&run->rng_app, k->bcast_pct);
+    int j = bcast ? -1 : pick_member(run, to);
+    size_t len = sim_classes_size(run, c);
+    send_one(run, n, j, len, c, draw_key(run, c));
+  }
+  uint64_t gap = sim_rng_range(&run->rng_app, 1, 2 * k->send_gap_ns);
+  n->ev_cls[c] = sim_at(w, sim_now(w) + gap, cls_tick, n, (uint64_t)c);
 }
 
 void sim_app_burst(sim_run_t *run, sim_node_t *n, int count) {
@@ -89,7 +121,14 @@ void sim_app_burst(sim_run_t *run, sim_node_t *n, int count) {
     uint32_t to = others(run, n);
     if (!to) return;
     bool bcast = sim_rng_pct(&run->rng_app, run->p.bcast_pct);
-    send_one(run, n, bcast ? -1 : pick_member(run, to), sim_rng_range(&run->rng_app, 24, 512));
+    int j = bcast ? -1 : pick_member(run, to);
+    size_t len = sim_rng_range(&run->rng_app, 24, 512);
+    if (!run->p.nclasses) {
+      send_one(run, n, j, len, 0, 0);
+      continue;
+    }
+    int c = (int)sim_rng_below(&run->rng_app, (uint64_t)run->p.nclasses);
+    send_one(run, n, j, len, c, draw_key(run, c));
   }
 }
 
@@ -139,11 +178,18 @@ static void recv_tick(sim_world_t *w, void *a, uint64_t x) {
   n->ev_recv = sim_at(w, sim_now(w) + gap, recv_tick, n, 0);
 }
 
+/* One sender (class 0 as bftnet without classes), or one per configured
+ * class; and the reader. */
 void sim_app_start(sim_run_t *run, sim_node_t *n) {
   sim_world_t *w = run->w;
   n->reader = READ_NORMAL;
-  n->ev_send =
-      sim_at(w, sim_now(w) + sim_rng_range(&run->rng_app, 0, run->p.send_gap_ns), send_tick, n, 0);
+  if (!run->p.nclasses)
+    n->ev_send = sim_at(w, sim_now(w) + sim_rng_range(&run->rng_app, 0, run->p.send_gap_ns),
+                        send_tick, n, 0);
+  for (int c = 0; c < run->p.nclasses; c++)
+    n->ev_cls[c] =
+        sim_at(w, sim_now(w) + sim_rng_range(&run->rng_app, 0, run->p.cls[c].send_gap_ns), cls_tick,
+               n, (uint64_t)c);
   n->ev_recv =
       sim_at(w, sim_now(w) + sim_rng_range(&run->rng_app, 0, run->p.recv_gap_ns), recv_tick, n, 0);
 }
@@ -152,6 +198,10 @@ void sim_app_stop(sim_run_t *run, sim_node_t *n) {
   sim_cancel(run->w, n->ev_send);
   sim_cancel(run->w, n->ev_recv);
   n->ev_send = n->ev_recv = NULL;
+  for (int c = 0; c < SIM_MAX_CLS; c++) {
+    sim_cancel(run->w, n->ev_cls[c]);
+    n->ev_cls[c] = NULL;
+  }
 }
 
 /* -------------------------------------------------------------- a seed */
@@ -164,13 +214,29 @@ static void world_failed(void *ud, const char *what) {
  * together: per member a full ring of the largest payloads, the
  * retransmit ring, the inbound queue and one window more, a tentative
  * buffer and a partial message, and a connection's buffers; per node a
- * fixed part (the buffer pool's cache, tables). Loose, but a leak or an
- * unbounded queue passes it within a run. */
+ * fixed part (the buffer pool's cache, tables). With classes, the rings,
+ * inbound queues and windows of each class (byte caps bound the rings and
+ * queues of large messages). Loose, but a leak or an unbounded queue
+ * passes it within a run. */
 static int64_t heap_bound(const sim_params_t *p) {
   int64_t msg = PAYLOAD_MAX + 1024, win = 2 * (int64_t)p->yamux_window;
   int64_t per_peer = (int64_t)p->ring_capacity * 2 * 600 + 16 * msg + 2 * win +
                      (int64_t)p->inbound_max_msgs * 1024 + win + 1024 * 1024 + 2 * msg +
                      24 * 1024 * 1024;
+  if (p->nclasses) {
+    int64_t cwin = 2 * (int64_t)(p->class_window ? p->class_window : p->yamux_window);
+    per_peer = 16 * msg + 1024 * 1024 + 2 * msg + 24 * 1024 * 1024;
+    for (int c = 0; c < p->nclasses; c++) {
+      const bftnet_class_t *k = &p->cls[c].c;
+      int64_t big = p->cls[c].size_kind == SIM_SIZE_BLOCK ? 64 * 1024 : 16 * 1024;
+      int64_t ring = (int64_t)k->ring_capacity * 2 * (big + 600);
+      int64_t ring_cap = 3 * ((int64_t)k->ring_max_bytes + big) + (int64_t)k->ring_capacity * 1200;
+      int64_t in = (int64_t)k->inbound_max_msgs * (big + 1024);
+      int64_t in_cap =
+          (int64_t)k->inbound_max_bytes + big + cwin + (int64_t)k->inbound_max_msgs * 1024;
+      per_peer += (ring < ring_cap ? ring : ring_cap) + (in < in_cap ? in : in_cap) + 3 * cwin;
+    }
+  }
   int64_t per_node = 8 * 1024 * 1024 + (p->nnodes - 1) * per_peer;
   return p->nnodes * per_node;
 }
@@ -229,7 +295,9 @@ void sim_run_seed(uint64_t seed, int defect, bool verbose, sim_result_t *r) {
   sim_rng_seed(&run->rng_cfg, seed, 10);
   sim_rng_seed(&run->rng_app, seed, 11);
   sim_rng_seed(&run->rng_fault, seed, 12);
+  sim_rng_seed(&run->rng_cls, seed, 13);
   sim_faults_draw(run); /* the parameters and the schedule */
+  sim_classes_draw(run);
   start_world(run);
   sim_faults_setup_links(run);
   sim_books_new(run);
@@ -276,7 +344,9 @@ void sim_run_seed(uint64_t seed, int defect, bool verbose, sim_result_t *r) {
                       .nnodes = run->p.nnodes,
                       .dropped = run->dropped,
                       .aborted = run->aborted,
-                      .crashes = run->crashes};
+                      .crashes = run->crashes,
+                      .superseded = run->superseded,
+                      .nclasses = run->p.nclasses};
   memcpy(r->cov, run->cov, sizeof r->cov);
   sim_world_free(run->w);
   sim_faults_free(run);

@@ -100,6 +100,7 @@ void sim_params_print(const sim_run_t *run, FILE *f) {
           p->tentative_max_msgs, (unsigned long long)(p->send_gap_ns / SIM_MS), p->bcast_pct,
           p->big_pct, p->huge_pct, (unsigned long long)(p->recv_gap_ns / SIM_MS), p->recv_batch,
           p->kernel_buf, p->defer_batch, p->coalesce_pct);
+  sim_classes_print(run, f);
 }
 
 /* --------------------------------------------------------------- links */

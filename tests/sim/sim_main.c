@@ -12,6 +12,9 @@
  *                                  more after M minutes
  *   bftnet-sim --replay-check N    runs each of N seeds twice: the same
  *                                  trace hash, or it fails
+ *   bftnet-sim --no-classes ...    no seed configures traffic classes:
+ *                                  each runs as before classes existed
+ *                                  (seeds found then keep their meaning)
  *   bftnet-sim --defect D --expect-fail --seeds N
  *                                  (the defect build) succeeds when some
  *                                  seed fails, and says how many it took
@@ -170,7 +173,7 @@ static uint64_t mix(uint64_t h, uint64_t v) {
 /* What the passing seeds of a run add up to. */
 typedef struct totals {
   uint64_t done, sim_ns, events, sent, delivered, hash;
-  uint64_t cov[SIM_COV_COUNT], dropped, aborted, crashes;
+  uint64_t cov[SIM_COV_COUNT], dropped, aborted, crashes, superseded, multi;
   int64_t peak;
 } totals_t;
 
@@ -187,6 +190,8 @@ static void totals_add(totals_t *t, const sim_result_t *r) {
   t->dropped += r->dropped;
   t->aborted += r->aborted;
   t->crashes += r->crashes;
+  t->superseded += r->superseded;
+  t->multi += r->nclasses > 0;
 }
 
 static void totals_print(const totals_t *t, const opts_t *o, double wall) {
@@ -202,9 +207,10 @@ static void totals_print(const totals_t *t, const opts_t *o, double wall) {
          (double)t->sim_ns / SIM_S / wall, o->jobs, (unsigned long long)t->events,
          (unsigned long long)t->sent, (unsigned long long)t->delivered, (double)t->peak / (1 << 20),
          (unsigned long long)t->hash);
-  printf("exercised: %llu crashes, %llu messages dropped from full rings, %llu lost with "
-         "aborted streams",
-         (unsigned long long)t->crashes, (unsigned long long)t->dropped,
+  printf("exercised: %llu seeds with classes configured, %llu crashes, %llu messages dropped "
+         "from full rings, %llu superseded (keep-latest), %llu lost with aborted streams",
+         (unsigned long long)t->multi, (unsigned long long)t->crashes,
+         (unsigned long long)t->dropped, (unsigned long long)t->superseded,
          (unsigned long long)t->aborted);
   for (int k = 0; k < SIM_COV_COUNT; k++)
     printf(", %llu %s", (unsigned long long)t->cov[k], cov_names[k]);
@@ -312,7 +318,8 @@ static int replay_check(const opts_t *o) {
 
 static void usage(void) {
   fprintf(stderr, "usage: bftnet-sim [--seed S [-v]] [--seeds N [--from S] [-j J] [--batch B] "
-                  "[--minutes M] [--keep-going]] [--replay-check N] [--defect D --expect-fail]\n");
+                  "[--minutes M] [--keep-going]] [--replay-check N] [--defect D --expect-fail] "
+                  "[--no-classes]\n");
   exit(2);
 }
 
@@ -338,6 +345,8 @@ int main(int argc, char **argv) {
       o.replay_check = true, o.count = strtoull(v, NULL, 0), i++;
     else if (!strcmp(a, "--expect-fail"))
       o.expect_fail = true;
+    else if (!strcmp(a, "--no-classes"))
+      sim_classes_off = true;
     else if (!strcmp(a, "--keep-going"))
       o.keep_going = true;
     else if (!strcmp(a, "-v"))
@@ -370,11 +379,12 @@ int main(int argc, char **argv) {
     double t0 = wall_s();
     run_one(o.from, o.defect, o.verbose, &r);
     double wall = wall_s() - t0;
-    printf("seed %llu passed: %d nodes, %d fault actions, %.1f s simulated in %.3f s wall, %llu "
+    printf("seed %llu passed: %d nodes, %d classes configured, %d fault actions, %.1f s simulated "
+           "in %.3f s wall, %llu "
            "events, %llu messages sent, %llu delivered, library heap peak %.1f MiB\n"
            "trace hash %016llx\n",
-           (unsigned long long)r.seed, r.nnodes, r.nfaults, (double)r.sim_ns / SIM_S, wall,
-           (unsigned long long)r.events, (unsigned long long)r.msgs_sent,
+           (unsigned long long)r.seed, r.nnodes, r.nclasses, r.nfaults, (double)r.sim_ns / SIM_S,
+           wall, (unsigned long long)r.events, (unsigned long long)r.msgs_sent,
            (unsigned long long)r.msgs_delivered, (double)r.lib_peak / (1 << 20),
            (unsigned long long)r.hash);
     return 0;

@@ -71,16 +71,17 @@ static void on_event(const bftnet_event_t *ev, void *user) {
   sim_run_t *run = sim_current_run();
   if (run && run->verbose_events)
     fprintf(stderr,
-            "[%9.3f s] %s#%d event %s %s out=%d remote=%s prev=%s reason=%s abort=%s lost=%llu "
-            "id=%llu\n",
+            "[%9.3f s] %s#%d event %s %s class %u out=%d remote=%s prev=%s reason=%s abort=%s "
+            "lost=%llu id=%llu\n",
             (double)(sim_now(run->w) - run->t0) / SIM_S, n->name, n->inc,
-            (unsigned)ev->type < 13 ? ev_names[ev->type] : "?", ev->node_id, ev->outbound,
+            (unsigned)ev->type < 13 ? ev_names[ev->type] : "?", ev->node_id, ev->cls, ev->outbound,
             ev->remote_addr, ev->prev_addr ? ev->prev_addr : "", bftnet_reason_str(ev->reason),
             ev->mig_abort ? ev->mig_abort : "", (unsigned long long)ev->lost,
             (unsigned long long)ev->stream_id);
   if (ev->type == BFTNET_EV_ABORTED && ev->outbound && ev->node_id[0] == 'n') {
     int j = atoi(ev->node_id + 1);
-    if (j >= 0 && j < SIM_MAX_NODES) n->ev_aborted_lost[j] += ev->lost;
+    if (j >= 0 && j < SIM_MAX_NODES && ev->cls < SIM_MAX_CLS)
+      n->ev_aborted_lost[j][ev->cls] += ev->lost;
   }
 }
 
@@ -114,6 +115,7 @@ static void node_config(const sim_run_t *run, sim_node_t *n, bftnet_config_t *cf
   cfg->failback_ms = p->failback_ms;
   cfg->on_event = on_event;
   cfg->user = n;
+  sim_classes_config(run, cfg);
 }
 
 void sim_node_start(sim_run_t *run, sim_node_t *n) {
