@@ -6,6 +6,8 @@
  * Files, bottom to top (a file calls only those below it by name; the
  * process layer reports up through cl.hooks, which run.c sets):
  *   cluster.c  the state, the clock, events, small JSON and path helpers
+ *   classes.c  --classes: the rows per class, the per-class summary, live
+ *              figures and plot data
  *   proxies.c  ports, the fault proxies, addresses, bytes per path
  *   lines.c    the replicas' stdout lines, the progress line, the CSV
  *   procs.c    spawning, restarting and reaping replica processes
@@ -29,6 +31,7 @@
 #include <uv.h>
 
 #include "bftnet.h"
+#include "classmix.h"
 #include "cluster_netns.h"
 #include "cluster_plan.h"
 #include "cluster_stats.h"
@@ -58,6 +61,7 @@
 #define CL_RETRY_MS             200
 #define CL_MAX_INCS             64   /* incarnations per replica whose start time is kept */
 #define CL_NETNS_PORT           9000 /* --netns: replicas listen on 10.77.p.x:9000+p */
+#define CL_LINE_CLASSES         1024 /* --classes: the progress line's class lines */
 
 /* ---------------------------------------------------------------- types */
 
@@ -68,7 +72,9 @@ typedef struct cl_opts {
   const char *faults, *out, *bin_dir;
   uint64_t seed;
   bool seed_set, two_paths, no_plot, netns;
-  bool direct; /* no proxy on links where no fault is scheduled */
+  bool direct;         /* no proxy on links where no fault is scheduled */
+  const char *classes; /* --classes, or NULL */
+  classmix_t mix;      /* mix.n == 0 without --classes */
 } cl_opts_t;
 
 /* A replica process's resources, sampled from /proc (procs_sample). */
@@ -111,6 +117,11 @@ typedef struct cl_point {
   int inc;
 } cl_point_t;
 
+/* --classes: one class's cluster-wide figures of a progress tick. */
+typedef struct cl_cpoint {
+  double t, rate, p50, p99;
+} cl_cpoint_t;
+
 struct cl_replica {
   int idx;
   char name[16];
@@ -135,6 +146,11 @@ struct cl_replica {
   double kill_ms;
   uint64_t died_min[CL_MAX_SLOTS]; /* from sender j, received by killed incarnations */
   cl_base_t base[CL_MAX_SLOTS];    /* receiver j's counts for us at our last restart */
+  /* --classes: the same per class */
+  uint64_t cdied_min[CL_MAX_SLOTS][BFTNET_MAX_CLASSES];
+  cl_base_t cbase[CL_MAX_SLOTS][BFTNET_MAX_CLASSES];
+  cluster_qpart_t cwin[BFTNET_MAX_CLASSES]; /* the last stats line's, per class */
+  double cwin_rate[BFTNET_MAX_CLASSES];
   /* progress window (since the last tick) */
   double win_delivered, win_ms;
   cluster_qpart_t win_parts[CL_WIN_PARTS];
@@ -208,6 +224,8 @@ struct cl {
   char replica_bin[CL_PATH];
   char out[CL_PATH];
   cl_hooks_t hooks;
+  cl_cpoint_t *cseries[BFTNET_MAX_CLASSES]; /* --classes: per tick, for the plot */
+  size_t ncseries, cap_cseries;
 };
 
 extern struct cl cl;
@@ -215,6 +233,7 @@ extern struct cl cl;
 /* One ordered pair (sender s, receiver r) of the final cross-check. */
 typedef struct cl_pair {
   int s, r;
+  int cls; /* --classes: the class; -1 without */
   int broken;
   cluster_pair_in_t in;
   cluster_pair_out_t out;
@@ -329,6 +348,21 @@ void run_abort(const char *why);
 /* Reads the replicas' reports and cross-checks every pair; sum adds them
  * up. Returns the pairs (*np of them; free them), NULL when out of memory. */
 cl_pair_t *pairs_build(size_t *np, cluster_summary_t *sum);
+
+/* ------------------------------------------------------------ classes.c */
+
+/* A report or stats-line row of a peer: the row itself, or with --classes
+ * (cls >= 0) its class's row. */
+const json_t *classes_row(const json_t *row, int cls);
+/* A stats line's per-class totals into r's window. */
+void classes_on_stats(cl_replica_t *r, const json_t *total);
+/* The progress tick: each class's cluster-wide figures, appended to line
+ * (the progress line) and kept for the plot. */
+void classes_tick(double now_ms, text_buf_t *line);
+/* The per-class summary after the pair table (printed), and its JSON. */
+json_t *classes_summary(const cl_pair_t *pairs, size_t n);
+/* plotc.dat for the plot's per-class panel: 0, or -1. */
+int classes_plot_data(const char *path);
 
 /* --------------------------------------------------------------- plot.c */
 

@@ -40,6 +40,7 @@ static void on_stats_line(cl_inc_t *inc, json_t *j) {
   r->cur_reconnects = cl_ju(tot, "reconnects");
   r->cur_migrations = json_object_get(tot, "migrations") ? (int64_t)cl_ju(tot, "migrations") : -1;
   if (!cl.t0_set) return;
+  if (cl.o.mix.n) classes_on_stats(r, tot);
   double rate = cl_jd(tot, "delivered_per_s"), ims = cl_jd(j, "interval_ms");
   double p50 = cl_jd(tot, "p50_us"), p99 = cl_jd(tot, "p99_us");
   if (isnan(rate)) rate = 0;
@@ -242,9 +243,13 @@ void lines_tick(uv_timer_t *t) {
   cluster_fmt_us(p50, s50, sizeof s50);
   cluster_fmt_us(p99, s99, sizeof s99);
   if (migr >= 0) snprintf(sm, sizeof sm, "%" PRId64, migr);
+  char cls[CL_LINE_CLASSES] = "";
+  text_buf_t cb;
+  text_buf_init(&cb, cls, sizeof cls);
+  classes_tick(now, &cb); /* --classes: a line per class */
   text_say("[%7.2fs] %9.0f msgs/s  p50 %9s  p99 %9s  drops %" PRIu64 "  reconnects %" PRIu64
-           "  migrations %s  up %d/%d%s",
+           "  migrations %s  up %d/%d%s%s",
            now / 1e3, rate, s50, s99, drops, rec, sm, up, started,
-           cl.phase == PH_STOPPING ? "  (draining)" : "");
+           cl.phase == PH_STOPPING ? "  (draining)" : "", cls);
   csv_write(now, "all", rate, p50, p99, drops, rec, migr);
 }

@@ -58,7 +58,7 @@ static const char synopsis[] =
     "usage: bftnet-cluster --replicas N [--duration S] [--rate R] [--size B]\n"
     "                      [--faults SPEC] [--out DIR] [--seed N] [--bin-dir DIR]\n"
     "                      [--stats-ms MS] [--drain-ms MS] [--two-paths] [--no-plot]\n"
-    "                      [--direct] [--netns]\n";
+    "                      [--direct] [--netns] [--classes MIX]\n";
 
 static void usage(void) {
   fprintf(stderr, "%s(bftnet-cluster --help for more)\n", synopsis);
@@ -87,6 +87,13 @@ static void help(void) {
          "              directly (large clusters: the proxies run in this one thread)\n"
          "  --netns     Linux, as root: every replica in its own network namespace on a\n"
          "              bridge; partitions and failovers take links down (ip link)\n"
+         "  --classes   traffic classes and the load of each, passed to every replica\n"
+         "              (instead of --rate and --size): NAME[:KEY=VALUE[;...]][,...],\n"
+         "              keys prio=P size=BYTES rate=R|max policy=drop-oldest|keep-latest\n"
+         "              keys=N ring=N (bftnet-replica --help), e.g.\n"
+         "              'vote:prio=0;size=64;rate=100,block:prio=1;size=1048576;rate=max';\n"
+         "              every pair is then cross-checked per class, and the live line,\n"
+         "              the table and the plot show each class's latency\n"
          "  -h, --help  print this help and exit\n"
          "  --version   print the version and exit\n"
          "Exit status: 0 integrity ok, 1 integrity FAILED, 2 bad usage or SPEC,\n"
@@ -105,23 +112,16 @@ static double parse_num(const char *flag, const char *s, double lo, double hi) {
   return v;
 }
 
-static const struct option long_opts[] = {{"replicas", required_argument, 0, 'n'},
-                                          {"duration", required_argument, 0, 'd'},
-                                          {"rate", required_argument, 0, 'r'},
-                                          {"size", required_argument, 0, 's'},
-                                          {"faults", required_argument, 0, 'f'},
-                                          {"out", required_argument, 0, 'o'},
-                                          {"seed", required_argument, 0, 'S'},
-                                          {"bin-dir", required_argument, 0, 'b'},
-                                          {"stats-ms", required_argument, 0, 'i'},
-                                          {"drain-ms", required_argument, 0, 'D'},
-                                          {"two-paths", no_argument, 0, 'T'},
-                                          {"no-plot", no_argument, 0, 'P'},
-                                          {"netns", no_argument, 0, 'N'},
-                                          {"direct", no_argument, 0, 'X'},
-                                          {"help", no_argument, 0, 'h'},
-                                          {"version", no_argument, 0, 'V'},
-                                          {0, 0, 0, 0}};
+static const struct option long_opts[] = {
+    {"replicas", required_argument, 0, 'n'}, {"duration", required_argument, 0, 'd'},
+    {"rate", required_argument, 0, 'r'},     {"size", required_argument, 0, 's'},
+    {"faults", required_argument, 0, 'f'},   {"out", required_argument, 0, 'o'},
+    {"seed", required_argument, 0, 'S'},     {"bin-dir", required_argument, 0, 'b'},
+    {"stats-ms", required_argument, 0, 'i'}, {"drain-ms", required_argument, 0, 'D'},
+    {"two-paths", no_argument, 0, 'T'},      {"no-plot", no_argument, 0, 'P'},
+    {"netns", no_argument, 0, 'N'},          {"direct", no_argument, 0, 'X'},
+    {"classes", required_argument, 0, 'C'},  {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},        {0, 0, 0, 0}};
 
 static void parse_opts(int argc, char **argv, cl_opts_t *o) {
   *o = (cl_opts_t){.duration_s = 10,
@@ -180,6 +180,15 @@ static void parse_opts(int argc, char **argv, cl_opts_t *o) {
     case 'X':
       o->direct = true;
       break;
+    case 'C': {
+      char err[160];
+      if (classmix_parse(optarg, &o->mix, err, sizeof err) != 0) {
+        fprintf(stderr, "bftnet-cluster: --classes: %s\n", err);
+        usage();
+      }
+      o->classes = optarg;
+      break;
+    }
     case 'h':
       help();
       exit(0);

@@ -42,8 +42,9 @@ static int restarts_seen_by(const cl_replica_t *s, const cl_replica_t *r) {
   return n;
 }
 
-static void pair_fill(cl_pair_t *pr, const json_t *srow, const json_t *rrow) {
+static void pair_fill(cl_pair_t *pr, const json_t *speer, const json_t *rpeer) {
   cl_replica_t *s = &cl.rep[pr->s], *r = &cl.rep[pr->r];
+  const json_t *srow = classes_row(speer, pr->cls), *rrow = classes_row(rpeer, pr->cls);
   cluster_pair_in_t *in = &pr->in;
   in->have_sender = srow != NULL;
   in->have_receiver = rrow != NULL;
@@ -53,18 +54,18 @@ static void pair_fill(cl_pair_t *pr, const json_t *srow, const json_t *rrow) {
     in->aborted = cl_ju(srow, "aborted");
     in->unconfirmed = cl_ju(srow, "unconfirmed");
     in->ring_depth = cl_ju(srow, "ring_depth");
-    pr->reconnects = cl_ju(srow, "reconnects");
-    pr->have_migr = json_object_get(srow, "migrations") != NULL;
-    pr->migrations = cl_ju(srow, "migrations");
-    pr->detached = cl_ju(srow, "detached");
-    pr->resumed = cl_ju(srow, "resumed");
-    pr->retransmitted = cl_ju(srow, "retransmitted");
-    pr->detach_ns_max = cl_ju(srow, "detach_ns_max");
-    pr->ev_aborted = cl_ju(json_object_get(srow, "events"), "aborted");
+    pr->reconnects = cl_ju(speer, "reconnects"); /* per peer, whatever the class */
+    pr->have_migr = json_object_get(speer, "migrations") != NULL;
+    pr->migrations = cl_ju(speer, "migrations");
+    pr->detached = cl_ju(speer, "detached");
+    pr->resumed = cl_ju(speer, "resumed");
+    pr->retransmitted = cl_ju(speer, "retransmitted");
+    pr->detach_ns_max = cl_ju(speer, "detach_ns_max");
+    pr->ev_aborted = cl_ju(json_object_get(speer, "events"), "aborted");
   }
   if (rrow) {
     in->delivered = cl_ju(rrow, "delivered");
-    in->rx_evicted = cl_ju(rrow, "rx_evicted");
+    in->rx_evicted = cl_ju(rrow, "rx_evicted"); /* per peer: every class has it */
     in->duplicates = cl_ju(rrow, "duplicates");
     in->reorders = cl_ju(rrow, "reorders");
     pr->gaps = cl_ju(rrow, "gaps");
@@ -87,16 +88,17 @@ static void pair_fill(cl_pair_t *pr, const json_t *srow, const json_t *rrow) {
   } else {
     pr->p50 = pr->p90 = pr->p99 = pr->max = NAN;
   }
-  if (s->restarts > 0 && s->base[pr->r].valid) {
+  const cl_base_t *base = pr->cls < 0 ? &s->base[pr->r] : &s->cbase[pr->r][pr->cls];
+  if (s->restarts > 0 && base->valid) {
     in->sender_restarted = 1;
-    in->base_exact = s->base[pr->r].exact;
-    in->base_delivered = s->base[pr->r].delivered;
-    in->base_duplicates = s->base[pr->r].duplicates;
-    in->base_reorders = s->base[pr->r].reorders;
+    in->base_exact = base->exact;
+    in->base_delivered = base->delivered;
+    in->base_duplicates = base->duplicates;
+    in->base_reorders = base->reorders;
   }
   if (r->kills > 0) {
     in->receiver_killed = 1;
-    in->died_min = r->died_min[pr->s];
+    in->died_min = pr->cls < 0 ? r->died_min[pr->s] : r->cdied_min[pr->s][pr->cls];
     in->rx_first_seq = rrow ? cl_ju(rrow, "first_seq") : 0;
   }
 }
@@ -166,7 +168,8 @@ static void pair_note(cl_pair_t *pr) {
 
 cl_pair_t *pairs_build(size_t *np, cluster_summary_t *sum) {
   reports_load();
-  cl_pair_t *pairs = calloc((size_t)cl.nslots * cl.nslots, sizeof *pairs);
+  size_t per = cl.o.mix.n ? cl.o.mix.n : 1;
+  cl_pair_t *pairs = calloc((size_t)cl.nslots * cl.nslots * per, sizeof *pairs);
   size_t n = 0;
   uint64_t end = (uint64_t)llround(cl.o.duration_s * 1000);
   for (unsigned s = 0; pairs && s < cl.nslots; s++)
@@ -177,15 +180,20 @@ cl_pair_t *pairs_build(size_t *np, cluster_summary_t *sum) {
       /* Never members of each other (both reports exist, neither lists the
        * other): no pair. A missing report makes every pair unverifiable. */
       if (!srow && !rrow && cl.rep[s].report && cl.rep[r].report) continue;
-      cl_pair_t *pr = &pairs[n++];
-      pr->s = (int)s;
-      pr->r = (int)r;
-      pr->broken =
+      int broken =
           cluster_plan_breaks_link(cl.faults, cl.nfaults, end, (int)s, (int)r, CL_PING_TIMEOUT_MS);
-      pair_fill(pr, srow, rrow);
-      cluster_pair_check(&pr->in, &pr->out);
-      pair_note(pr);
-      cluster_summary_add(sum, &pr->out, pr->broken);
+      /* Without --classes one check per pair; with, one per class. */
+      for (int k = cl.o.mix.n ? 0 : -1; k < (int)cl.o.mix.n; k++) {
+        cl_pair_t *pr = &pairs[n++];
+        pr->s = (int)s;
+        pr->r = (int)r;
+        pr->cls = k;
+        pr->broken = broken;
+        pair_fill(pr, srow, rrow);
+        cluster_pair_check(&pr->in, &pr->out);
+        pair_note(pr);
+        cluster_summary_add(sum, &pr->out, pr->broken);
+      }
     }
   *np = n;
   return pairs;

@@ -85,24 +85,47 @@ static int plot_data(const char *path, char *names, size_t nlen, double *xmax) {
   return k;
 }
 
+/* --classes: the third panel, each class's cluster-wide p99 per tick. */
+static void plot_classes(FILE *f, const char *cdat) {
+  fprintf(f, "unset label\nset ylabel 'p99 per class (ms, log)'\n");
+  fprintf(f, "cnames = \"");
+  for (size_t k = 0; k < cl.o.mix.n; k++)
+    fprintf(f, "%s%s", k ? " " : "", cl.o.mix.c[k].name);
+  fprintf(f, "\"\n");
+  fprintf(f,
+          "plot for [i=0:%zu] '%s' index i using 1:($4/1000.0) with lines lw 2 "
+          "title word(cnames, i+1).' p99 (cluster-wide)'\n",
+          cl.o.mix.n - 1, cdat);
+}
+
 static int plot_script(const char *gp, const char *dat, const char *png, const char *names, int k,
                        double xmax, bool cairo) {
   FILE *f = fopen(gp, "w");
   if (!f) return -1;
+  int h = cl.o.mix.n ? 1200 : 860; /* --classes: a third panel */
   if (cairo)
-    fprintf(f, "set terminal pngcairo size 1280,860 noenhanced font 'sans,10'\n");
+    fprintf(f, "set terminal pngcairo size 1280,%d noenhanced font 'sans,10'\n", h);
   else
-    fprintf(f, "set terminal png size 1280,860 noenhanced\n");
+    fprintf(f, "set terminal png size 1280,%d noenhanced\n", h);
   fprintf(f, "set output '%s'\n", png);
   char spec[FAULT_SPEC_LEN_MAX + 1];
   size_t o = 0;
   for (const char *c = cl.o.faults; *c && o + 1 < sizeof spec; c++)
     spec[o++] = (*c == '"' || *c == '\\' || *c == '\n') ? ' ' : *c;
   spec[o] = '\0';
-  fprintf(f,
-          "set multiplot layout 2,1 title \"bftnet-cluster: %u replicas, %.15g msgs/s per "
-          "peer, %u B\\nfaults: %s\"\n",
-          cl.ninit, cl.o.rate, cl.o.size, o ? spec : "none");
+  if (cl.o.mix.n) {
+    char mix[512];
+    classmix_describe(&cl.o.mix, mix, sizeof mix);
+    fprintf(f,
+            "set multiplot layout 3,1 title \"bftnet-cluster: %u replicas; per peer: %s\\n"
+            "faults: %s\"\n",
+            cl.ninit, mix, o ? spec : "none");
+  } else {
+    fprintf(f,
+            "set multiplot layout 2,1 title \"bftnet-cluster: %u replicas, %.15g msgs/s per "
+            "peer, %u B\\nfaults: %s\"\n",
+            cl.ninit, cl.o.rate, cl.o.size, o ? spec : "none");
+  }
   /* Fixed margins: both panels share the x axis, so fault lines line up. */
   fprintf(f, "set grid\nset key outside right top\nset xrange [0:%.3f]\n", xmax);
   fprintf(f, "set lmargin 10\nset rmargin 12\nset format y '%%g'\n");
@@ -118,6 +141,11 @@ static int plot_script(const char *gp, const char *dat, const char *png, const c
           "plot for [i=0:%d] '%s' index i using 1:($4/1000.0) with lines lw 1.5 "
           "title word(names, i+1)\n",
           k - 1, dat);
+  if (cl.o.mix.n) {
+    char cdat[CL_PATH];
+    cl_path_fmt(cdat, sizeof cdat, "%s/plotc.dat", cl.out);
+    if (classes_plot_data(cdat) == 0) plot_classes(f, cdat);
+  }
   fprintf(f, "unset multiplot\n");
   fclose(f);
   return 0;

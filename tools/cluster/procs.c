@@ -117,6 +117,8 @@ static void inc_retire(cl_inc_t *inc) {
       for (unsigned j = 0; j < cl.nslots; j++) {
         json_t *row = json_object_get(peers, cl.rep[j].name);
         if (row) r->died_min[j] += cl_ju(row, "delivered");
+        for (size_t k = 0; row && k < cl.o.mix.n; k++)
+          r->cdied_min[j][k] += cl_ju(classes_row(row, (int)k), "delivered");
       }
     }
     r->old_drops += r->cur_drops;
@@ -208,6 +210,7 @@ static void spawn_args(cl_replica_t *r, spawn_args_t *s) {
   argv[a++] = "--drain-ms", argv[a++] = s->drain;
   argv[a++] = "--duration", argv[a++] = s->dur;
   argv[a++] = "--report", argv[a++] = r->report_path;
+  if (cl.o.classes) argv[a++] = "--classes", argv[a++] = (char *)cl.o.classes;
   argv[a] = NULL;
 }
 
@@ -270,6 +273,8 @@ static void restart_snapshot(cl_replica_t *r) {
     cl_replica_t *x = &cl.rep[j];
     cl_base_t *b = &r->base[j];
     *b = (cl_base_t){.valid = true};
+    for (size_t k = 0; k < cl.o.mix.n; k++)
+      r->cbase[j][k] = *b;
     json_t *row =
         x->last_stats ? json_object_get(json_object_get(x->last_stats, "peers"), r->name) : NULL;
     if (!row) continue;
@@ -277,6 +282,14 @@ static void restart_snapshot(cl_replica_t *r) {
     b->duplicates = cl_ju(row, "duplicates");
     b->reorders = cl_ju(row, "reorders");
     b->exact = r->kills > 0 && x->last_stats_ms > r->kill_ms;
+    for (size_t k = 0; k < cl.o.mix.n; k++) {
+      const json_t *c = classes_row(row, (int)k);
+      r->cbase[j][k] = (cl_base_t){.valid = true,
+                                   .exact = b->exact,
+                                   .delivered = cl_ju(c, "delivered"),
+                                   .duplicates = cl_ju(c, "duplicates"),
+                                   .reorders = cl_ju(c, "reorders")};
+    }
   }
 }
 

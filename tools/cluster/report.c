@@ -18,22 +18,25 @@ static void table_print(const cl_pair_t *pairs, size_t n) {
     text_say("\n%zu pairs: their table is in report.json; %s", n,
              shown ? "the pairs not ok:" : "every pair is ok");
   if (!shown) return;
-  text_say("\n%-9s %9s %7s %7s %9s %7s %6s %6s %6s %9s %9s %9s %6s %6s %s", "pair", "sent",
+  int w = cl.o.mix.n ? 18 : 9; /* with --classes: "r0->r1/vote" */
+  text_say("\n%-*s %9s %7s %7s %9s %7s %6s %6s %6s %9s %9s %9s %6s %6s %s", w, "pair", "sent",
            "dropped", "aborted", "delivered", "lost", "gaps", "dups", "reord", "p50", "p99", "max",
            "recon", "migr", "verdict");
   for (size_t k = 0; k < n; k++) {
     const cl_pair_t *pr = &pairs[k];
     if (!all && pr->out.verdict == CLUSTER_PAIR_OK) continue;
-    char name[2 * sizeof cl.rep[0].name + 4], s50[24], s99[24], smax[24], migr[24] = "-";
+    char name[2 * sizeof cl.rep[0].name + BFTNET_CLASS_NAME_MAX + 4], s50[24], s99[24], smax[24],
+        migr[24] = "-";
     if (pr->have_migr) snprintf(migr, sizeof migr, "%" PRIu64, pr->migrations);
-    snprintf(name, sizeof name, "%s->%s%s", cl.rep[pr->s].name, cl.rep[pr->r].name,
+    snprintf(name, sizeof name, "%s->%s%s%s%s", cl.rep[pr->s].name, cl.rep[pr->r].name,
+             pr->cls >= 0 ? "/" : "", pr->cls >= 0 ? cl.o.mix.c[pr->cls].name : "",
              pr->in.sender_restarted ? "*" : "");
     cluster_fmt_us(pr->p50, s50, sizeof s50);
     cluster_fmt_us(pr->p99, s99, sizeof s99);
     cluster_fmt_us(pr->max, smax, sizeof smax);
-    text_say("%-9s %9" PRIu64 " %7" PRIu64 " %7" PRIu64 " %9" PRIu64 " %7" PRIu64 " %6" PRIu64
+    text_say("%-*s %9" PRIu64 " %7" PRIu64 " %7" PRIu64 " %9" PRIu64 " %7" PRIu64 " %6" PRIu64
              " %6" PRIu64 " %6" PRIu64 " %9s %9s %9s %6" PRIu64 " %6s %s",
-             name, pr->in.sent, pr->in.dropped, pr->in.aborted,
+             w, name, pr->in.sent, pr->in.dropped, pr->in.aborted,
              pr->in.sender_restarted ? pr->out.delivered : pr->in.delivered, pr->out.lost, pr->gaps,
              pr->in.duplicates, pr->in.reorders, s50, s99, smax, pr->reconnects, migr,
              cluster_pair_verdict_name(pr->out.verdict));
@@ -48,7 +51,9 @@ static void table_print(const cl_pair_t *pairs, size_t n) {
     if (pairs[k].note[0]) {
       if (!any) text_say("notes:");
       any = true;
-      text_say("  %s->%s: %s", cl.rep[pairs[k].s].name, cl.rep[pairs[k].r].name, pairs[k].note);
+      text_say("  %s->%s%s%s: %s", cl.rep[pairs[k].s].name, cl.rep[pairs[k].r].name,
+               pairs[k].cls >= 0 ? "/" : "", pairs[k].cls >= 0 ? cl.o.mix.c[pairs[k].cls].name : "",
+               pairs[k].note);
     }
 }
 
@@ -73,6 +78,7 @@ static json_t *pairs_json(const cl_pair_t *pairs, size_t n) {
                   jsonx_u64(o->unwritten), "queued", jsonx_u64(o->queued), "died_with_receiver",
                   jsonx_u64(o->died)),
         "restart_artifacts", jsonx_u64(o->restart_artifacts), "extra", jsonx_u64(o->extra));
+    if (pr->cls >= 0) json_object_set_new(e, "class", json_string(cl.o.mix.c[pr->cls].name));
     json_object_set_new(e, "delivered_current", jsonx_u64(o->delivered));
     json_object_set_new(e, "aborted_arrived", jsonx_u64(o->aborted_arrived));
     json_object_set_new(e, "max_seq", jsonx_u64(pr->max_seq));
@@ -150,6 +156,7 @@ static json_t *config_json(void) {
                         (int)cl.o.drain_ms, "replica_bin", cl.replica_bin, "out", cl.out);
   json_object_set_new(c, "netns", json_boolean(cl.o.netns));
   json_object_set_new(c, "direct", json_boolean(cl.o.direct));
+  if (cl.o.classes) json_object_set_new(c, "classes", json_string(cl.o.classes));
   json_object_set_new(c, "proxies", json_integer((json_int_t)cl.npx_made));
   if (cl.o.netns) json_object_set_new(c, "netns_prefix", json_string(cl.ns.prefix));
   return c;
@@ -316,6 +323,7 @@ int report_finish(void) {
   char verdict[512];
   int ok = cluster_verdict_format(&sum, verdict, sizeof verdict);
   totals_print(np, &sum, &tot);
+  json_t *csum = classes_summary(pairs, np); /* --classes; else NULL */
   usage_sum_t use;
   usage_sum(&use);
   usage_print(&use);
@@ -328,6 +336,7 @@ int report_finish(void) {
                             plot ? json_string(plot) : json_null());
   json_t *summary = summary_json(pairs, np, &sum, &tot);
   json_object_set_new(summary, "process", usage_summary_json(&use));
+  if (csum) json_object_set_new(summary, "classes", csum);
   json_t *doc =
       json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s}", "schema",
                 "bftnet-cluster-report/1", "config", config_json(), "replicas", replicas_json(),

@@ -12,6 +12,10 @@ static void rx_account(const bftnet_msg_t *m, uint64_t now) {
     atomic_fetch_add(&rp.rx_unknown, 1);
     return;
   }
+  if (p->cls) {
+    classes_rx(p, m, now);
+    return;
+  }
   uint64_t seq, sent_ns;
   uint64_t restarts = atomic_load(&p->ev[BFTNET_EV_PEER_RESTARTED - RP_EV_FIRST]);
   if (stats_payload_decode(m->data, m->len, &seq, &sent_ns) != 0 ||

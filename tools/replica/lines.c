@@ -101,6 +101,45 @@ static json_t *line_row(const rp_row_t *r, uint64_t d_sent, uint64_t d_deliv, ui
   return o;
 }
 
+/* --classes: a stats line's classes of p (by name), each tick's latency
+ * merged into the classes' totals. */
+static json_t *line_classes(rp_peer_t *p, const rp_row_t *r) {
+  json_t *o = json_object();
+  for (size_t k = 0; k < rp.o.mix.n; k++) {
+    rp_crow_t c;
+    classes_row(p, k, r->rx_evicted, &c);
+    rp_cls_t *x = &p->cls[k];
+    json_t *j = json_object();
+    lines_put_u64s(j, "sent", c.sent, "delivered", c.delivered, "dropped", c.dropped, "aborted",
+                   c.aborted, "ring_depth", c.ring_depth, "gaps", c.gaps, "duplicates",
+                   c.duplicates, "reorders", c.reorders, "max_seq", c.max_seq, (const char *)NULL);
+    json_object_set_new(j, "p50_us", j_pct(&x->lat_tick, 50));
+    json_object_set_new(j, "p99_us", j_pct(&x->lat_tick, 99));
+    json_object_set_new(o, rp.o.mix.c[k].name, j);
+    rp.cls_tot[k].delivered += c.delivered - x->tick_delivered;
+    rp.cls_tot[k].dropped += c.dropped;
+    x->tick_delivered = c.delivered;
+    stats_lat_merge(&rp.cls_lat[k], &x->lat_tick);
+    stats_lat_reset(&x->lat_tick);
+  }
+  return o;
+}
+
+/* The classes' totals of a stats line: delivered in the interval, drops
+ * so far, the interval's latency. */
+static json_t *line_class_totals(uint64_t dt) {
+  json_t *o = json_object();
+  for (size_t k = 0; k < rp.o.mix.n; k++) {
+    json_t *j = json_object();
+    json_object_set_new(j, "delivered_per_s", j_rate(rp.cls_tot[k].delivered, dt));
+    lines_put_u64s(j, "dropped", rp.cls_tot[k].dropped, (const char *)NULL);
+    json_object_set_new(j, "p50_us", j_pct(&rp.cls_lat[k], 50));
+    json_object_set_new(j, "p99_us", j_pct(&rp.cls_lat[k], 99));
+    json_object_set_new(o, rp.o.mix.c[k].name, j);
+  }
+  return o;
+}
+
 /* What a stats line gathers from the peers' rows. */
 typedef struct tick {
   uint64_t dt, sent, delivered; /* the interval; what it sent and delivered */
@@ -114,6 +153,7 @@ static void tick_peer(rp_peer_t *p, const rp_row_t *r, void *ud) {
   p->tick_delivered = r->delivered;
   json_t *o = line_row(r, ds, dd, t->dt, &p->lat_tick);
   json_object_set_new(o, "member", json_boolean(p->member));
+  if (p->cls) json_object_set_new(o, "classes", line_classes(p, r));
   json_object_set_new(t->peers, p->id, o);
   t->sent += ds;
   t->delivered += dd;
@@ -128,11 +168,17 @@ void lines_stats(void) {
   peers_refresh_all();
   rp_row_t tot;
   stats_lat_reset(&rp.totals_lat);
+  for (size_t k = 0; k < rp.o.mix.n; k++) {
+    stats_lat_reset(&rp.cls_lat[k]);
+    rp.cls_tot[k] = (rp_crow_t){0};
+  }
   peers_rows(tick_peer, &t, &tot);
   json_t *line = json_pack("{s:s, s:s, s:o, s:s, s:o}", "type", "stats", "id", rp.o.id, "t_ms",
                            jsonx_u64(rp_ms_since_start()), "phase", rp.phase, "interval_ms",
                            jsonx_u64(t.dt / NS_PER_MS));
   json_object_set_new(line, "total", line_row(&tot, t.sent, t.delivered, t.dt, &rp.totals_lat));
+  if (rp.o.mix.n)
+    json_object_set_new(json_object_get(line, "total"), "classes", line_class_totals(t.dt));
   json_object_set_new(line, "peers", t.peers);
   json_object_set_new(line, "counters", lines_counters(false));
   lines_emit(line);

@@ -66,7 +66,7 @@ static bool send_fill(rp_peer_t *p, uint8_t *buf) {
 
 void *load_main(void *arg) {
   (void)arg;
-  uint8_t *buf = malloc(rp.o.size);
+  uint8_t *buf = malloc(rp.o.mix.n ? classes_max_size() : rp.o.size);
   if (!buf) {
     rp_log("sender: out of memory");
     return NULL;
@@ -78,6 +78,11 @@ void *load_main(void *arg) {
     size_t n = atomic_load_explicit(&rp.npeers, memory_order_acquire);
     for (size_t i = 0; i < n; i++) {
       rp_peer_t *p = rp.peers[i];
+      if (p->cls) {
+        uint64_t due = classes_send(p, buf, now, atomic_load(&p->active));
+        if (due < next) next = due;
+        continue;
+      }
       if (!atomic_load(&p->active)) {
         p->pace_base_ns = 0; /* pacing restarts when it comes back */
         continue;
@@ -90,7 +95,7 @@ void *load_main(void *arg) {
       }
     }
     pthread_mutex_unlock(&rp.send_mu);
-    if (rp.o.rate == 0) next = now + (busy ? RP_MIN_SLEEP_NS : 4 * RP_MIN_SLEEP_NS);
+    if (rp.o.rate == 0 && !rp.o.mix.n) next = now + (busy ? RP_MIN_SLEEP_NS : 4 * RP_MIN_SLEEP_NS);
     uint64_t earliest = rp_now_ns() + RP_MIN_SLEEP_NS;
     rp_sleep_until(next > earliest ? next : earliest);
   }

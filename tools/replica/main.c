@@ -4,7 +4,7 @@
  *   bftnet-replica --id NODE_ID --key FILE --listen MULTIADDR [--listen ...]
  *                  --members FILE [--rate MSGS_PER_S_PER_PEER] [--size BYTES]
  *                  [--duration SECONDS] [--stats-ms MS] [--report FILE]
- *                  [--drain-ms MS] [--metrics-listen HOST:PORT]
+ *                  [--drain-ms MS] [--metrics-listen HOST:PORT] [--classes MIX]
  *
  * It sends every other member --rate messages/s (0: as fast as the rings
  * take them) of --size bytes, each carrying a per-destination sequence
@@ -127,7 +127,7 @@ static const char synopsis[] =
     "usage: bftnet-replica --id NODE_ID --key FILE --listen MULTIADDR [--listen ...]\n"
     "                      --members FILE [--rate MSGS_PER_S_PER_PEER] [--size BYTES]\n"
     "                      [--duration SECONDS] [--stats-ms MS] [--report FILE]\n"
-    "                      [--drain-ms MS] [--metrics-listen HOST:PORT]\n";
+    "                      [--drain-ms MS] [--metrics-listen HOST:PORT] [--classes MIX]\n";
 
 static void help(void) {
   printf("%s"
@@ -155,6 +155,17 @@ static void help(void) {
          "                    serve GET /metrics (Prometheus text format) there\n"
          "                    ([V6]:PORT; port 0 = any, said in a \"metrics\" line);\n"
          "                    see docs/OPERATING.md\n"
+         "  --classes MIX     traffic classes and the load of each (instead of --rate and\n"
+         "                    --size): NAME[:KEY=VALUE[;...]][,NAME...], the first class\n"
+         "                    is class 0; keys: prio=P (0 most urgent, default 0),\n"
+         "                    size=BYTES (default 64), rate=R|max (msgs/s per peer,\n"
+         "                    default 100; max: flat out, the ring full and its drop\n"
+         "                    policy dropping), policy=drop-oldest|keep-latest,\n"
+         "                    keys=N (keep-latest: keys 1..N in turn), ring=N (send\n"
+         "                    ring, a power of 2; default 4096, at most 16 MiB);\n"
+         "                    e.g. 'vote:prio=0;size=64;rate=100,\n"
+         "                    block:prio=1;size=1048576;rate=max'. Integrity and\n"
+         "                    latency are then checked and reported per class too\n"
          "  -h, --help        print this help and exit\n"
          "  --version         print the version and exit\n"
          "\n"
@@ -206,6 +217,7 @@ static void parse_opts(int argc, char **argv, rp_opts_t *o) {
                                      {"report", required_argument, 0, 'R'},
                                      {"drain-ms", required_argument, 0, 'D'},
                                      {"metrics-listen", required_argument, 0, 'M'},
+                                     {"classes", required_argument, 0, 'C'},
                                      {"help", no_argument, 0, 'h'},
                                      {"version", no_argument, 0, 'V'},
                                      {0, 0, 0, 0}};
@@ -229,6 +241,14 @@ static void parse_opts(int argc, char **argv, rp_opts_t *o) {
     case 'M':
       o->metrics_listen = optarg;
       break;
+    case 'C': {
+      char err[160];
+      if (classmix_parse(optarg, &o->mix, err, sizeof err) != 0) {
+        fprintf(stderr, "bftnet-replica: --classes: %s\n", err);
+        usage();
+      }
+      break;
+    }
     case 'l':
       if (o->nlisten == RP_MAX_LISTEN) {
         fprintf(stderr, "bftnet-replica: --listen: at most %d\n", RP_MAX_LISTEN);
@@ -282,6 +302,8 @@ static int node_start(bftnet_key_t **key) {
   if (rp.o.size > cfg.max_message_size)
     return rp_log("--size %zu above the message limit %u", rp.o.size, cfg.max_message_size), -1;
   rp.ring_cap = cfg.ring_capacity;
+  bftnet_class_t classes[BFTNET_MAX_CLASSES];
+  if (rp.o.mix.n && classes_config(&cfg, classes) != 0) return -1;
   char err[256];
   rc = bftnet_new_ex(&rp.net, &cfg, err, sizeof err);
   if (rc != 0) return rp_log("start: %s (%s)", err, bftnet_strerror(rc)), rc;
@@ -370,7 +392,9 @@ out:
   metrics_http_stop();
   bftnet_free(rp.net);
   if (key) bftnet_key_free(key);
-  for (size_t i = 0; i < atomic_load(&rp.npeers); i++)
+  for (size_t i = 0; i < atomic_load(&rp.npeers); i++) {
+    free(rp.peers[i]->cls);
     free(rp.peers[i]);
+  }
   return code;
 }

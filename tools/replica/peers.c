@@ -37,6 +37,10 @@ rp_peer_t *peers_get(const char *id) {
   stats_rx_init(&p->rx);
   stats_lat_reset(&p->lat_run);
   stats_lat_reset(&p->lat_tick);
+  if (classes_peer_init(p) != 0) {
+    free(p);
+    return NULL;
+  }
   uint32_t i = id_hash(id);
   while (atomic_load_explicit(&rp.slots[i & (RP_SLOTS - 1)], memory_order_relaxed))
     i++;
@@ -55,6 +59,7 @@ void peers_refresh(rp_peer_t *p) {
   if (bftnet_peer_stats(rp.net, p->id, &ps) != 0) return;
   p->lib_cur = ps;
   p->lib_live = true;
+  if (p->cls) classes_refresh(p);
 }
 
 void peers_refresh_all(void) {
@@ -68,6 +73,7 @@ void peers_refresh_all(void) {
  * releases on removal are taken from the last snapshot (see REPORT.md). */
 void peers_retire(rp_peer_t *p) {
   if (!p->lib_live) return;
+  if (p->cls) classes_retire(p);
   const bftnet_peer_stats_t *c = &p->lib_cur;
   rp_lib_t *b = &p->lib_base;
   b->enqueued += c->enqueued;
@@ -139,8 +145,9 @@ void peers_row(rp_peer_t *p, rp_row_t *r) {
   for (int k = 0; k < RP_EV_N; k++)
     r->ev[k] = atomic_load(&p->ev[k]);
   uint64_t gone = r->written + r->dropped_overflow + r->dropped_removed + r->aborted;
-  r->unconfirmed = r->sent > gone ? r->sent - gone : 0;
   r->verdict = stats_rx_verdict(&p->rx, r->rx_evicted);
+  if (p->cls) classes_row_sum(p, r);
+  r->unconfirmed = r->sent > gone ? r->sent - gone : 0;
 }
 
 void peers_row_add(rp_row_t *t, const rp_row_t *r) {

@@ -4,6 +4,7 @@
  *
  * Files, bottom to top (a file calls only those below it by name):
  *   replica.c  the state, the clock, the log
+ *   classes.c  --classes: each class's load, integrity, latency, counters
  *   peers.c    the peer table, bftnet's counters per peer, the report rows
  *   lines.c    the JSON lines on stdout and the stats line
  *   metrics_http.c  --metrics-listen: /metrics over HTTP (libmicrohttpd)
@@ -26,6 +27,7 @@
 #include <jansson.h>
 
 #include "bftnet.h"
+#include "classmix.h"
 #include "jsonx.h"
 #include "stats.h"
 #include "text.h"
@@ -54,6 +56,7 @@ typedef struct rp_opts {
   double duration_s; /* 0 = until signalled */
   uint32_t stats_ms; /* 0 = no stats lines */
   uint32_t drain_ms;
+  classmix_t mix; /* --classes; mix.n == 0 without it */
 } rp_opts_t;
 
 /* bftnet's per-member counters, summed over the member's incarnations (a
@@ -73,6 +76,42 @@ typedef struct rp_lib {
 #define RP_EV_LINES_PER_S 20                   /* "event" lines on stdout, at most */
 extern const char *const rp_ev_names[RP_EV_N]; /* "migrated", ..., "peer_restarted" */
 _Static_assert(BFTNET_EV_PEER_RESTARTED - BFTNET_EV_MIGRATED == 5, "event numbering");
+
+/* One class's row of a peer (--classes), or a sum of them. */
+// clang-format off
+#define RP_CROW_FIELDS(X)                                                                         \
+  X(sent) X(enqueued) X(written) X(dropped) X(superseded) X(aborted) X(unconfirmed)              \
+  X(ring_depth) X(send_errors) X(lagged) X(delivered) X(delivered_current) X(max_seq)            \
+  X(first_seq) X(gaps) X(duplicates) X(reorders) X(stale) X(foreign) X(rx_evicted)               \
+  X(incarnations) X(inc_by_event) X(inc_by_seq) X(inc_seq_unexplained)
+// clang-format on
+
+typedef struct rp_crow {
+#define RP_X_(f) uint64_t f;
+  RP_CROW_FIELDS(RP_X_)
+#undef RP_X_
+  stats_verdict_t verdict;
+} rp_crow_t;
+
+/* One traffic class of a peer (--classes): its own sequence numbers. */
+typedef struct rp_cls {
+  /* sender thread only */
+  uint64_t pace_base_ns, pace_issued, over_ns, key_next;
+  /* written by the sender, read by anyone */
+  atomic_uint_fast64_t sent, send_errors, lagged;
+  /* main thread only: bftnet_class_stats of the current incarnation of
+   * the member, and the finished ones summed (dropped includes superseded
+   * and what a removal left queued) */
+  bftnet_class_stats_t lib_cur;
+  struct {
+    uint64_t enqueued, written, dropped, superseded, aborted;
+  } base;
+  uint64_t tick_delivered;
+  /* receiver thread, under rp.rx_mu */
+  stats_rx_t rx;
+  uint64_t delivered, foreign;
+  stats_lat_t lat_run, lat_tick;
+} rp_cls_t;
 
 typedef struct rp_peer {
   char id[BFTNET_NODE_ID_MAX];
@@ -96,6 +135,7 @@ typedef struct rp_peer {
   stats_rx_t rx; /* sequence numbers, per incarnation of the peer */
   uint64_t delivered, foreign;
   stats_lat_t lat_run, lat_tick;
+  rp_cls_t *cls; /* --classes: rp.o.mix.n of them; NULL without */
 } rp_peer_t;
 
 /* One report/stats row: everything known about a peer, or a total (the
@@ -153,6 +193,8 @@ struct rp {
   const char *phase;
   uint64_t send_end_ns, last_tick_ns;
   stats_lat_t totals_lat; /* main thread: the totals' latency, per line or report */
+  stats_lat_t cls_lat[BFTNET_MAX_CLASSES]; /* main thread: the same per class */
+  rp_crow_t cls_tot[BFTNET_MAX_CLASSES];   /* main thread: the classes' totals */
 };
 
 extern struct rp rp;
@@ -165,6 +207,27 @@ void rp_sleep_until(uint64_t t);
 void rp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ms since the node started (any thread). */
 uint64_t rp_ms_since_start(void);
+
+/* ------------------------------------------------------------ classes.c */
+
+/* Fills out[0..mix.n) and points cfg at it. 0, or -1 (said). */
+int classes_config(bftnet_config_t *cfg, bftnet_class_t *out);
+/* Main thread, for a new peer. 0 or -1 (out of memory). */
+int classes_peer_init(rp_peer_t *p);
+/* Sender thread: one round of every class to p (active: p is a member).
+ * Returns when the next message is due. */
+uint64_t classes_send(rp_peer_t *p, uint8_t *buf, uint64_t now, bool active);
+size_t classes_max_size(void);
+/* Receiver thread, under rx_mu: one message from p. */
+void classes_rx(rp_peer_t *p, const bftnet_msg_t *m, uint64_t now);
+/* Main thread: bftnet_class_stats of a member; the member left bftnet. */
+void classes_refresh(rp_peer_t *p);
+void classes_retire(rp_peer_t *p);
+/* Main thread, under rx_mu: class k of p; the classes' sums into p's row
+ * (whose rx_evicted is set). */
+void classes_row(rp_peer_t *p, size_t k, uint64_t rx_evicted, rp_crow_t *r);
+void classes_row_sum(rp_peer_t *p, rp_row_t *r);
+void classes_crow_add(rp_crow_t *t, const rp_crow_t *r);
 
 /* -------------------------------------------------------------- peers.c */
 

@@ -37,6 +37,51 @@ static json_t *report_row(const rp_row_t *r, const stats_lat_t *lat, uint64_t un
   return o;
 }
 
+/* One class of a peer (per_peer) or the classes' total, keyed as the
+ * peer rows are (the cluster cross-checks each class as it does a peer). */
+static json_t *class_json(const rp_crow_t *c, const stats_lat_t *lat, bool per_peer) {
+  json_t *o = json_object();
+  lines_put_u64s(o, "sent", c->sent, "enqueued", c->enqueued, "written", c->written, "dropped",
+                 c->dropped, "dropped_by_us", c->dropped, "superseded", c->superseded, "aborted",
+                 c->aborted, "unconfirmed", c->unconfirmed, "ring_depth", c->ring_depth,
+                 "send_errors", c->send_errors, "lagged", c->lagged, "delivered", c->delivered,
+                 (const char *)NULL);
+  if (per_peer)
+    lines_put_u64s(o, "delivered_current", c->delivered_current, "max_seq", c->max_seq, "first_seq",
+                   c->first_seq, (const char *)NULL);
+  lines_put_u64s(o, "gaps", c->gaps, "duplicates", c->duplicates, "reorders", c->reorders, "stale",
+                 c->stale, "foreign", c->foreign, "rx_evicted", c->rx_evicted, "incarnations",
+                 c->incarnations, (const char *)NULL);
+  if (per_peer)
+    json_object_set_new(o, "incarnation_switches",
+                        json_pack("{s:o, s:o, s:o}", "by_event", jsonx_u64(c->inc_by_event),
+                                  "by_seq", jsonx_u64(c->inc_by_seq), "seq_unexplained",
+                                  jsonx_u64(c->inc_seq_unexplained)));
+  json_object_set_new(o, "latency_us", lines_latency(lat));
+  json_object_set_new(o, "integrity", json_string(stats_verdict_name(c->verdict)));
+  return o;
+}
+
+/* --classes: p's classes, by name; each added to the classes' totals. */
+static json_t *report_classes(rp_peer_t *p, const rp_row_t *r) {
+  json_t *o = json_object();
+  for (size_t k = 0; k < rp.o.mix.n; k++) {
+    rp_crow_t c;
+    classes_row(p, k, r->rx_evicted, &c);
+    json_object_set_new(o, rp.o.mix.c[k].name, class_json(&c, &p->cls[k].lat_run, true));
+    classes_crow_add(&rp.cls_tot[k], &c);
+    stats_lat_merge(&rp.cls_lat[k], &p->cls[k].lat_run);
+  }
+  return o;
+}
+
+static json_t *report_class_totals(void) {
+  json_t *o = json_object();
+  for (size_t k = 0; k < rp.o.mix.n; k++)
+    json_object_set_new(o, rp.o.mix.c[k].name, class_json(&rp.cls_tot[k], &rp.cls_lat[k], false));
+  return o;
+}
+
 /* The peer's incarnations as this replica saw them, keyed by their ordinal
  * ("1" the first seen): the finished ones it still remembers
  * (STATS_RX_HISTORY), then the current one. An object, not an array, so
@@ -73,17 +118,37 @@ static void report_peer(rp_peer_t *p, const rp_row_t *r, void *ud) {
   json_object_set_new(o, "rx_incarnations", j_incarnations(&p->rx));
   json_object_set_new(o, "member", json_boolean(p->member));
   json_object_set_new(o, "peer_id", json_string(p->peer_id));
+  if (p->cls) json_object_set_new(o, "classes", report_classes(p, r));
   json_object_set_new(g->peers, p->id, o);
   g->unexplained += unexplained;
   stats_lat_merge(&rp.totals_lat, &p->lat_run);
+}
+
+/* --classes as configured: [{name, prio, size, rate (0: max), policy, keys, ring}]. */
+static json_t *config_classes(void) {
+  json_t *a = json_array();
+  for (size_t k = 0; k < rp.o.mix.n; k++) {
+    const classmix_class_t *c = &rp.o.mix.c[k];
+    json_array_append_new(a,
+                          json_pack("{s:s, s:i, s:o, s:f, s:s, s:o, s:o}", "name", c->name, "prio",
+                                    c->prio, "size", jsonx_u64(c->size), "rate", c->rate, "policy",
+                                    c->policy == BFTNET_KEEP_LATEST ? "keep-latest" : "drop-oldest",
+                                    "keys", jsonx_u64(c->keys), "ring", jsonx_u64(c->ring)));
+  }
+  return a;
 }
 
 json_t *report_build(const rp_drain_t *d) {
   gather_t g = {.peers = json_object()};
   rp_row_t tot;
   stats_lat_reset(&rp.totals_lat);
+  for (size_t k = 0; k < rp.o.mix.n; k++) {
+    stats_lat_reset(&rp.cls_lat[k]);
+    rp.cls_tot[k] = (rp_crow_t){0};
+  }
   peers_rows(report_peer, &g, &tot);
   json_t *total = report_row(&tot, &rp.totals_lat, g.unexplained, false);
+  if (rp.o.mix.n) json_object_set_new(total, "classes", report_class_totals());
   json_t *listen = json_array();
   for (int i = 0; i < rp.o.nlisten; i++)
     json_array_append_new(listen, json_string(rp.bound[i]));
@@ -91,6 +156,7 @@ json_t *report_build(const rp_drain_t *d) {
       json_pack("{s:f, s:o, s:f, s:o, s:o, s:o}", "rate", rp.o.rate, "size", jsonx_u64(rp.o.size),
                 "duration_s", rp.o.duration_s, "stats_ms", jsonx_u64(rp.o.stats_ms), "drain_ms",
                 jsonx_u64(rp.o.drain_ms), "ring_capacity", jsonx_u64(rp.ring_cap));
+  if (rp.o.mix.n) json_object_set_new(cfg, "classes", config_classes());
   json_t *drain = json_pack("{s:o, s:b, s:s, s:b, s:s}", "ms", jsonx_u64(d->ns / NS_PER_MS),
                             "complete", d->complete, "reason", d->reason, "flushed", d->flushed,
                             "flush", d->flush_rc == 0 ? "ok" : bftnet_err_name(d->flush_rc));
