@@ -12,7 +12,7 @@ if(TARGET bftnet-cluster AND TARGET bftnet-replica)
   # report.json checker (jq may be missing; jansson is a build dependency).
   add_executable(cluster_check ${CMAKE_CURRENT_SOURCE_DIR}/unit/cluster_check.c)
   target_link_libraries(cluster_check PRIVATE PkgConfig::JANSSON)
-  foreach(mode clean faults members failover netns direct)
+  foreach(mode clean faults members failover netns direct classes)
     add_test(NAME cluster_${mode} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/unit/cluster_run.sh
       ${mode} $<TARGET_FILE:bftnet-cluster> $<TARGET_FILE:cluster_check>)
     set_tests_properties(cluster_${mode} PROPERTIES TIMEOUT 120 LABELS cluster)

@@ -27,6 +27,14 @@
  *            + a --netns run: REPLICA partitioned by taking its link down
  *            and up again; every pair consistent; FAILED only for
  *            in-flight loss
+ *   classes VOTE BLOCK
+ *            + a --classes run without faults, VOTE paced and BLOCK flat
+ *            out: integrity ok, every pair cross-checked once per class and
+ *            consistent; VOTE lost nothing (no drop, no abort, delivered ==
+ *            sent, no gap at any receiver) while BLOCK dropped, and each
+ *            sender's drops toward a peer are its classes' drops (bftnet's
+ *            per-member count == the sum of bftnet_class_stats): one
+ *            class's drops never touch another
  *   direct PROXIES
  *            + a --direct run: config.direct, exactly PROXIES proxies (the
  *            faulted links'), every pair consistent; and in every mode the
@@ -520,10 +528,86 @@ static void direct(json_t *doc, const char *proxies) {
   all_consistent(doc, NULL, NULL);
 }
 
+/* A --classes pair of class cls: verdict ok, consistent; the paced
+ * class exact and without loss. */
+static void class_pair(json_t *p, const char *vote, const char *block, long long *block_drops) {
+  char w[96];
+  snprintf(w, sizeof w, "%s->%s/%s", str(p, "sender"), str(p, "receiver"), str(p, "class"));
+  consistent(p, w);
+  if (strcmp(str(p, "verdict"), "ok") != 0)
+    fail("%s: %s (%s)", w, str(p, "verdict"), str(p, "note"));
+  if (num(p, "sent") <= 0) fail("%s: nothing sent", w);
+  if (strcmp(str(p, "class"), vote) == 0) {
+    if (num(p, "dropped") || num(p, "aborted") || num(p, "lost") ||
+        num(p, "delivered") != num(p, "sent"))
+      fail("%s: sent %lld, dropped %lld, aborted %lld, lost %lld, delivered %lld: want no loss", w,
+           num(p, "sent"), num(p, "dropped"), num(p, "aborted"), num(p, "lost"),
+           num(p, "delivered"));
+  } else if (strcmp(str(p, "class"), block) == 0) {
+    *block_drops += num(p, "dropped");
+  } else {
+    fail("%s: class \"%s\" is neither %s nor %s", w, str(p, "class"), vote, block);
+  }
+}
+
+/* Every replica's report: per peer, the drops are the classes' drops, and
+ * VOTE's receive side has no gap, duplicate or reorder. */
+static void class_reports(json_t *doc, const char *vote) {
+  const char *name, *peer;
+  json_t *r, *row;
+  json_object_foreach(json_object_get(doc, "replicas"), name, r) {
+    json_object_foreach(json_object_get(json_object_get(r, "report"), "peers"), peer, row) {
+      json_t *cs = json_object_get(row, "classes");
+      if (json_object_size(cs) != 2) {
+        fail("%s: peers.%s.classes: %zu classes, want 2", name, peer, json_object_size(cs));
+        continue;
+      }
+      long long sum = 0;
+      const char *cname;
+      json_t *c;
+      json_object_foreach(cs, cname, c) sum += num(c, "dropped");
+      if (sum != num(row, "dropped"))
+        fail("%s: peers.%s: dropped %lld, its classes' drops sum to %lld", name, peer,
+             num(row, "dropped"), sum);
+      json_t *v = json_object_get(cs, vote);
+      if (num(v, "dropped") || num(v, "gaps") || num(v, "duplicates") || num(v, "reorders") ||
+          strcmp(str(v, "integrity"), "ok") != 0)
+        fail("%s: peers.%s.classes.%s: dropped %lld, gaps %lld, dups %lld, reorders %lld, %s", name,
+             peer, vote, num(v, "dropped"), num(v, "gaps"), num(v, "duplicates"),
+             num(v, "reorders"), str(v, "integrity"));
+    }
+  }
+}
+
+static void classes(json_t *doc, const char *vote, const char *block) {
+  if (strcmp(str(doc, "verdict"), "integrity: ok") != 0) fail("verdict: %s", str(doc, "verdict"));
+  long long n = num(json_object_get(doc, "config"), "replicas");
+  json_t *pairs = json_object_get(doc, "pairs");
+  if ((long long)json_array_size(pairs) != 2 * n * (n - 1))
+    fail("%zu pairs for %lld replicas and 2 classes", json_array_size(pairs), n);
+  long long block_drops = 0;
+  size_t i;
+  json_t *p;
+  json_array_foreach(pairs, i, p) class_pair(p, vote, block, &block_drops);
+  if (block_drops <= 0) fail("%s (flat out) dropped nothing", block);
+  json_t *cs = json_object_get(json_object_get(doc, "summary"), "classes");
+  json_t *v = json_object_get(cs, vote), *b = json_object_get(cs, block);
+  if (strcmp(str(v, "integrity"), "ok") != 0 || strcmp(str(b, "integrity"), "ok") != 0)
+    fail("summary.classes: integrity %s %s, %s %s", vote, str(v, "integrity"), block,
+         str(b, "integrity"));
+  if (num(v, "dropped") || num(v, "lost") || num(v, "delivered") != num(v, "sent"))
+    fail("summary.classes.%s: dropped %lld, lost %lld, delivered %lld of %lld", vote,
+         num(v, "dropped"), num(v, "lost"), num(v, "delivered"), num(v, "sent"));
+  if (num(b, "dropped") != block_drops)
+    fail("summary.classes.%s.dropped %lld != the pairs' %lld", block, num(b, "dropped"),
+         block_drops);
+  class_reports(doc, vote);
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: cluster_check shape|clean|faults|members|failover|netns|direct "
-                    "REPORT [ADDED REMOVED | REPLICA | PROXIES]\n");
+    fprintf(stderr, "usage: cluster_check shape|clean|faults|members|failover|netns|direct|classes "
+                    "REPORT [ADDED REMOVED | REPLICA | PROXIES | VOTE BLOCK]\n");
     return 2;
   }
   json_error_t je;
@@ -544,6 +628,8 @@ int main(int argc, char **argv) {
     failover(doc, argv[3]);
   else if (strcmp(argv[1], "netns") == 0 && argc == 4)
     netns(doc, argv[3]);
+  else if (strcmp(argv[1], "classes") == 0 && argc == 5)
+    classes(doc, argv[3], argv[4]);
   else if (strcmp(argv[1], "direct") == 0 && argc == 4)
     direct(doc, argv[3]);
   else if (strcmp(argv[1], "shape") != 0) {

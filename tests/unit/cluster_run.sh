@@ -18,6 +18,10 @@
 #   direct   --direct, 4 replicas, a cut on r1-r2 at 2 s: only that link has
 #            proxies (2), the others connect directly; and --out already
 #            holds the files of a larger run (r4..r11): none is left.
+#   classes  --classes, 3 replicas, no faults: votes (64 B, 100/s, the most
+#            urgent class) and blocks (256 KiB flat out): each pair is
+#            cross-checked per class; votes lose nothing while blocks drop
+#            (their own drops only); live lines, table and plot per class.
 # Every mode demands "integrity: ok" (migratable streams lose nothing
 # uncounted); BFTNET_CLUSTER_STRICT=0 tolerates a verdict failed only by
 # in-flight loss, for diagnosing. Every mode, always: the report's shape, no duplicate and
@@ -62,6 +66,8 @@ case $MODE in
     args=(--netns --replicas 3 --duration 7 --stats-ms 500
       --faults 'partition:at=2s;for=2s;replica=r2,kill:at=4s;replica=r1;restart=1s') ;;
   direct) args=(--replicas 4 --duration 5 --direct --faults 'cut:at=2s;link=r1-r2') ;;
+  classes) args=(--replicas 3 --duration 5
+    --classes 'vote:prio=0;size=64;rate=100,block:prio=1;size=262144;rate=max') ;;
   *) echo "unknown mode $MODE" >&2; exit 2 ;;
 esac
 
@@ -88,7 +94,7 @@ echo "bftnet-cluster $MODE: exit $rc, $verdict"
 
 # --- the verdict line and the exit status
 case $MODE in
-  clean)
+  clean | classes)
     [ "$rc" = 0 ] || fail "exit status $rc, want 0"
     [ "$verdict" = "integrity: ok" ] || fail "last line \"$verdict\", want \"integrity: ok\""
     ;;
@@ -138,6 +144,7 @@ case $MODE in
   failover) "$CHECK" failover "$out/report.json" r1 >"$work/check" 2>&1 ;;
   netns) "$CHECK" netns "$out/report.json" r2 >"$work/check" 2>&1 ;;
   direct) "$CHECK" direct "$out/report.json" 2 >"$work/check" 2>&1 ;;
+  classes) "$CHECK" classes "$out/report.json" vote block >"$work/check" 2>&1 ;;
   *) "$CHECK" "$MODE" "$out/report.json" >"$work/check" 2>&1 ;;
 esac || { cat "$work/check" >&2; fail "report.json check"; }
 cat "$work/check"
@@ -147,6 +154,17 @@ if [ "$MODE" = direct ]; then
   [ -s "$out/replicas/notes.txt" ] || fail "a file that is no replica's was removed"
   grep -q '^links: direct, through a proxy only where a fault acts (2 proxies)$' "$work/stdout" ||
     fail "no 'links: direct' line with 2 proxies"
+fi
+if [ "$MODE" = classes ]; then
+  for c in vote block; do
+    grep -qE "^ +$c +[0-9]+ msgs/s +p50 +[^ ]+ +p99 +[0-9.]+(us|ms|s)$" "$work/stdout" ||
+      fail "no live line for class $c"
+    grep -qE "^r[0-9]->r[0-9]/$c +[0-9]+ " "$work/stdout" || fail "no table row for class $c"
+    grep -qE "^$c +[0-9.]+(us|ms|s) +[0-9.]+(us|ms|s) +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +0 +[0-9]+/[0-9]+ +ok\$" \
+      "$work/stdout" || fail "no per-class summary line for $c (or its integrity is not ok)"
+  done
+  grep -q "p99 per class" "$out/plot.gp" 2>/dev/null || ! command -v gnuplot >/dev/null ||
+    fail "the plot has no per-class p99 panel"
 fi
 grep -qE '^per replica \([0-9]+, from time zero to the stop\): CPU mean [0-9.]+% of a core' \
   "$work/stdout" || fail "no per-replica resource line"
