@@ -7,7 +7,9 @@ an unknown option and a missing value exit 2 with stdout empty and a
 message on stderr that names the option. For the tools the README
 documents (between <!-- tool: NAME --> and <!-- /tool -->): every --flag
 the README lists appears in --help and every --flag of --help is in the
-README, and both give the same exit codes ("Exit status: ...").
+README, and both give the same exit codes ("Exit status: ..."). A tool with
+--classes (bftnet-replica, bftnet-cluster) refuses a bad class mix with exit
+2 and a message naming --classes and the fault.
 
 Usage: tools_cli_test.py [--complete] README VERSION TOOL...
   TOOL: the path to a binary. --complete: every tool the README documents
@@ -75,6 +77,8 @@ def check_tool(exe, version, readme, fails):
         rc, out, err = run([exe, flag])
         if rc != 2 or out or flag not in err:
             fail(f"{flag} without its value: exit {rc}, stderr {err.strip()[:120]!r}")
+    if "--classes" in helps["--help"]:
+        check_classes(exe, fail)
     if name not in readme:
         return
     doc = readme[name]
@@ -89,6 +93,29 @@ def check_tool(exe, version, readme, fails):
     elif ch != cd:
         fail(f"exit codes: --help {sorted(ch)}, README {sorted(cd)}")
     print(f"{name}: {len(in_help)} flags, exit codes {sorted(ch or [])}: help and README agree")
+
+
+# Bad --classes mixes, and a word the message must carry.
+BAD_MIXES = (
+    ("vote:prio=x", "prio"),
+    ("vote:size=8", "size"),
+    ("vote:rate=fast", "rate"),
+    ("vote:policy=lifo", "policy"),
+    ("vote:ring=100", "ring"),
+    ("vote:nokey", "KEY=VALUE"),
+    ("vote,vote", "twice"),
+    ("a,b,c,d,e,f,g,h,i", "at most 8"),
+    ("bad name", "name"),
+    ("", "name"),
+)
+
+
+def check_classes(exe, fail):
+    for mix, word in BAD_MIXES:
+        rc, out, err = run([exe, "--classes", mix])
+        if rc != 2 or out or "--classes" not in err or word not in err:
+            fail(f"--classes {mix!r}: exit {rc}, stderr {err.strip()[:120]!r}; "
+                 f"want 2 and a message with --classes and {word!r}")
 
 
 def main(argv):

@@ -15,15 +15,18 @@ const json_t *classes_row(const json_t *row, int cls) {
   return json_object_get(json_object_get(row, "classes"), cl.o.mix.c[cls].name);
 }
 
-void classes_on_stats(cl_replica_t *r, const json_t *total) {
+void classes_on_stats(cl_replica_t *r, const json_t *total, double interval_ms) {
   const json_t *cs = json_object_get(total, "classes");
+  if (isnan(interval_ms) || interval_ms <= 0) return;
   for (size_t k = 0; k < cl.o.mix.n; k++) {
     const json_t *c = json_object_get(cs, cl.o.mix.c[k].name);
-    double rate = cl_jd(c, "delivered_per_s");
-    r->cwin_rate[k] = isnan(rate) ? 0 : rate;
-    cluster_qpart_t *q = &r->cwin[k];
+    double rate = cl_jd(c, "delivered_per_s"), n = isnan(rate) ? 0 : rate * interval_ms / 1e3;
+    r->cwin_msgs[k] += n;
+    r->cwin_ms[k] += interval_ms;
+    if (r->cwin_n[k] == CL_WIN_PARTS || n <= 0) continue;
+    cluster_qpart_t *q = &r->cwin[k][r->cwin_n[k]++];
     memset(q, 0, sizeof *q);
-    q->weight = r->cwin_rate[k];
+    q->weight = n;
     cluster_qpart_point(q, 0.5, cl_jd(c, "p50_us"));
     cluster_qpart_point(q, 0.99, cl_jd(c, "p99_us"));
   }
@@ -45,17 +48,18 @@ static bool cseries_room(void) {
 
 void classes_tick(double now_ms, text_buf_t *line) {
   if (!cl.o.mix.n) return;
-  cluster_qpart_t parts[CL_MAX_SLOTS];
+  static cluster_qpart_t parts[CL_MAX_SLOTS * CL_WIN_PARTS];
   bool room = cseries_room();
   for (size_t k = 0; k < cl.o.mix.n; k++) {
     size_t np = 0;
     double rate = 0;
     for (unsigned i = 0; i < cl.nslots; i++) {
       cl_replica_t *r = &cl.rep[i];
-      parts[np++] = r->cwin[k];
-      rate += r->cwin_rate[k];
-      memset(&r->cwin[k], 0, sizeof r->cwin[k]); /* used once */
-      r->cwin_rate[k] = 0;
+      for (size_t j = 0; j < r->cwin_n[k]; j++)
+        parts[np++] = r->cwin[k][j];
+      if (r->cwin_ms[k] > 0) rate += r->cwin_msgs[k] * 1000.0 / r->cwin_ms[k];
+      r->cwin_n[k] = 0;
+      r->cwin_msgs[k] = r->cwin_ms[k] = 0;
     }
     double p50 = cluster_quantile_mix(parts, np, 0.5), p99 = cluster_quantile_mix(parts, np, 0.99);
     char s50[24], s99[24];

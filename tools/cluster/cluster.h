@@ -149,8 +149,11 @@ struct cl_replica {
   /* --classes: the same per class */
   uint64_t cdied_min[CL_MAX_SLOTS][BFTNET_MAX_CLASSES];
   cl_base_t cbase[CL_MAX_SLOTS][BFTNET_MAX_CLASSES];
-  cluster_qpart_t cwin[BFTNET_MAX_CLASSES]; /* the last stats line's, per class */
-  double cwin_rate[BFTNET_MAX_CLASSES];
+  /* since the last progress tick, per class: the stats lines' latency
+   * parts, and their delivered messages and time */
+  cluster_qpart_t cwin[BFTNET_MAX_CLASSES][CL_WIN_PARTS];
+  size_t cwin_n[BFTNET_MAX_CLASSES];
+  double cwin_msgs[BFTNET_MAX_CLASSES], cwin_ms[BFTNET_MAX_CLASSES];
   /* progress window (since the last tick) */
   double win_delivered, win_ms;
   cluster_qpart_t win_parts[CL_WIN_PARTS];
@@ -355,7 +358,7 @@ cl_pair_t *pairs_build(size_t *np, cluster_summary_t *sum);
  * (cls >= 0) its class's row. */
 const json_t *classes_row(const json_t *row, int cls);
 /* A stats line's per-class totals into r's window. */
-void classes_on_stats(cl_replica_t *r, const json_t *total);
+void classes_on_stats(cl_replica_t *r, const json_t *total, double interval_ms);
 /* The progress tick: each class's cluster-wide figures, appended to line
  * (the progress line) and kept for the plot. */
 void classes_tick(double now_ms, text_buf_t *line);

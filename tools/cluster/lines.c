@@ -40,8 +40,8 @@ static void on_stats_line(cl_inc_t *inc, json_t *j) {
   r->cur_reconnects = cl_ju(tot, "reconnects");
   r->cur_migrations = json_object_get(tot, "migrations") ? (int64_t)cl_ju(tot, "migrations") : -1;
   if (!cl.t0_set) return;
-  if (cl.o.mix.n) classes_on_stats(r, tot);
   double rate = cl_jd(tot, "delivered_per_s"), ims = cl_jd(j, "interval_ms");
+  if (cl.o.mix.n) classes_on_stats(r, tot, ims);
   double p50 = cl_jd(tot, "p50_us"), p99 = cl_jd(tot, "p99_us");
   if (isnan(rate)) rate = 0;
   if (!isnan(ims) && ims > 0) {

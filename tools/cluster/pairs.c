@@ -65,7 +65,7 @@ static void pair_fill(cl_pair_t *pr, const json_t *speer, const json_t *rpeer) {
   }
   if (rrow) {
     in->delivered = cl_ju(rrow, "delivered");
-    in->rx_evicted = cl_ju(rrow, "rx_evicted"); /* per peer: every class has it */
+    in->rx_evicted = cl_ju(rrow, "rx_evicted");
     in->duplicates = cl_ju(rrow, "duplicates");
     in->reorders = cl_ju(rrow, "reorders");
     pr->gaps = cl_ju(rrow, "gaps");

@@ -159,8 +159,13 @@ void classes_refresh(rp_peer_t *p) {
   }
 }
 
-/* The member left bftnet: its class counters go into the base (what was
- * still queued counts as dropped on removal, as peers_retire does). */
+/* The member left bftnet: its class counters go into the base. What was
+ * still queued counts as dropped on removal (as peers_retire does); what
+ * was written and not confirmed read (bftnet_class_stats.unconfirmed, in
+ * messages rounded up), and what was handed to bftnet and is in no counter
+ * of the last snapshot (a large message taken from the ring, still being
+ * written when the member went), count as aborted: lost with the member's
+ * stream, or read just before, as bftnet counts an aborted stream. */
 void classes_retire(rp_peer_t *p) {
   for (size_t k = 0; k < rp.o.mix.n; k++) {
     rp_cls_t *c = &p->cls[k];
@@ -170,8 +175,29 @@ void classes_retire(rp_peer_t *p) {
     c->base.dropped += s->dropped + s->superseded + s->ring_depth;
     c->base.superseded += s->superseded;
     c->base.aborted += s->aborted;
+    /* written, not yet confirmed read: lost with the connection, or read */
+    size_t size = rp.o.mix.c[k].size;
+    uint64_t unconf = (s->unconfirmed + size - 1) / size;
+    c->base.aborted += unconf < s->sent ? unconf : s->sent;
+    uint64_t sent = atomic_load(&c->sent),
+             done = c->base.written + c->base.dropped + c->base.aborted;
+    if (sent > done) c->base.aborted += sent - done;
     memset(&c->lib_cur, 0, sizeof c->lib_cur);
   }
+}
+
+/* The peer's TentativeReceiver evictions (counted per peer, not per
+ * class) that class k may claim: handed out in class order, each class
+ * taking at most its own gaps. Under rx_mu. */
+static uint64_t evicted_share(const rp_peer_t *p, size_t k, uint64_t rx_evicted) {
+  for (size_t j = 0; j <= k; j++) {
+    stats_inc_t t;
+    stats_rx_total(&p->cls[j].rx, &t);
+    uint64_t take = t.gaps < rx_evicted ? t.gaps : rx_evicted;
+    if (j == k) return take;
+    rx_evicted -= take;
+  }
+  return 0;
 }
 
 /* Class k of p's row. Main thread, under rx_mu. */
@@ -200,7 +226,7 @@ void classes_row(rp_peer_t *p, size_t k, uint64_t rx_evicted, rp_crow_t *r) {
       .reorders = tot.reorders,
       .stale = tot.stale,
       .foreign = c->foreign,
-      .rx_evicted = rx_evicted,
+      .rx_evicted = evicted_share(p, k, rx_evicted),
       .incarnations = c->rx.incarnations,
       .inc_by_event = c->rx.by_event,
       .inc_by_seq = c->rx.by_seq,
@@ -208,7 +234,7 @@ void classes_row(rp_peer_t *p, size_t k, uint64_t rx_evicted, rp_crow_t *r) {
   };
   uint64_t done = r->written + r->dropped + r->aborted;
   r->unconfirmed = r->sent > done ? r->sent - done : 0;
-  r->verdict = stats_rx_verdict(&c->rx, rx_evicted);
+  r->verdict = stats_rx_verdict(&c->rx, r->rx_evicted);
 }
 
 /* The classes' sums into p's row: the peer's integrity is its classes'. */
