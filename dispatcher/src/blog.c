@@ -57,11 +57,13 @@ size_t disp_blog_destroy(disp_blog_t *l) {
 
 bool disp_blog_push(disp_blog_t *l, disp_msg_t *m, uint64_t ver) {
   BN_ASSERT(m != NULL);
+  /* Read before it is published: once head moves the loop may free it. */
+  uint64_t len = m->len;
   disp_spin_lock(&l->lock);
   uint64_t h = l->head, t = ck_pr_load_64(&l->tail);
   BN_TSAN_ACQUIRE(&l->tail); /* the loop released the slots below t */
   uint64_t held = l->bytes_head - ck_pr_load_64(&l->bytes_tail);
-  if (h - t >= l->cap || (l->max_bytes != UINT64_MAX && held + m->len > l->max_bytes)) {
+  if (h - t >= l->cap || (l->max_bytes != UINT64_MAX && held + len > l->max_bytes)) {
     disp_spin_unlock(&l->lock);
     return false;
   }
@@ -70,7 +72,7 @@ bool disp_blog_push(disp_blog_t *l, disp_msg_t *m, uint64_t ver) {
   s->ver = ver;
   BN_TSAN_RELEASE(m);        /* the message's bytes, to whoever takes it */
   BN_TSAN_RELEASE(&l->head); /* the slot, to whoever reads head */
-  ck_pr_store_64(&l->bytes_head, l->bytes_head + m->len); /* only lock holders write it */
+  ck_pr_store_64(&l->bytes_head, l->bytes_head + len); /* only lock holders write it */
   ck_pr_fence_store();
   ck_pr_store_64(&l->head, h + 1);
   disp_spin_unlock(&l->lock);

@@ -153,6 +153,7 @@ static bool klq_push(disp_ring_t *r, disp_msg_t *m, ring_rel_t *rel) {
     dropped = true;
   }
   ck_pr_store_64(&r->bytes, r->bytes + m->len);
+  BN_TSAN_RELEASE(m); /* its bytes, to whoever pops it (TSan only); not read after */
   disp__klq_append(r->klq, m);
   return dropped;
 }
@@ -177,8 +178,6 @@ bool disp_ring_push_mpmc(disp_ring_t *r, disp_msg_t *m) {
   BN_ASSERT(m != NULL);
   ring_rel_t rel = {.n = 0};
   bool dropped = false;
-  /* Publishes the message's bytes to whoever dequeues it (TSan only). */
-  BN_TSAN_RELEASE(m);
   disp_spin_lock(&r->push_lock);
   /* Counted before m is visible: enqueued >= consumed + dropped + depth
    * holds for any reader at any time. */
@@ -187,6 +186,9 @@ bool disp_ring_push_mpmc(disp_ring_t *r, disp_msg_t *m) {
     dropped = klq_push(r, m, &rel);
   } else {
     if (ring_capped(r)) dropped = ring_make_byte_room(r, m, &rel);
+    /* Publishes the message's bytes to whoever dequeues it (TSan only);
+     * nothing here reads m after this. */
+    BN_TSAN_RELEASE(m);
     for (unsigned tries = 1;; tries++) {
       BN_ASSERT(tries <= DISP_RING_PUSH_TRIES);
       if (ring_enqueue(r, m)) break;

@@ -28,7 +28,9 @@ static void publish_addr(mbr_health_t *h, net_conn_t *c) {
   char addr[BFTNET_ADDR_MAX] = "";
   if (c) net_conn_remote_addr(c, addr, sizeof addr);
   ck_spinlock_fas_lock(&h->addr_lock);
+  BN_TSAN_ACQUIRE(&h->addr_lock); /* ck's lock is inline assembly: tell TSan */
   memcpy(h->addr, addr, sizeof addr);
+  BN_TSAN_RELEASE(&h->addr_lock);
   ck_spinlock_fas_unlock(&h->addr_lock);
   h->conn_seq = c ? net_conn_seq(c) : 0;
 }
@@ -95,6 +97,8 @@ void node__health_fill(bftnet_t *b, mbr_t *m, bftnet_peer_stats_t *out) {
   out->conn_age_ns = up ? (now > up ? now - up : 1) : 0;
   out->conn_outbound = ck_pr_load_int(&h->conn_outbound);
   ck_spinlock_fas_lock(&h->addr_lock);
+  BN_TSAN_ACQUIRE(&h->addr_lock);
   memcpy(out->conn_addr, h->addr, sizeof out->conn_addr);
+  BN_TSAN_RELEASE(&h->addr_lock);
   ck_spinlock_fas_unlock(&h->addr_lock);
 }

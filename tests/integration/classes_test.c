@@ -516,6 +516,7 @@ typedef struct ms_flood {
   size_t len;
   bool nap; /* sleep while the ring is half full (not to take the CPU away) */
   atomic_bool stop;
+  uint64_t send_errors; /* checked by the joiner: 0 */
 } ms_flood_t;
 
 /* Keeps r1's ring of the class full (drop-oldest takes the overflow):
@@ -526,8 +527,8 @@ static void *ms_flood_main(void *arg) {
   bftnet_send_opts_t o = {.cls = f->cls};
   uint64_t deadline = now_ns() + 60000000000ull;
   while (!atomic_load(&f->stop) && now_ns() < deadline) {
-    for (int i = 0; i < 64; i++)
-      (void)bftnet_send_ex(f->net, "r1", &o, buf, f->len);
+    for (int i = 0; i < 64; i++) /* a full ring drops the oldest: sends succeed */
+      if (bftnet_send_ex(f->net, "r1", &o, buf, f->len) != 0) f->send_errors++;
     bftnet_class_stats_t st;
     if (f->nap && bftnet_class_stats(f->net, "r1", f->cls, &st) == 0 && st.ring_depth >= 32)
       usleep(1000);
@@ -572,8 +573,10 @@ static void test_min_share_no_starvation(void **state) {
   uint64_t b1[2] = {atomic_load(&st.bytes[0]), atomic_load(&st.bytes[1])};
   for (int k = 0; k < 2; k++)
     atomic_store(&f[k].stop, true);
-  for (int k = 0; k < 2; k++)
+  for (int k = 0; k < 2; k++) {
     pthread_join(th[k], NULL);
+    assert_int_equal(f[k].send_errors, 0);
+  }
   double votes = (double)(b1[0] - b0[0]), blocks = (double)(b1[1] - b0[1]);
   double share = blocks / (votes + blocks);
   bftnet_class_stats_t v = cstats(0, "r1", 0), b = cstats(0, "r1", 1);
@@ -683,6 +686,7 @@ static void test_full_inbound_queue_stops_only_its_class(void **state) {
   uint64_t blocks_unconfirmed = cstats(0, "r1", 1).unconfirmed;
   atomic_store(&f.stop, true);
   pthread_join(fl, NULL);
+  assert_int_equal(f.send_errors, 0);
   atomic_store(&s.stop, true);
   pthread_join(rd, NULL);
   pthread_join(rb, NULL);
