@@ -10,8 +10,10 @@
  *   bulk   the same, while a thread per node sends blocks to every other
  *          flat out (its ring full: drop-oldest does the rest);
  *   alone  blocks only;
- * in the order idle, (bulk, alone) three times, idle: the figures compared
- * are taken in turns, minutes apart at most.
+ * in the order idle, (bulk, alone) three times, drain, idle: the figures
+ * compared are taken in turns, minutes apart at most. In the drain nothing
+ * is sent until every ring is empty, so the last idle phase measures votes
+ * on quiet links, not votes queued behind the blocks still in the rings.
  * A vote carries its send time; its receiver (one thread, bftnet_recv_batch)
  * records the latency. Reported per cell: vote latency p50/p99/max idle and
  * under bulk, the ratio of the p99s, votes lost (sent, never received: in
@@ -50,11 +52,12 @@
 #define VOTE_PERIOD_NS 10000000ull
 #define BULK_RING      64 /* messages a member's ring (fifo) or bulk class holds */
 
-enum { PH_SETUP, PH_CONNECT, PH_IDLE, PH_BULK, PH_ALONE, PH_STOP, PH_N };
+enum { PH_SETUP, PH_CONNECT, PH_IDLE, PH_BULK, PH_ALONE, PH_DRAIN, PH_STOP, PH_N };
 enum { M_FIFO, M_CLASSES };
 
 typedef struct node_res {
-  _Atomic int ready; /* the last phase this node is ready for */
+  _Atomic int ready;   /* the last phase this node is ready for */
+  _Atomic int drained; /* in the drain: every ring of this node is empty */
   char addr[BFTNET_ADDR_MAX];
   uint32_t nlat[2];         /* vote latencies (as receiver) by send phase: idle, bulk */
   uint32_t lat[2][MAX_LAT]; /* us */
@@ -115,6 +118,17 @@ static void *vote_main(void *arg) {
   return NULL;
 }
 
+/* Nothing queued to any member, in any class. */
+static bool rings_empty(node_t *n) {
+  int ncls = bftnet_class_count(n->net);
+  for (int j = 0; j < g->n; j++)
+    for (int k = 0; k < ncls && j != n->me; k++) {
+      bftnet_class_stats_t st;
+      if (bftnet_class_stats(n->net, n->id[j], (uint8_t)k, &st) == 0 && st.ring_depth) return false;
+    }
+  return true;
+}
+
 /* Blocks flat out: bursts of a quarter ring to each member (more than
  * fits: the ring's drop-oldest takes the excess), a short nap while the
  * rings are half full, so the sender keeps the link saturated without
@@ -130,6 +144,7 @@ static void *bulk_main(void *arg) {
   while (!atomic_load(&n->stop)) {
     int ph = phase();
     if (ph != PH_BULK && ph != PH_ALONE) {
+      if (ph == PH_DRAIN) atomic_store(&r->drained, rings_empty(n));
       bb_sleep(0.001);
       continue;
     }
@@ -297,6 +312,12 @@ static void write_cdf(const char *dir, const char *name, uint32_t *v, size_t n) 
   fclose(f);
 }
 
+static bool all_drained(void) {
+  for (int i = 0; i < g->n; i++)
+    if (!atomic_load(&g->node[i].drained)) return false;
+  return true;
+}
+
 static bool all_ready(int p) {
   for (int i = 0; i < g->n; i++)
     if (atomic_load(&g->node[i].ready) < p) return false;
@@ -326,7 +347,7 @@ static int run_cell(int n, size_t bulk, int mode, double secs, const char *cdf, 
   if (!wait_ready(PH_CONNECT, 10)) rc = -1;
   atomic_store(&g->phase, PH_CONNECT);
   if (rc == 0 && !wait_ready(PH_IDLE, 30)) rc = -1;
-  if (rc == 0) { /* idle, then blocks with and without votes in turn, then idle again */
+  if (rc == 0) { /* idle, then blocks with and without votes in turn, drain, idle again */
     atomic_store(&g->phase, PH_IDLE);
     bb_sleep(secs / 2);
     for (int k = 0; k < 3; k++) {
@@ -335,6 +356,10 @@ static int run_cell(int n, size_t bulk, int mode, double secs, const char *cdf, 
       atomic_store(&g->phase, PH_ALONE);
       bb_sleep(secs / 6);
     }
+    atomic_store(&g->phase, PH_DRAIN);
+    for (double t0 = bb_now(); !all_drained() && bb_now() - t0 < 60;)
+      bb_sleep(0.01);
+    bb_sleep(0.2); /* what the last pieces left in flight */
     atomic_store(&g->phase, PH_IDLE);
     bb_sleep(secs / 2);
   }
