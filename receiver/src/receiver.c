@@ -313,7 +313,8 @@ void rx_tent_promote(rx_ctx_t *ctx, const peerid_t *peer, rx_t *r) {
     deliver(&r->cls[relabeled->cls], relabeled, relabeled->data, relabeled->len);
   }
   ck_pr_add_64(&r->tentative_evicted, t->buf.evicted);
-  notify_later(ctx);
+  /* No notification of its own: deliver() gave one for what it queued, and
+   * one for nothing made bftnet_recv_fd readable with no message waiting. */
   t->lp = NULL; /* the member's dispatcher took the peer's state */
   /* r is new: the newest stream the TentativeReceiver took of each class is
    * its newest. */
