@@ -96,9 +96,10 @@ static void cls_refused(disp_cls_t *k) {
   if (d->retry) d->ctx->t->ops->timer_start(d->retry, ms, 0);
 }
 
-/* The stream ended (ABORTED or CLOSED): count what it lost, let it go,
- * and open the next one (unless the member refused the class). */
-static void out_ended(disp_cls_t *k, mig_stream_t *ls, const mig_event_t *e) {
+/* The stream ended (ABORTED or CLOSED) for why (out_event's reason): count
+ * what it lost, let it go, and open the next one (unless the member refused
+ * the class). */
+static void out_ended(disp_cls_t *k, mig_stream_t *ls, const mig_event_t *e, bftnet_reason_t why) {
   disp_t *d = k->d;
   const disp_cbs_t *cbs = d->ctx->cbs;
   uint64_t lost = disp__outbound_lost(k);
@@ -109,7 +110,6 @@ static void out_ended(disp_cls_t *k, mig_stream_t *ls, const mig_event_t *e) {
   ck_pr_store_64(&k->unconfirmed, 0);
   cbs->on_stream_event(d->ud, k->idx, ls, e, lost);
   mig_stream_release(ls);
-  bftnet_reason_t why = e->cause != BFTNET_REASON_NONE ? e->cause : BFTNET_REASON_RESET;
   cbs->on_member(d->ud, k->idx, BFTNET_EV_MEMBER_DOWN, why, BFTNET_ERESET);
   if (e->type == MIG_EV_ABORTED && e->refused) cls_refused(k);
   if (d->stopped) return;
@@ -150,7 +150,7 @@ static void out_event(void *ud, mig_stream_t *ls, const mig_event_t *e) {
     break;
   case MIG_EV_ABORTED:
   case MIG_EV_CLOSED:
-    out_ended(k, ls, e);
+    out_ended(k, ls, e, why);
     break;
   case MIG_EV_READ_EOF:
     break;
