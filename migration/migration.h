@@ -86,6 +86,10 @@ typedef struct mig_stream_cbs {
   void (*on_writable)(void *ud, mig_stream_t *ls);
   /* ABORTED and CLOSED are final: the caller then calls mig_stream_release. */
   void (*on_event)(void *ud, mig_stream_t *ls, const mig_event_t *ev);
+  /* Optional: a Confirm from the peer moved mig_stream_app_confirmed
+   * forward (the retransmit window shrank) while nothing else may have
+   * happened on the stream: no write, no writable, no event. */
+  void (*on_confirmed)(void *ud, mig_stream_t *ls);
 } mig_stream_cbs_t;
 
 typedef struct mig_node_cbs {

@@ -157,7 +157,15 @@ static void out_event(void *ud, mig_stream_t *ls, const mig_event_t *e) {
   }
 }
 
-static const mig_stream_cbs_t out_cbs = {.on_writable = out_writable, .on_event = out_event};
+/* What bftnet_flush and the stats read of the class (unconfirmed bytes)
+ * follows the peer's Confirms even on an idle stream. */
+static void out_confirmed(void *ud, mig_stream_t *ls) {
+  disp_cls_t *k = ud;
+  if (ls == k->out) disp__outbound_account(k);
+}
+
+static const mig_stream_cbs_t out_cbs = {
+    .on_writable = out_writable, .on_event = out_event, .on_confirmed = out_confirmed};
 
 /* Opens our stream of class k to the member on the pair's connection, if
  * one is up. */

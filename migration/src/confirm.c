@@ -198,9 +198,13 @@ static void ctl_on_confirm(mig_peer_t *p, const mig_msg_t *m) {
   mig_actions_t acts;
   mig_actions_clear(&acts);
   mig_stream_t *ls = mig__stream_of(p, mig_reg_find(&p->mig, m->id));
+  uint64_t before = ls ? mig_stream_app_confirmed(ls) : 0;
   (void)mig_reg_on_confirm(&p->mig, m->id, m->read_offset, &acts); /* stale or unknown: nothing */
   mig__stream_apply(p, &acts, NULL);
-  if (ls && !ls->final) mig__stream_pump(ls);
+  if (!ls || ls->final) return;
+  mig__stream_pump(ls);
+  if (!ls->final && !ls->released && ls->cbs.on_confirmed && mig_stream_app_confirmed(ls) != before)
+    ls->cbs.on_confirmed(ls->ud, ls);
 }
 
 /* A message from the peer's confirmation stream; false: k was reset. */

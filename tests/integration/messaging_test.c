@@ -227,6 +227,35 @@ static void test_pair_exchange_in_order(void **state) {
   node_stop(1);
 }
 
+/* bftnet_flush(net, 0) only looks: once the member has read and confirmed
+ * everything, a look says 0 even though the sender's loop has nothing else
+ * to do (no write, no writable, no event follows the last Confirm). */
+static void test_flush_look_sees_confirms(void **state) {
+  (void)state;
+  node_start(0, NULL);
+  node_start(1, NULL);
+  connect_all(2);
+  wait_connected(0, "r1");
+  uint8_t buf[64];
+  uint64_t last0[MAXN] = {0};
+  for (uint64_t s = 1; s <= 100; s++) {
+    put_seq(buf, s, sizeof buf);
+    assert_ok(bftnet_send(nodes[0].net, "r1", buf, sizeof buf));
+  }
+  assert_int_equal(recv_ordered(1, 100, last0, 5000), 100);
+  int rc = BFTNET_ETIMEDOUT;
+  for (int i = 0; i < 500 && rc != 0; i++) { /* bounded: 5 s */
+    rc = bftnet_flush(nodes[0].net, 0);
+    if (rc != 0) usleep(10000);
+  }
+  assert_int_equal(rc, 0);
+  bftnet_peer_stats_t a;
+  assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &a));
+  assert_int_equal(a.unconfirmed, 0);
+  node_stop(0);
+  node_stop(1);
+}
+
 static void test_broadcast_all_to_all(void **state) {
   (void)state;
   for (int i = 0; i < 4; i++)
@@ -1039,6 +1068,7 @@ static void test_on_application_loop(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_pair_exchange_in_order),
+      cmocka_unit_test(test_flush_look_sees_confirms),
       cmocka_unit_test(test_broadcast_all_to_all),
       cmocka_unit_test(test_send_broadcast_interleaved),
       cmocka_unit_test(test_broadcast_with_a_dead_member),

@@ -1055,5 +1055,6 @@ int main(void) {
       cmocka_unit_test(test_detach_timeout),
       cmocka_unit_test(test_never_reading_member_bounded_across_cuts),
   };
+  th_test_filter();
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

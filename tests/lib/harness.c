@@ -15,6 +15,11 @@ uint8_t *th_hex(const char *hex, size_t *len) {
   return out;
 }
 
+void th_test_filter(void) {
+  const char *f = getenv("BFTNET_TEST_FILTER");
+  if (f && *f) cmocka_set_test_filter(f);
+}
+
 uint64_t th_seed(void) {
   static uint64_t seed;
   static int done;

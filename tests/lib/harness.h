@@ -37,6 +37,11 @@
 /* Decodes hex into a fresh buffer; *len receives its length. Caller frees. */
 uint8_t *th_hex(const char *hex, size_t *len);
 
+/* Runs only the cases whose name matches $BFTNET_TEST_FILTER (a cmocka
+ * pattern, e.g. "test_peer_*"), to repeat one case of a long test; call it
+ * before cmocka_run_group_tests. */
+void th_test_filter(void);
+
 /* The seed for randomized tests: $BFTNET_SEED or the time; printed once. */
 uint64_t th_seed(void);
 
