@@ -25,6 +25,7 @@ START=$(date +%s)
 
 say() { printf '\n==> %s\n' "$*"; }
 SUMMARY=()
+TAILS=()
 FAILED=0
 record() { # record STATUS TEXT
   SUMMARY+=("$(printf '%-5s %s' "$1" "$2")")
@@ -35,6 +36,7 @@ finish() {
   printf '\n==> summary (%dm%02ds)\n' $((t / 60)) $((t % 60))
   local line
   for line in "${SUMMARY[@]}"; do printf '  %s\n' "$line"; done
+  for line in "${TAILS[@]}"; do printf '%s\n' "$line"; done
   if [ $FAILED -ne 0 ]; then
     echo "test.sh: FAILED"
     exit 1
@@ -119,14 +121,32 @@ run_ctest() {
   local dir=$1 log=$2 what=$3
   shift 3
   local rc=0
-  "${CTEST_WRAP[@]}" ctest --test-dir "$dir" --output-on-failure -j "$JOBS" "$@" 2>&1 | tee "$log" || rc=$?
+  "${CTEST_WRAP[@]}" ctest --test-dir "$dir" --output-on-failure --test-output-size-failed 1000000 --test-output-truncation middle -j "$JOBS" "$@" 2>&1 | tee "$log" || rc=$?
   local closing
   closing=$(grep -E 'tests passed, [0-9]+ tests? failed out of' "$log" | tail -n1 || true)
   if [ $rc -eq 0 ]; then
     record ok "$what: ${closing:-ctest passed}"
   else
     record FAIL "$what: ${closing:-ctest exited $rc} (log: ${log#"$ROOT"/})"
+    failed_tails "$dir"
   fi
+}
+
+# failed_tails DIR: the last lines each failed test printed (its verdict: an
+# assertion, a sanitizer report, "internal invariant failed"), kept for the
+# summary, where a log cut in the middle still shows them.
+failed_tails() {
+  local dir=$1 t
+  local last=$dir/Testing/Temporary/LastTest.log
+  [ -f "$dir/Testing/Temporary/LastTestsFailed.log" ] && [ -f "$last" ] || return 0
+  while IFS=: read -r _ t; do
+    TAILS+=("--- ${dir#"$ROOT"/}: $t, the last 25 lines of its output:")
+    TAILS+=("$(awk -v t="$t" '
+      $0 ~ "^[0-9]+/[0-9]+ Testing: " { on = ($3 == t); if (on) n = 0; next }
+      on && /^<end of output>/ { on = 0 }
+      on { buf[n++ % 25] = $0 }
+      END { s = n > 25 ? n - 25 : 0; for (i = s; i < n; i++) print "    " buf[i % 25] }' "$last")")
+  done <"$dir/Testing/Temporary/LastTestsFailed.log"
 }
 
 # --- A: ASan + UBSan (+ fuzz), the whole suite
