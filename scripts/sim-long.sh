@@ -7,7 +7,7 @@
 # and run the same command again to go on.
 #
 #   scripts/sim-long.sh [--sim PATH] [--dir DIR] [--total N] [--chunk C] [-j J]
-#                       [--nice] [--summary]
+#                       [--rev R] [--nice] [--summary]
 #
 #   --sim      the bftnet-sim binary (default: build/tests/bftnet-sim; build
 #              it with: cmake -B build -DCMAKE_BUILD_TYPE=Release &&
@@ -16,6 +16,8 @@
 #   --total    seeds in all, from seed 1 (default 1000000)
 #   --chunk    seeds per chunk (default 10000, about 13 minutes on 2 cores)
 #   -j         jobs per chunk (default: the number of CPUs)
+#   --rev      the revision the binary was built from, for the record
+#              (default: this checkout's HEAD)
 #   --nice     run at the lowest CPU priority (beside other work)
 #   --summary  print what the record holds and stop
 #
@@ -33,6 +35,7 @@ CHUNK=10000
 JOBS=$(nproc 2>/dev/null || echo 2)
 NICE=()
 SUMMARY=0
+REV=
 while [ $# -gt 0 ]; do
   case $1 in
   --sim) SIM=$2; shift 2 ;;
@@ -40,6 +43,7 @@ while [ $# -gt 0 ]; do
   --total) TOTAL=$2; shift 2 ;;
   --chunk) CHUNK=$2; shift 2 ;;
   -j) JOBS=$2; shift 2 ;;
+  --rev) REV=$2; shift 2 ;;
   --nice) NICE=(nice -n 19); shift ;;
   --summary) SUMMARY=1; shift ;;
   *) echo "sim-long.sh: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
@@ -66,7 +70,7 @@ if [ ! -x "$SIM" ]; then
   echo "sim-long.sh: no simulator at $SIM: build it first (see the header of $0)" >&2
   exit 2
 fi
-REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -n "$REV" ] || REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 for ((from = 1; from <= TOTAL; from += CHUNK)); do
   if awk -F'\t' -v f="$from" '$1 == f { found = 1 } END { exit !found }' "$REC"; then
