@@ -198,7 +198,10 @@ BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason);
   XX(SUPERSEDED, "superseded")       /* queued keep-latest messages replaced by newer */           \
   /* Streams refused: older than one the member (same incarnation) opened                          \
      later and we took in that class, PROTOCOL.md section 11.3 */                                  \
-  XX(MIG_STALE_STREAMS, "mig_stale_streams")
+  XX(MIG_STALE_STREAMS, "mig_stale_streams")                                                       \
+  /* Streams refused: from an incarnation of the peer it has since replaced                        \
+     (a message of the old process heard of late), PROTOCOL.md section 11.7 */                     \
+  XX(MIG_STALE_INCARNATION, "mig_stale_incarnation")
 
 typedef enum bftnet_counter_id {
 #define BFTNET_XX_(name, str) BFTNET_COUNTER_##name,

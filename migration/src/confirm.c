@@ -219,8 +219,13 @@ static bool ctl_in_msg(mig_ctl_t *k, const mig_msg_t *m) {
     k->inc = m->incarnation;
     mig_actions_t acts;
     mig_actions_clear(&acts);
-    (void)mig_reg_on_incarnation(&p->mig, m->incarnation, &acts); /* a restart is seen here too */
+    /* a restart is seen here too; a process the peer has since replaced is refused */
+    int rc = mig_reg_on_incarnation(&p->mig, m->incarnation, &acts);
     mig__stream_apply(p, &acts, NULL);
+    if (rc < 0) {
+      ctl_reset(k);
+      return false;
+    }
     k->epoch = p->mig.epoch;
     ctl_set_mode(p, MIG_MODE_ON);
     return true;

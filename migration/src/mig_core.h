@@ -136,15 +136,16 @@ int mig_seq_next(mig_seq_t *r, const uint8_t **p, size_t *n, mig_msg_t *out);
   XX(GAP, "offset_gap")                   /* V+A: carrier bytes beyond the read offset */          \
   XX(DATA_AFTER_CLOSE,                                                                             \
      "data_after_close") /* V+A: data past the writer's FIN: close the connection */               \
-  XX(DATA_BEFORE_ACK, "data_before_ack") /* V+A: L bytes on a carrier before its AckMigrate */     \
-  XX(LIMIT, "stream_limit")              /* V: more than MIG_MAX_STREAMS */                        \
-  XX(RESET, "reset")                     /* A: RST on a carrier of L */                            \
-  XX(DENIED, "denied")                   /* A: resume denied */                                    \
-  XX(DETACH_TIMEOUT, "detach_timeout")   /* A: not resumed within detach_timeout */                \
-  XX(PEER_RESTARTED, "peer_restarted")   /* A: new incarnation */                                  \
-  XX(NA, "migration_na")                 /* A: peer answered na to the Label */                    \
-  XX(LOCAL, "local_abort")               /* A: mig_sm_abort */                                     \
-  XX(BAD_CONFIRM, "bad_confirm")         /* V+A: a Confirm beyond the bytes sent */
+  XX(DATA_BEFORE_ACK, "data_before_ack")     /* V+A: L bytes on a carrier before its AckMigrate */ \
+  XX(LIMIT, "stream_limit")                  /* V: more than MIG_MAX_STREAMS */                    \
+  XX(RESET, "reset")                         /* A: RST on a carrier of L */                        \
+  XX(DENIED, "denied")                       /* A: resume denied */                                \
+  XX(DETACH_TIMEOUT, "detach_timeout")       /* A: not resumed within detach_timeout */            \
+  XX(PEER_RESTARTED, "peer_restarted")       /* A: new incarnation */                              \
+  XX(NA, "migration_na")                     /* A: peer answered na to the Label */                \
+  XX(LOCAL, "local_abort")                   /* A: mig_sm_abort */                                 \
+  XX(BAD_CONFIRM, "bad_confirm")             /* V+A: a Confirm beyond the bytes sent */            \
+  XX(STALE_INCARNATION, "stale_incarnation") /* V: from an incarnation since replaced */
 
 typedef enum mig_reason {
 #define MIG_XX_(name, str) MIG_R_##name,
@@ -307,6 +308,8 @@ typedef struct mig_reg_config {
  * recorded per carrier but frees nothing. */
 typedef enum mig_mode { MIG_MODE_UNKNOWN, MIG_MODE_ON, MIG_MODE_LEGACY } mig_mode_t;
 
+#define MIG_OLD_INCARNATIONS 4u
+
 typedef struct mig_reg {
   mig_reg_config_t cfg;
   bool lower, leader;
@@ -320,6 +323,11 @@ typedef struct mig_reg {
   uint64_t *ids;
   bool peer_inc_known;
   uint64_t peer_inc;
+  /* The incarnations the peer had before peer_inc, newest first: a message
+   * from one of them (late, on a connection of the old process) is stale,
+   * not another restart (§11.7). */
+  uint64_t peer_inc_old[MIG_OLD_INCARNATIONS];
+  unsigned peer_inc_nold;
   mig_sm_t *streams[MIG_MAX_STREAMS];
   uint64_t counts[MIG_R_COUNT]; /* violations and aborts per reason */
 } mig_reg_t;

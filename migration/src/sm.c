@@ -327,7 +327,18 @@ int mig_sm_on_na(mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts) {
 
 /* --------------------------------------------------- peer incarnation */
 
+/* Whether inc is one the peer had before its current one. */
+static bool mig_inc_replaced(const mig_reg_t *p, uint64_t inc) {
+  for (unsigned i = 0; i < p->peer_inc_nold; i++)
+    if (p->peer_inc_old[i] == inc) return true;
+  return false;
+}
+
 static void mig_restart(mig_reg_t *p, uint64_t inc, mig_actions_t *acts) {
+  unsigned keep = BN_MIN(p->peer_inc_nold, MIG_OLD_INCARNATIONS - 1);
+  memmove(&p->peer_inc_old[1], &p->peer_inc_old[0], keep * sizeof p->peer_inc_old[0]);
+  p->peer_inc_old[0] = p->peer_inc;
+  p->peer_inc_nold = keep + 1;
   for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
     mig_sm_t *s = p->streams[i];
     if (s && !mig_final(s)) mig_abort(p, s, MIG_R_PEER_RESTARTED, 0, acts);
@@ -339,6 +350,10 @@ static void mig_restart(mig_reg_t *p, uint64_t inc, mig_actions_t *acts) {
 }
 
 int mig_reg_on_incarnation(mig_reg_t *p, uint64_t inc, mig_actions_t *acts) {
+  if (p->peer_inc_known && p->peer_inc != inc && mig_inc_replaced(p, inc)) {
+    p->counts[MIG_R_STALE_INCARNATION]++;
+    return BFTNET_EPROTO;
+  }
   if (p->peer_inc_known && p->peer_inc != inc) mig_restart(p, inc, acts);
   p->peer_inc_known = true;
   p->peer_inc = inc;
@@ -491,6 +506,10 @@ int mig_reg_on_msg(mig_reg_t *p, uint64_t h, const mig_msg_t *m, uint64_t now, m
   if (m->type != MIG_MSG_LABEL && m->type != MIG_MSG_MIGRATE && m->type != MIG_MSG_ACK)
     return mig_violation(p, MIG_R_BAD_MSG, h, acts); /* a confirmation stream's message */
   if (m->has_incarnation) {
+    /* A late message of a process the peer has since replaced: refused,
+     * and not a restart (that would abort the live incarnation's streams). */
+    if (p->peer_inc_known && p->peer_inc != m->incarnation && mig_inc_replaced(p, m->incarnation))
+      return mig_violation(p, MIG_R_STALE_INCARNATION, h, acts);
     if (p->peer_inc_known && p->peer_inc != m->incarnation) {
       mig_restart(p, m->incarnation, acts);
       if (s) { /* the exchange was aborted with the old incarnation */

@@ -249,6 +249,7 @@ static const bftnet_counter_id_t reason_counter[MIG_R_COUNT] = {
     [MIG_R_NA] = BFTNET_COUNTER_COUNT, /* counted as mig_plain_streams */
     [MIG_R_LOCAL] = BFTNET_COUNTER_MIG_ABORT_LOCAL,
     [MIG_R_BAD_CONFIRM] = BFTNET_COUNTER_MIG_BAD_CONFIRM,
+    [MIG_R_STALE_INCARNATION] = BFTNET_COUNTER_MIG_STALE_INCARNATION,
 };
 
 /* The core counts violations and aborts per reason: export the deltas. */

@@ -201,6 +201,9 @@ static const node_fam_t node_fams[BFTNET_COUNTER_COUNT] = {
     [BFTNET_COUNTER_MIG_STALE_STREAMS] = {NULL, false,
                                           "Streams refused: older than one the member opened "
                                           "later (heard of late)."},
+    [BFTNET_COUNTER_MIG_STALE_INCARNATION] = {NULL, false,
+                                              "Streams refused: from an incarnation the peer has "
+                                              "since replaced (heard of late)."},
 };
 
 static void node_series(out_t *o, bftnet_t *b) {

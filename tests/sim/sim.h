@@ -40,7 +40,8 @@
   XX(TENTATIVE_EVICTED, "tentative evictions")                                                     \
   XX(BAD_MULTISTREAM, "strangers rejected (multistream)")                                          \
   XX(BAD_NOISE_HANDSHAKE, "strangers rejected (Noise)")                                            \
-  XX(MIG_STALE_STREAMS, "older streams heard of late refused")
+  XX(MIG_STALE_STREAMS, "older streams heard of late refused")                                     \
+  XX(MIG_STALE_INCARNATION, "streams of replaced incarnations refused")
 enum {
 #define SIM_XX_(name, text) SIM_COV_##name,
   SIM_COVERAGE(SIM_XX_)

@@ -964,7 +964,40 @@ static void test_denied_reset_timeout_restart(void **state) {
   assert_int_equal(s->reason, MIG_R_PEER_RESTARTED);
   assert_non_null(fresh);
   assert_int_equal(fresh->state, MIG_S_OPEN);
+
+  /* A late Label of the process the peer replaced (incarnation 11, on a
+   * connection of the old process) is refused and counted: not a restart,
+   * the new incarnation's stream lives on. */
+  mig_actions_clear(&T.acts);
+  m = t_label(mig_reg_next_id(&T.lead));
+  mig_sm_t *late = NULL;
+  assert_err(mig_reg_on_msg(p, 9, &m, 0, &T.acts, &late), BFTNET_EPROTO);
+  assert_null(late);
+  assert_string_equal(t_acts(), "RST");
+  assert_int_equal(T.acts.a[0].carrier, 9);
+  assert_int_equal(fresh->state, MIG_S_OPEN);
+  assert_int_equal(p->counts[MIG_R_STALE_INCARNATION], 1);
+  /* ... so is its ConfirmStart. */
+  mig_actions_clear(&T.acts);
+  assert_err(mig_reg_on_incarnation(p, 11, &T.acts), BFTNET_EPROTO);
+  assert_int_equal(T.acts.n, 0);
+  assert_int_equal(fresh->state, MIG_S_OPEN);
+  assert_int_equal(p->counts[MIG_R_STALE_INCARNATION], 2);
+  /* A third process (never seen) is a restart again; both earlier ones are
+   * now stale. */
+  assert_ok(mig_reg_on_incarnation(p, 777, &T.acts));
+  assert_int_equal(fresh->state, MIG_S_ABORTED);
+  assert_err(mig_reg_on_incarnation(p, 12345, &T.acts), BFTNET_EPROTO);
+  assert_err(mig_reg_on_incarnation(p, 11, &T.acts), BFTNET_EPROTO);
+  /* Only the last MIG_OLD_INCARNATIONS are remembered. */
+  for (uint64_t inc = 1000; inc < 1000 + MIG_OLD_INCARNATIONS; inc++)
+    assert_ok(mig_reg_on_incarnation(p, inc, &T.acts));
+  mig_actions_clear(&T.acts);
+  assert_ok(mig_reg_on_incarnation(p, 11, &T.acts)); /* forgotten: a restart */
+  assert_string_equal(t_acts(), "RESTARTED");
+  assert_int_equal(p->counts[MIG_R_STALE_INCARNATION], 4);
   assert_ok(mig_reg_sm_free(p, s));
+  assert_ok(mig_reg_sm_free(p, fresh));
   mig_reg_free(&T.lead);
   mig_reg_free(&T.fol);
 }
