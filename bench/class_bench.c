@@ -28,8 +28,14 @@
  *   LIST: any of pair-1m,pair-64k,all4-1m,all4-64k (default all);
  *   --cdf DIR writes each cell's sorted vote latencies, for gnuplot
  *   (bench/class_bench.gp draws them).
+ * Environment, for diagnosis: CB_DIAG=1 prints the vote class's own stats
+ * per member; CB_WINDOW, CB_LOWAT set yamux_window, notsent_lowat;
+ * CB_VOTE_RX=1 gives the votes a receiving thread of their own
+ * (bftnet_recv_classes); CB_LOOP_NICE=N runs the library's loop thread
+ * (bftnet-loop) at nice N (negative: root or CAP_SYS_NICE).
  */
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -40,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -164,15 +171,22 @@ static void *bulk_main(void *arg) {
   return NULL;
 }
 
+typedef struct rx_arg {
+  node_t *n;
+  uint32_t mask; /* classes taken (0: all) */
+} rx_arg_t;
+
 static void *recv_main(void *arg) {
-  node_t *n = arg;
+  rx_arg_t *a = arg;
+  node_t *n = a->n;
   node_res_t *r = &g->node[n->me];
   bftnet_msg_t m[64];
   int ph = phase();
   double since = bb_now();
   uint64_t bytes = 0;
   while (!atomic_load(&n->stop)) {
-    int k = bftnet_recv_batch(n->net, m, 64, 5);
+    int k = a->mask ? bftnet_recv_classes(n->net, a->mask, m, 64, 5)
+                    : bftnet_recv_batch(n->net, m, 64, 5);
     uint64_t now = bb_now_ns();
     for (int i = 0; i < k; i++) {
       if (m[i].len == VOTE_SIZE && m[i].data[0] == 'V') {
@@ -234,6 +248,22 @@ static bool all_up(node_t *n) {
   return true;
 }
 
+/* CB_LOOP_NICE=N: the library's loop thread (bftnet-loop) at nice N. */
+static void renice_loop(int nice) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return;
+  for (struct dirent *e; (e = readdir(d));) {
+    char path[300], comm[32] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f) continue;
+    if (fgets(comm, sizeof comm, f) && !strncmp(comm, "bftnet-loop", 11))
+      (void)setpriority(PRIO_PROCESS, (id_t)atoi(e->d_name), nice);
+    fclose(f);
+  }
+  closedir(d);
+}
+
 static int child(int me) {
   node_res_t *r = &g->node[me];
   static node_t n;
@@ -263,19 +293,29 @@ static int child(int me) {
   for (double t0 = bb_now(); !all_up(&n) && bb_now() - t0 < 20;)
     bb_sleep(0.01);
   bb_sleep(0.5); /* the pairs converge on one connection each */
-  pthread_t th[3];
-  pthread_create(&th[0], NULL, recv_main, &n);
+  pthread_t th[4];
+  int nth = 3;
+  /* CB_VOTE_RX=1 (classes): the votes get a receiving thread of their own
+   * (bftnet_recv_classes), as a replica would give its consensus messages. */
+  bool vote_rx = g->mode == M_CLASSES && getenv("CB_VOTE_RX");
+  static rx_arg_t ra[2];
+  ra[0] = (rx_arg_t){&n, vote_rx ? 2u : 0u};
+  ra[1] = (rx_arg_t){&n, 1u};
+  pthread_create(&th[0], NULL, recv_main, &ra[0]);
   pthread_create(&th[1], NULL, vote_main, &n);
   pthread_create(&th[2], NULL, bulk_main, &n);
-  /* Named for perf sched and top -H: the loop thread is the busy unnamed one. */
+  if (vote_rx) pthread_create(&th[nth++], NULL, recv_main, &ra[1]);
+  /* Named for perf sched and top -H (the library's is bftnet-loop). */
   pthread_setname_np(th[0], "cb-recv");
   pthread_setname_np(th[1], "cb-vote");
   pthread_setname_np(th[2], "cb-bulk");
+  if (vote_rx) pthread_setname_np(th[3], "cb-vrecv");
+  if (getenv("CB_LOOP_NICE")) renice_loop(atoi(getenv("CB_LOOP_NICE")));
   atomic_store(&r->ready, PH_IDLE);
   wait_phase(PH_STOP);
   bb_sleep(0.3); /* the last votes arrive */
   atomic_store(&n.stop, true);
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < nth; i++)
     pthread_join(th[i], NULL);
   for (int j = 0; j < g->n; j++) {
     if (j == me) continue;

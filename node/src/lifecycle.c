@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "node_internal.h"
 
@@ -141,6 +144,10 @@ static void *loop_thread(void *arg) {
   sigemptyset(&set);
   sigaddset(&set, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
+#ifdef __linux__
+  /* Named for top -H, perf and ps: an operator can see (and renice) it. */
+  (void)prctl(PR_SET_NAME, "bftnet-loop", 0, 0, 0);
+#endif
   node__cmd_loop_node = b;
   /* This thread frees every sent message: batch those frees (core.h,
    * "pool"). If that fails, frees are simply not batched. */
