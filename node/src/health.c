@@ -24,14 +24,24 @@ void node__health_init(mbr_health_t *h) {
   ck_spinlock_fas_init(&h->addr_lock);
 }
 
+/* The address lock (the loop writes the address, any thread reads it).
+ * ck's lock is inline assembly that TSan cannot see: the pair tells it. */
+static void lock_addr(mbr_health_t *h) {
+  ck_spinlock_fas_lock(&h->addr_lock);
+  BN_TSAN_ACQUIRE(&h->addr_lock);
+}
+
+static void unlock_addr(mbr_health_t *h) {
+  BN_TSAN_RELEASE(&h->addr_lock);
+  ck_spinlock_fas_unlock(&h->addr_lock);
+}
+
 static void publish_addr(mbr_health_t *h, net_conn_t *c) {
   char addr[BFTNET_ADDR_MAX] = "";
   if (c) net_conn_remote_addr(c, addr, sizeof addr);
-  ck_spinlock_fas_lock(&h->addr_lock);
-  BN_TSAN_ACQUIRE(&h->addr_lock); /* ck's lock is inline assembly: tell TSan */
+  lock_addr(h);
   memcpy(h->addr, addr, sizeof addr);
-  BN_TSAN_RELEASE(&h->addr_lock);
-  ck_spinlock_fas_unlock(&h->addr_lock);
+  unlock_addr(h);
   h->conn_seq = c ? net_conn_seq(c) : 0;
 }
 
@@ -96,9 +106,7 @@ void node__health_fill(bftnet_t *b, mbr_t *m, bftnet_peer_stats_t *out) {
   out->since_heard_ns = heard ? (now > heard ? now - heard : 0) : UINT64_MAX;
   out->conn_age_ns = up ? (now > up ? now - up : 1) : 0;
   out->conn_outbound = ck_pr_load_int(&h->conn_outbound);
-  ck_spinlock_fas_lock(&h->addr_lock);
-  BN_TSAN_ACQUIRE(&h->addr_lock);
+  lock_addr(h);
   memcpy(out->conn_addr, h->addr, sizeof out->conn_addr);
-  BN_TSAN_RELEASE(&h->addr_lock);
-  ck_spinlock_fas_unlock(&h->addr_lock);
+  unlock_addr(h);
 }
