@@ -13,30 +13,26 @@
 #include "th_net.h"
 
 typedef struct fx {
-  uv_loop_t loop;
-  bn_transport_t *t;
-  th_node_t a, b;
+  th_pair_t p; /* nodes a and b on one loop */
   fault_proxy_t *px;
   char via[BFTNET_ADDR_MAX]; /* B's address through the proxy, with B's ID */
 } fx_t;
 
 static fx_t *fx_new(const fault_proxy_opts_t *opts, uint32_t ping_ms) {
   fx_t *f = calloc(1, sizeof *f);
-  uv_loop_init(&f->loop);
-  assert_ok(net_transport_uv_new(&f->loop, bn_seam_system(), &f->t));
+  assert_non_null(f);
   net_config_t cfg;
   th_net_config(&cfg);
   cfg.ping_interval_ms = ping_ms;
   cfg.ping_timeout_ms = 2 * ping_ms;
-  assert_ok(th_node_init(&f->a, f->t, &cfg, true));
-  assert_ok(th_node_init(&f->b, f->t, &cfg, true));
+  assert_ok(th_pair_init(&f->p, &cfg, &cfg));
   maddr_t mb;
   char e[128];
-  assert_ok(maddr_parse(f->b.addr, &mb, e, sizeof e));
+  assert_ok(maddr_parse(f->p.b.addr, &mb, e, sizeof e));
   struct sockaddr_storage lis;
   assert_ok(fault_proxy_addr_parse("127.0.0.1:0", &lis));
-  assert_int_equal(fault_proxy_create(&f->loop, (struct sockaddr *)&lis, (struct sockaddr *)&mb.sa,
-                                      opts, &f->px),
+  assert_int_equal(fault_proxy_create(&f->p.loop, (struct sockaddr *)&lis,
+                                      (struct sockaddr *)&mb.sa, opts, &f->px),
                    0);
   struct sockaddr_storage bound;
   assert_int_equal(fault_proxy_bound_addr(f->px, &bound), 0);
@@ -46,26 +42,19 @@ static fx_t *fx_new(const fault_proxy_opts_t *opts, uint32_t ping_ms) {
 
 static void fx_free(fx_t *f) {
   if (f->px) fault_proxy_close(f->px, NULL, NULL);
-  th_node_close(&f->a);
-  th_node_close(&f->b);
-  for (int i = 0; i < 50; i++)
-    uv_run(&f->loop, UV_RUN_NOWAIT);
-  net_transport_uv_free(f->t);
-  assert_int_equal(th_loop_finish(&f->loop), 0);
-  th_node_free(&f->a);
-  th_node_free(&f->b);
+  assert_int_equal(th_pair_finish(&f->p), 0);
   free(f);
 }
 
 static net_conn_t *dial_via(fx_t *f) {
   int err;
-  net_conn_t *c = th_dial(&f->loop, f->a.net, f->via, &err, 10000);
+  net_conn_t *c = th_dial(&f->p.loop, f->p.a.net, f->via, &err, 10000);
   if (!c) fail_msg("dial via proxy: %s", bftnet_strerror(err));
   return c;
 }
 
 static bool a_down(void *arg) {
-  return ((fx_t *)arg)->a.downs > 0;
+  return ((fx_t *)arg)->p.a.downs > 0;
 }
 
 static void test_blackhole_detected_by_ping(void **state) {
@@ -74,11 +63,11 @@ static void test_blackhole_detected_by_ping(void **state) {
   dial_via(f);
   assert_int_equal(fault_proxy_blackhole(f->px, 1), 0);
   uint64_t t0 = uv_hrtime();
-  assert_true(th_run_until_fn(&f->loop, a_down, f, 5000));
+  assert_true(th_run_until_fn(&f->p.loop, a_down, f, 5000));
   double s = (double)(uv_hrtime() - t0) / 1e9;
   print_message("blackhole detected after %.2f s (ping timeout 0.4 s)\n", s);
-  assert_int_equal(f->a.last_reason, BFTNET_REASON_PING_TIMEOUT);
-  assert_int_equal(bn_counter_get(&f->a.ctr, BFTNET_COUNTER_PING_TIMEOUT), 1);
+  assert_int_equal(f->p.a.last_reason, BFTNET_REASON_PING_TIMEOUT);
+  assert_int_equal(bn_counter_get(&f->p.a.ctr, BFTNET_COUNTER_PING_TIMEOUT), 1);
   fx_free(f);
 }
 
@@ -88,15 +77,16 @@ static void test_cut_closes_only_that_connection(void **state) {
   dial_via(f);
   int err;
   char bare[BFTNET_ADDR_MAX]; /* without /p2p: a second, direct connection B -> A */
-  snprintf(bare, sizeof bare, "%.*s", (int)(strstr(f->a.addr, "/p2p/") - f->a.addr), f->a.addr);
-  net_conn_t *direct = th_dial(&f->loop, f->b.net, bare, &err, 5000);
+  snprintf(bare, sizeof bare, "%.*s", (int)(strstr(f->p.a.addr, "/p2p/") - f->p.a.addr),
+           f->p.a.addr);
+  net_conn_t *direct = th_dial(&f->p.loop, f->p.b.net, bare, &err, 5000);
   assert_non_null(direct);
   assert_true(fault_proxy_cut(f->px) >= 1);
-  assert_true(th_run_until_fn(&f->loop, a_down, f, 5000));
-  assert_true(f->a.last_reason == BFTNET_REASON_RESET ||
-              f->a.last_reason == BFTNET_REASON_CLOSED_BY_PEER);
+  assert_true(th_run_until_fn(&f->p.loop, a_down, f, 5000));
+  assert_true(f->p.a.last_reason == BFTNET_REASON_RESET ||
+              f->p.a.last_reason == BFTNET_REASON_CLOSED_BY_PEER);
   /* The other connection of the pair is untouched. */
-  assert_ptr_equal(net_find_conn(f->b.net, net_local_id(f->a.net)), direct);
+  assert_ptr_equal(net_find_conn(f->p.b.net, net_local_id(f->p.a.net)), direct);
   fx_free(f);
 }
 
@@ -115,7 +105,7 @@ static void test_tiny_segments(void **state) {
   bn_random(bn_seam_system(), data, sizeof data);
   th_echo_client_t ec;
   assert_ok(th_echo_start(c, &ec, data, sizeof data));
-  bool done = th_run_until(&f->loop, &ec.done, 90000);
+  bool done = th_run_until(&f->p.loop, &ec.done, 90000);
   if (!done) fail_msg("echo incomplete: %zu of %zu bytes back", ec.recvd, sizeof data);
   assert_int_equal(ec.err, 0);
   assert_false(ec.mismatch);
@@ -152,13 +142,13 @@ static void test_stop_is_bounded_when_peer_is_dark(void **state) {
     (void)net_stream_write(s, g_junk, sizeof g_junk);
   }
   /* Bounded: every turn moves at most one high mark into the kernel. */
-  for (int i = 0; i < 2000 && f->t->ops->write_queued(c->sock) == 0; i++)
-    uv_run(&f->loop, UV_RUN_NOWAIT);
-  assert_true(f->t->ops->write_queued(c->sock) > 0); /* really stuck */
+  for (int i = 0; i < 2000 && f->p.t->ops->write_queued(c->sock) == 0; i++)
+    uv_run(&f->p.loop, UV_RUN_NOWAIT);
+  assert_true(f->p.t->ops->write_queued(c->sock) > 0); /* really stuck */
   bool done = false;
   uint64_t t0 = uv_hrtime();
-  net_close(f->a.net, closed_cb, &done);
-  assert_true(th_run_until(&f->loop, &done, 10000));
+  net_close(f->p.a.net, closed_cb, &done);
+  assert_true(th_run_until(&f->p.loop, &done, 10000));
   double s_el = (double)(uv_hrtime() - t0) / 1e9;
   print_message("graceful close against a dark peer took %.2f s\n", s_el);
   assert_true(s_el >= 1.5); /* it did try to deliver what was queued... */

@@ -13,11 +13,7 @@
 #include "net_internal.h"
 #include "th_net.h"
 
-typedef struct fx {
-  uv_loop_t loop;
-  bn_transport_t *t;
-  th_node_t a, b;
-} fx_t;
+typedef th_pair_t fx_t;
 
 /* What B's sessions read (one connection at a time in these tests). */
 static struct {
@@ -44,33 +40,13 @@ static void b_down(void *ud, net_conn_t *c, bftnet_reason_t reason, int err) {
 }
 
 static int setup(void **state) {
-  fx_t *f = calloc(1, sizeof *f);
   memset(&B, 0, sizeof B);
-  uv_loop_init(&f->loop);
-  assert_ok(net_transport_uv_new(&f->loop, bn_seam_system(), &f->t));
-  net_config_t cfg;
-  th_net_config(&cfg);
-  assert_ok(th_node_init(&f->a, f->t, &cfg, true));
-  assert_ok(th_node_init(&f->b, f->t, &cfg, true));
+  th_pair_setup(state);
+  fx_t *f = *state;
   /* B's sessions report GO_AWAY to the test (copied into each session at
    * its start), and B's connection events too. */
   f->b.net->hooks.ymx.on_goaway = b_goaway;
   f->b.net->cbs.on_conn_down = b_down;
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_t *f = *state;
-  th_node_close(&f->a);
-  th_node_close(&f->b);
-  for (int i = 0; i < 50; i++)
-    uv_run(&f->loop, UV_RUN_NOWAIT);
-  net_transport_uv_free(f->t);
-  assert_int_equal(th_loop_finish(&f->loop), 0);
-  th_node_free(&f->a);
-  th_node_free(&f->b);
-  free(f);
   return 0;
 }
 
@@ -142,11 +118,12 @@ static void test_net_close_sends_goaway(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_local_close_sends_goaway, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_duplicate_close_sends_goaway, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_violation_close_sends_no_goaway, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_limit_close_sends_no_goaway, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_net_close_sends_goaway, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_local_close_sends_goaway, setup, th_pair_teardown),
+      cmocka_unit_test_setup_teardown(test_duplicate_close_sends_goaway, setup, th_pair_teardown),
+      cmocka_unit_test_setup_teardown(test_violation_close_sends_no_goaway, setup,
+                                      th_pair_teardown),
+      cmocka_unit_test_setup_teardown(test_limit_close_sends_no_goaway, setup, th_pair_teardown),
+      cmocka_unit_test_setup_teardown(test_net_close_sends_goaway, setup, th_pair_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,53 +14,19 @@
 #include "net_internal.h"
 #include "th_net.h"
 
-typedef struct fx {
-  uv_loop_t loop;
-  bn_transport_t *t;
-  th_node_t a, b;
-} fx_t;
-
-static int setup(void **state) {
-  fx_t *f = calloc(1, sizeof *f);
-  uv_loop_init(&f->loop);
-  assert_ok(net_transport_uv_new(&f->loop, bn_seam_system(), &f->t));
-  net_config_t cfg;
-  th_net_config(&cfg);
-  assert_ok(th_node_init(&f->a, f->t, &cfg, true));
-  assert_ok(th_node_init(&f->b, f->t, &cfg, true));
-  *state = f;
-  return 0;
-}
+typedef th_pair_t fx_t;
 
 /* Node a paces its connections (traffic classes: NET_PACE_PIECE, parked
  * streams by priority); b is as usual. */
 static int setup_paced(void **state) {
   fx_t *f = calloc(1, sizeof *f);
-  uv_loop_init(&f->loop);
-  assert_ok(net_transport_uv_new(&f->loop, bn_seam_system(), &f->t));
-  net_config_t cfg;
-  th_net_config(&cfg);
-  cfg.paced = true;
-  cfg.notsent_lowat = 16 * 1024;
-  assert_ok(th_node_init(&f->a, f->t, &cfg, true));
-  cfg.paced = false;
-  cfg.notsent_lowat = 0;
-  assert_ok(th_node_init(&f->b, f->t, &cfg, true));
+  assert_non_null(f);
+  net_config_t paced;
+  th_net_config(&paced);
+  paced.paced = true;
+  paced.notsent_lowat = 16 * 1024;
+  assert_ok(th_pair_init(f, &paced, NULL));
   *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_t *f = *state;
-  th_node_close(&f->a);
-  th_node_close(&f->b);
-  for (int i = 0; i < 50; i++)
-    uv_run(&f->loop, UV_RUN_NOWAIT);
-  net_transport_uv_free(f->t);
-  assert_int_equal(th_loop_finish(&f->loop), 0); /* every handle closed cleanly */
-  th_node_free(&f->a);
-  th_node_free(&f->b);
-  free(f);
   return 0;
 }
 
@@ -578,17 +544,22 @@ static void test_paced_pieces_by_priority(void **state) {
 int main(void) {
   signal(SIGPIPE, SIG_IGN); /* the nodes run on this thread's own loop */
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_paced_pieces_by_priority, setup_paced, teardown),
-      cmocka_unit_test_setup_teardown(test_handshake_both_ways, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_many_streams_both_ways, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_reader_that_never_reads, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_fin_is_half_close, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_rst_aborts_both_sides, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_unknown_protocol_gets_na, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_peer_id_mismatch, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_garbage_closes_only_that_connection, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_silent_client_times_out, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_pending_handshake_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_paced_pieces_by_priority, setup_paced, th_pair_teardown),
+      cmocka_unit_test_setup_teardown(test_handshake_both_ways, th_pair_setup, th_pair_teardown),
+      cmocka_unit_test_setup_teardown(test_many_streams_both_ways, th_pair_setup, th_pair_teardown),
+      cmocka_unit_test_setup_teardown(test_reader_that_never_reads, th_pair_setup,
+                                      th_pair_teardown),
+      cmocka_unit_test_setup_teardown(test_fin_is_half_close, th_pair_setup, th_pair_teardown),
+      cmocka_unit_test_setup_teardown(test_rst_aborts_both_sides, th_pair_setup, th_pair_teardown),
+      cmocka_unit_test_setup_teardown(test_unknown_protocol_gets_na, th_pair_setup,
+                                      th_pair_teardown),
+      cmocka_unit_test_setup_teardown(test_peer_id_mismatch, th_pair_setup, th_pair_teardown),
+      cmocka_unit_test_setup_teardown(test_garbage_closes_only_that_connection, th_pair_setup,
+                                      th_pair_teardown),
+      cmocka_unit_test_setup_teardown(test_silent_client_times_out, th_pair_setup,
+                                      th_pair_teardown),
+      cmocka_unit_test_setup_teardown(test_pending_handshake_limit, th_pair_setup,
+                                      th_pair_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

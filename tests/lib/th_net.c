@@ -1,6 +1,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include "harness.h"
 #include "th_net.h"
 
 void th_net_config(net_config_t *cfg) {
@@ -197,6 +198,46 @@ void th_node_free(th_node_t *node) {
   bftnet_key_free(node->key);
   node->net = NULL;
   node->key = NULL;
+}
+
+/* ----------------------------------------------------------------- pairs */
+
+int th_pair_init(th_pair_t *p, const net_config_t *cfg_a, const net_config_t *cfg_b) {
+  memset(p, 0, sizeof *p);
+  net_config_t def;
+  th_net_config(&def);
+  int rc = uv_loop_init(&p->loop);
+  if (rc == 0) rc = net_transport_uv_new(&p->loop, bn_seam_system(), &p->t);
+  if (rc == 0) rc = th_node_init(&p->a, p->t, cfg_a ? cfg_a : &def, true);
+  if (rc == 0) rc = th_node_init(&p->b, p->t, cfg_b ? cfg_b : &def, true);
+  return rc;
+}
+
+int th_pair_finish(th_pair_t *p) {
+  th_node_close(&p->a);
+  th_node_close(&p->b);
+  for (int i = 0; i < 50; i++)
+    uv_run(&p->loop, UV_RUN_NOWAIT);
+  net_transport_uv_free(p->t);
+  int rc = th_loop_finish(&p->loop);
+  th_node_free(&p->a);
+  th_node_free(&p->b);
+  return rc;
+}
+
+int th_pair_setup(void **state) {
+  th_pair_t *p = calloc(1, sizeof *p);
+  assert_non_null(p);
+  assert_ok(th_pair_init(p, NULL, NULL));
+  *state = p;
+  return 0;
+}
+
+int th_pair_teardown(void **state) {
+  th_pair_t *p = *state;
+  assert_int_equal(th_pair_finish(p), 0); /* every handle closed cleanly */
+  free(p);
+  return 0;
 }
 
 /* ------------------------------------------------------------------ loop */

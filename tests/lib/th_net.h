@@ -33,6 +33,25 @@ void th_node_close(th_node_t *node);
 /* After the loop finished closing: frees the net and the key. */
 void th_node_free(th_node_t *node);
 
+/* Two nodes, a and b, on one loop and one transport, both listening on
+ * 127.0.0.1: the fixture of the tests that drive net/ directly. */
+typedef struct th_pair {
+  uv_loop_t loop;
+  bn_transport_t *t;
+  th_node_t a, b;
+} th_pair_t;
+
+/* Starts p's loop, its transport and both nodes, a with cfg_a and b with
+ * cfg_b (NULL: th_net_config's defaults). Returns 0 or an error. */
+int th_pair_init(th_pair_t *p, const net_config_t *cfg_a, const net_config_t *cfg_b);
+/* Closes both nodes, the transport and the loop, and frees the nodes;
+ * returns th_loop_finish's result (0 = every handle closed cleanly). */
+int th_pair_finish(th_pair_t *p);
+/* cmocka fixtures: a fresh th_pair_t with the default config in *state;
+ * the teardown asserts that it closed cleanly and frees it. */
+int th_pair_setup(void **state);
+int th_pair_teardown(void **state);
+
 /* Runs loop until *flag becomes true or timeout_ms passes; returns *flag. */
 bool th_run_until(uv_loop_t *loop, volatile bool *flag, uint64_t timeout_ms);
 /* Same with a predicate. */
