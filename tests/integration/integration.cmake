@@ -30,7 +30,8 @@ endif()
 # restart, detach timeout.
 if(TARGET bftnet_toolkit)
   bftnet_test(migration_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/migration_test.c
-    LIBS bftnet_static bftnet_toolkit Threads::Threads PkgConfig::UV TIMEOUT 300 LABELS threads)
+    LIBS bftnet_static bftnet_toolkit bftnet_th_base Threads::Threads PkgConfig::UV TIMEOUT 300
+    LABELS threads)
 endif()
 
 # Stream migration against a real node (public API, own loop thread), driven

@@ -22,6 +22,8 @@
 
 #include "fault_proxy.h"
 #include "harness.h"
+#include "th_msg.h"
+#include "th_uvthread.h"
 
 #define MAXN       4
 #define MSG_SIZE   64
@@ -32,78 +34,15 @@
 static size_t g_block_size = BLOCK_SIZE;
 #define BLOCK_EVERY 4 /* a block every 4th round */
 
-/* --------------------------------------------------- the proxy thread */
-
-typedef struct px_call {
-  void (*fn)(void *arg);
-  void *arg;
-  bool done;
-} px_call_t;
-
-static struct {
-  uv_loop_t loop;
-  uv_async_t async;
-  uv_thread_t thread;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  px_call_t *pending;
-} px;
-
-static void px_quit(void *arg) {
-  (void)arg;
-}
-
-static void px_on_async(uv_async_t *h) {
-  (void)h;
-  pthread_mutex_lock(&px.mu);
-  px_call_t *c = px.pending;
-  px.pending = NULL;
-  pthread_mutex_unlock(&px.mu);
-  if (c) {
-    c->fn(c->arg);
-    bool quit = c->fn == px_quit; /* read before done: c's frame may go away */
-    pthread_mutex_lock(&px.mu);
-    c->done = true;
-    pthread_cond_broadcast(&px.cv);
-    pthread_mutex_unlock(&px.mu);
-    if (quit) uv_close((uv_handle_t *)&px.async, NULL);
-  }
-}
-
-static void px_main(void *arg) {
-  (void)arg;
-  uv_run(&px.loop, UV_RUN_DEFAULT);
-}
-
-/* Runs fn(arg) on the proxy loop and waits for it. */
-static void px_run(void (*fn)(void *), void *arg) {
-  px_call_t c = {.fn = fn, .arg = arg, .done = false};
-  pthread_mutex_lock(&px.mu);
-  while (px.pending)
-    pthread_cond_wait(&px.cv, &px.mu);
-  px.pending = &c;
-  uv_async_send(&px.async);
-  while (!c.done)
-    pthread_cond_wait(&px.cv, &px.mu);
-  pthread_mutex_unlock(&px.mu);
-}
+/* The proxies live on a loop thread of the test's own (th_uvthread). */
+static th_uvthread_t px;
 
 static void px_start(void) {
-  memset(&px, 0, sizeof px);
-  assert_int_equal(uv_loop_init(&px.loop), 0);
-  assert_int_equal(uv_async_init(&px.loop, &px.async, px_on_async), 0);
-  pthread_mutex_init(&px.mu, NULL);
-  pthread_cond_init(&px.cv, NULL);
-  assert_int_equal(uv_thread_create(&px.thread, px_main, NULL), 0);
+  assert_int_equal(th_uvthread_start(&px), 0);
 }
 
 static void px_stop(void) {
-  px_run(px_quit, NULL);
-  uv_thread_join(&px.thread);
-  uv_run(&px.loop, UV_RUN_DEFAULT); /* closes what the proxies left */
-  assert_int_equal(uv_loop_close(&px.loop), 0);
-  pthread_mutex_destroy(&px.mu);
-  pthread_cond_destroy(&px.cv);
+  assert_int_equal(th_uvthread_stop(&px), 0);
 }
 
 /* ------------------------------------------------------------- nodes */
@@ -257,7 +196,7 @@ static void node_start(int i, int naddr, const bftnet_config_t *over, bool keep_
     if (!keep_key) snprintf(n->real[k], sizeof n->real[k], "/ip4/127.0.0.1/tcp/%u", port);
     if (!keep_key) {
       px_new_arg_t a = {n, k};
-      px_run(px_new, &a);
+      th_uvthread_call(&px, px_new, &a);
     }
   }
 }
@@ -361,12 +300,6 @@ static void load_start(uint32_t rate) {
     pthread_create(&nodes[i].sender, NULL, sender_main, &nodes[i]);
 }
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Stops the senders, flushes, waits for every message, then checks the
  * invariants per sender and class: nothing lost, duplicated or reordered;
  * nothing dropped or aborted either. */
@@ -380,8 +313,8 @@ static void load_stop_and_check(const char *what) {
     if (rc < 0) print_message("%s: flush of %s: %s\n", what, nodes[i].id, bftnet_strerror(rc));
     assert_int_equal(rc, 0); /* every ring empty, every byte confirmed read */
   }
-  uint64_t deadline = now_ms() + 20000;
-  for (bool all = false; !all && now_ms() < deadline;) {
+  uint64_t deadline = th_now_ms() + 20000;
+  for (bool all = false; !all && th_now_ms() < deadline;) {
     all = true;
     for (int i = 0; i < nn; i++)
       for (int j = 0; j < nn; j++)
@@ -454,7 +387,7 @@ static void all_stop(void) {
       if (nodes[i].px[k]) {
         fault_proxy_t *p = nodes[i].px[k];
         nodes[i].px[k] = NULL;
-        px_run(do_close, p);
+        th_uvthread_call(&px, do_close, p);
       }
   for (int i = 0; i < nn; i++)
     bftnet_key_free(nodes[i].key);
@@ -462,7 +395,7 @@ static void all_stop(void) {
 }
 
 static void wait_all_up(int timeout_ms) {
-  uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+  uint64_t deadline = th_now_ms() + (uint64_t)timeout_ms;
   for (;;) {
     bool all = true;
     for (int i = 0; i < nn && all; i++)
@@ -472,7 +405,7 @@ static void wait_all_up(int timeout_ms) {
         if (bftnet_peer_stats(nodes[i].net, nodes[j].id, &st) < 0 || !st.connected) all = false;
       }
     if (all) return;
-    if (now_ms() > deadline) fail_msg("the cluster did not connect");
+    if (th_now_ms() > deadline) fail_msg("the cluster did not connect");
     usleep(10000);
   }
 }
@@ -521,27 +454,27 @@ static void do_stats(void *arg) {
 
 static int px_cut(fault_proxy_t *p) {
   fault_arg_t a = {.p = p};
-  px_run(do_cut, &a);
+  th_uvthread_call(&px, do_cut, &a);
   return a.rc;
 }
 static void px_blackhole(fault_proxy_t *p, int on) {
   fault_arg_t a = {.p = p, .on = on};
-  px_run(do_blackhole, &a);
+  th_uvthread_call(&px, do_blackhole, &a);
   assert_int_equal(a.rc, 0);
 }
 static void px_refuse(fault_proxy_t *p, int on) {
   fault_arg_t a = {.p = p, .on = on};
-  px_run(do_refuse, &a);
+  th_uvthread_call(&px, do_refuse, &a);
   assert_int_equal(a.rc, 0);
 }
 static void px_cut_at(fault_proxy_t *p, uint64_t v) {
   fault_arg_t a = {.p = p, .v = v};
-  px_run(do_cut_at, &a);
+  th_uvthread_call(&px, do_cut_at, &a);
   assert_int_equal(a.rc, 0);
 }
 static fault_proxy_stats_t px_stats(fault_proxy_t *p) {
   fault_arg_t a = {.p = p};
-  px_run(do_stats, &a);
+  th_uvthread_call(&px, do_stats, &a);
   return a.st;
 }
 
@@ -607,9 +540,9 @@ static void test_dial_storm(void **state) {
   usleep(1500000);
   load_stop_and_check("dial storms");
   /* One connection per pair: each node keeps exactly nn - 1. */
-  uint64_t deadline = now_ms() + 5000;
+  uint64_t deadline = th_now_ms() + 5000;
   bool ok = false;
-  while (!ok && now_ms() < deadline) {
+  while (!ok && th_now_ms() < deadline) {
     ok = true;
     for (int i = 0; i < nn; i++)
       ok = ok && atomic_load(&nodes[i].conns) == nn - 1;
@@ -650,9 +583,9 @@ static void test_failover_failback(void **state) {
   print_message("failbacks: %d\n", fb);
   assert_true(fb >= 3);
   /* Everything moved back: the second path carries no connection. */
-  uint64_t deadline = now_ms() + 3000;
+  uint64_t deadline = th_now_ms() + 3000;
   uint64_t active = 1;
-  while (active && now_ms() < deadline) {
+  while (active && th_now_ms() < deadline) {
     active = 0;
     for (int i = 0; i < nn; i++)
       active += px_stats(nodes[i].px[1]).active;
@@ -726,8 +659,8 @@ static void test_cut_every_exchange_offset(void **state) {
   for (int i = 0; i < nn; i++)
     px_refuse(nodes[i].px[0], 0);
   const int pairs = nn * (nn - 1) / 2;
-  uint64_t deadline = now_ms() + 5000, used = 0;
-  while (now_ms() < deadline) {
+  uint64_t deadline = th_now_ms() + 5000, used = 0;
+  while (th_now_ms() < deadline) {
     int fb = 0;
     for (int i = 0; i < nn; i++)
       fb += atomic_load(&nodes[i].migrated[BFTNET_MIG_FAILBACK]);
@@ -794,8 +727,8 @@ static void test_peer_restart(void **state) {
   nodes[1].net = NULL;
   node_start(1, 1, NULL, true); /* and comes back: same key, same address */
   connect_all_addrs(1, 0, 1);
-  uint64_t deadline = now_ms() + 10000;
-  while (atomic_load(&nodes[0].restarted) == 0 && now_ms() < deadline)
+  uint64_t deadline = th_now_ms() + 10000;
+  while (atomic_load(&nodes[0].restarted) == 0 && th_now_ms() < deadline)
     usleep(10000);
   assert_int_equal(atomic_load(&nodes[0].restarted), 1);
   assert_true(bftnet_counter(nodes[0].net, BFTNET_COUNTER_MIG_ABORT_PEER_RESTARTED) >= 1);
@@ -833,9 +766,9 @@ static void test_detach_timeout(void **state) {
   assert_true(st0.unconfirmed > 0);
   for (int i = 0; i < nn; i++)
     px_refuse(nodes[i].px[0], 1);
-  uint64_t deadline = now_ms() + 8000;
+  uint64_t deadline = th_now_ms() + 8000;
   bftnet_peer_stats_t st = {0};
-  while (now_ms() < deadline) {
+  while (th_now_ms() < deadline) {
     assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &st));
     if (st.aborted) break;
     usleep(20000);
@@ -872,8 +805,8 @@ static void *nr_sender_main(void *arg) {
   nr_sender_t *s = arg;
   uint8_t buf[NR_MSG_SIZE];
   memset(buf, 0xcd, sizeof buf);
-  uint64_t deadline = now_ms() + 120000;
-  while (!atomic_load(&s->stop) && s->sent < 20000000 && now_ms() < deadline) {
+  uint64_t deadline = th_now_ms() + 120000;
+  while (!atomic_load(&s->stop) && s->sent < 20000000 && th_now_ms() < deadline) {
     for (int k = 0; k < 32; k++) {
       put_be64(buf, s->sent + 1);
       if (bftnet_send(s->net, "r1", buf, sizeof buf) == 0) s->sent++;
@@ -894,13 +827,13 @@ static bftnet_peer_stats_t nr_stats(int i, const char *peer) {
  * depth seen. */
 static uint32_t nr_settle_depth(void) {
   uint32_t max = 0, last = UINT32_MAX;
-  uint64_t deadline = now_ms() + 3000, stable_since = now_ms();
-  while (now_ms() < deadline) {
+  uint64_t deadline = th_now_ms() + 3000, stable_since = th_now_ms();
+  while (th_now_ms() < deadline) {
     uint32_t d = nr_stats(1, "r0").inbound_depth;
     if (d > max) max = d;
     if (d != last)
-      last = d, stable_since = now_ms();
-    else if (now_ms() - stable_since >= 300)
+      last = d, stable_since = th_now_ms();
+    else if (th_now_ms() - stable_since >= 300)
       break;
     usleep(10000);
   }
@@ -916,11 +849,11 @@ static bool nr_cut_and_wait_resumed(int round) {
   int hit = 0;
   for (int i = 0; i < nn; i++)
     hit += px_cut(nodes[i].px[0]) > 0;
-  uint64_t deadline = now_ms() + 10000;
+  uint64_t deadline = th_now_ms() + 10000;
   for (;;) {
     a = nr_stats(0, "r1");
     if (a.reconnects > a0.reconnects && a.connected) return hit > 0;
-    if (now_ms() > deadline) {
+    if (th_now_ms() > deadline) {
       bftnet_peer_stats_t b = nr_stats(1, "r0");
       fail_msg("round %d: r0's stream to r1 did not resume (r0: reconnects %llu -> %llu, detached "
                "%llu -> %llu, "
@@ -939,8 +872,8 @@ static bool nr_cut_and_wait_resumed(int round) {
 static void nr_read_all_and_check(uint64_t sent) {
   uint64_t got = 0, last = 0, dups = 0, foreign = 0;
   bftnet_msg_t msgs[64];
-  uint64_t deadline = now_ms() + 30000;
-  for (bool done = false; !done && now_ms() < deadline;) {
+  uint64_t deadline = th_now_ms() + 30000;
+  for (bool done = false; !done && th_now_ms() < deadline;) {
     int k = bftnet_recv_batch(nodes[1].net, msgs, 64, 50);
     for (int i = 0; i < k; i++) {
       if (strcmp(msgs[i].from, "r0") != 0 || msgs[i].len != NR_MSG_SIZE) {
@@ -1003,8 +936,8 @@ static void test_never_reading_member_bounded_across_cuts(void **state) {
   assert_int_equal(pthread_create(&th, NULL, nr_sender_main, &snd), 0);
 
   /* Phase 1: r1 never reads. First its queue goes over the limit. */
-  uint64_t deadline = now_ms() + 10000;
-  while (nr_stats(1, "r0").inbound_depth < NR_INBOUND_MAX - 1 && now_ms() < deadline)
+  uint64_t deadline = th_now_ms() + 10000;
+  while (nr_stats(1, "r0").inbound_depth < NR_INBOUND_MAX - 1 && th_now_ms() < deadline)
     usleep(10000);
   uint32_t depth = nr_settle_depth(), max_depth = depth;
   print_message("never-reading member: over its limit, inbound_depth %u (bound %u)\n", depth,

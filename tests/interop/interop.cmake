@@ -48,7 +48,8 @@ endif()
 # (tools/lib); it reads the pair's leader rule from the migration core.
 if(TARGET bftnet_toolkit)
   add_executable(mig_interop ${_interop_dir}/mig_interop.c)
-  target_link_libraries(mig_interop PRIVATE bftnet_static bftnet_toolkit Threads::Threads PkgConfig::UV)
+  target_link_libraries(mig_interop PRIVATE bftnet_static bftnet_toolkit bftnet_th_base
+    Threads::Threads PkgConfig::UV)
   target_include_directories(mig_interop PRIVATE ${CMAKE_SOURCE_DIR}/migration/src
     ${CMAKE_SOURCE_DIR}/net/codec)
   bftnet_interop_test(js-migration ENV "MIG_INTEROP_BIN=$<TARGET_FILE:mig_interop>")

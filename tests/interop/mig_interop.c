@@ -37,6 +37,8 @@
 #include "fault_proxy.h"
 #include "identity.h"
 #include "mig_core.h"
+#include "th_msg.h"
+#include "th_uvthread.h"
 
 #define RATE 2000 /* messages per second from bftnet to js */
 
@@ -50,26 +52,8 @@ static int failures;
     }                                                                                              \
   } while (0)
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(unsigned ms) {
   usleep(ms * 1000u);
-}
-
-/* ---------------------------------------------------------- messages */
-
-static size_t msg_len(uint64_t seq) {
-  return 16 + (size_t)(seq % 41);
-}
-static void msg_fill(uint8_t *b, uint64_t seq) {
-  for (int k = 0; k < 8; k++)
-    b[k] = (uint8_t)(seq >> (56 - 8 * k));
-  for (size_t i = 8; i < msg_len(seq); i++)
-    b[i] = (uint8_t)(seq * 7 + i);
 }
 
 /* ---------------------------------------------------------- the js peer */
@@ -139,9 +123,9 @@ static void js_cmd(const char *cmd) {
 
 /* Waits (bounded) until buf (a field of js) is non-empty. */
 static bool js_wait_field(const char *buf, uint64_t timeout_ms) {
-  uint64_t deadline = now_ms() + timeout_ms;
+  uint64_t deadline = th_now_ms() + timeout_ms;
   pthread_mutex_lock(&js.mu);
-  while (!buf[0] && !js.eof && now_ms() < deadline) {
+  while (!buf[0] && !js.eof && th_now_ms() < deadline) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_nsec += 50 * 1000000L;
@@ -155,57 +139,8 @@ static bool js_wait_field(const char *buf, uint64_t timeout_ms) {
 
 /* ------------------------------------------------------- the proxies */
 
-typedef struct px_call {
-  void (*fn)(void *arg);
-  void *arg;
-  bool done;
-} px_call_t;
-
-static struct {
-  uv_loop_t loop;
-  uv_async_t async;
-  uv_thread_t thread;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  px_call_t *pending;
-} px;
-
-static void px_quit(void *arg) {
-  (void)arg;
-}
-
-static void px_on_async(uv_async_t *h) {
-  (void)h;
-  pthread_mutex_lock(&px.mu);
-  px_call_t *c = px.pending;
-  px.pending = NULL;
-  pthread_mutex_unlock(&px.mu);
-  if (!c) return;
-  c->fn(c->arg);
-  bool quit = c->fn == px_quit;
-  pthread_mutex_lock(&px.mu);
-  c->done = true;
-  pthread_cond_broadcast(&px.cv);
-  pthread_mutex_unlock(&px.mu);
-  if (quit) uv_close((uv_handle_t *)&px.async, NULL);
-}
-
-static void px_main(void *arg) {
-  (void)arg;
-  uv_run(&px.loop, UV_RUN_DEFAULT);
-}
-
-static void px_run(void (*fn)(void *), void *arg) {
-  px_call_t c = {.fn = fn, .arg = arg};
-  pthread_mutex_lock(&px.mu);
-  while (px.pending)
-    pthread_cond_wait(&px.cv, &px.mu);
-  px.pending = &c;
-  uv_async_send(&px.async);
-  while (!c.done)
-    pthread_cond_wait(&px.cv, &px.mu);
-  pthread_mutex_unlock(&px.mu);
-}
+/* The proxies live on a loop thread of the driver's own (th_uvthread). */
+static th_uvthread_t px;
 
 typedef struct px_arg {
   fault_proxy_t *p;
@@ -277,8 +212,8 @@ static void *sender_main(void *arg) {
   while (!atomic_load(&stop_send)) {
     for (int i = 0; i < RATE / 200; i++) {
       uint64_t seq = sent_to_js + 1;
-      msg_fill(buf, seq);
-      if (bftnet_send(net, "js", buf, msg_len(seq)) == 0) sent_to_js = seq;
+      th_msg_fill(buf, seq);
+      if (bftnet_send(net, "js", buf, th_msg_len(seq)) == 0) sent_to_js = seq;
     }
     sleep_ms(5);
   }
@@ -291,13 +226,9 @@ static void *receiver_main(void *arg) {
   while (!atomic_load(&stop_recv)) {
     int k = bftnet_recv_batch(net, msgs, 64, 50);
     for (int i = 0; i < k; i++) {
-      uint64_t seq = 0;
-      for (size_t b = 0; b < 8 && b < msgs[i].len; b++)
-        seq = seq << 8 | msgs[i].data[b];
-      uint8_t want[64];
-      msg_fill(want, seq);
+      uint64_t seq = th_msg_seq(msgs[i].data, msgs[i].len);
       bool ok = strcmp(msgs[i].from, "js") == 0 && seq == atomic_load(&recv_last) + 1 &&
-                msgs[i].len == msg_len(seq) && memcmp(msgs[i].data, want, msgs[i].len) == 0;
+                th_msg_check(msgs[i].data, msgs[i].len, seq);
       if (ok)
         atomic_store(&recv_last, seq);
       else if (atomic_fetch_add(&recv_bad, 1) < 5)
@@ -316,15 +247,15 @@ static uint64_t counter(bftnet_counter_id_t id) {
 
 /* Waits up to ms for *v to reach at least want. */
 static bool wait_atomic(atomic_int *v, int want, uint64_t ms) {
-  uint64_t deadline = now_ms() + ms;
-  while (atomic_load(v) < want && now_ms() < deadline)
+  uint64_t deadline = th_now_ms() + ms;
+  while (atomic_load(v) < want && th_now_ms() < deadline)
     sleep_ms(10);
   return atomic_load(v) >= want;
 }
 
 static bool wait_recv(uint64_t want, uint64_t ms) {
-  uint64_t deadline = now_ms() + ms;
-  while (atomic_load(&recv_last) < want && now_ms() < deadline)
+  uint64_t deadline = th_now_ms() + ms;
+  while (atomic_load(&recv_last) < want && th_now_ms() < deadline)
     sleep_ms(10);
   return atomic_load(&recv_last) >= want;
 }
@@ -334,7 +265,7 @@ static bool wait_recv(uint64_t want, uint64_t ms) {
 static void cut_and_resume(px_arg_t *p, const char *name) {
   int resumed = atomic_load(&ev_resumed);
   uint64_t got = atomic_load(&recv_last);
-  px_run(do_cut, p);
+  th_uvthread_call(&px, do_cut, p);
   CHECK(p->rc >= 1, "cut of %s hit no connection\n", name);
   /* bftnet resumes its own stream and the js peer's (both detached). */
   CHECK(wait_atomic(&ev_resumed, resumed + 2, 10000), "no resume after the cut of %s\n", name);
@@ -366,18 +297,13 @@ int main(int argc, char **argv) {
   snprintf(target, sizeof target, "127.0.0.1:%d", atoi(tcp + 5));
 
   /* The proxies: A (preferred) refuses at first, B carries the pair. */
-  memset(&px, 0, sizeof px);
-  uv_loop_init(&px.loop);
-  uv_async_init(&px.loop, &px.async, px_on_async);
-  pthread_mutex_init(&px.mu, NULL);
-  pthread_cond_init(&px.cv, NULL);
-  uv_thread_create(&px.thread, px_main, NULL);
+  if (th_uvthread_start(&px) != 0) return 1;
   px_arg_t A = {.target = target}, B = {.target = target};
-  px_run(do_new, &A);
-  px_run(do_new, &B);
+  th_uvthread_call(&px, do_new, &A);
+  th_uvthread_call(&px, do_new, &B);
   if (A.rc || B.rc) return 1;
   A.on = 1;
-  px_run(do_refuse, &A);
+  th_uvthread_call(&px, do_refuse, &A);
 
   /* bftnet's key: drawn until bftnet leads the pair (§11.4). */
   bftnet_key_t *key = NULL;
@@ -426,11 +352,11 @@ int main(int argc, char **argv) {
   /* A answers again: bftnet's failback moves both streams there
    * gracefully and closes the emptied connection through B. */
   A.on = 0;
-  px_run(do_refuse, &A);
+  th_uvthread_call(&px, do_refuse, &A);
   CHECK(wait_atomic(&ev_failback, 2, 10000), "no graceful failback of both streams (%d)\n",
         atomic_load(&ev_failback));
-  uint64_t deadline = now_ms() + 5000;
-  while (counter(BFTNET_COUNTER_MIG_CONN_CLOSED_EMPTY) < 1 && now_ms() < deadline)
+  uint64_t deadline = th_now_ms() + 5000;
+  while (counter(BFTNET_COUNTER_MIG_CONN_CLOSED_EMPTY) < 1 && th_now_ms() < deadline)
     sleep_ms(20);
   CHECK(counter(BFTNET_COUNTER_MIG_CONN_CLOSED_EMPTY) >= 1,
         "the emptied connection through B stayed\n");
@@ -497,12 +423,9 @@ int main(int argc, char **argv) {
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the js peer exited with status %d\n",
         status);
   pthread_join(js.reader, NULL);
-  px_run(do_close, &A);
-  px_run(do_close, &B);
-  px_run(px_quit, NULL);
-  uv_thread_join(&px.thread);
-  uv_run(&px.loop, UV_RUN_DEFAULT);
-  uv_loop_close(&px.loop);
+  th_uvthread_call(&px, do_close, &A);
+  th_uvthread_call(&px, do_close, &B);
+  CHECK(th_uvthread_stop(&px) == 0, "the proxies' loop did not close cleanly\n");
   bftnet_key_free(key);
   fprintf(stderr, "mig_interop: %s\n", failures ? "FAIL" : "PASS");
   return failures ? 1 : 0;
