@@ -41,107 +41,16 @@
 
 #include "harness.h"
 #include "mig_core.h"
-#include "th_net.h"
+#include "th_node.h"
 
 #define MAXPS         128
 #define MAXEV         512
 #define MSG_PROTO     "/bftnet/msg/1.0.0"
 #define INNER_NEG_LEN 39u /* ms("/multistream/1.0.0") ms("/bftnet/msg/1.0.0"): 20 + 19 */
 
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* ------------------------------------------------------ messages */
-
-/* Message `seq`: 8 bytes of seq (big endian), then filler; 16..56 bytes, so
- * its frame is 1 + len bytes. */
-static size_t msg_len(uint64_t seq) {
-  return 16 + (size_t)(seq % 41);
-}
-
-static void msg_fill(uint8_t *buf, uint64_t seq) {
-  size_t len = msg_len(seq);
-  for (int k = 0; k < 8; k++)
-    buf[k] = (uint8_t)(seq >> (56 - 8 * k));
-  for (size_t i = 8; i < len; i++)
-    buf[i] = (uint8_t)(seq * 7 + i);
-}
-
-static bool msg_check(const uint8_t *p, size_t len, uint64_t seq) {
-  uint8_t want[64];
-  if (len != msg_len(seq)) return false;
-  msg_fill(want, seq);
-  return memcmp(p, want, len) == 0;
-}
-
-static uint64_t msg_seq(const uint8_t *p, size_t len) {
-  uint64_t v = 0;
-  for (size_t k = 0; k < 8 && k < len; k++)
-    v = (v << 8) | p[k];
-  return v;
-}
-
 /* ------------------------------------------------- r0's events */
 
-typedef struct rec_ev {
-  bftnet_event_type_t type;
-  uint64_t stream_id, lost, t_ns;
-  int outbound;
-  bftnet_mig_reason_t why;
-  char abort[32];
-} rec_ev_t;
-
-static pthread_mutex_t ev_mu = PTHREAD_MUTEX_INITIALIZER;
-static rec_ev_t evs[MAXEV];
-static int nev;
-
-static void on_event(const bftnet_event_t *ev, void *user) {
-  (void)user;
-  pthread_mutex_lock(&ev_mu);
-  if (nev < MAXEV) {
-    rec_ev_t *r = &evs[nev++];
-    r->type = ev->type;
-    r->stream_id = ev->stream_id;
-    r->lost = ev->lost;
-    r->outbound = ev->outbound;
-    r->why = ev->mig_reason;
-    snprintf(r->abort, sizeof r->abort, "%s", ev->mig_abort ? ev->mig_abort : "");
-    r->t_ns = mono_ns();
-  }
-  pthread_mutex_unlock(&ev_mu);
-}
-
-static int ev_mark(void) {
-  pthread_mutex_lock(&ev_mu);
-  int n = nev;
-  pthread_mutex_unlock(&ev_mu);
-  return n;
-}
-
-/* Events of `type` recorded at index >= from (outbound -1: either). */
-static int ev_count(int from, bftnet_event_type_t type, int outbound) {
-  int k = 0;
-  pthread_mutex_lock(&ev_mu);
-  for (int i = from; i < nev; i++)
-    if (evs[i].type == type && (outbound < 0 || evs[i].outbound == outbound)) k++;
-  pthread_mutex_unlock(&ev_mu);
-  return k;
-}
-
-static bool ev_get(int from, bftnet_event_type_t type, int outbound, rec_ev_t *out) {
-  bool found = false;
-  pthread_mutex_lock(&ev_mu);
-  for (int i = from; i < nev && !found; i++)
-    if (evs[i].type == type && (outbound < 0 || evs[i].outbound == outbound)) {
-      *out = evs[i];
-      found = true;
-    }
-  pthread_mutex_unlock(&ev_mu);
-  return found;
-}
+static th_evrec_t EV = TH_EVREC_INIT;
 
 /* ------------------------------------------------------ the peer */
 
@@ -168,18 +77,8 @@ typedef struct pstream {
 } pstream_t;
 
 typedef struct peer {
-  bool started, closed;
-  uv_loop_t loop;
-  bn_transport_t *t;
-  bftnet_key_t *key;
-  bn_counters_t ctr;
-  net_t *net;
-  char addr[BFTNET_ADDR_MAX];
+  th_peer_t h; /* its net_t, key, loop, and first failure */
   char member_addr[BFTNET_ADDR_MAX];
-  char id[BFTNET_PEER_ID_MAX];
-  uint64_t inc;
-  bool lower, leads;
-  uint64_t next_k;
   net_conn_t *conns[8];
   int nconns, ups, downs;
   pstream_t ps[MAXPS];
@@ -190,8 +89,6 @@ typedef struct peer {
   int nmig;
   uint64_t r0_next_seq; /* next message expected from r0, across its streams */
   uint64_t r0_msgs;
-  bool failed;
-  char err[256];
 } peer_t;
 
 typedef struct r0node {
@@ -208,22 +105,14 @@ static peer_t P;
 static r0node_t R0;
 
 /* Callbacks record the first failure; the test asserts it at checkpoints. */
-__attribute__((format(printf, 1, 2))) static void peer_fail(const char *fmt, ...) {
-  if (P.failed) return;
-  P.failed = true;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(P.err, sizeof P.err, fmt, ap);
-  va_end(ap);
-}
+#define peer_fail(...) th_peer_fail(&P.h, __VA_ARGS__)
 
 static void assert_peer_ok(void) {
-  if (P.failed) fail_msg("peer: %s", P.err);
+  th_peer_assert_ok(&P.h);
 }
 
 static uint64_t peer_next_id(void) {
-  uint64_t k = P.next_k++;
-  return 2 * k + (P.lower ? 0u : 1u);
+  return th_peer_next_id(&P.h);
 }
 
 static uint64_t peer_wrong_parity_id(void) {
@@ -232,7 +121,7 @@ static uint64_t peer_wrong_parity_id(void) {
 
 static mig_msg_t m_label(uint64_t id) {
   return (mig_msg_t){
-      .type = MIG_MSG_LABEL, .id = id, .has_incarnation = true, .incarnation = P.inc};
+      .type = MIG_MSG_LABEL, .id = id, .has_incarnation = true, .incarnation = P.h.inc};
 }
 
 static mig_msg_t m_migrate(uint64_t id, uint64_t from, bool has_off, uint64_t off) {
@@ -240,7 +129,7 @@ static mig_msg_t m_migrate(uint64_t id, uint64_t from, bool has_off, uint64_t of
                      .id = id,
                      .from = from,
                      .has_incarnation = true,
-                     .incarnation = P.inc,
+                     .incarnation = P.h.inc,
                      .has_read_offset = has_off,
                      .read_offset = off};
 }
@@ -249,7 +138,7 @@ static mig_msg_t m_ack(bool deny, bool has_off, uint64_t off) {
   return (mig_msg_t){.type = MIG_MSG_ACK,
                      .deny = deny,
                      .has_incarnation = true,
-                     .incarnation = P.inc,
+                     .incarnation = P.h.inc,
                      .has_read_offset = has_off,
                      .read_offset = off};
 }
@@ -316,9 +205,9 @@ static void ps_parse(pstream_t *ps) {
       ps->r0_out = false;
       return;
     }
-    if (!msg_check(body, blen, P.r0_next_seq)) {
+    if (!th_msg_check(body, blen, P.r0_next_seq)) {
       peer_fail("r0 -> r1 message: got seq %llu, want %llu (loss, duplicate or reorder)",
-                (unsigned long long)msg_seq(body, blen), (unsigned long long)P.r0_next_seq);
+                (unsigned long long)th_msg_seq(body, blen), (unsigned long long)P.r0_next_seq);
       ps->r0_out = false;
       return;
     }
@@ -421,27 +310,14 @@ static bool p_has_conn(const net_conn_t *c) {
 
 /* ------------------------------------------------ the loop */
 
-static void noop_timer(uv_timer_t *t) {
-  (void)t;
-}
-
-/* Runs the peer's loop until pred holds or timeout_ms pass (a 1 ms timer
- * wakes it to look at r0, which lives on another thread). */
+/* Runs the peer's loop until pred holds or timeout_ms pass (it looks again
+ * every 1 ms at r0, which lives on another thread). */
 static bool run_until(bool (*pred)(void *), void *arg, uint64_t timeout_ms) {
-  uv_timer_t tick;
-  uv_timer_init(&P.loop, &tick);
-  uv_timer_start(&tick, noop_timer, 1, 1);
-  uint64_t deadline = mono_ns() + timeout_ms * 1000000ull;
-  bool ok;
-  while (!(ok = pred ? pred(arg) : false) && mono_ns() < deadline)
-    uv_run(&P.loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&tick, NULL);
-  uv_run(&P.loop, UV_RUN_NOWAIT);
-  return ok;
+  return th_run_ticking(&P.h.loop, pred, arg, timeout_ms);
 }
 
 static void pump(uint64_t ms) {
-  (void)run_until(NULL, NULL, ms);
+  th_pump(&P.h.loop, ms);
 }
 
 static void ps_write_now(pstream_t *ps, const uint8_t *p, size_t n) {
@@ -456,14 +332,14 @@ static void ps_write_now(pstream_t *ps, const uint8_t *p, size_t n) {
 /* Writes all n bytes (small: they fit the credit a fresh stream has). */
 static void ps_write(pstream_t *ps, const uint8_t *p, size_t n) {
   size_t off = 0;
-  uint64_t deadline = mono_ns() + 3000000000ull;
+  uint64_t deadline = th_mono_ns() + 3000000000ull;
   while (off < n) {
     if (!ps->s) fail_msg("peer: write on a stream that is gone");
     int k = net_stream_write(ps->s, p + off, n - off);
     if (k < 0) fail_msg("peer: write failed: %s", bftnet_err_name(k));
     off += (size_t)k;
     if (off < n) {
-      if (mono_ns() > deadline) fail_msg("peer: write stuck (%zu of %zu)", off, n);
+      if (th_mono_ns() > deadline) fail_msg("peer: write stuck (%zu of %zu)", off, n);
       pump(2);
     }
   }
@@ -516,19 +392,19 @@ static void good_write(good_t *g, pstream_t *ps, int n) {
   uint8_t buf[64];
   for (int i = 0; i < n; i++) {
     uint64_t seq = g->next_seq++;
-    msg_fill(buf, seq);
+    th_msg_fill(buf, seq);
     size_t at = g->log.len;
-    assert_ok(lp_append(&g->log, buf, msg_len(seq)));
+    assert_ok(lp_append(&g->log, buf, th_msg_len(seq)));
     ps_write(ps ? ps : g->cur, g->log.data + at, g->log.len - at);
   }
 }
 
 /* r0 hands exactly n more messages from r1 to the application, in order. */
 static void expect_r0_delivers(uint64_t n, const char *what) {
-  uint64_t got = 0, deadline = mono_ns() + 5000000000ull;
+  uint64_t got = 0, deadline = th_mono_ns() + 5000000000ull;
   bftnet_msg_t msgs[64];
   while (got < n) {
-    if (mono_ns() > deadline)
+    if (th_mono_ns() > deadline)
       fail_msg("%s: r0 delivered %llu of %llu messages from r1", what, (unsigned long long)got,
                (unsigned long long)n);
     pump(1);
@@ -538,9 +414,9 @@ static void expect_r0_delivers(uint64_t n, const char *what) {
     for (int i = 0; i < k; i++) {
       if (strcmp(msgs[i].from, "r1") != 0)
         fail_msg("%s: message from '%s', want r1", what, msgs[i].from);
-      if (!msg_check(msgs[i].data, msgs[i].len, R0.expect_seq))
+      if (!th_msg_check(msgs[i].data, msgs[i].len, R0.expect_seq))
         fail_msg("%s: r0 delivered seq %llu, want %llu (loss, duplicate or reorder)", what,
-                 (unsigned long long)msg_seq(msgs[i].data, msgs[i].len),
+                 (unsigned long long)th_msg_seq(msgs[i].data, msgs[i].len),
                  (unsigned long long)R0.expect_seq);
       if (got == n)
         fail_msg("%s: r0 delivered more than the %llu messages sent", what, (unsigned long long)n);
@@ -554,7 +430,7 @@ static void expect_r0_delivers(uint64_t n, const char *what) {
   int rc = bftnet_recv(R0.net, &m, 0);
   if (rc == 0)
     fail_msg("%s: r0 delivered an extra message (seq %llu)", what,
-             (unsigned long long)msg_seq(m.data, m.len));
+             (unsigned long long)th_msg_seq(m.data, m.len));
   assert_peer_ok();
 }
 
@@ -566,23 +442,18 @@ static void good_continue(good_t *g, int n, const char *what) {
 /* --------------------------------------------- r0's messages to r1 */
 
 static void r0_send(int n) {
-  uint8_t buf[64];
-  for (int i = 0; i < n; i++) {
-    uint64_t seq = R0.send_seq++;
-    msg_fill(buf, seq);
-    assert_ok(bftnet_send(R0.net, "r1", buf, msg_len(seq)));
-  }
+  th_bnode_send(R0.net, "r1", &R0.send_seq, n);
 }
 
 static uint64_t frames_bytes(uint64_t from_seq, uint64_t n) {
   uint64_t b = 0;
   for (uint64_t s = from_seq; s < from_seq + n; s++)
-    b += 1 + msg_len(s);
+    b += 1 + th_msg_len(s);
   return b;
 }
 
 static bool pred_r0_msgs(void *arg) {
-  return P.failed || P.r0_msgs >= *(uint64_t *)arg;
+  return P.h.failed || P.r0_msgs >= *(uint64_t *)arg;
 }
 
 /* The peer has read every message r0 was asked to send, in order. */
@@ -597,8 +468,8 @@ static void expect_peer_gets_all(const char *what) {
 
 /* Every byte r0 wrote to r1 is confirmed (credited) and its ring is empty. */
 static void r0_flushed(const char *what) {
-  uint64_t deadline = mono_ns() + 5000000000ull;
-  while (mono_ns() < deadline) {
+  uint64_t deadline = th_mono_ns() + 5000000000ull;
+  while (th_mono_ns() < deadline) {
     pump(2);
     if (bftnet_flush(R0.net, 2) == 0) return;
   }
@@ -606,9 +477,7 @@ static void r0_flushed(const char *what) {
 }
 
 static bftnet_peer_stats_t r0_stats(void) {
-  bftnet_peer_stats_t st;
-  assert_ok(bftnet_peer_stats(R0.net, "r1", &st));
-  return st;
+  return th_bnode_stats(R0.net, "r1");
 }
 
 /* -------------------------------------------------- r0's counters */
@@ -659,8 +528,8 @@ static bool counters_match(const snap_t *before, const cdelta_t *exp, int *bad) 
 /* Every watched counter moved by exactly what exp says (0 if unlisted). */
 static void expect_counters(const snap_t *before, const char *what, const cdelta_t *exp) {
   int bad = -1;
-  uint64_t deadline = mono_ns() + 2000000000ull;
-  while (!counters_match(before, exp, &bad) && mono_ns() < deadline)
+  uint64_t deadline = th_mono_ns() + 2000000000ull;
+  while (!counters_match(before, exp, &bad) && th_mono_ns() < deadline)
     pump(2);
   if (counters_match(before, exp, &bad)) return;
   uint64_t got = bftnet_counter(R0.net, (bftnet_counter_id_t)bad) - before->v[bad];
@@ -676,7 +545,7 @@ static bool pred_ps_err(void *a) {
 }
 static bool pred_ps_msg(void *a) {
   pstream_t *ps = a;
-  return ps->have_msg || ps->err != 0 || P.failed;
+  return ps->have_msg || ps->err != 0 || P.h.failed;
 }
 static bool pred_ps_fin(void *a) {
   pstream_t *ps = a;
@@ -712,28 +581,13 @@ static void expect_deny(pstream_t *ps, const char *what) {
 
 /* ------------------------------------------------ the fixture */
 
-typedef enum role { ROLE_PEER_LEADS, ROLE_R0_LEADS, ROLE_ANY } role_t;
-
-typedef struct dial_wait {
-  bool done;
-  int err;
-  net_conn_t *c;
-} dial_wait_t;
-
-static void p_dial_cb(void *ud, net_conn_t *c, int err) {
-  dial_wait_t *w = ud;
-  w->c = c;
-  w->err = err;
-  w->done = true;
-}
-
 static bool pred_flag(void *a) {
   return *(bool *)a;
 }
 
 static bool pred_setup(void *a) {
   (void)a;
-  return P.failed || (P.nconns >= 1 && P.r0out && P.r0out->have_msg);
+  return P.h.failed || (P.nconns >= 1 && P.r0out && P.r0out->have_msg);
 }
 
 /* A TCP port on 127.0.0.1 nobody listens on (bound, then released). */
@@ -749,77 +603,41 @@ static int dead_port(void) {
 }
 
 static void r0_members(const char *r1_addr) {
-  const char *a0[] = {R0.addr}, *a1[] = {r1_addr};
-  bftnet_member_t mem[] = {{"r0", a0, 1}, {"r1", a1, 1}};
-  char err[256] = "";
-  int rc = bftnet_connect(R0.net, mem, 2, err, sizeof err);
-  if (rc) fail_msg("bftnet_connect: %s: %s", bftnet_err_name(rc), err);
+  th_bnode_connect_pair(R0.net, R0.addr, r1_addr);
 }
 
 /* r0 and the peer, with keys drawn until the pair's leader is what the
  * test needs. r0_dials: r0's address for r1 is the peer's listener (r0
  * dials); else it is a dead port and the peer dials r0. Returns once the
  * connection is up and r0's labelled stream to r1 was read. */
-static void fx_start(role_t role, uint32_t detach_ms, bool r0_dials) {
+static void fx_start(th_lead_t lead, uint32_t detach_ms, bool r0_dials) {
   memset(&P, 0, sizeof P);
   memset(&R0, 0, sizeof R0);
-  pthread_mutex_lock(&ev_mu);
-  nev = 0;
-  pthread_mutex_unlock(&ev_mu);
+  th_evrec_clear(&EV);
   R0.send_seq = R0.expect_seq = P.r0_next_seq = 1;
-  assert_int_equal(uv_loop_init(&P.loop), 0);
-  assert_ok(net_transport_uv_new(&P.loop, bn_seam_system(), &P.t));
-  P.started = true;
   assert_ok(bftnet_key_generate(&R0.key));
-  for (int i = 0; i < 128 && !P.key; i++) {
-    assert_ok(bftnet_key_generate(&P.key));
-    bool peer_leads = mig_self_is_leader(&P.key->id, &R0.key->id);
-    if (role == ROLE_ANY || (role == ROLE_PEER_LEADS) == peer_leads) break;
-    bftnet_key_free(P.key);
-    P.key = NULL;
-  }
-  assert_non_null(P.key);
-  P.leads = mig_self_is_leader(&P.key->id, &R0.key->id);
-  assert_true(P.leads != mig_self_is_leader(&R0.key->id, &P.key->id)); /* exactly one leads */
-  P.lower = mig_self_is_lower(&P.key->id, &R0.key->id);
-  bftnet_key_peer_id(P.key, P.id, sizeof P.id);
-  bftnet_key_peer_id(R0.key, R0.id, sizeof R0.id);
-  bn_random(bn_seam_system(), &P.inc, sizeof P.inc);
-  P.next_k = 500; /* far from r0's IDs, which it counts from 0 */
-
-  net_config_t nc;
-  th_net_config(&nc);
   net_cbs_t cbs = {.on_conn_up = p_conn_up, .on_conn_down = p_conn_down};
-  assert_ok(net_new(&P.net, P.t, P.key, &nc, &cbs, &P, &P.ctr));
-  assert_ok(net_handle(P.net, MIG_PROTO_ID, p_on_mig_open, &P));
-  maddr_t m;
-  char e[128];
-  assert_ok(maddr_parse("/ip4/127.0.0.1/tcp/0", &m, e, sizeof e));
-  assert_ok(net_listen(P.net, &m, P.addr, sizeof P.addr));
+  assert_ok(th_peer_start(&P.h, R0.key, lead, &cbs, &P));
+  /* exactly one leads */
+  assert_true(P.h.leads != mig_self_is_leader(&R0.key->id, &P.h.key->id));
+  bftnet_key_peer_id(R0.key, R0.id, sizeof R0.id);
+  assert_ok(net_handle(P.h.net, MIG_PROTO_ID, p_on_mig_open, &P));
 
   bftnet_config_t cfg;
-  bftnet_config_init(&cfg);
-  cfg.key = R0.key;
+  th_bnode_config(&cfg, R0.key, &EV);
   cfg.ping_interval_ms = 1000;
   cfg.ping_timeout_ms = 5000;
-  cfg.dial_backoff_min_ms = 20;
-  cfg.dial_backoff_max_ms = 200;
   if (detach_ms) cfg.detach_timeout_ms = detach_ms;
-  cfg.on_event = on_event;
-  assert_ok(bftnet_new(&R0.net, &cfg));
-  assert_ok(bftnet_listen(R0.net, "/ip4/127.0.0.1/tcp/0", R0.addr, sizeof R0.addr));
+  assert_ok(th_bnode_start(&R0.net, &cfg, R0.addr, sizeof R0.addr));
   if (r0_dials)
-    snprintf(P.member_addr, sizeof P.member_addr, "%s", P.addr);
+    snprintf(P.member_addr, sizeof P.member_addr, "%s", P.h.addr);
   else
     snprintf(P.member_addr, sizeof P.member_addr, "/ip4/127.0.0.1/tcp/%d/p2p/%s", dead_port(),
-             P.id);
+             P.h.id);
   r0_members(P.member_addr);
   if (!r0_dials) {
-    assert_ok(maddr_parse(R0.addr, &m, e, sizeof e));
-    dial_wait_t w = {0};
-    assert_ok(net_dial(P.net, &m, p_dial_cb, &w));
-    if (!run_until(pred_flag, &w.done, 5000)) fail_msg("peer: dial to r0 timed out");
-    if (w.err) fail_msg("peer: dial to r0: %s", bftnet_err_name(w.err));
+    int rc = th_peer_dial(&P.h, R0.addr, 5000);
+    if (rc) fail_msg("peer: dial to r0: %s", bftnet_err_name(rc));
   }
   if (!run_until(pred_setup, NULL, 8000))
     fail_msg("setup: no connection or no labelled stream from r0");
@@ -829,9 +647,9 @@ static void fx_start(role_t role, uint32_t detach_ms, bool r0_dials) {
   assert_true(P.r0out->msg.has_incarnation);
   R0.inc = P.r0out->msg.incarnation;
   /* r0's IDs have r0's parity: even iff its peer ID is the lower one. */
-  assert_true(mig_id_parity_ok(P.r0out->msg.id, !P.lower));
-  print_message("  setup: peer %s, r0 %s; %s leads, %s uses even IDs; %s dialed\n", P.id, R0.id,
-                P.leads ? "the peer" : "r0", P.lower ? "the peer" : "r0",
+  assert_true(mig_id_parity_ok(P.r0out->msg.id, !P.h.lower));
+  print_message("  setup: peer %s, r0 %s; %s leads, %s uses even IDs; %s dialed\n", P.h.id, R0.id,
+                P.h.leads ? "the peer" : "r0", P.h.lower ? "the peer" : "r0",
                 r0_dials ? "r0" : "the peer");
 }
 
@@ -841,29 +659,22 @@ static void closed_cb(void *ud) {
 
 static int fx_teardown(void **state) {
   (void)state;
-  if (!P.started) return 0;
+  if (!P.h.started) return 0;
   bftnet_free(R0.net);
   R0.net = NULL;
-  if (!P.closed && P.net) net_close(P.net, closed_cb, NULL);
-  for (int i = 0; i < 50; i++)
-    uv_run(&P.loop, UV_RUN_NOWAIT);
-  net_transport_uv_free(P.t);
-  int rc = th_loop_finish(&P.loop);
-  if (P.net) net_free(P.net);
-  bftnet_key_free(P.key);
+  int rc = th_peer_finish(&P.h);
   bftnet_key_free(R0.key);
   for (int i = 0; i < P.nps; i++)
     bn_buf_free(&P.ps[i].rx);
-  P.started = false;
   assert_int_equal(rc, 0); /* every handle closed cleanly */
   return 0;
 }
 
 static bool pred_nmig(void *a) {
-  return P.failed || P.nmig >= *(int *)a;
+  return P.h.failed || P.nmig >= *(int *)a;
 }
 static bool pred_n_r0out(void *a) {
-  return P.failed || P.n_r0out >= *(int *)a;
+  return P.h.failed || P.n_r0out >= *(int *)a;
 }
 
 typedef struct ev_wait {
@@ -874,7 +685,7 @@ typedef struct ev_wait {
 
 static bool pred_ev(void *a) {
   ev_wait_t *w = a;
-  return ev_count(w->from, w->type, w->outbound) >= w->n;
+  return th_evrec_count(&EV, w->from, w->type, w->outbound) >= w->n;
 }
 
 static void wait_event(int from, bftnet_event_type_t type, int outbound, int n, uint64_t ms,
@@ -882,16 +693,16 @@ static void wait_event(int from, bftnet_event_type_t type, int outbound, int n, 
   ev_wait_t w = {from, type, outbound, n};
   if (!run_until(pred_ev, &w, ms))
     fail_msg("%s: %d event(s) of type %d (outbound %d) from r0, want %d", what,
-             ev_count(from, type, outbound), (int)type, outbound, n);
+             th_evrec_count(&EV, from, type, outbound), (int)type, outbound, n);
 }
 
 /* ================================================== 1 + 2: the peer leads */
 
 static void test_peer_leads_good_stream_and_byzantine_inputs(void **state) {
   (void)state;
-  fx_start(ROLE_PEER_LEADS, 0, true);
+  fx_start(TH_LEAD_PEER, 0, true);
   net_conn_t *c = P.conns[0];
-  int ev0 = ev_mark();
+  int ev0 = th_evrec_mark(&EV);
   snap_t s0;
   snap_take(&s0);
 
@@ -998,7 +809,7 @@ static void test_peer_leads_good_stream_and_byzantine_inputs(void **state) {
    * the old carrier AND again on the new one (we resend from the acked
    * offset): it must deliver them once. */
   snap_take(&s);
-  int ev_d = ev_mark();
+  int ev_d = th_evrec_mark(&EV);
   pstream_t *old = g.cur;
   uint64_t before_migrate = g.log.len;
   uint64_t new_id = peer_next_id();
@@ -1032,12 +843,12 @@ static void test_peer_leads_good_stream_and_byzantine_inputs(void **state) {
   assert_int_equal(nw->err, 0);
   assert_int_equal(nw->l_in, 0); /* r0 wrote nothing behind its echo: nothing to resend */
   expect_counters(&s, "valid migration", DELTAS({BFTNET_COUNTER_MIG_MIGRATED, 1}));
-  rec_ev_t ev;
+  th_ev_t ev;
   wait_event(ev_d, BFTNET_EV_MIGRATED, 0, 1, 2000, "valid migration");
-  assert_true(ev_get(ev_d, BFTNET_EV_MIGRATED, 0, &ev));
+  assert_true(th_evrec_find(&EV, ev_d, BFTNET_EV_MIGRATED, 0, false, &ev));
   assert_true(ev.stream_id == new_id);
   assert_int_equal(ev.why, BFTNET_MIG_PEER);
-  assert_int_equal(ev_count(ev_d, BFTNET_EV_MIGRATED, -1), 1);
+  assert_int_equal(th_evrec_count(&EV, ev_d, BFTNET_EV_MIGRATED, -1), 1);
   print_message(
       "  2d: Migrate at L offset %llu, 7 messages behind it on the old carrier, r0 acked %llu\n",
       (unsigned long long)before_migrate, (unsigned long long)acked);
@@ -1064,7 +875,7 @@ static void test_peer_leads_good_stream_and_byzantine_inputs(void **state) {
   expect_peer_gets_all("r0's stream before the bad offset");
   r0_flushed("r0's stream before the bad offset");
   snap_take(&s);
-  int ev_e = ev_mark();
+  int ev_e = th_evrec_mark(&EV);
   pstream_t *target = P.r0out;
   uint64_t target_id = target->msg.id;
   int n_out = P.n_r0out;
@@ -1075,7 +886,7 @@ static void test_peer_leads_good_stream_and_byzantine_inputs(void **state) {
   if (!run_until(pred_ps_err, target, 3000)) fail_msg("bad read offset: r0's stream was not reset");
   assert_int_equal(target->err, BFTNET_ERESET);
   wait_event(ev_e, BFTNET_EV_ABORTED, 1, 1, 2000, "bad read offset");
-  assert_true(ev_get(ev_e, BFTNET_EV_ABORTED, 1, &ev));
+  assert_true(th_evrec_find(&EV, ev_e, BFTNET_EV_ABORTED, 1, false, &ev));
   assert_string_equal(ev.abort, "bad_read_offset");
   assert_true(ev.stream_id == target_id);
   assert_int_equal(ev.lost, 0); /* everything was confirmed */
@@ -1083,21 +894,21 @@ static void test_peer_leads_good_stream_and_byzantine_inputs(void **state) {
   if (!run_until(pred_n_r0out, &want, 3000)) fail_msg("bad read offset: r0 opened no new stream");
   assert_true(P.r0out != target);
   assert_true(P.r0out->msg.id != target_id);
-  assert_true(mig_id_parity_ok(P.r0out->msg.id, !P.lower));
+  assert_true(mig_id_parity_ok(P.r0out->msg.id, !P.h.lower));
   expect_counters(&s, "read offset beyond what was sent",
                   DELTAS({BFTNET_COUNTER_MIG_BAD_OFFSET, 1}, {BFTNET_COUNTER_MIG_ABORTED, 1}));
   r0_send(25);
   expect_peer_gets_all("r0's new stream");
   assert_int_equal(P.r0out->msgs, 25);
   good_continue(&g, 10, "after bad read offset");
-  assert_int_equal(ev_count(ev_e, BFTNET_EV_ABORTED, 0), 0); /* the good stream lives */
+  assert_int_equal(th_evrec_count(&EV, ev_e, BFTNET_EV_ABORTED, 0), 0); /* the good stream lives */
 
   /* The whole way: one connection, the good stream never aborted, nothing lost. */
   assert_int_equal(P.downs, 0);
   assert_true(p_has_conn(c));
-  assert_int_equal(ev_count(ev0, BFTNET_EV_DISCONNECTED, -1), 0);
-  assert_int_equal(ev_count(ev0, BFTNET_EV_ABORTED, -1), 1);
-  assert_int_equal(ev_count(ev0, BFTNET_EV_DENIED, -1), 0);
+  assert_int_equal(th_evrec_count(&EV, ev0, BFTNET_EV_DISCONNECTED, -1), 0);
+  assert_int_equal(th_evrec_count(&EV, ev0, BFTNET_EV_ABORTED, -1), 1);
+  assert_int_equal(th_evrec_count(&EV, ev0, BFTNET_EV_DENIED, -1), 0);
   bftnet_peer_stats_t st = r0_stats();
   assert_int_equal(st.delivered, g.next_seq - 1);
   assert_int_equal(st.aborted, 0);
@@ -1111,7 +922,7 @@ static void test_peer_leads_good_stream_and_byzantine_inputs(void **state) {
 
 static void test_r0_leads_follower_migrate_and_denied_migration(void **state) {
   (void)state;
-  fx_start(ROLE_R0_LEADS, 0, false);
+  fx_start(TH_LEAD_NODE, 0, false);
   net_conn_t *c1 = P.conns[0];
   good_t g;
   good_open(&g, c1);
@@ -1136,10 +947,10 @@ static void test_r0_leads_follower_migrate_and_denied_migration(void **state) {
    * r0 dials it and prefers its own outbound connection. We deny. */
   r0_flushed("before the migration");
   snap_take(&s);
-  int ev3 = ev_mark();
+  int ev3 = th_evrec_mark(&EV);
   pstream_t *out = P.r0out;
   uint64_t out_id = out->msg.id;
-  r0_members(P.addr);
+  r0_members(P.h.addr);
   int two = 2;
   if (!run_until(pred_nmig, &two, 5000)) fail_msg("r0 sent %d Migrate(s), want 2", P.nmig);
   assert_peer_ok();
@@ -1147,7 +958,7 @@ static void test_r0_leads_follower_migrate_and_denied_migration(void **state) {
   for (int i = 0; i < 2; i++) {
     pstream_t *mp = P.migs[i];
     assert_true(mp->conn != c1); /* on the new connection */
-    assert_true(mig_id_parity_ok(mp->msg.id, !P.lower));
+    assert_true(mig_id_parity_ok(mp->msg.id, !P.h.lower));
     assert_true(mp->msg.has_incarnation && mp->msg.incarnation == R0.inc);
     assert_true(mp->msg.has_read_offset);
     if (mp->msg.from == out_id)
@@ -1167,10 +978,10 @@ static void test_r0_leads_follower_migrate_and_denied_migration(void **state) {
   ps_send_msg(m_out, &mm);
   ps_send_msg(m_in, &mm);
   wait_event(ev3, BFTNET_EV_DENIED, -1, 2, 3000, "denied migration");
-  rec_ev_t ev;
-  assert_true(ev_get(ev3, BFTNET_EV_DENIED, 1, &ev));
+  th_ev_t ev;
+  assert_true(th_evrec_find(&EV, ev3, BFTNET_EV_DENIED, 1, false, &ev));
   assert_true(ev.stream_id == out_id);
-  assert_true(ev_get(ev3, BFTNET_EV_DENIED, 0, &ev));
+  assert_true(th_evrec_find(&EV, ev3, BFTNET_EV_DENIED, 0, false, &ev));
   assert_true(ev.stream_id == g.id);
   if (!run_until(pred_ps_fin, m_out, 3000) || !run_until(pred_ps_fin, m_in, 3000))
     fail_msg("denied migration: r0 did not close the new carriers");
@@ -1195,9 +1006,9 @@ static void test_r0_leads_follower_migrate_and_denied_migration(void **state) {
   expect_peer_gets_all("r0's stream long after the denial");
   assert_true(P.r0out == out);
   expect_counters(&s, "after the denial", DELTAS({BFTNET_COUNTER_MIG_DENIED, 2}));
-  assert_int_equal(ev_count(ev3, BFTNET_EV_MIGRATED, -1), 0);
-  assert_int_equal(ev_count(ev3, BFTNET_EV_ABORTED, -1), 0);
-  assert_int_equal(ev_count(ev3, BFTNET_EV_DENIED, -1), 2);
+  assert_int_equal(th_evrec_count(&EV, ev3, BFTNET_EV_MIGRATED, -1), 0);
+  assert_int_equal(th_evrec_count(&EV, ev3, BFTNET_EV_ABORTED, -1), 0);
+  assert_int_equal(th_evrec_count(&EV, ev3, BFTNET_EV_DENIED, -1), 2);
   assert_true(p_has_conn(c1));
   bftnet_peer_stats_t st = r0_stats();
   assert_int_equal(st.delivered, g.next_seq - 1);
@@ -1214,17 +1025,17 @@ static bool pred_downs1(void *a) {
 
 static void test_reset_during_migration(void **state) {
   (void)state;
-  fx_start(ROLE_R0_LEADS, 0, false);
+  fx_start(TH_LEAD_NODE, 0, false);
   net_conn_t *c1 = P.conns[0];
   r0_send(15);
   expect_peer_gets_all("r0's stream");
   r0_flushed("r0's stream");
   snap_t s;
   snap_take(&s);
-  int ev4 = ev_mark();
+  int ev4 = th_evrec_mark(&EV);
   pstream_t *old = P.r0out;
   uint64_t out_id = old->msg.id;
-  r0_members(P.addr); /* r0 migrates to its own connection to the peer */
+  r0_members(P.h.addr); /* r0 migrates to its own connection to the peer */
   int one = 1;
   if (!run_until(pred_nmig, &one, 5000)) fail_msg("r0 sent no Migrate");
   assert_peer_ok();
@@ -1238,8 +1049,8 @@ static void test_reset_during_migration(void **state) {
     fail_msg("reset during migration: the new carrier was not reset");
   assert_int_equal(mx->err, BFTNET_ERESET);
   wait_event(ev4, BFTNET_EV_ABORTED, 1, 1, 3000, "reset during migration");
-  rec_ev_t ev;
-  assert_true(ev_get(ev4, BFTNET_EV_ABORTED, 1, &ev));
+  th_ev_t ev;
+  assert_true(th_evrec_find(&EV, ev4, BFTNET_EV_ABORTED, 1, false, &ev));
   assert_string_equal(ev.abort, "reset");
   assert_true(ev.stream_id == out_id);
   assert_int_equal(ev.lost, 0);
@@ -1260,9 +1071,9 @@ static void test_reset_during_migration(void **state) {
     fail_msg("the peer did not see the idle connection close");
   assert_int_equal(P.downs, 1);
   assert_false(p_has_conn(c1));
-  assert_int_equal(ev_count(ev4, BFTNET_EV_ABORTED, -1), 1);
-  assert_int_equal(ev_count(ev4, BFTNET_EV_DENIED, -1), 0);
-  assert_int_equal(ev_count(ev4, BFTNET_EV_MIGRATED, -1), 0);
+  assert_int_equal(th_evrec_count(&EV, ev4, BFTNET_EV_ABORTED, -1), 1);
+  assert_int_equal(th_evrec_count(&EV, ev4, BFTNET_EV_DENIED, -1), 0);
+  assert_int_equal(th_evrec_count(&EV, ev4, BFTNET_EV_MIGRATED, -1), 0);
   assert_int_equal(r0_stats().aborted, 0);
   r0_flushed("r0's fresh stream");
 }
@@ -1272,7 +1083,7 @@ static void test_reset_during_migration(void **state) {
 static void test_detach_timeout_counts_unconfirmed(void **state) {
   (void)state;
   enum { K = 12, M = 7 };
-  fx_start(ROLE_ANY, 400, true);
+  fx_start(TH_LEAD_ANY, 400, true);
   net_conn_t *c = P.conns[0];
   r0_send(K);
   expect_peer_gets_all("the first K");
@@ -1295,15 +1106,15 @@ static void test_detach_timeout_counts_unconfirmed(void **state) {
   assert_int_equal(st.unconfirmed, want_unconf);
   snap_t s;
   snap_take(&s);
-  int ev5 = ev_mark();
+  int ev5 = th_evrec_mark(&EV);
   /* Abruptly: no GO_AWAY, no stream RST; and no listener to come back to. */
   net_conn_close(c, BFTNET_REASON_IO_ERROR, BFTNET_EIO);
-  net_close(P.net, closed_cb, NULL);
-  P.closed = true;
+  net_close(P.h.net, closed_cb, NULL);
+  P.h.closed = true;
   wait_event(ev5, BFTNET_EV_ABORTED, 1, 1, 3000, "detach timeout");
-  rec_ev_t det = {0}, ab = {0}; /* zeroed: gcc cannot see that ev_get sets them */
-  assert_true(ev_get(ev5, BFTNET_EV_DETACHED, 1, &det));
-  assert_true(ev_get(ev5, BFTNET_EV_ABORTED, 1, &ab));
+  th_ev_t det = {0}, ab = {0}; /* zeroed: gcc cannot see that th_evrec_find sets them */
+  assert_true(th_evrec_find(&EV, ev5, BFTNET_EV_DETACHED, 1, false, &det));
+  assert_true(th_evrec_find(&EV, ev5, BFTNET_EV_ABORTED, 1, false, &ab));
   assert_string_equal(ab.abort, "detach_timeout");
   assert_true(ab.stream_id == out_id && det.stream_id == out_id);
   assert_int_equal(ab.lost, M);
@@ -1318,8 +1129,8 @@ static void test_detach_timeout_counts_unconfirmed(void **state) {
                   DELTAS({BFTNET_COUNTER_MIG_DETACHED, 1}, {BFTNET_COUNTER_MIG_ABORTED, 1},
                          {BFTNET_COUNTER_MIG_ABORTED_MSGS, M},
                          {BFTNET_COUNTER_MIG_ABORT_DETACH_TIMEOUT, 1}));
-  assert_int_equal(ev_count(ev5, BFTNET_EV_RESUMED, -1), 0);
-  assert_int_equal(ev_count(ev5, BFTNET_EV_ABORTED, -1), 1);
+  assert_int_equal(th_evrec_count(&EV, ev5, BFTNET_EV_RESUMED, -1), 0);
+  assert_int_equal(th_evrec_count(&EV, ev5, BFTNET_EV_ABORTED, -1), 1);
 }
 
 /* ====================================== a carrier still reading its first message */
@@ -1340,7 +1151,7 @@ static void half_message_pending(pstream_t **out) {
 
 static void test_stop_with_a_half_received_message(void **state) {
   (void)state;
-  fx_start(ROLE_ANY, 0, true);
+  fx_start(TH_LEAD_ANY, 0, true);
   pstream_t *x;
   half_message_pending(&x);
   bftnet_free(R0.net);
@@ -1350,7 +1161,7 @@ static void test_stop_with_a_half_received_message(void **state) {
 
 static void test_remove_member_with_a_half_received_message(void **state) {
   (void)state;
-  fx_start(ROLE_ANY, 0, true);
+  fx_start(TH_LEAD_ANY, 0, true);
   pstream_t *x;
   half_message_pending(&x);
   const char *a0[] = {R0.addr};

@@ -31,73 +31,20 @@
 #include "harness.h"
 #include "mig_core.h"
 #include "net_internal.h"
-#include "th_net.h"
+#include "th_node.h"
 
 #define MSG_PROTO     "/bftnet/msg/1.0.0"
 #define INNER_NEG_LEN 39u /* ms("/multistream/1.0.0") ms("/bftnet/msg/1.0.0") */
 #define MAXPS         64
 
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* Message seq: 8 bytes of seq (big endian) then filler, 16..56 bytes. */
-static size_t msg_len(uint64_t seq) {
-  return 16 + (size_t)(seq % 41);
-}
-static void msg_fill(uint8_t *b, uint64_t seq) {
-  for (int k = 0; k < 8; k++)
-    b[k] = (uint8_t)(seq >> (56 - 8 * k));
-  for (size_t i = 8; i < msg_len(seq); i++)
-    b[i] = (uint8_t)(seq * 7 + i);
-}
-static bool msg_check(const uint8_t *p, size_t len, uint64_t seq) {
-  uint8_t want[64];
-  if (len != msg_len(seq)) return false;
-  msg_fill(want, seq);
-  return memcmp(p, want, len) == 0;
-}
-
 /* ----------------------------------------------------------- r0 */
 
-typedef struct rec_ev {
-  bftnet_event_type_t type;
-  uint64_t stream_id, lost;
-  int outbound;
-  char abort[32];
-} rec_ev_t;
+static th_evrec_t EV = TH_EVREC_INIT; /* r0's events */
 
-static pthread_mutex_t ev_mu = PTHREAD_MUTEX_INITIALIZER;
-static rec_ev_t evs[256];
-static int nev;
-
-static void on_event(const bftnet_event_t *ev, void *user) {
-  (void)user;
-  pthread_mutex_lock(&ev_mu);
-  if (nev < (int)BN_ARRAY_LEN(evs)) {
-    rec_ev_t *r = &evs[nev++];
-    memset(r, 0, sizeof *r);
-    r->type = ev->type;
-    r->stream_id = ev->stream_id;
-    r->lost = ev->lost;
-    r->outbound = ev->outbound;
-    snprintf(r->abort, sizeof r->abort, "%s", ev->mig_abort ? ev->mig_abort : "");
-  }
-  pthread_mutex_unlock(&ev_mu);
-}
-
-static int ev_count(bftnet_event_type_t type, int outbound, rec_ev_t *last) {
-  int k = 0;
-  pthread_mutex_lock(&ev_mu);
-  for (int i = 0; i < nev; i++)
-    if (evs[i].type == type && (outbound < 0 || evs[i].outbound == outbound)) {
-      k++;
-      if (last) *last = evs[i];
-    }
-  pthread_mutex_unlock(&ev_mu);
-  return k;
+/* r0's events of type (outbound -1: either) so far; *last: the last one. */
+static int ev_count(bftnet_event_type_t type, int outbound, th_ev_t *last) {
+  if (last) (void)th_evrec_find(&EV, 0, type, outbound, true, last);
+  return th_evrec_count(&EV, 0, type, outbound);
 }
 
 static struct {
@@ -122,15 +69,7 @@ typedef struct pstream {
 } pstream_t;
 
 static struct {
-  bool started;
-  uv_loop_t loop;
-  bn_transport_t *t;
-  bftnet_key_t *key;
-  bn_counters_t ctr;
-  net_t *net;
-  char addr[BFTNET_ADDR_MAX], id[BFTNET_PEER_ID_MAX];
-  uint64_t inc, next_k;
-  bool lower, leads;
+  th_peer_t h; /* its net_t, key, loop, and first failure */
   net_conn_t *conns[8];
   int nconns, downs;
   int goaways, goaways_before_down;
@@ -146,25 +85,12 @@ static struct {
   size_t l_pos;     /* parsed up to here */
   uint64_t r0_last; /* the last message received from r0 (any of its streams) */
   bool fresh;       /* a new stream of r0's: its first message may skip ahead */
-  bool failed;
-  char err[200];
 } P;
 
-__attribute__((format(printf, 1, 2))) static void peer_fail(const char *fmt, ...) {
-  if (P.failed) return;
-  P.failed = true;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(P.err, sizeof P.err, fmt, ap);
-  va_end(ap);
-}
+#define peer_fail(...) th_peer_fail(&P.h, __VA_ARGS__)
 
 static void assert_peer_ok(void) {
-  if (P.failed) fail_msg("peer: %s", P.err);
-}
-
-static uint64_t peer_next_id(void) {
-  return 2 * P.next_k++ + (P.lower ? 0u : 1u);
+  th_peer_assert_ok(&P.h);
 }
 
 /* The L bytes of r0's stream that start at offset `at`: duplicates of what
@@ -189,7 +115,7 @@ static void l_put(uint64_t at, const uint8_t *p, size_t n) {
       seq = seq << 8 | body[i];
     /* In order, none twice; a stream r0 opened after an abort may start
      * later (what the abort lost was counted by r0). */
-    bool ok = rc > 0 && msg_check(body, blen, seq) &&
+    bool ok = rc > 0 && th_msg_check(body, blen, seq) &&
               (seq == P.r0_last + 1 || (P.fresh && seq > P.r0_last));
     if (!ok)
       return peer_fail("r0 -> r1: message %llu after %llu (loss, duplicate or reorder)",
@@ -336,25 +262,12 @@ static void p_conn_down(void *ud, net_conn_t *c, bftnet_reason_t reason, int err
 
 /* --------------------------------------------------------- the loop */
 
-static void noop_timer(uv_timer_t *t) {
-  (void)t;
-}
-
 static bool run_until(bool (*pred)(void *), void *arg, uint64_t timeout_ms) {
-  uv_timer_t tick;
-  uv_timer_init(&P.loop, &tick);
-  uv_timer_start(&tick, noop_timer, 1, 1);
-  uint64_t deadline = mono_ns() + timeout_ms * 1000000ull;
-  bool ok;
-  while (!(ok = pred ? pred(arg) : false) && mono_ns() < deadline)
-    uv_run(&P.loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&tick, NULL);
-  uv_run(&P.loop, UV_RUN_NOWAIT);
-  return ok;
+  return th_run_ticking(&P.h.loop, pred, arg, timeout_ms);
 }
 
 static void pump(uint64_t ms) {
-  (void)run_until(NULL, NULL, ms);
+  th_pump(&P.h.loop, ms);
 }
 
 /* A WINDOW_UPDATE of delta on ps's yamux stream, written raw: what a stock
@@ -371,7 +284,7 @@ static pstream_t *ctl_open(net_conn_t *c) {
   pstream_t *k = ps_alloc();
   k->conn = c;
   assert_ok(net_stream_open(c, MIG_CONFIRM_PROTO_ID, &ps_cbs, k, &k->s));
-  mig_msg_t m = {.type = MIG_MSG_CONFIRM_START, .has_incarnation = true, .incarnation = P.inc};
+  mig_msg_t m = {.type = MIG_MSG_CONFIRM_START, .has_incarnation = true, .incarnation = P.h.inc};
   ps_send_msg(k, &m);
   return k;
 }
@@ -384,18 +297,11 @@ static void confirm(pstream_t *k, uint64_t id, uint64_t off) {
 /* -------------------------------------------------------- r0's side */
 
 static void r0_send(int n) {
-  uint8_t buf[64];
-  for (int i = 0; i < n; i++) {
-    uint64_t seq = R0.send_seq++;
-    msg_fill(buf, seq);
-    assert_ok(bftnet_send(R0.net, "r1", buf, msg_len(seq)));
-  }
+  th_bnode_send(R0.net, "r1", &R0.send_seq, n);
 }
 
 static bftnet_peer_stats_t r0_stats(void) {
-  bftnet_peer_stats_t st;
-  assert_ok(bftnet_peer_stats(R0.net, "r1", &st));
-  return st;
+  return th_bnode_stats(R0.net, "r1");
 }
 
 /* r0's unconfirmed bytes once its loop refreshed them (a flush wakes it). */
@@ -411,7 +317,7 @@ static uint64_t r0_unconfirmed_settled(uint64_t want) {
 }
 
 static bool pred_r0_msgs(void *a) {
-  return P.failed || P.r0_last >= *(uint64_t *)a;
+  return P.h.failed || P.r0_last >= *(uint64_t *)a;
 }
 
 static void expect_peer_gets_all(const char *what) {
@@ -430,7 +336,7 @@ static uint64_t counter(bftnet_counter_id_t id) {
 
 static bool pred_setup(void *a) {
   (void)a;
-  return P.failed || (P.nconns >= 1 && P.r0out && P.r0out->have_msg && P.l.len >= INNER_NEG_LEN);
+  return P.h.failed || (P.nconns >= 1 && P.r0out && P.r0out->have_msg && P.l.len >= INNER_NEG_LEN);
 }
 
 static void dial_cb(void *ud, net_conn_t *c, int err) {
@@ -442,93 +348,48 @@ static bool pred_int(void *a) {
   return *(int *)a != 0;
 }
 
-/* r0 and the peer; peer_leads -1: either. speak: the peer handles the
+/* r0 and the peer; lead: which of the two leads the pair. speak: the peer handles the
  * confirmation protocol (else it is an older peer and answers na).
  * r0 dials the peer's listener unless peer_dials. */
-static void fx_start(int peer_leads, bool speak, bool peer_dials) {
+static void fx_start(th_lead_t lead, bool speak, bool peer_dials) {
   memset(&P, 0, sizeof P);
   memset(&R0, 0, sizeof R0);
-  pthread_mutex_lock(&ev_mu);
-  nev = 0;
-  pthread_mutex_unlock(&ev_mu);
+  th_evrec_clear(&EV);
   R0.send_seq = 1;
   bn_buf_init(&P.l);
-  assert_int_equal(uv_loop_init(&P.loop), 0);
-  assert_ok(net_transport_uv_new(&P.loop, bn_seam_system(), &P.t));
-  P.started = true;
   assert_ok(bftnet_key_generate(&R0.key));
-  for (int i = 0; i < 128 && !P.key; i++) {
-    assert_ok(bftnet_key_generate(&P.key));
-    if (peer_leads < 0 || mig_self_is_leader(&P.key->id, &R0.key->id) == (peer_leads == 1)) break;
-    bftnet_key_free(P.key);
-    P.key = NULL;
-  }
-  assert_non_null(P.key);
-  P.leads = mig_self_is_leader(&P.key->id, &R0.key->id);
-  P.lower = mig_self_is_lower(&P.key->id, &R0.key->id);
-  bftnet_key_peer_id(P.key, P.id, sizeof P.id);
-  bn_random(bn_seam_system(), &P.inc, sizeof P.inc);
-  P.next_k = 500;
-  net_config_t nc;
-  th_net_config(&nc);
   net_cbs_t cbs = {.on_conn_up = p_conn_up, .on_conn_down = p_conn_down};
-  assert_ok(net_new(&P.net, P.t, P.key, &nc, &cbs, &P, &P.ctr));
-  P.net->hooks.ymx.on_goaway = p_goaway; /* every frame r0 sends is read here */
-  assert_ok(net_handle(P.net, MIG_PROTO_ID, p_on_mig_open, &P));
-  if (speak) assert_ok(net_handle(P.net, MIG_CONFIRM_PROTO_ID, p_on_ctl_open, &P));
-  maddr_t m;
-  char e[128];
-  assert_ok(maddr_parse("/ip4/127.0.0.1/tcp/0", &m, e, sizeof e));
-  assert_ok(net_listen(P.net, &m, P.addr, sizeof P.addr));
+  assert_ok(th_peer_start(&P.h, R0.key, lead, &cbs, &P));
+  P.h.net->hooks.ymx.on_goaway = p_goaway; /* every frame r0 sends is read here */
+  assert_ok(net_handle(P.h.net, MIG_PROTO_ID, p_on_mig_open, &P));
+  if (speak) assert_ok(net_handle(P.h.net, MIG_CONFIRM_PROTO_ID, p_on_ctl_open, &P));
 
   bftnet_config_t cfg;
-  bftnet_config_init(&cfg);
-  cfg.key = R0.key;
-  cfg.dial_backoff_min_ms = 20;
-  cfg.dial_backoff_max_ms = 200;
-  cfg.on_event = on_event;
-  assert_ok(bftnet_new(&R0.net, &cfg));
-  assert_ok(bftnet_listen(R0.net, "/ip4/127.0.0.1/tcp/0", R0.addr, sizeof R0.addr));
-  const char *a0[] = {R0.addr}, *a1[] = {P.addr};
-  bftnet_member_t mem[] = {{"r0", a0, 1}, {"r1", a1, 1}};
-  char err[200] = "";
+  th_bnode_config(&cfg, R0.key, &EV);
+  assert_ok(th_bnode_start(&R0.net, &cfg, R0.addr, sizeof R0.addr));
   if (peer_dials) { /* r0 knows no address of ours it can dial yet */
     char dead[BFTNET_ADDR_MAX];
-    snprintf(dead, sizeof dead, "/ip4/127.0.0.1/tcp/1/p2p/%s", P.id);
-    a1[0] = dead;
-    assert_ok(bftnet_connect(R0.net, mem, 2, err, sizeof err));
-    assert_ok(maddr_parse(R0.addr, &m, e, sizeof e));
-    int done = 0;
-    assert_ok(net_dial(P.net, &m, dial_cb, &done));
-    if (!run_until(pred_int, &done, 5000) || done != 1) fail_msg("peer: dial to r0 failed");
+    snprintf(dead, sizeof dead, "/ip4/127.0.0.1/tcp/1/p2p/%s", P.h.id);
+    th_bnode_connect_pair(R0.net, R0.addr, dead);
+    int rc = th_peer_dial(&P.h, R0.addr, 5000);
+    if (rc) fail_msg("peer: dial to r0 failed: %s", bftnet_err_name(rc));
   } else {
-    assert_ok(bftnet_connect(R0.net, mem, 2, err, sizeof err));
+    th_bnode_connect_pair(R0.net, R0.addr, P.h.addr);
   }
   if (!run_until(pred_setup, NULL, 8000)) fail_msg("setup: no labelled stream from r0");
   assert_peer_ok();
 }
 
-static void closed_cb(void *ud) {
-  (void)ud;
-}
-
 static int fx_teardown(void **state) {
   (void)state;
-  if (!P.started) return 0;
+  if (!P.h.started) return 0;
   bftnet_free(R0.net);
   R0.net = NULL;
-  if (P.net) net_close(P.net, closed_cb, NULL);
-  for (int i = 0; i < 50; i++)
-    uv_run(&P.loop, UV_RUN_NOWAIT);
-  net_transport_uv_free(P.t);
-  int rc = th_loop_finish(&P.loop);
-  net_free(P.net);
-  bftnet_key_free(P.key);
+  int rc = th_peer_finish(&P.h);
   bftnet_key_free(R0.key);
   for (int i = 0; i < P.nps; i++)
     bn_buf_free(&P.ps[i].rx);
   bn_buf_free(&P.l);
-  P.started = false;
   assert_int_equal(rc, 0);
   return 0;
 }
@@ -542,7 +403,7 @@ static bool pred_ctl(void *a) {
 
 static void test_window_updates_alone_never_free_the_window(void **state) {
   (void)state;
-  fx_start(-1, true, false);
+  fx_start(TH_LEAD_ANY, true, false);
   if (!run_until(pred_ctl, NULL, 3000)) fail_msg("r0 opened no confirmation stream");
   net_conn_t *c = P.conns[0];
   pstream_t *out = P.r0out;
@@ -580,7 +441,7 @@ static void test_window_updates_alone_never_free_the_window(void **state) {
 /* ============================== 1b: a Confirm beyond what was sent */
 
 static bool pred_n_r0out(void *a) {
-  return P.failed || P.n_r0out >= *(int *)a;
+  return P.h.failed || P.n_r0out >= *(int *)a;
 }
 static bool pred_err(void *a) {
   return ((pstream_t *)a)->err != 0;
@@ -588,7 +449,7 @@ static bool pred_err(void *a) {
 
 static void test_confirm_beyond_written_aborts_that_stream_only(void **state) {
   (void)state;
-  fx_start(-1, true, false);
+  fx_start(TH_LEAD_ANY, true, false);
   net_conn_t *c = P.conns[0];
   pstream_t *out = P.r0out;
   uint64_t out_id = out->msg.id;
@@ -596,8 +457,10 @@ static void test_confirm_beyond_written_aborts_that_stream_only(void **state) {
   pstream_t *mine = ps_alloc();
   mine->conn = c;
   assert_ok(net_stream_open(c, MIG_PROTO_ID, &ps_cbs, mine, &mine->s));
-  mig_msg_t lab = {
-      .type = MIG_MSG_LABEL, .id = peer_next_id(), .has_incarnation = true, .incarnation = P.inc};
+  mig_msg_t lab = {.type = MIG_MSG_LABEL,
+                   .id = th_peer_next_id(&P.h),
+                   .has_incarnation = true,
+                   .incarnation = P.h.inc};
   ps_send_msg(mine, &lab);
   bn_buf_t b;
   bn_buf_init(&b);
@@ -606,8 +469,8 @@ static void test_confirm_beyond_written_aborts_that_stream_only(void **state) {
   uint64_t seq = 1;
   uint8_t buf[64];
   for (; seq <= 20; seq++) {
-    msg_fill(buf, seq);
-    assert_ok(lp_append(&b, buf, msg_len(seq)));
+    th_msg_fill(buf, seq);
+    assert_ok(lp_append(&b, buf, th_msg_len(seq)));
   }
   ps_write(mine, b.data, b.len);
   bn_buf_reset(&b);
@@ -619,7 +482,7 @@ static void test_confirm_beyond_written_aborts_that_stream_only(void **state) {
   assert_int_equal(out->err, BFTNET_ERESET);
   int two = 2;
   if (!run_until(pred_n_r0out, &two, 3000)) fail_msg("r0 opened no new stream");
-  rec_ev_t ev;
+  th_ev_t ev;
   for (int i = 0; i < 200 && ev_count(BFTNET_EV_ABORTED, 1, &ev) == 0; i++)
     pump(5);
   assert_int_equal(ev_count(BFTNET_EV_ABORTED, 1, &ev), 1);
@@ -630,17 +493,17 @@ static void test_confirm_beyond_written_aborts_that_stream_only(void **state) {
   assert_int_equal(ev_count(BFTNET_EV_ABORTED, 0, NULL), 0); /* the peer's stream lives */
   /* The peer's stream keeps delivering, in order, on the same connection. */
   for (; seq <= 40; seq++) {
-    msg_fill(buf, seq);
-    assert_ok(lp_append(&b, buf, msg_len(seq)));
+    th_msg_fill(buf, seq);
+    assert_ok(lp_append(&b, buf, th_msg_len(seq)));
   }
   ps_write(mine, b.data, b.len);
   bn_buf_free(&b);
-  uint64_t got = 0, deadline = mono_ns() + 5000000000ull;
-  while (got < 40 && mono_ns() < deadline) {
+  uint64_t got = 0, deadline = th_mono_ns() + 5000000000ull;
+  while (got < 40 && th_mono_ns() < deadline) {
     pump(2);
     bftnet_msg_t msg;
     while (bftnet_recv(R0.net, &msg, 0) == 0) {
-      if (!msg_check(msg.data, msg.len, got + 1))
+      if (!th_msg_check(msg.data, msg.len, got + 1))
         fail_msg("r0 delivered a wrong message %llu", (unsigned long long)got + 1);
       got++;
       bftnet_msg_release(&msg);
@@ -659,7 +522,7 @@ static void test_confirm_beyond_written_aborts_that_stream_only(void **state) {
 
 static void test_confirm_by_alias_after_migration(void **state) {
   (void)state;
-  fx_start(1, true, false); /* the peer leads: it migrates r0's stream */
+  fx_start(TH_LEAD_PEER, true, false); /* the peer leads: it migrates r0's stream */
   net_conn_t *c = P.conns[0];
   pstream_t *old = P.r0out;
   uint64_t old_id = old->msg.id;
@@ -670,17 +533,17 @@ static void test_confirm_by_alias_after_migration(void **state) {
   nw->conn = c;
   nw->expect_msg = true;
   assert_ok(net_stream_open(c, MIG_PROTO_ID, &ps_cbs, nw, &nw->s));
-  uint64_t new_id = peer_next_id();
+  uint64_t new_id = th_peer_next_id(&P.h);
   mig_msg_t mg = {.type = MIG_MSG_MIGRATE,
                   .id = new_id,
                   .from = old_id,
                   .has_incarnation = true,
-                  .incarnation = P.inc,
+                  .incarnation = P.h.inc,
                   .has_read_offset = true,
                   .read_offset = P.l.len};
   nw->l_start = P.l.len;
   ps_send_msg(nw, &mg);
-  for (int i = 0; i < 2000 && !nw->have_msg && !P.failed; i++)
+  for (int i = 0; i < 2000 && !nw->have_msg && !P.h.failed; i++)
     pump(1);
   assert_true(nw->have_msg);
   assert_int_equal(nw->msg.type, MIG_MSG_ACK);
@@ -697,7 +560,7 @@ static void test_confirm_by_alias_after_migration(void **state) {
   pump(20);
   assert_int_equal(r0_unconfirmed_settled(0), 0);
   assert_ok(bftnet_flush(R0.net, 2000));
-  rec_ev_t ev;
+  th_ev_t ev;
   assert_int_equal(ev_count(BFTNET_EV_MIGRATED, 1, &ev), 1);
   assert_true(ev.stream_id == new_id);
   assert_int_equal(counter(BFTNET_COUNTER_MIG_ABORTED), 0);
@@ -708,7 +571,7 @@ static void test_confirm_by_alias_after_migration(void **state) {
 
 static void test_older_peer_confirms_with_window_updates(void **state) {
   (void)state;
-  fx_start(-1, false, false); /* answers na to the confirmation stream */
+  fx_start(TH_LEAD_ANY, false, false); /* answers na to the confirmation stream */
   r0_send(40);
   expect_peer_gets_all("40 messages");
   /* Its credit (it credits what it read) confirms, as before. */
@@ -727,7 +590,7 @@ static bool pred_down(void *a) {
 
 static void test_stop_sends_goaway(void **state) {
   (void)state;
-  fx_start(-1, true, false);
+  fx_start(TH_LEAD_ANY, true, false);
   assert_int_equal(P.goaways, 0);
   bftnet_free(R0.net);
   R0.net = NULL;
@@ -742,12 +605,12 @@ static void test_duplicate_close_sends_goaway(void **state) {
   (void)state;
   /* r0 leads and dials; the peer dials too: r0 keeps its own outbound
    * connection and closes the peer's once it carried nothing for a while. */
-  fx_start(0, true, false);
+  fx_start(TH_LEAD_NODE, true, false);
   maddr_t m;
   char e[128];
   assert_ok(maddr_parse(R0.addr, &m, e, sizeof e));
   int done = 0;
-  assert_ok(net_dial_fresh(P.net, &m, dial_cb, &done));
+  assert_ok(net_dial_fresh(P.h.net, &m, dial_cb, &done));
   if (!run_until(pred_int, &done, 5000) || done != 1) fail_msg("peer: second dial failed");
   int one = 1;
   if (!run_until(pred_down, &one, 3000)) fail_msg("r0 did not close the duplicate");
