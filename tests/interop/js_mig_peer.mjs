@@ -20,24 +20,8 @@
 //     messages), "flush" (wait until bftnet confirmed every byte we wrote,
 //     then print FLUSHED), "exit". Exits 0 only without errors.
 
-if (typeof Promise.withResolvers !== 'function') {
-  Object.defineProperty(Promise, 'withResolvers', {
-    configurable: true,
-    writable: true,
-    value: function withResolvers () {
-      let resolve
-      let reject
-      const promise = new this((res, rej) => { resolve = res; reject = rej })
-      return { promise, resolve, reject }
-    }
-  })
-}
+import { newNode, tcpAddr, logger, stopAndExit } from './peer_common.mjs'
 
-const { createLibp2p } = await import('libp2p')
-const { tcp } = await import('@libp2p/tcp')
-const { noise } = await import('@chainsafe/libp2p-noise')
-const { yamux } = await import('@chainsafe/libp2p-yamux')
-const { ping } = await import('@libp2p/ping')
 const { pushable } = await import('it-pushable')
 const { randomBytes, createHash } = await import('node:crypto')
 const readline = await import('node:readline')
@@ -53,7 +37,7 @@ const MSG_PER_TICK = 10
 const TICK_MS = 5
 
 let errors = 0
-function log (...a) { process.stderr.write(`js_mig_peer: ${a.join(' ')}\n`) }
+const log = logger('js_mig_peer')
 function fail (text) {
   errors++
   process.stdout.write(`ERROR ${text}\n`)
@@ -500,12 +484,8 @@ function cmpBytes (a, b) {
   return a.length - b.length
 }
 
-const node = await createLibp2p({
-  addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-  transports: [tcp()],
-  connectionEncrypters: [noise()],
-  streamMuxers: [yamux()], // stock: auto-tuning windows, credit on the ACK
-  services: { ping: ping() },
+// yamux is the stock one: auto-tuning windows, credit on the ACK.
+const node = await newNode(['/ip4/127.0.0.1/tcp/0'], {
   connectionManager: { inboundConnectionThreshold: 1000, maxIncomingPendingConnections: 100 }
 })
 
@@ -557,7 +537,7 @@ node.addEventListener('connection:close', (evt) => {
 })
 
 await node.start()
-const addr = node.getMultiaddrs().map(String).find((a) => a.includes('/tcp/'))
+const addr = tcpAddr(node)
 process.stdout.write(`ADDR ${addr}\n`)
 
 // Our messages, a few every tick, while the window has room.
@@ -585,10 +565,7 @@ async function flushAll () {
 
 async function exit () {
   clearInterval(sender); clearInterval(confirmer)
-  const force = setTimeout(() => process.exit(errors ? 1 : 0), 3000)
-  force.unref()
-  try { await node.stop() } catch {}
-  process.exit(errors ? 1 : 0)
+  await stopAndExit(node, () => (errors ? 1 : 0))
 }
 
 const rl = readline.createInterface({ input: process.stdin })

@@ -17,28 +17,8 @@
 //       "ok":false and "error", and the exit code is 1. Bounded by
 //       BFTNET_INTEROP_TIMEOUT_MS (default 20000) overall.
 
-// Node 20 lacks Promise.withResolvers (Node 22 has it), and some transitive
-// dependencies call it. Define it before any of them is loaded: static imports
-// are evaluated before this module's body, so the libraries are imported
-// dynamically below.
-if (typeof Promise.withResolvers !== 'function') {
-  Object.defineProperty(Promise, 'withResolvers', {
-    configurable: true,
-    writable: true,
-    value: function withResolvers () {
-      let resolve
-      let reject
-      const promise = new this((res, rej) => { resolve = res; reject = rej })
-      return { promise, resolve, reject }
-    }
-  })
-}
+import { newNode, tcpAddr, logger, stopAndExit } from './peer_common.mjs'
 
-const { createLibp2p } = await import('libp2p')
-const { tcp } = await import('@libp2p/tcp')
-const { noise } = await import('@chainsafe/libp2p-noise')
-const { yamux } = await import('@chainsafe/libp2p-yamux')
-const { ping } = await import('@libp2p/ping')
 const { multiaddr } = await import('@multiformats/multiaddr')
 const { randomBytes } = await import('node:crypto')
 const { performance } = await import('node:perf_hooks')
@@ -50,24 +30,12 @@ const PING_COUNT = 3
 const OVERALL_MS = Number(process.env.BFTNET_INTEROP_TIMEOUT_MS ?? 20000)
 const STEP_MS = Math.min(10000, OVERALL_MS)
 
-function log (...args) {
-  process.stderr.write(`js_peer: ${args.join(' ')}\n`)
-}
+const log = logger('js_peer')
 
 function usage () {
   process.stderr.write('usage: node js_peer.mjs listen [LISTEN_MULTIADDR]\n' +
                        '       node js_peer.mjs dial MULTIADDR\n')
   process.exit(2)
-}
-
-async function newNode (listen) {
-  return createLibp2p({
-    addresses: { listen },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: { ping: ping() }
-  })
 }
 
 // ---------------------------------------------------------------- listen mode
@@ -103,12 +71,12 @@ async function runListen (listenAddr) {
   })
 
   await node.start()
-  const addrs = node.getMultiaddrs().map((ma) => ma.toString())
-  const tcpAddr = addrs.find((a) => a.includes('/tcp/')) ?? addrs[0]
-  if (tcpAddr == null) {
+  const addrs = node.getMultiaddrs().map(String)
+  const addr = tcpAddr(node) ?? addrs[0]
+  if (addr == null) {
     throw new Error('node has no listen address')
   }
-  process.stdout.write(`${tcpAddr}\n`)
+  process.stdout.write(`${addr}\n`)
   log(`listening as ${node.peerId} on ${addrs.join(' ')}`)
 
   let stopping = false
@@ -116,10 +84,7 @@ async function runListen (listenAddr) {
     if (stopping) return
     stopping = true
     log(`stopping (${why})`)
-    const force = setTimeout(() => process.exit(0), 3000)
-    force.unref()
-    try { await node.stop() } catch (err) { log(`stop: ${err.message}`) }
-    process.exit(0)
+    await stopAndExit(node, 0, (err) => log(`stop: ${err.message}`))
   }
   process.on('SIGTERM', () => { void stop('SIGTERM') })
   process.on('SIGINT', () => { void stop('SIGINT') })
@@ -224,10 +189,7 @@ async function runDial (addr) {
   await node.start()
   let step = 'start'
   const done = async (code) => {
-    const force = setTimeout(() => process.exit(code), 3000)
-    force.unref()
-    try { await node.stop() } catch {}
-    process.exit(code)
+    await stopAndExit(node, code)
   }
   try {
     await withTimeout((async () => {
