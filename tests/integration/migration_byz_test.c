@@ -660,10 +660,7 @@ static void closed_cb(void *ud) {
 static int fx_teardown(void **state) {
   (void)state;
   if (!P.h.started) return 0;
-  bftnet_free(R0.net);
-  R0.net = NULL;
-  int rc = th_peer_finish(&P.h);
-  bftnet_key_free(R0.key);
+  int rc = th_node_peer_finish(&R0.net, &R0.key, &P.h);
   for (int i = 0; i < P.nps; i++)
     bn_buf_free(&P.ps[i].rx);
   assert_int_equal(rc, 0); /* every handle closed cleanly */

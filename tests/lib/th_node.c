@@ -213,3 +213,14 @@ int th_peer_finish(th_peer_t *p) {
   p->started = false;
   return rc;
 }
+
+/* ------------------------------------------------------------ both ends */
+
+int th_node_peer_finish(bftnet_t **node, bftnet_key_t **node_key, th_peer_t *p) {
+  bftnet_free(*node);
+  *node = NULL;
+  int rc = th_peer_finish(p);
+  bftnet_key_free(*node_key);
+  *node_key = NULL;
+  return rc;
+}

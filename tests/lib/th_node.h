@@ -120,4 +120,12 @@ void th_peer_assert_ok(const th_peer_t *p);
  * cleanly). Nothing if p was not started. */
 int th_peer_finish(th_peer_t *p);
 
+/* ------------------------------------------------------------ both ends */
+
+/* The end of a test: frees the node first (it stops; what it sends as it
+ * goes, GO_AWAY say, reaches the peer's loop), then finishes the peer, then
+ * frees the node's key; *node and *node_key become NULL. Returns
+ * th_peer_finish's result (0 = the peer's loop closed cleanly). */
+int th_node_peer_finish(bftnet_t **node, bftnet_key_t **node_key, th_peer_t *p);
+
 #endif
