@@ -78,10 +78,11 @@ static void *js_reader(void *arg) {
   while (f && fgets(line, sizeof line, f)) {
     line[strcspn(line, "\n")] = '\0';
     pthread_mutex_lock(&js.mu);
+    /* A longer line is cut to the field (the precision says so to gcc). */
     if (strncmp(line, "ADDR ", 5) == 0)
-      snprintf(js.addr, sizeof js.addr, "%s", line + 5);
+      snprintf(js.addr, sizeof js.addr, "%.*s", (int)sizeof js.addr - 1, line + 5);
     else if (strncmp(line, "FLUSHED ", 8) == 0)
-      snprintf(js.flushed, sizeof js.flushed, "%s", line + 8);
+      snprintf(js.flushed, sizeof js.flushed, "%.*s", (int)sizeof js.flushed - 1, line + 8);
     else if (strncmp(line, "ERROR ", 6) == 0) {
       js.errors++;
       fprintf(stderr, "mig_interop: js peer: %s\n", line);
