@@ -44,7 +44,6 @@
 #include "th_node.h"
 
 #define MAXPS         128
-#define MAXEV         512
 #define MSG_PROTO     "/bftnet/msg/1.0.0"
 #define INNER_NEG_LEN 39u /* ms("/multistream/1.0.0") ms("/bftnet/msg/1.0.0"): 20 + 19 */
 

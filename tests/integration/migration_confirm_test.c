@@ -348,9 +348,9 @@ static bool pred_int(void *a) {
   return *(int *)a != 0;
 }
 
-/* r0 and the peer; lead: which of the two leads the pair. speak: the peer handles the
- * confirmation protocol (else it is an older peer and answers na).
- * r0 dials the peer's listener unless peer_dials. */
+/* r0 and the peer; lead: which of the two leads the pair. speak: the
+ * peer handles the confirmation protocol (else it is an older peer and
+ * answers na). r0 dials the peer's listener unless peer_dials. */
 static void fx_start(th_lead_t lead, bool speak, bool peer_dials) {
   memset(&P, 0, sizeof P);
   memset(&R0, 0, sizeof R0);
