@@ -149,12 +149,12 @@ BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason);
   XX(TENTATIVE_CREATED, "tentative_created")                                                       \
   XX(TENTATIVE_DESTROYED, "tentative_destroyed")                                                   \
   XX(TENTATIVE_PROMOTED, "tentative_promoted")                                                     \
-  XX(TENTATIVE_BYTES, "tentative_bytes") /* gauge: bytes buffered now */                           \
-  XX(TENTATIVE_EVICTED, "tentative_evicted")                                                       \
+  XX(TENTATIVE_BYTES, "tentative_bytes")                     /* gauge: bytes buffered now */       \
+  XX(TENTATIVE_EVICTED, "tentative_evicted")                 /* per class: bftnet_class_totals */  \
   XX(DROPPED_REMOVED, "dropped_removed")                     /* queued for members removed */      \
   XX(ABORTED_REMOVED, "aborted_removed")                     /* mid-write when members removed */  \
   XX(INBOUND_DISCARDED_REMOVED, "inbound_discarded_removed") /* received from                      \
-     members removed, never taken by bftnet_recv */                                                \
+     members removed, never taken by bftnet_recv (per class: bftnet_class_totals) */               \
   /* Stream migration (docs/PROTOCOL.md section 11): events ...           */                       \
   XX(MIG_MIGRATED, "mig_migrated")             /* exchanges completed (incl. resumes) */           \
   XX(MIG_DETACHED, "mig_detached")             /* logical streams that lost their carrier */       \
@@ -756,6 +756,10 @@ typedef struct bftnet_class_stats {
    * the pacing (docs/ARCHITECTURE.md, "Traffic classes"). */
   uint64_t ahead_max_bytes;
   uint64_t unconfirmed; /* bytes of the class's stream written, not yet confirmed read */
+  /* The member's messages of this class its TentativeReceiver dropped
+   * before it was promoted (bftnet_peer_stats_t.tentative_evicted is the
+   * sum over the classes): the newest are kept, so these are older ones. */
+  uint64_t tentative_evicted;
 } bftnet_class_stats_t;
 
 /* bftnet_recv_batch restricted to some classes (bit i: class i; others
@@ -768,6 +772,25 @@ BFTNET_API int bftnet_recv_classes(bftnet_t *net, uint32_t classes, bftnet_msg_t
 /* One class of one member: BFTNET_ENOTFOUND, BFTNET_ENOCLASS. Any thread. */
 BFTNET_API int bftnet_class_stats(bftnet_t *net, const char *node_id, uint8_t cls,
                                   bftnet_class_stats_t *out) BFTNET_WUR;
+/* Node-wide, per traffic class: the received messages that disappeared
+ * before the application took them and that no member's statistics keep
+ * (a removed member's go with it). Counted since bftnet_new, never reset.
+ * Per counter, the sum over the classes is the node counter of the same
+ * name, so a check per sender and class can account for every message. */
+typedef struct bftnet_class_totals {
+  uint64_t discarded_removed; /* received in the class from members that were then
+                                 removed, never taken (INBOUND_DISCARDED_REMOVED) */
+  uint64_t tentative_evicted; /* of non-members in the class, dropped by their
+                                 TentativeReceivers: promoted later or never, and
+                                 those destroyed to make room (TENTATIVE_EVICTED) */
+} bftnet_class_totals_t;
+
+/* One class's totals (class 0 without configuration: the node counters):
+ * 0, BFTNET_EINVAL (NULL), BFTNET_ENOCLASS (beyond the configured classes).
+ * Any thread; each value an atomic load, like the other statistics. */
+BFTNET_API int bftnet_class_totals(bftnet_t *net, uint8_t cls,
+                                   bftnet_class_totals_t *out) BFTNET_WUR;
+
 /* The number of classes (1 without configuration), and one's name. */
 BFTNET_API int bftnet_class_count(const bftnet_t *net);
 BFTNET_API const char *bftnet_class_name(const bftnet_t *net, uint8_t cls);

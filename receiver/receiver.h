@@ -141,17 +141,23 @@ uint64_t rx_inq_bytes(rx_inq_t *q); /* their data bytes */
 
 /* ---------------------------------------------------- tentative buffer */
 /* A TentativeReceiver's memory: only the newest messages, bounded by count
- * and bytes; older ones are evicted (and counted) as new ones arrive. A
- * single message larger than max_bytes is evicted at once. Loop thread. */
+ * and bytes; older ones are evicted (and counted, in all and per class: the
+ * classes share the buffer, so a flood in one evicts the others' too) as
+ * new ones arrive. A single message larger than max_bytes is evicted at
+ * once. Loop thread. */
 typedef struct rx_tentative_buf {
   rx_msg_t *head, *tail;
   uint32_t count, max_msgs;
   uint64_t bytes, max_bytes;
-  uint64_t evicted;
+  uint64_t evicted;                         /* the sum of evicted_cls */
+  uint64_t evicted_cls[BFTNET_MAX_CLASSES]; /* by each message's class (m->cls) */
 } rx_tentative_buf_t;
 
 void rx_tentative_init(rx_tentative_buf_t *t, uint32_t max_msgs, uint64_t max_bytes);
+/* m->cls must be set (below BFTNET_MAX_CLASSES). */
 void rx_tentative_push(rx_tentative_buf_t *t, rx_msg_t *m);
+/* Evicts every buffered message (counted): the TentativeReceiver goes. */
+void rx_tentative_evict_all(rx_tentative_buf_t *t);
 /* Hands over every buffered message, oldest first, as a list (m->next);
  * the buffer is empty afterwards. */
 rx_msg_t *rx_tentative_take(rx_tentative_buf_t *t);
@@ -214,6 +220,12 @@ typedef struct rx_ctx {
   bn_ttimer_t *tent_timer; /* re-credits rate-limited TentativeReceivers */
   bool notify_queued;
   uint32_t urgent; /* the classes of the most urgent priority (when there are several) */
+  /* Per class, node-wide (bftnet_class_totals): what the node counters
+   * TENTATIVE_EVICTED and INBOUND_DISCARDED_REMOVED count, split by class;
+   * each is bumped with its node counter, so per counter the sum over the
+   * classes equals it. Atomic: the loop thread adds, any thread reads. */
+  uint64_t cls_tentative_evicted[BFTNET_MAX_CLASSES];
+  uint64_t cls_discarded_removed[BFTNET_MAX_CLASSES];
 } rx_ctx_t;
 
 struct rx;
@@ -221,9 +233,10 @@ struct rx;
 /* One traffic class of a member's Receiver. Application threads use only
  * the inbound queue and the atomic counters. */
 typedef struct rx_cls {
-  rx_inq_t inq;      /* first: its padding keeps consumers off the rest */
-  uint64_t bytes_in; /* atomic (loop writes) */
-  int throttled;     /* the loop stopped crediting: a pop must wake it */
+  rx_inq_t inq;               /* first: its padding keeps consumers off the rest */
+  uint64_t bytes_in;          /* atomic (loop writes) */
+  uint64_t tentative_evicted; /* atomic: the class's part of rx_t's */
+  int throttled;              /* the loop stopped crediting: a pop must wake it */
 
   /* Loop thread only. */
   struct rx *r;
@@ -283,8 +296,8 @@ void rx_tent_promote(rx_ctx_t *ctx, const peerid_t *peer, rx_t *r);
 void rx_wake(rx_t *r);
 /* Loop thread: forgets the streams (their owner resets them). */
 void rx_stop(rx_t *r);
-/* Frees the queue (counting what was never read), the deframer and the
- * carver's block. No other thread may use r. */
+/* Frees the queue (counting what was never read, per class too), the
+ * deframer and the carver's block. No other thread may use r. */
 void rx_destroy(rx_t *r);
 
 /* Any application thread: up to max of the member's oldest messages of
@@ -301,7 +314,10 @@ static inline unsigned rx_pop_batch(rx_t *r, unsigned cls, rx_msg_t **out, unsig
  * bytes_in, tentative_evicted, inbound_depth, discarded_too_big), summed
  * over the classes; leaves the others. */
 void rx_stats(rx_t *r, bftnet_peer_stats_t *out);
-/* Any thread: one class's (delivered, bytes_in, inbound_depth). */
+/* Any thread: one class's (delivered, bytes_in, inbound_depth,
+ * tentative_evicted). */
 void rx_class_stats(rx_t *r, unsigned cls, bftnet_class_stats_t *out);
+/* Any thread: one class's node-wide totals (rx_ctx_t's). */
+void rx_class_totals(rx_ctx_t *ctx, unsigned cls, bftnet_class_totals_t *out);
 
 #endif

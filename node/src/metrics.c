@@ -15,7 +15,9 @@
  * more code), member_fams (one sample per member and family) and, with
  * two or more traffic classes, class_fams (one sample per member, class
  * and family, labelled class="<name>" from the configuration; a node
- * without classes renders exactly the series it did before classes).
+ * without classes renders exactly the series it did before classes) and
+ * total_fams (one sample per class: what the node lost of the classes'
+ * received messages outside any member's statistics).
  *
  * Consistency: the members' statistics are copied inside one epoch section
  * (each value an atomic load), then rendered outside it.
@@ -327,6 +329,28 @@ static const member_fam_t class_fams[] = {
        "Times the member answered na to the class."),
     CF("class_unconfirmed_bytes", "gauge", unconfirmed, V_U64,
        "Bytes of the class's stream written, not yet confirmed read."),
+    /* Not class_tentative_evicted_messages_total: that is the node-wide
+     * family (class_totals_series), which also counts non-members. */
+    CF("class_peer_tentative_evicted_messages_total", "counter", tentative_evicted, V_U64,
+       "Messages the member sent in the class before it was one, dropped from its bounded "
+       "buffer."),
+};
+
+/* One series per class, node-wide: a field of bftnet_class_totals_t. They
+ * outlive the members they came from, and per family the classes sum to
+ * the node counter of the same meaning. */
+typedef struct total_fam {
+  const char *name, *help;
+  size_t off;
+} total_fam_t;
+
+static const total_fam_t total_fams[] = {
+    {"class_inbound_discarded_removed_messages_total",
+     "Messages received in the class from members that were then removed, never taken.",
+     offsetof(bftnet_class_totals_t, discarded_removed)},
+    {"class_tentative_evicted_messages_total",
+     "Messages of non-members in the class dropped from their buffers (promoted or not).",
+     offsetof(bftnet_class_totals_t, tentative_evicted)},
 };
 
 /* What is copied per member inside the epoch section. */
@@ -405,6 +429,21 @@ static void class_series(out_t *o, const bftnet_t *b, const row_t *rows, size_t 
   }
 }
 
+static void class_totals_series(out_t *o, bftnet_t *b) {
+  bftnet_class_totals_t t[BFTNET_MAX_CLASSES];
+  for (unsigned c = 0; c < b->ncls; c++)
+    rx_class_totals(&b->rctx, c, &t[c]);
+  for (size_t k = 0; k < BN_ARRAY_LEN(total_fams); k++) {
+    const total_fam_t *f = &total_fams[k];
+    family(o, f->name, "counter", f->help);
+    for (unsigned c = 0; c < b->ncls; c++) {
+      char v[24];
+      snprintf(v, sizeof v, "%" PRIu64, *(const uint64_t *)(const void *)((char *)&t[c] + f->off));
+      sample(o, f->name, NULL, b->cls[c].c.name, NULL, v);
+    }
+  }
+}
+
 /* Copies every member's statistics (one epoch section). *rows is malloc'd. */
 static int copy_rows(bftnet_t *b, row_t **rows, size_t *n) {
   ck_epoch_section_t sec;
@@ -445,7 +484,10 @@ BFTNET_API int bftnet_metrics_text(bftnet_t *b, char *buf, size_t cap, size_t *l
   family(&o, "members_connected", "gauge", "Members whose stream is up.");
   put(&o, "bftnet_members_connected %zu\n", connected);
   member_series(&o, rows, n);
-  if (b->ncls > 1) class_series(&o, b, rows, n);
+  if (b->ncls > 1) {
+    class_series(&o, b, rows, n);
+    class_totals_series(&o, b);
+  }
   free(rows);
   if (o.len + 1 > cap) {
     if (cap) buf[0] = '\0'; /* nothing half-written stays behind */

@@ -7,7 +7,8 @@
  *   send.c      bftnet_send, bftnet_broadcast, bftnet_flush
  *   recv.c      bftnet_recv*, bftnet_msg_release, bftnet_recv_fd
  *   metrics.c   bftnet_metrics_text: the Prometheus text exposition
- *   stats.c     bftnet_peer_stats, bftnet_counter
+ *   stats.c     bftnet_peer_stats, bftnet_counter, bftnet_class_stats,
+ *               bftnet_class_totals
  *   members.c   bftnet_connect: members (a Dispatcher + a Receiver each),
  *               the callbacks dispatcher/ and receiver/ registered, wakes
  *   health.c    each member's health (round trips, last heard, its

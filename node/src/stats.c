@@ -53,3 +53,10 @@ BFTNET_API int bftnet_class_stats(bftnet_t *b, const char *node_id, uint8_t cls,
   node__snapshot_exit(b, r, &sec);
   return m ? 0 : BFTNET_ENOTFOUND;
 }
+
+BFTNET_API int bftnet_class_totals(bftnet_t *b, uint8_t cls, bftnet_class_totals_t *out) {
+  if (!b || !out) return BFTNET_EINVAL;
+  if (cls >= b->ncls) return BFTNET_ENOCLASS;
+  rx_class_totals(&b->rctx, cls, out);
+  return 0;
+}

@@ -255,8 +255,11 @@ void rx_stop(rx_t *r) {
 
 void rx_destroy(rx_t *r) {
   uint32_t unread = 0;
-  for (unsigned i = 0; i < r->ncls; i++)
-    unread += rx_inq_depth(&r->cls[i].inq);
+  for (unsigned i = 0; i < r->ncls; i++) {
+    uint32_t k = rx_inq_depth(&r->cls[i].inq); /* exact: no other thread left */
+    if (k) ck_pr_add_64(&r->ctx->cls_discarded_removed[i], k);
+    unread += k;
+  }
   if (unread) {
     bn_counter_add(r->ctx->counters, BFTNET_COUNTER_INBOUND_DISCARDED_REMOVED, unread);
     bn_log(r->ctx->cfg.log, BN_LOG_INFO, "member %s removed: %u received messages discarded unread",
@@ -291,6 +294,13 @@ void rx_class_stats(rx_t *r, unsigned cls, bftnet_class_stats_t *out) {
   out->delivered = ck_pr_load_64(&k->inq.delivered);
   out->bytes_in = ck_pr_load_64(&k->bytes_in);
   out->inbound_depth = rx_inq_depth(&k->inq);
+  out->tentative_evicted = ck_pr_load_64(&k->tentative_evicted);
+}
+
+void rx_class_totals(rx_ctx_t *ctx, unsigned cls, bftnet_class_totals_t *out) {
+  BN_ASSERT(cls < BFTNET_MAX_CLASSES);
+  out->discarded_removed = ck_pr_load_64(&ctx->cls_discarded_removed[cls]);
+  out->tentative_evicted = ck_pr_load_64(&ctx->cls_tentative_evicted[cls]);
 }
 
 /* ----------------------------------------------------------- promotion */
@@ -312,7 +322,13 @@ void rx_tent_promote(rx_ctx_t *ctx, const peerid_t *peer, rx_t *r) {
     BN_ASSERT(relabeled->cls < r->ncls);
     deliver(&r->cls[relabeled->cls], relabeled, relabeled->data, relabeled->len);
   }
+  /* What it evicted: the member's, in all and per class (the node-wide
+   * counters took it when it was evicted, tentative.c). */
   ck_pr_add_64(&r->tentative_evicted, t->buf.evicted);
+  for (unsigned i = 0; i < BFTNET_MAX_CLASSES; i++) {
+    BN_ASSERT(i < r->ncls || t->buf.evicted_cls[i] == 0); /* its streams were of our classes */
+    if (i < r->ncls) ck_pr_add_64(&r->cls[i].tentative_evicted, t->buf.evicted_cls[i]);
+  }
   /* No notification of its own: deliver() gave one for what it queued, and
    * one for nothing made bftnet_recv_fd readable with no message waiting. */
   t->lp = NULL; /* the member's dispatcher took the peer's state */

@@ -26,6 +26,8 @@ struct rx_tent {
   mig_peer_t *lp; /* the peer's migration state (owned) */
   rx_tent_in_t in[BFTNET_MAX_CLASSES];
   rx_tentative_buf_t buf;
+  /* buf's evictions already added to the node's counters (tentative.c) */
+  uint64_t evicted_told, evicted_cls_told[BFTNET_MAX_CLASSES];
   uint64_t tokens;                      /* token bucket: bytes it may still be credited */
   uint64_t refill_ns;                   /* when tokens were last refilled */
   rx_order_t order[BFTNET_MAX_CLASSES]; /* per class: its newest stream; handed over on promotion */

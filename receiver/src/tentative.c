@@ -18,6 +18,14 @@ void rx_tentative_init(rx_tentative_buf_t *t, uint32_t max_msgs, uint64_t max_by
   t->max_bytes = max_bytes;
 }
 
+/* One message gone unread: counted in all and in its class. */
+static void rx_tentative_count_evicted(rx_tentative_buf_t *t, rx_msg_t *m) {
+  BN_ASSERT(m->cls < BFTNET_MAX_CLASSES);
+  t->evicted++;
+  t->evicted_cls[m->cls]++;
+  rx_msg_free(m);
+}
+
 static void rx_tentative_evict_head(rx_tentative_buf_t *t) {
   rx_msg_t *m = t->head;
   BN_ASSERT(m != NULL && t->count > 0 && t->bytes >= m->len);
@@ -25,15 +33,18 @@ static void rx_tentative_evict_head(rx_tentative_buf_t *t) {
   if (t->head == NULL) t->tail = NULL;
   t->count--;
   t->bytes -= m->len;
-  t->evicted++;
-  rx_msg_free(m);
+  rx_tentative_count_evicted(t, m);
+}
+
+void rx_tentative_evict_all(rx_tentative_buf_t *t) {
+  while (t->head != NULL)
+    rx_tentative_evict_head(t);
 }
 
 void rx_tentative_push(rx_tentative_buf_t *t, rx_msg_t *m) {
   BN_ASSERT(m != NULL);
   if (m->len > t->max_bytes || t->max_msgs == 0) {
-    t->evicted++;
-    rx_msg_free(m);
+    rx_tentative_count_evicted(t, m);
     return;
   }
   /* Make room first, oldest first. */
@@ -70,10 +81,21 @@ void rx_tentative_free(rx_tentative_buf_t *t) {
 
 /* ------------------------------------------------- TentativeReceivers */
 
-/* Keeps the node's tentative gauges in step with one buffer's change. */
-static void tent_account(rx_tent_t *t, uint64_t bytes0, uint64_t evicted0) {
-  bn_counter_add(t->ctx->counters, BFTNET_COUNTER_TENTATIVE_BYTES, t->buf.bytes - bytes0);
-  bn_counter_add(t->ctx->counters, BFTNET_COUNTER_TENTATIVE_EVICTED, t->buf.evicted - evicted0);
+/* Keeps the node's tentative gauges in step with one buffer's change: the
+ * bytes, and the evictions since the last call, in all and per class (the
+ * only place either is counted, so the classes always sum to the node
+ * counter). */
+static void tent_account(rx_tent_t *t, uint64_t bytes0) {
+  rx_ctx_t *ctx = t->ctx;
+  bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_BYTES, t->buf.bytes - bytes0);
+  if (t->buf.evicted == t->evicted_told) return;
+  bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_EVICTED, t->buf.evicted - t->evicted_told);
+  t->evicted_told = t->buf.evicted;
+  for (unsigned i = 0; i < BFTNET_MAX_CLASSES; i++) {
+    uint64_t d = t->buf.evicted_cls[i] - t->evicted_cls_told[i];
+    if (d) ck_pr_add_64(&ctx->cls_tentative_evicted[i], d);
+    t->evicted_cls_told[i] = t->buf.evicted_cls[i];
+  }
 }
 
 static void tent_unlink(rx_ctx_t *ctx, rx_tent_t *t) {
@@ -159,9 +181,9 @@ static void tent_data(void *ud, mig_stream_t *s, const uint8_t *p, size_t n) {
   rx_tent_in_t *in = ud;
   rx_tent_t *t = in->t;
   if (s != in->s) return mig_stream_consume(s, n);
-  uint64_t bytes0 = t->buf.bytes, evicted0 = t->buf.evicted, skipped0 = in->rxd.skipped;
+  uint64_t bytes0 = t->buf.bytes, skipped0 = in->rxd.skipped;
   int rc = rx_deframer_feed(&in->rxd, p, n, tent_emit, in);
-  tent_account(t, bytes0, evicted0);
+  tent_account(t, bytes0);
   bn_counter_add(t->ctx->counters, BFTNET_COUNTER_INBOUND_TOO_BIG, in->rxd.skipped - skipped0);
   if (rc == 0) {
     in->uncredited += n;
@@ -195,9 +217,12 @@ static rx_tent_t *tent_new(rx_ctx_t *ctx, mig_peer_t *lp) {
   if (ctx->ntent >= ctx->cfg.tentative_max) {
     /* The least recently created goes, with what it buffered: messages
      * its credit already confirmed to their sender, so they are counted
-     * (evicted), never lost silently. */
-    bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_EVICTED, ctx->tent_head->buf.count);
-    rx__tentative_free(ctx, ctx->tent_head, true);
+     * (evicted, in their classes), never lost silently. */
+    rx_tent_t *old = ctx->tent_head;
+    uint64_t bytes0 = old->buf.bytes;
+    rx_tentative_evict_all(&old->buf);
+    tent_account(old, bytes0);
+    rx__tentative_free(ctx, old, true);
   }
   rx_tent_t *t = calloc(1, sizeof *t);
   if (!t) return NULL;

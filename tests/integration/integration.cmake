@@ -66,3 +66,9 @@ bftnet_test(migration_na_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/mi
 # minimum share, one full inbound queue alone, a class the peer lacks.
 bftnet_test(classes_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/classes_test.c
   LIBS bftnet_static Threads::Threads PkgConfig::UV TIMEOUT 180 LABELS threads)
+
+# Received messages lost before the application took them, per class: a
+# TentativeReceiver's evictions (promoted or not), a removed member's unread
+# queue; the per-class counts sum to the node counters.
+bftnet_test(class_loss_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/class_loss_test.c
+  LIBS bftnet_static TIMEOUT 120 LABELS threads)

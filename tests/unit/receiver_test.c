@@ -665,6 +665,44 @@ static void test_tentative_single_too_big(void **state) {
   rx_tentative_free(&t);
 }
 
+/* The classes share one buffer: an eviction is counted in the class of
+ * the message it drops, whichever class pushed; evicting everything (the
+ * TentativeReceiver goes) counts the rest in theirs. */
+static void test_tentative_evicted_per_class(void **state) {
+  (void)state;
+  rx_tentative_buf_t t;
+  rx_tentative_init(&t, 4, 100);
+  static const uint8_t cls[] = {0, 1, 1, 2, 0, 0, 1};
+  for (uint32_t i = 0; i < sizeof cls; i++) {
+    rx_msg_t *m = tent_msg(i + 1, 10);
+    m->cls = cls[i];
+    rx_tentative_push(&t, m);
+  }
+  /* 1 (class 0), 2 and 3 (class 1) are gone; 4..7 kept. */
+  assert_int_equal(t.evicted, 3);
+  assert_int_equal(t.evicted_cls[0], 1);
+  assert_int_equal(t.evicted_cls[1], 2);
+  assert_int_equal(t.evicted_cls[2], 0);
+  rx_msg_t *big = tent_msg(8, 101); /* never fits: evicted alone, in its class */
+  big->cls = 7;
+  rx_tentative_push(&t, big);
+  assert_int_equal(t.evicted_cls[7], 1);
+  rx_tentative_evict_all(&t);
+  assert_int_equal(t.count, 0);
+  assert_int_equal(t.bytes, 0);
+  assert_null(t.head);
+  assert_int_equal(t.evicted, 8);
+  assert_int_equal(t.evicted_cls[0], 3);
+  assert_int_equal(t.evicted_cls[1], 3);
+  assert_int_equal(t.evicted_cls[2], 1);
+  uint64_t sum = 0;
+  for (unsigned k = 0; k < BFTNET_MAX_CLASSES; k++)
+    sum += t.evicted_cls[k];
+  assert_int_equal(sum, t.evicted);
+  take_expect(&t, NULL, 0);
+  rx_tentative_free(&t);
+}
+
 static void test_tentative_free_frees_all(void **state) {
   (void)state;
   rx_tentative_buf_t t;
@@ -698,6 +736,7 @@ int main(void) {
       cmocka_unit_test(test_tentative_by_count),
       cmocka_unit_test(test_tentative_by_bytes),
       cmocka_unit_test(test_tentative_single_too_big),
+      cmocka_unit_test(test_tentative_evicted_per_class),
       cmocka_unit_test(test_tentative_free_frees_all),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
