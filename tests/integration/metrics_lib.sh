@@ -67,11 +67,12 @@ except Exception:
 PY
 }
 
-# start_replicas N RATE DURATION_S: replicas r0..r(N-1), all members of one
-# membership, each with --metrics-listen 127.0.0.1:0; mport[i] is where
-# replica i serves /metrics.
+# start_replicas N RATE DURATION_S [ARG...]: replicas r0..r(N-1), all
+# members of one membership, each with --metrics-listen 127.0.0.1:0 (and
+# the ARGs); mport[i] is where replica i serves /metrics.
 start_replicas() {
   local n=$1 rate=$2 dur=$3 i port
+  local extra=("${@:4}")
   local members="$work/members.json" entries=""
   for ((i = 0; i < n; i++)); do
     "$KEYGEN" "$work/r$i.key" >/dev/null || fail "keygen r$i"
@@ -83,7 +84,7 @@ start_replicas() {
   for ((i = 0; i < n; i++)); do
     "$REPLICA" --id "r$i" --key "$work/r$i.key" --listen "/ip4/127.0.0.1/tcp/${lport[i]}" \
       --members "$members" --rate "$rate" --duration "$dur" --stats-ms 0 --drain-ms 2000 \
-      --metrics-listen 127.0.0.1:0 --report "$work/r$i.report.json" \
+      --metrics-listen 127.0.0.1:0 --report "$work/r$i.report.json" "${extra[@]}" \
       >"$work/r$i.out" 2>"$work/r$i.err" &
     pids+=($!)
     rpid[i]=$!

@@ -8,7 +8,8 @@
 # promtool finds no problem in either, each has its peer's delivered
 # counter above zero, labels only from the membership, the process's own
 # series; /other is a 404. And `promtool check rules` accepts the alerting
-# rules of docs/bftnet-alerts.yml. Skips (77) without promtool (Debian:
+# rules of docs/bftnet-alerts.yml. Then two replicas with traffic classes:
+# the per-class series pass promtool too. Skips (77) without promtool (Debian:
 # prometheus).
 set -u
 REPLICA=${1:?usage: metrics_promtool.sh REPLICA KEYGEN}
@@ -48,6 +49,26 @@ for i in 0 1; do
   done
   echo "r$i: $(grep -vc '^#' "$work/r$i.metrics") samples, $(grep -c '^# TYPE' "$work/r$i.metrics") families, promtool: no problem; delivered from r$other: $v"
 done
+for i in 0 1; do kill -TERM "${rpid[i]}" 2>/dev/null; done
+wait_replicas
+# With traffic classes: the per-class series (per member, and node-wide
+# per class) pass too, labelled with the configured class names only.
+rm -f "$work"/r*.key
+start_replicas 2 0 30 --classes 'vote:prio=0;size=64;rate=200,block:prio=1;size=4096;rate=50'
+sleep 1.5
+http_get "http://127.0.0.1:${mport[0]}/metrics" "$work/c0.metrics" || fail "GET c0 /metrics"
+out=$(promtool check metrics <"$work/c0.metrics" 2>&1)
+rc=$?
+[ "$rc" = 0 ] && [ -z "$out" ] || fail "promtool check metrics (classes, exit $rc): $out"
+for s in 'bftnet_class_delivered_messages_total{peer="r1",class="block"}' \
+  'bftnet_class_peer_tentative_evicted_messages_total{peer="r1",class="vote"}' \
+  'bftnet_class_inbound_discarded_removed_messages_total{class="vote"}' \
+  'bftnet_class_tentative_evicted_messages_total{class="block"}'; do
+  grep -qF "$s " "$work/c0.metrics" || fail "classes: no sample $s"
+done
+bad=$(grep -o 'class="[^"]*"' "$work/c0.metrics" | sort -u | grep -v '^class="\(vote\|block\)"$')
+[ -z "$bad" ] || fail "classes: labels outside the configuration: $bad"
+echo "classes: $(grep -vc '^#' "$work/c0.metrics") samples, $(grep -c '^# TYPE' "$work/c0.metrics") families, promtool: no problem"
 for i in 0 1; do kill -TERM "${rpid[i]}" 2>/dev/null; done
 wait_replicas
 echo "PASS"
