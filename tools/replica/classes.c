@@ -175,6 +175,7 @@ void classes_retire(rp_peer_t *p) {
     c->base.dropped += s->dropped + s->superseded + s->ring_depth;
     c->base.superseded += s->superseded;
     c->base.aborted += s->aborted;
+    c->base.tentative_evicted += s->tentative_evicted;
     /* written, not yet confirmed read: lost with the connection, or read */
     size_t size = rp.o.mix.c[k].size;
     uint64_t unconf = (s->unconfirmed + size - 1) / size;
@@ -186,27 +187,10 @@ void classes_retire(rp_peer_t *p) {
   }
 }
 
-/* The peer's TentativeReceiver evictions (counted per peer, not per
- * class) that class k may claim: handed out in class order, each class
- * taking at most its own gaps. Under rx_mu. */
-static uint64_t evicted_share(const rp_peer_t *p, size_t k, uint64_t rx_evicted) {
-  for (size_t j = 0; j <= k; j++) {
-    stats_inc_t t;
-    stats_rx_total(&p->cls[j].rx, &t);
-    uint64_t take = t.gaps < rx_evicted ? t.gaps : rx_evicted;
-    if (j == k) return take;
-    rx_evicted -= take;
-  }
-  return 0;
-}
-
 /* Class k of p's row. Main thread, under rx_mu. */
-void classes_row(rp_peer_t *p, size_t k, uint64_t rx_evicted, rp_crow_t *r) {
+void classes_row(rp_peer_t *p, size_t k, rp_crow_t *r) {
   const rp_cls_t *c = &p->cls[k];
   const bftnet_class_stats_t *s = &c->lib_cur; /* zero when not a member */
-  stats_inc_t tot, cur;
-  stats_rx_total(&c->rx, &tot);
-  stats_rx_current(&c->rx, &cur);
   *r = (rp_crow_t){
       .sent = atomic_load(&c->sent),
       .enqueued = c->base.enqueued + s->enqueued,
@@ -218,43 +202,40 @@ void classes_row(rp_peer_t *p, size_t k, uint64_t rx_evicted, rp_crow_t *r) {
       .send_errors = atomic_load(&c->send_errors),
       .lagged = atomic_load(&c->lagged),
       .delivered = c->delivered,
-      .delivered_current = cur.received,
-      .max_seq = cur.max_seq,
-      .first_seq = cur.first_seq,
-      .gaps = tot.gaps,
-      .duplicates = tot.duplicates,
-      .reorders = tot.reorders,
-      .stale = tot.stale,
       .foreign = c->foreign,
-      .rx_evicted = evicted_share(p, k, rx_evicted),
-      .incarnations = c->rx.incarnations,
-      .inc_by_event = c->rx.by_event,
-      .inc_by_seq = c->rx.by_seq,
-      .inc_seq_unexplained = c->rx.seq_unexplained,
   };
+  /* bftnet counts the evictions per class: each class's gaps are
+   * explained by its own. */
+  r->verdict = rp_recv_fill(&c->rx, c->base.tentative_evicted + s->tentative_evicted, &r->recv);
   uint64_t done = r->written + r->dropped + r->aborted;
   r->unconfirmed = r->sent > done ? r->sent - done : 0;
-  r->verdict = stats_rx_verdict(&c->rx, r->rx_evicted);
 }
 
-/* The classes' sums into p's row: the peer's integrity is its classes'. */
+/* The classes' sums into p's row: the peer's integrity is its classes'.
+ * Its sequence numbers (max_seq, first_seq, delivered_current, the
+ * incarnations) are class 0's: a sum of numbers means nothing. */
 void classes_row_sum(rp_peer_t *p, rp_row_t *r) {
-  r->sent = r->delivered = r->gaps = r->duplicates = r->reorders = r->stale = 0;
-  r->send_errors = r->lagged = 0;
+  r->sent = r->delivered = r->send_errors = r->lagged = 0;
   r->foreign = p->foreign;
+  r->recv = (rp_recv_t){0};
   r->verdict = STATS_OK;
   for (size_t k = 0; k < rp.o.mix.n; k++) {
     rp_crow_t c;
-    classes_row(p, k, r->rx_evicted, &c);
+    classes_row(p, k, &c);
     r->sent += c.sent;
     r->delivered += c.delivered;
-    r->gaps += c.gaps;
-    r->duplicates += c.duplicates;
-    r->reorders += c.reorders;
-    r->stale += c.stale;
     r->foreign += c.foreign;
     r->send_errors += c.send_errors;
     r->lagged += c.lagged;
+    if (k == 0) {
+      r->recv = c.recv;
+    } else {
+      r->recv.gaps += c.recv.gaps;
+      r->recv.duplicates += c.recv.duplicates;
+      r->recv.reorders += c.recv.reorders;
+      r->recv.stale += c.recv.stale;
+      r->recv.rx_evicted += c.recv.rx_evicted;
+    }
     r->verdict = stats_verdict_worst(r->verdict, c.verdict);
   }
 }
@@ -263,5 +244,6 @@ void classes_crow_add(rp_crow_t *t, const rp_crow_t *r) {
 #define RP_X_(f) t->f += r->f;
   RP_CROW_FIELDS(RP_X_)
 #undef RP_X_
+  rp_recv_add(&t->recv, &r->recv);
   t->verdict = stats_verdict_worst(t->verdict, r->verdict);
 }

@@ -93,26 +93,27 @@ static json_t *line_row(const rp_row_t *r, uint64_t d_sent, uint64_t d_deliv, ui
   json_object_set_new(o, "p50_us", j_pct(tick, 50));
   json_object_set_new(o, "p99_us", j_pct(tick, 99));
   lines_put_u64s(o, "reconnects", r->reconnects, "ring_depth", r->ring_depth, "connected",
-                 r->connected, "gaps", r->gaps, "duplicates", r->duplicates, "reorders",
-                 r->reorders, "foreign", r->foreign, "aborted", r->aborted, "migrations",
+                 r->connected, "gaps", r->recv.gaps, "duplicates", r->recv.duplicates, "reorders",
+                 r->recv.reorders, "foreign", r->foreign, "aborted", r->aborted, "migrations",
                  r->migrations, "detached", r->detached, "resumed", r->resumed, "peer_restarts",
-                 r->peer_restarts, "incarnations", r->incarnations, "unconfirmed_bytes",
+                 r->peer_restarts, "incarnations", r->recv.incarnations, "unconfirmed_bytes",
                  r->unconfirmed_bytes, (const char *)NULL);
   return o;
 }
 
 /* --classes: a stats line's classes of p (by name), each tick's latency
  * merged into the classes' totals. */
-static json_t *line_classes(rp_peer_t *p, const rp_row_t *r) {
+static json_t *line_classes(rp_peer_t *p) {
   json_t *o = json_object();
   for (size_t k = 0; k < rp.o.mix.n; k++) {
     rp_crow_t c;
-    classes_row(p, k, r->rx_evicted, &c);
+    classes_row(p, k, &c);
     rp_cls_t *x = &p->cls[k];
     json_t *j = json_object();
     lines_put_u64s(j, "sent", c.sent, "delivered", c.delivered, "dropped", c.dropped, "aborted",
-                   c.aborted, "ring_depth", c.ring_depth, "gaps", c.gaps, "duplicates",
-                   c.duplicates, "reorders", c.reorders, "max_seq", c.max_seq, (const char *)NULL);
+                   c.aborted, "ring_depth", c.ring_depth, "gaps", c.recv.gaps, "duplicates",
+                   c.recv.duplicates, "reorders", c.recv.reorders, "max_seq", c.recv.max_seq,
+                   "rx_evicted", c.recv.rx_evicted, (const char *)NULL);
     json_object_set_new(j, "p50_us", j_pct(&x->lat_tick, 50));
     json_object_set_new(j, "p99_us", j_pct(&x->lat_tick, 99));
     json_object_set_new(o, rp.o.mix.c[k].name, j);
@@ -125,8 +126,15 @@ static json_t *line_classes(rp_peer_t *p, const rp_row_t *r) {
   return o;
 }
 
+void lines_class_totals(json_t *o, size_t k) {
+  bftnet_class_totals_t t;
+  if (bftnet_class_totals(rp.net, (uint8_t)k, &t) != 0) return;
+  lines_put_u64s(o, "discarded_removed", t.discarded_removed, "tentative_evicted",
+                 t.tentative_evicted, (const char *)NULL);
+}
+
 /* The classes' totals of a stats line: delivered in the interval, drops
- * so far, the interval's latency. */
+ * so far, the interval's latency; what bftnet lost on receipt so far. */
 static json_t *line_class_totals(uint64_t dt) {
   json_t *o = json_object();
   for (size_t k = 0; k < rp.o.mix.n; k++) {
@@ -135,6 +143,7 @@ static json_t *line_class_totals(uint64_t dt) {
     lines_put_u64s(j, "dropped", rp.cls_tot[k].dropped, (const char *)NULL);
     json_object_set_new(j, "p50_us", j_pct(&rp.cls_lat[k], 50));
     json_object_set_new(j, "p99_us", j_pct(&rp.cls_lat[k], 99));
+    lines_class_totals(j, k);
     json_object_set_new(o, rp.o.mix.c[k].name, j);
   }
   return o;
@@ -153,7 +162,7 @@ static void tick_peer(rp_peer_t *p, const rp_row_t *r, void *ud) {
   p->tick_delivered = r->delivered;
   json_t *o = line_row(r, ds, dd, t->dt, &p->lat_tick);
   json_object_set_new(o, "member", json_boolean(p->member));
-  if (p->cls) json_object_set_new(o, "classes", line_classes(p, r));
+  if (p->cls) json_object_set_new(o, "classes", line_classes(p));
   json_object_set_new(t->peers, p->id, o);
   t->sent += ds;
   t->delivered += dd;

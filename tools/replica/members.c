@@ -114,6 +114,7 @@ static void members_commit(const rp_member_t *m, size_t n, json_t *added, json_t
       peers_retire(p);
       atomic_store(&p->active, 0);
       p->member = false;
+      p->removals++; /* what bftnet still held of it counts only node-wide, per class */
       json_list_add(removed, &rm_b, p->id);
     }
   }

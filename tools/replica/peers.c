@@ -101,9 +101,6 @@ void peers_retire(rp_peer_t *p) {
 void peers_row(rp_peer_t *p, rp_row_t *r) {
   const rp_lib_t *b = &p->lib_base;
   const bftnet_peer_stats_t *c = &p->lib_cur; /* zero when not live */
-  stats_inc_t tot, cur;
-  stats_rx_total(&p->rx, &tot);
-  stats_rx_current(&p->rx, &cur);
   *r = (rp_row_t){
       .sent = atomic_load(&p->sent),
       .enqueued = b->enqueued + c->enqueued,
@@ -115,19 +112,7 @@ void peers_row(rp_peer_t *p, rp_row_t *r) {
       .send_errors = atomic_load(&p->send_errors),
       .lagged = atomic_load(&p->lagged),
       .delivered = p->delivered,
-      .delivered_current = cur.received,
-      .max_seq = cur.max_seq,
-      .first_seq = cur.first_seq,
-      .gaps = tot.gaps,
-      .duplicates = tot.duplicates,
-      .reorders = tot.reorders,
-      .stale = tot.stale,
       .foreign = p->foreign,
-      .rx_evicted = b->tentative_evicted + c->tentative_evicted,
-      .incarnations = p->rx.incarnations,
-      .inc_by_event = p->rx.by_event,
-      .inc_by_seq = p->rx.by_seq,
-      .inc_seq_unexplained = p->rx.seq_unexplained,
       .reconnects = b->reconnects + c->reconnects,
       .migrations = b->migrations + c->migrations,
       .detached = b->detached + c->detached,
@@ -141,11 +126,12 @@ void peers_row(rp_peer_t *p, rp_row_t *r) {
       .detach_ns_last = c->detached ? c->detach_ns_last : b->detach_ns_last,
       .detach_ns_max = c->detach_ns_max > b->detach_ns_max ? c->detach_ns_max : b->detach_ns_max,
       .ev_aborted_lost = atomic_load(&p->ev_aborted_lost),
+      .removals = p->removals,
   };
   for (int k = 0; k < RP_EV_N; k++)
     r->ev[k] = atomic_load(&p->ev[k]);
   uint64_t gone = r->written + r->dropped_overflow + r->dropped_removed + r->aborted;
-  r->verdict = stats_rx_verdict(&p->rx, r->rx_evicted);
+  r->verdict = rp_recv_fill(&p->rx, b->tentative_evicted + c->tentative_evicted, &r->recv);
   if (p->cls) classes_row_sum(p, r);
   r->unconfirmed = r->sent > gone ? r->sent - gone : 0;
 }
@@ -154,6 +140,7 @@ void peers_row_add(rp_row_t *t, const rp_row_t *r) {
 #define RP_X_(f) t->f += r->f;
   RP_ROW_FIELDS(RP_X_)
 #undef RP_X_
+  rp_recv_add(&t->recv, &r->recv);
   if (r->detach_ns_last > t->detach_ns_last) t->detach_ns_last = r->detach_ns_last;
   if (r->detach_ns_max > t->detach_ns_max) t->detach_ns_max = r->detach_ns_max;
   for (int k = 0; k < RP_EV_N; k++)

@@ -38,3 +38,30 @@ uint64_t rp_ms_since_start(void) {
   uint64_t t0 = atomic_load(&rp.t0_pub); /* the loop thread calls this too */
   return t0 && now > t0 ? (now - t0) / NS_PER_MS : 0;
 }
+
+stats_verdict_t rp_recv_fill(const stats_rx_t *rx, uint64_t rx_evicted, rp_recv_t *out) {
+  stats_inc_t tot, cur;
+  stats_rx_total(rx, &tot);
+  stats_rx_current(rx, &cur);
+  *out = (rp_recv_t){
+      .delivered_current = cur.received,
+      .max_seq = cur.max_seq,
+      .first_seq = cur.first_seq,
+      .gaps = tot.gaps,
+      .duplicates = tot.duplicates,
+      .reorders = tot.reorders,
+      .stale = tot.stale,
+      .rx_evicted = rx_evicted,
+      .incarnations = rx->incarnations,
+      .inc_by_event = rx->by_event,
+      .inc_by_seq = rx->by_seq,
+      .inc_seq_unexplained = rx->seq_unexplained,
+  };
+  return stats_rx_verdict(rx, rx_evicted);
+}
+
+void rp_recv_add(rp_recv_t *t, const rp_recv_t *r) {
+#define RP_X_(f) t->f += r->f;
+  RP_RECV_FIELDS(RP_X_)
+#undef RP_X_
+}

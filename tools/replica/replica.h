@@ -3,7 +3,7 @@
  * state its threads share (`rp`) and the functions its files share.
  *
  * Files, bottom to top (a file calls only those below it by name):
- *   replica.c  the state, the clock, the log
+ *   replica.c  the state, the clock, the log, a row's receive side
  *   classes.c  --classes: each class's load, integrity, latency, counters
  *   peers.c    the peer table, bftnet's counters per peer, the report rows
  *   lines.c    the JSON lines on stdout and the stats line
@@ -77,19 +77,34 @@ typedef struct rp_lib {
 extern const char *const rp_ev_names[RP_EV_N]; /* "migrated", ..., "peer_restarted" */
 _Static_assert(BFTNET_EV_PEER_RESTARTED - BFTNET_EV_MIGRATED == 5, "event numbering");
 
+/* The receive side of a row, the same for a peer and for one class of a
+ * peer (or a sum of either): what the sequence tracker saw of the sender,
+ * and what bftnet counted lost on receipt from it (rx_evicted: its
+ * TentativeReceiver's evictions before it was a member). */
+// clang-format off
+#define RP_RECV_FIELDS(X)                                                                         \
+  X(delivered_current) X(max_seq) X(first_seq) X(gaps) X(duplicates) X(reorders) X(stale)        \
+  X(rx_evicted) X(incarnations) X(inc_by_event) X(inc_by_seq) X(inc_seq_unexplained)
+// clang-format on
+
+typedef struct rp_recv {
+#define RP_X_(f) uint64_t f;
+  RP_RECV_FIELDS(RP_X_)
+#undef RP_X_
+} rp_recv_t;
+
 /* One class's row of a peer (--classes), or a sum of them. */
 // clang-format off
 #define RP_CROW_FIELDS(X)                                                                         \
   X(sent) X(enqueued) X(written) X(dropped) X(superseded) X(aborted) X(unconfirmed)              \
-  X(ring_depth) X(send_errors) X(lagged) X(delivered) X(delivered_current) X(max_seq)            \
-  X(first_seq) X(gaps) X(duplicates) X(reorders) X(stale) X(foreign) X(rx_evicted)               \
-  X(incarnations) X(inc_by_event) X(inc_by_seq) X(inc_seq_unexplained)
+  X(ring_depth) X(send_errors) X(lagged) X(delivered) X(foreign)
 // clang-format on
 
 typedef struct rp_crow {
 #define RP_X_(f) uint64_t f;
   RP_CROW_FIELDS(RP_X_)
 #undef RP_X_
+  rp_recv_t recv;
   stats_verdict_t verdict;
 } rp_crow_t;
 
@@ -104,7 +119,7 @@ typedef struct rp_cls {
    * and what a removal left queued) */
   bftnet_class_stats_t lib_cur;
   struct {
-    uint64_t enqueued, written, dropped, superseded, aborted;
+    uint64_t enqueued, written, dropped, superseded, aborted, tentative_evicted;
   } base;
   uint64_t tick_delivered;
   /* receiver thread, under rp.rx_mu */
@@ -127,6 +142,7 @@ typedef struct rp_peer {
   atomic_uint_fast64_t ev_aborted_lost; /* sum of BFTNET_EV_ABORTED's lost */
   /* main thread only */
   bool member;                 /* in the current membership */
+  uint64_t removals;           /* times it was removed from our membership */
   bool lib_live;               /* lib_cur is the current incarnation's snapshot */
   rp_lib_t lib_base;           /* finished incarnations */
   bftnet_peer_stats_t lib_cur; /* current incarnation, last snapshot */
@@ -143,17 +159,16 @@ typedef struct rp_peer {
 // clang-format off
 #define RP_ROW_FIELDS(X)                                                                          \
   X(sent) X(enqueued) X(written) X(dropped_overflow) X(dropped_removed) X(aborted)               \
-  X(unconfirmed) X(unconfirmed_bytes) X(send_errors) X(lagged) X(delivered) X(delivered_current) \
-  X(max_seq) X(first_seq) X(gaps) X(duplicates) X(reorders) X(stale) X(foreign) X(rx_evicted)    \
-  X(incarnations) X(inc_by_event) X(inc_by_seq) X(inc_seq_unexplained) X(reconnects)            \
-  X(migrations) X(detached) X(resumed) X(retransmitted) X(peer_restarts) X(bytes_out)           \
-  X(bytes_in) X(ring_depth) X(connected)
+  X(unconfirmed) X(unconfirmed_bytes) X(send_errors) X(lagged) X(delivered) X(foreign)           \
+  X(reconnects) X(migrations) X(detached) X(resumed) X(retransmitted) X(peer_restarts)          \
+  X(bytes_out) X(bytes_in) X(ring_depth) X(connected) X(removals)
 // clang-format on
 
 typedef struct rp_row {
 #define RP_X_(f) uint64_t f;
   RP_ROW_FIELDS(RP_X_)
 #undef RP_X_
+  rp_recv_t recv;
   uint64_t detach_ns_last, detach_ns_max; /* not summed: the total has the largest */
   uint64_t ev[RP_EV_N], ev_aborted_lost;
   stats_verdict_t verdict;
@@ -207,6 +222,10 @@ void rp_sleep_until(uint64_t t);
 void rp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ms since the node started (any thread). */
 uint64_t rp_ms_since_start(void);
+/* The receive side of a peer's or a class's row from its sequence tracker
+ * and bftnet's evictions; returns the tracker's verdict. Under rx_mu. */
+stats_verdict_t rp_recv_fill(const stats_rx_t *rx, uint64_t rx_evicted, rp_recv_t *out);
+void rp_recv_add(rp_recv_t *t, const rp_recv_t *r);
 
 /* ------------------------------------------------------------ classes.c */
 
@@ -223,9 +242,8 @@ void classes_rx(rp_peer_t *p, const bftnet_msg_t *m, uint64_t now);
 /* Main thread: bftnet_class_stats of a member; the member left bftnet. */
 void classes_refresh(rp_peer_t *p);
 void classes_retire(rp_peer_t *p);
-/* Main thread, under rx_mu: class k of p; the classes' sums into p's row
- * (whose rx_evicted is set). */
-void classes_row(rp_peer_t *p, size_t k, uint64_t rx_evicted, rp_crow_t *r);
+/* Main thread, under rx_mu: class k of p; the classes' sums into p's row. */
+void classes_row(rp_peer_t *p, size_t k, rp_crow_t *r);
 void classes_row_sum(rp_peer_t *p, rp_row_t *r);
 void classes_crow_add(rp_crow_t *t, const rp_crow_t *r);
 
@@ -261,6 +279,10 @@ json_t *lines_latency(const stats_lat_t *l);
 /* bftnet's node counters: all of them, or those a stats line carries. */
 json_t *lines_counters(bool all);
 json_t *lines_events(const uint64_t ev[RP_EV_N], uint64_t aborted_lost);
+/* Adds bftnet's node-wide totals of class k (bftnet_class_totals: what was
+ * lost on receipt outside any member's counters; class 0 without
+ * --classes) to o: discarded_removed, tentative_evicted. */
+void lines_class_totals(json_t *o, size_t k);
 /* The stats line (main thread). */
 void lines_stats(void);
 

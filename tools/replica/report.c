@@ -16,16 +16,21 @@ static json_t *report_row(const rp_row_t *r, const stats_lat_t *lat, uint64_t un
                  r->unconfirmed, "unconfirmed_bytes", r->unconfirmed_bytes, "send_errors",
                  r->send_errors, "lagged", r->lagged, "delivered", r->delivered,
                  (const char *)NULL);
+  const rp_recv_t *x = &r->recv;
   if (per_peer)
-    lines_put_u64s(o, "delivered_current", r->delivered_current, "max_seq", r->max_seq, "first_seq",
-                   r->first_seq, (const char *)NULL);
-  lines_put_u64s(o, "gaps", r->gaps, "duplicates", r->duplicates, "reorders", r->reorders, "stale",
-                 r->stale, "foreign", r->foreign, "rx_evicted", r->rx_evicted, "unexplained_gaps",
-                 unexplained, "incarnations", r->incarnations, (const char *)NULL);
+    lines_put_u64s(o, "delivered_current", x->delivered_current, "max_seq", x->max_seq, "first_seq",
+                   x->first_seq, (const char *)NULL);
+  lines_put_u64s(o, "gaps", x->gaps, "duplicates", x->duplicates, "reorders", x->reorders, "stale",
+                 x->stale, "foreign", r->foreign, "rx_evicted", x->rx_evicted, "unexplained_gaps",
+                 unexplained, "incarnations", x->incarnations, (const char *)NULL);
   json_object_set_new(o, "incarnation_switches",
-                      json_pack("{s:o, s:o, s:o}", "by_event", jsonx_u64(r->inc_by_event), "by_seq",
-                                jsonx_u64(r->inc_by_seq), "seq_unexplained",
-                                jsonx_u64(r->inc_seq_unexplained)));
+                      json_pack("{s:o, s:o, s:o}", "by_event", jsonx_u64(x->inc_by_event), "by_seq",
+                                jsonx_u64(x->inc_by_seq), "seq_unexplained",
+                                jsonx_u64(x->inc_seq_unexplained)));
+  if (per_peer) lines_put_u64s(o, "removals", r->removals, (const char *)NULL);
+  /* The node's totals: what it lost on receipt outside any member's counts
+   * (without --classes; with, per class in "classes"). */
+  if (!per_peer && !rp.o.mix.n) lines_class_totals(o, 0);
   json_object_set_new(o, "latency_us", lines_latency(lat));
   lines_put_u64s(o, "reconnects", r->reconnects, "migrations", r->migrations, "detached",
                  r->detached, "resumed", r->resumed, "retransmitted", r->retransmitted,
@@ -46,28 +51,29 @@ static json_t *class_json(const rp_crow_t *c, const stats_lat_t *lat, bool per_p
                  c->aborted, "unconfirmed", c->unconfirmed, "ring_depth", c->ring_depth,
                  "send_errors", c->send_errors, "lagged", c->lagged, "delivered", c->delivered,
                  (const char *)NULL);
+  const rp_recv_t *x = &c->recv;
   if (per_peer)
-    lines_put_u64s(o, "delivered_current", c->delivered_current, "max_seq", c->max_seq, "first_seq",
-                   c->first_seq, (const char *)NULL);
-  lines_put_u64s(o, "gaps", c->gaps, "duplicates", c->duplicates, "reorders", c->reorders, "stale",
-                 c->stale, "foreign", c->foreign, "rx_evicted", c->rx_evicted, "incarnations",
-                 c->incarnations, (const char *)NULL);
+    lines_put_u64s(o, "delivered_current", x->delivered_current, "max_seq", x->max_seq, "first_seq",
+                   x->first_seq, (const char *)NULL);
+  lines_put_u64s(o, "gaps", x->gaps, "duplicates", x->duplicates, "reorders", x->reorders, "stale",
+                 x->stale, "foreign", c->foreign, "rx_evicted", x->rx_evicted, "incarnations",
+                 x->incarnations, (const char *)NULL);
   if (per_peer)
     json_object_set_new(o, "incarnation_switches",
-                        json_pack("{s:o, s:o, s:o}", "by_event", jsonx_u64(c->inc_by_event),
-                                  "by_seq", jsonx_u64(c->inc_by_seq), "seq_unexplained",
-                                  jsonx_u64(c->inc_seq_unexplained)));
+                        json_pack("{s:o, s:o, s:o}", "by_event", jsonx_u64(x->inc_by_event),
+                                  "by_seq", jsonx_u64(x->inc_by_seq), "seq_unexplained",
+                                  jsonx_u64(x->inc_seq_unexplained)));
   json_object_set_new(o, "latency_us", lines_latency(lat));
   json_object_set_new(o, "integrity", json_string(stats_verdict_name(c->verdict)));
   return o;
 }
 
 /* --classes: p's classes, by name; each added to the classes' totals. */
-static json_t *report_classes(rp_peer_t *p, const rp_row_t *r) {
+static json_t *report_classes(rp_peer_t *p) {
   json_t *o = json_object();
   for (size_t k = 0; k < rp.o.mix.n; k++) {
     rp_crow_t c;
-    classes_row(p, k, r->rx_evicted, &c);
+    classes_row(p, k, &c);
     json_object_set_new(o, rp.o.mix.c[k].name, class_json(&c, &p->cls[k].lat_run, true));
     classes_crow_add(&rp.cls_tot[k], &c);
     stats_lat_merge(&rp.cls_lat[k], &p->cls[k].lat_run);
@@ -75,10 +81,14 @@ static json_t *report_classes(rp_peer_t *p, const rp_row_t *r) {
   return o;
 }
 
+/* The classes' totals, each with the node's totals of the class. */
 static json_t *report_class_totals(void) {
   json_t *o = json_object();
-  for (size_t k = 0; k < rp.o.mix.n; k++)
-    json_object_set_new(o, rp.o.mix.c[k].name, class_json(&rp.cls_tot[k], &rp.cls_lat[k], false));
+  for (size_t k = 0; k < rp.o.mix.n; k++) {
+    json_t *c = class_json(&rp.cls_tot[k], &rp.cls_lat[k], false);
+    lines_class_totals(c, k);
+    json_object_set_new(o, rp.o.mix.c[k].name, c);
+  }
   return o;
 }
 
@@ -113,12 +123,12 @@ typedef struct gather {
 
 static void report_peer(rp_peer_t *p, const rp_row_t *r, void *ud) {
   gather_t *g = ud;
-  uint64_t unexplained = r->gaps > r->rx_evicted ? r->gaps - r->rx_evicted : 0;
+  uint64_t unexplained = r->recv.gaps > r->recv.rx_evicted ? r->recv.gaps - r->recv.rx_evicted : 0;
   json_t *o = report_row(r, &p->lat_run, unexplained, true);
   json_object_set_new(o, "rx_incarnations", j_incarnations(&p->rx));
   json_object_set_new(o, "member", json_boolean(p->member));
   json_object_set_new(o, "peer_id", json_string(p->peer_id));
-  if (p->cls) json_object_set_new(o, "classes", report_classes(p, r));
+  if (p->cls) json_object_set_new(o, "classes", report_classes(p));
   json_object_set_new(g->peers, p->id, o);
   g->unexplained += unexplained;
   stats_lat_merge(&rp.totals_lat, &p->lat_run);
