@@ -146,7 +146,8 @@ static void shape_pair(json_t *p, size_t i) {
   const char *lk[] = {"n", "p50", "p90", "p99", "max"};
   latency_keys(lat, lk, NKEYS(lk), where);
   json_t *lb = need(p, "lost_breakdown", JSON_OBJECT, where);
-  const char *bk[] = {"in_flight", "unwritten", "queued", "died_with_receiver"};
+  const char *bk[] = {"in_flight", "unwritten", "queued", "died_with_receiver",
+                      "discarded_by_receiver"};
   need_each(lb, bk, NKEYS(bk), JSON_INTEGER, where);
   json_t *v = need(p, "violations", JSON_OBJECT, where);
   const char *vk[] = {"duplicates", "reorders", "extra"};
@@ -323,10 +324,13 @@ static void consistent(json_t *p, const char *where) {
          num(p, "expected") + num(p, "aborted"));
   if (got > num(p, "expected") && num(p, "aborted_arrived") != got - num(p, "expected"))
     fail("%s: aborted_arrived %lld != delivered - expected", where, num(p, "aborted_arrived"));
-  long long died = num(json_object_get(p, "lost_breakdown"), "died_with_receiver");
-  long long want = num(p, "expected") - got - died;
+  json_t *lb = json_object_get(p, "lost_breakdown");
+  long long died = num(lb, "died_with_receiver"), discarded = num(lb, "discarded_by_receiver");
+  long long want = num(p, "expected") - got - died - discarded;
   if (num(p, "lost") != (want > 0 ? want : 0))
-    fail("%s: lost %lld != expected - delivered - died", where, num(p, "lost"));
+    fail("%s: lost %lld != expected - delivered - died - discarded", where, num(p, "lost"));
+  if (discarded && got + died + discarded > num(p, "expected"))
+    fail("%s: %lld discarded by the receiver, more than was missing", where, discarded);
   if (!matches(str(p, "verdict"), "^(ok|lost)$"))
     fail("%s: verdict %s (%s)", where, str(p, "verdict"), str(p, "note"));
 }

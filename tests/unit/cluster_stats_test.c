@@ -251,6 +251,52 @@ static void test_pair_restarts(void **state) {
   assert_int_equal(o.lost, 10);
 }
 
+/* R removed S: what R counted discarded or evicted in the class (naming
+ * no sender) accounts for S's missing messages, never more than R counted;
+ * beyond it they are still lost. */
+static void test_pair_rx_discarded(void **state) {
+  (void)state;
+  cluster_pair_out_t o;
+  cluster_pair_in_t in = clean(1000);
+  in.delivered = 900;
+  cluster_pair_check(&in, &o); /* R never removed S: lost */
+  assert_int_equal(o.verdict, CLUSTER_PAIR_LOST);
+  assert_int_equal(o.lost, 100);
+  assert_int_equal(o.rx_discarded, 0);
+  in.rx_discarded_pool = 100;
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.verdict, CLUSTER_PAIR_OK);
+  assert_int_equal(o.rx_discarded, 100);
+  assert_int_equal(o.lost, 0);
+  in.rx_discarded_pool = 70; /* R counted fewer than are missing */
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.verdict, CLUSTER_PAIR_LOST);
+  assert_int_equal(o.rx_discarded, 70);
+  assert_int_equal(o.lost, 30);
+  in.rx_discarded_pool = 5000; /* claims only what is missing */
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.verdict, CLUSTER_PAIR_OK);
+  assert_int_equal(o.rx_discarded, 100);
+  /* Nothing missing: nothing claimed, and more than sent is still more. */
+  in.delivered = 1000;
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.rx_discarded, 0);
+  in.delivered = 1001;
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.verdict, CLUSTER_PAIR_VIOLATED);
+  /* After what went to R's killed process. */
+  in = clean(1000);
+  in.delivered = 600;
+  in.receiver_killed = 1;
+  in.died_min = 300;
+  in.rx_discarded_pool = 60;
+  cluster_pair_check(&in, &o);
+  assert_int_equal(o.died, 300);
+  assert_int_equal(o.rx_discarded, 60);
+  assert_int_equal(o.lost, 40);
+  assert_int_equal(o.verdict, CLUSTER_PAIR_LOST);
+}
+
 /* R split S's incarnations itself (bftnet-replica >= per-incarnation
  * accounting): exact when it saw as many restarts as S had. */
 static void test_pair_rx_split(void **state) {
@@ -433,6 +479,7 @@ int main(void) {
       cmocka_unit_test(test_pair_unverifiable),
       cmocka_unit_test(test_pair_restarts),
       cmocka_unit_test(test_pair_rx_split),
+      cmocka_unit_test(test_pair_rx_discarded),
       cmocka_unit_test(test_verdict),
       cmocka_unit_test(test_csv),
       cmocka_unit_test(test_fmt_us),

@@ -103,6 +103,23 @@ static void pair_fill(cl_pair_t *pr, const json_t *speer, const json_t *rpeer) {
   }
 }
 
+/* R's loss on receipt in class cls (-1: no --classes, class 0) that no
+ * peer row of its report names: its bftnet_class_totals less the
+ * evictions its members' rows claim (rx_evicted). A removed sender's pair
+ * may account its missing messages with it. 0 without a report, or from a
+ * replica too old to report the totals. */
+static uint64_t rx_discarded_pool(const cl_replica_t *r, int cls) {
+  if (!r->report) return 0;
+  const json_t *tot = classes_row(json_object_get(r->report, "total"), cls);
+  uint64_t pool = cl_ju(tot, "discarded_removed") + cl_ju(tot, "tentative_evicted"), named = 0;
+  const char *name;
+  json_t *row;
+  json_object_foreach(json_object_get(r->report, "peers"), name, row) {
+    named += cl_ju(classes_row(row, cls), "rx_evicted");
+  }
+  return pool > named ? pool - named : 0;
+}
+
 /* Adds a part to a pair's note ("; " between parts) while there is room. */
 __attribute__((format(printf, 2, 3))) static void note_add(text_buf_t *b, const char *fmt, ...) {
   if (b->used >= b->cap - 3) return;
@@ -152,6 +169,11 @@ static void pair_note(cl_pair_t *pr) {
              "%s restarted (sequence numbers from 1 again): %" PRIu64
              " duplicates/reorders at %s are that restart, not bftnet",
              s->name, o->restart_artifacts, r->name);
+  if (o->rx_discarded)
+    note_add(&note,
+             "%s removed %s: %" PRIu64 " of the missing were discarded unread or evicted there "
+             "(%s's count in the class, naming no sender)",
+             r->name, s->name, o->rx_discarded, r->name);
   if (o->died)
     note_add(&note,
              "%s was killed: %" PRIu64 " of the missing went to its killed process (numbered "
@@ -170,6 +192,17 @@ cl_pair_t *pairs_build(size_t *np, cluster_summary_t *sum) {
   reports_load();
   size_t per = cl.o.mix.n ? cl.o.mix.n : 1;
   cl_pair_t *pairs = calloc((size_t)cl.nslots * cl.nslots * per, sizeof *pairs);
+  /* Per receiver and class: its unnamed loss on receipt, shared in turn
+   * by the pairs of the senders it removed, each claiming at most what it
+   * misses, together never more than the receiver counted. */
+  uint64_t *pool = calloc((size_t)cl.nslots * per, sizeof *pool);
+  if (!pool) {
+    free(pairs);
+    pairs = NULL;
+  }
+  for (unsigned r = 0; pairs && r < cl.nslots; r++)
+    for (size_t k = 0; k < per; k++)
+      pool[r * per + k] = rx_discarded_pool(&cl.rep[r], cl.o.mix.n ? (int)k : -1);
   size_t n = 0;
   uint64_t end = (uint64_t)llround(cl.o.duration_s * 1000);
   for (unsigned s = 0; pairs && s < cl.nslots; s++)
@@ -190,11 +223,15 @@ cl_pair_t *pairs_build(size_t *np, cluster_summary_t *sum) {
         pr->cls = k;
         pr->broken = broken;
         pair_fill(pr, srow, rrow);
+        uint64_t *left = &pool[r * per + (k < 0 ? 0 : (size_t)k)];
+        if (cl_ju(rrow, "removals") > 0) pr->in.rx_discarded_pool = *left;
         cluster_pair_check(&pr->in, &pr->out);
+        *left -= pr->out.rx_discarded;
         pair_note(pr);
         cluster_summary_add(sum, &pr->out, pr->broken);
       }
     }
+  free(pool);
   *np = n;
   return pairs;
 }

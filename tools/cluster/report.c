@@ -74,9 +74,9 @@ static json_t *pairs_json(const cl_pair_t *pairs, size_t n) {
         jsonx_u64(o->lost), "gaps", jsonx_u64(pr->gaps), "duplicates", jsonx_u64(pr->in.duplicates),
         "reorders", jsonx_u64(pr->in.reorders), "latency_us", lat, "reconnects",
         jsonx_u64(pr->reconnects), "lost_breakdown",
-        json_pack("{s:o, s:o, s:o, s:o}", "in_flight", jsonx_u64(o->in_flight), "unwritten",
+        json_pack("{s:o, s:o, s:o, s:o, s:o}", "in_flight", jsonx_u64(o->in_flight), "unwritten",
                   jsonx_u64(o->unwritten), "queued", jsonx_u64(o->queued), "died_with_receiver",
-                  jsonx_u64(o->died)),
+                  jsonx_u64(o->died), "discarded_by_receiver", jsonx_u64(o->rx_discarded)),
         "restart_artifacts", jsonx_u64(o->restart_artifacts), "extra", jsonx_u64(o->extra));
     if (pr->cls >= 0) json_object_set_new(e, "class", json_string(cl.o.mix.c[pr->cls].name));
     json_object_set_new(e, "delivered_current", jsonx_u64(o->delivered));

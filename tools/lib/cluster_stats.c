@@ -172,7 +172,10 @@ void cluster_pair_check(const cluster_pair_in_t *in, cluster_pair_out_t *o) {
       uint64_t died = missing - min64(missing, lost_max);
       if (died > o->died) o->died = died;
     }
-    o->lost = missing - o->died;
+    /* What R counted lost on receipt after removing S (per class, naming
+     * no sender): at most what R counted and nobody claimed before. */
+    o->rx_discarded = min64(missing - o->died, in->rx_discarded_pool);
+    o->lost = missing - o->died - o->rx_discarded;
     pair_split_loss(in, o);
     if (o->lost) v = worst(v, CLUSTER_PAIR_LOST);
   }

@@ -97,6 +97,15 @@ typedef struct cluster_pair_in {
    * held as lost. */
   int receiver_killed;
   uint64_t died_min, rx_first_seq;
+  /* R removed S from its membership (it may have added it back since):
+   * what R still held of S then was discarded unread, and what S sent
+   * while R did not know it went to a TentativeReceiver, maybe evicted.
+   * bftnet counts both on R per class only, naming no sender
+   * (bftnet_class_totals: discarded_removed, and tentative_evicted beyond
+   * the members' own rx_evicted). rx_discarded_pool is what of R's count
+   * in the class the pairs checked before this one did not claim; 0 when R
+   * never removed S. */
+  uint64_t rx_discarded_pool;
 } cluster_pair_in_t;
 
 typedef struct cluster_pair_out {
@@ -111,6 +120,8 @@ typedef struct cluster_pair_out {
   uint64_t extra;                /* got - (sent - dropped), when positive */
   uint64_t died;                 /* went to a killed incarnation of R: numbered below
                                     rx_first_seq and not counted by S (at least died_min) */
+  uint64_t rx_discarded;         /* of the missing but died: claimed from
+                                    rx_discarded_pool, never more than it */
   uint64_t duplicates, reorders; /* held against bftnet */
   uint64_t restart_artifacts;    /* duplicates + reorders explained by S's restart */
   uint64_t false_restarts;       /* new incarnations R saw that S never had (violation) */
@@ -135,8 +146,10 @@ typedef struct cluster_pair_out {
  *   restarted and the incarnations could not be split exactly); between
  *   expected and that: fine, some of what S counted as aborted (not
  *   confirmed read when its stream broke) arrived anyway (aborted_arrived);
- * - fewer: what went to R's killed processes is not loss (died); the
- *   rest is LOST, split into queued / unwritten / in flight.
+ * - fewer: what went to R's killed processes is not loss (died), nor
+ *   what R counted discarded or evicted after it removed S, up to its
+ *   count (rx_discarded); the rest is LOST, split into queued / unwritten
+ *   / in flight.
  */
 void cluster_pair_check(const cluster_pair_in_t *in, cluster_pair_out_t *out);
 
