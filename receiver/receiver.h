@@ -206,7 +206,8 @@ typedef struct rx_order {
 } rx_order_t;
 
 /* The receive side's node-wide state. Filled by rx_ctx_init; the owner's
- * objects must outlive it. Loop thread only. */
+ * objects must outlive it. Loop thread only, but for the per-class totals
+ * (rx_class_totals, any thread). */
 typedef struct rx_ctx {
   rx_config_t cfg;
   bn_transport_t *t;       /* timers, deferral, the clock */

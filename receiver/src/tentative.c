@@ -89,13 +89,14 @@ static void tent_account(rx_tent_t *t, uint64_t bytes0) {
   rx_ctx_t *ctx = t->ctx;
   bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_BYTES, t->buf.bytes - bytes0);
   if (t->buf.evicted == t->evicted_told) return;
-  bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_EVICTED, t->buf.evicted - t->evicted_told);
-  t->evicted_told = t->buf.evicted;
   for (unsigned i = 0; i < BFTNET_MAX_CLASSES; i++) {
     uint64_t d = t->buf.evicted_cls[i] - t->evicted_cls_told[i];
     if (d) ck_pr_add_64(&ctx->cls_tentative_evicted[i], d);
     t->evicted_cls_told[i] = t->buf.evicted_cls[i];
   }
+  /* Last, as in rx_destroy: who sees the node counter sees the classes. */
+  bn_counter_add(ctx->counters, BFTNET_COUNTER_TENTATIVE_EVICTED, t->buf.evicted - t->evicted_told);
+  t->evicted_told = t->buf.evicted;
 }
 
 static void tent_unlink(rx_ctx_t *ctx, rx_tent_t *t) {
