@@ -764,8 +764,10 @@ typedef struct bftnet_class_stats {
 
 /* bftnet_recv_batch restricted to some classes (bit i: class i; others
  * stay queued for other calls): a thread of its own for the votes while
- * another validates blocks at its pace. BFTNET_ENOCLASS for a bit beyond
- * the classes or an empty set. Any thread. */
+ * another validates blocks at its pace. A thread waiting here is woken only
+ * by messages of its classes (each class has a wakeup of its own), never by
+ * another class's traffic. BFTNET_ENOCLASS for a bit beyond the classes or
+ * an empty set. Any thread. */
 BFTNET_API int bftnet_recv_classes(bftnet_t *net, uint32_t classes, bftnet_msg_t *msgs, int max,
                                    int timeout_ms) BFTNET_WUR;
 

@@ -167,9 +167,11 @@ void rx_tentative_free(rx_tentative_buf_t *t);
 
 /* What the receive side tells its owner, on the loop thread. */
 typedef struct rx_cbs {
-  /* Messages were queued for the application: at most once per loop turn
-   * (through the transport's deferral). ud: the context's. */
-  void (*on_ready)(void *ud);
+  /* Messages were queued for the application, in the classes of the mask
+   * (bit i: class i): at most once per loop turn (through the transport's
+   * deferral), and at once for the first message of an urgent class. ud:
+   * the context's. */
+  void (*on_ready)(void *ud, uint32_t classes);
   /* A migration event of a member's stream to us (every type but
    * MIG_EV_READ_EOF). ud: the one given to rx_init. */
   void (*on_stream_event)(void *ud, mig_stream_t *ls, const mig_event_t *e);
@@ -220,7 +222,8 @@ typedef struct rx_ctx {
   unsigned ntent;
   bn_ttimer_t *tent_timer; /* re-credits rate-limited TentativeReceivers */
   bool notify_queued;
-  uint32_t urgent; /* the classes of the most urgent priority (when there are several) */
+  uint32_t ready_classes; /* the classes queued into since the last on_ready of the turn */
+  uint32_t urgent;        /* the classes of the most urgent priority (when there are several) */
   /* Per class, node-wide (bftnet_class_totals): what the node counters
    * TENTATIVE_EVICTED and INBOUND_DISCARDED_REMOVED count, split by class;
    * each is bumped with its node counter, so per counter the sum over the

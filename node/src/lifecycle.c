@@ -286,7 +286,9 @@ BFTNET_API int bftnet_stop(bftnet_t *b) {
   ck_pr_store_int(&b->stopped, 1);
   int rc = node__cmd_call(b, &c);
   uint64_t one = 1;
-  (void)!write(b->efd, &one, sizeof one); /* wake threads blocked in bftnet_recv */
+  (void)!write(b->efd, &one, sizeof one);           /* wake threads blocked in bftnet_recv */
+  for (unsigned k = 0; k < BFTNET_MAX_CLASSES; k++) /* and bftnet_recv_classes */
+    if (b->cls_efd[k] >= 0) (void)!write(b->cls_efd[k], &one, sizeof one);
   if (b->own_thread) {
     pthread_join(b->thread, NULL); /* the loop returns once every handle closed */
     pthread_mutex_lock(&b->mu);

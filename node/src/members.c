@@ -103,11 +103,18 @@ static void on_rx_message_ex(const bftnet_msg_t *msg, void *user) {
 }
 
 /* Messages were queued (once per loop turn): threads blocked in
- * bftnet_recv, or polling its fd, wake up. */
-static void on_rx_ready(void *ud) {
+ * bftnet_recv, or polling its fd, wake up; so do threads that wait for some
+ * classes only, on those classes' fds. The queues were pushed before this
+ * fence and a waiter counts itself before it looks at them: either it sees
+ * the messages or this sees it waiting. */
+static void on_rx_ready(void *ud, uint32_t classes) {
   bftnet_t *b = ud;
   uint64_t one = 1;
   (void)!write(b->efd, &one, sizeof one);
+  ck_pr_fence_memory();
+  if (!ck_pr_load_int(&b->cls_waiters)) return;
+  for (unsigned c = 0; c < b->ncls; c++)
+    if ((classes & (1u << c)) && b->cls_efd[c] >= 0) (void)!write(b->cls_efd[c], &one, sizeof one);
 }
 
 static void on_rx_stream_event(void *ud, mig_stream_t *ls, const mig_event_t *e) {
@@ -294,12 +301,18 @@ void node__members_kick(void *ud) {
 
 int node__members_init(bftnet_t *b) {
   b->efd = -1;
+  for (unsigned c = 0; c < BFTNET_MAX_CLASSES; c++)
+    b->cls_efd[c] = -1;
   int rc = node__snapshot_init(b);
   if (rc) return rc;
   b->pool = bn_pool_new(NODE_POOL_CACHE);
   if (!b->pool) return BFTNET_ENOMEM;
   b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (b->efd < 0) return -errno;
+  for (unsigned c = 0; c < b->ncls && b->ncls > 1; c++) {
+    b->cls_efd[c] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (b->cls_efd[c] < 0) return -errno;
+  }
   for (unsigned i = 0; i < b->ncls; i++)
     b->classes[i] = b->cls[i].c;
   rx_config_t rc_cfg = {.max_message_size = b->cfg.max_message_size,
@@ -355,6 +368,10 @@ void node__members_destroy(bftnet_t *b) {
   mb_table_free(&b->table);
   if (b->efd >= 0) close(b->efd);
   b->efd = -1;
+  for (unsigned c = 0; c < BFTNET_MAX_CLASSES; c++) {
+    if (b->cls_efd[c] >= 0) close(b->cls_efd[c]);
+    b->cls_efd[c] = -1;
+  }
   disp_ctx_destroy(&b->dctx); /* after every framer let go of the log's entries */
   bn_pool_close(b->pool);     /* lives on while the application holds messages */
   b->pool = NULL;

@@ -160,8 +160,14 @@ struct bftnet {
   msnap_t *snap;     /* atomic pointer */
   mb_table_t table;  /* loop: the membership last applied */
   int efd;           /* eventfd: readable when messages may be waiting */
-  uint32_t rr;       /* atomic: round-robin cursor for bftnet_recv */
-  uint32_t rx_turn;  /* atomic: bftnet_recv calls, for the classes' minimum share */
+  /* A thread that takes some classes only (bftnet_recv_classes) sleeps on
+   * theirs, one eventfd per class (with two or more classes, else -1):
+   * written only while such a thread waits (cls_waiters, atomic), so that a
+   * thread of the votes is not woken by, nor spins behind, the blocks. */
+  int cls_efd[BFTNET_MAX_CLASSES];
+  int cls_waiters;
+  uint32_t rr;      /* atomic: round-robin cursor for bftnet_recv */
+  uint32_t rx_turn; /* atomic: bftnet_recv calls, for the classes' minimum share */
   /* bftnet_recv's order of the classes: grp[0..ngrp) are groups of equal
    * priority, most urgent first, each order[grp_start[g], grp_start[g+1]). */
   uint8_t order[BFTNET_MAX_CLASSES];

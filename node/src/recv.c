@@ -90,6 +90,33 @@ static bool others_waiting(bftnet_t *b, uint32_t mask) {
   return any;
 }
 
+/* A thread that takes some classes only sleeps on their fds, not on the
+ * node's: the node's fd is readable while any class holds messages, and a
+ * thread of the votes sleeping there would be woken by every block (and
+ * one of the blocks could not sleep while a vote waited for the other
+ * thread). It counts itself a waiter, looks once more, sleeps, clears what
+ * woke it. Returns what it took (> 0), 0 to look again, or an error. */
+static int wait_classes(bftnet_t *b, uint32_t mask, bftnet_msg_t *msgs, int max, int wait_ms) {
+  ck_pr_inc_int(&b->cls_waiters);
+  ck_pr_fence_memory(); /* pairs with on_rx_ready's: see its comment */
+  bool wake = false;
+  int got = recv_scan(b, mask, msgs, max, &wake);
+  if (got == 0 && !ck_pr_load_int(&b->stopped)) {
+    struct pollfd p[BFTNET_MAX_CLASSES];
+    nfds_t n = 0;
+    for (unsigned c = 0; c < b->ncls; c++)
+      if (mask & (1u << c)) p[n++] = (struct pollfd){.fd = b->cls_efd[c], .events = POLLIN};
+    int pr = poll(p, n, wait_ms);
+    if (pr < 0 && errno != EINTR) got = -errno;
+    uint64_t v;
+    for (nfds_t i = 0; pr > 0 && i < n; i++)
+      if (p[i].revents) (void)!read(p[i].fd, &v, sizeof v);
+  }
+  ck_pr_dec_int(&b->cls_waiters);
+  if (wake) b->t->ops->wake_send(b->wake);
+  return got;
+}
+
 static int recv_mask(bftnet_t *b, uint32_t mask, bftnet_msg_t *msgs, int max, int timeout_ms) {
   if (b->cfg.on_message || b->cfg.on_message_ex)
     return BFTNET_EONMESSAGE; /* nothing is ever queued for it */
@@ -135,6 +162,11 @@ static int recv_mask(bftnet_t *b, uint32_t mask, bftnet_msg_t *msgs, int max, in
     }
     if (!b->own_thread) { /* this thread runs the loop: turn it instead of sleeping */
       b->t->ops->run(b->t, BN_RUN_ONCE);
+      continue;
+    }
+    if (mask != b->all_classes && b->ncls > 1) {
+      int rc = wait_classes(b, mask, msgs, max, wait_ms);
+      if (rc != 0) return rc;
       continue;
     }
     struct pollfd p = {.fd = b->efd, .events = POLLIN};

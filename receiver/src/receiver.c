@@ -21,7 +21,9 @@
 static void notify_run(void *ud) {
   rx_ctx_t *ctx = ud;
   ctx->notify_queued = false;
-  ctx->cbs->on_ready(ctx->ud);
+  uint32_t classes = ctx->ready_classes;
+  ctx->ready_classes = 0;
+  ctx->cbs->on_ready(ctx->ud, classes);
 }
 
 /* Messages were queued: the application hears of it once, at the end of
@@ -80,7 +82,8 @@ static void deliver(rx_cls_t *k, rx_msg_t *msg, const uint8_t *p, size_t n) {
      * not at the end of a loop turn busy with less urgent bytes. */
     bool now = (ctx->urgent & (1u << k->idx)) && rx_inq_depth(&k->inq) == 0;
     rx_inq_push_spmc(&k->inq, msg);
-    if (now) ctx->cbs->on_ready(ctx->ud);
+    if (now) ctx->cbs->on_ready(ctx->ud, 1u << k->idx);
+    ctx->ready_classes |= 1u << k->idx;
     notify_later(ctx);
     return;
   }

@@ -716,6 +716,87 @@ static void test_full_inbound_queue_stops_only_its_class(void **state) {
   node_stop(1);
 }
 
+/* ------------------------------ one receiving thread per class */
+
+/* Two threads take disjoint classes and wait long (10 s) each time: every
+ * message must wake its own thread, not wait for a timeout, and bftnet_stop
+ * must wake both. One message at a time, so that no later message's
+ * wakeup can hide a lost one. */
+typedef struct ct_reader {
+  uint32_t mask;
+  _Atomic uint64_t got, worst_ns;
+  _Atomic int closed;
+} ct_reader_t;
+
+static void *ct_reader_main(void *arg) {
+  ct_reader_t *r = arg;
+  for (;;) {
+    bftnet_msg_t m;
+    int rc = bftnet_recv_classes(nodes[1].net, r->mask, &m, 1, 10000);
+    if (rc == BFTNET_ECLOSED) {
+      atomic_store(&r->closed, 1);
+      return NULL;
+    }
+    if (rc != 1) continue; /* a timeout: the check below sees the message late */
+    assert_true(r->mask & (1u << m.cls));
+    uint64_t lat = now_ns() - get_be64(m.data);
+    if (lat > atomic_load(&r->worst_ns)) atomic_store(&r->worst_ns, lat);
+    atomic_fetch_add(&r->got, 1);
+    bftnet_msg_release(&m);
+  }
+}
+
+static void test_thread_per_class_wakes(void **state) {
+  (void)state;
+  bftnet_class_t c[2];
+  bftnet_class_init(&c[0], "votes");
+  bftnet_class_init(&c[1], "blocks");
+  c[1].priority = 1;
+  bftnet_config_t cfg;
+  cfg_base(&cfg);
+  cfg.classes = c;
+  cfg.nclasses = 2;
+  node_start(0, &cfg);
+  node_start(1, &cfg);
+  connect_all(2);
+  wait_class_connected(0, "r1", 0);
+  wait_class_connected(0, "r1", 1);
+  static ct_reader_t rv, rb;
+  memset(&rv, 0, sizeof rv);
+  memset(&rb, 0, sizeof rb);
+  rv.mask = 1u << 0;
+  rb.mask = 1u << 1;
+  pthread_t tv, tb;
+  assert_int_equal(pthread_create(&tv, NULL, ct_reader_main, &rv), 0);
+  assert_int_equal(pthread_create(&tb, NULL, ct_reader_main, &rb), 0);
+  enum { N = 40 };
+  uint8_t msg[64] = {0};
+  for (int i = 0; i < N; i++) {
+    ct_reader_t *r = i % 3 == 2 ? &rb : &rv; /* votes and, one in three, a block */
+    uint64_t want = atomic_load(&r->got) + 1;
+    bftnet_send_opts_t o = {.cls = r == &rb ? 1 : 0};
+    put_be64(msg, now_ns());
+    assert_ok(bftnet_send_ex(nodes[0].net, "r1", &o, msg, sizeof msg));
+    uint64_t deadline = now_ns() + 5000000000ull; /* half the readers' wait */
+    while (atomic_load(&r->got) < want && now_ns() < deadline)
+      usleep(1000);
+    assert_int_equal(atomic_load(&r->got), want);
+    usleep((unsigned)(i % 7) * 3000); /* readers asleep again, or not yet */
+  }
+  print_message("a thread per class: votes %llu (worst %.2f ms), blocks %llu (worst %.2f ms)\n",
+                (unsigned long long)atomic_load(&rv.got), (double)atomic_load(&rv.worst_ns) / 1e6,
+                (unsigned long long)atomic_load(&rb.got), (double)atomic_load(&rb.worst_ns) / 1e6);
+  /* bftnet_stop wakes both (long before their 10 s). */
+  uint64_t t0 = now_ns();
+  assert_ok(bftnet_stop(nodes[1].net));
+  pthread_join(tv, NULL);
+  pthread_join(tb, NULL);
+  assert_true(atomic_load(&rv.closed) && atomic_load(&rb.closed));
+  assert_true(now_ns() - t0 < 5000000000ull);
+  node_stop(0);
+  node_stop(1);
+}
+
 /* -------------------------------------------- a class the peer lacks */
 
 static void test_unknown_class_refused(void **state) {
@@ -782,7 +863,9 @@ int main(void) {
       cmocka_unit_test(test_scheduling_bound),
       cmocka_unit_test(test_min_share_no_starvation),
       cmocka_unit_test(test_full_inbound_queue_stops_only_its_class),
+      cmocka_unit_test(test_thread_per_class_wakes),
       cmocka_unit_test(test_unknown_class_refused),
   };
+  th_test_filter();
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
