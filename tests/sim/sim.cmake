@@ -68,6 +68,7 @@ target_link_options(bftnet-sim-defects PRIVATE ${SIM_WRAP})
 # and bugs the simulator found, as they were before their fix:
 #   7 a new incarnation's stream IDs start at 0 again
 #   9 the Receiver adopts the stream of its member it heard of last (below)
+#  11 a message of an incarnation seen replaced counts as another restart
 # (Defect 8, credit given on a carrier an exchange froze, is still in the
 # defect build but has no ctest: between nodes that confirm with Confirm
 # messages credit confirms nothing, so it breaks no invariant there; it
@@ -101,6 +102,18 @@ set_tests_properties(sim_regress_1914 PROPERTIES TIMEOUT 120 LABELS sim)
 add_test(NAME sim_defect_10
   COMMAND bftnet-sim-defects --defect 10 --expect-fail --seeds ${BFTNET_SIM_SEEDS} -j 2)
 set_tests_properties(sim_defect_10 PROPERTIES TIMEOUT 600 LABELS sim)
+
+# Found by the million-seed run (scripts/sim-long.sh, seed 11152): n3
+# restarted; a Label of its old incarnation, read late on a connection of the
+# old process, was taken for one more restart, and back again: n1 ended with
+# the old incarnation as current and ignored the live one's Confirms, so its
+# bftnet_flush never completed (liveness). A message of an incarnation seen
+# replaced is now refused (PROTOCOL.md 11.7); defect 11 is the old rule.
+add_test(NAME sim_regress_11152 COMMAND bftnet-sim --from 11152 --seeds 1)
+set_tests_properties(sim_regress_11152 PROPERTIES TIMEOUT 120 LABELS sim)
+add_test(NAME sim_defect_11
+  COMMAND bftnet-sim-defects --defect 11 --expect-fail --from 11152 --seeds 1)
+set_tests_properties(sim_defect_11 PROPERTIES TIMEOUT 120 LABELS sim)
 
 # The same bug with classes (seed 88: an older class-0 stream to a restarted
 # node, heard of late, among three classes): the order is kept per class.
