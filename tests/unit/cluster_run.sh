@@ -67,7 +67,7 @@ case $MODE in
       --faults 'partition:at=2s;for=2s;replica=r2,kill:at=4s;replica=r1;restart=1s') ;;
   direct) args=(--replicas 4 --duration 5 --direct --faults 'cut:at=2s;link=r1-r2') ;;
   classes) args=(--replicas 3 --duration 5
-    --classes 'vote:prio=0;size=64;rate=100,block:prio=1;size=262144;rate=max') ;;
+    --classes 'vote:prio=0;size=64;rate=100,block:prio=1;size=262144;rate=max;ring=16') ;;
   *) echo "unknown mode $MODE" >&2; exit 2 ;;
 esac
 
