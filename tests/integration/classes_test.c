@@ -639,15 +639,9 @@ static void *iq_block_reader(void *arg) {
   return NULL;
 }
 
-static void test_full_inbound_queue_stops_only_its_class(void **state) {
-  (void)state;
-  bftnet_class_t c[2];
-  bftnet_class_init(&c[0], "votes");
-  bftnet_class_init(&c[1], "blocks");
-  c[1].priority = 1;
-  c[1].ring_capacity = 64;
-  c[1].inbound_max_msgs = 16;
-  c[1].inbound_max_bytes = 1u << 20;
+/* r0 and r1 with classes c[0..2) (votes, blocks), connected, both classes'
+ * streams from r0 to r1 up. */
+static void start_pair_two_classes(bftnet_class_t *c) {
   bftnet_config_t cfg;
   cfg_base(&cfg);
   cfg.classes = c;
@@ -657,6 +651,18 @@ static void test_full_inbound_queue_stops_only_its_class(void **state) {
   connect_all(2);
   wait_class_connected(0, "r1", 0);
   wait_class_connected(0, "r1", 1);
+}
+
+static void test_full_inbound_queue_stops_only_its_class(void **state) {
+  (void)state;
+  bftnet_class_t c[2];
+  bftnet_class_init(&c[0], "votes");
+  bftnet_class_init(&c[1], "blocks");
+  c[1].priority = 1;
+  c[1].ring_capacity = 64;
+  c[1].inbound_max_msgs = 16;
+  c[1].inbound_max_bytes = 1u << 20;
+  start_pair_two_classes(c);
   static iq_state_t s;
   memset(&s, 0, sizeof s);
   static ms_flood_t f;
@@ -752,15 +758,7 @@ static void test_thread_per_class_wakes(void **state) {
   bftnet_class_init(&c[0], "votes");
   bftnet_class_init(&c[1], "blocks");
   c[1].priority = 1;
-  bftnet_config_t cfg;
-  cfg_base(&cfg);
-  cfg.classes = c;
-  cfg.nclasses = 2;
-  node_start(0, &cfg);
-  node_start(1, &cfg);
-  connect_all(2);
-  wait_class_connected(0, "r1", 0);
-  wait_class_connected(0, "r1", 1);
+  start_pair_two_classes(c);
   static ct_reader_t rv, rb;
   memset(&rv, 0, sizeof rv);
   memset(&rb, 0, sizeof rb);
