@@ -21,38 +21,16 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "th_app.h"
+#include "th_msg.h"
 
 #define MAXN 4
 #define NCLS 2
 
-typedef struct node {
-  bftnet_key_t *key;
-  bftnet_t *net;
-  char id[8];
-  char addr[BFTNET_ADDR_MAX];
-  const char *addrs[1];
-} node_t;
+typedef th_app_t node_t;
 
 static node_t nodes[MAXN];
 static bftnet_class_t classes[NCLS];
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void put_be64(uint8_t *p, uint64_t v) {
-  for (int i = 7; i >= 0; i--, v >>= 8)
-    p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++)
-    v = (v << 8) | p[i];
-  return v;
-}
 
 /* Two classes, votes (0) and blocks (1); redials slow when slow (an
  * evicted non-member that redials at once would start the churn that
@@ -71,33 +49,17 @@ static void cfg_base(bftnet_config_t *cfg, bool slow) {
   cfg->nclasses = NCLS;
 }
 
-static void node_start(int i, const bftnet_config_t *cfg_in) {
-  node_t *n = &nodes[i];
-  memset(n, 0, sizeof *n);
-  assert_ok(bftnet_key_generate(&n->key));
-  bftnet_config_t cfg = *cfg_in;
-  cfg.key = n->key;
-  assert_ok(bftnet_new(&n->net, &cfg));
-  snprintf(n->id, sizeof n->id, "r%d", i);
-  assert_ok(bftnet_listen(n->net, "/ip4/127.0.0.1/tcp/0", n->addr, sizeof n->addr));
-  n->addrs[0] = n->addr;
+static void node_start(int i, const bftnet_config_t *cfg) {
+  th_app_start(&nodes[i], i, cfg, false);
 }
 
 static void node_stop(int i) {
-  bftnet_free(nodes[i].net);
-  bftnet_key_free(nodes[i].key);
-  nodes[i].net = NULL;
+  th_app_stop(&nodes[i]);
 }
 
 /* Node i's membership: the nodes idx[0..k). */
 static void connect_to(int i, const int *idx, int k) {
-  bftnet_member_t m[MAXN];
-  for (int j = 0; j < k; j++)
-    m[j] =
-        (bftnet_member_t){.node_id = nodes[idx[j]].id, .addrs = nodes[idx[j]].addrs, .naddrs = 1};
-  char err[256] = "";
-  int rc = bftnet_connect(nodes[i].net, m, (size_t)k, err, sizeof err);
-  if (rc) fail_msg("connect: %s: %s", bftnet_err_name(rc), err);
+  th_app_connect(&nodes[i], nodes, idx, k);
 }
 
 static bftnet_class_stats_t cstats(int at, const char *to, uint8_t cls) {
@@ -113,7 +75,7 @@ static bftnet_class_totals_t ctotals(int at, uint8_t cls) {
 }
 
 static void wait_counter(int at, bftnet_counter_id_t id, uint64_t want) {
-  for (uint64_t end = now_ns() + 10000000000ull; now_ns() < end; usleep(5000))
+  for (uint64_t end = th_mono_ns() + 10000000000ull; th_mono_ns() < end; usleep(5000))
     if (bftnet_counter(nodes[at].net, id) >= want) break;
   assert_int_equal(bftnet_counter(nodes[at].net, id), want);
 }
@@ -144,7 +106,7 @@ static void send_range(int from, const char *to, uint8_t k, uint64_t first, uint
   uint8_t buf[32] = {0};
   bftnet_send_opts_t o = {.cls = k};
   for (uint64_t s = first; s <= last; s++) {
-    put_be64(buf, s);
+    th_put_be64(buf, s);
     assert_ok(bftnet_send_ex(nodes[from].net, to, &o, buf, sizeof buf));
   }
   assert_ok(bftnet_flush(nodes[from].net, 10000));
@@ -165,7 +127,7 @@ static void take(int at, const char *from, uint64_t got[NCLS], uint64_t last[NCL
     while (got[k] < max && bftnet_recv_classes(nodes[at].net, 1u << k, &m, 1, timeout_ms) == 1) {
       assert_string_equal(m.from, from);
       assert_int_equal(m.cls, k);
-      uint64_t q = get_be64(m.data);
+      uint64_t q = th_get_be64(m.data);
       if (q <= last[k]) /* invariant 1 */
         fail_msg("class %u from %s: %llu after %llu", k, from, (unsigned long long)q,
                  (unsigned long long)last[k]);

@@ -32,36 +32,14 @@
 #include <uv.h>
 
 #include "harness.h"
+#include "th_app.h"
+#include "th_msg.h"
 
 #define MAXN 3
 
-typedef struct node {
-  bftnet_key_t *key;
-  bftnet_t *net;
-  char id[8];
-  char addr[BFTNET_ADDR_MAX];
-  const char *addrs[1];
-} node_t;
+typedef th_app_t node_t;
 
 static node_t nodes[MAXN];
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void put_be64(uint8_t *p, uint64_t v) {
-  for (int i = 7; i >= 0; i--, v >>= 8)
-    p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++)
-    v = (v << 8) | p[i];
-  return v;
-}
 
 #define BN_MIN_T(a, b) ((a) < (b) ? (a) : (b))
 
@@ -75,25 +53,16 @@ static void cfg_base(bftnet_config_t *cfg) {
 }
 
 static void node_start(int i, const bftnet_config_t *over) {
-  node_t *n = &nodes[i];
-  memset(n, 0, sizeof *n);
-  assert_ok(bftnet_key_generate(&n->key));
   bftnet_config_t cfg;
   if (over)
     cfg = *over;
   else
     cfg_base(&cfg);
-  cfg.key = n->key;
-  assert_ok(bftnet_new(&n->net, &cfg));
-  snprintf(n->id, sizeof n->id, "r%d", i);
-  assert_ok(bftnet_listen(n->net, "/ip4/127.0.0.1/tcp/0", n->addr, sizeof n->addr));
-  n->addrs[0] = n->addr;
+  th_app_start(&nodes[i], i, &cfg, false);
 }
 
 static void node_stop(int i) {
-  bftnet_free(nodes[i].net);
-  bftnet_key_free(nodes[i].key);
-  nodes[i].net = NULL;
+  th_app_stop(&nodes[i]);
 }
 
 /* Node i's membership: nodes[0..n), node j at addr (NULL: its own). */
@@ -265,7 +234,7 @@ static void test_each_class_in_order(void **state) {
     uint8_t k = (uint8_t)(th_rnd(&seed) % OC_N);
     size_t len = k == 1 ? 20000 + th_rnd(&seed) % 20000 : 16 + th_rnd(&seed) % 200;
     bftnet_send_opts_t o = {.cls = k};
-    put_be64(buf, ++seq[k]);
+    th_put_be64(buf, ++seq[k]);
     if (th_rnd(&seed) % 4 == 0) { /* a broadcast: r1 and r2 */
       assert_int_equal(bftnet_send_ex(nodes[0].net, NULL, &o, buf, len), 2);
       to_r2[k]++;
@@ -280,7 +249,7 @@ static void test_each_class_in_order(void **state) {
     while (bftnet_recv(nodes[at].net, &m, 500) == 0) {
       assert_string_equal(m.from, "r0");
       assert_true(m.cls < OC_N);
-      uint64_t q = get_be64(m.data);
+      uint64_t q = th_get_be64(m.data);
       if (q <= last[m.cls])
         fail_msg("r%d class %u: %llu after %llu", at, m.cls, (unsigned long long)q,
                  (unsigned long long)last[m.cls]);
@@ -428,8 +397,8 @@ static void sb_top_up(void) {
 }
 
 static void sb_run_until(uv_loop_t *loop, const uint64_t *v, uint64_t want) {
-  uint64_t deadline = now_ns() + 20000000000ull;
-  while (*v < want && now_ns() < deadline)
+  uint64_t deadline = th_mono_ns() + 20000000000ull;
+  while (*v < want && th_mono_ns() < deadline)
     uv_run(loop, UV_RUN_ONCE);
   assert_true(*v >= want);
 }
@@ -459,7 +428,7 @@ static void test_scheduling_bound(void **state) {
   /* The lower classes flow for a while (the pair converges on one
    * connection meanwhile: ahead_max_bytes counts the member's other
    * classes, and they compete with the vote only on the same one). */
-  for (uint64_t t0 = now_ns(); now_ns() - t0 < 800000000ull;) {
+  for (uint64_t t0 = th_mono_ns(); th_mono_ns() - t0 < 800000000ull;) {
     sb_top_up();
     uv_run(&loop, UV_RUN_NOWAIT);
   }
@@ -525,8 +494,8 @@ static void *ms_flood_main(void *arg) {
   ms_flood_t *f = arg;
   static _Thread_local uint8_t buf[16384];
   bftnet_send_opts_t o = {.cls = f->cls};
-  uint64_t deadline = now_ns() + 60000000000ull;
-  while (!atomic_load(&f->stop) && now_ns() < deadline) {
+  uint64_t deadline = th_mono_ns() + 60000000000ull;
+  while (!atomic_load(&f->stop) && th_mono_ns() < deadline) {
     for (int i = 0; i < 64; i++) /* a full ring drops the oldest: sends succeed */
       if (bftnet_send_ex(f->net, "r1", &o, buf, f->len) != 0) f->send_errors++;
     bftnet_class_stats_t st;
@@ -613,7 +582,7 @@ static void *iq_vote_reader(void *arg) {
   while (!atomic_load(&s->stop)) {
     if (bftnet_recv_classes(nodes[1].net, 1u << 0, &m, 1, 50) != 1) continue;
     assert_int_equal(m.cls, 0);
-    uint64_t lat = now_ns() - get_be64(m.data);
+    uint64_t lat = th_mono_ns() - th_get_be64(m.data);
     if (lat > s->worst_ns) s->worst_ns = lat;
     if (lat > 100000000ull) s->late++;
     __atomic_add_fetch(&s->votes, 1, __ATOMIC_RELAXED);
@@ -676,18 +645,19 @@ static void test_full_inbound_queue_stops_only_its_class(void **state) {
   uint8_t vote[64] = {0};
   bftnet_send_opts_t o = {.cls = 0};
   for (int i = 0; i < IQ_VOTES; i++) {
-    put_be64(vote, now_ns());
+    th_put_be64(vote, th_mono_ns());
     assert_ok(bftnet_send_ex(nodes[0].net, "r1", &o, vote, sizeof vote));
     usleep(10000);
   }
-  uint64_t deadline = now_ns() + 5000000000ull;
-  while (__atomic_load_n(&s.votes, __ATOMIC_RELAXED) < IQ_VOTES && now_ns() < deadline)
+  uint64_t deadline = th_mono_ns() + 5000000000ull;
+  while (__atomic_load_n(&s.votes, __ATOMIC_RELAXED) < IQ_VOTES && th_mono_ns() < deadline)
     usleep(10000);
   /* While the blocks' queue stays full (their flood goes on), every byte of
    * the votes is credited, which is what confirms it to r0: the votes'
    * flow control is theirs alone. */
   uint64_t unconfirmed = UINT64_MAX;
-  for (deadline = now_ns() + 2000000000ull; unconfirmed && now_ns() < deadline; usleep(10000))
+  for (deadline = th_mono_ns() + 2000000000ull; unconfirmed && th_mono_ns() < deadline;
+       usleep(10000))
     unconfirmed = cstats(0, "r1", 0).unconfirmed;
   uint64_t blocks_unconfirmed = cstats(0, "r1", 1).unconfirmed;
   atomic_store(&f.stop, true);
@@ -745,7 +715,7 @@ static void *ct_reader_main(void *arg) {
     }
     if (rc != 1) continue; /* a timeout: the check below sees the message late */
     assert_true(r->mask & (1u << m.cls));
-    uint64_t lat = now_ns() - get_be64(m.data);
+    uint64_t lat = th_mono_ns() - th_get_be64(m.data);
     if (lat > atomic_load(&r->worst_ns)) atomic_store(&r->worst_ns, lat);
     atomic_fetch_add(&r->got, 1);
     bftnet_msg_release(&m);
@@ -773,10 +743,10 @@ static void test_thread_per_class_wakes(void **state) {
     ct_reader_t *r = i % 3 == 2 ? &rb : &rv; /* votes and, one in three, a block */
     uint64_t want = atomic_load(&r->got) + 1;
     bftnet_send_opts_t o = {.cls = r == &rb ? 1 : 0};
-    put_be64(msg, now_ns());
+    th_put_be64(msg, th_mono_ns());
     assert_ok(bftnet_send_ex(nodes[0].net, "r1", &o, msg, sizeof msg));
-    uint64_t deadline = now_ns() + 5000000000ull; /* half the readers' wait */
-    while (atomic_load(&r->got) < want && now_ns() < deadline)
+    uint64_t deadline = th_mono_ns() + 5000000000ull; /* half the readers' wait */
+    while (atomic_load(&r->got) < want && th_mono_ns() < deadline)
       usleep(1000);
     assert_int_equal(atomic_load(&r->got), want);
     usleep((unsigned)(i % 7) * 3000); /* readers asleep again, or not yet */
@@ -785,12 +755,12 @@ static void test_thread_per_class_wakes(void **state) {
                 (unsigned long long)atomic_load(&rv.got), (double)atomic_load(&rv.worst_ns) / 1e6,
                 (unsigned long long)atomic_load(&rb.got), (double)atomic_load(&rb.worst_ns) / 1e6);
   /* bftnet_stop wakes both (long before their 10 s). */
-  uint64_t t0 = now_ns();
+  uint64_t t0 = th_mono_ns();
   assert_ok(bftnet_stop(nodes[1].net));
   pthread_join(tv, NULL);
   pthread_join(tb, NULL);
   assert_true(atomic_load(&rv.closed) && atomic_load(&rb.closed));
-  assert_true(now_ns() - t0 < 5000000000ull);
+  assert_true(th_mono_ns() - t0 < 5000000000ull);
   node_stop(0);
   node_stop(1);
 }
@@ -815,8 +785,8 @@ static void test_unknown_class_refused(void **state) {
   node_start(2, NULL); /* no classes: /bftnet/msg/1.0.0 alone */
   connect_all(3);
   wait_class_connected(0, "r1", 1);
-  uint64_t deadline = now_ns() + 10000000000ull;
-  while (now_ns() < deadline &&
+  uint64_t deadline = th_mono_ns() + 10000000000ull;
+  while (th_mono_ns() < deadline &&
          (cstats(0, "r1", 2).refused == 0 || cstats(0, "r2", 1).refused == 0 ||
           cstats(0, "r2", 2).refused == 0))
     usleep(10000);
@@ -829,20 +799,20 @@ static void test_unknown_class_refused(void **state) {
   uint8_t buf[32] = {0};
   for (uint8_t k = 0; k < 3; k++) {
     bftnet_send_opts_t o = {.cls = k};
-    put_be64(buf, 100 + k);
+    th_put_be64(buf, 100 + k);
     assert_ok(bftnet_send_ex(nodes[0].net, "r1", &o, buf, sizeof buf));
     assert_ok(bftnet_send_ex(nodes[0].net, "r2", &o, buf, sizeof buf));
   }
   bftnet_msg_t m;
   assert_ok(bftnet_recv(nodes[1].net, &m, 5000));
-  int seen1 = 1 << (get_be64(m.data) - 100);
+  int seen1 = 1 << (th_get_be64(m.data) - 100);
   bftnet_msg_release(&m);
   assert_ok(bftnet_recv(nodes[1].net, &m, 5000));
-  seen1 |= 1 << (get_be64(m.data) - 100);
+  seen1 |= 1 << (th_get_be64(m.data) - 100);
   bftnet_msg_release(&m);
   assert_int_equal(seen1, 3); /* votes and blocks */
   assert_ok(bftnet_recv(nodes[2].net, &m, 5000));
-  assert_int_equal(get_be64(m.data), 100); /* the class-less node: class 0 */
+  assert_int_equal(th_get_be64(m.data), 100); /* the class-less node: class 0 */
   assert_int_equal(m.cls, 0);
   bftnet_msg_release(&m);
   assert_err(bftnet_recv(nodes[1].net, &m, 300), BFTNET_ETIMEDOUT);

@@ -12,6 +12,11 @@ target_include_directories(bftnet_th_node PRIVATE ${CMAKE_SOURCE_DIR}/migration/
 target_link_libraries(bftnet_th_node PUBLIC bftnet_static bftnet_th_net bftnet_th_base
   Threads::Threads PkgConfig::UV)
 
+# Real bftnet nodes on 127.0.0.1 through the public API (messaging_test,
+# classes_test, class_loss_test).
+add_library(bftnet_th_app STATIC ${CMAKE_CURRENT_SOURCE_DIR}/lib/th_app.c)
+target_link_libraries(bftnet_th_app PUBLIC bftnet_static bftnet_testlib)
+
 bftnet_test(net_loopback_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/net_loopback_test.c
   LIBS bftnet_th_net TIMEOUT 120)
 
@@ -25,7 +30,7 @@ bftnet_test(seam_uv_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/seam_uv
 
 # Messaging through the public API: nodes on their own loop threads.
 bftnet_test(messaging_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/messaging_test.c
-  LIBS bftnet_static Threads::Threads PkgConfig::UV TIMEOUT 180 LABELS threads)
+  LIBS bftnet_th_app Threads::Threads PkgConfig::UV TIMEOUT 180 LABELS threads)
 
 # Secure links through the fault-injecting proxy (tools/lib/fault_proxy).
 if(TARGET bftnet_toolkit)
@@ -65,10 +70,10 @@ bftnet_test(migration_na_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/mi
 # class, keep-latest, the scheduling bound (bytes ahead of a vote), the
 # minimum share, one full inbound queue alone, a class the peer lacks.
 bftnet_test(classes_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/classes_test.c
-  LIBS bftnet_static Threads::Threads PkgConfig::UV TIMEOUT 180 LABELS threads)
+  LIBS bftnet_th_app bftnet_th_base Threads::Threads PkgConfig::UV TIMEOUT 180 LABELS threads)
 
 # Received messages lost before the application took them, per class: a
 # TentativeReceiver's evictions (promoted or not), a removed member's unread
 # queue; the per-class counts sum to the node counters.
 bftnet_test(class_loss_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/class_loss_test.c
-  LIBS bftnet_static TIMEOUT 120 LABELS threads)
+  LIBS bftnet_th_app bftnet_th_base TIMEOUT 120 LABELS threads)

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "harness.h"
+#include "th_app.h"
 
 #define MAXN 5
 
@@ -27,13 +28,7 @@
 #endif
 #endif
 
-typedef struct node {
-  bftnet_key_t *key;
-  bftnet_t *net;
-  char id[8];
-  char addr[BFTNET_ADDR_MAX];
-  const char *addrs[1];
-} node_t;
+typedef th_app_t node_t;
 
 static node_t nodes[MAXN];
 
@@ -46,27 +41,15 @@ static void cfg_defaults(bftnet_config_t *cfg, bftnet_key_t *key) {
   cfg->dial_backoff_max_ms = 200;
 }
 
-/* Starts node i; with keep_key/keep_addr it comes back as the same
- * identity on the same address (a restarted replica). */
+/* Starts node i; with keep it comes back as the same identity on the same
+ * address (a restarted replica, after node_crash). */
 static void node_start_as(int i, const bftnet_config_t *over, bool keep) {
-  node_t *n = &nodes[i];
-  if (!keep) {
-    memset(n, 0, sizeof *n);
-    assert_ok(bftnet_key_generate(&n->key));
-  }
   bftnet_config_t cfg;
   if (over)
     cfg = *over;
   else
     cfg_defaults(&cfg, NULL);
-  cfg.key = n->key;
-  assert_ok(bftnet_new(&n->net, &cfg));
-  snprintf(n->id, sizeof n->id, "r%u", (unsigned)i & 0xffu); /* i < MAXN */
-  char listen[2 * BFTNET_ADDR_MAX];
-  snprintf(listen, sizeof listen, "%.*s", keep ? (int)(strstr(n->addr, "/p2p/") - n->addr) : 20,
-           keep ? n->addr : "/ip4/127.0.0.1/tcp/0");
-  assert_ok(bftnet_listen(n->net, listen, n->addr, sizeof n->addr));
-  n->addrs[0] = n->addr;
+  th_app_start(&nodes[i], i, &cfg, keep);
 }
 
 static void node_start(int i, const bftnet_config_t *over) {
@@ -74,15 +57,12 @@ static void node_start(int i, const bftnet_config_t *over) {
 }
 
 static void node_stop(int i) {
-  bftnet_free(nodes[i].net);
-  bftnet_key_free(nodes[i].key);
-  nodes[i].net = NULL;
+  th_app_stop(&nodes[i]);
 }
 
 /* Stops the process's node but keeps its identity and address. */
 static void node_crash(int i) {
-  bftnet_free(nodes[i].net);
-  nodes[i].net = NULL;
+  th_app_crash(&nodes[i]);
 }
 
 static double now_s(void) {
@@ -103,21 +83,11 @@ static long rss_kib(void) {
 
 /* Members = nodes[idx[0..k)] (the node itself may be among them). */
 static void connect_to(int i, const int *idx, int k) {
-  bftnet_member_t m[MAXN];
-  for (int j = 0; j < k; j++)
-    m[j] =
-        (bftnet_member_t){.node_id = nodes[idx[j]].id, .addrs = nodes[idx[j]].addrs, .naddrs = 1};
-  char err[256] = "";
-  int rc = bftnet_connect(nodes[i].net, m, (size_t)k, err, sizeof err);
-  if (rc) fail_msg("connect: %s: %s", bftnet_err_name(rc), err);
+  th_app_connect(&nodes[i], nodes, idx, k);
 }
 
 static void connect_all(int n) {
-  int idx[MAXN];
-  for (int j = 0; j < n; j++)
-    idx[j] = j;
-  for (int i = 0; i < n; i++)
-    connect_to(i, idx, n);
+  th_app_connect_all(nodes, n);
 }
 
 static void put_seq(uint8_t *buf, uint64_t seq, size_t len) {
