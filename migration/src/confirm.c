@@ -220,7 +220,7 @@ static bool ctl_in_msg(mig_ctl_t *k, const mig_msg_t *m) {
     mig_actions_t acts;
     mig_actions_clear(&acts);
     /* a restart is seen here too; a process the peer has since replaced is refused */
-    int rc = mig_reg_on_incarnation(&p->mig, m->incarnation, &acts);
+    int rc = mig_reg_on_incarnation(&p->mig, m->incarnation, mig__now(p->n), &acts);
     mig__stream_apply(p, &acts, NULL);
     if (rc < 0) {
       ctl_reset(k);

@@ -309,6 +309,11 @@ typedef struct mig_reg_config {
 typedef enum mig_mode { MIG_MODE_UNKNOWN, MIG_MODE_ON, MIG_MODE_LEGACY } mig_mode_t;
 
 #define MIG_OLD_INCARNATIONS 4u
+/* How long after it was replaced a message of an old incarnation is taken
+ * for a late one (refused) rather than a sign that process lives on (a
+ * restart back to it): a dead process's bytes still in flight or unread
+ * arrive within seconds; one that is alive keeps talking. */
+#define MIG_STALE_INC_NS (10ull * 1000000000ull)
 
 typedef struct mig_reg {
   mig_reg_config_t cfg;
@@ -327,6 +332,7 @@ typedef struct mig_reg {
    * from one of them (late, on a connection of the old process) is stale,
    * not another restart (§11.7). */
   uint64_t peer_inc_old[MIG_OLD_INCARNATIONS];
+  uint64_t peer_inc_old_at[MIG_OLD_INCARNATIONS]; /* when each was replaced (ns) */
   unsigned peer_inc_nold;
   mig_sm_t *streams[MIG_MAX_STREAMS];
   uint64_t counts[MIG_R_COUNT]; /* violations and aborts per reason */
@@ -382,7 +388,7 @@ int mig_reg_set_mode(mig_reg_t *p, mig_mode_t mode, mig_actions_t *acts);
  * BFTNET_ESTATE unless the mode is ON. */
 int mig_reg_on_confirm(mig_reg_t *p, uint64_t id, uint64_t off, mig_actions_t *acts);
 /* A new incarnation of the peer seen by the caller (e.g. out of band). */
-int mig_reg_on_incarnation(mig_reg_t *p, uint64_t inc, mig_actions_t *acts);
+int mig_reg_on_incarnation(mig_reg_t *p, uint64_t inc, uint64_t now, mig_actions_t *acts);
 /* Fires deadlines: aborts every stream detached at or before now. */
 int mig_reg_tick(mig_reg_t *p, uint64_t now, mig_actions_t *acts);
 

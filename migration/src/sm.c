@@ -327,18 +327,23 @@ int mig_sm_on_na(mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts) {
 
 /* --------------------------------------------------- peer incarnation */
 
-/* Whether inc is one the peer had before its current one. */
-static bool mig_inc_replaced(const mig_reg_t *p, uint64_t inc) {
+/* Whether inc is one the peer had before its current one, replaced less
+ * than MIG_STALE_INC_NS ago: a message of it is late. Later, that process
+ * is alive after all (we took a late message of an older one for current):
+ * a restart back to it. */
+static bool mig_inc_replaced(const mig_reg_t *p, uint64_t inc, uint64_t now) {
   if (BN_SIM_DEFECT(11)) return false;
   for (unsigned i = 0; i < p->peer_inc_nold; i++)
-    if (p->peer_inc_old[i] == inc) return true;
+    if (p->peer_inc_old[i] == inc) return now - p->peer_inc_old_at[i] < MIG_STALE_INC_NS;
   return false;
 }
 
-static void mig_restart(mig_reg_t *p, uint64_t inc, mig_actions_t *acts) {
+static void mig_restart(mig_reg_t *p, uint64_t inc, uint64_t now, mig_actions_t *acts) {
   unsigned keep = BN_MIN(p->peer_inc_nold, MIG_OLD_INCARNATIONS - 1);
   memmove(&p->peer_inc_old[1], &p->peer_inc_old[0], keep * sizeof p->peer_inc_old[0]);
+  memmove(&p->peer_inc_old_at[1], &p->peer_inc_old_at[0], keep * sizeof p->peer_inc_old_at[0]);
   p->peer_inc_old[0] = p->peer_inc;
+  p->peer_inc_old_at[0] = now;
   p->peer_inc_nold = keep + 1;
   for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
     mig_sm_t *s = p->streams[i];
@@ -350,12 +355,12 @@ static void mig_restart(mig_reg_t *p, uint64_t inc, mig_actions_t *acts) {
   p->epoch++;
 }
 
-int mig_reg_on_incarnation(mig_reg_t *p, uint64_t inc, mig_actions_t *acts) {
-  if (p->peer_inc_known && p->peer_inc != inc && mig_inc_replaced(p, inc)) {
+int mig_reg_on_incarnation(mig_reg_t *p, uint64_t inc, uint64_t now, mig_actions_t *acts) {
+  if (p->peer_inc_known && p->peer_inc != inc && mig_inc_replaced(p, inc, now)) {
     p->counts[MIG_R_STALE_INCARNATION]++;
     return BFTNET_EPROTO;
   }
-  if (p->peer_inc_known && p->peer_inc != inc) mig_restart(p, inc, acts);
+  if (p->peer_inc_known && p->peer_inc != inc) mig_restart(p, inc, now, acts);
   p->peer_inc_known = true;
   p->peer_inc = inc;
   return 0;
@@ -509,10 +514,11 @@ int mig_reg_on_msg(mig_reg_t *p, uint64_t h, const mig_msg_t *m, uint64_t now, m
   if (m->has_incarnation) {
     /* A late message of a process the peer has since replaced: refused,
      * and not a restart (that would abort the live incarnation's streams). */
-    if (p->peer_inc_known && p->peer_inc != m->incarnation && mig_inc_replaced(p, m->incarnation))
+    if (p->peer_inc_known && p->peer_inc != m->incarnation &&
+        mig_inc_replaced(p, m->incarnation, now))
       return mig_violation(p, MIG_R_STALE_INCARNATION, h, acts);
     if (p->peer_inc_known && p->peer_inc != m->incarnation) {
-      mig_restart(p, m->incarnation, acts);
+      mig_restart(p, m->incarnation, now, acts);
       if (s) { /* the exchange was aborted with the old incarnation */
         if (out) *out = s;
         return 0;

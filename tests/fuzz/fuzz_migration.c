@@ -140,7 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       (void)mig_reg_tick(p, now, &acts);
       break;
     case 10:
-      (void)mig_reg_on_incarnation(p, fz_u8(&f) % 3, &acts);
+      (void)mig_reg_on_incarnation(p, fz_u8(&f) % 3, now, &acts);
       break;
     case 11:
       if (s) (void)mig_sm_pull(p, s, fz_u16(&f), &c, &acts);

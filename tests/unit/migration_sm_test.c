@@ -174,7 +174,8 @@ static mig_sm_t *t_setup(int st, mig_reg_t **pp) {
   }
   if (st == ST_F_ABORTED) assert_ok(mig_reg_on_rst(p, 1, &T.acts));
   if (st == ST_L_MIGRATING) assert_ok(mig_sm_migrate(p, s, 2, &T.acts));
-  assert_ok(mig_reg_on_incarnation(p, leader ? 22 : 11, &T.acts)); /* first sighting: no restart */
+  assert_ok(
+      mig_reg_on_incarnation(p, leader ? 22 : 11, 0, &T.acts)); /* first sighting: no restart */
   mig_actions_clear(&T.acts);
   *pp = p;
   return s;
@@ -214,7 +215,7 @@ static int t_event(mig_reg_t *p, mig_sm_t *s, int ev) {
   case EV_TICK:
     return mig_reg_tick(p, T_TIMEOUT + 10, &T.acts);
   case EV_RESTART:
-    return mig_reg_on_incarnation(p, 999, &T.acts);
+    return mig_reg_on_incarnation(p, 999, 0, &T.acts);
   case EV_ECHO:
     return mig_sm_on_echo(p, s, &T.acts);
   case EV_NA:
@@ -563,8 +564,8 @@ static void test_confirm_mode(void **state) {
   assert_ok(mig_reg_on_confirm(&T.lead, s->id, 10, &T.acts));
   assert_int_equal(s->w_confirmed, 10);
   /* A restart (new incarnation) forgets the mode. */
-  assert_ok(mig_reg_on_incarnation(&T.lead, 22, &T.acts));
-  assert_ok(mig_reg_on_incarnation(&T.lead, 23, &T.acts));
+  assert_ok(mig_reg_on_incarnation(&T.lead, 22, 0, &T.acts));
+  assert_ok(mig_reg_on_incarnation(&T.lead, 23, 0, &T.acts));
   assert_int_equal(T.lead.mode, MIG_MODE_UNKNOWN);
   assert_int_equal(T.lead.epoch, 1);
   mig_reg_free(&T.lead);
@@ -979,23 +980,34 @@ static void test_denied_reset_timeout_restart(void **state) {
   assert_int_equal(p->counts[MIG_R_STALE_INCARNATION], 1);
   /* ... so is its ConfirmStart. */
   mig_actions_clear(&T.acts);
-  assert_err(mig_reg_on_incarnation(p, 11, &T.acts), BFTNET_EPROTO);
+  assert_err(mig_reg_on_incarnation(p, 11, 0, &T.acts), BFTNET_EPROTO);
   assert_int_equal(T.acts.n, 0);
   assert_int_equal(fresh->state, MIG_S_OPEN);
   assert_int_equal(p->counts[MIG_R_STALE_INCARNATION], 2);
   /* A third process (never seen) is a restart again; both earlier ones are
    * now stale. */
-  assert_ok(mig_reg_on_incarnation(p, 777, &T.acts));
+  assert_ok(mig_reg_on_incarnation(p, 777, 0, &T.acts));
   assert_int_equal(fresh->state, MIG_S_ABORTED);
-  assert_err(mig_reg_on_incarnation(p, 12345, &T.acts), BFTNET_EPROTO);
-  assert_err(mig_reg_on_incarnation(p, 11, &T.acts), BFTNET_EPROTO);
+  assert_err(mig_reg_on_incarnation(p, 12345, 0, &T.acts), BFTNET_EPROTO);
+  assert_err(mig_reg_on_incarnation(p, 11, 0, &T.acts), BFTNET_EPROTO);
   /* Only the last MIG_OLD_INCARNATIONS are remembered. */
   for (uint64_t inc = 1000; inc < 1000 + MIG_OLD_INCARNATIONS; inc++)
-    assert_ok(mig_reg_on_incarnation(p, inc, &T.acts));
+    assert_ok(mig_reg_on_incarnation(p, inc, 0, &T.acts));
   mig_actions_clear(&T.acts);
-  assert_ok(mig_reg_on_incarnation(p, 11, &T.acts)); /* forgotten: a restart */
+  assert_ok(mig_reg_on_incarnation(p, 11, 0, &T.acts)); /* forgotten: a restart */
   assert_string_equal(t_acts(), "RESTARTED");
   assert_int_equal(p->counts[MIG_R_STALE_INCARNATION], 4);
+  /* A replaced incarnation heard from MIG_STALE_INC_NS or more after it was
+   * replaced is alive after all (a late message of an older one had been
+   * taken for current): a restart back to it, not refused forever. */
+  uint64_t t = 5000000000ull;
+  assert_ok(mig_reg_on_incarnation(p, 4242, t, &T.acts)); /* 11 replaced at t */
+  assert_err(mig_reg_on_incarnation(p, 11, t + MIG_STALE_INC_NS - 1, &T.acts), BFTNET_EPROTO);
+  mig_actions_clear(&T.acts);
+  assert_ok(mig_reg_on_incarnation(p, 11, t + MIG_STALE_INC_NS, &T.acts));
+  assert_string_equal(t_acts(), "RESTARTED");
+  assert_int_equal(p->peer_inc, 11);
+  assert_int_equal(p->counts[MIG_R_STALE_INCARNATION], 5);
   assert_ok(mig_reg_sm_free(p, s));
   assert_ok(mig_reg_sm_free(p, fresh));
   mig_reg_free(&T.lead);
