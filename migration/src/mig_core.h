@@ -331,8 +331,9 @@ typedef struct mig_reg {
   /* The incarnations the peer had before peer_inc, newest first: a message
    * from one of them (late, on a connection of the old process) is stale,
    * not another restart (§11.7). */
-  uint64_t peer_inc_old[MIG_OLD_INCARNATIONS];
-  uint64_t peer_inc_old_at[MIG_OLD_INCARNATIONS]; /* when each was replaced (ns) */
+  struct {
+    uint64_t inc, at; /* the incarnation, when it was replaced (ns) */
+  } peer_inc_old[MIG_OLD_INCARNATIONS];
   unsigned peer_inc_nold;
   mig_sm_t *streams[MIG_MAX_STREAMS];
   uint64_t counts[MIG_R_COUNT]; /* violations and aborts per reason */

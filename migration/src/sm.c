@@ -334,16 +334,15 @@ int mig_sm_on_na(mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts) {
 static bool mig_inc_replaced(const mig_reg_t *p, uint64_t inc, uint64_t now) {
   if (BN_SIM_DEFECT(11)) return false;
   for (unsigned i = 0; i < p->peer_inc_nold; i++)
-    if (p->peer_inc_old[i] == inc) return now - p->peer_inc_old_at[i] < MIG_STALE_INC_NS;
+    if (p->peer_inc_old[i].inc == inc) return now - p->peer_inc_old[i].at < MIG_STALE_INC_NS;
   return false;
 }
 
 static void mig_restart(mig_reg_t *p, uint64_t inc, uint64_t now, mig_actions_t *acts) {
   unsigned keep = BN_MIN(p->peer_inc_nold, MIG_OLD_INCARNATIONS - 1);
   memmove(&p->peer_inc_old[1], &p->peer_inc_old[0], keep * sizeof p->peer_inc_old[0]);
-  memmove(&p->peer_inc_old_at[1], &p->peer_inc_old_at[0], keep * sizeof p->peer_inc_old_at[0]);
-  p->peer_inc_old[0] = p->peer_inc;
-  p->peer_inc_old_at[0] = now;
+  p->peer_inc_old[0].inc = p->peer_inc;
+  p->peer_inc_old[0].at = now;
   p->peer_inc_nold = keep + 1;
   for (size_t i = 0; i < MIG_MAX_STREAMS; i++) {
     mig_sm_t *s = p->streams[i];
@@ -355,15 +354,26 @@ static void mig_restart(mig_reg_t *p, uint64_t inc, uint64_t now, mig_actions_t 
   p->epoch++;
 }
 
-int mig_reg_on_incarnation(mig_reg_t *p, uint64_t inc, uint64_t now, mig_actions_t *acts) {
-  if (p->peer_inc_known && p->peer_inc != inc && mig_inc_replaced(p, inc, now)) {
+/* The peer's incarnation in one of its messages (§11.7), whatever carried
+ * it: 1 a restart (its streams aborted), 0 the one we knew (or the first),
+ * BFTNET_EPROTO (counted) a late message of a process the peer has since
+ * replaced: refused, and not another restart, which would abort the live
+ * incarnation's streams. */
+static int mig_incarnation(mig_reg_t *p, uint64_t inc, uint64_t now, mig_actions_t *acts) {
+  bool changed = p->peer_inc_known && p->peer_inc != inc;
+  if (changed && mig_inc_replaced(p, inc, now)) {
     p->counts[MIG_R_STALE_INCARNATION]++;
     return BFTNET_EPROTO;
   }
-  if (p->peer_inc_known && p->peer_inc != inc) mig_restart(p, inc, now, acts);
+  if (changed) mig_restart(p, inc, now, acts);
   p->peer_inc_known = true;
   p->peer_inc = inc;
-  return 0;
+  return changed;
+}
+
+int mig_reg_on_incarnation(mig_reg_t *p, uint64_t inc, uint64_t now, mig_actions_t *acts) {
+  int rc = mig_incarnation(p, inc, now, acts);
+  return rc < 0 ? rc : 0;
 }
 
 /* ----------------------------------------------------- inbound messages */
@@ -512,20 +522,15 @@ int mig_reg_on_msg(mig_reg_t *p, uint64_t h, const mig_msg_t *m, uint64_t now, m
   if (m->type != MIG_MSG_LABEL && m->type != MIG_MSG_MIGRATE && m->type != MIG_MSG_ACK)
     return mig_violation(p, MIG_R_BAD_MSG, h, acts); /* a confirmation stream's message */
   if (m->has_incarnation) {
-    /* A late message of a process the peer has since replaced: refused,
-     * and not a restart (that would abort the live incarnation's streams). */
-    if (p->peer_inc_known && p->peer_inc != m->incarnation &&
-        mig_inc_replaced(p, m->incarnation, now))
-      return mig_violation(p, MIG_R_STALE_INCARNATION, h, acts);
-    if (p->peer_inc_known && p->peer_inc != m->incarnation) {
-      mig_restart(p, m->incarnation, now, acts);
-      if (s) { /* the exchange was aborted with the old incarnation */
-        if (out) *out = s;
-        return 0;
-      }
+    int rc = mig_incarnation(p, m->incarnation, now, acts);
+    if (rc < 0) { /* stale: counted; the carrier is reset */
+      mig_act(acts, MIG_ACT_RST, NULL, h);
+      return rc;
     }
-    p->peer_inc_known = true;
-    p->peer_inc = m->incarnation;
+    if (rc == 1 && s) { /* the exchange was aborted with the old incarnation */
+      if (out) *out = s;
+      return 0;
+    }
   }
   switch (m->type) {
   case MIG_MSG_LABEL:

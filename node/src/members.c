@@ -309,7 +309,8 @@ int node__members_init(bftnet_t *b) {
   if (!b->pool) return BFTNET_ENOMEM;
   b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (b->efd < 0) return -errno;
-  for (unsigned c = 0; c < b->ncls && b->ncls > 1; c++) {
+  /* With one class bftnet_recv_classes is bftnet_recv: no class fds. */
+  for (unsigned c = 0; c < (b->ncls > 1 ? b->ncls : 0); c++) {
     b->cls_efd[c] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (b->cls_efd[c] < 0) return -errno;
   }
