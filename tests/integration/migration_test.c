@@ -787,6 +787,11 @@ static void test_detach_timeout(void **state) {
     if (st.aborted) break;
     usleep(20000);
   }
+  /* The counter is exported at the end of the loop's step that aborted the
+   * stream, after the stats moved: wait for it too (bounded). */
+  while (bftnet_counter(nodes[0].net, BFTNET_COUNTER_MIG_ABORT_DETACH_TIMEOUT) < 1 &&
+         th_now_ms() < deadline)
+    usleep(5000);
   assert_true(bftnet_counter(nodes[0].net, BFTNET_COUNTER_MIG_ABORT_DETACH_TIMEOUT) >= 1);
   /* Not one of the 100 reached r1 (blackholed from the start): all counted. */
   assert_int_equal(st.aborted, 100);
