@@ -14,11 +14,13 @@
 #              cmake --build build --target bftnet-sim)
 #   --dir      where the record goes (default: build/sim-long)
 #   --total    seeds in all, from seed 1 (default 1000000)
-#   --chunk    seeds per chunk (default 10000, about 13 minutes on 2 cores)
+#   --chunk    seeds per chunk (default 10000, about 13 minutes on 2 cores; a chunk
+#              cut short, by the end of a session say, is run again)
 #   -j         jobs per chunk (default: the number of CPUs)
 #   --rev      the revision the binary was built from, for the record
 #              (default: this checkout's HEAD)
-#   --nice     run at the lowest CPU priority (beside other work)
+#   --nice     run only on CPU time nothing else wants (SCHED_IDLE where
+#              chrt can set it, else nice 19), beside other work
 #   --summary  print what the record holds and stop
 #
 # A chunk that finds a violation is recorded FAILED with the failing seeds
@@ -44,7 +46,9 @@ while [ $# -gt 0 ]; do
   --chunk) CHUNK=$2; shift 2 ;;
   -j) JOBS=$2; shift 2 ;;
   --rev) REV=$2; shift 2 ;;
-  --nice) NICE=(nice -n 19); shift ;;
+  --nice)
+    if chrt -i 0 true 2>/dev/null; then NICE=(chrt -i 0 nice -n 19); else NICE=(nice -n 19); fi
+    shift ;;
   --summary) SUMMARY=1; shift ;;
   *) echo "sim-long.sh: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
   esac
