@@ -24,7 +24,7 @@
  * >= 0.9x alone) are printed, not asserted: every figure is from the same
  * run, cells alternating.
  *
- * Usage: class_bench [--seconds S] [--cells LIST] [--cdf DIR] [--quick]
+ * Usage: class_bench [--seconds S] [--cells LIST] [--cdf DIR] [--link RATE] [--quick]
  *   LIST: any of pair-1m,pair-64k,all4-1m,all4-64k (default all);
  *   --cdf DIR writes each cell's sorted vote latencies, for gnuplot
  *   (bench/class_bench.gp draws them).
@@ -32,14 +32,22 @@
  * per member; CB_WINDOW, CB_LOWAT set yamux_window, notsent_lowat;
  * CB_VOTE_RX=1 gives the votes a receiving thread of their own
  * (bftnet_recv_classes); CB_LOOP_NICE=N runs the library's loop thread
- * (bftnet-loop) at nice N (negative: root or CAP_SYS_NICE).
+ * (bftnet-loop) at nice N (negative: root or CAP_SYS_NICE), CB_VOTE_NICE=N
+ * the votes' sending and receiving threads; CB_SLICE_US=U asks the kernel
+ * (Linux 6.12+) for time slices of U us for those threads, CB_SLICE_BULK_US
+ * for the blocks' threads.
+ * --link RATE: each node in a network namespace of its own behind a link of
+ * RATE (tc tbf, e.g. 1gbit), so that the link and not the CPU is what the
+ * blocks saturate (root; see link_up).
  */
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -48,6 +56,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -79,6 +88,7 @@ typedef struct shm {
   _Atomic int phase;
   int n, mode;
   size_t bulk;
+  char link[32]; /* --link RATE: every node in a network namespace of its own, "" on loopback */
   node_res_t node[MAXN];
 } shm_t;
 
@@ -250,8 +260,31 @@ static bool all_up(node_t *n) {
   return true;
 }
 
-/* CB_LOOP_NICE=N: the library's loop thread (bftnet-loop) at nice N. */
-static void renice_loop(int nice) {
+/* The kernel's per-thread request for a short time slice (Linux 6.12+,
+ * EEVDF): sched_setattr's sched_runtime for a SCHED_OTHER thread. A thread
+ * with a shorter slice gets an earlier deadline, so when it wakes it
+ * preempts a thread running a long slice instead of waiting out its turn. */
+struct cb_sched_attr {
+  uint32_t size, policy;
+  uint64_t flags;
+  int32_t nice;
+  uint32_t priority;
+  uint64_t runtime, deadline, period;
+};
+
+static void set_slice(int tid, uint64_t ns) {
+  struct cb_sched_attr a = {.size = sizeof a, .policy = SCHED_OTHER, .runtime = ns};
+  errno = 0;
+  a.nice = getpriority(PRIO_PROCESS, (id_t)tid);
+  if (syscall(SYS_sched_setattr, tid, &a, 0) != 0)
+    fprintf(stderr, "sched_setattr(slice %llu ns): %s\n", (unsigned long long)ns, strerror(errno));
+}
+
+/* Threads of this process named prefix*: CB_LOOP_NICE=N / CB_SLICE_US=U
+ * for the library's loop thread (bftnet-loop), CB_VOTE_NICE / CB_SLICE_US
+ * for the votes' own threads (cb-vote, cb-vrecv), CB_SLICE_BULK_US for the
+ * blocks' (cb-bulk, cb-recv). */
+static void tune_threads(const char *prefix, const char *nice_env, const char *slice_env) {
   DIR *d = opendir("/proc/self/task");
   if (!d) return;
   for (struct dirent *e; (e = readdir(d));) {
@@ -259,17 +292,94 @@ static void renice_loop(int nice) {
     snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
     FILE *f = fopen(path, "r");
     if (!f) continue;
-    if (fgets(comm, sizeof comm, f) && !strncmp(comm, "bftnet-loop", 11))
-      (void)setpriority(PRIO_PROCESS, (id_t)atoi(e->d_name), nice);
+    if (fgets(comm, sizeof comm, f) && !strncmp(comm, prefix, strlen(prefix))) {
+      int tid = atoi(e->d_name);
+      if (nice_env && getenv(nice_env))
+        (void)setpriority(PRIO_PROCESS, (id_t)tid, atoi(getenv(nice_env)));
+      if (slice_env && getenv(slice_env)) set_slice(tid, (uint64_t)atoi(getenv(slice_env)) * 1000u);
+    }
     fclose(f);
   }
   closedir(d);
+}
+
+/* ------------------------------------------- --link: a shaped network */
+
+/* --link RATE puts each node in a network namespace of its own, wired to
+ * one bridge (in a namespace of its own too) by a veth pair, with a token
+ * bucket (tc tbf) of RATE on both ends of each pair: every node's uplink
+ * and downlink is a RATE link, and the link, not the CPU, is what the
+ * blocks saturate. On loopback, flat-out blocks keep both cores of a small
+ * machine busy with encryption, and a vote then measures how soon the
+ * kernel runs each of the four threads on its path; behind a shaped link
+ * the cores have room, and the vote measures the scheduling of the
+ * connection: what it waits behind in the sender's queues and the link's.
+ * Needs root (ip netns, tc); the namespaces are removed at exit. */
+static char g_ns_prefix[32];
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) {
+  char cmd[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  int rc = system(cmd);
+  if (rc != 0) fprintf(stderr, "class_bench: failed (%d): %s\n", rc, cmd);
+  return rc;
+}
+
+static void link_down(void) {
+  if (!g_ns_prefix[0]) return;
+  char cmd[256];
+  snprintf(cmd, sizeof cmd,
+           "for n in $(ip netns list | awk '{print $1}' | grep '^%s'); do ip netns del $n; done",
+           g_ns_prefix);
+  (void)!system(cmd);
+  g_ns_prefix[0] = 0;
+}
+
+/* tbf's queue: 2 ms at the rate (a switch port's buffer; TCP's own pacing
+ * keeps it mostly empty) and one burst of 64 KiB. */
+static int link_up(int n, const char *rate) {
+  snprintf(g_ns_prefix, sizeof g_ns_prefix, "cb%d-", (int)getpid());
+  const char *p = g_ns_prefix;
+  if (sh("ip netns add %shub && ip -n %shub link add br0 type bridge && "
+         "ip -n %shub link set br0 up",
+         p, p, p))
+    return -1;
+  for (int i = 0; i < n; i++) {
+    if (sh("ip netns add %s%d && ip -n %s%d link set lo up && "
+           "ip link add v%d netns %s%d type veth peer name p%d netns %shub && "
+           "ip -n %s%d addr add 10.213.0.%d/24 dev v%d && ip -n %s%d link set v%d up && "
+           "ip -n %shub link set p%d master br0 up",
+           p, i, p, i, i, p, i, i, p, p, i, i + 1, i, p, i, i, p, i) ||
+        sh("ip netns exec %s%d tc qdisc add dev v%d root tbf rate %s burst 64kb latency 2ms && "
+           "ip netns exec %shub tc qdisc add dev p%d root tbf rate %s burst 64kb latency 2ms",
+           p, i, i, rate, p, i, rate))
+      return -1;
+  }
+  return 0;
+}
+
+static int enter_netns(int me) {
+  char path[128];
+  snprintf(path, sizeof path, "/var/run/netns/%s%d", g_ns_prefix, me);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+    fprintf(stderr, "node %d: enter %s: %s\n", me, path, strerror(errno));
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  close(fd);
+  return 0;
 }
 
 static int child(int me) {
   node_res_t *r = &g->node[me];
   static node_t n;
   n.me = me;
+  if (g->link[0] && enter_netns(me) != 0) return 1;
   bftnet_key_t *key;
   if (bftnet_key_generate(&key)) return 1;
   bftnet_config_t cfg;
@@ -277,7 +387,9 @@ static int child(int me) {
   configure(&cfg, c);
   cfg.key = key;
   if (bftnet_new(&n.net, &cfg)) return 1;
-  if (bftnet_listen(n.net, "/ip4/127.0.0.1/tcp/0", r->addr, sizeof r->addr)) return 1;
+  char listen[64] = "/ip4/127.0.0.1/tcp/0";
+  if (g->link[0]) snprintf(listen, sizeof listen, "/ip4/10.213.0.%d/tcp/0", me + 1);
+  if (bftnet_listen(n.net, listen, r->addr, sizeof r->addr)) return 1;
   atomic_store(&r->ready, PH_CONNECT);
   wait_phase(PH_CONNECT);
   bftnet_member_t mem[MAXN];
@@ -312,7 +424,11 @@ static int child(int me) {
   pthread_setname_np(th[1], "cb-vote");
   pthread_setname_np(th[2], "cb-bulk");
   if (vote_rx) pthread_setname_np(th[3], "cb-vrecv");
-  if (getenv("CB_LOOP_NICE")) renice_loop(atoi(getenv("CB_LOOP_NICE")));
+  tune_threads("bftnet-loop", "CB_LOOP_NICE", "CB_SLICE_US");
+  tune_threads("cb-vote", "CB_VOTE_NICE", "CB_SLICE_US");
+  tune_threads("cb-vrecv", "CB_VOTE_NICE", "CB_SLICE_US");
+  tune_threads("cb-bulk", NULL, "CB_SLICE_BULK_US");
+  tune_threads("cb-recv", NULL, "CB_SLICE_BULK_US");
   atomic_store(&r->ready, PH_IDLE);
   wait_phase(PH_STOP);
   bb_sleep(0.3); /* the last votes arrive */
@@ -385,7 +501,10 @@ static bool wait_ready(int p, double timeout) {
 
 static int run_cell(int n, size_t bulk, int mode, double secs, const char *cdf, const char *tag,
                     cell_res_t *out) {
+  char link[sizeof g->link];
+  memcpy(link, g->link, sizeof link);
   memset(g, 0, sizeof *g);
+  memcpy(g->link, link, sizeof link);
   g->n = n;
   g->bulk = bulk;
   g->mode = mode;
@@ -462,7 +581,7 @@ static int run_cell(int n, size_t bulk, int mode, double secs, const char *cdf, 
 
 int main(int argc, char **argv) {
   double secs = 4;
-  const char *cells = "pair-1m,pair-64k,all4-1m,all4-64k", *cdf = NULL;
+  const char *cells = "pair-1m,pair-64k,all4-1m,all4-64k", *cdf = NULL, *link = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
       secs = atof(argv[++i]);
@@ -470,10 +589,14 @@ int main(int argc, char **argv) {
       cells = argv[++i];
     else if (!strcmp(argv[i], "--cdf") && i + 1 < argc)
       cdf = argv[++i];
+    else if (!strcmp(argv[i], "--link") && i + 1 < argc)
+      link = argv[++i];
     else if (!strcmp(argv[i], "--quick"))
       secs = 1.5;
     else {
-      fprintf(stderr, "usage: %s [--seconds S] [--cells LIST] [--cdf DIR] [--quick]\n", argv[0]);
+      fprintf(stderr,
+              "usage: %s [--seconds S] [--cells LIST] [--cdf DIR] [--link RATE] [--quick]\n",
+              argv[0]);
       return 2;
     }
   }
@@ -481,7 +604,20 @@ int main(int argc, char **argv) {
   g = mmap(NULL, sizeof *g, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (g == MAP_FAILED) return 1;
   if (cdf) mkdir(cdf, 0755);
-  printf("vote: 64 B every 10 ms to each member; blocks flat out; %.1f s per phase\n\n", secs);
+  if (link) {
+    if (geteuid() != 0) {
+      fprintf(stderr, "class_bench: --link needs root (ip netns, tc)\n");
+      return 2;
+    }
+    snprintf(g->link, sizeof g->link, "%s", link);
+    atexit(link_down);
+    if (link_up(MAXN, link) != 0) {
+      fprintf(stderr, "class_bench: could not set up the shaped network (ip netns, tc tbf)\n");
+      return 2;
+    }
+  }
+  printf("vote: 64 B every 10 ms to each member; blocks flat out; %.1f s per phase%s%s\n\n", secs,
+         link ? "; every node behind a link of " : " (loopback)", link ? link : "");
   printf("%-9s %-6s %-8s | %-21s | %-21s | %6s | %-13s | %-17s %5s | %s\n", "topology", "bulk",
          "mode", "vote idle p50/p99 ms", "vote bulk p50/p99 ms", "p99 x", "votes lost",
          "blocks MB/s w/alone", "x", "blocks dropped");
