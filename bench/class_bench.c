@@ -10,14 +10,19 @@
  *   bulk   the same, while a thread per node sends blocks to every other
  *          flat out (its ring full: drop-oldest does the rest);
  *   alone  blocks only;
- * in the order idle, (bulk, alone) three times, drain, idle: the figures
+ * in the order idle, warm-up (blocks only, measured by no phase: the
+ * rings fill and the windows open), (bulk, alone) three times, drain,
+ * idle: the figures
  * compared are taken in turns, minutes apart at most. In the drain nothing
  * is sent until every ring is empty and every byte confirmed read, so the
  * last idle phase measures votes on quiet links, not votes queued behind
  * the blocks still in the rings.
  * A vote carries its send time; its receiver (one thread, bftnet_recv_batch)
  * records the latency. Reported per cell: vote latency p50/p99/max idle and
- * under bulk, the ratio of the p99s, votes lost (sent, never received: in
+ * under bulk, the ratio of the p99s, the machine's own floor (how late a
+ * thread of each node, sleeping to 10 ms ticks like the vote sender, wakes:
+ * p99 idle and under bulk; a vote crosses four such wakeups), votes lost
+ * (sent, never received: in
  * fifo mode they drop from the ring with the blocks), blocks received per
  * second with the votes and alone, and the blocks the senders dropped. The
  * targets (vote p99 under bulk <= 3x idle, 0 votes lost, blocks with votes
@@ -69,15 +74,17 @@
 #define VOTE_PERIOD_NS 10000000ull
 #define BULK_RING      64 /* messages a member's ring (fifo) or bulk class holds */
 
-enum { PH_SETUP, PH_CONNECT, PH_IDLE, PH_BULK, PH_ALONE, PH_DRAIN, PH_STOP, PH_N };
+enum { PH_SETUP, PH_CONNECT, PH_IDLE, PH_BULK, PH_ALONE, PH_WARM, PH_DRAIN, PH_STOP, PH_N };
 enum { M_FIFO, M_CLASSES };
 
 typedef struct node_res {
   _Atomic int ready;   /* the last phase this node is ready for */
   _Atomic int drained; /* in the drain: all written and confirmed read */
   char addr[BFTNET_ADDR_MAX];
-  uint32_t nlat[2];         /* vote latencies (as receiver) by send phase: idle, bulk */
-  uint32_t lat[2][MAX_LAT]; /* us */
+  uint32_t nlat[2];          /* vote latencies (as receiver) by send phase: idle, bulk */
+  uint32_t lat[2][MAX_LAT];  /* us */
+  uint32_t nwake[2];         /* the probe's wakeup lateness by phase: idle, bulk */
+  uint32_t wake[2][MAX_LAT]; /* us */
   uint64_t votes_sent[2], votes_recv[2];
   uint64_t bulk_bytes[PH_N]; /* received while in phase p (receiver's view) */
   double bulk_secs[PH_N];    /* how long it was in phase p */
@@ -136,6 +143,34 @@ static void *vote_main(void *arg) {
   return NULL;
 }
 
+/* The machine's own floor, in the same run: a thread of each node that
+ * sleeps to the next 10 ms tick, like the vote sender, and records how late
+ * it woke. A vote crosses four threads (its sender, two loop threads, its
+ * receiver), each woken the same way; when the cores are busy, each of
+ * those wakeups can be this late before bftnet runs any code for it. */
+static void *probe_main(void *arg) {
+  node_t *n = arg;
+  node_res_t *r = &g->node[n->me];
+  struct timespec next;
+  clock_gettime(CLOCK_MONOTONIC, &next);
+  while (!atomic_load(&n->stop)) {
+    next.tv_nsec += (long)VOTE_PERIOD_NS;
+    if (next.tv_nsec >= 1000000000L) {
+      next.tv_nsec -= 1000000000L;
+      next.tv_sec++;
+    }
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR) {
+    }
+    uint64_t due = (uint64_t)next.tv_sec * 1000000000ull + (uint64_t)next.tv_nsec;
+    uint64_t now = bb_now_ns();
+    int ph = phase();
+    if (ph != PH_IDLE && ph != PH_BULK) continue;
+    int k = ph == PH_IDLE ? 0 : 1;
+    if (r->nwake[k] < MAX_LAT) r->wake[k][r->nwake[k]++] = (uint32_t)((now - due) / 1000);
+  }
+  return NULL;
+}
+
 /* Nothing queued to any member, in any class, and every byte written
  * confirmed read (without classes a stream's retransmit window can hold
  * megabytes the ring no longer counts). */
@@ -160,7 +195,7 @@ static void *bulk_main(void *arg) {
   bftnet_send_opts_t o = {.cls = cls};
   while (!atomic_load(&n->stop)) {
     int ph = phase();
-    if (ph != PH_BULK && ph != PH_ALONE) {
+    if (ph != PH_BULK && ph != PH_ALONE && ph != PH_WARM) {
       if (ph == PH_DRAIN) atomic_store(&r->drained, drained(n));
       bb_sleep(0.001);
       continue;
@@ -407,7 +442,7 @@ static int child(int me) {
   for (double t0 = bb_now(); !all_up(&n) && bb_now() - t0 < 20;)
     bb_sleep(0.01);
   bb_sleep(0.5); /* the pairs converge on one connection each */
-  pthread_t th[4];
+  pthread_t th[5];
   int nth = 3;
   /* CB_VOTE_RX=1 (classes): the votes get a receiving thread of their own
    * (bftnet_recv_classes), as a replica would give its consensus messages. */
@@ -419,11 +454,13 @@ static int child(int me) {
   pthread_create(&th[1], NULL, vote_main, &n);
   pthread_create(&th[2], NULL, bulk_main, &n);
   if (vote_rx) pthread_create(&th[nth++], NULL, recv_main, &ra[1]);
+  pthread_create(&th[nth++], NULL, probe_main, &n);
   /* Named for perf sched and top -H (the library's is bftnet-loop). */
   pthread_setname_np(th[0], "cb-recv");
   pthread_setname_np(th[1], "cb-vote");
   pthread_setname_np(th[2], "cb-bulk");
   if (vote_rx) pthread_setname_np(th[3], "cb-vrecv");
+  pthread_setname_np(th[nth - 1], "cb-probe");
   tune_threads("bftnet-loop", "CB_LOOP_NICE", "CB_SLICE_US");
   tune_threads("cb-vote", "CB_VOTE_NICE", "CB_SLICE_US");
   tune_threads("cb-vrecv", "CB_VOTE_NICE", "CB_SLICE_US");
@@ -459,6 +496,7 @@ static int child(int me) {
 
 typedef struct cell_res {
   double p50[2], p99[2], max[2];
+  double wake99[2]; /* the probe's wakeup lateness p99, ms: idle, bulk */
   uint64_t sent[2], recv[2];
   double bulk_with, bulk_alone; /* MB/s received, all nodes */
   uint64_t bulk_dropped, vote_dropped;
@@ -520,6 +558,10 @@ static int run_cell(int n, size_t bulk, int mode, double secs, const char *cdf, 
   if (rc == 0) { /* idle, then blocks with and without votes in turn, drain, idle again */
     atomic_store(&g->phase, PH_IDLE);
     bb_sleep(secs / 2);
+    if (!getenv("CB_NO_WARM")) { /* blocks start flowing: the ramp-up is measured by no phase */
+      atomic_store(&g->phase, PH_WARM);
+      bb_sleep(secs / 6);
+    }
     for (int k = 0; k < 3; k++) {
       atomic_store(&g->phase, PH_BULK);
       bb_sleep(secs / 3);
@@ -565,6 +607,13 @@ static int run_cell(int n, size_t bulk, int mode, double secs, const char *cdf, 
       snprintf(name, sizeof name, "%s-%s", tag, s ? "bulk" : "idle");
       write_cdf(cdf, name, all, k);
     }
+    k = 0;
+    for (int i = 0; i < n; i++) {
+      memcpy(all + k, g->node[i].wake[s], g->node[i].nwake[s] * sizeof *all);
+      k += g->node[i].nwake[s];
+    }
+    qsort(all, k, sizeof *all, cmp_u32);
+    if (k) out->wake99[s] = all[(size_t)(0.99 * (double)(k - 1))] / 1000.0;
   }
   double with = 0, alone = 0;
   for (int i = 0; i < n; i++) {
@@ -618,9 +667,9 @@ int main(int argc, char **argv) {
   }
   printf("vote: 64 B every 10 ms to each member; blocks flat out; %.1f s per phase%s%s\n\n", secs,
          link ? "; every node behind a link of " : " (loopback)", link ? link : "");
-  printf("%-9s %-6s %-8s | %-21s | %-21s | %6s | %-13s | %-17s %5s | %s\n", "topology", "bulk",
-         "mode", "vote idle p50/p99 ms", "vote bulk p50/p99 ms", "p99 x", "votes lost",
-         "blocks MB/s w/alone", "x", "blocks dropped");
+  printf("%-9s %-6s %-8s | %-21s | %-21s | %6s | %-15s | %-13s | %-17s %5s | %s\n", "topology",
+         "bulk", "mode", "vote idle p50/p99 ms", "vote bulk p50/p99 ms", "p99 x", "wake p99 ms i/b",
+         "votes lost", "blocks MB/s w/alone", "x", "blocks dropped");
   int fails = 0;
   static const struct {
     const char *name;
@@ -642,13 +691,14 @@ int main(int argc, char **argv) {
         continue;
       }
       uint64_t lost = r.sent[0] + r.sent[1] - r.recv[0] - r.recv[1];
-      printf("%-9s %-6s %-8s | %8.2f / %-10.2f | %8.2f / %-10.2f | %6.1f | %5llu of %-5llu | %7.0f "
-             "/ %-7.0f %5.2f | %llu%s\n",
+      printf("%-9s %-6s %-8s | %8.2f / %-10.2f | %8.2f / %-10.2f | %6.1f | %5.2f / %-7.2f | %5llu "
+             "of %-5llu | %7.0f / %-7.0f %5.2f | %llu%s\n",
              all[c].n == 2 ? "pair" : "all-to-all", all[c].bulk == (1u << 20) ? "1 MiB" : "64 KiB",
              mode ? "classes" : "fifo", r.p50[0], r.p99[0], r.p50[1], r.p99[1],
-             r.p99[0] > 0 ? r.p99[1] / r.p99[0] : 0, (unsigned long long)lost,
-             (unsigned long long)(r.sent[0] + r.sent[1]), r.bulk_with, r.bulk_alone,
-             r.bulk_alone > 0 ? r.bulk_with / r.bulk_alone : 0, (unsigned long long)r.bulk_dropped,
+             r.p99[0] > 0 ? r.p99[1] / r.p99[0] : 0, r.wake99[0], r.wake99[1],
+             (unsigned long long)lost, (unsigned long long)(r.sent[0] + r.sent[1]), r.bulk_with,
+             r.bulk_alone, r.bulk_alone > 0 ? r.bulk_with / r.bulk_alone : 0,
+             (unsigned long long)r.bulk_dropped,
              mode && r.vote_dropped ? " (votes dropped too!)" : "");
       fflush(stdout);
     }
