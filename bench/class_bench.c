@@ -10,24 +10,22 @@
  *   bulk   the same, while a thread per node sends blocks to every other
  *          flat out (its ring full: drop-oldest does the rest);
  *   alone  blocks only;
- * in the order idle, warm-up (blocks only, measured by no phase: the
- * rings fill and the windows open), (bulk, alone) three times, drain,
- * idle: the figures
- * compared are taken in turns, minutes apart at most. In the drain nothing
- * is sent until every ring is empty and every byte confirmed read, so the
- * last idle phase measures votes on quiet links, not votes queued behind
- * the blocks still in the rings.
+ * in the order idle, warm-up (blocks only, measured by no phase: the rings
+ * fill and the windows open), (bulk, alone) three times, drain, idle: the
+ * figures compared are taken in turns, minutes apart at most. In the drain
+ * nothing is sent until every ring is empty and every byte confirmed read,
+ * so the last idle phase measures votes on quiet links, not votes queued
+ * behind the blocks still in the rings.
  * A vote carries its send time; its receiver (one thread, bftnet_recv_batch)
  * records the latency. Reported per cell: vote latency p50/p99/max idle and
  * under bulk, the ratio of the p99s, the machine's own floor (how late a
  * thread of each node, sleeping to 10 ms ticks like the vote sender, wakes:
  * p99 idle and under bulk; a vote crosses four such wakeups), votes lost
- * (sent, never received: in
- * fifo mode they drop from the ring with the blocks), blocks received per
- * second with the votes and alone, and the blocks the senders dropped. The
- * targets (vote p99 under bulk <= 3x idle, 0 votes lost, blocks with votes
- * >= 0.9x alone) are printed, not asserted: every figure is from the same
- * run, cells alternating.
+ * (sent, never received: in fifo mode they drop from the ring with the
+ * blocks), blocks received per second with the votes and alone, and the
+ * blocks the senders dropped. The targets (vote p99 under bulk <= 3x idle,
+ * 0 votes lost, blocks with votes >= 0.9x alone) are printed, not asserted:
+ * every figure is from the same run, cells alternating.
  *
  * Usage: class_bench [--seconds S] [--cells LIST] [--cdf DIR] [--link RATE] [--quick]
  *   LIST: any of pair-1m,pair-64k,all4-1m,all4-64k (default all);
