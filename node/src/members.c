@@ -110,8 +110,9 @@ static void on_rx_message_ex(const bftnet_msg_t *msg, void *user) {
 static void on_rx_ready(void *ud, uint32_t classes) {
   bftnet_t *b = ud;
   uint64_t one = 1;
-  (void)!write(b->efd, &one, sizeof one);
   ck_pr_fence_memory();
+  if (ck_pr_load_int(&b->efd_waiters) || ck_pr_load_int(&b->efd_exported))
+    (void)!write(b->efd, &one, sizeof one);
   if (!ck_pr_load_int(&b->cls_waiters)) return;
   for (unsigned c = 0; c < b->ncls; c++)
     if ((classes & (1u << c)) && b->cls_efd[c] >= 0) (void)!write(b->cls_efd[c], &one, sizeof one);

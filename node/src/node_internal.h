@@ -159,7 +159,13 @@ struct bftnet {
   epoch_rec_t *recs; /* atomic push-only list of every record allocated */
   msnap_t *snap;     /* atomic pointer */
   mb_table_t table;  /* loop: the membership last applied */
-  int efd;           /* eventfd: readable when messages may be waiting */
+  /* eventfd: readable when messages may be waiting. Written (one syscall
+   * per loop turn that delivers) only while it is needed: a thread sleeps
+   * in bftnet_recv (efd_waiters, atomic), or the application polls it
+   * (efd_exported, atomic: it asked for it with bftnet_recv_fd). */
+  int efd;
+  int efd_waiters;
+  int efd_exported;
   /* A thread that takes some classes only (bftnet_recv_classes) sleeps on
    * theirs, one eventfd per class (with two or more classes, else -1):
    * written only while such a thread waits (cls_waiters, atomic), so that a

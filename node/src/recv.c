@@ -127,10 +127,11 @@ static int recv_mask(bftnet_t *b, uint32_t mask, bftnet_msg_t *msgs, int max, in
   for (;;) {
     bool wake = false;
     int got = recv_scan(b, mask, msgs, max, &wake);
-    if (got == 0) {
-      /* Empty: clear the fd, then look once more, so that the fd is
-       * readable exactly when a message may be waiting (a push after this
-       * scan sets it again; so does a receiver of other classes). */
+    if (got == 0 && ck_pr_load_int(&b->efd_exported)) {
+      /* Empty: clear the fd the application polls, then look once more,
+       * so that the fd is readable exactly when a message may be waiting
+       * (a push after this scan sets it again; so does a receiver of other
+       * classes). Unexported, only sleepers below use the fd and clear it. */
       uint64_t v;
       if (read(b->efd, &v, sizeof v) == (ssize_t)sizeof v && mask != b->all_classes &&
           others_waiting(b, mask)) {
@@ -169,8 +170,22 @@ static int recv_mask(bftnet_t *b, uint32_t mask, bftnet_msg_t *msgs, int max, in
       if (rc != 0) return rc;
       continue;
     }
-    struct pollfd p = {.fd = b->efd, .events = POLLIN};
-    int pr = poll(&p, 1, wait_ms);
+    /* Counted as a waiter, look once more, then sleep: on_rx_ready writes
+     * the fd only for waiters (see its comment for the fences' pairing). */
+    ck_pr_inc_int(&b->efd_waiters);
+    ck_pr_fence_memory();
+    wake = false;
+    got = recv_scan(b, mask, msgs, max, &wake);
+    int pr = 0;
+    if (got == 0 && !ck_pr_load_int(&b->stopped)) {
+      struct pollfd p = {.fd = b->efd, .events = POLLIN};
+      pr = poll(&p, 1, wait_ms);
+      uint64_t v;
+      if (pr > 0 && !ck_pr_load_int(&b->efd_exported)) (void)!read(b->efd, &v, sizeof v);
+    }
+    ck_pr_dec_int(&b->efd_waiters);
+    if (wake) b->t->ops->wake_send(b->wake);
+    if (got != 0) return got;
     if (pr < 0 && errno != EINTR) return -errno;
   }
 }
@@ -200,5 +215,15 @@ BFTNET_API void bftnet_msg_release(bftnet_msg_t *msg) {
 }
 
 BFTNET_API int bftnet_recv_fd(bftnet_t *b) {
-  return b ? b->efd : BFTNET_EINVAL;
+  if (!b) return BFTNET_EINVAL;
+  /* From now on the loop writes the fd on every delivery; now, if it
+   * queued messages before it knew (the fences pair with on_rx_ready's:
+   * either it sees the flag or this sees its messages). */
+  if (!ck_pr_load_int(&b->efd_exported)) {
+    ck_pr_store_int(&b->efd_exported, 1);
+    ck_pr_fence_memory();
+    uint64_t one = 1;
+    if (others_waiting(b, 0)) (void)!write(b->efd, &one, sizeof one);
+  }
+  return b->efd;
 }

@@ -516,6 +516,37 @@ static void test_recv_fd_polls_readable(void **state) {
   node_stop(1);
 }
 
+/* The fd asked for after the message was already queued: readable at
+ * once (the loop writes the fd only once an application polls it, or a
+ * thread sleeps in bftnet_recv; what it queued before it knew must not go
+ * unsignalled). */
+static void test_recv_fd_after_messages_queued(void **state) {
+  (void)state;
+  node_start(0, NULL);
+  node_start(1, NULL);
+  connect_all(2);
+  uint8_t buf[8];
+  put_seq(buf, 1, 8);
+  assert_ok(bftnet_send(nodes[0].net, "r1", buf, 8));
+  bftnet_class_stats_t st = {0};
+  for (int i = 0; i < 500 && st.inbound_depth == 0; i++) {
+    assert_ok(bftnet_class_stats(nodes[1].net, "r0", 0, &st));
+    if (st.inbound_depth == 0) usleep(10 * 1000);
+  }
+  assert_int_equal(st.inbound_depth, 1);
+  int fd = bftnet_recv_fd(nodes[1].net);
+  assert_true(fd >= 0);
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  assert_int_equal(poll(&p, 1, 2000), 1);
+  bftnet_msg_t m;
+  assert_ok(bftnet_recv(nodes[1].net, &m, 0));
+  bftnet_msg_release(&m);
+  assert_err(bftnet_recv(nodes[1].net, &m, 0), BFTNET_EAGAIN); /* and cleared it */
+  assert_int_equal(poll(&p, 1, 0), 0);
+  node_stop(0);
+  node_stop(1);
+}
+
 /* ------------------------------------------------ concurrency and faults */
 
 typedef struct sender_arg {
@@ -1049,6 +1080,7 @@ int main(void) {
       cmocka_unit_test(test_tentative_limit_evicts_oldest),
       cmocka_unit_test(test_removed_member),
       cmocka_unit_test(test_recv_fd_polls_readable),
+      cmocka_unit_test(test_recv_fd_after_messages_queued),
       cmocka_unit_test(test_four_sender_threads),
       cmocka_unit_test(test_remove_member_mid_stream),
       cmocka_unit_test(test_member_that_never_reads_slows_no_one),
