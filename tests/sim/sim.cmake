@@ -103,17 +103,21 @@ add_test(NAME sim_defect_10
   COMMAND bftnet-sim-defects --defect 10 --expect-fail --seeds ${BFTNET_SIM_SEEDS} -j 2)
 set_tests_properties(sim_defect_10 PROPERTIES TIMEOUT 600 LABELS sim)
 
-# Found by the million-seed run (scripts/sim-long.sh, seed 11152): n3
-# restarted; a Label of its old incarnation, read late on a connection of the
-# old process, was taken for one more restart, and back again: n1 ended with
-# the old incarnation as current and ignored the live one's Confirms, so its
-# bftnet_flush never completed (liveness). A message of an incarnation seen
-# replaced is now refused (PROTOCOL.md 11.7); defect 11 is the old rule.
-add_test(NAME sim_regress_11152 COMMAND bftnet-sim --from 11152 --seeds 1)
-set_tests_properties(sim_regress_11152 PROPERTIES TIMEOUT 120 LABELS sim)
-add_test(NAME sim_defect_11
-  COMMAND bftnet-sim-defects --defect 11 --expect-fail --from 11152 --seeds 1)
-set_tests_properties(sim_defect_11 PROPERTIES TIMEOUT 120 LABELS sim)
+# Found by the million-seed run (scripts/sim-long.sh, seed 11152 of binary
+# 13963c4): n3 restarted; a Label of its old incarnation, read late on a
+# connection of the old process, was taken for one more restart, and back
+# again: n1 ended with the old incarnation as current and ignored the live
+# one's Confirms, so its bftnet_flush never completed (liveness). A message
+# of an incarnation seen replaced is now refused (PROTOCOL.md 11.7);
+# defect 11 is the old rule. Its seed no longer reaches the race: seeds
+# draw other scenarios since the simulator's draws stopped depending on
+# the compiler, and the library's receive path scans its queues once where
+# it scanned twice. Seeds 1..18,000 of the binary of 2026-12-07 do not find
+# defect 11 (it needs a restart whose old connection is read after the new one's
+# first message); until a long run finds a seed for it again, the rule is
+# held by migration_sm_test (both sides of its 10 s bound), and
+#   bftnet-sim-defects --defect 11 --expect-fail --seeds N --keep-going
+# looks for one.
 
 # The same bug with classes (seed 88: an older class-0 stream to a restarted
 # node, heard of late, among three classes): the order is kept per class.

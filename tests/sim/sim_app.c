@@ -82,7 +82,9 @@ static void send_tick(sim_world_t *w, void *a, uint64_t x) {
   uint32_t to = others(run, n);
   if (to) {
     bool bcast = sim_rng_pct(&run->rng_app, run->p.bcast_pct);
-    send_one(run, n, bcast ? -1 : pick_member(run, to), draw_size(run), 0, 0);
+    int j = bcast ? -1 : pick_member(run, to);
+    size_t len = draw_size(run); /* not in send_one's arguments: see sim_faults.c, "stranger" */
+    send_one(run, n, j, len, 0, 0);
   }
   uint64_t gap = sim_rng_range(&run->rng_app, 1, 2 * run->p.send_gap_ns);
   n->ev_send = sim_at(w, sim_now(w) + gap, send_tick, n, 0);

@@ -356,7 +356,11 @@ static void draw_misc(sim_run_t *run, unsigned mask) {
       int a = (int)sim_rng_below(r, (uint64_t)p->nnodes);
       uint64_t kind = sim_rng_below(r, 3);
       snprintf(what, sizeof what, "a stranger sends n%d %s", a, kinds[kind]);
-      add(run, when(run, 0), F_STRANGER, a, -1, kind, sim_rng_next(r), what);
+      /* Drawn one statement at a time: the order in which a call's
+       * arguments are evaluated is the compiler's choice, and gcc and clang
+       * differ (the same seed would draw another schedule). */
+      uint64_t at = when(run, 0), garbage_seed = sim_rng_next(r);
+      add(run, at, F_STRANGER, a, -1, kind, garbage_seed, what);
     }
   }
   if ((mask & 16) && p->two_addrs) { /* the preferred address goes down: failover, failback */
