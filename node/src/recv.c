@@ -176,17 +176,18 @@ static int recv_mask(bftnet_t *b, uint32_t mask, bftnet_msg_t *msgs, int max, in
     ck_pr_fence_memory();
     wake = false;
     got = recv_scan(b, mask, msgs, max, &wake);
-    int pr = 0;
+    int perr = 0;
     if (got == 0 && !ck_pr_load_int(&b->stopped)) {
       struct pollfd p = {.fd = b->efd, .events = POLLIN};
-      pr = poll(&p, 1, wait_ms);
+      int pr = poll(&p, 1, wait_ms);
+      if (pr < 0) perr = errno;
       uint64_t v;
       if (pr > 0 && !ck_pr_load_int(&b->efd_exported)) (void)!read(b->efd, &v, sizeof v);
     }
     ck_pr_dec_int(&b->efd_waiters);
     if (wake) b->t->ops->wake_send(b->wake);
     if (got != 0) return got;
-    if (pr < 0 && errno != EINTR) return -errno;
+    if (perr && perr != EINTR) return -perr;
   }
 }
 
