@@ -93,7 +93,6 @@ typedef struct shm {
   _Atomic int phase;
   int n, mode;
   size_t bulk;
-  char link[32]; /* --link RATE: every node in a network namespace of its own, "" on loopback */
   node_res_t node[MAXN];
 } shm_t;
 
@@ -348,6 +347,7 @@ static void tune_threads(const char *prefix, const char *nice_env, const char *s
  * the cores have room, and the vote measures the scheduling of the
  * connection: what it waits behind in the sender's queues and the link's.
  * Needs root (ip netns, tc); the namespaces are removed at exit. */
+static const char *g_link; /* RATE, or NULL on loopback (set before the fork) */
 static char g_ns_prefix[32];
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -412,7 +412,7 @@ static int child(int me) {
   node_res_t *r = &g->node[me];
   static node_t n;
   n.me = me;
-  if (g->link[0] && enter_netns(me) != 0) return 1;
+  if (g_link && enter_netns(me) != 0) return 1;
   bftnet_key_t *key;
   if (bftnet_key_generate(&key)) return 1;
   bftnet_config_t cfg;
@@ -421,7 +421,7 @@ static int child(int me) {
   cfg.key = key;
   if (bftnet_new(&n.net, &cfg)) return 1;
   char listen[64] = "/ip4/127.0.0.1/tcp/0";
-  if (g->link[0]) snprintf(listen, sizeof listen, "/ip4/10.213.0.%d/tcp/0", me + 1);
+  if (g_link) snprintf(listen, sizeof listen, "/ip4/10.213.0.%d/tcp/0", me + 1);
   if (bftnet_listen(n.net, listen, r->addr, sizeof r->addr)) return 1;
   atomic_store(&r->ready, PH_CONNECT);
   wait_phase(PH_CONNECT);
@@ -535,12 +535,28 @@ static bool wait_ready(int p, double timeout) {
   return true;
 }
 
+/* Every node's samples (us) of phase kind s, the votes' latencies or (wake)
+ * the probe's lateness, into all, sorted; returns how many. */
+static size_t gather_sorted(uint32_t *all, int n, bool wake, int s) {
+  size_t k = 0;
+  for (int i = 0; i < n; i++) {
+    const node_res_t *r = &g->node[i];
+    uint32_t c = wake ? r->nwake[s] : r->nlat[s];
+    memcpy(all + k, wake ? r->wake[s] : r->lat[s], c * sizeof *all);
+    k += c;
+  }
+  qsort(all, k, sizeof *all, cmp_u32);
+  return k;
+}
+
+/* The q-quantile of k sorted samples (k >= 1), us to ms. */
+static double pct_ms(const uint32_t *sorted, size_t k, double q) {
+  return sorted[(size_t)(q * (double)(k - 1))] / 1000.0;
+}
+
 static int run_cell(int n, size_t bulk, int mode, double secs, const char *cdf, const char *tag,
                     cell_res_t *out) {
-  char link[sizeof g->link];
-  memcpy(link, g->link, sizeof link);
   memset(g, 0, sizeof *g);
-  memcpy(g->link, link, sizeof link);
   g->n = n;
   g->bulk = bulk;
   g->mode = mode;
@@ -587,17 +603,14 @@ static int run_cell(int n, size_t bulk, int mode, double secs, const char *cdf, 
   memset(out, 0, sizeof *out);
   static uint32_t all[MAXN * MAX_LAT];
   for (int s = 0; s < 2; s++) {
-    size_t k = 0;
     for (int i = 0; i < n; i++) {
-      memcpy(all + k, g->node[i].lat[s], g->node[i].nlat[s] * sizeof *all);
-      k += g->node[i].nlat[s];
       out->sent[s] += g->node[i].votes_sent[s];
       out->recv[s] += g->node[i].votes_recv[s];
     }
-    qsort(all, k, sizeof *all, cmp_u32);
+    size_t k = gather_sorted(all, n, false, s);
     if (k) {
-      out->p50[s] = all[(size_t)(0.50 * (double)(k - 1))] / 1000.0;
-      out->p99[s] = all[(size_t)(0.99 * (double)(k - 1))] / 1000.0;
+      out->p50[s] = pct_ms(all, k, 0.50);
+      out->p99[s] = pct_ms(all, k, 0.99);
       out->max[s] = all[k - 1] / 1000.0;
     }
     if (cdf) {
@@ -605,13 +618,8 @@ static int run_cell(int n, size_t bulk, int mode, double secs, const char *cdf, 
       snprintf(name, sizeof name, "%s-%s", tag, s ? "bulk" : "idle");
       write_cdf(cdf, name, all, k);
     }
-    k = 0;
-    for (int i = 0; i < n; i++) {
-      memcpy(all + k, g->node[i].wake[s], g->node[i].nwake[s] * sizeof *all);
-      k += g->node[i].nwake[s];
-    }
-    qsort(all, k, sizeof *all, cmp_u32);
-    if (k) out->wake99[s] = all[(size_t)(0.99 * (double)(k - 1))] / 1000.0;
+    k = gather_sorted(all, n, true, s);
+    if (k) out->wake99[s] = pct_ms(all, k, 0.99);
   }
   double with = 0, alone = 0;
   for (int i = 0; i < n; i++) {
@@ -656,7 +664,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "class_bench: --link needs root (ip netns, tc)\n");
       return 2;
     }
-    snprintf(g->link, sizeof g->link, "%s", link);
+    g_link = link;
     atexit(link_down);
     if (link_up(MAXN, link) != 0) {
       fprintf(stderr, "class_bench: could not set up the shaped network (ip netns, tc tbf)\n");
