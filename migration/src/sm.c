@@ -523,8 +523,8 @@ int mig_reg_on_msg(mig_reg_t *p, uint64_t h, const mig_msg_t *m, uint64_t now, m
     return mig_violation(p, MIG_R_BAD_MSG, h, acts); /* a confirmation stream's message */
   if (m->has_incarnation) {
     int rc = mig_incarnation(p, m->incarnation, now, acts);
-    if (rc < 0) { /* stale: counted; the carrier is reset */
-      mig_act(acts, MIG_ACT_RST, NULL, h);
+    if (rc < 0) { /* stale: counted; the carrier is reset, as for a violation */
+      if (h) mig_act(acts, MIG_ACT_RST, NULL, h);
       return rc;
     }
     if (rc == 1 && s) { /* the exchange was aborted with the old incarnation */
