@@ -108,6 +108,11 @@ typedef struct rx_inq {
   uint32_t cap; /* power of 2 */
   uint64_t max_bytes;
   rx_msg_t *ovf_head, *ovf_tail; /* loop thread only */
+  /* Atomic, loop writes: messages wait in the overflow list, so a consumer
+   * that makes room in the ring must wake the loop to move them in (the
+   * stream may not be throttled: the list can fill while credit is owed to
+   * nobody, e.g. on promotion or after the stream went away). */
+  int ovf_waiting;
   /* The depth is pushed - taken, in messages and in data bytes. Each side
    * writes only its own counters, on its own cache line, so a message costs
    * no shared read-modify-write; the consumers add a whole batch at once. */
@@ -125,8 +130,9 @@ size_t rx_inq_destroy(rx_inq_t *q);
 /* Loop thread: appends m (ring if it fits behind the overflow, else the
  * overflow list). Never fails. */
 void rx_inq_push_spmc(rx_inq_t *q, rx_msg_t *m);
-/* Loop thread: moves overflow messages into the ring while it has room. */
-void rx_inq_refill_spmc(rx_inq_t *q);
+/* Loop thread: moves overflow messages into the ring while it has room;
+ * returns how many it moved (the application must hear of them). */
+unsigned rx_inq_refill_spmc(rx_inq_t *q);
 /* Any application thread: the oldest message in the ring, or NULL. */
 rx_msg_t *rx_inq_pop_spmc(rx_inq_t *q);
 /* Any application thread: up to max oldest messages into out, in order;
@@ -295,8 +301,9 @@ int rx_tent_open(rx_ctx_t *ctx, mig_peer_t *lp, unsigned cls, mig_stream_t *ls) 
  * goes on as r's. The member's dispatcher already took the peer's
  * migration state. */
 void rx_tent_promote(rx_ctx_t *ctx, const peerid_t *peer, rx_t *r);
-/* Loop thread, after a wake: each class whose queue was full is refilled
- * from its overflow, and its stream credited again once it has room. */
+/* Loop thread, after a wake: each class's overflow moves into the room the
+ * application made (and the application is told), and a throttled stream
+ * is credited again once its queue has room. */
 void rx_wake(rx_t *r);
 /* Loop thread: forgets the streams (their owner resets them). */
 void rx_stop(rx_t *r);
@@ -311,7 +318,12 @@ static inline unsigned rx_pop_batch(rx_t *r, unsigned cls, rx_msg_t **out, unsig
                                     bool *wake_loop) {
   rx_cls_t *k = &r->cls[cls];
   unsigned n = rx_inq_pop_batch_spmc(&k->inq, out, max);
-  if (n && ck_pr_load_int(&k->throttled)) *wake_loop = true;
+  if (n) {
+    /* The dequeue's atomic before the loads: pairs with the loop's fence
+     * between setting ovf_waiting and looking for room (inq.c). */
+    ck_pr_fence_atomic_load();
+    if (ck_pr_load_int(&k->throttled) || ck_pr_load_int(&k->inq.ovf_waiting)) *wake_loop = true;
+  }
   return n;
 }
 /* Any thread: fills the receive side's fields of out (delivered,

@@ -60,26 +60,35 @@ void rx_inq_push_spmc(rx_inq_t *q, rx_msg_t *m) {
   BN_ASSERT(m != NULL);
   ck_pr_store_64(&q->in_msgs, q->in_msgs + 1); /* only the loop writes them */
   ck_pr_store_64(&q->in_bytes, q->in_bytes + m->len);
-  if (q->ovf_head != NULL) {
-    /* Behind the overflow, never ahead of it. */
-    rx_inq_ovf_append(q, m);
-    rx_inq_refill_spmc(q);
-    return;
+  /* Behind the overflow, never ahead of it. */
+  if (q->ovf_head == NULL && rx_inq_ring_put(q, m)) return;
+  rx_inq_ovf_append(q, m);
+  if (!ck_pr_load_int(&q->ovf_waiting)) {
+    /* Flag, then look for room once more: a consumer pops, then reads
+     * the flag (rx_pop_batch), so either it sees the flag and wakes the
+     * loop, or this sees the room it made. Otherwise the list could wait
+     * beside an empty ring with no one to move it. */
+    ck_pr_store_int(&q->ovf_waiting, 1);
+    ck_pr_fence_memory();
   }
-  if (!rx_inq_ring_put(q, m)) rx_inq_ovf_append(q, m);
+  rx_inq_refill_spmc(q);
 }
 
-void rx_inq_refill_spmc(rx_inq_t *q) {
+unsigned rx_inq_refill_spmc(rx_inq_t *q) {
+  unsigned moved = 0;
   while (q->ovf_head != NULL) {
     rx_msg_t *m = q->ovf_head;
     rx_msg_t *next = m->next; /* read before publishing: a consumer may free m */
     if (!rx_inq_ring_put(q, m)) {
       m->next = next; /* still ours: the ring was full */
-      return;
+      return moved;
     }
+    moved++;
     q->ovf_head = next;
     if (next == NULL) q->ovf_tail = NULL;
   }
+  if (moved) ck_pr_store_int(&q->ovf_waiting, 0);
+  return moved;
 }
 
 unsigned rx_inq_pop_batch_spmc(rx_inq_t *q, rx_msg_t **out, unsigned max) {

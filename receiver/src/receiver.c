@@ -244,10 +244,20 @@ int rx_init(rx_t *r, rx_ctx_t *ctx, void *ud, const char *from) {
 void rx_wake(rx_t *r) {
   for (unsigned i = 0; i < r->ncls; i++) {
     rx_cls_t *k = &r->cls[i];
-    if (ck_pr_load_int(&k->throttled)) {
-      rx_inq_refill_spmc(&k->inq);
-      credit(k);
+    if (BN_SIM_DEFECT(12)) { /* the old rule: refilled when throttled, and told to no one */
+      if (ck_pr_load_int(&k->throttled)) {
+        rx_inq_refill_spmc(&k->inq);
+        credit(k);
+      }
+      continue;
     }
+    /* Moved into the ring: the application may be asleep beside an empty
+     * one, so it hears of them as of any delivery. */
+    if (rx_inq_refill_spmc(&k->inq)) {
+      r->ctx->ready_classes |= 1u << k->idx;
+      notify_later(r->ctx);
+    }
+    if (ck_pr_load_int(&k->throttled)) credit(k);
   }
 }
 

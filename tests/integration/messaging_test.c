@@ -9,6 +9,7 @@
  */
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
 #include <unistd.h>
@@ -387,6 +388,64 @@ static void test_member_that_never_reads_costs_bounded_memory(void **state) {
   node_stop(1);
 }
 
+/* A receiver that takes one message at a time from a tiny inbound queue:
+ * the window brings many more than fit, and they wait in the queue's
+ * overflow until the application makes room. Each time it does, the loop
+ * moves them into the queue and must tell the application, which is
+ * asleep in bftnet_recv beside the emptied queue by then: a receive that
+ * sleeps its whole timeout while messages wait is a lost wakeup. */
+static void test_overflow_reaches_a_blocked_receiver(void **state) {
+  (void)state;
+  bftnet_config_t cfg;
+  cfg_defaults(&cfg, NULL);
+  cfg.ring_capacity = 4096; /* the sender keeps every message: none dropped */
+  cfg.inbound_max_msgs = 4; /* three in the queue, the rest of a window over it */
+  node_start(0, &cfg);
+  node_start(1, &cfg);
+  connect_all(2);
+  wait_connected(0, "r1");
+  enum { N = 2000 };
+  uint8_t buf[64];
+  for (uint64_t s = 1; s <= N; s++) {
+    put_seq(buf, s, sizeof buf);
+    assert_ok(bftnet_send(nodes[0].net, "r1", buf, sizeof buf));
+  }
+  bftnet_peer_stats_t st = {0};
+  for (int i = 0; i < 500 && st.inbound_depth <= 3; i++) { /* the overflow fills */
+    usleep(10000);
+    assert_ok(bftnet_peer_stats(nodes[1].net, "r0", &st));
+  }
+  assert_true(st.inbound_depth > 3);
+  /* Every message is at r1 by now: no receive may sleep its whole
+   * timeout (one that does and then finds a message was never woken). */
+  uint64_t seq = 0;
+  while (seq < N) {
+    bftnet_msg_t m;
+    double t0 = now_s();
+    int rc = bftnet_recv(nodes[1].net, &m, 3000);
+    if (now_s() - t0 >= 3.0) {
+      assert_ok(bftnet_peer_stats(nodes[1].net, "r0", &st));
+      fail_msg("bftnet_recv slept its whole 3 s timeout after message %llu of %d (%s) with %u "
+               "waiting in r1's queue: a lost wakeup",
+               (unsigned long long)seq, N, bftnet_err_name(rc), st.inbound_depth);
+    }
+    assert_ok(rc);
+    uint64_t s = get_seq(m.data);
+    if (s != seq + 1)
+      fail_msg("message %llu after %llu (lost, duplicated or reordered)", (unsigned long long)s,
+               (unsigned long long)seq);
+    seq = s;
+    bftnet_msg_release(&m);
+  }
+  assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &st));
+  assert_int_equal(st.dropped_overflow, 0);
+  assert_ok(bftnet_peer_stats(nodes[1].net, "r0", &st));
+  assert_int_equal(st.delivered, N);
+  assert_int_equal(st.inbound_depth, 0);
+  node_stop(0);
+  node_stop(1);
+}
+
 static void test_tentative_then_promoted(void **state) {
   (void)state;
   node_start(0, NULL);
@@ -555,6 +614,7 @@ typedef struct sender_arg {
   uint64_t n, sent;
   int pace_every;
   int last_err;
+  atomic_bool done;
 } sender_arg_t;
 
 /* Payload: seq (8 bytes, big endian) then the thread index. */
@@ -572,6 +632,7 @@ static void *sender_thread(void *p) {
     a->sent = s;
     if (a->pace_every && s % (uint64_t)a->pace_every == 0) usleep(2000);
   }
+  atomic_store(&a->done, true);
   return NULL;
 }
 
@@ -590,9 +651,30 @@ static void test_four_sender_threads(void **state) {
   }
   uint64_t last[T] = {0}, got = 0;
   bftnet_msg_t msgs[64];
-  while (got < (uint64_t)T * N) {
-    int n = bftnet_recv_batch(nodes[1].net, msgs, 64, 20000); /* generous: TSan is slow */
-    if (n == BFTNET_ETIMEDOUT) break;
+  bftnet_peer_stats_t st = {0};
+  for (;;) {
+    /* Once every thread is done, the drops are final and everything else
+     * must arrive; a receive that sleeps its whole (generous: TSan is slow)
+     * timeout meanwhile is a stall, not the end. */
+    int done = 0;
+    for (int t = 0; t < T; t++)
+      done += atomic_load(&args[t].done);
+    if (done == T) {
+      assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &st));
+      if (got + st.dropped_overflow == (uint64_t)T * N) break;
+    }
+    int n = bftnet_recv_batch(nodes[1].net, msgs, 64, done == T ? 20000 : 100);
+    if (n == BFTNET_ETIMEDOUT && done < T) continue; /* the threads finish without blocking */
+    if (n == BFTNET_ETIMEDOUT) {
+      bftnet_peer_stats_t rs;
+      assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &st));
+      assert_ok(bftnet_peer_stats(nodes[1].net, "r0", &rs));
+      fail_msg("stalled: %llu received, %llu dropped of %d sent (%d threads done); sender: "
+               "ring %u, sent %llu; receiver: queue %u, delivered %llu",
+               (unsigned long long)got, (unsigned long long)st.dropped_overflow, T * N, done,
+               st.ring_depth, (unsigned long long)st.sent, rs.inbound_depth,
+               (unsigned long long)rs.delivered);
+    }
     assert_true(n > 0);
     for (int k = 0; k < n; k++) {
       int t = msgs[k].data[8];
@@ -608,7 +690,6 @@ static void test_four_sender_threads(void **state) {
   }
   for (int t = 0; t < T; t++)
     pthread_join(th[t], NULL);
-  bftnet_peer_stats_t st;
   assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &st));
   assert_int_equal(st.enqueued, (uint64_t)T * N);
   assert_int_equal(got + st.dropped_overflow, (uint64_t)T * N);
@@ -1076,6 +1157,7 @@ int main(void) {
       cmocka_unit_test(test_callback_replies_on_loop_thread),
       cmocka_unit_test(test_bad_arguments_and_membership),
       cmocka_unit_test(test_member_that_never_reads_costs_bounded_memory),
+      cmocka_unit_test(test_overflow_reaches_a_blocked_receiver),
       cmocka_unit_test(test_tentative_then_promoted),
       cmocka_unit_test(test_tentative_limit_evicts_oldest),
       cmocka_unit_test(test_removed_member),
@@ -1090,5 +1172,6 @@ int main(void) {
       cmocka_unit_test(test_on_application_loop),
       cmocka_unit_test(test_busy_poll),
   };
+  th_test_filter();
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

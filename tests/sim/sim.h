@@ -113,6 +113,7 @@ typedef struct sim_node {
   bool alive;
   sim_tr_t *tr;
   bftnet_t *b;
+  int rfd; /* bftnet_recv_fd: readable whenever a message waits (checked) */
   /* Its application. */
   int reader;
   bool sending;

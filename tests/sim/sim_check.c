@@ -13,6 +13,7 @@
  *   4. a message is received only from a member, labelled with its name;
  *   5. every payload arrives intact.
  */
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,12 +207,14 @@ static void cls_bounds(const sim_params_t *p, int c, uint32_t *ring, uint32_t *i
 
 void sim_books_check_bounds(sim_run_t *run, sim_node_t *n) {
   const sim_params_t *p = &run->p;
+  uint64_t waiting = 0;
   for (int j = 0; j < p->nnodes; j++) {
     if (j == n->slot || !(n->applied_view & (1u << j))) continue;
     for (int c = 0; c < sim_ncls(p); c++) {
       bftnet_class_stats_t st;
       if (bftnet_class_stats(n->b, run->nodes[j].name, (uint8_t)c, &st) != 0)
         sim_check_fail(run, "%s: no stats for its member %s", n->name, run->nodes[j].name);
+      waiting += st.inbound_depth;
       uint32_t ring, in, win;
       cls_bounds(p, c, &ring, &in, &win);
       /* A message is at least HDR + 1 bytes on the wire: a window holds few. */
@@ -229,6 +232,16 @@ void sim_books_check_bounds(sim_run_t *run, sim_node_t *n) {
                        (unsigned long long)st.unconfirmed, win);
     }
   }
+  /* With nothing queued for its loop (it tells the application at the end
+   * of a turn; a wakeup from the application may move messages waiting in
+   * the overflow), a waiting message means a readable fd: the application
+   * clears it only when it found nothing. */
+  struct pollfd pfd = {.fd = n->rfd, .events = POLLIN};
+  if (waiting && !sim_tr_busy(n->tr) && poll(&pfd, 1, 0) != 1)
+    sim_check_fail(run,
+                   "%s holds %llu messages for its application, but bftnet_recv_fd is not "
+                   "readable: a thread blocked in bftnet_recv would sleep beside them",
+                   n->name, (unsigned long long)waiting);
   int64_t used = sim_lib_live_bytes() - run->lib_base;
   if (used > run->lib_peak_bound)
     sim_check_fail(run,

@@ -131,6 +131,7 @@ struct sim_tr {
   void *defer_ud[SIM_MAX_DEFER];
   int ndefer;
   int nsocks, nlisteners, ntimers, nwakes;
+  int wakes_pending; /* wakeups sent whose callback has not run yet */
   bn_tsock_t *socks;
   sim_tr_t *next;
   uint64_t dead_steps;

@@ -127,6 +127,11 @@ void sim_node_start(sim_run_t *run, sim_node_t *n) {
   int rc = node__new_with_transport(&n->b, &cfg, sim_tr_base(n->tr));
   if (rc < 0) sim_check_fail(run, "%s: node__new_with_transport: %s", n->name, bftnet_err_name(rc));
   n->alive = true;
+  /* Exported, so that the fd must be readable whenever a message waits: a
+   * message queued without it would leave an application blocked in
+   * bftnet_recv asleep beside it (sim_books_check_bounds checks it). */
+  n->rfd = bftnet_recv_fd(n->b);
+  if (n->rfd < 0) sim_check_fail(run, "%s: bftnet_recv_fd: %s", n->name, bftnet_err_name(n->rfd));
   n->seq = 0;
   n->applied_view = 0;
   memset(n->ev_aborted_lost, 0, sizeof n->ev_aborted_lost);

@@ -367,6 +367,7 @@ static void wake_fire(sim_world_t *w, void *a, uint64_t x) {
   (void)x;
   bn_twake_t *k = a;
   k->ev = NULL;
+  k->tr->wakes_pending--;
   k->cb(k->ud);
 }
 
@@ -383,11 +384,14 @@ static int tr_wake_new(bn_transport_t *bt, bn_wake_cb cb, void *ud, bn_twake_t *
 
 /* The simulation has one thread: a wake is an event "now", coalesced. */
 static void tr_wake_send(bn_twake_t *k) {
-  if (!k->ev) k->ev = sim__at_tr(k->tr->w, k->tr, k->tr->w->now, wake_fire, k, 0);
+  if (k->ev) return;
+  k->ev = sim__at_tr(k->tr->w, k->tr, k->tr->w->now, wake_fire, k, 0);
+  k->tr->wakes_pending++;
 }
 
 static void tr_wake_free(bn_twake_t *k) {
   if (!k) return;
+  if (k->ev) k->tr->wakes_pending--;
   sim_cancel(k->tr->w, k->ev);
   k->tr->nwakes--;
   sim_free(k);
@@ -485,6 +489,10 @@ sim_tr_t *sim_tr_new(sim_world_t *w, int host) {
 
 bn_transport_t *sim_tr_base(sim_tr_t *t) {
   return &t->base;
+}
+
+bool sim_tr_busy(const sim_tr_t *t) {
+  return t->ndefer > 0 || t->wakes_pending > 0;
 }
 
 int sim_tr_handles(const sim_tr_t *t) {

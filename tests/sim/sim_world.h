@@ -118,6 +118,9 @@ void sim_net_dump(sim_world_t *w, FILE *f);
  * the world's seam stream). */
 sim_tr_t *sim_tr_new(sim_world_t *w, int host);
 bn_transport_t *sim_tr_base(sim_tr_t *t);
+/* Work queued for its loop and not run yet: deferred callbacks (the node
+ * is inside a loop turn) or a wakeup sent to it. */
+bool sim_tr_busy(const sim_tr_t *t);
 /* The process dies: its sockets leave the network (the kernel closes
  * them: FIN, then RST to later bytes) and its listeners go; with
  * `machine`, the host goes down too (its links drop everything until
