@@ -103,6 +103,17 @@ static uint64_t get_seq(const uint8_t *buf) {
   return v;
 }
 
+/* Sends messages numbered from..to (seq, then the filler put_seq writes) of
+ * len bytes from node `from` to member `to`; each must be accepted. */
+static void send_numbered(int from, const char *to, uint64_t first, uint64_t last, size_t len) {
+  uint8_t buf[1024];
+  assert_true(len >= 8 && len <= sizeof buf);
+  for (uint64_t s = first; s <= last; s++) {
+    put_seq(buf, s, len);
+    assert_ok(bftnet_send(nodes[from].net, to, buf, len));
+  }
+}
+
 /* Receives until `want` messages arrived or time runs out; checks order per
  * sender. last[] holds the last sequence seen per sender index. */
 static int sender_index(const char *from) {
@@ -356,11 +367,7 @@ static void test_member_that_never_reads_costs_bounded_memory(void **state) {
   connect_all(2);
   wait_connected(0, "r1");
   enum { N = 50000 };
-  uint8_t buf[1024];
-  for (uint64_t s = 1; s <= N; s++) {
-    put_seq(buf, s, sizeof buf);
-    assert_ok(bftnet_send(nodes[0].net, "r1", buf, sizeof buf));
-  }
+  send_numbered(0, "r1", 1, N, 1024);
   usleep(300000); /* r1 reads nothing meanwhile */
   bftnet_peer_stats_t a, b;
   assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &a));
@@ -405,11 +412,7 @@ static void test_overflow_reaches_a_blocked_receiver(void **state) {
   connect_all(2);
   wait_connected(0, "r1");
   enum { N = 2000 };
-  uint8_t buf[64];
-  for (uint64_t s = 1; s <= N; s++) {
-    put_seq(buf, s, sizeof buf);
-    assert_ok(bftnet_send(nodes[0].net, "r1", buf, sizeof buf));
-  }
+  send_numbered(0, "r1", 1, N, 64);
   bftnet_peer_stats_t st = {0};
   for (int i = 0; i < 500 && st.inbound_depth <= 3; i++) { /* the overflow fills */
     usleep(10000);
