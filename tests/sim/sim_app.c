@@ -3,8 +3,9 @@
  *
  * Each node's application has two tasks on the world's clock: a sender
  * (a send to one member or a broadcast, at a seeded pace, sizes drawn from
- * the seed) and a receiver (non-blocking bftnet_recv_batch; normal, slow or
- * stopped). A run: the nodes start and connect; the fault schedule plays
+ * the seed) and a receiver (non-blocking bftnet_recv_batch, or with
+ * classes on odd seeds bftnet_recv_classes for class 0 and for the rest;
+ * normal, slow or stopped). A run: the nodes start and connect; the fault schedule plays
  * until every fault has healed; traffic goes on a while; the applications
  * stop sending; every node's bftnet_flush must complete within a bound of
  * simulated time (liveness); the receivers drain; the books are checked;
@@ -136,13 +137,17 @@ void sim_app_burst(sim_run_t *run, sim_node_t *n, int count) {
 
 /* ------------------------------------------------------------ receiving */
 
-static int recv_some(sim_run_t *run, sim_node_t *n, int budget) {
+/* Takes up to budget messages of the classes in mask (0: all, with
+ * bftnet_recv_batch; else bftnet_recv_classes). */
+static int recv_mask(sim_run_t *run, sim_node_t *n, uint32_t mask, int budget) {
   bftnet_msg_t msgs[64];
   int got = 0;
   while (budget > 0) {
-    int k = bftnet_recv_batch(n->b, msgs, budget < 64 ? budget : 64, 0);
+    int max = budget < 64 ? budget : 64;
+    int k = mask ? bftnet_recv_classes(n->b, mask, msgs, max, 0)
+                 : bftnet_recv_batch(n->b, msgs, max, 0);
     if (k == BFTNET_EAGAIN) break;
-    if (k < 0) sim_check_fail(run, "%s: bftnet_recv_batch: %s", n->name, bftnet_err_name(k));
+    if (k < 0) sim_check_fail(run, "%s: bftnet_recv: %s", n->name, bftnet_err_name(k));
     for (int i = 0; i < k; i++) {
       sim_books_received(run, n, &msgs[i]);
       bftnet_msg_release(&msgs[i]);
@@ -151,6 +156,17 @@ static int recv_some(sim_run_t *run, sim_node_t *n, int budget) {
     budget -= k;
   }
   return got;
+}
+
+/* With two or more classes, odd seeds read as a replica with a thread for
+ * its votes would: class 0 first (bftnet_recv_classes), then the others;
+ * each such reader clears the node's fd when it finds nothing and must set
+ * it again for the other's messages (the fd check in sim_check.c). */
+static int recv_some(sim_run_t *run, sim_node_t *n, int budget) {
+  if (sim_ncls(&run->p) < 2 || !(run->seed & 1)) return recv_mask(run, n, 0, budget);
+  uint32_t all = (1u << sim_ncls(&run->p)) - 1;
+  int got = recv_mask(run, n, 1u, budget);
+  return got + recv_mask(run, n, all & ~1u, budget - got);
 }
 
 int sim_app_drain(sim_run_t *run, sim_node_t *n) {
