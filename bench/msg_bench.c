@@ -135,7 +135,11 @@ static double bftnet_round(size_t size, long count) {
     double t0 = 0;
     while (got < count) {
       int r = bftnet_recv_batch(n, msgs, 256, 10000);
-      if (r < 0) _exit(1);
+      if (r < 0) {
+        fprintf(stderr, "msg_bench: receiver: %s after %ld of %ld messages\n", bftnet_strerror(r),
+                got, count);
+        _exit(1);
+      }
       if (t0 == 0) t0 = bb_now();
       for (int i = 0; i < r; i++)
         bftnet_msg_release(&msgs[i]);
@@ -160,11 +164,18 @@ static double bftnet_round(size_t size, long count) {
   }
   uint8_t *msg = calloc(1, size);
   for (long i = 0; i < count; i++) {
-    /* Stay below the ring capacity: this measures throughput, not drops. */
+    /* Stay below the ring capacity: this measures throughput, not drops.
+     * A ring that does not drain for 30 s means the receiver is gone. */
     if ((i & 1023) == 0) {
       bftnet_peer_stats_t st;
-      while (bftnet_peer_stats(n, "r1", &st) == 0 && st.ring_depth > (1 << 15))
+      double since = bb_now();
+      while (bftnet_peer_stats(n, "r1", &st) == 0 && st.ring_depth > (1 << 15)) {
+        if (bb_now() - since > 30) {
+          fprintf(stderr, "msg_bench: the ring did not drain for 30 s after %ld sends\n", i);
+          exit(1);
+        }
         usleep(50);
+      }
     }
     if (bftnet_send(n, "r1", msg, size)) exit(1);
   }
