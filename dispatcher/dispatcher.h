@@ -531,5 +531,7 @@ bool disp_idle(disp_t *d);
 /* Loop thread: the connection our stream to the member rides, else the one
  * the pair would use (mig_peer_conn), else NULL. */
 net_conn_t *disp_conn(disp_t *d);
+/* The connection our stream of class cls is on (NULL: none open). */
+net_conn_t *disp_cls_conn(const disp_t *d, unsigned cls);
 
 #endif

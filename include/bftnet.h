@@ -296,6 +296,12 @@ typedef struct bftnet_event {
   /* MEMBER_UP, MEMBER_DOWN and the migration events: the traffic class of
    * the stream (0 without classes). */
   uint8_t cls;
+  /* The connection, by its number in this node (1, 2, ... in the order they
+   * were begun; never reused): CONNECTED and DISCONNECTED name theirs;
+   * MEMBER_UP and the migration events the one the stream is on (MIGRATED,
+   * RESUMED: moved to; DETACHED, ABORTED: the one it was on last); 0: none.
+   * Tells apart connections to one peer. */
+  uint64_t conn_id;
 } bftnet_event_t;
 
 /* Runs on the loop thread: must be fast, must not block or call

@@ -213,5 +213,8 @@ uint64_t mig_stream_app_written(const mig_stream_t *ls);
 uint64_t mig_stream_app_confirmed(const mig_stream_t *ls);
 /* The connection the stream rides now (NULL when detached). */
 net_conn_t *mig_stream_conn(const mig_stream_t *ls);
+/* The number (net_conn_seq) of the connection the stream rode last, even
+ * once it left it (0: none yet). */
+uint64_t mig_stream_last_conn(const mig_stream_t *ls);
 
 #endif /* BFTNET_MIGRATION_H */

@@ -131,8 +131,19 @@ void net_conn_set_user(net_conn_t *c, void *user);
 void *net_conn_get_user(const net_conn_t *c);
 /* Closes the connection (reason LOCAL_CLOSE unless given). */
 void net_conn_close(net_conn_t *c, bftnet_reason_t reason, int err);
-/* The peer sent GO_AWAY on this connection (it is going away). */
+/* The peer sent GO_AWAY on this connection, or net_peer_going_away marked
+ * it: its peer is going away. */
 bool net_conn_going_away(const net_conn_t *c);
+/* The peer is going away (it reset a stream after its GO_AWAY on one
+ * connection): every connection to it that exists now, in any state, is
+ * treated as if it had said GO_AWAY too (no new work; an orderly end). Its
+ * GO_AWAY frames travel on separate TCP connections and arrive in any
+ * order, and a connection it had not finished setting up gets none.
+ * Connections made after this are not marked. */
+void net_peer_going_away(net_t *n, const peerid_t *peer);
+void net_conn_mark_going_away(net_conn_t *c);
+/* The creation number the last connection got (net_conn_seq). */
+uint64_t net_last_conn_seq(const net_t *n);
 /* Why the connection ended (BFTNET_REASON_NONE while it has not). */
 bftnet_reason_t net_conn_end_reason(const net_conn_t *c);
 

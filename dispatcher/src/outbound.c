@@ -297,6 +297,10 @@ net_conn_t *disp_conn(disp_t *d) {
   return c;
 }
 
+net_conn_t *disp_cls_conn(const disp_t *d, unsigned cls) {
+  return cls < d->ncls && d->cls[cls].out ? mig_stream_conn(d->cls[cls].out) : NULL;
+}
+
 void disp_conn_down(disp_t *d) {
   if (!d->stopped) ensure_conn(d);
 }

@@ -58,6 +58,7 @@ static void plain_error(void *ud, net_stream_t *s, int err) {
   }
   bftnet_reason_t cause = carrier_cause(car, err);
   if (ls) ls->cause = cause;
+  if (ls && cause == BFTNET_REASON_GOING_AWAY) mig__peer_going_away(car->p);
   plain_end(car, cause == BFTNET_REASON_GOING_AWAY ? "going_away"
                  : err == BFTNET_ERESET            ? "reset"
                                                    : "closed");
@@ -273,6 +274,8 @@ static void car_error(void *ud, net_stream_t *s, int err) {
   mig_sm_t *m = mig_reg_find_carrier(&p->mig, car->h);
   mig_stream_t *ls = mig__stream_of(p, m);
   if (ls) ls->cause = carrier_cause(car, err); /* for the events this end causes */
+  /* The stream's own carrier (not one left behind by a move). */
+  if (ls && m->cur.h == car->h && ls->cause == BFTNET_REASON_GOING_AWAY) mig__peer_going_away(p);
   if (err == BFTNET_ENA && car->label && m && m->state == MIG_S_LABELING && ls) {
     ls_fallback_plain(ls, car->conn);
   } else if (err == BFTNET_ERESET || err == BFTNET_ENA) {

@@ -90,6 +90,7 @@ struct mig_stream {
   bool want_writable;
   bool in_write;                  /* inside mig_stream_write: no writable callback */
   uint64_t detached_at;           /* 0 while attached */
+  uint64_t last_conn;             /* net_conn_seq of the connection it rode last (0: none yet) */
   char cur_addr[BFTNET_ADDR_MAX]; /* the connection it rides (for events): a copy,
                                      the connection may be gone by then */
   bftnet_mig_reason_t why;        /* the reason of the exchange we started */
@@ -124,6 +125,9 @@ struct mig_peer {
   } idle[8];
   mig_peer_stats_t st;
   uint32_t peer_max_msg; /* the peer's max_message_size (0: never said) */
+  /* The peer is going away: connections up to this creation number are
+   * its old ones (net_peer_going_away); 0: it is not. */
+  uint64_t away_seq;
 };
 
 struct mig_node {
@@ -268,6 +272,9 @@ void mig__confirm_reset_all(mig_peer_t *p);
 
 /* The leader's work for one pair; `tick` also closes idle duplicates. */
 void mig__policy_run(mig_peer_t *p, uint64_t now, bool tick);
+/* A stream of the pair ended on a connection whose peer said GO_AWAY:
+ * the peer is going away (see mig__peer_going_away in node.c). */
+void mig__peer_going_away(mig_peer_t *p);
 
 /* ----------------------------------------------- io.c: net's stream events */
 

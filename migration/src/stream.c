@@ -54,6 +54,11 @@ mig_stream_t *mig__stream_new(mig_peer_t *p, bool we_opened) {
 void mig__stream_set_conn(mig_stream_t *ls, net_conn_t *c) {
   ls->cur_addr[0] = '\0';
   if (c) net_conn_remote_addr(c, ls->cur_addr, sizeof ls->cur_addr);
+  if (c) ls->last_conn = net_conn_seq(c);
+}
+
+uint64_t mig_stream_last_conn(const mig_stream_t *ls) {
+  return ls->last_conn;
 }
 
 void mig__stream_emit(mig_stream_t *ls, const mig_event_t *ev) {

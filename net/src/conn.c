@@ -128,8 +128,10 @@ static int reason_to_dial_err(bftnet_reason_t reason, int err) {
  * first is an orderly one: its EOF, reset or broken pipe is the peer
  * going away, not a failure. */
 static bftnet_reason_t conn_end_reason(const net_conn_t *c, bftnet_reason_t reason) {
-  if (c->goaway_rcvd && (reason == BFTNET_REASON_CLOSED_BY_PEER || reason == BFTNET_REASON_RESET ||
-                         reason == BFTNET_REASON_IO_ERROR))
+  /* Only a connection that was up: a dial the peer cut off says why it failed. */
+  if (c->goaway_rcvd && c->state == CONN_READY &&
+      (reason == BFTNET_REASON_CLOSED_BY_PEER || reason == BFTNET_REASON_RESET ||
+       reason == BFTNET_REASON_IO_ERROR))
     return BFTNET_REASON_GOING_AWAY;
   return reason;
 }

@@ -132,8 +132,13 @@ static void complete_later(net_t *n, net_dial_cb cb, void *ud, net_conn_t *c, in
 
 /* Up, and not told by its peer that it is going away. */
 static bool conn_usable(const net_conn_t *c, const peerid_t *peer) {
-  return c->state == CONN_READY && !yamux_session_remote_goaway(c->ymx) &&
+  return c->state == CONN_READY && !c->goaway_rcvd && !yamux_session_remote_goaway(c->ymx) &&
          peerid_equal(&c->peer, peer);
+}
+
+static bool conn_of(const net_conn_t *c, const peerid_t *peer) {
+  return (c->peer.len && peerid_equal(&c->peer, peer)) ||
+         (c->expect_peer && peerid_equal(&c->expected, peer));
 }
 
 net_conn_t *net_find_conn(net_t *n, const peerid_t *peer) {
@@ -157,10 +162,21 @@ void net_goaway(net_t *n) {
 void net_close_peer(net_t *n, const peerid_t *peer, bftnet_reason_t reason) {
   for (net_conn_t *c = n->conns, *next; c; c = next) {
     next = c->next;
-    bool match = (c->peer.len && peerid_equal(&c->peer, peer)) ||
-                 (c->expect_peer && peerid_equal(&c->expected, peer));
-    if (match) net__conn_fail(c, reason, BFTNET_ECLOSED, BFTNET_COUNTER_COUNT);
+    if (conn_of(c, peer)) net__conn_fail(c, reason, BFTNET_ECLOSED, BFTNET_COUNTER_COUNT);
   }
+}
+
+void net_peer_going_away(net_t *n, const peerid_t *peer) {
+  for (net_conn_t *c = n->conns; c; c = c->next)
+    if (c->state != CONN_CLOSING && conn_of(c, peer)) c->goaway_rcvd = true;
+}
+
+void net_conn_mark_going_away(net_conn_t *c) {
+  if (c->state != CONN_CLOSING) c->goaway_rcvd = true;
+}
+
+uint64_t net_last_conn_seq(const net_t *n) {
+  return n->conn_seq;
 }
 
 net_conn_t *net_conn_iter(net_t *n, const peerid_t *peer, net_conn_t *prev) {

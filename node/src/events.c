@@ -22,7 +22,9 @@ void node__events_member(bftnet_t *b, bftnet_event_type_t type, const mbr_t *m, 
   if (!b->cfg.on_event) return;
   char peer[BFTNET_PEER_ID_MAX] = "";
   peerid_to_string(&m->peer, peer, sizeof peer);
+  net_conn_t *c = type == BFTNET_EV_MEMBER_UP ? disp_cls_conn(&m->d, cls) : NULL;
   bftnet_event_t ev = {.type = type,
+                       .conn_id = c ? net_conn_seq(c) : 0,
                        .node_id = m->node_id,
                        .peer_id = peer,
                        .remote_addr = "",
@@ -70,7 +72,8 @@ void node__events_conn(bftnet_t *b, net_conn_t *c, bftnet_event_type_t type, con
                        .expected_peer_id = "",
                        .outbound = net_conn_outbound(c),
                        .reason = reason,
-                       .error = err};
+                       .error = err,
+                       .conn_id = net_conn_seq(c)};
   emit(b, &ev);
 }
 
@@ -118,7 +121,8 @@ void node__events_stream(mbr_t *m, mig_stream_t *ls, const mig_event_t *e, bool 
                        .lost = lost,
                        .detached_ns = e->detached_ns,
                        .retransmitted = e->retransmitted,
-                       .cls = (uint8_t)BN_MAX(mig_stream_app(ls), 0)};
+                       .cls = (uint8_t)BN_MAX(mig_stream_app(ls), 0),
+                       .conn_id = tc ? net_conn_seq(tc) : mig_stream_last_conn(ls)};
   emit(b, &ev);
 }
 

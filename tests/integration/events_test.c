@@ -42,6 +42,8 @@ typedef struct rec {
   bftnet_reason_t reason;
   int error;
   uint32_t dial_failures;
+  uint64_t conn_id;
+  int seq; /* its place among the node's events */
 } rec_t;
 
 typedef struct node {
@@ -79,6 +81,8 @@ static void on_event(const bftnet_event_t *ev, void *user) {
     r->reason = ev->reason;
     r->error = ev->error;
     r->dial_failures = ev->dial_failures;
+    r->conn_id = ev->conn_id;
+    r->seq = n->nev - 1;
   }
   pthread_mutex_unlock(&n->mu);
 }
@@ -196,10 +200,10 @@ static void dump(int i) {
   node_t *n = &nodes[i];
   pthread_mutex_lock(&n->mu);
   for (int e = 0; e < n->nev; e++)
-    print_message("  %s: %-18s %-3s reason=%s error=%s abort=%s\n", n->id,
+    print_message("  %s: %-18s %-3s conn=%llu reason=%s error=%s abort=%s\n", n->id,
                   bftnet_event_name(n->ev[e].type), n->ev[e].node_id,
-                  bftnet_reason_str(n->ev[e].reason), bftnet_err_name(n->ev[e].error),
-                  n->ev[e].abort_why);
+                  (unsigned long long)n->ev[e].conn_id, bftnet_reason_str(n->ev[e].reason),
+                  bftnet_err_name(n->ev[e].error), n->ev[e].abort_why);
   pthread_mutex_unlock(&n->mu);
 }
 
@@ -247,8 +251,28 @@ static void test_orderly_stop_is_going_away(void **state) {
   if (!wait_count(0, BFTNET_EV_MEMBER_UNREACHABLE, "r1", 1, 5000)) dump(0);
   assert_int_equal(count(0, BFTNET_EV_MEMBER_UNREACHABLE, "r1"), 1);
   dump(0);
-  rec_t d = nth(0, BFTNET_EV_DISCONNECTED, "r1", 0);
-  assert_int_equal(d.reason, BFTNET_REASON_GOING_AWAY);
+  /* The connection that carried the streams ended in order. Once r0 heard
+   * r1 go away (the first ABORTED), so did every other connection to r1;
+   * before that, one that got its own GO_AWAY ends in order too, and one
+   * r1 had not finished setting up (it gets none) as closed by the peer. */
+  rec_t first_abort = nth(0, BFTNET_EV_ABORTED, "r1", 0);
+  assert_true(first_abort.conn_id > 0);
+  bool carrier_seen = false;
+  for (int k = 0; k < count(0, BFTNET_EV_DISCONNECTED, "r1"); k++) {
+    rec_t d = nth(0, BFTNET_EV_DISCONNECTED, "r1", k);
+    if (d.conn_id == first_abort.conn_id || d.seq > first_abort.seq) {
+      assert_int_equal(d.reason, BFTNET_REASON_GOING_AWAY);
+    } else if (d.reason != BFTNET_REASON_GOING_AWAY) {
+      assert_int_equal(d.reason, BFTNET_REASON_CLOSED_BY_PEER);
+    }
+    carrier_seen |= d.conn_id == first_abort.conn_id;
+    /* conn_id pairs it with its CONNECTED, and no two CONNECTED share one. */
+    int same = 0;
+    for (int j = 0; j < count(0, BFTNET_EV_CONNECTED, "r1"); j++)
+      same += nth(0, BFTNET_EV_CONNECTED, "r1", j).conn_id == d.conn_id;
+    assert_int_equal(same, 1);
+  }
+  assert_true(carrier_seen);
   for (int k = 0; k < count(0, BFTNET_EV_MEMBER_DOWN, "r1"); k++)
     assert_int_equal(nth(0, BFTNET_EV_MEMBER_DOWN, "r1", k).reason, BFTNET_REASON_GOING_AWAY);
   for (int k = 0; k < 2; k++) {
