@@ -38,6 +38,24 @@ static void plain_fin(void *ud, net_stream_t *s) {
   plain_end(car, "closed");
 }
 
+/* A peer stops in order with GO_AWAY on each connection it has up, then
+ * resets its streams and closes. Those frames travel on separate TCP
+ * connections, so a stream the pair opens on another of its connections
+ * before that one's GO_AWAY arrives would live only until it does; and a
+ * connection the peer had not finished setting up gets no GO_AWAY at all
+ * (to us it may come up just before it closes). A GO_AWAY alone does not
+ * say the peer stops: the pair's leader also retires an emptied duplicate
+ * with one. But a stream of the pair ending on such a connection does (a
+ * leader retires only connections that carried no stream for three ticks).
+ * From then on every connection to the peer made before is treated as going
+ * away; one made after (a dial that reaches the peer again, or the peer's
+ * new process dialing us) is not. */
+static void peer_going_away(mig_peer_t *p) {
+  if (p->released || p->n->stopping) return;
+  p->away_seq = net_last_conn_seq(p->n->net);
+  net_peer_going_away(p->n->net, &p->id);
+}
+
 /* Why a carrier (or plain stream) ended with err: the connection's reason
  * when it is gone, GOING_AWAY for a reset from a peer that said GO_AWAY. */
 static bftnet_reason_t carrier_cause(const mig_carrier_t *car, int err) {
@@ -58,7 +76,7 @@ static void plain_error(void *ud, net_stream_t *s, int err) {
   }
   bftnet_reason_t cause = carrier_cause(car, err);
   if (ls) ls->cause = cause;
-  if (ls && cause == BFTNET_REASON_GOING_AWAY) mig__peer_going_away(car->p);
+  if (ls && cause == BFTNET_REASON_GOING_AWAY) peer_going_away(car->p);
   plain_end(car, cause == BFTNET_REASON_GOING_AWAY ? "going_away"
                  : err == BFTNET_ERESET            ? "reset"
                                                    : "closed");
@@ -275,7 +293,7 @@ static void car_error(void *ud, net_stream_t *s, int err) {
   mig_stream_t *ls = mig__stream_of(p, m);
   if (ls) ls->cause = carrier_cause(car, err); /* for the events this end causes */
   /* The stream's own carrier (not one left behind by a move). */
-  if (ls && m->cur.h == car->h && ls->cause == BFTNET_REASON_GOING_AWAY) mig__peer_going_away(p);
+  if (ls && m->cur.h == car->h && ls->cause == BFTNET_REASON_GOING_AWAY) peer_going_away(p);
   if (err == BFTNET_ENA && car->label && m && m->state == MIG_S_LABELING && ls) {
     ls_fallback_plain(ls, car->conn);
   } else if (err == BFTNET_ERESET || err == BFTNET_ENA) {

@@ -126,7 +126,7 @@ struct mig_peer {
   mig_peer_stats_t st;
   uint32_t peer_max_msg; /* the peer's max_message_size (0: never said) */
   /* The peer is going away: connections up to this creation number are
-   * its old ones (net_peer_going_away); 0: it is not. */
+   * its old ones (io.c, net_peer_going_away); 0: it is not. */
   uint64_t away_seq;
 };
 
@@ -272,9 +272,6 @@ void mig__confirm_reset_all(mig_peer_t *p);
 
 /* The leader's work for one pair; `tick` also closes idle duplicates. */
 void mig__policy_run(mig_peer_t *p, uint64_t now, bool tick);
-/* A stream of the pair ended on a connection whose peer said GO_AWAY:
- * the peer is going away (see mig__peer_going_away in node.c). */
-void mig__peer_going_away(mig_peer_t *p);
 
 /* ----------------------------------------------- io.c: net's stream events */
 

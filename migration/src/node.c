@@ -169,24 +169,6 @@ void mig_node_free(mig_node_t *n) {
   free(n);
 }
 
-/* A peer stops in order with GO_AWAY on each connection it has up, then
- * resets its streams and closes. Those frames travel on separate TCP
- * connections, so a stream the pair opens on another of its connections
- * before that one's GO_AWAY arrives would live only until it does; and a
- * connection the peer had not finished setting up gets no GO_AWAY at all
- * (to us it may come up just before it closes). A GO_AWAY alone does not
- * say the peer stops: the pair's leader also retires an emptied duplicate
- * with one. But a stream of the pair ending on such a connection does (a
- * leader retires only connections that carried no stream for three ticks).
- * From then on every connection to the peer made before is treated as going
- * away; one made after (a dial that reaches the peer again, or the peer's
- * new process dialing us) is not. */
-void mig__peer_going_away(mig_peer_t *p) {
-  if (p->released || p->n->stopping) return;
-  p->away_seq = net_last_conn_seq(p->n->net);
-  net_peer_going_away(p->n->net, &p->id);
-}
-
 void mig_node_conn_up(mig_node_t *n, net_conn_t *c) {
   mig_peer_t *p = mig_peer_find(n, net_conn_peer(c));
   if (!p) return;

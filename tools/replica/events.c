@@ -19,6 +19,7 @@ static void event_line(const bftnet_event_t *ev, const char *name) {
                         "t_ms", jsonx_u64(rp_ms_since_start()), "event", name, "peer", peer,
                         "peer_id", ev->peer_id ? ev->peer_id : "", "stream_id",
                         jsonx_u64(ev->stream_id), "outbound", ev->outbound != 0);
+  if (ev->conn_id) json_object_set_new(o, "conn", jsonx_u64(ev->conn_id));
   if (ev->type == BFTNET_EV_ABORTED) {
     json_object_set_new(o, "why", json_string(ev->mig_abort ? ev->mig_abort : ""));
     json_object_set_new(o, "lost", jsonx_u64(ev->lost));
