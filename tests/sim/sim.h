@@ -143,7 +143,7 @@ typedef struct sim_run {
   uint64_t t0;   /* simulated time at the start */
   int64_t lib_base, lib_peak_bound;
   /* Figures. */
-  uint64_t msgs_sent, msgs_delivered, bytes_delivered, crashes, resets;
+  uint64_t msgs_sent, msgs_delivered, bytes_delivered, crashes, resets, holds;
   uint64_t cov[SIM_COV_COUNT], dropped, aborted, superseded; /* summed before the nodes stop */
   char phase[32];
 } sim_run_t;
@@ -151,7 +151,7 @@ typedef struct sim_run {
 /* What a seed's run reports (through a pipe from the child that ran it). */
 typedef struct sim_result {
   uint64_t seed, hash, sim_ns, events, msgs_sent, msgs_delivered;
-  uint64_t cov[SIM_COV_COUNT], dropped, aborted, crashes, superseded;
+  uint64_t cov[SIM_COV_COUNT], dropped, aborted, crashes, superseded, holds;
   int64_t lib_peak;
   int nfaults, nnodes, nclasses;
   int failed;

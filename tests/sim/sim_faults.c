@@ -27,12 +27,14 @@ enum {
   F_LISTEN,   /* node a listens on its address b too */
   F_BURST,    /* node a's application queues x messages at once */
   F_STRANGER, /* a stranger connects to node a and sends garbage of kind x (y: its seed) */
+  F_HOLD,     /* what a sends b (y & 256: and b sends a) on y & 255 % of their connections
+                 held for x ns */
   F_HEAL,     /* everything back to normal */
 };
 
-static const char *const kind_names[] = {"reset",   "cut",    "block", "refuse",   "address",
-                                         "latency", "reader", "crash", "restart",  "join",
-                                         "view",    "listen", "burst", "stranger", "heal"};
+static const char *const kind_names[] = {
+    "reset",   "cut",  "block", "refuse", "address", "latency",  "reader", "crash",
+    "restart", "join", "view",  "listen", "burst",   "stranger", "hold",   "heal"};
 
 struct sim_fault {
   uint64_t at;
@@ -363,6 +365,16 @@ static void draw_misc(sim_run_t *run, unsigned mask) {
       add(run, at, F_STRANGER, a, -1, kind, garbage_seed, what);
     }
   }
+  if (mask & 64) { /* one connection stalls (retransmission backoff) while others flow */
+    int a = (int)sim_rng_below(r, (uint64_t)p->nnodes), b = other_node(run, a);
+    uint64_t hold = sim_rng_range(r, 50, 3000) * SIM_MS, at = when(run, hold);
+    unsigned pct = sim_rng_pct(r, 50) ? 100 : 50;
+    bool both = sim_rng_pct(r, 50);
+    if (at + hold > p->t_faults) hold = p->t_faults - at; /* healed by then */
+    snprintf(what, sizeof what, "n%d%sn%d held for %.2f s on %s connections", a,
+             both ? "<->" : "->", b, (double)hold / SIM_S, pct == 100 ? "all their" : "half their");
+    add(run, at, F_HOLD, a, b, hold, (both ? 256u : 0u) | pct, what);
+  }
   if ((mask & 16) && p->two_addrs) { /* the preferred address goes down: failover, failback */
     int a = (int)sim_rng_below(r, (uint64_t)p->nnodes);
     uint64_t d = dur(run, 500 * SIM_MS, 6 * SIM_S), at = when(run, d);
@@ -387,7 +399,7 @@ void sim_faults_draw(sim_run_t *run) {
   if (mix & 8) draw_crashes(run);
   if (mix & 16) draw_membership(run);
   if (run->p.joiner >= 0) draw_join(run);
-  draw_misc(run, (mix >> 5) & 63);
+  draw_misc(run, (mix >> 5) & 127);
   add(run, run->p.t_faults, F_HEAL, -1, -1, 0, 0, "every fault healed");
   qsort(run->faults, (size_t)run->nfaults, sizeof *run->faults, fault_cmp);
 }
@@ -535,6 +547,10 @@ void sim_faults_apply_next(sim_run_t *run) {
     break;
   case F_LATENCY:
     sim_link(w, f->a, f->b)->lat_ns = f->x;
+    break;
+  case F_HOLD:
+    run->holds += (uint64_t)sim_net_hold(w, f->a, f->b, (f->y & 256) != 0, sim_now(w) + f->x,
+                                         (unsigned)(f->y & 255));
     break;
   case F_READER:
     n->reader = (int)f->x;

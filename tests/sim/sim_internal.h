@@ -77,6 +77,7 @@ typedef struct sim_dir {
   uint64_t cut_at; /* armed: deliver up to this offset, then cut */
   bool cut_armed, cut_fin;
   uint64_t last_arrival, not_before;
+  uint64_t hold_until; /* held (sim_net_hold): nothing arrives before */
   sim_ev_t *ev;
   struct sim_dir *stall_next;
 } sim_dir_t;

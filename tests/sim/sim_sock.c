@@ -206,6 +206,7 @@ static void dir_schedule(sim_dir_t *d) {
   if (at < d->last_arrival) at = d->last_arrival;
   if (at < d->not_before) at = d->not_before;
   if (d->nsegs) at += (uint64_t)seg_head(d)->len * l->ns_per_kib / 1024;
+  if (at < d->hold_until) at = d->hold_until;
   d->ev = sim_at(w, at, dir_deliver, d, 0);
 }
 
@@ -688,6 +689,28 @@ int sim_net_cut_at(sim_world_t *w, int a, int b, uint64_t after, bool fin, unsig
     d->cut_armed = true;
     d->cut_fin = fin;
     d->cut_at = d->delivered + after;
+    hit++;
+  }
+  return hit;
+}
+
+static void dir_hold(sim_dir_t *d, uint64_t until) {
+  if (d->dead) return;
+  if (d->hold_until < until) d->hold_until = until;
+  if (d->ev) { /* its head segment was due earlier: due at the end of the hold now */
+    sim_cancel(d->conn->w, d->ev);
+    d->ev = NULL;
+    dir_schedule(d);
+  }
+}
+
+int sim_net_hold(sim_world_t *w, int a, int b, bool both, uint64_t until, unsigned pct) {
+  int hit = 0;
+  for (sim_conn_t *c = w->conns; c; c = c->next) {
+    if (!conn_between(c, a, b) || !conn_live(c) || !sim_rng_pct(&w->net_rng, pct)) continue;
+    int side = c->hd == a ? 0 : 1;
+    dir_hold(&c->dir[side], until);
+    if (both) dir_hold(&c->dir[1 - side], until);
     hit++;
   }
   return hit;

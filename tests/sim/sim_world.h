@@ -104,6 +104,13 @@ void sim_net_changed(sim_world_t *w);
  * Which ones: each with probability pct. Returns how many were hit. */
 int sim_net_reset(sim_world_t *w, int a, int b, unsigned pct);
 int sim_net_cut_at(sim_world_t *w, int a, int b, uint64_t after, bool fin, unsigned pct);
+/* Holds the bytes host a sends to host b (both: and b's to a) on each live
+ * connection between them (each with probability pct) until the time
+ * given: nothing of them, FIN included, arrives before, while the other
+ * connections flow. A TCP connection in retransmission backoff looks like
+ * this to its peer; a flow whose path broke (one ECMP path down), like
+ * this both ways. Returns how many were hit. */
+int sim_net_hold(sim_world_t *w, int a, int b, bool both, uint64_t until, unsigned pct);
 int sim_net_conns(sim_world_t *w); /* connections alive */
 /* A stranger (no node, no key) connects to host's listener on address
  * addr and sends p, then a FIN. 0, or -1 if nothing listens there. */
