@@ -294,6 +294,28 @@ static void test_orderly_stop_is_going_away(void **state) {
   assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &st));
   assert_int_equal(st.delivered, 100);
   assert_int_equal(bftnet_counter(nodes[0].net, BFTNET_COUNTER_IO_ERRORS), 0);
+  /* r1 comes back (its key and address): a connection begun after it went
+   * away brings the member back, none of the old ones, and both ways
+   * deliver again. */
+  uint64_t old_conn = 0;
+  pthread_mutex_lock(&nodes[0].mu);
+  for (int e = 0; e < nodes[0].nev; e++)
+    if (nodes[0].ev[e].conn_id > old_conn) old_conn = nodes[0].ev[e].conn_id;
+  pthread_mutex_unlock(&nodes[0].mu);
+  int ups_before = count(0, BFTNET_EV_MEMBER_UP, "r1");
+  node_down(1);
+  node_start_as(1, true);
+  int idx[2] = {0, 1};
+  connect_to(1, idx, 2, NULL);
+  if (!wait_count(0, BFTNET_EV_MEMBER_UP, "r1", ups_before + 1, 5000)) dump(0);
+  assert_true(count(0, BFTNET_EV_MEMBER_UP, "r1") > ups_before);
+  assert_true(nth(0, BFTNET_EV_MEMBER_UP, "r1", ups_before).conn_id > old_conn);
+  for (int k = 0; k < 50; k++) {
+    assert_ok(bftnet_send(nodes[0].net, "r1", msg, sizeof msg));
+    assert_ok(bftnet_send(nodes[1].net, "r0", msg, sizeof msg));
+  }
+  recv_n(1, 50);
+  recv_n(0, 50);
   node_free(0);
   node_free(1);
 }
