@@ -143,7 +143,7 @@ typedef struct sim_run {
   uint64_t t0;   /* simulated time at the start */
   int64_t lib_base, lib_peak_bound;
   /* Figures. */
-  uint64_t msgs_sent, msgs_delivered, bytes_delivered, crashes, resets, holds;
+  uint64_t msgs_sent, msgs_delivered, bytes_delivered, crashes, resets, holds, leaves;
   uint64_t cov[SIM_COV_COUNT], dropped, aborted, superseded; /* summed before the nodes stop */
   char phase[32];
 } sim_run_t;
@@ -151,7 +151,7 @@ typedef struct sim_run {
 /* What a seed's run reports (through a pipe from the child that ran it). */
 typedef struct sim_result {
   uint64_t seed, hash, sim_ns, events, msgs_sent, msgs_delivered;
-  uint64_t cov[SIM_COV_COUNT], dropped, aborted, crashes, superseded, holds;
+  uint64_t cov[SIM_COV_COUNT], dropped, aborted, crashes, superseded, holds, leaves;
   int64_t lib_peak;
   int nfaults, nnodes, nclasses;
   int failed;
@@ -179,6 +179,10 @@ void sim_node_apply_view(sim_run_t *run, sim_node_t *n);
 void sim_node_listen(sim_run_t *run, sim_node_t *n, int addr);
 /* Graceful end of every node (bftnet_stop, bftnet_free). */
 void sim_node_stop(sim_run_t *run, sim_node_t *n);
+/* Mid-run: the node stops in order (bftnet_stop: GO_AWAY on every
+ * connection first, then its streams reset and its connections close); its
+ * books close as a crash's do (what it had not sent or delivered is gone). */
+void sim_node_leave(sim_run_t *run, sim_node_t *n);
 int sim_popcount(uint32_t v);
 
 /* sim_app.c */

@@ -364,6 +364,7 @@ void sim_run_seed(uint64_t seed, int defect, bool verbose, sim_result_t *r) {
                       .aborted = run->aborted,
                       .crashes = run->crashes,
                       .holds = run->holds,
+                      .leaves = run->leaves,
                       .superseded = run->superseded,
                       .nclasses = run->p.nclasses};
   memcpy(r->cov, run->cov, sizeof r->cov);

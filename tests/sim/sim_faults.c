@@ -20,7 +20,7 @@ enum {
   F_ADDR,     /* address b of host a down (y=1) or up (y=0) */
   F_LATENCY,  /* link a->b: latency x ns */
   F_READER,   /* node a's reader: x = READ_* */
-  F_CRASH,    /* node a's process dies; y=1: its machine too */
+  F_CRASH,    /* node a's process dies; y=1: its machine too; y=2: it stops in order */
   F_RESTART,  /* node a starts again (a new incarnation) */
   F_JOIN,     /* node a starts for the first time */
   F_VIEW,     /* node a's membership: x=0 remove b, 1 add b, 2 b's addresses -> variant y */
@@ -375,6 +375,16 @@ static void draw_misc(sim_run_t *run, unsigned mask) {
              both ? "<->" : "->", b, (double)hold / SIM_S, pct == 100 ? "all their" : "half their");
     add(run, at, F_HOLD, a, b, hold, (both ? 256u : 0u) | pct, what);
   }
+  if (mask & 128) { /* an orderly stop and a start again (an upgrade) */
+    int a = (int)sim_rng_below(r, (uint64_t)p->nnodes);
+    uint64_t d = dur(run, 50 * SIM_MS, 3 * SIM_S), at = when(run, d);
+    if (a != p->joiner) {
+      snprintf(what, sizeof what, "n%d stops in order (GO_AWAY first), starts again after %.2f s",
+               a, (double)d / SIM_S);
+      add(run, at, F_CRASH, a, -1, 0, 2, what);
+      add(run, at + d, F_RESTART, a, -1, 0, 0, "  restart");
+    }
+  }
   if ((mask & 16) && p->two_addrs) { /* the preferred address goes down: failover, failback */
     int a = (int)sim_rng_below(r, (uint64_t)p->nnodes);
     uint64_t d = dur(run, 500 * SIM_MS, 6 * SIM_S), at = when(run, d);
@@ -399,7 +409,7 @@ void sim_faults_draw(sim_run_t *run) {
   if (mix & 8) draw_crashes(run);
   if (mix & 16) draw_membership(run);
   if (run->p.joiner >= 0) draw_join(run);
-  draw_misc(run, (mix >> 5) & 127);
+  draw_misc(run, (mix >> 5) & 255);
   add(run, run->p.t_faults, F_HEAL, -1, -1, 0, 0, "every fault healed");
   qsort(run->faults, (size_t)run->nfaults, sizeof *run->faults, fault_cmp);
 }
@@ -556,7 +566,10 @@ void sim_faults_apply_next(sim_run_t *run) {
     n->reader = (int)f->x;
     break;
   case F_CRASH:
-    sim_node_crash(run, n, f->y != 0);
+    if (f->y == 2)
+      sim_node_leave(run, n);
+    else
+      sim_node_crash(run, n, f->y != 0);
     break;
   case F_RESTART:
     sim_host_up(w, f->a);

@@ -173,7 +173,7 @@ static uint64_t mix(uint64_t h, uint64_t v) {
 /* What the passing seeds of a run add up to. */
 typedef struct totals {
   uint64_t done, sim_ns, events, sent, delivered, hash;
-  uint64_t cov[SIM_COV_COUNT], dropped, aborted, crashes, superseded, multi, holds;
+  uint64_t cov[SIM_COV_COUNT], dropped, aborted, crashes, superseded, multi, holds, leaves;
   int64_t peak;
 } totals_t;
 
@@ -191,6 +191,7 @@ static void totals_add(totals_t *t, const sim_result_t *r) {
   t->aborted += r->aborted;
   t->crashes += r->crashes;
   t->holds += r->holds;
+  t->leaves += r->leaves;
   t->superseded += r->superseded;
   t->multi += r->nclasses > 0;
 }
@@ -208,10 +209,11 @@ static void totals_print(const totals_t *t, const opts_t *o, double wall) {
          (double)t->sim_ns / SIM_S / wall, o->jobs, (unsigned long long)t->events,
          (unsigned long long)t->sent, (unsigned long long)t->delivered, (double)t->peak / (1 << 20),
          (unsigned long long)t->hash);
-  printf("exercised: %llu seeds with classes configured, %llu crashes, %llu connections held, "
-         "%llu messages dropped from full rings, %llu superseded (keep-latest), %llu lost with "
-         "aborted streams",
-         (unsigned long long)t->multi, (unsigned long long)t->crashes, (unsigned long long)t->holds,
+  printf("exercised: %llu seeds with classes configured, %llu crashes, %llu orderly stops, "
+         "%llu connections held, %llu messages dropped from full rings, %llu superseded "
+         "(keep-latest), %llu lost with aborted streams",
+         (unsigned long long)t->multi, (unsigned long long)t->crashes,
+         (unsigned long long)t->leaves, (unsigned long long)t->holds,
          (unsigned long long)t->dropped, (unsigned long long)t->superseded,
          (unsigned long long)t->aborted);
   for (int k = 0; k < SIM_COV_COUNT; k++)
