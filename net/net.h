@@ -134,6 +134,8 @@ void net_conn_close(net_conn_t *c, bftnet_reason_t reason, int err);
 /* The peer sent GO_AWAY on this connection, or net_peer_going_away marked
  * it: its peer is going away. */
 bool net_conn_going_away(const net_conn_t *c);
+/* The peer sent GO_AWAY (normal termination) on this very connection. */
+bool net_conn_said_goaway(const net_conn_t *c);
 /* The peer is going away (it reset a stream after its GO_AWAY on one
  * connection): every connection to it that exists now, in any state, is
  * treated as if it had said GO_AWAY too (no new work; an orderly end). Its

@@ -50,6 +50,8 @@ static void plain_fin(void *ud, net_stream_t *s) {
  * From then on every connection to the peer made before is treated as going
  * away; one made after (a dial that reaches the peer again, or the peer's
  * new process dialing us) is not. */
+/* (Only a GO_AWAY the connection itself carried counts: a connection this
+ * rule marked says nothing new about the peer.) */
 static void peer_going_away(mig_peer_t *p) {
   if (p->released || p->n->stopping) return;
   p->away_seq = net_last_conn_seq(p->n->net);
@@ -76,7 +78,7 @@ static void plain_error(void *ud, net_stream_t *s, int err) {
   }
   bftnet_reason_t cause = carrier_cause(car, err);
   if (ls) ls->cause = cause;
-  if (ls && cause == BFTNET_REASON_GOING_AWAY) peer_going_away(car->p);
+  if (ls && car->conn && net_conn_said_goaway(car->conn)) peer_going_away(car->p);
   plain_end(car, cause == BFTNET_REASON_GOING_AWAY ? "going_away"
                  : err == BFTNET_ERESET            ? "reset"
                                                    : "closed");
@@ -293,7 +295,7 @@ static void car_error(void *ud, net_stream_t *s, int err) {
   mig_stream_t *ls = mig__stream_of(p, m);
   if (ls) ls->cause = carrier_cause(car, err); /* for the events this end causes */
   /* The stream's own carrier (not one left behind by a move). */
-  if (ls && m->cur.h == car->h && ls->cause == BFTNET_REASON_GOING_AWAY) peer_going_away(p);
+  if (ls && m->cur.h == car->h && car->conn && net_conn_said_goaway(car->conn)) peer_going_away(p);
   if (err == BFTNET_ENA && car->label && m && m->state == MIG_S_LABELING && ls) {
     ls_fallback_plain(ls, car->conn);
   } else if (err == BFTNET_ERESET || err == BFTNET_ENA) {

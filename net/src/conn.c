@@ -341,7 +341,7 @@ static void conn_yamux_goaway(void *ud, uint32_t code) {
   /* Existing streams go on; yamux refuses new opens for us, and the
    * connection no longer counts as up for new work (net_conn_iter). A
    * normal termination makes its end an orderly one (conn_end_reason). */
-  if (code == YAMUX_GOAWAY_NORMAL) c->goaway_rcvd = true;
+  if (code == YAMUX_GOAWAY_NORMAL) c->goaway_rcvd = c->goaway_frame = true;
 }
 
 void net__conn_register(net_t *n) {

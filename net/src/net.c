@@ -273,6 +273,9 @@ bool net_conn_ready(const net_conn_t *c) {
 bool net_conn_going_away(const net_conn_t *c) {
   return c->goaway_rcvd;
 }
+bool net_conn_said_goaway(const net_conn_t *c) {
+  return c->goaway_frame;
+}
 bftnet_reason_t net_conn_end_reason(const net_conn_t *c) {
   return c->state == CONN_CLOSING ? c->down_reason : BFTNET_REASON_NONE;
 }

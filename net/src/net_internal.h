@@ -120,7 +120,8 @@ struct net_conn {
   uint64_t rtt_last_ns, rtt_srtt_ns;
   uint64_t rtt_win[NET_RTT_WINDOW]; /* the last round trips, rtt_n % window next */
   uint32_t rtt_n;
-  bool goaway_rcvd; /* the peer sent GO_AWAY (normal termination), or is going away */
+  bool goaway_rcvd;  /* the peer sent GO_AWAY (normal termination), or is going away */
+  bool goaway_frame; /* the peer sent GO_AWAY (normal termination) on this one */
 
   net_stream_t *congested_head; /* streams parked until the output drains */
   net_stream_t *waking_head;    /* the parked list being woken right now */
