@@ -143,6 +143,7 @@ bool net_conn_said_goaway(const net_conn_t *c);
  * order, and a connection it had not finished setting up gets none.
  * Connections made after this are not marked. */
 void net_peer_going_away(net_t *n, const peerid_t *peer);
+/* The same mark on one connection (one that authenticated only later). */
 void net_conn_mark_going_away(net_conn_t *c);
 /* The creation number the last connection got (net_conn_seq). */
 uint64_t net_last_conn_seq(const net_t *n);

@@ -49,9 +49,8 @@ static void plain_fin(void *ud, net_stream_t *s) {
  * leader retires only connections that carried no stream for three ticks).
  * From then on every connection to the peer made before is treated as going
  * away; one made after (a dial that reaches the peer again, or the peer's
- * new process dialing us) is not. */
-/* (Only a GO_AWAY the connection itself carried counts: a connection this
- * rule marked says nothing new about the peer.) */
+ * new process dialing us) is not. Only a GO_AWAY the connection itself
+ * carried counts: a connection this rule marked says nothing new. */
 static void peer_going_away(mig_peer_t *p) {
   if (p->released || p->n->stopping) return;
   p->away_seq = net_last_conn_seq(p->n->net);

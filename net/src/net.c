@@ -166,13 +166,13 @@ void net_close_peer(net_t *n, const peerid_t *peer, bftnet_reason_t reason) {
   }
 }
 
-void net_peer_going_away(net_t *n, const peerid_t *peer) {
-  for (net_conn_t *c = n->conns; c; c = c->next)
-    if (c->state != CONN_CLOSING && conn_of(c, peer)) c->goaway_rcvd = true;
-}
-
 void net_conn_mark_going_away(net_conn_t *c) {
   if (c->state != CONN_CLOSING) c->goaway_rcvd = true;
+}
+
+void net_peer_going_away(net_t *n, const peerid_t *peer) {
+  for (net_conn_t *c = n->conns; c; c = c->next)
+    if (conn_of(c, peer)) net_conn_mark_going_away(c);
 }
 
 uint64_t net_last_conn_seq(const net_t *n) {

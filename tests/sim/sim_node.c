@@ -160,14 +160,7 @@ void sim_node_leave(sim_run_t *run, sim_node_t *n) {
   if (!n->alive) return;
   sim_books_check_violations(run, n);
   sim_books_crash(run, n);
-  sim_app_stop(run, n);
-  n->alive = false;
-  int rc = bftnet_stop(n->b); /* the world goes on: the others see it go */
-  if (rc < 0) sim_check_fail(run, "%s: bftnet_stop: %s", n->name, bftnet_err_name(rc));
-  bftnet_free(n->b);
-  sim_tr_free(n->tr);
-  n->b = NULL;
-  n->tr = NULL;
+  sim_node_stop(run, n);
   run->leaves++;
 }
 
@@ -175,6 +168,8 @@ void sim_node_stop(sim_run_t *run, sim_node_t *n) {
   if (!n->alive) return;
   sim_app_stop(run, n);
   n->alive = false;
+  int rc = bftnet_stop(n->b); /* what bftnet_free does first, with its error seen */
+  if (rc < 0) sim_check_fail(run, "%s: bftnet_stop: %s", n->name, bftnet_err_name(rc));
   bftnet_free(n->b); /* graceful: the world turns, the others see it go */
   sim_tr_free(n->tr);
   n->b = NULL;
