@@ -565,14 +565,18 @@ static void test_min_share_no_starvation(void **state) {
 /* r1's application takes blocks slowly (a thread of their own, 100 ms per
  * block: their queue stays full, their credit stopped) and votes at once
  * (another thread, bftnet_recv_classes). r0 floods blocks and sends a vote
- * every 10 ms: every vote arrives soon after it was sent and its bytes are
- * credited (confirmed to r0) while the blocks' are not; the blocks drop
- * from r0's full ring and count only their own. */
+ * every 10 ms: every vote's bytes are credited (confirmed to r0) while the
+ * blocks' are not; the blocks drop from r0's full ring and count only their
+ * own. Whether a vote waited for the blocks is read from what happened
+ * meanwhile, not from a clock: each vote carries how many blocks r1 had
+ * taken when it was sent, and a vote that had to wait for room in the
+ * blocks' queue arrives only after r1 took another block. */
 #define IQ_VOTES 150
 
 typedef struct iq_state {
   atomic_bool stop;
   uint64_t votes, late, worst_ns, blocks;
+  uint64_t after_block; /* votes that arrived after r1 took a block sent after them */
   uint32_t max_blocks_depth;
 } iq_state_t;
 
@@ -585,6 +589,7 @@ static void *iq_vote_reader(void *arg) {
     uint64_t lat = th_mono_ns() - th_get_be64(m.data);
     if (lat > s->worst_ns) s->worst_ns = lat;
     if (lat > 100000000ull) s->late++;
+    if (__atomic_load_n(&s->blocks, __ATOMIC_ACQUIRE) > th_get_be64(m.data + 8)) s->after_block++;
     __atomic_add_fetch(&s->votes, 1, __ATOMIC_RELAXED);
     bftnet_msg_release(&m);
   }
@@ -601,8 +606,8 @@ static void *iq_block_reader(void *arg) {
       s->max_blocks_depth = st.inbound_depth;
     if (bftnet_recv_classes(nodes[1].net, 1u << 1, &m, 1, 50) != 1) continue;
     assert_int_equal(m.cls, 1);
-    s->blocks++;
     bftnet_msg_release(&m);
+    __atomic_add_fetch(&s->blocks, 1, __ATOMIC_RELEASE);
     usleep(100000); /* the slow block validation */
   }
   return NULL;
@@ -646,6 +651,7 @@ static void test_full_inbound_queue_stops_only_its_class(void **state) {
   bftnet_send_opts_t o = {.cls = 0};
   for (int i = 0; i < IQ_VOTES; i++) {
     th_put_be64(vote, th_mono_ns());
+    th_put_be64(vote + 8, __atomic_load_n(&s.blocks, __ATOMIC_ACQUIRE));
     assert_ok(bftnet_send_ex(nodes[0].net, "r1", &o, vote, sizeof vote));
     usleep(10000);
   }
@@ -668,19 +674,22 @@ static void test_full_inbound_queue_stops_only_its_class(void **state) {
   pthread_join(rb, NULL);
   bftnet_class_stats_t v = cstats(0, "r1", 0), b = cstats(0, "r1", 1);
   print_message(
-      "full inbound queue: %llu of %d votes, worst %.1f ms, %llu over 100 ms; blocks taken %llu, "
-      "their queue up to %u (bound 16 + one window), dropped from r0's ring %llu; votes dropped "
-      "%llu\n",
-      (unsigned long long)s.votes, IQ_VOTES, (double)s.worst_ns / 1e6, (unsigned long long)s.late,
-      (unsigned long long)s.blocks, s.max_blocks_depth, (unsigned long long)b.dropped,
-      (unsigned long long)v.dropped);
+      "full inbound queue: %llu of %d votes, %llu of them after r1 took another block, worst "
+      "%.1f ms, %llu over 100 ms; blocks taken %llu, their queue up to %u (bound 16 + one "
+      "window), dropped from r0's ring %llu; votes dropped %llu\n",
+      (unsigned long long)s.votes, IQ_VOTES, (unsigned long long)s.after_block,
+      (double)s.worst_ns / 1e6, (unsigned long long)s.late, (unsigned long long)s.blocks,
+      s.max_blocks_depth, (unsigned long long)b.dropped, (unsigned long long)v.dropped);
   assert_int_equal(s.votes, IQ_VOTES); /* every vote */
   assert_int_equal(v.dropped + v.aborted, 0);
   assert_true(b.dropped > 0);            /* the blocks overflowed, and counted it */
   assert_true(s.max_blocks_depth >= 15); /* their queue was full (credit stopped) */
-  /* Votes did not wait for the blocks (a loaded machine may still delay a
-   * few by scheduling the threads late). */
-  assert_true(s.late <= IQ_VOTES / 10);
+  /* Votes did not wait for room in the blocks' queue: r1 takes a block
+   * every 100 ms and a vote is sent every 10 ms, so a vote that waits for
+   * the blocks arrives after the next block taken; one that does not
+   * arrives before it unless its threads were kept from a core for up to
+   * 100 ms. Half is far from both (the timing itself is bench/'s). */
+  assert_true(s.after_block < IQ_VOTES / 2);
   bftnet_msg_t m;
   assert_err(bftnet_recv_classes(nodes[1].net, 1u << 2, &m, 1, 0), BFTNET_ENOCLASS);
   assert_err(bftnet_recv_classes(nodes[1].net, 0, &m, 1, 0), BFTNET_ENOCLASS);
