@@ -1,7 +1,8 @@
 # The architecture, checked on every build: the layering read from the
 # compiled objects and the #include lines (no use of a folder that is not
 # below, no circle of calls between the files of a folder), and the message
-# path of docs/ARCHITECTURE.md (every file:function it names exists).
+# path of docs/ARCHITECTURE.md (every file:function it names exists), and
+# the metrics of docs/OPERATING.md (every exported family has a row).
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_FOUND)
   set(_layers)
@@ -18,7 +19,9 @@ if(Python3_FOUND)
   add_test(NAME arch_doc_map COMMAND Python3::Interpreter
     ${CMAKE_CURRENT_SOURCE_DIR}/arch/check_doc_map.py ${CMAKE_SOURCE_DIR}
     ${CMAKE_SOURCE_DIR}/docs/ARCHITECTURE.md)
-  set_tests_properties(arch_layers arch_doc_map PROPERTIES LABELS unit)
+  add_test(NAME arch_doc_metrics COMMAND Python3::Interpreter
+    ${CMAKE_CURRENT_SOURCE_DIR}/arch/check_doc_metrics.py ${CMAKE_SOURCE_DIR})
+  set_tests_properties(arch_layers arch_doc_map arch_doc_metrics PROPERTIES LABELS unit)
 else()
   message(WARNING "python3 not found: the architecture checks (tests/arch) are not registered")
 endif()
