@@ -227,6 +227,13 @@ typedef enum bn_run_mode {
   BN_RUN_NOWAIT       /* one turn, never blocking */
 } bn_run_mode_t;
 
+/* A socket's sending side as its kernel sees it (sock_tx_info). */
+typedef struct bn_tx_info {
+  uint64_t queued;     /* bytes written and not yet acknowledged by the peer, sent or not */
+  uint64_t acked;      /* bytes the peer acknowledged since the connection began */
+  uint32_t min_rtt_us; /* the smallest round trip the kernel measured (0: none) */
+} bn_tx_info_t;
+
 typedef struct bn_transport_ops {
   int (*listen)(bn_transport_t *t, const struct sockaddr *sa, bn_accept_cb cb, void *ud,
                 bn_tlistener_t **out);
@@ -268,6 +275,10 @@ typedef struct bn_transport_ops {
    * sent on s (TCP_NOTSENT_LOWAT), so what the node writes later is not
    * queued behind a deep kernel buffer. 0 or an error. */
   int (*sock_set_notsent_lowat)(bn_tsock_t *s, uint32_t bytes);
+  /* Optional (NULL: not supported): what the kernel holds for s and knows
+   * of its path (bn_tx_info_t); the rates and round trip only if `rates`
+   * (they cost another system call). 0 or an error. */
+  int (*sock_tx_info)(const bn_tsock_t *s, bool rates, bn_tx_info_t *out);
 } bn_transport_ops_t;
 
 struct bn_transport {

@@ -398,6 +398,16 @@ typedef struct bftnet_config {
    * classes may have in flight, unread, is what an urgent message can wait
    * behind at a busy receiver: at most one such window per class. */
   uint32_t class_window;
+  /* With two or more classes, the less urgent ones (priority > 0) write to
+   * a member's connection only while its kernel holds less than the
+   * connection's in-flight cap: bytes written and not yet acknowledged by
+   * the member, sent or not, which is what can sit in the network's queues
+   * ahead of an urgent message. The cap is about twice the path's
+   * bandwidth-delay product as the kernel measures it (its delivery rate
+   * and smallest round trip; docs/ARCHITECTURE.md §6), and at least this
+   * many bytes. 0: the default, 16 KiB. UINT32_MAX: no cap (what TCP's
+   * congestion window lets out). Linux only; elsewhere no cap. */
+  uint32_t class_inflight_min;
 } bftnet_config_t;
 
 /* Fills in every default. Call before setting fields. */
@@ -558,6 +568,13 @@ typedef struct bftnet_peer_stats {
   int conn_outbound;               /* that connection: 1 we dialed it, 0 it dialed us,
                                       -1 none */
   char conn_addr[BFTNET_ADDR_MAX]; /* its remote multiaddr ("" if none) */
+  /* With two or more classes (class_inflight_min), that connection's
+   * in-flight cap, refreshed like the health fields above: bytes its kernel
+   * held, written and not yet acknowledged, when a less urgent class last
+   * asked to write; the most it held at any such time; and the cap then.
+   * 0 without classes, without a connection, or where the kernel does not
+   * say. */
+  uint64_t inflight_bytes, inflight_max_bytes, inflight_cap_bytes;
 } bftnet_peer_stats_t;
 
 /* Waits until every member's ring is empty and every byte written to it is

@@ -38,6 +38,22 @@ void net_transport_uv_free(bn_transport_t *t);
  * slack (the control frames: window updates, ping answers). */
 #define NET_PACE_PIECE (16u * 1024u)
 #define NET_PACE_SLACK (1024u)
+/* The in-flight cap of a paced connection (net_config_t.inflight_min):
+ * what the kernel may hold for it, sent and not yet acknowledged or not yet
+ * sent, before a stream of priority > 0 writes more. The larger of
+ * inflight_min, NET_INFLIGHT_BDP_GAIN times the path's bandwidth-delay
+ * product and NET_INFLIGHT_TICK_GAIN re-check periods at its delivery rate.
+ * The round trip is the smallest the kernel measured; the rate is the
+ * bytes the peer acknowledged over spans of at least NET_INFLIGHT_SPAN_NS
+ * (an average: a token bucket's bursts at line rate do not inflate it), the
+ * larger of the last two spans. Above the cap the connection re-checks
+ * every NET_INFLIGHT_RECHECK_MS. */
+#define NET_INFLIGHT_BDP_GAIN   2
+#define NET_INFLIGHT_TICK_GAIN  1.25
+#define NET_INFLIGHT_RECHECK_MS 1
+#define NET_INFLIGHT_SPAN_NS    10000000ull
+#define NET_INFLIGHT_INFO_NS    1000000ull /* the kernel's counts are read at most this often */
+#define NET_INFLIGHT_MAX        (64u * 1024u * 1024u)
 
 /* ------------------------------------------------------------- the node */
 
@@ -59,6 +75,10 @@ typedef struct net_config {
    * go on by priority (net_stream_set_prio). */
   bool paced;
   uint32_t notsent_lowat; /* TCP_NOTSENT_LOWAT of every socket, bytes (0: not set) */
+  /* Paced only: streams of priority > 0 write while the kernel holds less
+   * than a connection's in-flight cap (NET_INFLIGHT_*), at least this many
+   * bytes (0: no cap). */
+  uint32_t inflight_min;
 } net_config_t;
 
 typedef struct net_cbs {
@@ -158,6 +178,9 @@ typedef struct net_conn_health {
   uint64_t rtt_srtt_ns; /* smoothed: srtt += (rtt - srtt) / 8, RFC 6298's */
   uint64_t rtt_max_ns;  /* the largest of the last NET_RTT_WINDOW round trips */
   uint32_t rtt_samples; /* round trips measured on it */
+  /* Paced connections with an in-flight cap (0 otherwise): what the kernel
+   * held at the last check, the most it held at any check, the cap. */
+  uint64_t inflight, inflight_max, inflight_cap;
 } net_conn_health_t;
 void net_conn_health(const net_conn_t *c, net_conn_health_t *out);
 

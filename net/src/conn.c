@@ -20,6 +20,15 @@
  * behind at most one piece. The flush pass writes and wakes the parked
  * streams again as long as the socket takes everything at once, so the
  * kernel (its unsent bytes capped by TCP_NOTSENT_LOWAT) stays fed.
+ *
+ * What the kernel has sent is out of reach too: a byte on the wire cannot
+ * be overtaken, and a bottleneck's queue (a switch port, a slower link)
+ * fills with whatever TCP's window lets out. So on a paced connection the
+ * less urgent streams (priority > 0) also stop while the kernel holds the
+ * in-flight cap or more (net__conn_capped): about twice the path's
+ * bandwidth-delay product, as the kernel measures it. A vote then waits
+ * behind at most that in the network's queues, about one round trip's
+ * worth, instead of everything the congestion window allows.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +56,7 @@ _Static_assert(CONN_FRAME_PLAINTEXT <= BN_NOISE_MAX_PLAINTEXT, "a Noise frame's 
 
 static void conn_hs_timeout(void *ud);
 static void conn_want_flush(net_conn_t *c);
+static void conn_wake_parked(net_conn_t *c);
 
 /* ------------------------------------------------------------ lifecycle */
 
@@ -216,6 +226,8 @@ void net__conn_teardown(net_conn_t *c) {
   c->teardown_pending = false;
   n->t->ops->timer_free(c->hs_timer);
   c->hs_timer = NULL;
+  if (c->cap_timer) n->t->ops->timer_free(c->cap_timer);
+  c->cap_timer = NULL;
   n->hooks.conn_down(c, BFTNET_ECLOSED);
   bool graceful = conn_close_is_normal(c->down_reason);
   if (graceful && c->ymx) net__conn_flush(c, true); /* the GO_AWAY net__conn_fail queued */
@@ -365,6 +377,7 @@ static void conn_write_out(net_conn_t *c, bool all) {
   size_t len = bn_buf_unread(&c->out);
   if (len == 0) return;
   int rc = n->t->ops->write(c->sock, &c->out, all);
+  c->tx_handed += len - bn_buf_unread(&c->out);
   bn_counter_add(n->ctr, BFTNET_COUNTER_BYTES_OUT, len - bn_buf_unread(&c->out));
   if (rc < 0) {
     bn_buf_reset(&c->out);
@@ -394,6 +407,66 @@ static void conn_flush_all(void *ud) {
     else if (c->teardown_pending && c->in_feed == 0)
       net__conn_teardown(c);
   }
+}
+
+/* The in-flight cap's re-check: nothing else tells that the kernel's
+ * bytes were acknowledged (an ACK wakes no one), so the streams waiting
+ * above the cap try again every NET_INFLIGHT_RECHECK_MS. */
+static void conn_cap_recheck(void *ud) {
+  net_conn_t *c = ud;
+  c->cap_armed = false;
+  if (c->state == CONN_READY && c->congested_head && !net__conn_congested(c)) conn_wake_parked(c);
+}
+
+/* The path's rate (acknowledged bytes over a span, the larger of the last
+ * two spans) and round trip, and the cap they make (NET_INFLIGHT_BDP_GAIN's
+ * comment). A span the sender left idle measures less than the path can
+ * do; the cap then starts from the larger of its floor and the rate seen,
+ * and grows by the tick gain each span while the path keeps up. */
+static void conn_cap_update(net_conn_t *c, const bn_tx_info_t *ti, uint64_t now) {
+  if (ti->min_rtt_us) c->min_rtt_us = ti->min_rtt_us;
+  if (c->span_ns == 0 || ti->acked < c->span_acked) { /* the first reading */
+    c->span_ns = now;
+    c->span_acked = ti->acked;
+  } else if (now - c->span_ns >= NET_INFLIGHT_SPAN_NS) {
+    c->rate[1] = c->rate[0];
+    c->rate[0] = (uint64_t)((double)(ti->acked - c->span_acked) * 1e9 / (double)(now - c->span_ns));
+    c->span_ns = now;
+    c->span_acked = ti->acked;
+  }
+  double rate = (double)BN_MAX(c->rate[0], c->rate[1]);
+  double bdp = rate * c->min_rtt_us / 1e6 * NET_INFLIGHT_BDP_GAIN;
+  double tick = rate * NET_INFLIGHT_RECHECK_MS / 1e3 * NET_INFLIGHT_TICK_GAIN;
+  double cap = BN_MAX((double)c->net->cfg.inflight_min, BN_MAX(bdp, tick));
+  c->inflight_cap = (uint64_t)BN_MIN(cap, (double)NET_INFLIGHT_MAX);
+}
+
+bool net__conn_capped(net_conn_t *c) {
+  net_t *n = c->net;
+  if (!n->cfg.paced || !n->cfg.inflight_min || !n->t->ops->sock_tx_info) return false;
+  uint64_t now = bn_now_ns(n->t->seam);
+  bool rates = c->inflight_cap == 0 || now - c->info_ns >= NET_INFLIGHT_INFO_NS;
+  /* The kernel holds at most what it held at the last reading plus what
+   * was handed to it since: below the cap, no need to ask (a system call
+   * per piece would cost a fast path about a tenth of its throughput). */
+  if (!rates && c->inflight + (c->tx_handed - c->inflight_handed) < c->inflight_cap) return false;
+  bn_tx_info_t ti = {0};
+  if (n->t->ops->sock_tx_info(c->sock, rates, &ti) != 0) return false; /* not known: no cap */
+  if (rates) {
+    c->info_ns = now;
+    conn_cap_update(c, &ti, now);
+  }
+  c->inflight_handed = c->tx_handed;
+  c->inflight = ti.queued;
+  c->inflight_max = BN_MAX(c->inflight_max, ti.queued);
+  if (ti.queued < c->inflight_cap) return false;
+  if (!c->cap_timer && n->t->ops->timer_new(n->t, conn_cap_recheck, c, &c->cap_timer) != 0)
+    return false; /* no timer to wake the waiting streams: better no cap */
+  if (!c->cap_armed) {
+    c->cap_armed = true;
+    n->t->ops->timer_start(c->cap_timer, NET_INFLIGHT_RECHECK_MS, 0);
+  }
+  return true;
 }
 
 bool net__conn_congested(const net_conn_t *c) {

@@ -112,7 +112,10 @@ void net_conn_health(const net_conn_t *c, net_conn_health_t *out) {
                              .rtt_last_ns = c->rtt_last_ns,
                              .rtt_srtt_ns = c->rtt_srtt_ns,
                              .rtt_max_ns = max,
-                             .rtt_samples = c->rtt_n};
+                             .rtt_samples = c->rtt_n,
+                             .inflight = c->inflight,
+                             .inflight_max = c->inflight_max,
+                             .inflight_cap = c->inflight_cap};
 }
 
 static void pinger_on_data(void *ud, net_stream_t *s, const uint8_t *p, size_t n) {

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "net.h"
+#include "tcp_info.h"
 
 typedef struct uvt {
   bn_transport_t base;
@@ -262,6 +263,13 @@ static int sock_set_notsent_lowat(bn_tsock_t *s, uint32_t bytes) {
   return setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof v) == 0 ? 0 : -errno;
 }
 
+static int sock_tx_info(const bn_tsock_t *s, bool rates, bn_tx_info_t *out) {
+  uv_os_fd_t fd;
+  int rc = uv_fileno((const uv_handle_t *)&s->tcp, &fd);
+  if (rc != 0) return rc;
+  return net__tcp_tx_info(fd, rates, out);
+}
+
 static int sock_peer_addr(const bn_tsock_t *s, struct sockaddr_storage *out) {
   int len = sizeof *out;
   return uv_tcp_getpeername(&s->tcp, (struct sockaddr *)out, &len);
@@ -462,6 +470,7 @@ static const bn_transport_ops_t uvt_ops = {
     .run = uvt_run,
     .shutdown = uvt_shutdown,
     .sock_set_notsent_lowat = sock_set_notsent_lowat,
+    .sock_tx_info = sock_tx_info,
 };
 
 int net_transport_uv_new(struct uv_loop_s *loop, const bn_seam_t *seam, bn_transport_t **out) {

@@ -151,6 +151,12 @@ uint32_t node__classes_window(const bftnet_t *b) {
   return b->ncls > 1 && b->cfg.class_window ? b->cfg.class_window : b->cfg.yamux_window;
 }
 
+uint32_t node__classes_inflight_min(const bftnet_t *b) {
+  uint32_t v = b->cfg.class_inflight_min;
+  if (b->ncls < 2 || v == UINT32_MAX) return 0;
+  return v ? v : NODE_INFLIGHT_MIN_DEFAULT;
+}
+
 uint32_t node__classes_lowat(const bftnet_t *b) {
   uint32_t v = b->cfg.notsent_lowat;
   if (v == UINT32_MAX) return 0;

@@ -71,6 +71,7 @@ static void publish(mbr_t *m) {
   net_conn_t *c = m->d.stopped ? NULL : disp_conn(&m->d);
   if (!c) {
     ck_pr_store_64(&h->conn_up_ns, 0);
+    ck_pr_store_64(&h->inflight, 0);
     ck_pr_store_int(&h->conn_outbound, -1);
     ck_pr_store_int(&h->conn_path, -1);
     if (h->conn_seq) publish_addr(h, NULL);
@@ -85,6 +86,9 @@ static void publish(mbr_t *m) {
   }
   if (nh.last_rx_ns > ck_pr_load_64(&h->heard_ns)) ck_pr_store_64(&h->heard_ns, nh.last_rx_ns);
   ck_pr_store_64(&h->conn_up_ns, nh.up_ns);
+  ck_pr_store_64(&h->inflight, nh.inflight);
+  ck_pr_store_64(&h->inflight_max, nh.inflight_max);
+  ck_pr_store_64(&h->inflight_cap, nh.inflight_cap);
   ck_pr_store_int(&h->conn_outbound, net_conn_outbound(c) ? 1 : 0);
   ck_pr_store_int(&h->conn_path, conn_path(m, c));
   if (h->conn_seq != net_conn_seq(c)) publish_addr(h, c);
@@ -106,6 +110,9 @@ void node__health_fill(bftnet_t *b, mbr_t *m, bftnet_peer_stats_t *out) {
   out->since_heard_ns = heard ? (now > heard ? now - heard : 0) : UINT64_MAX;
   out->conn_age_ns = up ? (now > up ? now - up : 1) : 0;
   out->conn_outbound = ck_pr_load_int(&h->conn_outbound);
+  out->inflight_bytes = ck_pr_load_64(&h->inflight);
+  out->inflight_max_bytes = ck_pr_load_64(&h->inflight_max);
+  out->inflight_cap_bytes = ck_pr_load_64(&h->inflight_cap);
   lock_addr(h);
   memcpy(out->conn_addr, h->addr, sizeof out->conn_addr);
   unlock_addr(h);

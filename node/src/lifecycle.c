@@ -217,6 +217,7 @@ static int node_new(bftnet_t **out, const bftnet_config_t *cfg, bn_transport_t *
       .log = &b->log,
       .paced = b->ncls > 1,
       .notsent_lowat = node__classes_lowat(b),
+      .inflight_min = node__classes_inflight_min(b),
   };
   net_cbs_t cbs = {
       .on_conn_up = on_conn_up, .on_conn_down = on_conn_down, .peer_name = on_peer_name};

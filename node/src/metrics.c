@@ -187,8 +187,8 @@ static const node_fam_t node_fams[BFTNET_COUNTER_COUNT] = {
                                         "Our messages above a member's max_message_size, "
                                         "never written."},
     [BFTNET_COUNTER_INBOUND_TOO_BIG] = {NULL, false,
-                                        "Members' messages above our max_message_size, "
-                                        "skipped unread."},
+                                        "Messages above our max_message_size (from members "
+                                        "and not-yet members), skipped unread."},
     [BFTNET_COUNTER_MIG_BAD_CONFIRM] = {NULL, false,
                                         "Rejected: Confirms beyond the bytes sent (the stream "
                                         "aborts)."},
@@ -290,6 +290,11 @@ static const member_fam_t member_fams[] = {
        "Time since anything last arrived from the member (+Inf: never)."),
     MF("peer_connection_age_seconds", "gauge", conn_age_ns, V_SECONDS,
        "Age of the member's current connection (0: none)."),
+    MF("peer_inflight_bytes", "gauge", inflight_bytes, V_U64,
+       "Bytes the kernel held for the member's connection, not yet acknowledged, when a less "
+       "urgent class last asked to write (classes only)."),
+    MF("peer_inflight_cap_bytes", "gauge", inflight_cap_bytes, V_U64,
+       "The connection's in-flight cap for the less urgent classes (classes only)."),
 };
 
 /* One series per member and class: a field of bftnet_class_stats_t. */

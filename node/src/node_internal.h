@@ -51,6 +51,9 @@
  * an urgent message is not queued behind a deep socket buffer; two Noise
  * frames keep the socket fed between two turns of the loop. */
 #define NODE_NOTSENT_LOWAT_DEFAULT (32u * 1024u)
+/* The in-flight cap's floor with classes (bftnet_config_t.class_inflight_min):
+ * one piece (NET_PACE_PIECE). */
+#define NODE_INFLIGHT_MIN_DEFAULT (16u * 1024u)
 
 typedef struct cmd cmd_t;
 typedef void (*cmd_fn)(bftnet_t *b, cmd_t *c);
@@ -91,13 +94,14 @@ typedef struct epoch_rec {
 /* A member's health as the loop last published it (health.c): atomic
  * fields (ck_pr) that any thread reads, the address under its lock. */
 typedef struct mbr_health {
-  uint64_t rtt_last, rtt_srtt, rtt_max; /* ns; 0: no round trip yet */
-  uint64_t heard_ns;                    /* the seam's clock; 0: never */
-  uint64_t conn_up_ns;                  /* its current connection's; 0: none */
-  int conn_outbound;                    /* 1, 0, or -1 with no connection */
-  int conn_path;                        /* the membership address it dialed (0 most
-                                           preferred); -1 inbound, unlisted or none */
-  uint64_t conn_seq;                    /* loop only: whose address is below */
+  uint64_t rtt_last, rtt_srtt, rtt_max;          /* ns; 0: no round trip yet */
+  uint64_t heard_ns;                             /* the seam's clock; 0: never */
+  uint64_t conn_up_ns;                           /* its current connection's; 0: none */
+  int conn_outbound;                             /* 1, 0, or -1 with no connection */
+  int conn_path;                                 /* the membership address it dialed (0 most
+                                                    preferred); -1 inbound, unlisted or none */
+  uint64_t inflight, inflight_max, inflight_cap; /* bytes; its current connection's */
+  uint64_t conn_seq;                             /* loop only: whose address is below */
   ck_spinlock_fas_t addr_lock;
   char addr[BFTNET_ADDR_MAX];
 } mbr_health_t;
@@ -201,6 +205,7 @@ void node__classes_resolve(bftnet_t *b);
 uint32_t node__classes_window(const bftnet_t *b);
 /* TCP_NOTSENT_LOWAT for the node's sockets (0: leave the kernel's). */
 uint32_t node__classes_lowat(const bftnet_t *b);
+uint32_t node__classes_inflight_min(const bftnet_t *b);
 
 /* ----------------------------------------------------------------- cmd.c */
 

@@ -72,6 +72,12 @@ bftnet_test(migration_na_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/mi
 bftnet_test(classes_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/classes_test.c
   LIBS bftnet_th_app bftnet_th_base Threads::Threads PkgConfig::UV TIMEOUT 180 LABELS threads)
 
+# The in-flight cap of a paced connection, behind a tbf link in a network
+# namespace of the test's own (root; skips otherwise).
+bftnet_test(class_inflight_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/class_inflight_test.c
+  LIBS bftnet_th_app bftnet_th_base Threads::Threads TIMEOUT 120 LABELS threads)
+set_tests_properties(class_inflight_test PROPERTIES SKIP_RETURN_CODE 77)
+
 # Received messages lost before the application took them, per class: a
 # TentativeReceiver's evictions (promoted or not), a removed member's unread
 # queue; the per-class counts sum to the node counters.
