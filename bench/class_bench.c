@@ -27,12 +27,16 @@
  * 0 votes lost, blocks with votes >= 0.9x alone) are printed, not asserted:
  * every figure is from the same run, cells alternating.
  *
- * Usage: class_bench [--seconds S] [--cells LIST] [--cdf DIR] [--link RATE] [--quick]
- *   LIST: any of pair-1m,pair-64k,all4-1m,all4-64k (default all);
+ * Usage: class_bench [--seconds S] [--cells LIST] [--modes LIST] [--cdf DIR] [--link RATE]
+ *                    [--quick]
+ *   --cells: any of pair-1m,pair-64k,all4-1m,all4-64k (default all);
+ *   --modes: any of fifo,classes,nocap (default fifo,classes; nocap: the
+ *   classes without the in-flight cap, class_inflight_min = UINT32_MAX);
  *   --cdf DIR writes each cell's sorted vote latencies, for gnuplot
  *   (bench/class_bench.gp draws them).
  * Environment, for diagnosis: CB_DIAG=1 prints the vote class's own stats
- * per member; CB_WINDOW, CB_LOWAT set yamux_window, notsent_lowat;
+ * per member; CB_WINDOW, CB_LOWAT, CB_INFLIGHT set yamux_window,
+ * notsent_lowat, class_inflight_min;
  * CB_VOTE_RX=1 gives the votes a receiving thread of their own
  * (bftnet_recv_classes); CB_LOOP_NICE=N runs the library's loop thread
  * (bftnet-loop) at nice N (negative: root or CAP_SYS_NICE), CB_VOTE_NICE=N
@@ -73,7 +77,11 @@
 #define BULK_RING      64 /* messages a member's ring (fifo) or bulk class holds */
 
 enum { PH_SETUP, PH_CONNECT, PH_IDLE, PH_BULK, PH_ALONE, PH_WARM, PH_DRAIN, PH_STOP, PH_N };
-enum { M_FIFO, M_CLASSES };
+/* fifo: one class; classes: votes and blocks, as configured by default;
+ * nocap: the same without the in-flight cap (class_inflight_min =
+ * UINT32_MAX), what the classes did before it. */
+enum { M_FIFO, M_CLASSES, M_NOCAP, M_N };
+static const char *const mode_name[M_N] = {"fifo", "classes", "nocap"};
 
 typedef struct node_res {
   _Atomic int ready;   /* the last phase this node is ready for */
@@ -188,7 +196,7 @@ static void *bulk_main(void *arg) {
   uint8_t *b = calloc(1, g->bulk);
   if (!b) return NULL;
   b[0] = 'B';
-  uint8_t cls = g->mode == M_CLASSES ? 1 : 0;
+  uint8_t cls = g->mode != M_FIFO ? 1 : 0;
   bftnet_send_opts_t o = {.cls = cls};
   while (!atomic_load(&n->stop)) {
     int ph = phase();
@@ -268,6 +276,8 @@ static void configure(bftnet_config_t *cfg, bftnet_class_t *c) {
   cfg->max_message_size = 2u << 20;
   if (getenv("CB_WINDOW")) cfg->yamux_window = (uint32_t)atoi(getenv("CB_WINDOW"));
   if (getenv("CB_LOWAT")) cfg->notsent_lowat = (uint32_t)atoi(getenv("CB_LOWAT"));
+  if (getenv("CB_INFLIGHT")) cfg->class_inflight_min = (uint32_t)atoi(getenv("CB_INFLIGHT"));
+  if (g->mode == M_NOCAP) cfg->class_inflight_min = UINT32_MAX;
   if (g->mode == M_FIFO) {
     cfg->ring_capacity = BULK_RING; /* votes share it with the blocks */
     return;
@@ -444,7 +454,7 @@ static int child(int me) {
   int nth = 3;
   /* CB_VOTE_RX=1 (classes): the votes get a receiving thread of their own
    * (bftnet_recv_classes), as a replica would give its consensus messages. */
-  bool vote_rx = g->mode == M_CLASSES && getenv("CB_VOTE_RX");
+  bool vote_rx = g->mode != M_FIFO && getenv("CB_VOTE_RX");
   static rx_arg_t ra[2];
   ra[0] = (rx_arg_t){&n, vote_rx ? 2u : 0u};
   ra[1] = (rx_arg_t){&n, 1u};
@@ -473,12 +483,17 @@ static int child(int me) {
   for (int j = 0; j < g->n; j++) {
     if (j == me) continue;
     bftnet_class_stats_t st;
-    if (g->mode == M_CLASSES) {
+    if (g->mode != M_FIFO) {
       if (bftnet_class_stats(n.net, n.id[j], 0, &st) == 0) r->vote_dropped += st.dropped;
-      if (getenv("CB_DIAG")) /* the sender's side of a vote's wait: queueing, bytes ahead */
-        fprintf(stderr, "n%d->n%d votes: delay p50 %.3f p99 %.3f max %.3f ms, ahead max %llu B\n",
+      bftnet_peer_stats_t ps;
+      if (getenv("CB_DIAG") && bftnet_peer_stats(n.net, n.id[j], &ps) == 0)
+        /* the sender's side of a vote's wait: queueing, bytes ahead, the kernel's */
+        fprintf(stderr,
+                "n%d->n%d votes: delay p50 %.3f p99 %.3f max %.3f ms, ahead max %llu B; kernel "
+                "in flight max %llu B, cap %llu B\n",
                 me, j, st.delay_p50_ns / 1e6, st.delay_p99_ns / 1e6, st.delay_max_ns / 1e6,
-                (unsigned long long)st.ahead_max_bytes);
+                (unsigned long long)st.ahead_max_bytes, (unsigned long long)ps.inflight_max_bytes,
+                (unsigned long long)ps.inflight_cap_bytes);
       if (bftnet_class_stats(n.net, n.id[j], 1, &st) == 0) r->bulk_dropped += st.dropped;
     } else if (bftnet_class_stats(n.net, n.id[j], 0, &st) == 0) {
       r->bulk_dropped += st.dropped; /* votes and blocks alike */
@@ -637,6 +652,7 @@ static int run_cell(int n, size_t bulk, int mode, double secs, const char *cdf, 
 int main(int argc, char **argv) {
   double secs = 4;
   const char *cells = "pair-1m,pair-64k,all4-1m,all4-64k", *cdf = NULL, *link = NULL;
+  const char *modes = "fifo,classes";
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
       secs = atof(argv[++i]);
@@ -646,11 +662,14 @@ int main(int argc, char **argv) {
       cdf = argv[++i];
     else if (!strcmp(argv[i], "--link") && i + 1 < argc)
       link = argv[++i];
+    else if (!strcmp(argv[i], "--modes") && i + 1 < argc)
+      modes = argv[++i];
     else if (!strcmp(argv[i], "--quick"))
       secs = 1.5;
     else {
       fprintf(stderr,
-              "usage: %s [--seconds S] [--cells LIST] [--cdf DIR] [--link RATE] [--quick]\n",
+              "usage: %s [--seconds S] [--cells LIST] [--modes LIST] [--cdf DIR] [--link RATE] "
+              "[--quick]\n",
               argv[0]);
       return 2;
     }
@@ -687,9 +706,10 @@ int main(int argc, char **argv) {
              {"all4-64k", 4, 64u << 10}};
   for (size_t c = 0; c < sizeof all / sizeof all[0]; c++) {
     if (!strstr(cells, all[c].name)) continue;
-    for (int mode = 0; mode < 2; mode++) {
+    for (int mode = 0; mode < M_N; mode++) {
+      if (!strstr(modes, mode_name[mode])) continue;
       char tag[64];
-      snprintf(tag, sizeof tag, "%s-%s", all[c].name, mode ? "classes" : "fifo");
+      snprintf(tag, sizeof tag, "%s-%s", all[c].name, mode_name[mode]);
       cell_res_t r;
       if (run_cell(all[c].n, all[c].bulk, mode, secs, cdf, tag, &r)) {
         printf("%s: FAILED\n", tag);
@@ -700,12 +720,12 @@ int main(int argc, char **argv) {
       printf("%-9s %-6s %-8s | %8.2f / %-10.2f | %8.2f / %-10.2f | %6.1f | %5.2f / %-7.2f | %5llu "
              "of %-5llu | %7.0f / %-7.0f %5.2f | %llu%s\n",
              all[c].n == 2 ? "pair" : "all-to-all", all[c].bulk == (1u << 20) ? "1 MiB" : "64 KiB",
-             mode ? "classes" : "fifo", r.p50[0], r.p99[0], r.p50[1], r.p99[1],
+             mode_name[mode], r.p50[0], r.p99[0], r.p50[1], r.p99[1],
              r.p99[0] > 0 ? r.p99[1] / r.p99[0] : 0, r.wake99[0], r.wake99[1],
              (unsigned long long)lost, (unsigned long long)(r.sent[0] + r.sent[1]), r.bulk_with,
              r.bulk_alone, r.bulk_alone > 0 ? r.bulk_with / r.bulk_alone : 0,
              (unsigned long long)r.bulk_dropped,
-             mode && r.vote_dropped ? " (votes dropped too!)" : "");
+             mode != M_FIFO && r.vote_dropped ? " (votes dropped too!)" : "");
       fflush(stdout);
     }
   }
