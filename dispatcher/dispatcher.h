@@ -185,6 +185,13 @@ static inline disp_blog_slot_t *disp_blog_slot(const disp_blog_t *l, uint64_t se
 typedef int (*disp_write_fn)(void *ctx, const uint8_t *p,
                              size_t n); /* bytes taken, 0 = blocked, < 0 error */
 
+/* Optional: where the writer's next bytes go, for a batch built in place
+ * (the framer then builds there instead of in its scratch buffer, and the
+ * writer copies nothing): a contiguous span of up to `want` bytes, its
+ * length returned, 0 for none (the framer uses its scratch). The framer
+ * calls the writer with p pointing into it. */
+typedef size_t (*disp_span_fn)(void *ctx, size_t want, uint8_t **out);
+
 #define DISP_FRAMER_HELD 256u /* messages per coalesced write, at most */
 #define DISP_FRAMER_UNIQ 64u  /* ring messages popped ahead while merging broadcasts */
 
@@ -272,6 +279,9 @@ int disp_framer_drain(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, voi
  * so the rest stay in the ring. */
 int disp_framer_drain_limit(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, void *ctx,
                             size_t limit);
+/* The same, building coalesced batches where span says (disp_span_fn). */
+int disp_framer_drain_span(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, disp_span_fn span,
+                           void *ctx, size_t limit);
 /* Anything to write: a message in hand, or queued in the ring or the log. */
 bool disp_framer_pending(const disp_framer_t *f, disp_ring_t *r);
 /* The stream broke: releases the partly written message and the held

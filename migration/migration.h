@@ -195,6 +195,12 @@ void mig_stream_set_cbs(mig_stream_t *ls, const mig_stream_cbs_t *cbs, void *ud)
 /* Takes up to n application bytes (bounded by the retransmit window);
  * 0 = full, on_writable follows. < 0 once the stream ended. */
 int mig_stream_write(mig_stream_t *ls, const uint8_t *p, size_t n);
+/* For a writer that builds its bytes in place: the contiguous free span of
+ * L's retransmit window where its next bytes go, up to `want` (0 and *out
+ * NULL: none now, or a plain stream, which has no window: write as usual).
+ * Bytes built there are sent by mig_stream_write(ls, *out, n), which then
+ * copies nothing; valid until that call. */
+size_t mig_stream_write_span(mig_stream_t *ls, size_t want, uint8_t **out);
 /* The caller took n more of the bytes on_data gave it (credit may flow). */
 void mig_stream_consume(mig_stream_t *ls, size_t n);
 /* Lets go of ls: a live stream is aborted (reset, counted as a local abort). */

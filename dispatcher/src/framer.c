@@ -318,13 +318,18 @@ void disp_framer_init(disp_framer_t *f) {
   memset(f, 0, sizeof(*f));
 }
 
+/* A span this small is not worth a write of its own: the scratch instead. */
+#define DISP_SPAN_MIN 256u
+
 /* The drain loop: one write per round, of the body in place (large
  * messages), a header alone (no scratch), or a coalesced batch built in the
- * scratch buffer; at most `limit` bytes in all. */
-static int framer_drain(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, void *ctx,
-                        size_t limit) {
+ * writer's span (span, when it gives one) or in the scratch buffer; at most
+ * `limit` bytes in all. */
+static int framer_drain(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, disp_span_fn span,
+                        void *ctx, size_t limit) {
   bool scratch = !g_scratch_busy;
-  size_t s_off = 0, s_len = 0; /* scratch bytes built and not yet taken */
+  uint8_t *buf = g_scratch;    /* where the batch was built: the scratch or the span */
+  size_t s_off = 0, s_len = 0; /* batch bytes built and not yet taken */
   size_t written = 0;
   int done = 0, err = 0;
   if (scratch) g_scratch_busy = true;
@@ -346,13 +351,17 @@ static int framer_drain(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, v
         p = f->hdr + f->off;
         n = BN_MIN((size_t)(f->hdr_len - f->off), left);
       } else {
+        size_t want = BN_MIN(sizeof(g_scratch), left);
+        uint8_t *at = NULL;
+        size_t got = span ? span(ctx, want, &at) : 0;
+        buf = got >= BN_MIN(want, (size_t)DISP_SPAN_MIN) ? at : g_scratch;
         s_off = 0;
-        s_len = framer_build(f, r, g_scratch, BN_MIN(sizeof(g_scratch), left));
+        s_len = framer_build(f, r, buf, buf == g_scratch ? want : got);
         built = true;
       }
     }
     if (built) {
-      p = g_scratch + s_off;
+      p = buf + s_off;
       n = s_len - s_off;
     }
     BN_ASSERT(n > 0);
@@ -372,12 +381,17 @@ static int framer_drain(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, v
 }
 
 int disp_framer_drain(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, void *ctx) {
-  return framer_drain(f, r, write, ctx, SIZE_MAX);
+  return framer_drain(f, r, write, NULL, ctx, SIZE_MAX);
 }
 
 int disp_framer_drain_limit(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, void *ctx,
                             size_t limit) {
-  return framer_drain(f, r, write, ctx, limit);
+  return framer_drain(f, r, write, NULL, ctx, limit);
+}
+
+int disp_framer_drain_span(disp_framer_t *f, disp_ring_t *r, disp_write_fn write, disp_span_fn span,
+                           void *ctx, size_t limit) {
+  return framer_drain(f, r, write, span, ctx, limit);
 }
 
 bool disp_framer_pending(const disp_framer_t *f, disp_ring_t *r) {

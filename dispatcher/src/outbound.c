@@ -310,6 +310,14 @@ static int out_write(void *ctx, const uint8_t *p, size_t n) {
   return mig_stream_write(k->out, p, n);
 }
 
+/* A migratable stream keeps what it sends in its retransmit window: the
+ * framer builds its batches there, so the bytes are copied once on their
+ * way to the window instead of twice (the A/B is in docs/BENCHMARKS.md). */
+static size_t out_span(void *ctx, size_t want, uint8_t **out) {
+  disp_cls_t *k = ctx;
+  return mig_stream_write_span(k->out, want, out);
+}
+
 void disp__outbound_account(disp_cls_t *k) {
   if (!k->out) return;
   uint64_t w = mig_stream_app_written(k->out), c = mig_stream_app_confirmed(k->out);
@@ -332,7 +340,7 @@ static size_t drain_cls(disp_cls_t *k, size_t limit) {
   disp_t *d = k->d;
   uint64_t bytes0 = k->framer.bytes_written, big0 = k->framer.too_big;
   k->framer.other_now = d->written - k->bytes_out;
-  int done = disp_framer_drain_limit(&k->framer, &k->ring, out_write, k, limit);
+  int done = disp_framer_drain_span(&k->framer, &k->ring, out_write, out_span, k, limit);
   if (done > 0) ck_pr_add_64(&k->sent, (uint64_t)done);
   if (k->framer.too_big != big0)
     bn_counter_add(d->ctx->counters, BFTNET_COUNTER_DROPPED_TOO_BIG, k->framer.too_big - big0);

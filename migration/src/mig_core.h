@@ -409,8 +409,16 @@ bool mig_sm_confirm_due(const mig_sm_t *s, uint64_t min_delta, uint64_t *off);
 int mig_sm_confirm_sent(mig_reg_t *p, mig_sm_t *s, uint64_t off, mig_actions_t *acts);
 /* Room left in the retransmit window. */
 uint64_t mig_sm_room(const mig_reg_t *p, const mig_sm_t *s);
-/* Appends n bytes to L: all or nothing, BFTNET_EAGAIN beyond the room. */
+/* Appends n bytes to L: all or nothing, BFTNET_EAGAIN beyond the room.
+ * data may be the span mig_sm_write_span gave (the bytes are then in place
+ * already and not copied). */
 int mig_sm_write(mig_reg_t *p, mig_sm_t *s, const void *data, size_t n) BFTNET_WUR;
+/* Where L's next bytes go in its window, for a writer that builds them in
+ * place (no copy): *out gets the contiguous free span at the write offset,
+ * up to `want` and the room; its length is returned (0: no room, or no
+ * memory). The ring grows here, so the span stays valid until the next
+ * write or window change; mig_sm_write with data == *out commits. */
+size_t mig_sm_write_span(mig_reg_t *p, mig_sm_t *s, size_t want, uint8_t **out);
 /* The application closes its direction of L (FIN once everything is out). */
 int mig_sm_close(mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts);
 /* Local abort: RST every carrier, ABORTED. */

@@ -771,9 +771,22 @@ int mig_sm_write(mig_reg_t *p, mig_sm_t *s, const void *data, size_t n) {
   if (n > mig_sm_room(p, s)) return BFTNET_EAGAIN;
   int rc = ring_reserve(s, n);
   if (rc < 0) return rc;
-  if (n) ring_put(s->ring, s->ring_cap, s->w_written, data, n);
+  /* Built in place (mig_sm_write_span): nothing to copy. */
+  bool in_place = s->ring && data == s->ring + (size_t)(s->w_written & (s->ring_cap - 1)) &&
+                  n <= s->ring_cap - (size_t)(s->w_written & (s->ring_cap - 1));
+  if (n && !in_place) ring_put(s->ring, s->ring_cap, s->w_written, data, n);
   s->w_written += n;
   return 0;
+}
+
+size_t mig_sm_write_span(mig_reg_t *p, mig_sm_t *s, size_t want, uint8_t **out) {
+  *out = NULL;
+  if (mig_final(s) || s->w_closed) return 0;
+  size_t n = (size_t)BN_MIN((uint64_t)want, mig_sm_room(p, s));
+  if (n == 0 || ring_reserve(s, n) < 0) return 0;
+  size_t at = (size_t)(s->w_written & (s->ring_cap - 1));
+  *out = s->ring + at;
+  return BN_MIN(n, s->ring_cap - at);
 }
 
 int mig_sm_close(mig_reg_t *p, mig_sm_t *s, mig_actions_t *acts) {

@@ -546,6 +546,12 @@ int mig_stream_write(mig_stream_t *ls, const uint8_t *d, size_t n) {
   return took;
 }
 
+size_t mig_stream_write_span(mig_stream_t *ls, size_t want, uint8_t **out) {
+  *out = NULL;
+  if (!ls || ls->released || ls->final || ls->plain || !ls->m || !ls_takes_data(ls)) return 0;
+  return mig_sm_write_span(&ls->p->mig, ls->m, want, out);
+}
+
 void mig_stream_consume(mig_stream_t *ls, size_t n) {
   if (!ls || ls->released || !n) return;
   if (ls->plain) {

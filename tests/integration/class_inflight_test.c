@@ -1,9 +1,9 @@
 /*
  * class_inflight_test.c — the in-flight cap of a paced connection (two or
  * more traffic classes) behind a link slower than the machine: both nodes
- * run in a network namespace of the test's own, whose loopback (MTU 1500, as an Ethernet link) is a tc tbf
- * link of LINK_RATE, so that what a connection's kernel holds unacknowledged
- * is what waits in the link's queue.
+ * run in a network namespace of the test's own, whose loopback (MTU 1500, as an Ethernet link) is a
+ * tc tbf link of LINK_RATE, so that what a connection's kernel holds unacknowledged is what waits
+ * in the link's queue.
  *
  * Checked (docs/ARCHITECTURE.md §6; invariants 1 and 2 per class):
  *  - while blocks (class 1, priority 1) flood r0 -> r1, the bytes r0's
@@ -35,8 +35,8 @@
 #include "th_msg.h"
 
 #define LINK_RATE_BPS 5000000ull /* 40 Mbit/s */
-#define VOTES 200                /* one every 10 ms: 2 s */
-#define BLOCK (16u * 1024u)
+#define VOTES         200        /* one every 10 ms: 2 s */
+#define BLOCK         (16u * 1024u)
 
 static th_app_t nodes[2];
 
