@@ -11,6 +11,8 @@
  *     it entered the kernel;
  *   - bytes arrive in order, cut into segments of the link's kind, after
  *     latency + jitter + size / bandwidth; a blocked path stalls them;
+ *   - sock_tx_info: the kernel holds what it has not delivered (a byte is
+ *     acknowledged when it arrives), the round trip is both latencies;
  *   - close: later callbacks never run except on_close; the kernel sends
  *     what it holds, then a FIN; bytes arriving at a closed socket are
  *     answered with a RST (on_eof -ECONNRESET at the other end); a
@@ -416,6 +418,22 @@ static size_t sock_write_queued(const bn_tsock_t *s) {
   return d->len - d->kbytes;
 }
 
+/* What a Linux kernel tells of the sending side (SIOCOUTQ, TCP_INFO), for
+ * the in-flight cap: here a byte is acknowledged when it is delivered, so
+ * the kernel holds what it has not delivered yet; the smallest round trip
+ * is the two directions' latencies without jitter. */
+static int sock_tx_info(const bn_tsock_t *s, bool rates, bn_tx_info_t *out) {
+  if (s->closing || s->zombie) return BFTNET_ECLOSED;
+  const sim_dir_t *d = &s->conn->dir[s->side];
+  out->queued = d->kbytes;
+  if (!rates) return 0;
+  sim_world_t *w = s->conn->w;
+  out->acked = d->delivered;
+  uint64_t rtt = link_of(w, s->conn, s->side)->lat_ns + link_of(w, s->conn, 1 - s->side)->lat_ns;
+  out->min_rtt_us = (uint32_t)(rtt / 1000 ? rtt / 1000 : 1);
+  return 0;
+}
+
 static int sock_peer_addr(const bn_tsock_t *s, struct sockaddr_storage *out) {
   memset(out, 0, sizeof *out);
   memcpy(out, &s->peer, sizeof s->peer);
@@ -599,6 +617,7 @@ void sim__sock_fill_ops(bn_transport_ops_t *ops) {
   ops->read_start = sock_read_start;
   ops->write = sock_write;
   ops->write_queued = sock_write_queued;
+  ops->sock_tx_info = sock_tx_info;
   ops->peer_addr = sock_peer_addr;
   ops->close = sock_close;
 }
