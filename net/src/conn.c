@@ -447,8 +447,9 @@ bool net__conn_capped(net_conn_t *c) {
   uint64_t now = bn_now_ns(n->t->seam);
   bool rates = c->inflight_cap == 0 || now - c->info_ns >= NET_INFLIGHT_INFO_NS;
   /* The kernel holds at most what it held at the last reading plus what
-   * was handed to it since: below the cap, no need to ask (a system call
-   * per piece would cost a fast path about a tenth of its throughput). */
+   * was handed to it since: below the cap, no need to ask (this is called
+   * for every piece a less urgent class writes, several times a piece on a
+   * fast path; a system call each time would be most of its cost). */
   if (!rates && c->inflight + (c->tx_handed - c->inflight_handed) < c->inflight_cap) return false;
   bn_tx_info_t ti = {0};
   if (n->t->ops->sock_tx_info(c->sock, rates, &ti) != 0) return false; /* not known: no cap */

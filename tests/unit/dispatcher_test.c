@@ -305,6 +305,94 @@ static void assert_stream(const sink_t *s, const bn_buf_t *want) {
   assert_memory_equal(bn_buf_head(&s->out), bn_buf_head(want), bn_buf_unread(want));
 }
 
+/* A writer that gives spans to build in (a migratable stream's retransmit
+ * window): spans of random size, some below the framer's minimum (it
+ * builds in its scratch then), random partial takes. The stream is the
+ * same byte for byte, batches were built in the span, and only there when
+ * one was given. */
+typedef struct span_sink {
+  sink_t s;
+  uint8_t buf[80 * 1024];
+  size_t given; /* the last span's length */
+  unsigned spans, in_place, scratch;
+} span_sink_t;
+
+static size_t span_give(void *ctx, size_t want, uint8_t **out) {
+  span_sink_t *ss = ctx;
+  uint64_t x = rnd();
+  size_t n = x % 4 == 0 ? (size_t)(x >> 2) % 300 : (size_t)(x >> 2) % sizeof ss->buf;
+  n = BN_MIN(n, want);
+  *out = n ? ss->buf : NULL;
+  ss->given = n;
+  ss->spans++;
+  return n;
+}
+
+static int span_write(void *ctx, const uint8_t *p, size_t n) {
+  span_sink_t *ss = ctx;
+  if (p >= ss->buf && p < ss->buf + sizeof ss->buf) {
+    assert_true(p + n <= ss->buf + ss->given); /* built inside the span given */
+    ss->in_place++;
+  } else {
+    ss->scratch++;
+  }
+  uint64_t x = rnd(); /* blocked one time in 16, else all or a random part */
+  size_t k = x % 16 == 0 ? 0 : x % 2 ? n : 1 + (size_t)(x >> 8) % n;
+  if (k > 0) assert_ok(bn_buf_append(&ss->s.out, p, k));
+  return (int)k;
+}
+
+static void test_framer_span_writer(void **state) {
+  (void)state;
+  enum { N = 3000 };
+  disp_msg_t *m[N];
+  for (size_t i = 0; i < N; i++)
+    m[i] = msg_make((uint32_t)i, i % 97 == 0 ? 20000 + rnd() % 50000 : rnd() % 1200, 2);
+  disp_ring_t r;
+  disp_framer_t f;
+  static span_sink_t ss;
+  memset(&ss, 0, sizeof ss);
+  sink_init(&ss.s, SINK_ALL);
+  bn_buf_t want;
+  assert_ok(disp_ring_init(&r, 1024));
+  disp_framer_init(&f);
+  bn_buf_init(&want);
+  uint64_t done = 0;
+  for (size_t i = 0; i < N;) {
+    size_t burst = (size_t)(1 + rnd() % 60);
+    burst = BN_MIN(burst, N - i);
+    for (size_t k = 0; k < burst; k++, i++) {
+      assert_false(disp_ring_push_mpmc(&r, m[i]));
+      expect_frame(&want, m[i]);
+    }
+    for (int k = 0; k < 4; k++) {
+      size_t limit = rnd() % 2 ? SIZE_MAX : 1 + rnd() % 20000; /* a scheduler's piece */
+      int rc = disp_framer_drain_span(&f, &r, span_write, span_give, &ss, limit);
+      assert_true(rc >= 0);
+      done += (uint64_t)rc;
+    }
+  }
+  for (uint64_t guard = 0; !framer_idle(&f, &r); guard++) {
+    int rc = disp_framer_drain_span(&f, &r, span_write, span_give, &ss, SIZE_MAX);
+    assert_true(rc >= 0);
+    done += (uint64_t)rc;
+    assert_true(guard < 10000000);
+  }
+  print_message("span writer: %u spans asked, %u writes built in place, %u not\n", ss.spans,
+                ss.in_place, ss.scratch);
+  assert_int_equal(done, N);
+  assert_stream(&ss.s, &want);
+  assert_true(ss.in_place > 0); /* the span path ran */
+  assert_true(ss.scratch > 0);  /* and so did the fallbacks (small spans, large bodies) */
+  for (size_t i = 0; i < N; i++) {
+    assert_int_equal(refs_of(m[i]), 1);
+    disp_msg_release(m[i]);
+  }
+  assert_int_equal(disp_ring_destroy(&r), 0);
+  bn_buf_free(&want);
+  bn_buf_free(&ss.s.out);
+}
+
 /* Random small writes (0 sometimes), messages pushed in bursts between
  * drains, sizes across the varint boundaries and a 1 MiB one. */
 static void test_framer_random_writer(void **state) {
@@ -858,6 +946,7 @@ int main(void) {
       cmocka_unit_test(test_ring_destroy_releases),
       cmocka_unit_test(test_broadcast_freed_once),
       cmocka_unit_test(test_framer_random_writer),
+      cmocka_unit_test(test_framer_span_writer),
       cmocka_unit_test(test_framer_boundaries),
       cmocka_unit_test(test_framer_abort),
       cmocka_unit_test(test_framer_skips_too_big_for_member),
