@@ -201,7 +201,10 @@ BFTNET_API const char *bftnet_reason_str(bftnet_reason_t reason);
   XX(MIG_STALE_STREAMS, "mig_stale_streams")                                                       \
   /* Streams refused: from an incarnation of the peer it has since replaced                        \
      (a message of the old process heard of late), PROTOCOL.md section 11.7 */                     \
-  XX(MIG_STALE_INCARNATION, "mig_stale_incarnation")
+  XX(MIG_STALE_INCARNATION, "mig_stale_incarnation")                                               \
+  /* With classes: times a less urgent class found its connection's kernel                         \
+     holding the in-flight cap and waited (class_inflight_min) */                                  \
+  XX(INFLIGHT_WAITS, "inflight_waits")
 
 typedef enum bftnet_counter_id {
 #define BFTNET_XX_(name, str) BFTNET_COUNTER_##name,

@@ -462,10 +462,11 @@ bool net__conn_capped(net_conn_t *c) {
   c->inflight_max = BN_MAX(c->inflight_max, ti.queued);
   if (ti.queued < c->inflight_cap) return false;
   if (!c->cap_timer && n->t->ops->timer_new(n->t, conn_cap_recheck, c, &c->cap_timer) != 0)
-    return false; /* no timer to wake the waiting streams: better no cap */
-  if (!c->cap_armed) {
+    return false;      /* no timer to wake the waiting streams: better no cap */
+  if (!c->cap_armed) { /* a wait begins: counted once, however many re-checks it takes */
     c->cap_armed = true;
     n->t->ops->timer_start(c->cap_timer, NET_INFLIGHT_RECHECK_MS, 0);
+    bn_counter_add(n->ctr, BFTNET_COUNTER_INFLIGHT_WAITS, 1);
   }
   return true;
 }

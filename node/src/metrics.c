@@ -206,6 +206,9 @@ static const node_fam_t node_fams[BFTNET_COUNTER_COUNT] = {
     [BFTNET_COUNTER_MIG_STALE_INCARNATION] = {NULL, false,
                                               "Streams refused: from an incarnation the peer has "
                                               "since replaced (heard of late)."},
+    [BFTNET_COUNTER_INFLIGHT_WAITS] = {NULL, false,
+                                       "Times a less urgent class waited for a connection's "
+                                       "in-flight cap (traffic classes)."},
 };
 
 static void node_series(out_t *o, bftnet_t *b) {

@@ -179,6 +179,7 @@ static void test_kernel_bytes_stay_under_the_cap(void **state) {
   double share;
   run_votes(&r, &ps, &share);
   assert_int_equal(ps.inflight_cap_bytes, 64u * 1024u);
+  assert_true(bftnet_counter(nodes[0].net, BFTNET_COUNTER_INFLIGHT_WAITS) > 0); /* it bound */
   assert_true(ps.inflight_max_bytes >= ps.inflight_cap_bytes / 2); /* the link was the limit */
   assert_true(ps.inflight_max_bytes <= ps.inflight_cap_bytes + OVER_CAP);
   assert_true(share >= 0.25); /* the blocks kept flowing (liveness; bench/ has the rate) */

@@ -41,7 +41,8 @@
   XX(BAD_MULTISTREAM, "strangers rejected (multistream)")                                          \
   XX(BAD_NOISE_HANDSHAKE, "strangers rejected (Noise)")                                            \
   XX(MIG_STALE_STREAMS, "older streams heard of late refused")                                     \
-  XX(MIG_STALE_INCARNATION, "streams of replaced incarnations refused")
+  XX(MIG_STALE_INCARNATION, "streams of replaced incarnations refused")                            \
+  XX(INFLIGHT_WAITS, "in-flight cap waits")
 enum {
 #define SIM_XX_(name, text) SIM_COV_##name,
   SIM_COVERAGE(SIM_XX_)
