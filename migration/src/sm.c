@@ -819,6 +819,11 @@ int mig_sm_pull(mig_reg_t *p, mig_sm_t *s, size_t max, mig_chunk_t *c, mig_actio
   cur->out_sent += n;
   if (pos + n > s->w_sent_max) s->w_sent_max = pos + n;
   cur->fin_out = fin;
+  /* Bytes confirmed before they went out again on this carrier (a resume
+   * retransmits from the peer's read offset, which may be older than its
+   * last Confirm) are released once sent: no later Confirm will name them,
+   * and the window's room would stay short of them for good. */
+  if (!BN_SIM_DEFECT(13)) mig_release(s);
   mig_maybe_closed(p, s, acts);
   return 1;
 }

@@ -134,3 +134,15 @@ set_tests_properties(sim_defect_12 PROPERTIES TIMEOUT 600 LABELS sim)
 # node, heard of late, among three classes): the order is kept per class.
 add_test(NAME sim_regress_88 COMMAND bftnet-sim --from 88 --seeds 1)
 set_tests_properties(sim_regress_88 PROPERTIES TIMEOUT 120 LABELS sim)
+
+# Found by the long run (r12, d7b57a8, seed 17800: 5 nodes, 4 classes): a
+# resume retransmitted from the peer's read offset bytes the peer had
+# already confirmed; the window released confirmed bytes only when a
+# Confirm arrived, and none would name them again, so the class's window
+# stayed full (room 0) with everything confirmed and bftnet_flush never
+# completed (liveness). Now a pull releases them once sent; defect 13 is the
+# old rule, which seed 17800 catches.
+add_test(NAME sim_regress_17800 COMMAND bftnet-sim --from 17800 --seeds 1)
+set_tests_properties(sim_regress_17800 PROPERTIES TIMEOUT 120 LABELS sim)
+add_test(NAME sim_defect_13 COMMAND bftnet-sim-defects --defect 13 --expect-fail --from 17800 --seeds 1)
+set_tests_properties(sim_defect_13 PROPERTIES TIMEOUT 120 LABELS sim)
