@@ -144,11 +144,16 @@ wait_exit() {
 }
 
 # pair MEMBERS-R1 MEMBERS-R2 ARGS... — starts r1 and r2 on fresh ports,
-# retrying when a port is taken. Sets PID1 PID2 PORT1 PORT2.
+# retrying when a port is taken. Sets PID1 PID2 PORT1 PORT2. The ports are
+# drawn below the kernel's ephemeral range (another test's outgoing
+# connection may hold any port in it), and a start counts only once both
+# replicas said they listen (the membership line comes before the listen).
 pair() {
-  local attempt
+  local attempt lo
+  lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  [ "$lo" -gt 21000 ] 2>/dev/null || lo=32768
   for attempt in 1 2 3 4 5; do
-    PORT1=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    PORT1=$((20000 + (RANDOM * 32768 + RANDOM) % (lo - 20000 - 1)))
     PORT2=$((PORT1 + 1))
     port_busy "$PORT1" || port_busy "$PORT2" && continue
     members "$work/m1.json" "r1:$PORT1:$P1" "r2:$PORT2:$P2"
@@ -158,7 +163,9 @@ pair() {
     start r2 "$PORT2" "$work/m2.json" "$@"
     PID2=$LAST_PID
     if wait_line "$work/r1.out" '"type":"membership"' 5 "$PID1" &&
-      wait_line "$work/r2.out" '"type":"membership"' 5 "$PID2"; then
+      wait_line "$work/r2.out" '"type":"membership"' 5 "$PID2" &&
+      wait_line "$work/r1.out" '"type":"listen"' 5 "$PID1" &&
+      wait_line "$work/r2.out" '"type":"listen"' 5 "$PID2"; then
       return 0
     fi
     grep -q 'listen' "$work/r1.err" "$work/r2.err" || fail "replicas did not start"
