@@ -771,10 +771,12 @@ int mig_sm_write(mig_reg_t *p, mig_sm_t *s, const void *data, size_t n) {
   if (n > mig_sm_room(p, s)) return BFTNET_EAGAIN;
   int rc = ring_reserve(s, n);
   if (rc < 0) return rc;
-  /* Built in place (mig_sm_write_span): nothing to copy. */
-  bool in_place = s->ring && data == s->ring + (size_t)(s->w_written & (s->ring_cap - 1)) &&
-                  n <= s->ring_cap - (size_t)(s->w_written & (s->ring_cap - 1));
-  if (n && !in_place) ring_put(s->ring, s->ring_cap, s->w_written, data, n);
+  if (n) {
+    size_t at = (size_t)(s->w_written & (s->ring_cap - 1));
+    /* Built in place (mig_sm_write_span): nothing to copy. */
+    if (data != s->ring + at || n > s->ring_cap - at)
+      ring_put(s->ring, s->ring_cap, s->w_written, data, n);
+  }
   s->w_written += n;
   return 0;
 }

@@ -267,11 +267,17 @@ void net__stream_register(net_t *n) {
 
 /* ------------------------------------------------------------- writing */
 
+/* s may not write now: the connection's output is backed up, or s is less
+ * urgent (priority > 0) and the kernel holds the in-flight cap. */
+static bool stream_must_wait(const net_stream_t *s) {
+  return net__conn_congested(s->conn) || (s->prio > 0 && net__conn_capped(s->conn));
+}
+
 int net_stream_write(net_stream_t *s, const uint8_t *p, size_t n) {
   if (!s || (!p && n)) return BFTNET_EINVAL;
   if (s->state == NS_DEAD) return BFTNET_ECLOSED;
   if (s->conn->state != CONN_READY) return BFTNET_ECLOSED;
-  if (net__conn_congested(s->conn) || (s->prio > 0 && net__conn_capped(s->conn))) {
+  if (stream_must_wait(s)) {
     net__conn_park(s->conn, s);
     return 0;
   }
@@ -311,15 +317,14 @@ int net_stream_write_ctl(net_stream_t *s, const uint8_t *p, size_t n) {
 
 size_t net_stream_send_room(const net_stream_t *s) {
   if (!s || s->state == NS_DEAD || s->conn->state != CONN_READY) return 0;
-  if (net__conn_congested(s->conn)) return 0;
-  if (s->prio > 0 && net__conn_capped(s->conn)) return 0;
+  if (stream_must_wait(s)) return 0;
   size_t w = yamux_stream_send_window(s->ys);
   return s->conn->net->cfg.paced ? BN_MIN(w, (size_t)NET_PACE_PIECE) : w;
 }
 
 void net_stream_want_writable(net_stream_t *s) {
   if (!s || s->state == NS_DEAD || s->congested) return;
-  if (net__conn_congested(s->conn) || (s->prio > 0 && net__conn_capped(s->conn))) {
+  if (stream_must_wait(s)) {
     net__conn_park(s->conn, s);
     return;
   }
