@@ -71,7 +71,9 @@ static void publish(mbr_t *m) {
   net_conn_t *c = m->d.stopped ? NULL : disp_conn(&m->d);
   if (!c) {
     ck_pr_store_64(&h->conn_up_ns, 0);
-    ck_pr_store_64(&h->inflight, 0);
+    ck_pr_store_64(&h->inflight, 0); /* the connection's figures: none without one */
+    ck_pr_store_64(&h->inflight_max, 0);
+    ck_pr_store_64(&h->inflight_cap, 0);
     ck_pr_store_int(&h->conn_outbound, -1);
     ck_pr_store_int(&h->conn_path, -1);
     if (h->conn_seq) publish_addr(h, NULL);

@@ -200,8 +200,15 @@ static void test_cap_follows_the_rate(void **state) {
   assert_true(ps.inflight_cap_bytes <= 256u * 1024u);
   assert_true(ps.inflight_max_bytes <= ps.inflight_cap_bytes + OVER_CAP);
   assert_true(share >= 0.25);
-  th_app_stop(&nodes[0]);
+  /* Without a connection the figures are 0 (they are the connection's). */
   th_app_stop(&nodes[1]);
+  for (uint64_t end = th_mono_ns() + 10000000000ull; th_mono_ns() < end; usleep(10000)) {
+    assert_ok(bftnet_peer_stats(nodes[0].net, "r1", &ps));
+    if (ps.conn_age_ns == 0 && ps.inflight_cap_bytes == 0) break;
+  }
+  assert_int_equal(ps.conn_age_ns, 0);
+  assert_int_equal(ps.inflight_bytes + ps.inflight_max_bytes + ps.inflight_cap_bytes, 0);
+  th_app_stop(&nodes[0]);
 }
 
 /* The namespace and the link; 77 (skip) where they cannot be made. */
