@@ -484,6 +484,9 @@ static size_t conn_cap_room(const net_conn_t *c, uint64_t held) {
 size_t net__conn_cap_room(net_conn_t *c) {
   net_t *n = c->net;
   if (!n->cfg.paced || !n->cfg.inflight_min || !n->t->ops->sock_tx_info) return SIZE_MAX;
+  /* A closing connection writes no data, and its re-check timer is gone
+   * (net__conn_teardown): one made now would outlive the connection. */
+  if (c->state != CONN_READY) return SIZE_MAX;
   uint64_t now = bn_now_ns(n->t->seam);
   bool rates = c->inflight_cap == 0 || now - c->info_ns >= NET_INFLIGHT_INFO_NS;
   /* The kernel holds at most what it held at the last reading plus what
