@@ -232,6 +232,7 @@ typedef struct bn_tx_info {
   uint64_t queued;     /* bytes written and not yet acknowledged by the peer, sent or not */
   uint64_t acked;      /* bytes the peer acknowledged since the connection began */
   uint32_t min_rtt_us; /* the smallest round trip the kernel measured (0: none) */
+  uint32_t mss;        /* the segment size it sends (0: unknown) */
 } bn_tx_info_t;
 
 typedef struct bn_transport_ops {
@@ -258,6 +259,10 @@ typedef struct bn_transport_ops {
   void (*timer_start)(bn_ttimer_t *tm, uint64_t timeout_ms, uint64_t repeat_ms);
   void (*timer_stop)(bn_ttimer_t *tm);
   void (*timer_free)(bn_ttimer_t *tm); /* stops; memory goes once safe */
+  /* Optional (NULL: not supported): starts tm once, after timeout_us
+   * microseconds (timer_start counts milliseconds). timer_start and
+   * timer_stop replace it as they replace each other. */
+  void (*timer_start_us)(bn_ttimer_t *tm, uint64_t timeout_us);
   /* Runs cb once, later on the loop thread, before it next blocks. */
   void (*defer)(bn_transport_t *t, bn_defer_cb cb, void *ud);
   /* A wakeup another thread can send: cb runs on the loop thread at least

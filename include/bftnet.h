@@ -401,14 +401,14 @@ typedef struct bftnet_config {
    * classes may have in flight, unread, is what an urgent message can wait
    * behind at a busy receiver: at most one such window per class. */
   uint32_t class_window;
-  /* With two or more classes, the less urgent ones (priority > 0) write to
-   * a member's connection only while its kernel holds less than the
-   * connection's in-flight cap: bytes written and not yet acknowledged by
-   * the member, sent or not, which is what can sit in the network's queues
-   * ahead of an urgent message. The cap is about twice the path's
-   * bandwidth-delay product as the kernel measures it (its delivery rate
-   * and smallest round trip; docs/ARCHITECTURE.md §6), and at least this
-   * many bytes. 0: the default, 16 KiB. UINT32_MAX: no cap (what TCP's
+  /* With two or more classes, the less urgent ones (priority > 0) never
+   * write past a member's connection's in-flight cap: bytes written and
+   * not yet acknowledged by the member, sent or not, which is what can sit
+   * in the network's queues ahead of an urgent message. The cap is about
+   * twice the path's bandwidth-delay product as the kernel measures it
+   * (its delivery rate and smallest round trip), or what the path drains
+   * between two re-checks (250 us; docs/ARCHITECTURE.md §6), and at least
+   * this many bytes. 0: the default, 4 KiB. UINT32_MAX: no cap (what TCP's
    * congestion window lets out). Linux only; elsewhere no cap. */
   uint32_t class_inflight_min;
 } bftnet_config_t;

@@ -40,17 +40,22 @@ void net_transport_uv_free(bn_transport_t *t);
 #define NET_PACE_SLACK (1024u)
 /* The in-flight cap of a paced connection (net_config_t.inflight_min):
  * what the kernel may hold for it, sent and not yet acknowledged or not yet
- * sent, before a stream of priority > 0 writes more. The larger of
+ * sent, which a stream of priority > 0 never writes past. The larger of
  * inflight_min, NET_INFLIGHT_BDP_GAIN times the path's bandwidth-delay
  * product and NET_INFLIGHT_TICK_GAIN re-check periods at its delivery rate.
  * The round trip is the smallest the kernel measured; the rate is the
  * bytes the peer acknowledged over spans of at least NET_INFLIGHT_SPAN_NS
  * (an average: a token bucket's bursts at line rate do not inflate it), the
- * larger of the last two spans. Above the cap the connection re-checks
- * every NET_INFLIGHT_RECHECK_MS. */
+ * larger of the last two spans. A write is cut to the room left under the
+ * cap; with less room than NET_INFLIGHT_PIECE_DIV-th of the cap the stream
+ * waits, and the connection re-checks every NET_INFLIGHT_RECHECK_US (where
+ * the transport has microsecond timers, else every millisecond); the tick
+ * term counts the re-checks' average real period, if longer (a busy loop
+ * wakes late, and the link must not run dry meanwhile). */
 #define NET_INFLIGHT_BDP_GAIN   2
 #define NET_INFLIGHT_TICK_GAIN  1.25
-#define NET_INFLIGHT_RECHECK_MS 1
+#define NET_INFLIGHT_RECHECK_US 250u
+#define NET_INFLIGHT_PIECE_DIV  4u
 #define NET_INFLIGHT_SPAN_NS    10000000ull
 #define NET_INFLIGHT_INFO_NS    1000000ull /* the kernel's counts are read at most this often */
 #define NET_INFLIGHT_MAX        (64u * 1024u * 1024u)

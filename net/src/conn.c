@@ -24,11 +24,11 @@
  * What the kernel has sent is out of reach too: a byte on the wire cannot
  * be overtaken, and a bottleneck's queue (a switch port, a slower link)
  * fills with whatever TCP's window lets out. So on a paced connection the
- * less urgent streams (priority > 0) also stop while the kernel holds the
- * in-flight cap or more (net__conn_capped): about twice the path's
- * bandwidth-delay product, as the kernel measures it. A vote then waits
- * behind at most that in the network's queues, about one round trip's
- * worth, instead of everything the congestion window allows.
+ * less urgent streams (priority > 0) never write past the in-flight cap
+ * (net__conn_cap_room): about twice the path's bandwidth-delay product, as
+ * the kernel measures it, or what the path drains between two re-checks.
+ * A vote then waits behind at most that in the network's queues instead of
+ * everything the congestion window allows.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,11 +411,23 @@ static void conn_flush_all(void *ud) {
 
 /* The in-flight cap's re-check: nothing else tells that the kernel's
  * bytes were acknowledged (an ACK wakes no one), so the streams waiting
- * above the cap try again every NET_INFLIGHT_RECHECK_MS. */
+ * at the cap try again every re-check period (conn_recheck_us). */
 static void conn_cap_recheck(void *ud) {
   net_conn_t *c = ud;
   c->cap_armed = false;
+  /* How late re-checks come (a busy loop, the timer's slack), averaged:
+   * what the link drains meanwhile must fit under the cap, or the less
+   * urgent classes leave it idle (conn_cap_update). */
+  uint64_t took = bn_now_ns(c->net->t->seam) - c->cap_armed_ns;
+  c->recheck_ns = c->recheck_ns ? (7 * c->recheck_ns + took) / 8 : took;
   if (c->state == CONN_READY && c->congested_head && !net__conn_congested(c)) conn_wake_parked(c);
+}
+
+/* The re-check period (conn_cap_update): libuv's millisecond where the
+ * transport has no microsecond timers. */
+static uint32_t conn_recheck_us(const net_conn_t *c) {
+  if (!c->net->t->ops->timer_start_us) return 1000u;
+  return c->recheck_us ? c->recheck_us : NET_INFLIGHT_RECHECK_US;
 }
 
 /* The path's rate (acknowledged bytes over a span, the larger of the last
@@ -425,6 +437,7 @@ static void conn_cap_recheck(void *ud) {
  * and grows by the tick gain each span while the path keeps up. */
 static void conn_cap_update(net_conn_t *c, const bn_tx_info_t *ti, uint64_t now) {
   if (ti->min_rtt_us) c->min_rtt_us = ti->min_rtt_us;
+  if (ti->mss) c->mss = ti->mss;
   if (c->span_ns == 0 || ti->acked < c->span_acked) { /* the first reading */
     c->span_ns = now;
     c->span_acked = ti->acked;
@@ -436,39 +449,81 @@ static void conn_cap_update(net_conn_t *c, const bn_tx_info_t *ti, uint64_t now)
   }
   double rate = (double)BN_MAX(c->rate[0], c->rate[1]);
   double bdp = rate * c->min_rtt_us / 1e6 * NET_INFLIGHT_BDP_GAIN;
-  double tick = rate * NET_INFLIGHT_RECHECK_MS / 1e3 * NET_INFLIGHT_TICK_GAIN;
-  double cap = BN_MAX((double)c->net->cfg.inflight_min, BN_MAX(bdp, tick));
+  /* Two segments at least: a receiver acknowledges at once only when it
+   * holds more than a segment unacknowledged, else on its delayed-ACK
+   * timer (40 ms on Linux), and the cap would wait for it. On Ethernet two
+   * segments are 3 KB, below the floor; on loopback 128 KiB. */
+  double segs = 2.0 * c->mss;
+  double base = BN_MAX(BN_MAX((double)c->net->cfg.inflight_min, segs), bdp);
+  /* Re-checks no more often than the cap needs: as long as the other terms
+   * already cover what the path drains meanwhile, within
+   * NET_INFLIGHT_RECHECK_US .. 1 ms. Each costs the loop a wakeup and a
+   * system call: at 250 us on loopback, where two segments set the cap,
+   * four nodes' blocks lost a tenth of their throughput for nothing. */
+  double us = rate > 0 ? base / (rate * NET_INFLIGHT_TICK_GAIN) * 1e6 : 0;
+  c->recheck_us = (uint32_t)BN_MIN(BN_MAX(us, (double)NET_INFLIGHT_RECHECK_US), 1000.0);
+  double period = BN_MAX(conn_recheck_us(c) * 1e3, (double)c->recheck_ns);
+  double tick = rate * period / 1e9 * NET_INFLIGHT_TICK_GAIN;
+  double cap = BN_MAX(base, tick);
   c->inflight_cap = (uint64_t)BN_MIN(cap, (double)NET_INFLIGHT_MAX);
 }
 
-bool net__conn_capped(net_conn_t *c) {
+/* What a less urgent stream may write under the cap: the room left, if it
+ * is worth a write (at least a NET_INFLIGHT_PIECE_DIV-th of the cap: a
+ * cap's worth goes out in a few writes, not in slivers), and at most half
+ * the cap. Two writes, two segments, then fit under any cap, and a
+ * receiver holding more than a segment unacknowledged acknowledges at
+ * once; one segment alone it acknowledges only on its delayed-ACK timer
+ * (40 ms on Linux), which starved a cap of one segment on loopback. */
+static size_t conn_cap_room(const net_conn_t *c, uint64_t held) {
+  uint64_t piece = BN_MAX(c->inflight_cap / NET_INFLIGHT_PIECE_DIV, 1u);
+  if (held + piece > c->inflight_cap) return 0;
+  return (size_t)BN_MIN(c->inflight_cap - held, (c->inflight_cap + 1) / 2);
+}
+
+size_t net__conn_cap_room(net_conn_t *c) {
   net_t *n = c->net;
-  if (!n->cfg.paced || !n->cfg.inflight_min || !n->t->ops->sock_tx_info) return false;
+  if (!n->cfg.paced || !n->cfg.inflight_min || !n->t->ops->sock_tx_info) return SIZE_MAX;
+  /* A closing connection writes no data, and its re-check timer is gone
+   * (net__conn_teardown): one made now would outlive the connection. */
+  if (c->state != CONN_READY) return SIZE_MAX;
   uint64_t now = bn_now_ns(n->t->seam);
   bool rates = c->inflight_cap == 0 || now - c->info_ns >= NET_INFLIGHT_INFO_NS;
   /* The kernel holds at most what it held at the last reading plus what
-   * was handed to it since: below the cap, no need to ask (this is called
-   * for every piece a less urgent class writes, several times a piece on a
-   * fast path; a system call each time would be most of its cost). */
-  if (!rates && c->inflight + (c->tx_handed - c->inflight_handed) < c->inflight_cap) return false;
+   * was handed to it since: while that leaves room, no need to ask (this
+   * is called for every piece a less urgent class writes, several times a
+   * piece on a fast path; a system call each time would be most of its
+   * cost). */
+  uint64_t mine = bn_buf_unread(&c->out); /* written, not yet handed to the transport */
+  if (!rates) {
+    size_t room = conn_cap_room(c, c->inflight + (c->tx_handed - c->inflight_handed) + mine);
+    if (room) return room;
+  }
   bn_tx_info_t ti = {0};
-  if (n->t->ops->sock_tx_info(c->sock, rates, &ti) != 0) return false; /* not known: no cap */
+  if (n->t->ops->sock_tx_info(c->sock, rates, &ti) != 0) return SIZE_MAX; /* not known: no cap */
   if (rates) {
     c->info_ns = now;
     conn_cap_update(c, &ti, now);
   }
-  c->inflight_handed = c->tx_handed;
+  /* Handed, but still in the transport's write queue: not the kernel's yet. */
+  uint64_t pending = n->t->ops->write_queued(c->sock);
+  c->inflight_handed = c->tx_handed - BN_MIN(pending, c->tx_handed);
   c->inflight = ti.queued;
   c->inflight_max = BN_MAX(c->inflight_max, ti.queued);
-  if (ti.queued < c->inflight_cap) return false;
+  size_t room = conn_cap_room(c, ti.queued + pending + mine);
+  if (room) return room;
   if (!c->cap_timer && n->t->ops->timer_new(n->t, conn_cap_recheck, c, &c->cap_timer) != 0)
-    return false;      /* no timer to wake the waiting streams: better no cap */
+    return SIZE_MAX;   /* no timer to wake the waiting streams: better no cap */
   if (!c->cap_armed) { /* a wait begins: counted once, however many re-checks it takes */
     c->cap_armed = true;
-    n->t->ops->timer_start(c->cap_timer, NET_INFLIGHT_RECHECK_MS, 0);
+    c->cap_armed_ns = now;
+    if (n->t->ops->timer_start_us)
+      n->t->ops->timer_start_us(c->cap_timer, conn_recheck_us(c));
+    else
+      n->t->ops->timer_start(c->cap_timer, 1, 0);
     bn_counter_add(n->ctr, BFTNET_COUNTER_INFLIGHT_WAITS, 1);
   }
-  return true;
+  return 0;
 }
 
 bool net__conn_congested(const net_conn_t *c) {

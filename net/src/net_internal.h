@@ -123,9 +123,11 @@ struct net_conn {
   bool goaway_rcvd;  /* the peer sent GO_AWAY (normal termination), or is going away */
   bool goaway_frame; /* the peer sent GO_AWAY (normal termination) on this one */
 
-  /* the in-flight cap (conn.c, net__conn_capped) */
+  /* the in-flight cap (conn.c, net__conn_cap_room) */
   bn_ttimer_t *cap_timer; /* re-checks while streams wait above the cap */
   bool cap_armed;
+  uint64_t cap_armed_ns; /* when the re-check was armed */
+  uint64_t recheck_ns;   /* how long re-checks took, averaged (0: none yet) */
   uint64_t inflight, inflight_max, inflight_cap;
   uint64_t tx_handed;           /* bytes handed to the transport's write, ever */
   uint64_t inflight_handed;     /* tx_handed when `inflight` was read */
@@ -133,6 +135,8 @@ struct net_conn {
   uint64_t span_ns, span_acked; /* where the current span began: when, acknowledged bytes */
   uint64_t info_ns;             /* when the kernel's counts were last read */
   uint32_t min_rtt_us;
+  uint32_t mss;        /* the kernel's segment size (0: unknown) */
+  uint32_t recheck_us; /* the re-check period (0: not set yet) */
 
   net_stream_t *congested_head; /* streams parked until the output drains */
   net_stream_t *waking_head;    /* the parked list being woken right now */
@@ -231,7 +235,9 @@ void net__conn_out_secure(net_conn_t *c, const uint8_t *a, size_t alen, const ui
 void net__conn_flush(net_conn_t *c, bool all);
 bool net__conn_congested(const net_conn_t *c);
 /* A stream of priority > 0 must wait: the kernel holds the cap or more. */
-bool net__conn_capped(net_conn_t *c);
+/* The bytes a stream of priority > 0 may write now under the in-flight
+ * cap: SIZE_MAX without a cap, 0 to wait (a re-check is armed). */
+size_t net__conn_cap_room(net_conn_t *c);
 /* Parks s until the connection's output drains (then s's on_writable),
  * once; unpark takes it off again (s is being freed). */
 void net__conn_park(net_conn_t *c, net_stream_t *s);

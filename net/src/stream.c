@@ -267,22 +267,26 @@ void net__stream_register(net_t *n) {
 
 /* ------------------------------------------------------------- writing */
 
-/* s may not write now: the connection's output is backed up, or s is less
- * urgent (priority > 0) and the kernel holds the in-flight cap. */
-static bool stream_must_wait(const net_stream_t *s) {
-  return net__conn_congested(s->conn) || (s->prio > 0 && net__conn_capped(s->conn));
+/* What s may write now: 0 if the connection's output is backed up, or if s
+ * is less urgent (priority > 0) and the kernel holds the in-flight cap (or
+ * all but a sliver of it); at most one piece on a paced connection, and for
+ * a less urgent stream at most the room left under the cap. */
+static size_t stream_may_write(const net_stream_t *s) {
+  if (net__conn_congested(s->conn)) return 0;
+  size_t n = s->conn->net->cfg.paced ? NET_PACE_PIECE : SIZE_MAX;
+  return s->prio > 0 ? BN_MIN(n, net__conn_cap_room(s->conn)) : n;
 }
 
 int net_stream_write(net_stream_t *s, const uint8_t *p, size_t n) {
   if (!s || (!p && n)) return BFTNET_EINVAL;
   if (s->state == NS_DEAD) return BFTNET_ECLOSED;
   if (s->conn->state != CONN_READY) return BFTNET_ECLOSED;
-  if (stream_must_wait(s)) {
+  size_t may = stream_may_write(s);
+  if (may == 0) {
     net__conn_park(s->conn, s);
     return 0;
   }
-  if (s->conn->net->cfg.paced) n = BN_MIN(n, (size_t)NET_PACE_PIECE);
-  return yamux_stream_write(s->ys, p, n);
+  return yamux_stream_write(s->ys, p, BN_MIN(n, may));
 }
 
 int net__stream_write_uncongested(net_stream_t *s, const uint8_t *p, size_t n) {
@@ -317,14 +321,12 @@ int net_stream_write_ctl(net_stream_t *s, const uint8_t *p, size_t n) {
 
 size_t net_stream_send_room(const net_stream_t *s) {
   if (!s || s->state == NS_DEAD || s->conn->state != CONN_READY) return 0;
-  if (stream_must_wait(s)) return 0;
-  size_t w = yamux_stream_send_window(s->ys);
-  return s->conn->net->cfg.paced ? BN_MIN(w, (size_t)NET_PACE_PIECE) : w;
+  return BN_MIN(yamux_stream_send_window(s->ys), stream_may_write(s));
 }
 
 void net_stream_want_writable(net_stream_t *s) {
   if (!s || s->state == NS_DEAD || s->congested) return;
-  if (stream_must_wait(s)) {
+  if (stream_may_write(s) == 0) {
     net__conn_park(s->conn, s);
     return;
   }

@@ -1,8 +1,8 @@
 /*
  * tcp_info.c — what Linux knows of a TCP socket's sending side, for the
  * libuv transport's sock_tx_info (tcp_uv.c): the bytes it holds unacknowledged
- * (SIOCOUTQ), and from TCP_INFO the bytes the peer acknowledged and the
- * smallest round trip it measured. Its own file because the kernel's
+ * (SIOCOUTQ), and from TCP_INFO the bytes the peer acknowledged, the
+ * smallest round trip it measured and the segment size it sends. Its own file because the kernel's
  * struct tcp_info (linux/tcp.h, with the fields glibc's netinet/tcp.h lacks)
  * cannot be included beside netinet/tcp.h. Elsewhere than Linux: -ENOTSUP.
  */
@@ -30,6 +30,7 @@ int net__tcp_tx_info(int fd, bool rates, bn_tx_info_t *out) {
   /* An older kernel fills less: what it did not fill stays 0, "unknown". */
   out->acked = ti.tcpi_bytes_acked;
   out->min_rtt_us = ti.tcpi_min_rtt;
+  out->mss = ti.tcpi_snd_mss;
   return 0;
 }
 #else

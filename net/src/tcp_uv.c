@@ -11,6 +11,10 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/timerfd.h>
+#endif
 
 #include <uv.h>
 
@@ -29,6 +33,14 @@ typedef struct uvt {
   void *defer_ud[16];
   int ndefer;
   int closing; /* handles still closing in net_transport_uv_free */
+  /* Fine timers (uvt_timer_start_us): libuv's timers count milliseconds,
+   * so timers asked for in microseconds share one timerfd, armed for the
+   * earliest of them and made on first use (a node without traffic classes
+   * never asks). fine_fd < 0: none made. */
+  int fine_fd;
+  uv_poll_t fine_poll;
+  bn_ttimer_t *fine_head; /* the armed fine timers, unordered */
+  uint64_t fine_armed_ns; /* what fine_fd is armed for (0: disarmed) */
   /* One read buffer for all sockets: libuv delivers one read at a time and
    * on_read consumers must not keep the pointer. Several Noise frames (64
    * KiB each at most) long: a frame cut by the end of a read is copied
@@ -64,6 +76,9 @@ struct bn_ttimer {
   uv_timer_t timer;
   bn_timer_cb cb;
   void *ud;
+  uvt_t *t;
+  uint64_t fine_due_ns; /* armed as a fine timer: when (uv_hrtime), else 0 */
+  bn_ttimer_t *fine_prev, *fine_next;
 };
 
 struct bn_twake {
@@ -362,19 +377,102 @@ static int uvt_timer_new(bn_transport_t *bt, bn_timer_cb cb, void *ud, bn_ttimer
   if (!tm) return BFTNET_ENOMEM;
   uv_timer_init(t->loop, &tm->timer);
   tm->timer.data = tm;
+  tm->t = t;
   tm->cb = cb;
   tm->ud = ud;
   *out = tm;
   return 0;
 }
 
+static void fine_unlink(bn_ttimer_t *tm) {
+  if (!tm->fine_due_ns) return;
+  if (tm->fine_prev)
+    tm->fine_prev->fine_next = tm->fine_next;
+  else
+    tm->t->fine_head = tm->fine_next;
+  if (tm->fine_next) tm->fine_next->fine_prev = tm->fine_prev;
+  tm->fine_prev = tm->fine_next = NULL;
+  tm->fine_due_ns = 0;
+}
+
 static void uvt_timer_start(bn_ttimer_t *tm, uint64_t timeout_ms, uint64_t repeat_ms) {
+  fine_unlink(tm);
   uv_timer_start(&tm->timer, on_timer, timeout_ms, repeat_ms);
 }
 
 static void uvt_timer_stop(bn_ttimer_t *tm) {
+  fine_unlink(tm);
   uv_timer_stop(&tm->timer);
 }
+
+#ifdef __linux__
+/* Arms fine_fd for the earliest armed fine timer (or disarms it). */
+static void fine_rearm(uvt_t *t) {
+  uint64_t due = 0;
+  for (bn_ttimer_t *tm = t->fine_head; tm; tm = tm->fine_next)
+    if (!due || tm->fine_due_ns < due) due = tm->fine_due_ns;
+  /* Armed, the handle keeps the loop running, as libuv's timers do. */
+  if (due)
+    uv_ref((uv_handle_t *)&t->fine_poll);
+  else
+    uv_unref((uv_handle_t *)&t->fine_poll);
+  if (due == t->fine_armed_ns) return;
+  struct itimerspec its = {0};
+  /* uv_hrtime is CLOCK_MONOTONIC in nanoseconds, the timerfd's clock. */
+  its.it_value.tv_sec = (time_t)(due / 1000000000u);
+  its.it_value.tv_nsec = (long)(due % 1000000000u);
+  if (timerfd_settime(t->fine_fd, TFD_TIMER_ABSTIME, &its, NULL) == 0) t->fine_armed_ns = due;
+}
+
+static void on_fine(uv_poll_t *h, int status, int events) {
+  (void)status;
+  (void)events;
+  uvt_t *t = h->data;
+  uint64_t ticks;
+  if (read(t->fine_fd, &ticks, sizeof ticks) < 0 && errno != EAGAIN) return;
+  t->fine_armed_ns = 0;
+  /* A callback may start, stop or free any fine timer: take one due timer
+   * at a time from a fresh walk of the list (it holds a few at most). */
+  for (int budget = 1024; budget > 0; budget--) {
+    uint64_t now = uv_hrtime();
+    bn_ttimer_t *tm = t->fine_head;
+    while (tm && tm->fine_due_ns > now)
+      tm = tm->fine_next;
+    if (!tm) break;
+    fine_unlink(tm);
+    tm->cb(tm->ud);
+  }
+  fine_rearm(t);
+}
+
+/* A one-shot timer of microsecond precision (libuv's count milliseconds):
+ * the in-flight cap re-checks a few times per millisecond while a less
+ * urgent class waits for the kernel to drain. */
+static void uvt_timer_start_us(bn_ttimer_t *tm, uint64_t timeout_us) {
+  uvt_t *t = tm->t;
+  if (t->fine_fd < 0 && !t->freeing && t->closing == 0) {
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (fd >= 0 && uv_poll_init(t->loop, &t->fine_poll, fd) == 0) {
+      t->fine_fd = fd;
+      t->fine_poll.data = t;
+      uv_poll_start(&t->fine_poll, UV_READABLE, on_fine);
+    } else if (fd >= 0) {
+      close(fd);
+    }
+  }
+  if (t->fine_fd < 0) { /* no timerfd: the nearest millisecond */
+    uvt_timer_start(tm, (timeout_us + 999) / 1000, 0);
+    return;
+  }
+  uv_timer_stop(&tm->timer);
+  fine_unlink(tm);
+  tm->fine_due_ns = uv_hrtime() + timeout_us * 1000u;
+  tm->fine_next = t->fine_head;
+  if (t->fine_head) t->fine_head->fine_prev = tm;
+  t->fine_head = tm;
+  if (!t->fine_armed_ns || tm->fine_due_ns < t->fine_armed_ns) fine_rearm(t);
+}
+#endif
 
 static void on_timer_closed(uv_handle_t *h) {
   free(h->data);
@@ -382,6 +480,7 @@ static void on_timer_closed(uv_handle_t *h) {
 
 static void uvt_timer_free(bn_ttimer_t *tm) {
   if (!tm) return;
+  fine_unlink(tm);
   uv_timer_stop(&tm->timer);
   uv_close((uv_handle_t *)&tm->timer, on_timer_closed);
 }
@@ -438,12 +537,24 @@ static void on_uvt_handle_closed(uv_handle_t *h) {
   if (--t->closing == 0 && t->freeing && !t->owns_loop) free(t);
 }
 
+static void on_fine_closed(uv_handle_t *h) {
+  uvt_t *t = h->data;
+  close(t->fine_fd);
+  t->fine_fd = -1;
+  on_uvt_handle_closed(h);
+}
+
 static void uvt_shutdown(bn_transport_t *bt) {
   uvt_t *t = (uvt_t *)bt;
   BN_ASSERT(t->closing == 0);
+  BN_ASSERT(t->fine_head == NULL); /* every timer was freed first */
   t->closing = 2;
   uv_close((uv_handle_t *)&t->check, on_uvt_handle_closed);
   uv_close((uv_handle_t *)&t->idle, on_uvt_handle_closed);
+  if (t->fine_fd >= 0) {
+    t->closing++;
+    uv_close((uv_handle_t *)&t->fine_poll, on_fine_closed);
+  }
 }
 
 /* ---------------------------------------------------------------- glue */
@@ -463,6 +574,9 @@ static const bn_transport_ops_t uvt_ops = {
     .timer_start = uvt_timer_start,
     .timer_stop = uvt_timer_stop,
     .timer_free = uvt_timer_free,
+#ifdef __linux__
+    .timer_start_us = uvt_timer_start_us,
+#endif
     .defer = uvt_defer,
     .wake_new = uvt_wake_new,
     .wake_send = uvt_wake_send,
@@ -478,6 +592,7 @@ int net_transport_uv_new(struct uv_loop_s *loop, const bn_seam_t *seam, bn_trans
   if (!t) return BFTNET_ENOMEM;
   t->base.ops = &uvt_ops;
   t->base.seam = seam;
+  t->fine_fd = -1;
   if (!loop) {
     int rc = uv_loop_init(&t->own_loop);
     if (rc != 0) {

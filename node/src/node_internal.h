@@ -52,8 +52,10 @@
  * frames keep the socket fed between two turns of the loop. */
 #define NODE_NOTSENT_LOWAT_DEFAULT (32u * 1024u)
 /* The in-flight cap's floor with classes (bftnet_config_t.class_inflight_min):
- * one piece (NET_PACE_PIECE). */
-#define NODE_INFLIGHT_MIN_DEFAULT (16u * 1024u)
+ * a quarter of a piece per quarter millisecond, the pace the cap started
+ * from when it was re-checked every millisecond with a floor of one piece
+ * (NET_PACE_PIECE); from there it grows with the measured rate. */
+#define NODE_INFLIGHT_MIN_DEFAULT (4u * 1024u)
 
 typedef struct cmd cmd_t;
 typedef void (*cmd_fn)(bftnet_t *b, cmd_t *c);

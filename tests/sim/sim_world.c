@@ -348,6 +348,13 @@ static void tr_timer_start(bn_ttimer_t *tm, uint64_t timeout_ms, uint64_t repeat
   tm->ev = sim__at_tr(w, tm->tr, w->now + timeout_ms * SIM_MS, timer_fire, tm, 0);
 }
 
+static void tr_timer_start_us(bn_ttimer_t *tm, uint64_t timeout_us) {
+  sim_world_t *w = tm->tr->w;
+  sim_cancel(w, tm->ev);
+  tm->repeat_ns = 0;
+  tm->ev = sim__at_tr(w, tm->tr, w->now + timeout_us * 1000u, timer_fire, tm, 0);
+}
+
 static void tr_timer_stop(bn_ttimer_t *tm) {
   sim_cancel(tm->tr->w, tm->ev);
   tm->ev = NULL;
@@ -465,6 +472,7 @@ sim_tr_t *sim_tr_new(sim_world_t *w, int host) {
     sim__sock_fill_ops(&g_ops);
     g_ops.timer_new = tr_timer_new;
     g_ops.timer_start = tr_timer_start;
+    g_ops.timer_start_us = tr_timer_start_us;
     g_ops.timer_stop = tr_timer_stop;
     g_ops.timer_free = tr_timer_free;
     g_ops.defer = tr_defer;
