@@ -26,7 +26,7 @@ bftnet_test(net_goaway_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/net_
 
 # The libuv world seam: cross-thread wakeups, run modes, an owned loop.
 bftnet_test(seam_uv_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/seam_uv_test.c
-  LIBS bftnet_net bftnet_testlib Threads::Threads TIMEOUT 60 LABELS threads)
+  LIBS bftnet_net bftnet_testlib bftnet_th_base Threads::Threads TIMEOUT 60 LABELS threads)
 
 # Messaging through the public API: nodes on their own loop threads.
 bftnet_test(messaging_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/messaging_test.c

@@ -10,10 +10,10 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
-#include <time.h>
 
 #include "harness.h"
 #include "net.h"
+#include "th_msg.h"
 
 typedef struct wctx {
   bn_transport_t *t;
@@ -108,17 +108,11 @@ typedef struct fslot {
   int id;
 } fslot_t;
 
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void on_fine(void *ud) {
   fslot_t *f = ud;
   fctx_t *c = f->c;
   assert_true(c->n < 8);
-  c->at_ns[c->n] = mono_ns();
+  c->at_ns[c->n] = th_mono_ns();
   c->order[c->n++] = f->id;
   if (c->victim) { /* a callback frees another armed timer: it never fires */
     c->t->ops->timer_free(c->victim);
@@ -141,7 +135,7 @@ static void test_fine_timers(void **state) {
     f[i] = (fslot_t){&c, i};
     assert_ok(c.t->ops->timer_new(c.t, on_fine, &f[i], &tm[i]));
   }
-  uint64_t t0 = mono_ns();
+  uint64_t t0 = th_mono_ns();
   c.t->ops->timer_start_us(tm[0], 300);
   c.t->ops->timer_start_us(tm[1], 200);
   c.t->ops->timer_start_us(tm[2], 5000);
@@ -157,18 +151,20 @@ static void test_fine_timers(void **state) {
   assert_int_equal(c.t->ops->run(c.t, BN_RUN_DEFAULT), 0);
   assert_int_equal(c.n, 4);
   int want[4] = {1, 0, 2, 4};
-  uint64_t due_us[4] = {200, 300, 400, 3000};
-  for (int i = 0; i < 4; i++) {
+  uint64_t due_us[3] = {200, 300, 400};
+  for (int i = 0; i < 4; i++)
     assert_int_equal(c.order[i], want[i]);
-    assert_true(c.at_ns[i] - t0 >= due_us[i] * 1000u); /* never early */
-  }
+  /* The fine ones never early (the millisecond one counts from libuv's
+   * cached loop time, which may be older than t0). */
+  for (int i = 0; i < 3; i++)
+    assert_true(c.at_ns[i] - t0 >= due_us[i] * 1000u);
   /* Fine, not rounded up to the millisecond: of 20 timers of 200 us, the
    * earliest fired well before 1 ms (a millisecond timer never does; the
    * best of 20 leaves a loaded machine room). */
   uint64_t best = UINT64_MAX;
   for (int k = 0; k < 20; k++) {
     c.n = 0;
-    uint64_t s0 = mono_ns();
+    uint64_t s0 = th_mono_ns();
     c.t->ops->timer_start_us(tm[0], 200);
     assert_int_equal(c.t->ops->run(c.t, BN_RUN_DEFAULT), 0);
     assert_int_equal(c.n, 1);
