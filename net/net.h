@@ -48,8 +48,9 @@ void net_transport_uv_free(bn_transport_t *t);
  * (an average: a token bucket's bursts at line rate do not inflate it), the
  * larger of the last two spans. A write is cut to the room left under the
  * cap; with less room than NET_INFLIGHT_PIECE_DIV-th of the cap the stream
- * waits, and the connection re-checks every NET_INFLIGHT_RECHECK_US (where
- * the transport has microsecond timers, else every millisecond); the tick
+ * waits, and the connection re-checks every NET_INFLIGHT_RECHECK_US to 1 ms
+ * (as long as the cap's other terms cover: conn_cap_update; every
+ * millisecond where the transport has no microsecond timers); the tick
  * term counts the re-checks' average real period, if longer (a busy loop
  * wakes late, and the link must not run dry meanwhile). */
 #define NET_INFLIGHT_BDP_GAIN   2
