@@ -520,7 +520,7 @@ size_t net__conn_cap_room(net_conn_t *c) {
     if (n->t->ops->timer_start_us)
       n->t->ops->timer_start_us(c->cap_timer, conn_recheck_us(c));
     else
-      n->t->ops->timer_start(c->cap_timer, 1, 0);
+      n->t->ops->timer_start(c->cap_timer, conn_recheck_us(c) / 1000u, 0);
     bn_counter_add(n->ctr, BFTNET_COUNTER_INFLIGHT_WAITS, 1);
   }
   return 0;

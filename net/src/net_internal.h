@@ -234,7 +234,6 @@ void net__conn_out_secure(net_conn_t *c, const uint8_t *a, size_t alen, const ui
 /* Writes the output now; all: even while the previous write is in flight. */
 void net__conn_flush(net_conn_t *c, bool all);
 bool net__conn_congested(const net_conn_t *c);
-/* A stream of priority > 0 must wait: the kernel holds the cap or more. */
 /* The bytes a stream of priority > 0 may write now under the in-flight
  * cap: SIZE_MAX without a cap, 0 to wait (a re-check is armed). */
 size_t net__conn_cap_room(net_conn_t *c);

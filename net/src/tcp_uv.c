@@ -464,8 +464,7 @@ static void uvt_timer_start_us(bn_ttimer_t *tm, uint64_t timeout_us) {
     uvt_timer_start(tm, (timeout_us + 999) / 1000, 0);
     return;
   }
-  uv_timer_stop(&tm->timer);
-  fine_unlink(tm);
+  uvt_timer_stop(tm);
   tm->fine_due_ns = uv_hrtime() + timeout_us * 1000u;
   tm->fine_next = t->fine_head;
   if (t->fine_head) t->fine_head->fine_prev = tm;

@@ -341,18 +341,19 @@ static int tr_timer_new(bn_transport_t *bt, bn_timer_cb cb, void *ud, bn_ttimer_
   return 0;
 }
 
-static void tr_timer_start(bn_ttimer_t *tm, uint64_t timeout_ms, uint64_t repeat_ms) {
+static void timer_start_ns(bn_ttimer_t *tm, uint64_t timeout_ns, uint64_t repeat_ns) {
   sim_world_t *w = tm->tr->w;
   sim_cancel(w, tm->ev);
-  tm->repeat_ns = repeat_ms * SIM_MS;
-  tm->ev = sim__at_tr(w, tm->tr, w->now + timeout_ms * SIM_MS, timer_fire, tm, 0);
+  tm->repeat_ns = repeat_ns;
+  tm->ev = sim__at_tr(w, tm->tr, w->now + timeout_ns, timer_fire, tm, 0);
+}
+
+static void tr_timer_start(bn_ttimer_t *tm, uint64_t timeout_ms, uint64_t repeat_ms) {
+  timer_start_ns(tm, timeout_ms * SIM_MS, repeat_ms * SIM_MS);
 }
 
 static void tr_timer_start_us(bn_ttimer_t *tm, uint64_t timeout_us) {
-  sim_world_t *w = tm->tr->w;
-  sim_cancel(w, tm->ev);
-  tm->repeat_ns = 0;
-  tm->ev = sim__at_tr(w, tm->tr, w->now + timeout_us * 1000u, timer_fire, tm, 0);
+  timer_start_ns(tm, timeout_us * 1000u, 0);
 }
 
 static void tr_timer_stop(bn_ttimer_t *tm) {
